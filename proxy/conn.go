@@ -1,0 +1,358 @@
+package proxy
+
+import (
+	"errors"
+	"io"
+	"net"
+	"net/netip"
+	"runtime/debug"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/gotthard-proxy/gotthard/internal/arena"
+	"github.com/gotthard-proxy/gotthard/internal/h1"
+	"github.com/gotthard-proxy/gotthard/message"
+)
+
+// Connection states, for graceful shutdown.
+const (
+	stateIdle int32 = iota
+	stateActive
+	stateClosed
+)
+
+// conn is one client connection. It keeps only what an idle connection needs; the state
+// of a request lives in an exchange taken from a pool while the request runs.
+type conn[C any] struct {
+	svc    *Service[C]
+	nc     net.Conn
+	rc     syscall.RawConn // nil when the conn has no file descriptor
+	r      *h1.Reader
+	w      *h1.Writer
+	state  atomic.Int32
+	served int
+
+	clientIP netip.Addr
+	clientS  string // clientIP as text, made once
+	trusted  bool
+	waitFn   func(fd uintptr) bool
+	peek     [1]byte
+	ready    bool
+}
+
+// exchange is the state of one request on a client connection.
+type exchange[C any] struct {
+	head   h1.RequestHead
+	sess   Session
+	upReq  message.RequestHeader
+	upHead h1.ResponseHead
+	resp   message.ResponseHeader
+	trl    message.Header
+	arena  *arena.Arena
+	method []byte // the request method, for response framing
+
+	gotResponseByte bool // the peer answered this attempt
+}
+
+func (s *Service[C]) newConn(nc net.Conn) *conn[C] {
+	c := &conn[C]{
+		svc: s,
+		nc:  nc,
+		r:   h1.NewReader(nc, s.bufs, s.limits),
+		w:   h1.NewWriter(nc, s.bufs),
+	}
+	if ap, err := netip.ParseAddrPort(nc.RemoteAddr().String()); err == nil {
+		c.clientIP = ap.Addr().Unmap()
+		c.clientS = c.clientIP.String()
+		c.trusted = trusted(c.clientIP, s.opts.TrustedProxies)
+	}
+	if sc, ok := nc.(syscall.Conn); ok {
+		if rc, err := sc.SyscallConn(); err == nil {
+			c.rc = rc
+			c.waitFn = c.checkReadable
+		}
+	}
+	return c
+}
+
+func (c *conn[C]) serve() {
+	s := c.svc
+	defer func() {
+		c.r.Reset(nil)
+		c.w.Reset(nil)
+		c.nc.Close()
+		s.removeConn(c)
+	}()
+	keepalive := durOr(s.opts.KeepaliveTimeout, 60*time.Second)
+	maxReq := s.opts.MaxRequestsPerConn
+	if maxReq <= 0 {
+		maxReq = 10000
+	}
+	for {
+		if c.r.Buffered() == 0 {
+			// Idle: hold no buffers while waiting for the next request.
+			c.r.Release()
+			c.w.Release()
+			c.nc.SetReadDeadline(time.Now().Add(keepalive))
+			if !c.waitReadable() {
+				return
+			}
+		}
+		if !c.state.CompareAndSwap(stateIdle, stateActive) {
+			return // closed by Shutdown
+		}
+		ex := c.getExchange()
+		keep := c.handle(ex)
+		c.putExchange(ex)
+		c.served++
+		if !keep || c.served >= maxReq || s.closing.Load() {
+			return
+		}
+		c.state.Store(stateIdle)
+		if s.closing.Load() { // Shutdown may have missed this connection while active
+			return
+		}
+	}
+}
+
+// waitReadable blocks until the client sends something or the connection ends, without
+// holding a buffer. It reports whether there is something to read.
+func (c *conn[C]) waitReadable() bool {
+	if c.rc == nil {
+		return true
+	}
+	c.ready = false
+	if err := c.rc.Read(c.waitFn); err != nil {
+		return false
+	}
+	return c.ready
+}
+
+func (c *conn[C]) checkReadable(fd uintptr) bool {
+	n, errno := peekByte(fd, &c.peek)
+	if errno == syscall.EAGAIN || errno == syscall.EWOULDBLOCK {
+		return false // wait for the poller
+	}
+	c.ready = errno == 0 && n > 0
+	return true
+}
+
+func (c *conn[C]) getExchange() *exchange[C] {
+	ex, _ := c.svc.exchanges.Get().(*exchange[C])
+	if ex == nil {
+		ex = new(exchange[C])
+	}
+	ex.arena = c.svc.arenas.Get()
+	ex.sess.reset()
+	ex.sess.r, ex.sess.w = c.r, c.w
+	ex.sess.clientAddr = c.nc.RemoteAddr()
+	ex.sess.serverAddr = c.nc.LocalAddr()
+	ex.sess.requestIndex = c.served
+	return ex
+}
+
+func (c *conn[C]) putExchange(ex *exchange[C]) {
+	c.svc.arenas.Put(ex.arena)
+	ex.arena = nil
+	ex.sess.reset()
+	ex.sess.r, ex.sess.w = nil, nil
+	ex.sess.clientAddr, ex.sess.serverAddr = nil, nil
+	ex.upReq.Reset()
+	ex.resp.Reset()
+	ex.trl.Reset()
+	ex.head.Reset()
+	ex.upHead.Reset()
+	c.svc.exchanges.Put(ex)
+}
+
+// handle serves one request and reports whether the connection may serve another.
+func (c *conn[C]) handle(ex *exchange[C]) (keep bool) {
+	s := c.svc
+	err := c.r.ReadRequestHead(&ex.head)
+	if err != nil {
+		return c.badHead(ex, err)
+	}
+	sess := &ex.sess
+	sess.timing.Start = time.Now()
+	c.buildRequest(ex)
+	if !ex.head.KeepAlive {
+		sess.closeAfter = true
+	}
+
+	ctx := s.ctx
+	var cc C
+	var reqErr error
+	defer func() {
+		if p := recover(); p != nil {
+			perr := &Error{Type: InternalError, Source: Internal, Cause: panicError{p}}
+			s.log.Error("panic in request", "err", perr, "method", sess.req.Method,
+				"target", sess.req.Target, "client", c.clientS, "stack", string(debug.Stack()))
+			sess.closeAfter = true
+			if !sess.respStarted {
+				c.writeErrorPage(sess, 500)
+			}
+			reqErr = perr
+			keep = false
+			c.logging(ctx, sess, cc, reqErr)
+		}
+	}()
+	cc = s.app.NewCtx()
+	reqErr = c.run(ctx, ex, cc)
+	if reqErr != nil {
+		c.fail(ctx, ex, cc, reqErr)
+	}
+	if !sess.closeAfter && !c.r.BodyDone() {
+		// The request body was not read (a phase answered early): skip it if small,
+		// otherwise close the connection.
+		sess.closeAfter = !c.discardBody()
+	}
+	c.logging(ctx, sess, cc, reqErr)
+	return !sess.closeAfter
+}
+
+// logging runs the Logging phase, itself guarded against panics.
+func (c *conn[C]) logging(ctx contextT, sess *Session, cc C, err error) {
+	sess.timing.End = time.Now()
+	defer func() {
+		if p := recover(); p != nil {
+			c.svc.log.Error("panic in Logging phase", "err", p, "stack", string(debug.Stack()))
+		}
+	}()
+	c.svc.app.Logging(ctx, sess, cc, err)
+}
+
+type panicError struct{ v any }
+
+func (p panicError) Error() string { return "panic: " + anyString(p.v) }
+
+// badHead answers a request head that could not be read and ends the connection.
+func (c *conn[C]) badHead(ex *exchange[C], err error) bool {
+	var he *h1.Error
+	switch {
+	case errors.As(err, &he):
+		c.svc.log.Warn("bad request", "client", c.clientS, "status", he.Status, "reason", he.Reason)
+		ex.sess.closeAfter = true
+		c.writeErrorPage(&ex.sess, he.Status)
+	case errors.Is(err, io.EOF):
+		// Closed between requests: nothing to say.
+	default:
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() && c.r.Buffered() > 0 {
+			c.svc.log.Warn("request head timeout", "client", c.clientS)
+			ex.sess.closeAfter = true
+			c.writeErrorPage(&ex.sess, 408)
+		} else if errors.Is(err, io.ErrUnexpectedEOF) {
+			c.svc.log.Warn("client closed connection mid-head", "client", c.clientS)
+		}
+	}
+	return false
+}
+
+// buildRequest copies the parsed head into the session's request, doing the
+// framework's protective work.
+func (c *conn[C]) buildRequest(ex *exchange[C]) {
+	h, sess, a := &ex.head, &ex.sess, ex.arena
+	req := &sess.req
+	req.Method = internMethod(h.Method, a)
+	req.Target = a.String(h.Target)
+	req.Version = message.HTTP11
+	if h.Minor == 0 {
+		req.Version = message.HTTP10
+	}
+	copyFields(&req.Header, h.Fields, a, !c.trusted, true)
+	sess.expect100 = h.Expect100 && h.Minor == 1
+	sess.reqBodyKind = h.Body
+	sess.reqBodyLen = h.ContentLength
+}
+
+// discardBody reads and drops a small unread request body; it reports whether the
+// connection can go on.
+func (c *conn[C]) discardBody() bool {
+	const limit = 256 << 10
+	n := 0
+	c.nc.SetReadDeadline(time.Now().Add(durOr(c.svc.opts.ClientBodyTimeout, 60*time.Second)))
+	for n <= limit {
+		b, err := c.r.ReadBody()
+		n += len(b)
+		if err == io.EOF {
+			return true
+		}
+		if err != nil {
+			return false
+		}
+	}
+	return false
+}
+
+// run runs the request phases and the proxying.
+func (c *conn[C]) run(ctx contextT, ex *exchange[C], cc C) error {
+	s, sess := c.svc, &ex.sess
+	if err := s.app.EarlyRequestFilter(ctx, sess, cc); err != nil {
+		return err
+	}
+	res, err := s.app.RequestFilter(ctx, sess, cc)
+	if err != nil || res == Handled {
+		return err
+	}
+	res, err = s.app.ProxyUpstreamFilter(ctx, sess, cc)
+	if err != nil {
+		return err
+	}
+	if res == Handled {
+		if !sess.respStarted {
+			return &Error{Type: HTTPStatus, Source: Internal, Status: 502,
+				Cause: errors.New("proxy: ProxyUpstreamFilter stopped the request without a response")}
+		}
+		return nil
+	}
+	return c.proxy(ctx, ex, cc)
+}
+
+// fail handles a request that ended with err: it runs FailToProxy and answers the
+// client if nothing was sent yet.
+func (c *conn[C]) fail(ctx contextT, ex *exchange[C], cc C, err error) {
+	s, sess := c.svc, &ex.sess
+	e := asError(err, InternalError, Internal)
+	if !s.app.SuppressErrorLog(sess, cc, e) {
+		lvl := levelFor(e)
+		s.log.Log(ctx, lvl, "request failed", "err", e, "method", sess.req.Method,
+			"target", sess.req.Target, "client", c.clientS)
+	}
+	if e.Source == Downstream && e.Type != HTTPStatus {
+		sess.closeAfter = true
+	}
+	if sess.respStarted {
+		// Part of the response is out: the only way to tell the client is to close.
+		sess.closeAfter = true
+		return
+	}
+	status := s.app.FailToProxy(ctx, sess, cc, e)
+	if sess.respStarted {
+		return
+	}
+	if status == 0 {
+		status = ErrorStatus(e)
+	}
+	if !c.r.BodyDone() && !sess.bodyBuffered && sess.reqBodyKind != h1.BodyNone && sess.bodyRead {
+		sess.closeAfter = true
+	}
+	c.writeErrorPage(sess, status)
+}
+
+// writeErrorPage answers with a plain page that says only the status.
+func (c *conn[C]) writeErrorPage(sess *Session, status int) {
+	text := h1.StatusText(status)
+	if text == "" {
+		text = "Error"
+	}
+	h := &sess.scratchHeader
+	h.Reset()
+	h.Status = status
+	h.Header.Set("Content-Type", "text/plain; charset=utf-8")
+	h.Header.Set("Cache-Control", "no-store")
+	c.nc.SetWriteDeadline(time.Now().Add(durOr(c.svc.opts.SendTimeout, 60*time.Second)))
+	if err := sess.writeWhole(h, nil, statusLine(status, text)); err != nil {
+		sess.closeAfter = true
+	}
+}

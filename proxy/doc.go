@@ -1,0 +1,90 @@
+// Package proxy is the HTTP proxy engine: a user implements [ProxyHTTP] (one required
+// phase, UpstreamPeer, plus any of the optional phases that [Phases] provides defaults for)
+// and runs it as a [Service].
+//
+//	type Gateway struct{ proxy.Phases[*Ctx] }
+//	type Ctx struct{ user string }
+//
+//	func (Gateway) NewCtx() *Ctx { return &Ctx{} }
+//	func (Gateway) UpstreamPeer(ctx context.Context, s *proxy.Session, c *Ctx) (*proxy.Peer, error) {
+//		return proxy.NewPeer("127.0.0.1:8080"), nil
+//	}
+//
+//	svc := proxy.NewService("gateway", Gateway{}, proxy.ServiceOptions{})
+//	svc.AddTCP("0.0.0.0:6188")
+//	srv.Add(svc) // a server.Server runs it, with graceful shutdown
+//
+// # Phases
+//
+// Each request goes through these phases, in this order (names as in Pingora):
+//
+//	NewCtx
+//	  │
+//	EarlyRequestFilter
+//	  │
+//	RequestFilter ──────────── Handled ───────────────────────────┐
+//	  │                                                            │
+//	ProxyUpstreamFilter ────── Handled ───────────────────────────┤
+//	  │                                                            │
+//	UpstreamPeer ◄──────────────────────────────┐ (retry)          │
+//	  │                                          │                 │
+//	  ├── connect failed ── FailToConnect ───────┤                 │
+//	  │                                          │                 │
+//	ConnectedToUpstream                          │                 │
+//	  │                                          │                 │
+//	UpstreamRequestFilter                        │                 │
+//	  │                                          │                 │
+//	RequestBodyFilter (each piece)               │                 │
+//	  │                                          │                 │
+//	  ├── error ────────── ErrorWhileProxy ──────┘                 │
+//	  │                                                            │
+//	UpstreamResponseFilter                                         │
+//	  │                                                            │
+//	ResponseFilter                                                 │
+//	  │                                                            │
+//	UpstreamResponseBodyFilter, ResponseBodyFilter (each piece)    │
+//	  │                                                            │
+//	ResponseTrailerFilter (if the response has trailers)           │
+//	  │                                                            │
+//	Logging ◄──────────────────────────────────────────────────────┘
+//
+// Any phase error, or a failure without a retry, goes to FailToProxy (which may write its
+// own response; otherwise the client gets a plain error page with [ErrorStatus]) and then
+// Logging. SuppressErrorLog decides whether the failure is logged.
+//
+// # What the framework does before the phases see a request
+//
+// The HTTP/1.x codec rejects what enables request smuggling (Content-Length together with
+// Transfer-Encoding, differing Content-Length values, obs-fold, bare CR, invalid bytes, a
+// missing or repeated Host, unknown transfer codings with 501, oversized heads with 431)
+// before any phase runs. Hop-by-hop fields (Connection and the fields it names,
+// Keep-Alive, Proxy-Connection, TE, Transfer-Encoding, Upgrade) are removed from requests
+// and responses; Expect: 100-continue is answered by the proxy when the body is first read.
+// X-Forwarded-For, -Proto and -Host from clients outside [ServiceOptions.TrustedProxies]
+// are removed, and the proxy sets its own on the upstream request. Framing fields
+// (Content-Length, Transfer-Encoding, Connection) of outgoing messages are written by the
+// framework from what it actually sends: a phase that changes a body's length removes
+// Content-Length and the body goes chunked. Every field a phase sets is checked, so no
+// phase can inject a line break.
+//
+// # Retries
+//
+// A failed attempt is retried (UpstreamPeer runs again, so a balancer can pick another
+// backend) when the error's Retry field is set after FailToConnect or ErrorWhileProxy, up to
+// [ServiceOptions.MaxRetries], and only when that is safe: nothing was sent to the client
+// yet, and the request body was not streamed upstream — or it was buffered whole with
+// [Session.BufferRequestBody] and the method is idempotent. Connection failures come with
+// Retry set; a pooled connection that turns out closed is retried once the same way.
+//
+// # Upstream connections
+//
+// Connections to peers are pooled per service, keyed by the peer's identity (network,
+// address, TLS settings, group key), in LIFO stacks with an idle timeout and a maximum
+// size; each is checked for liveness before reuse. [Service.PoolStats] counts new and
+// reused connections.
+//
+// # Memory
+//
+// Bodies stream through pooled buffers with backpressure; nothing is buffered whole unless
+// a phase asks. An idle keep-alive client connection holds no read or write buffer.
+package proxy

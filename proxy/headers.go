@@ -1,0 +1,175 @@
+package proxy
+
+import (
+	"bytes"
+	"errors"
+	"net/netip"
+
+	"github.com/gotthard-proxy/gotthard/internal/arena"
+	"github.com/gotthard-proxy/gotthard/internal/h1"
+	"github.com/gotthard-proxy/gotthard/message"
+)
+
+// commonNames are field names interned as constants, so copying them costs nothing.
+var commonNames = [...]string{
+	"Host", "host", "User-Agent", "user-agent", "Accept", "accept", "Accept-Encoding",
+	"accept-encoding", "Accept-Language", "accept-language", "Content-Type", "content-type",
+	"Content-Length", "content-length", "Connection", "connection", "Cookie", "cookie",
+	"Date", "date", "Server", "server", "Cache-Control", "cache-control", "ETag", "etag",
+	"Last-Modified", "last-modified", "Authorization", "authorization", "Referer",
+	"Set-Cookie", "set-cookie", "Vary", "vary", "X-Forwarded-For", "x-forwarded-for",
+	"X-Forwarded-Proto", "X-Request-Id", "Content-Encoding", "content-encoding", "Expires",
+	"Location", "Origin", "Pragma", "If-None-Match", "If-Modified-Since", "Range",
+	"Accept-Ranges", "Age", "Transfer-Encoding", "Keep-Alive",
+}
+
+var commonMethods = [...]string{"GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH", "CONNECT", "TRACE"}
+
+func intern(b []byte, a *arena.Arena) string {
+	for _, s := range commonNames {
+		if len(s) == len(b) && string(b) == s {
+			return s
+		}
+	}
+	return a.String(b)
+}
+
+func internMethod(b []byte, a *arena.Arena) string {
+	for _, s := range commonMethods {
+		if string(b) == s {
+			return s
+		}
+	}
+	return a.String(b)
+}
+
+// hopByHop lists the fields that describe one connection only (RFC 9110 §7.6.1) and
+// the framing fields the framework owns.
+func isHopByHop(name []byte) bool {
+	switch len(name) {
+	case 2:
+		return asciiEqualFold(name, "te")
+	case 7:
+		return asciiEqualFold(name, "upgrade")
+	case 10:
+		return asciiEqualFold(name, "connection") || asciiEqualFold(name, "keep-alive")
+	case 16:
+		return asciiEqualFold(name, "proxy-connection")
+	case 17:
+		return asciiEqualFold(name, "transfer-encoding")
+	}
+	return false
+}
+
+func isFramingField(name string) bool {
+	return message.EqualFold(name, "Content-Length") || message.EqualFold(name, "Transfer-Encoding") ||
+		message.EqualFold(name, "Connection") || message.EqualFold(name, "Keep-Alive")
+}
+
+func asciiEqualFold(b []byte, lower string) bool {
+	if len(b) != len(lower) {
+		return false
+	}
+	for i := range b {
+		c := b[i]
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		if c != lower[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// connectionListed reports whether name is one of the tokens of the Connection fields.
+func connectionListed(fields []h1.Field, name []byte) bool {
+	for i := range fields {
+		if !asciiEqualFold(fields[i].Name, "connection") {
+			continue
+		}
+		v := fields[i].Value
+		for len(v) > 0 {
+			var tok []byte
+			if j := bytes.IndexByte(v, ','); j >= 0 {
+				tok, v = v[:j], v[j+1:]
+			} else {
+				tok, v = v, nil
+			}
+			tok = bytes.Trim(tok, " \t")
+			if bytes.EqualFold(tok, name) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func hasConnectionField(fields []h1.Field) bool {
+	for i := range fields {
+		if asciiEqualFold(fields[i].Name, "connection") {
+			return true
+		}
+	}
+	return false
+}
+
+// copyFields copies fields into h, dropping hop-by-hop ones and those named by
+// Connection, and, when dropForwarded, the X-Forwarded-* fields.
+func copyFields(h *message.Header, fields []h1.Field, a *arena.Arena, dropForwarded bool, dropExpect bool) {
+	conn := hasConnectionField(fields)
+	for i := range fields {
+		name := fields[i].Name
+		if isHopByHop(name) {
+			continue
+		}
+		if conn && connectionListed(fields, name) {
+			continue
+		}
+		if dropForwarded && len(name) > 12 && asciiEqualFold(name[:12], "x-forwarded-") {
+			continue
+		}
+		if dropExpect && asciiEqualFold(name, "expect") {
+			continue
+		}
+		h.Add(intern(name, a), a.String(fields[i].Value))
+	}
+}
+
+// validateHeader checks every field of h, so that no phase can inject a line break or
+// an invalid name into a message.
+func validateHeader(h *message.Header) error {
+	for _, f := range h.Fields() {
+		if !h1.ValidFieldName(f.Name) || !h1.ValidFieldValue(f.Value) {
+			return &Error{Type: InternalError, Source: Internal,
+				Cause: errors.New("proxy: invalid header field " + quoteName(f.Name))}
+		}
+	}
+	return nil
+}
+
+func quoteName(s string) string {
+	if len(s) > 64 {
+		s = s[:64]
+	}
+	b := make([]byte, 0, len(s)+2)
+	b = append(b, '"')
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c < 0x20 || c >= 0x7f || c == '"' {
+			c = '?'
+		}
+		b = append(b, c)
+	}
+	return string(append(b, '"'))
+}
+
+// trusted reports whether addr is in one of the prefixes.
+func trusted(addr netip.Addr, prefixes []netip.Prefix) bool {
+	for _, p := range prefixes {
+		if p.Contains(addr) {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,103 @@
+package proxy
+
+import (
+	"crypto/x509"
+	"time"
+)
+
+// Peer is an upstream server to send a request to: where it is, how to talk to it, and
+// its timeouts. Return one from [ProxyHTTP.UpstreamPeer].
+//
+// A Peer may be made once and returned for many requests; the framework never changes it.
+// Do not change a Peer after handing it to the framework: make a new one. Connections to
+// peers with the same identity (network, address, TLS settings and group key) share one
+// pool of idle connections.
+type Peer struct {
+	// Network is "tcp" (the default when empty) or "unix".
+	Network string
+	// Address is "host:port" for tcp, or a socket path for unix.
+	Address string
+	// TLS, if not nil, makes the connection use TLS.
+	TLS *PeerTLS
+	// GroupKey separates the pools of peers that are otherwise identical (for example to
+	// keep tenants' upstream connections apart).
+	GroupKey string
+	// Options holds timeouts and socket settings.
+	Options PeerOptions
+}
+
+// PeerTLS holds the TLS settings for an upstream connection.
+type PeerTLS struct {
+	// ServerName is sent as SNI and used to verify the certificate. If empty, the host
+	// part of the peer's address is used.
+	ServerName string
+	// RootCAs verifies the peer's certificate; nil means the system roots.
+	RootCAs *x509.CertPool
+	// InsecureSkipVerifyDangerous turns off certificate verification. It makes the
+	// connection open to any man in the middle; use it only for tests.
+	InsecureSkipVerifyDangerous bool
+}
+
+// PeerOptions holds a peer's timeouts and socket settings. Zero fields mean the default
+// given for each.
+type PeerOptions struct {
+	// ConnectTimeout bounds connecting (and the TLS handshake). If zero, 10s.
+	ConnectTimeout time.Duration
+	// ReadTimeout bounds each wait for data from the peer: the response head, and each
+	// read of the body. If zero, 60s.
+	ReadTimeout time.Duration
+	// WriteTimeout bounds each wait to write to the peer. If zero, 60s.
+	WriteTimeout time.Duration
+	// IdleTimeout is how long an idle connection to the peer stays in the pool. If zero,
+	// 60s; negative means connections are not kept.
+	IdleTimeout time.Duration
+	// TotalTimeout bounds a whole attempt, from connecting to the end of the response
+	// body. If zero, no bound beyond the others.
+	TotalTimeout time.Duration
+	// TCPKeepAlive is the keep-alive probe period of TCP connections. If zero, 15s;
+	// negative turns probes off.
+	TCPKeepAlive time.Duration
+}
+
+// NewPeer returns a TCP peer at addr ("host:port") with default options.
+func NewPeer(addr string) *Peer { return &Peer{Network: "tcp", Address: addr} }
+
+// poolKey is the identity of a peer for connection pooling.
+type poolKey struct {
+	network, address, group string
+	tls                     bool
+	serverName              string
+	roots                   *x509.CertPool
+	skipVerify              bool
+}
+
+func (p *Peer) key() poolKey {
+	k := poolKey{network: p.network(), address: p.Address, group: p.GroupKey}
+	if p.TLS != nil {
+		k.tls = true
+		k.serverName = p.TLS.ServerName
+		k.roots = p.TLS.RootCAs
+		k.skipVerify = p.TLS.InsecureSkipVerifyDangerous
+	}
+	return k
+}
+
+func (p *Peer) network() string {
+	if p.Network == "" {
+		return "tcp"
+	}
+	return p.Network
+}
+
+func orDefault(d, def time.Duration) time.Duration {
+	if d == 0 {
+		return def
+	}
+	return d
+}
+
+func (o *PeerOptions) connectTimeout() time.Duration { return orDefault(o.ConnectTimeout, 10*time.Second) }
+func (o *PeerOptions) readTimeout() time.Duration    { return orDefault(o.ReadTimeout, 60*time.Second) }
+func (o *PeerOptions) writeTimeout() time.Duration   { return orDefault(o.WriteTimeout, 60*time.Second) }
+func (o *PeerOptions) idleTimeout() time.Duration    { return orDefault(o.IdleTimeout, 60*time.Second) }
+func (o *PeerOptions) keepAlive() time.Duration      { return orDefault(o.TCPKeepAlive, 15*time.Second) }

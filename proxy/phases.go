@@ -1,0 +1,207 @@
+package proxy
+
+import (
+	"context"
+
+	"github.com/gotthard-proxy/gotthard/message"
+)
+
+// Result tells the framework whether a phase answered the client itself.
+type Result uint8
+
+const (
+	// Continue lets the request go on to the next phase.
+	Continue Result = iota
+	// Handled means the phase wrote a whole response (with [Session.Respond] or
+	// [Session.WriteResponse]); the framework stops proxying and goes to Logging.
+	Handled
+)
+
+// String returns "Continue" or "Handled".
+func (r Result) String() string {
+	if r == Handled {
+		return "Handled"
+	}
+	return "Continue"
+}
+
+// ProxyHTTP is the callback interface a user implements to make a proxy. C is the type of
+// the per-request context that [ProxyHTTP.NewCtx] makes and every phase receives.
+//
+// Only NewCtx and UpstreamPeer must be written; every other phase has a default in
+// [Phases], which the implementing type must embed. The phases run in the order of the
+// chart in the package documentation. A ProxyHTTP is shared by every connection of a
+// service, so its methods must be safe for concurrent use; per-request state belongs in C.
+//
+// Every phase receives the connection's context (canceled when the service is closed),
+// the request's [Session] and the per-request context c. A phase that returns an error
+// ends the request: the framework maps it to a status with [ErrorStatus] (500 for errors
+// that are not [*Error]) and answers the client, unless a response was already sent.
+// A panic in a phase ends that request only: it is recovered, logged with its stack and
+// answered with 500 when nothing was sent yet.
+type ProxyHTTP[C any] interface {
+	// NewCtx returns the per-request context for a new request. It runs first, once per
+	// request (not again on retries).
+	NewCtx() C
+
+	// UpstreamPeer returns the peer to send the request to. It runs after the request
+	// filters and again for each retry. The returned Peer may be shared between requests
+	// (see [Peer]). Returning an error ends the request (FailToProxy runs).
+	UpstreamPeer(ctx context.Context, s *Session, c C) (*Peer, error)
+
+	// EarlyRequestFilter runs right after the request head was read and checked, before
+	// any other phase. It may change the request. Default: nothing. Not run on retries.
+	EarlyRequestFilter(ctx context.Context, s *Session, c C) error
+
+	// RequestFilter runs after EarlyRequestFilter. It may change the request, or answer the
+	// client itself (write a response, return [Handled]): authentication, rate limiting,
+	// redirects. Default: [Continue]. Not run on retries.
+	RequestFilter(ctx context.Context, s *Session, c C) (Result, error)
+
+	// RequestBodyFilter sees each piece of the request body on its way upstream, and a last
+	// call with end set (chunk may be empty then). It returns the bytes to send instead of
+	// chunk; chunk aliases a buffer that is reused after the call returns, and so may the
+	// returned slice. If it changes the body's length, the UpstreamRequestFilter must remove
+	// Content-Length so the body is sent chunked. Default: chunk unchanged. When a retry
+	// resends a buffered body, the filter is not run again.
+	RequestBodyFilter(ctx context.Context, s *Session, c C, chunk []byte, end bool) ([]byte, error)
+
+	// ProxyUpstreamFilter runs before UpstreamPeer and decides whether to proxy at all.
+	// Returning [Handled] stops the request: the phase should have written a response;
+	// if it did not, the client gets 502. Default: [Continue]. Not run on retries.
+	ProxyUpstreamFilter(ctx context.Context, s *Session, c C) (Result, error)
+
+	// ConnectedToUpstream runs once a connection to the peer is ready for this attempt,
+	// new (reused false) or taken from the pool. Default: nothing. Runs on each retry.
+	ConnectedToUpstream(ctx context.Context, s *Session, c C, peer *Peer, reused bool) error
+
+	// UpstreamRequestFilter may change the request head about to be sent upstream (a copy
+	// of [Session.Request] after the framework's own changes: hop-by-hop fields removed,
+	// X-Forwarded-* set). Fields the framework owns (Transfer-Encoding, Connection) are set
+	// after it. Default: nothing. Runs on each retry, on a fresh copy.
+	UpstreamRequestFilter(ctx context.Context, s *Session, c C, req *message.RequestHeader) error
+
+	// UpstreamResponseFilter may change the response head as it arrives from upstream,
+	// after hop-by-hop fields were removed. Default: nothing. Not run on cache hits.
+	UpstreamResponseFilter(ctx context.Context, s *Session, c C, resp *message.ResponseHeader) error
+
+	// UpstreamResponseBodyFilter sees each piece of the response body as it arrives from
+	// upstream, as RequestBodyFilter does for the request. Default: chunk unchanged.
+	UpstreamResponseBodyFilter(ctx context.Context, s *Session, c C, chunk []byte, end bool) ([]byte, error)
+
+	// ResponseFilter may change the response head just before it goes to the client
+	// (after UpstreamResponseFilter; also for cache hits). Removing Content-Length makes
+	// the framework send the body chunked (HTTP/1.1) or close-delimited (HTTP/1.0).
+	// Default: nothing.
+	ResponseFilter(ctx context.Context, s *Session, c C, resp *message.ResponseHeader) error
+
+	// ResponseBodyFilter sees each piece of the response body just before it goes to the
+	// client. Default: chunk unchanged.
+	ResponseBodyFilter(ctx context.Context, s *Session, c C, chunk []byte, end bool) ([]byte, error)
+
+	// ResponseTrailerFilter may change the response trailers before they go to the client.
+	// It runs only for responses that carry trailers. Default: nothing.
+	ResponseTrailerFilter(ctx context.Context, s *Session, c C, trailers *message.Header) error
+
+	// Logging runs once at the end of every request, whatever happened; err is the error
+	// that ended it, or nil. It is the place for access logs and metrics. Default: nothing.
+	Logging(ctx context.Context, s *Session, c C, err error)
+
+	// FailToConnect runs when connecting to peer failed. It returns the error to go on
+	// with; setting its Retry field asks for another attempt (UpstreamPeer runs again),
+	// within the service's retry limit. Connection errors come with Retry set, since
+	// nothing was sent. Default: err unchanged.
+	FailToConnect(ctx context.Context, s *Session, c C, peer *Peer, err *Error) *Error
+
+	// ErrorWhileProxy runs when an error happened after the connection to peer was made.
+	// clientReused tells whether the client connection served earlier requests. Setting
+	// Retry asks for another attempt, which the framework honours only when that is safe:
+	// no response byte was sent to the client, and the request body was not sent upstream
+	// or was buffered whole and the method is idempotent. Default: err unchanged.
+	ErrorWhileProxy(ctx context.Context, s *Session, c C, peer *Peer, err *Error, clientReused bool) *Error
+
+	// FailToProxy runs when the request failed and no response was sent to the client yet.
+	// It may write its own response; otherwise the framework answers with the returned
+	// status and a plain error page (0 means the default: [ErrorStatus] of err).
+	FailToProxy(ctx context.Context, s *Session, c C, err *Error) int
+
+	// SuppressErrorLog reports whether the framework should skip its error log line for
+	// err. Default: false.
+	SuppressErrorLog(s *Session, c C, err *Error) bool
+
+	phases()
+}
+
+// Phases provides the default for every optional phase of [ProxyHTTP]. Embed it in the
+// type that implements ProxyHTTP; its zero value is ready to use.
+type Phases[C any] struct{}
+
+func (Phases[C]) phases() {}
+
+// EarlyRequestFilter does nothing.
+func (Phases[C]) EarlyRequestFilter(context.Context, *Session, C) error { return nil }
+
+// RequestFilter returns [Continue].
+func (Phases[C]) RequestFilter(context.Context, *Session, C) (Result, error) { return Continue, nil }
+
+// RequestBodyFilter returns chunk unchanged.
+func (Phases[C]) RequestBodyFilter(_ context.Context, _ *Session, _ C, chunk []byte, _ bool) ([]byte, error) {
+	return chunk, nil
+}
+
+// ProxyUpstreamFilter returns [Continue].
+func (Phases[C]) ProxyUpstreamFilter(context.Context, *Session, C) (Result, error) {
+	return Continue, nil
+}
+
+// ConnectedToUpstream does nothing.
+func (Phases[C]) ConnectedToUpstream(context.Context, *Session, C, *Peer, bool) error { return nil }
+
+// UpstreamRequestFilter does nothing.
+func (Phases[C]) UpstreamRequestFilter(context.Context, *Session, C, *message.RequestHeader) error {
+	return nil
+}
+
+// UpstreamResponseFilter does nothing.
+func (Phases[C]) UpstreamResponseFilter(context.Context, *Session, C, *message.ResponseHeader) error {
+	return nil
+}
+
+// UpstreamResponseBodyFilter returns chunk unchanged.
+func (Phases[C]) UpstreamResponseBodyFilter(_ context.Context, _ *Session, _ C, chunk []byte, _ bool) ([]byte, error) {
+	return chunk, nil
+}
+
+// ResponseFilter does nothing.
+func (Phases[C]) ResponseFilter(context.Context, *Session, C, *message.ResponseHeader) error {
+	return nil
+}
+
+// ResponseBodyFilter returns chunk unchanged.
+func (Phases[C]) ResponseBodyFilter(_ context.Context, _ *Session, _ C, chunk []byte, _ bool) ([]byte, error) {
+	return chunk, nil
+}
+
+// ResponseTrailerFilter does nothing.
+func (Phases[C]) ResponseTrailerFilter(context.Context, *Session, C, *message.Header) error {
+	return nil
+}
+
+// Logging does nothing.
+func (Phases[C]) Logging(context.Context, *Session, C, error) {}
+
+// FailToConnect returns err unchanged.
+func (Phases[C]) FailToConnect(_ context.Context, _ *Session, _ C, _ *Peer, err *Error) *Error {
+	return err
+}
+
+// ErrorWhileProxy returns err unchanged.
+func (Phases[C]) ErrorWhileProxy(_ context.Context, _ *Session, _ C, _ *Peer, err *Error, _ bool) *Error {
+	return err
+}
+
+// FailToProxy returns 0: the framework answers with [ErrorStatus] of err.
+func (Phases[C]) FailToProxy(context.Context, *Session, C, *Error) int { return 0 }
+
+// SuppressErrorLog returns false.
+func (Phases[C]) SuppressErrorLog(*Session, C, *Error) bool { return false }

@@ -1,0 +1,299 @@
+package proxy
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"net"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/gotthard-proxy/gotthard/internal/h1"
+)
+
+// PoolStats counts upstream connections of a service.
+type PoolStats struct {
+	// New is the number of connections opened.
+	New uint64
+	// Reused is the number of times an idle connection was taken from the pool.
+	Reused uint64
+	// Idle is the number of idle connections in the pool now.
+	Idle int
+}
+
+// ReuseRatio is Reused / (New + Reused), or 0 before any request.
+func (s PoolStats) ReuseRatio() float64 {
+	if s.New+s.Reused == 0 {
+		return 0
+	}
+	return float64(s.Reused) / float64(s.New+s.Reused)
+}
+
+// upConn is one connection to a peer with its codec state.
+type upConn struct {
+	nc      net.Conn
+	rc      syscall.RawConn // nil when the conn has no file descriptor
+	r       *h1.Reader
+	w       *h1.Writer
+	key     poolKey
+	idleTTL time.Duration
+	idleAt  time.Time
+	// liveness check state, kept here so the check does not allocate
+	peek     [1]byte
+	alive    bool
+	checkFn  func(fd uintptr) bool
+	requests int
+}
+
+func (c *upConn) close() {
+	c.r.Reset(nil)
+	c.w.Reset(nil)
+	c.nc.Close()
+}
+
+// connPool is the shared pool of idle upstream connections of one service. Lookups read
+// an immutable map through an atomic pointer; each peer has its own small lock.
+type connPool struct {
+	maxIdle int
+	bufs    *h1.BufPool
+	limits  h1.Limits
+	dialer  net.Dialer
+
+	mu     sync.Mutex // guards adding to hosts and closed
+	hosts  atomic.Pointer[map[poolKey]*hostPool]
+	closed bool
+
+	newConns, reused atomic.Uint64
+}
+
+type hostPool struct {
+	mu   sync.Mutex
+	idle []*upConn // a LIFO stack: the newest on top
+}
+
+func newConnPool(maxIdle int, bufs *h1.BufPool, lim h1.Limits) *connPool {
+	p := &connPool{maxIdle: maxIdle, bufs: bufs, limits: lim}
+	m := map[poolKey]*hostPool{}
+	p.hosts.Store(&m)
+	return p
+}
+
+func (p *connPool) host(k poolKey) *hostPool {
+	if h, ok := (*p.hosts.Load())[k]; ok {
+		return h
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	old := *p.hosts.Load()
+	if h, ok := old[k]; ok {
+		return h
+	}
+	m := make(map[poolKey]*hostPool, len(old)+1)
+	for kk, v := range old {
+		m[kk] = v
+	}
+	h := &hostPool{}
+	m[k] = h
+	p.hosts.Store(&m)
+	return h
+}
+
+// get returns an idle live connection to the peer, or nil.
+func (p *connPool) get(k poolKey) *upConn {
+	h, ok := (*p.hosts.Load())[k]
+	if !ok {
+		return nil
+	}
+	now := time.Now()
+	for {
+		h.mu.Lock()
+		n := len(h.idle)
+		if n == 0 {
+			h.mu.Unlock()
+			return nil
+		}
+		c := h.idle[n-1]
+		h.idle[n-1] = nil
+		h.idle = h.idle[:n-1]
+		h.mu.Unlock()
+		if now.Sub(c.idleAt) >= c.idleTTL || !c.isAlive() {
+			c.close()
+			continue
+		}
+		p.reused.Add(1)
+		return c
+	}
+}
+
+// put returns c to the pool, or closes it when the pool is full or closed.
+func (p *connPool) put(c *upConn) {
+	if p.maxIdle <= 0 || c.idleTTL <= 0 {
+		c.close()
+		return
+	}
+	c.r.Release()
+	c.w.Release()
+	c.idleAt = time.Now()
+	h := p.host(c.key)
+	p.mu.Lock()
+	closed := p.closed
+	p.mu.Unlock()
+	if closed {
+		c.close()
+		return
+	}
+	h.mu.Lock()
+	h.idle = append(h.idle, c)
+	var evict *upConn
+	if len(h.idle) > p.maxIdle {
+		evict = h.idle[0]
+		copy(h.idle, h.idle[1:])
+		h.idle[len(h.idle)-1] = nil
+		h.idle = h.idle[:len(h.idle)-1]
+	}
+	h.mu.Unlock()
+	if evict != nil {
+		evict.close()
+	}
+}
+
+// sweep closes connections that have been idle for longer than their timeout.
+func (p *connPool) sweep(now time.Time) {
+	for _, h := range *p.hosts.Load() {
+		var expired []*upConn
+		h.mu.Lock()
+		j := 0
+		for _, c := range h.idle {
+			if now.Sub(c.idleAt) >= c.idleTTL {
+				expired = append(expired, c)
+				continue
+			}
+			h.idle[j] = c
+			j++
+		}
+		clear(h.idle[j:])
+		h.idle = h.idle[:j]
+		h.mu.Unlock()
+		for _, c := range expired {
+			c.close()
+		}
+	}
+}
+
+// closeAll closes every idle connection and makes later puts close theirs.
+func (p *connPool) closeAll() {
+	p.mu.Lock()
+	p.closed = true
+	p.mu.Unlock()
+	for _, h := range *p.hosts.Load() {
+		h.mu.Lock()
+		idle := h.idle
+		h.idle = nil
+		h.mu.Unlock()
+		for _, c := range idle {
+			c.close()
+		}
+	}
+}
+
+func (p *connPool) stats() PoolStats {
+	s := PoolStats{New: p.newConns.Load(), Reused: p.reused.Load()}
+	for _, h := range *p.hosts.Load() {
+		h.mu.Lock()
+		s.Idle += len(h.idle)
+		h.mu.Unlock()
+	}
+	return s
+}
+
+// dial opens a new connection to peer.
+func (p *connPool) dial(ctx context.Context, peer *Peer) (*upConn, error) {
+	o := &peer.Options
+	d := p.dialer
+	d.Timeout = o.connectTimeout()
+	d.KeepAlive = o.keepAlive()
+	nc, err := d.DialContext(ctx, peer.network(), peer.Address)
+	if err != nil {
+		t := ConnectError
+		if isRefused(err) {
+			t = ConnectRefused
+		}
+		e := asError(err, t, Upstream)
+		e.Retry = true
+		return nil, e
+	}
+	if peer.TLS != nil {
+		nc, err = handshake(ctx, nc, peer)
+		if err != nil {
+			e := asError(err, ConnectError, Upstream)
+			e.Retry = true
+			return nil, e
+		}
+	}
+	p.newConns.Add(1)
+	c := &upConn{
+		nc:      nc,
+		r:       h1.NewReader(nc, p.bufs, p.limits),
+		w:       h1.NewWriter(nc, p.bufs),
+		key:     peer.key(),
+		idleTTL: o.idleTimeout(),
+	}
+	if sc, ok := nc.(syscall.Conn); ok {
+		if rc, err := sc.SyscallConn(); err == nil {
+			c.rc = rc
+			c.checkFn = c.check
+		}
+	}
+	return c, nil
+}
+
+func handshake(ctx context.Context, nc net.Conn, peer *Peer) (net.Conn, error) {
+	name := peer.TLS.ServerName
+	if name == "" {
+		host, _, err := net.SplitHostPort(peer.Address)
+		if err != nil {
+			host = peer.Address
+		}
+		name = host
+	}
+	cfg := &tls.Config{
+		ServerName:         name,
+		RootCAs:            peer.TLS.RootCAs,
+		InsecureSkipVerify: peer.TLS.InsecureSkipVerifyDangerous,
+		NextProtos:         []string{"http/1.1"},
+		MinVersion:         tls.VersionTLS12,
+	}
+	ctx, cancel := context.WithTimeout(ctx, peer.Options.connectTimeout())
+	defer cancel()
+	tc := tls.Client(nc, cfg)
+	if err := tc.HandshakeContext(ctx); err != nil {
+		nc.Close()
+		return nil, fmt.Errorf("tls handshake with %s: %w", peer.Address, err)
+	}
+	return tc, nil
+}
+
+func isRefused(err error) bool {
+	var se syscall.Errno
+	for e := err; e != nil; {
+		if errnoAs(e, &se) && se == syscall.ECONNREFUSED {
+			return true
+		}
+		u, ok := e.(interface{ Unwrap() error })
+		if !ok {
+			return false
+		}
+		e = u.Unwrap()
+	}
+	return false
+}
+
+func errnoAs(err error, target *syscall.Errno) bool {
+	if e, ok := err.(syscall.Errno); ok {
+		*target = e
+		return true
+	}
+	return false
+}

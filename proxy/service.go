@@ -1,0 +1,347 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gotthard-proxy/gotthard/internal/arena"
+	"github.com/gotthard-proxy/gotthard/internal/h1"
+)
+
+// ServiceOptions configures a [Service]. Zero fields mean the default given for each.
+type ServiceOptions struct {
+	// Logger receives error and lifecycle logs. If nil, slog.Default().
+	Logger *slog.Logger
+
+	// MaxHeadBytes bounds a request head (request line and fields). If zero, 32 KiB.
+	// Larger heads get 431.
+	MaxHeadBytes int
+	// MaxHeaderCount bounds the number of request fields. If zero, 100.
+	MaxHeaderCount int
+	// MaxLineBytes bounds one line of a head. If zero, 8 KiB.
+	MaxLineBytes int
+	// BufferSize is the size of the pooled read and write buffers. If zero, 16 KiB.
+	BufferSize int
+
+	// KeepaliveTimeout is how long a client connection may stay idle between requests,
+	// and how long a client has to send a whole request head. If zero, 60s.
+	KeepaliveTimeout time.Duration
+	// ClientBodyTimeout bounds each wait for request body data from the client. If zero,
+	// 60s.
+	ClientBodyTimeout time.Duration
+	// SendTimeout bounds each wait to write to the client. If zero, 60s.
+	SendTimeout time.Duration
+	// MaxRequestsPerConn closes a client connection after that many requests. If zero,
+	// 10000.
+	MaxRequestsPerConn int
+
+	// MaxRetries bounds the retries of one request (see ProxyHTTP.FailToConnect). If
+	// zero, 3; negative means no retries.
+	MaxRetries int
+	// UpstreamKeepalivePoolSize is the number of idle connections kept per peer. If zero,
+	// 128; negative means upstream connections are not reused.
+	UpstreamKeepalivePoolSize int
+
+	// TrustedProxies lists the client addresses whose X-Forwarded-For, X-Forwarded-Proto
+	// and X-Forwarded-Host fields are kept (and appended to). Those fields from any other
+	// client are removed before the phases run. If empty, no client is trusted.
+	TrustedProxies []netip.Prefix
+	// NoForwardedHeaders stops the framework from setting X-Forwarded-For,
+	// X-Forwarded-Proto and X-Forwarded-Host on upstream requests. Untrusted incoming
+	// ones are still removed.
+	NoForwardedHeaders bool
+	// Via, if not empty, is the pseudonym added as "Via: 1.1 <Via>" to requests sent
+	// upstream and to responses (RFC 9110 §7.6.3).
+	Via string
+}
+
+// Service is a proxy service: it accepts client connections on its endpoints and proxies
+// their requests through the phases of a [ProxyHTTP]. It satisfies the server package's
+// ListeningService, so a server.Server runs it; it can also be run on its own with
+// [Service.Serve]. Its methods are safe for concurrent use.
+type Service[C any] struct {
+	name   string
+	app    ProxyHTTP[C]
+	opts   ServiceOptions
+	log    *slog.Logger
+	limits h1.Limits
+	bufs   *h1.BufPool
+	arenas arena.Pool
+	pool   *connPool
+	via    string
+
+	exchanges sync.Pool // *exchange[C]
+
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	mu        sync.Mutex
+	endpoints []net.Addr
+	listeners []net.Listener
+	conns     map[*conn[C]]struct{}
+	closing   atomic.Bool // no new requests: shutting down or closed
+	done      chan struct{}
+	doneOnce  sync.Once
+	wg        sync.WaitGroup // accept loops, connections, the pool sweeper
+}
+
+// NewService returns a proxy service named name that proxies with app.
+func NewService[C any](name string, app ProxyHTTP[C], opts ServiceOptions) *Service[C] {
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	opts.TrustedProxies = append([]netip.Prefix(nil), opts.TrustedProxies...)
+	s := &Service[C]{
+		name: name,
+		app:  app,
+		opts: opts,
+		log:  opts.Logger.With("service", name),
+		limits: h1.Limits{
+			MaxHeadBytes: opts.MaxHeadBytes,
+			MaxFields:    opts.MaxHeaderCount,
+			MaxLineBytes: opts.MaxLineBytes,
+		},
+		bufs:  h1.NewBufPool(opts.BufferSize),
+		conns: map[*conn[C]]struct{}{},
+		done:  make(chan struct{}),
+	}
+	maxIdle := opts.UpstreamKeepalivePoolSize
+	if maxIdle == 0 {
+		maxIdle = 128
+	}
+	s.pool = newConnPool(maxIdle, s.bufs, h1.Limits{MaxHeadBytes: 64 << 10, MaxFields: 200, MaxLineBytes: 16 << 10})
+	if opts.Via != "" {
+		s.via = "1.1 " + opts.Via
+	}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	return s
+}
+
+// Name returns the service's name.
+func (s *Service[C]) Name() string { return s.name }
+
+// AddTCP adds a TCP endpoint ("host:port"; port 0 picks a free one).
+func (s *Service[C]) AddTCP(addr string) { s.addEndpoint(endpoint{"tcp", addr}) }
+
+// AddUnix adds a Unix socket endpoint at path.
+func (s *Service[C]) AddUnix(path string) { s.addEndpoint(endpoint{"unix", path}) }
+
+func (s *Service[C]) addEndpoint(e endpoint) {
+	s.mu.Lock()
+	s.endpoints = append(s.endpoints, e)
+	s.mu.Unlock()
+}
+
+// Endpoints returns the endpoints added with AddTCP and AddUnix, as addresses whose
+// Network is "tcp" or "unix".
+func (s *Service[C]) Endpoints() []net.Addr {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]net.Addr(nil), s.endpoints...)
+}
+
+// PoolStats returns the counts of the service's upstream connection pool.
+func (s *Service[C]) PoolStats() PoolStats { return s.pool.stats() }
+
+// ListenAndServe listens on the service's endpoints and serves until Shutdown or Close.
+// Use it to run a service without a server.Server.
+func (s *Service[C]) ListenAndServe() error {
+	eps := s.Endpoints()
+	lns := make([]net.Listener, 0, len(eps))
+	for _, ep := range eps {
+		ln, err := net.Listen(ep.Network(), ep.String())
+		if err != nil {
+			for _, l := range lns {
+				l.Close()
+			}
+			return fmt.Errorf("proxy: service %s: %w", s.name, err)
+		}
+		lns = append(lns, ln)
+	}
+	return s.Serve(lns)
+}
+
+// Serve accepts connections on lns and serves them until Shutdown or Close, then returns
+// nil. It owns the listeners from then on. It returns an error at once if the service was
+// already closed or lns is empty.
+func (s *Service[C]) Serve(lns []net.Listener) error {
+	if len(lns) == 0 {
+		return errors.New("proxy: Serve needs at least one listener")
+	}
+	s.mu.Lock()
+	if s.closing.Load() {
+		s.mu.Unlock()
+		for _, ln := range lns {
+			ln.Close()
+		}
+		return errors.New("proxy: service " + s.name + " is closed")
+	}
+	s.listeners = append(s.listeners, lns...)
+	s.wg.Add(len(lns) + 1)
+	s.mu.Unlock()
+
+	go s.sweepLoop()
+	for _, ln := range lns {
+		go s.acceptLoop(ln)
+	}
+	<-s.done
+	return nil
+}
+
+func (s *Service[C]) sweepLoop() {
+	defer s.wg.Done()
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.done:
+			return
+		case now := <-t.C:
+			s.pool.sweep(now)
+		}
+	}
+}
+
+func (s *Service[C]) acceptLoop(ln net.Listener) {
+	defer s.wg.Done()
+	var backoff time.Duration
+	for {
+		nc, err := ln.Accept()
+		if err != nil {
+			if s.closing.Load() {
+				return
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() || isTemporary(err) {
+				backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+				s.log.Warn("accept failed; retrying", "err", err, "backoff", backoff)
+				select {
+				case <-time.After(backoff):
+				case <-s.done:
+					return
+				}
+				continue
+			}
+			s.log.Error("accept failed; listener stopped", "addr", ln.Addr().String(), "err", err)
+			return
+		}
+		backoff = 0
+		c := s.newConn(nc)
+		s.mu.Lock()
+		if s.closing.Load() {
+			s.mu.Unlock()
+			nc.Close()
+			continue
+		}
+		s.conns[c] = struct{}{}
+		s.wg.Add(1)
+		s.mu.Unlock()
+		go c.serve()
+	}
+}
+
+func isTemporary(err error) bool {
+	var t interface{ Temporary() bool }
+	return errors.As(err, &t) && t.Temporary()
+}
+
+func (s *Service[C]) removeConn(c *conn[C]) {
+	s.mu.Lock()
+	delete(s.conns, c)
+	s.mu.Unlock()
+	s.wg.Done()
+}
+
+// Shutdown stops accepting, lets in-flight requests finish (their connections close after
+// the response) and closes idle connections. If ctx ends first, it closes the remaining
+// connections and returns ctx.Err().
+func (s *Service[C]) Shutdown(ctx context.Context) error {
+	s.stopAccepting()
+	t := time.NewTicker(20 * time.Millisecond)
+	defer t.Stop()
+	for {
+		if s.closeIdle() {
+			s.finish()
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			s.Close()
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
+}
+
+// Close closes the listeners and every connection at once and waits for their goroutines.
+func (s *Service[C]) Close() error {
+	s.stopAccepting()
+	s.cancel()
+	s.mu.Lock()
+	for c := range s.conns {
+		c.nc.Close()
+	}
+	s.mu.Unlock()
+	s.finish()
+	return nil
+}
+
+func (s *Service[C]) stopAccepting() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closing.Swap(true) {
+		return
+	}
+	for _, ln := range s.listeners {
+		ln.Close()
+	}
+}
+
+// closeIdle closes connections waiting for a request and reports whether none is left.
+func (s *Service[C]) closeIdle() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for c := range s.conns {
+		if c.state.CompareAndSwap(stateIdle, stateClosed) {
+			c.nc.Close()
+		}
+	}
+	return len(s.conns) == 0
+}
+
+func (s *Service[C]) finish() {
+	s.doneOnce.Do(func() { close(s.done) })
+	s.wg.Wait()
+	s.pool.closeAll()
+	s.cancel()
+}
+
+// endpoint is a net.Addr for an address a service listens on.
+type endpoint struct{ network, address string }
+
+func (e endpoint) Network() string { return e.network }
+func (e endpoint) String() string  { return e.address }
+
+func (s *Service[C]) maxRetries() int {
+	switch {
+	case s.opts.MaxRetries < 0:
+		return 0
+	case s.opts.MaxRetries == 0:
+		return 3
+	}
+	return s.opts.MaxRetries
+}
+
+func durOr(d, def time.Duration) time.Duration {
+	if d <= 0 {
+		return def
+	}
+	return d
+}

@@ -1,0 +1,264 @@
+package proxy
+
+import (
+	"errors"
+	"io"
+	"net"
+	"strconv"
+	"time"
+
+	"github.com/gotthard-proxy/gotthard/internal/h1"
+	"github.com/gotthard-proxy/gotthard/message"
+)
+
+// ErrResponseSent is returned when a phase tries to write a response after one was sent.
+var ErrResponseSent = errors.New("proxy: response already sent")
+
+// ErrBodyTooLarge is returned by [Session.BufferRequestBody] when the body exceeds the
+// limit; returned from a phase it answers the client with 413.
+var ErrBodyTooLarge = &Error{Type: HTTPStatus, Source: Downstream, Status: 413,
+	Cause: errors.New("proxy: request body too large")}
+
+// Timing records when the steps of a request happened. Zero times did not happen.
+type Timing struct {
+	// Start is when the request head had been read.
+	Start time.Time
+	// UpstreamConnected is when the connection to the (last) peer was ready.
+	UpstreamConnected time.Time
+	// UpstreamResponse is when the response head from the peer had been read.
+	UpstreamResponse time.Time
+	// End is when the response had been written (set before Logging runs).
+	End time.Time
+}
+
+// Session is one request and its response as seen by the phases: the request head (to
+// read and change), the client's and server's addresses, the response sent, timing, and
+// ways to answer the client directly. A Session is valid only during the phases of its
+// request and is reused afterwards: do not keep it. It is not safe for concurrent use.
+type Session struct {
+	req        message.RequestHeader
+	clientAddr net.Addr
+	serverAddr net.Addr
+	tls        bool
+
+	// the client connection's codec
+	r *h1.Reader
+	w *h1.Writer
+
+	timing        Timing
+	status        int
+	respStarted   bool
+	bodyBuffered  bool
+	body          []byte
+	bodyRead      bool // some request body bytes were consumed from the client
+	expect100     bool
+	sent100       bool
+	reqBodyKind   h1.BodyKind
+	reqBodyLen    int64
+	closeAfter    bool
+	requestIndex  int
+	peer          *Peer
+	reused        bool
+	retries       int
+	bytesSent     int64
+	scratchHeader message.ResponseHeader
+}
+
+func (s *Session) reset() {
+	s.req.Reset()
+	s.timing = Timing{}
+	s.status = 0
+	s.respStarted = false
+	s.bodyBuffered = false
+	s.body = s.body[:0]
+	s.bodyRead = false
+	s.expect100, s.sent100 = false, false
+	s.closeAfter = false
+	s.peer = nil
+	s.reused = false
+	s.retries = 0
+	s.bytesSent = 0
+	s.scratchHeader.Reset()
+}
+
+// Request returns the request head as received from the client, after the framework's
+// checks (hop-by-hop fields and untrusted X-Forwarded-* fields are already removed).
+// Phases may change it until UpstreamPeer; the request sent upstream starts as a copy.
+func (s *Session) Request() *message.RequestHeader { return &s.req }
+
+// ClientAddr returns the client's address.
+func (s *Session) ClientAddr() net.Addr { return s.clientAddr }
+
+// ServerAddr returns the local address the client connected to.
+func (s *Session) ServerAddr() net.Addr { return s.serverAddr }
+
+// Timing returns when the steps of the request happened.
+func (s *Session) Timing() Timing { return s.timing }
+
+// Status returns the status sent to the client, or 0 if no response was sent yet.
+func (s *Session) Status() int { return s.status }
+
+// ResponseWritten reports whether a response (or its head) has been sent to the client.
+func (s *Session) ResponseWritten() bool { return s.respStarted }
+
+// BytesSent returns the number of response body bytes written to the client.
+func (s *Session) BytesSent() int64 { return s.bytesSent }
+
+// RequestIndex returns how many requests the client connection served before this one
+// (0 for the first).
+func (s *Session) RequestIndex() int { return s.requestIndex }
+
+// Peer returns the peer of the last attempt, or nil if none was chosen.
+func (s *Session) Peer() *Peer { return s.peer }
+
+// UpstreamReused reports whether the last attempt used a pooled upstream connection.
+func (s *Session) UpstreamReused() bool { return s.reused }
+
+// Retries returns the number of retries made so far.
+func (s *Session) Retries() int { return s.retries }
+
+// HasRequestBody reports whether the request has a body (Content-Length above zero, or
+// chunked).
+func (s *Session) HasRequestBody() bool { return s.reqBodyKind != h1.BodyNone }
+
+// BufferRequestBody reads the whole request body into memory, up to limit bytes, and
+// returns it. The framework then sends exactly these bytes upstream, which also makes the
+// request retryable on another peer when its method is idempotent. A body longer than
+// limit gives [ErrBodyTooLarge]. Call it from RequestFilter or a later phase before
+// UpstreamPeer; calling it again returns the same bytes. The returned slice is valid
+// until the request ends.
+func (s *Session) BufferRequestBody(limit int64) ([]byte, error) {
+	if s.bodyBuffered {
+		return s.body, nil
+	}
+	if s.bodyRead {
+		return nil, errors.New("proxy: request body was already streamed")
+	}
+	if s.reqBodyKind == h1.BodyNone {
+		s.bodyBuffered = true
+		return s.body, nil
+	}
+	if s.reqBodyKind == h1.BodyLength && s.reqBodyLen > limit {
+		s.closeAfter = true
+		return nil, ErrBodyTooLarge
+	}
+	if err := s.send100(); err != nil {
+		return nil, err
+	}
+	s.bodyRead = true
+	for {
+		chunk, err := s.r.ReadBody()
+		if int64(len(s.body)+len(chunk)) > limit {
+			s.closeAfter = true
+			return nil, ErrBodyTooLarge
+		}
+		s.body = append(s.body, chunk...)
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			s.closeAfter = true
+			return nil, clientReadError(err)
+		}
+	}
+	s.bodyBuffered = true
+	return s.body, nil
+}
+
+// send100 answers "Expect: 100-continue" before the first read of the body.
+func (s *Session) send100() error {
+	if !s.expect100 || s.sent100 || s.respStarted {
+		return nil
+	}
+	s.sent100 = true
+	s.w.WriteString("HTTP/1.1 100 Continue\r\n\r\n")
+	if err := s.w.Flush(); err != nil {
+		return asError(err, WriteError, Downstream)
+	}
+	return nil
+}
+
+// Respond answers the client with status and a body of content type text/plain. It is
+// meant for RequestFilter and the failure phases; return [Handled] after it.
+func (s *Session) Respond(status int, body string) error {
+	h := &s.scratchHeader
+	h.Reset()
+	h.Status = status
+	h.Header.Set("Content-Type", "text/plain; charset=utf-8")
+	return s.writeWhole(h, nil, body)
+}
+
+// WriteResponse answers the client with resp and body. Content-Length is set from body
+// (any Transfer-Encoding removed), and the framework adds Connection as needed. It is
+// meant for RequestFilter and the failure phases; return [Handled] after it.
+func (s *Session) WriteResponse(resp *message.ResponseHeader, body []byte) error {
+	return s.writeWhole(resp, body, "")
+}
+
+func (s *Session) writeWhole(resp *message.ResponseHeader, body []byte, sbody string) error {
+	if s.respStarted {
+		return ErrResponseSent
+	}
+	if resp.Status < 200 || resp.Status > 999 {
+		return &Error{Type: InternalError, Source: Internal, Cause: errors.New("proxy: invalid response status " + strconv.Itoa(resp.Status))}
+	}
+	n := len(body) + len(sbody)
+	if err := validateHeader(&resp.Header); err != nil {
+		return err
+	}
+	// A response written before the request body was read leaves that body unread:
+	// the connection cannot be reused unless there was none.
+	if s.reqBodyKind != h1.BodyNone && !s.bodyBuffered && !s.r.BodyDone() {
+		s.closeAfter = true
+	}
+	s.respStarted = true
+	s.status = resp.Status
+	w := s.w
+	w.WriteStatusLine(1, resp.Status, resp.Reason)
+	for _, f := range resp.Header.Fields() {
+		if isFramingField(f.Name) {
+			continue
+		}
+		w.WriteField(f.Name, f.Value)
+	}
+	var buf [20]byte
+	w.WriteString("Content-Length: ")
+	w.Write(strconv.AppendInt(buf[:0], int64(n), 10))
+	w.WriteString("\r\n")
+	s.writeConnectionField()
+	w.EndHead()
+	if s.req.Method != "HEAD" && !bodyless(resp.Status) {
+		w.Write(body)
+		w.WriteString(sbody)
+		s.bytesSent += int64(n)
+	}
+	if err := w.Flush(); err != nil {
+		s.closeAfter = true
+		return asError(err, WriteError, Downstream)
+	}
+	return nil
+}
+
+// writeConnectionField writes the Connection field the client needs.
+func (s *Session) writeConnectionField() {
+	if s.closeAfter {
+		s.w.WriteString("Connection: close\r\n")
+	} else if s.req.Version == message.HTTP10 {
+		s.w.WriteString("Connection: keep-alive\r\n")
+	}
+}
+
+func bodyless(status int) bool {
+	return status < 200 || status == 204 || status == 304
+}
+
+func clientReadError(err error) *Error {
+	var he *h1.Error
+	if errors.As(err, &he) {
+		return &Error{Type: InvalidHTTP, Source: Downstream, Status: he.Status, Cause: err}
+	}
+	if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
+		return &Error{Type: ConnectionClosed, Source: Downstream, Cause: err}
+	}
+	return asError(err, ReadError, Downstream)
+}

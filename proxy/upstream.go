@@ -1,0 +1,485 @@
+package proxy
+
+import (
+	"errors"
+	"io"
+	"strconv"
+	"time"
+
+	"github.com/gotthard-proxy/gotthard/internal/h1"
+	"github.com/gotthard-proxy/gotthard/message"
+)
+
+var errNoPeer = errors.New("proxy: UpstreamPeer returned no peer")
+
+// proxy sends the request to peers chosen by UpstreamPeer, retrying as the failure phases
+// and safety allow, and streams the response to the client.
+func (c *conn[C]) proxy(ctx contextT, ex *exchange[C], cc C) error {
+	s, sess := c.svc, &ex.sess
+	maxRetries := s.maxRetries()
+	for attempt := 0; ; attempt++ {
+		sess.retries = attempt
+		peer, err := s.app.UpstreamPeer(ctx, sess, cc)
+		if err != nil || peer == nil {
+			if err == nil {
+				err = errNoPeer
+			}
+			return &Error{Type: PeerSelectionError, Source: Internal, Cause: err}
+		}
+		sess.peer = peer
+		uc, reused, cerr := c.connect(ctx, peer)
+		if cerr != nil {
+			e := s.app.FailToConnect(ctx, sess, cc, peer, cerr)
+			if e != nil && e.Retry && attempt < maxRetries && c.replayable(sess) {
+				continue
+			}
+			if e == nil {
+				e = cerr
+			}
+			return e
+		}
+		sess.reused = reused
+		sess.timing.UpstreamConnected = time.Now()
+		if err := s.app.ConnectedToUpstream(ctx, sess, cc, peer, reused); err != nil {
+			uc.close()
+			return err
+		}
+		e := c.exchangeWith(ctx, ex, cc, uc, peer)
+		if e == nil {
+			return nil
+		}
+		if sess.respStarted {
+			return e
+		}
+		if reused && e.Source == Upstream && !ex.gotResponseByte && c.replayable(sess) {
+			// A pooled connection the peer closed while we took it: try again.
+			e.Retry = true
+		}
+		e2 := s.app.ErrorWhileProxy(ctx, sess, cc, peer, e, sess.requestIndex > 0)
+		if e2 != nil {
+			e = e2
+		}
+		if e.Retry && attempt < maxRetries && c.replayable(sess) && !sess.respStarted {
+			continue
+		}
+		return e
+	}
+}
+
+// replayable reports whether the request can be sent again: its body was not streamed
+// upstream, or it was buffered whole and the method is idempotent.
+func (c *conn[C]) replayable(sess *Session) bool {
+	if sess.reqBodyKind == h1.BodyNone {
+		return true
+	}
+	if sess.bodyBuffered {
+		return idempotent(sess.req.Method)
+	}
+	return !sess.bodyRead
+}
+
+func idempotent(m string) bool {
+	switch m {
+	case "GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE":
+		return true
+	}
+	return false
+}
+
+// connect takes a pooled connection to peer or opens one.
+func (c *conn[C]) connect(ctx contextT, peer *Peer) (*upConn, bool, *Error) {
+	if uc := c.svc.pool.get(peer.key()); uc != nil {
+		return uc, true, nil
+	}
+	uc, err := c.svc.pool.dial(ctx, peer)
+	if err != nil {
+		return nil, false, asError(err, ConnectError, Upstream)
+	}
+	return uc, false, nil
+}
+
+// exchangeWith runs one attempt on uc: request out, response back to the client. It
+// closes uc or returns it to the pool.
+func (c *conn[C]) exchangeWith(ctx contextT, ex *exchange[C], cc C, uc *upConn, peer *Peer) (rerr *Error) {
+	s, sess := c.svc, &ex.sess
+	ex.gotResponseByte = false
+	ex.method = append(ex.method[:0], sess.req.Method...)
+	pooled := false
+	defer func() {
+		if !pooled {
+			uc.close()
+		}
+	}()
+	o := &peer.Options
+	now := time.Now()
+	var total time.Time
+	if o.TotalTimeout > 0 {
+		total = now.Add(o.TotalTimeout)
+	}
+	uc.nc.SetWriteDeadline(deadline(now, o.writeTimeout(), total))
+
+	// The request head: a fresh copy of the client's request, the framework's fields,
+	// then the user's filter.
+	up := &ex.upReq
+	up.CopyFrom(&sess.req)
+	c.forwardedFields(up)
+	if err := s.app.UpstreamRequestFilter(ctx, sess, cc, up); err != nil {
+		return asError(err, InternalError, Internal)
+	}
+	if err := validateHeader(&up.Header); err != nil {
+		return asError(err, InternalError, Internal)
+	}
+	if !h1.ValidMethod(up.Method) || !h1.ValidTarget(up.Target) {
+		return &Error{Type: InternalError, Source: Internal, Cause: errors.New("proxy: invalid method or target in upstream request")}
+	}
+	kind, n, err := requestFraming(sess, up)
+	if err != nil {
+		return err
+	}
+	w := uc.w
+	w.WriteRequestLine(up.Method, up.Target, 1)
+	for _, f := range up.Header.Fields() {
+		if message.EqualFold(f.Name, "Content-Length") || message.EqualFold(f.Name, "Transfer-Encoding") {
+			continue
+		}
+		w.WriteField(f.Name, f.Value)
+	}
+	switch kind {
+	case h1.BodyLength:
+		var buf [20]byte
+		w.WriteString("Content-Length: ")
+		w.Write(strconv.AppendInt(buf[:0], n, 10))
+		w.WriteString("\r\n")
+	case h1.BodyChunked:
+		w.WriteString("Transfer-Encoding: chunked\r\n")
+	}
+	w.EndHead()
+	if kind != h1.BodyNone {
+		w.StartBody(kind, n)
+		if e := c.sendBody(ctx, ex, cc, uc); e != nil {
+			return e
+		}
+	}
+	if err := w.Flush(); err != nil {
+		return asError(err, WriteError, Upstream)
+	}
+
+	// The response head, skipping or forwarding interim responses.
+	uc.nc.SetReadDeadline(deadline(time.Now(), o.readTimeout(), total))
+	uh := &ex.upHead
+	for {
+		if err := uc.r.ReadResponseHead(ex.method, uh); err != nil {
+			return upstreamReadError(err, uc.r.Buffered() > 0)
+		}
+		ex.gotResponseByte = true
+		if uh.Status >= 200 {
+			break
+		}
+		if uh.Status == 101 {
+			return &Error{Type: InvalidHTTP, Source: Upstream, Cause: errors.New("proxy: unrequested protocol switch")}
+		}
+		if uh.Status != 100 && sess.req.Version == message.HTTP11 {
+			c.forwardInterim(uh)
+		}
+	}
+	sess.timing.UpstreamResponse = time.Now()
+	resp := &ex.resp
+	resp.Reset()
+	resp.Status = uh.Status
+	resp.Reason = ex.arena.String(uh.Reason)
+	resp.Version = message.HTTP11
+	if uh.Minor == 0 {
+		resp.Version = message.HTTP10
+	}
+	copyFields(&resp.Header, uh.Fields, ex.arena, false, false)
+	if s.via != "" {
+		appendVia(&resp.Header, s.via)
+	}
+	if err := s.app.UpstreamResponseFilter(ctx, sess, cc, resp); err != nil {
+		return asError(err, InternalError, Internal)
+	}
+	if err := s.app.ResponseFilter(ctx, sess, cc, resp); err != nil {
+		return asError(err, InternalError, Internal)
+	}
+	if err := validateHeader(&resp.Header); err != nil {
+		return asError(err, InternalError, Internal)
+	}
+	if e := c.sendResponse(ctx, ex, cc, uc, o, total); e != nil {
+		return e
+	}
+	if uh.KeepAlive && uc.r.BodyDone() && uc.r.Buffered() == 0 {
+		s.pool.put(uc)
+		pooled = true
+	}
+	return nil
+}
+
+// requestFraming decides how the request body goes upstream: the Content-Length the
+// request head keeps, or chunked.
+func requestFraming(sess *Session, up *message.RequestHeader) (h1.BodyKind, int64, *Error) {
+	if sess.reqBodyKind == h1.BodyNone && !(sess.bodyBuffered && len(sess.body) > 0) {
+		if up.Header.Has("Content-Length") && sess.req.Method != "GET" && sess.req.Method != "HEAD" {
+			return h1.BodyLength, 0, nil
+		}
+		return h1.BodyNone, 0, nil
+	}
+	if sess.bodyBuffered {
+		return h1.BodyLength, int64(len(sess.body)), nil
+	}
+	if v, ok := up.Header.Lookup("Content-Length"); ok {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n < 0 {
+			return 0, 0, &Error{Type: InternalError, Source: Internal, Cause: errors.New("proxy: invalid Content-Length in upstream request")}
+		}
+		return h1.BodyLength, n, nil
+	}
+	return h1.BodyChunked, 0, nil
+}
+
+// sendBody streams (or replays) the request body upstream.
+func (c *conn[C]) sendBody(ctx contextT, ex *exchange[C], cc C, uc *upConn) *Error {
+	s, sess := c.svc, &ex.sess
+	w := uc.w
+	if sess.bodyBuffered {
+		if err := w.WriteBody(sess.body); err != nil {
+			return asError(err, WriteError, Upstream)
+		}
+		if err := w.FinishBody(nil); err != nil {
+			return asError(err, WriteError, Upstream)
+		}
+		return nil
+	}
+	if err := sess.send100(); err != nil {
+		return err.(*Error)
+	}
+	sess.bodyRead = true
+	c.nc.SetReadDeadline(time.Now().Add(durOr(s.opts.ClientBodyTimeout, 60*time.Second)))
+	for {
+		chunk, rerr := c.r.ReadBody()
+		if rerr != nil && rerr != io.EOF {
+			sess.closeAfter = true
+			return clientReadError(rerr)
+		}
+		end := rerr == io.EOF
+		if len(chunk) > 0 || end {
+			out, err := s.app.RequestBodyFilter(ctx, sess, cc, chunk, end)
+			if err != nil {
+				sess.closeAfter = true
+				return asError(err, InternalError, Internal)
+			}
+			if len(out) > 0 {
+				if err := w.WriteBody(out); err != nil {
+					if errors.Is(err, h1.ErrBodyTooLong) {
+						sess.closeAfter = true
+						return &Error{Type: InternalError, Source: Internal, Cause: err}
+					}
+					return asError(err, WriteError, Upstream)
+				}
+			}
+		}
+		if end {
+			break
+		}
+	}
+	if err := w.FinishBody(h1Trailers(c.r.Trailers())); err != nil {
+		if errors.Is(err, h1.ErrBodyTooShort) {
+			return &Error{Type: InternalError, Source: Internal, Cause: err}
+		}
+		return asError(err, WriteError, Upstream)
+	}
+	return nil
+}
+
+func h1Trailers(t []h1.Field) []h1.Field {
+	if len(t) == 0 {
+		return nil
+	}
+	return t
+}
+
+// sendResponse writes the response head and streams the body to the client.
+func (c *conn[C]) sendResponse(ctx contextT, ex *exchange[C], cc C, uc *upConn, o *PeerOptions, total time.Time) *Error {
+	s, sess, resp := c.svc, &ex.sess, &ex.resp
+	w := c.w
+	head := sess.req.Method == "HEAD"
+	noBody := head || bodyless(resp.Status)
+	kind := h1.BodyNone
+	var n int64
+	if !noBody {
+		if v, ok := resp.Header.Lookup("Content-Length"); ok {
+			if parsed, err := strconv.ParseInt(v, 10, 64); err == nil && parsed >= 0 {
+				kind, n = h1.BodyLength, parsed
+			}
+		}
+		if kind == h1.BodyNone {
+			if sess.req.Version == message.HTTP11 {
+				kind = h1.BodyChunked
+			} else {
+				kind = h1.BodyUntilClose
+				sess.closeAfter = true
+			}
+		}
+	}
+	now := time.Now()
+	c.nc.SetWriteDeadline(now.Add(durOr(s.opts.SendTimeout, 60*time.Second)))
+	sess.respStarted = true
+	sess.status = resp.Status
+	w.WriteStatusLine(1, resp.Status, resp.Reason)
+	for _, f := range resp.Header.Fields() {
+		if message.EqualFold(f.Name, "Transfer-Encoding") {
+			continue
+		}
+		if kind != h1.BodyLength && !noBody && message.EqualFold(f.Name, "Content-Length") {
+			continue
+		}
+		w.WriteField(f.Name, f.Value)
+	}
+	if kind == h1.BodyChunked {
+		w.WriteString("Transfer-Encoding: chunked\r\n")
+	}
+	sess.writeConnectionField()
+	w.EndHead()
+	if noBody {
+		uc.r.StartBody(h1.BodyNone, 0)
+		if err := w.Flush(); err != nil {
+			sess.closeAfter = true
+			return asError(err, WriteError, Downstream)
+		}
+		return nil
+	}
+	w.StartBody(kind, n)
+	readTimeout := o.readTimeout()
+	lastRead := now
+	for {
+		chunk, rerr := uc.r.ReadBody()
+		if rerr != nil && rerr != io.EOF {
+			sess.closeAfter = true
+			return upstreamReadError(rerr, true)
+		}
+		end := rerr == io.EOF
+		if len(chunk) > 0 || end {
+			out, err := s.app.UpstreamResponseBodyFilter(ctx, sess, cc, chunk, end)
+			if err == nil {
+				out, err = s.app.ResponseBodyFilter(ctx, sess, cc, out, end)
+			}
+			if err != nil {
+				sess.closeAfter = true
+				return asError(err, InternalError, Internal)
+			}
+			if len(out) > 0 {
+				if err := w.WriteBody(out); err != nil {
+					sess.closeAfter = true
+					if errors.Is(err, h1.ErrBodyTooLong) {
+						return &Error{Type: InternalError, Source: Internal, Cause: err}
+					}
+					return asError(err, WriteError, Downstream)
+				}
+				sess.bytesSent += int64(len(out))
+			}
+		}
+		if end {
+			break
+		}
+		// Keep the per-wait timeouts fresh on long bodies without a timer update per read.
+		if t := time.Now(); t.Sub(lastRead) > readTimeout/4 {
+			lastRead = t
+			uc.nc.SetReadDeadline(deadline(t, readTimeout, total))
+			c.nc.SetWriteDeadline(t.Add(durOr(s.opts.SendTimeout, 60*time.Second)))
+		}
+	}
+	var trailers []h1.Field
+	if t := uc.r.Trailers(); len(t) > 0 && kind == h1.BodyChunked {
+		ex.trl.Reset()
+		for _, f := range t {
+			ex.trl.Add(ex.arena.String(f.Name), ex.arena.String(f.Value))
+		}
+		if err := s.app.ResponseTrailerFilter(ctx, sess, cc, &ex.trl); err != nil {
+			sess.closeAfter = true
+			return asError(err, InternalError, Internal)
+		}
+		if err := validateHeader(&ex.trl); err != nil {
+			sess.closeAfter = true
+			return asError(err, InternalError, Internal)
+		}
+		for _, f := range ex.trl.Fields() {
+			trailers = append(trailers, h1.Field{Name: []byte(f.Name), Value: []byte(f.Value)})
+		}
+	}
+	if err := w.FinishBody(trailers); err != nil {
+		sess.closeAfter = true
+		if errors.Is(err, h1.ErrBodyTooShort) {
+			return &Error{Type: InternalError, Source: Internal, Cause: err}
+		}
+		return asError(err, WriteError, Downstream)
+	}
+	if err := w.Flush(); err != nil {
+		sess.closeAfter = true
+		return asError(err, WriteError, Downstream)
+	}
+	return nil
+}
+
+// forwardInterim passes a 1xx response (other than 100) to an HTTP/1.1 client.
+func (c *conn[C]) forwardInterim(uh *h1.ResponseHead) {
+	w := c.w
+	w.WriteStatusLine(1, uh.Status, string(uh.Reason))
+	for _, f := range uh.Fields {
+		if isHopByHop(f.Name) {
+			continue
+		}
+		w.Write(f.Name)
+		w.WriteString(": ")
+		w.Write(f.Value)
+		w.WriteString("\r\n")
+	}
+	w.EndHead()
+	w.Flush()
+}
+
+// forwardedFields sets X-Forwarded-* and Via on the upstream request.
+func (c *conn[C]) forwardedFields(up *message.RequestHeader) {
+	s := c.svc
+	if !s.opts.NoForwardedHeaders && c.clientS != "" {
+		if prior, ok := up.Header.Lookup("X-Forwarded-For"); ok && c.trusted {
+			up.Header.Set("X-Forwarded-For", prior+", "+c.clientS)
+		} else {
+			up.Header.Set("X-Forwarded-For", c.clientS)
+		}
+		if !c.trusted || !up.Header.Has("X-Forwarded-Proto") {
+			up.Header.Set("X-Forwarded-Proto", "http")
+		}
+		if host, ok := up.Header.Lookup("Host"); ok && (!c.trusted || !up.Header.Has("X-Forwarded-Host")) {
+			up.Header.Set("X-Forwarded-Host", host)
+		}
+	}
+	if s.via != "" {
+		appendVia(&up.Header, s.via)
+	}
+}
+
+func appendVia(h *message.Header, via string) {
+	if prior, ok := h.Lookup("Via"); ok {
+		h.Set("Via", prior+", "+via)
+		return
+	}
+	h.Add("Via", via)
+}
+
+func deadline(now time.Time, d time.Duration, total time.Time) time.Time {
+	t := now.Add(d)
+	if !total.IsZero() && total.Before(t) {
+		return total
+	}
+	return t
+}
+
+func upstreamReadError(err error, partial bool) *Error {
+	var he *h1.Error
+	if errors.As(err, &he) {
+		return &Error{Type: InvalidHTTP, Source: Upstream, Cause: err}
+	}
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+		return &Error{Type: ConnectionClosed, Source: Upstream, Cause: err}
+	}
+	return asError(err, ReadError, Upstream)
+}

@@ -1,0 +1,36 @@
+package proxy
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"strconv"
+)
+
+type contextT = context.Context
+
+func anyString(v any) string {
+	if err, ok := v.(error); ok {
+		return err.Error()
+	}
+	return fmt.Sprint(v)
+}
+
+func statusLine(status int, text string) string {
+	return strconv.Itoa(status) + " " + text + "\n"
+}
+
+// levelFor picks the log level of a failed request: client-side trouble is common and
+// not the operator's fault, so it logs at Info; the rest at Warn or Error.
+func levelFor(e *Error) slog.Level {
+	switch e.Source {
+	case Downstream:
+		return slog.LevelInfo
+	case Upstream:
+		return slog.LevelWarn
+	}
+	if e.Type == HTTPStatus {
+		return slog.LevelDebug
+	}
+	return slog.LevelError
+}

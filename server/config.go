@@ -1,0 +1,322 @@
+package server
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// Defaults applied by [DefaultConfig] and used when a [Config] field is zero.
+const (
+	// DefaultGracefulShutdownTimeout bounds a graceful shutdown when
+	// graceful_shutdown_timeout_seconds is zero.
+	DefaultGracefulShutdownTimeout = 30 * time.Second
+	// DefaultUpgradeSock is the path of the upgrade socket when upgrade_sock is empty.
+	DefaultUpgradeSock = "/tmp/gotthard_upgrade.sock"
+)
+
+// maxConfigSize bounds the size of a configuration file.
+const maxConfigSize = 1 << 20
+
+// Config is the server configuration, read from YAML with [LoadConfig] or [ParseConfig] or
+// built in code. Keys follow Pingora's configuration file where they mean the same thing,
+// so a Pingora file needs few changes.
+//
+// An example file:
+//
+//	version: 1
+//	pid_file: /run/gotthard.pid
+//	error_log: /var/log/gotthard.log
+//	upgrade_sock: /run/gotthard_upgrade.sock
+//	graceful_shutdown_timeout_seconds: 30
+//	upstream_keepalive_pool_size: 128
+//
+// A Config is a plain value; it is not safe to modify while a [Server] that uses it runs
+// ([New] keeps its own copy).
+type Config struct {
+	// Version is the file format version. Zero (absent) and 1 are accepted.
+	Version int `yaml:"version"`
+	// Daemon runs the process in the background: [Server.Run] re-executes the binary
+	// detached from the terminal and the original process returns. Also set by -d.
+	Daemon bool `yaml:"daemon"`
+	// ErrorLog is the file that receives the daemon's standard output and standard error
+	// (and so the default slog output). Empty means /dev/null. Used only with Daemon.
+	ErrorLog string `yaml:"error_log"`
+	// PidFile is written with the process id once the listeners are bound and removed on
+	// exit. Empty means no pid file.
+	PidFile string `yaml:"pid_file"`
+	// UpgradeSock is the Unix socket over which a new process takes the listening sockets
+	// of the old one in a graceful upgrade (see package upgrade). Empty means
+	// [DefaultUpgradeSock].
+	UpgradeSock string `yaml:"upgrade_sock"`
+	// User and Group are accepted for compatibility with Pingora files but switching user
+	// is not supported yet: a non-empty value is a validation error. Start the process
+	// as the intended user (systemd User=, or a container's USER).
+	User string `yaml:"user"`
+	// Group: see User.
+	Group string `yaml:"group"`
+	// Threads sets GOMAXPROCS when the server starts. Zero leaves the Go runtime's choice.
+	Threads int `yaml:"threads"`
+	// GracePeriodSeconds is how long listeners keep accepting after a graceful shutdown or
+	// upgrade signal, so that a load balancer or the new process can take over first. Zero
+	// means they stop accepting at once.
+	GracePeriodSeconds int `yaml:"grace_period_seconds"`
+	// GracefulShutdownTimeoutSeconds bounds how long in-flight requests may take to finish
+	// in a graceful shutdown before their connections are closed. Zero means
+	// [DefaultGracefulShutdownTimeout].
+	GracefulShutdownTimeoutSeconds int `yaml:"graceful_shutdown_timeout_seconds"`
+	// UpstreamKeepalivePoolSize is the number of idle upstream connections a service keeps
+	// per peer. The server does not read it; services take it from here. Zero means the
+	// service's default.
+	UpstreamKeepalivePoolSize int `yaml:"upstream_keepalive_pool_size"`
+	// MaxRetries is the number of times a service retries a failed upstream attempt that
+	// is safe to retry. The server does not read it. Zero means no retries.
+	MaxRetries int `yaml:"max_retries"`
+	// CaFile is a PEM bundle of the roots trusted for upstream TLS. Empty means the system
+	// roots. The server does not read it.
+	CaFile string `yaml:"ca_file"`
+	// ClientBindToIPv4 and ClientBindToIPv6 are local addresses upstream connections are
+	// made from, one picked per connection. Empty means the kernel chooses. The server
+	// does not read them.
+	ClientBindToIPv4 []string `yaml:"client_bind_to_ipv4"`
+	// ClientBindToIPv6: see ClientBindToIPv4.
+	ClientBindToIPv6 []string `yaml:"client_bind_to_ipv6"`
+}
+
+// DefaultConfig returns the configuration used when none is given: version 1, no pid
+// file, no daemon, [DefaultUpgradeSock] and [DefaultGracefulShutdownTimeout].
+func DefaultConfig() *Config {
+	return &Config{
+		Version:                        1,
+		UpgradeSock:                    DefaultUpgradeSock,
+		GracefulShutdownTimeoutSeconds: int(DefaultGracefulShutdownTimeout / time.Second),
+	}
+}
+
+// GracePeriod returns GracePeriodSeconds as a duration.
+func (c *Config) GracePeriod() time.Duration {
+	return time.Duration(c.GracePeriodSeconds) * time.Second
+}
+
+// GracefulShutdownTimeout returns GracefulShutdownTimeoutSeconds as a duration, or
+// [DefaultGracefulShutdownTimeout] if it is zero.
+func (c *Config) GracefulShutdownTimeout() time.Duration {
+	if c.GracefulShutdownTimeoutSeconds == 0 {
+		return DefaultGracefulShutdownTimeout
+	}
+	return time.Duration(c.GracefulShutdownTimeoutSeconds) * time.Second
+}
+
+// clone returns a deep copy of c.
+func (c *Config) clone() *Config {
+	cp := *c
+	cp.ClientBindToIPv4 = append([]string(nil), c.ClientBindToIPv4...)
+	cp.ClientBindToIPv6 = append([]string(nil), c.ClientBindToIPv6...)
+	return &cp
+}
+
+// ErrUnknownKey is wrapped by the [ConfigError] for a key that [Config] does not have.
+var ErrUnknownKey = errors.New("unknown key")
+
+// ConfigError reports a problem in a configuration: a syntax error, an unknown key, a
+// value of the wrong type or a value out of range. Several problems are joined with
+// [errors.Join].
+type ConfigError struct {
+	// File is the name of the configuration source; empty for a Config built in code.
+	File string
+	// Line is the 1-based line of the problem in File; zero when unknown.
+	Line int
+	// Key is the YAML key at fault; empty for a syntax error.
+	Key string
+	// Err describes the problem; it is [ErrUnknownKey] for an unknown key.
+	Err error
+}
+
+// Error returns the problem as "server: FILE:LINE: key \"KEY\": PROBLEM", leaving out the
+// parts that are unknown; an unknown key reads `server: conf.yaml:3: unknown key "pid_fle"`.
+func (e *ConfigError) Error() string {
+	var b strings.Builder
+	b.WriteString("server: ")
+	switch {
+	case e.File != "" && e.Line > 0:
+		fmt.Fprintf(&b, "%s:%d: ", e.File, e.Line)
+	case e.File != "":
+		b.WriteString(e.File + ": ")
+	default:
+		b.WriteString("config: ")
+	}
+	if errors.Is(e.Err, ErrUnknownKey) {
+		fmt.Fprintf(&b, "%v %q", e.Err, e.Key)
+		return b.String()
+	}
+	if e.Key != "" {
+		fmt.Fprintf(&b, "key %q: ", e.Key)
+	}
+	b.WriteString(e.Err.Error())
+	return b.String()
+}
+
+// Unwrap returns e.Err.
+func (e *ConfigError) Unwrap() error { return e.Err }
+
+// LoadConfig reads the YAML configuration file at path over [DefaultConfig] and validates
+// it. Unknown keys are errors. Errors are [*ConfigError] values (joined when several)
+// naming the file, line and key, or an *os.PathError for a file that cannot be read.
+func LoadConfig(path string) (*Config, error) {
+	return loadConfigOver(DefaultConfig(), path)
+}
+
+// loadConfigOver reads the file at path over base; see [LoadConfig].
+func loadConfigOver(base *Config, path string) (*Config, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("server: load config: %w", err)
+	}
+	defer f.Close()
+	return parseConfigOver(base, f, path)
+}
+
+// ParseConfig reads a YAML configuration from r over [DefaultConfig] and validates it;
+// name (usually the file name) prefixes error messages. See [LoadConfig].
+func ParseConfig(r io.Reader, name string) (*Config, error) {
+	return parseConfigOver(DefaultConfig(), r, name)
+}
+
+var (
+	yamlLineRE     = regexp.MustCompile(`^(?:yaml: )?line (\d+): (.*)$`)
+	yamlUnknownRE  = regexp.MustCompile(`^field (.+) not found in type `)
+	yamlUnmarshRE  = regexp.MustCompile(`^cannot unmarshal (.*) into [\w.\[\]]+$`)
+
+)
+
+// parseConfigOver decodes r over base (which it modifies and returns) and validates the
+// result.
+func parseConfigOver(base *Config, r io.Reader, name string) (*Config, error) {
+	data, err := io.ReadAll(io.LimitReader(r, maxConfigSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("server: read config %s: %w", name, err)
+	}
+	if len(data) > maxConfigSize {
+		return nil, &ConfigError{File: name, Err: fmt.Errorf("larger than %d bytes", maxConfigSize)}
+	}
+	lines := keyLines(data)
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(base); err != nil && !errors.Is(err, io.EOF) {
+		return nil, yamlError(err, name, lines)
+	}
+	if err := base.validate(name, lines); err != nil {
+		return nil, err
+	}
+	return base, nil
+}
+
+// keyLines maps the line of each top-level key to the key, and each key to its line. It
+// returns nil maps when data does not parse; the decoder then reports why.
+func keyLines(data []byte) map[string]int {
+	var doc yaml.Node
+	if err := yaml.Unmarshal(data, &doc); err != nil || len(doc.Content) == 0 {
+		return nil
+	}
+	m := doc.Content[0]
+	if m.Kind != yaml.MappingNode {
+		return nil
+	}
+	lines := make(map[string]int, len(m.Content)/2)
+	for i := 0; i+1 < len(m.Content); i += 2 {
+		lines[m.Content[i].Value] = m.Content[i].Line
+	}
+	return lines
+}
+
+// yamlError turns a decoding error into [*ConfigError] values with file, line and key.
+func yamlError(err error, name string, lines map[string]int) error {
+	var msgs []string
+	var te *yaml.TypeError
+	if errors.As(err, &te) {
+		msgs = te.Errors
+	} else {
+		msgs = []string{strings.TrimPrefix(err.Error(), yamlMultiLabel)}
+	}
+	errs := make([]error, 0, len(msgs))
+	for _, msg := range msgs {
+		ce := &ConfigError{File: name}
+		msg = strings.TrimSpace(msg)
+		if m := yamlLineRE.FindStringSubmatch(msg); m != nil {
+			ce.Line, _ = strconv.Atoi(m[1])
+			msg = m[2]
+		}
+		switch {
+		case yamlUnknownRE.MatchString(msg):
+			ce.Key = yamlUnknownRE.FindStringSubmatch(msg)[1]
+			ce.Err = ErrUnknownKey
+		default:
+			if m := yamlUnmarshRE.FindStringSubmatch(msg); m != nil {
+				msg = "cannot use " + m[1] + " here: wrong type"
+			}
+			ce.Key = keyAtLine(lines, ce.Line)
+			ce.Err = errors.New(strings.TrimPrefix(msg, "yaml: "))
+		}
+		errs = append(errs, ce)
+	}
+	return errors.Join(errs...)
+}
+
+// keyAtLine returns the top-level key whose value starts on line, or the nearest key
+// above it, or "" if none.
+func keyAtLine(lines map[string]int, line int) string {
+	best, bestLine := "", 0
+	for k, l := range lines {
+		if l <= line && l > bestLine {
+			best, bestLine = k, l
+		}
+	}
+	return best
+}
+
+// Validate reports the first problems found in c as [*ConfigError] values joined with
+// [errors.Join], each naming its YAML key; nil means c is usable.
+func (c *Config) Validate() error { return c.validate("", nil) }
+
+func (c *Config) validate(name string, lines map[string]int) error {
+	var errs []error
+	bad := func(key, format string, args ...any) {
+		errs = append(errs, &ConfigError{File: name, Line: lines[key], Key: key, Err: fmt.Errorf(format, args...)})
+	}
+	if c.Version != 0 && c.Version != 1 {
+		bad("version", "unsupported version %d (want 1)", c.Version)
+	}
+	nonNegative := []struct {
+		key string
+		v   int
+	}{
+		{"threads", c.Threads},
+		{"grace_period_seconds", c.GracePeriodSeconds},
+		{"graceful_shutdown_timeout_seconds", c.GracefulShutdownTimeoutSeconds},
+		{"upstream_keepalive_pool_size", c.UpstreamKeepalivePoolSize},
+		{"max_retries", c.MaxRetries},
+	}
+	for _, f := range nonNegative {
+		if f.v < 0 {
+			bad(f.key, "must not be negative, got %d", f.v)
+		}
+	}
+	if c.User != "" {
+		bad("user", "switching user is not supported yet; start the process as %q instead", c.User)
+	}
+	if c.Group != "" {
+		bad("group", "switching group is not supported yet; start the process as group %q instead", c.Group)
+	}
+	return errors.Join(errs...)
+}
+
+// yamlMultiLabel heads the message of a [yaml.TypeError].
+const yamlMultiLabel = "yaml: unmarshal errors:"

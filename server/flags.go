@@ -1,0 +1,100 @@
+package server
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+)
+
+// ErrConfigTested is returned by [NewFromArgs] for -t/--test once the configuration has
+// been loaded and found valid; main should print "configuration OK" and exit 0.
+var ErrConfigTested = errors.New("server: configuration tested")
+
+// FlagUsage describes the flags [ParseFlags] accepts, for a program's -h output.
+const FlagUsage = `  -c, --conf FILE   load the YAML configuration from FILE
+  -d, --daemon      run in the background
+  -u, --upgrade     take the listening sockets from the running process (graceful upgrade)
+  -t, --test        check the configuration and exit
+`
+
+// Flags holds the command-line flags of a Gotthard program.
+type Flags struct {
+	// Conf is the configuration file (-c, --conf); empty means none.
+	Conf string
+	// Daemon asks to run in the background (-d, --daemon).
+	Daemon bool
+	// Upgrade asks to take over from a running process (-u, --upgrade).
+	Upgrade bool
+	// Test asks to check the configuration and exit (-t, --test).
+	Test bool
+}
+
+// ParseFlags parses args (without the program name) into Flags. Each flag has a short and
+// a long form, given with one or two dashes. Positional arguments are an error; -h and
+// --help return an error wrapping [flag.ErrHelp], after which main should print
+// [FlagUsage]. ParseFlags prints nothing.
+func ParseFlags(args []string) (Flags, error) {
+	var f Flags
+	fs := flag.NewFlagSet("gotthard", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	for _, name := range []string{"c", "conf"} {
+		fs.StringVar(&f.Conf, name, "", "configuration file")
+	}
+	for _, name := range []string{"d", "daemon"} {
+		fs.BoolVar(&f.Daemon, name, false, "run in the background")
+	}
+	for _, name := range []string{"u", "upgrade"} {
+		fs.BoolVar(&f.Upgrade, name, false, "graceful upgrade")
+	}
+	for _, name := range []string{"t", "test"} {
+		fs.BoolVar(&f.Test, name, false, "test the configuration")
+	}
+	if err := fs.Parse(args); err != nil {
+		return Flags{}, fmt.Errorf("server: flags: %w", err)
+	}
+	if fs.NArg() > 0 {
+		return Flags{}, fmt.Errorf("server: flags: unexpected argument %q", fs.Arg(0))
+	}
+	return f, nil
+}
+
+// NewFromArgs is [New] driven by the command line: it parses args with [ParseFlags]; with
+// -c it reads the file over opts.Config (or over [DefaultConfig] if that is nil), so the
+// file's keys override the code's; -d sets Config.Daemon and -u sets Options.Upgrade. With
+// -t it validates everything and returns nil and [ErrConfigTested], or the problem found.
+//
+//	srv, err := server.NewFromArgs(os.Args[1:], server.Options{})
+//	if errors.Is(err, server.ErrConfigTested) {
+//		fmt.Println("configuration OK")
+//		return
+//	}
+func NewFromArgs(args []string, opts Options) (*Server, error) {
+	f, err := ParseFlags(args)
+	if err != nil {
+		return nil, err
+	}
+	cfg := DefaultConfig()
+	if opts.Config != nil {
+		cfg = opts.Config.clone()
+	}
+	if f.Conf != "" {
+		cfg, err = loadConfigOver(cfg, f.Conf)
+		if err != nil {
+			return nil, err
+		}
+	}
+	if f.Daemon {
+		cfg.Daemon = true
+	}
+	opts.Config = cfg
+	opts.Upgrade = opts.Upgrade || f.Upgrade
+	srv, err := New(opts)
+	if err != nil {
+		return nil, err
+	}
+	if f.Test {
+		return nil, ErrConfigTested
+	}
+	return srv, nil
+}

@@ -1,0 +1,100 @@
+package server
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"net"
+	"os"
+	"syscall"
+	"time"
+)
+
+// boundListener is a listener the Server created, with what it must undo on exit.
+type boundListener struct {
+	ln net.Listener
+	// sock is the Unix socket file created by the default listen function, and info
+	// identifies it, so that exit removes it only if it is still the same file (a newer
+	// process may have replaced it).
+	sock string
+	info fs.FileInfo
+}
+
+// cleanup removes the socket file of b if the Server created it and nobody replaced it.
+func (b *boundListener) cleanup() {
+	if b.sock == "" {
+		return
+	}
+	cur, err := os.Lstat(b.sock)
+	if err == nil && os.SameFile(cur, b.info) {
+		_ = os.Remove(b.sock)
+	}
+}
+
+// checkEndpoint reports whether ep is one the default listen function supports.
+func checkEndpoint(ep Endpoint) error {
+	switch ep.Network {
+	case "tcp", "tcp4", "tcp6", "unix":
+	default:
+		return fmt.Errorf("server: endpoint %s: unsupported network %q", ep, ep.Network)
+	}
+	if ep.Address == "" {
+		return fmt.Errorf("server: endpoint %s: empty address", ep)
+	}
+	return nil
+}
+
+// listenDefault creates the listener for ep with net.Listen. For a Unix socket it first
+// removes a stale socket file (a socket nobody accepts on) and refuses to touch a file that
+// is not a socket or a socket that is in use.
+func listenDefault(ep Endpoint) (*boundListener, error) {
+	if ep.Network != "unix" {
+		ln, err := net.Listen(ep.Network, ep.Address)
+		if err != nil {
+			return nil, fmt.Errorf("server: %w", err)
+		}
+		return &boundListener{ln: ln}, nil
+	}
+	if err := removeStaleSocket(ep.Address); err != nil {
+		return nil, err
+	}
+	ln, err := net.Listen("unix", ep.Address)
+	if err != nil {
+		return nil, fmt.Errorf("server: %w", err)
+	}
+	// The Server removes the file itself, and only if it is still ours: a graceful
+	// upgrade hands the socket to a new process that goes on serving it.
+	ln.(*net.UnixListener).SetUnlinkOnClose(false)
+	info, err := os.Lstat(ep.Address)
+	if err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("server: %w", err)
+	}
+	return &boundListener{ln: ln, sock: ep.Address, info: info}, nil
+}
+
+// removeStaleSocket removes path if it is a Unix socket that refuses connections.
+func removeStaleSocket(path string) error {
+	info, err := os.Lstat(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("server: %w", err)
+	}
+	if info.Mode()&fs.ModeSocket == 0 {
+		return fmt.Errorf("server: listen unix %s: file exists and is not a socket", path)
+	}
+	c, err := net.DialTimeout("unix", path, time.Second)
+	if err == nil {
+		c.Close()
+		return fmt.Errorf("server: listen unix %s: socket is in use by another process", path)
+	}
+	if !errors.Is(err, syscall.ECONNREFUSED) {
+		return fmt.Errorf("server: listen unix %s: probe existing socket: %w", path, err)
+	}
+	if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("server: remove stale socket: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,587 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"runtime"
+	"slices"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// Errors returned by [Server] methods.
+var (
+	// ErrServerClosed is returned by Run and Add once the Server has run or was shut down
+	// before running. A Server runs at most once.
+	ErrServerClosed = errors.New("server: closed")
+	// ErrRunning is returned by Run and Add while Run is in progress.
+	ErrRunning = errors.New("server: already running")
+	// ErrNoServices is returned by Run when no service was added.
+	ErrNoServices = errors.New("server: no services")
+)
+
+// Options configures a [Server]. The zero value is valid.
+type Options struct {
+	// Config is the server configuration; New keeps a copy. If nil, [DefaultConfig].
+	Config *Config
+	// Logger receives one Info line per lifecycle event (listening, started, signal,
+	// shutdown, stopped) and service failures. If nil, [slog.Default].
+	Logger *slog.Logger
+	// Listen creates the listener for one endpoint. It is the seam for graceful upgrades:
+	// package upgrade supplies a function that returns sockets inherited from the old
+	// process. If nil, the Server uses net.Listen; for a Unix socket it first removes a
+	// stale socket file and it removes the file on exit (see [Server.Run]).
+	Listen func(ep Endpoint) (net.Listener, error)
+	// Upgrade marks a process started for a graceful upgrade (the -u flag): it should take
+	// its listeners from the old process over Config.UpgradeSock. Until package upgrade
+	// provides that, the Server logs that nothing is inherited and listens afresh. If
+	// false, a normal start.
+	Upgrade bool
+	// NoSignals stops Run from handling SIGTERM, SIGINT and SIGQUIT; stop the Server with
+	// the context of [Server.RunContext], [Server.Shutdown] or [Server.Close] instead. Use
+	// it when the program handles signals itself or runs several Servers. If false, Run
+	// handles them.
+	NoSignals bool
+}
+
+// state is the lifecycle state of a Server.
+type state int
+
+const (
+	stateNew state = iota
+	stateRunning
+	stateClosed
+)
+
+// Server runs listening services and background services with one lifecycle: it creates
+// their listeners, starts each in its own goroutine, handles signals and shuts them all
+// down together. Create it with [New]; its methods are safe for concurrent use.
+//
+// A Server runs once. The lifecycle is visible through [Server.Ready] and [Server.Done];
+// the bound addresses (useful with ":0") through [Server.Addrs].
+type Server struct {
+	// Immutable after New.
+	cfg       *Config
+	log       *slog.Logger
+	listen    func(Endpoint) (net.Listener, error)
+	upgrade   bool
+	noSignals bool
+	ready     chan struct{} // closed when every service has started
+	done      chan struct{} // closed when Run has returned or the Server closed unused
+
+	// Stop requests, each closed at most once.
+	gracefulOnce sync.Once
+	graceful     chan struct{}
+	fastOnce     sync.Once
+	fast         chan struct{}
+
+	mu       sync.Mutex
+	state    state
+	services []Service
+	addrs    map[string][]net.Addr
+}
+
+// New validates opts and returns a Server ready for [Server.Add]. An invalid Options.Config
+// yields its [Config.Validate] error.
+func New(opts Options) (*Server, error) {
+	cfg := DefaultConfig()
+	if opts.Config != nil {
+		cfg = opts.Config.clone()
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	return &Server{
+		cfg:       cfg,
+		log:       log,
+		listen:    opts.Listen,
+		upgrade:   opts.Upgrade,
+		noSignals: opts.NoSignals,
+		ready:     make(chan struct{}),
+		done:      make(chan struct{}),
+		graceful:  make(chan struct{}),
+		fast:      make(chan struct{}),
+		addrs:     make(map[string][]net.Addr),
+	}, nil
+}
+
+// Config returns a copy of the configuration the Server runs with, for services that read
+// their settings (upstream_keepalive_pool_size, max_retries, ca_file) from it.
+func (s *Server) Config() *Config { return s.cfg.clone() }
+
+// Add registers svc to be run by [Server.Run]. It fails if svc implements neither
+// [ListeningService] nor [BackgroundService], if its name is empty or already taken, or if
+// Run has started.
+func (s *Server) Add(svc Service) error {
+	if svc == nil {
+		return errors.New("server: add: nil service")
+	}
+	name := svc.Name()
+	_, listening := svc.(ListeningService)
+	_, background := svc.(BackgroundService)
+	if !listening && !background {
+		return fmt.Errorf("server: add %q: %T implements neither ListeningService nor BackgroundService", name, svc)
+	}
+	if name == "" {
+		return fmt.Errorf("server: add: %T has an empty name", svc)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch s.state {
+	case stateRunning:
+		return fmt.Errorf("server: add %q: %w", name, ErrRunning)
+	case stateClosed:
+		return fmt.Errorf("server: add %q: %w", name, ErrServerClosed)
+	}
+	for _, other := range s.services {
+		if other.Name() == name {
+			return fmt.Errorf("server: add: duplicate service name %q", name)
+		}
+	}
+	s.services = append(s.services, svc)
+	return nil
+}
+
+// Ready returns a channel closed once every listener is bound, every service started and
+// the signal handlers installed. It is never closed if Run fails before that, so wait on
+// [Server.Done] as well.
+func (s *Server) Ready() <-chan struct{} { return s.ready }
+
+// Done returns a channel closed when Run has returned (or when the Server was shut down
+// before it ran).
+func (s *Server) Done() <-chan struct{} { return s.done }
+
+// Addrs returns the bound addresses of the named listening service's listeners, in the
+// order of its endpoints. It returns nil before [Server.Ready] is closed and for unknown
+// names.
+func (s *Server) Addrs(name string) []net.Addr {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.addrs[name])
+}
+
+// Shutdown starts a graceful shutdown, as SIGTERM does, and waits for Run to return. If
+// ctx ends first it switches to a fast shutdown (as SIGINT does) and returns ctx.Err()
+// without waiting further. Called before Run, it marks the Server closed.
+func (s *Server) Shutdown(ctx context.Context) error {
+	if s.closeUnused() {
+		return nil
+	}
+	s.gracefulOnce.Do(func() { close(s.graceful) })
+	select {
+	case <-s.done:
+		return nil
+	case <-ctx.Done():
+		s.fastOnce.Do(func() { close(s.fast) })
+		return ctx.Err()
+	}
+}
+
+// Close starts a fast shutdown, as SIGINT does, and waits for Run to return. Called before
+// Run, it marks the Server closed. It returns nil.
+func (s *Server) Close() error {
+	if s.closeUnused() {
+		return nil
+	}
+	s.fastOnce.Do(func() { close(s.fast) })
+	<-s.done
+	return nil
+}
+
+// closeUnused closes a Server that never ran and reports whether it did. A Server that is
+// closed already also counts as handled.
+func (s *Server) closeUnused() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch s.state {
+	case stateNew:
+		s.state = stateClosed
+		close(s.done)
+		return true
+	case stateClosed:
+		return true
+	}
+	return false
+}
+
+// Run runs the Server until a signal stops it; it is RunContext with a context that is
+// never canceled.
+func (s *Server) Run() error { return s.RunContext(context.Background()) }
+
+// RunContext runs every added service and blocks until they have all stopped.
+//
+// Start-up: with Config.Daemon set (and not already in the daemon), it starts a detached
+// copy of the binary (see [Config.Daemon]) and returns nil at once, so the original process
+// exits with status 0. Otherwise it sets GOMAXPROCS from Config.Threads, installs the
+// signal handlers, creates one listener per endpoint (Options.Listen, or net.Listen), writes
+// Config.PidFile, starts each service in its own goroutine and closes [Server.Ready]. If a
+// listener cannot be created it closes the others and returns the error; no service runs.
+//
+// Stop: a graceful shutdown starts when ctx is canceled, on SIGTERM, on [Server.Shutdown]
+// or when a service fails. Listeners keep accepting for Config.GracePeriodSeconds, then
+// every listening service's Shutdown is called with a context bounded by
+// Config.GracefulShutdownTimeoutSeconds; once they have returned, background services are
+// canceled. SIGQUIT also shuts down gracefully for now: it is where the graceful upgrade
+// (handing listeners to a new process, see package upgrade) will start. A fast shutdown
+// (SIGINT, [Server.Close], or any second signal during a graceful one) calls every listening
+// service's Close and cancels background services at once.
+//
+// RunContext returns after every Serve, Shutdown and Run call has returned; it has then
+// closed the listeners it created, removed the Unix socket files and the pid file it wrote
+// (unless another process has replaced them) and stopped handling signals. It returns nil
+// after a requested shutdown, or the error (wrapped, with the service's name) of the first
+// service that failed before shutdown began; errors returned during shutdown are logged.
+// A BackgroundService that ignores cancellation keeps RunContext from returning.
+func (s *Server) RunContext(ctx context.Context) error {
+	s.mu.Lock()
+	switch s.state {
+	case stateRunning:
+		s.mu.Unlock()
+		return ErrRunning
+	case stateClosed:
+		s.mu.Unlock()
+		return ErrServerClosed
+	}
+	s.state = stateRunning
+	svcs := slices.Clone(s.services)
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		s.state = stateClosed
+		s.mu.Unlock()
+		close(s.done)
+	}()
+
+	if len(svcs) == 0 {
+		return ErrNoServices
+	}
+	if s.cfg.Daemon && os.Getenv(daemonEnv) == "" {
+		pid, err := daemonize(s.cfg.ErrorLog)
+		if err != nil {
+			return err
+		}
+		// Debug, not Info: the original process of a daemon stays silent.
+		s.log.Debug("server: daemon started", "pid", pid)
+		return nil
+	}
+	os.Unsetenv(daemonEnv)
+	if s.cfg.Threads > 0 {
+		runtime.GOMAXPROCS(s.cfg.Threads)
+	}
+
+	var sigs chan os.Signal
+	if !s.noSignals {
+		sigs = make(chan os.Signal, 4)
+		signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGQUIT)
+		defer signal.Stop(sigs)
+	}
+
+	run, err := s.start(svcs)
+	if err != nil {
+		return err
+	}
+	defer run.cleanup()
+	return run.loop(ctx, sigs)
+}
+
+// A run holds the state of one execution of RunContext; only its goroutine touches it.
+type run struct {
+	s          *Server
+	listening  []ListeningService
+	bound      [][]*boundListener
+	results    chan result // one per Serve, Shutdown and Run call
+	pending    int         // calls not yet reported on results
+	cancelBg   context.CancelFunc
+	stopping   bool  // shutdown has begun
+	firstErr   error // first failure before stopping
+	pidWritten bool
+}
+
+// A result reports the return of a service's Serve, Run or Shutdown.
+type result struct {
+	name     string
+	op       string // "serve", "run" or "shutdown"
+	err      error
+	canceled bool // Run's context was canceled before it returned
+}
+
+// start binds the listeners, writes the pid file and starts every service.
+func (s *Server) start(svcs []Service) (*run, error) {
+	r := &run{s: s, results: make(chan result, 2*len(svcs))}
+	if s.upgrade {
+		s.log.Info("server: upgrade mode: inheriting listeners is not available yet, listening afresh",
+			"upgrade_sock", s.cfg.UpgradeSock)
+	}
+	var background []BackgroundService
+	for _, svc := range svcs {
+		ls, ok := svc.(ListeningService)
+		if !ok {
+			background = append(background, svc.(BackgroundService))
+			continue
+		}
+		bls, err := s.bind(ls)
+		if err != nil {
+			r.cleanup()
+			return nil, err
+		}
+		r.listening = append(r.listening, ls)
+		r.bound = append(r.bound, bls)
+	}
+	if s.cfg.PidFile != "" {
+		if err := writePidFile(s.cfg.PidFile); err != nil {
+			r.cleanup()
+			return nil, err
+		}
+		r.pidWritten = true
+	}
+
+	for i, ls := range r.listening {
+		lns := make([]net.Listener, len(r.bound[i]))
+		for j, b := range r.bound[i] {
+			lns[j] = b.ln
+		}
+		r.pending++
+		go func() {
+			r.results <- result{name: ls.Name(), op: "serve", err: ls.Serve(lns)}
+		}()
+	}
+	bgCtx, cancel := context.WithCancel(context.Background())
+	r.cancelBg = cancel
+	for _, bs := range background {
+		r.pending++
+		go func() {
+			err := bs.Run(bgCtx)
+			r.results <- result{name: bs.Name(), op: "run", err: err, canceled: bgCtx.Err() != nil}
+		}()
+	}
+	s.log.Info("server: started", "pid", os.Getpid(), "services", len(svcs))
+	close(s.ready)
+	return r, nil
+}
+
+// bind creates the listeners of ls and records their addresses.
+func (s *Server) bind(ls ListeningService) ([]*boundListener, error) {
+	name := ls.Name()
+	eps := slices.Clone(ls.Endpoints())
+	if len(eps) == 0 {
+		return nil, fmt.Errorf("server: service %q has no endpoints", name)
+	}
+	var bls []*boundListener
+	fail := func(err error) ([]*boundListener, error) {
+		for _, b := range bls {
+			b.ln.Close()
+			b.cleanup()
+		}
+		return nil, fmt.Errorf("server: service %q: %w", name, err)
+	}
+	for _, ep := range eps {
+		var b *boundListener
+		if s.listen != nil {
+			ln, err := s.listen(ep)
+			if err != nil {
+				return fail(err)
+			}
+			b = &boundListener{ln: ln}
+		} else {
+			if err := checkEndpoint(ep); err != nil {
+				return fail(err)
+			}
+			var err error
+			if b, err = listenDefault(ep); err != nil {
+				return fail(err)
+			}
+		}
+		bls = append(bls, b)
+		s.log.Info("server: listening", "service", name, "network", ep.Network, "address", b.ln.Addr().String())
+	}
+	addrs := make([]net.Addr, len(bls))
+	for i, b := range bls {
+		addrs[i] = b.ln.Addr()
+	}
+	s.mu.Lock()
+	s.addrs[name] = addrs
+	s.mu.Unlock()
+	return bls, nil
+}
+
+// cleanup closes the listeners (they may be closed already), removes the socket files and
+// the pid file, and logs the end.
+func (r *run) cleanup() {
+	for _, bls := range r.bound {
+		for _, b := range bls {
+			b.ln.Close()
+			b.cleanup()
+		}
+	}
+	if r.pidWritten {
+		if err := removePidFile(r.s.cfg.PidFile); err != nil {
+			r.s.log.Warn("server: pid file not removed", "error", err)
+		}
+	}
+	if r.cancelBg != nil {
+		r.cancelBg()
+		r.s.log.Info("server: stopped", "pid", os.Getpid())
+	}
+}
+
+// mode is the kind of stop the loop is in.
+type mode int
+
+const (
+	modeRun mode = iota
+	modeGraceful
+	modeFast
+)
+
+// loop waits for a reason to stop, performs the shutdown and waits for every goroutine.
+func (r *run) loop(ctx context.Context, sigs <-chan os.Signal) error {
+	s := r.s
+	m := modeRun
+	for m == modeRun && r.pending > 0 {
+		select {
+		case <-ctx.Done():
+			s.log.Info("server: context canceled")
+			m = modeGraceful
+		case <-s.graceful:
+			m = modeGraceful
+		case <-s.fast:
+			m = modeFast
+		case sig := <-sigs:
+			m = r.onSignal(sig)
+		case res := <-r.results:
+			if r.handle(res) {
+				m = modeGraceful
+			}
+		}
+	}
+	r.stopping = true
+
+	if m == modeGraceful {
+		m = r.graceful(sigs)
+	}
+	if m == modeFast {
+		r.closeAll()
+	}
+	r.cancelBg()
+	for r.pending > 0 {
+		select {
+		case res := <-r.results:
+			r.handle(res)
+		case sig := <-sigs:
+			s.log.Info("server: signal ignored, shutdown in progress", "signal", sig.String())
+		}
+	}
+	return r.firstErr
+}
+
+// onSignal logs sig and returns the stop it asks for.
+func (r *run) onSignal(sig os.Signal) mode {
+	r.s.log.Info("server: signal received", "signal", sig.String())
+	switch sig {
+	case syscall.SIGINT:
+		return modeFast
+	case syscall.SIGQUIT:
+		r.s.log.Info("server: graceful upgrade is not available yet, shutting down gracefully")
+	}
+	return modeGraceful
+}
+
+// graceful runs a graceful shutdown and returns modeFast if it was cut short by a signal,
+// a Close or an expired Shutdown context, else modeGraceful.
+func (r *run) graceful(sigs <-chan os.Signal) mode {
+	s := r.s
+	if grace := s.cfg.GracePeriod(); grace > 0 {
+		s.log.Info("server: grace period started", "grace_period", grace)
+		t := time.NewTimer(grace)
+		defer t.Stop()
+	wait:
+		for {
+			select {
+			case <-t.C:
+				break wait
+			case <-s.fast:
+				return modeFast
+			case sig := <-sigs:
+				s.log.Info("server: second signal, switching to fast shutdown", "signal", sig.String())
+				return modeFast
+			case res := <-r.results:
+				r.handle(res)
+			}
+		}
+	}
+	timeout := s.cfg.GracefulShutdownTimeout()
+	s.log.Info("server: graceful shutdown started", "timeout", timeout)
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	shutdowns := len(r.listening)
+	for _, ls := range r.listening {
+		r.pending++
+		go func() {
+			r.results <- result{name: ls.Name(), op: "shutdown", err: ls.Shutdown(ctx)}
+		}()
+	}
+	for shutdowns > 0 {
+		select {
+		case <-s.fast:
+			cancel()
+			return modeFast
+		case sig := <-sigs:
+			s.log.Info("server: second signal, switching to fast shutdown", "signal", sig.String())
+			cancel()
+			return modeFast
+		case res := <-r.results:
+			if res.op == "shutdown" {
+				shutdowns--
+			}
+			r.handle(res)
+		}
+	}
+	return modeGraceful
+}
+
+// closeAll closes every listening service at once.
+func (r *run) closeAll() {
+	r.s.log.Info("server: fast shutdown started")
+	for _, ls := range r.listening {
+		if err := ls.Close(); err != nil {
+			r.s.log.Warn("server: close service", "service", ls.Name(), "error", err)
+		}
+	}
+}
+
+// handle accounts for a returned call and logs it. It reports whether the call was a
+// failure that should shut the Server down.
+func (r *run) handle(res result) bool {
+	r.pending--
+	log := r.s.log
+	switch {
+	case res.op == "shutdown":
+		if errors.Is(res.err, context.DeadlineExceeded) {
+			log.Warn("server: graceful shutdown timed out, connections closed", "service", res.name)
+		} else if res.err != nil {
+			log.Warn("server: service shutdown", "service", res.name, "error", res.err)
+		}
+		return false
+	case res.err == nil || (res.canceled && errors.Is(res.err, context.Canceled)):
+		log.Info("server: service stopped", "service", res.name)
+		return false
+	case r.stopping:
+		log.Warn("server: service returned an error during shutdown", "service", res.name, "error", res.err)
+		return false
+	}
+	log.Error("server: service failed", "service", res.name, "error", res.err)
+	if r.firstErr == nil {
+		r.firstErr = fmt.Errorf("server: service %q: %w", res.name, res.err)
+	}
+	return true
+}

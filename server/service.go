@@ -1,0 +1,58 @@
+package server
+
+import (
+	"context"
+	"net"
+)
+
+// Service is anything a [Server] runs. A value passed to [Server.Add] must also implement
+// [ListeningService] or [BackgroundService]; which one decides how the Server drives it.
+type Service interface {
+	// Name identifies the service in logs and in [Server.Addrs]. It must be unique within
+	// one Server and must not be empty.
+	Name() string
+}
+
+// Endpoint is an address a [ListeningService] wants to accept connections on.
+type Endpoint struct {
+	// Network is "tcp", "tcp4", "tcp6" or "unix".
+	Network string
+	// Address is a host:port for TCP ("127.0.0.1:6188", "[::1]:0", ":0") or a file
+	// system path for a Unix socket ("/run/gw.sock").
+	Address string
+}
+
+// String returns "network:address", the form used in logs.
+func (e Endpoint) String() string { return e.Network + ":" + e.Address }
+
+// ListeningService accepts connections on listeners that the [Server] creates (or, in a
+// binary upgrade, inherits from the old process) and hands to it.
+//
+// The Server calls Endpoints once, before Serve; it calls Serve once, in a goroutine of its
+// own; and it may call Shutdown and Close from other goroutines while Serve runs, so those
+// two must be safe for concurrent use with Serve.
+type ListeningService interface {
+	Service
+	// Endpoints lists the addresses to accept on; the Server creates one listener for each.
+	Endpoints() []Endpoint
+	// Serve accepts on lns (one per endpoint, same order) and serves until Shutdown or
+	// Close; it then returns nil. Any other return is a failure of the service. Serve owns
+	// the listeners from here on and closes them on Shutdown or Close.
+	Serve(lns []net.Listener) error
+	// Shutdown stops accepting, lets in-flight requests finish and closes idle
+	// connections. When ctx ends first it closes the remaining connections and returns
+	// ctx.Err().
+	Shutdown(ctx context.Context) error
+	// Close closes the listeners and all connections at once.
+	Close() error
+}
+
+// BackgroundService is a task that runs alongside the listening services for the life of
+// the [Server]: health checks, service discovery, cache purging.
+type BackgroundService interface {
+	Service
+	// Run works until ctx is canceled and then returns promptly. A return of nil or of
+	// ctx's error after cancellation is a normal stop; a non-nil error before it is a
+	// failure that shuts the Server down.
+	Run(ctx context.Context) error
+}
