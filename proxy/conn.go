@@ -86,8 +86,11 @@ func (c *conn[C]) serve() {
 	}()
 	keepalive := durOr(s.opts.KeepaliveTimeout, 60*time.Second)
 	maxReq := s.opts.MaxRequestsPerConn
-	if maxReq <= 0 {
+	switch {
+	case maxReq == 0:
 		maxReq = 10000
+	case maxReq < 0:
+		maxReq = int(^uint(0) >> 1)
 	}
 	for {
 		if c.r.Buffered() == 0 {
@@ -145,7 +148,8 @@ func (c *conn[C]) getExchange() *exchange[C] {
 	}
 	ex.arena = c.svc.arenas.Get()
 	ex.sess.reset()
-	ex.sess.r, ex.sess.w = c.r, c.w
+	ex.sess.r, ex.sess.w, ex.sess.nc = c.r, c.w, c.nc
+	ex.sess.bodyTimeout = durOr(c.svc.opts.ClientBodyTimeout, 60*time.Second)
 	ex.sess.clientAddr = c.nc.RemoteAddr()
 	ex.sess.serverAddr = c.nc.LocalAddr()
 	ex.sess.requestIndex = c.served
@@ -156,7 +160,7 @@ func (c *conn[C]) putExchange(ex *exchange[C]) {
 	c.svc.arenas.Put(ex.arena)
 	ex.arena = nil
 	ex.sess.reset()
-	ex.sess.r, ex.sess.w = nil, nil
+	ex.sess.r, ex.sess.w, ex.sess.nc = nil, nil, nil
 	ex.sess.clientAddr, ex.sess.serverAddr = nil, nil
 	ex.upReq.Reset()
 	ex.resp.Reset()
@@ -205,7 +209,7 @@ func (c *conn[C]) handle(ex *exchange[C]) (keep bool) {
 	if !sess.closeAfter && !c.r.BodyDone() {
 		// The request body was not read (a phase answered early): skip it if small,
 		// otherwise close the connection.
-		sess.closeAfter = !c.discardBody()
+		sess.closeAfter = !sess.discardBody()
 	}
 	c.logging(ctx, sess, cc, reqErr)
 	return !sess.closeAfter
@@ -264,25 +268,6 @@ func (c *conn[C]) buildRequest(ex *exchange[C]) {
 	sess.expect100 = h.Expect100 && h.Minor == 1
 	sess.reqBodyKind = h.Body
 	sess.reqBodyLen = h.ContentLength
-}
-
-// discardBody reads and drops a small unread request body; it reports whether the
-// connection can go on.
-func (c *conn[C]) discardBody() bool {
-	const limit = 256 << 10
-	n := 0
-	c.nc.SetReadDeadline(time.Now().Add(durOr(c.svc.opts.ClientBodyTimeout, 60*time.Second)))
-	for n <= limit {
-		b, err := c.r.ReadBody()
-		n += len(b)
-		if err == io.EOF {
-			return true
-		}
-		if err != nil {
-			return false
-		}
-	}
-	return false
 }
 
 // run runs the request phases and the proxying.

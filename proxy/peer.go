@@ -96,8 +96,10 @@ func orDefault(d, def time.Duration) time.Duration {
 	return d
 }
 
-func (o *PeerOptions) connectTimeout() time.Duration { return orDefault(o.ConnectTimeout, 10*time.Second) }
-func (o *PeerOptions) readTimeout() time.Duration    { return orDefault(o.ReadTimeout, 60*time.Second) }
-func (o *PeerOptions) writeTimeout() time.Duration   { return orDefault(o.WriteTimeout, 60*time.Second) }
-func (o *PeerOptions) idleTimeout() time.Duration    { return orDefault(o.IdleTimeout, 60*time.Second) }
-func (o *PeerOptions) keepAlive() time.Duration      { return orDefault(o.TCPKeepAlive, 15*time.Second) }
+func (o *PeerOptions) connectTimeout() time.Duration {
+	return orDefault(o.ConnectTimeout, 10*time.Second)
+}
+func (o *PeerOptions) readTimeout() time.Duration  { return orDefault(o.ReadTimeout, 60*time.Second) }
+func (o *PeerOptions) writeTimeout() time.Duration { return orDefault(o.WriteTimeout, 60*time.Second) }
+func (o *PeerOptions) idleTimeout() time.Duration  { return orDefault(o.IdleTimeout, 60*time.Second) }
+func (o *PeerOptions) keepAlive() time.Duration    { return orDefault(o.TCPKeepAlive, 15*time.Second) }

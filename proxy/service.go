@@ -39,7 +39,7 @@ type ServiceOptions struct {
 	// SendTimeout bounds each wait to write to the client. If zero, 60s.
 	SendTimeout time.Duration
 	// MaxRequestsPerConn closes a client connection after that many requests. If zero,
-	// 10000.
+	// 10000; negative means no limit.
 	MaxRequestsPerConn int
 
 	// MaxRetries bounds the retries of one request (see ProxyHTTP.FailToConnect). If

@@ -42,8 +42,9 @@ type Session struct {
 	tls        bool
 
 	// the client connection's codec
-	r *h1.Reader
-	w *h1.Writer
+	r  *h1.Reader
+	w  *h1.Writer
+	nc net.Conn
 
 	timing        Timing
 	status        int
@@ -55,6 +56,7 @@ type Session struct {
 	sent100       bool
 	reqBodyKind   h1.BodyKind
 	reqBodyLen    int64
+	bodyTimeout   time.Duration
 	closeAfter    bool
 	requestIndex  int
 	peer          *Peer
@@ -165,6 +167,25 @@ func (s *Session) BufferRequestBody(limit int64) ([]byte, error) {
 	return s.body, nil
 }
 
+// discardBody reads and drops a small unread request body, so that the connection can
+// serve the next request; it reports whether that worked.
+func (s *Session) discardBody() bool {
+	const limit = 256 << 10
+	n := 0
+	s.nc.SetReadDeadline(time.Now().Add(s.bodyTimeout))
+	for n <= limit {
+		b, err := s.r.ReadBody()
+		n += len(b)
+		if err == io.EOF {
+			return true
+		}
+		if err != nil {
+			return false
+		}
+	}
+	return false
+}
+
 // send100 answers "Expect: 100-continue" before the first read of the body.
 func (s *Session) send100() error {
 	if !s.expect100 || s.sent100 || s.respStarted {
@@ -209,7 +230,9 @@ func (s *Session) writeWhole(resp *message.ResponseHeader, body []byte, sbody st
 	// A response written before the request body was read leaves that body unread:
 	// the connection cannot be reused unless there was none.
 	if s.reqBodyKind != h1.BodyNone && !s.bodyBuffered && !s.r.BodyDone() {
-		s.closeAfter = true
+		if s.bodyRead || (s.expect100 && !s.sent100) || !s.discardBody() {
+			s.closeAfter = true
+		}
 	}
 	s.respStarted = true
 	s.status = resp.Status

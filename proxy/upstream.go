@@ -353,7 +353,12 @@ func (c *conn[C]) sendResponse(ctx contextT, ex *exchange[C], cc C, uc *upConn, 
 	for {
 		chunk, rerr := uc.r.ReadBody()
 		if rerr != nil && rerr != io.EOF {
+			// Pass on what arrived; the close tells the client the body is cut short.
 			sess.closeAfter = true
+			if len(chunk) > 0 && w.WriteBody(chunk) == nil {
+				sess.bytesSent += int64(len(chunk))
+			}
+			w.Flush()
 			return upstreamReadError(rerr, true)
 		}
 		end := rerr == io.EOF

@@ -1,0 +1,120 @@
+package proxy
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net"
+	"strconv"
+	"testing"
+)
+
+// rawOrigin is a minimal keep-alive HTTP/1.1 origin that answers every request head with
+// a fixed response, allocation-free, so that benchmarks measure the proxy alone.
+func rawOrigin(tb testing.TB, bodySize int) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	resp := []byte("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nDate: Sat, 28 Nov 2026 04:00:00 GMT\r\nContent-Length: " +
+		strconv.Itoa(bodySize) + "\r\n\r\n" + string(bytes.Repeat([]byte("x"), bodySize)))
+	done := make(chan struct{})
+	tb.Cleanup(func() { ln.Close(); <-done })
+	go func() {
+		defer close(done)
+		var conns []net.Conn
+		defer func() {
+			for _, c := range conns {
+				c.Close()
+			}
+		}()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			conns = append(conns, c)
+			go func() {
+				buf := make([]byte, 64<<10)
+				n := 0
+				for {
+					m, err := c.Read(buf[n:])
+					if err != nil {
+						return
+					}
+					n += m
+					for {
+						i := bytes.Index(buf[:n], []byte("\r\n\r\n"))
+						if i < 0 {
+							break
+						}
+						if _, err := c.Write(resp); err != nil {
+							return
+						}
+						n = copy(buf, buf[i+4:n])
+					}
+				}
+			}()
+		}
+	}()
+	return ln.Addr().String()
+}
+
+type benchProxy struct {
+	Phases[struct{}]
+	peer *Peer
+}
+
+func (benchProxy) NewCtx() struct{} { return struct{}{} }
+func (p benchProxy) UpstreamPeer(context.Context, *Session, struct{}) (*Peer, error) {
+	return p.peer, nil
+}
+
+// BenchmarkProxyGet measures one proxied keep-alive GET with a reused upstream
+// connection, client and origin on loopback; allocs/op is the proxy's steady state.
+func BenchmarkProxyGet(b *testing.B) {
+	for _, size := range []int{1 << 10, 100 << 10} {
+		b.Run(strconv.Itoa(size>>10)+"KiB", func(b *testing.B) {
+			origin := rawOrigin(b, size)
+			svc, _ := newTestService[struct{}](b, benchProxy{peer: NewPeer(origin)}, ServiceOptions{MaxRequestsPerConn: -1})
+			addr := startProxy(b, svc)
+			c, err := net.Dial("tcp", addr)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer c.Close()
+			req := []byte("GET /1k HTTP/1.1\r\nHost: bench\r\nUser-Agent: bench/1.0\r\nAccept: */*\r\n\r\n")
+			buf := make([]byte, size+4096)
+			roundTrip := func() {
+				if _, err := c.Write(req); err != nil {
+					b.Fatal(err)
+				}
+				n := 0
+				for {
+					m, err := c.Read(buf[n:])
+					if err != nil {
+						b.Fatal(err)
+					}
+					n += m
+					if i := bytes.Index(buf[:n], []byte("\r\n\r\n")); i >= 0 && n-i-4 >= size {
+						return
+					}
+				}
+			}
+			for range 100 {
+				roundTrip()
+			}
+			b.SetBytes(int64(size))
+			b.ReportAllocs()
+			for b.Loop() {
+				roundTrip()
+			}
+			b.StopTimer()
+			if st := svc.PoolStats(); st.New != 1 {
+				b.Fatalf("upstream connections opened: %d", st.New)
+			}
+		})
+	}
+}
+
+var _ = io.EOF
