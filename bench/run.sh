@@ -24,6 +24,7 @@ IDLE_CONNS=${IDLE_CONNS:-5000}
 IDLE_HOLD=${IDLE_HOLD:-30}    # seconds the idle tool holds its connections at most
 PROXY_CPU=${PROXY_CPU:-0}     # core the proxy under test runs on, alone
 LOAD_CPU=${LOAD_CPU:-1}       # core wrk and the origin share
+ORIGIN_CPU=${ORIGIN_CPU:-$LOAD_CPU} # core the origin runs on; by default wrk's
 
 DURATION=${DURATION%s}
 WARMUP=${WARMUP%s}
@@ -50,7 +51,7 @@ die() {
 	exit 1
 }
 
-for v in DURATION WARMUP CONNS THREADS IDLE_CONNS IDLE_HOLD PROXY_CPU LOAD_CPU; do
+for v in DURATION WARMUP CONNS THREADS IDLE_CONNS IDLE_HOLD PROXY_CPU LOAD_CPU ORIGIN_CPU; do
 	[[ ${!v} =~ ^[0-9]+$ ]] || die "$v must be a whole number, got '${!v}'"
 done
 ((DURATION > 0 && CONNS > 0 && THREADS > 0 && IDLE_CONNS > 0)) || die "DURATION, CONNS, THREADS and IDLE_CONNS must be > 0"
@@ -127,8 +128,8 @@ if [[ " $PROXIES " == *" nginx "* ]]; then
 fi
 
 NCPU=$(nproc)
-((PROXY_CPU < NCPU && LOAD_CPU < NCPU)) || die "need CPUs $PROXY_CPU and $LOAD_CPU, this machine has $NCPU (set PROXY_CPU/LOAD_CPU)"
-[[ $PROXY_CPU != "$LOAD_CPU" ]] || log "warning: PROXY_CPU == LOAD_CPU; the proxy shares its core with the load"
+((PROXY_CPU < NCPU && LOAD_CPU < NCPU && ORIGIN_CPU < NCPU)) || die "need CPUs $PROXY_CPU, $LOAD_CPU and $ORIGIN_CPU, this machine has $NCPU (set PROXY_CPU/LOAD_CPU/ORIGIN_CPU)"
+[[ $PROXY_CPU != "$LOAD_CPU" && $PROXY_CPU != "$ORIGIN_CPU" ]] || log "warning: the proxy shares its core with the load or the origin"
 CLK_TCK=$(getconf CLK_TCK)
 
 # Room for the idle scenario's connections (and the proxy's own).
@@ -269,12 +270,12 @@ pick_port
 ORIGIN_PORT=$PORT
 pick_port
 STATS_PORT=$PORT
-GOMAXPROCS=1 taskset -c "$LOAD_CPU" "$TMP/bin/origin" \
+GOMAXPROCS=1 taskset -c "$ORIGIN_CPU" "$TMP/bin/origin" \
 	-listen "127.0.0.1:$ORIGIN_PORT" -stats "127.0.0.1:$STATS_PORT" 2>"$TMP/origin.log" &
 ORIGIN_PID=$!
 LIVE[$ORIGIN_PID]=1
 wait_http "http://127.0.0.1:$ORIGIN_PORT/1k" "$ORIGIN_PID" || { cat "$TMP/origin.log" >&2; die "origin did not start"; }
-log "origin on 127.0.0.1:$ORIGIN_PORT (pid $ORIGIN_PID, CPU $LOAD_CPU)"
+log "origin on 127.0.0.1:$ORIGIN_PORT (pid $ORIGIN_PID, CPU $ORIGIN_CPU)"
 
 # ---------------------------------------------------------------- proxies
 
@@ -455,14 +456,17 @@ run_load() { # NAME SCENARIO
 		cat "$out" >&2
 		return 0
 	fi
-	local cpu_us util lbusy steal
+	local cpu_us util lbusy steal other
 	lbusy=$(busy_pct "$lc0" "$lc1")
 	steal="$(steal_pct "$pc0" "$pc1")/$(steal_pct "$lc0" "$lc1")"
 	cpu_us=$(awk -v t=$((c1 - c0)) -v hz="$CLK_TCK" -v n="$reqs" 'BEGIN{printf "%.1f", t / hz * 1e6 / n}')
 	util=$(awk -v t=$((c1 - c0)) -v hz="$CLK_TCK" -v s="$secs" 'BEGIN{printf "%.0f", t / hz / s * 100}')
+	# Whatever else ran on the proxy's core (other users' work) during the run.
+	other=$(($(busy_pct "$pc0" "$pc1") - util))
+	((other >= 0)) || other=0
 	printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' \
-		"$name" "$scen" "$rps" "$p99" "$cpu_us" "$util" "$rss" "$((o1 - o0))" "$errs" "$lbusy" "$steal" >>"$RESULTS"
-	log "$name / $scen: $rps req/s, p99 ${p99} ms, ${cpu_us} µs CPU/req, CPU ${util}%, RSS ${rss} KiB, upstream conns +$((o1 - o0)), errors $errs, load core busy ${lbusy}%, steal ${steal}%"
+		"$name" "$scen" "$rps" "$p99" "$cpu_us" "$util" "$rss" "$((o1 - o0))" "$errs" "$lbusy" "$other" >>"$RESULTS"
+	log "$name / $scen: $rps req/s, p99 ${p99} ms, ${cpu_us} µs CPU/req, CPU ${util}%, RSS ${rss} KiB, upstream conns +$((o1 - o0)), errors $errs, load core busy ${lbusy}%, other load on proxy core ${other}%, steal ${steal}%"
 }
 
 # ---------------------------------------------------------------- idle
@@ -516,6 +520,14 @@ run_idle() { # NAME
 
 # ---------------------------------------------------------------- run
 
+# How busy the machine is with other work before we start (both CPUs, 1 s).
+idle0=$(cpu_stat "$PROXY_CPU") idle1=$(cpu_stat "$LOAD_CPU")
+sleep 1
+BG0=$(busy_pct "$idle0" "$(cpu_stat "$PROXY_CPU")")
+BG1=$(busy_pct "$idle1" "$(cpu_stat "$LOAD_CPU")")
+BG_BUSY="$BG0%/$BG1%"
+log "CPU $PROXY_CPU/$LOAD_CPU busy with other work before the run: $BG_BUSY"
+
 START=$(date +%s)
 if [[ $RUN_LOAD == 1 ]]; then
 	for s in $SCENARIOS; do
@@ -532,13 +544,17 @@ log "done in $(($(date +%s) - START)) s"
 cpu_model=$(awk -F': ' '/^model name/{print $2; exit}' /proc/cpuinfo)
 echo "### Results ($(date -u '+%Y-%m-%d %H:%M UTC'), ${cpu_model:-unknown CPU}, $NCPU CPUs)"
 echo
-echo "Proxy alone on CPU $PROXY_CPU; wrk ($THREADS thread, $CONNS connections) and the origin on CPU $LOAD_CPU."
+echo "Proxy alone on CPU $PROXY_CPU; wrk ($THREADS thread(s), $CONNS connections) on CPU $LOAD_CPU, the origin on CPU $ORIGIN_CPU."
+echo "Before the run, CPU $PROXY_CPU/$LOAD_CPU were $BG_BUSY busy with other work (0%/0% on a quiet machine)."
+if ((BG0 > 10 || BG1 > 10)); then
+	echo "**The machine was busy with other work: req/s and p99 below are not representative; CPU µs/req and the ratios within this run hold up better.**"
+fi
 echo "Measured run ${DURATION}s after a ${WARMUP}s warm-up; $(uname -sr); $(go version | awk '{print $3}'); $(nginx -v 2>&1 | sed 's/^nginx version: //'); $(wrk -v 2>&1 | awk 'NR==1{print "wrk " $2}')."
 echo "Command: \`DURATION=$DURATION CONNS=$CONNS PROXIES=\"${PROXIES}\" SCENARIOS=\"${SCENARIOS}\" bash bench/run.sh $MODE\`"
 echo
 
 if [[ -s $RESULTS ]]; then
-	echo "| proxy | scenario | req/s | p99 (ms) | CPU µs/req | proxy CPU | RSS after (MiB) | upstream conns opened | errors | load core busy | steal (proxy/load core) | CPU/req vs nginx | req/s vs nginx |"
+	echo "| proxy | scenario | req/s | p99 (ms) | CPU µs/req | proxy CPU | RSS after (MiB) | upstream conns opened | errors | load core busy | other load on proxy core | CPU/req vs nginx | req/s vs nginx |"
 	echo "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
 	awk -F'\t' '
 		{ row[NR] = $0; if ($1 == "nginx") { ncpu[$2] = $5; nrps[$2] = $3 } }
@@ -554,7 +570,7 @@ if [[ -s $RESULTS ]]; then
 	echo
 	echo "CPU µs/req: utime+stime of all the proxy's processes during the measured run ÷ requests completed (lower is better; ratio < 1 beats nginx)."
 	echo "Proxy CPU: share of its core the proxy used; well under 100% means the load side (CPU $LOAD_CPU, see load core busy) was the limit, not the proxy."
-	echo "Steal: share of each core the hypervisor gave to other guests during the run; more than a few % makes the run noisy."
+	echo "Load core busy: CPU $LOAD_CPU busy (wrk, origin and anything else); other load on proxy core: CPU $PROXY_CPU busy minus the proxy itself, i.e. other work that competed with the proxy (should be ~0%)."
 	echo
 fi
 

@@ -191,10 +191,9 @@ func ParseConfig(r io.Reader, name string) (*Config, error) {
 }
 
 var (
-	yamlLineRE     = regexp.MustCompile(`^(?:yaml: )?line (\d+): (.*)$`)
-	yamlUnknownRE  = regexp.MustCompile(`^field (.+) not found in type `)
-	yamlUnmarshRE  = regexp.MustCompile(`^cannot unmarshal (.*) into [\w.\[\]]+$`)
-
+	yamlLineRE    = regexp.MustCompile(`^(?:yaml: )?line (\d+): (.*)$`)
+	yamlUnknownRE = regexp.MustCompile(`^field (.+) not found in type `)
+	yamlUnmarshRE = regexp.MustCompile(`^cannot unmarshal (.*) into ([\w.\[\]]+)$`)
 )
 
 // parseConfigOver decodes r over base (which it modifies and returns) and validates the
@@ -260,7 +259,11 @@ func yamlError(err error, name string, lines map[string]int) error {
 			ce.Err = ErrUnknownKey
 		default:
 			if m := yamlUnmarshRE.FindStringSubmatch(msg); m != nil {
-				msg = "cannot use " + m[1] + " here: wrong type"
+				if strings.HasSuffix(m[2], ".Config") {
+					msg = "want a mapping of keys, got " + m[1]
+				} else {
+					msg = "want " + m[2] + ", got " + m[1]
+				}
 			}
 			ce.Key = keyAtLine(lines, ce.Line)
 			ce.Err = errors.New(strings.TrimPrefix(msg, "yaml: "))

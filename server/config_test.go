@@ -54,7 +54,7 @@ client_bind_to_ipv4: [192.0.2.1]
 		{
 			name:    "wrong type",
 			yaml:    "version: 1\nthreads: four\n",
-			wantErr: `server: conf.yaml:2: key "threads": cannot use !!str ` + "`four`" + ` here: wrong type`,
+			wantErr: `server: conf.yaml:2: key "threads": want int, got !!str ` + "`four`",
 		},
 		{
 			name:    "negative timeout",
@@ -79,7 +79,7 @@ client_bind_to_ipv4: [192.0.2.1]
 		{
 			name:    "not a mapping",
 			yaml:    "- a\n- b\n",
-			wantErr: `server: conf.yaml:1: cannot use !!seq here: wrong type`,
+			wantErr: `server: conf.yaml:1: want a mapping of keys, got !!seq`,
 		},
 	}
 	for _, tt := range tests {
@@ -159,5 +159,14 @@ func TestConfigCopied(t *testing.T) {
 	got := srv.Config()
 	if got.ClientBindToIPv4[0] != "192.0.2.1" || got.MaxRetries != 0 {
 		t.Fatalf("Server config changed with the caller's: %+v", got)
+	}
+}
+
+func TestParseConfigReportsEveryProblem(t *testing.T) {
+	_, err := ParseConfig(strings.NewReader("threads: four\nmax_retries: x\npid_fle: y\n"), "c.yaml")
+	for _, want := range []string{`c.yaml:1: key "threads"`, `c.yaml:2: key "max_retries"`, `c.yaml:3: unknown key "pid_fle"`} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("error = %v, want it to contain %q", err, want)
+		}
 	}
 }

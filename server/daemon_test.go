@@ -25,7 +25,7 @@ func TestDaemonArgs(t *testing.T) {
 	}
 }
 
-// TestDaemon runs this test binary as a program (see daemonHelper) with -d and checks that
+// TestDaemon runs this test binary as a program (see daemonMain) with -d and checks that
 // the original process exits at once and silently, and that the daemon runs in its own
 // session, writes its pid file and log, and stops on SIGTERM.
 func TestDaemon(t *testing.T) {
@@ -50,7 +50,7 @@ func TestDaemon(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), wait)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, os.Args[0], "-c", conf, "-d")
-	cmd.Env = append(os.Environ(), helperEnv+"=daemon", notifyEnv+"="+notify)
+	cmd.Env = append(os.Environ(), roleEnv+"=daemon", notifyEnv+"="+notify)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {

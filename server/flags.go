@@ -35,9 +35,23 @@ type Flags struct {
 // --help return an error wrapping [flag.ErrHelp], after which main should print
 // [FlagUsage]. ParseFlags prints nothing.
 func ParseFlags(args []string) (Flags, error) {
-	var f Flags
 	fs := flag.NewFlagSet("gotthard", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
+	f := AddFlags(fs)
+	if err := fs.Parse(args); err != nil {
+		return Flags{}, fmt.Errorf("server: flags: %w", err)
+	}
+	if fs.NArg() > 0 {
+		return Flags{}, fmt.Errorf("server: flags: unexpected argument %q", fs.Arg(0))
+	}
+	return *f, nil
+}
+
+// AddFlags defines the server flags (-c/--conf, -d/--daemon, -u/--upgrade, -t/--test) on
+// fs, for programs that have flags of their own; the returned Flags is filled in when fs
+// is parsed. Pass it to [NewFromFlags].
+func AddFlags(fs *flag.FlagSet) *Flags {
+	f := new(Flags)
 	for _, name := range []string{"c", "conf"} {
 		fs.StringVar(&f.Conf, name, "", "configuration file")
 	}
@@ -48,15 +62,9 @@ func ParseFlags(args []string) (Flags, error) {
 		fs.BoolVar(&f.Upgrade, name, false, "graceful upgrade")
 	}
 	for _, name := range []string{"t", "test"} {
-		fs.BoolVar(&f.Test, name, false, "test the configuration")
+		fs.BoolVar(&f.Test, name, false, "test the configuration and exit")
 	}
-	if err := fs.Parse(args); err != nil {
-		return Flags{}, fmt.Errorf("server: flags: %w", err)
-	}
-	if fs.NArg() > 0 {
-		return Flags{}, fmt.Errorf("server: flags: unexpected argument %q", fs.Arg(0))
-	}
-	return f, nil
+	return f
 }
 
 // NewFromArgs is [New] driven by the command line: it parses args with [ParseFlags]; with
@@ -74,11 +82,17 @@ func NewFromArgs(args []string, opts Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	return NewFromFlags(f, opts)
+}
+
+// NewFromFlags is [NewFromArgs] for flags already parsed (see [AddFlags]).
+func NewFromFlags(f Flags, opts Options) (*Server, error) {
 	cfg := DefaultConfig()
 	if opts.Config != nil {
 		cfg = opts.Config.clone()
 	}
 	if f.Conf != "" {
+		var err error
 		cfg, err = loadConfigOver(cfg, f.Conf)
 		if err != nil {
 			return nil, err

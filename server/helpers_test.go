@@ -54,7 +54,13 @@ func newHTTPService(name string, eps ...Endpoint) *httpService {
 }
 
 func (h *httpService) Name() string          { return h.name }
-func (h *httpService) Endpoints() []Endpoint { return h.eps }
+func (h *httpService) Endpoints() []net.Addr {
+	var as []net.Addr
+	for _, e := range h.eps {
+		as = append(as, e.Addr())
+	}
+	return as
+}
 
 func (h *httpService) Serve(lns []net.Listener) error {
 	errs := make(chan error, len(lns))

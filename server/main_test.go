@@ -10,23 +10,23 @@ import (
 	"go.uber.org/goleak"
 )
 
-// helperEnv makes the test binary act as a small Gotthard program (see daemonHelper), so
+// roleEnv makes the test binary act as a small Gotthard program (see daemonMain), so
 // that daemon mode can re-execute it.
 const (
-	helperEnv = "GOTTHARD_SERVER_TEST_HELPER"
+	roleEnv = "GOTTHARD_SERVER_TEST_ROLE"
 	notifyEnv = "GOTTHARD_SERVER_TEST_NOTIFY"
 )
 
 func TestMain(m *testing.M) {
-	if os.Getenv(helperEnv) == "daemon" {
-		os.Exit(daemonHelper())
+	if os.Getenv(roleEnv) == "daemon" {
+		os.Exit(daemonMain())
 	}
 	goleak.VerifyTestMain(m)
 }
 
-// daemonHelper is the main of the program the daemon test starts: a Server from the command
+// daemonMain is the main of the program the daemon test starts: a Server from the command
 // line with one background service that reports the pid to the test.
-func daemonHelper() int {
+func daemonMain() int {
 	srv, err := NewFromArgs(os.Args[1:], Options{})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)

@@ -372,7 +372,10 @@ func (s *Server) start(svcs []Service) (*run, error) {
 // bind creates the listeners of ls and records their addresses.
 func (s *Server) bind(ls ListeningService) ([]*boundListener, error) {
 	name := ls.Name()
-	eps := slices.Clone(ls.Endpoints())
+	var eps []Endpoint
+	for _, a := range ls.Endpoints() {
+		eps = append(eps, Endpoint{Network: a.Network(), Address: a.String()})
+	}
 	if len(eps) == 0 {
 		return nil, fmt.Errorf("server: service %q has no endpoints", name)
 	}
@@ -566,10 +569,13 @@ func (r *run) handle(res result) bool {
 	log := r.s.log
 	switch {
 	case res.op == "shutdown":
-		if errors.Is(res.err, context.DeadlineExceeded) {
+		switch {
+		case errors.Is(res.err, context.Canceled):
+			// Canceled by a switch to fast shutdown, which is logged already.
+		case errors.Is(res.err, context.DeadlineExceeded):
 			log.Warn("server: graceful shutdown timed out, connections closed", "service", res.name)
-		} else if res.err != nil {
-			log.Warn("server: service shutdown", "service", res.name, "error", res.err)
+		case res.err != nil:
+			log.Warn("server: service shutdown failed", "service", res.name, "error", res.err)
 		}
 		return false
 	case res.err == nil || (res.canceled && errors.Is(res.err, context.Canceled)):

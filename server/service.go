@@ -22,6 +22,14 @@ type Endpoint struct {
 	Address string
 }
 
+// Addr returns e as a net.Addr, as [ListeningService.Endpoints] lists it.
+func (e Endpoint) Addr() net.Addr { return endpointAddr{e.Network, e.Address} }
+
+type endpointAddr struct{ network, address string }
+
+func (a endpointAddr) Network() string { return a.network }
+func (a endpointAddr) String() string  { return a.address }
+
 // String returns "network:address", the form used in logs.
 func (e Endpoint) String() string { return e.Network + ":" + e.Address }
 
@@ -33,8 +41,11 @@ func (e Endpoint) String() string { return e.Network + ":" + e.Address }
 // two must be safe for concurrent use with Serve.
 type ListeningService interface {
 	Service
-	// Endpoints lists the addresses to accept on; the Server creates one listener for each.
-	Endpoints() []Endpoint
+	// Endpoints lists the addresses to accept on; the Server creates one listener for
+	// each. Each address's Network is "tcp", "tcp4", "tcp6" or "unix" and its String is
+	// the address to listen on ("127.0.0.1:6188", "/run/gw.sock"). The type is net.Addr
+	// so that services need not import this package; [Endpoint.Addr] converts.
+	Endpoints() []net.Addr
 	// Serve accepts on lns (one per endpoint, same order) and serves until Shutdown or
 	// Close; it then returns nil. Any other return is a failure of the service. Serve owns
 	// the listeners from here on and closes them on Shutdown or Close.

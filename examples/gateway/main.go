@@ -1,0 +1,151 @@
+// Command gateway is a reverse proxy built on Gotthard.
+//
+// With no arguments it starts a demo origin on loopback and the proxy in front of it on
+// 127.0.0.1:6188, and prints a curl line to try. With -listen and -upstream it proxies to
+// your own origin:
+//
+//	go run ./examples/gateway
+//	go run ./examples/gateway -listen 0.0.0.0:8080 -upstream 127.0.0.1:9000
+//
+// It also takes the server flags (-c conf.yaml, -d, -u, -t).
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/gotthard-proxy/gotthard/examples/internal/demo"
+	"github.com/gotthard-proxy/gotthard/proxy"
+	"github.com/gotthard-proxy/gotthard/server"
+)
+
+// gateway proxies every request to one upstream.
+type gateway struct {
+	proxy.Phases[struct{}]
+	peer      *proxy.Peer
+	accessLog *slog.Logger // nil: no access log
+}
+
+func (g *gateway) NewCtx() struct{} { return struct{}{} }
+
+// UpstreamPeer returns the one peer; it is made once and shared by every request.
+func (g *gateway) UpstreamPeer(context.Context, *proxy.Session, struct{}) (*proxy.Peer, error) {
+	return g.peer, nil
+}
+
+// Logging writes one access log line per request when -access-log is on.
+func (g *gateway) Logging(ctx context.Context, s *proxy.Session, _ struct{}, err error) {
+	if g.accessLog == nil {
+		return
+	}
+	req, t := s.Request(), s.Timing()
+	attrs := []any{
+		"client", s.ClientAddr().String(),
+		"method", req.Method,
+		"target", req.Target,
+		"status", s.Status(),
+		"bytes", s.BytesSent(),
+		"duration", t.End.Sub(t.Start),
+		"upstream_reused", s.UpstreamReused(),
+	}
+	if err != nil {
+		attrs = append(attrs, "err", err.Error())
+	}
+	g.accessLog.InfoContext(ctx, "access", attrs...)
+}
+
+func main() {
+	if err := run(os.Args[1:]); err != nil {
+		if errors.Is(err, server.ErrConfigTested) {
+			fmt.Println("configuration OK")
+			return
+		}
+		if errors.Is(err, flag.ErrHelp) {
+			return
+		}
+		fmt.Fprintln(os.Stderr, "gateway:", err)
+		os.Exit(1)
+	}
+}
+
+func run(args []string) error {
+	fs := flag.NewFlagSet("gateway", flag.ContinueOnError)
+	listen := fs.String("listen", "127.0.0.1:6188", "address to accept clients on")
+	upstream := fs.String("upstream", "", "origin HOST:PORT to proxy to (empty: start a demo origin)")
+	accessLog := fs.Bool("access-log", false, "log one line per request (on by default with the demo origin)")
+	maxRetries := fs.Int("max-retries", 0, "retries on another connection attempt (0: the default, 3)")
+	connectTimeout := fs.Duration("connect-timeout", 0, "upstream connect timeout (0: 10s)")
+	readTimeout := fs.Duration("read-timeout", 0, "upstream read timeout (0: 60s)")
+	sflags := server.AddFlags(fs)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	logger := slog.New(slog.NewTextHandler(os.Stderr, nil))
+
+	srv, err := server.NewFromFlags(*sflags, server.Options{Logger: logger})
+	if err != nil {
+		return err
+	}
+	target := *upstream
+	demoMode := target == ""
+	if demoMode {
+		origin, err := demo.Start("Gotthard")
+		if err != nil {
+			return err
+		}
+		defer origin.Close()
+		target = origin.Addr()
+		*accessLog = true
+	}
+	g := &gateway{peer: &proxy.Peer{
+		Address: target,
+		Options: proxy.PeerOptions{ConnectTimeout: *connectTimeout, ReadTimeout: *readTimeout},
+	}}
+	if *accessLog {
+		g.accessLog = logger
+	}
+	cfg := srv.Config()
+	svc := proxy.NewService("gateway", g, proxy.ServiceOptions{
+		Logger:                    logger,
+		MaxRetries:                firstNonZero(*maxRetries, cfg.MaxRetries),
+		UpstreamKeepalivePoolSize: cfg.UpstreamKeepalivePoolSize,
+	})
+	svc.AddTCP(*listen)
+	if err := srv.Add(svc); err != nil {
+		return err
+	}
+	if demoMode {
+		go func() {
+			select {
+			case <-srv.Ready():
+			case <-srv.Done():
+				return
+			case <-time.After(10 * time.Second):
+				return
+			}
+			addr := *listen
+			if as := srv.Addrs("gateway"); len(as) > 0 {
+				addr = as[0].String()
+			}
+			fmt.Printf("Gotthard gateway on http://%s, in front of a demo origin on %s.\n", addr, target)
+			fmt.Printf("Try:  curl -i http://%s/\n", addr)
+			fmt.Println("Stop with Ctrl-C.")
+		}()
+	}
+	return srv.Run()
+}
+
+func firstNonZero(a, b int) int {
+	if a != 0 {
+		return a
+	}
+	return b
+}
