@@ -53,7 +53,7 @@ func newHTTPService(name string, eps ...Endpoint) *httpService {
 	return h
 }
 
-func (h *httpService) Name() string          { return h.name }
+func (h *httpService) Name() string { return h.name }
 func (h *httpService) Endpoints() []net.Addr {
 	var as []net.Addr
 	for _, e := range h.eps {

@@ -13,7 +13,7 @@ import (
 // roleEnv makes the test binary act as a small Gotthard program (see daemonMain), so
 // that daemon mode can re-execute it.
 const (
-	roleEnv = "GOTTHARD_SERVER_TEST_ROLE"
+	roleEnv   = "GOTTHARD_SERVER_TEST_ROLE"
 	notifyEnv = "GOTTHARD_SERVER_TEST_NOTIFY"
 )
 
