@@ -41,10 +41,9 @@ type upConn struct {
 	idleTTL time.Duration
 	idleAt  time.Time
 	// liveness check state, kept here so the check does not allocate
-	peek     [1]byte
-	alive    bool
-	checkFn  func(fd uintptr) bool
-	requests int
+	peek    [1]byte
+	alive   bool
+	checkFn func(fd uintptr) bool
 }
 
 func (c *upConn) close() {

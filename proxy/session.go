@@ -39,7 +39,6 @@ type Session struct {
 	req        message.RequestHeader
 	clientAddr net.Addr
 	serverAddr net.Addr
-	tls        bool
 
 	// the client connection's codec
 	r  *h1.Reader
