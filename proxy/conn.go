@@ -39,6 +39,7 @@ type conn[C any] struct {
 	waitFn   func(fd uintptr) bool
 	peek     [1]byte
 	ready    bool
+	waited   bool
 }
 
 // exchange is the state of one request on a client connection.
@@ -125,16 +126,25 @@ func (c *conn[C]) waitReadable() bool {
 	if c.rc == nil {
 		return true
 	}
-	c.ready = false
+	c.ready, c.waited = false, false
 	if err := c.rc.Read(c.waitFn); err != nil {
 		return false
 	}
 	return c.ready
 }
 
+// checkReadable is called by the runtime poller: first at once, and again each time the
+// socket becomes readable. The first call peeks, since bytes may already be waiting; a
+// later call means the poller saw the socket become readable, and the read that follows
+// finds out whether that is data or the end of the connection, so it spares a syscall.
 func (c *conn[C]) checkReadable(fd uintptr) bool {
+	if c.waited {
+		c.ready = true
+		return true
+	}
 	n, errno := peekByte(fd, &c.peek)
 	if errno == syscall.EAGAIN || errno == syscall.EWOULDBLOCK {
+		c.waited = true
 		return false // wait for the poller
 	}
 	c.ready = errno == 0 && n > 0
