@@ -84,11 +84,12 @@ func (r *Reader) chunkLine() (line []byte, off int, err error) {
 		if i := bytes.IndexByte(r.buf[r.scan:r.w], '\n'); i >= 0 {
 			p := r.scan + i
 			off = r.r
-			if p == r.r || r.buf[p-1] != '\r' {
-				return nil, off, errAt(r.side, statusBadRequest, "chunk size line not terminated by CRLF", p)
-			}
-			if p-1-r.r > r.lim.MaxLineBytes {
+			crlf := p > r.r && r.buf[p-1] == '\r'
+			if n := p - r.r; n > r.lim.MaxLineBytes && (!crlf || n-1 > r.lim.MaxLineBytes) {
 				return nil, off, errAt(r.side, statusBadRequest, "chunk size line too long", off)
+			}
+			if !crlf {
+				return nil, off, errAt(r.side, statusBadRequest, "chunk size line not terminated by CRLF", p)
 			}
 			line = r.buf[r.r : p-1]
 			r.r = p + 1

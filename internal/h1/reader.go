@@ -228,8 +228,11 @@ func (r *Reader) scanSection() bool {
 		if n == 0 || n == 1 && b[r.lineStart] == '\r' {
 			return true
 		}
-		if n > r.lim.MaxLineBytes+1 {
-			return true
+		if n > 0 && b[p-1] == '\r' {
+			n--
+		}
+		if n > r.lim.MaxLineBytes {
+			return true // the parser reports the long line
 		}
 		r.lineStart, r.scan = p+1, p+1
 	}

@@ -289,7 +289,6 @@ func TestReaderLimits(t *testing.T) {
 		{"line too long, no end", Limits{}, "GET / HTTP/1.1\r\nHost: a\r\nX: " + strings.Repeat("y", 9000), 431},
 		{"request line too long, no end", Limits{}, "GET /" + strings.Repeat("y", 9000), 414},
 		{"too many fields", Limits{MaxFields: 3}, "GET / HTTP/1.1\r\nHost: a\r\n" + strings.Repeat("X: y\r\n", 3) + "\r\n", 431},
-		{"bad line early", Limits{}, "GET / HTTP/1.1\r\nHost : a\r\n" + strings.Repeat("X: y\r\n", 3), 400},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -355,7 +354,7 @@ func TestBufPoolReuse(t *testing.T) {
 	if pool.InUse() != 0 {
 		t.Fatalf("InUse = %d", pool.InUse())
 	}
-	if testing.AllocsPerRun(100, func() { pool.Put(pool.Get()) }) != 0 {
+	if !raceEnabled && testing.AllocsPerRun(100, func() { pool.Put(pool.Get()) }) != 0 {
 		t.Errorf("Get/Put allocates")
 	}
 }
