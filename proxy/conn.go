@@ -25,13 +25,16 @@ const (
 // conn is one client connection. It keeps only what an idle connection needs; the state
 // of a request lives in an exchange taken from a pool while the request runs.
 type conn[C any] struct {
-	svc    *Service[C]
-	nc     net.Conn
-	rc     syscall.RawConn // nil when the conn has no file descriptor
-	r      *h1.Reader
-	w      *h1.Writer
-	state  atomic.Int32
-	served int
+	svc      *Service[C]
+	nc       net.Conn
+	rc       syscall.RawConn // nil when the conn has no file descriptor
+	r        *h1.Reader
+	w        *h1.Writer
+	state    atomic.Int32
+	served   int
+	keep     bool                   // set by work: the connection may serve another request
+	workDone chan struct{}          // work has finished
+	up       atomic.Pointer[upConn] // the upstream connection in use, for Close to cut
 
 	clientIP netip.Addr
 	clientS  string // clientIP as text, made once
@@ -62,6 +65,8 @@ func (s *Service[C]) newConn(nc net.Conn) *conn[C] {
 		nc:  nc,
 		r:   h1.NewReader(nc, s.bufs, s.limits),
 		w:   h1.NewWriter(nc, s.bufs),
+
+		workDone: make(chan struct{}, 1),
 	}
 	if ap, err := netip.ParseAddrPort(nc.RemoteAddr().String()); err == nil {
 		c.clientIP = ap.Addr().Unmap()
@@ -77,6 +82,8 @@ func (s *Service[C]) newConn(nc net.Conn) *conn[C] {
 	return c
 }
 
+// serve is the connection's goroutine: it waits for requests and hands each burst of
+// them to a worker (see workers.go).
 func (c *conn[C]) serve() {
 	s := c.svc
 	defer func() {
@@ -86,13 +93,6 @@ func (c *conn[C]) serve() {
 		s.removeConn(c)
 	}()
 	keepalive := durOr(s.opts.KeepaliveTimeout, 60*time.Second)
-	maxReq := s.opts.MaxRequestsPerConn
-	switch {
-	case maxReq == 0:
-		maxReq = 10000
-	case maxReq < 0:
-		maxReq = int(^uint(0) >> 1)
-	}
 	for {
 		if c.r.Buffered() == 0 {
 			// Idle: hold no buffers while waiting for the next request.
@@ -106,15 +106,36 @@ func (c *conn[C]) serve() {
 		if !c.state.CompareAndSwap(stateIdle, stateActive) {
 			return // closed by Shutdown
 		}
-		ex := c.getExchange()
-		keep := c.handle(ex)
-		c.putExchange(ex)
-		c.served++
-		if !keep || c.served >= maxReq || s.closing.Load() {
+		s.dispatch(c)
+		<-c.workDone
+		if !c.keep {
 			return
 		}
 		c.state.Store(stateIdle)
 		if s.closing.Load() { // Shutdown may have missed this connection while active
+			return
+		}
+	}
+}
+
+// work serves requests on a worker goroutine: the one that is ready, and any pipelined
+// after it. It sets c.keep to whether the connection stays open.
+func (c *conn[C]) work() {
+	s := c.svc
+	maxReq := s.opts.MaxRequestsPerConn
+	switch {
+	case maxReq == 0:
+		maxReq = 10000
+	case maxReq < 0:
+		maxReq = int(^uint(0) >> 1)
+	}
+	for {
+		ex := c.getExchange()
+		keep := c.handle(ex)
+		c.putExchange(ex)
+		c.served++
+		c.keep = keep && c.served < maxReq && !s.closing.Load()
+		if !c.keep || c.r.Buffered() == 0 {
 			return
 		}
 	}

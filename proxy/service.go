@@ -78,6 +78,7 @@ type Service[C any] struct {
 	via    string
 
 	exchanges sync.Pool // *exchange[C]
+	workers   workerPool[C]
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -89,7 +90,8 @@ type Service[C any] struct {
 	closing   atomic.Bool // no new requests: shutting down or closed
 	done      chan struct{}
 	doneOnce  sync.Once
-	wg        sync.WaitGroup // accept loops, connections, the pool sweeper
+	wg        sync.WaitGroup // accept loops, workers, the pool sweeper
+	connWG    sync.WaitGroup // connections
 }
 
 // NewService returns a proxy service named name that proxies with app.
@@ -205,6 +207,7 @@ func (s *Service[C]) sweepLoop() {
 			return
 		case now := <-t.C:
 			s.pool.sweep(now)
+			s.expireWorkers(now, false)
 		}
 	}
 }
@@ -241,7 +244,7 @@ func (s *Service[C]) acceptLoop(ln net.Listener) {
 			continue
 		}
 		s.conns[c] = struct{}{}
-		s.wg.Add(1)
+		s.connWG.Add(1)
 		s.mu.Unlock()
 		go c.serve()
 	}
@@ -256,7 +259,7 @@ func (s *Service[C]) removeConn(c *conn[C]) {
 	s.mu.Lock()
 	delete(s.conns, c)
 	s.mu.Unlock()
-	s.wg.Done()
+	s.connWG.Done()
 }
 
 // Shutdown stops accepting, lets in-flight requests finish (their connections close after
@@ -287,6 +290,9 @@ func (s *Service[C]) Close() error {
 	s.mu.Lock()
 	for c := range s.conns {
 		c.nc.Close()
+		if uc := c.up.Load(); uc != nil {
+			uc.nc.Close() // a request waiting on its peer ends now, not at its timeout
+		}
 	}
 	s.mu.Unlock()
 	s.finish()
@@ -318,6 +324,10 @@ func (s *Service[C]) closeIdle() bool {
 
 func (s *Service[C]) finish() {
 	s.doneOnce.Do(func() { close(s.done) })
+	// Connections end first; then no worker has work left, and the idle ones are told
+	// to stop. Workers still finishing a request stop when they see the pool stopped.
+	s.connWG.Wait()
+	s.expireWorkers(time.Time{}, true)
 	s.wg.Wait()
 	s.pool.closeAll()
 	s.cancel()

@@ -105,11 +105,16 @@ func (c *conn[C]) exchangeWith(ctx contextT, ex *exchange[C], cc C, uc *upConn, 
 	ex.gotResponseByte = false
 	ex.method = append(ex.method[:0], sess.req.Method...)
 	pooled := false
+	c.up.Store(uc)
 	defer func() {
+		c.up.Store(nil)
 		if !pooled {
 			uc.close()
 		}
 	}()
+	if ctx.Err() != nil { // Close ran before uc was visible to it
+		return &Error{Type: ConnectionClosed, Source: Internal, Cause: ctx.Err()}
+	}
 	o := &peer.Options
 	now := time.Now()
 	var total time.Time
@@ -351,6 +356,15 @@ func (c *conn[C]) sendResponse(ctx contextT, ex *exchange[C], cc C, uc *upConn, 
 	readTimeout := o.readTimeout()
 	lastRead := now
 	for {
+		// Pass on what was received before waiting for more, so that a streamed
+		// response (server-sent events, long polls) is not held back in the buffer.
+		// At most the CRLF that ends a chunk can be left once its data was read.
+		if uc.r.Buffered() <= 2 && w.Buffered() > 0 {
+			if err := w.Flush(); err != nil {
+				sess.closeAfter = true
+				return asError(err, WriteError, Downstream)
+			}
+		}
 		chunk, rerr := uc.r.ReadBody()
 		if rerr != nil && rerr != io.EOF {
 			// Pass on what arrived; the close tells the client the body is cut short.
