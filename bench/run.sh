@@ -21,9 +21,10 @@ PROXIES=${PROXIES:-"gotthard nginx httputil"}
 SCENARIOS=${SCENARIOS:-"1k 100k"}
 IDLE=${IDLE:-0}
 IDLE_CONNS=${IDLE_CONNS:-5000}
+REPEAT=${REPEAT:-1}           # measured runs per proxy × scenario (median reported)
 IDLE_HOLD=${IDLE_HOLD:-30}    # seconds the idle tool holds its connections at most
 PROXY_CPU=${PROXY_CPU:-0}     # core the proxy under test runs on, alone
-LOAD_CPU=${LOAD_CPU:-1}       # core wrk and the origin share
+LOAD_CPU=${LOAD_CPU:-1}       # core wrk runs on (and the origin, by default)
 ORIGIN_CPU=${ORIGIN_CPU:-$LOAD_CPU} # core the origin runs on; by default wrk's
 
 DURATION=${DURATION%s}
@@ -35,7 +36,7 @@ load) RUN_LOAD=1; RUN_IDLE=$IDLE ;;
 idle) RUN_LOAD=0; RUN_IDLE=1 ;;
 all) RUN_LOAD=1; RUN_IDLE=1 ;;
 -h | --help | help)
-	sed -n '2,10p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+	sed -n '2,9p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
 	exit 0
 	;;
 *)
@@ -51,10 +52,10 @@ die() {
 	exit 1
 }
 
-for v in DURATION WARMUP CONNS THREADS IDLE_CONNS IDLE_HOLD PROXY_CPU LOAD_CPU ORIGIN_CPU; do
+for v in DURATION WARMUP CONNS THREADS REPEAT IDLE_CONNS IDLE_HOLD PROXY_CPU LOAD_CPU ORIGIN_CPU; do
 	[[ ${!v} =~ ^[0-9]+$ ]] || die "$v must be a whole number, got '${!v}'"
 done
-((DURATION > 0 && CONNS > 0 && THREADS > 0 && IDLE_CONNS > 0)) || die "DURATION, CONNS, THREADS and IDLE_CONNS must be > 0"
+((DURATION > 0 && CONNS > 0 && THREADS > 0 && REPEAT > 0 && IDLE_CONNS > 0)) || die "DURATION, CONNS, THREADS, REPEAT and IDLE_CONNS must be > 0"
 
 # ---------------------------------------------------------------- cleanup
 
@@ -409,9 +410,9 @@ IDLE_RESULTS="$TMP/idle.tsv"
 : >"$RESULTS"
 : >"$IDLE_RESULTS"
 
-run_load() { # NAME SCENARIO
-	local name=$1 scen=$2 tag="$1-$2" out
-	log "$name / $scen: starting"
+run_load() { # NAME SCENARIO RUN
+	local name=$1 scen=$2 rep=$3 tag="$1-$2-$3" out
+	log "$name / $scen: starting (run $rep of $REPEAT)"
 	if ! start_proxy "$name" "$tag"; then
 		log "$name / $scen: proxy did not start, skipped"
 		return 0
@@ -445,7 +446,8 @@ run_load() { # NAME SCENARIO
 
 	local reqs secs rps p99 errs non2xx
 	reqs=$(awk '/requests in/{print $1; exit}' "$out")
-	secs=$(awk '/requests in/{sub(/s,?$/, "", $4); print $4; exit}' "$out")
+	secs=$(awk '/requests in/{sub(/,$/, "", $4); print $4; exit}' "$out")
+	secs=$(awk -v ms="$(to_ms "$secs")" 'BEGIN{printf "%.3f", ms / 1000}')
 	rps=$(awk '/^Requests\/sec:/{print $2; exit}' "$out")
 	p99=$(to_ms "$(awk '$1 == "99%" {print $2; exit}' "$out")")
 	errs=$(awk '/Socket errors:/{gsub(/,/, ""); print $4 + $6 + $8 + $10; exit}' "$out")
@@ -464,8 +466,8 @@ run_load() { # NAME SCENARIO
 	# Whatever else ran on the proxy's core (other users' work) during the run.
 	other=$(($(busy_pct "$pc0" "$pc1") - util))
 	((other >= 0)) || other=0
-	printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' \
-		"$name" "$scen" "$rps" "$p99" "$cpu_us" "$util" "$rss" "$((o1 - o0))" "$errs" "$lbusy" "$other" >>"$RESULTS"
+	printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' \
+		"$name" "$scen" "$rps" "$p99" "$cpu_us" "$util" "$rss" "$((o1 - o0))" "$errs" "$lbusy" "$other" "$rep" >>"$RESULTS"
 	log "$name / $scen: $rps req/s, p99 ${p99} ms, ${cpu_us} µs CPU/req, CPU ${util}%, RSS ${rss} KiB, upstream conns +$((o1 - o0)), errors $errs, load core busy ${lbusy}%, other load on proxy core ${other}%, steal ${steal}%"
 }
 
@@ -530,8 +532,10 @@ log "CPU $PROXY_CPU/$LOAD_CPU busy with other work before the run: $BG_BUSY"
 
 START=$(date +%s)
 if [[ $RUN_LOAD == 1 ]]; then
-	for s in $SCENARIOS; do
-		for p in "${SELECTED[@]}"; do run_load "$p" "$s"; done
+	for ((rep = 1; rep <= REPEAT; rep++)); do
+		for s in $SCENARIOS; do
+			for p in "${SELECTED[@]}"; do run_load "$p" "$s" "$rep"; done
+		done
 	done
 fi
 if [[ $RUN_IDLE == 1 ]]; then
@@ -550,28 +554,66 @@ if ((BG0 > 10 || BG1 > 10)); then
 	echo "**The machine was busy with other work: req/s and p99 below are not representative; CPU µs/req and the ratios within this run hold up better.**"
 fi
 echo "Measured run ${DURATION}s after a ${WARMUP}s warm-up; $(uname -sr); $(go version | awk '{print $3}'); $(nginx -v 2>&1 | sed 's/^nginx version: //'); $(wrk -v 2>&1 | awk 'NR==1{print "wrk " $2}')."
-echo "Command: \`DURATION=$DURATION CONNS=$CONNS PROXIES=\"${PROXIES}\" SCENARIOS=\"${SCENARIOS}\" bash bench/run.sh $MODE\`"
+echo "Command: \`DURATION=$DURATION CONNS=$CONNS REPEAT=$REPEAT PROXIES=\"${PROXIES}\" SCENARIOS=\"${SCENARIOS}\" bash bench/run.sh $MODE\`"
 echo
 
 if [[ -s $RESULTS ]]; then
-	echo "| proxy | scenario | req/s | p99 (ms) | CPU µs/req | proxy CPU | RSS after (MiB) | upstream conns opened | errors | load core busy | other load on proxy core | CPU/req vs nginx | req/s vs nginx |"
-	echo "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+	# One row per proxy × scenario: the run with the median CPU µs/req (all
+	# its columns, so the row is one real run), in the order they ran. Runs in
+	# which other work took more than 10% of the proxy's core are left out
+	# when there is at least one run without.
 	awk -F'\t' '
+		!(($1 FS $2) in n) { order[++keys] = $1 FS $2 }
+		{ k = $1 FS $2; rows[k, ++n[k]] = $0; if ($11 + 0 <= 10) clean[k]++ }
+		END {
+			for (j = 1; j <= keys; j++) {
+				k = order[j]; m = 0
+				for (a = 1; a <= n[k]; a++) {
+					split(rows[k, a], f, "\t")
+					if (clean[k] > 0 && f[11] + 0 > 10) continue
+					m++; c[m] = f[5] + 0; idx[m] = a
+				}
+				for (a = 2; a <= m; a++)   # insertion sort of idx by c
+					for (b = a; b > 1 && c[b - 1] > c[b]; b--) {
+						t = idx[b]; idx[b] = idx[b - 1]; idx[b - 1] = t
+						t = c[b]; c[b] = c[b - 1]; c[b - 1] = t
+					}
+				printf "%s\t%d\t%.1f\t%.1f\t%d\n", rows[k, idx[int((m + 1) / 2)]], m, c[1], c[m], n[k]
+			}
+		}' "$RESULTS" >"$TMP/median.tsv"
+	if ((REPEAT > 1)); then
+		echo "Each row is the median run by CPU µs/req of $REPEAT runs (the runs of all proxies interleaved), leaving out runs where other work took more than 10% of the proxy's core if there are runs without; all runs are listed below."
+		echo
+	fi
+	echo "| proxy | scenario | req/s | p99 (ms) | CPU µs/req | proxy CPU | RSS after (MiB) | upstream conns opened | errors | load core busy | other load on proxy core | CPU/req vs nginx | req/s vs nginx |$( ((REPEAT > 1)) && echo " CPU µs/req min–max |")"
+	echo "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|$( ((REPEAT > 1)) && echo "---:|")"
+	awk -F'\t' -v range=$((REPEAT > 1)) '
 		{ row[NR] = $0; if ($1 == "nginx") { ncpu[$2] = $5; nrps[$2] = $3 } }
 		END {
 			for (i = 1; i <= NR; i++) {
 				split(row[i], f, "\t")
 				rc = (f[2] in ncpu && ncpu[f[2]] > 0) ? sprintf("%.2f×", f[5] / ncpu[f[2]]) : "n/a"
 				rr = (f[2] in nrps && nrps[f[2]] > 0) ? sprintf("%.2f×", f[3] / nrps[f[2]]) : "n/a"
-				printf "| %s | %s | %.0f | %.2f | %.1f | %s%% | %.1f | %d | %d | %s%% | %s%% | %s | %s |\n",
+				printf "| %s | %s | %.0f | %.2f | %.1f | %s%% | %.1f | %d | %d | %s%% | %s%% | %s | %s |",
 					f[1], f[2], f[3], f[4], f[5], f[6], f[7] / 1024, f[8], f[9], f[10], f[11], rc, rr
+				if (range) printf " %.1f–%.1f (%d of %d runs) |", f[14], f[15], f[13], f[16]
+				printf "\n"
 			}
-		}' "$RESULTS"
+		}' "$TMP/median.tsv"
 	echo
 	echo "CPU µs/req: utime+stime of all the proxy's processes during the measured run ÷ requests completed (lower is better; ratio < 1 beats nginx)."
 	echo "Proxy CPU: share of its core the proxy used; well under 100% means the load side (CPU $LOAD_CPU, see load core busy) was the limit, not the proxy."
 	echo "Load core busy: CPU $LOAD_CPU busy (wrk, origin and anything else); other load on proxy core: CPU $PROXY_CPU busy minus the proxy itself, i.e. other work that competed with the proxy (should be ~0%)."
 	echo
+	if ((REPEAT > 1)); then
+		echo "All runs:"
+		echo
+		echo "| run | proxy | scenario | req/s | p99 (ms) | CPU µs/req | proxy CPU | upstream conns opened | errors | load core busy | other load on proxy core |"
+		echo "|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"
+		awk -F'\t' '{ printf "| %d | %s | %s | %.0f | %.2f | %.1f | %s%% | %d | %d | %s%% | %s%% |\n",
+			$12, $1, $2, $3, $4, $5, $6, $8, $9, $10, $11 }' "$RESULTS"
+		echo
+	fi
 fi
 
 if [[ -s $IDLE_RESULTS ]]; then

@@ -57,6 +57,9 @@ type exchange[C any] struct {
 	method []byte // the request method, for response framing
 
 	gotResponseByte bool // the peer answered this attempt
+	requestSent     bool // writing the request to the peer began in this attempt
+	peerOpts        *PeerOptions
+	total           time.Time // the attempt's TotalTimeout deadline, or zero
 }
 
 func (s *Service[C]) newConn(nc net.Conn) *conn[C] {
@@ -94,11 +97,13 @@ func (c *conn[C]) serve() {
 	}()
 	keepalive := durOr(s.opts.KeepaliveTimeout, 60*time.Second)
 	for {
+		// The next head must arrive within the keep-alive timeout, also when part of it
+		// is already buffered (pipelining).
+		c.nc.SetReadDeadline(time.Now().Add(keepalive))
 		if c.r.Buffered() == 0 {
 			// Idle: hold no buffers while waiting for the next request.
 			c.r.Release()
 			c.w.Release()
-			c.nc.SetReadDeadline(time.Now().Add(keepalive))
 			if !c.waitReadable() {
 				return
 			}
@@ -138,6 +143,7 @@ func (c *conn[C]) work() {
 		if !c.keep || c.r.Buffered() == 0 {
 			return
 		}
+		c.nc.SetReadDeadline(time.Now().Add(durOr(s.opts.KeepaliveTimeout, 60*time.Second)))
 	}
 }
 
@@ -180,6 +186,7 @@ func (c *conn[C]) getExchange() *exchange[C] {
 	ex.arena = c.svc.arenas.Get()
 	ex.sess.reset()
 	ex.sess.r, ex.sess.w, ex.sess.nc = c.r, c.w, c.nc
+	ex.sess.closing = &c.svc.closing
 	ex.sess.bodyTimeout = durOr(c.svc.opts.ClientBodyTimeout, 60*time.Second)
 	ex.sess.clientAddr = c.nc.RemoteAddr()
 	ex.sess.serverAddr = c.nc.LocalAddr()
@@ -290,12 +297,31 @@ func (c *conn[C]) buildRequest(ex *exchange[C]) {
 	h, sess, a := &ex.head, &ex.sess, ex.arena
 	req := &sess.req
 	req.Method = internMethod(h.Method, a)
-	req.Target = a.String(h.Target)
 	req.Version = message.HTTP11
 	if h.Minor == 0 {
 		req.Version = message.HTTP10
 	}
 	copyFields(&req.Header, h.Fields, a, !c.trusted, true)
+	// An absolute-form target (RFC 9112 §3.2.2) names the host itself: Host follows it,
+	// and the target goes upstream in origin form, so that phases and the origin see the
+	// same host.
+	target := h.Target
+	if authority, path, ok := splitAbsolute(target); ok {
+		req.Header.Set("Host", a.String(authority))
+		switch {
+		case len(path) == 0:
+			path = []byte("/")
+		case path[0] == '?':
+			path = append([]byte("/"), path...)
+		}
+		target = path
+	}
+	req.Target = a.String(target)
+	// A Content-Length list of equal values ("5, 5") was accepted as one value: pass the
+	// one value on.
+	if h.Body == h1.BodyLength || h.ContentLength > 0 {
+		normalizeContentLength(&req.Header, h.ContentLength, a)
+	}
 	sess.expect100 = h.Expect100 && h.Minor == 1
 	sess.reqBodyKind = h.Body
 	sess.reqBodyLen = h.ContentLength
@@ -307,9 +333,23 @@ func (c *conn[C]) run(ctx contextT, ex *exchange[C], cc C) error {
 	if err := s.app.EarlyRequestFilter(ctx, sess, cc); err != nil {
 		return err
 	}
+	if sess.req.Method == "CONNECT" {
+		// Tunnels are not proxied: answering a CONNECT as a plain request could put a
+		// tunnel into the upstream pool. The client may send tunnel bytes next: close.
+		sess.closeAfter = true
+		return &Error{Type: HTTPStatus, Source: Downstream, Status: 405,
+			Cause: errors.New("proxy: CONNECT is not supported")}
+	}
 	res, err := s.app.RequestFilter(ctx, sess, cc)
-	if err != nil || res == Handled {
+	if err != nil {
 		return err
+	}
+	if res == Handled {
+		if !sess.respStarted {
+			return &Error{Type: InternalError, Source: Internal,
+				Cause: errors.New("proxy: RequestFilter returned Handled without a response")}
+		}
+		return nil
 	}
 	res, err = s.app.ProxyUpstreamFilter(ctx, sess, cc)
 	if err != nil {

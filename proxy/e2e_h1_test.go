@@ -531,3 +531,41 @@ func TestCurlClient(t *testing.T) {
 		})
 	}
 }
+
+func TestStreamedResponseNotHeldBack(t *testing.T) {
+	tests := []struct {
+		name, head, first string
+	}{
+		{"Content-Length", "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n", "event 1\n"},
+		{"chunked", "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n", "8\r\nevent 1\n\r\n"},
+		{"until close", "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n\r\n", "event 1\n"},
+		{"head only", "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			origin := scriptedOrigin(t, func(c net.Conn) {
+				if _, err := http.ReadRequest(bufio.NewReader(c)); err != nil {
+					return
+				}
+				io.WriteString(c, tt.head+tt.first)
+				io.Copy(io.Discard, c) // stalls until the test ends
+			})
+			svc, _ := newTestService[*testCtx](t, fixedProxy{peer: NewPeer(origin)}, ServiceOptions{})
+			addr := startProxy(t, svc)
+			c, br := dialRaw(t, addr)
+			c.SetReadDeadline(time.Now().Add(3 * time.Second))
+			io.WriteString(c, "GET /events HTTP/1.1\r\nHost: x\r\n\r\n")
+			resp, err := http.ReadResponse(br, nil)
+			if err != nil {
+				t.Fatalf("response head held back while the origin stalls: %v", err)
+			}
+			if tt.first == "" {
+				return
+			}
+			got := make([]byte, len("event 1\n"))
+			if _, err := io.ReadFull(resp.Body, got); err != nil || string(got) != "event 1\n" {
+				t.Fatalf("first event held back: %q %v", got, err)
+			}
+		})
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"net/netip"
+	"strconv"
 
 	"github.com/gotthard-proxy/gotthard/internal/arena"
 	"github.com/gotthard-proxy/gotthard/internal/h1"
@@ -172,4 +173,44 @@ func trusted(addr netip.Addr, prefixes []netip.Prefix) bool {
 		}
 	}
 	return false
+}
+
+// splitAbsolute splits an absolute-form target "http://authority/path?q" into its
+// authority and the rest, which may be empty or start with '?'; ok is false for other
+// forms.
+func splitAbsolute(t []byte) (authority, rest []byte, ok bool) {
+	i := bytes.Index(t, []byte("://"))
+	if i <= 0 || t[0] == '/' {
+		return nil, nil, false
+	}
+	scheme := t[:i]
+	if !asciiEqualFold(scheme, "http") && !asciiEqualFold(scheme, "https") {
+		return nil, nil, false
+	}
+	after := t[i+3:]
+	j := bytes.IndexAny(after, "/?")
+	if j < 0 {
+		return after, nil, len(after) > 0
+	}
+	return after[:j], after[j:], j > 0
+}
+
+// normalizeContentLength leaves one Content-Length field holding n, in the place of the
+// first, when the fields are not already exactly that.
+func normalizeContentLength(h *message.Header, n int64, a *arena.Arena) {
+	count, plain := 0, true
+	var buf [20]byte
+	want := strconv.AppendInt(buf[:0], n, 10)
+	for _, f := range h.Fields() {
+		if message.EqualFold(f.Name, "Content-Length") {
+			count++
+			if f.Value != string(want) {
+				plain = false
+			}
+		}
+	}
+	if count == 1 && plain || count == 0 {
+		return
+	}
+	h.Set("Content-Length", a.String(want))
 }

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -121,3 +122,5 @@ func readResponse(t testing.TB, br *bufio.Reader, method string) (*http.Response
 	resp.Body.Close()
 	return resp, string(b)
 }
+
+func runtimeGosched() { runtime.Gosched() }

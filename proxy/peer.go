@@ -51,8 +51,9 @@ type PeerOptions struct {
 	// IdleTimeout is how long an idle connection to the peer stays in the pool. If zero,
 	// 60s; negative means connections are not kept.
 	IdleTimeout time.Duration
-	// TotalTimeout bounds a whole attempt, from connecting to the end of the response
-	// body. If zero, no bound beyond the others.
+	// TotalTimeout bounds a whole attempt, from the moment the connection is ready to the
+	// end of the response body (ConnectTimeout bounds connecting). If zero, no bound
+	// beyond the others.
 	TotalTimeout time.Duration
 	// TCPKeepAlive is the keep-alive probe period of TCP connections. If zero, 15s;
 	// negative turns probes off.

@@ -62,8 +62,9 @@ type ProxyHTTP[C any] interface {
 	// call with end set (chunk may be empty then). It returns the bytes to send instead of
 	// chunk; chunk aliases a buffer that is reused after the call returns, and so may the
 	// returned slice. If it changes the body's length, the UpstreamRequestFilter must remove
-	// Content-Length so the body is sent chunked. Default: chunk unchanged. When a retry
-	// resends a buffered body, the filter is not run again.
+	// Content-Length so the body is sent chunked. Default: chunk unchanged. It does not
+	// run for a body buffered with [Session.BufferRequestBody] (the phase that buffered it
+	// has it whole), nor when a retry resends such a body.
 	RequestBodyFilter(ctx context.Context, s *Session, c C, chunk []byte, end bool) ([]byte, error)
 
 	// ProxyUpstreamFilter runs before UpstreamPeer and decides whether to proxy at all.
@@ -77,8 +78,10 @@ type ProxyHTTP[C any] interface {
 
 	// UpstreamRequestFilter may change the request head about to be sent upstream (a copy
 	// of [Session.Request] after the framework's own changes: hop-by-hop fields removed,
-	// X-Forwarded-* set). Fields the framework owns (Transfer-Encoding, Connection) are set
-	// after it. Default: nothing. Runs on each retry, on a fresh copy.
+	// X-Forwarded-* set, Host added if the client sent none). The framing fields
+	// (Content-Length, Transfer-Encoding) are written by the framework from the body it
+	// sends; a Connection field the phase sets is sent as it is. Default: nothing. Runs on
+	// each retry, on a fresh copy.
 	UpstreamRequestFilter(ctx context.Context, s *Session, c C, req *message.RequestHeader) error
 
 	// UpstreamResponseFilter may change the response head as it arrives from upstream,
@@ -91,8 +94,9 @@ type ProxyHTTP[C any] interface {
 
 	// ResponseFilter may change the response head just before it goes to the client
 	// (after UpstreamResponseFilter; also for cache hits). Removing Content-Length makes
-	// the framework send the body chunked (HTTP/1.1) or close-delimited (HTTP/1.0).
-	// Default: nothing.
+	// the framework send the body chunked (HTTP/1.1) or close-delimited (HTTP/1.0). It may
+	// also answer the client itself with [Session.Respond] instead, which drops the
+	// peer's response. Default: nothing.
 	ResponseFilter(ctx context.Context, s *Session, c C, resp *message.ResponseHeader) error
 
 	// ResponseBodyFilter sees each piece of the response body just before it goes to the

@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -19,7 +20,7 @@ import (
 
 func echoOrigin(t testing.TB) (string, *atomic.Int64) {
 	var conns atomic.Int64
-	srv, addr := startOrigin(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
 		sum := sha256.Sum256(body)
 		w.Header().Set("X-Method", r.Method)
@@ -39,12 +40,15 @@ func echoOrigin(t testing.TB) (string, *atomic.Int64) {
 		}
 		w.Write([]byte("hello " + r.URL.Path))
 	}))
+	// Set before Start: the server reads it from its accept loop.
 	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
 		if s == http.StateNew {
 			conns.Add(1)
 		}
 	}
-	return addr, &conns
+	srv.Start()
+	t.Cleanup(srv.Close)
+	return strings.TrimPrefix(srv.URL, "http://"), &conns
 }
 
 func TestProxyGet(t *testing.T) {

@@ -5,6 +5,7 @@ import (
 	"io"
 	"net"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/gotthard-proxy/gotthard/internal/h1"
@@ -41,9 +42,10 @@ type Session struct {
 	serverAddr net.Addr
 
 	// the client connection's codec
-	r  *h1.Reader
-	w  *h1.Writer
-	nc net.Conn
+	r       *h1.Reader
+	w       *h1.Writer
+	nc      net.Conn
+	closing *atomic.Bool // the service is shutting down
 
 	timing        Timing
 	status        int
@@ -147,7 +149,13 @@ func (s *Session) BufferRequestBody(limit int64) ([]byte, error) {
 		return nil, err
 	}
 	s.bodyRead = true
+	last := time.Now()
+	s.nc.SetReadDeadline(last.Add(s.bodyTimeout))
 	for {
+		if t := time.Now(); t.Sub(last) > s.bodyTimeout/4 {
+			last = t
+			s.nc.SetReadDeadline(t.Add(s.bodyTimeout))
+		}
 		chunk, err := s.r.ReadBody()
 		if int64(len(s.body)+len(chunk)) > limit {
 			s.closeAfter = true
@@ -263,6 +271,9 @@ func (s *Session) writeWhole(resp *message.ResponseHeader, body []byte, sbody st
 
 // writeConnectionField writes the Connection field the client needs.
 func (s *Session) writeConnectionField() {
+	if s.closing != nil && s.closing.Load() {
+		s.closeAfter = true // shutting down: this is the connection's last response
+	}
 	if s.closeAfter {
 		s.w.WriteString("Connection: close\r\n")
 	} else if s.req.Version == message.HTTP10 {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"io"
 	"strconv"
+	"syscall"
 	"time"
 
 	"github.com/gotthard-proxy/gotthard/internal/h1"
@@ -21,6 +22,10 @@ func (c *conn[C]) proxy(ctx contextT, ex *exchange[C], cc C) error {
 		sess.retries = attempt
 		peer, err := s.app.UpstreamPeer(ctx, sess, cc)
 		if err != nil || peer == nil {
+			var e *Error
+			if errors.As(err, &e) {
+				return e
+			}
 			if err == nil {
 				err = errNoPeer
 			}
@@ -30,11 +35,11 @@ func (c *conn[C]) proxy(ctx contextT, ex *exchange[C], cc C) error {
 		uc, reused, cerr := c.connect(ctx, peer)
 		if cerr != nil {
 			e := s.app.FailToConnect(ctx, sess, cc, peer, cerr)
-			if e != nil && e.Retry && attempt < maxRetries && c.replayable(sess) {
-				continue
-			}
 			if e == nil {
 				e = cerr
+			}
+			if e.Retry && attempt < maxRetries && c.canRetry(sess, false) {
+				continue
 			}
 			return e
 		}
@@ -51,31 +56,37 @@ func (c *conn[C]) proxy(ctx contextT, ex *exchange[C], cc C) error {
 		if sess.respStarted {
 			return e
 		}
-		if reused && e.Source == Upstream && !ex.gotResponseByte && c.replayable(sess) {
-			// A pooled connection the peer closed while we took it: try again.
+		if reused && e.Source == Upstream && e.Type == ConnectionClosed && !ex.gotResponseByte {
+			// A pooled connection that the peer closed as we took it: try again, if
+			// resending is safe.
 			e.Retry = true
 		}
-		e2 := s.app.ErrorWhileProxy(ctx, sess, cc, peer, e, sess.requestIndex > 0)
-		if e2 != nil {
+		if e2 := s.app.ErrorWhileProxy(ctx, sess, cc, peer, e, sess.requestIndex > 0); e2 != nil {
 			e = e2
 		}
-		if e.Retry && attempt < maxRetries && c.replayable(sess) && !sess.respStarted {
+		if e.Retry && attempt < maxRetries && c.canRetry(sess, ex.requestSent) {
 			continue
 		}
 		return e
 	}
 }
 
-// replayable reports whether the request can be sent again: its body was not streamed
-// upstream, or it was buffered whole and the method is idempotent.
-func (c *conn[C]) replayable(sess *Session) bool {
-	if sess.reqBodyKind == h1.BodyNone {
+// canRetry reports whether the request may be sent again; sent tells whether any of it
+// was written to the last peer. Nothing may be resent once the client has part of a
+// response, or once body bytes were streamed from the client without being kept. A
+// request that reached a peer is resent only if its method is idempotent (RFC 9110
+// §9.2.2) or it carries an Idempotency-Key: the peer may have acted on it.
+func (c *conn[C]) canRetry(sess *Session, sent bool) bool {
+	if sess.respStarted {
+		return false
+	}
+	if sess.reqBodyKind != h1.BodyNone && !sess.bodyBuffered && sess.bodyRead {
+		return false
+	}
+	if !sent {
 		return true
 	}
-	if sess.bodyBuffered {
-		return idempotent(sess.req.Method)
-	}
-	return !sess.bodyRead
+	return idempotent(sess.req.Method) || sess.req.Header.Has("Idempotency-Key")
 }
 
 func idempotent(m string) bool {
@@ -102,7 +113,7 @@ func (c *conn[C]) connect(ctx contextT, peer *Peer) (*upConn, bool, *Error) {
 // closes uc or returns it to the pool.
 func (c *conn[C]) exchangeWith(ctx contextT, ex *exchange[C], cc C, uc *upConn, peer *Peer) (rerr *Error) {
 	s, sess := c.svc, &ex.sess
-	ex.gotResponseByte = false
+	ex.gotResponseByte, ex.requestSent = false, false
 	ex.method = append(ex.method[:0], sess.req.Method...)
 	pooled := false
 	c.up.Store(uc)
@@ -121,12 +132,17 @@ func (c *conn[C]) exchangeWith(ctx contextT, ex *exchange[C], cc C, uc *upConn, 
 	if o.TotalTimeout > 0 {
 		total = now.Add(o.TotalTimeout)
 	}
+	ex.peerOpts, ex.total = o, total
 	uc.nc.SetWriteDeadline(deadline(now, o.writeTimeout(), total))
 
 	// The request head: a fresh copy of the client's request, the framework's fields,
 	// then the user's filter.
 	up := &ex.upReq
 	up.CopyFrom(&sess.req)
+	if !up.Header.Has("Host") {
+		// HTTP/1.0 clients may leave Host out; HTTP/1.1 requires it upstream.
+		up.Header.Add("Host", peerHost(peer))
+	}
 	c.forwardedFields(up)
 	if err := s.app.UpstreamRequestFilter(ctx, sess, cc, up); err != nil {
 		return asError(err, InternalError, Internal)
@@ -142,6 +158,7 @@ func (c *conn[C]) exchangeWith(ctx contextT, ex *exchange[C], cc C, uc *upConn, 
 		return err
 	}
 	w := uc.w
+	ex.requestSent = true
 	w.WriteRequestLine(up.Method, up.Target, 1)
 	for _, f := range up.Header.Fields() {
 		if message.EqualFold(f.Name, "Content-Length") || message.EqualFold(f.Name, "Transfer-Encoding") {
@@ -166,7 +183,7 @@ func (c *conn[C]) exchangeWith(ctx contextT, ex *exchange[C], cc C, uc *upConn, 
 		}
 	}
 	if err := w.Flush(); err != nil {
-		return asError(err, WriteError, Upstream)
+		return upstreamWriteError(err)
 	}
 
 	// The response head, skipping or forwarding interim responses.
@@ -197,6 +214,9 @@ func (c *conn[C]) exchangeWith(ctx contextT, ex *exchange[C], cc C, uc *upConn, 
 		resp.Version = message.HTTP10
 	}
 	copyFields(&resp.Header, uh.Fields, ex.arena, false, false)
+	if uh.ContentLength > 0 {
+		normalizeContentLength(&resp.Header, uh.ContentLength, ex.arena)
+	}
 	if s.via != "" {
 		appendVia(&resp.Header, s.via)
 	}
@@ -205,6 +225,11 @@ func (c *conn[C]) exchangeWith(ctx contextT, ex *exchange[C], cc C, uc *upConn, 
 	}
 	if err := s.app.ResponseFilter(ctx, sess, cc, resp); err != nil {
 		return asError(err, InternalError, Internal)
+	}
+	if sess.respStarted {
+		// A filter answered the client itself; the peer's response is dropped (and its
+		// connection closed, since its body was not read).
+		return nil
 	}
 	if err := validateHeader(&resp.Header); err != nil {
 		return asError(err, InternalError, Internal)
@@ -247,10 +272,10 @@ func (c *conn[C]) sendBody(ctx contextT, ex *exchange[C], cc C, uc *upConn) *Err
 	w := uc.w
 	if sess.bodyBuffered {
 		if err := w.WriteBody(sess.body); err != nil {
-			return asError(err, WriteError, Upstream)
+			return upstreamWriteError(err)
 		}
 		if err := w.FinishBody(nil); err != nil {
-			return asError(err, WriteError, Upstream)
+			return upstreamWriteError(err)
 		}
 		return nil
 	}
@@ -258,8 +283,18 @@ func (c *conn[C]) sendBody(ctx contextT, ex *exchange[C], cc C, uc *upConn) *Err
 		return err.(*Error)
 	}
 	sess.bodyRead = true
-	c.nc.SetReadDeadline(time.Now().Add(durOr(s.opts.ClientBodyTimeout, 60*time.Second)))
+	// Each wait for the client and for the peer is bounded, not the whole body: the
+	// deadlines move forward as data flows (checked on the clock, not reset per read).
+	bodyTimeout := durOr(s.opts.ClientBodyTimeout, 60*time.Second)
+	writeTimeout := ex.peerOpts.writeTimeout()
+	last := time.Now()
+	c.nc.SetReadDeadline(last.Add(bodyTimeout))
 	for {
+		if t := time.Now(); t.Sub(last) > min(bodyTimeout, writeTimeout)/4 {
+			last = t
+			c.nc.SetReadDeadline(t.Add(bodyTimeout))
+			uc.nc.SetWriteDeadline(deadline(t, writeTimeout, ex.total))
+		}
 		chunk, rerr := c.r.ReadBody()
 		if rerr != nil && rerr != io.EOF {
 			sess.closeAfter = true
@@ -278,7 +313,7 @@ func (c *conn[C]) sendBody(ctx contextT, ex *exchange[C], cc C, uc *upConn) *Err
 						sess.closeAfter = true
 						return &Error{Type: InternalError, Source: Internal, Cause: err}
 					}
-					return asError(err, WriteError, Upstream)
+					return upstreamWriteError(err)
 				}
 			}
 		}
@@ -290,7 +325,7 @@ func (c *conn[C]) sendBody(ctx contextT, ex *exchange[C], cc C, uc *upConn) *Err
 		if errors.Is(err, h1.ErrBodyTooShort) {
 			return &Error{Type: InternalError, Source: Internal, Cause: err}
 		}
-		return asError(err, WriteError, Upstream)
+		return upstreamWriteError(err)
 	}
 	return nil
 }
@@ -497,8 +532,25 @@ func upstreamReadError(err error, partial bool) *Error {
 	if errors.As(err, &he) {
 		return &Error{Type: InvalidHTTP, Source: Upstream, Cause: err}
 	}
-	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET) {
 		return &Error{Type: ConnectionClosed, Source: Upstream, Cause: err}
 	}
 	return asError(err, ReadError, Upstream)
+}
+
+// upstreamWriteError classifies a failed write to a peer; a connection the peer closed
+// or reset is ConnectionClosed, which makes a pooled connection's request retryable.
+func upstreamWriteError(err error) *Error {
+	if errors.Is(err, syscall.EPIPE) || errors.Is(err, syscall.ECONNRESET) {
+		return &Error{Type: ConnectionClosed, Source: Upstream, Cause: err}
+	}
+	return asError(err, WriteError, Upstream)
+}
+
+// peerHost is the Host for a request that came without one.
+func peerHost(p *Peer) string {
+	if p.network() == "unix" {
+		return "localhost"
+	}
+	return p.Address
 }

@@ -75,10 +75,11 @@ type Config struct {
 	GracefulShutdownTimeoutSeconds int `yaml:"graceful_shutdown_timeout_seconds"`
 	// UpstreamKeepalivePoolSize is the number of idle upstream connections a service keeps
 	// per peer. The server does not read it; services take it from here. Zero means the
-	// service's default.
+	// service's default; -1 turns reuse off.
 	UpstreamKeepalivePoolSize int `yaml:"upstream_keepalive_pool_size"`
 	// MaxRetries is the number of times a service retries a failed upstream attempt that
-	// is safe to retry. The server does not read it. Zero means no retries.
+	// is safe to retry. The server does not read it. Zero means the service's default;
+	// -1 means no retries.
 	MaxRetries int `yaml:"max_retries"`
 	// CaFile is a PEM bundle of the roots trusted for upstream TLS. Empty means the system
 	// roots. The server does not read it.
@@ -304,12 +305,21 @@ func (c *Config) validate(name string, lines map[string]int) error {
 		{"threads", c.Threads},
 		{"grace_period_seconds", c.GracePeriodSeconds},
 		{"graceful_shutdown_timeout_seconds", c.GracefulShutdownTimeoutSeconds},
-		{"upstream_keepalive_pool_size", c.UpstreamKeepalivePoolSize},
-		{"max_retries", c.MaxRetries},
 	}
 	for _, f := range nonNegative {
 		if f.v < 0 {
 			bad(f.key, "must not be negative, got %d", f.v)
+		}
+	}
+	for _, f := range []struct {
+		key string
+		v   int
+	}{
+		{"upstream_keepalive_pool_size", c.UpstreamKeepalivePoolSize},
+		{"max_retries", c.MaxRetries},
+	} {
+		if f.v < -1 {
+			bad(f.key, "must be -1 (off) or more, got %d", f.v)
 		}
 	}
 	if c.User != "" {

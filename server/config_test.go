@@ -117,11 +117,11 @@ func TestUnknownKeyIsErrUnknownKey(t *testing.T) {
 
 func TestLoadConfig(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "conf.yaml")
-	if err := os.WriteFile(path, []byte("pid_file: /tmp/g.pid\nmax_retries: -1\n"), 0o600); err != nil {
+	if err := os.WriteFile(path, []byte("pid_file: /tmp/g.pid\nmax_retries: -2\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	_, err := LoadConfig(path)
-	if err == nil || err.Error() != `server: `+path+`:2: key "max_retries": must not be negative, got -1` {
+	if err == nil || err.Error() != `server: `+path+`:2: key "max_retries": must be -1 (off) or more, got -2` {
 		t.Fatalf("LoadConfig = %v", err)
 	}
 	if _, err := LoadConfig(filepath.Join(t.TempDir(), "missing.yaml")); !errors.Is(err, os.ErrNotExist) {

@@ -36,10 +36,11 @@ func (g guard) UpstreamPeer(context.Context, *proxy.Session, struct{}) (*proxy.P
 // RequestFilter lets a request through only if it carries the key.
 func (g guard) RequestFilter(_ context.Context, s *proxy.Session, _ struct{}) (proxy.Result, error) {
 	got := s.Request().Header.Get(g.header)
+	// The header is not forwarded either way: the origin need not see the key.
+	s.Request().Header.Del(g.header)
 	if subtle.ConstantTimeCompare([]byte(got), g.key) == 1 {
 		return proxy.Continue, nil
 	}
-	// The header is not forwarded either way: the origin need not see the key.
 	return proxy.Handled, s.Respond(403, "Forbidden: missing or wrong "+g.header+"\n")
 }
 

@@ -1,0 +1,207 @@
+package proxy
+
+import (
+	"context"
+	"net"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/gotthard-proxy/gotthard/message"
+)
+
+// phaseProxy is a test proxy whose phases are set per test.
+type phaseProxy struct {
+	Phases[*testCtx]
+	peer           *Peer
+	peerErr        error
+	requestFilter  func(s *Session) (Result, error)
+	responseFilter func(s *Session, resp *message.ResponseHeader) error
+	errorWhile     func(e *Error) *Error
+}
+
+func (phaseProxy) NewCtx() *testCtx { return &testCtx{} }
+
+func (p phaseProxy) UpstreamPeer(context.Context, *Session, *testCtx) (*Peer, error) {
+	if p.peerErr != nil {
+		return nil, p.peerErr
+	}
+	return p.peer, nil
+}
+
+func (p phaseProxy) RequestFilter(_ context.Context, s *Session, _ *testCtx) (Result, error) {
+	if p.requestFilter != nil {
+		return p.requestFilter(s)
+	}
+	return Continue, nil
+}
+
+func (p phaseProxy) ResponseFilter(_ context.Context, s *Session, _ *testCtx, resp *message.ResponseHeader) error {
+	if p.responseFilter != nil {
+		return p.responseFilter(s, resp)
+	}
+	return nil
+}
+
+func (p phaseProxy) ErrorWhileProxy(_ context.Context, _ *Session, _ *testCtx, _ *Peer, e *Error, _ bool) *Error {
+	if p.errorWhile != nil {
+		return p.errorWhile(e)
+	}
+	return e
+}
+
+func TestRequestEdgeCases(t *testing.T) {
+	origin, _ := echoOrigin(t)
+	tests := []struct {
+		name    string
+		app     phaseProxy
+		req     string
+		want    []string // substrings of the response
+		wantNot []string
+	}{
+		{
+			name: "CONNECT is refused",
+			req:  "CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n",
+			want: []string{"HTTP/1.1 405 "},
+		},
+		{
+			name: "absolute-form target sets Host and goes upstream in origin form",
+			req:  "GET http://other.example/p?q=1 HTTP/1.1\r\nHost: example.com\r\nConnection: close\r\n\r\n",
+			want: []string{"X-Got-Host: other.example\r\n", "X-Target: /p?q=1\r\n"},
+		},
+		{
+			name: "absolute-form target without a path",
+			req:  "GET http://other.example?q=1 HTTP/1.1\r\nHost: other.example\r\nConnection: close\r\n\r\n",
+			want: []string{"X-Target: /?q=1\r\n"},
+		},
+		{
+			name: "Content-Length list of equal values goes upstream as one value",
+			req:  "POST /x HTTP/1.1\r\nHost: a\r\nContent-Length: 3, 3\r\nConnection: close\r\n\r\nabc",
+			want: []string{"HTTP/1.1 200 ", "X-Body-Len: 3\r\n"},
+		},
+		{
+			name: "HTTP/1.0 request without Host gets the peer's",
+			req:  "GET /old HTTP/1.0\r\n\r\n",
+			want: []string{"HTTP/1.1 200 ", "X-Got-Host: " + origin + "\r\n"},
+		},
+		{
+			name: "status error from UpstreamPeer keeps its status",
+			app:  phaseProxy{peerErr: StatusError(503)},
+			req:  "GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
+			want: []string{"HTTP/1.1 503 "},
+		},
+		{
+			name: "Handled without a response is an internal error",
+			app:  phaseProxy{requestFilter: func(*Session) (Result, error) { return Handled, nil }},
+			req:  "GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
+			want: []string{"HTTP/1.1 500 "},
+		},
+		{
+			name: "a response written in ResponseFilter replaces the peer's",
+			app: phaseProxy{responseFilter: func(s *Session, _ *message.ResponseHeader) error {
+				return s.Respond(418, "teapot\n")
+			}},
+			req:     "GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
+			want:    []string{"HTTP/1.1 418 ", "teapot\n"},
+			wantNot: []string{"200 OK", "hello"},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			app := tt.app
+			app.peer = NewPeer(origin)
+			svc, _ := newTestService[*testCtx](t, app, ServiceOptions{})
+			addr := startProxy(t, svc)
+			got := rawExchange(t, addr, tt.req)
+			for _, w := range tt.want {
+				if !strings.Contains(got, w) {
+					t.Errorf("response lacks %q:\n%s", w, got)
+				}
+			}
+			for _, w := range tt.wantNot {
+				if strings.Contains(got, w) {
+					t.Errorf("response has %q:\n%s", w, got)
+				}
+			}
+			if strings.Count(got, "HTTP/1.1 ") != 1 {
+				t.Errorf("want exactly one response:\n%s", got)
+			}
+		})
+	}
+}
+
+// A request without a body that reached a peer is resent only when its method is
+// idempotent: a POST is not repeated even when ErrorWhileProxy asks.
+func TestNoRetryOfSentNonIdempotent(t *testing.T) {
+	for _, method := range []string{"GET", "POST"} {
+		t.Run(method, func(t *testing.T) {
+			var seen atomic.Int32
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { ln.Close() })
+			go func() {
+				for {
+					c, err := ln.Accept()
+					if err != nil {
+						return
+					}
+					go func() {
+						defer c.Close()
+						buf := make([]byte, 4096)
+						if n, _ := c.Read(buf); n > 0 {
+							seen.Add(1)
+						}
+					}()
+				}
+			}()
+			app := phaseProxy{peer: NewPeer(ln.Addr().String()), errorWhile: func(e *Error) *Error {
+				e.Retry = true
+				return e
+			}}
+			svc, _ := newTestService[*testCtx](t, app, ServiceOptions{MaxRetries: 2})
+			addr := startProxy(t, svc)
+			got := rawExchange(t, addr, method+" / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+			if !strings.HasPrefix(got, "HTTP/1.1 502 ") {
+				t.Fatalf("got %q", got)
+			}
+			want := int32(3)
+			if method == "POST" {
+				want = 1
+			}
+			if n := seen.Load(); n != want {
+				t.Fatalf("origin saw %d requests, want %d", n, want)
+			}
+		})
+	}
+}
+
+func TestConnectionCloseDuringShutdown(t *testing.T) {
+	release := make(chan struct{})
+	started := make(chan struct{}, 1)
+	_, origin := startOrigin(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		started <- struct{}{}
+		<-release
+	}))
+	svc, _ := newTestService[*testCtx](t, fixedProxy{peer: NewPeer(origin)}, ServiceOptions{})
+	addr := startProxy(t, svc)
+	res := make(chan string, 1)
+	go func() { res <- rawExchange(t, addr, "GET / HTTP/1.1\r\nHost: a\r\n\r\n") }()
+	<-started
+	shut := make(chan error, 1)
+	go func() { shut <- svc.Shutdown(context.Background()) }()
+	for !svc.closing.Load() {
+		// Shutdown sets the flag first thing; wait for it without sleeping on a timer.
+		runtimeGosched()
+	}
+	close(release)
+	got := <-res
+	if !strings.Contains(got, "Connection: close\r\n") {
+		t.Fatalf("last response lacks Connection: close:\n%s", got)
+	}
+	if err := <-shut; err != nil {
+		t.Fatal(err)
+	}
+}
