@@ -7,7 +7,6 @@ import (
 	"net/netip"
 	"runtime/debug"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/gotthard-proxy/gotthard/internal/arena"
@@ -27,7 +26,6 @@ const (
 type conn[C any] struct {
 	svc      *Service[C]
 	nc       net.Conn
-	rc       syscall.RawConn // nil when the conn has no file descriptor
 	r        *h1.Reader
 	w        *h1.Writer
 	state    atomic.Int32
@@ -39,10 +37,6 @@ type conn[C any] struct {
 	clientIP netip.Addr
 	clientS  string // clientIP as text, made once
 	trusted  bool
-	waitFn   func(fd uintptr) bool
-	peek     [1]byte
-	ready    bool
-	waited   bool
 }
 
 // exchange is the state of one request on a client connection.
@@ -76,12 +70,6 @@ func (s *Service[C]) newConn(nc net.Conn) *conn[C] {
 		c.clientS = c.clientIP.String()
 		c.trusted = trusted(c.clientIP, s.opts.TrustedProxies)
 	}
-	if sc, ok := nc.(syscall.Conn); ok {
-		if rc, err := sc.SyscallConn(); err == nil {
-			c.rc = rc
-			c.waitFn = c.checkReadable
-		}
-	}
 	return c
 }
 
@@ -102,9 +90,8 @@ func (c *conn[C]) serve() {
 		c.nc.SetReadDeadline(time.Now().Add(keepalive))
 		if c.r.Buffered() == 0 {
 			// Idle: hold no buffers while waiting for the next request.
-			c.r.Release()
 			c.w.Release()
-			if !c.waitReadable() {
+			if err := c.r.FillIdle(); err != nil {
 				return
 			}
 		}
@@ -145,37 +132,6 @@ func (c *conn[C]) work() {
 		}
 		c.nc.SetReadDeadline(time.Now().Add(durOr(s.opts.KeepaliveTimeout, 60*time.Second)))
 	}
-}
-
-// waitReadable blocks until the client sends something or the connection ends, without
-// holding a buffer. It reports whether there is something to read.
-func (c *conn[C]) waitReadable() bool {
-	if c.rc == nil {
-		return true
-	}
-	c.ready, c.waited = false, false
-	if err := c.rc.Read(c.waitFn); err != nil {
-		return false
-	}
-	return c.ready
-}
-
-// checkReadable is called by the runtime poller: first at once, and again each time the
-// socket becomes readable. The first call peeks, since bytes may already be waiting; a
-// later call means the poller saw the socket become readable, and the read that follows
-// finds out whether that is data or the end of the connection, so it spares a syscall.
-func (c *conn[C]) checkReadable(fd uintptr) bool {
-	if c.waited {
-		c.ready = true
-		return true
-	}
-	n, errno := peekByte(fd, &c.peek)
-	if errno == syscall.EAGAIN || errno == syscall.EWOULDBLOCK {
-		c.waited = true
-		return false // wait for the poller
-	}
-	c.ready = errno == 0 && n > 0
-	return true
 }
 
 func (c *conn[C]) getExchange() *exchange[C] {

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"context"
+	"io"
 	"net"
 	"net/http"
 	"strings"
@@ -203,5 +204,25 @@ func TestConnectionCloseDuringShutdown(t *testing.T) {
 	}
 	if err := <-shut; err != nil {
 		t.Fatal(err)
+	}
+}
+
+// An idempotent request on a pooled connection that the origin has just closed (without
+// saying so) is resent on a new connection: the client never sees the race.
+func TestStaleConnectionRetriedForGET(t *testing.T) {
+	var n atomic.Int64
+	origin := countingOrigin(t, &n, func(c net.Conn, _ string) {
+		io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+		c.(*net.TCPConn).CloseWrite()
+	})
+	svc, logs := newTestService[*testCtx](t, fixedProxy{peer: NewPeer(origin)}, ServiceOptions{})
+	addr := startProxy(t, svc)
+	c, br := dialRaw(t, addr)
+	for i := range 20 {
+		io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+		resp, body := readResponse(t, br, "GET")
+		if resp.StatusCode != 200 || body != "ok" {
+			t.Fatalf("request %d: %d %q\n%s", i, resp.StatusCode, body, logs.String())
+		}
 	}
 }

@@ -44,9 +44,15 @@ type upConn struct {
 	peek    [1]byte
 	alive   bool
 	checkFn func(fd uintptr) bool
+	// close watching (see closeWatcher)
+	watcher *closeWatcher
+	watched bool
+	watchFD int32
+	dead    atomic.Bool
 }
 
 func (c *upConn) close() {
+	c.watcher.remove(c)
 	c.r.Reset(nil)
 	c.w.Reset(nil)
 	c.nc.Close()
@@ -65,6 +71,7 @@ type connPool struct {
 	closed bool
 
 	newConns, reused atomic.Uint64
+	watch            *closeWatcher // nil where not available
 }
 
 type hostPool struct {
@@ -73,7 +80,7 @@ type hostPool struct {
 }
 
 func newConnPool(maxIdle int, bufs *h1.BufPool, lim h1.Limits) *connPool {
-	p := &connPool{maxIdle: maxIdle, bufs: bufs, limits: lim}
+	p := &connPool{maxIdle: maxIdle, bufs: bufs, limits: lim, watch: newCloseWatcher()}
 	m := map[poolKey]*hostPool{}
 	p.hosts.Store(&m)
 	return p
@@ -99,8 +106,10 @@ func (p *connPool) host(k poolKey) *hostPool {
 	return h
 }
 
-// get returns an idle live connection to the peer, or nil.
-func (p *connPool) get(k poolKey) *upConn {
+// get returns an idle live connection to the peer, or nil. With strict, every
+// connection is checked with a syscall before it is handed out; otherwise one used in
+// the last second is trusted unless the close watcher saw it closed (see usable).
+func (p *connPool) get(k poolKey, strict bool) *upConn {
 	h, ok := (*p.hosts.Load())[k]
 	if !ok {
 		return nil
@@ -117,13 +126,28 @@ func (p *connPool) get(k poolKey) *upConn {
 		h.idle[n-1] = nil
 		h.idle = h.idle[:n-1]
 		h.mu.Unlock()
-		if now.Sub(c.idleAt) >= c.idleTTL || !c.isAlive() {
+		if now.Sub(c.idleAt) >= c.idleTTL || !c.usable(now, strict) {
 			c.close()
 			continue
 		}
 		p.reused.Add(1)
 		return c
 	}
+}
+
+// usable reports whether an idle connection can take a request. A watched connection
+// that the peer closed is marked dead when the FIN arrives, but that mark comes a moment
+// later, so a request that could not be resent safely (strict), or a connection idle for
+// a second or more, also gets a direct check, which catches bytes sent without a close
+// too. A request that can be resent covers the remaining race with a retry.
+func (c *upConn) usable(now time.Time, strict bool) bool {
+	if c.dead.Load() {
+		return false
+	}
+	if !strict && c.watched && now.Sub(c.idleAt) < time.Second {
+		return true
+	}
+	return c.isAlive()
 }
 
 // put returns c to the pool, or closes it when the pool is full or closed.
@@ -245,6 +269,8 @@ func (p *connPool) dial(ctx context.Context, peer *Peer) (*upConn, error) {
 			c.checkFn = c.check
 		}
 	}
+	c.watcher = p.watch
+	c.watched = p.watch.add(c)
 	return c, nil
 }
 

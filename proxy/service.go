@@ -190,6 +190,13 @@ func (s *Service[C]) Serve(lns []net.Listener) error {
 	s.mu.Unlock()
 
 	go s.sweepLoop()
+	if s.pool.watch != nil {
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			s.pool.watch.run()
+		}()
+	}
 	for _, ln := range lns {
 		go s.acceptLoop(ln)
 	}
@@ -328,7 +335,9 @@ func (s *Service[C]) finish() {
 	// to stop. Workers still finishing a request stop when they see the pool stopped.
 	s.connWG.Wait()
 	s.expireWorkers(time.Time{}, true)
+	s.pool.watch.stop()
 	s.wg.Wait()
+	s.pool.watch.release()
 	s.pool.closeAll()
 	s.cancel()
 }

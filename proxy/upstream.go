@@ -32,7 +32,7 @@ func (c *conn[C]) proxy(ctx contextT, ex *exchange[C], cc C) error {
 			return &Error{Type: PeerSelectionError, Source: Internal, Cause: err}
 		}
 		sess.peer = peer
-		uc, reused, cerr := c.connect(ctx, peer)
+		uc, reused, cerr := c.connect(ctx, sess, peer)
 		if cerr != nil {
 			e := s.app.FailToConnect(ctx, sess, cc, peer, cerr)
 			if e == nil {
@@ -98,8 +98,9 @@ func idempotent(m string) bool {
 }
 
 // connect takes a pooled connection to peer or opens one.
-func (c *conn[C]) connect(ctx contextT, peer *Peer) (*upConn, bool, *Error) {
-	if uc := c.svc.pool.get(peer.key()); uc != nil {
+func (c *conn[C]) connect(ctx contextT, sess *Session, peer *Peer) (*upConn, bool, *Error) {
+	strict := !idempotent(sess.req.Method) || sess.reqBodyKind != h1.BodyNone && !sess.bodyBuffered
+	if uc := c.svc.pool.get(peer.key(), strict); uc != nil {
 		return uc, true, nil
 	}
 	uc, err := c.svc.pool.dial(ctx, peer)

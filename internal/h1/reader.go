@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"syscall"
 )
 
 // errBufferFull is returned by fill when the buffer cannot grow past its limit.
@@ -42,6 +43,13 @@ type Reader struct {
 	trailers []Field
 
 	raw rawReader
+
+	// FillIdle's state: the connection's file descriptor access, if it has one.
+	rc        syscall.RawConn
+	rcChecked bool
+	idleFn    func(fd uintptr) bool
+	idleN     int
+	idleErr   error
 }
 
 // NewReader returns a Reader reading rd with buffers from pool and parsing with lim
