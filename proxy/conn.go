@@ -11,6 +11,7 @@ import (
 
 	"github.com/gotthard-proxy/gotthard/internal/arena"
 	"github.com/gotthard-proxy/gotthard/internal/h1"
+	"github.com/gotthard-proxy/gotthard/internal/netio"
 	"github.com/gotthard-proxy/gotthard/message"
 )
 
@@ -33,6 +34,8 @@ type conn[C any] struct {
 	keep     bool                   // set by work: the connection may serve another request
 	workDone chan struct{}          // work has finished
 	up       atomic.Pointer[upConn] // the upstream connection in use, for Close to cut
+
+	dl deadlines
 
 	clientIP netip.Addr
 	clientS  string // clientIP as text, made once
@@ -57,11 +60,13 @@ type exchange[C any] struct {
 }
 
 func (s *Service[C]) newConn(nc net.Conn) *conn[C] {
+	rw := netio.Wrap(nc)
 	c := &conn[C]{
+		dl:  deadlines{nc: nc},
 		svc: s,
 		nc:  nc,
-		r:   h1.NewReader(nc, s.bufs, s.limits),
-		w:   h1.NewWriter(nc, s.bufs),
+		r:   h1.NewReader(rw, s.bufs, s.limits),
+		w:   h1.NewWriter(rw, s.bufs),
 
 		workDone: make(chan struct{}, 1),
 	}
@@ -87,7 +92,7 @@ func (c *conn[C]) serve() {
 	for {
 		// The next head must arrive within the keep-alive timeout, also when part of it
 		// is already buffered (pipelining).
-		c.nc.SetReadDeadline(time.Now().Add(keepalive))
+		c.dl.read(time.Now(), keepalive, time.Time{})
 		if c.r.Buffered() == 0 {
 			// Idle: hold no buffers while waiting for the next request.
 			c.w.Release()
@@ -130,7 +135,7 @@ func (c *conn[C]) work() {
 		if !c.keep || c.r.Buffered() == 0 {
 			return
 		}
-		c.nc.SetReadDeadline(time.Now().Add(durOr(s.opts.KeepaliveTimeout, 60*time.Second)))
+		c.dl.read(time.Now(), durOr(s.opts.KeepaliveTimeout, 60*time.Second), time.Time{})
 	}
 }
 
@@ -141,7 +146,7 @@ func (c *conn[C]) getExchange() *exchange[C] {
 	}
 	ex.arena = c.svc.arenas.Get()
 	ex.sess.reset()
-	ex.sess.r, ex.sess.w, ex.sess.nc = c.r, c.w, c.nc
+	ex.sess.r, ex.sess.w, ex.sess.dl = c.r, c.w, &c.dl
 	ex.sess.closing = &c.svc.closing
 	ex.sess.bodyTimeout = durOr(c.svc.opts.ClientBodyTimeout, 60*time.Second)
 	ex.sess.clientAddr = c.nc.RemoteAddr()
@@ -154,7 +159,7 @@ func (c *conn[C]) putExchange(ex *exchange[C]) {
 	c.svc.arenas.Put(ex.arena)
 	ex.arena = nil
 	ex.sess.reset()
-	ex.sess.r, ex.sess.w, ex.sess.nc = nil, nil, nil
+	ex.sess.r, ex.sess.w, ex.sess.dl = nil, nil, nil
 	ex.sess.clientAddr, ex.sess.serverAddr = nil, nil
 	ex.upReq.Reset()
 	ex.resp.Reset()
@@ -363,7 +368,7 @@ func (c *conn[C]) writeErrorPage(sess *Session, status int) {
 	h.Status = status
 	h.Header.Set("Content-Type", "text/plain; charset=utf-8")
 	h.Header.Set("Cache-Control", "no-store")
-	c.nc.SetWriteDeadline(time.Now().Add(durOr(c.svc.opts.SendTimeout, 60*time.Second)))
+	c.dl.write(time.Now(), durOr(c.svc.opts.SendTimeout, 60*time.Second), time.Time{})
 	if err := sess.writeWhole(h, nil, statusLine(status, text)); err != nil {
 		sess.closeAfter = true
 	}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/gotthard-proxy/gotthard/internal/h1"
+	"github.com/gotthard-proxy/gotthard/internal/netio"
 )
 
 // PoolStats counts upstream connections of a service.
@@ -44,6 +45,7 @@ type upConn struct {
 	peek    [1]byte
 	alive   bool
 	checkFn func(fd uintptr) bool
+	dl      deadlines
 	// close watching (see closeWatcher)
 	watcher *closeWatcher
 	watched bool
@@ -256,10 +258,12 @@ func (p *connPool) dial(ctx context.Context, peer *Peer) (*upConn, error) {
 		}
 	}
 	p.newConns.Add(1)
+	rw := netio.Wrap(nc)
 	c := &upConn{
+		dl:      deadlines{nc: nc},
 		nc:      nc,
-		r:       h1.NewReader(nc, p.bufs, p.limits),
-		w:       h1.NewWriter(nc, p.bufs),
+		r:       h1.NewReader(rw, p.bufs, p.limits),
+		w:       h1.NewWriter(rw, p.bufs),
 		key:     peer.key(),
 		idleTTL: o.idleTimeout(),
 	}

@@ -44,7 +44,7 @@ type Session struct {
 	// the client connection's codec
 	r       *h1.Reader
 	w       *h1.Writer
-	nc      net.Conn
+	dl      *deadlines   // the client connection's
 	closing *atomic.Bool // the service is shutting down
 
 	timing        Timing
@@ -149,12 +149,9 @@ func (s *Session) BufferRequestBody(limit int64) ([]byte, error) {
 		return nil, err
 	}
 	s.bodyRead = true
-	last := time.Now()
-	s.nc.SetReadDeadline(last.Add(s.bodyTimeout))
 	for {
-		if t := time.Now(); t.Sub(last) > s.bodyTimeout/4 {
-			last = t
-			s.nc.SetReadDeadline(t.Add(s.bodyTimeout))
+		if s.r.Buffered() == 0 { // the read waits on the client
+			s.dl.read(time.Now(), s.bodyTimeout, time.Time{})
 		}
 		chunk, err := s.r.ReadBody()
 		if int64(len(s.body)+len(chunk)) > limit {
@@ -179,7 +176,7 @@ func (s *Session) BufferRequestBody(limit int64) ([]byte, error) {
 func (s *Session) discardBody() bool {
 	const limit = 256 << 10
 	n := 0
-	s.nc.SetReadDeadline(time.Now().Add(s.bodyTimeout))
+	s.dl.read(time.Now(), s.bodyTimeout, time.Time{})
 	for n <= limit {
 		b, err := s.r.ReadBody()
 		n += len(b)

@@ -44,7 +44,7 @@ func (c *conn[C]) proxy(ctx contextT, ex *exchange[C], cc C) error {
 			return e
 		}
 		sess.reused = reused
-		sess.timing.UpstreamConnected = time.Now()
+		sess.timing.UpstreamConnected = time.Now() // also the start of the attempt
 		if err := s.app.ConnectedToUpstream(ctx, sess, cc, peer, reused); err != nil {
 			uc.close()
 			return err
@@ -128,13 +128,13 @@ func (c *conn[C]) exchangeWith(ctx contextT, ex *exchange[C], cc C, uc *upConn, 
 		return &Error{Type: ConnectionClosed, Source: Internal, Cause: ctx.Err()}
 	}
 	o := &peer.Options
-	now := time.Now()
+	now := sess.timing.UpstreamConnected
 	var total time.Time
 	if o.TotalTimeout > 0 {
 		total = now.Add(o.TotalTimeout)
 	}
 	ex.peerOpts, ex.total = o, total
-	uc.nc.SetWriteDeadline(deadline(now, o.writeTimeout(), total))
+	uc.dl.write(now, o.writeTimeout(), total)
 
 	// The request head: a fresh copy of the client's request, the framework's fields,
 	// then the user's filter.
@@ -188,7 +188,10 @@ func (c *conn[C]) exchangeWith(ctx contextT, ex *exchange[C], cc C, uc *upConn, 
 	}
 
 	// The response head, skipping or forwarding interim responses.
-	uc.nc.SetReadDeadline(deadline(time.Now(), o.readTimeout(), total))
+	if kind != h1.BodyNone {
+		now = time.Now() // the body took its time: the wait for the answer starts now
+	}
+	uc.dl.read(now, o.readTimeout(), total)
 	uh := &ex.upHead
 	for {
 		if err := uc.r.ReadResponseHead(ex.method, uh); err != nil {
@@ -288,13 +291,11 @@ func (c *conn[C]) sendBody(ctx contextT, ex *exchange[C], cc C, uc *upConn) *Err
 	// deadlines move forward as data flows (checked on the clock, not reset per read).
 	bodyTimeout := durOr(s.opts.ClientBodyTimeout, 60*time.Second)
 	writeTimeout := ex.peerOpts.writeTimeout()
-	last := time.Now()
-	c.nc.SetReadDeadline(last.Add(bodyTimeout))
 	for {
-		if t := time.Now(); t.Sub(last) > min(bodyTimeout, writeTimeout)/4 {
-			last = t
-			c.nc.SetReadDeadline(t.Add(bodyTimeout))
-			uc.nc.SetWriteDeadline(deadline(t, writeTimeout, ex.total))
+		if c.r.Buffered() == 0 { // the read waits on the client
+			t := time.Now()
+			c.dl.read(t, bodyTimeout, time.Time{})
+			uc.dl.write(t, writeTimeout, ex.total)
 		}
 		chunk, rerr := c.r.ReadBody()
 		if rerr != nil && rerr != io.EOF {
@@ -361,8 +362,8 @@ func (c *conn[C]) sendResponse(ctx contextT, ex *exchange[C], cc C, uc *upConn, 
 			}
 		}
 	}
-	now := time.Now()
-	c.nc.SetWriteDeadline(now.Add(durOr(s.opts.SendTimeout, 60*time.Second)))
+	sendTimeout := durOr(s.opts.SendTimeout, 60*time.Second)
+	c.dl.write(sess.timing.UpstreamResponse, sendTimeout, time.Time{})
 	sess.respStarted = true
 	sess.status = resp.Status
 	w.WriteStatusLine(1, resp.Status, resp.Reason)
@@ -390,7 +391,6 @@ func (c *conn[C]) sendResponse(ctx contextT, ex *exchange[C], cc C, uc *upConn, 
 	}
 	w.StartBody(kind, n)
 	readTimeout := o.readTimeout()
-	lastRead := now
 	for {
 		// Pass on what was received before waiting for more, so that a streamed
 		// response (server-sent events, long polls) is not held back in the buffer.
@@ -400,6 +400,11 @@ func (c *conn[C]) sendResponse(ctx contextT, ex *exchange[C], cc C, uc *upConn, 
 				sess.closeAfter = true
 				return asError(err, WriteError, Downstream)
 			}
+		}
+		if uc.r.Buffered() == 0 { // the read waits on the peer
+			t := time.Now()
+			uc.dl.read(t, readTimeout, total)
+			c.dl.write(t, sendTimeout, time.Time{})
 		}
 		chunk, rerr := uc.r.ReadBody()
 		if rerr != nil && rerr != io.EOF {
@@ -434,12 +439,6 @@ func (c *conn[C]) sendResponse(ctx contextT, ex *exchange[C], cc C, uc *upConn, 
 		}
 		if end {
 			break
-		}
-		// Keep the per-wait timeouts fresh on long bodies without a timer update per read.
-		if t := time.Now(); t.Sub(lastRead) > readTimeout/4 {
-			lastRead = t
-			uc.nc.SetReadDeadline(deadline(t, readTimeout, total))
-			c.nc.SetWriteDeadline(t.Add(durOr(s.opts.SendTimeout, 60*time.Second)))
 		}
 	}
 	var trailers []h1.Field
@@ -518,14 +517,6 @@ func appendVia(h *message.Header, via string) {
 		return
 	}
 	h.Add("Via", via)
-}
-
-func deadline(now time.Time, d time.Duration, total time.Time) time.Time {
-	t := now.Add(d)
-	if !total.IsZero() && total.Before(t) {
-		return total
-	}
-	return t
 }
 
 func upstreamReadError(err error, partial bool) *Error {

@@ -59,9 +59,9 @@ func (r *Reader) idleRead(fd uintptr) bool {
 		r.r, r.w, r.scan, r.lineStart = 0, 0, 0, 0
 	}
 	for {
-		n, err := syscall.Read(int(fd), r.buf)
-		switch err {
-		case nil:
+		n, errno := rawRead(fd, r.buf)
+		switch errno {
+		case 0:
 			r.idleN = n
 			return true
 		case syscall.EINTR:
@@ -70,7 +70,7 @@ func (r *Reader) idleRead(fd uintptr) bool {
 			r.dropBuffer()
 			return false
 		default:
-			r.idleErr = err
+			r.idleErr = errno
 			return true
 		}
 	}

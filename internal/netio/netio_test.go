@@ -1,0 +1,81 @@
+package netio
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"net"
+	"os"
+	"syscall"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+func pair(t *testing.T) (net.Conn, net.Conn) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	a, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { a.Close(); b.Close() })
+	return a, b
+}
+
+func TestReadWrite(t *testing.T) {
+	a, b := pair(t)
+	wa, wb := Wrap(a), Wrap(b)
+	// Larger than the socket buffers, so writes must wait for the reader.
+	data := bytes.Repeat([]byte("0123456789abcdef"), 1<<18)
+	done := make(chan error, 1)
+	go func() {
+		_, err := wa.Write(data)
+		a.(*net.TCPConn).CloseWrite()
+		done <- err
+	}()
+	got, err := io.ReadAll(wb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, data) {
+		t.Fatalf("got %d bytes, want %d", len(got), len(data))
+	}
+}
+
+func TestDeadlineAndErrors(t *testing.T) {
+	a, b := pair(t)
+	wb := Wrap(b)
+	b.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
+	_, err := wb.Read(make([]byte, 10))
+	var ne net.Error
+	if !errors.As(err, &ne) || !ne.Timeout() || !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("read after deadline: %v", err)
+	}
+	// A reset peer: the write fails with ECONNRESET or EPIPE, as errors.Is sees it.
+	a.(*net.TCPConn).SetLinger(0)
+	a.Close()
+	b.SetDeadline(time.Time{})
+	var werr error
+	for range 100 {
+		if _, werr = Wrap(b).Write([]byte("x")); werr != nil {
+			break
+		}
+	}
+	if !errors.Is(werr, syscall.ECONNRESET) && !errors.Is(werr, syscall.EPIPE) {
+		t.Fatalf("write to reset peer: %v", werr)
+	}
+}

@@ -1,0 +1,44 @@
+package proxy
+
+import (
+	"net"
+	"time"
+)
+
+// deadlines keeps the read and write deadlines last set on a connection. Setting a
+// deadline costs a timer update, so a deadline is moved only when it has fallen behind
+// the wanted one by more than a twentieth of the timeout, or is later than wanted: every
+// wait stays bounded by its timeout, and may end up to 5% early.
+type deadlines struct {
+	nc     net.Conn
+	rd, wd time.Time
+}
+
+// want is now+timeout, or total when that is sooner (total zero means none).
+func want(now time.Time, timeout time.Duration, total time.Time) time.Time {
+	t := now.Add(timeout)
+	if !total.IsZero() && total.Before(t) {
+		return total
+	}
+	return t
+}
+
+func stale(cur, want time.Time, timeout time.Duration) bool {
+	return cur.After(want) || want.Sub(cur) > timeout/20
+}
+
+// read bounds the next reads by timeout from now (and by total).
+func (d *deadlines) read(now time.Time, timeout time.Duration, total time.Time) {
+	if w := want(now, timeout, total); stale(d.rd, w, timeout) {
+		d.rd = w
+		d.nc.SetReadDeadline(w)
+	}
+}
+
+// write bounds the next writes by timeout from now (and by total).
+func (d *deadlines) write(now time.Time, timeout time.Duration, total time.Time) {
+	if w := want(now, timeout, total); stale(d.wd, w, timeout) {
+		d.wd = w
+		d.nc.SetWriteDeadline(w)
+	}
+}
