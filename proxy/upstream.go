@@ -524,7 +524,8 @@ func upstreamReadError(err error, partial bool) *Error {
 	if errors.As(err, &he) {
 		return &Error{Type: InvalidHTTP, Source: Upstream, Cause: err}
 	}
-	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET) {
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET) ||
+		errors.Is(err, syscall.EPIPE) {
 		return &Error{Type: ConnectionClosed, Source: Upstream, Cause: err}
 	}
 	return asError(err, ReadError, Upstream)
