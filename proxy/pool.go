@@ -35,6 +35,7 @@ func (s PoolStats) ReuseRatio() float64 {
 // upConn is one connection to a peer with its codec state.
 type upConn struct {
 	nc      net.Conn
+	rio     *netio.Conn     // raw socket I/O, nil when the conn has no file descriptor
 	rc      syscall.RawConn // nil when the conn has no file descriptor
 	r       *h1.Reader
 	w       *h1.Writer
@@ -273,6 +274,7 @@ func (p *connPool) dial(ctx context.Context, peer *Peer) (*upConn, error) {
 			c.checkFn = c.check
 		}
 	}
+	c.rio, _ = rw.(*netio.Conn)
 	c.watcher = p.watch
 	c.watched = p.watch.add(c)
 	return c, nil

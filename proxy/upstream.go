@@ -11,7 +11,10 @@ import (
 	"github.com/gotthard-proxy/gotthard/message"
 )
 
-var errNoPeer = errors.New("proxy: UpstreamPeer returned no peer")
+var (
+	errNoPeer     = errors.New("proxy: UpstreamPeer returned no peer")
+	errPeerClosed = errors.New("proxy: peer closed the connection")
+)
 
 // proxy sends the request to peers chosen by UpstreamPeer, retrying as the failure phases
 // and safety allow, and streams the response to the client.
@@ -183,7 +186,20 @@ func (c *conn[C]) exchangeWith(ctx contextT, ex *exchange[C], cc C, uc *upConn, 
 			return e
 		}
 	}
-	if err := w.Flush(); err != nil {
+	// The rest of the request goes out as the read of the answer starts waiting (see
+	// netio.Conn.WriteBeforeRead), which spares a read that would find nothing.
+	deferred := uc.rio != nil && uc.watched && w.Buffered() > 0
+	if deferred {
+		uc.rio.WriteBeforeRead(w.Pending())
+		// The close watcher checks AwaitingAnswer after it marks a connection dead; a
+		// connection marked dead before is caught here.
+		if uc.dead.Load() {
+			uc.rio.WriteBeforeRead(nil)
+			w.Sent()
+			ex.requestSent = kind != h1.BodyNone
+			return &Error{Type: ConnectionClosed, Source: Upstream, Cause: errPeerClosed}
+		}
+	} else if err := w.Flush(); err != nil {
 		return upstreamWriteError(err)
 	}
 
@@ -194,7 +210,16 @@ func (c *conn[C]) exchangeWith(ctx contextT, ex *exchange[C], cc C, uc *upConn, 
 	uc.dl.read(now, o.readTimeout(), total)
 	uh := &ex.upHead
 	for {
-		if err := uc.r.ReadResponseHead(ex.method, uh); err != nil {
+		err := uc.r.ReadResponseHead(ex.method, uh)
+		if deferred {
+			w.Sent()
+			deferred = false
+		}
+		if err != nil {
+			if uc.dead.Load() && !ex.gotResponseByte && uc.r.Buffered() == 0 {
+				// The peer closed the connection; the close watcher cut the wait.
+				return &Error{Type: ConnectionClosed, Source: Upstream, Cause: errPeerClosed}
+			}
 			return upstreamReadError(err, uc.r.Buffered() > 0)
 		}
 		ex.gotResponseByte = true

@@ -6,6 +6,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"syscall"
+	"time"
 )
 
 // closeWatcher learns that peers closed pooled connections without a syscall per
@@ -21,7 +22,11 @@ type closeWatcher struct {
 	conns  map[int32]watched
 	nextID int32
 	closed atomic.Bool
+	peek   [1]byte
 }
+
+// aLongTimeAgo is a deadline in the past, which wakes a blocked read at once.
+var aLongTimeAgo = time.Unix(1, 0)
 
 // epollET is EPOLLET as the unsigned event mask.
 const epollET = 1 << 31
@@ -107,7 +112,17 @@ func (w *closeWatcher) run() {
 				continue
 			}
 			if cur, ok := w.conns[ev.Fd]; ok && cur.id == ev.Pad {
-				cur.c.dead.Store(true)
+				c := cur.c
+				c.dead.Store(true)
+				// A request written by a Read that waits for its answer may have been
+				// sent on a connection whose close that Read can no longer see (see
+				// netio.Conn.WriteBeforeRead). If nothing but the close is left to
+				// read, wake it.
+				if c.rio != nil && c.rio.AwaitingAnswer() {
+					if n, errno := peekByte(uintptr(ev.Fd), &w.peek); n <= 0 && errno != syscall.EAGAIN {
+						c.nc.SetReadDeadline(aLongTimeAgo)
+					}
+				}
 			}
 		}
 		w.mu.Unlock()

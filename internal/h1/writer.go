@@ -36,6 +36,17 @@ func (w *Writer) Reset(wr io.Writer) {
 	*w = Writer{wr: wr, pool: w.pool}
 }
 
+// Pending returns the bytes written to w and not yet flushed, for a caller that sends
+// them itself; it must call Sent once they are sent, before writing to w again.
+func (w *Writer) Pending() []byte { return w.buf }
+
+// Sent drops the pending bytes as flushed (see Pending).
+func (w *Writer) Sent() {
+	if w.buf != nil {
+		w.buf = w.buf[:0]
+	}
+}
+
 // Buffered returns the number of bytes written to w and not yet flushed.
 func (w *Writer) Buffered() int { return len(w.buf) }
 

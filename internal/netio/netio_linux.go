@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"sync/atomic"
 	"syscall"
 	"unsafe"
 )
@@ -25,7 +26,36 @@ type Conn struct {
 	wn      int
 	werr    syscall.Errno
 	writeFn func(fd uintptr) bool
+
+	// bytes to write at the start of the next Read (see WriteBeforeRead)
+	pending  []byte
+	pendingN int
+	blocked  bool        // the pending write would block: Read finishes it with Write
+	awaiting atomic.Bool // a Read that wrote pending bytes waits for the first answer
 }
+
+// WriteBeforeRead arranges for p to be written by the next Read, once that Read is
+// registered with the runtime poller, instead of now. A Read that follows a write
+// otherwise first tries a read(2), which finds nothing when what it reads is the answer
+// to p; this way it waits for the answer at once, saving that system call. p must stay
+// unchanged until the next Read returns.
+//
+// The price is that readiness seen before that Read is not rechecked: if the peer had
+// already closed the connection, with no other event to come, the Read would wait until
+// its deadline. A caller that can learn of such closes otherwise (an epoll set watching
+// for EPOLLRDHUP) checks [Conn.AwaitingAnswer] and interrupts the Read with a past read
+// deadline.
+// WriteBeforeRead(nil) cancels.
+func (c *Conn) WriteBeforeRead(p []byte) {
+	if len(p) == 0 {
+		p = nil
+	}
+	c.pending, c.pendingN = p, 0
+	c.awaiting.Store(p != nil)
+}
+
+// AwaitingAnswer reports whether a Read started by WriteBeforeRead has not yet returned.
+func (c *Conn) AwaitingAnswer() bool { return c.awaiting.Load() }
 
 // Wrap returns how to read and write nc: a *Conn when nc is a socket with a file
 // descriptor, else nc itself.
@@ -55,6 +85,10 @@ func (c *Conn) Read(p []byte) (int, error) {
 	c.rp, c.rn, c.rerr = p, 0, 0
 	err := c.rc.Read(c.readFn)
 	c.rp = nil
+	if c.pending != nil || c.blocked {
+		return c.afterPending(p, err)
+	}
+	c.awaiting.Store(false)
 	if err != nil {
 		return 0, err
 	}
@@ -67,7 +101,53 @@ func (c *Conn) Read(p []byte) (int, error) {
 	return c.rn, nil
 }
 
+// afterPending ends a Read whose pending write did not complete.
+func (c *Conn) afterPending(p []byte, err error) (int, error) {
+	if c.blocked { // the socket's send buffer filled: finish the write, then read
+		rest := c.pending[c.pendingN:]
+		c.pending, c.blocked = nil, false
+		if _, err := c.Write(rest); err != nil {
+			c.awaiting.Store(false)
+			return 0, err
+		}
+		c.awaiting.Store(false)
+		return c.Read(p)
+	}
+	c.pending = nil
+	c.awaiting.Store(false)
+	if c.werr != 0 {
+		werr := c.werr
+		c.werr = 0
+		return 0, opError("write", c.nc, werr)
+	}
+	if err == nil {
+		err = io.ErrNoProgress
+	}
+	return 0, err
+}
+
 func (c *Conn) doRead(fd uintptr) bool {
+	if c.pending != nil {
+		for c.pendingN < len(c.pending) {
+			rest := c.pending[c.pendingN:]
+			n, _, errno := syscall.RawSyscall(syscall.SYS_WRITE, fd, uintptr(unsafe.Pointer(&rest[0])), uintptr(len(rest)))
+			switch errno {
+			case 0:
+				c.pendingN += int(n)
+			case syscall.EINTR:
+			case syscall.EAGAIN:
+				c.blocked = true
+				return true
+			default:
+				c.werr = errno
+				return true
+			}
+		}
+		c.pending = nil
+		// The answer cannot be there yet: wait for the poller, which this Read joined
+		// before the write, so bytes that arrive from now on wake it.
+		return false
+	}
 	for {
 		n, _, errno := syscall.RawSyscall(syscall.SYS_READ, fd, uintptr(unsafe.Pointer(&c.rp[0])), uintptr(len(c.rp)))
 		switch errno {

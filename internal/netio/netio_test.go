@@ -79,3 +79,50 @@ func TestDeadlineAndErrors(t *testing.T) {
 		t.Fatalf("write to reset peer: %v", werr)
 	}
 }
+
+func TestWriteBeforeRead(t *testing.T) {
+	a, b := pair(t)
+	ca := Wrap(a).(*Conn)
+	// The peer answers each message it reads.
+	go func() {
+		buf := make([]byte, 1<<20)
+		for {
+			n, err := b.Read(buf)
+			if err != nil {
+				return
+			}
+			if _, err := b.Write(buf[:n]); err != nil {
+				return
+			}
+		}
+	}()
+	for _, size := range []int{1, 100, 4 << 20} { // the last fills the socket buffers
+		msg := bytes.Repeat([]byte("q"), size)
+		ca.WriteBeforeRead(msg)
+		if !ca.AwaitingAnswer() {
+			t.Fatal("not awaiting")
+		}
+		got := make([]byte, 0, size)
+		buf := make([]byte, 64<<10)
+		for len(got) < size {
+			n, err := ca.Read(buf)
+			if err != nil {
+				t.Fatalf("size %d: %v", size, err)
+			}
+			got = append(got, buf[:n]...)
+		}
+		if !bytes.Equal(got, msg) || ca.AwaitingAnswer() {
+			t.Fatalf("size %d: echo mismatch (%d bytes)", size, len(got))
+		}
+	}
+	// Cancelled: nothing is written.
+	ca.WriteBeforeRead([]byte("x"))
+	ca.WriteBeforeRead(nil)
+	if ca.AwaitingAnswer() {
+		t.Fatal("cancel left it awaiting")
+	}
+	a.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
+	if _, err := ca.Read(make([]byte, 10)); !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("read after cancel: %v", err)
+	}
+}
