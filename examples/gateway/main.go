@@ -2,10 +2,11 @@
 //
 // With no arguments it starts a demo origin on loopback and the proxy in front of it on
 // 127.0.0.1:6188, and prints a curl line to try. With -listen and -upstream it proxies to
-// your own origin:
+// your own origin, or balances over several:
 //
 //	go run ./examples/gateway
 //	go run ./examples/gateway -listen 0.0.0.0:8080 -upstream 127.0.0.1:9000
+//	go run ./examples/gateway -upstream 10.0.0.1:80,10.0.0.2:80 -lb ewma -health-check /healthz
 //
 // It also takes the server flags (-c conf.yaml, -d, -u, -t).
 package main
@@ -17,6 +18,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/gotthard-proxy/gotthard/examples/internal/demo"
@@ -76,7 +78,10 @@ func main() {
 func run(args []string) error {
 	fs := flag.NewFlagSet("gateway", flag.ContinueOnError)
 	listen := fs.String("listen", "127.0.0.1:6188", "address to accept clients on")
-	upstream := fs.String("upstream", "", "origin HOST:PORT to proxy to (empty: start a demo origin)")
+	upstream := fs.String("upstream", "", "origin HOST:PORT to proxy to, or several separated by commas to balance over (empty: start a demo origin)")
+	algo := fs.String("lb", "round-robin", "balancing algorithm with several upstreams: round-robin, random, least-conn, ewma, ketama, maglev")
+	hashKey := fs.String("hash-key", "", "what ketama and maglev hash: path, client-ip, header:NAME or cookie:NAME")
+	healthCheck := fs.String("health-check", "", "HTTP path to check each upstream on every 2s (empty: no active check)")
 	accessLog := fs.Bool("access-log", false, "log one line per request (on by default with the demo origin)")
 	maxRetries := fs.Int("max-retries", 0, "retries on another connection attempt (0: the default, 3)")
 	connectTimeout := fs.Duration("connect-timeout", 0, "upstream connect timeout (0: 10s)")
@@ -105,19 +110,41 @@ func run(args []string) error {
 		target = origin.Addr()
 		*accessLog = true
 	}
-	g := &gateway{peer: &proxy.Peer{
-		Address: target,
-		Options: proxy.PeerOptions{ConnectTimeout: *connectTimeout, ReadTimeout: *readTimeout},
-	}}
-	if *accessLog {
-		g.accessLog = logger
-	}
+	peerOpts := proxy.PeerOptions{ConnectTimeout: *connectTimeout, ReadTimeout: *readTimeout}
 	cfg := srv.Config()
-	svc := proxy.NewService("gateway", g, proxy.ServiceOptions{
+	svcOpts := proxy.ServiceOptions{
 		Logger:                    logger,
 		MaxRetries:                firstNonZero(*maxRetries, cfg.MaxRetries),
 		UpstreamKeepalivePoolSize: cfg.UpstreamKeepalivePoolSize,
+	}
+	var svc interface {
+		server.ListeningService
+		AddTCP(string)
+	}
+	upstreams := strings.Split(target, ",")
+	lbFlags := false
+	fs.Visit(func(f *flag.Flag) {
+		lbFlags = lbFlags || f.Name == "lb" || f.Name == "hash-key" || f.Name == "health-check"
 	})
+	if len(upstreams) > 1 || lbFlags {
+		b, err := newBalanced(upstreams, *algo, *hashKey, *healthCheck, peerOpts, logger)
+		if err != nil {
+			return err
+		}
+		if *accessLog {
+			b.accessLog = logger
+		}
+		if err := srv.Add(b.lb); err != nil { // runs the health checks
+			return err
+		}
+		svc = proxy.NewService("gateway", b, svcOpts)
+	} else {
+		g := &gateway{peer: &proxy.Peer{Address: target, Options: peerOpts}}
+		if *accessLog {
+			g.accessLog = logger
+		}
+		svc = proxy.NewService("gateway", g, svcOpts)
+	}
 	svc.AddTCP(*listen)
 	if err := srv.Add(svc); err != nil {
 		return err

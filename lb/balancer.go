@@ -1,0 +1,445 @@
+package lb
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"net"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+	"unsafe"
+)
+
+// ErrNoBackend is returned by Select when the set has no backend left to try.
+var ErrNoBackend = errors.New("lb: no backend available")
+
+// Algorithm names a selection algorithm.
+type Algorithm uint8
+
+const (
+	// RoundRobin is nginx's smooth weighted round robin: each backend gets its weight's
+	// share, spread evenly over the sequence.
+	RoundRobin Algorithm = iota
+	// Random picks at random in proportion to weight.
+	Random
+	// LeastConn picks the backend with the fewest in-flight requests per unit of
+	// weight; ties are broken from a random starting point.
+	LeastConn
+	// PeakEWMA picks the better of two random backends by a score of latency (a
+	// peak-sensitive moving average) times in-flight requests, divided by weight. Slow
+	// or failing backends get less traffic without being ejected.
+	PeakEWMA
+	// Ketama is consistent hashing with nginx's "hash $key consistent" mapping: 160
+	// points per unit of weight on a crc32 ring.
+	Ketama
+	// Maglev is Google's Maglev consistent hashing over a lookup table of 65537 entries:
+	// a more even spread than Ketama and a constant-time lookup.
+	Maglev
+)
+
+var algorithmNames = [...]string{"round-robin", "random", "least-conn", "ewma", "ketama", "maglev"}
+
+// String returns the algorithm's name as ParseAlgorithm accepts it.
+func (a Algorithm) String() string {
+	if int(a) < len(algorithmNames) {
+		return algorithmNames[a]
+	}
+	return "Algorithm(" + strconv.Itoa(int(a)) + ")"
+}
+
+// ParseAlgorithm returns the Algorithm named s: "round-robin", "random", "least-conn",
+// "ewma", "ketama" or "maglev".
+func ParseAlgorithm(s string) (Algorithm, error) {
+	for i, n := range algorithmNames {
+		if s == n {
+			return Algorithm(i), nil
+		}
+	}
+	return 0, fmt.Errorf("lb: unknown algorithm %q (want one of round-robin, random, least-conn, ewma, ketama, maglev)", s)
+}
+
+// Hashed reports whether the algorithm maps a key to a backend (Ketama, Maglev).
+func (a Algorithm) Hashed() bool { return a == Ketama || a == Maglev }
+
+// Options configures a LoadBalancer. The zero value is a round-robin balancer with no
+// backends, passive outlier detection on its defaults and no active health checks.
+type Options struct {
+	// Name is the balancer's name as a background service. If empty, "lb".
+	Name string
+	// Algorithm is the selection algorithm. The zero value is RoundRobin.
+	Algorithm Algorithm
+	// Backends is the initial set. The balancer keeps a copy.
+	Backends []Backend
+	// Discovery, if not nil, replaces the set each time it reports one, while Run runs.
+	Discovery Discovery
+	// HealthCheck, if not nil, is the active health check Run performs on every backend.
+	HealthCheck *HealthCheck
+	// Outlier configures passive outlier detection.
+	Outlier OutlierOptions
+	// Attach, if not nil, is called once for each backend that enters the set (and
+	// again if its weight or metadata changes); its result is Target.Value and
+	// Pick.Value. Use it to make a backend's *proxy.Peer once. It must not block.
+	Attach func(Backend) any
+	// OnHealthChange, if not nil, is called on every change of a backend's health or
+	// ejection, from the goroutine that noticed it. It must not block.
+	OnHealthChange func(HealthEvent)
+	// DecayTime is the time constant of the PeakEWMA score: how fast the memory of a
+	// slow sample fades. If zero, 10s.
+	DecayTime time.Duration
+	// FailurePenalty is the latency a failed attempt counts as, at least, in the
+	// PeakEWMA score. If zero, 1s.
+	FailurePenalty time.Duration
+	// Logger receives discovery and health-check logs. If nil, slog.Default().
+	Logger *slog.Logger
+}
+
+// HealthCause says why a backend's health changed.
+type HealthCause uint8
+
+const (
+	// ActiveCheck: the active health check crossed its rise or fall threshold.
+	ActiveCheck HealthCause = iota
+	// Ejection: outlier detection ejected the backend.
+	Ejection
+	// EjectionEnd: the ejection time ran out and the backend is back.
+	EjectionEnd
+)
+
+// String returns the cause's name.
+func (c HealthCause) String() string {
+	switch c {
+	case ActiveCheck:
+		return "active-check"
+	case Ejection:
+		return "ejection"
+	case EjectionEnd:
+		return "ejection-end"
+	}
+	return "unknown"
+}
+
+// HealthEvent describes one change of a backend's health.
+type HealthEvent struct {
+	// Backend is the backend whose health changed.
+	Backend Backend
+	// Cause says what changed.
+	Cause HealthCause
+	// Healthy is the backend's health by Cause after the change (false: down or ejected).
+	Healthy bool
+	// Available is whether Select may now choose the backend (healthy and not ejected).
+	Available bool
+	// Err is the failed check's error when an active check marks the backend down.
+	Err error
+	// Duration is how long an ejection lasts.
+	Duration time.Duration
+}
+
+// Stats are a balancer's counters, for metrics.
+type Stats struct {
+	// Backends is the number of backends in the set.
+	Backends int
+	// Available is the number of backends Select may choose.
+	Available int
+	// Down is the number marked down by active health checks.
+	Down int
+	// Ejected is the number ejected by outlier detection.
+	Ejected int
+	// HealthChanges counts health events since the balancer was made.
+	HealthChanges uint64
+	// Ejections counts ejections since the balancer was made.
+	Ejections uint64
+	// Updates counts backend set replacements.
+	Updates uint64
+}
+
+// picker selects from one snapshot; implementations are immutable apart from atomics.
+type picker interface {
+	pick(s *snapshot, key string, a *Attempts, now time.Duration) *Target
+}
+
+// snapshot is an immutable backend set with the algorithm's tables.
+type snapshot struct {
+	targets []*Target
+	byAddr  map[string]*Target
+	picker  picker
+}
+
+// LoadBalancer selects backends from a set that discovery and health checks keep up
+// to date. Its methods are safe for concurrent use. It is a background service by its
+// method set (Name, Run).
+type LoadBalancer struct {
+	// immutable
+	name           string
+	algo           Algorithm
+	discovery      Discovery
+	health         *HealthCheck
+	outlier        OutlierOptions
+	attach         func(Backend) any
+	onHealth       func(HealthEvent)
+	decay          time.Duration
+	failurePenalty time.Duration
+	log            *slog.Logger
+	epoch          time.Time
+
+	snap atomic.Pointer[snapshot]
+
+	mu      sync.Mutex   // serialises SetBackends
+	ejected atomic.Int32 // backends ejected now
+
+	healthChanges atomic.Uint64
+	ejections     atomic.Uint64
+	updates       atomic.Uint64
+}
+
+// New returns a LoadBalancer. It fails if an option or a backend is invalid.
+func New(opts Options) (*LoadBalancer, error) {
+	if opts.Algorithm > Maglev {
+		return nil, fmt.Errorf("lb: Options.Algorithm: unknown algorithm %d", opts.Algorithm)
+	}
+	if opts.HealthCheck != nil {
+		if err := opts.HealthCheck.validate(); err != nil {
+			return nil, err
+		}
+	}
+	o, err := opts.Outlier.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	l := &LoadBalancer{
+		name:           opts.Name,
+		algo:           opts.Algorithm,
+		discovery:      opts.Discovery,
+		health:         opts.HealthCheck,
+		outlier:        o,
+		attach:         opts.Attach,
+		onHealth:       opts.OnHealthChange,
+		decay:          opts.DecayTime,
+		failurePenalty: opts.FailurePenalty,
+		log:            opts.Logger,
+		epoch:          time.Now(),
+	}
+	if l.name == "" {
+		l.name = "lb"
+	}
+	if l.decay <= 0 {
+		l.decay = 10 * time.Second
+	}
+	if l.failurePenalty <= 0 {
+		l.failurePenalty = time.Second
+	}
+	if l.log == nil {
+		l.log = slog.Default()
+	}
+	l.snap.Store(&snapshot{byAddr: map[string]*Target{}, picker: emptyPicker{}})
+	if err := l.SetBackends(opts.Backends); err != nil {
+		return nil, fmt.Errorf("lb: Options.Backends: %w", err)
+	}
+	return l, nil
+}
+
+// now returns the monotonic time since the balancer was made.
+func (l *LoadBalancer) now() time.Duration { return time.Since(l.epoch) }
+
+// Name returns the balancer's name as a background service.
+func (l *LoadBalancer) Name() string { return l.name }
+
+// Algorithm returns the selection algorithm.
+func (l *LoadBalancer) Algorithm() Algorithm { return l.algo }
+
+// Select chooses a backend for a request. key is what the hashing algorithms hash (a
+// path, a header, a cookie, the client address); the others ignore it. a, if not nil,
+// holds the backends this request already tried: Select skips them and records its
+// choice. The caller releases the result with [Pick.Done]. Select takes no lock and
+// allocates nothing.
+func (l *LoadBalancer) Select(key string, a *Attempts) (Pick, error) {
+	s := l.snap.Load()
+	if len(s.targets) == 0 {
+		return Pick{}, ErrNoBackend
+	}
+	var now time.Duration
+	if l.algo == PeakEWMA {
+		now = l.now()
+	}
+	t := s.picker.pick(s, key, a, now)
+	if t == nil {
+		t = fallback(s, a)
+		if t == nil {
+			return Pick{}, ErrNoBackend
+		}
+	}
+	t.inflight.Add(1)
+	a.add(t)
+	return Pick{t: t, start: now}, nil
+}
+
+// SelectBytes is Select with a key given as bytes; the key is not kept.
+func (l *LoadBalancer) SelectBytes(key []byte, a *Attempts) (Pick, error) {
+	return l.Select(unsafe.String(unsafe.SliceData(key), len(key)), a)
+}
+
+// fallback returns the first backend not tried yet, ignoring health (fail open), or nil.
+func fallback(s *snapshot, a *Attempts) *Target {
+	for _, t := range s.targets {
+		if !a.Tried(t) {
+			return t
+		}
+	}
+	return nil
+}
+
+// usable reports whether t may be chosen for the request that tried a.
+func usable(t *Target, a *Attempts) bool {
+	return t.state.Load() == 0 && !a.Tried(t)
+}
+
+// Targets returns the current backends, in the order they were given. The slice is
+// shared: do not change it.
+func (l *LoadBalancer) Targets() []*Target { return l.snap.Load().targets }
+
+// Lookup returns the Target of the backend at addr, or nil.
+func (l *LoadBalancer) Lookup(addr string) *Target { return l.snap.Load().byAddr[addr] }
+
+// Stats returns the balancer's counters.
+func (l *LoadBalancer) Stats() Stats {
+	s := l.snap.Load()
+	st := Stats{
+		Backends:      len(s.targets),
+		HealthChanges: l.healthChanges.Load(),
+		Ejections:     l.ejections.Load(),
+		Updates:       l.updates.Load(),
+	}
+	for _, t := range s.targets {
+		v := t.state.Load()
+		if v == 0 {
+			st.Available++
+		}
+		if v&stateDown != 0 {
+			st.Down++
+		}
+		if v&stateEjected != 0 {
+			st.Ejected++
+		}
+	}
+	return st
+}
+
+// SetBackends replaces the backend set. Backends that stay (same Addr) keep their
+// health, ejection and in-flight state; new ones start healthy. It fails, changing
+// nothing, if a backend is invalid or two share an address.
+func (l *LoadBalancer) SetBackends(bs []Backend) error {
+	for i, b := range bs {
+		if _, _, err := net.SplitHostPort(b.Addr); err != nil {
+			return fmt.Errorf("lb: backend %d: address %q: %w", i, b.Addr, err)
+		}
+		if b.Weight < 0 || b.Weight > MaxWeight {
+			return fmt.Errorf("lb: backend %s: weight %d not in 0..%d", b.Addr, b.Weight, MaxWeight)
+		}
+	}
+	if len(bs) > maxBackends {
+		return fmt.Errorf("lb: %d backends, more than %d", len(bs), maxBackends)
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	old := l.snap.Load()
+	s := &snapshot{targets: make([]*Target, 0, len(bs)), byAddr: make(map[string]*Target, len(bs))}
+	for _, b := range bs {
+		if _, dup := s.byAddr[b.Addr]; dup {
+			return fmt.Errorf("lb: backend %s listed twice", b.Addr)
+		}
+		b.Meta = maps.Clone(b.Meta)
+		t := old.byAddr[b.Addr]
+		if t == nil || t.backend.weight() != b.weight() || !maps.Equal(t.backend.Meta, b.Meta) {
+			nt := &Target{backend: b, weight: int64(b.weight()), lb: l}
+			if l.attach != nil {
+				nt.value = l.attach(b)
+			}
+			if t != nil {
+				l.inherit(nt, t)
+			}
+			t = nt
+		}
+		s.targets = append(s.targets, t)
+		s.byAddr[b.Addr] = t
+	}
+	for addr, t := range old.byAddr {
+		if nt := s.byAddr[addr]; nt != t {
+			l.retire(t, nt)
+		}
+	}
+	s.picker = l.buildPicker(s.targets)
+	l.snap.Store(s)
+	l.updates.Add(1)
+	return nil
+}
+
+// maxBackends bounds the set; Maglev's table indexes backends with 16 bits.
+const maxBackends = 1 << 15
+
+func (l *LoadBalancer) buildPicker(ts []*Target) picker {
+	if len(ts) == 0 {
+		return emptyPicker{}
+	}
+	switch l.algo {
+	case Random:
+		return newRandomPicker(ts)
+	case LeastConn:
+		return leastConnPicker{}
+	case PeakEWMA:
+		return ewmaPicker{}
+	case Ketama:
+		return newKetamaPicker(ts)
+	case Maglev:
+		return newMaglevPicker(ts, maglevSize)
+	}
+	return newRoundRobinPicker(ts)
+}
+
+type emptyPicker struct{}
+
+func (emptyPicker) pick(*snapshot, string, *Attempts, time.Duration) *Target { return nil }
+
+// notify counts a health event and calls the callback.
+func (l *LoadBalancer) notify(ev HealthEvent) {
+	l.healthChanges.Add(1)
+	if l.onHealth != nil {
+		l.onHealth(ev)
+	}
+}
+
+// Run runs the balancer's discovery and active health checks until ctx ends, then
+// returns nil. With neither configured it just waits. It fails if discovery fails for
+// good.
+func (l *LoadBalancer) Run(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	errc := make(chan error, 1)
+	if l.discovery != nil {
+		wg.Go(func() {
+			err := l.discovery.Watch(ctx, func(bs []Backend) {
+				if err := l.SetBackends(bs); err != nil {
+					l.log.Warn("lb: discovery gave an invalid backend set; keeping the last one", "lb", l.name, "err", err)
+				}
+			})
+			if err != nil && ctx.Err() == nil {
+				errc <- fmt.Errorf("lb %s: discovery: %w", l.name, err)
+				cancel()
+			}
+		})
+	}
+	if l.health != nil {
+		wg.Go(func() { l.runHealthChecks(ctx) })
+	}
+	<-ctx.Done()
+	wg.Wait()
+	select {
+	case err := <-errc:
+		return err
+	default:
+		return nil
+	}
+}

@@ -1,0 +1,333 @@
+package lb_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/gotthard-proxy/gotthard/lb"
+	"github.com/gotthard-proxy/gotthard/proxy"
+)
+
+// balancer is the failover pattern of docs/load-balancing.md: select in UpstreamPeer,
+// remember the attempts, retry on another backend within a retry budget, report every
+// outcome.
+type balancer struct {
+	proxy.Phases[*reqCtx]
+	lb     *lb.LoadBalancer
+	budget *lb.RetryBudget
+}
+
+type reqCtx struct {
+	attempts lb.Attempts
+	pick     lb.Pick
+}
+
+func (b *balancer) NewCtx() *reqCtx { return &reqCtx{} }
+
+func (b *balancer) UpstreamPeer(ctx context.Context, s *proxy.Session, c *reqCtx) (*proxy.Peer, error) {
+	if c.attempts.Len() == 0 {
+		b.budget.Request()
+	}
+	p, err := b.lb.Select(s.Request().Path(), &c.attempts)
+	if err != nil {
+		return nil, err
+	}
+	c.pick = p
+	return p.Value().(*proxy.Peer), nil
+}
+
+func (b *balancer) FailToConnect(ctx context.Context, s *proxy.Session, c *reqCtx, _ *proxy.Peer, err *proxy.Error) *proxy.Error {
+	c.pick.Done(lb.ConnectFailure)
+	if err.Retry && !b.budget.Retry() {
+		err.Retry = false
+	}
+	return err
+}
+
+func (b *balancer) ErrorWhileProxy(ctx context.Context, s *proxy.Session, c *reqCtx, _ *proxy.Peer, err *proxy.Error, _ bool) *proxy.Error {
+	c.pick.Done(lb.Failure)
+	if err.Source == proxy.Upstream && lb.Idempotent(s.Request().Method) && b.budget.Retry() {
+		err.Retry = true // the framework retries only if nothing reached the client
+	}
+	return err
+}
+
+func (b *balancer) Logging(ctx context.Context, s *proxy.Session, c *reqCtx, err error) {
+	c.pick.Done(lb.OutcomeOf(s.Status(), err))
+}
+
+// origin is a backend that counts its requests and answers after delay.
+type origin struct {
+	name  string
+	delay time.Duration
+	hits  atomic.Int64
+	srv   *http.Server
+	addr  string
+	done  chan struct{}
+}
+
+func startOrigin(t *testing.T, name, addr string, delay time.Duration) *origin {
+	t.Helper()
+	o := &origin{name: name, delay: delay}
+	if err := o.start(addr); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(o.stop)
+	return o
+}
+
+func (o *origin) start(addr string) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return err
+	}
+	o.addr = ln.Addr().String()
+	o.srv = &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		o.hits.Add(1)
+		if o.delay > 0 {
+			time.Sleep(o.delay) // the origin's service time, not a wait in the test
+		}
+		io.WriteString(w, o.name)
+	})}
+	o.done = make(chan struct{})
+	go func() { o.srv.Serve(ln); close(o.done) }()
+	return nil
+}
+
+// stop kills the origin: the listener and every connection close at once.
+func (o *origin) stop() {
+	if o.srv != nil {
+		o.srv.Close()
+		<-o.done
+		o.srv = nil
+	}
+}
+
+// startProxy runs a proxy.Service with the balancer on loopback and returns its URL.
+func startProxy(t *testing.T, l *lb.LoadBalancer) string {
+	t.Helper()
+	budget, err := lb.NewRetryBudget(lb.RetryBudgetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc := proxy.NewService("lb-test", &balancer{lb: l, budget: budget}, proxy.ServiceOptions{
+		Logger: slog.New(slog.DiscardHandler),
+	})
+	served := make(chan struct{})
+	go func() { svc.Serve([]net.Listener{ln}); close(served) }()
+	t.Cleanup(func() { svc.Close(); <-served })
+	return "http://" + ln.Addr().String()
+}
+
+func peerAttach(b lb.Backend) any {
+	return &proxy.Peer{Address: b.Addr, Options: proxy.PeerOptions{ConnectTimeout: time.Second, ReadTimeout: 5 * time.Second}}
+}
+
+// load sends n GET requests from workers keep-alive clients and returns how many
+// failed, with the first error; it stops early after limit.
+func load(t *testing.T, url string, workers, n int, limit time.Duration, onProgress func(done int)) (failed int64, firstErr error) {
+	t.Helper()
+	tr := &http.Transport{MaxIdleConnsPerHost: workers}
+	defer tr.CloseIdleConnections()
+	client := &http.Client{Transport: tr, Timeout: 10 * time.Second}
+	var next, completed atomic.Int64
+	var mu sync.Mutex
+	deadline := time.Now().Add(limit)
+	var wg sync.WaitGroup
+	for w := 0; w < workers; w++ {
+		wg.Go(func() {
+			for i := next.Add(1); i <= int64(n) && time.Now().Before(deadline); i = next.Add(1) {
+				resp, err := client.Get(fmt.Sprintf("%s/item/%d", url, i))
+				if err == nil {
+					_, err = io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+					if err == nil && resp.StatusCode != 200 {
+						err = fmt.Errorf("status %d", resp.StatusCode)
+					}
+				}
+				if err != nil {
+					mu.Lock()
+					failed++
+					if firstErr == nil {
+						firstErr = err
+					}
+					mu.Unlock()
+				}
+				done := int(completed.Add(1))
+				if onProgress != nil {
+					onProgress(done)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if done := completed.Load(); done < int64(n) {
+		t.Helper()
+		t.Fatalf("only %d of %d requests done within %v", done, n, limit)
+	}
+	return failed, firstErr
+}
+
+// TestPeakEWMAAvoidsSlowBackend: with one of three backends ten times slower, PeakEWMA
+// sends it under 10% of requests, while round robin sends it a third.
+func TestPeakEWMAAvoidsSlowBackend(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end load test")
+	}
+	tests := []struct {
+		algo         lb.Algorithm
+		minSh, maxSh float64
+	}{
+		{lb.PeakEWMA, 0, 0.10},
+		{lb.RoundRobin, 0.30, 0.37},
+	}
+	for _, tt := range tests {
+		t.Run(tt.algo.String(), func(t *testing.T) {
+			os := []*origin{
+				startOrigin(t, "fast1", "127.0.0.1:0", 2*time.Millisecond),
+				startOrigin(t, "fast2", "127.0.0.1:0", 2*time.Millisecond),
+				startOrigin(t, "slow", "127.0.0.1:0", 20*time.Millisecond),
+			}
+			var bs []lb.Backend
+			for _, o := range os {
+				bs = append(bs, lb.Backend{Addr: o.addr})
+			}
+			l, err := lb.New(lb.Options{Algorithm: tt.algo, Backends: bs, Attach: peerAttach})
+			if err != nil {
+				t.Fatal(err)
+			}
+			url := startProxy(t, l)
+			const n = 900
+			if failed, err := load(t, url, 4, n, 60*time.Second, nil); failed > 0 {
+				t.Fatalf("%d requests failed: %v", failed, err)
+			}
+			slow := float64(os[2].hits.Load()) / n
+			t.Logf("%v: slow backend got %.1f%% (fast: %d, %d; slow: %d)", tt.algo, slow*100, os[0].hits.Load(), os[1].hits.Load(), os[2].hits.Load())
+			if slow < tt.minSh || slow > tt.maxSh {
+				t.Fatalf("slow backend's share %.3f, want %.2f..%.2f", slow, tt.minSh, tt.maxSh)
+			}
+		})
+	}
+}
+
+// TestFailoverWhenBackendDies kills one of three backends during a load run: no client
+// request fails (failover retries on another backend), the active health check marks
+// it down within interval × fall, and traffic comes back once it returns.
+func TestFailoverWhenBackendDies(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end load test")
+	}
+	for _, algo := range []lb.Algorithm{lb.RoundRobin, lb.LeastConn, lb.PeakEWMA, lb.Maglev} {
+		t.Run(algo.String(), func(t *testing.T) {
+			os := []*origin{
+				startOrigin(t, "a", "127.0.0.1:0", 0),
+				startOrigin(t, "b", "127.0.0.1:0", 0),
+				startOrigin(t, "c", "127.0.0.1:0", 0),
+			}
+			var bs []lb.Backend
+			for _, o := range os {
+				bs = append(bs, lb.Backend{Addr: o.addr})
+			}
+			const interval, fall = 50 * time.Millisecond, 2
+			events := make(chan timedEvent, 64)
+			l, err := lb.New(lb.Options{
+				Algorithm:   algo,
+				Backends:    bs,
+				Logger:      slog.New(slog.DiscardHandler),
+				Attach:      peerAttach,
+				HealthCheck: &lb.HealthCheck{HTTP: &lb.HTTPCheck{Path: "/health", BodyContains: ""}, Interval: interval, Timeout: interval, Fall: fall, Rise: 2},
+				// Passive ejection takes the backend out at the first failures; its return
+				// is left to the active check.
+				Outlier:        lb.OutlierOptions{BaseEjection: time.Minute},
+				OnHealthChange: func(ev lb.HealthEvent) { events <- timedEvent{ev, time.Now()} },
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			ran := make(chan error, 1)
+			go func() { ran <- l.Run(ctx) }()
+			defer func() {
+				cancel()
+				if err := <-ran; err != nil {
+					t.Errorf("Run: %v", err)
+				}
+			}()
+			url := startProxy(t, l)
+
+			victim := os[1]
+			killed := make(chan time.Time, 1)
+			const n = 1500
+			failed, ferr := load(t, url, 4, n, 60*time.Second, func(done int) {
+				if done == n/3 {
+					victim.stop()
+					killed <- time.Now()
+				}
+			})
+			if failed > 0 {
+				t.Fatalf("%d of %d client requests failed: %v", failed, n, ferr)
+			}
+			killedAt := <-killed
+			ev := waitEvent(t, events, func(ev lb.HealthEvent) bool {
+				return ev.Backend.Addr == victim.addr && ev.Cause == lb.ActiveCheck && !ev.Healthy
+			})
+			if took := ev.at.Sub(killedAt); took > interval*(fall+1) {
+				t.Errorf("marked down %v after the kill, want within %v", took, interval*(fall+1))
+			} else {
+				t.Logf("marked down %v after the kill (interval %v × fall %d)", took.Round(time.Millisecond), interval, fall)
+			}
+			if ev.Err == nil {
+				t.Error("down event without the check's error")
+			}
+
+			// Bring it back on the same address: the check marks it up and it gets traffic.
+			if err := victim.start(victim.addr); err != nil {
+				t.Fatal(err)
+			}
+			waitEvent(t, events, func(ev lb.HealthEvent) bool {
+				return ev.Backend.Addr == victim.addr && ev.Cause == lb.ActiveCheck && ev.Healthy
+			})
+			before := victim.hits.Load()
+			if failed, err := load(t, url, 4, 300, 30*time.Second, nil); failed > 0 {
+				t.Fatalf("%d requests failed after the return: %v", failed, err)
+			}
+			if victim.hits.Load() == before {
+				t.Fatal("the returned backend got no traffic")
+			}
+		})
+	}
+}
+
+type timedEvent struct {
+	lb.HealthEvent
+	at time.Time
+}
+
+// waitEvent waits for a health event that matches, with a deadline.
+func waitEvent(t *testing.T, events <-chan timedEvent, match func(lb.HealthEvent) bool) timedEvent {
+	t.Helper()
+	timeout := time.After(10 * time.Second)
+	for {
+		select {
+		case ev := <-events:
+			if match(ev.HealthEvent) {
+				return ev
+			}
+		case <-timeout:
+			t.Fatal(errors.New("timed out waiting for a health event"))
+		}
+	}
+}

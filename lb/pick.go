@@ -1,0 +1,146 @@
+package lb
+
+import "time"
+
+// Outcome says how an attempt on a backend went; [Pick.Done] feeds it to the latency
+// score and to outlier detection.
+type Outcome uint8
+
+const (
+	// Success: the backend answered with a status below 500.
+	Success Outcome = iota
+	// ServerError: the backend answered with a 5xx status.
+	ServerError
+	// ConnectFailure: connecting to the backend failed.
+	ConnectFailure
+	// Failure: the attempt failed after the connection was made (a read or write
+	// error, a timeout, a malformed response).
+	Failure
+	// Canceled: the attempt ended for a reason that says nothing about the backend
+	// (the client went away, a phase refused the request). It releases the pick only.
+	Canceled
+)
+
+// String returns the outcome's name.
+func (o Outcome) String() string {
+	switch o {
+	case Success:
+		return "success"
+	case ServerError:
+		return "server-error"
+	case ConnectFailure:
+		return "connect-failure"
+	case Failure:
+		return "failure"
+	case Canceled:
+		return "canceled"
+	}
+	return "unknown"
+}
+
+// OutcomeOf maps a response status (0 when no response came) and the error that ended
+// an attempt to an Outcome: an error with no status is a Failure, 5xx a ServerError,
+// anything else a Success. Use it in the Logging phase with the session's status.
+func OutcomeOf(status int, err error) Outcome {
+	switch {
+	case status >= 500:
+		return ServerError
+	case status == 0 && err != nil:
+		return Failure
+	case status == 0:
+		return Canceled
+	}
+	return Success
+}
+
+// Pick is one selection of a backend: the handle the caller releases with [Pick.Done]
+// when the attempt ends. Keep it in the per-request context. The zero Pick selects
+// nothing and its Done does nothing. A Pick is not safe for concurrent use.
+type Pick struct {
+	t     *Target
+	start time.Duration // since the balancer's epoch
+}
+
+// Target returns the chosen backend's Target, or nil for the zero Pick.
+func (p *Pick) Target() *Target { return p.t }
+
+// Addr returns the chosen backend's address ("" for the zero Pick).
+func (p *Pick) Addr() string {
+	if p.t == nil {
+		return ""
+	}
+	return p.t.backend.Addr
+}
+
+// Value returns what Options.Attach made for the chosen backend, or nil.
+func (p *Pick) Value() any {
+	if p.t == nil {
+		return nil
+	}
+	return p.t.value
+}
+
+// Done releases the pick: the backend's in-flight count goes down, the time since the
+// selection becomes a latency sample (failures count as at least the failure penalty),
+// and the outcome feeds outlier detection. Calls after the first do nothing, so both a
+// failure phase and Logging may call it.
+func (p *Pick) Done(o Outcome) {
+	t := p.t
+	if t == nil {
+		return
+	}
+	p.t = nil
+	t.inflight.Add(-1)
+	l := t.lb
+	if o == Canceled {
+		return
+	}
+	if l.algo == PeakEWMA {
+		now := l.now()
+		rtt := now - p.start
+		if o != Success {
+			rtt = max(rtt, l.failurePenalty)
+		}
+		t.observe(now, rtt)
+	}
+	l.outlierResult(t, o)
+}
+
+// maxTracked is how many tried backends an Attempts remembers.
+const maxTracked = 8
+
+// Attempts remembers which backends a request already tried, so that
+// [LoadBalancer.Select] picks another one on a retry. Keep one in the per-request
+// context; its zero value is ready to use. It remembers the last 8 backends tried. An
+// Attempts is not safe for concurrent use.
+type Attempts struct {
+	tried [maxTracked]*Target
+	n     int // total added
+}
+
+// Len returns the number of selections recorded.
+func (a *Attempts) Len() int { return a.n }
+
+// Tried reports whether t was already selected for this request.
+func (a *Attempts) Tried(t *Target) bool {
+	if a == nil {
+		return false
+	}
+	for i := range min(a.n, maxTracked) {
+		if a.tried[i] == t {
+			return true
+		}
+	}
+	return false
+}
+
+// Reset forgets every backend tried.
+func (a *Attempts) Reset() { *a = Attempts{} }
+
+func (a *Attempts) add(t *Target) {
+	if a == nil {
+		return
+	}
+	a.tried[a.n%maxTracked] = t
+	a.n++
+}

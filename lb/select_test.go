@@ -1,0 +1,337 @@
+package lb_test
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/gotthard-proxy/gotthard/lb"
+)
+
+func backends(n int, weights ...int) []lb.Backend {
+	bs := make([]lb.Backend, n)
+	for i := range bs {
+		bs[i] = lb.Backend{Addr: "10.0.0." + strconv.Itoa(i+1) + ":80"}
+		if i < len(weights) {
+			bs[i].Weight = weights[i]
+		}
+	}
+	return bs
+}
+
+func newLB(t testing.TB, algo lb.Algorithm, bs []lb.Backend) *lb.LoadBalancer {
+	t.Helper()
+	l, err := lb.New(lb.Options{Algorithm: algo, Backends: bs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
+}
+
+func pickAddr(t testing.TB, l *lb.LoadBalancer, key string, a *lb.Attempts) string {
+	t.Helper()
+	p, err := l.Select(key, a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Done(lb.Success)
+	return p.Addr()
+}
+
+var allAlgorithms = []lb.Algorithm{lb.RoundRobin, lb.Random, lb.LeastConn, lb.PeakEWMA, lb.Ketama, lb.Maglev}
+
+func TestParseAlgorithm(t *testing.T) {
+	for _, a := range allAlgorithms {
+		got, err := lb.ParseAlgorithm(a.String())
+		if err != nil || got != a {
+			t.Errorf("ParseAlgorithm(%q) = %v, %v", a.String(), got, err)
+		}
+	}
+	if _, err := lb.ParseAlgorithm("fastest"); err == nil {
+		t.Error("ParseAlgorithm accepted an unknown name")
+	}
+}
+
+func TestNewRejects(t *testing.T) {
+	tests := []struct {
+		name string
+		opts lb.Options
+		want string
+	}{
+		{"no port", lb.Options{Backends: []lb.Backend{{Addr: "10.0.0.1"}}}, "address"},
+		{"duplicate", lb.Options{Backends: []lb.Backend{{Addr: "10.0.0.1:80"}, {Addr: "10.0.0.1:80"}}}, "twice"},
+		{"weight", lb.Options{Backends: []lb.Backend{{Addr: "10.0.0.1:80", Weight: lb.MaxWeight + 1}}}, "weight"},
+		{"algorithm", lb.Options{Algorithm: 99}, "Algorithm"},
+		{"outlier", lb.Options{Outlier: lb.OutlierOptions{MaxEjectedPercent: 101}}, "Outlier"},
+		{"health path", lb.Options{HealthCheck: &lb.HealthCheck{HTTP: &lb.HTTPCheck{Path: "x"}}}, "Path"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := lb.New(tt.opts)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("err = %v, want one naming %q", err, tt.want)
+			}
+		})
+	}
+}
+
+// TestRoundRobinSmooth checks nginx's documented sequence for weights 5, 1, 1:
+// a a b a c a a.
+func TestRoundRobinSmooth(t *testing.T) {
+	l := newLB(t, lb.RoundRobin, []lb.Backend{{Addr: "a:1", Weight: 5}, {Addr: "b:1", Weight: 1}, {Addr: "c:1", Weight: 1}})
+	var got []string
+	for range 14 {
+		got = append(got, strings.TrimSuffix(pickAddr(t, l, "", nil), ":1"))
+	}
+	if want := "a a b a c a a a a b a c a a"; strings.Join(got, " ") != want {
+		t.Fatalf("sequence %v, want %s", got, want)
+	}
+}
+
+func TestWeightedShares(t *testing.T) {
+	bs := backends(3, 1, 2, 5)
+	for _, algo := range []lb.Algorithm{lb.RoundRobin, lb.Random, lb.Ketama, lb.Maglev} {
+		t.Run(algo.String(), func(t *testing.T) {
+			l := newLB(t, algo, bs)
+			count := map[string]int{}
+			const n = 40000
+			for i := range n {
+				count[pickAddr(t, l, "key-"+strconv.Itoa(i), nil)]++
+			}
+			tol := 0.03
+			if algo == lb.Ketama {
+				tol = 0.08 // 1,280 points spread less evenly than a table
+			}
+			for i, b := range bs {
+				want := float64(b.Weight) / 8
+				got := float64(count[b.Addr]) / n
+				if math.Abs(got-want) > tol {
+					t.Errorf("backend %d: share %.3f, want %.3f", i, got, want)
+				}
+			}
+		})
+	}
+}
+
+func TestLeastConn(t *testing.T) {
+	l := newLB(t, lb.LeastConn, backends(3, 1, 1, 2))
+	// Hold picks: the third backend, with twice the weight, should carry twice as many.
+	var held []lb.Pick
+	for range 40 {
+		p, err := l.Select("", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		held = append(held, p)
+	}
+	for i, tg := range l.Targets() {
+		want := int64(10 * tg.Backend().Weight)
+		if want == 0 {
+			want = 10
+		}
+		if got := tg.InFlight(); got != want {
+			t.Errorf("backend %d: %d in flight, want %d", i, got, want)
+		}
+	}
+	for i := range held {
+		held[i].Done(lb.Success)
+		held[i].Done(lb.Success) // a second Done does nothing
+	}
+	for _, tg := range l.Targets() {
+		if tg.InFlight() != 0 {
+			t.Errorf("%s: %d in flight after Done", tg.Addr(), tg.InFlight())
+		}
+	}
+}
+
+// TestSkipsUnavailable ejects one backend and checks that no algorithm picks it, and
+// that the hashing ones move only its keys.
+func TestSkipsUnavailable(t *testing.T) {
+	for _, algo := range allAlgorithms {
+		t.Run(algo.String(), func(t *testing.T) {
+			l, err := lb.New(lb.Options{Algorithm: algo, Backends: backends(5),
+				Outlier: lb.OutlierOptions{ConsecutiveFailures: 1, BaseEjection: 1 << 40}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			before := map[string]string{}
+			for i := range 2000 {
+				k := strconv.Itoa(i)
+				before[k] = pickAddr(t, l, k, nil)
+			}
+			down := l.Targets()[2]
+			// One connect failure ejects it (ConsecutiveFailures 1).
+			for {
+				p, _ := l.Select("x", nil)
+				if p.Target() == down {
+					p.Done(lb.ConnectFailure)
+					break
+				}
+				p.Done(lb.Canceled)
+				if algo.Hashed() {
+					l.Targets() // keys map to one backend: drive it directly below
+					break
+				}
+			}
+			if algo.Hashed() {
+				for !down.Ejected() {
+					for i := range 100 {
+						p, _ := l.Select(strconv.Itoa(i), nil)
+						o := lb.Canceled
+						if p.Target() == down {
+							o = lb.ConnectFailure
+						}
+						p.Done(o)
+					}
+				}
+			}
+			if !down.Ejected() || down.Available() {
+				t.Fatal("backend not ejected")
+			}
+			moved := 0
+			for i := range 2000 {
+				k := strconv.Itoa(i)
+				got := pickAddr(t, l, k, nil)
+				if got == down.Addr() {
+					t.Fatalf("picked the ejected backend for key %s", k)
+				}
+				if got != before[k] {
+					moved++
+					if algo.Hashed() && before[k] != down.Addr() {
+						t.Fatalf("key %s moved from a healthy backend %s to %s", k, before[k], got)
+					}
+				}
+			}
+			if st := l.Stats(); st.Ejected != 1 || st.Available != 4 || st.Ejections != 1 {
+				t.Fatalf("stats %+v", st)
+			}
+		})
+	}
+}
+
+func TestAttemptsSkipTried(t *testing.T) {
+	for _, algo := range allAlgorithms {
+		t.Run(algo.String(), func(t *testing.T) {
+			l := newLB(t, algo, backends(4))
+			var a lb.Attempts
+			seen := map[string]bool{}
+			for range 4 {
+				addr := pickAddr(t, l, "same-key", &a)
+				if seen[addr] {
+					t.Fatalf("picked %s twice for one request", addr)
+				}
+				seen[addr] = true
+			}
+			if a.Len() != 4 {
+				t.Fatalf("Len %d", a.Len())
+			}
+			if _, err := l.Select("same-key", &a); !errors.Is(err, lb.ErrNoBackend) {
+				t.Fatalf("fifth pick: err %v, want ErrNoBackend", err)
+			}
+		})
+	}
+}
+
+func TestEmpty(t *testing.T) {
+	l := newLB(t, lb.RoundRobin, nil)
+	if _, err := l.Select("", nil); !errors.Is(err, lb.ErrNoBackend) {
+		t.Fatalf("err %v", err)
+	}
+}
+
+// TestFailOpen: when every backend is ejected or down, Select still returns one.
+func TestFailOpen(t *testing.T) {
+	l, err := lb.New(lb.Options{Backends: backends(2), Outlier: lb.OutlierOptions{ConsecutiveFailures: 1, BaseEjection: 1 << 40, MaxEjectedPercent: 100}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tg := range l.Targets() {
+		for !tg.Ejected() {
+			p, _ := l.Select("", nil)
+			p.Done(lb.ServerError)
+		}
+	}
+	if pickAddr(t, l, "", nil) == "" {
+		t.Fatal("no backend")
+	}
+}
+
+func TestMaxEjectedPercent(t *testing.T) {
+	l, err := lb.New(lb.Options{Backends: backends(4), Outlier: lb.OutlierOptions{ConsecutiveFailures: 1, BaseEjection: 1 << 40}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 100 {
+		p, _ := l.Select("", nil)
+		p.Done(lb.ConnectFailure)
+	}
+	if st := l.Stats(); st.Ejected != 2 {
+		t.Fatalf("%d ejected, want 2 (50%% of 4)", st.Ejected)
+	}
+}
+
+// TestSetBackendsKeepsState: a backend that stays keeps its ejection and counters.
+func TestSetBackendsKeepsState(t *testing.T) {
+	var events []lb.HealthEvent
+	l, err := lb.New(lb.Options{Backends: backends(3), Outlier: lb.OutlierOptions{ConsecutiveFailures: 1, BaseEjection: 1 << 40},
+		Attach:         func(b lb.Backend) any { return "peer " + b.Addr },
+		OnHealthChange: func(ev lb.HealthEvent) { events = append(events, ev) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := l.Targets()[0]
+	p, _ := l.Select("", nil)
+	if p.Target() != first || p.Value() != "peer "+first.Addr() {
+		t.Fatalf("pick %s value %v", p.Addr(), p.Value())
+	}
+	p.Done(lb.ConnectFailure)
+	if !first.Ejected() || len(events) != 1 || events[0].Cause != lb.Ejection {
+		t.Fatalf("ejected %v events %+v", first.Ejected(), events)
+	}
+	bs := backends(4)
+	if err := l.SetBackends(bs); err != nil {
+		t.Fatal(err)
+	}
+	if l.Lookup(first.Addr()) != first || !first.Ejected() {
+		t.Fatal("the staying backend lost its state")
+	}
+	bs[0].Weight = 3
+	if err := l.SetBackends(bs); err != nil {
+		t.Fatal(err)
+	}
+	nt := l.Lookup(first.Addr())
+	if nt == first || !nt.Ejected() || nt.Backend().Weight != 3 {
+		t.Fatalf("reweighted backend: same %v ejected %v", nt == first, nt.Ejected())
+	}
+	if err := l.SetBackends(bs[1:]); err != nil {
+		t.Fatal(err)
+	}
+	if st := l.Stats(); st.Ejected != 0 || st.Backends != 3 || st.Updates != 4 {
+		t.Fatalf("stats %+v", st)
+	}
+}
+
+func TestOutcomeOf(t *testing.T) {
+	tests := []struct {
+		status int
+		err    error
+		want   lb.Outcome
+	}{
+		{200, nil, lb.Success},
+		{404, nil, lb.Success},
+		{503, nil, lb.ServerError},
+		{502, errors.New("x"), lb.ServerError},
+		{0, errors.New("x"), lb.Failure},
+		{0, nil, lb.Canceled},
+	}
+	for _, tt := range tests {
+		t.Run(fmt.Sprint(tt.status, tt.err), func(t *testing.T) {
+			if got := lb.OutcomeOf(tt.status, tt.err); got != tt.want {
+				t.Fatalf("got %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
