@@ -3,6 +3,7 @@ package lb_test
 import (
 	"strconv"
 	"testing"
+	"time"
 
 	"github.com/gotthard-proxy/gotthard/lb"
 )
@@ -29,6 +30,31 @@ func BenchmarkSelect(b *testing.B) {
 					b.Fatal(err)
 				}
 				p.Done(lb.Success)
+				i++
+			}
+		})
+	}
+}
+
+// BenchmarkSelectLatency is BenchmarkSelect with the latency given by the caller
+// (Pick.DoneLatency), as a proxy that has the upstream timing at hand does it.
+func BenchmarkSelectLatency(b *testing.B) {
+	bs := backends(100)
+	for i := range bs {
+		bs[i].Addr = "10.0." + strconv.Itoa(i/250) + "." + strconv.Itoa(i%250+1) + ":8080"
+		bs[i].Weight = 1 + i%3
+	}
+	for _, algo := range allAlgorithms {
+		b.Run(algo.String(), func(b *testing.B) {
+			l := newLB(b, algo, bs)
+			b.ReportAllocs()
+			i := 0
+			for b.Loop() {
+				p, err := l.Select("/api/users/42", nil)
+				if err != nil {
+					b.Fatal(err)
+				}
+				p.DoneLatency(lb.Success, time.Duration(100+i%50)*time.Microsecond)
 				i++
 			}
 		})

@@ -106,6 +106,29 @@ func (p *Pick) Done(o Outcome) {
 	l.outlierResult(t, o)
 }
 
+// DoneLatency is Done with the latency sample given by the caller instead of measured
+// from the selection: for example the time from a proxy Session's UpstreamConnected to
+// its UpstreamResponse, which leaves out the client's own delays. It reads no clock.
+func (p *Pick) DoneLatency(o Outcome, rtt time.Duration) {
+	t := p.t
+	if t == nil {
+		return
+	}
+	p.t = nil
+	t.inflight.Add(-1)
+	l := t.lb
+	if o == Canceled {
+		return
+	}
+	if l.algo == PeakEWMA {
+		if o != Success {
+			rtt = max(rtt, l.failurePenalty)
+		}
+		t.observe(p.start+max(rtt, 0), rtt)
+	}
+	l.outlierResult(t, o)
+}
+
 // maxTracked is how many tried backends an Attempts remembers.
 const maxTracked = 8
 
