@@ -47,30 +47,31 @@ type Session struct {
 	dl      *deadlines   // the client connection's
 	closing *atomic.Bool // the service is shutting down
 
-	timing        Timing
-	status        int
-	respStarted   bool
-	bodyBuffered  bool
-	body          []byte
-	bodyRead      bool // some request body bytes were consumed from the client
-	expect100     bool
-	sent100       bool
-	reqBodyKind   h1.BodyKind
-	reqBodyLen    int64
-	bodyTimeout   time.Duration
-	closeAfter    bool
-	requestIndex  int
-	peer          *Peer
-	reused        bool
-	retries       int
-	bytesSent     int64
-	scratchHeader message.ResponseHeader
+	timing         Timing
+	status         int
+	upstreamStatus int
+	respStarted    bool
+	bodyBuffered   bool
+	body           []byte
+	bodyRead       bool // some request body bytes were consumed from the client
+	expect100      bool
+	sent100        bool
+	reqBodyKind    h1.BodyKind
+	reqBodyLen     int64
+	bodyTimeout    time.Duration
+	closeAfter     bool
+	requestIndex   int
+	peer           *Peer
+	reused         bool
+	retries        int
+	bytesSent      int64
+	scratchHeader  message.ResponseHeader
 }
 
 func (s *Session) reset() {
 	s.req.Reset()
 	s.timing = Timing{}
-	s.status = 0
+	s.status, s.upstreamStatus = 0, 0
 	s.respStarted = false
 	s.bodyBuffered = false
 	s.body = s.body[:0]
@@ -100,6 +101,10 @@ func (s *Session) Timing() Timing { return s.timing }
 
 // Status returns the status sent to the client, or 0 if no response was sent yet.
 func (s *Session) Status() int { return s.status }
+
+// UpstreamStatus returns the status of the last response head read from a peer (before
+// any phase changed it), or 0 if none was read.
+func (s *Session) UpstreamStatus() int { return s.upstreamStatus }
 
 // ResponseWritten reports whether a response (or its head) has been sent to the client.
 func (s *Session) ResponseWritten() bool { return s.respStarted }

@@ -234,6 +234,7 @@ func (c *conn[C]) exchangeWith(ctx contextT, ex *exchange[C], cc C, uc *upConn, 
 		}
 	}
 	sess.timing.UpstreamResponse = time.Now()
+	sess.upstreamStatus = uh.Status
 	resp := &ex.resp
 	resp.Reset()
 	resp.Status = uh.Status
