@@ -8,6 +8,7 @@ import (
 	"net"
 	"slices"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/gotthard-proxy/gotthard/lb"
@@ -33,8 +34,8 @@ type TTLResolver interface {
 // TTL runs out if the resolver reports TTLs, never more often than MinInterval. On a
 // lookup error or an empty answer the last good set stays in use.
 //
-// net.Resolver does not expose TTLs, so with the default resolver the TTL is not seen
-// and Interval applies.
+// The default resolver, a [Client], reports TTLs; net.Resolver does not, so with one
+// Interval applies.
 //
 // Its fields must not change once Watch runs.
 type DNS struct {
@@ -47,7 +48,8 @@ type DNS struct {
 	// only the records of the lowest priority are used. Targets are resolved to
 	// addresses, so each address of a target is a backend.
 	SRV string
-	// Resolver does the lookups. If nil, net.DefaultResolver.
+	// Resolver does the lookups. If nil, a [Client] (which reports TTLs) asking the
+	// servers of /etc/resolv.conf.
 	Resolver Resolver
 	// Interval is the time between lookups when no TTL is known. If zero, 30s.
 	Interval time.Duration
@@ -57,6 +59,9 @@ type DNS struct {
 	Timeout time.Duration
 	// Logger receives lookup errors. If nil, slog.Default().
 	Logger *slog.Logger
+
+	defaultOnce sync.Once
+	client      *Client
 }
 
 // ErrNoRecords is returned by Lookup when a name has no usable records.
@@ -123,7 +128,8 @@ func (d *DNS) resolver() Resolver {
 	if d.Resolver != nil {
 		return d.Resolver
 	}
-	return net.DefaultResolver
+	d.defaultOnce.Do(func() { d.client = &Client{} })
+	return d.client
 }
 
 // Lookup resolves the name once and returns the backends, sorted by address.
