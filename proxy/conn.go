@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"crypto/tls"
 	"errors"
 	"io"
 	"net"
@@ -40,6 +41,7 @@ type conn[C any] struct {
 	clientIP netip.Addr
 	clientS  string // clientIP as text, made once
 	trusted  bool
+	tls      *tls.ConnectionState // after the handshake on a TLS endpoint; nil otherwise
 }
 
 // exchange is the state of one request on a client connection.
@@ -88,6 +90,9 @@ func (c *conn[C]) serve() {
 		c.nc.Close()
 		s.removeConn(c)
 	}()
+	if !c.handshake() {
+		return
+	}
 	keepalive := durOr(s.opts.KeepaliveTimeout, 60*time.Second)
 	for {
 		// The next head must arrive within the keep-alive timeout, also when part of it
@@ -151,6 +156,7 @@ func (c *conn[C]) getExchange() *exchange[C] {
 	ex.sess.bodyTimeout = durOr(c.svc.opts.ClientBodyTimeout, 60*time.Second)
 	ex.sess.clientAddr = c.nc.RemoteAddr()
 	ex.sess.serverAddr = c.nc.LocalAddr()
+	ex.sess.tls = c.tls
 	ex.sess.requestIndex = c.served
 	return ex
 }
@@ -284,6 +290,9 @@ func (c *conn[C]) buildRequest(ex *exchange[C]) {
 		normalizeContentLength(&req.Header, h.ContentLength, a)
 	}
 	sess.expect100 = h.Expect100 && h.Minor == 1
+	if h.Minor == 1 && req.Method == "GET" {
+		sess.upgrade = upgradeField(h.Upgrade, a)
+	}
 	sess.reqBodyKind = h.Body
 	sess.reqBodyLen = h.ContentLength
 }
@@ -295,6 +304,10 @@ func (c *conn[C]) run(ctx contextT, ex *exchange[C], cc C) error {
 		return err
 	}
 	if sess.req.Method == "CONNECT" {
+		// Whatever the answer, the client may send tunnel bytes next: never reuse.
+		sess.closeAfter = true
+	}
+	if sess.req.Method == "CONNECT" && !s.opts.AllowConnect {
 		// Tunnels are not proxied: answering a CONNECT as a plain request could put a
 		// tunnel into the upstream pool. The client may send tunnel bytes next: close.
 		sess.closeAfter = true

@@ -13,6 +13,7 @@ import (
 
 	"github.com/gotthard-proxy/gotthard/internal/arena"
 	"github.com/gotthard-proxy/gotthard/internal/h1"
+	gtls "github.com/gotthard-proxy/gotthard/tls"
 )
 
 // ServiceOptions configures a [Service]. Zero fields mean the default given for each.
@@ -60,6 +61,20 @@ type ServiceOptions struct {
 	// Via, if not empty, is the pseudonym added as "Via: 1.1 <Via>" to requests sent
 	// upstream and to responses (RFC 9110 §7.6.3).
 	Via string
+
+	// AllowConnect makes the service a forward proxy for CONNECT requests: the phases
+	// run as for any request (RequestFilter decides which targets are allowed;
+	// UpstreamPeer returns the peer to connect to, usually the request's target), then
+	// the client gets "200 Connection Established" and the connection becomes a tunnel
+	// to the peer. If false, CONNECT is answered with 405.
+	AllowConnect bool
+	// TunnelIdleTimeout ends a tunnel (a WebSocket connection or a CONNECT tunnel) in
+	// which no byte moved either way for that long. If zero, 5 minutes.
+	TunnelIdleTimeout time.Duration
+
+	// TLSHandshakeTimeout bounds the TLS handshake of a client connection on an endpoint
+	// added with AddTLS. If zero, 10s.
+	TLSHandshakeTimeout time.Duration
 }
 
 // Service is a proxy service: it accepts client connections on its endpoints and proxies
@@ -130,10 +145,10 @@ func NewService[C any](name string, app ProxyHTTP[C], opts ServiceOptions) *Serv
 func (s *Service[C]) Name() string { return s.name }
 
 // AddTCP adds a TCP endpoint ("host:port"; port 0 picks a free one).
-func (s *Service[C]) AddTCP(addr string) { s.addEndpoint(endpoint{"tcp", addr}) }
+func (s *Service[C]) AddTCP(addr string) { s.addEndpoint(endpoint{network: "tcp", address: addr}) }
 
 // AddUnix adds a Unix socket endpoint at path.
-func (s *Service[C]) AddUnix(path string) { s.addEndpoint(endpoint{"unix", path}) }
+func (s *Service[C]) AddUnix(path string) { s.addEndpoint(endpoint{network: "unix", address: path}) }
 
 func (s *Service[C]) addEndpoint(e endpoint) {
 	s.mu.Lock()
@@ -141,8 +156,9 @@ func (s *Service[C]) addEndpoint(e endpoint) {
 	s.mu.Unlock()
 }
 
-// Endpoints returns the endpoints added with AddTCP and AddUnix, as addresses whose
-// Network is "tcp" or "unix".
+// Endpoints returns the endpoints added with AddTCP, AddTLS and AddUnix, as addresses
+// whose Network is "tcp" or "unix" (a TLS endpoint is a plain TCP listener: the service
+// does the TLS on each accepted connection).
 func (s *Service[C]) Endpoints() []net.Addr {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -197,8 +213,8 @@ func (s *Service[C]) Serve(lns []net.Listener) error {
 			s.pool.watch.run()
 		}()
 	}
-	for _, ln := range lns {
-		go s.acceptLoop(ln)
+	for i, ln := range lns {
+		go s.acceptLoop(ln, s.endpointTLS(i))
 	}
 	<-s.done
 	return nil
@@ -219,7 +235,7 @@ func (s *Service[C]) sweepLoop() {
 	}
 }
 
-func (s *Service[C]) acceptLoop(ln net.Listener) {
+func (s *Service[C]) acceptLoop(ln net.Listener, tcfg *gtls.Config) {
 	defer s.wg.Done()
 	var backoff time.Duration
 	for {
@@ -243,7 +259,7 @@ func (s *Service[C]) acceptLoop(ln net.Listener) {
 			return
 		}
 		backoff = 0
-		c := s.newConn(nc)
+		c := s.newConn(wrapTLS(nc, tcfg))
 		s.mu.Lock()
 		if s.closing.Load() {
 			s.mu.Unlock()
@@ -343,7 +359,10 @@ func (s *Service[C]) finish() {
 }
 
 // endpoint is a net.Addr for an address a service listens on.
-type endpoint struct{ network, address string }
+type endpoint struct {
+	network, address string
+	tls              *gtls.Config // nil for plain connections
+}
 
 func (e endpoint) Network() string { return e.network }
 func (e endpoint) String() string  { return e.address }

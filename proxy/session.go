@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"crypto/tls"
 	"errors"
 	"io"
 	"net"
@@ -40,6 +41,7 @@ type Session struct {
 	req        message.RequestHeader
 	clientAddr net.Addr
 	serverAddr net.Addr
+	tls        *tls.ConnectionState // the client connection's; nil without TLS
 
 	// the client connection's codec
 	r       *h1.Reader
@@ -55,6 +57,7 @@ type Session struct {
 	body           []byte
 	bodyRead       bool // some request body bytes were consumed from the client
 	expect100      bool
+	upgrade        string // the protocol of an Upgrade the proxy carries ("websocket"), or ""
 	sent100        bool
 	reqBodyKind    h1.BodyKind
 	reqBodyLen     int64
@@ -77,6 +80,7 @@ func (s *Session) reset() {
 	s.body = s.body[:0]
 	s.bodyRead = false
 	s.expect100, s.sent100 = false, false
+	s.upgrade = ""
 	s.closeAfter = false
 	s.peer = nil
 	s.reused = false

@@ -138,6 +138,9 @@ func (c *conn[C]) exchangeWith(ctx contextT, ex *exchange[C], cc C, uc *upConn, 
 	}
 	ex.peerOpts, ex.total = o, total
 	uc.dl.write(now, o.writeTimeout(), total)
+	if sess.req.Method == "CONNECT" { // allowed, or run would not have let it by
+		return c.connectTunnel(sess, uc)
+	}
 
 	// The request head: a fresh copy of the client's request, the framework's fields,
 	// then the user's filter.
@@ -178,6 +181,9 @@ func (c *conn[C]) exchangeWith(ctx contextT, ex *exchange[C], cc C, uc *upConn, 
 		w.WriteString("\r\n")
 	case h1.BodyChunked:
 		w.WriteString("Transfer-Encoding: chunked\r\n")
+	}
+	if sess.upgrade != "" {
+		writeUpgradeFields(w, sess.upgrade)
 	}
 	w.EndHead()
 	if kind != h1.BodyNone {
@@ -223,7 +229,7 @@ func (c *conn[C]) exchangeWith(ctx contextT, ex *exchange[C], cc C, uc *upConn, 
 			return upstreamReadError(err, uc.r.Buffered() > 0)
 		}
 		ex.gotResponseByte = true
-		if uh.Status >= 200 {
+		if uh.Status >= 200 || uh.Status == 101 && sess.upgrade != "" {
 			break
 		}
 		if uh.Status == 101 {
@@ -249,6 +255,9 @@ func (c *conn[C]) exchangeWith(ctx contextT, ex *exchange[C], cc C, uc *upConn, 
 	}
 	if s.via != "" {
 		appendVia(&resp.Header, s.via)
+	}
+	if uh.Status == 101 {
+		return c.switchProtocols(ctx, ex, cc, uc)
 	}
 	if err := s.app.UpstreamResponseFilter(ctx, sess, cc, resp); err != nil {
 		return asError(err, InternalError, Internal)
@@ -526,7 +535,11 @@ func (c *conn[C]) forwardedFields(up *message.RequestHeader) {
 			up.Header.Set("X-Forwarded-For", c.clientS)
 		}
 		if !c.trusted || !up.Header.Has("X-Forwarded-Proto") {
-			up.Header.Set("X-Forwarded-Proto", "http")
+			proto := "http"
+			if c.tls != nil {
+				proto = "https"
+			}
+			up.Header.Set("X-Forwarded-Proto", proto)
 		}
 		if host, ok := up.Header.Lookup("Host"); ok && (!c.trusted || !up.Header.Has("X-Forwarded-Host")) {
 			up.Header.Set("X-Forwarded-Host", host)

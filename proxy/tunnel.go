@@ -1,0 +1,173 @@
+package proxy
+
+import (
+	"errors"
+	"io"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Tunnels: a WebSocket upgrade (RFC 6455 over HTTP/1.1: the peer answers 101) and, when
+// ServiceOptions.AllowConnect is set, a CONNECT request (RFC 9110 §9.3.6) turn the
+// client connection into a two-way byte stream to the peer after the phases have seen
+// (and could refuse) the request. Both end when both directions have ended, or when no
+// byte has moved either way for the tunnel idle timeout.
+
+// upgradeProtocols are the protocols a client may switch to through the proxy. h2c is
+// not among them: an Upgrade to h2c through a proxy is a known smuggling vector.
+func upgradeAllowed(proto []byte) bool {
+	return asciiEqualFold(proto, "websocket")
+}
+
+// writeUpgradeFields adds the fields of a protocol switch to a message head.
+func writeUpgradeFields(w interface{ WriteString(string) (int, error) }, proto string) {
+	w.WriteString("Connection: Upgrade\r\nUpgrade: ")
+	w.WriteString(proto)
+	w.WriteString("\r\n")
+}
+
+// switchProtocols answers the client with the peer's 101 (after the response phases)
+// and tunnels between them.
+func (c *conn[C]) switchProtocols(ctx contextT, ex *exchange[C], cc C, uc *upConn) *Error {
+	s, sess, resp := c.svc, &ex.sess, &ex.resp
+	if err := s.app.UpstreamResponseFilter(ctx, sess, cc, resp); err != nil {
+		return asError(err, InternalError, Internal)
+	}
+	if err := s.app.ResponseFilter(ctx, sess, cc, resp); err != nil {
+		return asError(err, InternalError, Internal)
+	}
+	if sess.respStarted {
+		return nil // a filter answered instead
+	}
+	if err := validateHeader(&resp.Header); err != nil {
+		return asError(err, InternalError, Internal)
+	}
+	sess.respStarted = true
+	sess.status = 101
+	sess.closeAfter = true
+	w := c.w
+	w.WriteStatusLine(1, 101, resp.Reason)
+	for _, f := range resp.Header.Fields() {
+		if !isFramingField(f.Name) {
+			w.WriteField(f.Name, f.Value)
+		}
+	}
+	writeUpgradeFields(w, sess.upgrade)
+	w.EndHead()
+	if err := w.Flush(); err != nil {
+		return asError(err, WriteError, Downstream)
+	}
+	return c.tunnel(sess, uc)
+}
+
+// connectTunnel serves an allowed CONNECT: the connection to the peer is open, so the
+// client is told so and the bytes flow.
+func (c *conn[C]) connectTunnel(sess *Session, uc *upConn) *Error {
+	sess.respStarted = true
+	sess.status = 200
+	sess.closeAfter = true
+	c.w.WriteString("HTTP/1.1 200 Connection Established\r\n\r\n")
+	if err := c.w.Flush(); err != nil {
+		return asError(err, WriteError, Downstream)
+	}
+	return c.tunnel(sess, uc)
+}
+
+// tunnel copies bytes both ways until both directions end, an error, or the idle
+// timeout. Bytes already buffered on either side go first.
+func (c *conn[C]) tunnel(sess *Session, uc *upConn) *Error {
+	idle := durOr(c.svc.opts.TunnelIdleTimeout, 5*time.Minute)
+	t := &tunnelState{idle: idle}
+	t.touch()
+	// Deadlines are set directly from here on: forget the tracked ones.
+	c.dl.rd, c.dl.wd, uc.dl.rd, uc.dl.wd = time.Time{}, time.Time{}, time.Time{}, time.Time{}
+	up := c.svc.bufs.Get()
+	down := c.svc.bufs.Get()
+	defer c.svc.bufs.Put(up)
+	defer c.svc.bufs.Put(down)
+
+	var wg sync.WaitGroup
+	var upErr error
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		var n int64
+		n, upErr = t.pipe(uc.nc, c.r.Raw(), c.nc, up)
+		if upErr != nil {
+			c.nc.Close()
+			uc.nc.Close()
+		}
+		t.upBytes.Store(n)
+	}()
+	n, downErr := t.pipe(c.nc, uc.r.Raw(), uc.nc, down)
+	if downErr != nil {
+		c.nc.Close()
+		uc.nc.Close()
+	}
+	wg.Wait()
+	sess.bytesSent += n
+	switch {
+	case downErr != nil:
+		return asError(downErr, ReadError, Upstream)
+	case upErr != nil:
+		return asError(upErr, ReadError, Downstream)
+	}
+	return nil
+}
+
+type tunnelState struct {
+	idle    time.Duration
+	last    atomic.Int64 // unix nanoseconds of the last byte either way
+	upBytes atomic.Int64
+}
+
+func (t *tunnelState) touch() { t.last.Store(time.Now().UnixNano()) }
+
+var errTunnelIdle = errors.New("proxy: tunnel idle timeout")
+
+// pipe copies src to dst until src ends (then it half-closes dst) or fails. A read that
+// times out ends the tunnel only if neither direction moved a byte for the idle timeout.
+func (t *tunnelState) pipe(dst net.Conn, src io.Reader, srcConn net.Conn, buf []byte) (int64, error) {
+	var total int64
+	for {
+		srcConn.SetReadDeadline(time.Unix(0, t.last.Load()).Add(t.idle))
+		n, err := src.Read(buf)
+		if n > 0 {
+			t.touch()
+			dst.SetWriteDeadline(time.Now().Add(t.idle))
+			if _, werr := dst.Write(buf[:n]); werr != nil {
+				return total, werr
+			}
+			total += int64(n)
+		}
+		if err == nil {
+			continue
+		}
+		if errors.Is(err, io.EOF) {
+			if cw, ok := dst.(interface{ CloseWrite() error }); ok {
+				cw.CloseWrite()
+			} else {
+				dst.Close()
+			}
+			return total, nil
+		}
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() && time.Since(time.Unix(0, t.last.Load())) < t.idle {
+			continue // the other direction is busy
+		}
+		if errors.As(err, &ne) && ne.Timeout() {
+			return total, errTunnelIdle
+		}
+		return total, err
+	}
+}
+
+// upgradeField returns the request's Upgrade protocol to carry, or "".
+func upgradeField(up []byte, a interface{ String([]byte) string }) string {
+	if len(up) == 0 || !upgradeAllowed(up) {
+		return ""
+	}
+	return a.String(up)
+}

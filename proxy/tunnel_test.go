@@ -1,0 +1,234 @@
+package proxy
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+)
+
+// wsEchoOrigin is a WebSocket origin that echoes every message, and closes with
+// status 4000 when it receives the text "close-from-server".
+func wsEchoOrigin(t *testing.T) string {
+	_, addr := startOrigin(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, err := websocket.Accept(w, r, nil)
+		if err != nil {
+			return
+		}
+		c.SetReadLimit(2 << 20)
+		defer c.CloseNow()
+		ctx := r.Context()
+		for {
+			typ, msg, err := c.Read(ctx)
+			if err != nil {
+				return
+			}
+			if typ == websocket.MessageText && string(msg) == "close-from-server" {
+				c.Close(4000, "bye")
+				return
+			}
+			if err := c.Write(ctx, typ, msg); err != nil {
+				return
+			}
+		}
+	}))
+	return addr
+}
+
+func TestWebSocketThroughProxy(t *testing.T) {
+	origin := wsEchoOrigin(t)
+	svc, logs := newTestService[*testCtx](t, fixedProxy{peer: NewPeer(origin)}, ServiceOptions{})
+	addr := startProxy(t, svc)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+
+	c, resp, err := websocket.Dial(ctx, "ws://"+addr+"/ws", nil)
+	if err != nil {
+		t.Fatalf("dial: %v\n%s", err, logs.String())
+	}
+	if resp.StatusCode != 101 {
+		t.Fatalf("status %d", resp.StatusCode)
+	}
+	c.SetReadLimit(2 << 20)
+	// 10,000 messages of 0 B to 1 MiB: each comes back whole and in order.
+	sizes := []int{0, 1, 125, 126, 65535, 65536, 4096}
+	big := bytes.Repeat([]byte("0123456789abcdef"), 1<<16) // 1 MiB
+	done := make(chan error, 1)
+	const n = 10000
+	msgFor := func(i int) []byte {
+		size := sizes[i%len(sizes)]
+		if i%250 == 249 {
+			size = len(big)
+		}
+		m := big[:size]
+		if size >= 8 {
+			m = append([]byte(fmt.Sprintf("%08d", i)), big[8:size]...)
+		}
+		return m
+	}
+	go func() {
+		for i := range n {
+			if err := c.Write(ctx, websocket.MessageBinary, msgFor(i)); err != nil {
+				done <- err
+				return
+			}
+		}
+		done <- nil
+	}()
+	for i := range n {
+		_, got, err := c.Read(ctx)
+		if err != nil {
+			t.Fatalf("message %d: %v", i, err)
+		}
+		if !bytes.Equal(got, msgFor(i)) {
+			t.Fatalf("message %d: got %d bytes, want %d (lost, reordered or corrupted)", i, len(got), len(msgFor(i)))
+		}
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	// Closing from the server side reaches the client with its status.
+	if err := c.Write(ctx, websocket.MessageText, []byte("close-from-server")); err != nil {
+		t.Fatal(err)
+	}
+	_, _, err = c.Read(ctx)
+	if websocket.CloseStatus(err) != 4000 {
+		t.Fatalf("close from server: %v", err)
+	}
+
+	// Closing from the client side ends the origin's side too: a second connection is
+	// closed by the client, and the proxy's connection count goes back to zero.
+	c2, _, err := websocket.Dial(ctx, "ws://"+addr+"/ws", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c2.Write(ctx, websocket.MessageText, []byte("hi")); err != nil {
+		t.Fatal(err)
+	}
+	if _, m, err := c2.Read(ctx); err != nil || string(m) != "hi" {
+		t.Fatalf("echo: %q %v", m, err)
+	}
+	if err := c2.Close(websocket.StatusNormalClosure, ""); err != nil {
+		t.Fatalf("close from client: %v", err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		svc.mu.Lock()
+		open := len(svc.conns)
+		svc.mu.Unlock()
+		if open == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d client connections still open after both sides closed", open)
+		}
+		runtimeGosched()
+	}
+}
+
+type rejectWSProxy struct{ fixedProxy }
+
+func (rejectWSProxy) RequestFilter(_ context.Context, s *Session, _ *testCtx) (Result, error) {
+	if s.Request().Header.Get("Origin") == "http://evil.example" {
+		return Handled, s.Respond(403, "no\n")
+	}
+	return Continue, nil
+}
+
+func TestWebSocketHandshakeSeenByPhases(t *testing.T) {
+	origin := wsEchoOrigin(t)
+	svc, _ := newTestService[*testCtx](t, rejectWSProxy{fixedProxy{peer: NewPeer(origin)}}, ServiceOptions{})
+	addr := startProxy(t, svc)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_, resp, err := websocket.Dial(ctx, "ws://"+addr+"/ws", &websocket.DialOptions{
+		HTTPHeader: http.Header{"Origin": {"http://evil.example"}}})
+	if err == nil || resp == nil || resp.StatusCode != 403 {
+		t.Fatalf("want 403, got %v %v", resp, err)
+	}
+	// An Upgrade to anything but websocket is not carried (h2c smuggling).
+	got := rawExchange(t, addr, "GET / HTTP/1.1\r\nHost: x\r\nConnection: Upgrade, close\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQAAP__\r\n\r\n")
+	if strings.HasPrefix(got, "HTTP/1.1 101") {
+		t.Fatalf("h2c upgrade carried:\n%s", got)
+	}
+}
+
+// connectProxy allows CONNECT to one target only.
+type connectProxy struct {
+	Phases[*testCtx]
+	allowed string
+}
+
+func (connectProxy) NewCtx() *testCtx { return &testCtx{} }
+
+func (p connectProxy) RequestFilter(_ context.Context, s *Session, _ *testCtx) (Result, error) {
+	if s.Request().Method == "CONNECT" && s.Request().Target != p.allowed {
+		return Handled, s.Respond(403, "target not allowed\n")
+	}
+	return Continue, nil
+}
+
+func (connectProxy) UpstreamPeer(_ context.Context, s *Session, _ *testCtx) (*Peer, error) {
+	return NewPeer(s.Request().Target), nil
+}
+
+func TestConnectTunnel(t *testing.T) {
+	// A line echo server as the target.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() { io.Copy(c, c); c.Close() }()
+		}
+	}()
+	target := ln.Addr().String()
+
+	off, _ := newTestService[*testCtx](t, connectProxy{allowed: target}, ServiceOptions{})
+	if got := rawExchange(t, startProxy(t, off), "CONNECT "+target+" HTTP/1.1\r\nHost: "+target+"\r\n\r\n"); !strings.HasPrefix(got, "HTTP/1.1 405 ") {
+		t.Fatalf("CONNECT without AllowConnect: %q", got)
+	}
+
+	svc, _ := newTestService[*testCtx](t, connectProxy{allowed: target}, ServiceOptions{AllowConnect: true})
+	addr := startProxy(t, svc)
+	if got := rawExchange(t, addr, "CONNECT 127.0.0.1:1 HTTP/1.1\r\nHost: 127.0.0.1:1\r\n\r\n"); !strings.HasPrefix(got, "HTTP/1.1 403 ") {
+		t.Fatalf("disallowed target: %q", got)
+	}
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	fmt.Fprintf(c, "CONNECT %s HTTP/1.1\r\nHost: %s\r\n\r\n", target, target)
+	br := bufio.NewReader(c)
+	resp, err := http.ReadResponse(br, &http.Request{Method: "CONNECT"})
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("CONNECT: %v %v", resp, err)
+	}
+	payload := bytes.Repeat([]byte("tunnel!"), 100000)
+	go c.Write(payload)
+	got := make([]byte, len(payload))
+	if _, err := io.ReadFull(br, got); err != nil || !bytes.Equal(got, payload) {
+		t.Fatalf("echo through the tunnel: %v", err)
+	}
+	// Half-close: the target sees EOF, closes, and the client sees EOF.
+	c.(*net.TCPConn).CloseWrite()
+	if _, err := br.ReadByte(); err != io.EOF {
+		t.Fatalf("after half-close: %v", err)
+	}
+}
