@@ -83,6 +83,13 @@
 // size; each is checked for liveness before reuse. [Service.PoolStats] counts new and
 // reused connections.
 //
+// # TLS
+//
+// [Service.AddTLS] adds an endpoint that terminates TLS with a configuration from package
+// github.com/gotthard-proxy/gotthard/tls (certificates by SNI, reload, mutual TLS); the
+// phases see the connection's TLS with [Session.TLS]. [PeerTLS] sets up TLS to a peer.
+// docs/tls.md is the guide.
+//
 // # Memory
 //
 // Bodies stream through pooled buffers with backpressure; nothing is buffered whole unless

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"crypto/tls"
 	"crypto/x509"
 	"time"
 )
@@ -26,17 +27,49 @@ type Peer struct {
 	Options PeerOptions
 }
 
-// PeerTLS holds the TLS settings for an upstream connection.
+// PeerTLS holds the TLS settings for an upstream connection. Every field is part of the
+// peer's identity in the connection pool. The key exchange prefers the hybrid
+// post-quantum X25519MLKEM768 (tls.DefaultCurves); sessions are resumed with tickets
+// cached per peer identity.
 type PeerTLS struct {
 	// ServerName is sent as SNI and used to verify the certificate. If empty, the host
 	// part of the peer's address is used.
 	ServerName string
-	// RootCAs verifies the peer's certificate; nil means the system roots.
+	// NoSNI sends no server name (for origins that misbehave with one). The certificate
+	// is still verified, against VerifyName or else ServerName or the address's host.
+	NoSNI bool
+	// VerifyName, if not empty, is the name the peer's certificate is verified against
+	// instead of the server name (for an origin reached by one name that presents a
+	// certificate for another).
+	VerifyName string
+	// RootCAs verifies the peer's certificate; nil means the system roots. To verify
+	// against a CA file, load it once with tls.LoadCAFile (package
+	// github.com/gotthard-proxy/gotthard/tls).
 	RootCAs *x509.CertPool
+	// ClientCertificate, if not nil, is presented when the peer asks for one (mutual
+	// TLS). Share one value between peers: the pointer is part of the pool identity.
+	ClientCertificate *tls.Certificate
+	// ALPN is the application protocol negotiation offered. If zero, [ALPNHTTP1].
+	ALPN ALPN
+	// MinVersion is the lowest TLS version accepted. If zero, TLS 1.2.
+	MinVersion uint16
+	// DisableSessionResumption makes every connection do a full handshake.
+	DisableSessionResumption bool
 	// InsecureSkipVerifyDangerous turns off certificate verification. It makes the
 	// connection open to any man in the middle; use it only for tests.
 	InsecureSkipVerifyDangerous bool
 }
+
+// ALPN is the application protocol negotiation offered to an upstream peer.
+type ALPN uint8
+
+const (
+	// ALPNHTTP1 offers "http/1.1"; a peer that chooses anything else fails the
+	// connection. It is the default.
+	ALPNHTTP1 ALPN = iota
+	// ALPNNone offers no ALPN extension (for origins that reject it).
+	ALPNNone
+)
 
 // PeerOptions holds a peer's timeouts and socket settings. Zero fields mean the default
 // given for each.
@@ -70,6 +103,11 @@ type poolKey struct {
 	serverName              string
 	roots                   *x509.CertPool
 	skipVerify              bool
+	noSNI, noResume         bool
+	alpn                    ALPN
+	minVersion              uint16
+	verifyName              string
+	clientCert              *tls.Certificate
 }
 
 func (p *Peer) key() poolKey {
@@ -79,6 +117,9 @@ func (p *Peer) key() poolKey {
 		k.serverName = p.TLS.ServerName
 		k.roots = p.TLS.RootCAs
 		k.skipVerify = p.TLS.InsecureSkipVerifyDangerous
+		k.noSNI, k.noResume = p.TLS.NoSNI, p.TLS.DisableSessionResumption
+		k.alpn, k.minVersion = p.TLS.ALPN, p.TLS.MinVersion
+		k.verifyName, k.clientCert = p.TLS.VerifyName, p.TLS.ClientCertificate
 	}
 	return k
 }

@@ -2,8 +2,6 @@ package proxy
 
 import (
 	"context"
-	"crypto/tls"
-	"fmt"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -75,6 +73,7 @@ type connPool struct {
 
 	newConns, reused atomic.Uint64
 	watch            *closeWatcher // nil where not available
+	tlsConfigs       sync.Map      // poolKey → *tls.Config of a TLS peer (see tls_upstream.go)
 }
 
 type hostPool struct {
@@ -251,7 +250,7 @@ func (p *connPool) dial(ctx context.Context, peer *Peer) (*upConn, error) {
 		return nil, e
 	}
 	if peer.TLS != nil {
-		nc, err = handshake(ctx, nc, peer)
+		nc, err = p.handshake(ctx, nc, peer)
 		if err != nil {
 			e := asError(err, ConnectError, Upstream)
 			e.Retry = true
@@ -278,32 +277,6 @@ func (p *connPool) dial(ctx context.Context, peer *Peer) (*upConn, error) {
 	c.watcher = p.watch
 	c.watched = p.watch.add(c)
 	return c, nil
-}
-
-func handshake(ctx context.Context, nc net.Conn, peer *Peer) (net.Conn, error) {
-	name := peer.TLS.ServerName
-	if name == "" {
-		host, _, err := net.SplitHostPort(peer.Address)
-		if err != nil {
-			host = peer.Address
-		}
-		name = host
-	}
-	cfg := &tls.Config{
-		ServerName:         name,
-		RootCAs:            peer.TLS.RootCAs,
-		InsecureSkipVerify: peer.TLS.InsecureSkipVerifyDangerous,
-		NextProtos:         []string{"http/1.1"},
-		MinVersion:         tls.VersionTLS12,
-	}
-	ctx, cancel := context.WithTimeout(ctx, peer.Options.connectTimeout())
-	defer cancel()
-	tc := tls.Client(nc, cfg)
-	if err := tc.HandshakeContext(ctx); err != nil {
-		nc.Close()
-		return nil, fmt.Errorf("tls handshake with %s: %w", peer.Address, err)
-	}
-	return tc, nil
 }
 
 func isRefused(err error) bool {

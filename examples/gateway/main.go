@@ -8,6 +8,11 @@
 //	go run ./examples/gateway -listen 0.0.0.0:8080 -upstream 127.0.0.1:9000
 //	go run ./examples/gateway -upstream 10.0.0.1:80,10.0.0.2:80 -lb ewma -health-check /healthz
 //
+// With -tls-listen, -cert and -key it also serves HTTPS (HTTP/1.1 by ALPN) on a second
+// address, reloading the certificate files when they change and on SIGHUP:
+//
+//	go run ./examples/gateway -tls-listen 127.0.0.1:6443 -cert site.pem -key site.key
+//
 // It also takes the server flags (-c conf.yaml, -d, -u, -t).
 package main
 
@@ -24,6 +29,7 @@ import (
 	"github.com/gotthard-proxy/gotthard/examples/internal/demo"
 	"github.com/gotthard-proxy/gotthard/proxy"
 	"github.com/gotthard-proxy/gotthard/server"
+	gtls "github.com/gotthard-proxy/gotthard/tls"
 )
 
 // gateway proxies every request to one upstream.
@@ -86,6 +92,9 @@ func run(args []string) error {
 	maxRetries := fs.Int("max-retries", 0, "retries on another connection attempt (0: the default, 3)")
 	connectTimeout := fs.Duration("connect-timeout", 0, "upstream connect timeout (0: 10s)")
 	readTimeout := fs.Duration("read-timeout", 0, "upstream read timeout (0: 60s)")
+	tlsListen := fs.String("tls-listen", "", "address to accept TLS clients on (needs -cert and -key)")
+	certFile := fs.String("cert", "", "PEM certificate chain file for -tls-listen")
+	keyFile := fs.String("key", "", "PEM private key file for -tls-listen")
 	sflags := server.AddFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -120,6 +129,7 @@ func run(args []string) error {
 	var svc interface {
 		server.ListeningService
 		AddTCP(string)
+		AddTLS(string, *gtls.Config)
 	}
 	upstreams := strings.Split(target, ",")
 	lbFlags := false
@@ -146,6 +156,16 @@ func run(args []string) error {
 		svc = proxy.NewService("gateway", g, svcOpts)
 	}
 	svc.AddTCP(*listen)
+	if *tlsListen != "" || *certFile != "" || *keyFile != "" {
+		tcfg, err := newTLS(*tlsListen, *certFile, *keyFile, logger)
+		if err != nil {
+			return err
+		}
+		svc.AddTLS(*tlsListen, tcfg)
+		if err := srv.Add(tcfg); err != nil { // reloads the files while the server runs
+			return err
+		}
+	}
 	if err := srv.Add(svc); err != nil {
 		return err
 	}

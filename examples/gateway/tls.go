@@ -1,0 +1,19 @@
+package main
+
+import (
+	"errors"
+	"log/slog"
+
+	gtls "github.com/gotthard-proxy/gotthard/tls"
+)
+
+// newTLS checks the TLS flags and loads the certificate for -tls-listen.
+func newTLS(addr, cert, key string, logger *slog.Logger) (*gtls.Config, error) {
+	if addr == "" || cert == "" || key == "" {
+		return nil, errors.New("-tls-listen, -cert and -key go together")
+	}
+	return gtls.New(gtls.Options{
+		Logger:       logger,
+		Certificates: []gtls.CertFile{{CertFile: cert, KeyFile: key}},
+	})
+}
