@@ -37,6 +37,7 @@ type conn[C any] struct {
 	up       atomic.Pointer[upConn] // the upstream connection in use, for Close to cut
 
 	dl deadlines
+	h1 h1down // the downstream of this connection's requests
 
 	clientIP netip.Addr
 	clientS  string // clientIP as text, made once
@@ -72,6 +73,7 @@ func (s *Service[C]) newConn(nc net.Conn) *conn[C] {
 
 		workDone: make(chan struct{}, 1),
 	}
+	c.h1 = h1down{r: c.r, w: c.w, dl: &c.dl}
 	if ap, err := netip.ParseAddrPort(nc.RemoteAddr().String()); err == nil {
 		c.clientIP = ap.Addr().Unmap()
 		c.clientS = c.clientIP.String()
@@ -151,7 +153,7 @@ func (c *conn[C]) getExchange() *exchange[C] {
 	}
 	ex.arena = c.svc.arenas.Get()
 	ex.sess.reset()
-	ex.sess.r, ex.sess.w, ex.sess.dl = c.r, c.w, &c.dl
+	ex.sess.ds = &c.h1
 	ex.sess.closing = &c.svc.closing
 	ex.sess.bodyTimeout = durOr(c.svc.opts.ClientBodyTimeout, 60*time.Second)
 	ex.sess.clientAddr = c.nc.RemoteAddr()
@@ -165,7 +167,7 @@ func (c *conn[C]) putExchange(ex *exchange[C]) {
 	c.svc.arenas.Put(ex.arena)
 	ex.arena = nil
 	ex.sess.reset()
-	ex.sess.r, ex.sess.w, ex.sess.dl = nil, nil, nil
+	ex.sess.ds = nil
 	ex.sess.clientAddr, ex.sess.serverAddr = nil, nil
 	ex.upReq.Reset()
 	ex.resp.Reset()
@@ -364,7 +366,7 @@ func (c *conn[C]) fail(ctx contextT, ex *exchange[C], cc C, err error) {
 	if status == 0 {
 		status = ErrorStatus(e)
 	}
-	if !c.r.BodyDone() && !sess.bodyBuffered && sess.reqBodyKind != h1.BodyNone && sess.bodyRead {
+	if !sess.ds.bodyDone() && !sess.bodyBuffered && sess.reqBodyKind != h1.BodyNone && sess.bodyRead {
 		sess.closeAfter = true
 	}
 	c.writeErrorPage(sess, status)
@@ -381,7 +383,7 @@ func (c *conn[C]) writeErrorPage(sess *Session, status int) {
 	h.Status = status
 	h.Header.Set("Content-Type", "text/plain; charset=utf-8")
 	h.Header.Set("Cache-Control", "no-store")
-	c.dl.write(time.Now(), durOr(c.svc.opts.SendTimeout, 60*time.Second), time.Time{})
+	sess.ds.writeTimeout(time.Now(), durOr(c.svc.opts.SendTimeout, 60*time.Second))
 	if err := sess.writeWhole(h, nil, statusLine(status, text)); err != nil {
 		sess.closeAfter = true
 	}

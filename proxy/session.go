@@ -43,10 +43,7 @@ type Session struct {
 	serverAddr net.Addr
 	tls        *tls.ConnectionState // the client connection's; nil without TLS
 
-	// the client connection's codec
-	r       *h1.Reader
-	w       *h1.Writer
-	dl      *deadlines   // the client connection's
+	ds      downstream   // the client side: an HTTP/1.x connection or an HTTP/2 stream
 	closing *atomic.Bool // the service is shutting down
 
 	timing         Timing
@@ -159,10 +156,10 @@ func (s *Session) BufferRequestBody(limit int64) ([]byte, error) {
 	}
 	s.bodyRead = true
 	for {
-		if s.r.Buffered() == 0 { // the read waits on the client
-			s.dl.read(time.Now(), s.bodyTimeout, time.Time{})
+		if s.ds.willWait() { // the read waits on the client
+			s.ds.readTimeout(time.Now(), s.bodyTimeout)
 		}
-		chunk, err := s.r.ReadBody()
+		chunk, err := s.ds.readBody()
 		if int64(len(s.body)+len(chunk)) > limit {
 			s.closeAfter = true
 			return nil, ErrBodyTooLarge
@@ -185,9 +182,9 @@ func (s *Session) BufferRequestBody(limit int64) ([]byte, error) {
 func (s *Session) discardBody() bool {
 	const limit = 256 << 10
 	n := 0
-	s.dl.read(time.Now(), s.bodyTimeout, time.Time{})
+	s.ds.readTimeout(time.Now(), s.bodyTimeout)
 	for n <= limit {
-		b, err := s.r.ReadBody()
+		b, err := s.ds.readBody()
 		n += len(b)
 		if err == io.EOF {
 			return true
@@ -205,8 +202,7 @@ func (s *Session) send100() error {
 		return nil
 	}
 	s.sent100 = true
-	s.w.WriteString("HTTP/1.1 100 Continue\r\n\r\n")
-	if err := s.w.Flush(); err != nil {
+	if err := s.ds.continue100(); err != nil {
 		return asError(err, WriteError, Downstream)
 	}
 	return nil
@@ -242,49 +238,44 @@ func (s *Session) writeWhole(resp *message.ResponseHeader, body []byte, sbody st
 	}
 	// A response written before the request body was read leaves that body unread:
 	// the connection cannot be reused unless there was none.
-	if s.reqBodyKind != h1.BodyNone && !s.bodyBuffered && !s.r.BodyDone() {
+	if s.reqBodyKind != h1.BodyNone && !s.bodyBuffered && !s.ds.bodyDone() {
 		if s.bodyRead || (s.expect100 && !s.sent100) || !s.discardBody() {
 			s.closeAfter = true
 		}
 	}
 	s.respStarted = true
 	s.status = resp.Status
-	w := s.w
-	w.WriteStatusLine(1, resp.Status, resp.Reason)
-	for _, f := range resp.Header.Fields() {
-		if isFramingField(f.Name) {
-			continue
-		}
-		w.WriteField(f.Name, f.Value)
+	d := s.ds
+	noBody := s.req.Method == "HEAD" || bodyless(resp.Status)
+	kind := h1.BodyLength
+	if noBody {
+		kind = h1.BodyNone
 	}
-	var buf [20]byte
-	w.WriteString("Content-Length: ")
-	w.Write(strconv.AppendInt(buf[:0], int64(n), 10))
-	w.WriteString("\r\n")
-	s.writeConnectionField()
-	w.EndHead()
-	if s.req.Method != "HEAD" && !bodyless(resp.Status) {
-		w.Write(body)
-		w.WriteString(sbody)
+	if err := d.writeHead(s, resp, kind, int64(n)); err != nil {
+		s.closeAfter = true
+		return asError(err, WriteError, Downstream)
+	}
+	var err error
+	if !noBody {
+		if len(body) > 0 {
+			err = d.writeBody(body)
+		}
+		if err == nil && len(sbody) > 0 {
+			err = d.writeBody([]byte(sbody))
+		}
 		s.bytesSent += int64(n)
 	}
-	if err := w.Flush(); err != nil {
+	if err == nil {
+		err = d.finish(nil)
+	}
+	if err == nil {
+		err = d.flush()
+	}
+	if err != nil {
 		s.closeAfter = true
 		return asError(err, WriteError, Downstream)
 	}
 	return nil
-}
-
-// writeConnectionField writes the Connection field the client needs.
-func (s *Session) writeConnectionField() {
-	if s.closing != nil && s.closing.Load() {
-		s.closeAfter = true // shutting down: this is the connection's last response
-	}
-	if s.closeAfter {
-		s.w.WriteString("Connection: close\r\n")
-	} else if s.req.Version == message.HTTP10 {
-		s.w.WriteString("Connection: keep-alive\r\n")
-	}
 }
 
 func bodyless(status int) bool {

@@ -235,8 +235,8 @@ func (c *conn[C]) exchangeWith(ctx contextT, ex *exchange[C], cc C, uc *upConn, 
 		if uh.Status == 101 {
 			return &Error{Type: InvalidHTTP, Source: Upstream, Cause: errors.New("proxy: unrequested protocol switch")}
 		}
-		if uh.Status != 100 && sess.req.Version == message.HTTP11 {
-			c.forwardInterim(uh)
+		if uh.Status != 100 && sess.req.Version != message.HTTP10 {
+			c.forwardInterim(ex, uh)
 		}
 	}
 	sess.timing.UpstreamResponse = time.Now()
@@ -308,6 +308,7 @@ func requestFraming(sess *Session, up *message.RequestHeader) (h1.BodyKind, int6
 // sendBody streams (or replays) the request body upstream.
 func (c *conn[C]) sendBody(ctx contextT, ex *exchange[C], cc C, uc *upConn) *Error {
 	s, sess := c.svc, &ex.sess
+	d := sess.ds
 	w := uc.w
 	if sess.bodyBuffered {
 		if err := w.WriteBody(sess.body); err != nil {
@@ -327,12 +328,12 @@ func (c *conn[C]) sendBody(ctx contextT, ex *exchange[C], cc C, uc *upConn) *Err
 	bodyTimeout := durOr(s.opts.ClientBodyTimeout, 60*time.Second)
 	writeTimeout := ex.peerOpts.writeTimeout()
 	for {
-		if c.r.Buffered() == 0 { // the read waits on the client
+		if d.willWait() { // the read waits on the client
 			t := time.Now()
-			c.dl.read(t, bodyTimeout, time.Time{})
+			d.readTimeout(t, bodyTimeout)
 			uc.dl.write(t, writeTimeout, ex.total)
 		}
-		chunk, rerr := c.r.ReadBody()
+		chunk, rerr := d.readBody()
 		if rerr != nil && rerr != io.EOF {
 			sess.closeAfter = true
 			return clientReadError(rerr)
@@ -358,7 +359,15 @@ func (c *conn[C]) sendBody(ctx contextT, ex *exchange[C], cc C, uc *upConn) *Err
 			break
 		}
 	}
-	if err := w.FinishBody(h1Trailers(c.r.Trailers())); err != nil {
+	var trailers []h1.Field
+	ex.trl.Reset()
+	if d.trailers(&ex.trl, ex.arena); ex.trl.Len() > 0 {
+		trailers = make([]h1.Field, 0, ex.trl.Len())
+		for _, f := range ex.trl.Fields() {
+			trailers = append(trailers, h1.Field{Name: []byte(f.Name), Value: []byte(f.Value)})
+		}
+	}
+	if err := w.FinishBody(trailers); err != nil {
 		if errors.Is(err, h1.ErrBodyTooShort) {
 			return &Error{Type: InternalError, Source: Internal, Cause: err}
 		}
@@ -367,71 +376,44 @@ func (c *conn[C]) sendBody(ctx contextT, ex *exchange[C], cc C, uc *upConn) *Err
 	return nil
 }
 
-func h1Trailers(t []h1.Field) []h1.Field {
-	if len(t) == 0 {
-		return nil
-	}
-	return t
-}
-
 // sendResponse writes the response head and streams the body to the client.
 func (c *conn[C]) sendResponse(ctx contextT, ex *exchange[C], cc C, uc *upConn, o *PeerOptions, total time.Time) *Error {
 	s, sess, resp := c.svc, &ex.sess, &ex.resp
-	w := c.w
-	head := sess.req.Method == "HEAD"
-	noBody := head || bodyless(resp.Status)
+	d := sess.ds
+	noBody := sess.req.Method == "HEAD" || bodyless(resp.Status)
 	kind := h1.BodyNone
 	var n int64
 	if !noBody {
+		kind = h1.BodyChunked // a body of unknown length
 		if v, ok := resp.Header.Lookup("Content-Length"); ok {
 			if parsed, err := strconv.ParseInt(v, 10, 64); err == nil && parsed >= 0 {
 				kind, n = h1.BodyLength, parsed
 			}
 		}
-		if kind == h1.BodyNone {
-			if sess.req.Version == message.HTTP11 {
-				kind = h1.BodyChunked
-			} else {
-				kind = h1.BodyUntilClose
-				sess.closeAfter = true
-			}
-		}
 	}
 	sendTimeout := durOr(s.opts.SendTimeout, 60*time.Second)
-	c.dl.write(sess.timing.UpstreamResponse, sendTimeout, time.Time{})
+	d.writeTimeout(sess.timing.UpstreamResponse, sendTimeout)
 	sess.respStarted = true
 	sess.status = resp.Status
-	w.WriteStatusLine(1, resp.Status, resp.Reason)
-	for _, f := range resp.Header.Fields() {
-		if message.EqualFold(f.Name, "Transfer-Encoding") {
-			continue
-		}
-		if kind != h1.BodyLength && !noBody && message.EqualFold(f.Name, "Content-Length") {
-			continue
-		}
-		w.WriteField(f.Name, f.Value)
+	if err := d.writeHead(sess, resp, kind, n); err != nil {
+		sess.closeAfter = true
+		return asError(err, WriteError, Downstream)
 	}
-	if kind == h1.BodyChunked {
-		w.WriteString("Transfer-Encoding: chunked\r\n")
-	}
-	sess.writeConnectionField()
-	w.EndHead()
 	if noBody {
 		uc.r.StartBody(h1.BodyNone, 0)
-		if err := w.Flush(); err != nil {
+		if err := d.flush(); err != nil {
 			sess.closeAfter = true
 			return asError(err, WriteError, Downstream)
 		}
 		return nil
 	}
-	w.StartBody(kind, n)
 	readTimeout := o.readTimeout()
 	for {
 		// Pass on what was received before waiting for more, so that a streamed
 		// response (server-sent events, long polls) is not held back in the buffer.
 		// At most the CRLF that ends a chunk can be left once its data was read.
-		if uc.r.Buffered() <= 2 && w.Buffered() > 0 {
-			if err := w.Flush(); err != nil {
+		if uc.r.Buffered() <= 2 && d.buffered() > 0 {
+			if err := d.flush(); err != nil {
 				sess.closeAfter = true
 				return asError(err, WriteError, Downstream)
 			}
@@ -439,16 +421,16 @@ func (c *conn[C]) sendResponse(ctx contextT, ex *exchange[C], cc C, uc *upConn, 
 		if uc.r.Buffered() == 0 { // the read waits on the peer
 			t := time.Now()
 			uc.dl.read(t, readTimeout, total)
-			c.dl.write(t, sendTimeout, time.Time{})
+			d.writeTimeout(t, sendTimeout)
 		}
 		chunk, rerr := uc.r.ReadBody()
 		if rerr != nil && rerr != io.EOF {
 			// Pass on what arrived; the close tells the client the body is cut short.
 			sess.closeAfter = true
-			if len(chunk) > 0 && w.WriteBody(chunk) == nil {
+			if len(chunk) > 0 && d.writeBody(chunk) == nil {
 				sess.bytesSent += int64(len(chunk))
 			}
-			w.Flush()
+			d.flush()
 			return upstreamReadError(rerr, true)
 		}
 		end := rerr == io.EOF
@@ -462,7 +444,7 @@ func (c *conn[C]) sendResponse(ctx contextT, ex *exchange[C], cc C, uc *upConn, 
 				return asError(err, InternalError, Internal)
 			}
 			if len(out) > 0 {
-				if err := w.WriteBody(out); err != nil {
+				if err := d.writeBody(out); err != nil {
 					sess.closeAfter = true
 					if errors.Is(err, h1.ErrBodyTooLong) {
 						return &Error{Type: InternalError, Source: Internal, Cause: err}
@@ -476,8 +458,8 @@ func (c *conn[C]) sendResponse(ctx contextT, ex *exchange[C], cc C, uc *upConn, 
 			break
 		}
 	}
-	var trailers []h1.Field
-	if t := uc.r.Trailers(); len(t) > 0 && kind == h1.BodyChunked {
+	var trailers *message.Header
+	if t := uc.r.Trailers(); len(t) > 0 {
 		ex.trl.Reset()
 		for _, f := range t {
 			ex.trl.Add(ex.arena.String(f.Name), ex.arena.String(f.Value))
@@ -490,39 +472,33 @@ func (c *conn[C]) sendResponse(ctx contextT, ex *exchange[C], cc C, uc *upConn, 
 			sess.closeAfter = true
 			return asError(err, InternalError, Internal)
 		}
-		for _, f := range ex.trl.Fields() {
-			trailers = append(trailers, h1.Field{Name: []byte(f.Name), Value: []byte(f.Value)})
-		}
+		trailers = &ex.trl
 	}
-	if err := w.FinishBody(trailers); err != nil {
+	if err := d.finish(trailers); err != nil {
 		sess.closeAfter = true
 		if errors.Is(err, h1.ErrBodyTooShort) {
 			return &Error{Type: InternalError, Source: Internal, Cause: err}
 		}
 		return asError(err, WriteError, Downstream)
 	}
-	if err := w.Flush(); err != nil {
+	if err := d.flush(); err != nil {
 		sess.closeAfter = true
 		return asError(err, WriteError, Downstream)
 	}
 	return nil
 }
 
-// forwardInterim passes a 1xx response (other than 100) to an HTTP/1.1 client.
-func (c *conn[C]) forwardInterim(uh *h1.ResponseHead) {
-	w := c.w
-	w.WriteStatusLine(1, uh.Status, string(uh.Reason))
+// forwardInterim passes a 1xx response (other than 100 and 101) to the client.
+func (c *conn[C]) forwardInterim(ex *exchange[C], uh *h1.ResponseHead) {
+	h := &ex.trl
+	h.Reset()
 	for _, f := range uh.Fields {
-		if isHopByHop(f.Name) {
-			continue
+		if !isHopByHop(f.Name) {
+			h.Add(intern(f.Name, ex.arena), ex.arena.String(f.Value))
 		}
-		w.Write(f.Name)
-		w.WriteString(": ")
-		w.Write(f.Value)
-		w.WriteString("\r\n")
 	}
-	w.EndHead()
-	w.Flush()
+	ex.sess.ds.interim(uh.Status, h)
+	h.Reset()
 }
 
 // forwardedFields sets X-Forwarded-* and Via on the upstream request.
