@@ -56,8 +56,9 @@ type exchange[C any] struct {
 	arena  *arena.Arena
 	method []byte // the request method, for response framing
 
-	gotResponseByte bool // the peer answered this attempt
-	requestSent     bool // writing the request to the peer began in this attempt
+	num             [20]byte // scratch for formatting numbers without allocating
+	gotResponseByte bool     // the peer answered this attempt
+	requestSent     bool     // writing the request to the peer began in this attempt
 	peerOpts        *PeerOptions
 	total           time.Time // the attempt's TotalTimeout deadline, or zero
 }

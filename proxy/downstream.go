@@ -52,6 +52,7 @@ type h1down struct {
 	dl *deadlines
 	// framing of the response being written
 	kind h1.BodyKind
+	num  [20]byte // scratch for formatting numbers without allocating
 }
 
 func (d *h1down) readBody() ([]byte, error) { return d.r.ReadBody() }
@@ -112,9 +113,8 @@ func (d *h1down) writeHead(s *Session, resp *message.ResponseHeader, kind h1.Bod
 	}
 	switch kind {
 	case h1.BodyLength:
-		var buf [20]byte
 		w.WriteString("Content-Length: ")
-		w.Write(strconv.AppendInt(buf[:0], n, 10))
+		w.Write(strconv.AppendInt(d.num[:0], n, 10))
 		w.WriteString("\r\n")
 	case h1.BodyChunked:
 		w.WriteString("Transfer-Encoding: chunked\r\n")

@@ -175,9 +175,8 @@ func (c *conn[C]) exchangeWith(ctx contextT, ex *exchange[C], cc C, uc *upConn, 
 	}
 	switch kind {
 	case h1.BodyLength:
-		var buf [20]byte
 		w.WriteString("Content-Length: ")
-		w.Write(strconv.AppendInt(buf[:0], n, 10))
+		w.Write(strconv.AppendInt(ex.num[:0], n, 10))
 		w.WriteString("\r\n")
 	case h1.BodyChunked:
 		w.WriteString("Transfer-Encoding: chunked\r\n")
