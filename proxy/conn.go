@@ -12,6 +12,7 @@ import (
 
 	"github.com/gotthard-proxy/gotthard/internal/arena"
 	"github.com/gotthard-proxy/gotthard/internal/h1"
+	"github.com/gotthard-proxy/gotthard/internal/h2"
 	"github.com/gotthard-proxy/gotthard/internal/netio"
 	"github.com/gotthard-proxy/gotthard/message"
 )
@@ -21,6 +22,7 @@ const (
 	stateIdle int32 = iota
 	stateActive
 	stateClosed
+	stateH2 // an HTTP/2 connection: Shutdown sends it GOAWAY
 )
 
 // conn is one client connection. It keeps only what an idle connection needs; the state
@@ -36,8 +38,9 @@ type conn[C any] struct {
 	workDone chan struct{}          // work has finished
 	up       atomic.Pointer[upConn] // the upstream connection in use, for Close to cut
 
-	dl deadlines
-	h1 h1down // the downstream of this connection's requests
+	dl  deadlines
+	h1  h1down                  // the downstream of this connection's HTTP/1.x requests
+	h2c atomic.Pointer[h2.Conn] // set when the connection turned out to speak HTTP/2
 
 	clientIP netip.Addr
 	clientS  string // clientIP as text, made once
@@ -96,6 +99,10 @@ func (c *conn[C]) serve() {
 	if !c.handshake() {
 		return
 	}
+	if c.tls != nil && c.tls.NegotiatedProtocol == "h2" {
+		c.serveH2(nil)
+		return
+	}
 	keepalive := durOr(s.opts.KeepaliveTimeout, 60*time.Second)
 	for {
 		// The next head must arrive within the keep-alive timeout, also when part of it
@@ -110,6 +117,10 @@ func (c *conn[C]) serve() {
 		}
 		if !c.state.CompareAndSwap(stateIdle, stateActive) {
 			return // closed by Shutdown
+		}
+		if c.served == 0 && c.tls == nil && isPreface(c.r.Peek()) {
+			c.serveH2(c.r.Peek()) // h2c by prior knowledge
+			return
 		}
 		s.dispatch(c)
 		<-c.workDone
@@ -180,7 +191,6 @@ func (c *conn[C]) putExchange(ex *exchange[C]) {
 
 // handle serves one request and reports whether the connection may serve another.
 func (c *conn[C]) handle(ex *exchange[C]) (keep bool) {
-	s := c.svc
 	err := c.r.ReadRequestHead(&ex.head)
 	if err != nil {
 		return c.badHead(ex, err)
@@ -191,7 +201,13 @@ func (c *conn[C]) handle(ex *exchange[C]) (keep bool) {
 	if !ex.head.KeepAlive {
 		sess.closeAfter = true
 	}
+	return c.serveRequest(ex)
+}
 
+// serveRequest runs the phases of a request whose head is in the session, whatever
+// the client's protocol, and reports whether an HTTP/1.x connection may go on.
+func (c *conn[C]) serveRequest(ex *exchange[C]) (keep bool) {
+	s, sess := c.svc, &ex.sess
 	ctx := s.ctx
 	var cc C
 	var reqErr error
@@ -214,7 +230,7 @@ func (c *conn[C]) handle(ex *exchange[C]) (keep bool) {
 	if reqErr != nil {
 		c.fail(ctx, ex, cc, reqErr)
 	}
-	if !sess.closeAfter && !c.r.BodyDone() {
+	if !sess.closeAfter && sess.ds == &c.h1 && !c.r.BodyDone() {
 		// The request body was not read (a phase answered early): skip it if small,
 		// otherwise close the connection.
 		sess.closeAfter = !sess.discardBody()
@@ -242,6 +258,10 @@ func (p panicError) Error() string { return "panic: " + anyString(p.v) }
 func (c *conn[C]) badHead(ex *exchange[C], err error) bool {
 	var he *h1.Error
 	switch {
+	case errors.As(err, &he) && he.NotHTTP() && c.served == 0:
+		// The first bytes are not HTTP/1.x at all (an invalid HTTP/2 preface, say): an
+		// HTTP/1.1 error page would mean nothing to the client. Close (RFC 9113 §3.4).
+		c.svc.log.Warn("not HTTP: connection closed", "client", c.clientS, "reason", he.Reason)
 	case errors.As(err, &he):
 		c.svc.log.Warn("bad request", "client", c.clientS, "status", he.Status, "reason", he.Reason)
 		ex.sess.closeAfter = true

@@ -58,6 +58,10 @@ type ServiceOptions struct {
 	// X-Forwarded-Proto and X-Forwarded-Host on upstream requests. Untrusted incoming
 	// ones are still removed.
 	NoForwardedHeaders bool
+	// H2MaxConcurrentStreams is the number of concurrent streams an HTTP/2 client may
+	// open on one connection. If zero, 128.
+	H2MaxConcurrentStreams uint32
+
 	// Via, if not empty, is the pseudonym added as "Via: 1.1 <Via>" to requests sent
 	// upstream and to responses (RFC 9110 §7.6.3).
 	Via string
@@ -290,6 +294,18 @@ func (s *Service[C]) removeConn(c *conn[C]) {
 // connections and returns ctx.Err().
 func (s *Service[C]) Shutdown(ctx context.Context) error {
 	s.stopAccepting()
+	// HTTP/2 connections get GOAWAY and finish their streams.
+	s.mu.Lock()
+	for c := range s.conns {
+		if c.h2c.Load() != nil {
+			s.wg.Add(1)
+			go func() {
+				defer s.wg.Done()
+				c.shutdownH2(ctx)
+			}()
+		}
+	}
+	s.mu.Unlock()
 	t := time.NewTicker(20 * time.Millisecond)
 	defer t.Stop()
 	for {

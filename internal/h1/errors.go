@@ -67,6 +67,14 @@ const (
 
 // errAt builds an *Error. For responses every status becomes 502: a malformed upstream
 // response is a gateway error whatever the rule it broke.
+// reasonBadVersion is the Reason of a request line whose version is missing or bad.
+const reasonBadVersion = "invalid HTTP version"
+
+// NotHTTP reports whether the request line did not end in an HTTP version at all
+// (status 400, as opposed to 505 for a well-formed one that is not supported): the
+// bytes are likely not HTTP/1.x, such as an invalid HTTP/2 preface.
+func (e *Error) NotHTTP() bool { return e.Status == statusBadRequest && e.Reason == reasonBadVersion }
+
 func errAt(s side, status int, reason string, off int) *Error {
 	if s == sideResponse {
 		status = statusBadGateway

@@ -68,6 +68,10 @@ func (r *Reader) Reset(rd io.Reader) {
 	r.raw.r = r
 }
 
+// Peek returns the bytes buffered and not yet consumed, aliasing the buffer (valid
+// until the next call that reads).
+func (r *Reader) Peek() []byte { return r.buf[r.r:r.w] }
+
 // Buffered returns the number of bytes buffered and not yet consumed.
 func (r *Reader) Buffered() int { return r.w - r.r }
 

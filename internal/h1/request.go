@@ -133,7 +133,7 @@ func parseRequest(b []byte, pos int, h *RequestHead, l *Limits) (int, error) {
 	h.Target = b[i:j]
 	minor, status := parseVersion(b[j+1 : end])
 	if status != 0 {
-		return 0, errAt(sideRequest, status, "invalid HTTP version", j+1)
+		return 0, errAt(sideRequest, status, reasonBadVersion, j+1)
 	}
 	h.Minor = minor
 	if !validTargetForm(h.Method, h.Target) {

@@ -1,0 +1,343 @@
+package h2
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/hpack"
+)
+
+// The write side of a connection. Every goroutine (the read loop for control frames,
+// handlers for their streams' frames) appends whole frames to one of two buffers under
+// wmu, and one writer goroutine writes the buffers out, control frames first, taking
+// everything queued in one system call. Frames of one stream keep their order because
+// a stream's frames are appended by its handler in order to the stream buffer, which
+// also holds RST_STREAM (so that no frame of a stream follows its reset). A handler
+// appending to a full stream buffer waits for the writer to drain it; the read loop
+// never waits, and a client that makes us queue more than MaxQueuedControlFrames
+// control frames without reading them loses the connection.
+
+// maxStreamBuffered is how many bytes of stream frames may wait for the socket before
+// a handler's write waits.
+const maxStreamBuffered = 64 << 10
+
+// maxDataFrame caps the DATA frames we write, whatever the client's
+// SETTINGS_MAX_FRAME_SIZE, so that one stream cannot hold the socket for long.
+const maxDataFrame = 16 << 10
+
+var errQueueFull = errors.New("h2: too many control frames queued for a client that does not read")
+
+func appendFrameHeader(b []byte, length int, t http2.FrameType, flags http2.Flags, id uint32) []byte {
+	return append(b, byte(length>>16), byte(length>>8), byte(length), byte(t), byte(flags),
+		byte(id>>24)&0x7f, byte(id>>16), byte(id>>8), byte(id))
+}
+
+// kickWriter wakes the writer goroutine.
+func (c *Conn) kickWriter() {
+	select {
+	case c.wkick <- struct{}{}:
+	default:
+	}
+}
+
+// ctrlLocked checks that a control frame may be queued. c.wmu is held.
+func (c *Conn) ctrlLocked() error {
+	if c.werr != nil {
+		return c.werr
+	}
+	c.wctrlN++
+	if c.wctrlN > c.opts.MaxQueuedControlFrames {
+		c.abortWriterLocked(errQueueFull)
+		return connErr(http2.ErrCodeEnhanceYourCalm, "too many queued control frames")
+	}
+	return nil
+}
+
+// abortWriterLocked fails every later write and unblocks the socket. c.wmu is held.
+func (c *Conn) abortWriterLocked(err error) {
+	if c.werr == nil {
+		c.werr = err
+	}
+	c.wcond.Broadcast()
+	_ = c.nc.SetDeadline(time.Unix(1, 0))
+	c.kickWriter()
+}
+
+func (c *Conn) writeSettings() {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	s := [...]http2.Setting{
+		{ID: http2.SettingMaxConcurrentStreams, Val: c.opts.MaxConcurrentStreams},
+		{ID: http2.SettingInitialWindowSize, Val: c.opts.InitialWindowSize},
+		{ID: http2.SettingMaxFrameSize, Val: c.opts.MaxFrameSize},
+		{ID: http2.SettingMaxHeaderListSize, Val: c.opts.MaxHeaderListSize},
+		{ID: http2.SettingEnableConnectProtocol, Val: 1},
+	}
+	n := len(s)
+	if !c.opts.EnableConnectProtocol {
+		n--
+	}
+	b := appendFrameHeader(c.wctrl, 6*n, http2.FrameSettings, 0, 0)
+	for _, v := range s[:n] {
+		b = binary.BigEndian.AppendUint16(b, uint16(v.ID))
+		b = binary.BigEndian.AppendUint32(b, v.Val)
+	}
+	if inc := c.opts.ConnWindowSize - initialWindow; inc > 0 {
+		b = appendFrameHeader(b, 4, http2.FrameWindowUpdate, 0, 0)
+		b = binary.BigEndian.AppendUint32(b, inc)
+	}
+	c.wctrl = b
+	c.kickWriter()
+}
+
+func (c *Conn) writeSettingsAck() error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if err := c.ctrlLocked(); err != nil {
+		return err
+	}
+	c.wctrl = appendFrameHeader(c.wctrl, 0, http2.FrameSettings, http2.FlagSettingsAck, 0)
+	c.kickWriter()
+	return nil
+}
+
+func (c *Conn) writePingAck(data [8]byte) error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if err := c.ctrlLocked(); err != nil {
+		return err
+	}
+	c.wctrl = append(appendFrameHeader(c.wctrl, 8, http2.FramePing, http2.FlagPingAck, 0), data[:]...)
+	c.kickWriter()
+	return nil
+}
+
+// writeWindowUpdate returns flow-control credit on stream id (0: the connection).
+func (c *Conn) writeWindowUpdate(id uint32, n int64) error {
+	if n <= 0 {
+		return nil
+	}
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if err := c.ctrlLocked(); err != nil {
+		return err
+	}
+	b := appendFrameHeader(c.wctrl, 4, http2.FrameWindowUpdate, 0, id)
+	c.wctrl = binary.BigEndian.AppendUint32(b, uint32(n))
+	c.kickWriter()
+	return nil
+}
+
+// writeGoAway queues a GOAWAY; only the first one of a connection is sent.
+func (c *Conn) writeGoAway(last uint32, code http2.ErrCode, debug string) {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if c.werr != nil || c.wgoaway {
+		return
+	}
+	c.wgoaway = true
+	b := appendFrameHeader(c.wctrl, 8+len(debug), http2.FrameGoAway, 0, 0)
+	b = binary.BigEndian.AppendUint32(b, last&0x7fffffff)
+	b = binary.BigEndian.AppendUint32(b, uint32(code))
+	c.wctrl = append(b, debug...)
+	c.kickWriter()
+}
+
+// writeRST queues RST_STREAM(code) for stream id, after the stream's queued frames.
+// st, if not nil, sends no frame after it.
+func (c *Conn) writeRST(id uint32, st *Stream, code http2.ErrCode) error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if st != nil {
+		if st.rstSent {
+			return nil
+		}
+		st.rstSent, st.rstErr = true, &ResetError{Code: code}
+		c.wcond.Broadcast()
+	}
+	if err := c.ctrlLocked(); err != nil {
+		return err
+	}
+	b := appendFrameHeader(c.wdata, 4, http2.FrameRSTStream, 0, id)
+	c.wdata = binary.BigEndian.AppendUint32(b, uint32(code))
+	c.kickWriter()
+	return nil
+}
+
+// waitSpaceLocked waits until the stream buffer has room, the stream was reset or the
+// connection failed. c.wmu is held.
+func (c *Conn) waitSpaceLocked(st *Stream) error {
+	for len(c.wdata) >= maxStreamBuffered && c.werr == nil && !st.rstSent {
+		c.wcond.Wait()
+	}
+	if c.werr != nil {
+		return fmt.Errorf("%w: %w", ErrConnClosed, c.werr)
+	}
+	if st.rstSent {
+		return st.rstErr
+	}
+	return nil
+}
+
+// writeData queues one DATA frame of len(p) ≤ maxDataFrame bytes, whose flow-control
+// window the caller has taken.
+func (c *Conn) writeData(st *Stream, p []byte, end bool) error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if err := c.waitSpaceLocked(st); err != nil {
+		return err
+	}
+	var flags http2.Flags
+	if end {
+		flags = http2.FlagDataEndStream
+	}
+	c.wdata = append(appendFrameHeader(c.wdata, len(p), http2.FrameData, flags, st.id), p...)
+	c.kickWriter()
+	return nil
+}
+
+// writeHeaders encodes and queues a header block (HEADERS and CONTINUATION frames).
+// A status of 0 means trailers.
+func (c *Conn) writeHeaders(st *Stream, status int, fields []Field, end bool) error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if err := c.waitSpaceLocked(st); err != nil {
+		return err
+	}
+	c.hbuf.Reset()
+	if status != 0 {
+		_ = c.henc.WriteField(hpack.HeaderField{Name: ":status", Value: statusText(status)})
+	}
+	for _, f := range fields {
+		_ = c.henc.WriteField(hpack.HeaderField{Name: f.Name, Value: f.Value})
+	}
+	block := c.hbuf.Bytes()
+	max := int(c.wpeerMaxFrame)
+	flags := http2.Flags(0)
+	if end {
+		flags |= http2.FlagHeadersEndStream
+	}
+	t := http2.FrameHeaders
+	for {
+		n := min(len(block), max)
+		f := flags
+		if n == len(block) {
+			f |= http2.FlagHeadersEndHeaders
+		}
+		c.wdata = append(appendFrameHeader(c.wdata, n, t, f, st.id), block[:n]...)
+		block = block[n:]
+		if len(block) == 0 {
+			break
+		}
+		t, flags = http2.FrameContinuation, 0
+	}
+	c.kickWriter()
+	return nil
+}
+
+func statusText(code int) string {
+	switch code {
+	case 200:
+		return "200"
+	case 204:
+		return "204"
+	case 206:
+		return "206"
+	case 301:
+		return "301"
+	case 302:
+		return "302"
+	case 304:
+		return "304"
+	case 400:
+		return "400"
+	case 404:
+		return "404"
+	case 500:
+		return "500"
+	case 502:
+		return "502"
+	case 503:
+		return "503"
+	case 504:
+		return "504"
+	}
+	return strconv.Itoa(code)
+}
+
+// writeLoop is the writer goroutine. It ends when the connection is torn down (wstop)
+// and everything queued is written, or on a write error.
+func (c *Conn) writeLoop() {
+	defer close(c.wdone)
+	for {
+		c.wmu.Lock()
+		for len(c.wctrl) == 0 && len(c.wdata) == 0 && !c.wstop && c.werr == nil {
+			if cap(c.wspareData) > 2*maxStreamBuffered {
+				c.wspareData = nil // give back what a burst grew
+			}
+			c.wmu.Unlock()
+			<-c.wkick
+			c.wmu.Lock()
+		}
+		if c.werr != nil || (len(c.wctrl) == 0 && len(c.wdata) == 0) {
+			if c.werr == nil {
+				c.werr = ErrConnClosed
+			}
+			c.wcond.Broadcast()
+			c.wmu.Unlock()
+			return
+		}
+		ctrl, data := c.wctrl, c.wdata
+		c.wctrl, c.wdata = c.wspareCtrl[:0], c.wspareData[:0]
+		c.wctrlN = 0
+		timeout := c.opts.WriteTimeout
+		if c.wstop {
+			timeout = min(timeout, lingerTimeout)
+		}
+		c.wcond.Broadcast()
+		c.wmu.Unlock()
+
+		err := c.nc.SetWriteDeadline(time.Now().Add(timeout))
+		if err == nil {
+			switch {
+			case len(ctrl) == 0:
+				_, err = c.nc.Write(data)
+			case len(data) == 0:
+				_, err = c.nc.Write(ctrl)
+			default:
+				c.wvec = append(c.wvecArr[:0], ctrl, data)
+				_, err = c.wvec.WriteTo(c.nc)
+			}
+		}
+
+		c.wmu.Lock()
+		c.wspareCtrl, c.wspareData = ctrl[:0], data[:0]
+		if err != nil {
+			c.abortWriterLocked(fmt.Errorf("h2: write: %w", err))
+			c.wmu.Unlock()
+			return
+		}
+		c.wmu.Unlock()
+	}
+}
+
+// writeStatusNow queues a response of only a status, ending stream id, for a request
+// the read loop answers itself. It does not wait for buffer space.
+func (c *Conn) writeStatusNow(id uint32, status int) error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if err := c.ctrlLocked(); err != nil {
+		return err
+	}
+	c.hbuf.Reset()
+	_ = c.henc.WriteField(hpack.HeaderField{Name: ":status", Value: statusText(status)})
+	block := c.hbuf.Bytes()
+	c.wdata = append(appendFrameHeader(c.wdata, len(block), http2.FrameHeaders,
+		http2.FlagHeadersEndHeaders|http2.FlagHeadersEndStream, id), block...)
+	c.kickWriter()
+	return nil
+}

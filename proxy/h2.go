@@ -1,0 +1,226 @@
+package proxy
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gotthard-proxy/gotthard/internal/arena"
+	"github.com/gotthard-proxy/gotthard/internal/h1"
+	"github.com/gotthard-proxy/gotthard/internal/h2"
+	"github.com/gotthard-proxy/gotthard/message"
+)
+
+// HTTP/2 from clients: over TLS when ALPN chose "h2", and in clear text (h2c) by prior
+// knowledge on the same listener as HTTP/1.1, the client preface telling them apart.
+// Each stream is a request that goes through the same phases as an HTTP/1.x one; its
+// Session's downstream is the stream. An Upgrade to h2c from HTTP/1.1 is not honoured
+// (see tunnel.go).
+
+// isPreface reports whether the first bytes from a client are (the start of) the
+// HTTP/2 client preface.
+func isPreface(b []byte) bool {
+	n := min(len(b), len(h2.ClientPreface))
+	return n >= 3 && string(b[:n]) == h2.ClientPreface[:n]
+}
+
+// serveH2 serves the connection as HTTP/2. buffered holds what was already read.
+func (c *conn[C]) serveH2(buffered []byte) {
+	s := c.svc
+	pre := append([]byte(nil), buffered...)
+	c.r.Reset(nil) // the HTTP/2 side reads the connection itself from here on
+	c.w.Release()
+	// The HTTP/2 connection keeps its own timeouts.
+	c.nc.SetDeadline(time.Time{})
+	c.dl = deadlines{nc: c.nc}
+	opts := h2.Options{
+		Logger:               s.log,
+		MaxConcurrentStreams: s.opts.H2MaxConcurrentStreams,
+		IdleTimeout:          durOr(s.opts.KeepaliveTimeout, 60*time.Second),
+		WriteTimeout:         durOr(s.opts.SendTimeout, 60*time.Second),
+		MaxHeaderListSize:    uint32(max(s.opts.MaxHeadBytes, 0)),
+	}
+	hc := h2.NewConn(c.nc, pre, opts, c.serveStream)
+	c.h2c.Store(hc)
+	c.state.Store(stateH2)
+	if s.closing.Load() { // Shutdown began before this connection showed it was HTTP/2
+		go hc.Shutdown(s.ctx)
+	}
+	if err := hc.Serve(); err != nil {
+		s.log.Debug("HTTP/2 connection ended", "client", c.clientS, "err", err)
+	}
+}
+
+// serveStream runs one HTTP/2 request through the phases.
+func (c *conn[C]) serveStream(st *h2.Stream) {
+	ex := c.getExchange()
+	d := &h2down{st: st}
+	ex.sess.ds = d
+	ex.sess.requestIndex = int(st.ID() / 2) // the client's earlier streams
+	ex.sess.timing.Start = time.Now()
+	c.buildRequestH2(ex, st.Request(), d)
+	c.serveRequest(ex)
+	c.putExchange(ex)
+}
+
+// buildRequestH2 turns the stream's request into the session's, doing the same
+// protective work as for HTTP/1.x.
+func (c *conn[C]) buildRequestH2(ex *exchange[C], r *h2.Request, d *h2down) {
+	sess := &ex.sess
+	req := &sess.req
+	req.Method = r.Method
+	req.Target = r.Path
+	if r.Method == "CONNECT" {
+		req.Target = r.Authority
+	}
+	req.Version = message.HTTP2
+	if r.Authority != "" {
+		req.Header.Add("Host", r.Authority)
+	}
+	var cookies []string
+	for _, f := range r.Fields {
+		switch {
+		case f.Name == "host":
+			if r.Authority != "" {
+				continue // :authority wins (RFC 9113 §8.3.1)
+			}
+		case f.Name == "te":
+			continue // "trailers" only, and hop-by-hop
+		case f.Name == "expect":
+			sess.expect100 = strings.EqualFold(f.Value, "100-continue")
+			continue
+		case f.Name == "cookie" && len(r.Fields) > 1:
+			// Split cookie fields are joined for HTTP/1.1 (RFC 9113 §8.2.3).
+			cookies = append(cookies, f.Value)
+			continue
+		case !c.trusted && strings.HasPrefix(f.Name, "x-forwarded-"):
+			continue
+		}
+		req.Header.Add(f.Name, f.Value)
+	}
+	if len(cookies) > 0 {
+		req.Header.Add("cookie", strings.Join(cookies, "; "))
+	}
+	switch {
+	case r.EndStream:
+		sess.reqBodyKind = h1.BodyNone
+		d.bodyEnded = true
+	case r.ContentLength >= 0:
+		sess.reqBodyKind, sess.reqBodyLen = h1.BodyLength, r.ContentLength
+		if r.ContentLength == 0 {
+			sess.reqBodyKind = h1.BodyNone
+		}
+	default:
+		sess.reqBodyKind = h1.BodyChunked
+	}
+}
+
+// h2down is the downstream of an HTTP/2 stream.
+type h2down struct {
+	st        *h2.Stream
+	fields    []h2.Field
+	bodyEnded bool // the request body was read to its end
+	ended     bool // the response stream was ended
+}
+
+func (d *h2down) readBody() ([]byte, error) {
+	b, err := d.st.ReadBody()
+	if err == io.EOF {
+		d.bodyEnded = true
+	}
+	return b, err
+}
+
+func (d *h2down) bodyDone() bool                        { return d.bodyEnded }
+func (d *h2down) willWait() bool                        { return false }
+func (d *h2down) flush() error                          { return nil }
+func (d *h2down) buffered() int                         { return 0 }
+func (d *h2down) readTimeout(time.Time, time.Duration)  {}
+func (d *h2down) writeTimeout(time.Time, time.Duration) {}
+
+func (d *h2down) trailers(h *message.Header, _ *arena.Arena) {
+	for _, f := range d.st.Trailers() {
+		h.Add(f.Name, f.Value)
+	}
+}
+
+func (d *h2down) continue100() error { return d.st.WriteHeaders(100, nil, false) }
+
+func (d *h2down) interim(status int, h *message.Header) {
+	d.st.WriteHeaders(status, d.toFields(h, false), false)
+}
+
+func (d *h2down) writeHead(s *Session, resp *message.ResponseHeader, kind h1.BodyKind, n int64) error {
+	fields := d.toFields(&resp.Header, kind != h1.BodyNone)
+	if kind == h1.BodyLength {
+		fields = append(fields, h2.Field{Name: "content-length", Value: strconv.FormatInt(n, 10)})
+	}
+	d.fields = fields
+	end := kind == h1.BodyNone
+	d.ended = end
+	return d.st.WriteHeaders(resp.Status, fields, end)
+}
+
+func (d *h2down) writeBody(p []byte) error { return d.st.WriteData(p, false) }
+
+func (d *h2down) finish(trailers *message.Header) error {
+	if d.ended {
+		return nil
+	}
+	d.ended = true
+	if trailers != nil && trailers.Len() > 0 {
+		return d.st.WriteTrailers(d.toFields(trailers, false))
+	}
+	return d.st.WriteData(nil, true)
+}
+
+// toFields converts a header for HTTP/2: names in lower case, without the fields of
+// HTTP/1.x connections, and without Content-Length when the framework sets it.
+func (d *h2down) toFields(h *message.Header, dropLength bool) []h2.Field {
+	out := d.fields[:0]
+	for _, f := range h.Fields() {
+		name := lowerName(f.Name)
+		switch name {
+		case "connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade":
+			continue
+		case "content-length":
+			if dropLength {
+				continue
+			}
+		}
+		out = append(out, h2.Field{Name: name, Value: f.Value})
+	}
+	d.fields = out
+	return out
+}
+
+// lowerName returns name in lower case, without allocating for names that already are
+// or that are common.
+func lowerName(name string) string {
+	lower := true
+	for i := 0; i < len(name); i++ {
+		if 'A' <= name[i] && name[i] <= 'Z' {
+			lower = false
+			break
+		}
+	}
+	if lower {
+		return name
+	}
+	for _, c := range commonNames {
+		if len(c) == len(name) && c[0] >= 'a' && message.EqualFold(c, name) {
+			return c
+		}
+	}
+	return string(bytes.ToLower([]byte(name)))
+}
+
+// shutdownH2 sends GOAWAY on an HTTP/2 connection and lets its streams finish.
+func (c *conn[C]) shutdownH2(ctx context.Context) {
+	if hc := c.h2c.Load(); hc != nil {
+		hc.Shutdown(ctx)
+	}
+}

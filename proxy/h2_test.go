@@ -1,0 +1,122 @@
+package proxy
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"crypto/tls"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"testing"
+	"time"
+
+	"golang.org/x/net/http2"
+
+	gtls "github.com/gotthard-proxy/gotthard/tls"
+)
+
+// trailerOrigin echoes the request body's digest and length, the request trailers it
+// got, and sends a body of ?size= bytes with a trailer.
+func trailerOrigin(t testing.TB) string {
+	_, addr := startOrigin(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		w.Header().Set("Trailer", "X-Digest")
+		w.Header().Set("X-Got-Len", fmt.Sprint(len(body)))
+		w.Header().Set("X-Got-Sha", fmt.Sprintf("%x", sha256.Sum256(body)))
+		w.Header().Set("X-Got-Trailer", r.Trailer.Get("X-Client-Trailer"))
+		w.Header().Set("X-Got-Proto", r.Proto)
+		w.Header().Set("X-Got-Host", r.Host)
+		var size int
+		fmt.Sscan(r.URL.Query().Get("size"), &size)
+		out := bytes.Repeat([]byte("h2!"), size/3+1)[:size]
+		w.Write(out)
+		w.Header().Set("X-Digest", fmt.Sprintf("%x", sha256.Sum256(out)))
+	}))
+	return addr
+}
+
+func h2cClient(t testing.TB) *http.Client {
+	tr := &http2.Transport{
+		AllowHTTP: true,
+		DialTLSContext: func(ctx context.Context, network, addr string, _ *tls.Config) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, network, addr)
+		},
+	}
+	t.Cleanup(tr.CloseIdleConnections)
+	return &http.Client{Transport: tr, Timeout: 60 * time.Second}
+}
+
+func TestHTTP2Downstream(t *testing.T) {
+	origin := trailerOrigin(t)
+	svc, logs := newTestService[*testCtx](t, fixedProxy{peer: NewPeer(origin)}, ServiceOptions{})
+	certPEM, keyPEM, err := gtls.SelfSigned([]string{"localhost", "127.0.0.1"}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := tls.X509KeyPair(certPEM, keyPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := gtls.New(gtls.Options{GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return &cert, nil },
+		ALPN: []string{"h2", "http/1.1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	plain, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tlsLn, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc.AddTCP(plain.Addr().String())
+	svc.AddTLS(tlsLn.Addr().String(), cfg)
+	done := make(chan error, 1)
+	go func() { done <- svc.Serve([]net.Listener{plain, tlsLn}) }()
+	t.Cleanup(func() { svc.Close(); <-done })
+
+	tlsTr := &http2.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}
+	t.Cleanup(tlsTr.CloseIdleConnections)
+	clients := map[string]struct {
+		c    *http.Client
+		base string
+	}{
+		"h2c": {h2cClient(t), "http://" + plain.Addr().String()},
+		"h2":  {&http.Client{Transport: tlsTr, Timeout: 60 * time.Second}, "https://" + tlsLn.Addr().String()},
+	}
+	for name, cl := range clients {
+		for _, size := range []int{0, 1, 64 << 10, 16 << 20} {
+			t.Run(fmt.Sprintf("%s/%d", name, size), func(t *testing.T) {
+				body := bytes.Repeat([]byte("abc"), size/3+1)[:size]
+				req, _ := http.NewRequest("POST", cl.base+fmt.Sprintf("/x?size=%d", size), io.NopCloser(bytes.NewReader(body)))
+				req.Trailer = http.Header{"X-Client-Trailer": nil}
+				req.ContentLength = -1 // streamed, so the trailer can follow
+				resp, err := cl.c.Do(req)
+				if err != nil {
+					t.Fatalf("%v\n%s", err, logs.String())
+				}
+				defer resp.Body.Close()
+				got, err := io.ReadAll(resp.Body)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if resp.ProtoMajor != 2 || resp.StatusCode != 200 {
+					t.Fatalf("proto %s status %d", resp.Proto, resp.StatusCode)
+				}
+				if resp.Header.Get("X-Got-Len") != fmt.Sprint(size) || resp.Header.Get("X-Got-Sha") != fmt.Sprintf("%x", sha256.Sum256(body)) {
+					t.Fatalf("origin got len %s", resp.Header.Get("X-Got-Len"))
+				}
+				if len(got) != size || resp.Trailer.Get("X-Digest") != fmt.Sprintf("%x", sha256.Sum256(got)) {
+					t.Fatalf("response: %d bytes, trailer %q", len(got), resp.Trailer.Get("X-Digest"))
+				}
+				if resp.Header.Get("X-Got-Proto") != "HTTP/1.1" {
+					t.Fatalf("upstream proto %s", resp.Header.Get("X-Got-Proto"))
+				}
+			})
+		}
+	}
+}
