@@ -197,8 +197,8 @@ func TestTLSTermination(t *testing.T) {
 	if resp.StatusCode != 200 || body != "proto=https" {
 		t.Fatalf("TLS: %d %q", resp.StatusCode, body)
 	}
-	if resp.Proto != "HTTP/1.1" || resp.TLS.NegotiatedProtocol != "http/1.1" {
-		t.Errorf("proto %s ALPN %q, want HTTP/1.1 by ALPN", resp.Proto, resp.TLS.NegotiatedProtocol)
+	if resp.Proto != "HTTP/2.0" || resp.TLS.NegotiatedProtocol != "h2" {
+		t.Errorf("proto %s ALPN %q, want HTTP/2 by ALPN", resp.Proto, resp.TLS.NegotiatedProtocol)
 	}
 	if cn := resp.TLS.PeerCertificates[0].Subject.CommonName; cn != "api" {
 		t.Errorf("SNI api.test got certificate %q", cn)
@@ -206,7 +206,7 @@ func TestTLSTermination(t *testing.T) {
 	seen.mu.Lock()
 	st := seen.last
 	seen.mu.Unlock()
-	if st == nil || st.ServerName != "api.test" || st.NegotiatedProtocol != "http/1.1" ||
+	if st == nil || st.ServerName != "api.test" || st.NegotiatedProtocol != "h2" ||
 		st.CurveID != tls.X25519MLKEM768 || st.Version != tls.VersionTLS13 {
 		t.Errorf("Session.TLS: %+v", st)
 	}
@@ -325,11 +325,13 @@ func TestTLSCurl(t *testing.T) {
 		wantErr bool
 	}{
 		{"SNI api", []string{"-v", "--resolve", "api.test:" + port + ":127.0.0.1", "https://api.test:" + port + "/"},
-			[]string{"subject: CN=api", "proto=https", "ALPN: server accepted http/1.1"}, false},
+			[]string{"subject: CN=api", "proto=https", "ALPN: server accepted h2"}, false},
 		{"SNI default", []string{"-v", "--resolve", "default.test:" + port + ":127.0.0.1", "https://default.test:" + port + "/"},
 			[]string{"subject: CN=default", "proto=https"}, false},
-		{"h2 offered, http/1.1 chosen", []string{"-v", "--http2", "--resolve", "api.test:" + port + ":127.0.0.1", "https://api.test:" + port + "/"},
-			[]string{"HTTP/1.1 200", "proto=https"}, false},
+		{"h2 offered and chosen", []string{"-v", "--http2", "--resolve", "api.test:" + port + ":127.0.0.1", "https://api.test:" + port + "/"},
+			[]string{"HTTP/2 200", "proto=https"}, false},
+		{"HTTP/1.1 only", []string{"-v", "--http1.1", "--resolve", "api.test:" + port + ":127.0.0.1", "https://api.test:" + port + "/"},
+			[]string{"HTTP/1.1 200", "ALPN: server accepted http/1.1", "proto=https"}, false},
 		{"mTLS with certificate", []string{"-v", "--cert", client.CertFile, "--key", client.KeyFile,
 			"--resolve", "default.test:" + mport + ":127.0.0.1", "https://default.test:" + mport + "/"},
 			[]string{"proto=https"}, false},
@@ -381,7 +383,7 @@ func TestTLSOpenSSL(t *testing.T) {
 		out, err := cmd.CombinedOutput()
 		return string(out), err
 	}
-	out, err := sClient("-servername", "api.test", "-alpn", "h2,http/1.1", "-ign_eof")
+	out, err := sClient("-servername", "api.test", "-alpn", "http/1.1", "-ign_eof")
 	if err != nil {
 		t.Fatalf("openssl s_client: %v\n%s", err, out)
 	}

@@ -82,13 +82,13 @@ func TestDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	addr := serve(t, cfg)
-	t.Run("ALPN offers http/1.1 only", func(t *testing.T) {
+	t.Run("ALPN prefers h2", func(t *testing.T) {
 		st, err := dial(addr, &ctls.Config{ServerName: "h.test", RootCAs: ca.pool(), NextProtos: []string{"h2", "http/1.1"}})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if st.NegotiatedProtocol != "http/1.1" {
-			t.Errorf("ALPN %q, want http/1.1", st.NegotiatedProtocol)
+		if st.NegotiatedProtocol != "h2" {
+			t.Errorf("ALPN %q, want h2", st.NegotiatedProtocol)
 		}
 	})
 	t.Run("post-quantum key exchange", func(t *testing.T) {

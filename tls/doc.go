@@ -25,8 +25,8 @@
 //
 // # Defaults
 //
-// TLS 1.2 and 1.3 (Options.MinVersion makes a TLS-1.3-only listener); ALPN "http/1.1"
-// only, until the proxy speaks HTTP/2; key exchanges X25519MLKEM768 (preferred), X25519,
+// TLS 1.2 and 1.3 (Options.MinVersion makes a TLS-1.3-only listener); ALPN "h2" and "http/1.1"
+// (HTTP/2 when the client offers it); key exchanges X25519MLKEM768 (preferred), X25519,
 // P-256, P-384; crypto/tls's cipher suites; session tickets on, with keys rotated daily by
 // crypto/tls unless a shared key file is given.
 //

@@ -30,7 +30,7 @@ type Options struct {
 	GetCertificate func(hello *ctls.ClientHelloInfo) (*ctls.Certificate, error)
 
 	// ALPN lists the application protocols offered, most preferred first. If empty,
-	// ["http/1.1"] (the proxy speaks HTTP/1.x only; HTTP/2 adds "h2" when it lands).
+	// ["h2", "http/1.1"]: HTTP/2 when the client offers it, else HTTP/1.1.
 	ALPN []string
 
 	// MinVersion is the lowest TLS version accepted. If zero, TLS 1.2. Set it to
@@ -98,4 +98,4 @@ type CertFile struct {
 }
 
 // DefaultALPN is the protocol list offered when [Options.ALPN] is empty.
-func DefaultALPN() []string { return []string{"http/1.1"} }
+func DefaultALPN() []string { return []string{"h2", "http/1.1"} }

@@ -65,11 +65,11 @@ func TestTLSListen(t *testing.T) {
 		}
 		b, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
-		if resp.StatusCode != 200 || resp.Proto != "HTTP/1.1" || !strings.Contains(string(b), "demo origin") {
+		if resp.StatusCode != 200 || !strings.Contains(string(b), "demo origin") {
 			t.Errorf("%s: %s %d %q", url, resp.Proto, resp.StatusCode, b)
 		}
-		if resp.TLS != nil && resp.TLS.NegotiatedProtocol != "http/1.1" {
-			t.Errorf("ALPN %q", resp.TLS.NegotiatedProtocol)
+		if resp.TLS != nil && (resp.TLS.NegotiatedProtocol != "h2" || resp.Proto != "HTTP/2.0") {
+			t.Errorf("ALPN %q, proto %s: want h2", resp.TLS.NegotiatedProtocol, resp.Proto)
 		}
 	}
 }

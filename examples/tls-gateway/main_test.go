@@ -169,7 +169,7 @@ func TestSelfSignedDemo(t *testing.T) {
 	}
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	if resp.StatusCode != 200 || !strings.Contains(string(body), "demo origin") || resp.Proto != "HTTP/1.1" {
+	if resp.StatusCode != 200 || !strings.Contains(string(body), "demo origin") || resp.Proto != "HTTP/2.0" {
 		t.Fatalf("%s %d %q", resp.Proto, resp.StatusCode, body)
 	}
 	if resp.TLS.CurveID != tls.X25519MLKEM768 {
