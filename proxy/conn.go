@@ -60,6 +60,7 @@ type exchange[C any] struct {
 	method []byte // the request method, for response framing
 
 	num             [20]byte // scratch for formatting numbers without allocating
+	h1b             h1Body   // the body source of an HTTP/1.x peer's response
 	gotResponseByte bool     // the peer answered this attempt
 	requestSent     bool     // writing the request to the peer began in this attempt
 	peerOpts        *PeerOptions

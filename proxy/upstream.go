@@ -7,6 +7,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/gotthard-proxy/gotthard/internal/arena"
 	"github.com/gotthard-proxy/gotthard/internal/h1"
 	"github.com/gotthard-proxy/gotthard/message"
 )
@@ -272,7 +273,7 @@ func (c *conn[C]) exchangeWith(ctx contextT, ex *exchange[C], cc C, uc *upConn, 
 	if err := validateHeader(&resp.Header); err != nil {
 		return asError(err, InternalError, Internal)
 	}
-	if e := c.sendResponse(ctx, ex, cc, uc, o, total); e != nil {
+	if e := c.sendResponse(ctx, ex, cc, ex.h1Body(uc, o.readTimeout(), total)); e != nil {
 		return e
 	}
 	if uh.KeepAlive && uc.r.BodyDone() && uc.r.Buffered() == 0 {
@@ -376,7 +377,7 @@ func (c *conn[C]) sendBody(ctx contextT, ex *exchange[C], cc C, uc *upConn) *Err
 }
 
 // sendResponse writes the response head and streams the body to the client.
-func (c *conn[C]) sendResponse(ctx contextT, ex *exchange[C], cc C, uc *upConn, o *PeerOptions, total time.Time) *Error {
+func (c *conn[C]) sendResponse(ctx contextT, ex *exchange[C], cc C, src upstreamBody) *Error {
 	s, sess, resp := c.svc, &ex.sess, &ex.resp
 	d := sess.ds
 	noBody := sess.req.Method == "HEAD" || bodyless(resp.Status)
@@ -399,30 +400,29 @@ func (c *conn[C]) sendResponse(ctx contextT, ex *exchange[C], cc C, uc *upConn, 
 		return asError(err, WriteError, Downstream)
 	}
 	if noBody {
-		uc.r.StartBody(h1.BodyNone, 0)
+		src.skip()
 		if err := d.flush(); err != nil {
 			sess.closeAfter = true
 			return asError(err, WriteError, Downstream)
 		}
 		return nil
 	}
-	readTimeout := o.readTimeout()
 	for {
 		// Pass on what was received before waiting for more, so that a streamed
 		// response (server-sent events, long polls) is not held back in the buffer.
 		// At most the CRLF that ends a chunk can be left once its data was read.
-		if uc.r.Buffered() <= 2 && d.buffered() > 0 {
+		if src.buffered() <= 2 && d.buffered() > 0 {
 			if err := d.flush(); err != nil {
 				sess.closeAfter = true
 				return asError(err, WriteError, Downstream)
 			}
 		}
-		if uc.r.Buffered() == 0 { // the read waits on the peer
+		if src.buffered() == 0 { // the read waits on the peer
 			t := time.Now()
-			uc.dl.read(t, readTimeout, total)
+			src.readTimeout(t)
 			d.writeTimeout(t, sendTimeout)
 		}
-		chunk, rerr := uc.r.ReadBody()
+		chunk, rerr := src.readBody()
 		if rerr != nil && rerr != io.EOF {
 			// Pass on what arrived; the close tells the client the body is cut short.
 			sess.closeAfter = true
@@ -458,11 +458,8 @@ func (c *conn[C]) sendResponse(ctx contextT, ex *exchange[C], cc C, uc *upConn, 
 		}
 	}
 	var trailers *message.Header
-	if t := uc.r.Trailers(); len(t) > 0 {
-		ex.trl.Reset()
-		for _, f := range t {
-			ex.trl.Add(ex.arena.String(f.Name), ex.arena.String(f.Value))
-		}
+	ex.trl.Reset()
+	if src.trailers(&ex.trl, ex.arena); ex.trl.Len() > 0 {
 		if err := s.app.ResponseTrailerFilter(ctx, sess, cc, &ex.trl); err != nil {
 			sess.closeAfter = true
 			return asError(err, InternalError, Internal)
@@ -560,4 +557,42 @@ func peerHost(p *Peer) string {
 		return "localhost"
 	}
 	return p.Address
+}
+
+// upstreamBody is the body of a peer's response: an HTTP/1.x connection's (h1Body) or
+// an HTTP/2 stream's (h2Body).
+type upstreamBody interface {
+	// readBody returns the next piece, aliasing a buffer valid until the next call;
+	// io.EOF (possibly with data) at the end.
+	readBody() ([]byte, error)
+	// buffered reports how many body bytes are at hand without waiting.
+	buffered() int
+	// readTimeout bounds the next wait on the peer.
+	readTimeout(now time.Time)
+	// trailers appends the response trailers, after io.EOF.
+	trailers(h *message.Header, a *arena.Arena)
+	// skip drops a body that the response cannot have (HEAD, 204, 304).
+	skip()
+}
+
+func (ex *exchange[C]) h1Body(uc *upConn, timeout time.Duration, total time.Time) *h1Body {
+	ex.h1b = h1Body{uc: uc, timeout: timeout, total: total}
+	return &ex.h1b
+}
+
+type h1Body struct {
+	uc      *upConn
+	timeout time.Duration
+	total   time.Time
+}
+
+func (b *h1Body) readBody() ([]byte, error) { return b.uc.r.ReadBody() }
+func (b *h1Body) buffered() int             { return b.uc.r.Buffered() }
+func (b *h1Body) readTimeout(now time.Time) { b.uc.dl.read(now, b.timeout, b.total) }
+func (b *h1Body) skip()                     { b.uc.r.StartBody(h1.BodyNone, 0) }
+
+func (b *h1Body) trailers(h *message.Header, a *arena.Arena) {
+	for _, f := range b.uc.r.Trailers() {
+		h.Add(a.String(f.Name), a.String(f.Value))
+	}
 }
