@@ -182,6 +182,7 @@ func (c *conn[C]) putExchange(ex *exchange[C]) {
 	ex.sess.reset()
 	ex.sess.ds = nil
 	ex.sess.clientAddr, ex.sess.serverAddr = nil, nil
+	ex.h1b = h1Body{}
 	ex.upReq.Reset()
 	ex.resp.Reset()
 	ex.trl.Reset()

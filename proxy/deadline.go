@@ -14,6 +14,10 @@ type deadlines struct {
 	rd, wd time.Time
 }
 
+// aLongTimeAgo is a deadline in the past, which wakes a blocked read at once. It is
+// never changed.
+var aLongTimeAgo = time.Unix(1, 0)
+
 // want is now+timeout, or total when that is sooner (total zero means none).
 func want(now time.Time, timeout time.Duration, total time.Time) time.Time {
 	t := now.Add(timeout)

@@ -39,6 +39,8 @@ type downstream interface {
 	flush() error
 	// buffered reports how many response bytes wait in the buffer.
 	buffered() int
+	// abortRead makes a readBody waiting on the client (on another goroutine) return.
+	abortRead()
 	// readTimeout and writeTimeout bound the next waits on the client.
 	readTimeout(now time.Time, d time.Duration)
 	writeTimeout(now time.Time, d time.Duration)
@@ -68,6 +70,8 @@ func (d *h1down) readTimeout(now time.Time, t time.Duration) {
 func (d *h1down) writeTimeout(now time.Time, t time.Duration) {
 	d.dl.write(now, t, time.Time{})
 }
+
+func (d *h1down) abortRead() { d.dl.nc.SetReadDeadline(aLongTimeAgo) }
 
 func (d *h1down) trailers(h *message.Header, a *arena.Arena) {
 	for _, f := range d.r.Trailers() {

@@ -102,6 +102,8 @@ type Error struct {
 	Status int
 	// Cause is the underlying error, if any.
 	Cause error
+
+	connectFailure bool // set by the proxy between connecting and FailToConnect
 }
 
 // NewError returns an *Error of the given type and source wrapping cause.

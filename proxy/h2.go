@@ -12,6 +12,7 @@ import (
 	"github.com/gotthard-proxy/gotthard/internal/h1"
 	"github.com/gotthard-proxy/gotthard/internal/h2"
 	"github.com/gotthard-proxy/gotthard/message"
+	"golang.org/x/net/http2"
 )
 
 // HTTP/2 from clients: over TLS when ALPN chose "h2", and in clear text (h2c) by prior
@@ -88,7 +89,8 @@ func (c *conn[C]) buildRequestH2(ex *exchange[C], r *h2.Request, d *h2down) {
 				continue // :authority wins (RFC 9113 §8.3.1)
 			}
 		case f.Name == "te":
-			continue // "trailers" only, and hop-by-hop
+			sess.teTrailers = true // "trailers" is all HTTP/2 allows
+			continue
 		case f.Name == "expect":
 			sess.expect100 = strings.EqualFold(f.Value, "100-continue")
 			continue
@@ -146,6 +148,8 @@ func (d *h2down) trailers(h *message.Header, _ *arena.Arena) {
 		h.Add(f.Name, f.Value)
 	}
 }
+
+func (d *h2down) abortRead() { d.st.Reset(http2.ErrCodeNo) }
 
 func (d *h2down) continue100() error { return d.st.WriteHeaders(100, nil, false) }
 

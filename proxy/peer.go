@@ -23,9 +23,27 @@ type Peer struct {
 	// GroupKey separates the pools of peers that are otherwise identical (for example to
 	// keep tenants' upstream connections apart).
 	GroupKey string
+	// Protocol is the HTTP version spoken to the peer. If zero, [ProtoHTTP1].
+	Protocol Protocol
 	// Options holds timeouts and socket settings.
 	Options PeerOptions
 }
+
+// Protocol is the HTTP version a proxy speaks to a peer.
+type Protocol uint8
+
+// Protocols.
+const (
+	// ProtoHTTP1 is HTTP/1.1, over TLS or not.
+	ProtoHTTP1 Protocol = iota
+	// ProtoHTTP2 is HTTP/2 only: over TLS with ALPN "h2", or in clear text (h2c) by
+	// prior knowledge when the peer has no TLS. Connections are shared by concurrent
+	// requests up to the peer's stream limit.
+	ProtoHTTP2
+	// ProtoHTTP2IfOffered is HTTP/2 when the peer's TLS handshake chooses "h2", and
+	// HTTP/1.1 otherwise. It needs TLS.
+	ProtoHTTP2IfOffered
+)
 
 // PeerTLS holds the TLS settings for an upstream connection. Every field is part of the
 // peer's identity in the connection pool. The key exchange prefers the hybrid
@@ -108,10 +126,11 @@ type poolKey struct {
 	minVersion              uint16
 	verifyName              string
 	clientCert              *tls.Certificate
+	proto                   Protocol
 }
 
 func (p *Peer) key() poolKey {
-	k := poolKey{network: p.network(), address: p.Address, group: p.GroupKey}
+	k := poolKey{network: p.network(), address: p.Address, group: p.GroupKey, proto: p.Protocol}
 	if p.TLS != nil {
 		k.tls = true
 		k.serverName = p.TLS.ServerName

@@ -72,6 +72,7 @@ type connPool struct {
 	closed bool
 
 	newConns, reused atomic.Uint64
+	h2               h2Pool        // connections to HTTP/2 peers
 	watch            *closeWatcher // nil where not available
 	tlsConfigs       sync.Map      // poolKey → *tls.Config of a TLS peer (see tls_upstream.go)
 }
@@ -186,6 +187,7 @@ func (p *connPool) put(c *upConn) {
 
 // sweep closes connections that have been idle for longer than their timeout.
 func (p *connPool) sweep(now time.Time) {
+	p.h2.sweep(now)
 	for _, h := range *p.hosts.Load() {
 		var expired []*upConn
 		h.mu.Lock()
@@ -209,6 +211,7 @@ func (p *connPool) sweep(now time.Time) {
 
 // closeAll closes every idle connection and makes later puts close theirs.
 func (p *connPool) closeAll() {
+	p.h2.closeAll()
 	p.mu.Lock()
 	p.closed = true
 	p.mu.Unlock()
@@ -224,7 +227,7 @@ func (p *connPool) closeAll() {
 }
 
 func (p *connPool) stats() PoolStats {
-	s := PoolStats{New: p.newConns.Load(), Reused: p.reused.Load()}
+	s := PoolStats{New: p.newConns.Load(), Reused: p.reused.Load(), Idle: p.h2.idle()}
 	for _, h := range *p.hosts.Load() {
 		h.mu.Lock()
 		s.Idle += len(h.idle)

@@ -55,6 +55,7 @@ type Session struct {
 	bodyRead       bool // some request body bytes were consumed from the client
 	expect100      bool
 	upgrade        string // the protocol of an Upgrade the proxy carries ("websocket"), or ""
+	teTrailers     bool   // an HTTP/2 client sent "te: trailers" (gRPC)
 	sent100        bool
 	reqBodyKind    h1.BodyKind
 	reqBodyLen     int64
@@ -77,7 +78,7 @@ func (s *Session) reset() {
 	s.body = s.body[:0]
 	s.bodyRead = false
 	s.expect100, s.sent100 = false, false
-	s.upgrade = ""
+	s.upgrade, s.teTrailers = "", false
 	s.closeAfter = false
 	s.peer = nil
 	s.reused = false

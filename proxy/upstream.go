@@ -36,31 +36,24 @@ func (c *conn[C]) proxy(ctx contextT, ex *exchange[C], cc C) error {
 			return &Error{Type: PeerSelectionError, Source: Internal, Cause: err}
 		}
 		sess.peer = peer
-		uc, reused, cerr := c.connect(ctx, sess, peer)
-		if cerr != nil {
-			e := s.app.FailToConnect(ctx, sess, cc, peer, cerr)
-			if e == nil {
-				e = cerr
+		e := c.attempt(ctx, ex, cc, peer)
+		if e == nil {
+			return nil
+		}
+		if e.connectFailure {
+			e.connectFailure = false
+			if e2 := s.app.FailToConnect(ctx, sess, cc, peer, e); e2 != nil {
+				e = e2
 			}
 			if e.Retry && attempt < maxRetries && c.canRetry(sess, false) {
 				continue
 			}
 			return e
 		}
-		sess.reused = reused
-		sess.timing.UpstreamConnected = time.Now() // also the start of the attempt
-		if err := s.app.ConnectedToUpstream(ctx, sess, cc, peer, reused); err != nil {
-			uc.close()
-			return err
-		}
-		e := c.exchangeWith(ctx, ex, cc, uc, peer)
-		if e == nil {
-			return nil
-		}
 		if sess.respStarted {
 			return e
 		}
-		if reused && e.Source == Upstream && e.Type == ConnectionClosed && !ex.gotResponseByte {
+		if sess.reused && e.Source == Upstream && e.Type == ConnectionClosed && !ex.gotResponseByte {
 			// A pooled connection that the peer closed as we took it: try again, if
 			// resending is safe.
 			e.Retry = true
@@ -73,6 +66,38 @@ func (c *conn[C]) proxy(ctx contextT, ex *exchange[C], cc C) error {
 		}
 		return e
 	}
+}
+
+// attempt connects to peer (or takes a pooled connection) and runs one exchange. A
+// failure to connect comes back marked connectFailure, for FailToConnect.
+func (c *conn[C]) attempt(ctx contextT, ex *exchange[C], cc C, peer *Peer) *Error {
+	s, sess := c.svc, &ex.sess
+	if peer.Protocol != ProtoHTTP1 {
+		hc, reused, cerr := c.h2Connect(ctx, peer)
+		if cerr != nil {
+			cerr.connectFailure = true
+			return cerr
+		}
+		sess.reused = reused
+		sess.timing.UpstreamConnected = time.Now()
+		if err := s.app.ConnectedToUpstream(ctx, sess, cc, peer, reused); err != nil {
+			hc.Release()
+			return asError(err, InternalError, Internal)
+		}
+		return c.exchangeH2(ctx, ex, cc, hc, peer)
+	}
+	uc, reused, cerr := c.connect(ctx, sess, peer)
+	if cerr != nil {
+		cerr.connectFailure = true
+		return cerr
+	}
+	sess.reused = reused
+	sess.timing.UpstreamConnected = time.Now() // also the start of the attempt
+	if err := s.app.ConnectedToUpstream(ctx, sess, cc, peer, reused); err != nil {
+		uc.close()
+		return asError(err, InternalError, Internal)
+	}
+	return c.exchangeWith(ctx, ex, cc, uc, peer)
 }
 
 // canRetry reports whether the request may be sent again; sent tells whether any of it

@@ -6,7 +6,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"syscall"
-	"time"
 )
 
 // closeWatcher learns that peers closed pooled connections without a syscall per
@@ -24,9 +23,6 @@ type closeWatcher struct {
 	closed atomic.Bool
 	peek   [1]byte
 }
-
-// aLongTimeAgo is a deadline in the past, which wakes a blocked read at once.
-var aLongTimeAgo = time.Unix(1, 0)
 
 // epollET is EPOLLET as the unsigned event mask.
 const epollET = 1 << 31

@@ -1,0 +1,479 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"sort"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/gotthard-proxy/gotthard/internal/arena"
+	"github.com/gotthard-proxy/gotthard/message"
+)
+
+// HTTP/2 to peers (Peer.Protocol ProtoHTTP2 or ProtoHTTP2IfOffered) runs on the
+// standard library's client connections (net/http.ClientConn), one multiplexed
+// connection shared by concurrent requests up to the peer's stream limit, with PING
+// liveness checks. Requests and responses cross between the proxy's message types and
+// net/http's here.
+
+// h2Pool holds the multiplexed connections to HTTP/2 peers. It is safe for concurrent
+// use.
+type h2Pool struct {
+	mu         sync.Mutex
+	conns      map[poolKey][]*h2Conn
+	transports map[poolKey]*http.Transport
+	closed     bool
+}
+
+type h2Conn struct {
+	cc       *http.ClientConn
+	lastUsed time.Time
+	idleTTL  time.Duration
+}
+
+// get reserves a stream on a connection to peer, opening one if none has room.
+func (c *conn[C]) h2Connect(ctx contextT, peer *Peer) (*http.ClientConn, bool, *Error) {
+	s := c.svc
+	p := &s.pool.h2
+	k := peer.key()
+	p.mu.Lock()
+	if p.conns == nil {
+		p.conns = map[poolKey][]*h2Conn{}
+		p.transports = map[poolKey]*http.Transport{}
+	}
+	list := p.conns[k]
+	for i := 0; i < len(list); i++ {
+		hc := list[i]
+		if hc.cc.Err() != nil {
+			hc.cc.Close()
+			list = append(list[:i], list[i+1:]...)
+			i--
+			continue
+		}
+		if hc.cc.Reserve() == nil {
+			hc.lastUsed = time.Now()
+			p.conns[k] = list
+			p.mu.Unlock()
+			s.pool.reused.Add(1)
+			return hc.cc, true, nil
+		}
+	}
+	p.conns[k] = list
+	tr := p.transports[k]
+	if tr == nil {
+		tr = s.pool.h2Transport(peer)
+		p.transports[k] = tr
+	}
+	p.mu.Unlock()
+
+	scheme := "http"
+	if peer.TLS != nil {
+		scheme = "https"
+	}
+	dctx, cancel := context.WithTimeout(ctx, peer.Options.connectTimeout())
+	defer cancel()
+	cc, err := tr.NewClientConn(dctx, scheme, peer.Address)
+	if err != nil {
+		t := ConnectError
+		if isRefused(err) {
+			t = ConnectRefused
+		}
+		e := asError(err, t, Upstream)
+		e.Retry = true
+		return nil, false, e
+	}
+	if err := cc.Reserve(); err != nil {
+		cc.Close()
+		return nil, false, &Error{Type: ConnectError, Source: Upstream, Retry: true, Cause: err}
+	}
+	s.pool.newConns.Add(1)
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		cc.Close()
+		return nil, false, &Error{Type: ConnectionClosed, Source: Internal, Cause: errors.New("proxy: service closed")}
+	}
+	p.conns[k] = append(p.conns[k], &h2Conn{cc: cc, lastUsed: time.Now(), idleTTL: peer.Options.idleTimeout()})
+	p.mu.Unlock()
+	return cc, false, nil
+}
+
+// h2Transport makes the transport that opens connections to peer.
+func (p *connPool) h2Transport(peer *Peer) *http.Transport {
+	o := &peer.Options
+	d := &net.Dialer{Timeout: o.connectTimeout(), KeepAlive: o.keepAlive()}
+	tr := &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			return d.DialContext(ctx, peer.network(), peer.Address)
+		},
+		TLSHandshakeTimeout:    o.connectTimeout(),
+		DisableCompression:     true,
+		MaxResponseHeaderBytes: 64 << 10,
+		HTTP2: &http.HTTP2Config{
+			SendPingTimeout: 15 * time.Second, // PING an idle connection, drop it if unanswered
+			PingTimeout:     10 * time.Second,
+		},
+	}
+	var protos http.Protocols
+	switch {
+	case peer.TLS == nil:
+		protos.SetUnencryptedHTTP2(true)
+	case peer.Protocol == ProtoHTTP2IfOffered:
+		protos.SetHTTP1(true)
+		protos.SetHTTP2(true)
+	default:
+		protos.SetHTTP2(true)
+	}
+	tr.Protocols = &protos
+	if peer.TLS != nil {
+		cfg := p.tlsConfig(peer).Clone()
+		cfg.NextProtos = nil // the transport offers what Protocols allows
+		tr.TLSClientConfig = cfg
+	}
+	return tr
+}
+
+// sweepH2 closes idle HTTP/2 connections past their idle timeout.
+func (p *h2Pool) sweep(now time.Time) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for k, list := range p.conns {
+		j := 0
+		for _, hc := range list {
+			if hc.cc.Err() != nil || hc.cc.InFlight() == 0 && now.Sub(hc.lastUsed) > hc.idleTTL {
+				hc.cc.Close()
+				continue
+			}
+			list[j] = hc
+			j++
+		}
+		clear(list[j:])
+		p.conns[k] = list[:j]
+	}
+}
+
+func (p *h2Pool) closeAll() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.closed = true
+	for _, list := range p.conns {
+		for _, hc := range list {
+			hc.cc.Close()
+		}
+	}
+	p.conns = nil
+}
+
+func (p *h2Pool) idle() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	n := 0
+	for _, list := range p.conns {
+		n += len(list)
+	}
+	return n
+}
+
+// exchangeH2 runs one attempt on an HTTP/2 connection with a reserved stream.
+func (c *conn[C]) exchangeH2(ctx contextT, ex *exchange[C], cc C, hc *http.ClientConn, peer *Peer) *Error {
+	s, sess := c.svc, &ex.sess
+	ex.gotResponseByte, ex.requestSent = false, false
+	o := &peer.Options
+	up := &ex.upReq
+	up.CopyFrom(&sess.req)
+	if !up.Header.Has("Host") {
+		up.Header.Add("Host", peerHost(peer))
+	}
+	c.forwardedFields(up)
+	if err := s.app.UpstreamRequestFilter(ctx, sess, cc, up); err != nil {
+		hc.Release()
+		return asError(err, InternalError, Internal)
+	}
+	if err := validateHeader(&up.Header); err != nil {
+		hc.Release()
+		return asError(err, InternalError, Internal)
+	}
+	req, err := c.h2Request(ex, peer, up)
+	if err != nil {
+		hc.Release()
+		return err
+	}
+	actx, cancel := context.WithCancel(ctx)
+	if o.TotalTimeout > 0 {
+		actx, cancel = context.WithTimeout(ctx, o.TotalTimeout)
+	}
+	defer cancel()
+	body := &h2ReqBody[C]{c: c, ex: ex, ctx: ctx, cc: cc, req: req}
+	if sess.reqBodyKind != 0 || sess.bodyBuffered && len(sess.body) > 0 {
+		req.Body = body
+		if !sess.bodyBuffered {
+			if err := sess.send100(); err != nil {
+				hc.Release()
+				return err.(*Error)
+			}
+			sess.bodyRead = true
+		}
+	}
+	req = req.WithContext(actx)
+	// The wait for the answer is bounded by the read timeout.
+	timer := time.AfterFunc(o.readTimeout(), cancel)
+	ex.requestSent = true
+	resp, rerr := hc.RoundTrip(req)
+	timer.Stop()
+	defer body.stop(sess)
+	if rerr != nil {
+		if body.err != nil {
+			return body.err
+		}
+		e := asError(rerr, ReadError, Upstream)
+		if actx.Err() == context.DeadlineExceeded || errors.Is(rerr, context.Canceled) && ctx.Err() == nil {
+			e = &Error{Type: ReadTimeout, Source: Upstream, Cause: rerr}
+		}
+		return e
+	}
+	defer resp.Body.Close()
+	ex.gotResponseByte = true
+	sess.timing.UpstreamResponse = time.Now()
+	sess.upstreamStatus = resp.StatusCode
+	c.h2Response(ex, resp)
+	if err := s.app.UpstreamResponseFilter(ctx, sess, cc, &ex.resp); err != nil {
+		return asError(err, InternalError, Internal)
+	}
+	if err := s.app.ResponseFilter(ctx, sess, cc, &ex.resp); err != nil {
+		return asError(err, InternalError, Internal)
+	}
+	if sess.respStarted {
+		return nil
+	}
+	if err := validateHeader(&ex.resp.Header); err != nil {
+		return asError(err, InternalError, Internal)
+	}
+	src := &h2Body{resp: resp, buf: s.bufs.Get(), bufs: s.bufs.Put, timeout: o.readTimeout(), cancel: cancel}
+	defer src.release()
+	return c.sendResponse(ctx, ex, cc, src)
+}
+
+// h2Request builds the net/http request for up.
+func (c *conn[C]) h2Request(ex *exchange[C], peer *Peer, up *message.RequestHeader) (*http.Request, *Error) {
+	sess := &ex.sess
+	u, err := url.ParseRequestURI(up.Target)
+	if err != nil || up.Target == "*" {
+		return nil, &Error{Type: InternalError, Source: Internal, Status: 400, Cause: errors.New("proxy: request target not in origin form")}
+	}
+	u.Scheme = "http"
+	if peer.TLS != nil {
+		u.Scheme = "https"
+	}
+	host := up.Header.Get("Host")
+	u.Host = host
+	req := &http.Request{
+		Method:     up.Method,
+		URL:        u,
+		Host:       host,
+		Header:     make(http.Header, up.Header.Len()),
+		Proto:      "HTTP/2.0",
+		ProtoMajor: 2,
+		Body:       http.NoBody,
+	}
+	for _, f := range up.Header.Fields() {
+		switch {
+		case message.EqualFold(f.Name, "Host"), message.EqualFold(f.Name, "Content-Length"),
+			message.EqualFold(f.Name, "Transfer-Encoding"), message.EqualFold(f.Name, "Connection"),
+			message.EqualFold(f.Name, "Keep-Alive"), message.EqualFold(f.Name, "Upgrade"),
+			message.EqualFold(f.Name, "Proxy-Connection"):
+			continue
+		}
+		req.Header.Add(f.Name, f.Value)
+	}
+	if sess.req.Version == message.HTTP2 && sess.teTrailers {
+		req.Header.Set("Te", "trailers") // gRPC needs it end to end
+	}
+	switch {
+	case sess.bodyBuffered:
+		req.ContentLength = int64(len(sess.body))
+	case sess.reqBodyKind == 0:
+		req.ContentLength = 0
+	default:
+		req.ContentLength = -1
+		if v, ok := up.Header.Lookup("Content-Length"); ok {
+			if n, err := strconv.ParseInt(v, 10, 64); err == nil && n >= 0 {
+				req.ContentLength = n
+			}
+		}
+		req.Trailer = http.Header{}
+	}
+	return req, nil
+}
+
+// h2Response copies the peer's response head into ex.resp.
+func (c *conn[C]) h2Response(ex *exchange[C], resp *http.Response) {
+	r := &ex.resp
+	r.Reset()
+	r.Status = resp.StatusCode
+	r.Version = message.HTTP2
+	if resp.ProtoMajor == 1 {
+		r.Version = message.HTTP11
+	}
+	keys := make([]string, 0, len(resp.Header))
+	for k := range resp.Header {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		switch k {
+		case "Connection", "Keep-Alive", "Proxy-Connection", "Transfer-Encoding", "Upgrade", "Trailer":
+			continue
+		}
+		for _, v := range resp.Header[k] {
+			r.Header.Add(k, v)
+		}
+	}
+	switch {
+	case len(resp.Trailer) > 0:
+		// Trailers are announced: an HTTP/1.1 client can get them only with a chunked
+		// body, so the length is not passed on.
+		r.Header.Del("Content-Length")
+	case resp.ContentLength >= 0 && !r.Header.Has("Content-Length"):
+		r.Header.Set("Content-Length", strconv.FormatInt(resp.ContentLength, 10))
+	}
+	if c.svc.via != "" {
+		appendVia(&r.Header, c.svc.via)
+	}
+}
+
+// h2ReqBody streams the client's request body (through RequestBodyFilter) to an HTTP/2
+// peer; net/http reads it on a goroutine of its own.
+type h2ReqBody[C any] struct {
+	c       *conn[C]
+	ex      *exchange[C]
+	ctx     contextT
+	cc      C
+	req     *http.Request
+	mu      sync.Mutex // held while reading, so that stop waits for a read in progress
+	pending []byte
+	off     int // of the buffered body
+	done    bool
+	stopped bool
+	err     *Error
+}
+
+func (b *h2ReqBody[C]) Read(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.stopped {
+		return 0, io.ErrClosedPipe
+	}
+	sess := &b.ex.sess
+	if sess.bodyBuffered {
+		if b.off >= len(sess.body) {
+			return 0, io.EOF
+		}
+		n := copy(p, sess.body[b.off:])
+		b.off += n
+		return n, nil
+	}
+	for len(b.pending) == 0 {
+		if b.done {
+			return 0, io.EOF
+		}
+		d := sess.ds
+		if d.willWait() {
+			d.readTimeout(time.Now(), sess.bodyTimeout)
+		}
+		chunk, err := d.readBody()
+		if err != nil && err != io.EOF {
+			b.err = clientReadError(err)
+			sess.closeAfter = true
+			return 0, b.err
+		}
+		end := err == io.EOF
+		out, ferr := b.c.svc.app.RequestBodyFilter(b.ctx, sess, b.cc, chunk, end)
+		if ferr != nil {
+			b.err = asError(ferr, InternalError, Internal)
+			return 0, b.err
+		}
+		b.pending = out
+		if end {
+			b.done = true
+			b.ex.trl.Reset()
+			d.trailers(&b.ex.trl, b.ex.arena)
+			for _, f := range b.ex.trl.Fields() {
+				b.req.Trailer.Add(f.Name, f.Value)
+			}
+		}
+	}
+	n := copy(p, b.pending)
+	b.pending = b.pending[n:]
+	return n, nil
+}
+
+func (b *h2ReqBody[C]) Close() error { return nil }
+
+// stop ends the body for good once the exchange is over; a read in progress on the
+// client is cut short first, so that nothing reads the session after it is reused.
+func (b *h2ReqBody[C]) stop(sess *Session) {
+	if !b.mu.TryLock() {
+		sess.closeAfter = true
+		sess.ds.abortRead()
+		b.mu.Lock()
+	}
+	b.stopped = true
+	b.mu.Unlock()
+}
+
+// h2Body reads an HTTP/2 peer's response body through a pooled buffer.
+type h2Body struct {
+	resp    *http.Response
+	buf     []byte
+	bufs    func([]byte)
+	timeout time.Duration
+	cancel  context.CancelFunc // ends the attempt: a read that waits too long
+	timer   *time.Timer
+	eof     bool
+}
+
+func (b *h2Body) readBody() ([]byte, error) {
+	if b.eof {
+		return nil, io.EOF
+	}
+	// Each wait for the peer is bounded by the read timeout.
+	if b.timer == nil {
+		b.timer = time.AfterFunc(b.timeout, b.cancel)
+	} else {
+		b.timer.Reset(b.timeout)
+	}
+	n, err := b.resp.Body.Read(b.buf)
+	b.timer.Stop()
+	if err == io.EOF {
+		b.eof = true
+	}
+	return b.buf[:n], err
+}
+
+func (b *h2Body) buffered() int         { return 1 } // net/http buffers: never refresh deadlines
+func (b *h2Body) readTimeout(time.Time) {}
+func (b *h2Body) skip()                 {}
+
+func (b *h2Body) trailers(h *message.Header, _ *arena.Arena) {
+	for k, vs := range b.resp.Trailer {
+		for _, v := range vs {
+			h.Add(k, v)
+		}
+	}
+}
+
+func (b *h2Body) release() {
+	if b.timer != nil {
+		b.timer.Stop()
+	}
+	if b.buf != nil {
+		b.bufs(b.buf)
+		b.buf = nil
+	}
+}

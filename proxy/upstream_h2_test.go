@@ -1,0 +1,173 @@
+package proxy
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"crypto/x509"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+)
+
+// trailerHandler is trailerOrigin's handler: it reports what it received and answers
+// ?size= bytes with a digest trailer.
+func trailerHandler(w http.ResponseWriter, r *http.Request) {
+	body, _ := io.ReadAll(r.Body)
+	w.Header().Set("Trailer", "X-Digest")
+	w.Header().Set("X-Got-Len", fmt.Sprint(len(body)))
+	w.Header().Set("X-Got-Sha", fmt.Sprintf("%x", sha256.Sum256(body)))
+	w.Header().Set("X-Got-Trailer", r.Trailer.Get("X-Client-Trailer"))
+	w.Header().Set("X-Got-Proto", r.Proto)
+	w.Header().Set("X-Got-Host", r.Host)
+	w.Header().Set("X-Got-Te", r.Header.Get("Te"))
+	var size int
+	fmt.Sscan(r.URL.Query().Get("size"), &size)
+	out := bytes.Repeat([]byte("h2!"), size/3+1)[:size]
+	w.Write(out)
+	w.Header().Set("X-Digest", fmt.Sprintf("%x", sha256.Sum256(out)))
+}
+
+// startH2Origin runs an HTTP/2 origin: h2c by prior knowledge, or over TLS.
+func startH2Origin(t *testing.T, useTLS bool) (string, *x509.CertPool) {
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(trailerHandler))
+	if useTLS {
+		srv.EnableHTTP2 = true
+		srv.StartTLS()
+		t.Cleanup(srv.Close)
+		pool := x509.NewCertPool()
+		pool.AddCert(srv.Certificate())
+		return strings.TrimPrefix(srv.URL, "https://"), pool
+	}
+	var p http.Protocols
+	p.SetUnencryptedHTTP2(true)
+	srv.Config.Protocols = &p
+	srv.Start()
+	t.Cleanup(srv.Close)
+	return strings.TrimPrefix(srv.URL, "http://"), nil
+}
+
+func TestHTTP2Upstream(t *testing.T) {
+	h2c, _ := startH2Origin(t, false)
+	h2tls, roots := startH2Origin(t, true)
+	h1 := trailerOrigin(t)
+	peers := map[string]*Peer{
+		"h2c": {Address: h2c, Protocol: ProtoHTTP2},
+		"h2":  {Address: h2tls, Protocol: ProtoHTTP2, TLS: &PeerTLS{ServerName: "example.com", RootCAs: roots}},
+		"h2-if-offered": {Address: h2tls, Protocol: ProtoHTTP2IfOffered,
+			TLS: &PeerTLS{ServerName: "example.com", RootCAs: roots}},
+		"h1": {Address: h1},
+	}
+	for pname, peer := range peers {
+		svc, logs := newTestService[*testCtx](t, fixedProxy{peer: peer}, ServiceOptions{})
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error, 1)
+		go func() { done <- svc.Serve([]net.Listener{ln}) }()
+		t.Cleanup(func() { svc.Close(); <-done })
+		base := "http://" + ln.Addr().String()
+		h1c := testClient(t)
+		clients := map[string]*http.Client{"h1": h1c, "h2c": h2cClient(t)}
+		for cname, cl := range clients {
+			for _, size := range []int{0, 1, 64 << 10, 16 << 20} {
+				t.Run(fmt.Sprintf("%s→%s/%d", cname, pname, size), func(t *testing.T) {
+					body := bytes.Repeat([]byte("abc"), size/3+1)[:size]
+					req, _ := http.NewRequest("POST", base+fmt.Sprintf("/x?size=%d", size), io.NopCloser(bytes.NewReader(body)))
+					req.Trailer = http.Header{"X-Client-Trailer": nil}
+					req.ContentLength = -1
+					req.Header.Set("Te", "trailers")
+					resp, err := cl.Do(req)
+					if err != nil {
+						t.Fatalf("%v\n%s", err, logs.String())
+					}
+					defer resp.Body.Close()
+					got, err := io.ReadAll(resp.Body)
+					if err != nil {
+						t.Fatal(err)
+					}
+					if resp.StatusCode != 200 {
+						t.Fatalf("status %d\n%s", resp.StatusCode, logs.String())
+					}
+					if resp.Header.Get("X-Got-Len") != fmt.Sprint(size) || resp.Header.Get("X-Got-Sha") != fmt.Sprintf("%x", sha256.Sum256(body)) {
+						t.Fatalf("origin got len %s", resp.Header.Get("X-Got-Len"))
+					}
+					if len(got) != size || resp.Trailer.Get("X-Digest") != fmt.Sprintf("%x", sha256.Sum256(got)) {
+						t.Fatalf("response: %d bytes, trailer %q", len(got), resp.Trailer.Get("X-Digest"))
+					}
+					wantProto := "HTTP/2.0"
+					if pname == "h1" {
+						wantProto = "HTTP/1.1"
+					}
+					if p := resp.Header.Get("X-Got-Proto"); p != wantProto {
+						t.Fatalf("origin spoke %s, want %s", p, wantProto)
+					}
+				})
+			}
+		}
+		if pname != "h1" {
+			st := svc.PoolStats()
+			if st.New > 2 || st.Reused < 4 {
+				t.Errorf("%s: pool %+v: HTTP/2 connections should be shared", pname, st)
+			}
+		}
+	}
+}
+
+// A request trailer and "te: trailers" cross from an HTTP/2 client to an HTTP/2 peer
+// (gRPC needs both), and an unreachable HTTP/2 peer is a 502 like any other.
+func TestHTTP2UpstreamErrors(t *testing.T) {
+	dead := deadAddr(t)
+	svc, _ := newTestService[*testCtx](t, fixedProxy{peer: &Peer{Address: dead, Protocol: ProtoHTTP2}}, ServiceOptions{MaxRetries: 1})
+	addr := startProxy(t, svc)
+	resp, err := testClient(t).Get("http://" + addr + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 502 {
+		t.Fatalf("status %d", resp.StatusCode)
+	}
+
+	// A peer that never answers: 504 after the read timeout.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	acceptDone := make(chan struct{})
+	defer func() { ln.Close(); <-acceptDone }()
+	go func() {
+		defer close(acceptDone)
+		var held []net.Conn
+		defer func() {
+			for _, c := range held {
+				c.Close()
+			}
+		}()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			held = append(held, c)
+			go io.Copy(io.Discard, c)
+		}
+	}()
+	slow := &Peer{Address: ln.Addr().String(), Protocol: ProtoHTTP2,
+		Options: PeerOptions{ReadTimeout: 200 * time.Millisecond, ConnectTimeout: 300 * time.Millisecond}}
+	svc2, _ := newTestService[*testCtx](t, fixedProxy{peer: slow}, ServiceOptions{MaxRetries: -1})
+	addr2 := startProxy(t, svc2)
+	resp, err = testClient(t).Get("http://" + addr2 + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 502 && resp.StatusCode != 504 {
+		t.Fatalf("silent peer: status %d", resp.StatusCode)
+	}
+}
