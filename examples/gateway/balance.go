@@ -128,7 +128,7 @@ func cookie(fields []string, name string) string {
 }
 
 // newBalanced builds the balancer over upstreams.
-func newBalanced(upstreams []string, algo, hashKey, healthPath string, peerOpts proxy.PeerOptions, logger *slog.Logger) (*balanced, error) {
+func newBalanced(upstreams []string, algo, hashKey, healthPath string, mkPeer func(string) *proxy.Peer, logger *slog.Logger) (*balanced, error) {
 	a, err := lb.ParseAlgorithm(algo)
 	if err != nil {
 		return nil, err
@@ -153,7 +153,7 @@ func newBalanced(upstreams []string, algo, hashKey, healthPath string, peerOpts 
 		Algorithm:   a,
 		Backends:    bs,
 		HealthCheck: hc,
-		Attach:      func(b lb.Backend) any { return &proxy.Peer{Address: b.Addr, Options: peerOpts} },
+		Attach:      func(b lb.Backend) any { return mkPeer(b.Addr) },
 		OnHealthChange: func(ev lb.HealthEvent) {
 			logger.Warn("upstream health", "upstream", ev.Backend.Addr, "cause", ev.Cause.String(), "healthy", ev.Healthy, "available", ev.Available)
 		},

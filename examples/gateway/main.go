@@ -95,6 +95,11 @@ func run(args []string) error {
 	tlsListen := fs.String("tls-listen", "", "address to accept TLS clients on (needs -cert and -key)")
 	certFile := fs.String("cert", "", "PEM certificate chain file for -tls-listen")
 	keyFile := fs.String("key", "", "PEM private key file for -tls-listen")
+	upstreamProto := fs.String("upstream-proto", "h1", "protocol to the upstream: h1 (HTTP/1.1), h2c (HTTP/2 in clear text), h2 (HTTP/2 over TLS)")
+	upstreamTLS := fs.Bool("upstream-tls", false, "use TLS to the upstream (implied by -upstream-proto h2)")
+	upstreamCA := fs.String("upstream-ca", "", "PEM file of the CAs that verify the upstream's certificate (empty: the system roots)")
+	upstreamSNI := fs.String("upstream-sni", "", "server name sent to and verified on the upstream (empty: its host)")
+	skipVerify := fs.Bool("upstream-skip-verify-dangerous", false, "do not verify the upstream's certificate (for tests only: anyone can impersonate it)")
 	sflags := server.AddFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -120,6 +125,10 @@ func run(args []string) error {
 		*accessLog = true
 	}
 	peerOpts := proxy.PeerOptions{ConnectTimeout: *connectTimeout, ReadTimeout: *readTimeout}
+	mkPeer, err := peerMaker(*upstreamProto, *upstreamTLS, *upstreamCA, *upstreamSNI, *skipVerify, peerOpts)
+	if err != nil {
+		return err
+	}
 	cfg := srv.Config()
 	svcOpts := proxy.ServiceOptions{
 		Logger:                    logger,
@@ -137,7 +146,7 @@ func run(args []string) error {
 		lbFlags = lbFlags || f.Name == "lb" || f.Name == "hash-key" || f.Name == "health-check"
 	})
 	if len(upstreams) > 1 || lbFlags {
-		b, err := newBalanced(upstreams, *algo, *hashKey, *healthCheck, peerOpts, logger)
+		b, err := newBalanced(upstreams, *algo, *hashKey, *healthCheck, mkPeer, logger)
 		if err != nil {
 			return err
 		}
@@ -149,7 +158,7 @@ func run(args []string) error {
 		}
 		svc = proxy.NewService("gateway", b, svcOpts)
 	} else {
-		g := &gateway{peer: &proxy.Peer{Address: target, Options: peerOpts}}
+		g := &gateway{peer: mkPeer(target)}
 		if *accessLog {
 			g.accessLog = logger
 		}
