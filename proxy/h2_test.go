@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"bytes"
-	"context"
 	"crypto/sha256"
 	"crypto/tls"
 	"fmt"
@@ -11,8 +10,6 @@ import (
 	"net/http"
 	"testing"
 	"time"
-
-	"golang.org/x/net/http2"
 
 	gtls "github.com/gotthard-proxy/gotthard/tls"
 )
@@ -38,13 +35,9 @@ func trailerOrigin(t testing.TB) string {
 }
 
 func h2cClient(t testing.TB) *http.Client {
-	tr := &http2.Transport{
-		AllowHTTP: true,
-		DialTLSContext: func(ctx context.Context, network, addr string, _ *tls.Config) (net.Conn, error) {
-			var d net.Dialer
-			return d.DialContext(ctx, network, addr)
-		},
-	}
+	var p http.Protocols
+	p.SetUnencryptedHTTP2(true)
+	tr := &http.Transport{Protocols: &p}
 	t.Cleanup(tr.CloseIdleConnections)
 	return &http.Client{Transport: tr, Timeout: 60 * time.Second}
 }
@@ -79,7 +72,9 @@ func TestHTTP2Downstream(t *testing.T) {
 	go func() { done <- svc.Serve([]net.Listener{plain, tlsLn}) }()
 	t.Cleanup(func() { svc.Close(); <-done })
 
-	tlsTr := &http2.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}
+	var h2only http.Protocols
+	h2only.SetHTTP2(true)
+	tlsTr := &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}, Protocols: &h2only}
 	t.Cleanup(tlsTr.CloseIdleConnections)
 	clients := map[string]struct {
 		c    *http.Client
