@@ -7,6 +7,8 @@ import (
 	"net"
 	"net/netip"
 	"runtime/debug"
+	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -403,11 +405,52 @@ func (c *conn[C]) writeErrorPage(sess *Session, status int) {
 	}
 	h := &sess.scratchHeader
 	h.Reset()
+	sess.ds.writeTimeout(time.Now(), durOr(c.svc.opts.SendTimeout, 60*time.Second))
+	if isGRPC(&sess.req) {
+		// A gRPC client understands a status, not an error page: answer "trailers-only"
+		// (HTTP 200, grpc-status in the head, no body).
+		h.Status = 200
+		h.Header.Set("Content-Type", "application/grpc")
+		h.Header.Set("Grpc-Status", strconv.Itoa(grpcCode(status)))
+		h.Header.Set("Grpc-Message", text)
+		if err := sess.writeWhole(h, nil, ""); err != nil {
+			sess.closeAfter = true
+		}
+		return
+	}
 	h.Status = status
 	h.Header.Set("Content-Type", "text/plain; charset=utf-8")
 	h.Header.Set("Cache-Control", "no-store")
-	sess.ds.writeTimeout(time.Now(), durOr(c.svc.opts.SendTimeout, 60*time.Second))
 	if err := sess.writeWhole(h, nil, statusLine(status, text)); err != nil {
 		sess.closeAfter = true
 	}
+}
+
+// isGRPC reports whether a request is a gRPC call (not gRPC-web).
+func isGRPC(r *message.RequestHeader) bool {
+	ct := r.Header.Get("Content-Type")
+	return strings.HasPrefix(ct, "application/grpc") && !strings.HasPrefix(ct, "application/grpc-web")
+}
+
+// grpcCode maps the status of a failed request to a gRPC status code, as gRPC's own
+// "HTTP to gRPC status code mapping" does, except that a gateway timeout is
+// DEADLINE_EXCEEDED.
+func grpcCode(status int) int {
+	switch status {
+	case 400:
+		return 13 // INTERNAL
+	case 401:
+		return 16 // UNAUTHENTICATED
+	case 403:
+		return 7 // PERMISSION_DENIED
+	case 404, 501:
+		return 12 // UNIMPLEMENTED
+	case 429, 502, 503:
+		return 14 // UNAVAILABLE
+	case 504:
+		return 4 // DEADLINE_EXCEEDED
+	case 500:
+		return 13 // INTERNAL
+	}
+	return 2 // UNKNOWN
 }

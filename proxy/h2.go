@@ -163,7 +163,9 @@ func (d *h2down) writeHead(s *Session, resp *message.ResponseHeader, kind h1.Bod
 		fields = append(fields, h2.Field{Name: "content-length", Value: strconv.FormatInt(n, 10)})
 	}
 	d.fields = fields
-	end := kind == h1.BodyNone
+	// An empty body ends the stream with the head: a gRPC "trailers-only" response
+	// (grpc-status in the head) must stay one HEADERS frame with END_STREAM.
+	end := kind == h1.BodyNone || kind == h1.BodyLength && n == 0
 	d.ended = end
 	return d.st.WriteHeaders(resp.Status, fields, end)
 }

@@ -335,6 +335,9 @@ func (c *conn[C]) h2Response(ex *exchange[C], resp *http.Response) {
 		}
 	}
 	switch {
+	case resp.Body == http.NoBody:
+		// The head ended the stream (for gRPC, a trailers-only response).
+		r.Header.Set("Content-Length", "0")
 	case len(resp.Trailer) > 0:
 		// Trailers are announced: an HTTP/1.1 client can get them only with a chunked
 		// body, so the length is not passed on.

@@ -1,0 +1,93 @@
+package proxy
+
+import (
+	"context"
+	"net"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/interop"
+	testgrpc "google.golang.org/grpc/interop/grpc_testing"
+	"google.golang.org/grpc/status"
+)
+
+// TestGRPCInterop runs grpc-go's interop test cases through the proxy: a grpc-go client
+// over h2c to the proxy, the proxy over h2c to grpc-go's interop TestService. The
+// interop functions end the test binary on a failure.
+func TestGRPCInterop(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	gs := grpc.NewServer()
+	testgrpc.RegisterTestServiceServer(gs, interop.NewTestServer())
+	go gs.Serve(ln)
+	defer gs.Stop()
+
+	svc, logs := newTestService[*testCtx](t, fixedProxy{peer: &Peer{Address: ln.Addr().String(), Protocol: ProtoHTTP2}}, ServiceOptions{})
+	addr := startProxy(t, svc)
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	tc := testgrpc.NewTestServiceClient(conn)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cases := []struct {
+		name string
+		run  func()
+	}{
+		{"empty_unary", func() { interop.DoEmptyUnaryCall(ctx, tc) }},
+		{"large_unary", func() { interop.DoLargeUnaryCall(ctx, tc) }},
+		{"client_streaming", func() { interop.DoClientStreaming(ctx, tc) }},
+		{"server_streaming", func() { interop.DoServerStreaming(ctx, tc) }},
+		{"ping_pong", func() { interop.DoPingPong(ctx, tc) }},
+		{"empty_stream", func() { interop.DoEmptyStream(ctx, tc) }},
+		{"timeout_on_sleeping_server", func() { interop.DoTimeoutOnSleepingServer(ctx, tc) }},
+		{"cancel_after_begin", func() { interop.DoCancelAfterBegin(ctx, tc) }},
+		{"cancel_after_first_response", func() { interop.DoCancelAfterFirstResponse(ctx, tc) }},
+		{"status_code_and_message", func() { interop.DoStatusCodeAndMessage(ctx, tc) }},
+		{"special_status_message", func() { interop.DoSpecialStatusMessage(ctx, tc) }},
+		{"custom_metadata", func() { interop.DoCustomMetadata(ctx, tc) }},
+		{"unimplemented_method", func() { interop.DoUnimplementedMethod(ctx, conn) }},
+		{"unimplemented_service", func() { interop.DoUnimplementedService(ctx, testgrpc.NewUnimplementedServiceClient(conn)) }},
+	}
+	// 20 rounds in a row.
+	for round := range 20 {
+		for _, c := range cases {
+			t.Run(c.name, func(t *testing.T) {
+				if round > 0 && testing.Verbose() {
+					t.Logf("round %d", round)
+				}
+				c.run()
+			})
+		}
+	}
+	if t.Failed() {
+		t.Log(logs.String())
+	}
+}
+
+// An unreachable gRPC peer gives the client UNAVAILABLE, as a gRPC status in a
+// trailers-only response, not a bare 502.
+func TestGRPCUnavailable(t *testing.T) {
+	svc, _ := newTestService[*testCtx](t, fixedProxy{peer: &Peer{Address: deadAddr(t), Protocol: ProtoHTTP2}}, ServiceOptions{MaxRetries: -1})
+	addr := startProxy(t, svc)
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for range 20 {
+		_, err = testgrpc.NewTestServiceClient(conn).EmptyCall(ctx, &testgrpc.Empty{})
+		if status.Code(err) != codes.Unavailable {
+			t.Fatalf("got %v, want Unavailable", err)
+		}
+	}
+}
