@@ -24,7 +24,6 @@ import (
 	"log/slog"
 	"os"
 	"strings"
-	"time"
 
 	"github.com/gotthard-proxy/gotthard/examples/internal/demo"
 	"github.com/gotthard-proxy/gotthard/proxy"
@@ -183,8 +182,6 @@ func run(args []string) error {
 			select {
 			case <-srv.Ready():
 			case <-srv.Done():
-				return
-			case <-time.After(10 * time.Second):
 				return
 			}
 			addr := *listen

@@ -25,7 +25,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"time"
 
 	"github.com/gotthard-proxy/gotthard/examples/internal/demo"
 	"github.com/gotthard-proxy/gotthard/proxy"
@@ -192,8 +191,6 @@ func run(args []string, stdout *os.File) error {
 		select {
 		case <-srv.Ready():
 		case <-srv.Done():
-			return
-		case <-time.After(10 * time.Second):
 			return
 		}
 		addr := *listen
