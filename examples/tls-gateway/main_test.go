@@ -101,8 +101,9 @@ func start(t *testing.T, args ...string) (addr, certFile string, stderr *syncBuf
 		t.Fatal(err)
 	}
 	exited := make(chan error, 1)
+	drained := make(chan struct{})
 	go func() {
-		io.Copy(io.Discard, out) // after the lines read below
+		<-drained // the lines below are read first; Wait closes the pipe
 		exited <- cmd.Wait()
 	}()
 	t.Cleanup(func() {
@@ -121,6 +122,8 @@ func start(t *testing.T, args ...string) (addr, certFile string, stderr *syncBuf
 	lines := make(chan string, 8)
 	br := bufio.NewReader(out)
 	go func() {
+		defer close(drained)
+		defer io.Copy(io.Discard, br)
 		defer close(lines)
 		for range 4 {
 			l, err := br.ReadString('\n')

@@ -18,7 +18,7 @@ import (
 // [DNS] re-resolves when they expire. It asks the servers of /etc/resolv.conf (or
 // Servers) over UDP, and over TCP when an answer is truncated. A name it cannot resolve
 // through them (a name from /etc/hosts, say) is looked up with net.DefaultResolver,
-// whose answers carry no TTL. A Client is safe for concurrent use; its zero value is
+// whose answers carry no TTL — unless Servers is set: then only those are asked. A Client is safe for concurrent use; its zero value is
 // ready to use.
 type Client struct {
 	// Servers are the name servers, "host:port"; if empty, those of /etc/resolv.conf,
@@ -82,7 +82,7 @@ func (c *Client) LookupIPAddr(ctx context.Context, host string) ([]net.IPAddr, e
 			}
 		}
 	}
-	if len(ips) == 0 {
+	if len(ips) == 0 && len(c.Servers) == 0 {
 		// Not in DNS: try the system's resolver (/etc/hosts, other sources).
 		sys, err := net.DefaultResolver.LookupIPAddr(ctx, host)
 		if err != nil {
@@ -93,6 +93,12 @@ func (c *Client) LookupIPAddr(ctx context.Context, host string) ([]net.IPAddr, e
 		}
 		c.setTTL(host, 0)
 		return sys, nil
+	}
+	if len(ips) == 0 {
+		if firstErr == nil {
+			firstErr = fmt.Errorf("discovery: %s: %w", host, ErrNoAnswer)
+		}
+		return nil, firstErr
 	}
 	c.setTTL(host, time.Duration(minTTL)*time.Second)
 	return ips, nil

@@ -102,7 +102,9 @@ func (s *ttlServer) answer(q []byte, udp bool) []byte {
 
 func TestClientTTL(t *testing.T) {
 	s := startTTLServer(t)
+	s.mu.Lock()
 	s.ttl = 42
+	s.mu.Unlock()
 	c := &Client{Servers: []string{s.pc.LocalAddr().String()}}
 	ctx := context.Background()
 	ips, err := c.LookupIPAddr(ctx, "api.test")
