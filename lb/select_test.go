@@ -163,17 +163,19 @@ func TestSkipsUnavailable(t *testing.T) {
 				before[k] = pickAddr(t, l, k, nil)
 			}
 			down := l.Targets()[2]
-			// One connect failure ejects it (ConsecutiveFailures 1).
-			for {
-				p, _ := l.Select("x", nil)
-				if p.Target() == down {
-					p.Done(lb.ConnectFailure)
-					break
-				}
-				p.Done(lb.Canceled)
-				if algo.Hashed() {
-					l.Targets() // keys map to one backend: drive it directly below
-					break
+			// One connect failure ejects it (ConsecutiveFailures 1). Attempts makes each
+			// pick skip the backends picked before, so down comes within five picks
+			// whatever the algorithm prefers. (Keys map to one backend with the hashing
+			// algorithms: those are driven below.)
+			if !algo.Hashed() {
+				var a lb.Attempts
+				for range 5 {
+					p, _ := l.Select("x", &a)
+					if p.Target() == down {
+						p.Done(lb.ConnectFailure)
+						break
+					}
+					p.Done(lb.Canceled)
 				}
 			}
 			if algo.Hashed() {
