@@ -64,6 +64,7 @@ type exchange[C any] struct {
 
 	num             [20]byte // scratch for formatting numbers without allocating
 	h1b             h1Body   // the body source of an HTTP/1.x peer's response
+	h2d             h2down   // the downstream of an HTTP/2 request
 	gotResponseByte bool     // the peer answered this attempt
 	requestSent     bool     // writing the request to the peer began in this attempt
 	peerOpts        *PeerOptions
@@ -192,6 +193,8 @@ func (c *conn[C]) putExchange(ex *exchange[C]) {
 	ex.sess.ds = nil
 	ex.sess.clientAddr, ex.sess.serverAddr = nil, nil
 	ex.h1b = h1Body{}
+	clear(ex.h2d.fields)
+	ex.h2d = h2down{fields: ex.h2d.fields[:0]}
 	ex.upReq.Reset()
 	ex.resp.Reset()
 	ex.trl.Reset()

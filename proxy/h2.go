@@ -58,7 +58,8 @@ func (c *conn[C]) serveH2(buffered []byte) {
 // serveStream runs one HTTP/2 request through the phases.
 func (c *conn[C]) serveStream(st *h2.Stream) {
 	ex := c.getExchange()
-	d := &h2down{st: st}
+	ex.h2d = h2down{st: st, fields: ex.h2d.fields[:0], a: ex.arena}
+	d := &ex.h2d
 	ex.sess.ds = d
 	ex.sess.requestIndex = int(st.ID() / 2) // the client's earlier streams
 	ex.sess.timing.Start = time.Now()
@@ -123,6 +124,8 @@ func (c *conn[C]) buildRequestH2(ex *exchange[C], r *h2.Request, d *h2down) {
 // h2down is the downstream of an HTTP/2 stream.
 type h2down struct {
 	st        *h2.Stream
+	a         *arena.Arena // the request's, for numbers in fields
+	num       [20]byte
 	fields    []h2.Field
 	bodyEnded bool // the request body was read to its end
 	ended     bool // the response stream was ended
@@ -160,7 +163,7 @@ func (d *h2down) interim(status int, h *message.Header) {
 func (d *h2down) writeHead(s *Session, resp *message.ResponseHeader, kind h1.BodyKind, n int64) error {
 	fields := d.toFields(&resp.Header, kind != h1.BodyNone)
 	if kind == h1.BodyLength {
-		fields = append(fields, h2.Field{Name: "content-length", Value: strconv.FormatInt(n, 10)})
+		fields = append(fields, h2.Field{Name: "content-length", Value: d.a.String(strconv.AppendInt(d.num[:0], n, 10))})
 	}
 	d.fields = fields
 	// An empty body ends the stream with the head: a gRPC "trailers-only" response
