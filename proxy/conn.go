@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"context"
 	"crypto/tls"
 	"errors"
 	"io"
@@ -10,6 +11,7 @@ import (
 	"runtime/debug"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -51,6 +53,29 @@ type conn[C any] struct {
 	tls      *tls.ConnectionState // after the handshake on a TLS endpoint; nil otherwise
 }
 
+// abortUpstream cuts the upstream side of the request in progress; the client has gone.
+// It is called from the HTTP/2 connection's goroutine, and must not block.
+func (ex *exchange[C]) abortUpstream() {
+	ex.abortMu.Lock()
+	defer ex.abortMu.Unlock()
+	ex.aborted = true
+	if ex.upNC != nil {
+		ex.upNC.SetDeadline(aLongTimeAgo)
+	}
+	if ex.upCancel != nil {
+		ex.upCancel()
+	}
+}
+
+// setUpstream records the upstream connection or attempt in use, so that abortUpstream
+// can cut it; it reports false if the request was already aborted.
+func (ex *exchange[C]) setUpstream(nc net.Conn, cancel context.CancelFunc) bool {
+	ex.abortMu.Lock()
+	defer ex.abortMu.Unlock()
+	ex.upNC, ex.upCancel = nc, cancel
+	return !ex.aborted || nc == nil && cancel == nil
+}
+
 // exchange is the state of one request on a client connection.
 type exchange[C any] struct {
 	head   h1.RequestHead
@@ -65,8 +90,13 @@ type exchange[C any] struct {
 	num             [20]byte // scratch for formatting numbers without allocating
 	h1b             h1Body   // the body source of an HTTP/1.x peer's response
 	h2d             h2down   // the downstream of an HTTP/2 request
-	gotResponseByte bool     // the peer answered this attempt
-	requestSent     bool     // writing the request to the peer began in this attempt
+	abortFn         func()   // ex.abortUpstream, made once per exchange
+	abortMu         sync.Mutex
+	aborted         bool               // the client went away: cut the upstream side
+	upNC            net.Conn           // the HTTP/1.x upstream connection in use
+	upCancel        context.CancelFunc // ends the HTTP/2 upstream attempt in use
+	gotResponseByte bool               // the peer answered this attempt
+	requestSent     bool               // writing the request to the peer began in this attempt
 	peerOpts        *PeerOptions
 	total           time.Time // the attempt's TotalTimeout deadline, or zero
 }
@@ -193,6 +223,7 @@ func (c *conn[C]) putExchange(ex *exchange[C]) {
 	ex.sess.ds = nil
 	ex.sess.clientAddr, ex.sess.serverAddr = nil, nil
 	ex.h1b = h1Body{}
+	ex.aborted, ex.upNC, ex.upCancel = false, nil, nil
 	clear(ex.h2d.fields)
 	ex.h2d = h2down{fields: ex.h2d.fields[:0]}
 	ex.upReq.Reset()

@@ -64,7 +64,14 @@ func (c *conn[C]) serveStream(st *h2.Stream) {
 	ex.sess.requestIndex = int(st.ID() / 2) // the client's earlier streams
 	ex.sess.timing.Start = time.Now()
 	c.buildRequestH2(ex, st.Request(), d)
+	// A client that resets the stream (or goes away) cuts the request's upstream side
+	// at once, instead of letting it run to its end for nobody.
+	if ex.abortFn == nil {
+		ex.abortFn = ex.abortUpstream
+	}
+	st.SetOnAbort(ex.abortFn)
 	c.serveRequest(ex)
+	st.SetOnAbort(nil)
 	c.putExchange(ex)
 }
 

@@ -15,6 +15,7 @@ import (
 var (
 	errNoPeer     = errors.New("proxy: UpstreamPeer returned no peer")
 	errPeerClosed = errors.New("proxy: peer closed the connection")
+	errClientGone = errors.New("proxy: the client reset the request")
 )
 
 // proxy sends the request to peers chosen by UpstreamPeer, retrying as the failure phases
@@ -147,7 +148,12 @@ func (c *conn[C]) exchangeWith(ctx contextT, ex *exchange[C], cc C, uc *upConn, 
 	ex.method = append(ex.method[:0], sess.req.Method...)
 	pooled := false
 	c.up.Store(uc)
+	if !ex.setUpstream(uc.nc, nil) {
+		uc.close()
+		return &Error{Type: ConnectionClosed, Source: Downstream, Cause: errClientGone}
+	}
 	defer func() {
+		ex.setUpstream(nil, nil)
 		c.up.Store(nil)
 		if !pooled {
 			uc.close()

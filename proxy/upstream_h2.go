@@ -209,6 +209,11 @@ func (c *conn[C]) exchangeH2(ctx contextT, ex *exchange[C], cc C, hc *http.Clien
 		actx, cancel = context.WithTimeout(ctx, o.TotalTimeout)
 	}
 	defer cancel()
+	if !ex.setUpstream(nil, cancel) {
+		hc.Release()
+		return &Error{Type: ConnectionClosed, Source: Downstream, Cause: errClientGone}
+	}
+	defer ex.setUpstream(nil, nil)
 	body := &h2ReqBody[C]{c: c, ex: ex, ctx: ctx, cc: cc, req: req}
 	if sess.reqBodyKind != 0 || sess.bodyBuffered && len(sess.body) > 0 {
 		req.Body = body
@@ -226,18 +231,26 @@ func (c *conn[C]) exchangeH2(ctx contextT, ex *exchange[C], cc C, hc *http.Clien
 	ex.requestSent = true
 	resp, rerr := hc.RoundTrip(req)
 	timer.Stop()
-	defer body.stop(sess)
 	if rerr != nil {
-		if body.err != nil {
+		// net/http may still read the body on its own goroutine: stop it before
+		// looking at what it saw.
+		if body.stop(sess); body.err != nil {
 			return body.err
 		}
 		e := asError(rerr, ReadError, Upstream)
-		if actx.Err() == context.DeadlineExceeded || errors.Is(rerr, context.Canceled) && ctx.Err() == nil {
+		switch {
+		case actx.Err() == context.DeadlineExceeded || errors.Is(rerr, context.Canceled) && ctx.Err() == nil:
 			e = &Error{Type: ReadTimeout, Source: Upstream, Cause: rerr}
+		case hc.Err() != nil:
+			// The connection went away (GOAWAY, or closed) before an answer: like a
+			// pooled HTTP/1.1 connection closed under a request, the request is resent
+			// on a new connection if resending is safe.
+			e = &Error{Type: ConnectionClosed, Source: Upstream, Cause: rerr}
 		}
 		return e
 	}
 	defer resp.Body.Close()
+	defer body.stop(sess)
 	ex.gotResponseByte = true
 	sess.timing.UpstreamResponse = time.Now()
 	sess.upstreamStatus = resp.StatusCode
@@ -392,7 +405,6 @@ func (b *h2ReqBody[C]) Read(p []byte) (int, error) {
 		chunk, err := d.readBody()
 		if err != nil && err != io.EOF {
 			b.err = clientReadError(err)
-			sess.closeAfter = true
 			return 0, b.err
 		}
 		end := err == io.EOF
@@ -421,10 +433,17 @@ func (b *h2ReqBody[C]) Close() error { return nil }
 // stop ends the body for good once the exchange is over; a read in progress on the
 // client is cut short first, so that nothing reads the session after it is reused.
 func (b *h2ReqBody[C]) stop(sess *Session) {
+	if b.stopped {
+		return
+	}
+	aborted := false
 	if !b.mu.TryLock() {
-		sess.closeAfter = true
 		sess.ds.abortRead()
 		b.mu.Lock()
+		aborted = true
+	}
+	if aborted || b.err != nil {
+		sess.closeAfter = true // the client's side of the connection is in doubt
 	}
 	b.stopped = true
 	b.mu.Unlock()

@@ -414,6 +414,9 @@ type rateCounter struct {
 
 // add counts one event and reports whether the count stays within limit.
 func (r *rateCounter) add(window time.Duration, limit int) bool {
+	if r.n == 0 {
+		r.start = time.Now() // the window starts with its first event
+	}
 	r.n++
 	if r.n <= limit {
 		return true

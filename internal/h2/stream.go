@@ -16,6 +16,7 @@ import (
 // methods with each other. [Stream.ID], [Stream.Request], [Stream.Reset] and
 // [Stream.Done] are safe for concurrent use.
 type Stream struct {
+	onAbort  func() // see SetOnAbort; c.mu guards it
 	id       uint32
 	c        *Conn
 	req      Request
@@ -156,7 +157,11 @@ func (c *Conn) closeStreamLocked(st *Stream, err error) {
 	if err != nil {
 		st.err = err
 		c.dropBodyLocked(st)
+		if st.onAbort != nil {
+			st.onAbort()
+		}
 	}
+	st.onAbort = nil
 	delete(c.streams, st.id)
 	if st.done != nil {
 		close(st.done)
@@ -440,6 +445,21 @@ func (st *Stream) Reset(code http2.ErrCode) {
 
 // Done returns a channel that is closed when the stream ends: both sides finished, a
 // reset by either side, or the end of the connection.
+// SetOnAbort registers f to be called once if the stream ends abnormally while the
+// handler runs (the client reset it, or the connection ended), so that the handler can
+// cut work in progress, such as a request to an upstream. f runs on the connection's
+// goroutine with its lock held: it must be quick and must not call the Stream. Call
+// SetOnAbort(nil) before the handler returns.
+func (st *Stream) SetOnAbort(f func()) {
+	c := st.c
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if st.gone {
+		return
+	}
+	st.onAbort = f
+}
+
 func (st *Stream) Done() <-chan struct{} {
 	c := st.c
 	c.mu.Lock()
