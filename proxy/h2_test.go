@@ -17,20 +17,7 @@ import (
 // trailerOrigin echoes the request body's digest and length, the request trailers it
 // got, and sends a body of ?size= bytes with a trailer.
 func trailerOrigin(t testing.TB) string {
-	_, addr := startOrigin(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		body, _ := io.ReadAll(r.Body)
-		w.Header().Set("Trailer", "X-Digest")
-		w.Header().Set("X-Got-Len", fmt.Sprint(len(body)))
-		w.Header().Set("X-Got-Sha", fmt.Sprintf("%x", sha256.Sum256(body)))
-		w.Header().Set("X-Got-Trailer", r.Trailer.Get("X-Client-Trailer"))
-		w.Header().Set("X-Got-Proto", r.Proto)
-		w.Header().Set("X-Got-Host", r.Host)
-		var size int
-		fmt.Sscan(r.URL.Query().Get("size"), &size)
-		out := bytes.Repeat([]byte("h2!"), size/3+1)[:size]
-		w.Write(out)
-		w.Header().Set("X-Digest", fmt.Sprintf("%x", sha256.Sum256(out)))
-	}))
+	_, addr := startOrigin(t, http.HandlerFunc(trailerHandler))
 	return addr
 }
 
