@@ -54,7 +54,6 @@ func patternSum(n int64) string {
 	return fmt.Sprintf("%x", h.Sum(nil))
 }
 
-
 // startH2Origin runs an HTTP/2 origin: h2c by prior knowledge, or over TLS.
 func startH2Origin(t *testing.T, useTLS bool) (string, *x509.CertPool) {
 	srv := httptest.NewUnstartedServer(http.HandlerFunc(trailerHandler))
