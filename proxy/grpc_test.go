@@ -57,14 +57,9 @@ func TestGRPCInterop(t *testing.T) {
 		{"unimplemented_service", func() { interop.DoUnimplementedService(ctx, testgrpc.NewUnimplementedServiceClient(conn)) }},
 	}
 	// 20 rounds in a row.
-	for round := range 20 {
+	for range 20 {
 		for _, c := range cases {
-			t.Run(c.name, func(t *testing.T) {
-				if round > 0 && testing.Verbose() {
-					t.Logf("round %d", round)
-				}
-				c.run()
-			})
+			t.Run(c.name, func(t *testing.T) { c.run() })
 		}
 	}
 	if t.Failed() {

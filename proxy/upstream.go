@@ -74,18 +74,7 @@ func (c *conn[C]) proxy(ctx contextT, ex *exchange[C], cc C) error {
 func (c *conn[C]) attempt(ctx contextT, ex *exchange[C], cc C, peer *Peer) *Error {
 	s, sess := c.svc, &ex.sess
 	if peer.Protocol != ProtoHTTP1 {
-		hc, reused, cerr := c.h2Connect(ctx, peer)
-		if cerr != nil {
-			cerr.connectFailure = true
-			return cerr
-		}
-		sess.reused = reused
-		sess.timing.UpstreamConnected = time.Now()
-		if err := s.app.ConnectedToUpstream(ctx, sess, cc, peer, reused); err != nil {
-			hc.Release()
-			return asError(err, InternalError, Internal)
-		}
-		return c.exchangeH2(ctx, ex, cc, hc, peer)
+		return c.exchangeH2(ctx, ex, cc, peer)
 	}
 	uc, reused, cerr := c.connect(ctx, sess, peer)
 	if cerr != nil {

@@ -1,11 +1,13 @@
 package proxy
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptrace"
 	"net/url"
 	"sort"
 	"strconv"
@@ -17,95 +19,34 @@ import (
 )
 
 // HTTP/2 to peers (Peer.Protocol ProtoHTTP2 or ProtoHTTP2IfOffered) runs on the
-// standard library's client connections (net/http.ClientConn), one multiplexed
-// connection shared by concurrent requests up to the peer's stream limit, with PING
-// liveness checks. Requests and responses cross between the proxy's message types and
-// net/http's here.
+// standard library's client: one net/http.Transport per peer identity, whose HTTP/2
+// connections are shared by concurrent requests up to the peer's stream limit, PINGed
+// when idle, and whose requests that a peer's GOAWAY left unprocessed (or that it
+// refused) are sent again on another connection, whatever their method, when their body
+// can be replayed (none, or buffered). Requests and responses cross between the proxy's
+// message types and net/http's here.
 
-// h2Pool holds the multiplexed connections to HTTP/2 peers. It is safe for concurrent
-// use.
+// h2Pool holds the transports to HTTP/2 peers. It is safe for concurrent use.
 type h2Pool struct {
 	mu         sync.Mutex
-	conns      map[poolKey][]*h2Conn
 	transports map[poolKey]*http.Transport
 	closed     bool
 }
 
-type h2Conn struct {
-	cc       *http.ClientConn
-	lastUsed time.Time
-	idleTTL  time.Duration
-}
-
-// get reserves a stream on a connection to peer, opening one if none has room.
-func (c *conn[C]) h2Connect(ctx contextT, peer *Peer) (*http.ClientConn, bool, *Error) {
-	s := c.svc
-	p := &s.pool.h2
+// transport returns the transport to peer, made once per peer identity.
+func (p *connPool) h2Transport(peer *Peer) (*http.Transport, error) {
 	k := peer.key()
-	p.mu.Lock()
-	if p.conns == nil {
-		p.conns = map[poolKey][]*h2Conn{}
-		p.transports = map[poolKey]*http.Transport{}
+	p.h2.mu.Lock()
+	defer p.h2.mu.Unlock()
+	if p.h2.closed {
+		return nil, errors.New("proxy: service closed")
 	}
-	list := p.conns[k]
-	for i := 0; i < len(list); i++ {
-		hc := list[i]
-		if hc.cc.Err() != nil {
-			hc.cc.Close()
-			list = append(list[:i], list[i+1:]...)
-			i--
-			continue
-		}
-		if hc.cc.Reserve() == nil {
-			hc.lastUsed = time.Now()
-			p.conns[k] = list
-			p.mu.Unlock()
-			s.pool.reused.Add(1)
-			return hc.cc, true, nil
-		}
+	if tr := p.h2.transports[k]; tr != nil {
+		return tr, nil
 	}
-	p.conns[k] = list
-	tr := p.transports[k]
-	if tr == nil {
-		tr = s.pool.h2Transport(peer)
-		p.transports[k] = tr
+	if p.h2.transports == nil {
+		p.h2.transports = map[poolKey]*http.Transport{}
 	}
-	p.mu.Unlock()
-
-	scheme := "http"
-	if peer.TLS != nil {
-		scheme = "https"
-	}
-	dctx, cancel := context.WithTimeout(ctx, peer.Options.connectTimeout())
-	defer cancel()
-	cc, err := tr.NewClientConn(dctx, scheme, peer.Address)
-	if err != nil {
-		t := ConnectError
-		if isRefused(err) {
-			t = ConnectRefused
-		}
-		e := asError(err, t, Upstream)
-		e.Retry = true
-		return nil, false, e
-	}
-	if err := cc.Reserve(); err != nil {
-		cc.Close()
-		return nil, false, &Error{Type: ConnectError, Source: Upstream, Retry: true, Cause: err}
-	}
-	s.pool.newConns.Add(1)
-	p.mu.Lock()
-	if p.closed {
-		p.mu.Unlock()
-		cc.Close()
-		return nil, false, &Error{Type: ConnectionClosed, Source: Internal, Cause: errors.New("proxy: service closed")}
-	}
-	p.conns[k] = append(p.conns[k], &h2Conn{cc: cc, lastUsed: time.Now(), idleTTL: peer.Options.idleTimeout()})
-	p.mu.Unlock()
-	return cc, false, nil
-}
-
-// h2Transport makes the transport that opens connections to peer.
-func (p *connPool) h2Transport(peer *Peer) *http.Transport {
 	o := &peer.Options
 	d := &net.Dialer{Timeout: o.connectTimeout(), KeepAlive: o.keepAlive()}
 	tr := &http.Transport{
@@ -115,6 +56,8 @@ func (p *connPool) h2Transport(peer *Peer) *http.Transport {
 		TLSHandshakeTimeout:    o.connectTimeout(),
 		DisableCompression:     true,
 		MaxResponseHeaderBytes: 64 << 10,
+		MaxIdleConnsPerHost:    max(p.maxIdle, 1),
+		IdleConnTimeout:        max(o.idleTimeout(), time.Millisecond),
 		HTTP2: &http.HTTP2Config{
 			SendPingTimeout: 15 * time.Second, // PING an idle connection, drop it if unanswered
 			PingTimeout:     10 * time.Second,
@@ -136,55 +79,33 @@ func (p *connPool) h2Transport(peer *Peer) *http.Transport {
 		cfg.NextProtos = nil // the transport offers what Protocols allows
 		tr.TLSClientConfig = cfg
 	}
-	return tr
+	p.h2.transports[k] = tr
+	return tr, nil
 }
 
-// sweepH2 closes idle HTTP/2 connections past their idle timeout.
-func (p *h2Pool) sweep(now time.Time) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	for k, list := range p.conns {
-		j := 0
-		for _, hc := range list {
-			if hc.cc.Err() != nil || hc.cc.InFlight() == 0 && now.Sub(hc.lastUsed) > hc.idleTTL {
-				hc.cc.Close()
-				continue
-			}
-			list[j] = hc
-			j++
-		}
-		clear(list[j:])
-		p.conns[k] = list[:j]
-	}
-}
+func (p *h2Pool) sweep(time.Time) {} // the transports close their idle connections
 
 func (p *h2Pool) closeAll() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.closed = true
-	for _, list := range p.conns {
-		for _, hc := range list {
-			hc.cc.Close()
-		}
+	for _, tr := range p.transports {
+		tr.CloseIdleConnections()
 	}
-	p.conns = nil
 }
 
-func (p *h2Pool) idle() int {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	n := 0
-	for _, list := range p.conns {
-		n += len(list)
-	}
-	return n
-}
+func (p *h2Pool) idle() int { return 0 } // not counted: the transports keep them
 
-// exchangeH2 runs one attempt on an HTTP/2 connection with a reserved stream.
-func (c *conn[C]) exchangeH2(ctx contextT, ex *exchange[C], cc C, hc *http.ClientConn, peer *Peer) *Error {
+// exchangeH2 runs one attempt to an HTTP/2 peer. A failure to reach the peer comes back
+// marked connectFailure, for FailToConnect.
+func (c *conn[C]) exchangeH2(ctx contextT, ex *exchange[C], cc C, peer *Peer) *Error {
 	s, sess := c.svc, &ex.sess
 	ex.gotResponseByte, ex.requestSent = false, false
 	o := &peer.Options
+	tr, err := s.pool.h2Transport(peer)
+	if err != nil {
+		return &Error{Type: ConnectionClosed, Source: Internal, Cause: err}
+	}
 	up := &ex.upReq
 	up.CopyFrom(&sess.req)
 	if !up.Header.Has("Host") {
@@ -192,17 +113,14 @@ func (c *conn[C]) exchangeH2(ctx contextT, ex *exchange[C], cc C, hc *http.Clien
 	}
 	c.forwardedFields(up)
 	if err := s.app.UpstreamRequestFilter(ctx, sess, cc, up); err != nil {
-		hc.Release()
 		return asError(err, InternalError, Internal)
 	}
 	if err := validateHeader(&up.Header); err != nil {
-		hc.Release()
 		return asError(err, InternalError, Internal)
 	}
-	req, err := c.h2Request(ex, peer, up)
-	if err != nil {
-		hc.Release()
-		return err
+	req, rerr := c.h2Request(ex, peer, up)
+	if rerr != nil {
+		return rerr
 	}
 	actx, cancel := context.WithCancel(ctx)
 	if o.TotalTimeout > 0 {
@@ -210,44 +128,74 @@ func (c *conn[C]) exchangeH2(ctx contextT, ex *exchange[C], cc C, hc *http.Clien
 	}
 	defer cancel()
 	if !ex.setUpstream(nil, cancel) {
-		hc.Release()
 		return &Error{Type: ConnectionClosed, Source: Downstream, Cause: errClientGone}
 	}
 	defer ex.setUpstream(nil, nil)
 	body := &h2ReqBody[C]{c: c, ex: ex, ctx: ctx, cc: cc, req: req}
 	if sess.reqBodyKind != 0 || sess.bodyBuffered && len(sess.body) > 0 {
 		req.Body = body
-		if !sess.bodyBuffered {
+		if sess.bodyBuffered {
+			// A buffered body can be sent again, on another connection.
+			req.GetBody = func() (io.ReadCloser, error) {
+				return io.NopCloser(bytes.NewReader(sess.body)), nil
+			}
+		} else {
 			if err := sess.send100(); err != nil {
-				hc.Release()
 				return err.(*Error)
 			}
 			sess.bodyRead = true
 		}
 	}
-	req = req.WithContext(actx)
+	// The connection the transport picks makes the attempt connected: the
+	// ConnectedToUpstream phase runs then; an error from it ends the attempt.
+	var connected bool
+	var phaseErr error
+	trace := &httptrace.ClientTrace{GotConn: func(info httptrace.GotConnInfo) {
+		if connected {
+			return // a retry of the transport's own, after a GOAWAY
+		}
+		connected = true
+		sess.reused = info.Reused
+		sess.timing.UpstreamConnected = time.Now()
+		if info.Reused {
+			s.pool.reused.Add(1)
+		} else {
+			s.pool.newConns.Add(1)
+		}
+		if err := s.app.ConnectedToUpstream(ctx, sess, cc, peer, info.Reused); err != nil {
+			phaseErr = err
+			cancel()
+		}
+	}}
+	req = req.WithContext(httptrace.WithClientTrace(actx, trace))
 	// The wait for the answer is bounded by the read timeout.
 	timer := time.AfterFunc(o.readTimeout(), cancel)
 	ex.requestSent = true
-	resp, rerr := hc.RoundTrip(req)
+	resp, err := tr.RoundTrip(req)
 	timer.Stop()
-	if rerr != nil {
+	if err != nil {
 		// net/http may still read the body on its own goroutine: stop it before
 		// looking at what it saw.
 		if body.stop(sess); body.err != nil {
 			return body.err
 		}
-		e := asError(rerr, ReadError, Upstream)
-		switch {
-		case actx.Err() == context.DeadlineExceeded || errors.Is(rerr, context.Canceled) && ctx.Err() == nil:
-			e = &Error{Type: ReadTimeout, Source: Upstream, Cause: rerr}
-		case hc.Err() != nil:
-			// The connection went away (GOAWAY, or closed) before an answer: like a
-			// pooled HTTP/1.1 connection closed under a request, the request is resent
-			// on a new connection if resending is safe.
-			e = &Error{Type: ConnectionClosed, Source: Upstream, Cause: rerr}
+		if phaseErr != nil {
+			return asError(phaseErr, InternalError, Internal)
 		}
-		return e
+		if !connected {
+			t := ConnectError
+			if isRefused(err) {
+				t = ConnectRefused
+			}
+			e := asError(err, t, Upstream)
+			e.Retry, e.connectFailure = true, true
+			ex.requestSent = false
+			return e
+		}
+		if actx.Err() == context.DeadlineExceeded || errors.Is(err, context.Canceled) && ctx.Err() == nil {
+			return &Error{Type: ReadTimeout, Source: Upstream, Cause: err}
+		}
+		return asError(err, ReadError, Upstream)
 	}
 	defer resp.Body.Close()
 	defer body.stop(sess)

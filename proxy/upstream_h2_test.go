@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"crypto/x509"
 	"fmt"
@@ -9,8 +10,12 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/hpack"
 )
 
 // trailerHandler is trailerOrigin's handler: it reports what it received and answers
@@ -197,5 +202,85 @@ func TestHTTP2UpstreamErrors(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != 502 && resp.StatusCode != 504 {
 		t.Fatalf("silent peer: status %d", resp.StatusCode)
+	}
+}
+
+// A request that an HTTP/2 peer's GOAWAY left unprocessed is sent again on a new
+// connection, even a POST: the peer never acted on it. The first connection answers
+// the first request with GOAWAY (last stream 0) and closes; the next one answers 200.
+func TestHTTP2UpstreamGOAWAYRetried(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var served atomic.Int32
+	done := make(chan struct{})
+	t.Cleanup(func() { ln.Close(); <-done })
+	go func() {
+		defer close(done)
+		for n := 0; ; n++ {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			serveH2Once(c, n == 0, &served)
+		}
+	}()
+	svc, logs := newTestService[*testCtx](t, fixedProxy{peer: &Peer{Address: ln.Addr().String(), Protocol: ProtoHTTP2}}, ServiceOptions{})
+	addr := startProxy(t, svc)
+	got := rawExchange(t, addr, "POST /once HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+	if !strings.HasPrefix(got, "HTTP/1.1 200 ") || !strings.Contains(got, "\r\nserved\r\n") {
+		t.Fatalf("got %q\n%s", got, logs.String())
+	}
+	if n := served.Load(); n != 1 {
+		t.Fatalf("the peer acted on the request %d times", n)
+	}
+}
+
+// serveH2Once serves one HTTP/2 connection: with goAway, it refuses everything with
+// GOAWAY (last stream 0); otherwise it answers each request with "served".
+func serveH2Once(c net.Conn, goAway bool, served *atomic.Int32) {
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	preface := make([]byte, len(http2.ClientPreface))
+	if _, err := io.ReadFull(c, preface); err != nil {
+		return
+	}
+	fr := http2.NewFramer(c, c)
+	fr.WriteSettings()
+	var hbuf bytes.Buffer
+	enc := hpack.NewEncoder(&hbuf)
+	for {
+		f, err := fr.ReadFrame()
+		if err != nil {
+			return
+		}
+		switch f := f.(type) {
+		case *http2.SettingsFrame:
+			if !f.IsAck() {
+				fr.WriteSettingsAck()
+			}
+		case *http2.HeadersFrame:
+			if goAway {
+				fr.WriteGoAway(0, http2.ErrCodeNo, nil)
+				return
+			}
+			if !f.StreamEnded() {
+				continue // wait for the end of the body
+			}
+			served.Add(1)
+			hbuf.Reset()
+			enc.WriteField(hpack.HeaderField{Name: ":status", Value: "200"})
+			fr.WriteHeaders(http2.HeadersFrameParam{StreamID: f.StreamID, BlockFragment: hbuf.Bytes(), EndHeaders: true})
+			fr.WriteData(f.StreamID, true, []byte("served"))
+		case *http2.DataFrame:
+			if f.StreamEnded() && !goAway {
+				served.Add(1)
+				hbuf.Reset()
+				enc.WriteField(hpack.HeaderField{Name: ":status", Value: "200"})
+				fr.WriteHeaders(http2.HeadersFrameParam{StreamID: f.StreamID, BlockFragment: hbuf.Bytes(), EndHeaders: true})
+				fr.WriteData(f.StreamID, true, []byte("served"))
+			}
+		}
 	}
 }
