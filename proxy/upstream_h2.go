@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptrace"
+	"net/textproto"
 	"net/url"
 	"sort"
 	"strconv"
@@ -150,7 +151,23 @@ func (c *conn[C]) exchangeH2(ctx contextT, ex *exchange[C], cc C, peer *Peer) *E
 	// ConnectedToUpstream phase runs then; an error from it ends the attempt.
 	var connected bool
 	var phaseErr error
-	trace := &httptrace.ClientTrace{GotConn: func(info httptrace.GotConnInfo) {
+	trace := &httptrace.ClientTrace{Got1xxResponse: func(code int, h textproto.MIMEHeader) error {
+		// Interim responses (103 Early Hints, say) go on to the client, except 100:
+		// the proxy answers Expect itself.
+		if code == 100 || code == 101 || sess.req.Version == message.HTTP10 {
+			return nil
+		}
+		ex.trl.Reset()
+		for k, vs := range h {
+			for _, v := range vs {
+				ex.trl.Add(k, v)
+			}
+		}
+		if validateHeader(&ex.trl) == nil {
+			sess.ds.interim(code, &ex.trl)
+		}
+		return nil
+	}, GotConn: func(info httptrace.GotConnInfo) {
 		if connected {
 			return // a retry of the transport's own, after a GOAWAY
 		}

@@ -284,3 +284,27 @@ func serveH2Once(c net.Conn, goAway bool, served *atomic.Int32) {
 		}
 	}
 }
+
+// An interim response (103 Early Hints) from an HTTP/2 peer reaches an HTTP/1.1 client
+// before the final one.
+func TestHTTP2UpstreamInterim(t *testing.T) {
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Link", "</style.css>; rel=preload")
+		w.WriteHeader(http.StatusEarlyHints)
+		w.Header().Del("Link")
+		io.WriteString(w, "final")
+	}))
+	var p http.Protocols
+	p.SetUnencryptedHTTP2(true)
+	srv.Config.Protocols = &p
+	srv.Start()
+	defer srv.Close()
+	svc, _ := newTestService[*testCtx](t, fixedProxy{peer: &Peer{Address: strings.TrimPrefix(srv.URL, "http://"), Protocol: ProtoHTTP2}}, ServiceOptions{})
+	addr := startProxy(t, svc)
+	got := rawExchange(t, addr, "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+	i := strings.Index(got, "HTTP/1.1 103 ")
+	j := strings.Index(got, "HTTP/1.1 200 ")
+	if i != 0 || j < 0 || !strings.Contains(got[:j], "Link: </style.css>; rel=preload") || !strings.HasSuffix(got, "final") {
+		t.Fatalf("got %q", got)
+	}
+}
