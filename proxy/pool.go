@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"context"
+	"errors"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -18,7 +19,8 @@ type PoolStats struct {
 	New uint64
 	// Reused is the number of times an idle connection was taken from the pool.
 	Reused uint64
-	// Idle is the number of idle connections in the pool now.
+	// Idle is the number of idle HTTP/1.x connections in the pool now (HTTP/2
+	// connections are shared, not idle or busy, and are not counted).
 	Idle int
 }
 
@@ -187,7 +189,6 @@ func (p *connPool) put(c *upConn) {
 
 // sweep closes connections that have been idle for longer than their timeout.
 func (p *connPool) sweep(now time.Time) {
-	p.h2.sweep(now)
 	for _, h := range *p.hosts.Load() {
 		var expired []*upConn
 		h.mu.Lock()
@@ -227,7 +228,7 @@ func (p *connPool) closeAll() {
 }
 
 func (p *connPool) stats() PoolStats {
-	s := PoolStats{New: p.newConns.Load(), Reused: p.reused.Load(), Idle: p.h2.idle()}
+	s := PoolStats{New: p.newConns.Load(), Reused: p.reused.Load()}
 	for _, h := range *p.hosts.Load() {
 		h.mu.Lock()
 		s.Idle += len(h.idle)
@@ -282,25 +283,4 @@ func (p *connPool) dial(ctx context.Context, peer *Peer) (*upConn, error) {
 	return c, nil
 }
 
-func isRefused(err error) bool {
-	var se syscall.Errno
-	for e := err; e != nil; {
-		if errnoAs(e, &se) && se == syscall.ECONNREFUSED {
-			return true
-		}
-		u, ok := e.(interface{ Unwrap() error })
-		if !ok {
-			return false
-		}
-		e = u.Unwrap()
-	}
-	return false
-}
-
-func errnoAs(err error, target *syscall.Errno) bool {
-	if e, ok := err.(syscall.Errno); ok {
-		*target = e
-		return true
-	}
-	return false
-}
+func isRefused(err error) bool { return errors.Is(err, syscall.ECONNREFUSED) }

@@ -7,6 +7,9 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/gotthard-proxy/gotthard/internal/arena"
+	"github.com/gotthard-proxy/gotthard/internal/h1"
 )
 
 // Tunnels: a WebSocket upgrade (RFC 6455 over HTTP/1.1: the peer answers 101) and, when
@@ -22,7 +25,7 @@ func upgradeAllowed(proto []byte) bool {
 }
 
 // writeUpgradeFields adds the fields of a protocol switch to a message head.
-func writeUpgradeFields(w interface{ WriteString(string) (int, error) }, proto string) {
+func writeUpgradeFields(w *h1.Writer, proto string) {
 	w.WriteString("Connection: Upgrade\r\nUpgrade: ")
 	w.WriteString(proto)
 	w.WriteString("\r\n")
@@ -93,13 +96,11 @@ func (c *conn[C]) tunnel(sess *Session, uc *upConn) *Error {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		var n int64
-		n, upErr = t.pipe(uc.nc, c.r.Raw(), c.nc, up)
+		_, upErr = t.pipe(uc.nc, c.r.Raw(), c.nc, up)
 		if upErr != nil {
 			c.nc.Close()
 			uc.nc.Close()
 		}
-		t.upBytes.Store(n)
 	}()
 	n, downErr := t.pipe(c.nc, uc.r.Raw(), uc.nc, down)
 	if downErr != nil {
@@ -118,9 +119,8 @@ func (c *conn[C]) tunnel(sess *Session, uc *upConn) *Error {
 }
 
 type tunnelState struct {
-	idle    time.Duration
-	last    atomic.Int64 // unix nanoseconds of the last byte either way
-	upBytes atomic.Int64
+	idle time.Duration
+	last atomic.Int64 // unix nanoseconds of the last byte either way
 }
 
 func (t *tunnelState) touch() { t.last.Store(time.Now().UnixNano()) }
@@ -165,7 +165,7 @@ func (t *tunnelState) pipe(dst net.Conn, src io.Reader, srcConn net.Conn, buf []
 }
 
 // upgradeField returns the request's Upgrade protocol to carry, or "".
-func upgradeField(up []byte, a interface{ String([]byte) string }) string {
+func upgradeField(up []byte, a *arena.Arena) string {
 	if len(up) == 0 || !upgradeAllowed(up) {
 		return ""
 	}

@@ -137,12 +137,17 @@ func (c *conn[C]) exchangeWith(ctx contextT, ex *exchange[C], cc C, uc *upConn, 
 	ex.method = append(ex.method[:0], sess.req.Method...)
 	pooled := false
 	c.up.Store(uc)
-	if !ex.setUpstream(uc.nc, nil) {
+	// An HTTP/2 client can reset its stream while this runs (see abortUpstream); an
+	// HTTP/1.x client's going away shows in the I/O.
+	abortable := ex.sess.ds == downstream(&ex.h2d)
+	if abortable && !ex.setUpstream(uc.nc, nil) {
 		uc.close()
 		return &Error{Type: ConnectionClosed, Source: Downstream, Cause: errClientGone}
 	}
 	defer func() {
-		ex.setUpstream(nil, nil)
+		if abortable {
+			ex.setUpstream(nil, nil)
+		}
 		c.up.Store(nil)
 		if !pooled {
 			uc.close()
@@ -246,7 +251,7 @@ func (c *conn[C]) exchangeWith(ctx contextT, ex *exchange[C], cc C, uc *upConn, 
 				// The peer closed the connection; the close watcher cut the wait.
 				return &Error{Type: ConnectionClosed, Source: Upstream, Cause: errPeerClosed}
 			}
-			return upstreamReadError(err, uc.r.Buffered() > 0)
+			return upstreamReadError(err)
 		}
 		ex.gotResponseByte = true
 		if uh.Status >= 200 || uh.Status == 101 && sess.upgrade != "" {
@@ -450,7 +455,7 @@ func (c *conn[C]) sendResponse(ctx contextT, ex *exchange[C], cc C, src upstream
 				sess.bytesSent += int64(len(chunk))
 			}
 			d.flush()
-			return upstreamReadError(rerr, true)
+			return upstreamReadError(rerr)
 		}
 		end := rerr == io.EOF
 		if len(chunk) > 0 || end {
@@ -550,7 +555,7 @@ func appendVia(h *message.Header, via string) {
 	h.Add("Via", via)
 }
 
-func upstreamReadError(err error, partial bool) *Error {
+func upstreamReadError(err error) *Error {
 	var he *h1.Error
 	if errors.As(err, &he) {
 		return &Error{Type: InvalidHTTP, Source: Upstream, Cause: err}

@@ -84,8 +84,6 @@ func (p *connPool) h2Transport(peer *Peer) (*http.Transport, error) {
 	return tr, nil
 }
 
-func (p *h2Pool) sweep(time.Time) {} // the transports close their idle connections
-
 func (p *h2Pool) closeAll() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -94,8 +92,6 @@ func (p *h2Pool) closeAll() {
 		tr.CloseIdleConnections()
 	}
 }
-
-func (p *h2Pool) idle() int { return 0 } // not counted: the transports keep them
 
 // exchangeH2 runs one attempt to an HTTP/2 peer. A failure to reach the peer comes back
 // marked connectFailure, for FailToConnect.
