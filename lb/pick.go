@@ -84,32 +84,15 @@ func (p *Pick) Value() any {
 // selection becomes a latency sample (failures count as at least the failure penalty),
 // and the outcome feeds outlier detection. Calls after the first do nothing, so both a
 // failure phase and Logging may call it.
-func (p *Pick) Done(o Outcome) {
-	t := p.t
-	if t == nil {
-		return
-	}
-	p.t = nil
-	t.inflight.Add(-1)
-	l := t.lb
-	if o == Canceled {
-		return
-	}
-	if l.algo == PeakEWMA {
-		now := l.now()
-		rtt := now - p.start
-		if o != Success {
-			rtt = max(rtt, l.failurePenalty)
-		}
-		t.observe(now, rtt)
-	}
-	l.outlierResult(t, o)
-}
+func (p *Pick) Done(o Outcome) { p.finish(o, -1) }
 
 // DoneLatency is Done with the latency sample given by the caller instead of measured
 // from the selection: for example the time from a proxy Session's UpstreamConnected to
 // its UpstreamResponse, which leaves out the client's own delays. It reads no clock.
-func (p *Pick) DoneLatency(o Outcome, rtt time.Duration) {
+func (p *Pick) DoneLatency(o Outcome, rtt time.Duration) { p.finish(o, max(rtt, 0)) }
+
+// finish releases the pick; rtt < 0 means measure it from the selection.
+func (p *Pick) finish(o Outcome, rtt time.Duration) {
 	t := p.t
 	if t == nil {
 		return
@@ -121,10 +104,17 @@ func (p *Pick) DoneLatency(o Outcome, rtt time.Duration) {
 		return
 	}
 	if l.algo == PeakEWMA {
+		var now time.Duration
+		if rtt < 0 {
+			now = l.now()
+			rtt = now - p.start
+		} else {
+			now = p.start + rtt
+		}
 		if o != Success {
 			rtt = max(rtt, l.failurePenalty)
 		}
-		t.observe(p.start+max(rtt, 0), rtt)
+		t.observe(now, rtt)
 	}
 	l.outlierResult(t, o)
 }
