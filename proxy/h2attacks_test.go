@@ -166,6 +166,18 @@ func TestHTTP2AttacksOnProxy(t *testing.T) {
 		opts   ServiceOptions
 		attack func(t *testing.T, a *attacker)
 	}{
+		{"rapid reset", ServiceOptions{}, func(t *testing.T, a *attacker) {
+			// CVE-2023-44487: open a stream and reset it at once, over and over.
+			block := a.block("/")
+			n := a.flood(t, func(fr *http2.Framer, i int) error {
+				id := uint32(2*i + 1)
+				if err := fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: block, EndStream: true, EndHeaders: true}); err != nil {
+					return err
+				}
+				return fr.WriteRSTStream(id, http2.ErrCodeCancel)
+			})
+			wantEnded(t, a, n, http2.ErrCodeEnhanceYourCalm)
+		}},
 		{"CONTINUATION flood", ServiceOptions{}, func(t *testing.T, a *attacker) {
 			a.write(func(fr *http2.Framer) error {
 				return fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: a.block("/")})
