@@ -275,7 +275,7 @@ func (c *conn[C]) serveRequest(ex *exchange[C]) (keep bool) {
 	if reqErr != nil {
 		c.fail(ctx, ex, cc, reqErr)
 	}
-	if !sess.closeAfter && sess.ds == &c.h1 && !c.r.BodyDone() {
+	if !sess.closeAfter && sess.transport() == &c.h1 && !c.r.BodyDone() {
 		// The request body was not read (a phase answered early): skip it if small,
 		// otherwise close the connection.
 		sess.closeAfter = !sess.discardBody()

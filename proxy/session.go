@@ -43,7 +43,8 @@ type Session struct {
 	serverAddr net.Addr
 	tls        *tls.ConnectionState // the client connection's; nil without TLS
 
-	ds      downstream   // the client side: an HTTP/1.x connection or an HTTP/2 stream
+	ds      downstream   // the client side: an HTTP/1.x connection or an HTTP/2 stream, or gw
+	gw      grpcWeb      // the gRPC-web bridge, when on (see BridgeGRPCWeb)
 	closing *atomic.Bool // the service is shutting down
 
 	timing         Timing
@@ -85,6 +86,18 @@ func (s *Session) reset() {
 	s.retries = 0
 	s.bytesSent = 0
 	s.scratchHeader.Reset()
+	if s.gw.on {
+		s.ds = s.gw.inner
+	}
+	s.gw.reset()
+}
+
+// transport returns the client side under the gRPC-web bridge, if it is on.
+func (s *Session) transport() downstream {
+	if s.gw.on {
+		return s.gw.inner
+	}
+	return s.ds
 }
 
 // Request returns the request head as received from the client, after the framework's

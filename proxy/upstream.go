@@ -139,7 +139,7 @@ func (c *conn[C]) exchangeWith(ctx contextT, ex *exchange[C], cc C, uc *upConn, 
 	c.up.Store(uc)
 	// An HTTP/2 client can reset its stream while this runs (see abortUpstream); an
 	// HTTP/1.x client's going away shows in the I/O.
-	abortable := ex.sess.ds == downstream(&ex.h2d)
+	abortable := ex.sess.transport() == downstream(&ex.h2d)
 	if abortable && !ex.setUpstream(uc.nc, nil) {
 		uc.close()
 		return &Error{Type: ConnectionClosed, Source: Downstream, Cause: errClientGone}

@@ -265,7 +265,7 @@ func (c *conn[C]) h2Request(ex *exchange[C], peer *Peer, up *message.RequestHead
 		}
 		req.Header.Add(f.Name, f.Value)
 	}
-	if sess.req.Version == message.HTTP2 && sess.teTrailers {
+	if sess.teTrailers { // an HTTP/2 client's, or the gRPC-web bridge's
 		req.Header.Set("Te", "trailers") // gRPC needs it end to end
 	}
 	switch {
@@ -377,9 +377,12 @@ func (b *h2ReqBody[C]) Read(p []byte) (int, error) {
 		b.pending = out
 		if end {
 			b.done = true
-			b.ex.trl.Reset()
-			d.trailers(&b.ex.trl, b.ex.arena)
-			for _, f := range b.ex.trl.Fields() {
+			// Neither ex.trl nor the request's arena: the response, which may be on
+			// its way meanwhile, uses those.
+			var trl message.Header
+			var a arena.Arena
+			d.trailers(&trl, &a)
+			for _, f := range trl.Fields() {
 				b.req.Trailer.Add(f.Name, f.Value)
 			}
 		}

@@ -1,0 +1,341 @@
+package proxy
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/binary"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/interop"
+	testgrpc "google.golang.org/grpc/interop/grpc_testing"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+)
+
+// grpcWebProxy bridges gRPC-web calls to an HTTP/2 gRPC peer.
+type grpcWebProxy struct {
+	Phases[*testCtx]
+	peer *Peer
+}
+
+func (grpcWebProxy) NewCtx() *testCtx { return &testCtx{} }
+
+func (p grpcWebProxy) EarlyRequestFilter(_ context.Context, s *Session, _ *testCtx) error {
+	s.BridgeGRPCWeb()
+	return nil
+}
+
+func (p grpcWebProxy) UpstreamPeer(context.Context, *Session, *testCtx) (*Peer, error) {
+	return p.peer, nil
+}
+
+// webResult is what a gRPC-web call returned: the messages, the status and the
+// trailers (from the trailer frame, or from the head of a trailers-only response).
+type webResult struct {
+	msgs     [][]byte
+	code     codes.Code
+	message  string
+	trailers http.Header
+	header   http.Header
+}
+
+// grpcWebCall makes a gRPC-web call as a browser library does: the request messages
+// framed as gRPC, in base64 if text, and the response read to its end and unframed.
+func grpcWebCall(t *testing.T, client *http.Client, addr, method string, text bool, md http.Header, reqs ...proto.Message) webResult {
+	t.Helper()
+	var body []byte
+	for _, m := range reqs {
+		b, err := proto.Marshal(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body = append(body, 0)
+		body = binary.BigEndian.AppendUint32(body, uint32(len(b)))
+		body = append(body, b...)
+	}
+	ct := "application/grpc-web+proto"
+	if text {
+		ct = "application/grpc-web-text+proto"
+		body = []byte(base64.StdEncoding.EncodeToString(body))
+	}
+	req, err := http.NewRequest("POST", "http://"+addr+method, bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", ct)
+	req.Header.Set("X-Grpc-Web", "1")
+	for k, v := range md {
+		req.Header[k] = v
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != 200 {
+		t.Fatalf("%s: HTTP status %d: %s", method, resp.StatusCode, raw)
+	}
+	wantCT := strings.Replace(ct, "+proto", "", 1)
+	if got := resp.Header.Get("Content-Type"); !strings.HasPrefix(got, wantCT) {
+		t.Fatalf("%s: response Content-Type %q, want %s...", method, got, wantCT)
+	}
+	if text {
+		raw = decodeSegments(t, raw)
+	}
+	r := webResult{trailers: http.Header{}, header: resp.Header}
+	for len(raw) > 0 {
+		if len(raw) < 5 {
+			t.Fatalf("%s: truncated frame %q", method, raw)
+		}
+		flag, n := raw[0], binary.BigEndian.Uint32(raw[1:5])
+		if uint32(len(raw)-5) < n {
+			t.Fatalf("%s: frame of %d bytes, %d left", method, n, len(raw)-5)
+		}
+		data := raw[5 : 5+n]
+		raw = raw[5+n:]
+		if flag&0x80 == 0 {
+			r.msgs = append(r.msgs, data)
+			continue
+		}
+		if len(raw) > 0 {
+			t.Fatalf("%s: data after the trailer frame", method)
+		}
+		for _, line := range strings.Split(strings.TrimSuffix(string(data), "\r\n"), "\r\n") {
+			k, v, ok := strings.Cut(line, ": ")
+			if !ok || strings.ToLower(k) != k {
+				t.Fatalf("%s: bad trailer line %q", method, line)
+			}
+			r.trailers.Add(k, v)
+		}
+	}
+	st := r.trailers
+	if len(st) == 0 { // trailers-only: the status is in the head
+		st = resp.Header
+	}
+	code, err := strconv.Atoi(st.Get("Grpc-Status"))
+	if err != nil {
+		t.Fatalf("%s: no grpc-status (head %v, trailers %v)", method, resp.Header, r.trailers)
+	}
+	r.code = codes.Code(code)
+	r.message, err = url.PathUnescape(st.Get("Grpc-Message"))
+	if err != nil {
+		t.Fatalf("%s: grpc-message: %v", method, err)
+	}
+	return r
+}
+
+// decodeSegments decodes base64 that may hold several padded segments.
+func decodeSegments(t *testing.T, b []byte) []byte {
+	var out []byte
+	for len(b) > 0 {
+		n := len(b)
+		if i := bytes.IndexByte(b, '='); i >= 0 {
+			n = i
+			for n < len(b) && b[n] == '=' {
+				n++
+			}
+		}
+		d, err := base64.StdEncoding.DecodeString(string(b[:n]))
+		if err != nil {
+			t.Fatalf("response body is not base64: %v", err)
+		}
+		out = append(out, d...)
+		b = b[n:]
+	}
+	return out
+}
+
+// A gRPC-web client, over HTTP/1.1 and over HTTP/2, binary and text, gets the same
+// messages, statuses and metadata as a native gRPC client through the same proxy.
+func TestGRPCWebBridge(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	gs := grpc.NewServer()
+	testgrpc.RegisterTestServiceServer(gs, interop.NewTestServer())
+	go gs.Serve(ln)
+	defer gs.Stop()
+
+	svc, logs := newTestService[*testCtx](t, grpcWebProxy{peer: &Peer{Address: ln.Addr().String(), Protocol: ProtoHTTP2}}, ServiceOptions{})
+	addr := startProxy(t, svc)
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	native := testgrpc.NewTestServiceClient(conn)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+
+	large := &testgrpc.SimpleRequest{ResponseSize: 314159, Payload: &testgrpc.Payload{Body: make([]byte, 271828)}}
+	special := "\t\ntest with whitespace\r\nand Unicode BMP ☺ and non-BMP 😈\t\n"
+	stream := &testgrpc.StreamingOutputCallRequest{}
+	for _, n := range []int32{31415, 9, 2653, 58979, 0} {
+		stream.ResponseParameters = append(stream.ResponseParameters, &testgrpc.ResponseParameters{Size: n})
+	}
+	clients := map[string]*http.Client{"HTTP/1.1": testClient(t), "h2c": h2cClient(t)}
+	for cname, client := range clients {
+		for _, text := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s/text=%v", cname, text), func(t *testing.T) {
+				// Unary, large messages both ways.
+				want, err := native.UnaryCall(ctx, large)
+				if err != nil {
+					t.Fatal(err)
+				}
+				r := grpcWebCall(t, client, addr, "/grpc.testing.TestService/UnaryCall", text, nil, large)
+				if r.code != codes.OK || len(r.msgs) != 1 {
+					t.Fatalf("large unary: %v %q, %d messages", r.code, r.message, len(r.msgs))
+				}
+				got := new(testgrpc.SimpleResponse)
+				if err := proto.Unmarshal(r.msgs[0], got); err != nil || !proto.Equal(got, want) {
+					t.Fatalf("large unary: differs from the native answer (%v)", err)
+				}
+
+				// Statuses set by the server, with a message that needs escaping.
+				for _, msg := range []string{"test status message", special} {
+					req := &testgrpc.SimpleRequest{ResponseStatus: &testgrpc.EchoStatus{Code: 2, Message: msg}}
+					_, nerr := native.UnaryCall(ctx, req)
+					r := grpcWebCall(t, client, addr, "/grpc.testing.TestService/UnaryCall", text, nil, req)
+					if ns := status.Convert(nerr); r.code != ns.Code() || r.message != ns.Message() {
+						t.Fatalf("status: web %v %q, native %v %q", r.code, r.message, ns.Code(), ns.Message())
+					}
+				}
+
+				// Metadata both ways: the echoed initial metadata in the head, the
+				// trailing in the trailer frame.
+				md := http.Header{"X-Grpc-Test-Echo-Initial": {"test_initial_metadata_value"},
+					"X-Grpc-Test-Echo-Trailing-Bin": {base64.StdEncoding.EncodeToString([]byte{0xab, 0xab, 0xab})}}
+				var hdr, trl metadata.MD
+				nctx := metadata.NewOutgoingContext(ctx, metadata.Pairs("x-grpc-test-echo-initial", "test_initial_metadata_value",
+					"x-grpc-test-echo-trailing-bin", string([]byte{0xab, 0xab, 0xab})))
+				if _, err := native.UnaryCall(nctx, &testgrpc.SimpleRequest{}, grpc.Header(&hdr), grpc.Trailer(&trl)); err != nil {
+					t.Fatal(err)
+				}
+				r = grpcWebCall(t, client, addr, "/grpc.testing.TestService/UnaryCall", text, md, &testgrpc.SimpleRequest{})
+				if got, want := r.header.Get("X-Grpc-Test-Echo-Initial"), hdr.Get("x-grpc-test-echo-initial"); r.code != codes.OK || len(want) != 1 || got != want[0] {
+					t.Fatalf("initial metadata: web %q, native %q", got, want)
+				}
+				tb, _ := base64.RawStdEncoding.DecodeString(strings.TrimRight(r.trailers.Get("x-grpc-test-echo-trailing-bin"), "="))
+				if want := trl.Get("x-grpc-test-echo-trailing-bin"); len(want) != 1 || string(tb) != want[0] {
+					t.Fatalf("trailing metadata: web %x, native %q", tb, want)
+				}
+
+				// Server streaming: the same messages in the same order.
+				ss, err := native.StreamingOutputCall(ctx, stream)
+				if err != nil {
+					t.Fatal(err)
+				}
+				var wantMsgs []*testgrpc.StreamingOutputCallResponse
+				for {
+					m, err := ss.Recv()
+					if err == io.EOF {
+						break
+					}
+					if err != nil {
+						t.Fatal(err)
+					}
+					wantMsgs = append(wantMsgs, m)
+				}
+				r = grpcWebCall(t, client, addr, "/grpc.testing.TestService/StreamingOutputCall", text, nil, stream)
+				if r.code != codes.OK || len(r.msgs) != len(wantMsgs) {
+					t.Fatalf("server streaming: %v %q, %d messages, want %d", r.code, r.message, len(r.msgs), len(wantMsgs))
+				}
+				for i, b := range r.msgs {
+					got := new(testgrpc.StreamingOutputCallResponse)
+					if err := proto.Unmarshal(b, got); err != nil || !proto.Equal(got, wantMsgs[i]) {
+						t.Fatalf("server streaming: message %d differs (%v)", i, err)
+					}
+				}
+
+				// An unknown method: UNIMPLEMENTED, trailers-only.
+				err = conn.Invoke(ctx, "/grpc.testing.TestService/UnimplementedCall", &testgrpc.Empty{}, &testgrpc.Empty{})
+				r = grpcWebCall(t, client, addr, "/grpc.testing.TestService/UnimplementedCall", text, nil, &testgrpc.Empty{})
+				if ns := status.Convert(err); r.code != ns.Code() || r.code != codes.Unimplemented {
+					t.Fatalf("unimplemented: web %v, native %v", r.code, ns.Code())
+				}
+			})
+		}
+	}
+	if t.Failed() {
+		t.Log(logs.String())
+	}
+}
+
+// When the peer cannot be reached, a gRPC-web client gets UNAVAILABLE as a gRPC-web
+// response, not an error page.
+func TestGRPCWebUnavailable(t *testing.T) {
+	svc, _ := newTestService[*testCtx](t, grpcWebProxy{peer: &Peer{Address: deadAddr(t), Protocol: ProtoHTTP2}}, ServiceOptions{MaxRetries: -1})
+	addr := startProxy(t, svc)
+	for _, text := range []bool{false, true} {
+		r := grpcWebCall(t, testClient(t), addr, "/grpc.testing.TestService/EmptyCall", text, nil, &testgrpc.Empty{})
+		if r.code != codes.Unavailable {
+			t.Fatalf("text=%v: got %v %q, want Unavailable", text, r.code, r.message)
+		}
+	}
+}
+
+// A grpc-web-text body that is not base64 is the client's fault: 400.
+func TestGRPCWebBadText(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	gs := grpc.NewServer()
+	testgrpc.RegisterTestServiceServer(gs, interop.NewTestServer())
+	go gs.Serve(ln)
+	defer gs.Stop()
+	svc, _ := newTestService[*testCtx](t, grpcWebProxy{peer: &Peer{Address: ln.Addr().String(), Protocol: ProtoHTTP2}}, ServiceOptions{})
+	addr := startProxy(t, svc)
+	got := rawExchange(t, addr, "POST /grpc.testing.TestService/EmptyCall HTTP/1.1\r\nHost: x\r\n"+
+		"Content-Type: application/grpc-web-text\r\nContent-Length: 8\r\n\r\nAAAA!!!!")
+	if !strings.Contains(got, "grpc-status: 13") && !strings.Contains(got, "Grpc-Status: 13") {
+		t.Fatalf("got %q, want a gRPC-web INTERNAL status", got)
+	}
+}
+
+// The base64 decoder of the bridge takes input cut anywhere and padded segments.
+func TestGRPCWebDecode(t *testing.T) {
+	msg := []byte("hello, gRPC-web: the quick brown fox")
+	var stream []byte
+	for _, part := range [][]byte{msg[:1], msg[1:5], msg[5:]} {
+		stream = base64.StdEncoding.AppendEncode(stream, part) // padded segments
+	}
+	for cut := 0; cut <= len(stream); cut++ {
+		var g grpcWeb
+		var out []byte
+		for _, piece := range [][]byte{stream[:cut], stream[cut:]} {
+			g.pending = append(g.pending, piece...)
+			d, err := g.decode()
+			if err != nil {
+				t.Fatalf("cut %d: %v", cut, err)
+			}
+			out = append(out, d...)
+		}
+		if !bytes.Equal(out, msg) || len(g.pending) != 0 {
+			t.Fatalf("cut %d: got %q (pending %q)", cut, out, g.pending)
+		}
+	}
+	var g grpcWeb
+	g.pending = []byte("AB=C")
+	if _, err := g.decode(); err == nil {
+		t.Fatal("bad padding accepted")
+	}
+}
