@@ -371,6 +371,10 @@ func (c *conn[C]) run(ctx contextT, ex *exchange[C], cc C) error {
 	if err := s.app.EarlyRequestFilter(ctx, sess, cc); err != nil {
 		return err
 	}
+	if sess.badProtocol {
+		return &Error{Type: HTTPStatus, Source: Downstream, Status: 501,
+			Cause: errors.New("proxy: extended CONNECT for a protocol other than websocket")}
+	}
 	if sess.req.Method == "CONNECT" {
 		// Whatever the answer, the client may send tunnel bytes next: never reuse.
 		sess.closeAfter = true

@@ -43,6 +43,8 @@ func (c *conn[C]) serveH2(buffered []byte) {
 		IdleTimeout:          durOr(s.opts.KeepaliveTimeout, 60*time.Second),
 		WriteTimeout:         durOr(s.opts.SendTimeout, 60*time.Second),
 		MaxHeaderListSize:    uint32(max(s.opts.MaxHeadBytes, 0)),
+		// WebSocket over HTTP/2 (RFC 8441).
+		EnableConnectProtocol: true,
 	}
 	hc := h2.NewConn(c.nc, pre, opts, c.serveStream)
 	c.h2c.Store(hc)
@@ -82,8 +84,21 @@ func (c *conn[C]) buildRequestH2(ex *exchange[C], r *h2.Request, d *h2down) {
 	req := &sess.req
 	req.Method = r.Method
 	req.Target = r.Path
-	if r.Method == "CONNECT" {
+	switch {
+	case r.Method == "CONNECT" && r.Protocol != "":
+		// Extended CONNECT (RFC 8441). A WebSocket is shown to the phases, and carried
+		// to HTTP/1.1 peers, as the HTTP/1.1 handshake it stands for: a GET that asks
+		// for an Upgrade. Other protocols are refused in run.
+		if upgradeAllowed([]byte(r.Protocol)) {
+			req.Method = "GET"
+			sess.upgrade = "websocket"
+			sess.h2Tunnel = true
+		} else {
+			sess.badProtocol = true
+		}
+	case r.Method == "CONNECT":
 		req.Target = r.Authority
+		sess.h2Tunnel = true
 	}
 	req.Version = message.HTTP2
 	if r.Authority != "" {
@@ -108,6 +123,8 @@ func (c *conn[C]) buildRequestH2(ex *exchange[C], r *h2.Request, d *h2down) {
 			continue
 		case !c.trusted && strings.HasPrefix(f.Name, "x-forwarded-"):
 			continue
+		case f.Name == "sec-websocket-key" && sess.h2Tunnel:
+			continue // not part of RFC 8441's handshake; the proxy makes its own
 		}
 		req.Header.Add(f.Name, f.Value)
 	}
@@ -115,6 +132,9 @@ func (c *conn[C]) buildRequestH2(ex *exchange[C], r *h2.Request, d *h2down) {
 		req.Header.Add("cookie", strings.Join(cookies, "; "))
 	}
 	switch {
+	case sess.h2Tunnel:
+		// The stream's DATA is the tunnel's, not a request body.
+		sess.reqBodyKind = h1.BodyNone
 	case r.EndStream:
 		sess.reqBodyKind = h1.BodyNone
 		d.bodyEnded = true

@@ -57,6 +57,9 @@ type Session struct {
 	expect100      bool
 	upgrade        string // the protocol of an Upgrade the proxy carries ("websocket"), or ""
 	teTrailers     bool   // an HTTP/2 client sent "te: trailers" (gRPC)
+	h2Tunnel       bool   // an HTTP/2 CONNECT or extended CONNECT: the stream is a tunnel
+	badProtocol    bool   // an extended CONNECT for a protocol other than WebSocket
+	wsKey          string // the Sec-WebSocket-Key the proxy made up for an HTTP/1.1 peer
 	sent100        bool
 	reqBodyKind    h1.BodyKind
 	reqBodyLen     int64
@@ -80,6 +83,7 @@ func (s *Session) reset() {
 	s.bodyRead = false
 	s.expect100, s.sent100 = false, false
 	s.upgrade, s.teTrailers = "", false
+	s.h2Tunnel, s.badProtocol, s.wsKey = false, false, ""
 	s.closeAfter = false
 	s.peer = nil
 	s.reused = false
@@ -104,6 +108,12 @@ func (s *Session) transport() downstream {
 // checks (hop-by-hop fields and untrusted X-Forwarded-* fields are already removed).
 // Phases may change it until UpstreamPeer; the request sent upstream starts as a copy.
 func (s *Session) Request() *message.RequestHeader { return &s.req }
+
+// Upgrade returns "websocket" if the request opens a WebSocket: an HTTP/1.1 GET with
+// Upgrade: websocket (the Upgrade and Connection fields themselves are not in
+// [Session.Request], being hop-by-hop), or an HTTP/2 extended CONNECT with :protocol
+// websocket (RFC 8441), which the phases see as such a GET. Otherwise "".
+func (s *Session) Upgrade() string { return s.upgrade }
 
 // ClientAddr returns the client's address.
 func (s *Session) ClientAddr() net.Addr { return s.clientAddr }

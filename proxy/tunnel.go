@@ -47,6 +47,9 @@ func (c *conn[C]) switchProtocols(ctx contextT, ex *exchange[C], cc C, uc *upCon
 	if err := validateHeader(&resp.Header); err != nil {
 		return asError(err, InternalError, Internal)
 	}
+	if d, ok := sess.transport().(*h2down); ok {
+		return c.acceptH2Tunnel(sess, d, resp, uc)
+	}
 	sess.respStarted = true
 	sess.status = 101
 	sess.closeAfter = true
@@ -68,6 +71,12 @@ func (c *conn[C]) switchProtocols(ctx contextT, ex *exchange[C], cc C, uc *upCon
 // connectTunnel serves an allowed CONNECT: the connection to the peer is open, so the
 // client is told so and the bytes flow.
 func (c *conn[C]) connectTunnel(sess *Session, uc *upConn) *Error {
+	if d, ok := sess.transport().(*h2down); ok {
+		h := &sess.scratchHeader
+		h.Reset()
+		h.Status = 200
+		return c.acceptH2Tunnel(sess, d, h, uc)
+	}
 	sess.respStarted = true
 	sess.status = 200
 	sess.closeAfter = true
@@ -110,12 +119,24 @@ func (c *conn[C]) tunnel(sess *Session, uc *upConn) *Error {
 	wg.Wait()
 	sess.bytesSent += n
 	switch {
+	case errors.Is(downErr, errTunnelIdle) || errors.Is(upErr, errTunnelIdle):
+		// The tunnel's normal end when quiet; the other direction's error is only the
+		// consequence of the close.
+		return nil
 	case downErr != nil:
 		return asError(downErr, ReadError, Upstream)
 	case upErr != nil:
 		return asError(upErr, ReadError, Downstream)
 	}
 	return nil
+}
+
+// tunnelEnd is what a tunnel needs of either end.
+type tunnelEnd interface {
+	io.Writer
+	io.Closer
+	SetReadDeadline(time.Time) error
+	SetWriteDeadline(time.Time) error
 }
 
 type tunnelState struct {
@@ -129,7 +150,8 @@ var errTunnelIdle = errors.New("proxy: tunnel idle timeout")
 
 // pipe copies src to dst until src ends (then it half-closes dst) or fails. A read that
 // times out ends the tunnel only if neither direction moved a byte for the idle timeout.
-func (t *tunnelState) pipe(dst net.Conn, src io.Reader, srcConn net.Conn, buf []byte) (int64, error) {
+// dst and srcConn are connections, or the ends of an HTTP/2 stream (h2Stream).
+func (t *tunnelState) pipe(dst tunnelEnd, src io.Reader, srcConn tunnelEnd, buf []byte) (int64, error) {
 	var total int64
 	for {
 		srcConn.SetReadDeadline(time.Unix(0, t.last.Load()).Add(t.idle))

@@ -57,8 +57,43 @@ func TestWebSocketThroughProxy(t *testing.T) {
 	if resp.StatusCode != 101 {
 		t.Fatalf("status %d", resp.StatusCode)
 	}
+	exchangeWSMessages(t, ctx, c)
+
+	// Closing from the client side ends the origin's side too: a second connection is
+	// closed by the client, and the proxy's connection count goes back to zero.
+	c2, _, err := websocket.Dial(ctx, "ws://"+addr+"/ws", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c2.Write(ctx, websocket.MessageText, []byte("hi")); err != nil {
+		t.Fatal(err)
+	}
+	if _, m, err := c2.Read(ctx); err != nil || string(m) != "hi" {
+		t.Fatalf("echo: %q %v", m, err)
+	}
+	if err := c2.Close(websocket.StatusNormalClosure, ""); err != nil {
+		t.Fatalf("close from client: %v", err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		svc.mu.Lock()
+		open := len(svc.conns)
+		svc.mu.Unlock()
+		if open == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d client connections still open after both sides closed", open)
+		}
+		runtimeGosched()
+	}
+}
+
+// exchangeWSMessages sends 10,000 messages of 0 B to 1 MiB over c to the echo origin,
+// checks that each comes back whole and in order, then has the origin close.
+func exchangeWSMessages(t *testing.T, ctx context.Context, c *websocket.Conn) {
+	t.Helper()
 	c.SetReadLimit(2 << 20)
-	// 10,000 messages of 0 B to 1 MiB: each comes back whole and in order.
 	sizes := []int{0, 1, 125, 126, 65535, 65536, 4096}
 	big := bytes.Repeat([]byte("0123456789abcdef"), 1<<16) // 1 MiB
 	done := make(chan error, 1)
@@ -99,39 +134,11 @@ func TestWebSocketThroughProxy(t *testing.T) {
 	if err := c.Write(ctx, websocket.MessageText, []byte("close-from-server")); err != nil {
 		t.Fatal(err)
 	}
-	_, _, err = c.Read(ctx)
+	_, _, err := c.Read(ctx)
 	if websocket.CloseStatus(err) != 4000 {
 		t.Fatalf("close from server: %v", err)
 	}
 
-	// Closing from the client side ends the origin's side too: a second connection is
-	// closed by the client, and the proxy's connection count goes back to zero.
-	c2, _, err := websocket.Dial(ctx, "ws://"+addr+"/ws", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := c2.Write(ctx, websocket.MessageText, []byte("hi")); err != nil {
-		t.Fatal(err)
-	}
-	if _, m, err := c2.Read(ctx); err != nil || string(m) != "hi" {
-		t.Fatalf("echo: %q %v", m, err)
-	}
-	if err := c2.Close(websocket.StatusNormalClosure, ""); err != nil {
-		t.Fatalf("close from client: %v", err)
-	}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		svc.mu.Lock()
-		open := len(svc.conns)
-		svc.mu.Unlock()
-		if open == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d client connections still open after both sides closed", open)
-		}
-		runtimeGosched()
-	}
 }
 
 type rejectWSProxy struct{ fixedProxy }

@@ -73,7 +73,7 @@ func (c *conn[C]) proxy(ctx contextT, ex *exchange[C], cc C) error {
 // failure to connect comes back marked connectFailure, for FailToConnect.
 func (c *conn[C]) attempt(ctx contextT, ex *exchange[C], cc C, peer *Peer) *Error {
 	s, sess := c.svc, &ex.sess
-	if peer.Protocol != ProtoHTTP1 {
+	if peer.Protocol != ProtoHTTP1 && sess.req.Method != "CONNECT" { // a CONNECT tunnels over TCP
 		return c.exchangeH2(ctx, ex, cc, peer)
 	}
 	uc, reused, cerr := c.connect(ctx, sess, peer)
@@ -209,6 +209,17 @@ func (c *conn[C]) exchangeWith(ctx contextT, ex *exchange[C], cc C, uc *upConn, 
 	}
 	if sess.upgrade != "" {
 		writeUpgradeFields(w, sess.upgrade)
+		if sess.h2Tunnel {
+			// A WebSocket over HTTP/2 has no key (RFC 8441 §5): make one up, as the
+			// HTTP/1.1 handshake needs it.
+			sess.wsKey = newWebSocketKey()
+			w.WriteString("Sec-WebSocket-Key: ")
+			w.WriteString(sess.wsKey)
+			w.WriteString("\r\n")
+			if !up.Header.Has("Sec-WebSocket-Version") {
+				w.WriteString("Sec-WebSocket-Version: 13\r\n")
+			}
+		}
 	}
 	w.EndHead()
 	if kind != h1.BodyNone {

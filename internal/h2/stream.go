@@ -443,8 +443,6 @@ func (st *Stream) Reset(code http2.ErrCode) {
 	_ = c.writeRST(st.id, st, code)
 }
 
-// Done returns a channel that is closed when the stream ends: both sides finished, a
-// reset by either side, or the end of the connection.
 // SetOnAbort registers f to be called once if the stream ends abnormally while the
 // handler runs (the client reset it, or the connection ended), so that the handler can
 // cut work in progress, such as a request to an upstream. f runs on the connection's
@@ -460,6 +458,8 @@ func (st *Stream) SetOnAbort(f func()) {
 	st.onAbort = f
 }
 
+// Done returns a channel that is closed when the stream ends: both sides finished, a
+// reset by either side, or the end of the connection.
 func (st *Stream) Done() <-chan struct{} {
 	c := st.c
 	c.mu.Lock()

@@ -1,0 +1,169 @@
+package proxy
+
+import (
+	"crypto/rand"
+	"crypto/sha1"
+	"encoding/base64"
+	"errors"
+	"io"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gotthard-proxy/gotthard/internal/h2"
+	"github.com/gotthard-proxy/gotthard/message"
+	"golang.org/x/net/http2"
+)
+
+// Tunnels from HTTP/2 clients: a CONNECT (RFC 9113 §8.5) or an extended CONNECT for a
+// WebSocket (RFC 8441). The client's stream is answered 200 without ending it, and its
+// DATA frames then carry the tunnel's bytes both ways; the client's END_STREAM
+// half-closes the peer's connection, the peer's end of data ends the stream, and a reset
+// or an error on either side ends both.
+
+// webSocketGUID is the one of RFC 6455 §1.3.
+const webSocketGUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+
+// newWebSocketKey returns a fresh Sec-WebSocket-Key (RFC 6455 §4.1).
+func newWebSocketKey() string {
+	var b [16]byte
+	rand.Read(b[:])
+	return base64.StdEncoding.EncodeToString(b[:])
+}
+
+// webSocketAccept returns the Sec-WebSocket-Accept a server answers key with.
+func webSocketAccept(key string) string {
+	sum := sha1.Sum([]byte(key + webSocketGUID))
+	return base64.StdEncoding.EncodeToString(sum[:])
+}
+
+var errBadAccept = errors.New("proxy: the peer's Sec-WebSocket-Accept does not match the key")
+
+// acceptH2Tunnel answers the client's stream with 200 and resp's fields (the peer's
+// 101, or nothing for a CONNECT), then tunnels between the stream and the peer.
+func (c *conn[C]) acceptH2Tunnel(sess *Session, d *h2down, resp *message.ResponseHeader, uc *upConn) *Error {
+	if sess.wsKey != "" {
+		if resp.Header.Get("Sec-WebSocket-Accept") != webSocketAccept(sess.wsKey) {
+			return &Error{Type: InvalidHTTP, Source: Upstream, Cause: errBadAccept}
+		}
+		resp.Header.Del("Sec-WebSocket-Accept") // no such field in RFC 8441's handshake
+	}
+	sess.respStarted = true
+	sess.status = 200
+	if err := d.st.WriteHeaders(200, d.toFields(&resp.Header, true), false); err != nil {
+		return asError(err, WriteError, Downstream)
+	}
+	return c.tunnelH2(sess, d.st, uc)
+}
+
+// tunnelH2 copies bytes both ways between st and the peer until both directions end,
+// an error, or the idle timeout.
+func (c *conn[C]) tunnelH2(sess *Session, st *h2.Stream, uc *upConn) *Error {
+	idle := durOr(c.svc.opts.TunnelIdleTimeout, 5*time.Minute)
+	t := &tunnelState{idle: idle}
+	t.touch()
+	uc.dl.rd, uc.dl.wd = time.Time{}, time.Time{}
+	s := &h2Stream{st: st}
+
+	// A wait on the stream has no deadline: a watchdog ends the tunnel when no byte
+	// moved either way for the idle timeout.
+	stop := make(chan struct{})
+	var idled atomic.Bool
+	go func() {
+		tm := time.NewTimer(idle)
+		defer tm.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-tm.C:
+				left := time.Until(time.Unix(0, t.last.Load()).Add(idle))
+				if left > 0 {
+					tm.Reset(left)
+					continue
+				}
+				idled.Store(true)
+				st.Reset(http2.ErrCodeCancel)
+				uc.nc.Close()
+				return
+			}
+		}
+	}()
+	defer close(stop)
+
+	up := c.svc.bufs.Get()
+	down := c.svc.bufs.Get()
+	defer c.svc.bufs.Put(up)
+	defer c.svc.bufs.Put(down)
+	var wg sync.WaitGroup
+	var upErr error
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		_, upErr = t.pipe(uc.nc, s, s, up)
+		if upErr != nil {
+			st.Reset(http2.ErrCodeCancel)
+			uc.nc.Close()
+		}
+	}()
+	n, downErr := t.pipe(s, uc.r.Raw(), uc.nc, down)
+	if downErr != nil {
+		st.Reset(http2.ErrCodeCancel)
+		uc.nc.Close()
+	}
+	wg.Wait()
+	sess.bytesSent += n
+	switch {
+	case idled.Load() || errors.Is(downErr, errTunnelIdle):
+		return nil // a quiet tunnel's normal end (see tunnel)
+	case downErr != nil:
+		return asError(downErr, ReadError, Upstream)
+	case upErr != nil:
+		var re *h2.ResetError
+		if errors.As(upErr, &re) {
+			return nil // the client ended the tunnel with a reset: its way to close
+		}
+		return asError(upErr, ReadError, Downstream)
+	}
+	return nil
+}
+
+// h2Stream is an HTTP/2 stream as an end of a tunnel: reads return the stream's DATA,
+// writes send DATA, CloseWrite ends the stream. Its deadlines do nothing: the stream has its own
+// write timeout, and the watchdog of tunnelH2 bounds the waits for data.
+type h2Stream struct {
+	st   *h2.Stream
+	rest []byte // of the last piece read, not yet returned
+}
+
+func (s *h2Stream) Read(p []byte) (int, error) {
+	if len(s.rest) == 0 {
+		b, err := s.st.ReadBody()
+		if len(b) == 0 {
+			return 0, err
+		}
+		s.rest = b
+	}
+	n := copy(p, s.rest)
+	s.rest = s.rest[n:]
+	return n, nil
+}
+
+func (s *h2Stream) Write(p []byte) (int, error) {
+	if err := s.st.WriteData(p, false); err != nil {
+		return 0, err
+	}
+	return len(p), nil
+}
+
+func (s *h2Stream) CloseWrite() error { return s.st.WriteData(nil, true) }
+
+func (s *h2Stream) Close() error {
+	s.st.Reset(http2.ErrCodeCancel)
+	return nil
+}
+
+func (s *h2Stream) SetReadDeadline(time.Time) error  { return nil }
+func (s *h2Stream) SetWriteDeadline(time.Time) error { return nil }
+
+var _ io.ReadWriteCloser = (*h2Stream)(nil)

@@ -1,0 +1,256 @@
+package proxy
+
+import (
+	"context"
+	"crypto/sha1"
+	"crypto/tls"
+	"encoding/base64"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+	"golang.org/x/net/http2"
+)
+
+// rfc8441 is an http.RoundTripper that lets a WebSocket library built for HTTP/1.1
+// speak over HTTP/2: it turns the library's handshake (GET with Upgrade) into an
+// extended CONNECT (RFC 8441) on an h2c connection, and the stream's 200 into the 101
+// the library expects, with the stream as the connection.
+type rfc8441 struct{ h2 *http2.Transport }
+
+func newRFC8441Client(t testing.TB) *http.Client {
+	tr := &http2.Transport{
+		AllowHTTP: true,
+		DialTLSContext: func(ctx context.Context, network, addr string, _ *tls.Config) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, network, addr)
+		},
+	}
+	t.Cleanup(tr.CloseIdleConnections)
+	return &http.Client{Transport: rfc8441{tr}}
+}
+
+func (r rfc8441) RoundTrip(req *http.Request) (*http.Response, error) {
+	key := req.Header.Get("Sec-WebSocket-Key")
+	pr, pw := io.Pipe()
+	h2req := req.Clone(req.Context())
+	h2req.Method = "CONNECT"
+	h2req.Body = pr
+	h2req.ContentLength = -1
+	for _, k := range []string{"Connection", "Upgrade", "Sec-Websocket-Key"} {
+		h2req.Header.Del(k)
+	}
+	h2req.Header.Set(":protocol", "websocket")
+	resp, err := r.h2.RoundTrip(h2req)
+	if err != nil {
+		pw.Close()
+		return nil, err
+	}
+	if resp.StatusCode != 200 {
+		pw.Close()
+		return resp, nil
+	}
+	if resp.Header.Get("Sec-Websocket-Accept") != "" {
+		pw.Close()
+		resp.Body.Close()
+		return nil, errors.New("Sec-WebSocket-Accept in an RFC 8441 response")
+	}
+	sum := sha1.Sum([]byte(key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"))
+	resp.StatusCode = 101
+	resp.Header.Set("Connection", "Upgrade")
+	resp.Header.Set("Upgrade", "websocket")
+	resp.Header.Set("Sec-WebSocket-Accept", base64.StdEncoding.EncodeToString(sum[:]))
+	resp.Body = streamConn{resp.Body, pw}
+	return resp, nil
+}
+
+// streamConn is an HTTP/2 stream as a connection: the response body to read, the
+// request body to write.
+type streamConn struct {
+	io.ReadCloser
+	w *io.PipeWriter
+}
+
+func (s streamConn) Write(p []byte) (int, error) { return s.w.Write(p) }
+func (s streamConn) Close() error {
+	s.w.Close()
+	return s.ReadCloser.Close()
+}
+
+// WebSocket over HTTP/2 (RFC 8441) from a library client, to an HTTP/1.1 origin:
+// 10,000 messages of 0 B to 1 MiB, closes from both sides.
+func TestWebSocketOverHTTP2(t *testing.T) {
+	origin := wsEchoOrigin(t)
+	svc, logs := newTestService[*testCtx](t, fixedProxy{peer: NewPeer(origin)}, ServiceOptions{})
+	addr := startProxy(t, svc)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	opts := &websocket.DialOptions{HTTPClient: newRFC8441Client(t)}
+
+	c, _, err := websocket.Dial(ctx, "ws://"+addr+"/ws", opts)
+	if err != nil {
+		t.Fatalf("dial: %v\n%s", err, logs.String())
+	}
+	exchangeWSMessages(t, ctx, c)
+
+	// Closing from the client side: the close handshake goes through, and the proxy
+	// ends the stream once the origin has closed.
+	c2, _, err := websocket.Dial(ctx, "ws://"+addr+"/ws", opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c2.Write(ctx, websocket.MessageText, []byte("hi")); err != nil {
+		t.Fatal(err)
+	}
+	if _, m, err := c2.Read(ctx); err != nil || string(m) != "hi" {
+		t.Fatalf("echo: %q %v", m, err)
+	}
+	if err := c2.Close(websocket.StatusNormalClosure, ""); err != nil {
+		t.Fatalf("close from client: %v\n%s", err, logs.String())
+	}
+	if strings.Contains(logs.String(), "level=ERROR") {
+		t.Fatalf("errors logged:\n%s", logs.String())
+	}
+}
+
+// The phases see an HTTP/2 WebSocket as the GET it stands for, and may refuse it.
+func TestWebSocketOverHTTP2Rejected(t *testing.T) {
+	origin := wsEchoOrigin(t)
+	svc, _ := newTestService[*testCtx](t, rejectWSProxy{fixedProxy{peer: NewPeer(origin)}}, ServiceOptions{})
+	addr := startProxy(t, svc)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	opts := &websocket.DialOptions{HTTPClient: newRFC8441Client(t), HTTPHeader: http.Header{"Origin": {"http://evil.example"}}}
+	_, resp, err := websocket.Dial(ctx, "ws://"+addr+"/ws", opts)
+	if err == nil || resp == nil || resp.StatusCode != 403 {
+		t.Fatalf("got %v %v, want 403", resp, err)
+	}
+}
+
+// CONNECT over HTTP/2 (RFC 9113 §8.5), when allowed: the stream carries the bytes of a
+// TCP connection both ways, and the peer's end of data ends the stream.
+func TestConnectOverHTTP2(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() { // upper-cases what it reads, until the client half-closes
+		for {
+			nc, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer nc.Close()
+				b, _ := io.ReadAll(nc)
+				nc.Write([]byte(strings.ToUpper(string(b))))
+			}()
+		}
+	}()
+	target := ln.Addr().String()
+	tr := newRFC8441Client(t).Transport.(rfc8441).h2
+
+	for _, allow := range []bool{false, true} {
+		svc, _ := newTestService[*testCtx](t, connectProxy{allowed: target}, ServiceOptions{AllowConnect: allow})
+		addr := startProxy(t, svc)
+		pr, pw := io.Pipe()
+		req, _ := http.NewRequest("CONNECT", "http://"+addr, pr)
+		req.Host = target
+		req.URL.Host = addr
+		resp, err := tr.RoundTrip(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !allow {
+			if resp.StatusCode != 405 {
+				t.Fatalf("CONNECT not allowed: status %d, want 405", resp.StatusCode)
+			}
+			resp.Body.Close()
+			pw.Close()
+			continue
+		}
+		if resp.StatusCode != 200 {
+			t.Fatalf("status %d", resp.StatusCode)
+		}
+		pw.Write([]byte("hello through "))
+		pw.Write([]byte("an HTTP/2 tunnel"))
+		pw.Close() // END_STREAM: the proxy half-closes toward the peer
+		got, err := io.ReadAll(resp.Body)
+		if err != nil || string(got) != "HELLO THROUGH AN HTTP/2 TUNNEL" {
+			t.Fatalf("got %q %v", got, err)
+		}
+	}
+}
+
+// An extended CONNECT for a protocol the proxy does not carry is refused with 501.
+func TestExtendedConnectUnknownProtocol(t *testing.T) {
+	svc, _ := newTestService[*testCtx](t, fixedProxy{peer: NewPeer(deadAddr(t))}, ServiceOptions{})
+	addr := startProxy(t, svc)
+	tr := newRFC8441Client(t).Transport.(rfc8441).h2
+	req, _ := http.NewRequest("CONNECT", "http://"+addr+"/chat", http.NoBody)
+	req.Header.Set(":protocol", "not-websocket")
+	resp, err := tr.RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 501 {
+		t.Fatalf("status %d, want 501", resp.StatusCode)
+	}
+}
+
+// A quiet HTTP/2 tunnel ends after the tunnel idle timeout, as a normal end (no error
+// logged); one with traffic stays open.
+func TestConnectOverHTTP2Idle(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() { // echoes
+		for {
+			nc, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() { defer nc.Close(); io.Copy(nc, nc) }()
+		}
+	}()
+	target := ln.Addr().String()
+	const idle = 300 * time.Millisecond
+	svc, logs := newTestService[*testCtx](t, connectProxy{allowed: target}, ServiceOptions{AllowConnect: true, TunnelIdleTimeout: idle})
+	addr := startProxy(t, svc)
+	tr := newRFC8441Client(t).Transport.(rfc8441).h2
+	pr, pw := io.Pipe()
+	defer pw.Close()
+	req, _ := http.NewRequest("CONNECT", "http://"+addr, pr)
+	req.Host = target
+	resp, err := tr.RoundTrip(req)
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("%v %v", resp, err)
+	}
+	// Traffic for three idle timeouts keeps it open.
+	buf := make([]byte, 1)
+	for end := time.Now().Add(3 * idle); time.Now().Before(end); {
+		pw.Write([]byte("x"))
+		if _, err := io.ReadFull(resp.Body, buf); err != nil {
+			t.Fatalf("tunnel closed while in use: %v", err)
+		}
+		time.Sleep(idle / 4)
+	}
+	start := time.Now()
+	io.ReadAll(resp.Body) // ends when the proxy resets the quiet stream
+	if waited := time.Since(start); waited > 30*idle {
+		t.Fatalf("quiet tunnel open for %v", waited)
+	}
+	time.Sleep(50 * time.Millisecond)
+	if strings.Contains(logs.String(), "request failed") {
+		t.Fatalf("idle end logged as a failure:\n%s", logs.String())
+	}
+}
