@@ -86,3 +86,47 @@ func TestGRPCUnavailable(t *testing.T) {
 		}
 	}
 }
+
+// The peer's read timeout bounds the wait for an answer, not a client-streaming upload
+// that goes on longer than it: the wait starts after the last message sent.
+func TestGRPCLongClientStream(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	gs := grpc.NewServer()
+	testgrpc.RegisterTestServiceServer(gs, interop.NewTestServer())
+	go gs.Serve(ln)
+	defer gs.Stop()
+	const timeout = 300 * time.Millisecond
+	peer := &Peer{Address: ln.Addr().String(), Protocol: ProtoHTTP2}
+	peer.Options.ReadTimeout = timeout
+	svc, logs := newTestService[*testCtx](t, fixedProxy{peer: peer}, ServiceOptions{})
+	addr := startProxy(t, svc)
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	stream, err := testgrpc.NewTestServiceClient(conn).StreamingInputCall(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	total := 0
+	for end := time.Now().Add(4 * timeout); time.Now().Before(end); {
+		if err := stream.Send(&testgrpc.StreamingInputCallRequest{Payload: &testgrpc.Payload{Body: make([]byte, 100)}}); err != nil {
+			t.Fatal(err)
+		}
+		total += 100
+		time.Sleep(timeout / 5)
+	}
+	resp, err := stream.CloseAndRecv()
+	if err != nil {
+		t.Fatalf("%v\n%s", err, logs.String())
+	}
+	if int(resp.AggregatedPayloadSize) != total {
+		t.Fatalf("server got %d bytes, sent %d", resp.AggregatedPayloadSize, total)
+	}
+}

@@ -181,11 +181,12 @@ func (c *conn[C]) exchangeH2(ctx contextT, ex *exchange[C], cc C, peer *Peer) *E
 		}
 	}}
 	req = req.WithContext(httptrace.WithClientTrace(actx, trace))
-	// The wait for the answer is bounded by the read timeout.
-	timer := time.AfterFunc(o.readTimeout(), cancel)
+	// The wait for the answer is bounded by the read timeout, counted from the last
+	// piece of request body sent: a long upload (gRPC client streaming) is no wait.
+	body.wait.start(o.readTimeout(), cancel)
 	ex.requestSent = true
 	resp, err := tr.RoundTrip(req)
-	timer.Stop()
+	body.wait.stop()
 	if err != nil {
 		// net/http may still read the body on its own goroutine: stop it before
 		// looking at what it saw.
@@ -338,6 +339,35 @@ type h2ReqBody[C any] struct {
 	done    bool
 	stopped bool
 	err     *Error
+	wait    waitTimer // for the response head
+}
+
+// waitTimer calls f once a wait has lasted d; push starts the wait again, until stop.
+type waitTimer struct {
+	mu      sync.Mutex
+	t       *time.Timer
+	d       time.Duration
+	stopped bool
+}
+
+func (w *waitTimer) start(d time.Duration, f func()) {
+	w.d = d
+	w.t = time.AfterFunc(d, f)
+}
+
+func (w *waitTimer) push() {
+	w.mu.Lock()
+	if !w.stopped && w.t != nil {
+		w.t.Reset(w.d)
+	}
+	w.mu.Unlock()
+}
+
+func (w *waitTimer) stop() {
+	w.mu.Lock()
+	w.stopped = true
+	w.t.Stop()
+	w.mu.Unlock()
 }
 
 func (b *h2ReqBody[C]) Read(p []byte) (int, error) {
@@ -375,6 +405,7 @@ func (b *h2ReqBody[C]) Read(p []byte) (int, error) {
 			return 0, b.err
 		}
 		b.pending = out
+		b.wait.push()
 		if end {
 			b.done = true
 			// Neither ex.trl nor the request's arena: the response, which may be on

@@ -2,9 +2,12 @@ package proxy
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strconv"
+
+	"github.com/gotthard-proxy/gotthard/internal/h2"
 )
 
 type contextT = context.Context
@@ -25,6 +28,10 @@ func statusLine(status int, text string) string {
 func levelFor(e *Error) slog.Level {
 	switch e.Source {
 	case Downstream:
+		var re *h2.ResetError
+		if e.Type == ConnectionClosed || errors.As(e, &re) {
+			return slog.LevelDebug // a client that went away or cancelled: its right
+		}
 		return slog.LevelInfo
 	case Upstream:
 		return slog.LevelWarn
