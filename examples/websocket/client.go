@@ -43,8 +43,8 @@ func probes() []probe {
 // Everything that depends on how the client reaches the proxy is in opts (the HTTP
 // client and its transport, header fields such as Origin), so the same checks can run
 // over another transport. coder/websocket sends the HTTP/1.1 Upgrade handshake whatever
-// the transport; WebSocket over HTTP/2 (RFC 8441) would need a dialer that sends an
-// extended CONNECT instead.
+// the transport; the tests run this client over HTTP/2 (RFC 8441) with a RoundTripper
+// that sends an extended CONNECT instead.
 func runClient(ctx context.Context, out io.Writer, url string, opts *websocket.DialOptions) error {
 	c, resp, err := websocket.Dial(ctx, url, opts)
 	if err != nil {

@@ -16,7 +16,9 @@
 // Origin is not in the -allow-origin list, ResponseFilter sees the origin's 101, and
 // Logging writes one line per WebSocket connection when it ends. After the 101 the
 // connection is a tunnel of bytes that ends when both sides have closed, or after
-// -idle-timeout without traffic.
+// -idle-timeout without traffic. HTTP/2 clients are served too, on the same listener
+// (h2c by prior knowledge): a WebSocket over HTTP/2 (RFC 8441) reaches the phases as
+// the same handshake, and the origin as an HTTP/1.1 one.
 //
 // It also takes the server flags (-c conf.yaml, -d, -u, -t).
 package main

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net/url"
@@ -38,22 +37,25 @@ func (p *wsProxy) UpstreamPeer(context.Context, *proxy.Session, *wsCtx) (*proxy.
 // RequestFilter refuses a WebSocket handshake whose Origin is not in the allow list
 // with 403, before any connection to the peer is made.
 //
-// The framework removes Upgrade and Connection before the phases run (they are
-// hop-by-hop), so a handshake is recognized by Sec-WebSocket-Key, which every handshake
-// carries (RFC 6455 §4.1) and which goes to the peer end to end. ResponseFilter catches
-// a peer that switches protocols for a request without it.
+// A handshake is recognized by [proxy.Session.Upgrade], which reports the HTTP/1.1
+// handshake (a GET with Upgrade: websocket; Upgrade and Connection themselves are
+// hop-by-hop, removed before the phases run) and the HTTP/2 one (RFC 8441 extended
+// CONNECT, shown to the phases as that GET) alike. Sec-WebSocket-Key would not do: an
+// HTTP/2 handshake has none, the proxy makes one up for the peer after the phases. A
+// peer that switches protocols for a request that is not a handshake gets no tunnel:
+// the proxy answers the client 502 itself.
 //
-// Origin is what browsers send to say which page opened the connection (RFC 6455 §10.2);
-// checking it stops other sites' pages from using a visitor's browser, and its cookies,
-// to talk to the origin (cross-site WebSocket hijacking). A handshake without Origin
-// comes from a program, not a page, and passes: a program can send any Origin it
-// likes, so refusing it would protect nothing.
+// Origin is what browsers send to say which page opened the connection (RFC 6455 §10.2,
+// RFC 8441 §5); checking it stops other sites' pages from using a visitor's browser,
+// and its cookies, to talk to the origin (cross-site WebSocket hijacking). A handshake
+// without Origin comes from a program, not a page, and passes: a program can send any
+// Origin it likes, so refusing it would protect nothing.
 func (p *wsProxy) RequestFilter(_ context.Context, s *proxy.Session, c *wsCtx) (proxy.Result, error) {
-	h := &s.Request().Header
-	c.handshake = h.Has("Sec-WebSocket-Key")
+	c.handshake = s.Upgrade() == "websocket"
 	if !c.handshake {
 		return proxy.Continue, nil
 	}
+	h := &s.Request().Header
 	origins := h.Values("Origin")
 	if len(origins) > 0 {
 		c.origin = origins[0]
@@ -69,22 +71,11 @@ func (p *wsProxy) RequestFilter(_ context.Context, s *proxy.Session, c *wsCtx) (
 	return proxy.Handled, s.Respond(403, "Forbidden: WebSocket connections from this origin are not allowed\n")
 }
 
-// errUnchecked is the cause of the 502 for a peer that switched protocols although
-// RequestFilter saw no handshake.
-var errUnchecked = errors.New("websocket: the peer switched protocols for a request without Sec-WebSocket-Key")
-
-// ResponseFilter sees the peer's answer to the handshake. A 101 means the connection
-// becomes a tunnel once this phase returns; a 101 to a request that RequestFilter did
-// not check as a handshake ends the request with 502 instead (the framework logs it),
-// so no tunnel bypasses the origin check.
+// ResponseFilter sees the peer's answer to the handshake: a 101 means the connection
+// becomes a tunnel once this phase returns (for an HTTP/2 client, the proxy answers
+// its stream 200 instead, as RFC 8441 says).
 func (p *wsProxy) ResponseFilter(_ context.Context, _ *proxy.Session, c *wsCtx, resp *message.ResponseHeader) error {
-	if resp.Status != 101 {
-		return nil
-	}
-	if !c.handshake {
-		return &proxy.Error{Type: proxy.InvalidHTTP, Source: proxy.Upstream, Status: 502, Cause: errUnchecked}
-	}
-	c.switched = true
+	c.switched = resp.Status == 101
 	return nil
 }
 
