@@ -2,11 +2,14 @@ package main
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"slices"
+	"strings"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -16,6 +19,7 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/reflection"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 )
 
 // demo is the gRPC service the example starts when no -upstream is given: grpc-go's
@@ -78,6 +82,18 @@ func demoCalls(ctx context.Context, addr string, w io.Writer) error {
 		}
 		fmt.Fprintf(w, "  %-17s %s\n", c.kind, got)
 	}
+
+	// A gRPC-web call, as a browser makes it: a plain HTTP/1.1 POST (net/http's
+	// Transport speaks HTTP/1.1 to an http:// URL).
+	tr := &http.Transport{}
+	defer tr.CloseIdleConnections()
+	got, st, err := webUnary(ctx, &http.Client{Transport: tr}, "http://"+addr)
+	if err != nil {
+		return fmt.Errorf("gRPC-web call: %w", err)
+	}
+	fmt.Fprintln(w, "\nA gRPC-web call through the gateway, over HTTP/1.1 (application/grpc-web-text):")
+	fmt.Fprintf(w, "  %-17s %s\n", "unary", got)
+	fmt.Fprintf(w, "  %-17s %s\n", "status", st)
 	return nil
 }
 
@@ -102,6 +118,36 @@ func unary(ctx context.Context, tc testgrpc.TestServiceClient) (string, error) {
 		return "", fmt.Errorf("got %d bytes, header echo %q, trailer echo %q", n, h, t)
 	}
 	return fmt.Sprintf("UnaryCall: a %d-byte payload; metadata echoed: header %q, trailer 0x%x", n, h[0], t[0]), nil
+}
+
+// webUnary makes the call of [unary] as a gRPC-web call in the text form (base64, as
+// browsers that cannot stream binary bodies use it): metadata goes as header fields,
+// binary metadata in base64, and comes back in the response head and in the trailer
+// frame at the end of the body, with the status. It returns what came back and the
+// status.
+func webUnary(ctx context.Context, client *http.Client, base string) (got, st string, err error) {
+	const greeting, bin = "hello through Gotthard", "\xca\xfe"
+	md := http.Header{echoHeader: {greeting}, echoTrailer: {base64.StdEncoding.EncodeToString([]byte(bin))}}
+	r, err := grpcWebCall(ctx, client, base, "/grpc.testing.TestService/UnaryCall", true, md,
+		&testgrpc.SimpleRequest{ResponseSize: 64, Payload: payload(32)})
+	if err != nil {
+		return "", "", err
+	}
+	if r.code != codes.OK || len(r.messages) != 1 {
+		return "", "", fmt.Errorf("status %v %q, %d messages, want OK and one", r.code, r.message, len(r.messages))
+	}
+	resp := new(testgrpc.SimpleResponse)
+	if err := proto.Unmarshal(r.messages[0], resp); err != nil {
+		return "", "", err
+	}
+	n := len(resp.GetPayload().GetBody())
+	h := r.header.Get(echoHeader)
+	t, _ := base64.RawStdEncoding.DecodeString(strings.TrimRight(r.trailers.Get(echoTrailer), "="))
+	if n != 64 || h != greeting || string(t) != bin {
+		return "", "", fmt.Errorf("got %d bytes, header echo %q, trailer echo %q", n, h, t)
+	}
+	return fmt.Sprintf("UnaryCall: a %d-byte payload; metadata echoed: header %q, trailer 0x%x", n, h, t),
+		fmt.Sprintf("grpc-status %d (%v), in the trailer frame that ends the body", r.code, r.code), nil
 }
 
 // unaryError asks the service to fail the call with a status of its choosing, which must

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"net/http"
 	"os/exec"
 	"slices"
 	"strings"
@@ -18,21 +19,23 @@ import (
 	testgrpc "google.golang.org/grpc/interop/grpc_testing"
 	reflectpb "google.golang.org/grpc/reflection/grpc_reflection_v1"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/gotthard-proxy/gotthard/examples/internal/exampletest"
 )
 
-// binary is the grpc command built once for the tests.
-var binary string
+// command is the grpc command, built once for the tests (not "binary": the package
+// imports encoding/binary).
+var command string
 
-func TestMain(m *testing.M) { exampletest.Main(m, "grpc", &binary) }
+func TestMain(m *testing.M) { exampletest.Main(m, "grpc", &command) }
 
 // With -once the command makes its demo calls through the gateway, prints what they
 // returned, logs each with its gRPC status and exits with status 0.
 func TestOnce(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, binary, "-once", "-listen", "127.0.0.1:0")
+	cmd := exec.CommandContext(ctx, command, "-once", "-listen", "127.0.0.1:0")
 	var stdout, stderr exampletest.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {
@@ -49,8 +52,13 @@ func TestOnce(t *testing.T) {
 		{"server streaming", &stdout, "4 messages of 8, 64, 512, 4096 bytes"},
 		{"client streaming", &stdout, "the service counted 11110"},
 		{"bidi streaming", &stdout, "3 requests, each answered before the next (16, 32, 64 bytes)"},
+		{"gRPC-web", &stdout, "A gRPC-web call through the gateway, over HTTP/1.1 (application/grpc-web-text):\n" +
+			`  unary             UnaryCall: a 64-byte payload; metadata echoed: header "hello through Gotthard", trailer 0xcafe` + "\n" +
+			"  status            grpc-status 0 (OK), in the trailer frame that ends the body\n"},
 		{"access log", &stderr, "method=/grpc.testing.TestService/FullDuplexCall status=200 grpc_status=OK"},
 		{"access log of the error", &stderr, "method=/grpc.testing.TestService/UnaryCall status=200 grpc_status=NotFound"},
+		{"access log of the gRPC-web call", &stderr, "method=/grpc.testing.TestService/UnaryCall status=200 grpc_status=OK duration="},
+		{"gRPC-web form in the access log", &stderr, " grpc_web=text\n"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			if !strings.Contains(tt.out.String(), tt.want) {
@@ -87,7 +95,7 @@ func TestProxying(t *testing.T) {
 		{"server down", []string{"-upstream", dead}, codes.Unavailable, false},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			addr := exampletest.Listen(t, binary, tt.args...)
+			addr := exampletest.Listen(t, command, tt.args...)
 			conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 			if err != nil {
 				t.Fatal(err)
@@ -116,6 +124,113 @@ func TestProxying(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// A gRPC-web client, binary or text, over HTTP/1.1 or HTTP/2 (h2c), gets through the
+// running gateway the same messages and statuses as a native gRPC client.
+func TestGRPCWeb(t *testing.T) {
+	addr := exampletest.Listen(t, command)
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+
+	// What a native client gets for each call.
+	const notFound = "not found: \"☺\" (escaped in grpc-message)"
+	type answer struct {
+		msgs []proto.Message
+		st   *status.Status
+	}
+	calls := []struct {
+		name   string
+		method string
+		req    proto.Message
+		native func() answer
+		empty  func() proto.Message // an empty response message
+	}{
+		{"unary", "/grpc.testing.TestService/UnaryCall",
+			&testgrpc.SimpleRequest{ResponseSize: 1000, Payload: payload(5000)},
+			func() answer {
+				r, err := testgrpc.NewTestServiceClient(conn).UnaryCall(ctx, &testgrpc.SimpleRequest{ResponseSize: 1000, Payload: payload(5000)})
+				return answer{[]proto.Message{r}, status.Convert(err)}
+			},
+			func() proto.Message { return new(testgrpc.SimpleResponse) }},
+		{"unary, error", "/grpc.testing.TestService/UnaryCall",
+			&testgrpc.SimpleRequest{ResponseStatus: &testgrpc.EchoStatus{Code: int32(codes.NotFound), Message: notFound}},
+			func() answer {
+				_, err := testgrpc.NewTestServiceClient(conn).UnaryCall(ctx, &testgrpc.SimpleRequest{
+					ResponseStatus: &testgrpc.EchoStatus{Code: int32(codes.NotFound), Message: notFound}})
+				return answer{nil, status.Convert(err)}
+			}, nil},
+		{"server streaming", "/grpc.testing.TestService/StreamingOutputCall",
+			&testgrpc.StreamingOutputCallRequest{ResponseParameters: []*testgrpc.ResponseParameters{{Size: 1}, {Size: 70_000}, {Size: 0}}},
+			func() answer {
+				stream, err := testgrpc.NewTestServiceClient(conn).StreamingOutputCall(ctx, &testgrpc.StreamingOutputCallRequest{
+					ResponseParameters: []*testgrpc.ResponseParameters{{Size: 1}, {Size: 70_000}, {Size: 0}}})
+				var a answer
+				for err == nil {
+					var m *testgrpc.StreamingOutputCallResponse
+					if m, err = stream.Recv(); err == nil {
+						a.msgs = append(a.msgs, m)
+					}
+				}
+				if errors.Is(err, io.EOF) {
+					err = nil
+				}
+				a.st = status.Convert(err)
+				return a
+			},
+			func() proto.Message { return new(testgrpc.StreamingOutputCallResponse) }},
+		{"unknown method (trailers-only)", "/grpc.testing.TestService/UnimplementedCall", &testgrpc.Empty{},
+			func() answer {
+				err := conn.Invoke(ctx, "/grpc.testing.TestService/UnimplementedCall", &testgrpc.Empty{}, &testgrpc.Empty{})
+				return answer{nil, status.Convert(err)}
+			}, nil},
+	}
+
+	h1 := &http.Transport{}
+	defer h1.CloseIdleConnections()
+	h2c := &http.Transport{Protocols: new(http.Protocols)}
+	h2c.Protocols.SetUnencryptedHTTP2(true)
+	defer h2c.CloseIdleConnections()
+	for _, tr := range []struct {
+		name   string
+		client *http.Client
+	}{
+		{"HTTP/1.1", &http.Client{Transport: h1}},
+		{"h2c", &http.Client{Transport: h2c}},
+	} {
+		for _, text := range []bool{false, true} {
+			form := "binary"
+			if text {
+				form = "text"
+			}
+			for _, c := range calls {
+				t.Run(tr.name+"/"+form+"/"+c.name, func(t *testing.T) {
+					want := c.native()
+					got, err := grpcWebCall(ctx, tr.client, "http://"+addr, c.method, text, nil, c.req)
+					if err != nil {
+						t.Fatal(err)
+					}
+					if got.code != want.st.Code() || got.message != want.st.Message() {
+						t.Fatalf("status %v %q, native %v %q", got.code, got.message, want.st.Code(), want.st.Message())
+					}
+					if len(got.messages) != len(want.msgs) {
+						t.Fatalf("%d messages, native %d", len(got.messages), len(want.msgs))
+					}
+					for i, b := range got.messages {
+						m := c.empty()
+						if err := proto.Unmarshal(b, m); err != nil || !proto.Equal(m, want.msgs[i]) {
+							t.Fatalf("message %d differs from the native one (%v)", i, err)
+						}
+					}
+				})
+			}
+		}
 	}
 }
 
@@ -180,7 +295,7 @@ func TestBadArgs(t *testing.T) {
 		{"argument", []string{"serve"}, `grpc: unexpected argument "serve"`},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			out, err := exec.Command(binary, append([]string{"-listen", "127.0.0.1:0"}, tt.args...)...).CombinedOutput()
+			out, err := exec.Command(command, append([]string{"-listen", "127.0.0.1:0"}, tt.args...)...).CombinedOutput()
 			var ee *exec.ExitError
 			if !errors.As(err, &ee) || ee.ExitCode() != 1 || !strings.Contains(string(out), tt.want) {
 				t.Fatalf("%v: %s", err, out)
