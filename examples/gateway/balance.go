@@ -19,6 +19,7 @@ type balanced struct {
 	lb        *lb.LoadBalancer
 	budget    *lb.RetryBudget
 	hashKey   func(*proxy.Session) string // nil: no key
+	grpcWeb   bool                        // bridge gRPC-web calls to the upstreams' gRPC
 	accessLog *slog.Logger                // nil: no access log
 }
 
@@ -29,6 +30,14 @@ type balancedCtx struct {
 }
 
 func (b *balanced) NewCtx() *balancedCtx { return &balancedCtx{} }
+
+// EarlyRequestFilter turns the gRPC-web bridge on for gRPC-web calls with -grpc-web.
+func (b *balanced) EarlyRequestFilter(_ context.Context, s *proxy.Session, _ *balancedCtx) error {
+	if b.grpcWeb {
+		s.BridgeGRPCWeb()
+	}
+	return nil
+}
 
 func (b *balanced) UpstreamPeer(_ context.Context, s *proxy.Session, c *balancedCtx) (*proxy.Peer, error) {
 	if c.attempts.Len() == 0 {

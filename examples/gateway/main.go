@@ -8,10 +8,15 @@
 //	go run ./examples/gateway -listen 0.0.0.0:8080 -upstream 127.0.0.1:9000
 //	go run ./examples/gateway -upstream 10.0.0.1:80,10.0.0.2:80 -lb ewma -health-check /healthz
 //
-// With -tls-listen, -cert and -key it also serves HTTPS (HTTP/1.1 by ALPN) on a second
-// address, reloading the certificate files when they change and on SIGHUP:
+// With -tls-listen, -cert and -key it also serves HTTPS (HTTP/2 or HTTP/1.1 by ALPN) on a
+// second address, reloading the certificate files when they change and on SIGHUP:
 //
 //	go run ./examples/gateway -tls-listen 127.0.0.1:6443 -cert site.pem -key site.key
+//
+// In front of gRPC servers (-upstream-proto h2c or h2), -grpc-web also lets browsers
+// call them with gRPC-web:
+//
+//	go run ./examples/gateway -upstream 127.0.0.1:50051 -upstream-proto h2c -grpc-web
 //
 // It also takes the server flags (-c conf.yaml, -d, -u, -t).
 package main
@@ -35,10 +40,19 @@ import (
 type gateway struct {
 	proxy.Phases[struct{}]
 	peer      *proxy.Peer
+	grpcWeb   bool         // bridge gRPC-web calls to the upstream's gRPC
 	accessLog *slog.Logger // nil: no access log
 }
 
 func (g *gateway) NewCtx() struct{} { return struct{}{} }
+
+// EarlyRequestFilter turns the gRPC-web bridge on for gRPC-web calls with -grpc-web.
+func (g *gateway) EarlyRequestFilter(_ context.Context, s *proxy.Session, _ struct{}) error {
+	if g.grpcWeb {
+		s.BridgeGRPCWeb() // false, and nothing done, for anything but a gRPC-web call
+	}
+	return nil
+}
 
 // UpstreamPeer returns the one peer; it is made once and shared by every request.
 func (g *gateway) UpstreamPeer(context.Context, *proxy.Session, struct{}) (*proxy.Peer, error) {
@@ -99,12 +113,17 @@ func run(args []string) error {
 	upstreamCA := fs.String("upstream-ca", "", "PEM file of the CAs that verify the upstream's certificate (empty: the system roots)")
 	upstreamSNI := fs.String("upstream-sni", "", "server name sent to and verified on the upstream (empty: its host)")
 	skipVerify := fs.Bool("upstream-skip-verify-dangerous", false, "do not verify the upstream's certificate (for tests only: anyone can impersonate it)")
+	grpcWeb := fs.Bool("grpc-web", false, "bridge gRPC-web calls (application/grpc-web, application/grpc-web-text) to gRPC upstreams (needs -upstream-proto h2c or h2)")
 	sflags := server.AddFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	if *grpcWeb && *upstreamProto != "h2c" && *upstreamProto != "h2" {
+		// The bridge makes gRPC calls of them, and gRPC is HTTP/2.
+		return fmt.Errorf("-grpc-web needs -upstream-proto h2c or h2, not %q", *upstreamProto)
 	}
 	logger := slog.New(slog.NewTextHandler(os.Stderr, nil))
 
@@ -149,6 +168,7 @@ func run(args []string) error {
 		if err != nil {
 			return err
 		}
+		b.grpcWeb = *grpcWeb
 		if *accessLog {
 			b.accessLog = logger
 		}
@@ -157,7 +177,7 @@ func run(args []string) error {
 		}
 		svc = proxy.NewService("gateway", b, svcOpts)
 	} else {
-		g := &gateway{peer: mkPeer(target)}
+		g := &gateway{peer: mkPeer(target), grpcWeb: *grpcWeb}
 		if *accessLog {
 			g.accessLog = logger
 		}
