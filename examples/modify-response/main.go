@@ -98,7 +98,7 @@ func main() {
 
 func run(args []string) error {
 	fs := flag.NewFlagSet("modify-response", flag.ContinueOnError)
-	listen := fs.String("listen", "127.0.0.1:6190", "address to accept clients on")
+	listen := fs.String("listen", "127.0.0.1:6189", "address to accept clients on")
 	upstream := fs.String("upstream", "", "origin HOST:PORT (empty: start a demo origin)")
 	sflags := server.AddFlags(fs)
 	if err := fs.Parse(args); err != nil {
