@@ -95,6 +95,7 @@ func (c *conn[C]) buildRequestH2(ex *exchange[C], r *h2.Request, d *h2down) {
 			sess.h2Tunnel = true
 		} else {
 			sess.badProtocol = true
+			sess.h2Tunnel = true // refused in run; its DATA is no request body either
 		}
 	case r.Method == "CONNECT":
 		req.Target = r.Authority

@@ -239,29 +239,11 @@ func (p *connPool) stats() PoolStats {
 
 // dial opens a new connection to peer.
 func (p *connPool) dial(ctx context.Context, peer *Peer) (*upConn, error) {
-	o := &peer.Options
-	d := p.dialer
-	d.Timeout = o.connectTimeout()
-	d.KeepAlive = o.keepAlive()
-	nc, err := d.DialContext(ctx, peer.network(), peer.Address)
-	if err != nil {
-		t := ConnectError
-		if isRefused(err) {
-			t = ConnectRefused
-		}
-		e := asError(err, t, Upstream)
-		e.Retry = true
+	nc, e := p.dialConn(ctx, peer, "http/1.1")
+	if e != nil {
 		return nil, e
 	}
-	if peer.TLS != nil {
-		nc, err = p.handshake(ctx, nc, peer)
-		if err != nil {
-			e := asError(err, ConnectError, Upstream)
-			e.Retry = true
-			return nil, e
-		}
-	}
-	p.newConns.Add(1)
+	o := &peer.Options
 	rw := netio.Wrap(nc)
 	c := &upConn{
 		dl:      deadlines{nc: nc},
@@ -281,6 +263,35 @@ func (p *connPool) dial(ctx context.Context, peer *Peer) (*upConn, error) {
 	c.watcher = p.watch
 	c.watched = p.watch.add(c)
 	return c, nil
+}
+
+// dialConn opens a connection to peer, with a TLS handshake that offers alpn if the
+// peer has TLS, and counts it as new.
+func (p *connPool) dialConn(ctx context.Context, peer *Peer, alpn string) (net.Conn, *Error) {
+	o := &peer.Options
+	d := p.dialer
+	d.Timeout = o.connectTimeout()
+	d.KeepAlive = o.keepAlive()
+	nc, err := d.DialContext(ctx, peer.network(), peer.Address)
+	if err != nil {
+		t := ConnectError
+		if isRefused(err) {
+			t = ConnectRefused
+		}
+		e := asError(err, t, Upstream)
+		e.Retry = true
+		return nil, e
+	}
+	if peer.TLS != nil {
+		nc, err = p.handshake(ctx, nc, peer, alpn)
+		if err != nil {
+			e := asError(err, ConnectError, Upstream)
+			e.Retry = true
+			return nil, e
+		}
+	}
+	p.newConns.Add(1)
+	return nc, nil
 }
 
 func isRefused(err error) bool { return errors.Is(err, syscall.ECONNREFUSED) }

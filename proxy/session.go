@@ -262,7 +262,8 @@ func (s *Session) writeWhole(resp *message.ResponseHeader, body []byte, sbody st
 	}
 	// A response written before the request body was read leaves that body unread:
 	// the connection cannot be reused unless there was none.
-	if s.reqBodyKind != h1.BodyNone && !s.bodyBuffered && !s.ds.bodyDone() {
+	// (An HTTP/2 stream needs no such care: its end resets what the client still sends.)
+	if _, h2 := s.transport().(*h2down); !h2 && s.reqBodyKind != h1.BodyNone && !s.bodyBuffered && !s.ds.bodyDone() {
 		if s.bodyRead || (s.expect100 && !s.sent100) || !s.discardBody() {
 			s.closeAfter = true
 		}

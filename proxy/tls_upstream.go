@@ -89,9 +89,14 @@ func verifyPeer(cs tls.ConnectionState, roots *x509.CertPool, name string) error
 	return nil
 }
 
-// handshake runs the TLS handshake with a peer, bounded by its connect timeout.
-func (p *connPool) handshake(ctx context.Context, nc net.Conn, peer *Peer) (net.Conn, error) {
+// handshake runs the TLS handshake with a peer, offering alpn, bounded by its connect
+// timeout.
+func (p *connPool) handshake(ctx context.Context, nc net.Conn, peer *Peer, alpn string) (net.Conn, error) {
 	cfg := p.tlsConfig(peer)
+	if alpn != "http/1.1" {
+		cfg = cfg.Clone()
+		cfg.NextProtos = []string{alpn}
+	}
 	ctx, cancel := context.WithTimeout(ctx, peer.Options.connectTimeout())
 	defer cancel()
 	tc := tls.Client(nc, cfg)
@@ -99,9 +104,9 @@ func (p *connPool) handshake(ctx context.Context, nc net.Conn, peer *Peer) (net.
 		nc.Close()
 		return nil, fmt.Errorf("tls handshake with %s: %w", peer.Address, err)
 	}
-	if proto := tc.ConnectionState().NegotiatedProtocol; proto != "" && proto != "http/1.1" {
+	if proto := tc.ConnectionState().NegotiatedProtocol; proto != alpn && (alpn != "http/1.1" || proto != "") {
 		tc.Close()
-		return nil, fmt.Errorf("tls handshake with %s: peer chose ALPN %q, only http/1.1 is spoken upstream", peer.Address, proto)
+		return nil, fmt.Errorf("tls handshake with %s: peer chose ALPN %q, not %q", peer.Address, proto, alpn)
 	}
 	return tc, nil
 }

@@ -34,21 +34,44 @@ func writeUpgradeFields(w *h1.Writer, proto string) {
 // switchProtocols answers the client with the peer's 101 (after the response phases)
 // and tunnels between them.
 func (c *conn[C]) switchProtocols(ctx contextT, ex *exchange[C], cc C, uc *upConn) *Error {
-	s, sess, resp := c.svc, &ex.sess, &ex.resp
-	if err := s.app.UpstreamResponseFilter(ctx, sess, cc, resp); err != nil {
-		return asError(err, InternalError, Internal)
+	sess := &ex.sess
+	if sess.wsKey != "" && ex.resp.Header.Get("Sec-WebSocket-Accept") != webSocketAccept(sess.wsKey) {
+		return &Error{Type: InvalidHTTP, Source: Upstream, Cause: errBadAccept}
 	}
-	if err := s.app.ResponseFilter(ctx, sess, cc, resp); err != nil {
-		return asError(err, InternalError, Internal)
-	}
-	if sess.respStarted {
-		return nil // a filter answered instead
-	}
-	if err := validateHeader(&resp.Header); err != nil {
-		return asError(err, InternalError, Internal)
+	if done, e := c.answerSwitch(ctx, ex, cc); done || e != nil {
+		return e
 	}
 	if d, ok := sess.transport().(*h2down); ok {
-		return c.acceptH2Tunnel(sess, d, resp, uc)
+		return c.tunnelH2(sess, d.st, uc)
+	}
+	return c.tunnel(sess, uc)
+}
+
+// answerSwitch runs the response phases on a peer's acceptance of a protocol switch
+// (ex.resp, status 101) and answers the client: 101 over HTTP/1.1, 200 on an HTTP/2
+// stream (RFC 8441). done reports that a filter answered the client instead.
+func (c *conn[C]) answerSwitch(ctx contextT, ex *exchange[C], cc C) (done bool, _ *Error) {
+	s, sess, resp := c.svc, &ex.sess, &ex.resp
+	if err := s.app.UpstreamResponseFilter(ctx, sess, cc, resp); err != nil {
+		return false, asError(err, InternalError, Internal)
+	}
+	if err := s.app.ResponseFilter(ctx, sess, cc, resp); err != nil {
+		return false, asError(err, InternalError, Internal)
+	}
+	if sess.respStarted {
+		return true, nil // a filter answered instead
+	}
+	if err := validateHeader(&resp.Header); err != nil {
+		return false, asError(err, InternalError, Internal)
+	}
+	if d, ok := sess.transport().(*h2down); ok {
+		resp.Header.Del("Sec-WebSocket-Accept") // no such field in RFC 8441's handshake
+		sess.respStarted = true
+		sess.status = 200
+		if err := d.st.WriteHeaders(200, d.toFields(&resp.Header, true), false); err != nil {
+			return false, asError(err, WriteError, Downstream)
+		}
+		return false, nil
 	}
 	sess.respStarted = true
 	sess.status = 101
@@ -63,19 +86,21 @@ func (c *conn[C]) switchProtocols(ctx contextT, ex *exchange[C], cc C, uc *upCon
 	writeUpgradeFields(w, sess.upgrade)
 	w.EndHead()
 	if err := w.Flush(); err != nil {
-		return asError(err, WriteError, Downstream)
+		return false, asError(err, WriteError, Downstream)
 	}
-	return c.tunnel(sess, uc)
+	return false, nil
 }
 
 // connectTunnel serves an allowed CONNECT: the connection to the peer is open, so the
 // client is told so and the bytes flow.
 func (c *conn[C]) connectTunnel(sess *Session, uc *upConn) *Error {
 	if d, ok := sess.transport().(*h2down); ok {
-		h := &sess.scratchHeader
-		h.Reset()
-		h.Status = 200
-		return c.acceptH2Tunnel(sess, d, h, uc)
+		sess.respStarted = true
+		sess.status = 200
+		if err := d.st.WriteHeaders(200, nil, false); err != nil {
+			return asError(err, WriteError, Downstream)
+		}
+		return c.tunnelH2(sess, d.st, uc)
 	}
 	sess.respStarted = true
 	sess.status = 200

@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/gotthard-proxy/gotthard/internal/h2"
-	"github.com/gotthard-proxy/gotthard/message"
 	"golang.org/x/net/http2"
 )
 
@@ -39,34 +38,32 @@ func webSocketAccept(key string) string {
 
 var errBadAccept = errors.New("proxy: the peer's Sec-WebSocket-Accept does not match the key")
 
-// acceptH2Tunnel answers the client's stream with 200 and resp's fields (the peer's
-// 101, or nothing for a CONNECT), then tunnels between the stream and the peer.
-func (c *conn[C]) acceptH2Tunnel(sess *Session, d *h2down, resp *message.ResponseHeader, uc *upConn) *Error {
-	if sess.wsKey != "" {
-		if resp.Header.Get("Sec-WebSocket-Accept") != webSocketAccept(sess.wsKey) {
-			return &Error{Type: InvalidHTTP, Source: Upstream, Cause: errBadAccept}
-		}
-		resp.Header.Del("Sec-WebSocket-Accept") // no such field in RFC 8441's handshake
-	}
-	sess.respStarted = true
-	sess.status = 200
-	if err := d.st.WriteHeaders(200, d.toFields(&resp.Header, true), false); err != nil {
-		return asError(err, WriteError, Downstream)
-	}
-	return c.tunnelH2(sess, d.st, uc)
-}
-
 // tunnelH2 copies bytes both ways between st and the peer until both directions end,
 // an error, or the idle timeout.
 func (c *conn[C]) tunnelH2(sess *Session, st *h2.Stream, uc *upConn) *Error {
+	uc.dl.rd, uc.dl.wd = time.Time{}, time.Time{}
+	s := &h2Stream{st: st}
+	return c.tunnelWatched(sess, tunnelSide{r: s, rd: s, w: s}, tunnelSide{r: uc.r.Raw(), rd: uc.nc, w: uc.nc}, func() {
+		st.Reset(http2.ErrCodeCancel)
+		uc.nc.Close()
+	})
+}
+
+// tunnelSide is one side of a tunnel: where its bytes come from (r, whose waits rd's
+// read deadline bounds) and where bytes for it go (w).
+type tunnelSide struct {
+	r  io.Reader
+	rd tunnelEnd
+	w  tunnelEnd
+}
+
+// tunnelWatched copies bytes both ways between client and peer until both directions
+// end, an error (then abort cuts both sides), or the idle timeout. Not every side has
+// read deadlines (an HTTP/2 stream has none), so a watchdog enforces the idle timeout.
+func (c *conn[C]) tunnelWatched(sess *Session, client, peer tunnelSide, abort func()) *Error {
 	idle := durOr(c.svc.opts.TunnelIdleTimeout, 5*time.Minute)
 	t := &tunnelState{idle: idle}
 	t.touch()
-	uc.dl.rd, uc.dl.wd = time.Time{}, time.Time{}
-	s := &h2Stream{st: st}
-
-	// A wait on the stream has no deadline: a watchdog ends the tunnel when no byte
-	// moved either way for the idle timeout.
 	stop := make(chan struct{})
 	var idled atomic.Bool
 	go func() {
@@ -83,8 +80,7 @@ func (c *conn[C]) tunnelH2(sess *Session, st *h2.Stream, uc *upConn) *Error {
 					continue
 				}
 				idled.Store(true)
-				st.Reset(http2.ErrCodeCancel)
-				uc.nc.Close()
+				abort()
 				return
 			}
 		}
@@ -100,21 +96,18 @@ func (c *conn[C]) tunnelH2(sess *Session, st *h2.Stream, uc *upConn) *Error {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		_, upErr = t.pipe(uc.nc, s, s, up)
-		if upErr != nil {
-			st.Reset(http2.ErrCodeCancel)
-			uc.nc.Close()
+		if _, upErr = t.pipe(peer.w, client.r, client.rd, up); upErr != nil {
+			abort()
 		}
 	}()
-	n, downErr := t.pipe(s, uc.r.Raw(), uc.nc, down)
+	n, downErr := t.pipe(client.w, peer.r, peer.rd, down)
 	if downErr != nil {
-		st.Reset(http2.ErrCodeCancel)
-		uc.nc.Close()
+		abort()
 	}
 	wg.Wait()
 	sess.bytesSent += n
 	switch {
-	case idled.Load() || errors.Is(downErr, errTunnelIdle):
+	case idled.Load() || errors.Is(downErr, errTunnelIdle) || errors.Is(upErr, errTunnelIdle):
 		return nil // a quiet tunnel's normal end (see tunnel)
 	case downErr != nil:
 		return asError(downErr, ReadError, Upstream)

@@ -3,7 +3,6 @@ package proxy
 import (
 	"context"
 	"crypto/sha1"
-	"crypto/tls"
 	"encoding/base64"
 	"errors"
 	"io"
@@ -14,72 +13,71 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
-	"golang.org/x/net/http2"
+	"github.com/gotthard-proxy/gotthard/internal/h2"
 )
 
 // rfc8441 is an http.RoundTripper that lets a WebSocket library built for HTTP/1.1
 // speak over HTTP/2: it turns the library's handshake (GET with Upgrade) into an
-// extended CONNECT (RFC 8441) on an h2c connection, and the stream's 200 into the 101
-// the library expects, with the stream as the connection.
-type rfc8441 struct{ h2 *http2.Transport }
+// extended CONNECT (RFC 8441) on an h2c connection of its own, and the stream's 200
+// into the 101 the library expects, with the stream as the connection.
+type rfc8441 struct{}
 
-func newRFC8441Client(t testing.TB) *http.Client {
-	tr := &http2.Transport{
-		AllowHTTP: true,
-		DialTLSContext: func(ctx context.Context, network, addr string, _ *tls.Config) (net.Conn, error) {
-			var d net.Dialer
-			return d.DialContext(ctx, network, addr)
-		},
-	}
-	t.Cleanup(tr.CloseIdleConnections)
-	return &http.Client{Transport: rfc8441{tr}}
-}
+func newRFC8441Client(testing.TB) *http.Client { return &http.Client{Transport: rfc8441{}} }
 
-func (r rfc8441) RoundTrip(req *http.Request) (*http.Response, error) {
-	key := req.Header.Get("Sec-WebSocket-Key")
-	pr, pw := io.Pipe()
-	h2req := req.Clone(req.Context())
-	h2req.Method = "CONNECT"
-	h2req.Body = pr
-	h2req.ContentLength = -1
-	for _, k := range []string{"Connection", "Upgrade", "Sec-Websocket-Key"} {
-		h2req.Header.Del(k)
-	}
-	h2req.Header.Set(":protocol", "websocket")
-	resp, err := r.h2.RoundTrip(h2req)
+func (rfc8441) RoundTrip(req *http.Request) (*http.Response, error) {
+	var d net.Dialer
+	nc, err := d.DialContext(req.Context(), "tcp", req.URL.Host)
 	if err != nil {
-		pw.Close()
 		return nil, err
 	}
-	if resp.StatusCode != 200 {
-		pw.Close()
+	treq := h2.TunnelRequest{Protocol: "websocket", Scheme: "http", Authority: req.URL.Host, Path: req.URL.RequestURI()}
+	for k, vs := range req.Header {
+		switch k = strings.ToLower(k); k {
+		case "connection", "upgrade", "sec-websocket-key", "host":
+			continue
+		}
+		for _, v := range vs {
+			treq.Fields = append(treq.Fields, h2.Field{Name: k, Value: v})
+		}
+	}
+	tun, err := h2.OpenTunnel(req.Context(), nc, treq)
+	if err != nil {
+		return nil, err
+	}
+	resp := &http.Response{StatusCode: tun.Status, Header: http.Header{}, Body: tun, Request: req, ProtoMajor: 2}
+	for _, f := range tun.Fields {
+		resp.Header.Add(f.Name, f.Value)
+	}
+	if tun.Status != 200 {
 		return resp, nil
 	}
 	if resp.Header.Get("Sec-Websocket-Accept") != "" {
-		pw.Close()
-		resp.Body.Close()
+		tun.Close()
 		return nil, errors.New("Sec-WebSocket-Accept in an RFC 8441 response")
 	}
-	sum := sha1.Sum([]byte(key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"))
+	sum := sha1.Sum([]byte(req.Header.Get("Sec-WebSocket-Key") + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"))
 	resp.StatusCode = 101
 	resp.Header.Set("Connection", "Upgrade")
 	resp.Header.Set("Upgrade", "websocket")
 	resp.Header.Set("Sec-WebSocket-Accept", base64.StdEncoding.EncodeToString(sum[:]))
-	resp.Body = streamConn{resp.Body, pw}
 	return resp, nil
 }
 
-// streamConn is an HTTP/2 stream as a connection: the response body to read, the
-// request body to write.
-type streamConn struct {
-	io.ReadCloser
-	w *io.PipeWriter
-}
-
-func (s streamConn) Write(p []byte) (int, error) { return s.w.Write(p) }
-func (s streamConn) Close() error {
-	s.w.Close()
-	return s.ReadCloser.Close()
+// openTunnel opens a CONNECT or extended CONNECT stream to the proxy at addr.
+func openTunnel(t *testing.T, addr string, req h2.TunnelRequest) *h2.Tunnel {
+	t.Helper()
+	nc, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	tun, err := h2.OpenTunnel(ctx, nc, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { tun.Close() })
+	return tun
 }
 
 // WebSocket over HTTP/2 (RFC 8441) from a library client, to an HTTP/1.1 origin:
@@ -96,7 +94,7 @@ func TestWebSocketOverHTTP2(t *testing.T) {
 	if err != nil {
 		t.Fatalf("dial: %v\n%s", err, logs.String())
 	}
-	exchangeWSMessages(t, ctx, c)
+	exchangeWSMessages(t, ctx, c, 10000)
 
 	// Closing from the client side: the close handshake goes through, and the proxy
 	// ends the stream once the origin has closed.
@@ -154,34 +152,23 @@ func TestConnectOverHTTP2(t *testing.T) {
 		}
 	}()
 	target := ln.Addr().String()
-	tr := newRFC8441Client(t).Transport.(rfc8441).h2
-
 	for _, allow := range []bool{false, true} {
 		svc, _ := newTestService[*testCtx](t, connectProxy{allowed: target}, ServiceOptions{AllowConnect: allow})
 		addr := startProxy(t, svc)
-		pr, pw := io.Pipe()
-		req, _ := http.NewRequest("CONNECT", "http://"+addr, pr)
-		req.Host = target
-		req.URL.Host = addr
-		resp, err := tr.RoundTrip(req)
-		if err != nil {
-			t.Fatal(err)
-		}
+		tun := openTunnel(t, addr, h2.TunnelRequest{Authority: target})
 		if !allow {
-			if resp.StatusCode != 405 {
-				t.Fatalf("CONNECT not allowed: status %d, want 405", resp.StatusCode)
+			if tun.Status != 405 {
+				t.Fatalf("CONNECT not allowed: status %d, want 405", tun.Status)
 			}
-			resp.Body.Close()
-			pw.Close()
 			continue
 		}
-		if resp.StatusCode != 200 {
-			t.Fatalf("status %d", resp.StatusCode)
+		if tun.Status != 200 {
+			t.Fatalf("status %d", tun.Status)
 		}
-		pw.Write([]byte("hello through "))
-		pw.Write([]byte("an HTTP/2 tunnel"))
-		pw.Close() // END_STREAM: the proxy half-closes toward the peer
-		got, err := io.ReadAll(resp.Body)
+		tun.Write([]byte("hello through "))
+		tun.Write([]byte("an HTTP/2 tunnel"))
+		tun.CloseWrite() // END_STREAM: the proxy half-closes toward the peer
+		got, err := io.ReadAll(tun)
 		if err != nil || string(got) != "HELLO THROUGH AN HTTP/2 TUNNEL" {
 			t.Fatalf("got %q %v", got, err)
 		}
@@ -192,16 +179,9 @@ func TestConnectOverHTTP2(t *testing.T) {
 func TestExtendedConnectUnknownProtocol(t *testing.T) {
 	svc, _ := newTestService[*testCtx](t, fixedProxy{peer: NewPeer(deadAddr(t))}, ServiceOptions{})
 	addr := startProxy(t, svc)
-	tr := newRFC8441Client(t).Transport.(rfc8441).h2
-	req, _ := http.NewRequest("CONNECT", "http://"+addr+"/chat", http.NoBody)
-	req.Header.Set(":protocol", "not-websocket")
-	resp, err := tr.RoundTrip(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != 501 {
-		t.Fatalf("status %d, want 501", resp.StatusCode)
+	tun := openTunnel(t, addr, h2.TunnelRequest{Protocol: "not-websocket", Scheme: "http", Authority: addr, Path: "/chat"})
+	if tun.Status != 501 {
+		t.Fatalf("status %d, want 501", tun.Status)
 	}
 }
 
@@ -226,26 +206,21 @@ func TestConnectOverHTTP2Idle(t *testing.T) {
 	const idle = 300 * time.Millisecond
 	svc, logs := newTestService[*testCtx](t, connectProxy{allowed: target}, ServiceOptions{AllowConnect: true, TunnelIdleTimeout: idle})
 	addr := startProxy(t, svc)
-	tr := newRFC8441Client(t).Transport.(rfc8441).h2
-	pr, pw := io.Pipe()
-	defer pw.Close()
-	req, _ := http.NewRequest("CONNECT", "http://"+addr, pr)
-	req.Host = target
-	resp, err := tr.RoundTrip(req)
-	if err != nil || resp.StatusCode != 200 {
-		t.Fatalf("%v %v", resp, err)
+	tun := openTunnel(t, addr, h2.TunnelRequest{Authority: target})
+	if tun.Status != 200 {
+		t.Fatalf("status %d", tun.Status)
 	}
 	// Traffic for three idle timeouts keeps it open.
 	buf := make([]byte, 1)
 	for end := time.Now().Add(3 * idle); time.Now().Before(end); {
-		pw.Write([]byte("x"))
-		if _, err := io.ReadFull(resp.Body, buf); err != nil {
+		tun.Write([]byte("x"))
+		if _, err := io.ReadFull(tun, buf); err != nil {
 			t.Fatalf("tunnel closed while in use: %v", err)
 		}
 		time.Sleep(idle / 4)
 	}
 	start := time.Now()
-	io.ReadAll(resp.Body) // ends when the proxy resets the quiet stream
+	io.ReadAll(tun) // ends when the proxy resets the quiet stream
 	if waited := time.Since(start); waited > 30*idle {
 		t.Fatalf("quiet tunnel open for %v", waited)
 	}

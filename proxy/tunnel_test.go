@@ -57,7 +57,7 @@ func TestWebSocketThroughProxy(t *testing.T) {
 	if resp.StatusCode != 101 {
 		t.Fatalf("status %d", resp.StatusCode)
 	}
-	exchangeWSMessages(t, ctx, c)
+	exchangeWSMessages(t, ctx, c, 10000)
 
 	// Closing from the client side ends the origin's side too: a second connection is
 	// closed by the client, and the proxy's connection count goes back to zero.
@@ -89,15 +89,14 @@ func TestWebSocketThroughProxy(t *testing.T) {
 	}
 }
 
-// exchangeWSMessages sends 10,000 messages of 0 B to 1 MiB over c to the echo origin,
-// checks that each comes back whole and in order, then has the origin close.
-func exchangeWSMessages(t *testing.T, ctx context.Context, c *websocket.Conn) {
+// exchangeWSMessages sends n messages of 0 B to 1 MiB over c to the echo origin, checks
+// that each comes back whole and in order, then has the origin close.
+func exchangeWSMessages(t *testing.T, ctx context.Context, c *websocket.Conn, n int) {
 	t.Helper()
 	c.SetReadLimit(2 << 20)
 	sizes := []int{0, 1, 125, 126, 65535, 65536, 4096}
 	big := bytes.Repeat([]byte("0123456789abcdef"), 1<<16) // 1 MiB
 	done := make(chan error, 1)
-	const n = 10000
 	msgFor := func(i int) []byte {
 		size := sizes[i%len(sizes)]
 		if i%250 == 249 {

@@ -73,7 +73,15 @@ func (c *conn[C]) proxy(ctx contextT, ex *exchange[C], cc C) error {
 // failure to connect comes back marked connectFailure, for FailToConnect.
 func (c *conn[C]) attempt(ctx contextT, ex *exchange[C], cc C, peer *Peer) *Error {
 	s, sess := c.svc, &ex.sess
-	if peer.Protocol != ProtoHTTP1 && sess.req.Method != "CONNECT" { // a CONNECT tunnels over TCP
+	switch {
+	case wsOverH2(sess, peer):
+		if e := c.exchangeWSH2(ctx, ex, cc, peer); e != errNoExtendedConnect {
+			return e
+		}
+		// The peer does not offer WebSockets over HTTP/2: HTTP/1.1 it is.
+	case peer.Protocol != ProtoHTTP1 && sess.req.Method != "CONNECT" && sess.upgrade == "":
+		// (A CONNECT tunnels over TCP; a WebSocket to a ProtoHTTP2IfOffered peer goes
+		// as an HTTP/1.1 Upgrade.)
 		return c.exchangeH2(ctx, ex, cc, peer)
 	}
 	uc, reused, cerr := c.connect(ctx, sess, peer)

@@ -163,23 +163,7 @@ func (c *conn[C]) exchangeH2(ctx contextT, ex *exchange[C], cc C, peer *Peer) *E
 			sess.ds.interim(code, &ex.trl)
 		}
 		return nil
-	}, GotConn: func(info httptrace.GotConnInfo) {
-		if connected {
-			return // a retry of the transport's own, after a GOAWAY
-		}
-		connected = true
-		sess.reused = info.Reused
-		sess.timing.UpstreamConnected = time.Now()
-		if info.Reused {
-			s.pool.reused.Add(1)
-		} else {
-			s.pool.newConns.Add(1)
-		}
-		if err := s.app.ConnectedToUpstream(ctx, sess, cc, peer, info.Reused); err != nil {
-			phaseErr = err
-			cancel()
-		}
-	}}
+	}, GotConn: c.gotConn(ctx, sess, cc, peer, &connected, &phaseErr, cancel)}
 	req = req.WithContext(httptrace.WithClientTrace(actx, trace))
 	// The wait for the answer is bounded by the read timeout, counted from the last
 	// piece of request body sent: a long upload (gRPC client streaming) is no wait.
@@ -193,26 +177,16 @@ func (c *conn[C]) exchangeH2(ctx contextT, ex *exchange[C], cc C, peer *Peer) *E
 		if body.stop(sess); body.err != nil {
 			return body.err
 		}
-		if phaseErr != nil {
-			return asError(phaseErr, InternalError, Internal)
-		}
-		if !connected {
-			t := ConnectError
-			if isRefused(err) {
-				t = ConnectRefused
-			}
-			e := asError(err, t, Upstream)
-			e.Retry, e.connectFailure = true, true
-			ex.requestSent = false
-			return e
-		}
-		if actx.Err() == context.DeadlineExceeded || errors.Is(err, context.Canceled) && ctx.Err() == nil {
-			return &Error{Type: ReadTimeout, Source: Upstream, Cause: err}
-		}
-		return asError(err, ReadError, Upstream)
+		return roundTripError(ex, err, connected, phaseErr, actx, ctx)
 	}
 	defer resp.Body.Close()
 	defer body.stop(sess)
+	return c.forwardH2(ctx, ex, cc, resp, o, cancel)
+}
+
+// forwardH2 passes an HTTP/2 peer's response through the response phases to the client.
+func (c *conn[C]) forwardH2(ctx contextT, ex *exchange[C], cc C, resp *http.Response, o *PeerOptions, cancel func()) *Error {
+	s, sess := c.svc, &ex.sess
 	ex.gotResponseByte = true
 	sess.timing.UpstreamResponse = time.Now()
 	sess.upstreamStatus = resp.StatusCode
@@ -232,6 +206,53 @@ func (c *conn[C]) exchangeH2(ctx contextT, ex *exchange[C], cc C, peer *Peer) *E
 	src := &h2Body{resp: resp, buf: s.bufs.Get(), bufs: s.bufs.Put, timeout: o.readTimeout(), cancel: cancel}
 	defer src.release()
 	return c.sendResponse(ctx, ex, cc, src)
+}
+
+// roundTripError maps the failure of a request to an HTTP/2 peer: an error of
+// ConnectedToUpstream, a failure to connect (for FailToConnect), a timeout, or a read
+// error.
+func roundTripError[C any](ex *exchange[C], err error, connected bool, phaseErr error, actx, ctx contextT) *Error {
+	if phaseErr != nil {
+		return asError(phaseErr, InternalError, Internal)
+	}
+	if !connected {
+		t := ConnectError
+		if isRefused(err) {
+			t = ConnectRefused
+		}
+		e := asError(err, t, Upstream)
+		e.Retry, e.connectFailure = true, true
+		ex.requestSent = false
+		return e
+	}
+	if actx.Err() == context.DeadlineExceeded || errors.Is(err, context.Canceled) && ctx.Err() == nil {
+		return &Error{Type: ReadTimeout, Source: Upstream, Cause: err}
+	}
+	return asError(err, ReadError, Upstream)
+}
+
+// gotConn returns the httptrace hook that makes an attempt to an HTTP/2 peer
+// connected: it counts the connection as new or reused and runs ConnectedToUpstream,
+// whose error it keeps in *phaseErr, cancelling the attempt.
+func (c *conn[C]) gotConn(ctx contextT, sess *Session, cc C, peer *Peer, connected *bool, phaseErr *error, cancel func()) func(httptrace.GotConnInfo) {
+	s := c.svc
+	return func(info httptrace.GotConnInfo) {
+		if *connected {
+			return // a retry of the transport's own, after a GOAWAY
+		}
+		*connected = true
+		sess.reused = info.Reused
+		sess.timing.UpstreamConnected = time.Now()
+		if info.Reused {
+			s.pool.reused.Add(1)
+		} else {
+			s.pool.newConns.Add(1)
+		}
+		if err := s.app.ConnectedToUpstream(ctx, sess, cc, peer, info.Reused); err != nil {
+			*phaseErr = err
+			cancel()
+		}
+	}
 }
 
 // h2Request builds the net/http request for up.

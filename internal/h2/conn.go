@@ -58,6 +58,11 @@ type Conn struct {
 	hpayload []byte // payload of the HEADERS frame being read
 	resets   rateCounter
 	controls rateCounter
+	// useful counts the frames that did work (a DATA frame with data, either way, or a
+	// request head) since the last control frame: each excuses one control frame, so
+	// that a busy client's PINGs and SETTINGS (gRPC's flow-control probes) are not
+	// taken for a flood.
+	useful atomic.Int64
 
 	// Guarded by mu. Lock order: mu before wmu.
 	mu            sync.Mutex
@@ -410,6 +415,11 @@ func (c *Conn) onIdle() {
 type rateCounter struct {
 	start time.Time
 	n     int
+}
+
+// excuse forgets up to n events.
+func (r *rateCounter) excuse(n int64) {
+	r.n -= int(min(n, int64(r.n)))
 }
 
 // add counts one event and reports whether the count stays within limit.

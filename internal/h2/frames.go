@@ -56,6 +56,7 @@ func (c *Conn) processFrame(f http2.Frame) error {
 }
 
 func (c *Conn) countControl() error {
+	c.controls.excuse(c.useful.Swap(0))
 	if !c.controls.add(c.opts.RateWindow, c.opts.MaxControlFrames) {
 		return connErr(http2.ErrCodeEnhanceYourCalm, "too many control frames")
 	}
@@ -153,6 +154,7 @@ func (c *Conn) onData(f *http2.DataFrame) error {
 		return c.countControl()
 	}
 	st.appendBodyLocked(data)
+	c.useful.Add(1)
 	if f.StreamEnded() {
 		st.remoteDone, st.eof = true, true
 		if st.localDone {

@@ -94,7 +94,10 @@ type Options struct {
 	// MaxControlFrames is how many SETTINGS, PING, PRIORITY frames, WINDOW_UPDATE
 	// frames with an increment under 1024, empty DATA frames without END_STREAM and
 	// frames on closed streams may arrive per RateWindow before the connection is
-	// closed with GOAWAY(ENHANCE_YOUR_CALM). If zero, [DefaultMaxControlFrames].
+	// closed with GOAWAY(ENHANCE_YOUR_CALM), beyond one for each frame that did work
+	// (a request head, or a DATA frame with data in either direction): a busy client
+	// may probe its windows with PINGs, a flood does no work. If zero,
+	// [DefaultMaxControlFrames].
 	MaxControlFrames int
 
 	// MaxContinuationFrames is how many CONTINUATION frames one header block may

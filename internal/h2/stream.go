@@ -86,6 +86,7 @@ func (c *Conn) newStream(id uint32) *Stream {
 // startStream registers a stream whose request head is complete and starts its handler.
 func (c *Conn) startStream(st *Stream, endStream bool) error {
 	st.req.EndStream = endStream
+	c.useful.Add(1)
 	c.mu.Lock()
 	if c.dead {
 		c.mu.Unlock()

@@ -197,6 +197,9 @@ func (c *Conn) writeData(st *Stream, p []byte, end bool) error {
 	}
 	c.wdata = append(appendFrameHeader(c.wdata, len(p), http2.FrameData, flags, st.id), p...)
 	c.kickWriter()
+	if len(p) > 0 {
+		c.useful.Add(1)
+	}
 	return nil
 }
 
