@@ -292,7 +292,8 @@ func TestGRPCWebUnavailable(t *testing.T) {
 	}
 }
 
-// A grpc-web-text body that is not base64 is the client's fault: 400.
+// A grpc-web-text body that is not base64 is the client's fault: 400, which a gRPC-web
+// client gets as the gRPC status INTERNAL (gRPC's mapping of HTTP 400).
 func TestGRPCWebBadText(t *testing.T) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

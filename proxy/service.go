@@ -69,8 +69,10 @@ type ServiceOptions struct {
 	// AllowConnect makes the service a forward proxy for CONNECT requests: the phases
 	// run as for any request (RequestFilter decides which targets are allowed;
 	// UpstreamPeer returns the peer to connect to, usually the request's target), then
-	// the client gets "200 Connection Established" and the connection becomes a tunnel
-	// to the peer. If false, CONNECT is answered with 405.
+	// the client gets "200 Connection Established" and the connection (over HTTP/2, the
+	// stream) becomes a tunnel to the peer. If false, CONNECT is answered with 405. It
+	// does not concern WebSockets over HTTP/2 (extended CONNECT), which are always
+	// carried.
 	AllowConnect bool
 	// TunnelIdleTimeout ends a tunnel (a WebSocket connection or a CONNECT tunnel) in
 	// which no byte moved either way for that long. If zero, 5 minutes.
