@@ -179,7 +179,8 @@ var errTunnelIdle = errors.New("proxy: tunnel idle timeout")
 func (t *tunnelState) pipe(dst tunnelEnd, src io.Reader, srcConn tunnelEnd, buf []byte) (int64, error) {
 	var total int64
 	for {
-		srcConn.SetReadDeadline(time.Unix(0, t.last.Load()).Add(t.idle))
+		dl := time.Unix(0, t.last.Load()).Add(t.idle)
+		srcConn.SetReadDeadline(dl)
 		n, err := src.Read(buf)
 		if n > 0 {
 			t.touch()
@@ -201,6 +202,11 @@ func (t *tunnelState) pipe(dst tunnelEnd, src io.Reader, srcConn tunnelEnd, buf 
 			return total, nil
 		}
 		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() && time.Now().Before(dl) {
+			// Not the deadline set here (a side without deadlines, or a deadline set
+			// to cut the tunnel, as abortUpstream does): an end, not a pause.
+			return total, err
+		}
 		if errors.As(err, &ne) && ne.Timeout() && time.Since(time.Unix(0, t.last.Load())) < t.idle {
 			continue // the other direction is busy
 		}
