@@ -39,8 +39,15 @@ type conn[C any] struct {
 	w        *h1.Writer
 	state    atomic.Int32
 	served   int
-	keep     bool                   // set by work: the connection may serve another request
-	workDone chan struct{}          // work has finished
+	keep     bool          // set by work: the connection may serve another request
+	workDone chan struct{} // work has finished
+	// The connection parks with the service's idlePoller when idle (see parkIdle):
+	// detached is set when it first does, and from then on it has no goroutine of its
+	// own; workers serve it as its client sends.
+	detached atomic.Bool
+	park     atomic.Int32           // parkedBit, pendingBit
+	parkedAt atomic.Int64           // unix nanoseconds
+	pollFD   int32                  // its descriptor in the poller's set, or 0
 	up       atomic.Pointer[upConn] // the upstream connection in use, for Close to cut
 
 	dl  deadlines
@@ -125,11 +132,11 @@ func (s *Service[C]) newConn(nc net.Conn) *conn[C] {
 // them to a worker (see workers.go).
 func (c *conn[C]) serve() {
 	s := c.svc
+	handedOff := false
 	defer func() {
-		c.r.Reset(nil)
-		c.w.Reset(nil)
-		c.nc.Close()
-		s.removeConn(c)
+		if !handedOff {
+			c.end()
+		}
 	}()
 	if !c.handshake() {
 		return
@@ -146,6 +153,17 @@ func (c *conn[C]) serve() {
 		if c.r.Buffered() == 0 {
 			// Idle: hold no buffers while waiting for the next request.
 			c.w.Release()
+			if c.served > 0 && c.tls == nil && s.idle.register(c) {
+				// From here on the connection has no goroutine while idle: the
+				// service's idle poller wakes a worker when the client sends.
+				c.detached.Store(true)
+				handedOff = true
+				c.r.Release()
+				if !c.parkIdle() {
+					s.dispatch(c) // the client sent meanwhile
+				}
+				return
+			}
 			if c.served > 0 {
 				// Let the other connections run first: by the time this one reads, its
 				// client has often sent the next request, which spares a read that
@@ -170,6 +188,111 @@ func (c *conn[C]) serve() {
 		}
 		c.state.Store(stateIdle)
 		if s.closing.Load() { // Shutdown may have missed this connection while active
+			return
+		}
+	}
+}
+
+// Parking states of a detached connection.
+const (
+	parkedBit  = 1 // idle, waiting in the poller: whoever clears the bit owns the connection
+	pendingBit = 2 // the poller saw input while the connection was not parked
+)
+
+// parkIdle parks the idle connection, which its caller then no longer owns, and
+// reports true; or, if the poller saw input since the connection was last parked, it
+// reports false, and the caller serves on.
+func (c *conn[C]) parkIdle() bool {
+	c.parkedAt.Store(time.Now().UnixNano())
+	for {
+		st := c.park.Load()
+		if st&pendingBit != 0 {
+			if c.park.CompareAndSwap(st, 0) {
+				return false
+			}
+			continue
+		}
+		if c.park.CompareAndSwap(st, parkedBit) {
+			return true
+		}
+	}
+}
+
+// wake is called by the poller when the client sent something: it reports whether the
+// connection was parked, and is now the caller's; otherwise it leaves a note for
+// parkIdle.
+func (c *conn[C]) wake() bool {
+	for {
+		st := c.park.Load()
+		if st&parkedBit != 0 {
+			if c.park.CompareAndSwap(st, 0) {
+				return true
+			}
+			continue
+		}
+		if c.park.CompareAndSwap(st, st|pendingBit) {
+			return false
+		}
+	}
+}
+
+// unpark takes a parked connection, to end it; it reports false if the connection was
+// not parked.
+func (c *conn[C]) unpark() bool {
+	for {
+		st := c.park.Load()
+		if st&parkedBit == 0 {
+			return false
+		}
+		if c.park.CompareAndSwap(st, 0) {
+			return true
+		}
+	}
+}
+
+// end closes the connection and forgets it. Its owner calls it, once.
+func (c *conn[C]) end() {
+	c.state.Store(stateClosed)
+	c.r.Reset(nil)
+	c.w.Reset(nil)
+	c.svc.idle.forget(c)
+	c.nc.Close()
+	c.svc.removeConn(c)
+}
+
+// resume serves a detached connection that the poller found readable, on a worker,
+// and parks it again (or ends it) when it is idle.
+func (c *conn[C]) resume() {
+	s := c.svc
+	keepalive := durOr(s.opts.KeepaliveTimeout, 60*time.Second)
+	for {
+		if !c.state.CompareAndSwap(stateIdle, stateActive) {
+			c.end()
+			return
+		}
+		c.dl.read(time.Now(), keepalive, time.Time{})
+		err := c.r.FillNow()
+		switch {
+		case err == h1.ErrWouldBlock:
+			// Input seen earlier was read already (with the request before).
+		case err != nil:
+			c.end()
+			return
+		default:
+			c.work()
+			if !c.keep {
+				c.end()
+				return
+			}
+			c.w.Release()
+		}
+		c.r.Release() // a parked connection holds no buffer
+		c.state.Store(stateIdle)
+		if s.closing.Load() {
+			c.end()
+			return
+		}
+		if c.parkIdle() {
 			return
 		}
 	}

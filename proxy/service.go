@@ -100,6 +100,7 @@ type Service[C any] struct {
 
 	exchanges sync.Pool // *exchange[C]
 	workers   workerPool[C]
+	idle      *idlePoller[C] // parks idle HTTP/1.x connections; nil where unsupported
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -212,6 +213,13 @@ func (s *Service[C]) Serve(lns []net.Listener) error {
 	s.mu.Unlock()
 
 	go s.sweepLoop()
+	s.mu.Lock()
+	if s.idle == nil {
+		if s.idle = newIdlePoller(s); s.idle != nil {
+			go s.idle.run()
+		}
+	}
+	s.mu.Unlock()
 	if s.pool.watch != nil {
 		s.wg.Add(1)
 		go func() {
@@ -329,13 +337,21 @@ func (s *Service[C]) Close() error {
 	s.stopAccepting()
 	s.cancel()
 	s.mu.Lock()
+	var parked []*conn[C]
 	for c := range s.conns {
+		if c.unpark() {
+			parked = append(parked, c) // no goroutine of its own to see the close
+			continue
+		}
 		c.nc.Close()
 		if uc := c.up.Load(); uc != nil {
 			uc.nc.Close() // a request waiting on its peer ends now, not at its timeout
 		}
 	}
 	s.mu.Unlock()
+	for _, c := range parked {
+		c.end()
+	}
 	s.finish()
 	return nil
 }
@@ -354,12 +370,25 @@ func (s *Service[C]) stopAccepting() {
 // closeIdle closes connections waiting for a request and reports whether none is left.
 func (s *Service[C]) closeIdle() bool {
 	s.mu.Lock()
-	defer s.mu.Unlock()
+	var parked []*conn[C]
 	for c := range s.conns {
+		if c.detached.Load() {
+			// No goroutine waits on it to notice a close: end it here, if parked.
+			if c.unpark() {
+				parked = append(parked, c)
+			}
+			continue
+		}
 		if c.state.CompareAndSwap(stateIdle, stateClosed) {
 			c.nc.Close()
 		}
 	}
+	s.mu.Unlock()
+	for _, c := range parked {
+		c.end()
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	return len(s.conns) == 0
 }
 
@@ -368,6 +397,10 @@ func (s *Service[C]) finish() {
 	// Connections end first; then no worker has work left, and the idle ones are told
 	// to stop. Workers still finishing a request stop when they see the pool stopped.
 	s.connWG.Wait()
+	s.mu.Lock()
+	idle := s.idle
+	s.mu.Unlock()
+	idle.close()
 	s.expireWorkers(time.Time{}, true)
 	s.pool.watch.stop()
 	s.wg.Wait()

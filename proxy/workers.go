@@ -48,8 +48,12 @@ func (s *Service[C]) dispatch(c *conn[C]) {
 func (s *Service[C]) workerLoop(w *worker[C]) {
 	defer s.wg.Done()
 	for c := range w.work {
-		c.work()
-		c.workDone <- struct{}{}
+		if c.detached.Load() {
+			c.resume()
+		} else {
+			c.work()
+			c.workDone <- struct{}{}
+		}
 		p := &s.workers
 		p.mu.Lock()
 		if p.stopped {

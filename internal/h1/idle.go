@@ -1,6 +1,7 @@
 package h1
 
 import (
+	"errors"
 	"io"
 	"syscall"
 )
@@ -18,26 +19,72 @@ func (r *Reader) FillIdle() error {
 		return nil
 	}
 	r.dropBuffer()
-	if r.rc == nil {
-		if r.rcChecked {
-			return r.fillOnce()
-		}
-		r.rcChecked = true
-		sc, ok := r.rd.(syscall.Conn)
-		if !ok {
-			return r.fillOnce()
-		}
-		rc, err := sc.SyscallConn()
-		if err != nil {
-			return r.fillOnce()
-		}
-		r.rc, r.idleFn = rc, r.idleRead
+	if !r.rawConn() {
+		return r.fillOnce()
 	}
 	r.idleN, r.idleErr = 0, nil
 	if err := r.rc.Read(r.idleFn); err != nil {
 		r.dropBuffer()
 		return err
 	}
+	return r.idleDone()
+}
+
+// ErrWouldBlock is returned by [Reader.FillNow] when the connection has nothing to read.
+var ErrWouldBlock = errors.New("h1: nothing to read yet")
+
+// FillNow is FillIdle without the wait: it reads what the connection has, or returns
+// ErrWouldBlock at once. It is for a caller that learned by other means that the
+// connection is readable. A Reader that does not read a [syscall.Conn] returns
+// ErrWouldBlock.
+func (r *Reader) FillNow() error {
+	if r.r < r.w {
+		return nil
+	}
+	r.dropBuffer()
+	if !r.rawConn() {
+		return ErrWouldBlock
+	}
+	r.idleN, r.idleErr, r.blocked = 0, nil, false
+	if err := r.rc.Read(r.nowFn); err != nil {
+		r.dropBuffer()
+		return err
+	}
+	if r.blocked {
+		return ErrWouldBlock
+	}
+	return r.idleDone()
+}
+
+// nowRead reads once, without waiting.
+func (r *Reader) nowRead(fd uintptr) bool {
+	r.blocked = !r.idleRead(fd)
+	return true
+}
+
+// rawConn reports whether the Reader reads a socket it can read with raw syscalls,
+// setting that up the first time.
+func (r *Reader) rawConn() bool {
+	if r.rc == nil {
+		if r.rcChecked {
+			return false
+		}
+		r.rcChecked = true
+		sc, ok := r.rd.(syscall.Conn)
+		if !ok {
+			return false
+		}
+		rc, err := sc.SyscallConn()
+		if err != nil {
+			return false
+		}
+		r.rc, r.idleFn, r.nowFn = rc, r.idleRead, r.nowRead
+	}
+	return true
+}
+
+// idleDone ends FillIdle and FillNow after a read.
+func (r *Reader) idleDone() error {
 	if r.idleErr != nil {
 		r.dropBuffer()
 		return r.idleErr

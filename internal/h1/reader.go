@@ -48,6 +48,8 @@ type Reader struct {
 	rc        syscall.RawConn
 	rcChecked bool
 	idleFn    func(fd uintptr) bool
+	nowFn     func(fd uintptr) bool
+	blocked   bool // FillNow found nothing to read
 	idleN     int
 	idleErr   error
 }

@@ -1,0 +1,15 @@
+//go:build !linux
+
+package proxy
+
+// idlePoller parks idle connections on Linux only (see idlepoll_linux.go); elsewhere
+// every connection keeps its goroutine.
+type idlePoller[C any] struct{}
+
+func newIdlePoller[C any](*Service[C]) *idlePoller[C] { return nil }
+
+func (p *idlePoller[C]) register(*conn[C]) bool { return false }
+func (p *idlePoller[C]) forget(*conn[C])        {}
+func (p *idlePoller[C]) run()                   {}
+func (p *idlePoller[C]) close()                 {}
+func (p *idlePoller[C]) parked() []*conn[C]     { return nil }
