@@ -46,7 +46,8 @@ type conn[C any] struct {
 	// own; workers serve it as its client sends.
 	detached atomic.Bool
 	park     atomic.Int32           // parkedBit, pendingBit
-	parkedAt atomic.Int64           // unix nanoseconds
+	parkedAt atomic.Int64           // the poller's tick when parked
+	wokenAt  time.Time              // when a worker took it from the poller, for the request's start
 	pollFD   int32                  // its descriptor in the poller's set, or 0
 	up       atomic.Pointer[upConn] // the upstream connection in use, for Close to cut
 
@@ -203,7 +204,7 @@ const (
 // reports true; or, if the poller saw input since the connection was last parked, it
 // reports false, and the caller serves on.
 func (c *conn[C]) parkIdle() bool {
-	c.parkedAt.Store(time.Now().UnixNano())
+	c.parkedAt.Store(c.svc.idle.tick())
 	for {
 		st := c.park.Load()
 		if st&pendingBit != 0 {
@@ -270,7 +271,8 @@ func (c *conn[C]) resume() {
 			c.end()
 			return
 		}
-		c.dl.read(time.Now(), keepalive, time.Time{})
+		c.wokenAt = time.Now()
+		c.dl.read(c.wokenAt, keepalive, time.Time{})
 		err := c.r.FillNow()
 		switch {
 		case err == h1.ErrWouldBlock:
@@ -364,7 +366,10 @@ func (c *conn[C]) handle(ex *exchange[C]) (keep bool) {
 		return c.badHead(ex, err)
 	}
 	sess := &ex.sess
-	sess.timing.Start = time.Now()
+	if sess.timing.Start = c.wokenAt; c.wokenAt.IsZero() {
+		sess.timing.Start = time.Now()
+	}
+	c.wokenAt = time.Time{}
 	c.buildRequest(ex)
 	if !ex.head.KeepAlive {
 		sess.closeAfter = true

@@ -5,6 +5,7 @@ package proxy
 import (
 	"os"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -33,6 +34,9 @@ type idlePoller[C any] struct {
 	n      int
 	waitFn func(uintptr) bool
 	done   chan struct{}
+	// ticks counts the sweeper's ticks: the clock of parked connections, read without
+	// a system call.
+	ticks atomic.Int64
 }
 
 type parkedConn[C any] struct {
@@ -153,6 +157,9 @@ func (p *idlePoller[C]) run() {
 func (p *idlePoller[C]) sweep(stop chan struct{}) {
 	keepalive := durOr(p.svc.opts.KeepaliveTimeout, 60*time.Second)
 	period := min(max(keepalive/8, 10*time.Millisecond), time.Second)
+	// A connection parked at tick n is closed at the first tick past n+wait: never
+	// before the keep-alive timeout, at most two periods after it.
+	wait := int64((keepalive+period-1)/period) + 1
 	t := time.NewTicker(period)
 	defer t.Stop()
 	var expired []*conn[C]
@@ -160,11 +167,11 @@ func (p *idlePoller[C]) sweep(stop chan struct{}) {
 		select {
 		case <-stop:
 			return
-		case now := <-t.C:
-			limit := now.Add(-keepalive).UnixNano()
+		case <-t.C:
+			now := p.ticks.Add(1)
 			p.mu.Lock()
 			for _, pc := range p.conns {
-				if pc.c.parkedAt.Load() < limit && pc.c.unpark() {
+				if now-pc.c.parkedAt.Load() > wait && pc.c.unpark() {
 					expired = append(expired, pc.c)
 				}
 			}
@@ -176,6 +183,14 @@ func (p *idlePoller[C]) sweep(stop chan struct{}) {
 			expired = expired[:0]
 		}
 	}
+}
+
+// tick returns the sweeper's tick count, for parkedAt.
+func (p *idlePoller[C]) tick() int64 {
+	if p == nil {
+		return 0
+	}
+	return p.ticks.Load()
 }
 
 // close stops the loop and releases the set; parked connections are the service's to

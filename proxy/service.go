@@ -244,7 +244,7 @@ func (s *Service[C]) sweepLoop() {
 			return
 		case now := <-t.C:
 			s.pool.sweep(now)
-			s.expireWorkers(now, false)
+			s.expireWorkers(false)
 		}
 	}
 }
@@ -401,7 +401,7 @@ func (s *Service[C]) finish() {
 	idle := s.idle
 	s.mu.Unlock()
 	idle.close()
-	s.expireWorkers(time.Time{}, true)
+	s.expireWorkers(true)
 	s.pool.watch.stop()
 	s.wg.Wait()
 	s.pool.watch.release()

@@ -14,8 +14,8 @@ import (
 const workerIdleTimeout = 10 * time.Second
 
 type worker[C any] struct {
-	work   chan *conn[C]
-	idleAt time.Time
+	work      chan *conn[C]
+	idleSince int // the pool's sweep count when the worker went idle
 }
 
 // workerPool is a LIFO stack of idle workers: the most recently used, whose stack is
@@ -24,6 +24,7 @@ type workerPool[C any] struct {
 	mu      sync.Mutex
 	idle    []*worker[C]
 	stopped bool
+	sweeps  int // expireWorkers calls, about one a second: a clock that costs nothing to read
 }
 
 // dispatch runs c.work on a worker and returns at once.
@@ -60,23 +61,24 @@ func (s *Service[C]) workerLoop(w *worker[C]) {
 			p.mu.Unlock()
 			return
 		}
-		w.idleAt = time.Now()
+		w.idleSince = p.sweeps
 		p.idle = append(p.idle, w)
 		p.mu.Unlock()
 	}
 }
 
-// expireWorkers stops workers idle since before now-workerIdleTimeout; with stop, all
-// idle workers, and no worker goes idle again.
-func (s *Service[C]) expireWorkers(now time.Time, stop bool) {
+// expireWorkers, called about once a second, stops workers idle for longer than
+// workerIdleTimeout; with stop, all idle workers, and no worker goes idle again.
+func (s *Service[C]) expireWorkers(stop bool) {
 	p := &s.workers
 	p.mu.Lock()
+	p.sweeps++
 	if stop {
 		p.stopped = true
 	}
 	// The oldest idle workers are at the bottom of the stack.
 	n := 0
-	for n < len(p.idle) && (stop || now.Sub(p.idle[n].idleAt) > workerIdleTimeout) {
+	for n < len(p.idle) && (stop || p.sweeps-p.idle[n].idleSince > int(workerIdleTimeout/time.Second)) {
 		close(p.idle[n].work)
 		n++
 	}
