@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"bytes"
 	"errors"
 	"io"
 	"net"
@@ -22,6 +23,23 @@ import (
 // not among them: an Upgrade to h2c through a proxy is a known smuggling vector.
 func upgradeAllowed(proto []byte) bool {
 	return asciiEqualFold(proto, "websocket")
+}
+
+// switchedTo reports whether a 101's fields switch to proto (RFC 9110 §7.8: its Upgrade
+// field names the protocol the connection turns into).
+func switchedTo(fields []h1.Field, proto string) bool {
+	for _, f := range fields {
+		if !asciiEqualFold(f.Name, "upgrade") {
+			continue
+		}
+		for v := range bytes.SplitSeq(f.Value, []byte(",")) {
+			v = bytes.TrimSpace(v)
+			if name, _, _ := bytes.Cut(v, []byte("/")); asciiEqualFold(name, proto) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // writeUpgradeFields adds the fields of a protocol switch to a message head.

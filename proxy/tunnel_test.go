@@ -238,3 +238,39 @@ func TestConnectTunnel(t *testing.T) {
 		t.Fatalf("after half-close: %v", err)
 	}
 }
+
+// A peer whose 101 switches to another protocol than WebSocket (or names none) does not
+// get a tunnel: the client gets 502.
+func TestWebSocketWrongSwitch(t *testing.T) {
+	for _, upgrade := range []string{"Upgrade: h2c\r\n", ""} {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		go func() {
+			for {
+				nc, err := ln.Accept()
+				if err != nil {
+					return
+				}
+				go func() {
+					defer nc.Close()
+					br := bufio.NewReader(nc)
+					if _, err := http.ReadRequest(br); err != nil {
+						return
+					}
+					io.WriteString(nc, "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\n"+upgrade+"\r\n")
+					io.Copy(io.Discard, nc)
+				}()
+			}
+		}()
+		svc, _ := newTestService[*testCtx](t, fixedProxy{peer: NewPeer(ln.Addr().String())}, ServiceOptions{})
+		addr := startProxy(t, svc)
+		got := rawExchange(t, addr, "GET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"+
+			"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n")
+		if !strings.HasPrefix(got, "HTTP/1.1 502") {
+			t.Fatalf("%q: got %q, want 502", upgrade, got)
+		}
+		ln.Close()
+	}
+}

@@ -301,6 +301,9 @@ func (c *conn[C]) exchangeWith(ctx contextT, ex *exchange[C], cc C, uc *upConn, 
 		appendVia(&resp.Header, s.via)
 	}
 	if uh.Status == 101 {
+		if !switchedTo(uh.Fields, sess.upgrade) {
+			return &Error{Type: InvalidHTTP, Source: Upstream, Cause: errors.New("proxy: the peer switched to a protocol other than the one asked for")}
+		}
 		return c.switchProtocols(ctx, ex, cc, uc)
 	}
 	if err := s.app.UpstreamResponseFilter(ctx, sess, cc, resp); err != nil {
