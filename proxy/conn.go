@@ -45,10 +45,15 @@ type conn[C any] struct {
 	// detached is set when it first does, and from then on it has no goroutine of its
 	// own; workers serve it as its client sends.
 	detached atomic.Bool
-	park     atomic.Int32           // parkedBit, pendingBit
-	parkedAt atomic.Int64           // the poller's tick when parked
-	wokenAt  time.Time              // when a worker took it from the poller, for the request's start
-	pollFD   int32                  // its descriptor in the poller's set, or 0
+	park     atomic.Int32 // parkedBit, pendingBit
+	parkedAt atomic.Int64 // the poller's tick when parked
+	wokenAt  time.Time    // when a worker took it from the poller, for the request's start
+	pollFD   int32        // its descriptor in the poller's set, or 0
+
+	// The upstream pool its last request used (see hostPool).
+	lastPeer *Peer
+	lastKey  poolKey
+	lastHost *hostPool
 	up       atomic.Pointer[upConn] // the upstream connection in use, for Close to cut
 
 	dl  deadlines

@@ -40,6 +40,7 @@ type upConn struct {
 	r       *h1.Reader
 	w       *h1.Writer
 	key     poolKey
+	host    *hostPool // its pool, once it was put in one
 	idleTTL time.Duration
 	idleAt  time.Time
 	// liveness check state, kept here so the check does not allocate
@@ -69,9 +70,9 @@ type connPool struct {
 	limits  h1.Limits
 	dialer  net.Dialer
 
-	mu     sync.Mutex // guards adding to hosts and closed
+	mu     sync.Mutex // guards adding to hosts
 	hosts  atomic.Pointer[map[poolKey]*hostPool]
-	closed bool
+	closed atomic.Bool // set before closeAll drains the pools; read under a hostPool's lock
 
 	newConns, reused atomic.Uint64
 	h2               h2Pool        // connections to HTTP/2 peers
@@ -89,6 +90,12 @@ func newConnPool(maxIdle int, bufs *h1.BufPool, lim h1.Limits) *connPool {
 	m := map[poolKey]*hostPool{}
 	p.hosts.Store(&m)
 	return p
+}
+
+// lookup returns the pool of idle connections to peers of key k, or nil if there is
+// none yet.
+func (p *connPool) lookup(k poolKey) *hostPool {
+	return (*p.hosts.Load())[k]
 }
 
 func (p *connPool) host(k poolKey) *hostPool {
@@ -114,9 +121,8 @@ func (p *connPool) host(k poolKey) *hostPool {
 // get returns an idle live connection to the peer, or nil. With strict, every
 // connection is checked with a syscall before it is handed out; otherwise one used in
 // the last second is trusted unless the close watcher saw it closed (see usable).
-func (p *connPool) get(k poolKey, strict bool) *upConn {
-	h, ok := (*p.hosts.Load())[k]
-	if !ok {
+func (p *connPool) get(h *hostPool, strict bool) *upConn {
+	if h == nil {
 		return nil
 	}
 	now := time.Now()
@@ -164,15 +170,17 @@ func (p *connPool) put(c *upConn) {
 	c.r.Release()
 	c.w.Release()
 	c.idleAt = time.Now()
-	h := p.host(c.key)
-	p.mu.Lock()
-	closed := p.closed
-	p.mu.Unlock()
-	if closed {
+	h := c.host
+	if h == nil {
+		h = p.host(c.key)
+		c.host = h
+	}
+	h.mu.Lock()
+	if p.closed.Load() {
+		h.mu.Unlock()
 		c.close()
 		return
 	}
-	h.mu.Lock()
 	h.idle = append(h.idle, c)
 	var evict *upConn
 	if len(h.idle) > p.maxIdle {
@@ -213,9 +221,7 @@ func (p *connPool) sweep(now time.Time) {
 // closeAll closes every idle connection and makes later puts close theirs.
 func (p *connPool) closeAll() {
 	p.h2.closeAll()
-	p.mu.Lock()
-	p.closed = true
-	p.mu.Unlock()
+	p.closed.Store(true)
 	for _, h := range *p.hosts.Load() {
 		h.mu.Lock()
 		idle := h.idle

@@ -124,10 +124,32 @@ func idempotent(m string) bool {
 	return false
 }
 
+// hostPool returns the pool of idle connections to peer, or nil if there is none yet.
+// An HTTP/1.x client connection, whose requests run one at a time, remembers the last
+// one it used: its requests usually go to the same peer, and comparing keys is cheaper
+// than hashing one.
+func (c *conn[C]) hostPool(peer *Peer) *hostPool {
+	k := peer.key()
+	if c.lastHost != nil && c.lastPeer == peer && c.lastKey == k {
+		return c.lastHost
+	}
+	h := c.svc.pool.lookup(k)
+	if h != nil {
+		c.lastPeer, c.lastKey, c.lastHost = peer, k, h
+	}
+	return h
+}
+
 // connect takes a pooled connection to peer or opens one.
 func (c *conn[C]) connect(ctx contextT, sess *Session, peer *Peer) (*upConn, bool, *Error) {
 	strict := !idempotent(sess.req.Method) || sess.reqBodyKind != h1.BodyNone && !sess.bodyBuffered
-	if uc := c.svc.pool.get(peer.key(), strict); uc != nil {
+	var h *hostPool
+	if sess.transport() == downstream(&c.h1) {
+		h = c.hostPool(peer)
+	} else {
+		h = c.svc.pool.lookup(peer.key()) // the streams of an HTTP/2 connection run at once
+	}
+	if uc := c.svc.pool.get(h, strict); uc != nil {
 		return uc, true, nil
 	}
 	uc, err := c.svc.pool.dial(ctx, peer)
