@@ -198,20 +198,9 @@ func (c *conn[C]) exchangeWith(ctx contextT, ex *exchange[C], cc C, uc *upConn, 
 		return c.connectTunnel(sess, uc)
 	}
 
-	// The request head: a fresh copy of the client's request, the framework's fields,
-	// then the user's filter.
-	up := &ex.upReq
-	up.CopyFrom(&sess.req)
-	if !up.Header.Has("Host") {
-		// HTTP/1.0 clients may leave Host out; HTTP/1.1 requires it upstream.
-		up.Header.Add("Host", peerHost(peer))
-	}
-	c.forwardedFields(up)
-	if err := s.app.UpstreamRequestFilter(ctx, sess, cc, up); err != nil {
-		return asError(err, InternalError, Internal)
-	}
-	if err := validateHeader(&up.Header); err != nil {
-		return asError(err, InternalError, Internal)
+	up, e := c.upstreamRequest(ctx, ex, cc, peer)
+	if e != nil {
+		return e
 	}
 	if !h1.ValidMethod(up.Method) || !h1.ValidTarget(up.Target) {
 		return &Error{Type: InternalError, Source: Internal, Cause: errors.New("proxy: invalid method or target in upstream request")}
@@ -350,6 +339,26 @@ func (c *conn[C]) exchangeWith(ctx contextT, ex *exchange[C], cc C, uc *upConn, 
 		pooled = true
 	}
 	return nil
+}
+
+// upstreamRequest builds the request head for a peer: a fresh copy of the client's
+// request, the framework's fields, then the user's UpstreamRequestFilter, checked.
+func (c *conn[C]) upstreamRequest(ctx contextT, ex *exchange[C], cc C, peer *Peer) (*message.RequestHeader, *Error) {
+	sess := &ex.sess
+	up := &ex.upReq
+	up.CopyFrom(&sess.req)
+	if !up.Header.Has("Host") {
+		// HTTP/1.0 clients may leave Host out; HTTP/1.1 and HTTP/2 need it upstream.
+		up.Header.Add("Host", peerHost(peer))
+	}
+	c.forwardedFields(up)
+	if err := c.svc.app.UpstreamRequestFilter(ctx, sess, cc, up); err != nil {
+		return nil, asError(err, InternalError, Internal)
+	}
+	if err := validateHeader(&up.Header); err != nil {
+		return nil, asError(err, InternalError, Internal)
+	}
+	return up, nil
 }
 
 // requestFraming decides how the request body goes upstream: the Content-Length the

@@ -103,17 +103,9 @@ func (c *conn[C]) exchangeH2(ctx contextT, ex *exchange[C], cc C, peer *Peer) *E
 	if err != nil {
 		return &Error{Type: ConnectionClosed, Source: Internal, Cause: err}
 	}
-	up := &ex.upReq
-	up.CopyFrom(&sess.req)
-	if !up.Header.Has("Host") {
-		up.Header.Add("Host", peerHost(peer))
-	}
-	c.forwardedFields(up)
-	if err := s.app.UpstreamRequestFilter(ctx, sess, cc, up); err != nil {
-		return asError(err, InternalError, Internal)
-	}
-	if err := validateHeader(&up.Header); err != nil {
-		return asError(err, InternalError, Internal)
+	up, e := c.upstreamRequest(ctx, ex, cc, peer)
+	if e != nil {
+		return e
 	}
 	req, rerr := c.h2Request(ex, peer, up)
 	if rerr != nil {

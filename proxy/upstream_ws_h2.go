@@ -48,19 +48,10 @@ func (c *conn[C]) exchangeWSH2(ctx contextT, ex *exchange[C], cc C, peer *Peer) 
 		}
 		defer ex.setUpstream(nil, nil)
 	}
-	up := &ex.upReq
-	up.CopyFrom(&sess.req)
-	if !up.Header.Has("Host") {
-		up.Header.Add("Host", peerHost(peer))
-	}
-	c.forwardedFields(up)
-	if err := s.app.UpstreamRequestFilter(ctx, sess, cc, up); err != nil {
+	up, e := c.upstreamRequest(ctx, ex, cc, peer)
+	if e != nil {
 		nc.Close()
-		return asError(err, InternalError, Internal)
-	}
-	if err := validateHeader(&up.Header); err != nil {
-		nc.Close()
-		return asError(err, InternalError, Internal)
+		return e
 	}
 	req := h2.TunnelRequest{Protocol: sess.upgrade, Scheme: "http", Authority: up.Header.Get("Host"), Path: up.Target}
 	if peer.TLS != nil {
