@@ -11,6 +11,7 @@ import (
 
 	"github.com/gotthard-proxy/gotthard/internal/arena"
 	"github.com/gotthard-proxy/gotthard/internal/h1"
+	"github.com/gotthard-proxy/gotthard/internal/h2"
 )
 
 // Tunnels: a WebSocket upgrade (RFC 6455 over HTTP/1.1: the peer answers 101) and, when
@@ -130,45 +131,85 @@ func (c *conn[C]) connectTunnel(sess *Session, uc *upConn) *Error {
 	return c.tunnel(sess, uc)
 }
 
-// tunnel copies bytes both ways until both directions end, an error, or the idle
-// timeout. Bytes already buffered on either side go first.
+// tunnel copies bytes both ways between the client's connection and the peer's until
+// both directions end, an error, or the idle timeout. Bytes already buffered on either
+// side go first.
 func (c *conn[C]) tunnel(sess *Session, uc *upConn) *Error {
+	// Deadlines are set directly from here on: forget the tracked ones.
+	c.dl.rd, c.dl.wd, uc.dl.rd, uc.dl.wd = time.Time{}, time.Time{}, time.Time{}, time.Time{}
+	return c.tunnelWatched(sess, tunnelSide{r: c.r.Raw(), rd: c.nc, w: c.nc}, tunnelSide{r: uc.r.Raw(), rd: uc.nc, w: uc.nc}, func() {
+		c.nc.Close()
+		uc.nc.Close()
+	})
+}
+
+// tunnelSide is one side of a tunnel: where its bytes come from (r, whose waits rd's
+// read deadline bounds) and where bytes for it go (w).
+type tunnelSide struct {
+	r  io.Reader
+	rd tunnelEnd
+	w  tunnelEnd
+}
+
+// tunnelWatched copies bytes both ways between client and peer until both directions
+// end, an error (then abort cuts both sides), or the idle timeout. Not every side has
+// read deadlines (an HTTP/2 stream has none), so a watchdog enforces the idle timeout.
+func (c *conn[C]) tunnelWatched(sess *Session, client, peer tunnelSide, abort func()) *Error {
 	idle := durOr(c.svc.opts.TunnelIdleTimeout, 5*time.Minute)
 	t := &tunnelState{idle: idle}
 	t.touch()
-	// Deadlines are set directly from here on: forget the tracked ones.
-	c.dl.rd, c.dl.wd, uc.dl.rd, uc.dl.wd = time.Time{}, time.Time{}, time.Time{}, time.Time{}
+	stop := make(chan struct{})
+	var idled atomic.Bool
+	go func() {
+		tm := time.NewTimer(idle)
+		defer tm.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-tm.C:
+				left := time.Until(time.Unix(0, t.last.Load()).Add(idle))
+				if left > 0 {
+					tm.Reset(left)
+					continue
+				}
+				idled.Store(true)
+				abort()
+				return
+			}
+		}
+	}()
+	defer close(stop)
+
 	up := c.svc.bufs.Get()
 	down := c.svc.bufs.Get()
 	defer c.svc.bufs.Put(up)
 	defer c.svc.bufs.Put(down)
-
 	var wg sync.WaitGroup
 	var upErr error
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		_, upErr = t.pipe(uc.nc, c.r.Raw(), c.nc, up)
-		if upErr != nil {
-			c.nc.Close()
-			uc.nc.Close()
+		if _, upErr = t.pipe(peer.w, client.r, client.rd, up); upErr != nil {
+			abort()
 		}
 	}()
-	n, downErr := t.pipe(c.nc, uc.r.Raw(), uc.nc, down)
+	n, downErr := t.pipe(client.w, peer.r, peer.rd, down)
 	if downErr != nil {
-		c.nc.Close()
-		uc.nc.Close()
+		abort()
 	}
 	wg.Wait()
 	sess.bytesSent += n
 	switch {
-	case errors.Is(downErr, errTunnelIdle) || errors.Is(upErr, errTunnelIdle):
-		// The tunnel's normal end when quiet; the other direction's error is only the
-		// consequence of the close.
-		return nil
+	case idled.Load() || errors.Is(downErr, errTunnelIdle) || errors.Is(upErr, errTunnelIdle):
+		return nil // a quiet tunnel's normal end (see tunnel)
 	case downErr != nil:
 		return asError(downErr, ReadError, Upstream)
 	case upErr != nil:
+		var re *h2.ResetError
+		if errors.As(upErr, &re) {
+			return nil // the client ended the tunnel with a reset: its way to close
+		}
 		return asError(upErr, ReadError, Downstream)
 	}
 	return nil

@@ -6,8 +6,6 @@ import (
 	"encoding/base64"
 	"errors"
 	"io"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/gotthard-proxy/gotthard/internal/h2"
@@ -47,78 +45,6 @@ func (c *conn[C]) tunnelH2(sess *Session, st *h2.Stream, uc *upConn) *Error {
 		st.Reset(http2.ErrCodeCancel)
 		uc.nc.Close()
 	})
-}
-
-// tunnelSide is one side of a tunnel: where its bytes come from (r, whose waits rd's
-// read deadline bounds) and where bytes for it go (w).
-type tunnelSide struct {
-	r  io.Reader
-	rd tunnelEnd
-	w  tunnelEnd
-}
-
-// tunnelWatched copies bytes both ways between client and peer until both directions
-// end, an error (then abort cuts both sides), or the idle timeout. Not every side has
-// read deadlines (an HTTP/2 stream has none), so a watchdog enforces the idle timeout.
-func (c *conn[C]) tunnelWatched(sess *Session, client, peer tunnelSide, abort func()) *Error {
-	idle := durOr(c.svc.opts.TunnelIdleTimeout, 5*time.Minute)
-	t := &tunnelState{idle: idle}
-	t.touch()
-	stop := make(chan struct{})
-	var idled atomic.Bool
-	go func() {
-		tm := time.NewTimer(idle)
-		defer tm.Stop()
-		for {
-			select {
-			case <-stop:
-				return
-			case <-tm.C:
-				left := time.Until(time.Unix(0, t.last.Load()).Add(idle))
-				if left > 0 {
-					tm.Reset(left)
-					continue
-				}
-				idled.Store(true)
-				abort()
-				return
-			}
-		}
-	}()
-	defer close(stop)
-
-	up := c.svc.bufs.Get()
-	down := c.svc.bufs.Get()
-	defer c.svc.bufs.Put(up)
-	defer c.svc.bufs.Put(down)
-	var wg sync.WaitGroup
-	var upErr error
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		if _, upErr = t.pipe(peer.w, client.r, client.rd, up); upErr != nil {
-			abort()
-		}
-	}()
-	n, downErr := t.pipe(client.w, peer.r, peer.rd, down)
-	if downErr != nil {
-		abort()
-	}
-	wg.Wait()
-	sess.bytesSent += n
-	switch {
-	case idled.Load() || errors.Is(downErr, errTunnelIdle) || errors.Is(upErr, errTunnelIdle):
-		return nil // a quiet tunnel's normal end (see tunnel)
-	case downErr != nil:
-		return asError(downErr, ReadError, Upstream)
-	case upErr != nil:
-		var re *h2.ResetError
-		if errors.As(upErr, &re) {
-			return nil // the client ended the tunnel with a reset: its way to close
-		}
-		return asError(upErr, ReadError, Downstream)
-	}
-	return nil
 }
 
 // h2Stream is an HTTP/2 stream as an end of a tunnel: reads return the stream's DATA,
