@@ -107,9 +107,6 @@ func (g *grpcWeb) readBody() ([]byte, error) {
 	}
 	for {
 		if g.inEOF {
-			if len(g.pending) > 0 {
-				return nil, errGRPCWebText
-			}
 			return nil, io.EOF
 		}
 		chunk, err := g.inner.readBody()
@@ -119,16 +116,14 @@ func (g *grpcWeb) readBody() ([]byte, error) {
 		g.inEOF = err == io.EOF
 		g.pending = append(g.pending, chunk...)
 		out, derr := g.decode()
-		if derr != nil {
+		switch {
+		case derr != nil:
 			return nil, derr
-		}
-		if len(out) > 0 || g.inEOF {
-			if g.inEOF && len(g.pending) > 0 {
-				return nil, errGRPCWebText
-			}
-			if g.inEOF {
-				return out, io.EOF
-			}
+		case g.inEOF && len(g.pending) > 0:
+			return nil, errGRPCWebText // the body ends inside a base64 quantum
+		case g.inEOF:
+			return out, io.EOF
+		case len(out) > 0:
 			return out, nil
 		}
 	}

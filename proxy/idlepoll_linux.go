@@ -202,19 +202,3 @@ func (p *idlePoller[C]) close() {
 	p.file.Close()
 	<-p.done
 }
-
-// parked returns the connections parked now.
-func (p *idlePoller[C]) parked() []*conn[C] {
-	if p == nil {
-		return nil
-	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	var cs []*conn[C]
-	for _, pc := range p.conns {
-		if pc.c.park.Load()&parkedBit != 0 {
-			cs = append(cs, pc.c)
-		}
-	}
-	return cs
-}

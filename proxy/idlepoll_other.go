@@ -12,5 +12,4 @@ func (p *idlePoller[C]) register(*conn[C]) bool { return false }
 func (p *idlePoller[C]) forget(*conn[C])        {}
 func (p *idlePoller[C]) run()                   {}
 func (p *idlePoller[C]) close()                 {}
-func (p *idlePoller[C]) parked() []*conn[C]     { return nil }
 func (p *idlePoller[C]) tick() int64            { return 0 }

@@ -35,10 +35,10 @@ func TestIdleConnectionsParked(t *testing.T) {
 	}
 	// Each connection is parked once its response is out; give the last ones a moment.
 	deadline := time.Now().Add(5 * time.Second)
-	for len(svc.idle.parked()) < n && time.Now().Before(deadline) {
+	for len(parked(svc)) < n && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)
 	}
-	if got := len(svc.idle.parked()); got < n {
+	if got := len(parked(svc)); got < n {
 		t.Fatalf("%d of %d idle connections parked", got, n)
 	}
 	if extra := runtime.NumGoroutine() - before; extra > n/10 {
@@ -70,7 +70,7 @@ func TestIdleConnectionsParked(t *testing.T) {
 	// Shutdown closes the parked connections at once.
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	for len(svc.idle.parked()) < n && ctx.Err() == nil {
+	for len(parked(svc)) < n && ctx.Err() == nil {
 		time.Sleep(10 * time.Millisecond)
 	}
 	start := time.Now()
@@ -85,4 +85,18 @@ func TestIdleConnectionsParked(t *testing.T) {
 	if d := time.Since(start); d > 5*time.Second {
 		t.Fatalf("shutdown took %v", d)
 	}
+}
+
+// parked returns the service's connections parked now.
+func parked[C any](s *Service[C]) []*conn[C] {
+	p := s.idle
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var cs []*conn[C]
+	for _, pc := range p.conns {
+		if pc.c.park.Load()&parkedBit != 0 {
+			cs = append(cs, pc.c)
+		}
+	}
+	return cs
 }
