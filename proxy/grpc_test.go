@@ -18,22 +18,11 @@ import (
 // over h2c to the proxy, the proxy over h2c to grpc-go's interop TestService. The
 // interop functions end the test binary on a failure.
 func TestGRPCInterop(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	gs := grpc.NewServer()
-	testgrpc.RegisterTestServiceServer(gs, interop.NewTestServer())
-	go gs.Serve(ln)
-	defer gs.Stop()
+	origin := startGRPCOrigin(t)
 
-	svc, logs := newTestService[*testCtx](t, fixedProxy{peer: &Peer{Address: ln.Addr().String(), Protocol: ProtoHTTP2}}, ServiceOptions{})
+	svc, logs := newTestService[*testCtx](t, fixedProxy{peer: &Peer{Address: origin, Protocol: ProtoHTTP2}}, ServiceOptions{})
 	addr := startProxy(t, svc)
-	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
+	conn := grpcClient(t, addr)
 	tc := testgrpc.NewTestServiceClient(conn)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
@@ -72,15 +61,11 @@ func TestGRPCInterop(t *testing.T) {
 func TestGRPCUnavailable(t *testing.T) {
 	svc, _ := newTestService[*testCtx](t, fixedProxy{peer: &Peer{Address: deadAddr(t), Protocol: ProtoHTTP2}}, ServiceOptions{MaxRetries: -1})
 	addr := startProxy(t, svc)
-	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
+	conn := grpcClient(t, addr)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	for range 20 {
-		_, err = testgrpc.NewTestServiceClient(conn).EmptyCall(ctx, &testgrpc.Empty{})
+		_, err := testgrpc.NewTestServiceClient(conn).EmptyCall(ctx, &testgrpc.Empty{})
 		if status.Code(err) != codes.Unavailable {
 			t.Fatalf("got %v, want Unavailable", err)
 		}
@@ -90,24 +75,13 @@ func TestGRPCUnavailable(t *testing.T) {
 // The peer's read timeout bounds the wait for an answer, not a client-streaming upload
 // that goes on longer than it: the wait starts after the last message sent.
 func TestGRPCLongClientStream(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	gs := grpc.NewServer()
-	testgrpc.RegisterTestServiceServer(gs, interop.NewTestServer())
-	go gs.Serve(ln)
-	defer gs.Stop()
+	origin := startGRPCOrigin(t)
 	const timeout = 300 * time.Millisecond
-	peer := &Peer{Address: ln.Addr().String(), Protocol: ProtoHTTP2}
+	peer := &Peer{Address: origin, Protocol: ProtoHTTP2}
 	peer.Options.ReadTimeout = timeout
 	svc, logs := newTestService[*testCtx](t, fixedProxy{peer: peer}, ServiceOptions{})
 	addr := startProxy(t, svc)
-	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
+	conn := grpcClient(t, addr)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	stream, err := testgrpc.NewTestServiceClient(conn).StreamingInputCall(ctx)
@@ -129,4 +103,30 @@ func TestGRPCLongClientStream(t *testing.T) {
 	if int(resp.AggregatedPayloadSize) != total {
 		t.Fatalf("server got %d bytes, sent %d", resp.AggregatedPayloadSize, total)
 	}
+}
+
+// startGRPCOrigin serves grpc-go's interop TestService over h2c on loopback until the
+// test ends, and returns its address.
+func startGRPCOrigin(t testing.TB) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	gs := grpc.NewServer()
+	testgrpc.RegisterTestServiceServer(gs, interop.NewTestServer())
+	go gs.Serve(ln)
+	t.Cleanup(gs.Stop)
+	return ln.Addr().String()
+}
+
+// grpcClient returns a grpc-go client of addr over h2c, closed when the test ends.
+func grpcClient(t testing.TB, addr string) *grpc.ClientConn {
+	t.Helper()
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return conn
 }

@@ -7,7 +7,6 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -17,8 +16,6 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
-	"google.golang.org/grpc/interop"
 	testgrpc "google.golang.org/grpc/interop/grpc_testing"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
@@ -165,22 +162,11 @@ func decodeSegments(t *testing.T, b []byte) []byte {
 // A gRPC-web client, over HTTP/1.1 and over HTTP/2, binary and text, gets the same
 // messages, statuses and metadata as a native gRPC client through the same proxy.
 func TestGRPCWebBridge(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	gs := grpc.NewServer()
-	testgrpc.RegisterTestServiceServer(gs, interop.NewTestServer())
-	go gs.Serve(ln)
-	defer gs.Stop()
+	origin := startGRPCOrigin(t)
 
-	svc, logs := newTestService[*testCtx](t, grpcWebProxy{peer: &Peer{Address: ln.Addr().String(), Protocol: ProtoHTTP2}}, ServiceOptions{})
+	svc, logs := newTestService[*testCtx](t, grpcWebProxy{peer: &Peer{Address: origin, Protocol: ProtoHTTP2}}, ServiceOptions{})
 	addr := startProxy(t, svc)
-	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
+	conn := grpcClient(t, addr)
 	native := testgrpc.NewTestServiceClient(conn)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -295,15 +281,8 @@ func TestGRPCWebUnavailable(t *testing.T) {
 // A grpc-web-text body that is not base64 is the client's fault: 400, which a gRPC-web
 // client gets as the gRPC status INTERNAL (gRPC's mapping of HTTP 400).
 func TestGRPCWebBadText(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	gs := grpc.NewServer()
-	testgrpc.RegisterTestServiceServer(gs, interop.NewTestServer())
-	go gs.Serve(ln)
-	defer gs.Stop()
-	svc, _ := newTestService[*testCtx](t, grpcWebProxy{peer: &Peer{Address: ln.Addr().String(), Protocol: ProtoHTTP2}}, ServiceOptions{})
+	origin := startGRPCOrigin(t)
+	svc, _ := newTestService[*testCtx](t, grpcWebProxy{peer: &Peer{Address: origin, Protocol: ProtoHTTP2}}, ServiceOptions{})
 	addr := startProxy(t, svc)
 	got := rawExchange(t, addr, "POST /grpc.testing.TestService/EmptyCall HTTP/1.1\r\nHost: x\r\n"+
 		"Content-Type: application/grpc-web-text\r\nContent-Length: 8\r\n\r\nAAAA!!!!")

@@ -22,7 +22,7 @@ import (
 // into the 101 the library expects, with the stream as the connection.
 type rfc8441 struct{}
 
-func newRFC8441Client(testing.TB) *http.Client { return &http.Client{Transport: rfc8441{}} }
+func newRFC8441Client() *http.Client { return &http.Client{Transport: rfc8441{}} }
 
 func (rfc8441) RoundTrip(req *http.Request) (*http.Response, error) {
 	var d net.Dialer
@@ -88,7 +88,7 @@ func TestWebSocketOverHTTP2(t *testing.T) {
 	addr := startProxy(t, svc)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	opts := &websocket.DialOptions{HTTPClient: newRFC8441Client(t)}
+	opts := &websocket.DialOptions{HTTPClient: newRFC8441Client()}
 
 	c, _, err := websocket.Dial(ctx, "ws://"+addr+"/ws", opts)
 	if err != nil {
@@ -98,19 +98,7 @@ func TestWebSocketOverHTTP2(t *testing.T) {
 
 	// Closing from the client side: the close handshake goes through, and the proxy
 	// ends the stream once the origin has closed.
-	c2, _, err := websocket.Dial(ctx, "ws://"+addr+"/ws", opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := c2.Write(ctx, websocket.MessageText, []byte("hi")); err != nil {
-		t.Fatal(err)
-	}
-	if _, m, err := c2.Read(ctx); err != nil || string(m) != "hi" {
-		t.Fatalf("echo: %q %v", m, err)
-	}
-	if err := c2.Close(websocket.StatusNormalClosure, ""); err != nil {
-		t.Fatalf("close from client: %v\n%s", err, logs.String())
-	}
+	closeFromClient(t, ctx, addr, opts, logs)
 	if strings.Contains(logs.String(), "level=ERROR") {
 		t.Fatalf("errors logged:\n%s", logs.String())
 	}
@@ -123,7 +111,7 @@ func TestWebSocketOverHTTP2Rejected(t *testing.T) {
 	addr := startProxy(t, svc)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	opts := &websocket.DialOptions{HTTPClient: newRFC8441Client(t), HTTPHeader: http.Header{"Origin": {"http://evil.example"}}}
+	opts := &websocket.DialOptions{HTTPClient: newRFC8441Client(), HTTPHeader: http.Header{"Origin": {"http://evil.example"}}}
 	_, resp, err := websocket.Dial(ctx, "ws://"+addr+"/ws", opts)
 	if err == nil || resp == nil || resp.StatusCode != 403 {
 		t.Fatalf("got %v %v, want 403", resp, err)

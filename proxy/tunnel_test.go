@@ -61,19 +61,7 @@ func TestWebSocketThroughProxy(t *testing.T) {
 
 	// Closing from the client side ends the origin's side too: a second connection is
 	// closed by the client, and the proxy's connection count goes back to zero.
-	c2, _, err := websocket.Dial(ctx, "ws://"+addr+"/ws", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := c2.Write(ctx, websocket.MessageText, []byte("hi")); err != nil {
-		t.Fatal(err)
-	}
-	if _, m, err := c2.Read(ctx); err != nil || string(m) != "hi" {
-		t.Fatalf("echo: %q %v", m, err)
-	}
-	if err := c2.Close(websocket.StatusNormalClosure, ""); err != nil {
-		t.Fatalf("close from client: %v", err)
-	}
+	closeFromClient(t, ctx, addr, nil, logs)
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		svc.mu.Lock()
@@ -86,6 +74,26 @@ func TestWebSocketThroughProxy(t *testing.T) {
 			t.Fatalf("%d client connections still open after both sides closed", open)
 		}
 		runtimeGosched()
+	}
+}
+
+// closeFromClient opens a WebSocket to the echo origin through the proxy at addr,
+// exchanges a message, and closes it from the client's side: the close handshake must
+// go through both ways.
+func closeFromClient(t *testing.T, ctx context.Context, addr string, opts *websocket.DialOptions, logs *logBuffer) {
+	t.Helper()
+	c, _, err := websocket.Dial(ctx, "ws://"+addr+"/ws", opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Write(ctx, websocket.MessageText, []byte("hi")); err != nil {
+		t.Fatal(err)
+	}
+	if _, m, err := c.Read(ctx); err != nil || string(m) != "hi" {
+		t.Fatalf("echo: %q %v", m, err)
+	}
+	if err := c.Close(websocket.StatusNormalClosure, ""); err != nil {
+		t.Fatalf("close from client: %v\n%s", err, logs.String())
 	}
 }
 
@@ -266,10 +274,11 @@ func TestWebSocketWrongSwitch(t *testing.T) {
 		}()
 		svc, _ := newTestService[*testCtx](t, fixedProxy{peer: NewPeer(ln.Addr().String())}, ServiceOptions{})
 		addr := startProxy(t, svc)
-		got := rawExchange(t, addr, "GET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"+
+		c, br := dialRaw(t, addr)
+		io.WriteString(c, "GET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"+
 			"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n")
-		if !strings.HasPrefix(got, "HTTP/1.1 502") {
-			t.Fatalf("%q: got %q, want 502", upgrade, got)
+		if resp, body := readResponse(t, br, "GET"); resp.StatusCode != 502 {
+			t.Fatalf("%q: got %d %q, want 502", upgrade, resp.StatusCode, body)
 		}
 		ln.Close()
 	}

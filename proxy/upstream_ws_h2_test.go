@@ -108,7 +108,7 @@ func TestWebSocketToHTTP2Peer(t *testing.T) {
 	addr := startProxy(t, svc)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	for i, opts := range []*websocket.DialOptions{nil, {HTTPClient: newRFC8441Client(t)}} {
+	for i, opts := range []*websocket.DialOptions{nil, {HTTPClient: newRFC8441Client()}} {
 		c, _, err := websocket.Dial(ctx, "ws://"+addr+"/ws", opts)
 		if err != nil {
 			t.Fatalf("client %d: dial: %v\n%s", i, err, logs.String())
@@ -118,19 +118,7 @@ func TestWebSocketToHTTP2Peer(t *testing.T) {
 			t.Fatalf("origin accepted %d WebSockets by extended CONNECT, want %d", got, i+1)
 		}
 		// Closing from the client's side.
-		c2, _, err := websocket.Dial(ctx, "ws://"+addr+"/ws", opts)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := c2.Write(ctx, websocket.MessageText, []byte("hi")); err != nil {
-			t.Fatal(err)
-		}
-		if _, m, err := c2.Read(ctx); err != nil || string(m) != "hi" {
-			t.Fatalf("echo: %q %v", m, err)
-		}
-		if err := c2.Close(websocket.StatusNormalClosure, ""); err != nil {
-			t.Fatalf("close from client: %v\n%s", err, logs.String())
-		}
+		closeFromClient(t, ctx, addr, opts, logs)
 		accepted.Add(-1)
 	}
 }
@@ -160,7 +148,7 @@ func TestWebSocketToHTTP2PeerFallback(t *testing.T) {
 	addr := startProxy(t, svc)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	for i, opts := range []*websocket.DialOptions{nil, {HTTPClient: newRFC8441Client(t)}} {
+	for i, opts := range []*websocket.DialOptions{nil, {HTTPClient: newRFC8441Client()}} {
 		c, _, err := websocket.Dial(ctx, "ws://"+addr+"/ws", opts)
 		if err != nil {
 			t.Fatalf("client %d: dial: %v\n%s", i, err, logs.String())
