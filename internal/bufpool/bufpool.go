@@ -1,13 +1,14 @@
 // Package bufpool is the pool of fixed-size byte buffers that the HTTP codecs
 // (internal/h1, internal/h2) read and write through: buffers are taken when there are
-// bytes to handle and given back when a connection idles. Put does not allocate: the
-// boxes that carry buffers through sync.Pool are recycled too. It uses the standard
-// library only.
+// bytes to handle and given back when a connection idles. Get and Put do not allocate:
+// a buffer goes through sync.Pool as a pointer to its first byte, which an interface
+// holds without a box. It uses the standard library only.
 package bufpool
 
 import (
 	"sync"
 	"sync/atomic"
+	"unsafe"
 )
 
 // DefaultSize is the buffer size of a [Pool] created with size 0.
@@ -17,8 +18,7 @@ const DefaultSize = 16 << 10
 // creates it (one per service, say) and passes it on; there is no package-level pool.
 type Pool struct {
 	size  int
-	bufs  sync.Pool // *[]byte holding a buffer
-	boxes sync.Pool // empty *[]byte, so that Put does not allocate a new box
+	bufs  sync.Pool // *byte: the first byte of a buffer of size bytes
 	inUse atomic.Int64
 }
 
@@ -37,28 +37,21 @@ func (p *Pool) Size() int { return p.size }
 // Get returns a buffer of length and capacity Size.
 func (p *Pool) Get() []byte {
 	p.inUse.Add(1)
-	if v, ok := p.bufs.Get().(*[]byte); ok {
-		b := *v
-		*v = nil
-		p.boxes.Put(v)
-		return b[:p.size]
+	if first, ok := p.bufs.Get().(*byte); ok {
+		// The pool holds only buffers of exactly p.size bytes (see Put).
+		return unsafe.Slice(first, p.size)
 	}
 	return make([]byte, p.size)
 }
 
-// Put returns b to the pool. Buffers whose capacity is not Size (not from this pool)
-// are dropped. b must not be used after Put.
+// Put gives back a buffer that Get returned; the caller must not use it afterwards.
+// Buffers of another capacity are dropped.
 func (p *Pool) Put(b []byte) {
 	if cap(b) != p.size {
 		return
 	}
 	p.inUse.Add(-1)
-	v, _ := p.boxes.Get().(*[]byte)
-	if v == nil {
-		v = new([]byte)
-	}
-	*v = b[:p.size]
-	p.bufs.Put(v)
+	p.bufs.Put(unsafe.SliceData(b))
 }
 
 // InUse returns the number of buffers handed out by Get and not yet returned by Put.
