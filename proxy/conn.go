@@ -268,7 +268,7 @@ func (c *conn[C]) end() {
 
 // resume serves a detached connection that the poller found readable, on a worker,
 // and parks it again (or ends it) when it is idle.
-func (c *conn[C]) resume() {
+func (c *conn[C]) resume(w *worker[C]) {
 	s := c.svc
 	keepalive := durOr(s.opts.KeepaliveTimeout, 60*time.Second)
 	for {
@@ -286,7 +286,7 @@ func (c *conn[C]) resume() {
 			c.end()
 			return
 		default:
-			c.work()
+			c.work(w)
 			if !c.keep {
 				c.end()
 				return
@@ -305,9 +305,9 @@ func (c *conn[C]) resume() {
 	}
 }
 
-// work serves requests on a worker goroutine: the one that is ready, and any pipelined
-// after it. It sets c.keep to whether the connection stays open.
-func (c *conn[C]) work() {
+// work serves requests on the worker goroutine w: the one that is ready, and any
+// pipelined after it. It sets c.keep to whether the connection stays open.
+func (c *conn[C]) work(w *worker[C]) {
 	s := c.svc
 	maxReq := s.opts.MaxRequestsPerConn
 	switch {
@@ -317,9 +317,9 @@ func (c *conn[C]) work() {
 		maxReq = int(^uint(0) >> 1)
 	}
 	for {
-		ex := c.getExchange()
+		ex := c.getExchange(w)
 		keep := c.handle(ex)
-		c.putExchange(ex)
+		c.putExchange(ex, w)
 		c.served++
 		c.keep = keep && c.served < maxReq && !s.closing.Load()
 		if !c.keep || c.r.Buffered() == 0 {
@@ -329,12 +329,19 @@ func (c *conn[C]) work() {
 	}
 }
 
-func (c *conn[C]) getExchange() *exchange[C] {
-	ex, _ := c.svc.exchanges.Get().(*exchange[C])
-	if ex == nil {
-		ex = new(exchange[C])
+// getExchange returns a fresh exchange: the one kept by the worker w, if any (w may be
+// nil), or one from the service's pool.
+func (c *conn[C]) getExchange(w *worker[C]) *exchange[C] {
+	var ex *exchange[C]
+	if w != nil && w.ex != nil {
+		ex, w.ex = w.ex, nil
+	} else {
+		ex, _ = c.svc.exchanges.Get().(*exchange[C])
+		if ex == nil {
+			ex = new(exchange[C])
+		}
+		ex.arena = c.svc.arenas.Get()
 	}
-	ex.arena = c.svc.arenas.Get()
 	ex.sess.reset()
 	ex.sess.ds = &c.h1
 	ex.sess.closing = &c.svc.closing
@@ -346,9 +353,8 @@ func (c *conn[C]) getExchange() *exchange[C] {
 	return ex
 }
 
-func (c *conn[C]) putExchange(ex *exchange[C]) {
-	c.svc.arenas.Put(ex.arena)
-	ex.arena = nil
+// putExchange resets ex and gives it to the worker w to keep, or back to the pool.
+func (c *conn[C]) putExchange(ex *exchange[C], w *worker[C]) {
 	ex.sess.reset()
 	ex.sess.ds = nil
 	ex.sess.clientAddr, ex.sess.serverAddr = nil, nil
@@ -361,6 +367,12 @@ func (c *conn[C]) putExchange(ex *exchange[C]) {
 	ex.trl.Reset()
 	ex.head.Reset()
 	ex.upHead.Reset()
+	if w != nil && w.ex == nil {
+		w.ex = ex // with its arena: strings made from it stay valid, as in the pool
+		return
+	}
+	c.svc.arenas.Put(ex.arena)
+	ex.arena = nil
 	c.svc.exchanges.Put(ex)
 }
 
@@ -419,7 +431,9 @@ func (c *conn[C]) serveRequest(ex *exchange[C]) (keep bool) {
 
 // logging runs the Logging phase, itself guarded against panics.
 func (c *conn[C]) logging(ctx contextT, sess *Session, cc C, err error) {
-	sess.timing.End = time.Now()
+	if sess.timing.End.IsZero() { // (set already when the upstream connection went idle)
+		sess.timing.End = time.Now()
+	}
 	defer func() {
 		if p := recover(); p != nil {
 			c.svc.log.Error("panic in Logging phase", "err", p, "stack", string(debug.Stack()))

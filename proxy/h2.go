@@ -59,7 +59,7 @@ func (c *conn[C]) serveH2(buffered []byte) {
 
 // serveStream runs one HTTP/2 request through the phases.
 func (c *conn[C]) serveStream(st *h2.Stream) {
-	ex := c.getExchange()
+	ex := c.getExchange(nil)
 	ex.h2d = h2down{st: st, fields: ex.h2d.fields[:0], a: ex.arena}
 	d := &ex.h2d
 	ex.sess.ds = d
@@ -74,7 +74,7 @@ func (c *conn[C]) serveStream(st *h2.Stream) {
 	st.SetOnAbort(ex.abortFn)
 	c.serveRequest(ex)
 	st.SetOnAbort(nil)
-	c.putExchange(ex)
+	c.putExchange(ex, nil)
 }
 
 // buildRequestH2 turns the stream's request into the session's, doing the same

@@ -120,12 +120,12 @@ func (p *connPool) host(k poolKey) *hostPool {
 
 // get returns an idle live connection to the peer, or nil. With strict, every
 // connection is checked with a syscall before it is handed out; otherwise one used in
-// the last second is trusted unless the close watcher saw it closed (see usable).
-func (p *connPool) get(h *hostPool, strict bool) *upConn {
+// the last second is trusted unless the close watcher saw it closed (see usable). now
+// is the time.
+func (p *connPool) get(h *hostPool, strict bool, now time.Time) *upConn {
 	if h == nil {
 		return nil
 	}
-	now := time.Now()
 	for {
 		h.mu.Lock()
 		n := len(h.idle)
@@ -161,15 +161,16 @@ func (c *upConn) usable(now time.Time, strict bool) bool {
 	return c.isAlive()
 }
 
-// put returns c to the pool, or closes it when the pool is full or closed.
-func (p *connPool) put(c *upConn) {
+// put returns c, idle since now, to the pool, or closes it when the pool is full or
+// closed.
+func (p *connPool) put(c *upConn, now time.Time) {
 	if p.maxIdle <= 0 || c.idleTTL <= 0 {
 		c.close()
 		return
 	}
-	c.r.Release()
-	c.w.Release()
-	c.idleAt = time.Now()
+	// The connection keeps its (empty) buffers while it is likely to be taken again
+	// soon; sweep gives them back once it has been idle for a while.
+	c.idleAt = now
 	h := c.host
 	if h == nil {
 		h = p.host(c.key)
@@ -195,16 +196,27 @@ func (p *connPool) put(c *upConn) {
 	}
 }
 
-// sweep closes connections that have been idle for longer than their timeout.
+// keepBuffersFor is how long an idle connection keeps its read and write buffers: a
+// busy peer's connections go back and forth to the pool many times a second, and taking
+// and giving back buffers each time costs more than holding them for a moment.
+const keepBuffersFor = time.Second
+
+// sweep closes connections that have been idle for longer than their timeout, and takes
+// the buffers of those idle for longer than keepBuffersFor.
 func (p *connPool) sweep(now time.Time) {
 	for _, h := range *p.hosts.Load() {
 		var expired []*upConn
 		h.mu.Lock()
 		j := 0
 		for _, c := range h.idle {
-			if now.Sub(c.idleAt) >= c.idleTTL {
+			idle := now.Sub(c.idleAt)
+			if idle >= c.idleTTL {
 				expired = append(expired, c)
 				continue
+			}
+			if idle >= keepBuffersFor {
+				c.r.Release()
+				c.w.Release()
 			}
 			h.idle[j] = c
 			j++

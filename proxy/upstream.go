@@ -84,13 +84,17 @@ func (c *conn[C]) attempt(ctx contextT, ex *exchange[C], cc C, peer *Peer) *Erro
 		// as an HTTP/1.1 Upgrade.)
 		return c.exchangeH2(ctx, ex, cc, peer)
 	}
-	uc, reused, cerr := c.connect(ctx, sess, peer)
+	now := time.Now()
+	uc, reused, cerr := c.connect(ctx, sess, peer, now)
 	if cerr != nil {
 		cerr.connectFailure = true
 		return cerr
 	}
+	if !reused {
+		now = time.Now() // the dial took its time
+	}
 	sess.reused = reused
-	sess.timing.UpstreamConnected = time.Now() // also the start of the attempt
+	sess.timing.UpstreamConnected = now // also the start of the attempt
 	if err := s.app.ConnectedToUpstream(ctx, sess, cc, peer, reused); err != nil {
 		uc.close()
 		return asError(err, InternalError, Internal)
@@ -140,8 +144,8 @@ func (c *conn[C]) hostPool(peer *Peer) *hostPool {
 	return h
 }
 
-// connect takes a pooled connection to peer or opens one.
-func (c *conn[C]) connect(ctx contextT, sess *Session, peer *Peer) (*upConn, bool, *Error) {
+// connect takes a pooled connection to peer or opens one; now is the time.
+func (c *conn[C]) connect(ctx contextT, sess *Session, peer *Peer, now time.Time) (*upConn, bool, *Error) {
 	strict := !idempotent(sess.req.Method) || sess.reqBodyKind != h1.BodyNone && !sess.bodyBuffered
 	var h *hostPool
 	if sess.transport() == downstream(&c.h1) {
@@ -149,7 +153,7 @@ func (c *conn[C]) connect(ctx contextT, sess *Session, peer *Peer) (*upConn, boo
 	} else {
 		h = c.svc.pool.lookup(peer.key()) // the streams of an HTTP/2 connection run at once
 	}
-	if uc := c.svc.pool.get(h, strict); uc != nil {
+	if uc := c.svc.pool.get(h, strict, now); uc != nil {
 		return uc, true, nil
 	}
 	uc, err := c.svc.pool.dial(ctx, peer)
@@ -335,7 +339,9 @@ func (c *conn[C]) exchangeWith(ctx contextT, ex *exchange[C], cc C, uc *upConn, 
 		return e
 	}
 	if uh.KeepAlive && uc.r.BodyDone() && uc.r.Buffered() == 0 {
-		s.pool.put(uc)
+		// The response is out: its end is the time the connection went idle.
+		sess.timing.End = time.Now()
+		s.pool.put(uc, sess.timing.End)
 		pooled = true
 	}
 	return nil

@@ -15,7 +15,8 @@ const workerIdleTimeout = 10 * time.Second
 
 type worker[C any] struct {
 	work      chan *conn[C]
-	idleSince int // the pool's sweep count when the worker went idle
+	idleSince int          // the pool's sweep count when the worker went idle
+	ex        *exchange[C] // kept between requests, so that taking one costs nothing
 }
 
 // workerPool is a LIFO stack of idle workers: the most recently used, whose stack is
@@ -50,9 +51,9 @@ func (s *Service[C]) workerLoop(w *worker[C]) {
 	defer s.wg.Done()
 	for c := range w.work {
 		if c.detached.Load() {
-			c.resume()
+			c.resume(w)
 		} else {
-			c.work()
+			c.work(w)
 			c.workDone <- struct{}{}
 		}
 		p := &s.workers
