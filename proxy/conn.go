@@ -47,7 +47,7 @@ type conn[C any] struct {
 	detached atomic.Bool
 	park     atomic.Int32 // parkedBit, pendingBit
 	parkedAt atomic.Int64 // the poller's tick when parked
-	wokenAt  time.Time    // when a worker took it from the poller, for the request's start
+	wokenAt  time.Time    // when the poller saw its input, for the request's start
 	pollFD   int32        // its descriptor in the poller's set, or 0
 
 	// The upstream pool its last request used (see hostPool).
@@ -276,12 +276,15 @@ func (c *conn[C]) resume(w *worker[C]) {
 			c.end()
 			return
 		}
-		c.wokenAt = time.Now()
+		if c.wokenAt.IsZero() { // (the poller sets it; not when input came meanwhile)
+			c.wokenAt = time.Now()
+		}
 		c.dl.read(c.wokenAt, keepalive, time.Time{})
 		err := c.r.FillNow()
 		switch {
 		case err == h1.ErrWouldBlock:
 			// Input seen earlier was read already (with the request before).
+			c.wokenAt = time.Time{}
 		case err != nil:
 			c.end()
 			return

@@ -139,6 +139,9 @@ func (p *idlePoller[C]) run() {
 		if err := p.rc.Read(p.waitFn); err != nil {
 			return // closed
 		}
+		// One clock read for the batch, as the requests' start (as nginx keeps the
+		// time of its event loop).
+		now := time.Now()
 		p.mu.Lock()
 		for _, ev := range p.events[:p.n] {
 			cur, ok := p.conns[ev.Fd]
@@ -146,6 +149,7 @@ func (p *idlePoller[C]) run() {
 				continue // a connection closed since, or its descriptor reused
 			}
 			if cur.c.wake() {
+				cur.c.wokenAt = now
 				p.svc.dispatch(cur.c)
 			}
 		}
