@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Load benchmark: Gotthard vs nginx vs a plain httputil.ReverseProxy on the
-# same machine. See bench/README.md for what it measures and how to read it.
+# same machine, with gofloor, the smallest keep-alive proxy in Go, as the floor
+# of Go's runtime. See bench/README.md for what it measures and how to read it.
 #
 #   bash bench/run.sh          # load scenarios (add IDLE=1 for the idle one too)
 #   bash bench/run.sh idle     # idle-connection memory only
@@ -17,7 +18,7 @@ DURATION=${DURATION:-10}      # seconds per measured run
 WARMUP=${WARMUP:-2}           # seconds of warm-up before each measured run
 CONNS=${CONNS:-64}            # wrk connections
 THREADS=${THREADS:-1}         # wrk threads
-PROXIES=${PROXIES:-"gotthard nginx httputil"}
+PROXIES=${PROXIES:-"gotthard nginx httputil gofloor"}
 SCENARIOS=${SCENARIOS:-"1k 100k"}
 IDLE=${IDLE:-0}
 IDLE_CONNS=${IDLE_CONNS:-5000}
@@ -36,7 +37,7 @@ load) RUN_LOAD=1; RUN_IDLE=$IDLE ;;
 idle) RUN_LOAD=0; RUN_IDLE=1 ;;
 all) RUN_LOAD=1; RUN_IDLE=1 ;;
 -h | --help | help)
-	sed -n '2,9p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+	sed -n '2,10p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
 	exit 0
 	;;
 *)
@@ -230,7 +231,7 @@ build() { # NAME PKG
 	(cd "$REPO" && go build -o "$TMP/bin/$1" "./$2") >"$TMP/build-$1.log" 2>&1
 }
 
-log "building origin, httputilproxy, idleconns into $TMP/bin"
+log "building origin, idleconns and the selected Go proxies into $TMP/bin"
 build origin bench/origin || { cat "$TMP/build-origin.log" >&2; die "building bench/origin failed"; }
 build idleconns bench/idleconns || { cat "$TMP/build-idleconns.log" >&2; die "building bench/idleconns failed"; }
 
@@ -255,8 +256,16 @@ for p in $PROXIES; do
 			sed 's/^/    /' "$TMP/build-httputilproxy.log" | head -20 >&2
 		fi
 		;;
+	gofloor)
+		if build floorproxy bench/floorproxy; then
+			SELECTED+=(gofloor)
+		else
+			log "skipping gofloor: go build ./bench/floorproxy failed:"
+			sed 's/^/    /' "$TMP/build-floorproxy.log" | head -20 >&2
+		fi
+		;;
 	nginx) SELECTED+=(nginx) ;;
-	*) die "unknown proxy '$p' in PROXIES (known: gotthard nginx httputil)" ;;
+	*) die "unknown proxy '$p' in PROXIES (known: gotthard nginx httputil gofloor)" ;;
 	esac
 done
 ((${#SELECTED[@]} > 0)) || die "no proxy to benchmark"
@@ -354,6 +363,10 @@ start_proxy() {
 		;;
 	httputil)
 		GOMAXPROCS=1 taskset -c "$PROXY_CPU" "$TMP/bin/httputilproxy" \
+			-listen "127.0.0.1:$PROXY_PORT" -upstream "127.0.0.1:$ORIGIN_PORT" 2>"$PROXY_LOG" &
+		;;
+	gofloor)
+		GOMAXPROCS=1 taskset -c "$PROXY_CPU" "$TMP/bin/floorproxy" \
 			-listen "127.0.0.1:$PROXY_PORT" -upstream "127.0.0.1:$ORIGIN_PORT" 2>"$PROXY_LOG" &
 		;;
 	nginx)
