@@ -23,7 +23,8 @@ var ErrBodyTooLarge = &Error{Type: HTTPStatus, Source: Downstream, Status: 413,
 
 // Timing records when the steps of a request happened. Zero times did not happen.
 type Timing struct {
-	// Start is when the request head had been read.
+	// Start is when the request arrived: when the proxy saw the first bytes of its head
+	// (taken once for all the requests seen at that moment), or had read the head.
 	Start time.Time
 	// UpstreamConnected is when the connection to the (last) peer was ready.
 	UpstreamConnected time.Time
