@@ -52,6 +52,13 @@ type Reader struct {
 	blocked   bool // FillNow found nothing to read
 	idleN     int
 	idleErr   error
+
+	// ServeReadable's state (see serve.go).
+	noFill      bool // reads that would fill the buffer return ErrWouldBlock instead
+	serveFn     func(fd uintptr) bool
+	serve       func() bool
+	serveErr    error
+	serveWaited bool // ServeReadable waited since serve last ran: read first
 }
 
 // NewReader returns a Reader reading rd with buffers from pool and parsing with lim
@@ -259,6 +266,9 @@ func (r *Reader) scanSection() bool {
 // temporary one of at most limit bytes (errBufferFull if already that large). A read
 // of 0 bytes with a nil error is retried a few times, then io.ErrNoProgress.
 func (r *Reader) fill(limit int) error {
+	if r.noFill {
+		return ErrWouldBlock
+	}
 	if r.buf == nil {
 		r.buf, r.pooled = r.pool.Get(), true
 		r.r, r.w, r.scan, r.lineStart = 0, 0, 0, 0
