@@ -49,6 +49,14 @@ type conn[C any] struct {
 	parkedAt atomic.Int64 // the poller's tick when parked
 	wokenAt  time.Time    // when the poller saw its input, for the request's start
 	pollFD   int32        // its descriptor in the poller's set, or 0
+	lastEnd  time.Time    // when the last response ended
+
+	// Serving hot (see hot.go).
+	hotSince atomic.Int64 // the hot clock when its wait began; 0 while it serves; -1 once ended
+	hotW     *worker[C]   // the worker serving it hot
+	hotFn    func() bool  // c.hotServe, made once
+	hotExit  int          // why hotServe stopped
+	pending  *exchange[C] // a request whose head hotServe read, to serve outside the wait
 
 	// The upstream pool its last request used (see hostPool).
 	lastPeer *Peer
@@ -289,10 +297,21 @@ func (c *conn[C]) resume(w *worker[C]) {
 			c.end()
 			return
 		default:
+			woken, lastEnd := c.wokenAt, c.lastEnd
 			c.work(w)
 			if !c.keep {
 				c.end()
 				return
+			}
+			if c.hotEligible(woken, lastEnd) {
+				switch c.serveHot(w) {
+				case hotEnded:
+					c.end()
+					return
+				case hotBuffered:
+					c.state.Store(stateIdle)
+					continue
+				}
 			}
 			c.w.Release()
 		}
@@ -308,10 +327,34 @@ func (c *conn[C]) resume(w *worker[C]) {
 	}
 }
 
-// work serves requests on the worker goroutine w: the one that is ready, and any
-// pipelined after it. It sets c.keep to whether the connection stays open.
+// work serves requests on the worker goroutine w: the one that is ready (or whose head
+// hotServe read), and any pipelined after it. It sets c.keep to whether the connection
+// stays open.
 func (c *conn[C]) work(w *worker[C]) {
 	s := c.svc
+	for {
+		var keep bool
+		if ex := c.pending; ex != nil {
+			c.pending = nil
+			keep = c.finishRequest(ex, w, c.handleHead(ex, nil))
+		} else {
+			ex := c.getExchange(w)
+			keep = c.finishRequest(ex, w, c.handle(ex))
+		}
+		if !keep || c.r.Buffered() == 0 {
+			return
+		}
+		c.dl.read(time.Now(), durOr(s.opts.KeepaliveTimeout, 60*time.Second), time.Time{})
+	}
+}
+
+// finishRequest ends a request that handle served, and sets and returns c.keep: whether
+// the connection may serve another.
+func (c *conn[C]) finishRequest(ex *exchange[C], w *worker[C], keep bool) bool {
+	s := c.svc
+	c.lastEnd = ex.sess.timing.End
+	c.putExchange(ex, w)
+	c.served++
 	maxReq := s.opts.MaxRequestsPerConn
 	switch {
 	case maxReq == 0:
@@ -319,17 +362,8 @@ func (c *conn[C]) work(w *worker[C]) {
 	case maxReq < 0:
 		maxReq = int(^uint(0) >> 1)
 	}
-	for {
-		ex := c.getExchange(w)
-		keep := c.handle(ex)
-		c.putExchange(ex, w)
-		c.served++
-		c.keep = keep && c.served < maxReq && !s.closing.Load()
-		if !c.keep || c.r.Buffered() == 0 {
-			return
-		}
-		c.dl.read(time.Now(), durOr(s.opts.KeepaliveTimeout, 60*time.Second), time.Time{})
-	}
+	c.keep = keep && c.served < maxReq && !s.closing.Load()
+	return c.keep
 }
 
 // getExchange returns a fresh exchange: the one kept by the worker w, if any (w may be
@@ -381,7 +415,11 @@ func (c *conn[C]) putExchange(ex *exchange[C], w *worker[C]) {
 
 // handle serves one request and reports whether the connection may serve another.
 func (c *conn[C]) handle(ex *exchange[C]) (keep bool) {
-	err := c.r.ReadRequestHead(&ex.head)
+	return c.handleHead(ex, c.r.ReadRequestHead(&ex.head))
+}
+
+// handleHead serves a request whose head was read into ex.head, with err.
+func (c *conn[C]) handleHead(ex *exchange[C], err error) (keep bool) {
 	if err != nil {
 		return c.badHead(ex, err)
 	}

@@ -37,6 +37,12 @@ type idlePoller[C any] struct {
 	// ticks counts the sweeper's ticks: the clock of parked connections, read without
 	// a system call.
 	ticks atomic.Int64
+
+	// Connections served hot (see hot.go), and the clock that ends their waits.
+	hotMu    sync.Mutex
+	hot      map[*conn[C]]struct{}
+	hotTicks atomic.Int64
+	hotWake  chan struct{} // the hot clock sleeps while no connection is hot
 }
 
 type parkedConn[C any] struct {
@@ -61,9 +67,121 @@ func newIdlePoller[C any](s *Service[C]) *idlePoller[C] {
 		return nil
 	}
 	p := &idlePoller[C]{svc: s, epfd: epfd, file: f, rc: rc, conns: map[int32]parkedConn[C]{},
-		events: make([]syscall.EpollEvent, 128), done: make(chan struct{})}
+		events: make([]syscall.EpollEvent, 128), done: make(chan struct{}),
+		hot: map[*conn[C]]struct{}{}, hotWake: make(chan struct{}, 1)}
 	p.waitFn = p.wait
+	p.hotTicks.Store(1) // a hot wait's start is never 0
 	return p
+}
+
+// unregister removes c's socket from the set, for serving it hot; it reports whether c
+// was in the set and is no longer.
+func (p *idlePoller[C]) unregister(c *conn[C]) bool {
+	if p == nil || c.pollFD == 0 {
+		return false
+	}
+	sc, ok := c.nc.(syscall.Conn)
+	if !ok {
+		return false
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return false
+	}
+	removed := false
+	rc.Control(func(fd uintptr) {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		if syscall.EpollCtl(p.epfd, syscall.EPOLL_CTL_DEL, int(fd), nil) != nil {
+			return
+		}
+		if cur, ok := p.conns[c.pollFD]; ok && cur.c == c {
+			delete(p.conns, c.pollFD)
+		}
+		c.pollFD = 0
+		removed = true
+	})
+	return removed
+}
+
+// hotOK reports whether connections may be served hot.
+func (p *idlePoller[C]) hotOK() bool { return p != nil }
+
+// hotNow returns the hot clock, for a hot wait's start.
+func (p *idlePoller[C]) hotNow() int64 { return p.hotTicks.Load() }
+
+// hotJoin starts c's hot wait, under the hot clock.
+func (p *idlePoller[C]) hotJoin(c *conn[C]) {
+	c.hotSince.Store(p.hotTicks.Load())
+	p.hotMu.Lock()
+	p.hot[c] = struct{}{}
+	first := len(p.hot) == 1
+	p.hotMu.Unlock()
+	if first {
+		select {
+		case p.hotWake <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// hotLeave ends c's hot wait; it reports whether the hot clock ended it (by moving the
+// read deadline into the past, which the caller puts back).
+func (p *idlePoller[C]) hotLeave(c *conn[C]) bool {
+	p.hotMu.Lock() // (also waits for a kick in progress to be done)
+	delete(p.hot, c)
+	p.hotMu.Unlock()
+	return c.hotSince.Swap(0) < 0
+}
+
+// hotClock ends hot waits that have lasted for hotGap; it sleeps while no connection
+// is hot. With all, it ends every hot wait now (for Shutdown).
+func (p *idlePoller[C]) hotClock(stop chan struct{}) {
+	t := time.NewTicker(hotTick)
+	defer t.Stop()
+	limit := int64(hotGap / hotTick)
+	for {
+		select {
+		case <-stop:
+			return
+		case <-t.C:
+		}
+		now := p.hotTicks.Add(1)
+		p.hotMu.Lock()
+		idle := len(p.hot) == 0
+		for c := range p.hot {
+			p.kick(c, now-limit)
+		}
+		p.hotMu.Unlock()
+		if idle {
+			t.Stop()
+			select {
+			case <-stop:
+				return
+			case <-p.hotWake:
+			}
+			t.Reset(hotTick)
+		}
+	}
+}
+
+// kick ends c's hot wait if it began at or before tick; p.hotMu is held.
+func (p *idlePoller[C]) kick(c *conn[C], tick int64) {
+	if v := c.hotSince.Load(); v > 0 && v <= tick && c.hotSince.CompareAndSwap(v, -1) {
+		c.nc.SetReadDeadline(aLongTimeAgo)
+	}
+}
+
+// kickAll ends every hot wait now, for Shutdown.
+func (p *idlePoller[C]) kickAll() {
+	if p == nil {
+		return
+	}
+	p.hotMu.Lock()
+	for c := range p.hot {
+		p.kick(c, p.hotTicks.Load())
+	}
+	p.hotMu.Unlock()
 }
 
 // register adds c's socket to the set, once; it reports whether c can be parked.
@@ -134,6 +252,7 @@ func (p *idlePoller[C]) run() {
 	stopSweep := make(chan struct{})
 	defer close(stopSweep)
 	go p.sweep(stopSweep)
+	go p.hotClock(stopSweep)
 	for {
 		p.n = 0
 		if err := p.rc.Read(p.waitFn); err != nil {

@@ -89,7 +89,9 @@ func TestIdleConnectionsParked(t *testing.T) {
 
 // parked returns the service's connections parked now.
 func parked[C any](s *Service[C]) []*conn[C] {
+	s.mu.Lock()
 	p := s.idle
+	s.mu.Unlock()
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	var cs []*conn[C]

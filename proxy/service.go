@@ -337,22 +337,32 @@ func (s *Service[C]) Close() error {
 	s.stopAccepting()
 	s.cancel()
 	s.mu.Lock()
-	var parked []*conn[C]
+	var parked, active []*conn[C]
 	for c := range s.conns {
 		if c.unpark() {
 			parked = append(parked, c) // no goroutine of its own to see the close
-			continue
-		}
-		c.nc.Close()
-		if uc := c.up.Load(); uc != nil {
-			uc.nc.Close() // a request waiting on its peer ends now, not at its timeout
+		} else {
+			active = append(active, c)
 		}
 	}
 	s.mu.Unlock()
 	for _, c := range parked {
 		c.end()
 	}
+	// Closing a connection waits until no goroutine is inside a read of it, and a hot
+	// one (see hot.go) serves its requests from inside its read: close each on its own,
+	// its peer first, and hold no lock meanwhile.
+	var closers sync.WaitGroup
+	for _, c := range active {
+		closers.Go(func() {
+			if uc := c.up.Load(); uc != nil {
+				uc.nc.Close() // a request waiting on its peer ends now, not at its timeout
+			}
+			c.nc.Close()
+		})
+	}
 	s.finish()
+	closers.Wait()
 	return nil
 }
 
@@ -370,6 +380,7 @@ func (s *Service[C]) stopAccepting() {
 // closeIdle closes connections waiting for a request and reports whether none is left.
 func (s *Service[C]) closeIdle() bool {
 	s.mu.Lock()
+	s.idle.kickAll() // a connection waiting hot goes back to parking, where it ends
 	var parked []*conn[C]
 	for c := range s.conns {
 		if c.detached.Load() {

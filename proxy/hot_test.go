@@ -1,0 +1,162 @@
+//go:build linux
+
+package proxy
+
+import (
+	"bufio"
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+)
+
+// A keep-alive connection whose requests come back to back is served hot, from its
+// worker's wait: requests of every shape pass on it (a body, a head in pieces,
+// pipelined ones, one sent while the one before waits on the peer); idle for longer
+// than hotGap it goes back to parking and still serves; a hot connection outlives the
+// keep-alive timeout as long as requests keep coming; Shutdown ends it at once.
+func TestHotConnections(t *testing.T) {
+	_, origin := startOrigin(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		if r.URL.Path == "/slow" {
+			time.Sleep(50 * time.Millisecond)
+		}
+		io.WriteString(w, r.Method+" "+r.URL.Path+" "+string(body))
+	}))
+	svc, logs := newTestService[*testCtx](t, fixedProxy{peer: NewPeer(origin)},
+		ServiceOptions{KeepaliveTimeout: 300 * time.Millisecond})
+	addr := startProxy(t, svc)
+	c, br := dialRaw(t, addr)
+	expect := func(want string) {
+		t.Helper()
+		if resp, body := readResponse(t, br, "GET"); resp.StatusCode != 200 || body != want {
+			t.Fatalf("got %d %q, want %q\n%s", resp.StatusCode, body, want, logs.String())
+		}
+	}
+	get := func(path string) {
+		t.Helper()
+		io.WriteString(c, "GET "+path+" HTTP/1.1\r\nHost: x\r\n\r\n")
+		expect("GET " + path + " ")
+	}
+	waitHot := func(want int) {
+		t.Helper()
+		deadline := time.Now().Add(2 * time.Second)
+		for hotConns(svc) != want && time.Now().Before(deadline) {
+			time.Sleep(time.Millisecond)
+		}
+		if got := hotConns(svc); got != want {
+			t.Fatalf("%d hot connections, want %d", got, want)
+		}
+	}
+
+	for range 20 {
+		get("/a")
+	}
+	waitHot(1)
+
+	io.WriteString(c, "POST /p HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello")
+	expect("POST /p hello")
+	io.WriteString(c, "POST /q HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n")
+	time.Sleep(2 * time.Millisecond)
+	io.WriteString(c, "3\r\nabc\r\n0\r\n\r\n")
+	expect("POST /q abc")
+	for _, part := range []string{"GET /b HT", "TP/1.1\r\nHo", "st: x\r\n\r\n"} {
+		io.WriteString(c, part)
+		time.Sleep(2 * time.Millisecond)
+	}
+	expect("GET /b ")
+	io.WriteString(c, strings.Repeat("GET /c HTTP/1.1\r\nHost: x\r\n\r\n", 3))
+	for range 3 {
+		expect("GET /c ")
+	}
+	io.WriteString(c, "GET /slow HTTP/1.1\r\nHost: x\r\n\r\n")
+	time.Sleep(10 * time.Millisecond) // the request above waits on the peer
+	io.WriteString(c, "GET /d HTTP/1.1\r\nHost: x\r\n\r\n")
+	expect("GET /slow ")
+	expect("GET /d ")
+	get("/e")
+	waitHot(1)
+
+	// Idle: back to parking; it still serves.
+	waitHot(0)
+	if n := len(parked(svc)); n != 1 {
+		t.Fatalf("%d parked connections, want 1", n)
+	}
+	get("/f")
+
+	// Requests every few milliseconds for three keep-alive timeouts, on one connection.
+	for end := time.Now().Add(900 * time.Millisecond); time.Now().Before(end); {
+		get("/g")
+		time.Sleep(3 * time.Millisecond)
+	}
+	waitHot(1)
+
+	// Shutdown ends the hot connection at once.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	start := time.Now()
+	if err := svc.Shutdown(ctx); err != nil {
+		t.Fatalf("shutdown: %v", err)
+	}
+	if out := waitClosed(t, c, br, 3*time.Second); out != "" {
+		t.Fatalf("unexpected bytes at shutdown: %q", out)
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Fatalf("shutdown took %v", d)
+	}
+}
+
+// A hot connection that its client closes, or that Close cuts, ends, and leaves
+// nothing behind (TestMain checks for goroutines).
+func TestHotConnectionsEnd(t *testing.T) {
+	origin, _ := echoOrigin(t)
+	svc, _ := newTestService[*testCtx](t, fixedProxy{peer: NewPeer(origin)}, ServiceOptions{})
+	addr := startProxy(t, svc)
+	hot := func() (net.Conn, *bufio.Reader) {
+		c, br := dialRaw(t, addr)
+		for range 10 {
+			io.WriteString(c, "GET /a HTTP/1.1\r\nHost: x\r\n\r\n")
+			if resp, body := readResponse(t, br, "GET"); resp.StatusCode != 200 || body != "hello /a" {
+				t.Fatalf("%d %q", resp.StatusCode, body)
+			}
+		}
+		return c, br
+	}
+	c1, _ := hot()
+	c2, br2 := hot()
+	deadline := time.Now().Add(2 * time.Second)
+	for hotConns(svc) != 2 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	if n := hotConns(svc); n != 2 {
+		t.Fatalf("%d hot connections, want 2", n)
+	}
+	c1.Close()
+	for connCount(svc) != 1 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	if n := connCount(svc); n != 1 {
+		t.Fatalf("%d connections after the client closed one of 2", n)
+	}
+	svc.Close()
+	waitClosed(t, c2, br2, 3*time.Second)
+}
+
+// hotConns returns how many connections are served hot now.
+func hotConns[C any](s *Service[C]) int {
+	s.mu.Lock()
+	p := s.idle
+	s.mu.Unlock()
+	p.hotMu.Lock()
+	defer p.hotMu.Unlock()
+	return len(p.hot)
+}
+
+func connCount[C any](s *Service[C]) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.conns)
+}
