@@ -473,7 +473,7 @@ func (c *conn[C]) serveRequest(ex *exchange[C]) (keep bool) {
 // logging runs the Logging phase, itself guarded against panics.
 func (c *conn[C]) logging(ctx contextT, sess *Session, cc C, err error) {
 	if sess.timing.End.IsZero() { // (set already when the upstream connection went idle)
-		sess.timing.End = time.Now()
+		sess.timing.End = sess.clock()
 	}
 	defer func() {
 		if p := recover(); p != nil {

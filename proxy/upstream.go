@@ -84,14 +84,14 @@ func (c *conn[C]) attempt(ctx contextT, ex *exchange[C], cc C, peer *Peer) *Erro
 		// as an HTTP/1.1 Upgrade.)
 		return c.exchangeH2(ctx, ex, cc, peer)
 	}
-	now := time.Now()
+	now := sess.clock()
 	uc, reused, cerr := c.connect(ctx, sess, peer, now)
 	if cerr != nil {
 		cerr.connectFailure = true
 		return cerr
 	}
 	if !reused {
-		now = time.Now() // the dial took its time
+		now = sess.clock() // the dial took its time
 	}
 	sess.reused = reused
 	sess.timing.UpstreamConnected = now // also the start of the attempt
@@ -270,7 +270,7 @@ func (c *conn[C]) exchangeWith(ctx contextT, ex *exchange[C], cc C, uc *upConn, 
 
 	// The response head, skipping or forwarding interim responses.
 	if kind != h1.BodyNone {
-		now = time.Now() // the body took its time: the wait for the answer starts now
+		now = sess.clock() // the body took its time: the wait for the answer starts now
 	}
 	uc.dl.read(now, o.readTimeout(), total)
 	uh := &ex.upHead
@@ -298,7 +298,7 @@ func (c *conn[C]) exchangeWith(ctx contextT, ex *exchange[C], cc C, uc *upConn, 
 			c.forwardInterim(ex, uh)
 		}
 	}
-	sess.timing.UpstreamResponse = time.Now()
+	sess.timing.UpstreamResponse = sess.clock()
 	sess.upstreamStatus = uh.Status
 	resp := &ex.resp
 	resp.Reset()
@@ -340,7 +340,7 @@ func (c *conn[C]) exchangeWith(ctx contextT, ex *exchange[C], cc C, uc *upConn, 
 	}
 	if uh.KeepAlive && uc.r.BodyDone() && uc.r.Buffered() == 0 {
 		// The response is out: its end is the time the connection went idle.
-		sess.timing.End = time.Now()
+		sess.timing.End = sess.clock()
 		s.pool.put(uc, sess.timing.End)
 		pooled = true
 	}
