@@ -23,6 +23,10 @@ const hotGap = 20 * time.Millisecond
 // hotTick is the period of the clock that ends hot waits.
 const hotTick = 5 * time.Millisecond
 
+// maxHot bounds the connections served hot at a time, and so the workers (and their
+// stacks) they hold; beyond it, busy connections park between requests too.
+const maxHot = 1024
+
 // What a hot connection's serving ended with.
 const (
 	hotEnded    = iota // the connection ended
@@ -41,7 +45,7 @@ const (
 // hotEligible reports whether the connection should be served hot: its request came
 // within hotGap of the end of the previous response.
 func (c *conn[C]) hotEligible(woken, lastEnd time.Time) bool {
-	return c.svc.idle.hotOK() && !woken.IsZero() && !lastEnd.IsZero() && woken.Sub(lastEnd) < hotGap
+	return !woken.IsZero() && !lastEnd.IsZero() && woken.Sub(lastEnd) < hotGap && c.svc.idle.hotRoom()
 }
 
 // serveHot serves the connection on w for as long as its client keeps sending within

@@ -52,10 +52,7 @@ func TestHotConnections(t *testing.T) {
 		}
 	}
 
-	for range 20 {
-		get("/a")
-	}
-	waitHot(1)
+	untilHot(t, svc, 1, func() { get("/a") })
 
 	io.WriteString(c, "POST /p HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello")
 	expect("POST /p hello")
@@ -77,8 +74,7 @@ func TestHotConnections(t *testing.T) {
 	io.WriteString(c, "GET /d HTTP/1.1\r\nHost: x\r\n\r\n")
 	expect("GET /slow ")
 	expect("GET /d ")
-	get("/e")
-	waitHot(1)
+	untilHot(t, svc, 1, func() { get("/e") })
 
 	// Idle: back to parking; it still serves.
 	waitHot(0)
@@ -92,7 +88,7 @@ func TestHotConnections(t *testing.T) {
 		get("/g")
 		time.Sleep(3 * time.Millisecond)
 	}
-	waitHot(1)
+	untilHot(t, svc, 1, func() { get("/g") })
 
 	// Shutdown ends the hot connection at once.
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -115,26 +111,18 @@ func TestHotConnectionsEnd(t *testing.T) {
 	origin, _ := echoOrigin(t)
 	svc, _ := newTestService[*testCtx](t, fixedProxy{peer: NewPeer(origin)}, ServiceOptions{})
 	addr := startProxy(t, svc)
-	hot := func() (net.Conn, *bufio.Reader) {
-		c, br := dialRaw(t, addr)
-		for range 10 {
+	c1, br1 := dialRaw(t, addr)
+	c2, br2 := dialRaw(t, addr)
+	untilHot(t, svc, 2, func() {
+		for i, c := range []net.Conn{c1, c2} {
 			io.WriteString(c, "GET /a HTTP/1.1\r\nHost: x\r\n\r\n")
-			if resp, body := readResponse(t, br, "GET"); resp.StatusCode != 200 || body != "hello /a" {
+			if resp, body := readResponse(t, []*bufio.Reader{br1, br2}[i], "GET"); resp.StatusCode != 200 || body != "hello /a" {
 				t.Fatalf("%d %q", resp.StatusCode, body)
 			}
 		}
-		return c, br
-	}
-	c1, _ := hot()
-	c2, br2 := hot()
-	deadline := time.Now().Add(2 * time.Second)
-	for hotConns(svc) != 2 && time.Now().Before(deadline) {
-		time.Sleep(time.Millisecond)
-	}
-	if n := hotConns(svc); n != 2 {
-		t.Fatalf("%d hot connections, want 2", n)
-	}
+	})
 	c1.Close()
+	deadline := time.Now().Add(2 * time.Second)
 	for connCount(svc) != 1 && time.Now().Before(deadline) {
 		time.Sleep(time.Millisecond)
 	}
@@ -143,6 +131,49 @@ func TestHotConnectionsEnd(t *testing.T) {
 	}
 	svc.Close()
 	waitClosed(t, c2, br2, 3*time.Second)
+}
+
+// Connections beyond the service's bound on hot ones park between requests.
+func TestHotConnectionsBounded(t *testing.T) {
+	origin, _ := echoOrigin(t)
+	svc, _ := newTestService[*testCtx](t, fixedProxy{peer: NewPeer(origin)}, ServiceOptions{})
+	addr := startProxy(t, svc)
+	healthy(t, addr)
+	svc.mu.Lock()
+	p := svc.idle
+	svc.mu.Unlock()
+	p.hotMu.Lock()
+	p.hotMax = 1
+	p.hotMu.Unlock()
+	var cs []net.Conn
+	var brs []*bufio.Reader
+	for range 3 {
+		c, br := dialRaw(t, addr)
+		cs, brs = append(cs, c), append(brs, br)
+	}
+	untilHot(t, svc, 1, func() {
+		for i, c := range cs {
+			io.WriteString(c, "GET /a HTTP/1.1\r\nHost: x\r\n\r\n")
+			if resp, body := readResponse(t, brs[i], "GET"); resp.StatusCode != 200 || body != "hello /a" {
+				t.Fatalf("%d %q", resp.StatusCode, body)
+			}
+			if n := hotConns(svc); n > 1 {
+				t.Fatalf("%d hot connections, bound 1", n)
+			}
+		}
+	})
+}
+
+// untilHot runs send until want connections are hot at once, for up to 5 seconds.
+func untilHot[C any](t *testing.T, svc *Service[C], want int, send func()) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); {
+		send()
+		if hotConns(svc) == want {
+			return
+		}
+	}
+	t.Fatalf("%d hot connections, want %d", hotConns(svc), want)
 }
 
 // hotConns returns how many connections are served hot now.

@@ -41,6 +41,7 @@ type idlePoller[C any] struct {
 	// Connections served hot (see hot.go), and the clock that ends their waits.
 	hotMu    sync.Mutex
 	hot      map[*conn[C]]struct{}
+	hotMax   int // maxHot (tests lower it)
 	hotTicks atomic.Int64
 	hotWake  chan struct{} // the hot clock sleeps while no connection is hot
 }
@@ -68,7 +69,7 @@ func newIdlePoller[C any](s *Service[C]) *idlePoller[C] {
 	}
 	p := &idlePoller[C]{svc: s, epfd: epfd, file: f, rc: rc, conns: map[int32]parkedConn[C]{},
 		events: make([]syscall.EpollEvent, 128), done: make(chan struct{}),
-		hot: map[*conn[C]]struct{}{}, hotWake: make(chan struct{}, 1)}
+		hot: map[*conn[C]]struct{}{}, hotMax: maxHot, hotWake: make(chan struct{}, 1)}
 	p.waitFn = p.wait
 	p.hotTicks.Store(1) // a hot wait's start is never 0
 	return p
@@ -104,8 +105,15 @@ func (p *idlePoller[C]) unregister(c *conn[C]) bool {
 	return removed
 }
 
-// hotOK reports whether connections may be served hot.
-func (p *idlePoller[C]) hotOK() bool { return p != nil }
+// hotRoom reports whether one more connection may be served hot.
+func (p *idlePoller[C]) hotRoom() bool {
+	if p == nil {
+		return false
+	}
+	p.hotMu.Lock()
+	defer p.hotMu.Unlock()
+	return len(p.hot) < p.hotMax
+}
 
 // hotNow returns the hot clock, for a hot wait's start.
 func (p *idlePoller[C]) hotNow() int64 { return p.hotTicks.Load() }
