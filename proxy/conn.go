@@ -355,15 +355,20 @@ func (c *conn[C]) finishRequest(ex *exchange[C], w *worker[C], keep bool) bool {
 	c.lastEnd = ex.sess.timing.End
 	c.putExchange(ex, w)
 	c.served++
-	maxReq := s.opts.MaxRequestsPerConn
-	switch {
-	case maxReq == 0:
-		maxReq = 10000
-	case maxReq < 0:
-		maxReq = int(^uint(0) >> 1)
-	}
-	c.keep = keep && c.served < maxReq && !s.closing.Load()
+	c.keep = keep && c.served < c.maxRequests() && !s.closing.Load()
 	return c.keep
+}
+
+// maxRequests is how many requests the connection may serve.
+func (c *conn[C]) maxRequests() int {
+	switch n := c.svc.opts.MaxRequestsPerConn; {
+	case n == 0:
+		return 10000
+	case n < 0:
+		return int(^uint(0) >> 1)
+	default:
+		return n
+	}
 }
 
 // getExchange returns a fresh exchange: the one kept by the worker w, if any (w may be
@@ -429,8 +434,8 @@ func (c *conn[C]) handleHead(ex *exchange[C], err error) (keep bool) {
 	}
 	c.wokenAt = time.Time{}
 	c.buildRequest(ex)
-	if !ex.head.KeepAlive {
-		sess.closeAfter = true
+	if !ex.head.KeepAlive || c.served+1 >= c.maxRequests() {
+		sess.closeAfter = true // (the last request of the connection says so in its response)
 	}
 	return c.serveRequest(ex)
 }

@@ -569,3 +569,23 @@ func TestStreamedResponseNotHeldBack(t *testing.T) {
 		})
 	}
 }
+
+// The last request a connection may serve (MaxRequestsPerConn) gets "Connection: close"
+// in its response, so the client knows to open a new connection, and the connection
+// closes after it.
+func TestMaxRequestsPerConnSaysClose(t *testing.T) {
+	origin, _ := echoOrigin(t)
+	svc, _ := newTestService[*testCtx](t, fixedProxy{peer: NewPeer(origin)}, ServiceOptions{MaxRequestsPerConn: 3})
+	addr := startProxy(t, svc)
+	c, br := dialRaw(t, addr)
+	for i := range 3 {
+		io.WriteString(c, "GET /a HTTP/1.1\r\nHost: x\r\n\r\n")
+		resp, body := readResponse(t, br, "GET")
+		if resp.StatusCode != 200 || body != "hello /a" || resp.Close != (i == 2) {
+			t.Fatalf("request %d: %d %q, Connection: close %v", i+1, resp.StatusCode, body, resp.Close)
+		}
+	}
+	if out := waitClosed(t, c, br, 3*time.Second); out != "" {
+		t.Fatalf("bytes after the last response: %q", out)
+	}
+}
