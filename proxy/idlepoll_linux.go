@@ -81,19 +81,9 @@ func (p *idlePoller[C]) unregister(c *conn[C]) bool {
 	if p == nil || c.pollFD == 0 {
 		return false
 	}
-	sc, ok := c.nc.(syscall.Conn)
-	if !ok {
-		return false
-	}
-	rc, err := sc.SyscallConn()
-	if err != nil {
-		return false
-	}
 	removed := false
-	rc.Control(func(fd uintptr) {
-		p.mu.Lock()
-		defer p.mu.Unlock()
-		if syscall.EpollCtl(p.epfd, syscall.EPOLL_CTL_DEL, int(fd), nil) != nil {
+	p.control(c, func(fd int) {
+		if syscall.EpollCtl(p.epfd, syscall.EPOLL_CTL_DEL, fd, nil) != nil {
 			return
 		}
 		if cur, ok := p.conns[c.pollFD]; ok && cur.c == c {
@@ -103,6 +93,24 @@ func (p *idlePoller[C]) unregister(c *conn[C]) bool {
 		removed = true
 	})
 	return removed
+}
+
+// control runs f with c's socket descriptor, which stays open meanwhile, and p.mu held;
+// it does nothing for a connection without one.
+func (p *idlePoller[C]) control(c *conn[C], f func(fd int)) {
+	sc, ok := c.nc.(syscall.Conn)
+	if !ok {
+		return
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return
+	}
+	rc.Control(func(fd uintptr) {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		f(int(fd))
+	})
 }
 
 // hotRoom reports whether one more connection may be served hot.
@@ -200,25 +208,15 @@ func (p *idlePoller[C]) register(c *conn[C]) bool {
 	if c.pollFD != 0 {
 		return true
 	}
-	sc, ok := c.nc.(syscall.Conn)
-	if !ok {
-		return false
-	}
-	rc, err := sc.SyscallConn()
-	if err != nil {
-		return false
-	}
 	registered := false
-	rc.Control(func(fd uintptr) {
-		p.mu.Lock()
-		defer p.mu.Unlock()
+	p.control(c, func(fd int) {
 		p.nextID++
 		if p.nextID <= 0 {
 			p.nextID = 1
 		}
 		id := p.nextID
 		ev := syscall.EpollEvent{Events: syscall.EPOLLIN | syscall.EPOLLRDHUP | epollET, Fd: int32(fd), Pad: id}
-		if syscall.EpollCtl(p.epfd, syscall.EPOLL_CTL_ADD, int(fd), &ev) != nil {
+		if syscall.EpollCtl(p.epfd, syscall.EPOLL_CTL_ADD, fd, &ev) != nil {
 			return
 		}
 		p.conns[int32(fd)] = parkedConn[C]{id: id, c: c}
