@@ -236,34 +236,26 @@ build origin bench/origin || { cat "$TMP/build-origin.log" >&2; die "building be
 build idleconns bench/idleconns || { cat "$TMP/build-idleconns.log" >&2; die "building bench/idleconns failed"; }
 
 SELECTED=()
+# select NAME BIN PKG: builds PKG as BIN and selects proxy NAME, or says why it is skipped.
+select_built() {
+	if build "$2" "$3"; then
+		SELECTED+=("$1")
+	else
+		log "skipping $1: go build ./$3 failed:"
+		sed 's/^/    /' "$TMP/build-$2.log" | head -20 >&2
+	fi
+}
 for p in $PROXIES; do
 	case $p in
 	gotthard)
 		if [[ ! -d $REPO/examples/gateway ]]; then
 			log "skipping gotthard: $REPO/examples/gateway does not exist yet"
-		elif ! build gateway examples/gateway; then
-			log "skipping gotthard: go build ./examples/gateway failed:"
-			sed 's/^/    /' "$TMP/build-gateway.log" | head -20 >&2
 		else
-			SELECTED+=(gotthard)
+			select_built gotthard gateway examples/gateway
 		fi
 		;;
-	httputil)
-		if build httputilproxy bench/httputilproxy; then
-			SELECTED+=(httputil)
-		else
-			log "skipping httputil: go build ./bench/httputilproxy failed:"
-			sed 's/^/    /' "$TMP/build-httputilproxy.log" | head -20 >&2
-		fi
-		;;
-	gofloor)
-		if build floorproxy bench/floorproxy; then
-			SELECTED+=(gofloor)
-		else
-			log "skipping gofloor: go build ./bench/floorproxy failed:"
-			sed 's/^/    /' "$TMP/build-floorproxy.log" | head -20 >&2
-		fi
-		;;
+	httputil) select_built httputil httputilproxy bench/httputilproxy ;;
+	gofloor) select_built gofloor floorproxy bench/floorproxy ;;
 	nginx) SELECTED+=(nginx) ;;
 	*) die "unknown proxy '$p' in PROXIES (known: gotthard nginx httputil gofloor)" ;;
 	esac
