@@ -34,7 +34,10 @@ func Run(t *testing.T, port string, useTLS bool) {
 		bin = strings.TrimSpace(string(out))
 	}
 	report := filepath.Join(t.TempDir(), "report.xml")
-	args := []string{"-h", "127.0.0.1", "-p", port, "-j", report, "-o", "3"}
+	// Each case waits up to 10 s for the frame it expects; no case waits that long when it
+	// passes, and on a machine busy with the race detector and parallel test binaries a
+	// 3 s wait once ran out.
+	args := []string{"-h", "127.0.0.1", "-p", port, "-j", report, "-o", "10"}
 	if useTLS {
 		args = append(args, "-t", "-k")
 	}
