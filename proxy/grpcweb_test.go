@@ -4,16 +4,14 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
-	"encoding/binary"
 	"fmt"
 	"io"
 	"net/http"
-	"net/url"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/gotthard-proxy/gotthard/internal/grpcwebclient"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	testgrpc "google.golang.org/grpc/interop/grpc_testing"
@@ -39,124 +37,16 @@ func (p grpcWebProxy) UpstreamPeer(context.Context, *Session, *testCtx) (*Peer, 
 	return p.peer, nil
 }
 
-// webResult is what a gRPC-web call returned: the messages, the status and the
-// trailers (from the trailer frame, or from the head of a trailers-only response).
-type webResult struct {
-	msgs     [][]byte
-	code     codes.Code
-	message  string
-	trailers http.Header
-	header   http.Header
-}
-
-// grpcWebCall makes a gRPC-web call as a browser library does: the request messages
-// framed as gRPC, in base64 if text, and the response read to its end and unframed.
-func grpcWebCall(t *testing.T, client *http.Client, addr, method string, text bool, md http.Header, reqs ...proto.Message) webResult {
+// grpcWebCall makes a gRPC-web call as a browser library does (see
+// internal/grpcwebclient), failing t if the exchange fails or its response is not
+// well-formed gRPC-web.
+func grpcWebCall(t *testing.T, client *http.Client, addr, method string, text bool, md http.Header, req proto.Message) *grpcwebclient.Result {
 	t.Helper()
-	var body []byte
-	for _, m := range reqs {
-		b, err := proto.Marshal(m)
-		if err != nil {
-			t.Fatal(err)
-		}
-		body = append(body, 0)
-		body = binary.BigEndian.AppendUint32(body, uint32(len(b)))
-		body = append(body, b...)
-	}
-	ct := "application/grpc-web+proto"
-	if text {
-		ct = "application/grpc-web-text+proto"
-		body = []byte(base64.StdEncoding.EncodeToString(body))
-	}
-	req, err := http.NewRequest("POST", "http://"+addr+method, bytes.NewReader(body))
+	r, err := grpcwebclient.Call(context.Background(), client, "http://"+addr, method, text, md, req)
 	if err != nil {
 		t.Fatal(err)
-	}
-	req.Header.Set("Content-Type", ct)
-	req.Header.Set("X-Grpc-Web", "1")
-	for k, v := range md {
-		req.Header[k] = v
-	}
-	resp, err := client.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	raw, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if resp.StatusCode != 200 {
-		t.Fatalf("%s: HTTP status %d: %s", method, resp.StatusCode, raw)
-	}
-	wantCT := strings.Replace(ct, "+proto", "", 1)
-	if got := resp.Header.Get("Content-Type"); !strings.HasPrefix(got, wantCT) {
-		t.Fatalf("%s: response Content-Type %q, want %s...", method, got, wantCT)
-	}
-	if text {
-		raw = decodeSegments(t, raw)
-	}
-	r := webResult{trailers: http.Header{}, header: resp.Header}
-	for len(raw) > 0 {
-		if len(raw) < 5 {
-			t.Fatalf("%s: truncated frame %q", method, raw)
-		}
-		flag, n := raw[0], binary.BigEndian.Uint32(raw[1:5])
-		if uint32(len(raw)-5) < n {
-			t.Fatalf("%s: frame of %d bytes, %d left", method, n, len(raw)-5)
-		}
-		data := raw[5 : 5+n]
-		raw = raw[5+n:]
-		if flag&0x80 == 0 {
-			r.msgs = append(r.msgs, data)
-			continue
-		}
-		if len(raw) > 0 {
-			t.Fatalf("%s: data after the trailer frame", method)
-		}
-		for _, line := range strings.Split(strings.TrimSuffix(string(data), "\r\n"), "\r\n") {
-			k, v, ok := strings.Cut(line, ": ")
-			if !ok || strings.ToLower(k) != k {
-				t.Fatalf("%s: bad trailer line %q", method, line)
-			}
-			r.trailers.Add(k, v)
-		}
-	}
-	st := r.trailers
-	if len(st) == 0 { // trailers-only: the status is in the head
-		st = resp.Header
-	}
-	code, err := strconv.Atoi(st.Get("Grpc-Status"))
-	if err != nil {
-		t.Fatalf("%s: no grpc-status (head %v, trailers %v)", method, resp.Header, r.trailers)
-	}
-	r.code = codes.Code(code)
-	r.message, err = url.PathUnescape(st.Get("Grpc-Message"))
-	if err != nil {
-		t.Fatalf("%s: grpc-message: %v", method, err)
 	}
 	return r
-}
-
-// decodeSegments decodes base64 that may hold several padded segments.
-func decodeSegments(t *testing.T, b []byte) []byte {
-	var out []byte
-	for len(b) > 0 {
-		n := len(b)
-		if i := bytes.IndexByte(b, '='); i >= 0 {
-			n = i
-			for n < len(b) && b[n] == '=' {
-				n++
-			}
-		}
-		d, err := base64.StdEncoding.DecodeString(string(b[:n]))
-		if err != nil {
-			t.Fatalf("response body is not base64: %v", err)
-		}
-		out = append(out, d...)
-		b = b[n:]
-	}
-	return out
 }
 
 // A gRPC-web client, over HTTP/1.1 and over HTTP/2, binary and text, gets the same
@@ -187,11 +77,11 @@ func TestGRPCWebBridge(t *testing.T) {
 					t.Fatal(err)
 				}
 				r := grpcWebCall(t, client, addr, "/grpc.testing.TestService/UnaryCall", text, nil, large)
-				if r.code != codes.OK || len(r.msgs) != 1 {
-					t.Fatalf("large unary: %v %q, %d messages", r.code, r.message, len(r.msgs))
+				if r.Code != codes.OK || len(r.Messages) != 1 {
+					t.Fatalf("large unary: %v %q, %d messages", r.Code, r.Message, len(r.Messages))
 				}
 				got := new(testgrpc.SimpleResponse)
-				if err := proto.Unmarshal(r.msgs[0], got); err != nil || !proto.Equal(got, want) {
+				if err := proto.Unmarshal(r.Messages[0], got); err != nil || !proto.Equal(got, want) {
 					t.Fatalf("large unary: differs from the native answer (%v)", err)
 				}
 
@@ -200,8 +90,8 @@ func TestGRPCWebBridge(t *testing.T) {
 					req := &testgrpc.SimpleRequest{ResponseStatus: &testgrpc.EchoStatus{Code: 2, Message: msg}}
 					_, nerr := native.UnaryCall(ctx, req)
 					r := grpcWebCall(t, client, addr, "/grpc.testing.TestService/UnaryCall", text, nil, req)
-					if ns := status.Convert(nerr); r.code != ns.Code() || r.message != ns.Message() {
-						t.Fatalf("status: web %v %q, native %v %q", r.code, r.message, ns.Code(), ns.Message())
+					if ns := status.Convert(nerr); r.Code != ns.Code() || r.Message != ns.Message() {
+						t.Fatalf("status: web %v %q, native %v %q", r.Code, r.Message, ns.Code(), ns.Message())
 					}
 				}
 
@@ -216,10 +106,10 @@ func TestGRPCWebBridge(t *testing.T) {
 					t.Fatal(err)
 				}
 				r = grpcWebCall(t, client, addr, "/grpc.testing.TestService/UnaryCall", text, md, &testgrpc.SimpleRequest{})
-				if got, want := r.header.Get("X-Grpc-Test-Echo-Initial"), hdr.Get("x-grpc-test-echo-initial"); r.code != codes.OK || len(want) != 1 || got != want[0] {
+				if got, want := r.Header.Get("X-Grpc-Test-Echo-Initial"), hdr.Get("x-grpc-test-echo-initial"); r.Code != codes.OK || len(want) != 1 || got != want[0] {
 					t.Fatalf("initial metadata: web %q, native %q", got, want)
 				}
-				tb, _ := base64.RawStdEncoding.DecodeString(strings.TrimRight(r.trailers.Get("x-grpc-test-echo-trailing-bin"), "="))
+				tb, _ := base64.RawStdEncoding.DecodeString(strings.TrimRight(r.Trailers.Get("x-grpc-test-echo-trailing-bin"), "="))
 				if want := trl.Get("x-grpc-test-echo-trailing-bin"); len(want) != 1 || string(tb) != want[0] {
 					t.Fatalf("trailing metadata: web %x, native %q", tb, want)
 				}
@@ -241,10 +131,10 @@ func TestGRPCWebBridge(t *testing.T) {
 					wantMsgs = append(wantMsgs, m)
 				}
 				r = grpcWebCall(t, client, addr, "/grpc.testing.TestService/StreamingOutputCall", text, nil, stream)
-				if r.code != codes.OK || len(r.msgs) != len(wantMsgs) {
-					t.Fatalf("server streaming: %v %q, %d messages, want %d", r.code, r.message, len(r.msgs), len(wantMsgs))
+				if r.Code != codes.OK || len(r.Messages) != len(wantMsgs) {
+					t.Fatalf("server streaming: %v %q, %d messages, want %d", r.Code, r.Message, len(r.Messages), len(wantMsgs))
 				}
-				for i, b := range r.msgs {
+				for i, b := range r.Messages {
 					got := new(testgrpc.StreamingOutputCallResponse)
 					if err := proto.Unmarshal(b, got); err != nil || !proto.Equal(got, wantMsgs[i]) {
 						t.Fatalf("server streaming: message %d differs (%v)", i, err)
@@ -254,8 +144,8 @@ func TestGRPCWebBridge(t *testing.T) {
 				// An unknown method: UNIMPLEMENTED, trailers-only.
 				err = conn.Invoke(ctx, "/grpc.testing.TestService/UnimplementedCall", &testgrpc.Empty{}, &testgrpc.Empty{})
 				r = grpcWebCall(t, client, addr, "/grpc.testing.TestService/UnimplementedCall", text, nil, &testgrpc.Empty{})
-				if ns := status.Convert(err); r.code != ns.Code() || r.code != codes.Unimplemented {
-					t.Fatalf("unimplemented: web %v, native %v", r.code, ns.Code())
+				if ns := status.Convert(err); r.Code != ns.Code() || r.Code != codes.Unimplemented {
+					t.Fatalf("unimplemented: web %v, native %v", r.Code, ns.Code())
 				}
 			})
 		}
@@ -272,8 +162,8 @@ func TestGRPCWebUnavailable(t *testing.T) {
 	addr := startProxy(t, svc)
 	for _, text := range []bool{false, true} {
 		r := grpcWebCall(t, testClient(t), addr, "/grpc.testing.TestService/EmptyCall", text, nil, &testgrpc.Empty{})
-		if r.code != codes.Unavailable {
-			t.Fatalf("text=%v: got %v %q, want Unavailable", text, r.code, r.message)
+		if r.Code != codes.Unavailable {
+			t.Fatalf("text=%v: got %v %q, want Unavailable", text, r.Code, r.Message)
 		}
 	}
 }

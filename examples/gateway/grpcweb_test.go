@@ -1,11 +1,7 @@
 package main
 
 import (
-	"bytes"
 	"context"
-	"encoding/base64"
-	byteorder "encoding/binary" // "binary" is the gateway command of the tests
-	"io"
 	"net"
 	"net/http"
 	"os/exec"
@@ -13,7 +9,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gotthard-proxy/gotthard/internal/grpcwebclient"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/interop"
 	testgrpc "google.golang.org/grpc/interop/grpc_testing"
@@ -79,23 +77,31 @@ func TestGRPCWeb(t *testing.T) {
 			tr := &http.Transport{} // HTTP/1.1 to an http:// URL
 			defer tr.CloseIdleConnections()
 			for _, text := range []bool{false, true} {
-				status, ct, msgs, grpcStatus := webUnary(ctx, t, &http.Client{Transport: tr}, addr, text, req)
+				r, err := grpcwebclient.Call(ctx, &http.Client{Transport: tr}, "http://"+addr,
+					"/grpc.testing.TestService/UnaryCall", text, nil, req)
 				if !tc.bridged {
-					if status == 200 && strings.HasPrefix(ct, "application/grpc-web") {
-						t.Fatalf("text=%v: bridged without -grpc-web: %d %s", text, status, ct)
+					if err == nil {
+						t.Fatalf("text=%v: bridged without -grpc-web: %s", text, r.ContentType)
 					}
 					continue
+				}
+				if err != nil {
+					t.Fatalf("text=%v: %v", text, err)
 				}
 				wantCT := "application/grpc-web+proto"
 				if text {
 					wantCT = "application/grpc-web-text+proto"
 				}
-				if status != 200 || ct != wantCT || grpcStatus != "0" || len(msgs) != 1 {
-					t.Fatalf("text=%v: HTTP %d, Content-Type %q, grpc-status %q, %d messages; want 200, %s, 0 and one message",
-						text, status, ct, grpcStatus, len(msgs), wantCT)
+				if r.ContentType != wantCT || r.TrailersOnly || r.Code != codes.OK || len(r.Messages) != 1 {
+					t.Fatalf("text=%v: Content-Type %q, trailers only %v, %v, %d messages; want %s, a trailer frame, OK and one message",
+						text, r.ContentType, r.TrailersOnly, r.Code, len(r.Messages), wantCT)
+				}
+				if text && r.Segments != 1 {
+					// The gateway encodes the body as one base64 stream, padded at its end only.
+					t.Fatalf("the text body came in %d base64 segments, want 1", r.Segments)
 				}
 				got := new(testgrpc.SimpleResponse)
-				if err := proto.Unmarshal(msgs[0], got); err != nil || !proto.Equal(got, want) {
+				if err := proto.Unmarshal(r.Messages[0], got); err != nil || !proto.Equal(got, want) {
 					t.Fatalf("text=%v: the answer differs from the native call's (%v)", text, err)
 				}
 			}
@@ -106,68 +112,4 @@ func TestGRPCWeb(t *testing.T) {
 	if err == nil || !strings.Contains(string(out), "-grpc-web needs -upstream-proto h2c or h2") {
 		t.Fatalf("-grpc-web with an HTTP/1.1 upstream: %v %s", err, out)
 	}
-}
-
-// webUnary calls UnaryCall with req as gRPC-web at the gateway at addr, in the text form
-// if text, and returns the HTTP status, the Content-Type, the response messages and the
-// grpc-status of the trailer frame. The body is not parsed if the response is not
-// gRPC-web.
-func webUnary(ctx context.Context, t *testing.T, client *http.Client, addr string, text bool, req proto.Message) (status int, ct string, msgs [][]byte, grpcStatus string) {
-	t.Helper()
-	m, err := proto.Marshal(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	body := byteorder.BigEndian.AppendUint32([]byte{0}, uint32(len(m))) // flag 0, length
-	body = append(body, m...)
-	ct = "application/grpc-web+proto"
-	if text {
-		ct = "application/grpc-web-text+proto"
-		body = base64.StdEncoding.AppendEncode(nil, body)
-	}
-	hreq, err := http.NewRequestWithContext(ctx, "POST", "http://"+addr+"/grpc.testing.TestService/UnaryCall", bytes.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	hreq.Header.Set("Content-Type", ct)
-	resp, err := client.Do(hreq)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	raw, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	status, ct = resp.StatusCode, resp.Header.Get("Content-Type")
-	if !strings.HasPrefix(ct, "application/grpc-web") {
-		return status, ct, nil, ""
-	}
-	if text {
-		// The gateway encodes the body as one base64 stream, padded at its end only.
-		if raw, err = base64.StdEncoding.DecodeString(string(raw)); err != nil {
-			t.Fatalf("response body: %v", err)
-		}
-	}
-	for len(raw) >= 5 {
-		flag, n := raw[0], byteorder.BigEndian.Uint32(raw[1:5])
-		if uint32(len(raw)-5) < n {
-			t.Fatalf("response body: a frame of %d bytes, %d left", n, len(raw)-5)
-		}
-		data := raw[5 : 5+n]
-		raw = raw[5+n:]
-		if flag&0x80 == 0 {
-			msgs = append(msgs, data)
-			continue
-		}
-		for line := range strings.SplitSeq(string(data), "\r\n") {
-			if v, ok := strings.CutPrefix(line, "grpc-status: "); ok {
-				grpcStatus = v
-			}
-		}
-	}
-	if len(raw) > 0 {
-		t.Fatalf("response body: %d bytes after the last frame", len(raw))
-	}
-	return status, ct, msgs, grpcStatus
 }

@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/gotthard-proxy/gotthard/internal/grpcwebclient"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
@@ -128,26 +129,26 @@ func unary(ctx context.Context, tc testgrpc.TestServiceClient) (string, error) {
 func webUnary(ctx context.Context, client *http.Client, base string) (got, st string, err error) {
 	const greeting, bin = "hello through Gotthard", "\xca\xfe"
 	md := http.Header{echoHeader: {greeting}, echoTrailer: {base64.StdEncoding.EncodeToString([]byte(bin))}}
-	r, err := grpcWebCall(ctx, client, base, "/grpc.testing.TestService/UnaryCall", true, md,
+	r, err := grpcwebclient.Call(ctx, client, base, "/grpc.testing.TestService/UnaryCall", true, md,
 		&testgrpc.SimpleRequest{ResponseSize: 64, Payload: payload(32)})
 	if err != nil {
 		return "", "", err
 	}
-	if r.code != codes.OK || len(r.messages) != 1 {
-		return "", "", fmt.Errorf("status %v %q, %d messages, want OK and one", r.code, r.message, len(r.messages))
+	if r.Code != codes.OK || len(r.Messages) != 1 {
+		return "", "", fmt.Errorf("status %v %q, %d messages, want OK and one", r.Code, r.Message, len(r.Messages))
 	}
 	resp := new(testgrpc.SimpleResponse)
-	if err := proto.Unmarshal(r.messages[0], resp); err != nil {
+	if err := proto.Unmarshal(r.Messages[0], resp); err != nil {
 		return "", "", err
 	}
 	n := len(resp.GetPayload().GetBody())
-	h := r.header.Get(echoHeader)
-	t, _ := base64.RawStdEncoding.DecodeString(strings.TrimRight(r.trailers.Get(echoTrailer), "="))
+	h := r.Header.Get(echoHeader)
+	t, _ := base64.RawStdEncoding.DecodeString(strings.TrimRight(r.Trailers.Get(echoTrailer), "="))
 	if n != 64 || h != greeting || string(t) != bin {
 		return "", "", fmt.Errorf("got %d bytes, header echo %q, trailer echo %q", n, h, t)
 	}
 	return fmt.Sprintf("UnaryCall: a %d-byte payload; metadata echoed: header %q, trailer 0x%x", n, h, t),
-		fmt.Sprintf("grpc-status %d (%v), in the trailer frame that ends the body", r.code, r.code), nil
+		fmt.Sprintf("grpc-status %d (%v), in the trailer frame that ends the body", r.Code, r.Code), nil
 }
 
 // unaryError asks the service to fail the call with a status of its choosing, which must

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gotthard-proxy/gotthard/internal/grpcwebclient"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
@@ -212,17 +213,17 @@ func TestGRPCWeb(t *testing.T) {
 			for _, c := range calls {
 				t.Run(tr.name+"/"+form+"/"+c.name, func(t *testing.T) {
 					want := c.native()
-					got, err := grpcWebCall(ctx, tr.client, "http://"+addr, c.method, text, nil, c.req)
+					got, err := grpcwebclient.Call(ctx, tr.client, "http://"+addr, c.method, text, nil, c.req)
 					if err != nil {
 						t.Fatal(err)
 					}
-					if got.code != want.st.Code() || got.message != want.st.Message() {
-						t.Fatalf("status %v %q, native %v %q", got.code, got.message, want.st.Code(), want.st.Message())
+					if got.Code != want.st.Code() || got.Message != want.st.Message() {
+						t.Fatalf("status %v %q, native %v %q", got.Code, got.Message, want.st.Code(), want.st.Message())
 					}
-					if len(got.messages) != len(want.msgs) {
-						t.Fatalf("%d messages, native %d", len(got.messages), len(want.msgs))
+					if len(got.Messages) != len(want.msgs) {
+						t.Fatalf("%d messages, native %d", len(got.Messages), len(want.msgs))
 					}
-					for i, b := range got.messages {
+					for i, b := range got.Messages {
 						m := c.empty()
 						if err := proto.Unmarshal(b, m); err != nil || !proto.Equal(m, want.msgs[i]) {
 							t.Fatalf("message %d differs from the native one (%v)", i, err)
