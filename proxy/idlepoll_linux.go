@@ -151,7 +151,7 @@ func (p *idlePoller[C]) hotLeave(c *conn[C]) bool {
 }
 
 // hotClock ends hot waits that have lasted for hotGap; it sleeps while no connection
-// is hot. With all, it ends every hot wait now (for Shutdown).
+// is hot. (kickAll ends them all at once, for Shutdown.)
 func (p *idlePoller[C]) hotClock(stop chan struct{}) {
 	t := time.NewTicker(hotTick)
 	defer t.Stop()
