@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gotthard-proxy/gotthard/internal/grpcinterop"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
@@ -23,32 +24,13 @@ func TestGRPCInterop(t *testing.T) {
 	svc, logs := newTestService[*testCtx](t, fixedProxy{peer: &Peer{Address: origin, Protocol: ProtoHTTP2}}, ServiceOptions{})
 	addr := startProxy(t, svc)
 	conn := grpcClient(t, addr)
-	tc := testgrpc.NewTestServiceClient(conn)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	cases := []struct {
-		name string
-		run  func()
-	}{
-		{"empty_unary", func() { interop.DoEmptyUnaryCall(ctx, tc) }},
-		{"large_unary", func() { interop.DoLargeUnaryCall(ctx, tc) }},
-		{"client_streaming", func() { interop.DoClientStreaming(ctx, tc) }},
-		{"server_streaming", func() { interop.DoServerStreaming(ctx, tc) }},
-		{"ping_pong", func() { interop.DoPingPong(ctx, tc) }},
-		{"empty_stream", func() { interop.DoEmptyStream(ctx, tc) }},
-		{"timeout_on_sleeping_server", func() { interop.DoTimeoutOnSleepingServer(ctx, tc) }},
-		{"cancel_after_begin", func() { interop.DoCancelAfterBegin(ctx, tc) }},
-		{"cancel_after_first_response", func() { interop.DoCancelAfterFirstResponse(ctx, tc) }},
-		{"status_code_and_message", func() { interop.DoStatusCodeAndMessage(ctx, tc) }},
-		{"special_status_message", func() { interop.DoSpecialStatusMessage(ctx, tc) }},
-		{"custom_metadata", func() { interop.DoCustomMetadata(ctx, tc) }},
-		{"unimplemented_method", func() { interop.DoUnimplementedMethod(ctx, conn) }},
-		{"unimplemented_service", func() { interop.DoUnimplementedService(ctx, testgrpc.NewUnimplementedServiceClient(conn)) }},
-	}
+	cases := grpcinterop.Cases(ctx, conn)
 	// 20 rounds in a row.
 	for range 20 {
 		for _, c := range cases {
-			t.Run(c.name, func(t *testing.T) { c.run() })
+			t.Run(c.Name, func(t *testing.T) { c.Run() })
 		}
 	}
 	if t.Failed() {

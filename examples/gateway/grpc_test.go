@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gotthard-proxy/gotthard/internal/grpcinterop"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
@@ -122,7 +123,6 @@ func checkALPN(ctx context.Context, t *testing.T, conn *grpc.ClientConn, want st
 // runInterop runs every interop case 20 rounds in a row on conn, a client of the gateway
 // at addr; channel_soak opens its own connections with opt.
 func runInterop(ctx context.Context, t *testing.T, report *fatalReport, mode, addr string, conn *grpc.ClientConn, opt grpc.DialOption) {
-	tc := testgrpc.NewTestServiceClient(conn)
 	soak := func(channel func() (*grpc.ClientConn, func())) {
 		interop.DoSoakTest(ctx, interop.SoakTestConfig{
 			RequestSize:  271828, // the interop client's defaults, as large_unary
@@ -137,28 +137,11 @@ func runInterop(ctx context.Context, t *testing.T, report *fatalReport, mode, ad
 			ChannelForTest:                   channel,
 		})
 	}
-	cases := []struct {
-		name string
-		run  func()
-	}{
-		{"empty_unary", func() { interop.DoEmptyUnaryCall(ctx, tc) }},
-		{"large_unary", func() { interop.DoLargeUnaryCall(ctx, tc) }},
-		{"client_streaming", func() { interop.DoClientStreaming(ctx, tc) }},
-		{"server_streaming", func() { interop.DoServerStreaming(ctx, tc) }},
-		{"ping_pong", func() { interop.DoPingPong(ctx, tc) }},
-		{"empty_stream", func() { interop.DoEmptyStream(ctx, tc) }},
-		{"timeout_on_sleeping_server", func() { interop.DoTimeoutOnSleepingServer(ctx, tc) }},
-		{"cancel_after_begin", func() { interop.DoCancelAfterBegin(ctx, tc) }},
-		{"cancel_after_first_response", func() { interop.DoCancelAfterFirstResponse(ctx, tc) }},
-		{"status_code_and_message", func() { interop.DoStatusCodeAndMessage(ctx, tc) }},
-		{"special_status_message", func() { interop.DoSpecialStatusMessage(ctx, tc) }},
-		{"custom_metadata", func() { interop.DoCustomMetadata(ctx, tc) }},
-		{"unimplemented_method", func() { interop.DoUnimplementedMethod(ctx, conn) }},
-		{"unimplemented_service", func() { interop.DoUnimplementedService(ctx, testgrpc.NewUnimplementedServiceClient(conn)) }},
-		{"rpc_soak", func() {
+	cases := append(grpcinterop.Cases(ctx, conn), []grpcinterop.Case{
+		{Name: "rpc_soak", Run: func() {
 			soak(func() (*grpc.ClientConn, func()) { return conn, func() {} })
 		}},
-		{"channel_soak", func() {
+		{Name: "channel_soak", Run: func() {
 			soak(func() (*grpc.ClientConn, func()) {
 				cc, err := grpc.NewClient(addr, opt)
 				if err != nil { // on the soak's goroutine, where t.Fatal may not be called
@@ -167,12 +150,12 @@ func runInterop(ctx context.Context, t *testing.T, report *fatalReport, mode, ad
 				return cc, func() { cc.Close() }
 			})
 		}},
-	}
+	}...)
 	for round := range 20 {
 		for _, c := range cases {
-			t.Run(c.name, func(t *testing.T) {
-				report.at(fmt.Sprintf("%s, round %d of 20, %s", mode, round+1, c.name))
-				c.run()
+			t.Run(c.Name, func(t *testing.T) {
+				report.at(fmt.Sprintf("%s, round %d of 20, %s", mode, round+1, c.Name))
+				c.Run()
 			})
 		}
 	}
