@@ -31,19 +31,7 @@ func startBalancing(t *testing.T, args ...string) string {
 	addr := ln.Addr().String()
 	ln.Close()
 	p := startGateway(t, append([]string{"-listen", addr}, args...)...)
-	waitFor(t, "the gateway to accept", 10*time.Second, func() bool {
-		select {
-		case <-p.exited:
-			t.Fatalf("gateway exited: %v\n%s", p.err, p.stderr.String())
-		default:
-		}
-		c, err := net.Dial("tcp", addr)
-		if err != nil {
-			return false
-		}
-		c.Close()
-		return true
-	})
+	p.waitAccepting(t, addr)
 	return "http://" + addr
 }
 

@@ -146,6 +146,25 @@ type gatewayProc struct {
 }
 
 // startGateway runs the gateway binary with args; it is killed when the test ends.
+// waitAccepting waits until the gateway accepts connections on addr, failing t if it
+// exits first.
+func (p *gatewayProc) waitAccepting(t *testing.T, addr string) {
+	t.Helper()
+	waitFor(t, "the gateway to accept on "+addr, 10*time.Second, func() bool {
+		select {
+		case <-p.exited:
+			t.Fatalf("gateway exited: %v\n%s", p.err, p.stderr.String())
+		default:
+		}
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			return false
+		}
+		c.Close()
+		return true
+	})
+}
+
 func startGateway(t *testing.T, args ...string) *gatewayProc {
 	t.Helper()
 	p := &gatewayProc{stdout: &syncBuffer{}, stderr: &syncBuffer{}, exited: make(chan struct{})}
@@ -179,19 +198,7 @@ func startProxying(t *testing.T, upstream string) *gatewayProc {
 	ln.Close()
 	p := startGateway(t, "-listen", addr, "-upstream", upstream)
 	p.addr = addr
-	waitFor(t, "the gateway to accept", 10*time.Second, func() bool {
-		select {
-		case <-p.exited:
-			t.Fatalf("gateway exited: %v\n%s", p.err, p.stderr.String())
-		default:
-		}
-		c, err := net.Dial("tcp", addr)
-		if err != nil {
-			return false
-		}
-		c.Close()
-		return true
-	})
+	p.waitAccepting(t, addr)
 	return p
 }
 

@@ -61,19 +61,7 @@ func TestGRPCInterop(t *testing.T) {
 	gw := startGateway(t, "-listen", plain, "-tls-listen", secure, "-cert", cert, "-key", key,
 		"-upstream", ln.Addr().String(), "-upstream-proto", "h2c")
 	for _, addr := range []string{plain, secure} {
-		waitFor(t, "the gateway to accept on "+addr, 10*time.Second, func() bool {
-			select {
-			case <-gw.exited:
-				t.Fatalf("gateway exited: %v\n%s", gw.err, gw.stderr.String())
-			default:
-			}
-			c, err := net.Dial("tcp", addr)
-			if err != nil {
-				return false
-			}
-			c.Close()
-			return true
-		})
+		gw.waitAccepting(t, addr)
 	}
 	defer report.start(gw)()
 

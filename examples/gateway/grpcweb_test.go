@@ -49,19 +49,7 @@ func TestGRPCWeb(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			addr := freeAddr(t)
 			gw := startGateway(t, append([]string{"-listen", addr, "-upstream", upstream, "-upstream-proto", "h2c"}, tc.args...)...)
-			waitFor(t, "the gateway to accept", 10*time.Second, func() bool {
-				select {
-				case <-gw.exited:
-					t.Fatalf("gateway exited: %v\n%s", gw.err, gw.stderr.String())
-				default:
-				}
-				c, err := net.Dial("tcp", addr)
-				if err != nil {
-					return false
-				}
-				c.Close()
-				return true
-			})
+			gw.waitAccepting(t, addr)
 			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 			defer cancel()
 			conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))

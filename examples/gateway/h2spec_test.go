@@ -1,12 +1,10 @@
 package main
 
 import (
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/gotthard-proxy/gotthard/internal/h2spec"
 	gtls "github.com/gotthard-proxy/gotthard/tls"
@@ -33,16 +31,9 @@ func TestH2Spec(t *testing.T) {
 		t.Fatal(err)
 	}
 	plain, secure := freeAddr(t), freeAddr(t)
-	startGateway(t, "-listen", plain, "-tls-listen", secure, "-cert", cert, "-key", key)
+	gw := startGateway(t, "-listen", plain, "-tls-listen", secure, "-cert", cert, "-key", key)
 	for _, addr := range []string{plain, secure} {
-		waitFor(t, "the gateway to accept on "+addr, 10*time.Second, func() bool {
-			c, err := net.Dial("tcp", addr)
-			if err != nil {
-				return false
-			}
-			c.Close()
-			return true
-		})
+		gw.waitAccepting(t, addr)
 	}
 	for _, tc := range []struct {
 		name string

@@ -40,19 +40,7 @@ func TestTLSListen(t *testing.T) {
 	}
 	plain, secure := freeAddr(t), freeAddr(t)
 	p := startGateway(t, "-listen", plain, "-tls-listen", secure, "-cert", cert, "-key", key)
-	waitFor(t, "the gateway to accept TLS", 10*time.Second, func() bool {
-		select {
-		case <-p.exited:
-			t.Fatalf("gateway exited: %v\n%s", p.err, p.stderr.String())
-		default:
-		}
-		c, err := net.Dial("tcp", secure)
-		if err != nil {
-			return false
-		}
-		c.Close()
-		return true
-	})
+	p.waitAccepting(t, secure)
 	roots := x509.NewCertPool()
 	roots.AppendCertsFromPEM(certPEM)
 	tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots, ServerName: "gw.test"}, ForceAttemptHTTP2: true}

@@ -2,13 +2,11 @@ package main
 
 import (
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os/exec"
 	"strings"
 	"testing"
-	"time"
 )
 
 // -upstream-proto h2c and h2 speak HTTP/2 to the origin, whatever the client speaks.
@@ -37,14 +35,7 @@ func TestUpstreamProto(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			addr := freeAddr(t)
 			gw := startGateway(t, append([]string{"-listen", addr}, tc.args...)...)
-			waitFor(t, "the gateway to accept", 10*time.Second, func() bool {
-				c, err := net.Dial("tcp", addr)
-				if err != nil {
-					return false
-				}
-				c.Close()
-				return true
-			})
+			gw.waitAccepting(t, addr)
 			resp, err := http.Get("http://" + addr + "/")
 			if err != nil {
 				t.Fatal(err)
