@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"context"
-	"net"
 	"testing"
 	"time"
 
@@ -10,7 +9,6 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
-	"google.golang.org/grpc/interop"
 	testgrpc "google.golang.org/grpc/interop/grpc_testing"
 	"google.golang.org/grpc/status"
 )
@@ -19,7 +17,7 @@ import (
 // over h2c to the proxy, the proxy over h2c to grpc-go's interop TestService. The
 // interop functions end the test binary on a failure.
 func TestGRPCInterop(t *testing.T) {
-	origin := startGRPCOrigin(t)
+	origin := grpcinterop.StartServer(t)
 
 	svc, logs := newTestService[*testCtx](t, fixedProxy{peer: &Peer{Address: origin, Protocol: ProtoHTTP2}}, ServiceOptions{})
 	addr := startProxy(t, svc)
@@ -57,7 +55,7 @@ func TestGRPCUnavailable(t *testing.T) {
 // The peer's read timeout bounds the wait for an answer, not a client-streaming upload
 // that goes on longer than it: the wait starts after the last message sent.
 func TestGRPCLongClientStream(t *testing.T) {
-	origin := startGRPCOrigin(t)
+	origin := grpcinterop.StartServer(t)
 	const timeout = 300 * time.Millisecond
 	peer := &Peer{Address: origin, Protocol: ProtoHTTP2}
 	peer.Options.ReadTimeout = timeout
@@ -85,21 +83,6 @@ func TestGRPCLongClientStream(t *testing.T) {
 	if int(resp.AggregatedPayloadSize) != total {
 		t.Fatalf("server got %d bytes, sent %d", resp.AggregatedPayloadSize, total)
 	}
-}
-
-// startGRPCOrigin serves grpc-go's interop TestService over h2c on loopback until the
-// test ends, and returns its address.
-func startGRPCOrigin(t testing.TB) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	gs := grpc.NewServer()
-	testgrpc.RegisterTestServiceServer(gs, interop.NewTestServer())
-	go gs.Serve(ln)
-	t.Cleanup(gs.Stop)
-	return ln.Addr().String()
 }
 
 // grpcClient returns a grpc-go client of addr over h2c, closed when the test ends.

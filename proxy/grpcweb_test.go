@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gotthard-proxy/gotthard/internal/grpcinterop"
 	"github.com/gotthard-proxy/gotthard/internal/grpcwebclient"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -52,7 +53,7 @@ func grpcWebCall(t *testing.T, client *http.Client, addr, method string, text bo
 // A gRPC-web client, over HTTP/1.1 and over HTTP/2, binary and text, gets the same
 // messages, statuses and metadata as a native gRPC client through the same proxy.
 func TestGRPCWebBridge(t *testing.T) {
-	origin := startGRPCOrigin(t)
+	origin := grpcinterop.StartServer(t)
 
 	svc, logs := newTestService[*testCtx](t, grpcWebProxy{peer: &Peer{Address: origin, Protocol: ProtoHTTP2}}, ServiceOptions{})
 	addr := startProxy(t, svc)
@@ -171,7 +172,7 @@ func TestGRPCWebUnavailable(t *testing.T) {
 // A grpc-web-text body that is not base64 is the client's fault: 400, which a gRPC-web
 // client gets as the gRPC status INTERNAL (gRPC's mapping of HTTP 400).
 func TestGRPCWebBadText(t *testing.T) {
-	origin := startGRPCOrigin(t)
+	origin := grpcinterop.StartServer(t)
 	svc, _ := newTestService[*testCtx](t, grpcWebProxy{peer: &Peer{Address: origin, Protocol: ProtoHTTP2}}, ServiceOptions{})
 	addr := startProxy(t, svc)
 	got := rawExchange(t, addr, "POST /grpc.testing.TestService/EmptyCall HTTP/1.1\r\nHost: x\r\n"+

@@ -6,7 +6,6 @@ import (
 	"crypto/x509"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"path/filepath"
 	"sync"
@@ -36,14 +35,7 @@ import (
 func TestGRPCInterop(t *testing.T) {
 	report := grpcLogger() // before any gRPC code runs
 
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	gs := grpc.NewServer()
-	testgrpc.RegisterTestServiceServer(gs, interop.NewTestServer())
-	go gs.Serve(ln)
-	defer gs.Stop()
+	origin := grpcinterop.StartServer(t)
 
 	certPEM, keyPEM, err := gtls.SelfSigned([]string{"gw.test"}, 0)
 	if err != nil {
@@ -59,7 +51,7 @@ func TestGRPCInterop(t *testing.T) {
 	}
 	plain, secure := freeAddr(t), freeAddr(t)
 	gw := startGateway(t, "-listen", plain, "-tls-listen", secure, "-cert", cert, "-key", key,
-		"-upstream", ln.Addr().String(), "-upstream-proto", "h2c")
+		"-upstream", origin, "-upstream-proto", "h2c")
 	for _, addr := range []string{plain, secure} {
 		gw.waitAccepting(t, addr)
 	}

@@ -2,18 +2,17 @@ package main
 
 import (
 	"context"
-	"net"
 	"net/http"
 	"os/exec"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/gotthard-proxy/gotthard/internal/grpcinterop"
 	"github.com/gotthard-proxy/gotthard/internal/grpcwebclient"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
-	"google.golang.org/grpc/interop"
 	testgrpc "google.golang.org/grpc/interop/grpc_testing"
 	"google.golang.org/protobuf/proto"
 )
@@ -26,15 +25,7 @@ import (
 // upstream is refused at start.
 func TestGRPCWeb(t *testing.T) {
 	grpcLogger() // before any gRPC code runs (see TestGRPCInterop)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	gs := grpc.NewServer()
-	testgrpc.RegisterTestServiceServer(gs, interop.NewTestServer())
-	go gs.Serve(ln)
-	defer gs.Stop()
-	upstream := ln.Addr().String()
+	upstream := grpcinterop.StartServer(t)
 	req := &testgrpc.SimpleRequest{ResponseSize: 314, Payload: &testgrpc.Payload{Body: make([]byte, 271)}}
 
 	for _, tc := range []struct {

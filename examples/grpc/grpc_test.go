@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"io"
-	"net"
 	"net/http"
 	"os/exec"
 	"slices"
@@ -12,11 +11,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gotthard-proxy/gotthard/internal/grpcinterop"
 	"github.com/gotthard-proxy/gotthard/internal/grpcwebclient"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
-	"google.golang.org/grpc/interop"
 	testgrpc "google.golang.org/grpc/interop/grpc_testing"
 	reflectpb "google.golang.org/grpc/reflection/grpc_reflection_v1"
 	"google.golang.org/grpc/status"
@@ -75,14 +74,7 @@ func TestOnce(t *testing.T) {
 // The gateway keeps serving after the demo calls, and with -upstream proxies to another
 // gRPC server; a client of the test's own calls it.
 func TestProxying(t *testing.T) {
-	own, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	gs := grpc.NewServer()
-	testgrpc.RegisterTestServiceServer(gs, interop.NewTestServer())
-	go gs.Serve(own)
-	defer gs.Stop()
+	own := grpcinterop.StartServer(t)
 	dead := exampletest.FreeAddr(t)
 
 	for _, tt := range []struct {
@@ -92,7 +84,7 @@ func TestProxying(t *testing.T) {
 		reflects bool       // the server answers reflection (the demo service does)
 	}{
 		{"demo service", nil, codes.OK, true},
-		{"own server", []string{"-upstream", own.Addr().String()}, codes.OK, false},
+		{"own server", []string{"-upstream", own}, codes.OK, false},
 		{"server down", []string{"-upstream", dead}, codes.Unavailable, false},
 	} {
 		t.Run(tt.name, func(t *testing.T) {

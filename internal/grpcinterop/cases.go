@@ -1,11 +1,13 @@
 // Package grpcinterop lists the cases of gRPC's interoperability test suite
 // (https://github.com/grpc/grpc/blob/master/doc/interop-test-descriptions.md) that a
-// proxy must pass, as grpc-go's interop client runs them, for the proxy's tests and the
-// gateway's. The interop client fails the process (through grpclog) when a case fails.
+// proxy must pass, as grpc-go's interop client runs them, and starts the interop
+// TestService they call: for the tests of the proxy and of the examples. The interop client fails the process (through grpclog) when a case fails.
 package grpcinterop
 
 import (
 	"context"
+	"net"
+	"testing"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/interop"
@@ -39,4 +41,19 @@ func Cases(ctx context.Context, conn *grpc.ClientConn) []Case {
 		{"unimplemented_method", func() { interop.DoUnimplementedMethod(ctx, conn) }},
 		{"unimplemented_service", func() { interop.DoUnimplementedService(ctx, testgrpc.NewUnimplementedServiceClient(conn)) }},
 	}
+}
+
+// StartServer starts grpc-go's interop TestService on a loopback port, stopped when the
+// test ends, and returns its address.
+func StartServer(t testing.TB) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	gs := grpc.NewServer()
+	testgrpc.RegisterTestServiceServer(gs, interop.NewTestServer())
+	go gs.Serve(ln)
+	t.Cleanup(gs.Stop)
+	return ln.Addr().String()
 }
