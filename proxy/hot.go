@@ -76,8 +76,8 @@ func (c *conn[C]) serveHot(w *worker[C]) int {
 			return hotEnded
 		case c.hotExit == exitOutside:
 			// A request that may read more from the client (a body, an upgrade, a head
-			// not all here yet) is served outside the wait, as any other.
-			c.wokenAt = time.Now()
+			// not all here yet) is served outside the wait, as any other (with the start
+			// time hotServe took).
 			c.work(w)
 			if !c.keep {
 				return hotEnded
