@@ -19,16 +19,7 @@ func TestServeReadable(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ln.Close()
-	client, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer client.Close()
-	server, err := ln.Accept()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer server.Close()
+	client, server := connect(t, ln)
 
 	r := NewReader(server, NewBufPool(0), Limits{})
 	var targets []string
@@ -81,20 +72,28 @@ func TestServeReadable(t *testing.T) {
 	}
 
 	// serve returning false ends the wait.
-	client2, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer client2.Close()
-	server2, err := ln.Accept()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer server2.Close()
+	client2, server2 := connect(t, ln)
 	r = NewReader(server2, NewBufPool(0), Limits{})
 	go func() { done <- r.ServeReadable(serve) }()
 	io.WriteString(client2, "GET /stop HTTP/1.1\r\nHost: x\r\n\r\n")
 	if err := <-done; err != nil {
 		t.Fatalf("ServeReadable after serve returned false: %v", err)
 	}
+}
+
+// connect opens a loopback connection through ln, closed when the test ends, and returns
+// both of its ends.
+func connect(t *testing.T, ln net.Listener) (client, server net.Conn) {
+	t.Helper()
+	client, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { client.Close() })
+	server, err = ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { server.Close() })
+	return client, server
 }
