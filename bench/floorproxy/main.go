@@ -389,11 +389,12 @@ func lowerEqual(b []byte, lower string) bool {
 	return true
 }
 
-// rawRead and rawWrite are read(2) and write(2) on a non-blocking socket. They never
-// block, so they skip the runtime's bookkeeping around system calls that might.
+// rawRead and rawWrite are recvfrom(2) and sendto(2) on a non-blocking socket, the calls
+// Gotthard makes. They never block, so they skip the runtime's bookkeeping around system
+// calls that might.
 func rawRead(fd uintptr, p []byte) (int, syscall.Errno) {
 	for {
-		n, _, errno := syscall.RawSyscall(syscall.SYS_READ, fd, uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)))
+		n, _, errno := syscall.RawSyscall6(syscall.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)), 0, 0, 0)
 		if errno != syscall.EINTR {
 			return int(n), errno
 		}
@@ -405,7 +406,7 @@ func rawRead(fd uintptr, p []byte) (int, syscall.Errno) {
 func rawWrite(fd uintptr, p []byte) (int, syscall.Errno) {
 	n := 0
 	for n < len(p) {
-		m, _, errno := syscall.RawSyscall(syscall.SYS_WRITE, fd, uintptr(unsafe.Pointer(&p[n])), uintptr(len(p)-n))
+		m, _, errno := syscall.RawSyscall6(syscall.SYS_SENDTO, fd, uintptr(unsafe.Pointer(&p[n])), uintptr(len(p)-n), syscall.MSG_NOSIGNAL, 0, 0)
 		switch errno {
 		case 0:
 			n += int(m)
