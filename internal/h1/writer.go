@@ -133,6 +133,16 @@ func (w *Writer) WriteString(s string) (int, error) {
 	return len(s), nil
 }
 
+// room returns the buffer if n more bytes fit in it as it is, for a line written in one
+// go; ok is false when the line must go piece by piece (no buffer yet, a full one, or
+// the sticky error).
+func (w *Writer) room(n int) (b []byte, ok bool) {
+	if w.err != nil || w.buf == nil || cap(w.buf)-len(w.buf) < n {
+		return nil, false
+	}
+	return w.buf, true
+}
+
 func (w *Writer) writeByte(c byte) {
 	if w.err == nil && w.buf != nil && len(w.buf) < cap(w.buf) {
 		w.buf = append(w.buf, c)
@@ -146,6 +156,13 @@ func (w *Writer) writeByte(c byte) {
 // WriteRequestLine writes "method SP target SP HTTP/1.minor CRLF" (RFC 9112 §3).
 // Errors surface on Flush.
 func (w *Writer) WriteRequestLine(method, target string, minor int) {
+	if b, ok := w.room(len(method) + len(target) + 12); ok {
+		b = append(b, method...)
+		b = append(b, ' ')
+		b = append(b, target...)
+		w.buf = append(b, ' ', 'H', 'T', 'T', 'P', '/', '1', '.', versionDigit(minor), '\r', '\n')
+		return
+	}
 	write(w, method)
 	w.writeByte(' ')
 	write(w, target)
@@ -167,6 +184,13 @@ func (w *Writer) WriteStatusLine(minor, status int, reason string) {
 	if reason == "" {
 		reason = StatusText(status)
 	}
+	if b, ok := w.room(len(reason) + 15); ok {
+		b = append(b, 'H', 'T', 'T', 'P', '/', '1', '.', versionDigit(minor), ' ',
+			byte('0'+status/100), byte('0'+status/10%10), byte('0'+status%10), ' ')
+		b = append(b, reason...)
+		w.buf = append(b, '\r', '\n')
+		return
+	}
 	write(w, "HTTP/1.")
 	w.writeByte(versionDigit(minor))
 	d := [5]byte{' ', byte('0' + status/100), byte('0' + status/10%10), byte('0' + status%10), ' '}
@@ -185,6 +209,13 @@ func versionDigit(minor int) byte {
 // WriteField writes the field line "name: value CRLF". The caller has validated name
 // and value.
 func (w *Writer) WriteField(name, value string) {
+	if b, ok := w.room(len(name) + len(value) + 4); ok {
+		b = append(b, name...)
+		b = append(b, ':', ' ')
+		b = append(b, value...)
+		w.buf = append(b, '\r', '\n')
+		return
+	}
 	write(w, name)
 	write(w, ": ")
 	write(w, value)

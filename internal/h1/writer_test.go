@@ -9,28 +9,33 @@ import (
 )
 
 func TestWriterHead(t *testing.T) {
-	var out bytes.Buffer
-	pool := NewBufPool(32) // small: forces flushes in the middle of lines
-	w := NewWriter(&out, pool)
-	w.WriteRequestLine("GET", "/some/long/path?q=1", 1)
-	w.WriteField("Host", "example.com")
-	w.WriteField("X-Empty", "")
-	w.EndHead()
-	w.WriteStatusLine(1, 404, "")
-	w.WriteStatusLine(0, 299, "")
-	w.WriteStatusLine(1, 200, "Fine")
-	w.EndHead()
-	if err := w.Flush(); err != nil {
-		t.Fatal(err)
-	}
-	want := "GET /some/long/path?q=1 HTTP/1.1\r\nHost: example.com\r\nX-Empty: \r\n\r\n" +
-		"HTTP/1.1 404 Not Found\r\nHTTP/1.0 299 \r\nHTTP/1.1 200 Fine\r\n\r\n"
-	if out.String() != want {
-		t.Fatalf("got %q\nwant %q", out.String(), want)
-	}
-	w.Release()
-	if w.Buffered() != 0 || pool.InUse() != 0 {
-		t.Fatalf("Release: Buffered %d InUse %d", w.Buffered(), pool.InUse())
+	// A small buffer forces flushes in the middle of lines; the default one takes each
+	// line in one go.
+	for _, size := range []int{32, 0} {
+		var out bytes.Buffer
+		pool := NewBufPool(size)
+		w := NewWriter(&out, pool)
+		w.WriteRequestLine("GET", "/some/long/path?q=1", 1)
+		w.WriteField("Host", "example.com")
+		w.WriteField("X-Empty", "")
+		w.EndHead()
+		w.WriteStatusLine(1, 404, "")
+		w.WriteStatusLine(0, 299, "")
+		w.WriteStatusLine(1, 200, "Fine")
+		w.EndHead()
+		w.WriteRequestLine("OPTIONS", "*", 0)
+		if err := w.Flush(); err != nil {
+			t.Fatal(err)
+		}
+		want := "GET /some/long/path?q=1 HTTP/1.1\r\nHost: example.com\r\nX-Empty: \r\n\r\n" +
+			"HTTP/1.1 404 Not Found\r\nHTTP/1.0 299 \r\nHTTP/1.1 200 Fine\r\n\r\nOPTIONS * HTTP/1.0\r\n"
+		if out.String() != want {
+			t.Fatalf("buffer size %d: got %q\nwant %q", size, out.String(), want)
+		}
+		w.Release()
+		if w.Buffered() != 0 || pool.InUse() != 0 {
+			t.Fatalf("buffer size %d: Release: Buffered %d InUse %d", size, w.Buffered(), pool.InUse())
+		}
 	}
 }
 
