@@ -384,7 +384,7 @@ func (c *conn[C]) getExchange(w *worker[C]) *exchange[C] {
 		}
 		ex.arena = c.svc.arenas.Get()
 	}
-	ex.sess.reset()
+	// (An exchange is reset when it is put back, so it comes out clean.)
 	ex.sess.ds = &c.h1
 	ex.sess.closing = &c.svc.closing
 	ex.sess.bodyTimeout = durOr(c.svc.opts.ClientBodyTimeout, 60*time.Second)

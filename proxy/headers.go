@@ -26,10 +26,21 @@ var commonNames = [...]string{
 
 var commonMethods = [...]string{"GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH", "CONNECT", "TRACE"}
 
-func intern(b []byte, a *arena.Arena) string {
+// commonByLen lists commonNames by length, so that intern compares a name with the few
+// of its length only. It is never changed after it is made.
+var commonByLen = func() (t [18][]string) {
 	for _, s := range commonNames {
-		if len(s) == len(b) && string(b) == s {
-			return s
+		t[len(s)] = append(t[len(s)], s)
+	}
+	return t
+}()
+
+func intern(b []byte, a *arena.Arena) string {
+	if len(b) < len(commonByLen) {
+		for _, s := range commonByLen[len(b)] {
+			if string(b) == s {
+				return s
+			}
 		}
 	}
 	return a.String(b)
