@@ -28,6 +28,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"runtime/pprof"
 	"strings"
 
 	"github.com/gotthard-proxy/gotthard/examples/internal/demo"
@@ -114,6 +115,7 @@ func run(args []string) error {
 	upstreamSNI := fs.String("upstream-sni", "", "server name sent to and verified on the upstream (empty: its host)")
 	skipVerify := fs.Bool("upstream-skip-verify-dangerous", false, "do not verify the upstream's certificate (for tests only: anyone can impersonate it)")
 	grpcWeb := fs.Bool("grpc-web", false, "bridge gRPC-web calls (application/grpc-web, application/grpc-web-text) to gRPC upstreams (needs -upstream-proto h2c or h2)")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile to this file until the gateway stops (for profile-guided builds: docs/performance.md)")
 	sflags := server.AddFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -213,7 +215,34 @@ func run(args []string) error {
 			fmt.Println("Stop with Ctrl-C.")
 		}()
 	}
+	if *cpuProfile != "" {
+		stop, err := startCPUProfile(*cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer func() {
+			if err := stop(); err != nil {
+				logger.Error("writing the CPU profile", "file", *cpuProfile, "err", err)
+			}
+		}()
+	}
 	return srv.Run()
+}
+
+// startCPUProfile profiles the process into file until stop is called.
+func startCPUProfile(file string) (stop func() error, err error) {
+	f, err := os.Create(file)
+	if err != nil {
+		return nil, fmt.Errorf("-cpuprofile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("-cpuprofile: %w", err)
+	}
+	return func() error {
+		pprof.StopCPUProfile()
+		return f.Close()
+	}, nil
 }
 
 func firstNonZero(a, b int) int {

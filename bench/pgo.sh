@@ -1,0 +1,90 @@
+#!/usr/bin/env bash
+# Profile for profile-guided optimization (PGO) of examples/gateway: runs the gateway,
+# pinned alone to one core as bench/run.sh does, under the benchmark's keep-alive load
+# (1 KiB responses, then 100 KiB ones) with -cpuprofile, and writes the profile to
+# examples/gateway/default.pgo, which `go build ./examples/gateway` then uses.
+# See docs/performance.md. Loopback only; about 30 seconds.
+#
+#   bash bench/pgo.sh            # writes examples/gateway/default.pgo
+#   OUT=/tmp/x.pgo bash bench/pgo.sh
+set -euo pipefail
+
+BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+REPO=$(cd "$BENCH_DIR/.." && pwd)
+OUT=${OUT:-$REPO/examples/gateway/default.pgo}
+DURATION=${DURATION:-20} # seconds of 1 KiB load; 100 KiB gets a quarter of it
+CONNS=${CONNS:-64}
+PROXY_CPU=${PROXY_CPU:-0}
+LOAD_CPU=${LOAD_CPU:-1}
+
+log() { echo "pgo: $*" >&2; }
+die() {
+	log "$*"
+	exit 1
+}
+for cmd in go wrk curl taskset; do
+	command -v "$cmd" >/dev/null || die "$cmd is not on PATH (bench/run.sh installs wrk and curl)"
+done
+((DURATION >= 4)) || die "DURATION must be at least 4"
+
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/gotthard-pgo.XXXXXX")
+PIDS=()
+cleanup() {
+	local pid
+	for pid in "${PIDS[@]}"; do
+		kill "$pid" 2>/dev/null || true
+		wait "$pid" 2>/dev/null || true
+	done
+	rm -rf "$TMP"
+}
+trap cleanup EXIT
+
+free_port() {
+	local p
+	for _ in $(seq 1 200); do
+		p=$((20000 + RANDOM % 12000))
+		if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
+			echo "$p"
+			return
+		fi
+	done
+	die "no free port found"
+}
+
+wait_http() {
+	for _ in $(seq 1 100); do
+		curl -fsS -o /dev/null --max-time 1 "$1" 2>/dev/null && return 0
+		sleep 0.1
+	done
+	die "$1 did not answer"
+}
+
+log "building"
+(cd "$REPO" && go build -o "$TMP/origin" ./bench/origin && go build -o "$TMP/gateway" ./examples/gateway)
+
+ORIGIN_PORT=$(free_port)
+STATS_PORT=$(free_port)
+PROXY_PORT=$(free_port)
+GOMAXPROCS=1 taskset -c "$LOAD_CPU" "$TMP/origin" -listen "127.0.0.1:$ORIGIN_PORT" -stats "127.0.0.1:$STATS_PORT" 2>"$TMP/origin.log" &
+PIDS+=($!)
+wait_http "http://127.0.0.1:$ORIGIN_PORT/1k"
+GOMAXPROCS=1 taskset -c "$PROXY_CPU" "$TMP/gateway" -listen "127.0.0.1:$PROXY_PORT" \
+	-upstream "127.0.0.1:$ORIGIN_PORT" -cpuprofile "$TMP/cpu.pprof" 2>"$TMP/gateway.log" &
+GW=$!
+PIDS+=($GW)
+wait_http "http://127.0.0.1:$PROXY_PORT/1k"
+
+log "load: ${DURATION}s of 1 KiB, $((DURATION / 4))s of 100 KiB, $CONNS connections"
+taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNS" -d"${DURATION}s" "http://127.0.0.1:$PROXY_PORT/1k" >"$TMP/wrk-1k.txt"
+taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNS" -d"$((DURATION / 4))s" "http://127.0.0.1:$PROXY_PORT/100k" >"$TMP/wrk-100k.txt"
+grep -h "Requests/sec" "$TMP/wrk-1k.txt" "$TMP/wrk-100k.txt" | sed 's/^/pgo:   /' >&2
+
+kill -TERM "$GW"
+for _ in $(seq 1 100); do
+	kill -0 "$GW" 2>/dev/null || break
+	sleep 0.1
+done
+wait "$GW" 2>/dev/null || true
+[[ -s $TMP/cpu.pprof ]] || die "the gateway wrote no profile; its log: $(cat "$TMP/gateway.log")"
+cp "$TMP/cpu.pprof" "$OUT"
+log "wrote $OUT ($(wc -c <"$OUT") bytes)"
