@@ -30,48 +30,14 @@ PROXY_CPU=${PROXY_CPU:-0}
 LOAD_CPU=${LOAD_CPU:-1}
 export PATH="$PATH:/usr/sbin:/sbin"
 
-log() { echo "ab: $*" >&2; }
-die() {
-	log "$*"
-	exit 1
-}
+NAME=ab
+NGINX_DIR="" # set once nginx is started, for the cleanup to stop it
+EXTRA_CLEANUP='[[ -z $NGINX_DIR ]] || nginx -p "$NGINX_DIR" -c "$NGINX_DIR/nginx.conf" -s stop 2>/dev/null'
+# shellcheck source=bench/lib.sh
+source "$BENCH_DIR/lib.sh"
 for cmd in go wrk curl taskset gawk; do
 	command -v "$cmd" >/dev/null || die "$cmd is not on PATH (bench/run.sh installs wrk; gawk is Debian's gawk)"
 done
-
-TMP=$(mktemp -d "${TMPDIR:-/tmp}/gotthard-ab.XXXXXX")
-PIDS=()
-NGINX_DIR=""
-cleanup() {
-	local pid
-	[[ -n $NGINX_DIR ]] && nginx -p "$NGINX_DIR" -c "$NGINX_DIR/nginx.conf" -s stop 2>/dev/null || true
-	for pid in "${PIDS[@]}"; do
-		kill "$pid" 2>/dev/null || true
-		wait "$pid" 2>/dev/null || true
-	done
-	rm -rf "$TMP"
-}
-trap cleanup EXIT
-
-free_port() {
-	local p
-	for _ in $(seq 1 200); do
-		p=$((20000 + RANDOM % 12000))
-		if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
-			echo "$p"
-			return
-		fi
-	done
-	die "no free port found"
-}
-
-wait_http() {
-	for _ in $(seq 1 100); do
-		curl -fsS -o /dev/null --max-time 1 "$1" 2>/dev/null && return 0
-		sleep 0.1
-	done
-	die "$1 did not answer"
-}
 
 (cd "$REPO" && go build -o "$TMP/origin" ./bench/origin)
 ORIGIN=127.0.0.1:$(free_port)

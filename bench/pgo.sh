@@ -17,47 +17,13 @@ CONNS=${CONNS:-64}
 PROXY_CPU=${PROXY_CPU:-0}
 LOAD_CPU=${LOAD_CPU:-1}
 
-log() { echo "pgo: $*" >&2; }
-die() {
-	log "$*"
-	exit 1
-}
+NAME=pgo
+# shellcheck source=bench/lib.sh
+source "$BENCH_DIR/lib.sh"
 for cmd in go wrk curl taskset; do
 	command -v "$cmd" >/dev/null || die "$cmd is not on PATH (bench/run.sh installs wrk and curl)"
 done
 ((DURATION >= 4)) || die "DURATION must be at least 4"
-
-TMP=$(mktemp -d "${TMPDIR:-/tmp}/gotthard-pgo.XXXXXX")
-PIDS=()
-cleanup() {
-	local pid
-	for pid in "${PIDS[@]}"; do
-		kill "$pid" 2>/dev/null || true
-		wait "$pid" 2>/dev/null || true
-	done
-	rm -rf "$TMP"
-}
-trap cleanup EXIT
-
-free_port() {
-	local p
-	for _ in $(seq 1 200); do
-		p=$((20000 + RANDOM % 12000))
-		if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
-			echo "$p"
-			return
-		fi
-	done
-	die "no free port found"
-}
-
-wait_http() {
-	for _ in $(seq 1 100); do
-		curl -fsS -o /dev/null --max-time 1 "$1" 2>/dev/null && return 0
-		sleep 0.1
-	done
-	die "$1 did not answer"
-}
 
 log "building"
 (cd "$REPO" && go build -o "$TMP/origin" ./bench/origin && go build -o "$TMP/gateway" ./examples/gateway)
