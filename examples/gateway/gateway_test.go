@@ -187,8 +187,9 @@ func startGateway(t *testing.T, args ...string) *gatewayProc {
 	return p
 }
 
-// startProxying runs the gateway in front of upstream and waits until it accepts.
-func startProxying(t *testing.T, upstream string) *gatewayProc {
+// startProxying runs the gateway in front of upstream, with more flags if given, and
+// waits until it accepts.
+func startProxying(t *testing.T, upstream string, flags ...string) *gatewayProc {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -196,7 +197,7 @@ func startProxying(t *testing.T, upstream string) *gatewayProc {
 	}
 	addr := ln.Addr().String()
 	ln.Close()
-	p := startGateway(t, "-listen", addr, "-upstream", upstream)
+	p := startGateway(t, append([]string{"-listen", addr, "-upstream", upstream}, flags...)...)
 	p.addr = addr
 	p.waitAccepting(t, addr)
 	return p
@@ -472,12 +473,18 @@ func TestSIGTERMDrainsInFlight(t *testing.T) {
 	if r.err != nil || r.status != 200 || r.body != "origin" {
 		t.Fatalf("in-flight request: %d %q %v", r.status, r.body, r.err)
 	}
+	gw.waitCleanExit(t, "SIGTERM")
+}
+
+// waitCleanExit waits for the gateway to exit, after what, with status 0.
+func (p *gatewayProc) waitCleanExit(t *testing.T, after string) {
+	t.Helper()
 	select {
-	case <-gw.exited:
+	case <-p.exited:
 	case <-time.After(10 * time.Second):
-		t.Fatal("gateway did not exit after SIGTERM")
+		t.Fatalf("gateway did not exit after %s", after)
 	}
-	if gw.err != nil {
-		t.Fatalf("gateway exit: %v\n%s", gw.err, gw.stderr.String())
+	if p.err != nil {
+		t.Fatalf("gateway exit after %s: %v\n%s", after, p.err, p.stderr.String())
 	}
 }

@@ -3,7 +3,6 @@ package main
 import (
 	"compress/gzip"
 	"io"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -17,31 +16,17 @@ import (
 // that cannot be created is an error at start.
 func TestCPUProfile(t *testing.T) {
 	rec := startRecorder(t, nil)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
 	file := filepath.Join(t.TempDir(), "cpu.pprof")
-	gw := startGateway(t, "-listen", addr, "-upstream", rec.ln.Addr().String(), "-cpuprofile", file)
-	gw.waitAccepting(t, addr)
+	gw := startProxying(t, rec.ln.Addr().String(), "-cpuprofile", file)
 	for range 20 {
-		if got := exchange(t, addr, "GET /p HTTP/1.1\r\nHost: x\r\n\r\n"); !strings.HasPrefix(got, "200\n") {
+		if got := exchange(t, gw.addr, "GET /p HTTP/1.1\r\nHost: x\r\n\r\n"); !strings.HasPrefix(got, "200\n") {
 			t.Fatalf("response: %q", got)
 		}
 	}
 	if err := gw.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
-	select {
-	case <-gw.exited:
-	case <-time.After(10 * time.Second):
-		t.Fatal("gateway did not exit after SIGTERM")
-	}
-	if gw.err != nil {
-		t.Fatalf("gateway exited with %v\n%s", gw.err, gw.stderr.String())
-	}
+	gw.waitCleanExit(t, "SIGTERM")
 	f, err := os.Open(file)
 	if err != nil {
 		t.Fatal(err)
