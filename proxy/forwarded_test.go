@@ -62,8 +62,8 @@ func TestForwardedFields(t *testing.T) {
 			svc, logs := newTestService[*testCtx](t, forwardedProxy{fixedProxy{peer: NewPeer(origin)}, tt.add}, tt.opts)
 			addr := startProxy(t, svc)
 			c, br := dialRaw(t, addr)
-			// Twice on one connection: the first request and a later one (served hot)
-			// take the same path.
+			// Twice on one connection: the first request and a later one (which may be
+			// served hot) get the same fields.
 			for i := range 2 {
 				if _, err := c.Write([]byte("GET /f HTTP/1.1\r\n" + tt.request + "\r\n")); err != nil {
 					t.Fatal(err)

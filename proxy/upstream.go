@@ -591,11 +591,7 @@ func (c *conn[C]) forwardedFields(up *message.RequestHeader) {
 			up.Header.Set("X-Forwarded-For", c.clientS)
 		}
 		if !c.trusted || !up.Header.Has("X-Forwarded-Proto") {
-			proto := "http"
-			if c.tls != nil {
-				proto = "https"
-			}
-			up.Header.Set("X-Forwarded-Proto", proto)
+			up.Header.Set("X-Forwarded-Proto", c.scheme())
 		}
 		if host, ok := up.Header.Lookup("Host"); ok && (!c.trusted || !up.Header.Has("X-Forwarded-Host")) {
 			up.Header.Set("X-Forwarded-Host", host)
@@ -625,15 +621,19 @@ func (c *conn[C]) addForwarded(h *message.Header) bool {
 		}
 	}
 	h.Add("X-Forwarded-For", c.clientS)
-	if c.tls != nil {
-		h.Add("X-Forwarded-Proto", "https")
-	} else {
-		h.Add("X-Forwarded-Proto", "http")
-	}
+	h.Add("X-Forwarded-Proto", c.scheme())
 	if hasHost {
 		h.Add("X-Forwarded-Host", host)
 	}
 	return true
+}
+
+// scheme is the client connection's scheme, for X-Forwarded-Proto.
+func (c *conn[C]) scheme() string {
+	if c.tls != nil {
+		return "https"
+	}
+	return "http"
 }
 
 func appendVia(h *message.Header, via string) {
