@@ -98,8 +98,9 @@ func (p *connPool) lookup(k poolKey) *hostPool {
 	return (*p.hosts.Load())[k]
 }
 
+// host returns the pool of idle connections to peers of key k, adding it if need be.
 func (p *connPool) host(k poolKey) *hostPool {
-	if h, ok := (*p.hosts.Load())[k]; ok {
+	if h := p.lookup(k); h != nil {
 		return h
 	}
 	p.mu.Lock()
