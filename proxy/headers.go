@@ -96,20 +96,19 @@ func asciiEqualFold(b []byte, lower string) bool {
 
 // connectionListed reports whether name is one of the tokens of the Connection fields.
 func connectionListed(fields []h1.Field, name []byte) bool {
+	return fieldListHas(fields, "connection", func(tok []byte) bool { return bytes.EqualFold(tok, name) })
+}
+
+// fieldListHas reports whether a field named name (in lower case) holds, in its
+// comma-separated list, an element for which match is true. Elements are trimmed of
+// spaces and tabs.
+func fieldListHas(fields []h1.Field, name string, match func(elem []byte) bool) bool {
 	for i := range fields {
-		if !asciiEqualFold(fields[i].Name, "connection") {
+		if !asciiEqualFold(fields[i].Name, name) {
 			continue
 		}
-		v := fields[i].Value
-		for len(v) > 0 {
-			var tok []byte
-			if j := bytes.IndexByte(v, ','); j >= 0 {
-				tok, v = v[:j], v[j+1:]
-			} else {
-				tok, v = v, nil
-			}
-			tok = bytes.Trim(tok, " \t")
-			if bytes.EqualFold(tok, name) {
+		for elem := range bytes.SplitSeq(fields[i].Value, []byte(",")) {
+			if match(bytes.Trim(elem, " \t")) {
 				return true
 			}
 		}

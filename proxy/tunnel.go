@@ -29,18 +29,10 @@ func upgradeAllowed(proto []byte) bool {
 // switchedTo reports whether a 101's fields switch to proto (RFC 9110 §7.8: its Upgrade
 // field names the protocol the connection turns into).
 func switchedTo(fields []h1.Field, proto string) bool {
-	for _, f := range fields {
-		if !asciiEqualFold(f.Name, "upgrade") {
-			continue
-		}
-		for v := range bytes.SplitSeq(f.Value, []byte(",")) {
-			v = bytes.TrimSpace(v)
-			if name, _, _ := bytes.Cut(v, []byte("/")); asciiEqualFold(name, proto) {
-				return true
-			}
-		}
-	}
-	return false
+	return fieldListHas(fields, "upgrade", func(elem []byte) bool {
+		name, _, _ := bytes.Cut(elem, []byte("/"))
+		return asciiEqualFold(name, proto)
+	})
 }
 
 // writeUpgradeFields adds the fields of a protocol switch to a message head.
