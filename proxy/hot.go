@@ -61,9 +61,11 @@ func (c *conn[C]) serveHot(w *worker[C]) int {
 		c.hotFn = c.hotServe
 	}
 	for {
+		if !p.hotJoin(c) {
+			break // no room: park
+		}
 		c.hotW, c.hotExit = w, exitNone
 		c.state.Store(stateIdle)
-		p.hotJoin(c)
 		err := c.r.ServeReadable(c.hotFn)
 		kicked := p.hotLeave(c)
 		c.hotW = nil
@@ -87,16 +89,17 @@ func (c *conn[C]) serveHot(w *worker[C]) int {
 		case err != nil:
 			return hotEnded // the client closed the connection, or it failed
 		}
-		// Idle for hotGap: back to parking, in the poller's set again.
-		c.state.Store(stateIdle)
-		if s.closing.Load() || !p.register(c) {
-			return hotEnded
-		}
-		if c.r.Buffered() > 0 {
-			return hotBuffered
-		}
-		return hotCold
+		break // idle for hotGap
 	}
+	// Back to parking, in the poller's set again.
+	c.state.Store(stateIdle)
+	if s.closing.Load() || !p.register(c) {
+		return hotEnded
+	}
+	if c.r.Buffered() > 0 {
+		return hotBuffered
+	}
+	return hotCold
 }
 
 // hotServe serves the requests buffered on a hot connection, from inside its wait; it

@@ -168,6 +168,32 @@ func TestHotConnectionsBounded(t *testing.T) {
 	})
 }
 
+// TestHotJoinBounded checks the bound where it is enforced: a worker that found room
+// may lose it to another before it joins, and then must not join.
+func TestHotJoinBounded(t *testing.T) {
+	svc, _ := newTestService[*testCtx](t, fixedProxy{peer: NewPeer("127.0.0.1:1")}, ServiceOptions{})
+	p := newIdlePoller(svc)
+	if p == nil {
+		t.Fatal("no idle poller")
+	}
+	defer p.file.Close()
+	p.hotMax = 1
+	a, b := &conn[*testCtx]{svc: svc}, &conn[*testCtx]{svc: svc}
+	if !p.hotRoom() || !p.hotRoom() {
+		t.Fatal("no room with no connection hot")
+	}
+	if !p.hotJoin(a) {
+		t.Fatal("the first connection could not join")
+	}
+	if p.hotJoin(b) {
+		t.Fatal("a second connection joined, bound 1")
+	}
+	p.hotLeave(a)
+	if !p.hotJoin(b) {
+		t.Fatal("no room after the first connection left")
+	}
+}
+
 // untilHot runs send until want connections are hot at once, for up to 5 seconds.
 func untilHot[C any](t *testing.T, svc *Service[C], want int, send func()) {
 	t.Helper()

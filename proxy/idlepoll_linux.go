@@ -126,10 +126,16 @@ func (p *idlePoller[C]) hotRoom() bool {
 // hotNow returns the hot clock, for a hot wait's start.
 func (p *idlePoller[C]) hotNow() int64 { return p.hotTicks.Load() }
 
-// hotJoin starts c's hot wait, under the hot clock.
-func (p *idlePoller[C]) hotJoin(c *conn[C]) {
-	c.hotSince.Store(p.hotTicks.Load())
+// hotJoin starts c's hot wait, under the hot clock; it reports false, doing nothing,
+// when hotMax connections are hot already (hotRoom said there was room, but another
+// worker took it since).
+func (p *idlePoller[C]) hotJoin(c *conn[C]) bool {
 	p.hotMu.Lock()
+	if len(p.hot) >= p.hotMax {
+		p.hotMu.Unlock()
+		return false
+	}
+	c.hotSince.Store(p.hotTicks.Load())
 	p.hot[c] = struct{}{}
 	first := len(p.hot) == 1
 	p.hotMu.Unlock()
@@ -139,6 +145,7 @@ func (p *idlePoller[C]) hotJoin(c *conn[C]) {
 		default:
 		}
 	}
+	return true
 }
 
 // hotLeave ends c's hot wait; it reports whether the hot clock ended it (by moving the

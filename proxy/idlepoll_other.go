@@ -16,6 +16,6 @@ func (p *idlePoller[C]) tick() int64              { return 0 }
 func (p *idlePoller[C]) unregister(*conn[C]) bool { return false }
 func (p *idlePoller[C]) hotRoom() bool            { return false }
 func (p *idlePoller[C]) hotNow() int64            { return 0 }
-func (p *idlePoller[C]) hotJoin(*conn[C])         {}
+func (p *idlePoller[C]) hotJoin(*conn[C]) bool    { return false }
 func (p *idlePoller[C]) hotLeave(*conn[C]) bool   { return false }
 func (p *idlePoller[C]) kickAll()                 {}
