@@ -547,7 +547,7 @@ func (c *conn[C]) buildRequest(ex *exchange[C]) {
 	req.Target = a.String(target)
 	// A Content-Length list of equal values ("5, 5") was accepted as one value: pass the
 	// one value on.
-	if h.Body == h1.BodyLength || h.ContentLength > 0 {
+	if (h.Body == h1.BodyLength || h.ContentLength > 0) && !h.ContentLengthPlain {
 		normalizeContentLength(&req.Header, h.ContentLength, a)
 	}
 	sess.expect100 = h.Expect100 && h.Minor == 1

@@ -309,7 +309,7 @@ func (c *conn[C]) exchangeWith(ctx contextT, ex *exchange[C], cc C, uc *upConn, 
 		resp.Version = message.HTTP10
 	}
 	copyFields(&resp.Header, uh.Fields, ex.arena, false, false)
-	if uh.ContentLength > 0 {
+	if uh.ContentLength > 0 && !uh.ContentLengthPlain {
 		normalizeContentLength(&resp.Header, uh.ContentLength, ex.arena)
 	}
 	if s.via != "" {

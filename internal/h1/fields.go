@@ -262,6 +262,12 @@ func parseContentLength(v []byte, prev int64) (int64, bool) {
 	return n, true
 }
 
+// plainLength reports whether a Content-Length value that parseContentLength accepted
+// is one number written plainly: no list and no leading zero.
+func plainLength(v []byte) bool {
+	return (v[0] != '0' || len(v) == 1) && bytes.IndexByte(v, ',') < 0
+}
+
 // codings accumulates the transfer codings of all Transfer-Encoding fields of a
 // message (RFC 9112 §6.1).
 type codings struct {

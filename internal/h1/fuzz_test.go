@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"testing/iotest"
@@ -117,6 +118,7 @@ func checkRequestInvariants(t *testing.T, h *RequestHead) {
 			t.Fatalf("bad field %q: %q", f.Name, f.Value)
 		}
 	}
+	checkPlainLength(t, h.Fields, h.ContentLength, h.ContentLengthPlain)
 	switch h.Body {
 	case BodyNone, BodyChunked:
 	case BodyLength:
@@ -161,7 +163,25 @@ func FuzzParseResponseHead(f *testing.F) {
 				t.Fatalf("bad field %q: %q", f.Name, f.Value)
 			}
 		}
+		checkPlainLength(t, h.Fields, h.ContentLength, h.ContentLengthPlain)
 	})
+}
+
+// checkPlainLength checks a head's ContentLengthPlain: true exactly when there is one
+// Content-Length field and its value is the length in decimal, as the proxy would
+// write it.
+func checkPlainLength(t *testing.T, fields []Field, cl int64, plain bool) {
+	t.Helper()
+	var values []string
+	for _, f := range fields {
+		if eqFold(f.Name, "content-length") {
+			values = append(values, string(f.Value))
+		}
+	}
+	want := len(values) == 1 && values[0] == strconv.FormatInt(cl, 10)
+	if plain != want {
+		t.Fatalf("ContentLengthPlain %v for Content-Length %q (length %d)", plain, values, cl)
+	}
 }
 
 // FuzzChunkedBody reads arbitrary bytes as a chunked body. It must never panic or

@@ -39,6 +39,10 @@ type RequestHead struct {
 	// ContentLength is the Content-Length value if the field is present, else 0. It
 	// delimits the body when Body == BodyLength (a length of 0 gives BodyNone).
 	ContentLength int64
+	// ContentLengthPlain is true when the head has one Content-Length field and its
+	// value is ContentLength written plainly (no list, no leading zero): a copy of the
+	// fields then needs no rewriting of it.
+	ContentLengthPlain bool
 	// KeepAlive is true for HTTP/1.1 without "Connection: close" and for HTTP/1.0
 	// with "Connection: keep-alive" (and without "close").
 	KeepAlive bool
@@ -229,6 +233,7 @@ func (h *RequestHead) finish(b []byte) error {
 				if !ok {
 					return errAt(sideRequest, statusBadRequest, "invalid Content-Length", offsetOf(b, f.Value))
 				}
+				h.ContentLengthPlain = cl < 0 && plainLength(f.Value)
 				cl = n
 			}
 		case 17:

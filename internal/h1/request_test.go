@@ -291,3 +291,36 @@ func TestValidators(t *testing.T) {
 		})
 	}
 }
+
+func TestContentLengthPlain(t *testing.T) {
+	tests := []struct {
+		fields string
+		plain  bool
+	}{
+		{"Content-Length: 5\r\n", true},
+		{"Content-Length: 0\r\n", true},
+		{"content-length:  1024 \r\n", true},
+		{"Content-Length: 05\r\n", false},
+		{"Content-Length: 5, 5\r\n", false},
+		{"Content-Length: 5\r\nContent-Length: 5\r\n", false},
+		{"X-A: b\r\n", false},
+	}
+	for _, tt := range tests {
+		var req RequestHead
+		if _, err := ParseRequestHead([]byte("POST / HTTP/1.1\r\nHost: a\r\n"+tt.fields+"\r\n"), &req, nil); err != nil {
+			t.Fatalf("request with %q: %v", tt.fields, err)
+		}
+		var resp ResponseHead
+		if _, err := ParseResponseHead([]byte("HTTP/1.1 200 OK\r\n"+tt.fields+"\r\n"), []byte("GET"), &resp, nil); err != nil {
+			t.Fatalf("response with %q: %v", tt.fields, err)
+		}
+		if req.ContentLengthPlain != tt.plain || resp.ContentLengthPlain != tt.plain {
+			t.Errorf("%q: request %v, response %v, want %v", tt.fields, req.ContentLengthPlain, resp.ContentLengthPlain, tt.plain)
+		}
+		req.Reset()
+		resp.Reset()
+		if req.ContentLengthPlain || resp.ContentLengthPlain {
+			t.Errorf("%q: Reset kept ContentLengthPlain", tt.fields)
+		}
+	}
+}

@@ -11,6 +11,9 @@ type ResponseHead struct {
 	// ContentLength is the Content-Length value if the field is present, else 0. It
 	// delimits the body when Body == BodyLength.
 	ContentLength int64
+	// ContentLengthPlain is true when the head has one Content-Length field and its
+	// value is ContentLength written plainly, as in [RequestHead].
+	ContentLengthPlain bool
 	// KeepAlive is true if the connection may carry another request after this
 	// response: HTTP/1.1 without "Connection: close", or HTTP/1.0 with
 	// "Connection: keep-alive", and a body that is not delimited by the close.
@@ -121,6 +124,7 @@ func (h *ResponseHead) finish(b []byte, reqMethod []byte) error {
 				if !ok {
 					return errAt(sideResponse, 0, "invalid Content-Length", offsetOf(b, f.Value))
 				}
+				h.ContentLengthPlain = cl < 0 && plainLength(f.Value)
 				cl = n
 			}
 		case 17:
