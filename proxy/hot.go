@@ -114,7 +114,7 @@ func (c *conn[C]) hotServe() bool {
 		c.hotExit = exitClose // closed by Shutdown
 		return false
 	}
-	c.wokenAt = time.Now()
+	c.wokenAt = s.idle.hotTime()
 	c.dl.read(c.wokenAt, durOr(s.opts.KeepaliveTimeout, 60*time.Second), time.Time{})
 	w := c.hotW
 	for {

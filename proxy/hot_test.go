@@ -194,6 +194,32 @@ func TestHotJoinBounded(t *testing.T) {
 	}
 }
 
+// TestHotTime checks the clock of hot requests against time.Now: its wall and
+// monotonic readings, and that it moves.
+func TestHotTime(t *testing.T) {
+	svc, _ := newTestService[*testCtx](t, fixedProxy{peer: NewPeer("127.0.0.1:1")}, ServiceOptions{})
+	p := newIdlePoller(svc)
+	if p == nil {
+		t.Fatal("no idle poller")
+	}
+	defer p.file.Close()
+	before := time.Now()
+	time.Sleep(20 * time.Millisecond) // the base (read at newIdlePoller) falls behind
+	got := p.hotTime()
+	after := time.Now()
+	if got.Before(before.Add(20*time.Millisecond)) || got.After(after) {
+		t.Fatalf("hotTime %v, want within [%v, %v]", got, before.Add(20*time.Millisecond), after)
+	}
+	// The wall reading alone (Round(0) drops the monotonic one) agrees too, within
+	// what the wall clock may drift from the monotonic one in a test's time.
+	if d := after.Round(0).Sub(got.Round(0)); d < -time.Millisecond || d > time.Second {
+		t.Fatalf("hotTime's wall clock is %v behind time.Now's", d)
+	}
+	if next := p.hotTime(); next.Before(got) {
+		t.Fatalf("hotTime went back: %v after %v", next, got)
+	}
+}
+
 // untilHot runs send until want connections are hot at once, for up to 5 seconds.
 func untilHot[C any](t *testing.T, svc *Service[C], want int, send func()) {
 	t.Helper()

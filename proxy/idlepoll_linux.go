@@ -44,6 +44,9 @@ type idlePoller[C any] struct {
 	hotMax   int // maxHot (tests lower it)
 	hotTicks atomic.Int64
 	hotWake  chan struct{} // the hot clock sleeps while no connection is hot
+	// hotBase is a time read by the hot clock, at most a tick old while a connection
+	// is hot: the wall clock of a hot request's start is taken from it (see hotTime).
+	hotBase atomic.Pointer[time.Time]
 }
 
 type parkedConn[C any] struct {
@@ -72,6 +75,7 @@ func newIdlePoller[C any](s *Service[C]) *idlePoller[C] {
 		hot: map[*conn[C]]struct{}{}, hotMax: maxHot, hotWake: make(chan struct{}, 1)}
 	p.waitFn = p.wait
 	p.hotTicks.Store(1) // a hot wait's start is never 0
+	p.setHotBase()
 	return p
 }
 
@@ -170,6 +174,7 @@ func (p *idlePoller[C]) hotClock(stop chan struct{}) {
 		case <-t.C:
 		}
 		now := p.hotTicks.Add(1)
+		p.setHotBase()
 		p.hotMu.Lock()
 		idle := len(p.hot) == 0
 		for c := range p.hot {
@@ -183,9 +188,25 @@ func (p *idlePoller[C]) hotClock(stop chan struct{}) {
 				return
 			case <-p.hotWake:
 			}
+			p.setHotBase()
 			t.Reset(hotTick)
 		}
 	}
+}
+
+// setHotBase reads the clock for hotTime.
+func (p *idlePoller[C]) setHotBase() {
+	now := time.Now()
+	p.hotBase.Store(&now)
+}
+
+// hotTime returns the time for a hot connection's request, with one read of the
+// monotonic clock instead of the two of time.Now (which reads the wall clock too): the
+// time elapsed since hotBase, added to it. Only a step of the wall clock within the
+// last tick is missed.
+func (p *idlePoller[C]) hotTime() time.Time {
+	b := p.hotBase.Load()
+	return b.Add(time.Since(*b))
 }
 
 // kick ends c's hot wait if it began at or before tick; p.hotMu is held.

@@ -2,6 +2,8 @@
 
 package proxy
 
+import "time"
+
 // idlePoller parks idle connections on Linux only (see idlepoll_linux.go); elsewhere
 // every connection keeps its goroutine.
 type idlePoller[C any] struct{}
@@ -16,6 +18,7 @@ func (p *idlePoller[C]) tick() int64              { return 0 }
 func (p *idlePoller[C]) unregister(*conn[C]) bool { return false }
 func (p *idlePoller[C]) hotRoom() bool            { return false }
 func (p *idlePoller[C]) hotNow() int64            { return 0 }
+func (p *idlePoller[C]) hotTime() time.Time       { return time.Now() }
 func (p *idlePoller[C]) hotJoin(*conn[C]) bool    { return false }
 func (p *idlePoller[C]) hotLeave(*conn[C]) bool   { return false }
 func (p *idlePoller[C]) kickAll()                 {}
