@@ -538,8 +538,15 @@ log "CPU $PROXY_CPU/$LOAD_CPU busy with other work before the run: $BG_BUSY"
 START=$(date +%s)
 if [[ $RUN_LOAD == 1 ]]; then
 	for ((rep = 1; rep <= REPEAT; rep++)); do
+		# Odd runs take the proxies in order, even runs in reverse (A B B A ...), so
+		# that a machine that drifts slower or faster over minutes favours none.
+		order=("${SELECTED[@]}")
+		if ((rep % 2 == 0)); then
+			order=()
+			for ((i = ${#SELECTED[@]} - 1; i >= 0; i--)); do order+=("${SELECTED[i]}"); done
+		fi
 		for s in $SCENARIOS; do
-			for p in "${SELECTED[@]}"; do run_load "$p" "$s" "$rep"; done
+			for p in "${order[@]}"; do run_load "$p" "$s" "$rep"; done
 		done
 	done
 fi
@@ -586,27 +593,50 @@ if [[ -s $RESULTS ]]; then
 				printf "%s\t%d\t%.1f\t%.1f\t%d\n", rows[k, idx[int((m + 1) / 2)]], m, c[1], c[m], n[k]
 			}
 		}' "$RESULTS" >"$TMP/median.tsv"
+	# Paired ratios: in each run (round) a proxy's CPU µs/req ÷ nginx's in the same
+	# round, which ran next to it; their median and range per proxy × scenario.
+	awk -F'\t' '
+		{ cpu[$1, $2, $12] = $5 + 0; if (!(($1 FS $2) in seen)) { seen[$1 FS $2]; keys[++nk] = $1 FS $2 } }
+		END {
+			for (j = 1; j <= nk; j++) {
+				split(keys[j], k, FS); m = 0; delete v
+				for (key in cpu) {
+					split(key, f, SUBSEP)
+					if (f[1] != k[1] || f[2] != k[2] || !(("nginx", f[2], f[3]) in cpu) || cpu["nginx", f[2], f[3]] <= 0) continue
+					v[++m] = cpu[key] / cpu["nginx", f[2], f[3]]
+				}
+				if (m == 0) continue
+				for (a = 2; a <= m; a++)
+					for (b = a; b > 1 && v[b - 1] > v[b]; b--) { t = v[b]; v[b] = v[b - 1]; v[b - 1] = t }
+				med = (m % 2) ? v[(m + 1) / 2] : (v[m / 2] + v[m / 2 + 1]) / 2
+				printf "%s\t%s\t%.2f×\t%.2f–%.2f\n", k[1], k[2], med, v[1], v[m]
+			}
+		}' "$RESULTS" >"$TMP/paired.tsv"
 	if ((REPEAT > 1)); then
 		echo "Each row is the median run by CPU µs/req of $REPEAT runs (the runs of all proxies interleaved), leaving out runs where other work took more than 10% of the proxy's core if there are runs without; all runs are listed below."
 		echo
 	fi
-	echo "| proxy | scenario | req/s | p99 (ms) | CPU µs/req | proxy CPU | RSS after (MiB) | upstream conns opened | errors | load core busy | other load on proxy core | CPU/req vs nginx | req/s vs nginx |$( ((REPEAT > 1)) && echo " CPU µs/req min–max |")"
-	echo "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|$( ((REPEAT > 1)) && echo "---:|")"
+	echo "| proxy | scenario | req/s | p99 (ms) | CPU µs/req | proxy CPU | RSS after (MiB) | upstream conns opened | errors | load core busy | other load on proxy core | CPU/req vs nginx | req/s vs nginx |$( ((REPEAT > 1)) && echo " CPU µs/req min–max | CPU/req vs nginx, paired: median (min–max) |")"
+	echo "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|$( ((REPEAT > 1)) && echo "---:|---:|")"
 	awk -F'\t' -v range=$((REPEAT > 1)) '
-		{ row[NR] = $0; if ($1 == "nginx") { ncpu[$2] = $5; nrps[$2] = $3 } }
+		FILENAME != ARGV[ARGC - 1] { paired[$1 FS $2] = $3 " (" $4 ")"; next }
+		{ row[++nr] = $0; if ($1 == "nginx") { ncpu[$2] = $5; nrps[$2] = $3 } }
 		END {
-			for (i = 1; i <= NR; i++) {
+			for (i = 1; i <= nr; i++) {
 				split(row[i], f, "\t")
 				rc = (f[2] in ncpu && ncpu[f[2]] > 0) ? sprintf("%.2f×", f[5] / ncpu[f[2]]) : "n/a"
 				rr = (f[2] in nrps && nrps[f[2]] > 0) ? sprintf("%.2f×", f[3] / nrps[f[2]]) : "n/a"
 				printf "| %s | %s | %.0f | %.2f | %.1f | %s%% | %.1f | %d | %d | %s%% | %s%% | %s | %s |",
 					f[1], f[2], f[3], f[4], f[5], f[6], f[7] / 1024, f[8], f[9], f[10], f[11], rc, rr
-				if (range) printf " %.1f–%.1f (%d of %d runs) |", f[14], f[15], f[13], f[16]
+				if (range) printf " %.1f–%.1f (%d of %d runs) | %s |", f[14], f[15], f[13], f[16], ((f[1] FS f[2]) in paired) ? paired[f[1] FS f[2]] : "n/a"
 				printf "\n"
 			}
-		}' "$TMP/median.tsv"
+		}' "$TMP/paired.tsv" "$TMP/median.tsv"
 	echo
 	echo "CPU µs/req: utime+stime of all the proxy's processes during the measured run ÷ requests completed (lower is better; ratio < 1 beats nginx)."
+	if ((REPEAT > 1)); then
+		echo "CPU/req vs nginx compares the median rows; the paired ratio is the median over runs of CPU µs/req ÷ nginx's in the same run, which ran next to it (odd runs take the proxies in order, even runs in reverse): it holds up better when the machine's speed moves between minutes."
+	fi
 	echo "Proxy CPU: share of its core the proxy used; well under 100% means the load side (CPU $LOAD_CPU, see load core busy) was the limit, not the proxy."
 	echo "Load core busy: CPU $LOAD_CPU busy (wrk, origin and anything else); other load on proxy core: CPU $PROXY_CPU busy minus the proxy itself, i.e. other work that competed with the proxy (should be ~0%)."
 	echo
