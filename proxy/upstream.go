@@ -460,6 +460,11 @@ func (c *conn[C]) sendBody(ctx contextT, ex *exchange[C], cc C, uc *upConn) *Err
 	return nil
 }
 
+// twoPieceMin is the size from which the last piece of a response body is written
+// together with the buffered head rather than copied behind it: below, the copy costs
+// less than a write of two pieces does over one.
+const twoPieceMin = 512
+
 // sendResponse writes the response head and streams the body to the client.
 func (c *conn[C]) sendResponse(ctx contextT, ex *exchange[C], cc C, src upstreamBody) *Error {
 	s, sess, resp := c.svc, &ex.sess, &ex.resp
@@ -527,7 +532,15 @@ func (c *conn[C]) sendResponse(ctx contextT, ex *exchange[C], cc C, src upstream
 				return asError(err, InternalError, Internal)
 			}
 			if len(out) > 0 {
-				if err := d.writeBody(out); err != nil {
+				var err error
+				if hd, ok := d.(*h1down); ok && end && len(out) >= twoPieceMin && hd.kind == h1.BodyLength {
+					// The last piece of the body goes out with the head (or what else
+					// is buffered) in one write, without being copied behind it.
+					err = hd.w.WriteBodyFlush(out)
+				} else {
+					err = d.writeBody(out)
+				}
+				if err != nil {
 					sess.closeAfter = true
 					if errors.Is(err, h1.ErrBodyTooLong) {
 						return &Error{Type: InternalError, Source: Internal, Cause: err}

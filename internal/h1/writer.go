@@ -281,6 +281,42 @@ func (w *Writer) WriteBody(p []byte) error {
 	return w.err
 }
 
+// twoWriter is a connection that writes two pieces with one system call
+// (netio.Conn).
+type twoWriter interface {
+	WriteTwo(a, b []byte) (int, error)
+}
+
+// WriteBodyFlush writes p as body bytes, as WriteBody does, and flushes. With
+// BodyLength or BodyUntilClose framing, on a connection that writes two pieces at once
+// (netio.Conn), p is sent from where it is, behind the buffered bytes, instead of being
+// copied into the buffer first: the caller's buffer is read once, by the kernel.
+func (w *Writer) WriteBodyFlush(p []byte) error {
+	tw, ok := w.wr.(twoWriter)
+	if !ok || w.err != nil || len(p) == 0 || w.body != BodyLength && w.body != BodyUntilClose {
+		if err := w.WriteBody(p); err != nil {
+			return err
+		}
+		return w.Flush()
+	}
+	if w.body == BodyLength {
+		if int64(len(p)) > w.remain {
+			return ErrBodyTooLong
+		}
+		w.remain -= int64(len(p))
+	}
+	n, err := tw.WriteTwo(w.buf, p)
+	if err == nil && n < len(w.buf)+len(p) {
+		err = io.ErrShortWrite
+	}
+	if err != nil {
+		w.err = err
+		return err
+	}
+	w.Sent()
+	return nil
+}
+
 // FinishBody ends the body. With chunked framing it writes the last chunk, the
 // trailer fields and the final CRLF (RFC 9112 §7.1); trailers are ignored otherwise.
 // With BodyLength it returns [ErrBodyTooShort] if fewer than the declared bytes were

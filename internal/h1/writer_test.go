@@ -4,8 +4,12 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"net"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/gotthard-proxy/gotthard/internal/netio"
 )
 
 func TestWriterHead(t *testing.T) {
@@ -160,5 +164,69 @@ func TestWriterStickyError(t *testing.T) {
 	w2.WriteStatusLine(1, 42, "")
 	if err := w2.Flush(); err == nil {
 		t.Fatal("status 42 accepted")
+	}
+}
+
+// TestWriteBodyFlush writes a head and a last body piece in one flush, over a socket
+// (netio.Conn, which writes two pieces at once) and over a plain io.Writer, with each
+// framing; the bytes must be the same either way.
+func TestWriteBodyFlush(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	client, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	server, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer server.Close()
+	sock := netio.Wrap(server)
+	if _, ok := sock.(twoWriter); !ok {
+		t.Fatal("netio.Conn does not write two pieces")
+	}
+	body := bytes.Repeat([]byte("0123456789"), 100)
+	for _, kind := range []BodyKind{BodyLength, BodyUntilClose, BodyChunked} {
+		var plain bytes.Buffer
+		var want []byte
+		for _, wr := range []io.Writer{&plain, sock} {
+			w := NewWriter(wr, NewBufPool(0))
+			w.WriteStatusLine(1, 200, "")
+			w.EndHead()
+			w.StartBody(kind, int64(len(body)))
+			if err := w.WriteBodyFlush(body); err != nil {
+				t.Fatalf("%v: %v", kind, err)
+			}
+			if w.Buffered() != 0 {
+				t.Fatalf("%v: %d bytes left in the buffer", kind, w.Buffered())
+			}
+			if err := w.FinishBody(nil); err != nil {
+				t.Fatalf("%v: FinishBody: %v", kind, err)
+			}
+			w.Flush()
+			if wr == &plain {
+				want = plain.Bytes()
+				continue
+			}
+			got := make([]byte, len(want))
+			client.SetReadDeadline(time.Now().Add(5 * time.Second))
+			if _, err := io.ReadFull(client, got); err != nil {
+				t.Fatalf("%v: reading what the socket got: %v", kind, err)
+			}
+			if !bytes.Equal(got, want) {
+				t.Fatalf("%v: the socket got %q, the buffer %q", kind, got, want)
+			}
+		}
+	}
+	// Too long for the declared length: an error, and nothing written.
+	w := NewWriter(sock, NewBufPool(0))
+	w.StartBody(BodyLength, 3)
+	if err := w.WriteBodyFlush([]byte("four")); err != ErrBodyTooLong {
+		t.Fatalf("err = %v, want ErrBodyTooLong", err)
 	}
 }

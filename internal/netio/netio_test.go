@@ -3,6 +3,7 @@ package netio
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"os"
@@ -54,6 +55,72 @@ func TestReadWrite(t *testing.T) {
 	if !bytes.Equal(got, data) {
 		t.Fatalf("got %d bytes, want %d", len(got), len(data))
 	}
+}
+
+// TestWriteTwo writes two pieces at once: small ones (one system call) and ones larger
+// than the socket buffers, so that the write stops part way through the first piece,
+// and again through the second, and goes on when the reader makes room.
+func TestWriteTwo(t *testing.T) {
+	a, b := pair(t)
+	wa, wb := Wrap(a), Wrap(b)
+	big := func(c byte) []byte { return bytes.Repeat([]byte{c, c + 1, c + 2, c + 3}, 1<<18) }
+	cases := [][2][]byte{
+		{[]byte("HTTP/1.1 200 OK\r\n\r\n"), []byte("body")},
+		{nil, []byte("only the second")},
+		{[]byte("only the first"), nil},
+		{big('a'), []byte("tail")},
+		{[]byte("head"), big('A')},
+		{big('a'), big('A')},
+	}
+	var want []byte
+	for _, c := range cases {
+		want = append(append(want, c[0]...), c[1]...)
+	}
+	done := make(chan error, 1)
+	go func() {
+		defer a.(*net.TCPConn).CloseWrite()
+		for _, c := range cases {
+			n, err := wa.(*Conn).WriteTwo(c[0], c[1])
+			if err != nil {
+				done <- err
+				return
+			}
+			if n != len(c[0])+len(c[1]) {
+				done <- fmt.Errorf("WriteTwo of %d and %d bytes wrote %d", len(c[0]), len(c[1]), n)
+				return
+			}
+		}
+		done <- nil
+	}()
+	got, err := io.ReadAll(wb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Fatalf("got %d bytes, want %d (first difference at %d)", len(got), len(want), firstDiff(got, want))
+	}
+	// A peer that went away: an error, not a signal.
+	b.Close()
+	var werr error
+	for i := 0; i < 100 && werr == nil; i++ {
+		_, werr = wa.(*Conn).WriteTwo([]byte("head"), []byte("body"))
+		time.Sleep(time.Millisecond)
+	}
+	if !errors.Is(werr, syscall.EPIPE) && !errors.Is(werr, syscall.ECONNRESET) {
+		t.Fatalf("WriteTwo to a closed peer: %v, want EPIPE or ECONNRESET", werr)
+	}
+}
+
+func firstDiff(a, b []byte) int {
+	for i := range min(len(a), len(b)) {
+		if a[i] != b[i] {
+			return i
+		}
+	}
+	return min(len(a), len(b))
 }
 
 func TestDeadlineAndErrors(t *testing.T) {
