@@ -11,8 +11,8 @@
 #
 # A proxy is a binary taking -listen and -upstream (a gateway build, bench/floorproxy)
 # or the word nginx. 1 KiB responses, 64 connections; loopback only. Prints, for each
-# proxy, the median and mean CPU µs per request and the median of its per-round ratios
-# to the first proxy.
+# proxy, the median and mean CPU µs per request, the median of its per-round ratios to
+# the first proxy, and the medians of its user and system CPU µs per request.
 set -euo pipefail
 
 BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -83,32 +83,32 @@ EOF
 	i=$((i + 1))
 done
 
-ticks() { sed 's/^.*) //' "/proc/$1/stat" | awk '{print $12 + $13}'; }
+ticks() { sed 's/^.*) //' "/proc/$1/stat" | awk '{print $12, $13}'; } # utime stime
 log "$ROUNDS rounds of ${DUR}s per proxy, $CONNS connections, $PATHQ"
 for r in $(seq 1 "$ROUNDS"); do
 	for name in $(printf '%s\n' "${NAMES[@]}" | shuf); do
 		pid=${PID_OF[$name]}
-		t0=$(ticks "$pid")
+		read -r u0 s0 < <(ticks "$pid")
 		out=$(taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNS" -d"${DUR}s" "http://127.0.0.1:${PORT_OF[$name]}$PATHQ" 2>&1)
-		t1=$(ticks "$pid")
+		read -r u1 s1 < <(ticks "$pid")
 		n=$(awk '/requests in/ {print $1}' <<<"$out")
-		echo "$r $name ${n:-0} $((t1 - t0))" >>"$TMP/runs"
+		echo "$r $name ${n:-0} $((u1 - u0 + s1 - s0)) $((u1 - u0)) $((s1 - s0))" >>"$TMP/runs"
 	done
 done
 
 gawk -v tck="$(getconf CLK_TCK)" -v first="${NAMES[0]}" -v order="${NAMES[*]}" '
-$3 > 0 { t = $4 * 1e6 / tck / $3; T[$2, $1] = t; R[$1] = 1 }
+$3 > 0 { t = $4 * 1e6 / tck / $3; T[$2, $1] = t; R[$1] = 1; U[$2, $1] = $5 * 1e6 / tck / $3; S[$2, $1] = $6 * 1e6 / tck / $3 }
 function median(a, n) { asort(a); return (n % 2) ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2 }
 END {
-	printf "%-16s %10s %10s %14s\n", "proxy", "median", "mean", "ratio to " first
+	printf "%-16s %10s %10s %14s %10s %10s\n", "proxy", "median", "mean", "ratio to " first, "user", "system"
 	split(order, names, " ")
 	for (i = 1; i in names; i++) {
-		b = names[i]; n = 0; m = 0; s = 0; delete v; delete q
+		b = names[i]; n = 0; m = 0; s = 0; delete v; delete q; delete u; delete k
 		for (r in R) {
 			if (!((b, r) in T)) continue
-			v[++n] = T[b, r]; s += T[b, r]
+			v[++n] = T[b, r]; s += T[b, r]; u[n] = U[b, r]; k[n] = S[b, r]
 			if ((first, r) in T) q[++m] = T[b, r] / T[first, r]
 		}
-		printf "%-16s %7.2f µs %7.2f µs %13.3f×\n", b, median(v, n), s / n, median(q, m)
+		printf "%-16s %7.2f µs %7.2f µs %13.3f× %7.2f µs %7.2f µs\n", b, median(v, n), s / n, median(q, m), median(u, n), median(k, n)
 	}
 }' "$TMP/runs"
