@@ -168,15 +168,22 @@ func TestHotConnectionsBounded(t *testing.T) {
 	})
 }
 
-// TestHotJoinBounded checks the bound where it is enforced: a worker that found room
-// may lose it to another before it joins, and then must not join.
-func TestHotJoinBounded(t *testing.T) {
+// testIdlePoller returns a service's idle poller, not running, closed at the test's end.
+func testIdlePoller(t *testing.T) (*Service[*testCtx], *idlePoller[*testCtx]) {
+	t.Helper()
 	svc, _ := newTestService[*testCtx](t, fixedProxy{peer: NewPeer("127.0.0.1:1")}, ServiceOptions{})
 	p := newIdlePoller(svc)
 	if p == nil {
 		t.Fatal("no idle poller")
 	}
-	defer p.file.Close()
+	t.Cleanup(func() { p.file.Close() })
+	return svc, p
+}
+
+// TestHotJoinBounded checks the bound where it is enforced: a worker that found room
+// may lose it to another before it joins, and then must not join.
+func TestHotJoinBounded(t *testing.T) {
+	svc, p := testIdlePoller(t)
 	p.hotMax = 1
 	a, b := &conn[*testCtx]{svc: svc}, &conn[*testCtx]{svc: svc}
 	if !p.hotRoom() {
@@ -197,12 +204,7 @@ func TestHotJoinBounded(t *testing.T) {
 // TestHotTime checks the clock of hot requests against time.Now: its wall and
 // monotonic readings, and that it moves.
 func TestHotTime(t *testing.T) {
-	svc, _ := newTestService[*testCtx](t, fixedProxy{peer: NewPeer("127.0.0.1:1")}, ServiceOptions{})
-	p := newIdlePoller(svc)
-	if p == nil {
-		t.Fatal("no idle poller")
-	}
-	defer p.file.Close()
+	_, p := testIdlePoller(t)
 	before := time.Now()
 	time.Sleep(20 * time.Millisecond) // the base (read at newIdlePoller) falls behind
 	got := p.hotTime()
