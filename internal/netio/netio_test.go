@@ -193,3 +193,55 @@ func TestWriteBeforeRead(t *testing.T) {
 		t.Fatalf("read after cancel: %v", err)
 	}
 }
+
+// BenchmarkWriteTwo compares, for bodies of several sizes behind a 100-byte head, a
+// copy of the body behind the head and one write with WriteTwo, which sends the body
+// from where it is. Each write is read back by the peer, as in a proxy's response.
+func BenchmarkWriteTwo(b *testing.B) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer ln.Close()
+	client, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer client.Close()
+	server, err := ln.Accept()
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer server.Close()
+	c := Wrap(client).(*Conn)
+	head := bytes.Repeat([]byte("h"), 100)
+	in := make([]byte, 1<<16)
+	for _, size := range []int{256, 512, 768, 1024, 4096} {
+		body := bytes.Repeat([]byte("b"), size)
+		buf := make([]byte, 0, 16<<10)
+		run := func(b *testing.B, write func() error) {
+			b.SetBytes(int64(len(head) + size))
+			for b.Loop() {
+				if err := write(); err != nil {
+					b.Fatal(err)
+				}
+				if _, err := io.ReadFull(server, in[:len(head)+size]); err != nil {
+					b.Fatal(err)
+				}
+			}
+		}
+		b.Run(fmt.Sprintf("copy/%d", size), func(b *testing.B) {
+			run(b, func() error {
+				buf = append(append(buf[:0], head...), body...)
+				_, err := c.Write(buf)
+				return err
+			})
+		})
+		b.Run(fmt.Sprintf("two/%d", size), func(b *testing.B) {
+			run(b, func() error {
+				_, err := c.WriteTwo(head, body)
+				return err
+			})
+		})
+	}
+}
