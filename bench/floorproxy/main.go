@@ -1,3 +1,5 @@
+//go:build linux && !386
+
 // Command floorproxy is the smallest keep-alive HTTP/1.1 proxy we could write in Go,
 // the floor of the load benchmark in bench/: what a Go proxy costs per request on the
 // machine when it does no header work at all, only the runtime, the system calls and
