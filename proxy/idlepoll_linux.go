@@ -202,8 +202,10 @@ func (p *idlePoller[C]) setHotBase() {
 
 // hotTime returns the time for a hot connection's request, with one read of the
 // monotonic clock instead of the two of time.Now (which reads the wall clock too): the
-// time elapsed since hotBase, added to it. Only a step of the wall clock within the
-// last tick is missed.
+// time elapsed since hotBase, added to it. Only a step of the wall clock (the system's
+// time being set) since the hot clock last read it is missed: at most a tick ago while
+// connections are hot, and until the clock's next tick for the first hot requests after
+// none was.
 func (p *idlePoller[C]) hotTime() time.Time {
 	b := p.hotBase.Load()
 	return b.Add(time.Since(*b))
