@@ -16,7 +16,9 @@ import (
 	gtls "github.com/gotthard-proxy/gotthard/tls"
 )
 
-// ServiceOptions configures a [Service]. Zero fields mean the default given for each.
+// ServiceOptions configures a [Service]. Zero fields mean the default given for each; so
+// do negative sizes and timeouts. [ServiceOptions.Validate] checks the rest, and Serve
+// refuses options it rejects.
 type ServiceOptions struct {
 	// Logger receives error and lifecycle logs. If nil, slog.Default().
 	Logger *slog.Logger
@@ -81,6 +83,21 @@ type ServiceOptions struct {
 	// TLSHandshakeTimeout bounds the TLS handshake of a client connection on an endpoint
 	// added with AddTLS. If zero, 10s.
 	TLSHandshakeTimeout time.Duration
+}
+
+// Validate reports options that cannot work: a Via pseudonym that is not a valid field
+// value (it would make every upstream request invalid), or a TrustedProxies entry that
+// is not a valid prefix (the zero netip.Prefix).
+func (o ServiceOptions) Validate() error {
+	if o.Via != "" && !h1.ValidFieldValue(o.Via) {
+		return fmt.Errorf("proxy: Via %q is not a valid header field value", o.Via)
+	}
+	for i, p := range o.TrustedProxies {
+		if !p.IsValid() {
+			return fmt.Errorf("proxy: TrustedProxies[%d] is not a valid prefix", i)
+		}
+	}
+	return nil
 }
 
 // Service is a proxy service: it accepts client connections on its endpoints and proxies
@@ -194,11 +211,18 @@ func (s *Service[C]) ListenAndServe() error {
 }
 
 // Serve accepts connections on lns and serves them until Shutdown or Close, then returns
-// nil. It owns the listeners from then on. It returns an error at once if the service was
-// already closed or lns is empty.
+// nil. It owns the listeners from then on. It returns an error at once (closing lns) if
+// the service was already closed, lns is empty, or its options fail
+// [ServiceOptions.Validate].
 func (s *Service[C]) Serve(lns []net.Listener) error {
 	if len(lns) == 0 {
 		return errors.New("proxy: Serve needs at least one listener")
+	}
+	if err := s.opts.Validate(); err != nil {
+		for _, ln := range lns {
+			ln.Close()
+		}
+		return fmt.Errorf("proxy: service %s: %w", s.name, err)
 	}
 	s.mu.Lock()
 	if s.closing.Load() {
