@@ -389,3 +389,62 @@ func TestShutdownDrainsInFlight(t *testing.T) {
 		t.Fatal("still accepting after shutdown")
 	}
 }
+
+// countingProxy reports each request's BytesSent and BytesReceived from Logging; with
+// read, RequestFilter reads the whole request body first.
+type countingProxy struct {
+	fixedProxy
+	read   bool
+	counts chan [2]int64
+}
+
+func (p countingProxy) RequestFilter(_ context.Context, s *Session, _ *testCtx) (Result, error) {
+	if p.read {
+		if _, err := s.BufferRequestBody(1 << 20); err != nil {
+			return Continue, err
+		}
+	}
+	return Continue, nil
+}
+
+func (p countingProxy) Logging(_ context.Context, s *Session, _ *testCtx, _ error) {
+	p.counts <- [2]int64{s.BytesSent(), s.BytesReceived()}
+}
+
+// TestBytesCounted checks the body bytes a Session counts each way: streamed to the
+// peer or read by a phase, with a length or chunked, and a response's.
+func TestBytesCounted(t *testing.T) {
+	origin, _ := echoOrigin(t)
+	for _, read := range []bool{false, true} {
+		counts := make(chan [2]int64, 4)
+		svc, _ := newTestService[*testCtx](t, countingProxy{fixedProxy: fixedProxy{peer: NewPeer(origin)}, read: read, counts: counts}, ServiceOptions{})
+		addr := startProxy(t, svc)
+		cl := testClient(t)
+		body := bytes.Repeat([]byte("x"), 3000)
+		for _, chunked := range []bool{false, true} {
+			var rd io.Reader = bytes.NewReader(body)
+			if chunked {
+				rd = io.MultiReader(rd) // hides the length: the client sends chunked
+			}
+			req, _ := http.NewRequest("POST", "http://"+addr+"/up", rd)
+			resp, err := cl.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			n, _ := io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if got := <-counts; got != [2]int64{n, int64(len(body))} {
+				t.Errorf("read=%v chunked=%v: BytesSent, BytesReceived = %v, want [%d %d]", read, chunked, got, n, len(body))
+			}
+		}
+		resp, err := cl.Get("http://" + addr + "/down?size=5000")
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if got := <-counts; got != [2]int64{5000, 0} {
+			t.Errorf("read=%v GET: BytesSent, BytesReceived = %v, want [5000 0]", read, got)
+		}
+	}
+}

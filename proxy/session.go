@@ -71,6 +71,7 @@ type Session struct {
 	reused         bool
 	retries        int
 	bytesSent      int64
+	bytesReceived  int64
 	scratchHeader  message.ResponseHeader
 }
 
@@ -89,7 +90,7 @@ func (s *Session) reset() {
 	s.peer = nil
 	s.reused = false
 	s.retries = 0
-	s.bytesSent = 0
+	s.bytesSent, s.bytesReceived = 0, 0
 	s.scratchHeader.Reset()
 	if s.gw.on {
 		s.ds = s.gw.inner
@@ -146,8 +147,14 @@ func (s *Session) UpstreamStatus() int { return s.upstreamStatus }
 // ResponseWritten reports whether a response (or its head) has been sent to the client.
 func (s *Session) ResponseWritten() bool { return s.respStarted }
 
-// BytesSent returns the number of response body bytes written to the client.
+// BytesSent returns the number of response body bytes written to the client (for a
+// tunnel, the bytes sent to the client through it).
 func (s *Session) BytesSent() int64 { return s.bytesSent }
+
+// BytesReceived returns the number of request body bytes read from the client, without
+// the chunked framing, whether a phase read them or they were streamed to a peer (for a
+// tunnel, a CONNECT or a WebSocket, the bytes the client sent through it).
+func (s *Session) BytesReceived() int64 { return s.bytesReceived }
 
 // RequestIndex returns how many requests the client connection served before this one
 // (0 for the first).
@@ -196,6 +203,7 @@ func (s *Session) BufferRequestBody(limit int64) ([]byte, error) {
 			s.ds.readTimeout(time.Now(), s.bodyTimeout)
 		}
 		chunk, err := s.ds.readBody()
+		s.bytesReceived += int64(len(chunk))
 		if int64(len(s.body)+len(chunk)) > limit {
 			s.closeAfter = true
 			return nil, ErrBodyTooLarge
@@ -222,6 +230,7 @@ func (s *Session) discardBody() bool {
 	for n <= limit {
 		b, err := s.ds.readBody()
 		n += len(b)
+		s.bytesReceived += int64(len(b))
 		if err == io.EOF {
 			return true
 		}

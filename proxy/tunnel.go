@@ -179,10 +179,11 @@ func (c *conn[C]) tunnelWatched(sess *Session, client, peer tunnelSide, abort fu
 	defer c.svc.bufs.Put(down)
 	var wg sync.WaitGroup
 	var upErr error
+	var upN int64
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		if _, upErr = t.pipe(peer.w, client.r, client.rd, up); upErr != nil {
+		if upN, upErr = t.pipe(peer.w, client.r, client.rd, up); upErr != nil {
 			abort()
 		}
 	}()
@@ -192,6 +193,7 @@ func (c *conn[C]) tunnelWatched(sess *Session, client, peer tunnelSide, abort fu
 	}
 	wg.Wait()
 	sess.bytesSent += n
+	sess.bytesReceived += upN
 	switch {
 	case idled.Load() || errors.Is(downErr, errTunnelIdle) || errors.Is(upErr, errTunnelIdle):
 		return nil // a quiet tunnel's normal end (see tunnel)

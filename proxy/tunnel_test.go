@@ -179,6 +179,13 @@ func TestWebSocketHandshakeSeenByPhases(t *testing.T) {
 type connectProxy struct {
 	Phases[*testCtx]
 	allowed string
+	counts  chan [2]int64 // if not nil, gets BytesSent and BytesReceived of each request
+}
+
+func (p connectProxy) Logging(_ context.Context, s *Session, _ *testCtx, _ error) {
+	if p.counts != nil {
+		p.counts <- [2]int64{s.BytesSent(), s.BytesReceived()}
+	}
 }
 
 func (connectProxy) NewCtx() *testCtx { return &testCtx{} }
@@ -217,11 +224,13 @@ func TestConnectTunnel(t *testing.T) {
 		t.Fatalf("CONNECT without AllowConnect: %q", got)
 	}
 
-	svc, _ := newTestService[*testCtx](t, connectProxy{allowed: target}, ServiceOptions{AllowConnect: true})
+	counts := make(chan [2]int64, 8)
+	svc, _ := newTestService[*testCtx](t, connectProxy{allowed: target, counts: counts}, ServiceOptions{AllowConnect: true})
 	addr := startProxy(t, svc)
 	if got := rawExchange(t, addr, "CONNECT 127.0.0.1:1 HTTP/1.1\r\nHost: 127.0.0.1:1\r\n\r\n"); !strings.HasPrefix(got, "HTTP/1.1 403 ") {
 		t.Fatalf("disallowed target: %q", got)
 	}
+	<-counts // the refused CONNECT
 	c, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
@@ -244,6 +253,15 @@ func TestConnectTunnel(t *testing.T) {
 	c.(*net.TCPConn).CloseWrite()
 	if _, err := br.ReadByte(); err != io.EOF {
 		t.Fatalf("after half-close: %v", err)
+	}
+	// The tunnel's bytes are counted both ways.
+	select {
+	case got := <-counts:
+		if want := int64(len(payload)); got != [2]int64{want, want} {
+			t.Fatalf("BytesSent, BytesReceived = %v, want %d both", got, want)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("no Logging after the tunnel ended")
 	}
 }
 

@@ -418,6 +418,7 @@ func (c *conn[C]) sendBody(ctx contextT, ex *exchange[C], cc C, uc *upConn) *Err
 			uc.dl.write(t, writeTimeout, ex.total)
 		}
 		chunk, rerr := d.readBody()
+		sess.bytesReceived += int64(len(chunk))
 		if rerr != nil && rerr != io.EOF {
 			sess.closeAfter = true
 			return clientReadError(rerr)

@@ -94,6 +94,7 @@ func (p *wsProxy) Logging(ctx context.Context, s *proxy.Session, c *wsCtx, err e
 		"tunnel", c.switched,
 		"duration", t.End.Sub(t.Start),
 		"bytes_to_client", s.BytesSent(),
+		"bytes_from_client", s.BytesReceived(),
 	}
 	if c.origin != "" {
 		attrs = append(attrs, "origin", c.origin)
