@@ -92,15 +92,7 @@ func TestProxyBodies(t *testing.T) {
 		sum := fmt.Sprintf("%x", sha256.Sum256(body))
 		for _, chunked := range []bool{false, true} {
 			t.Run(fmt.Sprintf("%d/chunked=%v", size, chunked), func(t *testing.T) {
-				var rd io.Reader = bytes.NewReader(body)
-				if chunked {
-					rd = io.MultiReader(rd) // hides the length: the client sends chunked
-				}
-				req, _ := http.NewRequest("POST", "http://"+addr+"/up", rd)
-				resp, err := cl.Do(req)
-				if err != nil {
-					t.Fatal(err)
-				}
+				resp := postBody(t, cl, "http://"+addr+"/up", body, chunked)
 				io.Copy(io.Discard, resp.Body)
 				resp.Body.Close()
 				if resp.Header.Get("X-Body-Sha") != sum || resp.Header.Get("X-Body-Len") != fmt.Sprint(size) {
@@ -390,6 +382,22 @@ func TestShutdownDrainsInFlight(t *testing.T) {
 	}
 }
 
+// postBody POSTs body to url, with a Content-Length or, with chunked, hiding the length
+// so that the client sends it chunked.
+func postBody(t *testing.T, cl *http.Client, url string, body []byte, chunked bool) *http.Response {
+	t.Helper()
+	var rd io.Reader = bytes.NewReader(body)
+	if chunked {
+		rd = io.MultiReader(rd)
+	}
+	req, _ := http.NewRequest("POST", url, rd)
+	resp, err := cl.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp
+}
+
 // countingProxy reports each request's BytesSent and BytesReceived from Logging; with
 // read, RequestFilter reads the whole request body first.
 type countingProxy struct {
@@ -422,15 +430,7 @@ func TestBytesCounted(t *testing.T) {
 		cl := testClient(t)
 		body := bytes.Repeat([]byte("x"), 3000)
 		for _, chunked := range []bool{false, true} {
-			var rd io.Reader = bytes.NewReader(body)
-			if chunked {
-				rd = io.MultiReader(rd) // hides the length: the client sends chunked
-			}
-			req, _ := http.NewRequest("POST", "http://"+addr+"/up", rd)
-			resp, err := cl.Do(req)
-			if err != nil {
-				t.Fatal(err)
-			}
+			resp := postBody(t, cl, "http://"+addr+"/up", body, chunked)
 			n, _ := io.Copy(io.Discard, resp.Body)
 			resp.Body.Close()
 			if got := <-counts; got != [2]int64{n, int64(len(body))} {

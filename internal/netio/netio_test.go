@@ -16,7 +16,7 @@ import (
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
-func pair(t *testing.T) (net.Conn, net.Conn) {
+func pair(t testing.TB) (net.Conn, net.Conn) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -198,21 +198,7 @@ func TestWriteBeforeRead(t *testing.T) {
 // copy of the body behind the head and one write with WriteTwo, which sends the body
 // from where it is. Each write is read back by the peer, as in a proxy's response.
 func BenchmarkWriteTwo(b *testing.B) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer ln.Close()
-	client, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer client.Close()
-	server, err := ln.Accept()
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer server.Close()
+	client, server := pair(b)
 	c := Wrap(client).(*Conn)
 	head := bytes.Repeat([]byte("h"), 100)
 	in := make([]byte, 1<<16)
