@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 	"unsafe"
+
+	"github.com/gotthard-proxy/gotthard/internal/testnet"
 )
 
 // The costs that set the floor of a proxy's CPU time per request on the machine: a
@@ -60,21 +62,7 @@ func BenchmarkTimeNow(b *testing.B) {
 // BenchmarkSocketCalls sends 1 KiB over a loopback TCP connection and receives it, with
 // write(2) and read(2), then with sendto(2) and recvfrom(2), which skip the file layer.
 func BenchmarkSocketCalls(b *testing.B) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer ln.Close()
-	client, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer client.Close()
-	server, err := ln.Accept()
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer server.Close()
+	client, server := testnet.Pair(b)
 	out, in := make([]byte, 1024), make([]byte, 4096)
 	p, q := uintptr(unsafe.Pointer(&out[0])), uintptr(unsafe.Pointer(&in[0]))
 	call := func(b *testing.B, send, recv func(fd uintptr) (uintptr, syscall.Errno)) {

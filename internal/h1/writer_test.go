@@ -4,12 +4,12 @@ import (
 	"bytes"
 	"errors"
 	"io"
-	"net"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/gotthard-proxy/gotthard/internal/netio"
+	"github.com/gotthard-proxy/gotthard/internal/testnet"
 )
 
 func TestWriterHead(t *testing.T) {
@@ -171,21 +171,7 @@ func TestWriterStickyError(t *testing.T) {
 // (netio.Conn, which writes two pieces at once) and over a plain io.Writer, with each
 // framing; the bytes must be the same either way.
 func TestWriteBodyFlush(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	client, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer client.Close()
-	server, err := ln.Accept()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer server.Close()
+	client, server := testnet.Pair(t)
 	sock := netio.Wrap(server)
 	if _, ok := sock.(twoWriter); !ok {
 		t.Fatal("netio.Conn does not write two pieces")

@@ -12,30 +12,14 @@ import (
 	"time"
 
 	"go.uber.org/goleak"
+
+	"github.com/gotthard-proxy/gotthard/internal/testnet"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
-func pair(t testing.TB) (net.Conn, net.Conn) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	a, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := ln.Accept()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { a.Close(); b.Close() })
-	return a, b
-}
-
 func TestReadWrite(t *testing.T) {
-	a, b := pair(t)
+	a, b := testnet.Pair(t)
 	wa, wb := Wrap(a), Wrap(b)
 	// Larger than the socket buffers, so writes must wait for the reader.
 	data := bytes.Repeat([]byte("0123456789abcdef"), 1<<18)
@@ -61,7 +45,7 @@ func TestReadWrite(t *testing.T) {
 // than the socket buffers, so that the write stops part way through the first piece,
 // and again through the second, and goes on when the reader makes room.
 func TestWriteTwo(t *testing.T) {
-	a, b := pair(t)
+	a, b := testnet.Pair(t)
 	wa, wb := Wrap(a), Wrap(b)
 	big := func(c byte) []byte { return bytes.Repeat([]byte{c, c + 1, c + 2, c + 3}, 1<<18) }
 	cases := [][2][]byte{
@@ -124,7 +108,7 @@ func firstDiff(a, b []byte) int {
 }
 
 func TestDeadlineAndErrors(t *testing.T) {
-	a, b := pair(t)
+	a, b := testnet.Pair(t)
 	wb := Wrap(b)
 	b.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
 	_, err := wb.Read(make([]byte, 10))
@@ -148,7 +132,7 @@ func TestDeadlineAndErrors(t *testing.T) {
 }
 
 func TestWriteBeforeRead(t *testing.T) {
-	a, b := pair(t)
+	a, b := testnet.Pair(t)
 	ca := Wrap(a).(*Conn)
 	// The peer answers each message it reads.
 	go func() {
@@ -198,7 +182,7 @@ func TestWriteBeforeRead(t *testing.T) {
 // copy of the body behind the head and one write with WriteTwo, which sends the body
 // from where it is. Each write is read back by the peer, as in a proxy's response.
 func BenchmarkWriteTwo(b *testing.B) {
-	client, server := pair(b)
+	client, server := testnet.Pair(b)
 	c := Wrap(client).(*Conn)
 	head := bytes.Repeat([]byte("h"), 100)
 	in := make([]byte, 1<<16)
