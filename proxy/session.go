@@ -202,8 +202,7 @@ func (s *Session) BufferRequestBody(limit int64) ([]byte, error) {
 		if s.ds.willWait() { // the read waits on the client
 			s.ds.readTimeout(time.Now(), s.bodyTimeout)
 		}
-		chunk, err := s.ds.readBody()
-		s.bytesReceived += int64(len(chunk))
+		chunk, err := s.readBody()
 		if int64(len(s.body)+len(chunk)) > limit {
 			s.closeAfter = true
 			return nil, ErrBodyTooLarge
@@ -221,6 +220,15 @@ func (s *Session) BufferRequestBody(limit int64) ([]byte, error) {
 	return s.body, nil
 }
 
+// readBody returns the next piece of the request body from the client (see
+// downstream.readBody), counting it in BytesReceived. Every read of the body goes
+// through it.
+func (s *Session) readBody() ([]byte, error) {
+	b, err := s.ds.readBody()
+	s.bytesReceived += int64(len(b))
+	return b, err
+}
+
 // discardBody reads and drops a small unread request body, so that the connection can
 // serve the next request; it reports whether that worked.
 func (s *Session) discardBody() bool {
@@ -228,9 +236,8 @@ func (s *Session) discardBody() bool {
 	n := 0
 	s.ds.readTimeout(time.Now(), s.bodyTimeout)
 	for n <= limit {
-		b, err := s.ds.readBody()
+		b, err := s.readBody()
 		n += len(b)
-		s.bytesReceived += int64(len(b))
 		if err == io.EOF {
 			return true
 		}

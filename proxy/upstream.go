@@ -417,8 +417,7 @@ func (c *conn[C]) sendBody(ctx contextT, ex *exchange[C], cc C, uc *upConn) *Err
 			d.readTimeout(t, bodyTimeout)
 			uc.dl.write(t, writeTimeout, ex.total)
 		}
-		chunk, rerr := d.readBody()
-		sess.bytesReceived += int64(len(chunk))
+		chunk, rerr := sess.readBody()
 		if rerr != nil && rerr != io.EOF {
 			sess.closeAfter = true
 			return clientReadError(rerr)

@@ -406,8 +406,7 @@ func (b *h2ReqBody[C]) Read(p []byte) (int, error) {
 		if d.willWait() {
 			d.readTimeout(time.Now(), sess.bodyTimeout)
 		}
-		chunk, err := d.readBody()
-		sess.bytesReceived += int64(len(chunk))
+		chunk, err := sess.readBody()
 		if err != nil && err != io.EOF {
 			b.err = clientReadError(err)
 			return 0, b.err
