@@ -49,15 +49,7 @@ func ValidFieldName(s string) bool { return validToken(s) }
 func ValidMethod(s string) bool { return validToken(s) }
 
 func validToken[T string | []byte](s T) bool {
-	if len(s) == 0 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		if charClass[s[i]]&cToken == 0 {
-			return false
-		}
-	}
-	return true
+	return len(s) > 0 && tokenLen(s) == len(s)
 }
 
 // ValidFieldValue reports whether s can be written as a field value (RFC 9110 §5.5):
@@ -71,26 +63,13 @@ func ValidFieldValue(s string) bool {
 	if isOWS(s[0]) || isOWS(s[len(s)-1]) {
 		return false
 	}
-	for i := 0; i < len(s); i++ {
-		if charClass[s[i]]&cValue == 0 {
-			return false
-		}
-	}
-	return true
+	return badValueByte(s) < 0
 }
 
 // ValidTarget reports whether s can be written as a request target: non-empty and only
 // VCHAR (0x21-0x7E).
 func ValidTarget(s string) bool {
-	if len(s) == 0 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		if charClass[s[i]]&cVchar == 0 {
-			return false
-		}
-	}
-	return true
+	return len(s) > 0 && vcharLen(s) == len(s)
 }
 
 // nextLine finds the line that starts at pos. It returns the end of the line content
@@ -159,45 +138,37 @@ func parseFieldLine(b []byte, pos, end int, sd side) (Field, error) {
 		// whitespace is the same attack, RFC 9112 §2.2).
 		return Field{}, errAt(sd, statusBadRequest, "obsolete line folding", pos)
 	}
-	i := pos
-	for i < end && charClass[b[i]]&cToken != 0 {
-		i++
+	line := b[pos:end]
+	n := tokenLen(line)
+	if n == len(line) {
+		return Field{}, errAt(sd, statusBadRequest, "field line without colon", end)
 	}
-	if i == end {
-		return Field{}, errAt(sd, statusBadRequest, "field line without colon", i)
-	}
-	if b[i] != ':' {
-		if isOWS(b[i]) {
+	if c := line[n]; c != ':' {
+		if isOWS(c) {
 			// RFC 9112 §5.1: no whitespace between field name and colon.
-			return Field{}, errAt(sd, statusBadRequest, "whitespace before colon", i)
+			return Field{}, errAt(sd, statusBadRequest, "whitespace before colon", pos+n)
 		}
-		return Field{}, errAt(sd, statusBadRequest, "invalid field name", i)
+		return Field{}, errAt(sd, statusBadRequest, "invalid field name", pos+n)
 	}
-	if i == pos {
-		return Field{}, errAt(sd, statusBadRequest, "empty field name", i)
+	if n == 0 {
+		return Field{}, errAt(sd, statusBadRequest, "empty field name", pos)
 	}
-	name := b[pos:i]
-	// Value: validate every byte and find the OWS-trimmed bounds in the same pass.
-	vs, ve := -1, end
-	for j := i + 1; j < end; j++ {
-		c := b[j]
-		if charClass[c]&cValue == 0 {
-			if c == '\r' {
-				return Field{}, errAt(sd, statusBadRequest, "bare CR", j)
-			}
-			return Field{}, errAt(sd, statusBadRequest, "invalid field value", j)
+	// The value: every byte checked, then optional whitespace trimmed from both ends.
+	v := line[n+1:]
+	if k := badValueByte(v); k >= 0 {
+		if v[k] == '\r' {
+			return Field{}, errAt(sd, statusBadRequest, "bare CR", pos+n+1+k)
 		}
-		if !isOWS(c) {
-			if vs < 0 {
-				vs = j
-			}
-			ve = j + 1
-		}
+		return Field{}, errAt(sd, statusBadRequest, "invalid field value", pos+n+1+k)
 	}
-	if vs < 0 {
-		vs = end
+	s, e := 0, len(v)
+	for s < e && isOWS(v[s]) {
+		s++
 	}
-	return Field{Name: name, Value: b[vs:ve]}, nil
+	for e > s && isOWS(v[e-1]) {
+		e--
+	}
+	return Field{Name: line[:n], Value: v[s:e]}, nil
 }
 
 // eqFold reports whether b equals the lower-case ASCII string s, ignoring ASCII case.

@@ -118,19 +118,13 @@ func parseRequest(b []byte, pos int, h *RequestHead, l *Limits) (int, error) {
 		return 0, errAt(sideRequest, statusURITooLong, "request line too long", pos)
 	}
 	// RFC 9112 §3: request-line = method SP request-target SP HTTP-version
-	i := pos
-	for i < end && charClass[b[i]]&cToken != 0 {
-		i++
-	}
+	i := pos + tokenLen(b[pos:end])
 	if i == pos || i == end || b[i] != ' ' {
 		return 0, errAt(sideRequest, statusBadRequest, "invalid method", i)
 	}
 	h.Method = b[pos:i]
 	i++
-	j := i
-	for j < end && charClass[b[j]]&cVchar != 0 {
-		j++
-	}
+	j := i + vcharLen(b[i:end])
 	if j == i || j == end || b[j] != ' ' {
 		return 0, errAt(sideRequest, statusBadRequest, "invalid request target", j)
 	}

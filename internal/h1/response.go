@@ -90,10 +90,8 @@ func parseResponse(b []byte, reqMethod []byte, h *ResponseHead, l *Limits) (int,
 		if b[12] != ' ' {
 			return 0, errAt(sideResponse, 0, "invalid status line", 12)
 		}
-		for i := 13; i < end; i++ {
-			if charClass[b[i]]&cValue == 0 {
-				return 0, errAt(sideResponse, 0, "invalid reason phrase", i)
-			}
+		if k := badValueByte(b[13:end]); k >= 0 {
+			return 0, errAt(sideResponse, 0, "invalid reason phrase", 13+k)
 		}
 		h.Reason = b[13:end]
 	}
