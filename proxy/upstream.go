@@ -148,7 +148,7 @@ func (c *conn[C]) hostPool(peer *Peer) *hostPool {
 func (c *conn[C]) connect(ctx contextT, sess *Session, peer *Peer, now time.Time) (*upConn, bool, *Error) {
 	strict := !idempotent(sess.req.Method) || sess.reqBodyKind != h1.BodyNone && !sess.bodyBuffered
 	var h *hostPool
-	if sess.transport() == downstream(&c.h1) {
+	if d, ok := sess.transport().(*h1down); ok && d == &c.h1 {
 		h = c.hostPool(peer)
 	} else {
 		h = c.svc.pool.lookup(peer.key()) // the streams of an HTTP/2 connection run at once
@@ -165,19 +165,20 @@ func (c *conn[C]) connect(ctx contextT, sess *Session, peer *Peer, now time.Time
 
 // exchangeWith runs one attempt on uc: request out, response back to the client. It
 // closes uc or returns it to the pool.
-func (c *conn[C]) exchangeWith(ctx contextT, ex *exchange[C], cc C, uc *upConn, peer *Peer) (rerr *Error) {
-	s, sess := c.svc, &ex.sess
-	ex.gotResponseByte, ex.requestSent = false, false
-	ex.method = append(ex.method[:0], sess.req.Method...)
-	pooled := false
+func (c *conn[C]) exchangeWith(ctx contextT, ex *exchange[C], cc C, uc *upConn, peer *Peer) *Error {
 	c.up.Store(uc)
 	// An HTTP/2 client can reset its stream while this runs (see abortUpstream); an
 	// HTTP/1.x client's going away shows in the I/O.
-	abortable := ex.sess.transport() == downstream(&ex.h2d)
+	d, ok := ex.sess.transport().(*h2down)
+	abortable := ok && d == &ex.h2d
 	if abortable && !ex.setUpstream(uc.nc, nil) {
+		c.up.Store(nil)
 		uc.close()
 		return &Error{Type: ConnectionClosed, Source: Downstream, Cause: errClientGone}
 	}
+	pooled := false
+	// (The work is in exchangeOn, so that this function has few returns and its defer
+	// costs no more than a call: the compiler inlines the deferred call only then.)
 	defer func() {
 		if abortable {
 			ex.setUpstream(nil, nil)
@@ -187,6 +188,14 @@ func (c *conn[C]) exchangeWith(ctx contextT, ex *exchange[C], cc C, uc *upConn, 
 			uc.close()
 		}
 	}()
+	return c.exchangeOn(ctx, ex, cc, uc, peer, &pooled)
+}
+
+// exchangeOn does exchangeWith's work; it sets *pooled when uc went back to the pool.
+func (c *conn[C]) exchangeOn(ctx contextT, ex *exchange[C], cc C, uc *upConn, peer *Peer, pooled *bool) *Error {
+	s, sess := c.svc, &ex.sess
+	ex.gotResponseByte, ex.requestSent = false, false
+	ex.method = append(ex.method[:0], sess.req.Method...)
 	if ctx.Err() != nil { // Close ran before uc was visible to it
 		return &Error{Type: ConnectionClosed, Source: Internal, Cause: ctx.Err()}
 	}
@@ -342,7 +351,7 @@ func (c *conn[C]) exchangeWith(ctx contextT, ex *exchange[C], cc C, uc *upConn, 
 		// The response is out: its end is the time the connection went idle.
 		sess.timing.End = sess.clock()
 		s.pool.put(uc, sess.timing.End)
-		pooled = true
+		*pooled = true
 	}
 	return nil
 }
