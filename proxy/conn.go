@@ -108,7 +108,9 @@ type exchange[C any] struct {
 	arena  *arena.Arena
 	method []byte // the request method, for response framing
 
-	num             [20]byte // scratch for formatting numbers without allocating
+	reqKnown        []message.Field // sess.req's lines as the codec gave them (see knownFields)
+	known           []message.Field // the valid lines of the header the phases have now
+	num             [20]byte        // scratch for formatting numbers without allocating
 	h1b             h1Body   // the body source of an HTTP/1.x peer's response
 	h2d             h2down   // the downstream of an HTTP/2 request
 	abortFn         func()   // ex.abortUpstream, made once per exchange
@@ -401,6 +403,9 @@ func (c *conn[C]) putExchange(ex *exchange[C], w *worker[C]) {
 	ex.sess.ds = nil
 	ex.sess.clientAddr, ex.sess.serverAddr = nil, nil
 	ex.h1b = h1Body{}
+	clear(ex.reqKnown)
+	clear(ex.known)
+	ex.reqKnown, ex.known = ex.reqKnown[:0], ex.known[:0]
 	ex.aborted, ex.upNC, ex.upCancel = false, nil, nil
 	clear(ex.h2d.fields)
 	ex.h2d = h2down{fields: ex.h2d.fields[:0]}
@@ -530,6 +535,7 @@ func (c *conn[C]) buildRequest(ex *exchange[C]) {
 		req.Version = message.HTTP10
 	}
 	copyFields(&req.Header, h.Fields, a, !c.trusted, true)
+	ex.reqKnown = knownFields(ex.reqKnown, &req.Header, nil, 0)
 	// An absolute-form target (RFC 9112 §3.2.2) names the host itself: Host follows it,
 	// and the target goes upstream in origin form, so that phases and the origin see the
 	// same host.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/netip"
 	"strconv"
+	"unsafe"
 
 	"github.com/gotthard-proxy/gotthard/internal/arena"
 	"github.com/gotthard-proxy/gotthard/internal/h1"
@@ -149,14 +150,51 @@ func copyFields(h *message.Header, fields []h1.Field, a *arena.Arena, dropForwar
 
 // validateHeader checks every field of h, so that no phase can inject a line break or
 // an invalid name into a message.
-func validateHeader(h *message.Header) error {
-	for _, f := range h.Fields() {
+func validateHeader(h *message.Header) error { return validateChanged(h, nil) }
+
+// validateChanged is validateHeader for a header whose lines in known are valid
+// already (see knownFields): a line the same as the known one at its index, the same
+// strings and not only equal ones, is not checked again.
+func validateChanged(h *message.Header, known []message.Field) error {
+	for i, f := range h.Fields() {
+		if i < len(known) && sameField(f, known[i]) {
+			continue
+		}
 		if !h1.ValidFieldName(f.Name) || !h1.ValidFieldValue(f.Value) {
 			return &Error{Type: InternalError, Source: Internal,
 				Cause: errors.New("proxy: invalid header field " + quoteName(f.Name))}
 		}
 	}
 	return nil
+}
+
+// knownFields records in dst the lines of h known to be valid, for validateChanged: the
+// lines at index from on, which the framework wrote, and those before that are still
+// the ones in prev, a record made earlier. (Other lines are recorded as the empty
+// field, which never matches.) The framework's lines come from the codec, which
+// rejects invalid ones, or are made from such lines and checked options.
+func knownFields(dst []message.Field, h *message.Header, prev []message.Field, from int) []message.Field {
+	dst = dst[:0]
+	for i, f := range h.Fields() {
+		if i >= from || i < len(prev) && sameField(f, prev[i]) {
+			dst = append(dst, f)
+		} else {
+			dst = append(dst, message.Field{})
+		}
+	}
+	return dst
+}
+
+// sameField reports whether a and b are made of the same strings (the same bytes in
+// memory), and a has a name: a line a phase set or added is a different string even when
+// it is equal, unless it is the very line it read. (Strings cannot change, so the same
+// string is still valid.)
+func sameField(a, b message.Field) bool {
+	return len(a.Name) > 0 && sameString(a.Name, b.Name) && sameString(a.Value, b.Value)
+}
+
+func sameString(a, b string) bool {
+	return len(a) == len(b) && unsafe.StringData(a) == unsafe.StringData(b)
 }
 
 func quoteName(s string) string {
