@@ -111,9 +111,9 @@ type exchange[C any] struct {
 	reqKnown        []message.Field // sess.req's lines as the codec gave them (see knownFields)
 	known           []message.Field // the valid lines of the header the phases have now
 	num             [20]byte        // scratch for formatting numbers without allocating
-	h1b             h1Body   // the body source of an HTTP/1.x peer's response
-	h2d             h2down   // the downstream of an HTTP/2 request
-	abortFn         func()   // ex.abortUpstream, made once per exchange
+	h1b             h1Body          // the body source of an HTTP/1.x peer's response
+	h2d             h2down          // the downstream of an HTTP/2 request
+	abortFn         func()          // ex.abortUpstream, made once per exchange
 	abortMu         sync.Mutex
 	aborted         bool               // the client went away: cut the upstream side
 	upNC            net.Conn           // the HTTP/1.x upstream connection in use

@@ -31,8 +31,24 @@ func stale(cur, want time.Time, timeout time.Duration) bool {
 	return cur.After(want) || want.Sub(cur) > timeout/20
 }
 
+// fresh reports whether the deadline cur, which bounds waits by timeout with no total,
+// still needs no change at now: it is not after now+timeout, and not before it by more
+// than a twentieth of timeout. It is stale's common case without computing now+timeout,
+// which costs more than the subtraction. (A sum that overflows, for a cur far from now,
+// is negative: not fresh.)
+func fresh(cur, now time.Time, timeout time.Duration) bool {
+	if cur.IsZero() {
+		return false
+	}
+	lag := now.Sub(cur) + timeout // how far cur is before now+timeout
+	return lag >= 0 && lag <= timeout/20
+}
+
 // read bounds the next reads by timeout from now (and by total).
 func (d *deadlines) read(now time.Time, timeout time.Duration, total time.Time) {
+	if total.IsZero() && fresh(d.rd, now, timeout) {
+		return
+	}
 	if w := want(now, timeout, total); stale(d.rd, w, timeout) {
 		d.rd = w
 		d.nc.SetReadDeadline(w)
@@ -41,6 +57,9 @@ func (d *deadlines) read(now time.Time, timeout time.Duration, total time.Time) 
 
 // write bounds the next writes by timeout from now (and by total).
 func (d *deadlines) write(now time.Time, timeout time.Duration, total time.Time) {
+	if total.IsZero() && fresh(d.wd, now, timeout) {
+		return
+	}
 	if w := want(now, timeout, total); stale(d.wd, w, timeout) {
 		d.wd = w
 		d.nc.SetWriteDeadline(w)

@@ -174,6 +174,9 @@ func validateChanged(h *message.Header, known []message.Field) error {
 // field, which never matches.) The framework's lines come from the codec, which
 // rejects invalid ones, or are made from such lines and checked options.
 func knownFields(dst []message.Field, h *message.Header, prev []message.Field, from int) []message.Field {
+	if from == 0 {
+		return append(dst[:0], h.Fields()...)
+	}
 	dst = dst[:0]
 	for i, f := range h.Fields() {
 		if i >= from || i < len(prev) && sameField(f, prev[i]) {

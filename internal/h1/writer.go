@@ -98,6 +98,10 @@ func write[T string | []byte](w *Writer, s T) {
 // Write writes p as is (no body framing). A write of at least a buffer's size with
 // nothing buffered goes straight to the connection.
 func (w *Writer) Write(p []byte) (int, error) {
+	if b, ok := w.room(len(p)); ok { // the usual case: it fits
+		w.buf = append(b, p...)
+		return len(p), nil
+	}
 	if w.err != nil {
 		return 0, w.err
 	}
@@ -126,6 +130,10 @@ func (w *Writer) Write(p []byte) (int, error) {
 
 // WriteString writes s as is, copying it into the buffer.
 func (w *Writer) WriteString(s string) (int, error) {
+	if b, ok := w.room(len(s)); ok { // the usual case: it fits
+		w.buf = append(b, s...)
+		return len(s), nil
+	}
 	write(w, s)
 	if w.err != nil {
 		return 0, w.err
