@@ -155,11 +155,18 @@ func (r *Reader) readHead(req *RequestHead, resp *ResponseHead, method []byte) e
 	if req != nil {
 		sd = sideRequest
 	}
+	// A head usually comes whole in one read: the first try parses what is buffered at
+	// once. After that (and for a head that arrives in pieces) the parser runs only when
+	// scanSection, which resumes where it stopped, has found the end of the section: so
+	// a head that trickles in is not parsed again for each piece.
+	direct := true
 	for {
 		if sd == sideRequest {
 			r.skipEmptyLines()
 		}
-		if r.scanSection() {
+		try := direct && r.r < r.w && r.w-r.r <= r.lim.MaxHeadBytes
+		direct = false
+		if try || r.scanSection() {
 			var (
 				n   int
 				err error
