@@ -49,7 +49,7 @@ func ValidFieldName(s string) bool { return validToken(s) }
 func ValidMethod(s string) bool { return validToken(s) }
 
 func validToken[T string | []byte](s T) bool {
-	return len(s) > 0 && tokenLen(s) == len(s)
+	return len(s) > 0 && allToken(s)
 }
 
 // ValidFieldValue reports whether s can be written as a field value (RFC 9110 §5.5):
@@ -139,7 +139,13 @@ func parseFieldLine(b []byte, pos, end int, sd side) (Field, error) {
 		return Field{}, errAt(sd, statusBadRequest, "obsolete line folding", pos)
 	}
 	line := b[pos:end]
-	n := tokenLen(line)
+	// The name ends at the first colon; only if it is not a token does the slower
+	// scan below find what is wrong where.
+	n := bytes.IndexByte(line, ':')
+	if n > 0 && allToken(line[:n]) {
+		return fieldValue(line, n, pos, sd)
+	}
+	n = tokenLen(line)
 	if n == len(line) {
 		return Field{}, errAt(sd, statusBadRequest, "field line without colon", end)
 	}
@@ -153,7 +159,13 @@ func parseFieldLine(b []byte, pos, end int, sd side) (Field, error) {
 	if n == 0 {
 		return Field{}, errAt(sd, statusBadRequest, "empty field name", pos)
 	}
-	// The value: every byte checked, then optional whitespace trimmed from both ends.
+	return fieldValue(line, n, pos, sd)
+}
+
+// fieldValue parses the value of the field line line (at pos in the head) whose name,
+// valid, ends with the colon at n: every byte checked, then optional whitespace
+// trimmed from both ends.
+func fieldValue(line []byte, n, pos int, sd side) (Field, error) {
 	v := line[n+1:]
 	if k := badValueByte(v); k >= 0 {
 		if v[k] == '\r' {

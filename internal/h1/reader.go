@@ -155,17 +155,20 @@ func (r *Reader) readHead(req *RequestHead, resp *ResponseHead, method []byte) e
 	if req != nil {
 		sd = sideRequest
 	}
-	// A head usually comes whole in one read: the first try parses what is buffered at
-	// once. After that (and for a head that arrives in pieces) the parser runs only when
-	// scanSection, which resumes where it stopped, has found the end of the section: so
-	// a head that trickles in is not parsed again for each piece.
+	// A head usually comes whole in one read: the first try parses at once what is
+	// buffered (left from the last read, or else brought by the first). After that, and
+	// for a head that arrives in pieces, the parser runs only when scanSection, which
+	// resumes where it stopped, has found the end of the section: a head that trickles
+	// in is not parsed again for each piece.
 	direct := true
 	for {
 		if sd == sideRequest {
 			r.skipEmptyLines()
 		}
 		try := direct && r.r < r.w && r.w-r.r <= r.lim.MaxHeadBytes
-		direct = false
+		if try {
+			direct = false
+		}
 		if try || r.scanSection() {
 			var (
 				n   int
