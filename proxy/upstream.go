@@ -385,7 +385,7 @@ func (c *conn[C]) upstreamRequest(ctx contextT, ex *exchange[C], cc C, peer *Pee
 // request head keeps, or chunked.
 func requestFraming(sess *Session, up *message.RequestHeader) (h1.BodyKind, int64, *Error) {
 	if sess.reqBodyKind == h1.BodyNone && !(sess.bodyBuffered && len(sess.body) > 0) {
-		if up.Header.Has("Content-Length") && sess.req.Method != "GET" && sess.req.Method != "HEAD" {
+		if sess.req.Method != "GET" && sess.req.Method != "HEAD" && up.Header.Has("Content-Length") {
 			return h1.BodyLength, 0, nil
 		}
 		return h1.BodyNone, 0, nil
@@ -490,7 +490,7 @@ func (c *conn[C]) sendResponse(ctx contextT, ex *exchange[C], cc C, src upstream
 	if !noBody {
 		kind = h1.BodyChunked // a body of unknown length
 		if v, ok := resp.Header.Lookup("Content-Length"); ok {
-			if parsed, err := strconv.ParseInt(v, 10, 64); err == nil && parsed >= 0 {
+			if parsed, ok := parseLength(v); ok {
 				kind, n = h1.BodyLength, parsed
 			}
 		}
