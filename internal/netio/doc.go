@@ -9,6 +9,8 @@
 // not hand the P to another thread when a loopback write takes a few tens of
 // microseconds. A busy proxy saves the thread hand-offs and lets the monitor sleep.
 //
-// Elsewhere, or for connections without a file descriptor (TLS, pipes), Wrap returns
-// the connection itself.
+// Elsewhere (macOS and the BSDs; or on Linux with the netio_portable build tag, which
+// CI uses to test this code) Wrap returns a Conn with the same contract built on the
+// connection's own Read and Write. For connections without a file descriptor (TLS,
+// pipes) Wrap returns the connection itself.
 package netio
