@@ -5,6 +5,7 @@ import (
 	"context"
 	"io"
 	"net"
+	"runtime"
 	"strconv"
 	"testing"
 )
@@ -118,3 +119,43 @@ func BenchmarkProxyGet(b *testing.B) {
 }
 
 var _ = io.EOF
+
+// BenchmarkProxyGetConcurrent is BenchmarkProxyGet with 64 client connections at once,
+// as in bench/run.sh: connections then take turns, served hot or parked between their
+// requests, and allocs/op shows what that costs.
+func BenchmarkProxyGetConcurrent(b *testing.B) {
+	origin := rawOrigin(b, 1<<10)
+	svc, _ := newTestService[struct{}](b, benchProxy{peer: NewPeer(origin)}, ServiceOptions{MaxRequestsPerConn: -1})
+	addr := startProxy(b, svc)
+	req := []byte("GET /1k HTTP/1.1\r\nHost: bench\r\nUser-Agent: bench/1.0\r\nAccept: */*\r\n\r\n")
+	b.SetParallelism(64 / runtime.GOMAXPROCS(0))
+	b.SetBytes(1 << 10)
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			b.Error(err)
+			return
+		}
+		defer c.Close()
+		buf := make([]byte, 8<<10)
+		for pb.Next() {
+			if _, err := c.Write(req); err != nil {
+				b.Error(err)
+				return
+			}
+			n := 0
+			for {
+				m, err := c.Read(buf[n:])
+				if err != nil {
+					b.Error(err)
+					return
+				}
+				n += m
+				if i := bytes.Index(buf[:n], []byte("\r\n\r\n")); i >= 0 && n-i-4 >= 1<<10 {
+					break
+				}
+			}
+		}
+	})
+}
