@@ -12,7 +12,8 @@
 # A proxy is a binary taking -listen and -upstream (a gateway build, bench/floorproxy)
 # or the word nginx. 1 KiB responses, 64 connections; loopback only. Prints, for each
 # proxy, the median and mean CPU µs per request, the median of its per-round ratios to
-# the first proxy, and the medians of its user and system CPU µs per request.
+# the first proxy with their quartiles and how many rounds were below 1 (cheaper than
+# the first proxy), and the medians of its user and system CPU µs per request.
 set -euo pipefail
 
 BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -100,15 +101,18 @@ gawk -v tck="$(getconf CLK_TCK)" -v first="${NAMES[0]}" -v order="${NAMES[*]}" '
 $3 > 0 { t = $4 * 1e6 / tck / $3; T[$2, $1] = t; R[$1] = 1; U[$2, $1] = $5 * 1e6 / tck / $3; S[$2, $1] = $6 * 1e6 / tck / $3 }
 function median(a, n) { asort(a); return (n % 2) ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2 }
 END {
-	printf "%-16s %10s %10s %14s %10s %10s\n", "proxy", "median", "mean", "ratio to " first, "user", "system"
+	printf "%-16s %10s %10s %14s %13s %8s %10s %10s\n", "proxy", "median", "mean", "ratio to " first, "ratio q1-q3", "below", "user", "system"
 	split(order, names, " ")
 	for (i = 1; i in names; i++) {
 		b = names[i]; n = 0; m = 0; s = 0; delete v; delete q; delete u; delete k
 		for (r in R) {
 			if (!((b, r) in T)) continue
 			v[++n] = T[b, r]; s += T[b, r]; u[n] = U[b, r]; k[n] = S[b, r]
-			if ((first, r) in T) q[++m] = T[b, r] / T[first, r]
+			if ((first, r) in T) { q[++m] = T[b, r] / T[first, r]; below += q[m] < 1 }
 		}
-		printf "%-16s %7.2f µs %7.2f µs %13.3f× %7.2f µs %7.2f µs\n", b, median(v, n), s / n, median(q, m), median(u, n), median(k, n)
+		med = median(q, m) # (sorts q)
+		q1 = q[int((m + 3) / 4)]; q3 = q[int((3 * m + 3) / 4)]
+		printf "%-16s %7.2f µs %7.2f µs %13.3f× %6.3f-%.3f %5d/%-2d %7.2f µs %7.2f µs\n", b, median(v, n), s / n, med, q1, q3, below, m, median(u, n), median(k, n)
+		below = 0
 	}
 }' "$TMP/runs"
