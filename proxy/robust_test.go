@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -444,5 +445,82 @@ func TestCloseCutsInFlight(t *testing.T) {
 	}
 	if err := <-served; err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestClientGoneMidBodyKeepsPeer checks that when a client goes away in the middle of a
+// response body, the rest of a short body is read and dropped so that the peer's
+// connection goes back to the pool (drainResponse): the next request reuses it. The
+// origin holds the end of the body back until the client has reset its connection, so
+// that the proxy's write after it fails for certain.
+func TestClientGoneMidBodyKeepsPeer(t *testing.T) {
+	const first, rest = 64 << 10, 100 << 10
+	release := make(chan struct{}, 2)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	var accepted atomic.Int32
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			accepted.Add(1)
+			go func() {
+				defer c.Close()
+				br := bufio.NewReader(c)
+				for {
+					req, err := http.ReadRequest(br)
+					if err != nil {
+						return
+					}
+					io.Copy(io.Discard, req.Body)
+					fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n", first+rest)
+					c.Write(bytes.Repeat([]byte("a"), first))
+					if req.URL.Path == "/held" {
+						<-release
+					}
+					c.Write(bytes.Repeat([]byte("b"), rest))
+				}
+			}()
+		}
+	}()
+	svc, logs := newTestService[*testCtx](t, fixedProxy{peer: NewPeer(ln.Addr().String())}, ServiceOptions{})
+	addr := startProxy(t, svc)
+
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.WriteString(c, "GET /held HTTP/1.1\r\nHost: x\r\n\r\n")
+	if _, err := io.ReadFull(c, make([]byte, 1024)); err != nil {
+		t.Fatal(err)
+	}
+	c.(*net.TCPConn).SetLinger(0) // a reset: the proxy's next write fails
+	c.Close()
+	time.Sleep(50 * time.Millisecond)
+	release <- struct{}{}
+
+	deadline := time.Now().Add(5 * time.Second)
+	for !strings.Contains(logs.String(), "downstream write error") || svc.PoolStats().Idle != 1 {
+		if time.Now().After(deadline) {
+			t.Fatalf("pool %+v; log:\n%s", svc.PoolStats(), logs)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	resp, err := testClient(t).Get("http://" + addr + "/again")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || len(body) != first+rest {
+		t.Fatalf("second request: %d, %d bytes", resp.StatusCode, len(body))
+	}
+	if st := svc.PoolStats(); st.New != 1 || st.Reused != 1 || accepted.Load() != 1 {
+		t.Errorf("pool %+v, origin accepted %d: want the one connection reused", st, accepted.Load())
 	}
 }

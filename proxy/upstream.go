@@ -346,6 +346,13 @@ func (c *conn[C]) exchangeOn(ctx contextT, ex *exchange[C], cc C, uc *upConn, pe
 		return asError(err, InternalError, Internal)
 	}
 	if e := c.sendResponse(ctx, ex, cc, ex.h1Body(uc, o.readTimeout(), total)); e != nil {
+		if _, h1 := sess.transport().(*h1down); h1 && e.Source == Downstream && e.Type == WriteError &&
+			uh.KeepAlive && drainResponse(uc, o.readTimeout()) {
+			// The HTTP/1.x client went away; the peer's connection is still good for
+			// another request. (A reset HTTP/2 stream cuts the peer's side instead.)
+			s.pool.put(uc, time.Now())
+			*pooled = true
+		}
 		return e
 	}
 	if uh.KeepAlive && uc.r.BodyDone() && uc.r.Buffered() == 0 {
@@ -355,6 +362,30 @@ func (c *conn[C]) exchangeOn(ctx contextT, ex *exchange[C], cc C, uc *upConn, pe
 		*pooled = true
 	}
 	return nil
+}
+
+// drainLimit bounds the rest of a response body read and dropped after its client went
+// away (drainResponse): up to this much, reading it costs less than opening a new
+// connection to the peer in its place.
+const drainLimit = 256 << 10
+
+// drainResponse reads and drops the rest of the response body on uc, whose client went
+// away while it was being sent, so that uc can go back to the pool: the client's going
+// away says nothing about the peer. It gives up, reporting false, after drainLimit
+// bytes, a read error, or timeout (the peer's read timeout, at most a second).
+func drainResponse(uc *upConn, timeout time.Duration) bool {
+	uc.dl.read(time.Now(), min(timeout, time.Second), time.Time{})
+	for n := 0; n <= drainLimit; {
+		b, err := uc.r.ReadBody()
+		n += len(b)
+		if err == io.EOF {
+			return uc.r.Buffered() == 0
+		}
+		if err != nil {
+			return false
+		}
+	}
+	return false
 }
 
 // upstreamRequest builds the request head for a peer: a fresh copy of the client's
