@@ -535,7 +535,7 @@ func (c *conn[C]) buildRequest(ex *exchange[C]) {
 		req.Version = message.HTTP10
 	}
 	copyFields(&req.Header, h.Fields, a, !c.trusted, true)
-	ex.reqKnown = knownFields(ex.reqKnown, &req.Header, nil, 0)
+	ex.reqKnown = knownFields(ex.reqKnown, &req.Header)
 	// An absolute-form target (RFC 9112 §3.2.2) names the host itself: Host follows it,
 	// and the target goes upstream in origin form, so that phases and the origin see the
 	// same host.

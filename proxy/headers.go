@@ -168,18 +168,20 @@ func validateChanged(h *message.Header, known []message.Field) error {
 	return nil
 }
 
-// knownFields records in dst the lines of h known to be valid, for validateChanged: the
-// lines at index from on, which the framework wrote, and those before that are still
-// the ones in prev, a record made earlier. (Other lines are recorded as the empty
-// field, which never matches.) The framework's lines come from the codec, which
-// rejects invalid ones, or are made from such lines and checked options.
-func knownFields(dst []message.Field, h *message.Header, prev []message.Field, from int) []message.Field {
-	if from == 0 {
-		return append(dst[:0], h.Fields()...)
-	}
+// knownFields records in dst all the lines of h, for validateChanged, when they are
+// known to be valid: they come from the codec, which rejects invalid ones, or the
+// framework made them from such lines and checked options, with no phase run since.
+func knownFields(dst []message.Field, h *message.Header) []message.Field {
+	return append(dst[:0], h.Fields()...)
+}
+
+// unchangedFields records in dst, for validateChanged, the lines of h that are still the
+// ones in prev (a record knownFields made) at the same index; the others are recorded as
+// the empty field, which never matches.
+func unchangedFields(dst []message.Field, h *message.Header, prev []message.Field) []message.Field {
 	dst = dst[:0]
 	for i, f := range h.Fields() {
-		if i >= from || i < len(prev) && sameField(f, prev[i]) {
+		if i < len(prev) && sameField(f, prev[i]) {
 			dst = append(dst, f)
 		} else {
 			dst = append(dst, message.Field{})

@@ -101,6 +101,10 @@ func TestPhaseEditsChecked(t *testing.T) {
 			h.Del("User-Agent")
 			h.Set("Accept", bad)
 		}}, false},
+		{"forwarding field made from a line changed back", editProxy{
+			req: func(h *message.Header) { h.Set("Host", bad) }, // X-Forwarded-Host copies it
+			up:  func(h *message.Header) { h.Set("Host", "h") },
+		}, false},
 		{"response line set", editProxy{resp: func(h *message.Header) { h.Set("X-Second", bad) }}, false},
 		{"response line added", editProxy{upResp: func(h *message.Header) { h.Add(injected+":", "1") }}, false},
 		{"response line set to part of itself", editProxy{resp: func(h *message.Header) {

@@ -324,7 +324,7 @@ func (c *conn[C]) exchangeOn(ctx contextT, ex *exchange[C], cc C, uc *upConn, pe
 	if s.via != "" {
 		appendVia(&resp.Header, s.via)
 	}
-	ex.known = knownFields(ex.known, &resp.Header, nil, 0) // all from the codec or the framework
+	ex.known = knownFields(ex.known, &resp.Header) // all from the codec or the framework
 	if uh.Status == 101 {
 		if !switchedTo(uh.Fields, sess.upgrade) {
 			return &Error{Type: InvalidHTTP, Source: Upstream, Cause: errors.New("proxy: the peer switched to a protocol other than the one asked for")}
@@ -398,11 +398,11 @@ func (c *conn[C]) upstreamRequest(ctx contextT, ex *exchange[C], cc C, peer *Pee
 		// HTTP/1.0 clients may leave Host out; HTTP/1.1 and HTTP/2 need it upstream.
 		up.Header.Add("Host", peerHost(peer))
 	}
-	from := up.Header.Len()
 	c.forwardedFields(up)
-	// Only the lines the phases added or changed need checking: the client's as parsed
-	// and the forwarding fields are valid.
-	ex.known = knownFields(ex.known, &up.Header, ex.reqKnown, from)
+	// The client's lines as the codec parsed them need no second check; the lines the
+	// phases added or changed do, and so do the forwarding fields, which are made in
+	// part from lines a phase may have changed (X-Forwarded-Host from Host).
+	ex.known = unchangedFields(ex.known, &up.Header, ex.reqKnown)
 	if err := c.svc.app.UpstreamRequestFilter(ctx, sess, cc, up); err != nil {
 		return nil, asError(err, InternalError, Internal)
 	}
