@@ -248,24 +248,6 @@ func splitAbsolute(t []byte) (authority, rest []byte, ok bool) {
 	return after[:j], after[j:], j > 0
 }
 
-// parseLength parses a Content-Length value as phases leave it: 1*DIGIT (RFC 9110
-// §8.6), at most 18 digits so that it cannot overflow. Anything else, a sign or a list
-// included, is not a length.
-func parseLength(v string) (int64, bool) {
-	if len(v) == 0 || len(v) > 18 {
-		return 0, false
-	}
-	var n int64
-	for i := 0; i < len(v); i++ {
-		c := v[i]
-		if c < '0' || c > '9' {
-			return 0, false
-		}
-		n = n*10 + int64(c-'0')
-	}
-	return n, true
-}
-
 // normalizeContentLength leaves one Content-Length field holding n, in the place of the
 // first, when the fields are not already exactly that.
 func normalizeContentLength(h *message.Header, n int64, a *arena.Arena) {

@@ -456,39 +456,25 @@ func TestCloseCutsInFlight(t *testing.T) {
 func TestClientGoneMidBodyKeepsPeer(t *testing.T) {
 	const first, rest = 64 << 10, 100 << 10
 	release := make(chan struct{}, 2)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
 	var accepted atomic.Int32
-	go func() {
+	origin := scriptedOrigin(t, func(c net.Conn) {
+		accepted.Add(1)
+		br := bufio.NewReader(c)
 		for {
-			c, err := ln.Accept()
+			req, err := http.ReadRequest(br)
 			if err != nil {
 				return
 			}
-			accepted.Add(1)
-			go func() {
-				defer c.Close()
-				br := bufio.NewReader(c)
-				for {
-					req, err := http.ReadRequest(br)
-					if err != nil {
-						return
-					}
-					io.Copy(io.Discard, req.Body)
-					fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n", first+rest)
-					c.Write(bytes.Repeat([]byte("a"), first))
-					if req.URL.Path == "/held" {
-						<-release
-					}
-					c.Write(bytes.Repeat([]byte("b"), rest))
-				}
-			}()
+			io.Copy(io.Discard, req.Body)
+			fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n", first+rest)
+			c.Write(bytes.Repeat([]byte("a"), first))
+			if req.URL.Path == "/held" {
+				<-release
+			}
+			c.Write(bytes.Repeat([]byte("b"), rest))
 		}
-	}()
-	svc, logs := newTestService[*testCtx](t, fixedProxy{peer: NewPeer(ln.Addr().String())}, ServiceOptions{})
+	})
+	svc, logs := newTestService[*testCtx](t, fixedProxy{peer: NewPeer(origin)}, ServiceOptions{})
 	addr := startProxy(t, svc)
 
 	c, err := net.Dial("tcp", addr)

@@ -9,6 +9,7 @@ import (
 
 	"github.com/gotthard-proxy/gotthard/internal/arena"
 	"github.com/gotthard-proxy/gotthard/internal/h1"
+	"github.com/gotthard-proxy/gotthard/internal/h2"
 	"github.com/gotthard-proxy/gotthard/message"
 )
 
@@ -521,7 +522,7 @@ func (c *conn[C]) sendResponse(ctx contextT, ex *exchange[C], cc C, src upstream
 	if !noBody {
 		kind = h1.BodyChunked // a body of unknown length
 		if v, ok := resp.Header.Lookup("Content-Length"); ok {
-			if parsed, ok := parseLength(v); ok {
+			if parsed, ok := h2.ParseContentLength(v); ok {
 				kind, n = h1.BodyLength, parsed
 			}
 		}

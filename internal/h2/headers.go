@@ -247,7 +247,7 @@ func (c *Conn) onField(f hpack.HeaderField) {
 	case "content-length":
 		if !hb.trailers {
 			req := &hb.st.req
-			n, ok := parseContentLength(value)
+			n, ok := ParseContentLength(value)
 			if !ok || (req.ContentLength >= 0 && req.ContentLength != n) {
 				hb.fail(http2.ErrCodeProtocol, "invalid content-length")
 				return
@@ -403,7 +403,10 @@ func isLowerTokenChar(b byte) bool {
 	return b < 0x80 && strings.IndexByte("!#$%&'*+-.^_`|~", b) >= 0
 }
 
-func parseContentLength(s string) (int64, bool) {
+// ParseContentLength parses a Content-Length value: 1*DIGIT (RFC 9110 §8.6), at most
+// 18 digits so that it cannot overflow. Anything else, a sign or a list included, is not
+// a length.
+func ParseContentLength(s string) (int64, bool) {
 	if s == "" || len(s) > 18 {
 		return 0, false
 	}
