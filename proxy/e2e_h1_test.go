@@ -62,21 +62,29 @@ func scriptedOrigin(t testing.TB, serve func(c net.Conn)) string {
 	return ln.Addr().String()
 }
 
-// rawResponder answers every request on a connection with resp, after reading the
-// request (and its body) with net/http's parser.
+// answerRequests reads the requests on c (and their bodies) with net/http's parser and
+// calls answer for each, until the connection ends or answer fails.
+func answerRequests(c net.Conn, answer func(req *http.Request) error) {
+	br := bufio.NewReader(c)
+	for {
+		req, err := http.ReadRequest(br)
+		if err != nil {
+			return
+		}
+		io.Copy(io.Discard, req.Body)
+		if answer(req) != nil {
+			return
+		}
+	}
+}
+
+// rawResponder answers every request on a connection with resp.
 func rawResponder(resp string) func(net.Conn) {
 	return func(c net.Conn) {
-		br := bufio.NewReader(c)
-		for {
-			req, err := http.ReadRequest(br)
-			if err != nil {
-				return
-			}
-			io.Copy(io.Discard, req.Body)
-			if _, err := io.WriteString(c, resp); err != nil {
-				return
-			}
-		}
+		answerRequests(c, func(*http.Request) error {
+			_, err := io.WriteString(c, resp)
+			return err
+		})
 	}
 }
 

@@ -459,20 +459,15 @@ func TestClientGoneMidBodyKeepsPeer(t *testing.T) {
 	var accepted atomic.Int32
 	origin := scriptedOrigin(t, func(c net.Conn) {
 		accepted.Add(1)
-		br := bufio.NewReader(c)
-		for {
-			req, err := http.ReadRequest(br)
-			if err != nil {
-				return
-			}
-			io.Copy(io.Discard, req.Body)
+		answerRequests(c, func(req *http.Request) error {
 			fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n", first+rest)
 			c.Write(bytes.Repeat([]byte("a"), first))
 			if req.URL.Path == "/held" {
 				<-release
 			}
-			c.Write(bytes.Repeat([]byte("b"), rest))
-		}
+			_, err := c.Write(bytes.Repeat([]byte("b"), rest))
+			return err
+		})
 	})
 	svc, logs := newTestService[*testCtx](t, fixedProxy{peer: NewPeer(origin)}, ServiceOptions{})
 	addr := startProxy(t, svc)
