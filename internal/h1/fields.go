@@ -139,13 +139,7 @@ func parseFieldLine(b []byte, pos, end int, sd side) (Field, error) {
 		return Field{}, errAt(sd, statusBadRequest, "obsolete line folding", pos)
 	}
 	line := b[pos:end]
-	// The name ends at the first colon; only if it is not a token does the slower
-	// scan below find what is wrong where.
-	n := bytes.IndexByte(line, ':')
-	if n > 0 && allToken(line[:n]) {
-		return fieldValue(line, n, pos, sd)
-	}
-	n = tokenLen(line)
+	n := tokenLen(line)
 	if n == len(line) {
 		return Field{}, errAt(sd, statusBadRequest, "field line without colon", end)
 	}
