@@ -49,7 +49,7 @@ func ValidFieldName(s string) bool { return validToken(s) }
 func ValidMethod(s string) bool { return validToken(s) }
 
 func validToken[T string | []byte](s T) bool {
-	return len(s) > 0 && allToken(s)
+	return len(s) > 0 && tokenLen(s) == len(s)
 }
 
 // ValidFieldValue reports whether s can be written as a field value (RFC 9110 §5.5):
@@ -153,13 +153,7 @@ func parseFieldLine(b []byte, pos, end int, sd side) (Field, error) {
 	if n == 0 {
 		return Field{}, errAt(sd, statusBadRequest, "empty field name", pos)
 	}
-	return fieldValue(line, n, pos, sd)
-}
-
-// fieldValue parses the value of the field line line (at pos in the head) whose name,
-// valid, ends with the colon at n: every byte checked, then optional whitespace
-// trimmed from both ends.
-func fieldValue(line []byte, n, pos int, sd side) (Field, error) {
+	// The value: every byte checked, then optional whitespace trimmed from both ends.
 	v := line[n+1:]
 	if k := badValueByte(v); k >= 0 {
 		if v[k] == '\r' {

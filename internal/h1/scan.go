@@ -73,29 +73,3 @@ func tokenLen[T string | []byte](s T) int {
 	}
 	return i
 }
-
-// tokenWord reports whether the eight bytes of s from i are all tchar.
-func tokenWord[T string | []byte](s T, i int) bool {
-	w := s[i : i+8] // (one bounds check for the eight bytes)
-	return charClass[w[0]]&charClass[w[1]]&charClass[w[2]]&charClass[w[3]]&
-		charClass[w[4]]&charClass[w[5]]&charClass[w[6]]&charClass[w[7]]&cToken != 0
-}
-
-// allToken reports whether every byte of s is tchar. From eight bytes on, the last
-// word overlaps the one before it instead of ending in a loop over the tail.
-func allToken[T string | []byte](s T) bool {
-	if len(s) < 8 {
-		for i := 0; i < len(s); i++ {
-			if charClass[s[i]]&cToken == 0 {
-				return false
-			}
-		}
-		return true
-	}
-	for i := 0; i+8 < len(s); i += 8 {
-		if !tokenWord(s, i) {
-			return false
-		}
-	}
-	return tokenWord(s, len(s)-8)
-}

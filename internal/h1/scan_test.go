@@ -2,7 +2,6 @@ package h1
 
 import (
 	"math/rand/v2"
-	"strings"
 	"testing"
 )
 
@@ -86,28 +85,6 @@ func BenchmarkValidateFields(b *testing.B) {
 		for i := range names {
 			if !ValidFieldName(names[i]) || !ValidFieldValue(values[i]) {
 				b.Fatal("invalid")
-			}
-		}
-	}
-}
-
-// TestAllToken checks allToken, whose last word overlaps, against the byte loop for
-// every length up to 24 with each byte value at each position.
-func TestAllToken(t *testing.T) {
-	for n := 0; n <= 24; n++ {
-		for pos := 0; pos < max(n, 1); pos++ {
-			for c := 0; c < 256; c++ {
-				b := []byte(strings.Repeat("a", n))
-				if n > 0 {
-					b[pos] = byte(c)
-				}
-				want := refRun(b, cToken) == len(b)
-				if got := allToken(b); got != want {
-					t.Fatalf("allToken(%q) = %v", b, got)
-				}
-				if got := allToken(string(b)); got != want {
-					t.Fatalf("allToken(string %q) = %v", b, got)
-				}
 			}
 		}
 	}
