@@ -18,6 +18,20 @@ import (
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
+// readAllWritten reads r to its end and then takes the writer's result from done,
+// failing the test on an error from either.
+func readAllWritten(t *testing.T, r io.Reader, done <-chan error) []byte {
+	t.Helper()
+	got, err := io.ReadAll(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	return got
+}
+
 func TestReadWrite(t *testing.T) {
 	a, b := testnet.Pair(t)
 	wa, wb := Wrap(a), Wrap(b)
@@ -29,13 +43,7 @@ func TestReadWrite(t *testing.T) {
 		a.(*net.TCPConn).CloseWrite()
 		done <- err
 	}()
-	got, err := io.ReadAll(wb)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
+	got := readAllWritten(t, wb, done)
 	if !bytes.Equal(got, data) {
 		t.Fatalf("got %d bytes, want %d", len(got), len(data))
 	}
@@ -76,13 +84,7 @@ func TestWriteTwo(t *testing.T) {
 		}
 		done <- nil
 	}()
-	got, err := io.ReadAll(wb)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
+	got := readAllWritten(t, wb, done)
 	if !bytes.Equal(got, want) {
 		t.Fatalf("got %d bytes, want %d (first difference at %d)", len(got), len(want), firstDiff(got, want))
 	}
