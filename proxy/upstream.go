@@ -399,11 +399,23 @@ func (c *conn[C]) upstreamRequest(ctx contextT, ex *exchange[C], cc C, peer *Pee
 		// HTTP/1.0 clients may leave Host out; HTTP/1.1 and HTTP/2 need it upstream.
 		up.Header.Add("Host", peerHost(peer))
 	}
-	c.forwardedFields(up)
+	at, host := c.forwardedFields(up)
 	// The client's lines as the codec parsed them need no second check; the lines the
-	// phases added or changed do, and so do the forwarding fields, which are made in
-	// part from lines a phase may have changed (X-Forwarded-Host from Host).
+	// phases added or changed do. Of the forwarding fields, those valid as made are
+	// not checked either: X-Forwarded-For (an address), X-Forwarded-Proto (http or
+	// https), and X-Forwarded-Host when the Host line it copies is still the codec's.
+	// A Host a phase changed, even back to an equal value, makes it checked.
 	ex.known = unchangedFields(ex.known, &up.Header, ex.reqKnown)
+	if at >= 0 {
+		fs := up.Header.Fields()
+		if c.clientIP.Zone() == "" {
+			ex.known[at] = fs[at]
+		}
+		ex.known[at+1] = fs[at+1]
+		if host >= 0 && ex.known[host].Name != "" {
+			ex.known[at+2] = fs[at+2]
+		}
+	}
 	if err := c.svc.app.UpstreamRequestFilter(ctx, sess, cc, up); err != nil {
 		return nil, asError(err, InternalError, Internal)
 	}
@@ -641,51 +653,70 @@ func (c *conn[C]) forwardInterim(ex *exchange[C], uh *h1.ResponseHead) {
 	h.Reset()
 }
 
-// forwardedFields sets X-Forwarded-* and Via on the upstream request.
-func (c *conn[C]) forwardedFields(up *message.RequestHeader) {
+// forwardedFields sets X-Forwarded-* and Via on the upstream request. When it added
+// the X-Forwarded-* fields as new lines (see addForwarded), at is the index of the first
+// (X-Forwarded-For, then X-Forwarded-Proto, then X-Forwarded-Host if host >= 0), and
+// host the index of the Host line X-Forwarded-Host copies; otherwise both are -1.
+func (c *conn[C]) forwardedFields(up *message.RequestHeader) (at, host int) {
 	s := c.svc
-	if !s.opts.NoForwardedHeaders && c.clientS != "" && !c.addForwarded(&up.Header) {
-		if prior, ok := up.Header.Lookup("X-Forwarded-For"); ok && c.trusted {
-			up.Header.Set("X-Forwarded-For", prior+", "+c.clientS)
+	at, host = -1, -1
+	if !s.opts.NoForwardedHeaders && c.clientS != "" {
+		n := up.Header.Len()
+		var added bool
+		if host, added = c.addForwarded(&up.Header); added {
+			at = n
 		} else {
-			up.Header.Set("X-Forwarded-For", c.clientS)
-		}
-		if !c.trusted || !up.Header.Has("X-Forwarded-Proto") {
-			up.Header.Set("X-Forwarded-Proto", c.scheme())
-		}
-		if host, ok := up.Header.Lookup("Host"); ok && (!c.trusted || !up.Header.Has("X-Forwarded-Host")) {
-			up.Header.Set("X-Forwarded-Host", host)
+			host = -1
+			c.setForwarded(&up.Header)
 		}
 	}
 	if s.via != "" {
 		appendVia(&up.Header, s.via)
 	}
+	return at, host
+}
+
+// setForwarded sets the X-Forwarded-* fields of h, which has one of them already: a
+// trusted client's are extended or kept, an untrusted one's replaced.
+func (c *conn[C]) setForwarded(h *message.Header) {
+	if prior, ok := h.Lookup("X-Forwarded-For"); ok && c.trusted {
+		h.Set("X-Forwarded-For", prior+", "+c.clientS)
+	} else {
+		h.Set("X-Forwarded-For", c.clientS)
+	}
+	if !c.trusted || !h.Has("X-Forwarded-Proto") {
+		h.Set("X-Forwarded-Proto", c.scheme())
+	}
+	if host, ok := h.Lookup("Host"); ok && (!c.trusted || !h.Has("X-Forwarded-Host")) {
+		h.Set("X-Forwarded-Host", host)
+	}
 }
 
 // addForwarded adds the X-Forwarded-* fields to h when it has none of them, the usual
 // case (an untrusted client's are dropped on arrival): one look at the fields instead of
-// a search for each. It reports false, having done nothing, when h has one of them.
-func (c *conn[C]) addForwarded(h *message.Header) bool {
-	host, hasHost := "", false
-	for _, f := range h.Fields() {
+// a search for each. It reports false, having done nothing, when h has one of them;
+// host is the index of the Host line copied to X-Forwarded-Host, or -1 if there is none.
+func (c *conn[C]) addForwarded(h *message.Header) (host int, added bool) {
+	host = -1
+	for i, f := range h.Fields() {
 		switch len(f.Name) {
 		case len("Host"):
-			if !hasHost && message.EqualFold(f.Name, "Host") {
-				host, hasHost = f.Value, true
+			if host < 0 && message.EqualFold(f.Name, "Host") {
+				host = i
 			}
 		case len("X-Forwarded-For"), len("X-Forwarded-Host"), len("X-Forwarded-Proto"):
 			if message.EqualFold(f.Name, "X-Forwarded-For") || message.EqualFold(f.Name, "X-Forwarded-Host") ||
 				message.EqualFold(f.Name, "X-Forwarded-Proto") {
-				return false
+				return -1, false
 			}
 		}
 	}
 	h.Add("X-Forwarded-For", c.clientS)
 	h.Add("X-Forwarded-Proto", c.scheme())
-	if hasHost {
-		h.Add("X-Forwarded-Host", host)
+	if host >= 0 {
+		h.Add("X-Forwarded-Host", h.Fields()[host].Value)
 	}
-	return true
+	return host, true
 }
 
 // scheme is the client connection's scheme, for X-Forwarded-Proto.
