@@ -11,7 +11,18 @@ import (
 // wait stays bounded by its timeout, and may end up to 5% early.
 type deadlines struct {
 	nc     net.Conn
-	rd, wd time.Time
+	rd, wd deadline
+}
+
+// deadline is one deadline as set on a connection, and until when it needs no change.
+type deadline struct {
+	at time.Time // the deadline set; zero if none is tracked
+	// keep is the time until which at needs no change for waits bounded by span alone
+	// (no total): the time at which it falls behind by a twentieth of span. Telling
+	// that costs one comparison of two times, where computing now+timeout and its
+	// distance to at costs several times more, on every request.
+	keep time.Time
+	span time.Duration // the timeout keep is for; 0 if none
 }
 
 // aLongTimeAgo is a deadline in the past, which wakes a blocked read at once. It is
@@ -31,37 +42,42 @@ func stale(cur, want time.Time, timeout time.Duration) bool {
 	return cur.After(want) || want.Sub(cur) > timeout/20
 }
 
-// fresh reports whether the deadline cur, which bounds waits by timeout with no total,
-// still needs no change at now: it is not after now+timeout, and not before it by more
-// than a twentieth of timeout. It is stale's common case without computing now+timeout,
-// which costs more than the subtraction. (A sum that overflows, for a cur far from now,
-// is negative: not fresh.)
-func fresh(cur, now time.Time, timeout time.Duration) bool {
-	if cur.IsZero() {
-		return false
+// update moves the deadline, if it must, to bound waits from now by timeout (and by
+// total); it reports the new deadline and true when it moved.
+func (d *deadline) update(now time.Time, timeout time.Duration, total time.Time) (time.Time, bool) {
+	if total.IsZero() && timeout == d.span && now.Before(d.keep) {
+		return time.Time{}, false
 	}
-	lag := now.Sub(cur) + timeout // how far cur is before now+timeout
-	return lag >= 0 && lag <= timeout/20
+	w := want(now, timeout, total)
+	moved := stale(d.at, w, timeout)
+	if moved {
+		d.at = w
+	}
+	switch {
+	case total.IsZero():
+		// at is now within [now+timeout-timeout/20, now+timeout]; it stays so until
+		// it is a twentieth behind.
+		d.keep, d.span = d.at.Add(timeout/20-timeout), timeout
+	default:
+		d.keep, d.span = time.Time{}, 0
+	}
+	return w, moved
 }
 
 // read bounds the next reads by timeout from now (and by total).
 func (d *deadlines) read(now time.Time, timeout time.Duration, total time.Time) {
-	if total.IsZero() && fresh(d.rd, now, timeout) {
-		return
-	}
-	if w := want(now, timeout, total); stale(d.rd, w, timeout) {
-		d.rd = w
+	if w, moved := d.rd.update(now, timeout, total); moved {
 		d.nc.SetReadDeadline(w)
 	}
 }
 
 // write bounds the next writes by timeout from now (and by total).
 func (d *deadlines) write(now time.Time, timeout time.Duration, total time.Time) {
-	if total.IsZero() && fresh(d.wd, now, timeout) {
-		return
-	}
-	if w := want(now, timeout, total); stale(d.wd, w, timeout) {
-		d.wd = w
+	if w, moved := d.wd.update(now, timeout, total); moved {
 		d.nc.SetWriteDeadline(w)
 	}
 }
+
+// forget drops the tracked deadlines, for a connection whose deadlines are set
+// directly from then on.
+func (d *deadlines) forget() { d.rd, d.wd = deadline{}, deadline{} }

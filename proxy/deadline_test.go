@@ -2,35 +2,87 @@ package proxy
 
 import (
 	"math/rand/v2"
+	"net"
 	"testing"
 	"time"
 )
 
-// TestFresh checks that fresh, the quick test, agrees with stale on the deadline wanted
-// for every deadline around now: before, at and after now+timeout, near the edge of
-// the twentieth, unset, and far away.
-func TestFresh(t *testing.T) {
-	base := time.Now() // with a monotonic reading, as the times the proxy passes
+// deadlineConn records the deadlines set on it.
+type deadlineConn struct {
+	net.Conn
+	rd, wd time.Time
+	sets   int
+}
+
+func (c *deadlineConn) SetReadDeadline(t time.Time) error  { c.rd = t; c.sets++; return nil }
+func (c *deadlineConn) SetWriteDeadline(t time.Time) error { c.wd = t; c.sets++; return nil }
+
+// TestDeadlineBounds checks deadlines.read and write against their contract over random
+// runs of waits, as the proxy asks for them: time moving on by steps small and large
+// (and now and then standing still), timeouts changing, and sometimes a total. After
+// each call the deadline on the connection is the tracked one, not after now+timeout
+// (nor after total), and not before it by more than a twentieth of the timeout.
+func TestDeadlineBounds(t *testing.T) {
 	r := rand.New(rand.NewPCG(3, 4))
 	timeouts := []time.Duration{time.Millisecond, time.Second, 60 * time.Second, 1<<62 - 1}
-	for range 100000 {
+	for run := range 2000 {
+		nc := &deadlineConn{}
+		d := deadlines{nc: nc}
+		now := time.Now() // with a monotonic reading, as the times the proxy passes
 		timeout := timeouts[r.IntN(len(timeouts))]
-		now := base.Add(time.Duration(r.Int64N(int64(time.Hour))))
-		var cur time.Time
-		switch r.IntN(6) {
-		case 0: // unset
-		case 1: // far in the past
-			cur = time.Unix(1, 0)
-		case 2: // at the edge of the twentieth, either side
-			cur = now.Add(timeout - timeout/20 + time.Duration(r.IntN(3)-1))
-		case 3: // at now+timeout, either side
-			cur = now.Add(timeout + time.Duration(r.IntN(3)-1))
-		default:
-			cur = now.Add(time.Duration(r.Int64N(int64(2*time.Minute))) - time.Minute)
+		for range 50 {
+			switch r.IntN(8) {
+			case 0:
+				timeout = timeouts[r.IntN(len(timeouts))]
+			case 1:
+				now = now.Add(time.Duration(r.Int64N(int64(2 * time.Minute))))
+			case 2: // the same instant again
+			default:
+				now = now.Add(time.Duration(r.Int64N(int64(timeout/10) + 1)))
+			}
+			var total time.Time
+			if r.IntN(5) == 0 {
+				total = now.Add(time.Duration(r.Int64N(int64(2 * time.Minute))))
+			}
+			w := want(now, timeout, total)
+			if r.IntN(2) == 0 {
+				d.read(now, timeout, total)
+				checkDeadline(t, run, "read", nc.rd, d.rd.at, w, timeout)
+			} else {
+				d.write(now, timeout, total)
+				checkDeadline(t, run, "write", nc.wd, d.wd.at, w, timeout)
+			}
 		}
-		isStale := stale(cur, want(now, timeout, time.Time{}), timeout)
-		if got := fresh(cur, now, timeout); got == isStale {
-			t.Fatalf("fresh(cur %v, now %v, timeout %v) = %v, stale says %v", cur, now, timeout, got, isStale)
-		}
+	}
+}
+
+func checkDeadline(t *testing.T, run int, what string, set, tracked, want time.Time, timeout time.Duration) {
+	t.Helper()
+	if !set.Equal(tracked) {
+		t.Fatalf("run %d: %s deadline set %v, tracked %v", run, what, set, tracked)
+	}
+	if set.After(want) || want.Sub(set) > timeout/20 {
+		t.Fatalf("run %d: %s deadline %v for a wait that should end at %v (timeout %v)", run, what, set, want, timeout)
+	}
+}
+
+// TestDeadlineKept checks that a deadline is not set again while it is within a
+// twentieth of its timeout: requests a millisecond apart with a 1 s timeout set it once
+// every 50 ms or so, not once a request.
+func TestDeadlineKept(t *testing.T) {
+	nc := &deadlineConn{}
+	d := deadlines{nc: nc}
+	now := time.Now()
+	for range 1000 {
+		d.read(now, time.Second, time.Time{})
+		now = now.Add(time.Millisecond)
+	}
+	if nc.sets < 15 || nc.sets > 25 {
+		t.Fatalf("%d deadlines set over 1 s of waits 1 ms apart with a 1 s timeout; want about 20", nc.sets)
+	}
+	d.forget()
+	d.read(now, time.Second, time.Time{})
+	if nc.sets == 0 || !nc.rd.Equal(d.rd.at) {
+		t.Fatal("a deadline after forget was not set")
 	}
 }

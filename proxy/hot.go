@@ -71,7 +71,7 @@ func (c *conn[C]) serveHot(w *worker[C]) int {
 		c.hotW = nil
 		if kicked {
 			// The hot clock moved the read deadline into the past to end the wait.
-			c.nc.SetReadDeadline(c.dl.rd)
+			c.nc.SetReadDeadline(c.dl.rd.at)
 		}
 		switch {
 		case c.hotExit == exitClose:

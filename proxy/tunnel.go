@@ -128,7 +128,8 @@ func (c *conn[C]) connectTunnel(sess *Session, uc *upConn) *Error {
 // side go first.
 func (c *conn[C]) tunnel(sess *Session, uc *upConn) *Error {
 	// Deadlines are set directly from here on: forget the tracked ones.
-	c.dl.rd, c.dl.wd, uc.dl.rd, uc.dl.wd = time.Time{}, time.Time{}, time.Time{}, time.Time{}
+	c.dl.forget()
+	uc.dl.forget()
 	return c.tunnelWatched(sess, tunnelSide{r: c.r.Raw(), rd: c.nc, w: c.nc}, tunnelSide{r: uc.r.Raw(), rd: uc.nc, w: uc.nc}, func() {
 		c.nc.Close()
 		uc.nc.Close()
