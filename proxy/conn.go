@@ -88,6 +88,14 @@ func (ex *exchange[C]) abortUpstream() {
 	}
 }
 
+// clientGone reports whether abortUpstream ran: the client reset the request's stream,
+// or its connection ended.
+func (ex *exchange[C]) clientGone() bool {
+	ex.abortMu.Lock()
+	defer ex.abortMu.Unlock()
+	return ex.aborted
+}
+
 // setUpstream records the upstream connection or attempt in use, so that abortUpstream
 // can cut it; it reports false if the request was already aborted.
 func (ex *exchange[C]) setUpstream(nc net.Conn, cancel context.CancelFunc) bool {

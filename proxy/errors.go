@@ -146,6 +146,12 @@ func (e *Error) Temporary() bool { return false }
 
 var _ net.Error = (*Error)(nil)
 
+// StatusClientClosedRequest (499, nginx's "client closed request") is the status a
+// request that the client abandoned before its response started is logged with: an
+// HTTP/2 stream the client reset, or whose connection ended, while the peer was still
+// being asked. Nothing is sent; the client is gone.
+const StatusClientClosedRequest = 499
+
 // ErrorStatus maps an error to the status the client gets for it: a set Status first;
 // then by type: upstream timeouts 504, other upstream failures 502, malformed or broken
 // client requests 400, client timeouts 408, anything else (and errors that are not

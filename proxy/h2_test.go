@@ -1,15 +1,21 @@
 package proxy
 
 import (
+	"bufio"
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/net/http2"
 
 	gtls "github.com/gotthard-proxy/gotthard/tls"
 )
@@ -100,5 +106,93 @@ func TestHTTP2Downstream(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// loggingProxy proxies to one peer and reports what each request's Logging phase saw.
+type loggingProxy struct {
+	Phases[*testCtx]
+	peer   *Peer
+	logged chan loggedRequest
+}
+
+type loggedRequest struct {
+	status int
+	err    error
+}
+
+func (loggingProxy) NewCtx() *testCtx { return &testCtx{} }
+
+func (p loggingProxy) UpstreamPeer(context.Context, *Session, *testCtx) (*Peer, error) {
+	return p.peer, nil
+}
+
+func (p loggingProxy) Logging(_ context.Context, s *Session, _ *testCtx, err error) {
+	p.logged <- loggedRequest{s.Status(), err}
+}
+
+// TestClientGoneIsTheClients checks how a request ends whose HTTP/2 client gives up while
+// the peer is still being asked, by resetting its stream or by closing its connection:
+// the peer's side is cut at once, and the request ends as the client's doing (a
+// downstream ConnectionClosed, logged with 499 at debug level), not as a peer that
+// timed out (504 and a warning, as the cut read used to be taken for).
+func TestClientGoneIsTheClients(t *testing.T) {
+	for _, how := range []string{"reset", "close"} {
+		t.Run(how, func(t *testing.T) {
+			asked := make(chan struct{}, 1)
+			cut := make(chan struct{})
+			origin := scriptedOrigin(t, func(c net.Conn) {
+				if _, err := http.ReadRequest(bufio.NewReader(c)); err != nil {
+					return
+				}
+				asked <- struct{}{}
+				io.Copy(io.Discard, c) // no answer; returns when the proxy cuts the connection
+				close(cut)
+			})
+			peer := NewPeer(origin)
+			peer.Options.ReadTimeout = time.Minute
+			app := loggingProxy{peer: peer, logged: make(chan loggedRequest, 1)}
+			svc, logs := newTestService[*testCtx](t, app, ServiceOptions{})
+			addr := startProxy(t, svc)
+
+			a := dialAttacker(t, addr)
+			if err := a.write(func(fr *http2.Framer) error {
+				return fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: a.block("/wait"),
+					EndStream: true, EndHeaders: true})
+			}); err != nil {
+				t.Fatal(err)
+			}
+			select {
+			case <-asked:
+			case <-time.After(10 * time.Second):
+				t.Fatal("the origin got no request")
+			}
+			if how == "reset" {
+				a.write(func(fr *http2.Framer) error { return fr.WriteRSTStream(1, http2.ErrCodeCancel) })
+			} else {
+				a.nc.Close()
+			}
+			select {
+			case <-cut:
+			case <-time.After(10 * time.Second):
+				t.Fatal("the peer's side was not cut")
+			}
+			var got loggedRequest
+			select {
+			case got = <-app.logged:
+			case <-time.After(10 * time.Second):
+				t.Fatal("Logging did not run")
+			}
+			var e *Error
+			if !errors.As(got.err, &e) || e.Source != Downstream || e.Type != ConnectionClosed {
+				t.Fatalf("Logging got %v; want a downstream connection closed", got.err)
+			}
+			if got.status != StatusClientClosedRequest || ErrorStatus(e) != StatusClientClosedRequest {
+				t.Fatalf("status %d, ErrorStatus %d; want %d", got.status, ErrorStatus(e), StatusClientClosedRequest)
+			}
+			if out := logs.String(); strings.Contains(out, "level=WARN") || !strings.Contains(out, "level=DEBUG msg=\"request failed\"") {
+				t.Fatalf("want one debug line for the request and no warning; log:\n%s", out)
+			}
+		})
 	}
 }

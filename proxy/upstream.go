@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"strconv"
 	"syscall"
@@ -16,7 +17,7 @@ import (
 var (
 	errNoPeer     = errors.New("proxy: UpstreamPeer returned no peer")
 	errPeerClosed = errors.New("proxy: peer closed the connection")
-	errClientGone = errors.New("proxy: the client reset the request")
+	errClientGone = errors.New("proxy: the client reset the request or closed its connection")
 )
 
 // proxy sends the request to peers chosen by UpstreamPeer, retrying as the failure phases
@@ -41,6 +42,12 @@ func (c *conn[C]) proxy(ctx contextT, ex *exchange[C], cc C) error {
 		e := c.attempt(ctx, ex, cc, peer)
 		if e == nil {
 			return nil
+		}
+		if e.Source == Upstream && ex.clientGone() {
+			// The client reset the stream or its connection ended, and cutting the
+			// peer's side is what failed the attempt: the client's doing, not the
+			// peer's, and nobody is left to retry for.
+			return clientGoneError(fmt.Errorf("%w; the peer's side was cut: %w", errClientGone, e))
 		}
 		if e.connectFailure {
 			e.connectFailure = false
@@ -68,6 +75,12 @@ func (c *conn[C]) proxy(ctx contextT, ex *exchange[C], cc C) error {
 		}
 		return e
 	}
+}
+
+// clientGoneError is the error of a request whose client reset its stream, or closed
+// its connection, before the response started (see abortUpstream).
+func clientGoneError(cause error) *Error {
+	return &Error{Type: ConnectionClosed, Source: Downstream, Status: StatusClientClosedRequest, Cause: cause}
 }
 
 // attempt connects to peer (or takes a pooled connection) and runs one exchange. A
@@ -175,7 +188,7 @@ func (c *conn[C]) exchangeWith(ctx contextT, ex *exchange[C], cc C, uc *upConn, 
 	if abortable && !ex.setUpstream(uc.nc, nil) {
 		c.up.Store(nil)
 		uc.close()
-		return &Error{Type: ConnectionClosed, Source: Downstream, Cause: errClientGone}
+		return clientGoneError(errClientGone)
 	}
 	pooled := false
 	// (The work is in exchangeOn, so that this function has few returns and its defer

@@ -117,7 +117,7 @@ func (c *conn[C]) exchangeH2(ctx contextT, ex *exchange[C], cc C, peer *Peer) *E
 	}
 	defer cancel()
 	if !ex.setUpstream(nil, cancel) {
-		return &Error{Type: ConnectionClosed, Source: Downstream, Cause: errClientGone}
+		return clientGoneError(errClientGone)
 	}
 	defer ex.setUpstream(nil, nil)
 	body := &h2ReqBody[C]{c: c, ex: ex, ctx: ctx, cc: cc, req: req}

@@ -44,7 +44,7 @@ func (c *conn[C]) exchangeWSH2(ctx contextT, ex *exchange[C], cc C, peer *Peer) 
 	if sess.transport() == downstream(&ex.h2d) {
 		if !ex.setUpstream(nc, nil) {
 			nc.Close()
-			return &Error{Type: ConnectionClosed, Source: Downstream, Cause: errClientGone}
+			return clientGoneError(errClientGone)
 		}
 		defer ex.setUpstream(nil, nil)
 	}
