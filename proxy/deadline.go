@@ -53,12 +53,11 @@ func (d *deadline) update(now time.Time, timeout time.Duration, total time.Time)
 	if moved {
 		d.at = w
 	}
-	switch {
-	case total.IsZero():
+	if total.IsZero() {
 		// at is now within [now+timeout-timeout/20, now+timeout]; it stays so until
 		// it is a twentieth behind.
 		d.keep, d.span = d.at.Add(timeout/20-timeout), timeout
-	default:
+	} else {
 		d.keep, d.span = time.Time{}, 0
 	}
 	return w, moved

@@ -412,23 +412,11 @@ func (c *conn[C]) upstreamRequest(ctx contextT, ex *exchange[C], cc C, peer *Pee
 		// HTTP/1.0 clients may leave Host out; HTTP/1.1 and HTTP/2 need it upstream.
 		up.Header.Add("Host", peerHost(peer))
 	}
-	at, host := c.forwardedFields(up)
-	// The client's lines as the codec parsed them need no second check; the lines the
-	// phases added or changed do. Of the forwarding fields, those valid as made are
-	// not checked either: X-Forwarded-For (an address), X-Forwarded-Proto (http or
-	// https), and X-Forwarded-Host when the Host line it copies is still the codec's.
-	// A Host a phase changed, even back to an equal value, makes it checked.
+	// The client's lines as the codec parsed them need no second check, nor do the
+	// forwarding fields valid as made (see addForwarded); the lines the phases add or
+	// change do.
 	ex.known = unchangedFields(ex.known, &up.Header, ex.reqKnown)
-	if at >= 0 {
-		fs := up.Header.Fields()
-		if c.clientIP.Zone() == "" {
-			ex.known[at] = fs[at]
-		}
-		ex.known[at+1] = fs[at+1]
-		if host >= 0 && ex.known[host].Name != "" {
-			ex.known[at+2] = fs[at+2]
-		}
-	}
+	ex.known = c.forwardedFields(up, ex.known)
 	if err := c.svc.app.UpstreamRequestFilter(ctx, sess, cc, up); err != nil {
 		return nil, asError(err, InternalError, Internal)
 	}
@@ -666,27 +654,21 @@ func (c *conn[C]) forwardInterim(ex *exchange[C], uh *h1.ResponseHead) {
 	h.Reset()
 }
 
-// forwardedFields sets X-Forwarded-* and Via on the upstream request. When it added
-// the X-Forwarded-* fields as new lines (see addForwarded), at is the index of the first
-// (X-Forwarded-For, then X-Forwarded-Proto, then X-Forwarded-Host if host >= 0), and
-// host the index of the Host line X-Forwarded-Host copies; otherwise both are -1.
-func (c *conn[C]) forwardedFields(up *message.RequestHeader) (at, host int) {
+// forwardedFields sets X-Forwarded-* and Via on the upstream request. known records
+// which of up's lines are valid already, one entry per line (see unchangedFields); it is
+// returned with the lines added that are valid as made.
+func (c *conn[C]) forwardedFields(up *message.RequestHeader, known []message.Field) []message.Field {
 	s := c.svc
-	at, host = -1, -1
 	if !s.opts.NoForwardedHeaders && c.clientS != "" {
-		n := up.Header.Len()
 		var added bool
-		if host, added = c.addForwarded(&up.Header); added {
-			at = n
-		} else {
-			host = -1
+		if known, added = c.addForwarded(&up.Header, known); !added {
 			c.setForwarded(&up.Header)
 		}
 	}
 	if s.via != "" {
 		appendVia(&up.Header, s.via)
 	}
-	return at, host
+	return known
 }
 
 // setForwarded sets the X-Forwarded-* fields of h, which has one of them already: a
@@ -707,10 +689,14 @@ func (c *conn[C]) setForwarded(h *message.Header) {
 
 // addForwarded adds the X-Forwarded-* fields to h when it has none of them, the usual
 // case (an untrusted client's are dropped on arrival): one look at the fields instead of
-// a search for each. It reports false, having done nothing, when h has one of them;
-// host is the index of the Host line copied to X-Forwarded-Host, or -1 if there is none.
-func (c *conn[C]) addForwarded(h *message.Header) (host int, added bool) {
-	host = -1
+// a search for each. It reports false, having done nothing, when h has one of them.
+// known has an entry for each line of h (see unchangedFields); the new lines' entries
+// are appended to it: X-Forwarded-For (an address) and X-Forwarded-Proto (http or
+// https) are valid as made, X-Forwarded-Host is when the Host line it copies is known,
+// the very line the codec checked. A Host a phase set, even back to an equal value, is
+// not, and so its copy is checked after the phases.
+func (c *conn[C]) addForwarded(h *message.Header, known []message.Field) ([]message.Field, bool) {
+	host := -1
 	for i, f := range h.Fields() {
 		switch len(f.Name) {
 		case len("Host"):
@@ -720,16 +706,30 @@ func (c *conn[C]) addForwarded(h *message.Header) (host int, added bool) {
 		case len("X-Forwarded-For"), len("X-Forwarded-Host"), len("X-Forwarded-Proto"):
 			if message.EqualFold(f.Name, "X-Forwarded-For") || message.EqualFold(f.Name, "X-Forwarded-Host") ||
 				message.EqualFold(f.Name, "X-Forwarded-Proto") {
-				return -1, false
+				return known, false
 			}
 		}
 	}
+	at := h.Len()
 	h.Add("X-Forwarded-For", c.clientS)
 	h.Add("X-Forwarded-Proto", c.scheme())
 	if host >= 0 {
-		h.Add("X-Forwarded-Host", h.Fields()[host].Value)
+		h.Add("X-Forwarded-Host", h.Field(host).Value)
 	}
-	return host, true
+	made := h.Fields()[at:]
+	var xff message.Field
+	if c.clientIP.Zone() == "" { // (a zone is an interface name: not checked here)
+		xff = made[0]
+	}
+	known = append(known, xff, made[1])
+	if host >= 0 {
+		var xfh message.Field
+		if known[host].Name != "" {
+			xfh = made[2]
+		}
+		known = append(known, xfh)
+	}
+	return known, true
 }
 
 // scheme is the client connection's scheme, for X-Forwarded-Proto.
