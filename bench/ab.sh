@@ -104,7 +104,7 @@ END {
 	printf "%-16s %10s %10s %14s %13s %8s %10s %10s\n", "proxy", "median", "mean", "ratio to " first, "ratio q1-q3", "below", "user", "system"
 	split(order, names, " ")
 	for (i = 1; i in names; i++) {
-		b = names[i]; n = 0; m = 0; s = 0; delete v; delete q; delete u; delete k
+		b = names[i]; n = 0; m = 0; s = 0; below = 0; delete v; delete q; delete u; delete k
 		for (r in R) {
 			if (!((b, r) in T)) continue
 			v[++n] = T[b, r]; s += T[b, r]; u[n] = U[b, r]; k[n] = S[b, r]
@@ -113,6 +113,5 @@ END {
 		med = median(q, m) # (sorts q)
 		q1 = q[int((m + 3) / 4)]; q3 = q[int((3 * m + 3) / 4)]
 		printf "%-16s %7.2f µs %7.2f µs %13.3f× %6.3f-%.3f %5d/%-2d %7.2f µs %7.2f µs\n", b, median(v, n), s / n, med, q1, q3, below, m, median(u, n), median(k, n)
-		below = 0
 	}
 }' "$TMP/runs"
