@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"reflect"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -172,23 +174,56 @@ func (e *ConfigError) Unwrap() error { return e.Err }
 // it. Unknown keys are errors. Errors are [*ConfigError] values (joined when several)
 // naming the file, line and key, or an *os.PathError for a file that cannot be read.
 func LoadConfig(path string) (*Config, error) {
-	return loadConfigOver(DefaultConfig(), path)
+	return loadConfigOver(DefaultConfig(), path, nil)
 }
 
-// loadConfigOver reads the file at path over base; see [LoadConfig].
-func loadConfigOver(base *Config, path string) (*Config, error) {
+// LoadConfigWithApp is [LoadConfig] for a file that also holds the application's own
+// keys: it decodes the file into the returned Config and into app, a non-nil pointer to
+// the application's configuration struct (usually with yaml tags), over the values app
+// already has. A top-level key is the server's if [Config] has it and the application's
+// if app has it (a key both have goes to both); a key neither has is an error with its
+// line, as is an unknown key inside one of app's nested structs. A value of the wrong
+// type for one of app's keys is a [*ConfigError] naming the key (dotted for nested keys,
+// "backend.port") and its line. [NewFromFlags] calls it with [Options.App].
+func LoadConfigWithApp(path string, app any) (*Config, error) {
+	if err := checkApp(app); err != nil {
+		return nil, err
+	}
+	return loadConfigOver(DefaultConfig(), path, app)
+}
+
+// ParseConfigWithApp is [LoadConfigWithApp] reading from r; name (usually the file name)
+// prefixes error messages.
+func ParseConfigWithApp(r io.Reader, name string, app any) (*Config, error) {
+	if err := checkApp(app); err != nil {
+		return nil, err
+	}
+	return parseConfigOver(DefaultConfig(), r, name, app)
+}
+
+// checkApp reports an app configuration that cannot be decoded into.
+func checkApp(app any) error {
+	if v := reflect.ValueOf(app); v.Kind() != reflect.Pointer || v.IsNil() {
+		return fmt.Errorf("server: Options.App must be a non-nil pointer, got %T", app)
+	}
+	return nil
+}
+
+// loadConfigOver reads the file at path over base, and over app if not nil; see
+// [LoadConfigWithApp].
+func loadConfigOver(base *Config, path string, app any) (*Config, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("server: load config: %w", err)
 	}
 	defer f.Close()
-	return parseConfigOver(base, f, path)
+	return parseConfigOver(base, f, path, app)
 }
 
 // ParseConfig reads a YAML configuration from r over [DefaultConfig] and validates it;
 // name (usually the file name) prefixes error messages. See [LoadConfig].
 func ParseConfig(r io.Reader, name string) (*Config, error) {
-	return parseConfigOver(DefaultConfig(), r, name)
+	return parseConfigOver(DefaultConfig(), r, name, nil)
 }
 
 var (
@@ -197,9 +232,9 @@ var (
 	yamlUnmarshRE = regexp.MustCompile(`^cannot unmarshal (.*) into ([\w.\[\]]+)$`)
 )
 
-// parseConfigOver decodes r over base (which it modifies and returns) and validates the
-// result.
-func parseConfigOver(base *Config, r io.Reader, name string) (*Config, error) {
+// parseConfigOver decodes r over base (which it modifies and returns), and over app if not
+// nil, and validates the result.
+func parseConfigOver(base *Config, r io.Reader, name string, app any) (*Config, error) {
 	data, err := io.ReadAll(io.LimitReader(r, maxConfigSize+1))
 	if err != nil {
 		return nil, fmt.Errorf("server: read config %s: %w", name, err)
@@ -207,11 +242,14 @@ func parseConfigOver(base *Config, r io.Reader, name string) (*Config, error) {
 	if len(data) > maxConfigSize {
 		return nil, &ConfigError{File: name, Err: fmt.Errorf("larger than %d bytes", maxConfigSize)}
 	}
-	lines := keyLines(data)
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	dec.KnownFields(true)
-	if err := dec.Decode(base); err != nil && !errors.Is(err, io.EOF) {
-		return nil, yamlError(err, name, lines)
+	lines, paths := keyLines(data)
+	errs, syntax := decodeStrict(data, base, name, lines, paths)
+	if app != nil && !syntax && lines != nil {
+		appErrs, _ := decodeStrict(data, app, name, lines, paths)
+		errs = mergeKeyErrors(errs, appErrs, lines)
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
 	}
 	if err := base.validate(name, lines); err != nil {
 		return nil, err
@@ -219,26 +257,107 @@ func parseConfigOver(base *Config, r io.Reader, name string) (*Config, error) {
 	return base, nil
 }
 
-// keyLines maps the line of each top-level key to the key, and each key to its line. It
-// returns nil maps when data does not parse; the decoder then reports why.
-func keyLines(data []byte) map[string]int {
+// decodeStrict decodes data into v with unknown keys rejected and returns the problems as
+// [*ConfigError] values; syntax reports a document that does not parse (or is not a
+// mapping), for which decoding into anything else would only repeat the error.
+func decodeStrict(data []byte, v any, name string, lines map[string]int, paths map[int]string) (errs []error, syntax bool) {
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	err := dec.Decode(v)
+	if err == nil || errors.Is(err, io.EOF) {
+		return nil, false
+	}
+	var te *yaml.TypeError
+	return yamlError(err, name, lines, paths), !errors.As(err, &te)
+}
+
+// mergeKeyErrors combines the problems found decoding one file into the server's Config
+// (server) and into the application's struct (app): a top-level key unknown to one of
+// them is a problem only if the other does not know it either, and is then reported
+// once. The result is ordered by line.
+func mergeKeyErrors(server, app []error, lines map[string]int) []error {
+	topUnknown := func(err error) (string, bool) {
+		var ce *ConfigError
+		if errors.As(err, &ce) && errors.Is(ce.Err, ErrUnknownKey) && ce.Line > 0 && lines[ce.Key] == ce.Line {
+			return ce.Key, true
+		}
+		return "", false
+	}
+	unknownToApp := map[string]bool{}
+	for _, err := range app {
+		if k, ok := topUnknown(err); ok {
+			unknownToApp[k] = true
+		}
+	}
+	var out []error
+	for _, err := range server {
+		if k, ok := topUnknown(err); ok && !unknownToApp[k] {
+			continue // the application's key
+		}
+		out = append(out, err)
+	}
+	for _, err := range app {
+		if _, ok := topUnknown(err); ok {
+			continue // the server's key, or reported above
+		}
+		out = append(out, err)
+	}
+	slices.SortStableFunc(out, func(a, b error) int {
+		var ca, cb *ConfigError
+		errors.As(a, &ca)
+		errors.As(b, &cb)
+		if ca == nil || cb == nil {
+			return 0
+		}
+		return ca.Line - cb.Line
+	})
+	return out
+}
+
+// keyLines maps each top-level key to its line, and the line of each key at any depth to
+// its dotted path ("backend.port", "routes[1].prefix"). It returns nil maps when data does
+// not parse or is not a mapping; the decoder then reports why.
+func keyLines(data []byte) (lines map[string]int, paths map[int]string) {
 	var doc yaml.Node
 	if err := yaml.Unmarshal(data, &doc); err != nil || len(doc.Content) == 0 {
-		return nil
+		return nil, nil
 	}
 	m := doc.Content[0]
 	if m.Kind != yaml.MappingNode {
-		return nil
+		return nil, nil
 	}
-	lines := make(map[string]int, len(m.Content)/2)
+	lines = make(map[string]int, len(m.Content)/2)
 	for i := 0; i+1 < len(m.Content); i += 2 {
 		lines[m.Content[i].Value] = m.Content[i].Line
 	}
-	return lines
+	paths = map[int]string{}
+	var walk func(n *yaml.Node, prefix string)
+	walk = func(n *yaml.Node, prefix string) {
+		switch n.Kind {
+		case yaml.MappingNode:
+			for i := 0; i+1 < len(n.Content); i += 2 {
+				k := n.Content[i]
+				p := k.Value
+				if prefix != "" {
+					p = prefix + "." + p
+				}
+				if _, ok := paths[k.Line]; !ok {
+					paths[k.Line] = p
+				}
+				walk(n.Content[i+1], p)
+			}
+		case yaml.SequenceNode:
+			for i, c := range n.Content {
+				walk(c, fmt.Sprintf("%s[%d]", prefix, i))
+			}
+		}
+	}
+	walk(m, "")
+	return lines, paths
 }
 
 // yamlError turns a decoding error into [*ConfigError] values with file, line and key.
-func yamlError(err error, name string, lines map[string]int) error {
+func yamlError(err error, name string, lines map[string]int, paths map[int]string) []error {
 	var msgs []string
 	var te *yaml.TypeError
 	if errors.As(err, &te) {
@@ -257,6 +376,9 @@ func yamlError(err error, name string, lines map[string]int) error {
 		switch {
 		case yamlUnknownRE.MatchString(msg):
 			ce.Key = yamlUnknownRE.FindStringSubmatch(msg)[1]
+			if p := paths[ce.Line]; strings.HasSuffix(p, "."+ce.Key) {
+				ce.Key = p // a nested key: name it with its parents
+			}
 			ce.Err = ErrUnknownKey
 		default:
 			if m := yamlUnmarshRE.FindStringSubmatch(msg); m != nil {
@@ -266,12 +388,15 @@ func yamlError(err error, name string, lines map[string]int) error {
 					msg = "want " + m[2] + ", got " + m[1]
 				}
 			}
-			ce.Key = keyAtLine(lines, ce.Line)
+			ce.Key = paths[ce.Line]
+			if ce.Key == "" {
+				ce.Key = keyAtLine(lines, ce.Line)
+			}
 			ce.Err = errors.New(strings.TrimPrefix(msg, "yaml: "))
 		}
 		errs = append(errs, ce)
 	}
-	return errors.Join(errs...)
+	return errs
 }
 
 // keyAtLine returns the top-level key whose value starts on line, or the nearest key

@@ -17,7 +17,14 @@
 // Configuration comes from a YAML file with Pingora's keys ([LoadConfig], [Config]) and
 // from the command line (-c/--conf, -d/--daemon, -u/--upgrade, -t/--test; see
 // [ParseFlags] and [NewFromArgs]). Fields set in code through [Options] are the base the
-// file overrides.
+// file overrides. The same file may hold the application's own keys: set [Options.App]
+// to a pointer to the application's struct, and a key that neither knows is an error
+// with its line.
+//
+// With -t ([Options.Test]) the program builds and adds its services as usual, so their
+// files are read, and [Server.Run] then calls the Check method of each service that
+// implements [Checker] (a proxy service does) and returns [ErrConfigTested] or the
+// problems found, without listening.
 //
 // Proxies from package proxy are listening services by their method set; this package
 // does not import them. A program that serves plain net/http handlers and does not need
@@ -27,17 +34,18 @@
 //
 //	func main() {
 //		srv, err := server.NewFromArgs(os.Args[1:], server.Options{})
-//		if errors.Is(err, server.ErrConfigTested) {
-//			fmt.Println("configuration OK")
-//			return
-//		}
 //		if err != nil {
 //			log.Fatal(err)
 //		}
 //		if err := srv.Add(myProxy); err != nil { // a ListeningService
 //			log.Fatal(err)
 //		}
-//		if err := srv.Run(); err != nil {
+//		err = srv.Run()
+//		if errors.Is(err, server.ErrConfigTested) { // -t: checked, nothing served
+//			fmt.Println("configuration OK")
+//			return
+//		}
+//		if err != nil {
 //			log.Fatal(err)
 //		}
 //	}

@@ -7,15 +7,16 @@ import (
 	"io"
 )
 
-// ErrConfigTested is returned by [NewFromArgs] for -t/--test once the configuration has
-// been loaded and found valid; main should print "configuration OK" and exit 0.
+// ErrConfigTested is returned by [Server.Run] in test mode (-t/--test, [Options.Test])
+// once the configuration has been loaded and every service that implements [Checker] has
+// passed its check; main should print "configuration OK" and exit 0.
 var ErrConfigTested = errors.New("server: configuration tested")
 
 // FlagUsage describes the flags [ParseFlags] accepts, for a program's -h output.
 const FlagUsage = `  -c, --conf FILE   load the YAML configuration from FILE
   -d, --daemon      run in the background
   -u, --upgrade     take the listening sockets from the running process (graceful upgrade)
-  -t, --test        check the configuration and exit
+  -t, --test        check the configuration and the services, then exit
 `
 
 // Flags holds the command-line flags of a Gotthard program.
@@ -26,7 +27,8 @@ type Flags struct {
 	Daemon bool
 	// Upgrade asks to take over from a running process (-u, --upgrade).
 	Upgrade bool
-	// Test asks to check the configuration and exit (-t, --test).
+	// Test asks to check the configuration and the services and exit (-t, --test): it
+	// sets [Options.Test].
 	Test bool
 }
 
@@ -69,13 +71,26 @@ func AddFlags(fs *flag.FlagSet) *Flags {
 
 // NewFromArgs is [New] driven by the command line: it parses args with [ParseFlags]; with
 // -c it reads the file over opts.Config (or over [DefaultConfig] if that is nil), so the
-// file's keys override the code's; -d sets Config.Daemon and -u sets Options.Upgrade. With
-// -t it validates everything and returns nil and [ErrConfigTested], or the problem found.
+// file's keys override the code's, and over opts.App if set (see [Options.App]); -d sets
+// Config.Daemon, -u sets Options.Upgrade and -t sets Options.Test. A configuration
+// problem is returned here, with or without -t.
+//
+// With -t the program goes on as usual: it builds its services (reading their files, so
+// a missing certificate is found), adds them, and calls Run, which checks them and
+// returns [ErrConfigTested] without listening:
 //
 //	srv, err := server.NewFromArgs(os.Args[1:], server.Options{})
+//	if err != nil {
+//		log.Fatal(err)
+//	}
+//	// ... build the services and srv.Add them ...
+//	err = srv.Run()
 //	if errors.Is(err, server.ErrConfigTested) {
 //		fmt.Println("configuration OK")
 //		return
+//	}
+//	if err != nil {
+//		log.Fatal(err)
 //	}
 func NewFromArgs(args []string, opts Options) (*Server, error) {
 	f, err := ParseFlags(args)
@@ -91,9 +106,14 @@ func NewFromFlags(f Flags, opts Options) (*Server, error) {
 	if opts.Config != nil {
 		cfg = opts.Config.clone()
 	}
+	if opts.App != nil {
+		if err := checkApp(opts.App); err != nil {
+			return nil, err
+		}
+	}
 	if f.Conf != "" {
 		var err error
-		cfg, err = loadConfigOver(cfg, f.Conf)
+		cfg, err = loadConfigOver(cfg, f.Conf, opts.App)
 		if err != nil {
 			return nil, err
 		}
@@ -103,12 +123,6 @@ func NewFromFlags(f Flags, opts Options) (*Server, error) {
 	}
 	opts.Config = cfg
 	opts.Upgrade = opts.Upgrade || f.Upgrade
-	srv, err := New(opts)
-	if err != nil {
-		return nil, err
-	}
-	if f.Test {
-		return nil, ErrConfigTested
-	}
-	return srv, nil
+	opts.Test = opts.Test || f.Test
+	return New(opts)
 }

@@ -53,10 +53,14 @@ func TestNewFromArgs(t *testing.T) {
 	good := writeConf(t, "version: 1\nmax_retries: 3\n")
 	bad := writeConf(t, "version: 1\nmax_retry: 3\n")
 
-	if _, err := NewFromArgs([]string{"-t", "-c", good}, Options{}); !errors.Is(err, ErrConfigTested) {
-		t.Errorf("-t with a good config = %v, want ErrConfigTested", err)
+	srv, err := NewFromArgs([]string{"-t", "-c", good}, Options{})
+	if err != nil {
+		t.Fatalf("-t with a good config: %v", err)
 	}
-	_, err := NewFromArgs([]string{"--test", "--conf", bad}, Options{})
+	if err := srv.Run(); !errors.Is(err, ErrConfigTested) {
+		t.Errorf("-t with a good config: Run = %v, want ErrConfigTested", err)
+	}
+	_, err = NewFromArgs([]string{"--test", "--conf", bad}, Options{})
 	var ce *ConfigError
 	if !errors.As(err, &ce) || ce.Key != "max_retry" || ce.Line != 2 {
 		t.Errorf("-t with a bad config = %v, want the unknown key at line 2", err)
@@ -68,7 +72,7 @@ func TestNewFromArgs(t *testing.T) {
 	base := DefaultConfig()
 	base.UpstreamKeepalivePoolSize = 32
 	base.MaxRetries = 1
-	srv, err := NewFromArgs([]string{"-c", good, "-d", "-u"}, Options{Config: base})
+	srv, err = NewFromArgs([]string{"-c", good, "-d", "-u"}, Options{Config: base})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -48,6 +48,18 @@ type Options struct {
 	// it when the program handles signals itself or runs several Servers. If false, Run
 	// handles them.
 	NoSignals bool
+	// Test makes Run check instead of serving (the -t flag): it calls the Check method of
+	// every added service that implements [Checker] and returns [ErrConfigTested], or the
+	// problems found, without listening, writing the pid file or starting anything. If
+	// false, Run serves.
+	Test bool
+	// App, if not nil, is a pointer to the application's own configuration struct (with
+	// yaml tags). [NewFromArgs] and [NewFromFlags] decode the -c file into it as well as
+	// into [Config]: a top-level key that neither Config nor App has is an error with its
+	// line, and so is a value of the wrong type for an App key (see
+	// [LoadConfigWithApp]). The fields the file leaves out keep the values App had. If
+	// nil, the file may hold only the server's keys.
+	App any
 }
 
 // state is the lifecycle state of a Server.
@@ -72,6 +84,7 @@ type Server struct {
 	listen    func(Endpoint) (net.Listener, error)
 	upgrade   bool
 	noSignals bool
+	test      bool
 	ready     chan struct{} // closed when every service has started
 	done      chan struct{} // closed when Run has returned or the Server closed unused
 
@@ -107,6 +120,7 @@ func New(opts Options) (*Server, error) {
 		listen:    opts.Listen,
 		upgrade:   opts.Upgrade,
 		noSignals: opts.NoSignals,
+		test:      opts.Test,
 		ready:     make(chan struct{}),
 		done:      make(chan struct{}),
 		graceful:  make(chan struct{}),
@@ -220,6 +234,9 @@ func (s *Server) Run() error { return s.RunContext(context.Background()) }
 
 // RunContext runs every added service and blocks until they have all stopped.
 //
+// In test mode ([Options.Test], the -t flag) it only checks: see [Checker]. It returns
+// [ErrConfigTested] if every service passed, or their problems joined, and starts nothing.
+//
 // Start-up: with Config.Daemon set (and not already in the daemon), it starts a detached
 // copy of the binary (see [Config.Daemon]) and returns nil at once, so the original process
 // exits with status 0. Otherwise it sets GOMAXPROCS from Config.Threads, installs the
@@ -262,6 +279,9 @@ func (s *Server) RunContext(ctx context.Context) error {
 		close(s.done)
 	}()
 
+	if s.test {
+		return s.check(svcs)
+	}
 	if len(svcs) == 0 {
 		return ErrNoServices
 	}
@@ -590,4 +610,22 @@ func (r *run) handle(res result) bool {
 		r.firstErr = fmt.Errorf("server: service %q: %w", res.name, res.err)
 	}
 	return true
+}
+
+// check runs the Check of every service that implements [Checker], for test mode.
+func (s *Server) check(svcs []Service) error {
+	var errs []error
+	for _, svc := range svcs {
+		c, ok := svc.(Checker)
+		if !ok {
+			continue
+		}
+		if err := c.Check(); err != nil {
+			errs = append(errs, fmt.Errorf("server: service %q: %w", svc.Name(), err))
+		}
+	}
+	if len(errs) > 0 {
+		return errors.Join(errs...)
+	}
+	return ErrConfigTested
 }

@@ -67,3 +67,16 @@ type BackgroundService interface {
 	// failure that shuts the Server down.
 	Run(ctx context.Context) error
 }
+
+// Checker is implemented by services that can check their own settings without serving:
+// files they will read, options, anything that would otherwise only fail once the
+// service runs. A *proxy.Service implements it. In test mode ([Options.Test], the -t
+// flag) [Server.Run] calls Check on every added service that has it, in the order they
+// were added, instead of running them.
+//
+// Check must not listen, connect or change what the service will do when it runs; it
+// may read files. Its error should describe the problem without repeating the service's
+// name, which the Server adds.
+type Checker interface {
+	Check() error
+}
