@@ -395,9 +395,14 @@ func TestConfigTest(t *testing.T) {
 		exitCode int
 		stdout   string
 		stderr   []string
+		args     []string // more flags
 	}{
-		{"valid", "version: 1\ngrace_period_seconds: 0\nmax_retries: 2\n", 0, "configuration OK", nil},
-		{"unknown key", "version: 1\n\nno_such_key: 3\n", 1, "", []string{"no_such_key", "3"}},
+		{"valid", "version: 1\ngrace_period_seconds: 0\nmax_retries: 2\n", 0, "configuration OK", nil, nil},
+		{"unknown key", "version: 1\n\nno_such_key: 3\n", 1, "", []string{"no_such_key", "3"}, nil},
+		// -t builds the services, so their problems show too.
+		{"missing certificate", "version: 1\n", 1, "", []string{filepath.Join(dir, "missing.pem")},
+			[]string{"-tls-listen", "127.0.0.1:0", "-cert", filepath.Join(dir, "missing.pem"), "-key", filepath.Join(dir, "missing.key")}},
+		{"bad listen address", "version: 1\n", 1, "", []string{`service "gateway"`, `endpoint "6188"`}, []string{"-listen", "6188"}},
 	}
 	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -405,7 +410,7 @@ func TestConfigTest(t *testing.T) {
 			if err := os.WriteFile(path, []byte(tt.conf), 0o600); err != nil {
 				t.Fatal(err)
 			}
-			p := startGateway(t, "-t", "-c", path, "-upstream", "127.0.0.1:1")
+			p := startGateway(t, append([]string{"-t", "-c", path, "-upstream", "127.0.0.1:1"}, tt.args...)...)
 			select {
 			case <-p.exited:
 			case <-time.After(10 * time.Second):
@@ -423,7 +428,7 @@ func TestConfigTest(t *testing.T) {
 					t.Fatalf("stderr lacks %q:\n%s", w, p.stderr.String())
 				}
 			}
-			if tt.exitCode != 0 && !regexp.MustCompile(`line 3\b|:3\b`).MatchString(p.stderr.String()) {
+			if tt.name == "unknown key" && !regexp.MustCompile(`line 3\b|:3\b`).MatchString(p.stderr.String()) {
 				t.Fatalf("stderr does not name line 3:\n%s", p.stderr.String())
 			}
 		})

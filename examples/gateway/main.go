@@ -45,6 +45,13 @@ type gateway struct {
 	accessLog *slog.Logger // nil: no access log
 }
 
+// Compile-time checks that the proxy types implement ProxyHTTP: a phase with a wrong
+// signature fails here with the method named.
+var (
+	_ proxy.ProxyHTTP[struct{}]     = (*gateway)(nil)
+	_ proxy.ProxyHTTP[*balancedCtx] = (*balanced)(nil)
+)
+
 func (g *gateway) NewCtx() struct{} { return struct{}{} }
 
 // EarlyRequestFilter turns the gRPC-web bridge on for gRPC-web calls with -grpc-web.

@@ -45,6 +45,9 @@ type gateway struct {
 	log  *slog.Logger
 }
 
+// A wrong phase signature fails to compile here, naming the method.
+var _ proxy.ProxyHTTP[*call] = (*gateway)(nil)
+
 // call is the per-request state: whether it came as gRPC-web, and the gRPC status the
 // server answered with, if any.
 type call struct {

@@ -37,6 +37,9 @@ type balancer struct {
 	budget *lb.RetryBudget
 }
 
+// A wrong phase signature fails to compile here, naming the method.
+var _ proxy.ProxyHTTP[*reqCtx] = (*balancer)(nil)
+
 // reqCtx remembers the origins a request tried and its current attempt.
 type reqCtx struct {
 	attempts lb.Attempts

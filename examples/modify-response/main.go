@@ -41,6 +41,9 @@ type rewriter struct {
 	peer *proxy.Peer
 }
 
+// A wrong phase signature fails to compile here, naming the method.
+var _ proxy.ProxyHTTP[*rewriteCtx] = rewriter{}
+
 func (rewriter) NewCtx() *rewriteCtx { return &rewriteCtx{} }
 
 func (r rewriter) UpstreamPeer(context.Context, *proxy.Session, *rewriteCtx) (*proxy.Peer, error) {

@@ -27,6 +27,9 @@ type guard struct {
 	key    []byte
 }
 
+// A wrong phase signature fails to compile here, naming the method.
+var _ proxy.ProxyHTTP[struct{}] = guard{}
+
 func (guard) NewCtx() struct{} { return struct{}{} }
 
 func (g guard) UpstreamPeer(context.Context, *proxy.Session, struct{}) (*proxy.Peer, error) {

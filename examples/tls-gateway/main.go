@@ -39,6 +39,9 @@ type gateway struct {
 	log  *slog.Logger
 }
 
+// A wrong phase signature fails to compile here, naming the method.
+var _ proxy.ProxyHTTP[struct{}] = (*gateway)(nil)
+
 func (g *gateway) NewCtx() struct{} { return struct{}{} }
 
 func (g *gateway) UpstreamPeer(context.Context, *proxy.Session, struct{}) (*proxy.Peer, error) {

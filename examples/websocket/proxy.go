@@ -28,6 +28,9 @@ type wsProxy struct {
 	log   *slog.Logger
 }
 
+// A wrong phase signature fails to compile here, naming the method.
+var _ proxy.ProxyHTTP[*wsCtx] = (*wsProxy)(nil)
+
 func (*wsProxy) NewCtx() *wsCtx { return &wsCtx{} }
 
 func (p *wsProxy) UpstreamPeer(context.Context, *proxy.Session, *wsCtx) (*proxy.Peer, error) {
