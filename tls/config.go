@@ -114,7 +114,9 @@ func validate(o *Options) error {
 	return checkFIPSOptions(o)
 }
 
-// Name returns the Config's name (Options.Name).
+// Name returns the Config's name: Options.Name, or "tls" if that was empty. It is the
+// Config's service name in a server.Server (so two Configs on one Server need distinct
+// names) and the value of the "tls" attribute on its log lines.
 func (c *Config) Name() string { return c.name }
 
 // ServerConfig returns the crypto/tls configuration to serve with. It is the same value

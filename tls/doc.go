@@ -30,6 +30,12 @@
 // P-256, P-384; crypto/tls's cipher suites; session tickets on, with keys rotated daily by
 // crypto/tls unless a shared key file is given.
 //
+// The name (Options.Name) is "tls" unless set. It shows in two places: as the "tls"
+// attribute of the Config's log lines (reloads, failures), and as its service name when
+// it is added to a server.Server, where names must be unique. A program with two Configs
+// on one Server must name them ("tls-public", "tls-admin"); the second Add of two unnamed
+// ones fails with a duplicate service name "tls".
+//
 // # Reload
 //
 // The files are read into an immutable snapshot that handshakes reach through an atomic
