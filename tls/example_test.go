@@ -82,4 +82,3 @@ func ExampleNew_missingFile() {
 	fmt.Println(err)
 	// Output: tls: Options.Certificates[0]: stat /nonexistent/cert.pem: no such file or directory
 }
-
