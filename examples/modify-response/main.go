@@ -120,7 +120,9 @@ func run(args []string) error {
 		}
 		defer origin.Close()
 		target = origin.Addr()
-		fmt.Printf("Try:  curl -i http://%s/\n", *listen)
+		if !sflags.Test { // -t only checks
+			fmt.Printf("Try:  curl -i http://%s/\n", *listen)
+		}
 	}
 	svc := proxy.NewService("modify-response", rewriter{peer: proxy.NewPeer(target)}, proxy.ServiceOptions{Logger: logger})
 	svc.AddTCP(*listen)

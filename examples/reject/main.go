@@ -81,7 +81,9 @@ func run(args []string) error {
 		}
 		defer origin.Close()
 		target = origin.Addr()
-		fmt.Printf("Try:  curl -i http://%s/   and   curl -i -H '%s: %s' http://%s/\n", *listen, *header, *key, *listen)
+		if !sflags.Test { // -t only checks
+			fmt.Printf("Try:  curl -i http://%s/   and   curl -i -H '%s: %s' http://%s/\n", *listen, *header, *key, *listen)
+		}
 	}
 	g := guard{peer: proxy.NewPeer(target), header: *header, key: []byte(*key)}
 	svc := proxy.NewService("reject", g, proxy.ServiceOptions{Logger: logger})
