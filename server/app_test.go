@@ -97,5 +97,8 @@ func TestNewFromArgsApp(t *testing.T) {
 		if _, err := NewFromArgs(nil, Options{App: bad}); err == nil || !strings.Contains(err.Error(), "Options.App") {
 			t.Errorf("App %T: err = %v, want one naming Options.App", bad, err)
 		}
+		if _, err := New(Options{App: bad}); err == nil || strings.Count(err.Error(), "Options.App") != 1 {
+			t.Errorf("New with App %T: err = %v, want one naming Options.App once", bad, err)
+		}
 	}
 }

@@ -101,7 +101,8 @@ type Server struct {
 }
 
 // New validates opts and returns a Server ready for [Server.Add]. An invalid Options.Config
-// yields its [Config.Validate] error.
+// yields its [Config.Validate] error; an Options.App that is not a non-nil pointer is an
+// error too (New itself reads no file into it: [NewFromArgs] does).
 func New(opts Options) (*Server, error) {
 	cfg := DefaultConfig()
 	if opts.Config != nil {
@@ -109,6 +110,11 @@ func New(opts Options) (*Server, error) {
 	}
 	if err := cfg.Validate(); err != nil {
 		return nil, err
+	}
+	if opts.App != nil {
+		if err := checkApp(opts.App); err != nil {
+			return nil, err
+		}
 	}
 	log := opts.Logger
 	if log == nil {
