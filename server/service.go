@@ -72,7 +72,9 @@ type BackgroundService interface {
 // files they will read, options, anything that would otherwise only fail once the
 // service runs. A *proxy.Service implements it. In test mode ([Options.Test], the -t
 // flag) [Server.Run] calls Check on every added service that has it, in the order they
-// were added, instead of running them.
+// were added, instead of running them. A normal Run does not call Check: a service checks
+// what it must when it starts serving, and a problem -t reports as a warning sign (a
+// certificate past its date, say) should not keep a restarted process from serving.
 //
 // Check must not listen, connect or change what the service will do when it runs; it
 // may read files. Its error should describe the problem without repeating the service's
