@@ -103,9 +103,11 @@ func phaseNames() []string {
 // CheckPhases reports exported methods of app (the value given to [NewService]) whose
 // names are close to a phase's but are not phases, so the framework never calls them and
 // the default from [Phases] runs instead: RequestFiltr, ResponsFilter, Upstreampeer,
-// UpstreamPeers. A name is close when it equals a phase name but for case, is within two
-// single-letter edits of one, or is one with a trailing "s" added or removed. The error
-// lists each such method with the phase it probably meant; nil means none.
+// UpstreamPeers. A name is close when it equals a phase name but for case or a trailing
+// "s" added or removed; or when it is within two single-letter edits of one and the
+// method takes a [*Session], as every phase but NewCtx does (so a helper such as
+// Login(user string) is not taken for Logging). The error lists each such method with
+// the phase it probably meant; nil means none.
 //
 // A method with a phase's exact name but the wrong signature cannot be found this way:
 // it fails to compile where app is used as a ProxyHTTP. Make that error plain with a
@@ -133,7 +135,8 @@ func CheckPhases(app any) error {
 		if !m.IsExported() || isPhase[m.Name] {
 			continue
 		}
-		if p, ok := closePhase(m.Name, phases); ok {
+		p, d := closePhase(m.Name, phases)
+		if d == 0 || d <= 2 && takesSession(m.Type) {
 			found = append(found, fmt.Sprintf("%s (%s?)", m.Name, p))
 		}
 	}
@@ -144,22 +147,34 @@ func CheckPhases(app any) error {
 		t, strings.Join(found, ", "))
 }
 
-// closePhase returns the phase name that name is closest to, if it is close enough to be
-// a misspelling (see [CheckPhases]).
-func closePhase(name string, phases []string) (string, bool) {
+// closePhase returns the phase name that name is closest to and how close: 0 when they
+// differ only in case or a trailing "s", else the edit distance (3 stands for "farther").
+func closePhase(name string, phases []string) (string, int) {
 	n := strings.ToLower(name)
 	best, bestDist := "", 3
 	for _, p := range phases {
 		lp := strings.ToLower(p)
 		d := editDistance(n, lp)
 		if n+"s" == lp || lp+"s" == n {
-			d = min(d, 1)
+			d = 0
 		}
 		if d < bestDist {
 			best, bestDist = p, d
 		}
 	}
-	return best, bestDist <= 2
+	return best, bestDist
+}
+
+// takesSession reports whether a method (of a method set, so its receiver comes first)
+// has a *Session parameter.
+func takesSession(m reflect.Type) bool {
+	session := reflect.TypeFor[*Session]()
+	for i := range m.NumIn() {
+		if m.In(i) == session {
+			return true
+		}
+	}
+	return false
 }
 
 // editDistance returns the Levenshtein distance between a and b, in bytes.

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gotthard-proxy/gotthard/message"
 	gtls "github.com/gotthard-proxy/gotthard/tls"
 )
 
@@ -23,11 +24,14 @@ type misspelt struct{ fixedProxy }
 func (misspelt) RequestFiltr(context.Context, *Session, *testCtx) (Result, error) {
 	return Handled, nil
 }
-func (*misspelt) ResponsFilter() {}
-func (misspelt) Upstreampeer()   {}
-func (misspelt) UpstreamPeers()  {}
-func (misspelt) REQUESTFILTER()  {}
-func (misspelt) Loggings()       {}
+func (*misspelt) ResponsFilter(context.Context, *Session, *testCtx, *message.ResponseHeader) error {
+	return nil
+}
+func (misspelt) Upstreampeer()                                     {}
+func (misspelt) UpstreamPeers()                                    {}
+func (misspelt) REQUESTFILTER()                                    {}
+func (misspelt) Loggings()                                         {}
+func (misspelt) Loging(context.Context, *Session, *testCtx, error) {}
 
 // wellSpelt has a real phase and exported methods far from any phase name.
 type wellSpelt struct{ fixedProxy }
@@ -37,6 +41,9 @@ func (wellSpelt) RequestFilter(context.Context, *Session, *testCtx) (Result, err
 }
 func (wellSpelt) Reload() error    { return nil }
 func (wellSpelt) Routes() []string { return nil }
+
+// Login is two edits from Logging but takes no *Session: a helper, not a slip.
+func (wellSpelt) Login(user string) error { return nil }
 
 func TestCheckPhases(t *testing.T) {
 	tests := []struct {
@@ -49,7 +56,7 @@ func TestCheckPhases(t *testing.T) {
 		{name: "misspelt pointer", app: &misspelt{}, want: []string{
 			"RequestFiltr (RequestFilter?)", "ResponsFilter (ResponseFilter?)",
 			"Upstreampeer (UpstreamPeer?)", "UpstreamPeers (UpstreamPeer?)",
-			"REQUESTFILTER (RequestFilter?)", "Loggings (Logging?)", "*proxy.misspelt"}},
+			"REQUESTFILTER (RequestFilter?)", "Loggings (Logging?)", "Loging (Logging?)", "*proxy.misspelt"}},
 		// A value's check includes the pointer's methods (ResponsFilter).
 		{name: "misspelt value", app: misspelt{}, want: []string{"ResponsFilter (ResponseFilter?)", "RequestFiltr (RequestFilter?)"}},
 		{name: "nil", app: nil, want: []string{"nil app"}},
@@ -79,23 +86,25 @@ func TestClosePhase(t *testing.T) {
 	phases := phaseNames()
 	for _, tt := range []struct {
 		name, want string
+		dist       int
 	}{
-		{"RequestFiltr", "RequestFilter"},
-		{"Upstreampeer", "UpstreamPeer"},
-		{"UpstreamPeers", "UpstreamPeer"},
-		{"ResponseFilters", "ResponseFilter"},
-		{"FailToConect", "FailToConnect"},
-		{"NewCtxs", "NewCtx"},
-		{"Reload", ""},
-		{"ServeHTTP", ""},
-		{"Close", ""},
+		{"RequestFiltr", "RequestFilter", 1},
+		{"Upstreampeer", "UpstreamPeer", 0},
+		{"UpstreamPeers", "UpstreamPeer", 0},
+		{"ResponseFilters", "ResponseFilter", 0},
+		{"FailToConect", "FailToConnect", 1},
+		{"NewCtxs", "NewCtx", 0},
+		{"Login", "Logging", 2},
+		{"Reload", "", 3},
+		{"ServeHTTP", "", 3},
+		{"Close", "", 3},
 	} {
-		got, ok := closePhase(tt.name, phases)
-		if !ok {
+		got, d := closePhase(tt.name, phases)
+		if d > 2 {
 			got = ""
 		}
-		if got != tt.want {
-			t.Errorf("closePhase(%q) = %q, want %q", tt.name, got, tt.want)
+		if got != tt.want || d != tt.dist {
+			t.Errorf("closePhase(%q) = %q, %d, want %q, %d", tt.name, got, d, tt.want, tt.dist)
 		}
 	}
 }
