@@ -54,7 +54,7 @@ func (b *balancer) FailToConnect(ctx context.Context, s *proxy.Session, c *reqCt
 }
 
 func (b *balancer) ErrorWhileProxy(ctx context.Context, s *proxy.Session, c *reqCtx, _ *proxy.Peer, err *proxy.Error, _ bool) *proxy.Error {
-	c.pick.Done(lb.Failure)
+	c.pick.Done(lb.OutcomeOf(0, err)) // a timeout counts towards ejection
 	if err.Source == proxy.Upstream && lb.Idempotent(s.Request().Method) && b.budget.Retry() {
 		err.Retry = true // the framework retries only if nothing reached the client
 	}
@@ -329,5 +329,110 @@ func waitEvent(t *testing.T, events <-chan timedEvent, match func(lb.HealthEvent
 		case <-timeout:
 			t.Fatal(errors.New("timed out waiting for a health event"))
 		}
+	}
+}
+
+// hungBackend accepts connections and reads requests but never answers, like a
+// process stuck after accept. It counts the connections that sent a request.
+type hungBackend struct {
+	ln       net.Listener
+	requests atomic.Int64
+	mu       sync.Mutex
+	conns    map[net.Conn]struct{}
+	wg       sync.WaitGroup
+}
+
+func startHungBackend(t *testing.T) *hungBackend {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := &hungBackend{ln: ln, conns: map[net.Conn]struct{}{}}
+	h.wg.Go(h.accept)
+	t.Cleanup(h.stop)
+	return h
+}
+
+func (h *hungBackend) accept() {
+	for {
+		c, err := h.ln.Accept()
+		if err != nil {
+			return
+		}
+		h.mu.Lock()
+		h.conns[c] = struct{}{}
+		h.mu.Unlock()
+		h.wg.Go(func() {
+			buf := make([]byte, 4096)
+			first := true
+			for {
+				if _, err := c.Read(buf); err != nil {
+					break
+				}
+				if first {
+					h.requests.Add(1)
+					first = false
+				}
+			}
+			c.Close()
+		})
+	}
+}
+
+// stop closes the listener and every connection, and waits for the goroutines.
+func (h *hungBackend) stop() {
+	h.ln.Close()
+	h.mu.Lock()
+	for c := range h.conns {
+		c.Close()
+	}
+	h.mu.Unlock()
+	h.wg.Wait()
+}
+
+// TestTimeoutEjects: a backend that accepts and never answers is ejected by its read
+// timeouts, as nginx marks a server down for fail_timeout after max_fails failures,
+// timeouts included. Every request succeeds by failover, and at most one request per
+// ejection period waits for the hung backend.
+func TestTimeoutEjects(t *testing.T) {
+	good := startOrigin(t, "good", "127.0.0.1:0", 0)
+	hung := startHungBackend(t)
+	const readTimeout, ejection = 200 * time.Millisecond, 2 * time.Second
+	l, err := lb.New(lb.Options{
+		Backends: []lb.Backend{{Addr: hung.ln.Addr().String()}, {Addr: good.addr}},
+		Outlier:  lb.OutlierOptions{ConsecutiveFailures: 1, BaseEjection: ejection},
+		Attach: func(b lb.Backend) any {
+			return &proxy.Peer{Address: b.Addr, Options: proxy.PeerOptions{ConnectTimeout: time.Second, ReadTimeout: readTimeout}}
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	url := startProxy(t, l)
+	client := &http.Client{Timeout: 10 * time.Second}
+	defer client.CloseIdleConnections()
+	start := time.Now()
+	const n = 20
+	for i := range n {
+		resp, err := client.Get(fmt.Sprintf("%s/item/%d", url, i))
+		if err != nil {
+			t.Fatalf("request %d: %v", i, err)
+		}
+		body, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil || resp.StatusCode != 200 || string(body) != "good" {
+			t.Fatalf("request %d: status %d body %q err %v", i, resp.StatusCode, body, err)
+		}
+	}
+	elapsed := time.Since(start)
+	// The first ejection lasts one period and later ones longer, so the hung backend
+	// may see one request at the start and at most one more per period elapsed.
+	allowed := 1 + int64(elapsed/ejection)
+	if got := hung.requests.Load(); got > allowed {
+		t.Fatalf("the hung backend got %d of %d requests in %v, want at most %d (one per %v ejection)", got, n, elapsed.Round(time.Millisecond), allowed, ejection)
+	}
+	if l.Stats().Ejections == 0 {
+		t.Fatal("the hung backend was never ejected")
 	}
 }

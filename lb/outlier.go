@@ -11,8 +11,8 @@ import (
 type OutlierOptions struct {
 	// Disabled turns outlier detection off.
 	Disabled bool
-	// ConsecutiveFailures is how many connect failures or 5xx responses in a row eject a
-	// backend. If zero, 5.
+	// ConsecutiveFailures is how many connect failures, timeouts or 5xx responses in a
+	// row eject a backend (nginx's max_fails; 1 ejects at the first). If zero, 5.
 	ConsecutiveFailures int
 	// BaseEjection is the first ejection's length; the n-th ejection in a row lasts n
 	// times as long. If zero, 10s.
@@ -58,9 +58,9 @@ func (l *LoadBalancer) outlierResult(t *Target, o Outcome) {
 			t.consecFail.Store(0)
 		}
 		return
-	case ConnectFailure, ServerError:
+	case ConnectFailure, ServerError, Timeout:
 	default:
-		return // a read error or a timeout may be the request's fault
+		return // a read or write error may be the request's fault
 	}
 	if int(t.consecFail.Add(1)) < l.outlier.ConsecutiveFailures {
 		return

@@ -1,6 +1,12 @@
 package lb
 
-import "time"
+import (
+	"context"
+	"errors"
+	"net"
+	"os"
+	"time"
+)
 
 // Outcome says how an attempt on a backend went; [Pick.Done] feeds it to the latency
 // score and to outlier detection.
@@ -14,8 +20,13 @@ const (
 	// ConnectFailure: connecting to the backend failed.
 	ConnectFailure
 	// Failure: the attempt failed after the connection was made (a read or write
-	// error, a timeout, a malformed response).
+	// error, a malformed response) for a reason that may be the request's own.
 	Failure
+	// Timeout: the backend did not answer in time (a connect, read, write or total
+	// timeout). Like ConnectFailure and ServerError it counts towards ejection: a
+	// backend that accepts connections and never answers is ejected as nginx marks
+	// such a server down.
+	Timeout
 	// Canceled: the attempt ended for a reason that says nothing about the backend
 	// (the client went away, a phase refused the request). It releases the pick only.
 	Canceled
@@ -32,6 +43,8 @@ func (o Outcome) String() string {
 		return "connect-failure"
 	case Failure:
 		return "failure"
+	case Timeout:
+		return "timeout"
 	case Canceled:
 		return "canceled"
 	}
@@ -39,10 +52,14 @@ func (o Outcome) String() string {
 }
 
 // OutcomeOf maps a response status (0 when no response came) and the error that ended
-// an attempt to an Outcome: an error with no status is a Failure, 5xx a ServerError,
-// anything else a Success. Use it in the Logging phase with the session's status.
+// an attempt to an Outcome: a timeout (see [IsTimeout]) is a Timeout whatever the
+// status, another error with no status a Failure, 5xx a ServerError, anything else a
+// Success. Use it in ErrorWhileProxy with status 0 and the phase's error, and in the
+// Logging phase with the session's status.
 func OutcomeOf(status int, err error) Outcome {
 	switch {
+	case err != nil && IsTimeout(err):
+		return Timeout
 	case status >= 500:
 		return ServerError
 	case status == 0 && err != nil:
@@ -51,6 +68,15 @@ func OutcomeOf(status int, err error) Outcome {
 		return Canceled
 	}
 	return Success
+}
+
+// IsTimeout reports whether err is a timeout: a [net.Error] whose Timeout method says
+// so (the proxy's connect, read, write and total timeouts are), or an error that wraps
+// [os.ErrDeadlineExceeded] or [context.DeadlineExceeded].
+func IsTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout() ||
+		errors.Is(err, os.ErrDeadlineExceeded) || errors.Is(err, context.DeadlineExceeded)
 }
 
 // Pick is one selection of a backend: the handle the caller releases with [Pick.Done]

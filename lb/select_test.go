@@ -1,9 +1,12 @@
 package lb_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"math"
+	"net"
+	"os"
 	"strconv"
 	"strings"
 	"testing"
@@ -316,23 +319,61 @@ func TestSetBackendsKeepsState(t *testing.T) {
 	}
 }
 
+// TestOutcomeOf: timeouts, however wrapped, are Timeout; other errors Failure.
 func TestOutcomeOf(t *testing.T) {
+	var netTimeout net.Error = &net.OpError{Op: "read", Net: "tcp", Err: os.ErrDeadlineExceeded}
 	tests := []struct {
+		name   string
 		status int
 		err    error
 		want   lb.Outcome
 	}{
-		{200, nil, lb.Success},
-		{404, nil, lb.Success},
-		{503, nil, lb.ServerError},
-		{502, errors.New("x"), lb.ServerError},
-		{0, errors.New("x"), lb.Failure},
-		{0, nil, lb.Canceled},
+		{"ok", 200, nil, lb.Success},
+		{"404", 404, nil, lb.Success},
+		{"5xx", 503, nil, lb.ServerError},
+		{"5xx with error", 502, errors.New("x"), lb.ServerError},
+		{"error", 0, errors.New("connection reset"), lb.Failure},
+		{"nothing", 0, nil, lb.Canceled},
+		{"net timeout", 0, netTimeout, lb.Timeout},
+		{"wrapped deadline", 0, fmt.Errorf("upstream: %w", os.ErrDeadlineExceeded), lb.Timeout},
+		{"context deadline", 0, fmt.Errorf("total: %w", context.DeadlineExceeded), lb.Timeout},
+		{"504 with timeout", 504, netTimeout, lb.Timeout},
 	}
 	for _, tt := range tests {
-		t.Run(fmt.Sprint(tt.status, tt.err), func(t *testing.T) {
+		t.Run(tt.name, func(t *testing.T) {
 			if got := lb.OutcomeOf(tt.status, tt.err); got != tt.want {
-				t.Fatalf("got %v, want %v", got, tt.want)
+				t.Fatalf("OutcomeOf(%d, %v) = %v, want %v", tt.status, tt.err, got, tt.want)
+			}
+		})
+	}
+}
+
+// TestTimeoutCountsForEjection: Done(Timeout) ejects like a connect failure, while
+// Done(Failure) does not.
+func TestTimeoutCountsForEjection(t *testing.T) {
+	for _, tt := range []struct {
+		o     lb.Outcome
+		eject bool
+	}{{lb.Timeout, true}, {lb.ConnectFailure, true}, {lb.ServerError, true}, {lb.Failure, false}, {lb.Canceled, false}} {
+		t.Run(tt.o.String(), func(t *testing.T) {
+			l, err := lb.New(lb.Options{Backends: backends(2), Outlier: lb.OutlierOptions{ConsecutiveFailures: 2, BaseEjection: 1 << 40}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			tg := l.Targets()[0]
+			for range 2 {
+				var a lb.Attempts
+				for {
+					p, _ := l.Select("", &a)
+					if p.Target() == tg {
+						p.Done(tt.o)
+						break
+					}
+					p.Done(lb.Canceled)
+				}
+			}
+			if tg.Ejected() != tt.eject {
+				t.Fatalf("ejected %v after two %v, want %v", tg.Ejected(), tt.o, tt.eject)
 			}
 		})
 	}

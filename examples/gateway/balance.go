@@ -67,7 +67,7 @@ func (b *balanced) FailToConnect(_ context.Context, _ *proxy.Session, c *balance
 // ErrorWhileProxy retries idempotent requests on another upstream; the framework
 // retries only if nothing was sent to the client yet.
 func (b *balanced) ErrorWhileProxy(_ context.Context, s *proxy.Session, c *balancedCtx, _ *proxy.Peer, err *proxy.Error, _ bool) *proxy.Error {
-	c.pick.Done(lb.Failure)
+	c.pick.Done(lb.OutcomeOf(0, err)) // a timeout counts towards ejection
 	if err.Source == proxy.Upstream && lb.Idempotent(s.Request().Method) && b.budget.Retry() {
 		err.Retry = true
 	}

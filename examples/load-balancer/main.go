@@ -66,7 +66,7 @@ func (b *balancer) FailToConnect(_ context.Context, _ *proxy.Session, c *reqCtx,
 }
 
 func (b *balancer) ErrorWhileProxy(_ context.Context, s *proxy.Session, c *reqCtx, _ *proxy.Peer, err *proxy.Error, _ bool) *proxy.Error {
-	c.pick.Done(lb.Failure)
+	c.pick.Done(lb.OutcomeOf(0, err)) // a timeout counts towards ejection
 	if err.Source == proxy.Upstream && lb.Idempotent(s.Request().Method) && b.budget.Retry() {
 		err.Retry = true // the framework retries only if nothing reached the client yet
 	}
