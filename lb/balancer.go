@@ -235,8 +235,8 @@ func New(opts Options) (*LoadBalancer, error) {
 		l.log = slog.Default()
 	}
 	l.snap.Store(&snapshot{byAddr: map[string]*Target{}, picker: emptyPicker{}})
-	if err := l.SetBackends(opts.Backends); err != nil {
-		return nil, fmt.Errorf("lb: Options.Backends: %w", err)
+	if err := l.setBackends("Options.Backends", opts.Backends); err != nil {
+		return nil, err
 	}
 	return l, nil
 }
@@ -330,26 +330,51 @@ func (l *LoadBalancer) Stats() Stats {
 // SetBackends replaces the backend set. Backends that stay (same Addr) keep their
 // health, ejection and in-flight state; new ones start healthy. It fails, changing
 // nothing, if a backend is invalid or two share an address.
-func (l *LoadBalancer) SetBackends(bs []Backend) error {
+func (l *LoadBalancer) SetBackends(bs []Backend) error { return l.setBackends("backends", bs) }
+
+// validateBackends checks a backend set; its errors name the bad backend as
+// field[index], once.
+func validateBackends(field string, bs []Backend) error {
+	if len(bs) > maxBackends {
+		return fmt.Errorf("lb: %s: %d backends, more than %d", field, len(bs), maxBackends)
+	}
+	seen := make(map[string]int, len(bs))
 	for i, b := range bs {
 		if _, _, err := net.SplitHostPort(b.Addr); err != nil {
-			return fmt.Errorf("lb: backend %d: address %q: %w", i, b.Addr, err)
+			var ae *net.AddrError
+			if errors.As(err, &ae) {
+				err = addrError{ae} // its text repeats the address
+			}
+			return fmt.Errorf("lb: %s[%d]: address %q: %w", field, i, b.Addr, err)
 		}
 		if b.Weight < 0 || b.Weight > MaxWeight {
-			return fmt.Errorf("lb: backend %s: weight %d not in 0..%d", b.Addr, b.Weight, MaxWeight)
+			return fmt.Errorf("lb: %s[%d]: Weight %d not in 0..%d", field, i, b.Weight, MaxWeight)
 		}
+		if j, dup := seen[b.Addr]; dup {
+			return fmt.Errorf("lb: %s[%d]: address %q already at [%d]", field, i, b.Addr, j)
+		}
+		seen[b.Addr] = i
 	}
-	if len(bs) > maxBackends {
-		return fmt.Errorf("lb: %d backends, more than %d", len(bs), maxBackends)
+	return nil
+}
+
+// addrError is a *net.AddrError whose text leaves out the address, which the message
+// around it gives.
+type addrError struct{ err *net.AddrError }
+
+func (e addrError) Error() string { return e.err.Err }
+func (e addrError) Unwrap() error { return e.err }
+
+// setBackends is SetBackends with the name its errors give the set.
+func (l *LoadBalancer) setBackends(field string, bs []Backend) error {
+	if err := validateBackends(field, bs); err != nil {
+		return err
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	old := l.snap.Load()
 	s := &snapshot{targets: make([]*Target, 0, len(bs)), byAddr: make(map[string]*Target, len(bs))}
 	for _, b := range bs {
-		if _, dup := s.byAddr[b.Addr]; dup {
-			return fmt.Errorf("lb: backend %s listed twice", b.Addr)
-		}
 		b.Meta = maps.Clone(b.Meta)
 		t := old.byAddr[b.Addr]
 		if t == nil || t.backend.weight() != b.weight() || !maps.Equal(t.backend.Meta, b.Meta) {
@@ -426,7 +451,7 @@ func (l *LoadBalancer) Run(ctx context.Context) error {
 				}
 			})
 			if err != nil && ctx.Err() == nil {
-				errc <- fmt.Errorf("lb %s: discovery: %w", l.name, err)
+				errc <- fmt.Errorf("lb %s: Discovery.Watch: %w", l.name, err)
 				cancel()
 			}
 		})

@@ -1,7 +1,7 @@
 package lb
 
 import (
-	"errors"
+	"fmt"
 	"net/http"
 	"sync/atomic"
 	"time"
@@ -46,7 +46,7 @@ type budgetSlot struct {
 // NewRetryBudget returns a RetryBudget; it fails if Window is negative.
 func NewRetryBudget(o RetryBudgetOptions) (*RetryBudget, error) {
 	if o.Window < 0 {
-		return nil, errors.New("lb: RetryBudgetOptions.Window is negative")
+		return nil, fmt.Errorf("lb: RetryBudgetOptions.Window: %v is negative", o.Window)
 	}
 	if o.Ratio == 0 {
 		o.Ratio = 0.2

@@ -26,8 +26,15 @@ type OutlierOptions struct {
 }
 
 func (o OutlierOptions) withDefaults() (OutlierOptions, error) {
-	if o.ConsecutiveFailures < 0 || o.BaseEjection < 0 || o.MaxEjection < 0 || o.MaxEjectedPercent < 0 || o.MaxEjectedPercent > 100 {
-		return o, fmt.Errorf("lb: Options.Outlier: negative value or MaxEjectedPercent above 100")
+	switch {
+	case o.ConsecutiveFailures < 0:
+		return o, fmt.Errorf("lb: Options.Outlier.ConsecutiveFailures: %d is negative", o.ConsecutiveFailures)
+	case o.BaseEjection < 0:
+		return o, fmt.Errorf("lb: Options.Outlier.BaseEjection: %v is negative", o.BaseEjection)
+	case o.MaxEjection < 0:
+		return o, fmt.Errorf("lb: Options.Outlier.MaxEjection: %v is negative", o.MaxEjection)
+	case o.MaxEjectedPercent < 0 || o.MaxEjectedPercent > 100:
+		return o, fmt.Errorf("lb: Options.Outlier.MaxEjectedPercent: %d not in 0..100", o.MaxEjectedPercent)
 	}
 	if o.ConsecutiveFailures == 0 {
 		o.ConsecutiveFailures = 5

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/gotthard-proxy/gotthard/lb"
 )
@@ -58,26 +59,56 @@ func TestParseAlgorithm(t *testing.T) {
 	}
 }
 
+// TestNewRejects: each validation error names the bad field once.
 func TestNewRejects(t *testing.T) {
 	tests := []struct {
 		name string
 		opts lb.Options
 		want string
 	}{
-		{"no port", lb.Options{Backends: []lb.Backend{{Addr: "10.0.0.1"}}}, "address"},
-		{"duplicate", lb.Options{Backends: []lb.Backend{{Addr: "10.0.0.1:80"}, {Addr: "10.0.0.1:80"}}}, "twice"},
-		{"weight", lb.Options{Backends: []lb.Backend{{Addr: "10.0.0.1:80", Weight: lb.MaxWeight + 1}}}, "weight"},
-		{"algorithm", lb.Options{Algorithm: 99}, "Algorithm"},
-		{"outlier", lb.Options{Outlier: lb.OutlierOptions{MaxEjectedPercent: 101}}, "Outlier"},
-		{"health path", lb.Options{HealthCheck: &lb.HealthCheck{HTTP: &lb.HTTPCheck{Path: "x"}}}, "Path"},
+		{"no port", lb.Options{Backends: []lb.Backend{{Addr: "10.0.0.1:80"}, {Addr: "x"}}},
+			`lb: Options.Backends[1]: address "x": missing port in address`},
+		{"duplicate", lb.Options{Backends: []lb.Backend{{Addr: "10.0.0.1:80"}, {Addr: "10.0.0.2:80"}, {Addr: "10.0.0.1:80"}}},
+			`lb: Options.Backends[2]: address "10.0.0.1:80" already at [0]`},
+		{"weight", lb.Options{Backends: []lb.Backend{{Addr: "10.0.0.1:80", Weight: lb.MaxWeight + 1}}},
+			`lb: Options.Backends[0]: Weight 10001 not in 0..10000`},
+		{"algorithm", lb.Options{Algorithm: 99}, "lb: Options.Algorithm: unknown algorithm 99"},
+		{"outlier", lb.Options{Outlier: lb.OutlierOptions{MaxEjectedPercent: 101}},
+			"lb: Options.Outlier.MaxEjectedPercent: 101 not in 0..100"},
+		{"ejection", lb.Options{Outlier: lb.OutlierOptions{BaseEjection: -time.Second}},
+			"lb: Options.Outlier.BaseEjection: -1s is negative"},
+		{"health path", lb.Options{HealthCheck: &lb.HealthCheck{HTTP: &lb.HTTPCheck{Path: "x"}}},
+			`lb: Options.HealthCheck.HTTP.Path: "x" does not start with /`},
+		{"health fall", lb.Options{HealthCheck: &lb.HealthCheck{Fall: -1}},
+			"lb: Options.HealthCheck.Fall: -1 is negative"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := lb.New(tt.opts)
-			if err == nil || !strings.Contains(err.Error(), tt.want) {
-				t.Fatalf("err = %v, want one naming %q", err, tt.want)
+			if err == nil || err.Error() != tt.want {
+				t.Fatalf("err = %v\nwant   %s", err, tt.want)
 			}
 		})
+	}
+	// The address error still wraps the *net.AddrError.
+	_, err := lb.New(lb.Options{Backends: []lb.Backend{{Addr: "x"}}})
+	if ae := (*net.AddrError)(nil); !errors.As(err, &ae) {
+		t.Fatalf("err = %v, does not wrap a *net.AddrError", err)
+	}
+}
+
+// TestSetBackendsRejects: SetBackends's errors name the set once and change nothing.
+func TestSetBackendsRejects(t *testing.T) {
+	l := newLB(t, lb.RoundRobin, backends(2))
+	err := l.SetBackends([]lb.Backend{{Addr: "10.0.0.9:80"}, {Addr: "10.0.0.9:80"}})
+	if want := `lb: backends[1]: address "10.0.0.9:80" already at [0]`; err == nil || err.Error() != want {
+		t.Fatalf("err = %v\nwant   %s", err, want)
+	}
+	if n := len(l.Targets()); n != 2 {
+		t.Fatalf("%d backends after a failed SetBackends, want 2", n)
+	}
+	if _, err := lb.NewRetryBudget(lb.RetryBudgetOptions{Window: -time.Second}); err == nil || err.Error() != "lb: RetryBudgetOptions.Window: -1s is negative" {
+		t.Fatalf("NewRetryBudget: err = %v", err)
 	}
 }
 
