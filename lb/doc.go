@@ -7,8 +7,8 @@
 // Logging phases report how the attempt went with [Pick.Done].
 //
 //	type Ctx struct {
-//		attempts lb.Attempts // the backends this request tried
-//		pick     lb.Pick     // the current attempt
+//		attempts lb.Attempts[*proxy.Peer] // the backends this request tried
+//		pick     lb.Pick[*proxy.Peer]     // the current attempt
 //	}
 //
 //	func (p *MyProxy) UpstreamPeer(ctx context.Context, s *proxy.Session, c *Ctx) (*proxy.Peer, error) {
@@ -17,7 +17,7 @@
 //			return nil, err
 //		}
 //		c.pick = pick
-//		return pick.Value().(*proxy.Peer), nil // made once per backend by Options.Attach
+//		return pick.Value(), nil // a *proxy.Peer, made once per backend by Options.Attach
 //	}
 //
 // # The hot path

@@ -22,13 +22,13 @@ import (
 // outcome.
 type balancer struct {
 	proxy.Phases[*reqCtx]
-	lb     *lb.LoadBalancer
+	lb     *lb.LoadBalancer[*proxy.Peer]
 	budget *lb.RetryBudget
 }
 
 type reqCtx struct {
-	attempts lb.Attempts
-	pick     lb.Pick
+	attempts lb.Attempts[*proxy.Peer]
+	pick     lb.Pick[*proxy.Peer]
 }
 
 func (b *balancer) NewCtx() *reqCtx { return &reqCtx{} }
@@ -42,7 +42,7 @@ func (b *balancer) UpstreamPeer(ctx context.Context, s *proxy.Session, c *reqCtx
 		return nil, err
 	}
 	c.pick = p
-	return p.Value().(*proxy.Peer), nil
+	return p.Value(), nil
 }
 
 func (b *balancer) FailToConnect(ctx context.Context, s *proxy.Session, c *reqCtx, _ *proxy.Peer, err *proxy.Error) *proxy.Error {
@@ -113,7 +113,7 @@ func (o *origin) stop() {
 }
 
 // startProxy runs a proxy.Service with the balancer on loopback and returns its URL.
-func startProxy(t *testing.T, l *lb.LoadBalancer) string {
+func startProxy(t *testing.T, l *lb.LoadBalancer[*proxy.Peer]) string {
 	t.Helper()
 	budget, err := lb.NewRetryBudget(lb.RetryBudgetOptions{})
 	if err != nil {
@@ -132,7 +132,7 @@ func startProxy(t *testing.T, l *lb.LoadBalancer) string {
 	return "http://" + ln.Addr().String()
 }
 
-func peerAttach(b lb.Backend) any {
+func peerAttach(b lb.Backend) *proxy.Peer {
 	return &proxy.Peer{Address: b.Addr, Options: proxy.PeerOptions{ConnectTimeout: time.Second, ReadTimeout: 5 * time.Second}}
 }
 
@@ -205,7 +205,7 @@ func TestPeakEWMAAvoidsSlowBackend(t *testing.T) {
 			for _, o := range os {
 				bs = append(bs, lb.Backend{Addr: o.addr})
 			}
-			l, err := lb.New(lb.Options{Algorithm: tt.algo, Backends: bs, Attach: peerAttach})
+			l, err := lb.New(lb.Options[*proxy.Peer]{Algorithm: tt.algo, Backends: bs, Attach: peerAttach})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -243,7 +243,7 @@ func TestFailoverWhenBackendDies(t *testing.T) {
 			}
 			const interval, fall = 50 * time.Millisecond, 2
 			events := make(chan timedEvent, 64)
-			l, err := lb.New(lb.Options{
+			l, err := lb.New(lb.Options[*proxy.Peer]{
 				Algorithm:   algo,
 				Backends:    bs,
 				Logger:      slog.New(slog.DiscardHandler),
@@ -399,10 +399,10 @@ func TestTimeoutEjects(t *testing.T) {
 	good := startOrigin(t, "good", "127.0.0.1:0", 0)
 	hung := startHungBackend(t)
 	const readTimeout, ejection = 200 * time.Millisecond, 2 * time.Second
-	l, err := lb.New(lb.Options{
+	l, err := lb.New(lb.Options[*proxy.Peer]{
 		Backends: []lb.Backend{{Addr: hung.ln.Addr().String()}, {Addr: good.addr}},
 		Outlier:  lb.OutlierOptions{ConsecutiveFailures: 1, BaseEjection: ejection},
-		Attach: func(b lb.Backend) any {
+		Attach: func(b lb.Backend) *proxy.Peer {
 			return &proxy.Peer{Address: b.Addr, Options: proxy.PeerOptions{ConnectTimeout: time.Second, ReadTimeout: readTimeout}}
 		},
 	})

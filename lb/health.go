@@ -198,7 +198,7 @@ func (hc *HTTPCheck) do(c net.Conn, addr string) error {
 type checkState struct{ pass, fail int }
 
 // runHealthChecks checks every backend each interval until ctx ends.
-func (l *LoadBalancer) runHealthChecks(ctx context.Context) {
+func (l *LoadBalancer[T]) runHealthChecks(ctx context.Context) {
 	h := l.health.settings()
 	states := map[string]*checkState{}
 	tick := time.NewTicker(h.Interval)
@@ -214,7 +214,7 @@ func (l *LoadBalancer) runHealthChecks(ctx context.Context) {
 }
 
 // checkRound checks every backend once, at most h.Concurrency at a time.
-func (l *LoadBalancer) checkRound(ctx context.Context, h *HealthCheck, states map[string]*checkState) {
+func (l *LoadBalancer[T]) checkRound(ctx context.Context, h *HealthCheck, states map[string]*checkState) {
 	ts := l.snap.Load().targets
 	errs := make([]error, len(ts))
 	sem := make(chan struct{}, h.Concurrency)

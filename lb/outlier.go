@@ -55,7 +55,7 @@ func (o OutlierOptions) withDefaults() (OutlierOptions, error) {
 }
 
 // outlierResult feeds one attempt's outcome to outlier detection.
-func (l *LoadBalancer) outlierResult(t *Target, o Outcome) {
+func (l *LoadBalancer[T]) outlierResult(t *Target[T], o Outcome) {
 	if l.outlier.Disabled {
 		return
 	}
@@ -76,13 +76,13 @@ func (l *LoadBalancer) outlierResult(t *Target, o Outcome) {
 }
 
 // eject ejects t unless it already is, it left the set, or the cap is reached.
-func (l *LoadBalancer) eject(t *Target, now time.Duration) {
+func (l *LoadBalancer[T]) eject(t *Target[T], now time.Duration) {
 	if ev, ok := l.ejectLocked(t, now); ok {
 		l.notify(ev)
 	}
 }
 
-func (l *LoadBalancer) ejectLocked(t *Target, now time.Duration) (HealthEvent, bool) {
+func (l *LoadBalancer[T]) ejectLocked(t *Target[T], now time.Duration) (HealthEvent, bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	s := l.snap.Load()
@@ -107,7 +107,7 @@ func (l *LoadBalancer) ejectLocked(t *Target, now time.Duration) (HealthEvent, b
 }
 
 // unejectTarget ends t's ejection, if t is still in the set.
-func (l *LoadBalancer) unejectTarget(t *Target) {
+func (l *LoadBalancer[T]) unejectTarget(t *Target[T]) {
 	l.mu.Lock()
 	if l.snap.Load().byAddr[t.backend.Addr] != t || !t.setState(stateEjected, false) {
 		l.mu.Unlock()
@@ -122,7 +122,7 @@ func (l *LoadBalancer) unejectTarget(t *Target) {
 }
 
 // inherit gives nt, which replaces t, t's health and ejection. l.mu is held.
-func (l *LoadBalancer) inherit(nt, t *Target) {
+func (l *LoadBalancer[T]) inherit(nt, t *Target[T]) {
 	nt.state.Store(t.state.Load())
 	nt.ejections = t.ejections
 	nt.returnedAt = t.returnedAt
@@ -138,7 +138,7 @@ func (l *LoadBalancer) inherit(nt, t *Target) {
 
 // retire stops the timer of t, which left the set (replaced by nt if not nil). l.mu is
 // held.
-func (l *LoadBalancer) retire(t, nt *Target) {
+func (l *LoadBalancer[T]) retire(t, nt *Target[T]) {
 	if t.ejectTimer != nil {
 		t.ejectTimer.Stop()
 		t.ejectTimer = nil

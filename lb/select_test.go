@@ -26,16 +26,16 @@ func backends(n int, weights ...int) []lb.Backend {
 	return bs
 }
 
-func newLB(t testing.TB, algo lb.Algorithm, bs []lb.Backend) *lb.LoadBalancer {
+func newLB(t testing.TB, algo lb.Algorithm, bs []lb.Backend) *lb.LoadBalancer[string] {
 	t.Helper()
-	l, err := lb.New(lb.Options{Algorithm: algo, Backends: bs})
+	l, err := lb.New(lb.Options[string]{Algorithm: algo, Backends: bs})
 	if err != nil {
 		t.Fatal(err)
 	}
 	return l
 }
 
-func pickAddr(t testing.TB, l *lb.LoadBalancer, key string, a *lb.Attempts) string {
+func pickAddr(t testing.TB, l *lb.LoadBalancer[string], key string, a *lb.Attempts[string]) string {
 	t.Helper()
 	p, err := l.Select(key, a)
 	if err != nil {
@@ -63,23 +63,23 @@ func TestParseAlgorithm(t *testing.T) {
 func TestNewRejects(t *testing.T) {
 	tests := []struct {
 		name string
-		opts lb.Options
+		opts lb.Options[string]
 		want string
 	}{
-		{"no port", lb.Options{Backends: []lb.Backend{{Addr: "10.0.0.1:80"}, {Addr: "x"}}},
+		{"no port", lb.Options[string]{Backends: []lb.Backend{{Addr: "10.0.0.1:80"}, {Addr: "x"}}},
 			`lb: Options.Backends[1]: address "x": missing port in address`},
-		{"duplicate", lb.Options{Backends: []lb.Backend{{Addr: "10.0.0.1:80"}, {Addr: "10.0.0.2:80"}, {Addr: "10.0.0.1:80"}}},
+		{"duplicate", lb.Options[string]{Backends: []lb.Backend{{Addr: "10.0.0.1:80"}, {Addr: "10.0.0.2:80"}, {Addr: "10.0.0.1:80"}}},
 			`lb: Options.Backends[2]: address "10.0.0.1:80" already at [0]`},
-		{"weight", lb.Options{Backends: []lb.Backend{{Addr: "10.0.0.1:80", Weight: lb.MaxWeight + 1}}},
+		{"weight", lb.Options[string]{Backends: []lb.Backend{{Addr: "10.0.0.1:80", Weight: lb.MaxWeight + 1}}},
 			`lb: Options.Backends[0]: Weight 10001 not in 0..10000`},
-		{"algorithm", lb.Options{Algorithm: 99}, "lb: Options.Algorithm: unknown algorithm 99"},
-		{"outlier", lb.Options{Outlier: lb.OutlierOptions{MaxEjectedPercent: 101}},
+		{"algorithm", lb.Options[string]{Algorithm: 99}, "lb: Options.Algorithm: unknown algorithm 99"},
+		{"outlier", lb.Options[string]{Outlier: lb.OutlierOptions{MaxEjectedPercent: 101}},
 			"lb: Options.Outlier.MaxEjectedPercent: 101 not in 0..100"},
-		{"ejection", lb.Options{Outlier: lb.OutlierOptions{BaseEjection: -time.Second}},
+		{"ejection", lb.Options[string]{Outlier: lb.OutlierOptions{BaseEjection: -time.Second}},
 			"lb: Options.Outlier.BaseEjection: -1s is negative"},
-		{"health path", lb.Options{HealthCheck: &lb.HealthCheck{HTTP: &lb.HTTPCheck{Path: "x"}}},
+		{"health path", lb.Options[string]{HealthCheck: &lb.HealthCheck{HTTP: &lb.HTTPCheck{Path: "x"}}},
 			`lb: Options.HealthCheck.HTTP.Path: "x" does not start with /`},
-		{"health fall", lb.Options{HealthCheck: &lb.HealthCheck{Fall: -1}},
+		{"health fall", lb.Options[string]{HealthCheck: &lb.HealthCheck{Fall: -1}},
 			"lb: Options.HealthCheck.Fall: -1 is negative"},
 	}
 	for _, tt := range tests {
@@ -91,7 +91,7 @@ func TestNewRejects(t *testing.T) {
 		})
 	}
 	// The address error still wraps the *net.AddrError.
-	_, err := lb.New(lb.Options{Backends: []lb.Backend{{Addr: "x"}}})
+	_, err := lb.New(lb.Options[string]{Backends: []lb.Backend{{Addr: "x"}}})
 	if ae := (*net.AddrError)(nil); !errors.As(err, &ae) {
 		t.Fatalf("err = %v, does not wrap a *net.AddrError", err)
 	}
@@ -153,7 +153,7 @@ func TestWeightedShares(t *testing.T) {
 func TestLeastConn(t *testing.T) {
 	l := newLB(t, lb.LeastConn, backends(3, 1, 1, 2))
 	// Hold picks: the third backend, with twice the weight, should carry twice as many.
-	var held []lb.Pick
+	var held []lb.Pick[string]
 	for range 40 {
 		p, err := l.Select("", nil)
 		if err != nil {
@@ -186,7 +186,7 @@ func TestLeastConn(t *testing.T) {
 func TestSkipsUnavailable(t *testing.T) {
 	for _, algo := range allAlgorithms {
 		t.Run(algo.String(), func(t *testing.T) {
-			l, err := lb.New(lb.Options{Algorithm: algo, Backends: backends(5),
+			l, err := lb.New(lb.Options[string]{Algorithm: algo, Backends: backends(5),
 				Outlier: lb.OutlierOptions{ConsecutiveFailures: 1, BaseEjection: 1 << 40}})
 			if err != nil {
 				t.Fatal(err)
@@ -202,7 +202,7 @@ func TestSkipsUnavailable(t *testing.T) {
 			// whatever the algorithm prefers. (Keys map to one backend with the hashing
 			// algorithms: those are driven below.)
 			if !algo.Hashed() {
-				var a lb.Attempts
+				var a lb.Attempts[string]
 				for range 5 {
 					p, _ := l.Select("x", &a)
 					if p.Target() == down {
@@ -252,7 +252,7 @@ func TestAttemptsSkipTried(t *testing.T) {
 	for _, algo := range allAlgorithms {
 		t.Run(algo.String(), func(t *testing.T) {
 			l := newLB(t, algo, backends(4))
-			var a lb.Attempts
+			var a lb.Attempts[string]
 			seen := map[string]bool{}
 			for range 4 {
 				addr := pickAddr(t, l, "same-key", &a)
@@ -280,7 +280,7 @@ func TestEmpty(t *testing.T) {
 
 // TestFailOpen: when every backend is ejected or down, Select still returns one.
 func TestFailOpen(t *testing.T) {
-	l, err := lb.New(lb.Options{Backends: backends(2), Outlier: lb.OutlierOptions{ConsecutiveFailures: 1, BaseEjection: 1 << 40, MaxEjectedPercent: 100}})
+	l, err := lb.New(lb.Options[string]{Backends: backends(2), Outlier: lb.OutlierOptions{ConsecutiveFailures: 1, BaseEjection: 1 << 40, MaxEjectedPercent: 100}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -296,7 +296,7 @@ func TestFailOpen(t *testing.T) {
 }
 
 func TestMaxEjectedPercent(t *testing.T) {
-	l, err := lb.New(lb.Options{Backends: backends(4), Outlier: lb.OutlierOptions{ConsecutiveFailures: 1, BaseEjection: 1 << 40}})
+	l, err := lb.New(lb.Options[string]{Backends: backends(4), Outlier: lb.OutlierOptions{ConsecutiveFailures: 1, BaseEjection: 1 << 40}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -312,8 +312,8 @@ func TestMaxEjectedPercent(t *testing.T) {
 // TestSetBackendsKeepsState: a backend that stays keeps its ejection and counters.
 func TestSetBackendsKeepsState(t *testing.T) {
 	var events []lb.HealthEvent
-	l, err := lb.New(lb.Options{Backends: backends(3), Outlier: lb.OutlierOptions{ConsecutiveFailures: 1, BaseEjection: 1 << 40},
-		Attach:         func(b lb.Backend) any { return "peer " + b.Addr },
+	l, err := lb.New(lb.Options[string]{Backends: backends(3), Outlier: lb.OutlierOptions{ConsecutiveFailures: 1, BaseEjection: 1 << 40},
+		Attach:         func(b lb.Backend) string { return "peer " + b.Addr },
 		OnHealthChange: func(ev lb.HealthEvent) { events = append(events, ev) }})
 	if err != nil {
 		t.Fatal(err)
@@ -387,13 +387,13 @@ func TestTimeoutCountsForEjection(t *testing.T) {
 		eject bool
 	}{{lb.Timeout, true}, {lb.ConnectFailure, true}, {lb.ServerError, true}, {lb.Failure, false}, {lb.Canceled, false}} {
 		t.Run(tt.o.String(), func(t *testing.T) {
-			l, err := lb.New(lb.Options{Backends: backends(2), Outlier: lb.OutlierOptions{ConsecutiveFailures: 2, BaseEjection: 1 << 40}})
+			l, err := lb.New(lb.Options[string]{Backends: backends(2), Outlier: lb.OutlierOptions{ConsecutiveFailures: 2, BaseEjection: 1 << 40}})
 			if err != nil {
 				t.Fatal(err)
 			}
 			tg := l.Targets()[0]
 			for range 2 {
-				var a lb.Attempts
+				var a lb.Attempts[string]
 				for {
 					p, _ := l.Select("", &a)
 					if p.Target() == tg {

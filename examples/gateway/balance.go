@@ -16,7 +16,7 @@ import (
 // failed attempt is retried on another upstream within a retry budget.
 type balanced struct {
 	proxy.Phases[*balancedCtx]
-	lb        *lb.LoadBalancer
+	lb        *lb.LoadBalancer[*proxy.Peer]
 	budget    *lb.RetryBudget
 	hashKey   func(*proxy.Session) string // nil: no key
 	grpcWeb   bool                        // bridge gRPC-web calls to the upstreams' gRPC
@@ -25,8 +25,8 @@ type balanced struct {
 
 // balancedCtx is the per-request state: the upstreams tried and the current attempt.
 type balancedCtx struct {
-	attempts lb.Attempts
-	pick     lb.Pick
+	attempts lb.Attempts[*proxy.Peer]
+	pick     lb.Pick[*proxy.Peer]
 }
 
 func (b *balanced) NewCtx() *balancedCtx { return &balancedCtx{} }
@@ -52,7 +52,7 @@ func (b *balanced) UpstreamPeer(_ context.Context, s *proxy.Session, c *balanced
 		return nil, err
 	}
 	c.pick = p
-	return p.Value().(*proxy.Peer), nil
+	return p.Value(), nil
 }
 
 // FailToConnect reports the failure and retries elsewhere if the budget allows.
@@ -157,12 +157,12 @@ func newBalanced(upstreams []string, algo, hashKey, healthPath string, mkPeer fu
 	for _, u := range upstreams {
 		bs = append(bs, lb.Backend{Addr: u})
 	}
-	l, err := lb.New(lb.Options{
+	l, err := lb.New(lb.Options[*proxy.Peer]{
 		Name:        "balancer",
 		Algorithm:   a,
 		Backends:    bs,
 		HealthCheck: hc,
-		Attach:      func(b lb.Backend) any { return mkPeer(b.Addr) },
+		Attach:      func(b lb.Backend) *proxy.Peer { return mkPeer(b.Addr) },
 		OnHealthChange: func(ev lb.HealthEvent) {
 			logger.Warn("upstream health", "upstream", ev.Backend.Addr, "cause", ev.Cause.String(), "healthy", ev.Healthy, "available", ev.Available)
 		},

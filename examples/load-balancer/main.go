@@ -33,14 +33,14 @@ import (
 // balancer is the failover pattern of docs/load-balancing.md.
 type balancer struct {
 	proxy.Phases[*reqCtx]
-	lb     *lb.LoadBalancer
+	lb     *lb.LoadBalancer[*proxy.Peer]
 	budget *lb.RetryBudget
 }
 
 // reqCtx remembers the origins a request tried and its current attempt.
 type reqCtx struct {
-	attempts lb.Attempts
-	pick     lb.Pick
+	attempts lb.Attempts[*proxy.Peer]
+	pick     lb.Pick[*proxy.Peer]
 }
 
 func (b *balancer) NewCtx() *reqCtx { return &reqCtx{} }
@@ -54,7 +54,7 @@ func (b *balancer) UpstreamPeer(_ context.Context, s *proxy.Session, c *reqCtx) 
 		return nil, err
 	}
 	c.pick = p
-	return p.Value().(*proxy.Peer), nil
+	return p.Value(), nil
 }
 
 func (b *balancer) FailToConnect(_ context.Context, _ *proxy.Session, c *reqCtx, _ *proxy.Peer, err *proxy.Error) *proxy.Error {
@@ -162,7 +162,7 @@ func run(args []string, out io.Writer) error {
 		bs = append(bs, lb.Backend{Addr: o.addr})
 	}
 	const interval, fall = 200 * time.Millisecond, 2
-	bal, err := lb.New(lb.Options{
+	bal, err := lb.New(lb.Options[*proxy.Peer]{
 		Name:      "origins",
 		Algorithm: a,
 		Backends:  bs,
@@ -170,7 +170,7 @@ func run(args []string, out io.Writer) error {
 			HTTP:     &lb.HTTPCheck{Path: "/", BodyContains: "origin"},
 			Interval: interval, Timeout: interval, Fall: fall, Rise: 2,
 		},
-		Attach: func(b lb.Backend) any {
+		Attach: func(b lb.Backend) *proxy.Peer {
 			return &proxy.Peer{Address: b.Addr, Options: proxy.PeerOptions{ConnectTimeout: time.Second, ReadTimeout: 5 * time.Second}}
 		},
 		OnHealthChange: func(ev lb.HealthEvent) {
@@ -269,7 +269,7 @@ func (d *demoScript) burst(ctx context.Context, c *http.Client, n int) (failed i
 	return int(bad.Load())
 }
 
-func (d *demoScript) play(ctx context.Context, bal *lb.LoadBalancer, detect time.Duration) error {
+func (d *demoScript) play(ctx context.Context, bal *lb.LoadBalancer[*proxy.Peer], detect time.Duration) error {
 	tr := &http.Transport{MaxIdleConnsPerHost: 4}
 	defer tr.CloseIdleConnections()
 	c := &http.Client{Transport: tr, Timeout: 10 * time.Second}
