@@ -82,6 +82,10 @@ type Options[T any] struct {
 	HealthCheck *HealthCheck
 	// Outlier configures passive outlier detection.
 	Outlier OutlierOptions
+	// RetryBudget caps the retries that [Failover] asks for, over all the requests
+	// of this balancer. The zero value allows retries of up to 20% of requests over
+	// 10s, plus 10 per second.
+	RetryBudget RetryBudgetOptions
 	// Attach, if not nil, is called once for each backend that enters the set (and
 	// again if its weight or metadata changes); its result is Target.Value and
 	// Pick.Value, typed. Use it to make a backend's *proxy.Peer once. It must not
@@ -184,6 +188,7 @@ type LoadBalancer[T any] struct {
 	outlier        OutlierOptions
 	attach         func(Backend) T
 	onHealth       func(HealthEvent)
+	budget         *RetryBudget
 	decay          time.Duration
 	failurePenalty time.Duration
 	log            *slog.Logger
@@ -213,6 +218,10 @@ func New[T any](opts Options[T]) (*LoadBalancer[T], error) {
 	if err != nil {
 		return nil, err
 	}
+	budget, err := newRetryBudget("Options.RetryBudget", opts.RetryBudget)
+	if err != nil {
+		return nil, err
+	}
 	l := &LoadBalancer[T]{
 		name:           opts.Name,
 		algo:           opts.Algorithm,
@@ -221,6 +230,7 @@ func New[T any](opts Options[T]) (*LoadBalancer[T], error) {
 		outlier:        o,
 		attach:         opts.Attach,
 		onHealth:       opts.OnHealthChange,
+		budget:         budget,
 		decay:          opts.DecayTime,
 		failurePenalty: opts.FailurePenalty,
 		log:            opts.Logger,
@@ -247,6 +257,10 @@ func New[T any](opts Options[T]) (*LoadBalancer[T], error) {
 
 // now returns the monotonic time since the balancer was made.
 func (l *LoadBalancer[T]) now() time.Duration { return time.Since(l.epoch) }
+
+// RetryBudget returns the budget that caps the retries [Failover] asks for, for its
+// counters.
+func (l *LoadBalancer[T]) RetryBudget() *RetryBudget { return l.budget }
 
 // Name returns the balancer's name as a background service.
 func (l *LoadBalancer[T]) Name() string { return l.name }

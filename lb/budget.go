@@ -2,6 +2,7 @@ package lb
 
 import (
 	"fmt"
+	"math"
 	"net/http"
 	"sync/atomic"
 	"time"
@@ -45,8 +46,16 @@ type budgetSlot struct {
 
 // NewRetryBudget returns a RetryBudget; it fails if Window is negative.
 func NewRetryBudget(o RetryBudgetOptions) (*RetryBudget, error) {
-	if o.Window < 0 {
-		return nil, fmt.Errorf("lb: RetryBudgetOptions.Window: %v is negative", o.Window)
+	return newRetryBudget("RetryBudgetOptions", o)
+}
+
+// newRetryBudget is NewRetryBudget with the name its errors give the options.
+func newRetryBudget(field string, o RetryBudgetOptions) (*RetryBudget, error) {
+	switch {
+	case o.Window < 0:
+		return nil, fmt.Errorf("lb: %s.Window: %v is negative", field, o.Window)
+	case math.IsNaN(o.Ratio) || math.IsInf(o.Ratio, 0):
+		return nil, fmt.Errorf("lb: %s.Ratio: %v is not a number", field, o.Ratio)
 	}
 	if o.Ratio == 0 {
 		o.Ratio = 0.2

@@ -30,51 +30,38 @@ import (
 	"github.com/gotthard-proxy/gotthard/server"
 )
 
-// balancer is the failover pattern of docs/load-balancing.md.
+// balancer wires lb.Failover into the phases (see docs/load-balancing.md): each retry
+// goes to an origin the request has not tried, within the balancer's retry budget,
+// and every outcome feeds outlier detection.
 type balancer struct {
 	proxy.Phases[*reqCtx]
-	lb     *lb.LoadBalancer[*proxy.Peer]
-	budget *lb.RetryBudget
+	lb *lb.LoadBalancer[*proxy.Peer]
 }
 
-// reqCtx remembers the origins a request tried and its current attempt.
+// reqCtx is the per-request state: the origins tried and the current attempt.
 type reqCtx struct {
-	attempts lb.Attempts[*proxy.Peer]
-	pick     lb.Pick[*proxy.Peer]
+	failover lb.Failover[*proxy.Peer]
 }
 
 func (b *balancer) NewCtx() *reqCtx { return &reqCtx{} }
 
 func (b *balancer) UpstreamPeer(_ context.Context, s *proxy.Session, c *reqCtx) (*proxy.Peer, error) {
-	if c.attempts.Len() == 0 {
-		b.budget.Request() // once per request, for the retry budget
-	}
-	p, err := b.lb.Select(s.Request().Path(), &c.attempts) // skips origins already tried
-	if err != nil {
-		return nil, err
-	}
-	c.pick = p
-	return p.Value(), nil
+	return c.failover.Select(b.lb, s.Request().Path()) // skips origins already tried
 }
 
 func (b *balancer) FailToConnect(_ context.Context, _ *proxy.Session, c *reqCtx, _ *proxy.Peer, err *proxy.Error) *proxy.Error {
-	c.pick.Done(lb.ConnectFailure)
-	if err.Retry && !b.budget.Retry() {
-		err.Retry = false // over budget: fail rather than add to a retry storm
-	}
+	err.Retry = c.failover.FailToConnect(err, err.Retry) // over budget: fail rather than add to a retry storm
 	return err
 }
 
 func (b *balancer) ErrorWhileProxy(_ context.Context, s *proxy.Session, c *reqCtx, _ *proxy.Peer, err *proxy.Error, _ bool) *proxy.Error {
-	c.pick.Done(lb.OutcomeOf(0, err)) // a timeout counts towards ejection
-	if err.Source == proxy.Upstream && lb.Idempotent(s.Request().Method) && b.budget.Retry() {
-		err.Retry = true // the framework retries only if nothing reached the client yet
-	}
+	// The framework retries only if nothing reached the client yet.
+	err.Retry = c.failover.ErrorWhileProxy(err, err.Retry || err.Source == proxy.Upstream && lb.Idempotent(s.Request().Method))
 	return err
 }
 
 func (b *balancer) Logging(_ context.Context, s *proxy.Session, c *reqCtx, err error) {
-	c.pick.Done(lb.OutcomeOf(s.Status(), err))
+	c.failover.Done(s.Status(), err)
 }
 
 // origin is a demo origin that answers its name and can be stopped and started again
@@ -185,11 +172,7 @@ func run(args []string, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	budget, err := lb.NewRetryBudget(lb.RetryBudgetOptions{})
-	if err != nil {
-		return err
-	}
-	svc := proxy.NewService("load-balancer", &balancer{lb: bal, budget: budget}, proxy.ServiceOptions{Logger: logger})
+	svc := proxy.NewService("load-balancer", &balancer{lb: bal}, proxy.ServiceOptions{Logger: logger})
 	svc.AddTCP(*listen)
 	if err := srv.Add(svc); err != nil {
 		return err
