@@ -41,7 +41,7 @@ func (b *balancer) FailToConnect(ctx context.Context, s *proxy.Session, c *reqCt
 }
 
 func (b *balancer) ErrorWhileProxy(ctx context.Context, s *proxy.Session, c *reqCtx, _ *proxy.Peer, err *proxy.Error, _ bool) *proxy.Error {
-	err.Retry = c.failover.ErrorWhileProxy(err, err.Retry || err.Source == proxy.Upstream && lb.Idempotent(s.Request().Method))
+	err.Retry = c.failover.ErrorWhileProxy(err, err.Source == proxy.Upstream, err.Retry || lb.Idempotent(s.Request().Method))
 	return err
 }
 

@@ -14,7 +14,7 @@ package lb
 //	}
 //
 //	func (p *MyProxy) ErrorWhileProxy(ctx context.Context, s *proxy.Session, c *Ctx, _ *proxy.Peer, err *proxy.Error, _ bool) *proxy.Error {
-//		err.Retry = c.failover.ErrorWhileProxy(err, err.Retry || err.Source == proxy.Upstream && lb.Idempotent(s.Request().Method))
+//		err.Retry = c.failover.ErrorWhileProxy(err, err.Source == proxy.Upstream, err.Retry || lb.Idempotent(s.Request().Method))
 //		return err
 //	}
 //
@@ -64,12 +64,18 @@ func (f *Failover[T]) FailToConnect(err error, retry bool) bool {
 }
 
 // ErrorWhileProxy reports that the attempt failed with err after the connection was
-// made and returns whether to retry on another backend, as FailToConnect does. A
-// timeout (see [IsTimeout]) counts towards ejection; another error may be the
-// request's fault and does not. retry says whether sending the request again is
-// safe: the proxy's Retry field, or an upstream error on an idempotent request (see
-// [Idempotent]).
-func (f *Failover[T]) ErrorWhileProxy(err error, retry bool) bool {
+// made and returns whether to retry on another backend, as FailToConnect does.
+// upstream says whether the error came from the backend's side (the proxy's
+// err.Source == proxy.Upstream): then a timeout (see [IsTimeout]) counts towards
+// ejection, while another error may be the request's fault and does not; an error on
+// the client's side (a slow or vanished client) says nothing about the backend and is
+// never retried. retry says whether sending the request again is safe: the proxy's
+// Retry field, or an idempotent method (see [Idempotent]).
+func (f *Failover[T]) ErrorWhileProxy(err error, upstream, retry bool) bool {
+	if !upstream {
+		f.pick.Done(Canceled)
+		return false
+	}
 	f.pick.Done(OutcomeOf(0, err))
 	return f.retry(retry)
 }

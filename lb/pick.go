@@ -52,16 +52,17 @@ func (o Outcome) String() string {
 }
 
 // OutcomeOf maps a response status (0 when no response came) and the error that ended
-// an attempt to an Outcome: a timeout (see [IsTimeout]) is a Timeout whatever the
-// status, another error with no status a Failure, 5xx a ServerError, anything else a
-// Success. Use it in ErrorWhileProxy with status 0 and the phase's error, and in the
-// Logging phase with the session's status.
+// an attempt to an Outcome: 5xx is a ServerError, another status a Success (the
+// backend answered); with no status, a timeout (see [IsTimeout]) is a Timeout,
+// another error a Failure, and no error Canceled. Use it in ErrorWhileProxy with
+// status 0 and the phase's error when the error came from the backend's side, and in
+// the Logging phase with the session's status.
 func OutcomeOf(status int, err error) Outcome {
 	switch {
-	case err != nil && IsTimeout(err):
-		return Timeout
 	case status >= 500:
 		return ServerError
+	case status == 0 && err != nil && IsTimeout(err):
+		return Timeout
 	case status == 0 && err != nil:
 		return Failure
 	case status == 0:

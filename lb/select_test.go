@@ -368,7 +368,8 @@ func TestOutcomeOf(t *testing.T) {
 		{"net timeout", 0, netTimeout, lb.Timeout},
 		{"wrapped deadline", 0, fmt.Errorf("upstream: %w", os.ErrDeadlineExceeded), lb.Timeout},
 		{"context deadline", 0, fmt.Errorf("total: %w", context.DeadlineExceeded), lb.Timeout},
-		{"504 with timeout", 504, netTimeout, lb.Timeout},
+		{"504 with timeout", 504, netTimeout, lb.ServerError},
+		{"200 with timeout", 200, netTimeout, lb.Success}, // the backend answered: a slow client's timeout
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

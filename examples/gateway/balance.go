@@ -54,7 +54,7 @@ func (b *balanced) FailToConnect(_ context.Context, _ *proxy.Session, c *balance
 // ErrorWhileProxy retries idempotent requests on another upstream; the framework
 // retries only if nothing was sent to the client yet.
 func (b *balanced) ErrorWhileProxy(_ context.Context, s *proxy.Session, c *balancedCtx, _ *proxy.Peer, err *proxy.Error, _ bool) *proxy.Error {
-	err.Retry = c.failover.ErrorWhileProxy(err, err.Retry || err.Source == proxy.Upstream && lb.Idempotent(s.Request().Method))
+	err.Retry = c.failover.ErrorWhileProxy(err, err.Source == proxy.Upstream, err.Retry || lb.Idempotent(s.Request().Method))
 	return err
 }
 

@@ -56,7 +56,7 @@ func (b *balancer) FailToConnect(_ context.Context, _ *proxy.Session, c *reqCtx,
 
 func (b *balancer) ErrorWhileProxy(_ context.Context, s *proxy.Session, c *reqCtx, _ *proxy.Peer, err *proxy.Error, _ bool) *proxy.Error {
 	// The framework retries only if nothing reached the client yet.
-	err.Retry = c.failover.ErrorWhileProxy(err, err.Retry || err.Source == proxy.Upstream && lb.Idempotent(s.Request().Method))
+	err.Retry = c.failover.ErrorWhileProxy(err, err.Source == proxy.Upstream, err.Retry || lb.Idempotent(s.Request().Method))
 	return err
 }
 
