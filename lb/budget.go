@@ -44,7 +44,8 @@ type budgetSlot struct {
 	retries  atomic.Int64
 }
 
-// NewRetryBudget returns a RetryBudget; it fails if Window is negative.
+// NewRetryBudget returns a RetryBudget; it fails if Window is negative or Ratio is not
+// a finite number.
 func NewRetryBudget(o RetryBudgetOptions) (*RetryBudget, error) {
 	return newRetryBudget("RetryBudgetOptions", o)
 }

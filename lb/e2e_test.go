@@ -161,7 +161,7 @@ func load(t *testing.T, url string, workers, n int, limit time.Duration, onProgr
 	return failed, firstErr
 }
 
-// TestPeakEWMAAvoidsSlowBackend: with one of three backends ten times slower, PeakEWMA
+// TestPeakEWMAAvoidsSlowBackend: with one of three backends twenty times slower, PeakEWMA
 // sends it under 10% of requests, while round robin sends it a third.
 func TestPeakEWMAAvoidsSlowBackend(t *testing.T) {
 	if testing.Short() {
@@ -179,7 +179,7 @@ func TestPeakEWMAAvoidsSlowBackend(t *testing.T) {
 			os := []*origin{
 				startOrigin(t, "fast1", "127.0.0.1:0", 2*time.Millisecond),
 				startOrigin(t, "fast2", "127.0.0.1:0", 2*time.Millisecond),
-				startOrigin(t, "slow", "127.0.0.1:0", 20*time.Millisecond),
+				startOrigin(t, "slow", "127.0.0.1:0", 40*time.Millisecond),
 			}
 			var bs []lb.Backend
 			for _, o := range os {
