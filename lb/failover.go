@@ -1,5 +1,7 @@
 package lb
 
+import "time"
+
 // Failover is one request's failover state: the backends it tried and its current
 // attempt. It is the failover pattern as a helper: keep one in the per-request
 // context (its zero value is ready) and call it from four phases of a proxy.
@@ -94,6 +96,13 @@ func (f *Failover[T]) retry(retry bool) bool {
 // failure phase did (see [OutcomeOf]); calls after the first do nothing.
 func (f *Failover[T]) Done(status int, err error) {
 	f.pick.Done(OutcomeOf(status, err))
+}
+
+// DoneLatency is Done with the latency sample given instead of measured from Select
+// (see [Pick.DoneLatency]): for PeakEWMA, the upstream's own time to answer, such as
+// a proxy Session's UpstreamResponse minus its UpstreamConnected.
+func (f *Failover[T]) DoneLatency(status int, err error, rtt time.Duration) {
+	f.pick.DoneLatency(OutcomeOf(status, err), rtt)
 }
 
 // Attempts returns the number of backends the request tried, for an access log.

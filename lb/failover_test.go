@@ -58,3 +58,23 @@ func TestFailoverErrorSide(t *testing.T) {
 		})
 	}
 }
+
+// TestFailoverDoneLatency: the latency given to DoneLatency becomes the backend's
+// PeakEWMA score, instead of the time since Select.
+func TestFailoverDoneLatency(t *testing.T) {
+	l, err := lb.New(lb.Options[string]{Algorithm: lb.PeakEWMA, Backends: backends(1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var f lb.Failover[string]
+	if _, err := f.Select(l, ""); err != nil {
+		t.Fatal(err)
+	}
+	f.DoneLatency(200, nil, 300*time.Millisecond)
+	if got := l.Targets()[0].Latency(); got < 200*time.Millisecond || got > 300*time.Millisecond {
+		t.Fatalf("latency score %v, want about 300ms", got)
+	}
+	if n := l.Targets()[0].InFlight(); n != 0 {
+		t.Fatalf("%d in flight after DoneLatency", n)
+	}
+}
