@@ -65,9 +65,11 @@ func ParseAlgorithm(s string) (Algorithm, error) {
 // Hashed reports whether the algorithm maps a key to a backend (Ketama, Maglev).
 func (a Algorithm) Hashed() bool { return a == Ketama || a == Maglev }
 
-// Options configures a LoadBalancer. The zero value is a round-robin balancer with no
-// backends, passive outlier detection on its defaults and no active health checks.
-type Options struct {
+// Options configures a LoadBalancer whose backends carry a value of type T (what
+// Attach makes for each, typically the *proxy.Peer to send requests to). The zero
+// value is a round-robin balancer with no backends, passive outlier detection on its
+// defaults and no active health checks.
+type Options[T any] struct {
 	// Name is the balancer's name as a background service. If empty, "lb".
 	Name string
 	// Algorithm is the selection algorithm. The zero value is RoundRobin.
@@ -80,10 +82,15 @@ type Options struct {
 	HealthCheck *HealthCheck
 	// Outlier configures passive outlier detection.
 	Outlier OutlierOptions
+	// RetryBudget caps the retries that [Failover] asks for, over all the requests
+	// of this balancer. The zero value allows retries of up to 20% of requests over
+	// 10s, plus 10 per second.
+	RetryBudget RetryBudgetOptions
 	// Attach, if not nil, is called once for each backend that enters the set (and
 	// again if its weight or metadata changes); its result is Target.Value and
-	// Pick.Value. Use it to make a backend's *proxy.Peer once. It must not block.
-	Attach func(Backend) any
+	// Pick.Value, typed. Use it to make a backend's *proxy.Peer once. It must not
+	// block. If nil, every backend's value is T's zero value.
+	Attach func(Backend) T
 	// OnHealthChange, if not nil, is called on every change of a backend's health or
 	// ejection, from the goroutine that noticed it. It must not block.
 	OnHealthChange func(HealthEvent)
@@ -157,35 +164,37 @@ type Stats struct {
 }
 
 // picker selects from one snapshot; implementations are immutable apart from atomics.
-type picker interface {
-	pick(s *snapshot, key string, a *Attempts, now time.Duration) *Target
+type picker[T any] interface {
+	pick(s *snapshot[T], key string, a *Attempts[T], now time.Duration) *Target[T]
 }
 
 // snapshot is an immutable backend set with the algorithm's tables.
-type snapshot struct {
-	targets []*Target
-	byAddr  map[string]*Target
-	picker  picker
+type snapshot[T any] struct {
+	targets []*Target[T]
+	byAddr  map[string]*Target[T]
+	picker  picker[T]
 }
 
 // LoadBalancer selects backends from a set that discovery and health checks keep up
-// to date. Its methods are safe for concurrent use. It is a background service by its
+// to date; each backend carries a value of type T (see Options.Attach) that a
+// [Pick] hands back typed, so UpstreamPeer needs no type assertion. Its methods are safe for concurrent use. It is a background service by its
 // method set (Name, Run).
-type LoadBalancer struct {
+type LoadBalancer[T any] struct {
 	// immutable
 	name           string
 	algo           Algorithm
 	discovery      Discovery
 	health         *HealthCheck
 	outlier        OutlierOptions
-	attach         func(Backend) any
+	attach         func(Backend) T
 	onHealth       func(HealthEvent)
+	budget         *RetryBudget
 	decay          time.Duration
 	failurePenalty time.Duration
 	log            *slog.Logger
 	epoch          time.Time
 
-	snap atomic.Pointer[snapshot]
+	snap atomic.Pointer[snapshot[T]]
 
 	mu      sync.Mutex   // serialises SetBackends
 	ejected atomic.Int32 // backends ejected now
@@ -196,7 +205,7 @@ type LoadBalancer struct {
 }
 
 // New returns a LoadBalancer. It fails if an option or a backend is invalid.
-func New(opts Options) (*LoadBalancer, error) {
+func New[T any](opts Options[T]) (*LoadBalancer[T], error) {
 	if opts.Algorithm > Maglev {
 		return nil, fmt.Errorf("lb: Options.Algorithm: unknown algorithm %d", opts.Algorithm)
 	}
@@ -209,7 +218,11 @@ func New(opts Options) (*LoadBalancer, error) {
 	if err != nil {
 		return nil, err
 	}
-	l := &LoadBalancer{
+	budget, err := newRetryBudget("Options.RetryBudget", opts.RetryBudget)
+	if err != nil {
+		return nil, err
+	}
+	l := &LoadBalancer[T]{
 		name:           opts.Name,
 		algo:           opts.Algorithm,
 		discovery:      opts.Discovery,
@@ -217,6 +230,7 @@ func New(opts Options) (*LoadBalancer, error) {
 		outlier:        o,
 		attach:         opts.Attach,
 		onHealth:       opts.OnHealthChange,
+		budget:         budget,
 		decay:          opts.DecayTime,
 		failurePenalty: opts.FailurePenalty,
 		log:            opts.Logger,
@@ -234,31 +248,35 @@ func New(opts Options) (*LoadBalancer, error) {
 	if l.log == nil {
 		l.log = slog.Default()
 	}
-	l.snap.Store(&snapshot{byAddr: map[string]*Target{}, picker: emptyPicker{}})
-	if err := l.SetBackends(opts.Backends); err != nil {
-		return nil, fmt.Errorf("lb: Options.Backends: %w", err)
+	l.snap.Store(&snapshot[T]{byAddr: map[string]*Target[T]{}, picker: emptyPicker[T]{}})
+	if err := l.setBackends("Options.Backends", opts.Backends); err != nil {
+		return nil, err
 	}
 	return l, nil
 }
 
 // now returns the monotonic time since the balancer was made.
-func (l *LoadBalancer) now() time.Duration { return time.Since(l.epoch) }
+func (l *LoadBalancer[T]) now() time.Duration { return time.Since(l.epoch) }
+
+// RetryBudget returns the budget that caps the retries [Failover] asks for, for its
+// counters.
+func (l *LoadBalancer[T]) RetryBudget() *RetryBudget { return l.budget }
 
 // Name returns the balancer's name as a background service.
-func (l *LoadBalancer) Name() string { return l.name }
+func (l *LoadBalancer[T]) Name() string { return l.name }
 
 // Algorithm returns the selection algorithm.
-func (l *LoadBalancer) Algorithm() Algorithm { return l.algo }
+func (l *LoadBalancer[T]) Algorithm() Algorithm { return l.algo }
 
 // Select chooses a backend for a request. key is what the hashing algorithms hash (a
 // path, a header, a cookie, the client address); the others ignore it. a, if not nil,
 // holds the backends this request already tried: Select skips them and records its
 // choice. The caller releases the result with [Pick.Done]. Select takes no lock and
 // allocates nothing.
-func (l *LoadBalancer) Select(key string, a *Attempts) (Pick, error) {
+func (l *LoadBalancer[T]) Select(key string, a *Attempts[T]) (Pick[T], error) {
 	s := l.snap.Load()
 	if len(s.targets) == 0 {
-		return Pick{}, ErrNoBackend
+		return Pick[T]{}, ErrNoBackend
 	}
 	var now time.Duration
 	if l.algo == PeakEWMA {
@@ -268,21 +286,21 @@ func (l *LoadBalancer) Select(key string, a *Attempts) (Pick, error) {
 	if t == nil {
 		t = fallback(s, a)
 		if t == nil {
-			return Pick{}, ErrNoBackend
+			return Pick[T]{}, ErrNoBackend
 		}
 	}
 	t.inflight.Add(1)
 	a.add(t)
-	return Pick{t: t, start: now}, nil
+	return Pick[T]{t: t, start: now}, nil
 }
 
 // SelectBytes is Select with a key given as bytes; the key is not kept.
-func (l *LoadBalancer) SelectBytes(key []byte, a *Attempts) (Pick, error) {
+func (l *LoadBalancer[T]) SelectBytes(key []byte, a *Attempts[T]) (Pick[T], error) {
 	return l.Select(unsafe.String(unsafe.SliceData(key), len(key)), a)
 }
 
 // fallback returns the first backend not tried yet, ignoring health (fail open), or nil.
-func fallback(s *snapshot, a *Attempts) *Target {
+func fallback[T any](s *snapshot[T], a *Attempts[T]) *Target[T] {
 	for _, t := range s.targets {
 		if !a.Tried(t) {
 			return t
@@ -292,19 +310,19 @@ func fallback(s *snapshot, a *Attempts) *Target {
 }
 
 // usable reports whether t may be chosen for the request that tried a.
-func usable(t *Target, a *Attempts) bool {
+func usable[T any](t *Target[T], a *Attempts[T]) bool {
 	return t.state.Load() == 0 && !a.Tried(t)
 }
 
 // Targets returns the current backends, in the order they were given. The slice is
 // shared: do not change it.
-func (l *LoadBalancer) Targets() []*Target { return l.snap.Load().targets }
+func (l *LoadBalancer[T]) Targets() []*Target[T] { return l.snap.Load().targets }
 
 // Lookup returns the Target of the backend at addr, or nil.
-func (l *LoadBalancer) Lookup(addr string) *Target { return l.snap.Load().byAddr[addr] }
+func (l *LoadBalancer[T]) Lookup(addr string) *Target[T] { return l.snap.Load().byAddr[addr] }
 
 // Stats returns the balancer's counters.
-func (l *LoadBalancer) Stats() Stats {
+func (l *LoadBalancer[T]) Stats() Stats {
 	s := l.snap.Load()
 	st := Stats{
 		Backends:      len(s.targets),
@@ -330,30 +348,55 @@ func (l *LoadBalancer) Stats() Stats {
 // SetBackends replaces the backend set. Backends that stay (same Addr) keep their
 // health, ejection and in-flight state; new ones start healthy. It fails, changing
 // nothing, if a backend is invalid or two share an address.
-func (l *LoadBalancer) SetBackends(bs []Backend) error {
+func (l *LoadBalancer[T]) SetBackends(bs []Backend) error { return l.setBackends("backends", bs) }
+
+// validateBackends checks a backend set; its errors name the bad backend as
+// field[index], once.
+func validateBackends(field string, bs []Backend) error {
+	if len(bs) > maxBackends {
+		return fmt.Errorf("lb: %s: %d backends, more than %d", field, len(bs), maxBackends)
+	}
+	seen := make(map[string]int, len(bs))
 	for i, b := range bs {
 		if _, _, err := net.SplitHostPort(b.Addr); err != nil {
-			return fmt.Errorf("lb: backend %d: address %q: %w", i, b.Addr, err)
+			var ae *net.AddrError
+			if errors.As(err, &ae) {
+				err = addrError{ae} // its text repeats the address
+			}
+			return fmt.Errorf("lb: %s[%d]: address %q: %w", field, i, b.Addr, err)
 		}
 		if b.Weight < 0 || b.Weight > MaxWeight {
-			return fmt.Errorf("lb: backend %s: weight %d not in 0..%d", b.Addr, b.Weight, MaxWeight)
+			return fmt.Errorf("lb: %s[%d]: Weight %d not in 0..%d", field, i, b.Weight, MaxWeight)
 		}
+		if j, dup := seen[b.Addr]; dup {
+			return fmt.Errorf("lb: %s[%d]: address %q already at [%d]", field, i, b.Addr, j)
+		}
+		seen[b.Addr] = i
 	}
-	if len(bs) > maxBackends {
-		return fmt.Errorf("lb: %d backends, more than %d", len(bs), maxBackends)
+	return nil
+}
+
+// addrError is a *net.AddrError whose text leaves out the address, which the message
+// around it gives.
+type addrError struct{ err *net.AddrError }
+
+func (e addrError) Error() string { return e.err.Err }
+func (e addrError) Unwrap() error { return e.err }
+
+// setBackends is SetBackends with the name its errors give the set.
+func (l *LoadBalancer[T]) setBackends(field string, bs []Backend) error {
+	if err := validateBackends(field, bs); err != nil {
+		return err
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	old := l.snap.Load()
-	s := &snapshot{targets: make([]*Target, 0, len(bs)), byAddr: make(map[string]*Target, len(bs))}
+	s := &snapshot[T]{targets: make([]*Target[T], 0, len(bs)), byAddr: make(map[string]*Target[T], len(bs))}
 	for _, b := range bs {
-		if _, dup := s.byAddr[b.Addr]; dup {
-			return fmt.Errorf("lb: backend %s listed twice", b.Addr)
-		}
 		b.Meta = maps.Clone(b.Meta)
 		t := old.byAddr[b.Addr]
 		if t == nil || t.backend.weight() != b.weight() || !maps.Equal(t.backend.Meta, b.Meta) {
-			nt := &Target{backend: b, weight: int64(b.weight()), lb: l}
+			nt := &Target[T]{backend: b, weight: int64(b.weight()), lb: l}
 			if l.attach != nil {
 				nt.value = l.attach(b)
 			}
@@ -379,17 +422,17 @@ func (l *LoadBalancer) SetBackends(bs []Backend) error {
 // maxBackends bounds the set; Maglev's table indexes backends with 16 bits.
 const maxBackends = 1 << 15
 
-func (l *LoadBalancer) buildPicker(ts []*Target) picker {
+func (l *LoadBalancer[T]) buildPicker(ts []*Target[T]) picker[T] {
 	if len(ts) == 0 {
-		return emptyPicker{}
+		return emptyPicker[T]{}
 	}
 	switch l.algo {
 	case Random:
 		return newRandomPicker(ts)
 	case LeastConn:
-		return leastConnPicker{}
+		return leastConnPicker[T]{}
 	case PeakEWMA:
-		return ewmaPicker{}
+		return ewmaPicker[T]{}
 	case Ketama:
 		return newKetamaPicker(ts)
 	case Maglev:
@@ -398,12 +441,12 @@ func (l *LoadBalancer) buildPicker(ts []*Target) picker {
 	return newRoundRobinPicker(ts)
 }
 
-type emptyPicker struct{}
+type emptyPicker[T any] struct{}
 
-func (emptyPicker) pick(*snapshot, string, *Attempts, time.Duration) *Target { return nil }
+func (emptyPicker[T]) pick(*snapshot[T], string, *Attempts[T], time.Duration) *Target[T] { return nil }
 
 // notify counts a health event and calls the callback.
-func (l *LoadBalancer) notify(ev HealthEvent) {
+func (l *LoadBalancer[T]) notify(ev HealthEvent) {
 	l.healthChanges.Add(1)
 	if l.onHealth != nil {
 		l.onHealth(ev)
@@ -413,7 +456,7 @@ func (l *LoadBalancer) notify(ev HealthEvent) {
 // Run runs the balancer's discovery and active health checks until ctx ends, then
 // returns nil. With neither configured it just waits. It fails if discovery fails for
 // good.
-func (l *LoadBalancer) Run(ctx context.Context) error {
+func (l *LoadBalancer[T]) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
@@ -426,7 +469,7 @@ func (l *LoadBalancer) Run(ctx context.Context) error {
 				}
 			})
 			if err != nil && ctx.Err() == nil {
-				errc <- fmt.Errorf("lb %s: discovery: %w", l.name, err)
+				errc <- fmt.Errorf("lb %s: Discovery.Watch: %w", l.name, err)
 				cancel()
 			}
 		})

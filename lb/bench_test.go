@@ -72,7 +72,7 @@ func BenchmarkSelectParallel(b *testing.B) {
 			l := newLB(b, algo, bs)
 			b.ReportAllocs()
 			b.RunParallel(func(pb *testing.PB) {
-				var a lb.Attempts
+				var a lb.Attempts[string]
 				for pb.Next() {
 					a.Reset()
 					p, err := l.Select("/a/key", &a)

@@ -1,7 +1,8 @@
 package lb
 
 import (
-	"errors"
+	"fmt"
+	"math"
 	"net/http"
 	"sync/atomic"
 	"time"
@@ -43,10 +44,19 @@ type budgetSlot struct {
 	retries  atomic.Int64
 }
 
-// NewRetryBudget returns a RetryBudget; it fails if Window is negative.
+// NewRetryBudget returns a RetryBudget; it fails if Window is negative or Ratio is not
+// a finite number.
 func NewRetryBudget(o RetryBudgetOptions) (*RetryBudget, error) {
-	if o.Window < 0 {
-		return nil, errors.New("lb: RetryBudgetOptions.Window is negative")
+	return newRetryBudget("RetryBudgetOptions", o)
+}
+
+// newRetryBudget is NewRetryBudget with the name its errors give the options.
+func newRetryBudget(field string, o RetryBudgetOptions) (*RetryBudget, error) {
+	switch {
+	case o.Window < 0:
+		return nil, fmt.Errorf("lb: %s.Window: %v is negative", field, o.Window)
+	case math.IsNaN(o.Ratio) || math.IsInf(o.Ratio, 0):
+		return nil, fmt.Errorf("lb: %s.Ratio: %v is not a number", field, o.Ratio)
 	}
 	if o.Ratio == 0 {
 		o.Ratio = 0.2

@@ -1,24 +1,24 @@
 // Package lb balances requests over a set of backends: selection algorithms, active
-// health checks, passive outlier detection, service discovery and the pieces of a
-// failover pattern (per-request attempts and a retry budget).
+// health checks, passive outlier detection, service discovery, and failover onto
+// backends a request has not tried, within a retry budget.
 //
-// lb does not import the proxy: a proxy's UpstreamPeer phase calls
-// [LoadBalancer.Select] and turns the chosen backend into a peer; the failure and
-// Logging phases report how the attempt went with [Pick.Done].
+// lb does not import the proxy: a proxy's UpstreamPeer phase asks the balancer for a
+// backend, and the failure and Logging phases report how the attempt went.
+// [Failover] does both, with retries on backends not tried yet within a retry budget;
+// the balancer is generic over the value each backend carries (Options.Attach makes
+// it), so UpstreamPeer gets a *proxy.Peer with no type assertion:
 //
 //	type Ctx struct {
-//		attempts lb.Attempts // the backends this request tried
-//		pick     lb.Pick     // the current attempt
+//		failover lb.Failover[*proxy.Peer] // the backends tried, the current attempt
 //	}
 //
 //	func (p *MyProxy) UpstreamPeer(ctx context.Context, s *proxy.Session, c *Ctx) (*proxy.Peer, error) {
-//		pick, err := p.lb.Select(s.Request().Path(), &c.attempts)
-//		if err != nil {
-//			return nil, err
-//		}
-//		c.pick = pick
-//		return pick.Value().(*proxy.Peer), nil // made once per backend by Options.Attach
+//		return c.failover.Select(p.lb, s.Request().Path())
 //	}
+//
+// (FailToConnect, ErrorWhileProxy and Logging call the methods of the same names; see
+// [Failover].) For a policy of your own, [LoadBalancer.Select] returns a [Pick] that
+// [Pick.Done] releases with the attempt's [Outcome].
 //
 // # The hot path
 //

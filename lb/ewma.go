@@ -10,9 +10,9 @@ const unseenLatency = float64(time.Millisecond)
 
 // ewmaPicker is power of two choices on the peak-EWMA cost: latency score times
 // (in-flight + 1), divided by weight.
-type ewmaPicker struct{}
+type ewmaPicker[T any] struct{}
 
-func (p ewmaPicker) pick(s *snapshot, _ string, a *Attempts, now time.Duration) *Target {
+func (p ewmaPicker[T]) pick(s *snapshot[T], _ string, a *Attempts[T], now time.Duration) *Target[T] {
 	n := len(s.targets)
 	if n == 1 {
 		if t := s.targets[0]; usable(t, a) {
@@ -46,7 +46,7 @@ func (p ewmaPicker) pick(s *snapshot, _ string, a *Attempts, now time.Duration) 
 }
 
 // cost is t's peak-EWMA cost at now.
-func cost(t *Target, now time.Duration) float64 {
+func cost[T any](t *Target[T], now time.Duration) float64 {
 	lat := t.decayedEWMA(now)
 	in := float64(t.inflight.Load())
 	if lat == 0 {

@@ -62,17 +62,30 @@ const maxCheckBody = 64 << 10
 var ErrCheckFailed = errors.New("lb: health check failed")
 
 func (h *HealthCheck) validate() error {
+	const f = "lb: Options.HealthCheck."
 	switch {
-	case h.Interval < 0 || h.Timeout < 0:
-		return errors.New("lb: Options.HealthCheck: negative Interval or Timeout")
-	case h.Rise < 0 || h.Fall < 0 || h.Concurrency < 0:
-		return errors.New("lb: Options.HealthCheck: negative Rise, Fall or Concurrency")
+	case h.Interval < 0:
+		return fmt.Errorf(f+"Interval: %v is negative", h.Interval)
+	case h.Timeout < 0:
+		return fmt.Errorf(f+"Timeout: %v is negative", h.Timeout)
+	case h.Rise < 0:
+		return fmt.Errorf(f+"Rise: %d is negative", h.Rise)
+	case h.Fall < 0:
+		return fmt.Errorf(f+"Fall: %d is negative", h.Fall)
+	case h.Concurrency < 0:
+		return fmt.Errorf(f+"Concurrency: %d is negative", h.Concurrency)
 	case h.Port < 0 || h.Port > 65535:
-		return fmt.Errorf("lb: Options.HealthCheck.Port: %d out of range", h.Port)
-	case h.HTTP != nil && h.HTTP.Path != "" && !strings.HasPrefix(h.HTTP.Path, "/"):
-		return fmt.Errorf("lb: Options.HealthCheck.HTTP.Path: %q does not start with /", h.HTTP.Path)
-	case h.HTTP != nil && strings.ContainsAny(h.HTTP.Method+h.HTTP.Path+h.HTTP.Host, " \r\n"):
-		return errors.New("lb: Options.HealthCheck.HTTP: space or line break in Method, Path or Host")
+		return fmt.Errorf(f+"Port: %d not in 0..65535", h.Port)
+	case h.HTTP == nil:
+		return nil
+	case strings.ContainsAny(h.HTTP.Method, " \r\n"):
+		return fmt.Errorf(f+"HTTP.Method: %q has a space or line break", h.HTTP.Method)
+	case strings.ContainsAny(h.HTTP.Path, " \r\n"):
+		return fmt.Errorf(f+"HTTP.Path: %q has a space or line break", h.HTTP.Path)
+	case h.HTTP.Path != "" && !strings.HasPrefix(h.HTTP.Path, "/"):
+		return fmt.Errorf(f+"HTTP.Path: %q does not start with /", h.HTTP.Path)
+	case strings.ContainsAny(h.HTTP.Host, " \r\n"):
+		return fmt.Errorf(f+"HTTP.Host: %q has a space or line break", h.HTTP.Host)
 	}
 	return nil
 }
@@ -185,7 +198,7 @@ func (hc *HTTPCheck) do(c net.Conn, addr string) error {
 type checkState struct{ pass, fail int }
 
 // runHealthChecks checks every backend each interval until ctx ends.
-func (l *LoadBalancer) runHealthChecks(ctx context.Context) {
+func (l *LoadBalancer[T]) runHealthChecks(ctx context.Context) {
 	h := l.health.settings()
 	states := map[string]*checkState{}
 	tick := time.NewTicker(h.Interval)
@@ -201,7 +214,7 @@ func (l *LoadBalancer) runHealthChecks(ctx context.Context) {
 }
 
 // checkRound checks every backend once, at most h.Concurrency at a time.
-func (l *LoadBalancer) checkRound(ctx context.Context, h *HealthCheck, states map[string]*checkState) {
+func (l *LoadBalancer[T]) checkRound(ctx context.Context, h *HealthCheck, states map[string]*checkState) {
 	ts := l.snap.Load().targets
 	errs := make([]error, len(ts))
 	sem := make(chan struct{}, h.Concurrency)

@@ -103,7 +103,7 @@ func TestEjectionBackoff(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		var mu sync.Mutex // the return's event comes from a timer's goroutine
 		var events []lb.HealthEvent
-		l, err := lb.New(lb.Options{Backends: backends(2),
+		l, err := lb.New(lb.Options[string]{Backends: backends(2),
 			Outlier: lb.OutlierOptions{ConsecutiveFailures: 2, BaseEjection: time.Second, MaxEjection: 10 * time.Second},
 			OnHealthChange: func(ev lb.HealthEvent) {
 				mu.Lock()

@@ -17,7 +17,7 @@ const ketamaPointsPerWeight = 160
 // of "host\x00port" followed by the previous point's hash (4 bytes, little-endian;
 // zero for the first). A key maps to the first point at or after crc32(key), wrapping
 // around; points with equal hashes keep the first backend in sorted order.
-type ketamaPicker struct {
+type ketamaPicker[T any] struct {
 	hashes []uint32 // sorted
 	owners []uint16 // owners[i] is the target index of hashes[i]
 	// index[b] is the first point whose hash's top ketamaIndexBits bits are >= b; it
@@ -32,7 +32,7 @@ type ketamaPoint struct {
 	owner uint16
 }
 
-func newKetamaPicker(ts []*Target) *ketamaPicker {
+func newKetamaPicker[T any](ts []*Target[T]) *ketamaPicker[T] {
 	var total int64
 	for _, t := range ts {
 		total += t.weight
@@ -51,7 +51,7 @@ func newKetamaPicker(ts []*Target) *ketamaPicker {
 		return int(a.owner) - int(b.owner)
 	})
 	pts = slices.CompactFunc(pts, func(a, b ketamaPoint) bool { return a.hash == b.hash })
-	p := &ketamaPicker{hashes: make([]uint32, len(pts)), owners: make([]uint16, len(pts))}
+	p := &ketamaPicker[T]{hashes: make([]uint32, len(pts)), owners: make([]uint16, len(pts))}
 	for i, pt := range pts {
 		p.hashes[i], p.owners[i] = pt.hash, pt.owner
 	}
@@ -87,7 +87,7 @@ func ketamaPoints(pts []ketamaPoint, addr string, weight int, owner uint16) []ke
 }
 
 // point returns the index of the first point at or after key's hash.
-func (p *ketamaPicker) point(key string) int {
+func (p *ketamaPicker[T]) point(key string) int {
 	h := crc32.ChecksumIEEE(unsafe.Slice(unsafe.StringData(key), len(key)))
 	b := h >> (32 - ketamaIndexBits)
 	lo, hi := int(p.index[b]), int(p.index[b+1])
@@ -105,7 +105,7 @@ func (p *ketamaPicker) point(key string) int {
 	return lo
 }
 
-func (p *ketamaPicker) pick(s *snapshot, key string, a *Attempts, _ time.Duration) *Target {
+func (p *ketamaPicker[T]) pick(s *snapshot[T], key string, a *Attempts[T], _ time.Duration) *Target[T] {
 	i := p.point(key)
 	n := len(p.hashes)
 	// Like nginx, go round the ring past unavailable backends.

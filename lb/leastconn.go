@@ -12,12 +12,12 @@ const leastConnWindow = 32
 // requests per unit of weight: all of them up to 32, else 32 consecutive ones (a
 // sample that keeps the pick's cost bounded, as Envoy's least-request does with its
 // random choices).
-type leastConnPicker struct{}
+type leastConnPicker[T any] struct{}
 
-func (leastConnPicker) pick(s *snapshot, _ string, a *Attempts, _ time.Duration) *Target {
+func (leastConnPicker[T]) pick(s *snapshot[T], _ string, a *Attempts[T], _ time.Duration) *Target[T] {
 	n := len(s.targets)
 	start := rand.IntN(n)
-	var best *Target
+	var best *Target[T]
 	var bestIn, bestW int64
 	for i := range min(n, leastConnWindow) {
 		j := start + i

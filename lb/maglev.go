@@ -13,11 +13,11 @@ const maglevSize = 65537
 // fills the table's free entries in the order of its own permutation (offset + j×skip
 // mod size), taking turns in proportion to weight, until the table is full. A key's
 // entry is its hash modulo the size.
-type maglevPicker struct {
+type maglevPicker[T any] struct {
 	table []uint16
 }
 
-func newMaglevPicker(ts []*Target, size int) *maglevPicker {
+func newMaglevPicker[T any](ts []*Target[T], size int) *maglevPicker[T] {
 	m := uint64(size)
 	offset := make([]uint64, len(ts))
 	skip := make([]uint64, len(ts))
@@ -40,15 +40,15 @@ func newMaglevPicker(ts []*Target, size int) *maglevPicker {
 				table[c], filled[c] = uint16(i), true
 				next[i]++
 				if n++; n == size {
-					return &maglevPicker{table: table}
+					return &maglevPicker[T]{table: table}
 				}
 			}
 		}
 	}
-	return &maglevPicker{table: table}
+	return &maglevPicker[T]{table: table}
 }
 
-func (p *maglevPicker) pick(s *snapshot, key string, a *Attempts, _ time.Duration) *Target {
+func (p *maglevPicker[T]) pick(s *snapshot[T], key string, a *Attempts[T], _ time.Duration) *Target[T] {
 	m := uint64(len(p.table))
 	i := mix64(fnv64a(key, fnvOffset)) % m
 	// Neighbouring entries belong to backends in no particular order, so walking on

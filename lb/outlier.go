@@ -11,8 +11,8 @@ import (
 type OutlierOptions struct {
 	// Disabled turns outlier detection off.
 	Disabled bool
-	// ConsecutiveFailures is how many connect failures or 5xx responses in a row eject a
-	// backend. If zero, 5.
+	// ConsecutiveFailures is how many connect failures, timeouts or 5xx responses in a
+	// row eject a backend (nginx's max_fails; 1 ejects at the first). If zero, 5.
 	ConsecutiveFailures int
 	// BaseEjection is the first ejection's length; the n-th ejection in a row lasts n
 	// times as long. If zero, 10s.
@@ -26,8 +26,15 @@ type OutlierOptions struct {
 }
 
 func (o OutlierOptions) withDefaults() (OutlierOptions, error) {
-	if o.ConsecutiveFailures < 0 || o.BaseEjection < 0 || o.MaxEjection < 0 || o.MaxEjectedPercent < 0 || o.MaxEjectedPercent > 100 {
-		return o, fmt.Errorf("lb: Options.Outlier: negative value or MaxEjectedPercent above 100")
+	switch {
+	case o.ConsecutiveFailures < 0:
+		return o, fmt.Errorf("lb: Options.Outlier.ConsecutiveFailures: %d is negative", o.ConsecutiveFailures)
+	case o.BaseEjection < 0:
+		return o, fmt.Errorf("lb: Options.Outlier.BaseEjection: %v is negative", o.BaseEjection)
+	case o.MaxEjection < 0:
+		return o, fmt.Errorf("lb: Options.Outlier.MaxEjection: %v is negative", o.MaxEjection)
+	case o.MaxEjectedPercent < 0 || o.MaxEjectedPercent > 100:
+		return o, fmt.Errorf("lb: Options.Outlier.MaxEjectedPercent: %d not in 0..100", o.MaxEjectedPercent)
 	}
 	if o.ConsecutiveFailures == 0 {
 		o.ConsecutiveFailures = 5
@@ -48,7 +55,7 @@ func (o OutlierOptions) withDefaults() (OutlierOptions, error) {
 }
 
 // outlierResult feeds one attempt's outcome to outlier detection.
-func (l *LoadBalancer) outlierResult(t *Target, o Outcome) {
+func (l *LoadBalancer[T]) outlierResult(t *Target[T], o Outcome) {
 	if l.outlier.Disabled {
 		return
 	}
@@ -58,9 +65,9 @@ func (l *LoadBalancer) outlierResult(t *Target, o Outcome) {
 			t.consecFail.Store(0)
 		}
 		return
-	case ConnectFailure, ServerError:
+	case ConnectFailure, ServerError, Timeout:
 	default:
-		return // a read error or a timeout may be the request's fault
+		return // a read or write error may be the request's fault
 	}
 	if int(t.consecFail.Add(1)) < l.outlier.ConsecutiveFailures {
 		return
@@ -69,13 +76,13 @@ func (l *LoadBalancer) outlierResult(t *Target, o Outcome) {
 }
 
 // eject ejects t unless it already is, it left the set, or the cap is reached.
-func (l *LoadBalancer) eject(t *Target, now time.Duration) {
+func (l *LoadBalancer[T]) eject(t *Target[T], now time.Duration) {
 	if ev, ok := l.ejectLocked(t, now); ok {
 		l.notify(ev)
 	}
 }
 
-func (l *LoadBalancer) ejectLocked(t *Target, now time.Duration) (HealthEvent, bool) {
+func (l *LoadBalancer[T]) ejectLocked(t *Target[T], now time.Duration) (HealthEvent, bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	s := l.snap.Load()
@@ -100,7 +107,7 @@ func (l *LoadBalancer) ejectLocked(t *Target, now time.Duration) (HealthEvent, b
 }
 
 // unejectTarget ends t's ejection, if t is still in the set.
-func (l *LoadBalancer) unejectTarget(t *Target) {
+func (l *LoadBalancer[T]) unejectTarget(t *Target[T]) {
 	l.mu.Lock()
 	if l.snap.Load().byAddr[t.backend.Addr] != t || !t.setState(stateEjected, false) {
 		l.mu.Unlock()
@@ -115,7 +122,7 @@ func (l *LoadBalancer) unejectTarget(t *Target) {
 }
 
 // inherit gives nt, which replaces t, t's health and ejection. l.mu is held.
-func (l *LoadBalancer) inherit(nt, t *Target) {
+func (l *LoadBalancer[T]) inherit(nt, t *Target[T]) {
 	nt.state.Store(t.state.Load())
 	nt.ejections = t.ejections
 	nt.returnedAt = t.returnedAt
@@ -131,7 +138,7 @@ func (l *LoadBalancer) inherit(nt, t *Target) {
 
 // retire stops the timer of t, which left the set (replaced by nt if not nil). l.mu is
 // held.
-func (l *LoadBalancer) retire(t, nt *Target) {
+func (l *LoadBalancer[T]) retire(t, nt *Target[T]) {
 	if t.ejectTimer != nil {
 		t.ejectTimer.Stop()
 		t.ejectTimer = nil

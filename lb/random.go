@@ -7,12 +7,12 @@ import (
 
 // randomPicker picks at random in proportion to weight, by binary search over the
 // cumulative weights.
-type randomPicker struct {
+type randomPicker[T any] struct {
 	cum []uint64 // cum[i] is the sum of the weights of targets 0..i
 }
 
-func newRandomPicker(ts []*Target) *randomPicker {
-	p := &randomPicker{cum: make([]uint64, len(ts))}
+func newRandomPicker[T any](ts []*Target[T]) *randomPicker[T] {
+	p := &randomPicker[T]{cum: make([]uint64, len(ts))}
 	var sum uint64
 	for i, t := range ts {
 		sum += uint64(t.weight)
@@ -21,7 +21,7 @@ func newRandomPicker(ts []*Target) *randomPicker {
 	return p
 }
 
-func (p *randomPicker) pick(s *snapshot, _ string, a *Attempts, _ time.Duration) *Target {
+func (p *randomPicker[T]) pick(s *snapshot[T], _ string, a *Attempts[T], _ time.Duration) *Target[T] {
 	total := p.cum[len(p.cum)-1]
 	for range maxWalk {
 		r := rand.Uint64N(total)

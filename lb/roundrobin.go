@@ -11,12 +11,12 @@ const maxSchedule = 1 << 16
 
 // roundRobinPicker walks a precomputed smooth weighted round-robin schedule with an
 // atomic counter: the order nginx's algorithm gives, without its lock.
-type roundRobinPicker struct {
+type roundRobinPicker[T any] struct {
 	sched []uint16 // indexes into the snapshot's targets
 	next  atomic.Uint64
 }
 
-func newRoundRobinPicker(ts []*Target) *roundRobinPicker {
+func newRoundRobinPicker[T any](ts []*Target[T]) *roundRobinPicker[T] {
 	ws := make([]int64, len(ts))
 	var g, total int64
 	for i, t := range ts {
@@ -35,7 +35,7 @@ func newRoundRobinPicker(ts []*Target) *roundRobinPicker {
 			total += ws[i]
 		}
 	}
-	return &roundRobinPicker{sched: smoothSchedule(ws, total)}
+	return &roundRobinPicker[T]{sched: smoothSchedule(ws, total)}
 }
 
 // smoothSchedule returns one period of nginx's smooth weighted round robin: at each
@@ -69,7 +69,7 @@ func gcd(a, b int64) int64 {
 // back to a scan.
 const maxWalk = 16
 
-func (p *roundRobinPicker) pick(s *snapshot, _ string, a *Attempts, _ time.Duration) *Target {
+func (p *roundRobinPicker[T]) pick(s *snapshot[T], _ string, a *Attempts[T], _ time.Duration) *Target[T] {
 	n := uint64(len(p.sched))
 	for range min(len(p.sched), maxWalk) {
 		// Each step takes the next slot of the shared sequence, so an unavailable
@@ -83,7 +83,7 @@ func (p *roundRobinPicker) pick(s *snapshot, _ string, a *Attempts, _ time.Durat
 }
 
 // scan returns a usable target, starting at a random one, or nil.
-func scan(s *snapshot, a *Attempts) *Target {
+func scan[T any](s *snapshot[T], a *Attempts[T]) *Target[T] {
 	n := len(s.targets)
 	start := rand.IntN(n)
 	for i := range n {

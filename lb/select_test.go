@@ -1,12 +1,16 @@
 package lb_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"math"
+	"net"
+	"os"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/gotthard-proxy/gotthard/lb"
 )
@@ -22,16 +26,16 @@ func backends(n int, weights ...int) []lb.Backend {
 	return bs
 }
 
-func newLB(t testing.TB, algo lb.Algorithm, bs []lb.Backend) *lb.LoadBalancer {
+func newLB(t testing.TB, algo lb.Algorithm, bs []lb.Backend) *lb.LoadBalancer[string] {
 	t.Helper()
-	l, err := lb.New(lb.Options{Algorithm: algo, Backends: bs})
+	l, err := lb.New(lb.Options[string]{Algorithm: algo, Backends: bs})
 	if err != nil {
 		t.Fatal(err)
 	}
 	return l
 }
 
-func pickAddr(t testing.TB, l *lb.LoadBalancer, key string, a *lb.Attempts) string {
+func pickAddr(t testing.TB, l *lb.LoadBalancer[string], key string, a *lb.Attempts[string]) string {
 	t.Helper()
 	p, err := l.Select(key, a)
 	if err != nil {
@@ -55,26 +59,56 @@ func TestParseAlgorithm(t *testing.T) {
 	}
 }
 
+// TestNewRejects: each validation error names the bad field once.
 func TestNewRejects(t *testing.T) {
 	tests := []struct {
 		name string
-		opts lb.Options
+		opts lb.Options[string]
 		want string
 	}{
-		{"no port", lb.Options{Backends: []lb.Backend{{Addr: "10.0.0.1"}}}, "address"},
-		{"duplicate", lb.Options{Backends: []lb.Backend{{Addr: "10.0.0.1:80"}, {Addr: "10.0.0.1:80"}}}, "twice"},
-		{"weight", lb.Options{Backends: []lb.Backend{{Addr: "10.0.0.1:80", Weight: lb.MaxWeight + 1}}}, "weight"},
-		{"algorithm", lb.Options{Algorithm: 99}, "Algorithm"},
-		{"outlier", lb.Options{Outlier: lb.OutlierOptions{MaxEjectedPercent: 101}}, "Outlier"},
-		{"health path", lb.Options{HealthCheck: &lb.HealthCheck{HTTP: &lb.HTTPCheck{Path: "x"}}}, "Path"},
+		{"no port", lb.Options[string]{Backends: []lb.Backend{{Addr: "10.0.0.1:80"}, {Addr: "x"}}},
+			`lb: Options.Backends[1]: address "x": missing port in address`},
+		{"duplicate", lb.Options[string]{Backends: []lb.Backend{{Addr: "10.0.0.1:80"}, {Addr: "10.0.0.2:80"}, {Addr: "10.0.0.1:80"}}},
+			`lb: Options.Backends[2]: address "10.0.0.1:80" already at [0]`},
+		{"weight", lb.Options[string]{Backends: []lb.Backend{{Addr: "10.0.0.1:80", Weight: lb.MaxWeight + 1}}},
+			`lb: Options.Backends[0]: Weight 10001 not in 0..10000`},
+		{"algorithm", lb.Options[string]{Algorithm: 99}, "lb: Options.Algorithm: unknown algorithm 99"},
+		{"outlier", lb.Options[string]{Outlier: lb.OutlierOptions{MaxEjectedPercent: 101}},
+			"lb: Options.Outlier.MaxEjectedPercent: 101 not in 0..100"},
+		{"ejection", lb.Options[string]{Outlier: lb.OutlierOptions{BaseEjection: -time.Second}},
+			"lb: Options.Outlier.BaseEjection: -1s is negative"},
+		{"health path", lb.Options[string]{HealthCheck: &lb.HealthCheck{HTTP: &lb.HTTPCheck{Path: "x"}}},
+			`lb: Options.HealthCheck.HTTP.Path: "x" does not start with /`},
+		{"health fall", lb.Options[string]{HealthCheck: &lb.HealthCheck{Fall: -1}},
+			"lb: Options.HealthCheck.Fall: -1 is negative"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := lb.New(tt.opts)
-			if err == nil || !strings.Contains(err.Error(), tt.want) {
-				t.Fatalf("err = %v, want one naming %q", err, tt.want)
+			if err == nil || err.Error() != tt.want {
+				t.Fatalf("err = %v\nwant   %s", err, tt.want)
 			}
 		})
+	}
+	// The address error still wraps the *net.AddrError.
+	_, err := lb.New(lb.Options[string]{Backends: []lb.Backend{{Addr: "x"}}})
+	if ae := (*net.AddrError)(nil); !errors.As(err, &ae) {
+		t.Fatalf("err = %v, does not wrap a *net.AddrError", err)
+	}
+}
+
+// TestSetBackendsRejects: SetBackends's errors name the set once and change nothing.
+func TestSetBackendsRejects(t *testing.T) {
+	l := newLB(t, lb.RoundRobin, backends(2))
+	err := l.SetBackends([]lb.Backend{{Addr: "10.0.0.9:80"}, {Addr: "10.0.0.9:80"}})
+	if want := `lb: backends[1]: address "10.0.0.9:80" already at [0]`; err == nil || err.Error() != want {
+		t.Fatalf("err = %v\nwant   %s", err, want)
+	}
+	if n := len(l.Targets()); n != 2 {
+		t.Fatalf("%d backends after a failed SetBackends, want 2", n)
+	}
+	if _, err := lb.NewRetryBudget(lb.RetryBudgetOptions{Window: -time.Second}); err == nil || err.Error() != "lb: RetryBudgetOptions.Window: -1s is negative" {
+		t.Fatalf("NewRetryBudget: err = %v", err)
 	}
 }
 
@@ -119,7 +153,7 @@ func TestWeightedShares(t *testing.T) {
 func TestLeastConn(t *testing.T) {
 	l := newLB(t, lb.LeastConn, backends(3, 1, 1, 2))
 	// Hold picks: the third backend, with twice the weight, should carry twice as many.
-	var held []lb.Pick
+	var held []lb.Pick[string]
 	for range 40 {
 		p, err := l.Select("", nil)
 		if err != nil {
@@ -152,7 +186,7 @@ func TestLeastConn(t *testing.T) {
 func TestSkipsUnavailable(t *testing.T) {
 	for _, algo := range allAlgorithms {
 		t.Run(algo.String(), func(t *testing.T) {
-			l, err := lb.New(lb.Options{Algorithm: algo, Backends: backends(5),
+			l, err := lb.New(lb.Options[string]{Algorithm: algo, Backends: backends(5),
 				Outlier: lb.OutlierOptions{ConsecutiveFailures: 1, BaseEjection: 1 << 40}})
 			if err != nil {
 				t.Fatal(err)
@@ -168,7 +202,7 @@ func TestSkipsUnavailable(t *testing.T) {
 			// whatever the algorithm prefers. (Keys map to one backend with the hashing
 			// algorithms: those are driven below.)
 			if !algo.Hashed() {
-				var a lb.Attempts
+				var a lb.Attempts[string]
 				for range 5 {
 					p, _ := l.Select("x", &a)
 					if p.Target() == down {
@@ -218,7 +252,7 @@ func TestAttemptsSkipTried(t *testing.T) {
 	for _, algo := range allAlgorithms {
 		t.Run(algo.String(), func(t *testing.T) {
 			l := newLB(t, algo, backends(4))
-			var a lb.Attempts
+			var a lb.Attempts[string]
 			seen := map[string]bool{}
 			for range 4 {
 				addr := pickAddr(t, l, "same-key", &a)
@@ -246,7 +280,7 @@ func TestEmpty(t *testing.T) {
 
 // TestFailOpen: when every backend is ejected or down, Select still returns one.
 func TestFailOpen(t *testing.T) {
-	l, err := lb.New(lb.Options{Backends: backends(2), Outlier: lb.OutlierOptions{ConsecutiveFailures: 1, BaseEjection: 1 << 40, MaxEjectedPercent: 100}})
+	l, err := lb.New(lb.Options[string]{Backends: backends(2), Outlier: lb.OutlierOptions{ConsecutiveFailures: 1, BaseEjection: 1 << 40, MaxEjectedPercent: 100}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -262,7 +296,7 @@ func TestFailOpen(t *testing.T) {
 }
 
 func TestMaxEjectedPercent(t *testing.T) {
-	l, err := lb.New(lb.Options{Backends: backends(4), Outlier: lb.OutlierOptions{ConsecutiveFailures: 1, BaseEjection: 1 << 40}})
+	l, err := lb.New(lb.Options[string]{Backends: backends(4), Outlier: lb.OutlierOptions{ConsecutiveFailures: 1, BaseEjection: 1 << 40}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -278,8 +312,8 @@ func TestMaxEjectedPercent(t *testing.T) {
 // TestSetBackendsKeepsState: a backend that stays keeps its ejection and counters.
 func TestSetBackendsKeepsState(t *testing.T) {
 	var events []lb.HealthEvent
-	l, err := lb.New(lb.Options{Backends: backends(3), Outlier: lb.OutlierOptions{ConsecutiveFailures: 1, BaseEjection: 1 << 40},
-		Attach:         func(b lb.Backend) any { return "peer " + b.Addr },
+	l, err := lb.New(lb.Options[string]{Backends: backends(3), Outlier: lb.OutlierOptions{ConsecutiveFailures: 1, BaseEjection: 1 << 40},
+		Attach:         func(b lb.Backend) string { return "peer " + b.Addr },
 		OnHealthChange: func(ev lb.HealthEvent) { events = append(events, ev) }})
 	if err != nil {
 		t.Fatal(err)
@@ -316,23 +350,62 @@ func TestSetBackendsKeepsState(t *testing.T) {
 	}
 }
 
+// TestOutcomeOf: timeouts, however wrapped, are Timeout; other errors Failure.
 func TestOutcomeOf(t *testing.T) {
+	var netTimeout net.Error = &net.OpError{Op: "read", Net: "tcp", Err: os.ErrDeadlineExceeded}
 	tests := []struct {
+		name   string
 		status int
 		err    error
 		want   lb.Outcome
 	}{
-		{200, nil, lb.Success},
-		{404, nil, lb.Success},
-		{503, nil, lb.ServerError},
-		{502, errors.New("x"), lb.ServerError},
-		{0, errors.New("x"), lb.Failure},
-		{0, nil, lb.Canceled},
+		{"ok", 200, nil, lb.Success},
+		{"404", 404, nil, lb.Success},
+		{"5xx", 503, nil, lb.ServerError},
+		{"5xx with error", 502, errors.New("x"), lb.ServerError},
+		{"error", 0, errors.New("connection reset"), lb.Failure},
+		{"nothing", 0, nil, lb.Canceled},
+		{"net timeout", 0, netTimeout, lb.Timeout},
+		{"wrapped deadline", 0, fmt.Errorf("upstream: %w", os.ErrDeadlineExceeded), lb.Timeout},
+		{"context deadline", 0, fmt.Errorf("total: %w", context.DeadlineExceeded), lb.Timeout},
+		{"504 with timeout", 504, netTimeout, lb.ServerError},
+		{"200 with timeout", 200, netTimeout, lb.Success}, // the backend answered: a slow client's timeout
 	}
 	for _, tt := range tests {
-		t.Run(fmt.Sprint(tt.status, tt.err), func(t *testing.T) {
+		t.Run(tt.name, func(t *testing.T) {
 			if got := lb.OutcomeOf(tt.status, tt.err); got != tt.want {
-				t.Fatalf("got %v, want %v", got, tt.want)
+				t.Fatalf("OutcomeOf(%d, %v) = %v, want %v", tt.status, tt.err, got, tt.want)
+			}
+		})
+	}
+}
+
+// TestTimeoutCountsForEjection: Done(Timeout) ejects like a connect failure, while
+// Done(Failure) does not.
+func TestTimeoutCountsForEjection(t *testing.T) {
+	for _, tt := range []struct {
+		o     lb.Outcome
+		eject bool
+	}{{lb.Timeout, true}, {lb.ConnectFailure, true}, {lb.ServerError, true}, {lb.Failure, false}, {lb.Canceled, false}} {
+		t.Run(tt.o.String(), func(t *testing.T) {
+			l, err := lb.New(lb.Options[string]{Backends: backends(2), Outlier: lb.OutlierOptions{ConsecutiveFailures: 2, BaseEjection: 1 << 40}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			tg := l.Targets()[0]
+			for range 2 {
+				var a lb.Attempts[string]
+				for {
+					p, _ := l.Select("", &a)
+					if p.Target() == tg {
+						p.Done(tt.o)
+						break
+					}
+					p.Done(lb.Canceled)
+				}
+			}
+			if tg.Ejected() != tt.eject {
+				t.Fatalf("ejected %v after two %v, want %v", tg.Ejected(), tt.o, tt.eject)
 			}
 		})
 	}

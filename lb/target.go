@@ -41,11 +41,11 @@ const (
 // its latency score. A Target lives as long as its backend stays in the set (a change
 // of weight or metadata makes a new Target that inherits the health state). Its
 // methods are safe for concurrent use.
-type Target struct {
+type Target[T any] struct {
 	backend Backend // immutable
 	weight  int64   // immutable, with the default applied
-	value   any     // immutable: Options.Attach's result
-	lb      *LoadBalancer
+	value   T       // immutable: Options.Attach's result
+	lb      *LoadBalancer[T]
 
 	state    atomic.Uint32
 	inflight atomic.Int64
@@ -64,38 +64,39 @@ type Target struct {
 }
 
 // Backend returns the backend this Target tracks.
-func (t *Target) Backend() Backend { return t.backend }
+func (t *Target[T]) Backend() Backend { return t.backend }
 
 // Addr returns the backend's address.
-func (t *Target) Addr() string { return t.backend.Addr }
+func (t *Target[T]) Addr() string { return t.backend.Addr }
 
-// Value returns what Options.Attach made for this backend, or nil.
-func (t *Target) Value() any { return t.value }
+// Value returns what Options.Attach made for this backend (T's zero value without
+// Attach).
+func (t *Target[T]) Value() T { return t.value }
 
 // Available reports whether the Target is neither marked down by a health check nor
 // ejected.
-func (t *Target) Available() bool { return t.state.Load() == 0 }
+func (t *Target[T]) Available() bool { return t.state.Load() == 0 }
 
 // Healthy reports whether the last active health checks passed (true when there are
 // none).
-func (t *Target) Healthy() bool { return t.state.Load()&stateDown == 0 }
+func (t *Target[T]) Healthy() bool { return t.state.Load()&stateDown == 0 }
 
 // Ejected reports whether outlier detection ejected the backend for now.
-func (t *Target) Ejected() bool { return t.state.Load()&stateEjected != 0 }
+func (t *Target[T]) Ejected() bool { return t.state.Load()&stateEjected != 0 }
 
 // InFlight returns the number of picks of this backend not yet released with
 // [Pick.Done].
-func (t *Target) InFlight() int64 { return t.inflight.Load() }
+func (t *Target[T]) InFlight() int64 { return t.inflight.Load() }
 
 // Latency returns the backend's peak-EWMA latency score as of now (0 before the first
 // observation).
-func (t *Target) Latency() time.Duration {
+func (t *Target[T]) Latency() time.Duration {
 	return time.Duration(t.decayedEWMA(t.lb.now()))
 }
 
 // decayedEWMA returns the latency score decayed to now without storing it, so an idle
 // backend's score fades and the backend is tried again.
-func (t *Target) decayedEWMA(now time.Duration) float64 {
+func (t *Target[T]) decayedEWMA(now time.Duration) float64 {
 	v, stamp := unpackEWMA(t.ewma.Load())
 	if v == 0 {
 		return 0
@@ -118,7 +119,7 @@ func unpackEWMA(x uint64) (v float64, stampMillis uint32) {
 // observe records one latency sample. A sample above the score replaces it (the peak);
 // one below moves it by an exponential weight that grows with the time since the last
 // sample.
-func (t *Target) observe(now, rtt time.Duration) {
+func (t *Target[T]) observe(now, rtt time.Duration) {
 	r := float64(rtt)
 	for {
 		old := t.ewma.Load()
@@ -157,10 +158,10 @@ func expNeg(x float64) float64 {
 
 // resetScore forgets the latency score, so that a backend back from being down is
 // scored afresh instead of by the failures that took it down.
-func (t *Target) resetScore() { t.ewma.Store(0) }
+func (t *Target[T]) resetScore() { t.ewma.Store(0) }
 
 // setState sets or clears bit and reports whether the Target's availability changed.
-func (t *Target) setState(bit uint32, on bool) (changed bool) {
+func (t *Target[T]) setState(bit uint32, on bool) (changed bool) {
 	for {
 		old := t.state.Load()
 		nw := old &^ bit

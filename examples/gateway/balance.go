@@ -13,11 +13,10 @@ import (
 )
 
 // balanced proxies to several upstreams through a load balancer, with failover: a
-// failed attempt is retried on another upstream within a retry budget.
+// failed attempt is retried on another upstream within the balancer's retry budget.
 type balanced struct {
 	proxy.Phases[*balancedCtx]
-	lb        *lb.LoadBalancer
-	budget    *lb.RetryBudget
+	lb        *lb.LoadBalancer[*proxy.Peer]
 	hashKey   func(*proxy.Session) string // nil: no key
 	grpcWeb   bool                        // bridge gRPC-web calls to the upstreams' gRPC
 	accessLog *slog.Logger                // nil: no access log
@@ -25,8 +24,7 @@ type balanced struct {
 
 // balancedCtx is the per-request state: the upstreams tried and the current attempt.
 type balancedCtx struct {
-	attempts lb.Attempts
-	pick     lb.Pick
+	failover lb.Failover[*proxy.Peer]
 }
 
 func (b *balanced) NewCtx() *balancedCtx { return &balancedCtx{} }
@@ -40,42 +38,28 @@ func (b *balanced) EarlyRequestFilter(_ context.Context, s *proxy.Session, _ *ba
 }
 
 func (b *balanced) UpstreamPeer(_ context.Context, s *proxy.Session, c *balancedCtx) (*proxy.Peer, error) {
-	if c.attempts.Len() == 0 {
-		b.budget.Request()
-	}
 	var key string
 	if b.hashKey != nil {
 		key = b.hashKey(s)
 	}
-	p, err := b.lb.Select(key, &c.attempts)
-	if err != nil {
-		return nil, err
-	}
-	c.pick = p
-	return p.Value().(*proxy.Peer), nil
+	return c.failover.Select(b.lb, key)
 }
 
 // FailToConnect reports the failure and retries elsewhere if the budget allows.
 func (b *balanced) FailToConnect(_ context.Context, _ *proxy.Session, c *balancedCtx, _ *proxy.Peer, err *proxy.Error) *proxy.Error {
-	c.pick.Done(lb.ConnectFailure)
-	if err.Retry && !b.budget.Retry() {
-		err.Retry = false
-	}
+	err.Retry = c.failover.FailToConnect(err, err.Retry)
 	return err
 }
 
 // ErrorWhileProxy retries idempotent requests on another upstream; the framework
 // retries only if nothing was sent to the client yet.
 func (b *balanced) ErrorWhileProxy(_ context.Context, s *proxy.Session, c *balancedCtx, _ *proxy.Peer, err *proxy.Error, _ bool) *proxy.Error {
-	c.pick.Done(lb.Failure)
-	if err.Source == proxy.Upstream && lb.Idempotent(s.Request().Method) && b.budget.Retry() {
-		err.Retry = true
-	}
+	err.Retry = c.failover.ErrorWhileProxy(err, err.Source == proxy.Upstream, err.Retry || lb.Idempotent(s.Request().Method))
 	return err
 }
 
 func (b *balanced) Logging(ctx context.Context, s *proxy.Session, c *balancedCtx, err error) {
-	c.pick.Done(lb.OutcomeOf(s.Status(), err))
+	c.failover.Done(s.Status(), err)
 	if b.accessLog == nil {
 		return
 	}
@@ -90,7 +74,7 @@ func (b *balanced) Logging(ctx context.Context, s *proxy.Session, c *balancedCtx
 		"target", req.Target,
 		"status", s.Status(),
 		"upstream", upstream,
-		"attempts", c.attempts.Len(),
+		"attempts", c.failover.Attempts(),
 		"duration", t.End.Sub(t.Start),
 	}
 	if err != nil {
@@ -157,12 +141,12 @@ func newBalanced(upstreams []string, algo, hashKey, healthPath string, mkPeer fu
 	for _, u := range upstreams {
 		bs = append(bs, lb.Backend{Addr: u})
 	}
-	l, err := lb.New(lb.Options{
+	l, err := lb.New(lb.Options[*proxy.Peer]{
 		Name:        "balancer",
 		Algorithm:   a,
 		Backends:    bs,
 		HealthCheck: hc,
-		Attach:      func(b lb.Backend) any { return mkPeer(b.Addr) },
+		Attach:      func(b lb.Backend) *proxy.Peer { return mkPeer(b.Addr) },
 		OnHealthChange: func(ev lb.HealthEvent) {
 			logger.Warn("upstream health", "upstream", ev.Backend.Addr, "cause", ev.Cause.String(), "healthy", ev.Healthy, "available", ev.Available)
 		},
@@ -171,9 +155,5 @@ func newBalanced(upstreams []string, algo, hashKey, healthPath string, mkPeer fu
 	if err != nil {
 		return nil, err
 	}
-	budget, err := lb.NewRetryBudget(lb.RetryBudgetOptions{})
-	if err != nil {
-		return nil, err
-	}
-	return &balanced{lb: l, budget: budget, hashKey: key}, nil
+	return &balanced{lb: l, hashKey: key}, nil
 }

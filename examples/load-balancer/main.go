@@ -30,54 +30,41 @@ import (
 	"github.com/gotthard-proxy/gotthard/server"
 )
 
-// balancer is the failover pattern of docs/load-balancing.md.
+// balancer wires lb.Failover into the phases (see docs/load-balancing.md): each retry
+// goes to an origin the request has not tried, within the balancer's retry budget,
+// and every outcome feeds outlier detection.
 type balancer struct {
 	proxy.Phases[*reqCtx]
-	lb     *lb.LoadBalancer
-	budget *lb.RetryBudget
+	lb *lb.LoadBalancer[*proxy.Peer]
 }
 
 // A wrong phase signature fails to compile here, naming the method.
 var _ proxy.ProxyHTTP[*reqCtx] = (*balancer)(nil)
 
-// reqCtx remembers the origins a request tried and its current attempt.
+// reqCtx is the per-request state: the origins tried and the current attempt.
 type reqCtx struct {
-	attempts lb.Attempts
-	pick     lb.Pick
+	failover lb.Failover[*proxy.Peer]
 }
 
 func (b *balancer) NewCtx() *reqCtx { return &reqCtx{} }
 
 func (b *balancer) UpstreamPeer(_ context.Context, s *proxy.Session, c *reqCtx) (*proxy.Peer, error) {
-	if c.attempts.Len() == 0 {
-		b.budget.Request() // once per request, for the retry budget
-	}
-	p, err := b.lb.Select(s.Request().Path(), &c.attempts) // skips origins already tried
-	if err != nil {
-		return nil, err
-	}
-	c.pick = p
-	return p.Value().(*proxy.Peer), nil
+	return c.failover.Select(b.lb, s.Request().Path()) // skips origins already tried
 }
 
 func (b *balancer) FailToConnect(_ context.Context, _ *proxy.Session, c *reqCtx, _ *proxy.Peer, err *proxy.Error) *proxy.Error {
-	c.pick.Done(lb.ConnectFailure)
-	if err.Retry && !b.budget.Retry() {
-		err.Retry = false // over budget: fail rather than add to a retry storm
-	}
+	err.Retry = c.failover.FailToConnect(err, err.Retry) // over budget: fail rather than add to a retry storm
 	return err
 }
 
 func (b *balancer) ErrorWhileProxy(_ context.Context, s *proxy.Session, c *reqCtx, _ *proxy.Peer, err *proxy.Error, _ bool) *proxy.Error {
-	c.pick.Done(lb.Failure)
-	if err.Source == proxy.Upstream && lb.Idempotent(s.Request().Method) && b.budget.Retry() {
-		err.Retry = true // the framework retries only if nothing reached the client yet
-	}
+	// The framework retries only if nothing reached the client yet.
+	err.Retry = c.failover.ErrorWhileProxy(err, err.Source == proxy.Upstream, err.Retry || lb.Idempotent(s.Request().Method))
 	return err
 }
 
 func (b *balancer) Logging(_ context.Context, s *proxy.Session, c *reqCtx, err error) {
-	c.pick.Done(lb.OutcomeOf(s.Status(), err))
+	c.failover.Done(s.Status(), err)
 }
 
 // origin is a demo origin that answers its name and can be stopped and started again
@@ -165,7 +152,7 @@ func run(args []string, out io.Writer) error {
 		bs = append(bs, lb.Backend{Addr: o.addr})
 	}
 	const interval, fall = 200 * time.Millisecond, 2
-	bal, err := lb.New(lb.Options{
+	bal, err := lb.New(lb.Options[*proxy.Peer]{
 		Name:      "origins",
 		Algorithm: a,
 		Backends:  bs,
@@ -173,7 +160,7 @@ func run(args []string, out io.Writer) error {
 			HTTP:     &lb.HTTPCheck{Path: "/", BodyContains: "origin"},
 			Interval: interval, Timeout: interval, Fall: fall, Rise: 2,
 		},
-		Attach: func(b lb.Backend) any {
+		Attach: func(b lb.Backend) *proxy.Peer {
 			return &proxy.Peer{Address: b.Addr, Options: proxy.PeerOptions{ConnectTimeout: time.Second, ReadTimeout: 5 * time.Second}}
 		},
 		OnHealthChange: func(ev lb.HealthEvent) {
@@ -188,11 +175,7 @@ func run(args []string, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	budget, err := lb.NewRetryBudget(lb.RetryBudgetOptions{})
-	if err != nil {
-		return err
-	}
-	svc := proxy.NewService("load-balancer", &balancer{lb: bal, budget: budget}, proxy.ServiceOptions{Logger: logger})
+	svc := proxy.NewService("load-balancer", &balancer{lb: bal}, proxy.ServiceOptions{Logger: logger})
 	svc.AddTCP(*listen)
 	if err := srv.Add(svc); err != nil {
 		return err
@@ -272,7 +255,7 @@ func (d *demoScript) burst(ctx context.Context, c *http.Client, n int) (failed i
 	return int(bad.Load())
 }
 
-func (d *demoScript) play(ctx context.Context, bal *lb.LoadBalancer, detect time.Duration) error {
+func (d *demoScript) play(ctx context.Context, bal *lb.LoadBalancer[*proxy.Peer], detect time.Duration) error {
 	tr := &http.Transport{MaxIdleConnsPerHost: 4}
 	defer tr.CloseIdleConnections()
 	c := &http.Client{Transport: tr, Timeout: 10 * time.Second}

@@ -64,7 +64,7 @@ func TestParseBackends(t *testing.T) {
 	}{
 		{"plain", "10.0.0.1:80\n\n# c\n  10.0.0.2:81  \n", "10.0.0.1:80,10.0.0.2:81", ""},
 		{"fields", "10.0.0.1:80 weight=3 zone=a\n", "10.0.0.1:80", ""},
-		{"no port", "10.0.0.1\n", "", "line 1"},
+		{"no port", "10.0.0.1\n", "", `line 1: syntax error: address "10.0.0.1": missing port in address`},
 		{"bad weight", "10.0.0.1:80\n10.0.0.1:81 weight=0\n", "", "line 2"},
 		{"bad field", "10.0.0.1:80 heavy\n", "", "key=value"},
 	}

@@ -4,7 +4,7 @@
 // service) so that it watches.
 //
 //	d := &discovery.DNS{Host: "api.internal", Port: 8080}
-//	bal, err := lb.New(lb.Options{Discovery: d})
+//	bal, err := lb.New(lb.Options[*proxy.Peer]{Discovery: d, Attach: mkPeer})
 //	srv.Add(bal) // a server.Server runs its Run method
 //
 // For another source (Consul, Kubernetes endpoints), implement lb.Discovery: see the

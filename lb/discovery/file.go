@@ -125,6 +125,10 @@ func ParseBackends(data []byte) ([]lb.Backend, error) {
 		}
 		b := lb.Backend{Addr: fields[0]}
 		if _, _, err := net.SplitHostPort(b.Addr); err != nil {
+			var ae *net.AddrError
+			if errors.As(err, &ae) {
+				err = errors.New(ae.Err) // its text repeats the address
+			}
 			return nil, fmt.Errorf("line %d: %w: address %q: %v", n, ErrSyntax, b.Addr, err)
 		}
 		for _, kv := range fields[1:] {
