@@ -16,10 +16,16 @@ import (
 // ErrResponseSent is returned when a phase tries to write a response after one was sent.
 var ErrResponseSent = errors.New("proxy: response already sent")
 
-// ErrBodyTooLarge is returned by [Session.BufferRequestBody] when the body exceeds the
-// limit; returned from a phase it answers the client with 413.
-var ErrBodyTooLarge = &Error{Type: HTTPStatus, Source: Downstream, Status: 413,
-	Cause: errors.New("proxy: request body too large")}
+// ErrBodyTooLarge is the cause of the error [Session.BufferRequestBody] returns when the
+// body exceeds the limit: test for it with errors.Is. The error returned is a new
+// *[Error] each time (HTTPStatus, Downstream, Status 413) that wraps it, so a phase may
+// change that one; returned from a phase it answers the client with 413.
+var ErrBodyTooLarge = errors.New("proxy: request body too large")
+
+// bodyTooLarge returns a fresh error for a request body over its limit.
+func bodyTooLarge() *Error {
+	return &Error{Type: HTTPStatus, Source: Downstream, Status: 413, Cause: ErrBodyTooLarge}
+}
 
 // Timing records when the steps of a request happened. Zero times did not happen.
 type Timing struct {
@@ -176,9 +182,9 @@ func (s *Session) HasRequestBody() bool { return s.reqBodyKind != h1.BodyNone }
 // BufferRequestBody reads the whole request body into memory, up to limit bytes, and
 // returns it. The framework then sends exactly these bytes upstream, which also makes the
 // request retryable on another peer when its method is idempotent. A body longer than
-// limit gives [ErrBodyTooLarge]. Call it from RequestFilter or a later phase before
-// UpstreamPeer; calling it again returns the same bytes. The returned slice is valid
-// until the request ends.
+// limit gives an error that wraps [ErrBodyTooLarge]. Call it from RequestFilter or a
+// later phase before UpstreamPeer; calling it again returns the same bytes. The returned
+// slice is valid until the request ends.
 func (s *Session) BufferRequestBody(limit int64) ([]byte, error) {
 	if s.bodyBuffered {
 		return s.body, nil
@@ -192,7 +198,7 @@ func (s *Session) BufferRequestBody(limit int64) ([]byte, error) {
 	}
 	if s.reqBodyKind == h1.BodyLength && s.reqBodyLen > limit {
 		s.closeAfter = true
-		return nil, ErrBodyTooLarge
+		return nil, bodyTooLarge()
 	}
 	if err := s.send100(); err != nil {
 		return nil, err
@@ -205,7 +211,7 @@ func (s *Session) BufferRequestBody(limit int64) ([]byte, error) {
 		chunk, err := s.readBody()
 		if int64(len(s.body)+len(chunk)) > limit {
 			s.closeAfter = true
-			return nil, ErrBodyTooLarge
+			return nil, bodyTooLarge()
 		}
 		s.body = append(s.body, chunk...)
 		if err == io.EOF {
