@@ -25,7 +25,7 @@ const (
 	ReadTimeout
 	// WriteTimeout: a write to the peer or the client timed out.
 	WriteTimeout
-	// TotalTimeout: the request exceeded the peer's total timeout.
+	// TotalTimeout: the attempt ran out of the peer's PeerOptions.TotalTimeout.
 	TotalTimeout
 	// ReadError: reading from the peer or the client failed.
 	ReadError

@@ -1,12 +1,18 @@
 package proxy
 
 import (
+	"bufio"
 	"context"
 	"errors"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // recProxy is a test proxy whose phases are set per test and whose Logging phase
@@ -138,5 +144,128 @@ func TestBodyTooLargeNotShared(t *testing.T) {
 	var e *Error
 	if errors.As(ErrBodyTooLarge, &e) {
 		t.Fatalf("ErrBodyTooLarge is a mutable *Error: %v", e)
+	}
+}
+
+// stallOrigin runs an HTTP/1.1 origin that reads a request and then sends head (if any)
+// and nothing more until the test ends.
+func stallOrigin(t *testing.T, head string) string {
+	return scriptedOrigin(t, func(c net.Conn) {
+		br := bufio.NewReader(c)
+		if _, err := http.ReadRequest(br); err != nil {
+			return
+		}
+		io.WriteString(c, head)
+		io.Copy(io.Discard, c) // until the proxy or the test closes it
+	})
+}
+
+// stallH2Origin runs an h2c origin whose handler sends head fields (if any) and then
+// waits for the request to end.
+func stallH2Origin(t *testing.T, sendHead bool) string {
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if sendHead {
+			w.WriteHeader(200)
+			w.(http.Flusher).Flush()
+		}
+		<-r.Context().Done()
+	}))
+	var p http.Protocols
+	p.SetUnencryptedHTTP2(true)
+	srv.Config.Protocols = &p
+	srv.Start()
+	t.Cleanup(srv.Close)
+	return strings.TrimPrefix(srv.URL, "http://")
+}
+
+// A request that runs out of its peer's TotalTimeout fails with TotalTimeout (504 if
+// nothing was sent yet), not ReadTimeout, over HTTP/1.1 and HTTP/2 peers.
+func TestTotalTimeoutType(t *testing.T) {
+	tests := []struct {
+		name   string
+		peer   func(t *testing.T) *Peer
+		status int // 0: the response started
+	}{
+		{"h1 head", func(t *testing.T) *Peer { return NewPeer(stallOrigin(t, "")) }, 504},
+		{"h1 body", func(t *testing.T) *Peer {
+			return NewPeer(stallOrigin(t, "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc"))
+		}, 0},
+		{"h2 head", func(t *testing.T) *Peer {
+			return &Peer{Address: stallH2Origin(t, false), Protocol: ProtoHTTP2}
+		}, 504},
+		{"h2 body", func(t *testing.T) *Peer {
+			return &Peer{Address: stallH2Origin(t, true), Protocol: ProtoHTTP2}
+		}, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			peer := tt.peer(t)
+			peer.Options = PeerOptions{TotalTimeout: 150 * time.Millisecond, ReadTimeout: 30 * time.Second}
+			rec := newLogRecorder()
+			app := &recProxy{peer: func(*Session) (*Peer, error) { return peer, nil }, log: rec}
+			svc, _ := newTestService[*testCtx](t, app, ServiceOptions{})
+			addr := startProxy(t, svc)
+			got := rawExchange(t, addr, "GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+			if tt.status != 0 && !strings.HasPrefix(got, "HTTP/1.1 504 ") {
+				t.Fatalf("got %q", got)
+			}
+			r := rec.wait(t, 0)
+			var e *Error
+			if !errors.As(r.err, &e) || e.Type != TotalTimeout || e.Source != Upstream {
+				t.Fatalf("Logging got %v, want an upstream total timeout", r.err)
+			}
+			if tt.status != 0 && ErrorStatus(e) != tt.status {
+				t.Fatalf("ErrorStatus = %d, want %d", ErrorStatus(e), tt.status)
+			}
+		})
+	}
+}
+
+// A POST that carries an Idempotency-Key is resent after it reached a peer (when its body
+// can be sent again); one without is not.
+func TestIdempotencyKeyRetried(t *testing.T) {
+	tests := []struct {
+		name   string
+		req    string
+		buffer bool
+		want   int32
+	}{
+		{"key", "POST / HTTP/1.1\r\nHost: a\r\nIdempotency-Key: \"k1\"\r\nContent-Length: 0\r\nConnection: close\r\n\r\n", false, 3},
+		{"key buffered body", "POST / HTTP/1.1\r\nHost: a\r\nIdempotency-Key: \"k1\"\r\nContent-Length: 3\r\nConnection: close\r\n\r\nabc", true, 3},
+		{"key streamed body", "POST / HTTP/1.1\r\nHost: a\r\nIdempotency-Key: \"k1\"\r\nContent-Length: 3\r\nConnection: close\r\n\r\nabc", false, 1},
+		{"no key", "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nConnection: close\r\n\r\nabc", true, 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var seen atomic.Int32
+			origin := scriptedOrigin(t, func(c net.Conn) {
+				br := bufio.NewReader(c)
+				req, err := http.ReadRequest(br)
+				if err != nil {
+					return
+				}
+				io.Copy(io.Discard, req.Body)
+				seen.Add(1) // and close without an answer
+			})
+			app := &recProxy{
+				peer: func(*Session) (*Peer, error) { return NewPeer(origin), nil },
+				requestFilter: func(s *Session) (Result, error) {
+					if tt.buffer {
+						_, err := s.BufferRequestBody(1 << 10)
+						return Continue, err
+					}
+					return Continue, nil
+				},
+				errorWhile: func(e *Error) *Error { e.Retry = true; return e },
+			}
+			svc, _ := newTestService[*testCtx](t, app, ServiceOptions{MaxRetries: 2})
+			addr := startProxy(t, svc)
+			if got := rawExchange(t, addr, tt.req); !strings.HasPrefix(got, "HTTP/1.1 502 ") {
+				t.Fatalf("got %q", got)
+			}
+			if n := seen.Load(); n != tt.want {
+				t.Fatalf("origin saw %d requests, want %d", n, tt.want)
+			}
+		})
 	}
 }

@@ -103,8 +103,9 @@ type PeerOptions struct {
 	// 60s; negative means connections are not kept.
 	IdleTimeout time.Duration
 	// TotalTimeout bounds a whole attempt, from the moment the connection is ready to the
-	// end of the response body (ConnectTimeout bounds connecting). If zero, no bound
-	// beyond the others.
+	// end of the response body (ConnectTimeout bounds connecting). An attempt that runs
+	// out of it fails with the error type TotalTimeout (504 if nothing was sent yet). If
+	// zero, no bound beyond the others.
 	TotalTimeout time.Duration
 	// TCPKeepAlive is the keep-alive probe period of TCP connections. If zero, 15s;
 	// negative turns probes off.

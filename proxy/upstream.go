@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -43,6 +44,7 @@ func (c *conn[C]) proxy(ctx contextT, ex *exchange[C], cc C) error {
 		if e == nil {
 			return nil
 		}
+		ex.markTotalTimeout(e, peer)
 		if e.Source == Upstream && ex.clientGone() {
 			// The client reset the stream or its connection ended, and cutting the
 			// peer's side is what failed the attempt: the client's doing, not the
@@ -87,6 +89,7 @@ func clientGoneError(cause error) *Error {
 // failure to connect comes back marked connectFailure, for FailToConnect.
 func (c *conn[C]) attempt(ctx contextT, ex *exchange[C], cc C, peer *Peer) *Error {
 	s, sess := c.svc, &ex.sess
+	ex.total = time.Time{}
 	switch {
 	case wsOverH2(sess, peer):
 		if e := c.exchangeWSH2(ctx, ex, cc, peer); e != errNoExtendedConnect {
@@ -758,6 +761,26 @@ func upstreamReadError(err error) *Error {
 		return &Error{Type: ConnectionClosed, Source: Upstream, Cause: err}
 	}
 	return asError(err, ReadError, Upstream)
+}
+
+// markTotalTimeout gives an upstream timeout that the peer's TotalTimeout caused the
+// type TotalTimeout: an HTTP/1.x attempt's deadlines are capped at its end (ex.total; a
+// deadline may fire up to a twentieth of its timeout early, see deadlines), an HTTP/2
+// attempt's context has it as its deadline.
+func (ex *exchange[C]) markTotalTimeout(e *Error, peer *Peer) {
+	o := &peer.Options
+	if e.Source != Upstream || o.TotalTimeout <= 0 {
+		return
+	}
+	switch e.Type {
+	case ReadTimeout, WriteTimeout, ReadError, WriteError:
+	default:
+		return
+	}
+	if errors.Is(e, context.DeadlineExceeded) ||
+		e.Timeout() && !ex.total.IsZero() && time.Until(ex.total) <= max(o.readTimeout(), o.writeTimeout())/20 {
+		e.Type = TotalTimeout
+	}
 }
 
 // upstreamWriteError classifies a failed write to a peer; a connection the peer closed
