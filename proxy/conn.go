@@ -631,8 +631,9 @@ func (c *conn[C]) fail(ctx contextT, ex *exchange[C], cc C, err error) {
 	if e.Source == Downstream && e.Type != HTTPStatus {
 		sess.closeAfter = true
 	}
-	if sess.respStarted {
+	if sess.respStarted || errors.Is(e, ErrShutdown) {
 		// Part of the response is out: the only way to tell the client is to close.
+		// Or the service is closing the client's connection: nothing can be said.
 		sess.closeAfter = true
 		return
 	}

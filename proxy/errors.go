@@ -146,6 +146,24 @@ func (e *Error) Temporary() bool { return false }
 
 var _ net.Error = (*Error)(nil)
 
+// ErrShutdown is the cause of the error of a request that the service cut short as it
+// closed: [Service.Close], or [Service.Shutdown] when its context ended before the request
+// did. Test for it with errors.Is. The error is an *[Error] of type ConnectionClosed from
+// the Internal source: the peer is not to blame, so the request goes to neither
+// FailToConnect nor ErrorWhileProxy, is not retried, and gets no answer (its client
+// connection is being closed; FailToProxy does not run). Logging runs as for any request.
+var ErrShutdown = errors.New("proxy: service closed")
+
+// shutdownError is the error of a request cut short by the service's closing; cause is
+// the failure that the closing caused, if any.
+func shutdownError(cause error) *Error {
+	err := ErrShutdown
+	if cause != nil {
+		err = fmt.Errorf("%w: %w", ErrShutdown, cause)
+	}
+	return &Error{Type: ConnectionClosed, Source: Internal, Cause: err}
+}
+
 // StatusClientClosedRequest (499, nginx's "client closed request") is the status a
 // request that the client abandoned before its response started is logged with: an
 // HTTP/2 stream the client reset, or whose connection ended, while the peer was still

@@ -269,3 +269,69 @@ func TestIdempotencyKeyRetried(t *testing.T) {
 		})
 	}
 }
+
+// Requests that a Shutdown cuts at its timeout are not retried, nor blamed on the peer:
+// they end with ErrShutdown, and Logging sees what the client got (nothing).
+func TestShutdownCutsWithoutRetry(t *testing.T) {
+	for _, proto := range []string{"h1", "h2c"} {
+		t.Run(proto, func(t *testing.T) {
+			arrived := make(chan struct{}, 10)
+			origin := scriptedOrigin(t, func(c net.Conn) {
+				if _, err := http.ReadRequest(bufio.NewReader(c)); err != nil {
+					return
+				}
+				arrived <- struct{}{}
+				io.Copy(io.Discard, c) // no answer
+			})
+			rec := newLogRecorder()
+			var peers, phases atomic.Int32
+			app := &recProxy{
+				peer: func(*Session) (*Peer, error) { peers.Add(1); return NewPeer(origin), nil },
+				// The failover pattern: a failure marks the peer and asks for a retry.
+				failToConnect: func(e *Error) *Error { phases.Add(1); return e },
+				errorWhile:    func(e *Error) *Error { phases.Add(1); e.Retry = true; return e },
+				log:           rec,
+			}
+			svc, logs := newTestService[*testCtx](t, app, ServiceOptions{})
+			addr := startProxy(t, svc)
+			got := make(chan string, 1)
+			go func() {
+				if proto == "h1" {
+					got <- rawExchange(t, addr, "GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+					return
+				}
+				var p http.Protocols
+				p.SetUnencryptedHTTP2(true)
+				tr := &http.Transport{Protocols: &p}
+				defer tr.CloseIdleConnections()
+				resp, err := (&http.Client{Transport: tr, Timeout: 10 * time.Second}).Get("http://" + addr + "/")
+				if err != nil {
+					got <- ""
+					return
+				}
+				resp.Body.Close()
+				got <- resp.Status
+			}()
+			<-arrived
+			ctx, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
+			defer cancel()
+			if err := svc.Shutdown(ctx); !errors.Is(err, context.DeadlineExceeded) {
+				t.Fatalf("Shutdown: %v", err)
+			}
+			if g := <-got; g != "" {
+				t.Fatalf("client got %q, want nothing", g)
+			}
+			r := rec.wait(t, 0)
+			var e *Error
+			if !errors.Is(r.err, ErrShutdown) || !errors.As(r.err, &e) || e.Source != Internal {
+				t.Fatalf("Logging got %v, want an internal ErrShutdown", r.err)
+			}
+			if r.status != 0 || r.bytesSent != 0 || r.retries != 0 {
+				t.Fatalf("Logging saw status %d, %d bytes sent, %d retries; want none", r.status, r.bytesSent, r.retries)
+			}
+			if n, m := peers.Load(), phases.Load(); n != 1 || m != 0 {
+				t.Fatalf("UpstreamPeer ran %d times, failure phases %d; want 1 and 0\n%s", n, m, logs)
+			}
+		})
+	}
+}

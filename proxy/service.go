@@ -325,7 +325,7 @@ func (s *Service[C]) removeConn(c *conn[C]) {
 
 // Shutdown stops accepting, lets in-flight requests finish (their connections close after
 // the response) and closes idle connections. If ctx ends first, it closes the remaining
-// connections and returns ctx.Err().
+// connections as [Service.Close] does and returns ctx.Err().
 func (s *Service[C]) Shutdown(ctx context.Context) error {
 	s.stopAccepting()
 	// HTTP/2 connections get GOAWAY and finish their streams.
@@ -357,6 +357,8 @@ func (s *Service[C]) Shutdown(ctx context.Context) error {
 }
 
 // Close closes the listeners and every connection at once and waits for their goroutines.
+// The requests it cuts end with an error that wraps [ErrShutdown]: they are not retried,
+// and their failure phases do not run (Logging does).
 func (s *Service[C]) Close() error {
 	s.stopAccepting()
 	s.cancel()

@@ -143,7 +143,11 @@ func (s *Session) clock() time.Time {
 	return s.timing.Start.Add(time.Since(s.timing.Start))
 }
 
-// Status returns the status sent to the client, or 0 if no response was sent yet.
+// Status returns the status sent to the client. It is 0 if no response was sent: none
+// yet, or none at all (a request cut short as the service closed, see [ErrShutdown]), or
+// one the proxy could not write whole in one piece (an error page, Respond or
+// WriteResponse) because the client was gone. A streamed response counts from the moment
+// its head is handed to the connection.
 func (s *Session) Status() int { return s.status }
 
 // UpstreamStatus returns the status of the last response head read from a peer (before
@@ -154,7 +158,8 @@ func (s *Session) UpstreamStatus() int { return s.upstreamStatus }
 func (s *Session) ResponseWritten() bool { return s.respStarted }
 
 // BytesSent returns the number of response body bytes written to the client (for a
-// tunnel, the bytes sent to the client through it).
+// tunnel, the bytes sent to the client through it); a response the proxy failed to
+// write (see Status) counts none.
 func (s *Session) BytesSent() int64 { return s.bytesSent }
 
 // BytesReceived returns the number of request body bytes read from the client, without
@@ -303,7 +308,6 @@ func (s *Session) writeWhole(resp *message.ResponseHeader, body []byte, sbody st
 		}
 	}
 	s.respStarted = true
-	s.status = resp.Status
 	d := s.ds
 	noBody := s.req.Method == "HEAD" || bodyless(resp.Status)
 	kind := h1.BodyLength
@@ -322,7 +326,6 @@ func (s *Session) writeWhole(resp *message.ResponseHeader, body []byte, sbody st
 		if err == nil && len(sbody) > 0 {
 			err = d.writeBody([]byte(sbody))
 		}
-		s.bytesSent += int64(n)
 	}
 	if err == nil {
 		err = d.finish(nil)
@@ -331,8 +334,14 @@ func (s *Session) writeWhole(resp *message.ResponseHeader, body []byte, sbody st
 		err = d.flush()
 	}
 	if err != nil {
+		// The client got no usable response (at most part of it): Status and BytesSent
+		// say none was sent.
 		s.closeAfter = true
 		return asError(err, WriteError, Downstream)
+	}
+	s.status = resp.Status
+	if !noBody {
+		s.bytesSent += int64(n)
 	}
 	return nil
 }

@@ -27,6 +27,9 @@ func (c *conn[C]) proxy(ctx contextT, ex *exchange[C], cc C) error {
 	s, sess := c.svc, &ex.sess
 	maxRetries := s.maxRetries()
 	for attempt := 0; ; attempt++ {
+		if attempt > 0 && ctx.Err() != nil {
+			return shutdownError(nil) // (closed while the failure phases ran)
+		}
 		sess.retries = attempt
 		peer, err := s.app.UpstreamPeer(ctx, sess, cc)
 		if err != nil || peer == nil {
@@ -43,6 +46,11 @@ func (c *conn[C]) proxy(ctx contextT, ex *exchange[C], cc C) error {
 		e := c.attempt(ctx, ex, cc, peer)
 		if e == nil {
 			return nil
+		}
+		if ctx.Err() != nil {
+			// The service closed and cut the attempt (see Service.Close): neither the
+			// peer's failure nor one to retry.
+			return shutdownError(e)
 		}
 		ex.markTotalTimeout(e, peer)
 		if e.Source == Upstream && ex.clientGone() {
