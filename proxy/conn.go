@@ -648,6 +648,9 @@ func (c *conn[C]) fail(ctx contextT, ex *exchange[C], cc C, err error) {
 		sess.closeAfter = true
 	}
 	c.writeErrorPage(sess, status)
+	if sess.status == 0 && status == StatusClientClosedRequest {
+		sess.status = status // nginx's convention for the log: the client left, nothing was sent
+	}
 }
 
 // writeErrorPage answers with a plain page that says only the status.

@@ -3,6 +3,7 @@ package proxy
 import (
 	"bufio"
 	"context"
+	"crypto/x509"
 	"errors"
 	"io"
 	"net"
@@ -333,5 +334,153 @@ func TestShutdownCutsWithoutRetry(t *testing.T) {
 				t.Fatalf("UpstreamPeer ran %d times, failure phases %d; want 1 and 0\n%s", n, m, logs)
 			}
 		})
+	}
+}
+
+func TestPeerValidate(t *testing.T) {
+	tests := []struct {
+		name string
+		peer Peer
+		want string // in the error; "" for a valid peer
+	}{
+		{"tcp", Peer{Address: "127.0.0.1:80"}, ""},
+		{"tcp ipv6", Peer{Network: "tcp", Address: "[::1]:8080"}, ""},
+		{"tcp name", Peer{Address: "origin.example:443", TLS: &PeerTLS{}}, ""},
+		{"unix", Peer{Network: "unix", Address: "/run/app.sock"}, ""},
+		{"negative timeouts", Peer{Address: "a:1", Options: PeerOptions{ReadTimeout: -1, TotalTimeout: -1}}, ""},
+		{"no port", Peer{Address: "127.0.0.1"}, `Address "127.0.0.1" has no port`},
+		{"url", Peer{Address: "http://host:80"}, `Address "http://host:80" is not host:port`},
+		{"no host", Peer{Address: ":80"}, `Address ":80" has no host`},
+		{"bad port", Peer{Address: "a:http"}, `Address "a:http" has no valid port`},
+		{"port 0", Peer{Address: "a:0"}, `has no valid port`},
+		{"port too big", Peer{Address: "a:65536"}, `has no valid port`},
+		{"network", Peer{Network: "udp", Address: "a:1"}, `Network "udp" is not tcp or unix`},
+		{"unix relative", Peer{Network: "unix", Address: "app.sock"}, `Address "app.sock" is not an absolute socket path`},
+		{"protocol", Peer{Address: "a:1", Protocol: 9}, "Protocol 9 is unknown"},
+		{"h2 if offered without TLS", Peer{Address: "a:1", Protocol: ProtoHTTP2IfOffered}, "ProtoHTTP2IfOffered needs TLS"},
+		{"alpn", Peer{Address: "a:1", TLS: &PeerTLS{ALPN: 7}}, "TLS.ALPN 7 is unknown"},
+		{"min version", Peer{Address: "a:1", TLS: &PeerTLS{MinVersion: 0x0301}}, "TLS.MinVersion 0x0301 is not TLS 1.2 or 1.3"},
+		{"server name with port", Peer{Address: "a:1", TLS: &PeerTLS{ServerName: "a:443"}}, `TLS.ServerName "a:443" is not a host name`},
+		{"verify name", Peer{Address: "a:1", TLS: &PeerTLS{VerifyName: "a b"}}, `TLS.VerifyName "a b" is not a host name`},
+		{"skip verify with roots", Peer{Address: "a:1", TLS: &PeerTLS{InsecureSkipVerifyDangerous: true, RootCAs: x509.NewCertPool()}}, "TLS.RootCAs is set but InsecureSkipVerifyDangerous"},
+		{"unix TLS without name", Peer{Network: "unix", Address: "/s", TLS: &PeerTLS{}}, "TLS.ServerName (or VerifyName) is needed"},
+		{"unix TLS with name", Peer{Network: "unix", Address: "/s", TLS: &PeerTLS{ServerName: "app"}}, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := tt.peer.Validate()
+			if tt.want == "" {
+				if err != nil {
+					t.Fatalf("Validate: %v", err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("Validate: %v, want %q", err, tt.want)
+			}
+			if n := strings.Count(err.Error(), "proxy:"); n != 1 {
+				t.Fatalf("Validate: %q has %d prefixes", err, n)
+			}
+		})
+	}
+}
+
+// A peer that fails Validate ends the request at once with 500: no connection is tried,
+// nothing is retried, and the failure is logged once.
+func TestInvalidPeerFailsAtOnce(t *testing.T) {
+	for _, addr := range []string{"127.0.0.1", "http://127.0.0.1:80"} {
+		t.Run(addr, func(t *testing.T) {
+			rec := newLogRecorder()
+			var peers, phases atomic.Int32
+			app := &recProxy{
+				peer:          func(*Session) (*Peer, error) { peers.Add(1); return NewPeer(addr), nil },
+				failToConnect: func(e *Error) *Error { phases.Add(1); return e },
+				errorWhile:    func(e *Error) *Error { phases.Add(1); return e },
+				log:           rec,
+			}
+			svc, logs := newTestService[*testCtx](t, app, ServiceOptions{})
+			proxyAddr := startProxy(t, svc)
+			got := rawExchange(t, proxyAddr, "GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+			if !strings.HasPrefix(got, "HTTP/1.1 500 ") {
+				t.Fatalf("got %q", got)
+			}
+			r := rec.wait(t, 0)
+			var e *Error
+			if !errors.As(r.err, &e) || e.Type != InternalError || e.Source != Internal || !strings.Contains(e.Error(), "invalid peer: Address") {
+				t.Fatalf("Logging got %v", r.err)
+			}
+			if n, m := peers.Load(), phases.Load(); n != 1 || m != 0 {
+				t.Fatalf("UpstreamPeer ran %d times, failure phases %d; want 1 and 0", n, m)
+			}
+			if n := strings.Count(logs.String(), "request failed"); n != 1 {
+				t.Fatalf("%d failure logs:\n%s", n, logs)
+			}
+		})
+	}
+}
+
+// Retrying a peer that refused the connection waits 10ms, then 20ms, then 40ms; a retry
+// on another peer does not wait.
+func TestConnectRetryBackoff(t *testing.T) {
+	dead1, dead2 := deadAddr(t), deadAddr(t)
+	tests := []struct {
+		name  string
+		peers []*Peer
+	}{
+		{"same peer", []*Peer{NewPeer(dead1)}},
+		{"same address", []*Peer{NewPeer(dead1), NewPeer(dead1)}},
+		{"other peer", []*Peer{NewPeer(dead1), NewPeer(dead2)}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var (
+				mu    sync.Mutex
+				times []time.Time
+			)
+			app := &recProxy{peer: func(*Session) (*Peer, error) {
+				mu.Lock()
+				defer mu.Unlock()
+				times = append(times, time.Now())
+				return tt.peers[(len(times)-1)%len(tt.peers)], nil
+			}}
+			svc, _ := newTestService[*testCtx](t, app, ServiceOptions{MaxRetries: 3})
+			addr := startProxy(t, svc)
+			if got := rawExchange(t, addr, "GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n"); !strings.HasPrefix(got, "HTTP/1.1 502 ") {
+				t.Fatalf("got %q", got)
+			}
+			end := time.Now()
+			mu.Lock()
+			defer mu.Unlock()
+			if len(times) != 4 {
+				t.Fatalf("%d attempts, want 4", len(times))
+			}
+			// Each wait comes after UpstreamPeer chose the peer, before the attempt: it
+			// shows in the time from that UpstreamPeer to the next (or to the end).
+			times = append(times, end)
+			waited := 0
+			for i, want := range []time.Duration{10 * time.Millisecond, 20 * time.Millisecond, 40 * time.Millisecond} {
+				if gap := times[i+2].Sub(times[i+1]); gap >= want {
+					waited++
+				} else if tt.name != "other peer" {
+					t.Fatalf("retry %d took %v, want at least %v of backoff", i+1, gap, want)
+				}
+			}
+			if tt.name == "other peer" && waited == 3 {
+				t.Fatal("retries on another peer waited")
+			}
+		})
+	}
+}
+
+// Negative timeouts in PeerOptions mean the default, as in ServiceOptions.
+func TestNegativePeerTimeoutsMeanDefault(t *testing.T) {
+	origin, _ := echoOrigin(t)
+	peer := NewPeer(origin)
+	peer.Options = PeerOptions{ConnectTimeout: -1, ReadTimeout: -time.Second, WriteTimeout: -1, TotalTimeout: -1}
+	svc, logs := newTestService[*testCtx](t, fixedProxy{peer: peer}, ServiceOptions{})
+	addr := startProxy(t, svc)
+	got := rawExchange(t, addr, "GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+	if !strings.HasPrefix(got, "HTTP/1.1 200 ") {
+		t.Fatalf("got %q\n%s", got, logs)
 	}
 }

@@ -17,7 +17,8 @@ import (
 )
 
 // ServiceOptions configures a [Service]. Zero fields mean the default given for each; so
-// do negative sizes and timeouts. [ServiceOptions.Validate] checks the rest, and Serve
+// do negative sizes and timeouts (and negative timeouts in [PeerOptions]), except where a
+// field gives negative a meaning of its own. [ServiceOptions.Validate] checks the rest, and Serve
 // refuses options it rejects.
 type ServiceOptions struct {
 	// Logger receives error and lifecycle logs. If nil, slog.Default().

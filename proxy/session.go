@@ -146,8 +146,10 @@ func (s *Session) clock() time.Time {
 // Status returns the status sent to the client. It is 0 if no response was sent: none
 // yet, or none at all (a request cut short as the service closed, see [ErrShutdown]), or
 // one the proxy could not write whole in one piece (an error page, Respond or
-// WriteResponse) because the client was gone. A streamed response counts from the moment
-// its head is handed to the connection.
+// WriteResponse) because the client was gone; except that a request whose client reset
+// it or went away before its response started reports [StatusClientClosedRequest] (499),
+// though nothing was sent. A streamed response counts from the moment its head is handed
+// to the connection.
 func (s *Session) Status() int { return s.status }
 
 // UpstreamStatus returns the status of the last response head read from a peer (before

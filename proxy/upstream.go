@@ -26,6 +26,8 @@ var (
 func (c *conn[C]) proxy(ctx contextT, ex *exchange[C], cc C) error {
 	s, sess := c.svc, &ex.sess
 	maxRetries := s.maxRetries()
+	var refused *Peer // the peer the last attempt failed to connect to, if it did
+	var backoff time.Duration
 	for attempt := 0; ; attempt++ {
 		if attempt > 0 && ctx.Err() != nil {
 			return shutdownError(nil) // (closed while the failure phases ran)
@@ -42,7 +44,18 @@ func (c *conn[C]) proxy(ctx contextT, ex *exchange[C], cc C) error {
 			}
 			return &Error{Type: PeerSelectionError, Source: Internal, Cause: err}
 		}
+		if err := peer.Validate(); err != nil {
+			// A mistake in the peer, the same on every attempt: say so, once.
+			return &Error{Type: InternalError, Source: Internal, Cause: err}
+		}
 		sess.peer = peer
+		if refused != nil && (refused == peer || refused.key() == peer.key()) {
+			backoff = connectBackoff(backoff)
+			if !waitBackoff(ctx, backoff) {
+				return shutdownError(nil)
+			}
+		}
+		refused = nil
 		e := c.attempt(ctx, ex, cc, peer)
 		if e == nil {
 			return nil
@@ -65,6 +78,7 @@ func (c *conn[C]) proxy(ctx contextT, ex *exchange[C], cc C) error {
 				e = e2
 			}
 			if e.Retry && attempt < maxRetries && c.canRetry(sess, false) {
+				refused = peer
 				continue
 			}
 			return e
@@ -84,6 +98,34 @@ func (c *conn[C]) proxy(ctx contextT, ex *exchange[C], cc C) error {
 			continue
 		}
 		return e
+	}
+}
+
+// Retrying a peer that could not be connected to waits first: firstBackoff, doubling
+// for each further retry to the same peer, at most maxBackoff. A peer that refuses
+// connections (restarting, or overloaded) gets a moment to come back instead of three
+// attempts within a few milliseconds. No wait comes before an attempt on another peer.
+const (
+	firstBackoff = 10 * time.Millisecond
+	maxBackoff   = time.Second
+)
+
+// connectBackoff returns the wait before the next retry to a peer that could not be
+// connected to, after a wait of last (0 for none).
+func connectBackoff(last time.Duration) time.Duration {
+	return min(max(2*last, firstBackoff), maxBackoff)
+}
+
+// waitBackoff waits d, or until ctx (the service's) ends, and reports whether the whole
+// wait passed.
+func waitBackoff(ctx contextT, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
 	}
 }
 
