@@ -397,6 +397,7 @@ func (c *conn[C]) getExchange(w *worker[C]) *exchange[C] {
 	// (An exchange is reset when it is put back, so it comes out clean.)
 	ex.sess.ds = &c.h1
 	ex.sess.closing = &c.svc.closing
+	ex.sess.date = &c.svc.date
 	ex.sess.bodyTimeout = durOr(c.svc.opts.ClientBodyTimeout, 60*time.Second)
 	ex.sess.clientAddr = c.nc.RemoteAddr()
 	ex.sess.serverAddr = c.nc.LocalAddr()

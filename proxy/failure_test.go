@@ -14,6 +14,12 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/gotthard-proxy/gotthard/internal/grpcinterop"
+	"github.com/gotthard-proxy/gotthard/message"
+	"google.golang.org/grpc/codes"
+	testgrpc "google.golang.org/grpc/interop/grpc_testing"
+	"google.golang.org/grpc/status"
 )
 
 // recProxy is a test proxy whose phases are set per test and whose Logging phase
@@ -33,6 +39,8 @@ type logRecord struct {
 	err        error
 	status     int
 	bytesSent  int64
+	grpcCode   int
+	grpcOK     bool
 	retries    int
 	respWriten bool
 }
@@ -103,9 +111,10 @@ func (p *recProxy) Logging(_ context.Context, s *Session, _ *testCtx, err error)
 	if p.log == nil {
 		return
 	}
+	code, ok := s.GRPCStatus()
 	p.log.mu.Lock()
 	p.log.recs = append(p.log.recs, logRecord{err: err, status: s.Status(), bytesSent: s.BytesSent(),
-		retries: s.Retries(), respWriten: s.ResponseWritten()})
+		grpcCode: code, grpcOK: ok, retries: s.Retries(), respWriten: s.ResponseWritten()})
 	p.log.mu.Unlock()
 	p.log.ch <- struct{}{}
 }
@@ -482,5 +491,119 @@ func TestNegativePeerTimeoutsMeanDefault(t *testing.T) {
 	got := rawExchange(t, addr, "GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
 	if !strings.HasPrefix(got, "HTTP/1.1 200 ") {
 		t.Fatalf("got %q\n%s", got, logs)
+	}
+}
+
+// GRPCStatus reports the grpc-status the client got: the proxy's own answer to a call
+// that failed, or the peer's, from its trailers or its trailers-only head.
+func TestGRPCStatusLogged(t *testing.T) {
+	origin := grpcinterop.StartServer(t)
+	dead := deadAddr(t)
+	tests := []struct {
+		name   string
+		peer   string
+		call   func(ctx context.Context, c testgrpc.TestServiceClient) error
+		code   codes.Code
+		status int
+	}{
+		{"proxy's answer", dead, func(ctx context.Context, c testgrpc.TestServiceClient) error {
+			_, err := c.EmptyCall(ctx, &testgrpc.Empty{})
+			return err
+		}, codes.Unavailable, 200},
+		{"peer's trailers", origin, func(ctx context.Context, c testgrpc.TestServiceClient) error {
+			_, err := c.EmptyCall(ctx, &testgrpc.Empty{})
+			return err
+		}, codes.OK, 200},
+		{"peer's trailers-only", origin, func(ctx context.Context, c testgrpc.TestServiceClient) error {
+			_, err := c.UnaryCall(ctx, &testgrpc.SimpleRequest{ResponseStatus: &testgrpc.EchoStatus{Code: int32(codes.NotFound), Message: "nope"}})
+			return err
+		}, codes.NotFound, 200},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rec := newLogRecorder()
+			app := &recProxy{peer: func(*Session) (*Peer, error) { return &Peer{Address: tt.peer, Protocol: ProtoHTTP2}, nil }, log: rec}
+			svc, _ := newTestService[*testCtx](t, app, ServiceOptions{MaxRetries: -1})
+			conn := grpcClient(t, startProxy(t, svc))
+			ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+			defer cancel()
+			if err := tt.call(ctx, testgrpc.NewTestServiceClient(conn)); status.Code(err) != tt.code {
+				t.Fatalf("call: %v, want %v", err, tt.code)
+			}
+			r := rec.wait(t, 0)
+			if !r.grpcOK || r.grpcCode != int(tt.code) || r.status != tt.status {
+				t.Fatalf("Logging saw grpc-status %d (%v), status %d; want %d, %d", r.grpcCode, r.grpcOK, r.status, tt.code, tt.status)
+			}
+		})
+	}
+	t.Run("not gRPC", func(t *testing.T) {
+		rec := newLogRecorder()
+		app := &recProxy{peer: func(*Session) (*Peer, error) { return NewPeer(dead), nil }, log: rec}
+		svc, _ := newTestService[*testCtx](t, app, ServiceOptions{MaxRetries: -1})
+		rawExchange(t, startProxy(t, svc), "GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+		if r := rec.wait(t, 0); r.grpcOK {
+			t.Fatalf("GRPCStatus = %d, true for a request that is not gRPC", r.grpcCode)
+		}
+	})
+}
+
+// The responses the proxy writes itself (error pages, Respond, WriteResponse) carry a
+// Date; a WriteResponse header that has one keeps it, and the caller's header is not
+// changed.
+func TestOwnResponsesDated(t *testing.T) {
+	shared := &message.ResponseHeader{Status: 200}
+	shared.Header.Add("X-A", "1")
+	dated := &message.ResponseHeader{Status: 200}
+	dated.Header.Add("Date", "Sun, 06 Nov 1994 08:49:37 GMT")
+	app := &recProxy{
+		peer: func(*Session) (*Peer, error) { return NewPeer("127.0.0.1:1"), nil },
+		requestFilter: func(s *Session) (Result, error) {
+			switch s.Request().Target {
+			case "/respond":
+				return Handled, s.Respond(200, "hi")
+			case "/write":
+				return Handled, s.WriteResponse(shared, []byte("hi"))
+			case "/dated":
+				return Handled, s.WriteResponse(dated, nil)
+			}
+			return Continue, nil
+		},
+	}
+	svc, _ := newTestService[*testCtx](t, app, ServiceOptions{MaxRetries: -1})
+	addr := startProxy(t, svc)
+	h2 := &http.Transport{Protocols: new(http.Protocols)}
+	h2.Protocols.SetUnencryptedHTTP2(true)
+	t.Cleanup(h2.CloseIdleConnections)
+	for _, proto := range []string{"h1", "h2c"} {
+		cl := testClient(t)
+		if proto == "h2c" {
+			cl = &http.Client{Transport: h2, Timeout: 10 * time.Second}
+		}
+		for _, target := range []string{"/error", "/respond", "/write", "/dated"} {
+			before := time.Now().Add(-2 * time.Second)
+			resp, err := cl.Get("http://" + addr + target)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			dates := resp.Header.Values("Date")
+			if len(dates) != 1 {
+				t.Fatalf("%s %s: Date fields %q, want one", proto, target, dates)
+			}
+			d, err := http.ParseTime(dates[0])
+			if err != nil {
+				t.Fatalf("%s %s: Date %q: %v", proto, target, dates[0], err)
+			}
+			if target == "/dated" {
+				if dates[0] != "Sun, 06 Nov 1994 08:49:37 GMT" {
+					t.Fatalf("%s: the phase's Date was replaced by %q", proto, dates[0])
+				}
+			} else if d.Before(before) || d.After(time.Now().Add(2*time.Second)) {
+				t.Fatalf("%s %s: Date %v is not now", proto, target, d)
+			}
+		}
+	}
+	if shared.Header.Has("Date") || shared.Header.Len() != 1 {
+		t.Fatalf("the caller's header was changed: %v", shared.Header.String())
 	}
 }

@@ -116,6 +116,7 @@ type Service[C any] struct {
 	pool   *connPool
 	via    string
 
+	date      dateCache // the Date of the responses the proxy writes itself
 	exchanges sync.Pool // *exchange[C]
 	workers   workerPool[C]
 	idle      *idlePoller[C] // parks idle HTTP/1.x connections; nil where unsupported

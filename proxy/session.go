@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"net/http"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -53,6 +54,7 @@ type Session struct {
 	ds      downstream   // the client side: an HTTP/1.x connection or an HTTP/2 stream, or gw
 	gw      grpcWeb      // the gRPC-web bridge, when on (see BridgeGRPCWeb)
 	closing *atomic.Bool // the service is shutting down
+	date    *dateCache   // the service's Date field value
 
 	timing         Timing
 	status         int
@@ -78,6 +80,8 @@ type Session struct {
 	retries        int
 	bytesSent      int64
 	bytesReceived  int64
+	grpcStatus     int // the grpc-status the client got, if grpcStatusSet
+	grpcStatusSet  bool
 	scratchHeader  message.ResponseHeader
 }
 
@@ -97,6 +101,7 @@ func (s *Session) reset() {
 	s.reused = false
 	s.retries = 0
 	s.bytesSent, s.bytesReceived = 0, 0
+	s.grpcStatus, s.grpcStatusSet = 0, false
 	s.scratchHeader.Reset()
 	if s.gw.on {
 		s.ds = s.gw.inner
@@ -151,6 +156,31 @@ func (s *Session) clock() time.Time {
 // though nothing was sent. A streamed response counts from the moment its head is handed
 // to the connection.
 func (s *Session) Status() int { return s.status }
+
+// GRPCStatus returns the gRPC status code (the grpc-status field) the client got, and
+// whether it got one: from the proxy's own answer to a gRPC call that failed (a
+// "trailers-only" response, see ErrorStatus for the mapping), from a response a phase
+// wrote with Respond or WriteResponse, or from the peer's response as relayed (its
+// trailers, or its head for a trailers-only response). ok is false for a request that is
+// not gRPC, or whose response ended without a status (cut short, say).
+func (s *Session) GRPCStatus() (code int, ok bool) { return s.grpcStatus, s.grpcStatusSet }
+
+// noteGRPCStatus records the grpc-status field of h, if it has a valid one, as the one
+// the client got.
+func (s *Session) noteGRPCStatus(h *message.Header) {
+	v, ok := h.Lookup("Grpc-Status")
+	if !ok || len(v) == 0 || len(v) > 4 {
+		return
+	}
+	n := 0
+	for i := 0; i < len(v); i++ {
+		if v[i] < '0' || v[i] > '9' {
+			return
+		}
+		n = n*10 + int(v[i]-'0')
+	}
+	s.grpcStatus, s.grpcStatusSet = n, true
+}
 
 // UpstreamStatus returns the status of the last response head read from a peer (before
 // any phase changed it), or 0 if none was read.
@@ -301,6 +331,17 @@ func (s *Session) writeWhole(resp *message.ResponseHeader, body []byte, sbody st
 	if err := validateHeader(&resp.Header); err != nil {
 		return err
 	}
+	if !resp.Header.Has("Date") {
+		// An origin with a clock dates its responses (RFC 9110 §6.6.1), and the proxy is
+		// the origin of this one. The caller's header is not changed: a copy gets it.
+		if resp != &s.scratchHeader {
+			sh := &s.scratchHeader
+			sh.Status, sh.Reason, sh.Version = resp.Status, resp.Reason, resp.Version
+			sh.Header.CopyFrom(&resp.Header)
+			resp = sh
+		}
+		resp.Header.Add("Date", s.date.get(time.Now()))
+	}
 	// A response written before the request body was read leaves that body unread:
 	// the connection cannot be reused unless there was none.
 	// (An HTTP/2 stream needs no such care: its end resets what the client still sends.)
@@ -345,7 +386,30 @@ func (s *Session) writeWhole(resp *message.ResponseHeader, body []byte, sbody st
 	if !noBody {
 		s.bytesSent += int64(n)
 	}
+	s.noteGRPCStatus(&resp.Header)
 	return nil
+}
+
+// dateCache makes the value of the Date field of the responses a service writes itself:
+// formatted once a second, not per response.
+type dateCache struct {
+	v atomic.Pointer[dateValue]
+}
+
+type dateValue struct {
+	sec int64  // the Unix second it is for
+	s   string // in the IMF-fixdate format (RFC 9110 §5.6.7)
+}
+
+// get returns the Date value for now.
+func (d *dateCache) get(now time.Time) string {
+	sec := now.Unix()
+	if v := d.v.Load(); v != nil && v.sec == sec {
+		return v.s
+	}
+	v := &dateValue{sec: sec, s: now.UTC().Format(http.TimeFormat)}
+	d.v.Store(v)
+	return v.s
 }
 
 func bodyless(status int) bool {

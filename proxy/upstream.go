@@ -691,6 +691,11 @@ func (c *conn[C]) sendResponse(ctx contextT, ex *exchange[C], cc C, src upstream
 		sess.closeAfter = true
 		return asError(err, WriteError, Downstream)
 	}
+	if trailers != nil {
+		sess.noteGRPCStatus(trailers)
+	} else if sess.teTrailers || sess.gw.on { // (a trailers-only gRPC response)
+		sess.noteGRPCStatus(&resp.Header)
+	}
 	return nil
 }
 
