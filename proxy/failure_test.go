@@ -607,3 +607,49 @@ func TestOwnResponsesDated(t *testing.T) {
 		t.Fatalf("the caller's header was changed: %v", shared.Header.String())
 	}
 }
+
+// An HTTP/2 client that leaves while its request waits to retry a refused peer ends the
+// wait: the request ends then (499), not after the backoff.
+func TestConnectBackoffEndsWhenClientLeaves(t *testing.T) {
+	dead := deadAddr(t)
+	rec := newLogRecorder()
+	reqCtx, cancelReq := context.WithCancel(t.Context())
+	defer cancelReq()
+	var (
+		calls     atomic.Int32
+		cancelled atomic.Int64
+	)
+	app := &recProxy{
+		peer: func(*Session) (*Peer, error) {
+			// The ninth attempt waits a whole second first (after 10ms, 20ms, ...
+			// 640ms): the client leaves as it starts.
+			if calls.Add(1) == 9 {
+				cancelled.Store(time.Now().UnixNano())
+				cancelReq()
+			}
+			return NewPeer(dead), nil
+		},
+		log: rec,
+	}
+	svc, _ := newTestService[*testCtx](t, app, ServiceOptions{MaxRetries: 10})
+	addr := startProxy(t, svc)
+	tr := &http.Transport{Protocols: new(http.Protocols)}
+	tr.Protocols.SetUnencryptedHTTP2(true)
+	defer tr.CloseIdleConnections()
+	req, _ := http.NewRequestWithContext(reqCtx, "GET", "http://"+addr+"/", nil)
+	if resp, err := tr.RoundTrip(req); err == nil {
+		resp.Body.Close()
+		t.Fatalf("got %s, want the request cancelled", resp.Status)
+	}
+	r := rec.wait(t, 0)
+	if took := time.Since(time.Unix(0, cancelled.Load())); took > 800*time.Millisecond {
+		t.Fatalf("the request ended %v after the client left", took)
+	}
+	var e *Error
+	if !errors.As(r.err, &e) || ErrorStatus(e) != StatusClientClosedRequest || r.status != StatusClientClosedRequest {
+		t.Fatalf("Logging got %v, status %d; want the client's leaving", r.err, r.status)
+	}
+	if n := calls.Load(); n != 9 {
+		t.Fatalf("UpstreamPeer ran %d times, want 9", n)
+	}
+}

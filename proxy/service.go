@@ -47,7 +47,9 @@ type ServiceOptions struct {
 	MaxRequestsPerConn int
 
 	// MaxRetries bounds the retries of one request (see ProxyHTTP.FailToConnect). If
-	// zero, 3; negative means no retries.
+	// zero, 3; negative means no retries. A retry to a peer that could not be connected
+	// to waits first when it goes to the same peer: 10ms, doubling for each further one,
+	// at most 1s.
 	MaxRetries int
 	// UpstreamKeepalivePoolSize is the number of idle connections kept per peer. If zero,
 	// 128; negative means upstream connections are not reused.

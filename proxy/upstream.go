@@ -51,8 +51,11 @@ func (c *conn[C]) proxy(ctx contextT, ex *exchange[C], cc C) error {
 		sess.peer = peer
 		if refused != nil && (refused == peer || refused.key() == peer.key()) {
 			backoff = connectBackoff(backoff)
-			if !waitBackoff(ctx, backoff) {
-				return shutdownError(nil)
+			if !ex.waitBackoff(ctx, backoff) {
+				if ctx.Err() != nil {
+					return shutdownError(nil)
+				}
+				return clientGoneError(errClientGone)
 			}
 		}
 		refused = nil
@@ -102,9 +105,11 @@ func (c *conn[C]) proxy(ctx contextT, ex *exchange[C], cc C) error {
 }
 
 // Retrying a peer that could not be connected to waits first: firstBackoff, doubling
-// for each further retry to the same peer, at most maxBackoff. A peer that refuses
-// connections (restarting, or overloaded) gets a moment to come back instead of three
-// attempts within a few milliseconds. No wait comes before an attempt on another peer.
+// for each further retry to the same peer, at most maxBackoff, and no longer than the
+// request lasts: the service's closing, or an HTTP/2 client's leaving, ends the wait (and
+// the request). A peer that refuses connections (restarting, or overloaded) gets a
+// moment to come back instead of three attempts within a few milliseconds. No wait comes
+// before an attempt on another peer.
 const (
 	firstBackoff = 10 * time.Millisecond
 	maxBackoff   = time.Second
@@ -116,17 +121,17 @@ func connectBackoff(last time.Duration) time.Duration {
 	return min(max(2*last, firstBackoff), maxBackoff)
 }
 
-// waitBackoff waits d, or until ctx (the service's) ends, and reports whether the whole
-// wait passed.
-func waitBackoff(ctx contextT, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
+// waitBackoff waits d, or until ctx (the service's) ends or the client leaves (see
+// abortUpstream), and reports whether the whole wait passed.
+func (ex *exchange[C]) waitBackoff(ctx contextT, d time.Duration) bool {
+	wctx, cancel := context.WithTimeout(ctx, d)
+	defer cancel()
+	if !ex.setUpstream(nil, cancel) {
+		return false // the client left already
 	}
+	defer ex.setUpstream(nil, nil)
+	<-wctx.Done()
+	return wctx.Err() == context.DeadlineExceeded && ctx.Err() == nil && !ex.clientGone()
 }
 
 // clientGoneError is the error of a request whose client reset its stream, or closed
