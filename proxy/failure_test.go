@@ -374,6 +374,8 @@ func TestPeerValidate(t *testing.T) {
 		{"skip verify with roots", Peer{Address: "a:1", TLS: &PeerTLS{InsecureSkipVerifyDangerous: true, RootCAs: x509.NewCertPool()}}, "TLS.RootCAs is set but InsecureSkipVerifyDangerous"},
 		{"unix TLS without name", Peer{Network: "unix", Address: "/s", TLS: &PeerTLS{}}, "TLS.ServerName (or VerifyName) is needed"},
 		{"unix TLS with name", Peer{Network: "unix", Address: "/s", TLS: &PeerTLS{ServerName: "app"}}, ""},
+		{"IPv6 verify name", Peer{Address: "a:1", TLS: &PeerTLS{VerifyName: "fe80::1%eth0"}}, ""},
+		{"bad IPv6 verify name", Peer{Address: "a:1", TLS: &PeerTLS{VerifyName: "fe80::g"}}, "is not a host name"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -651,5 +653,23 @@ func TestConnectBackoffEndsWhenClientLeaves(t *testing.T) {
 	}
 	if n := calls.Load(); n != 9 {
 		t.Fatalf("UpstreamPeer ran %d times, want 9", n)
+	}
+}
+
+// Validate costs no allocation for a valid peer: it runs on every attempt.
+func TestPeerValidateAllocs(t *testing.T) {
+	peers := []*Peer{
+		NewPeer("127.0.0.1:8080"),
+		{Address: "[::1]:443", TLS: &PeerTLS{ServerName: "api.example", VerifyName: "::1"}},
+		{Network: "unix", Address: "/run/app.sock", TLS: &PeerTLS{ServerName: "app"}},
+	}
+	for _, p := range peers {
+		if n := testing.AllocsPerRun(100, func() {
+			if err := p.Validate(); err != nil {
+				t.Fatal(err)
+			}
+		}); n != 0 {
+			t.Fatalf("Validate of %s: %v allocations", p.Address, n)
+		}
 	}
 }

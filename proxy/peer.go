@@ -206,12 +206,15 @@ func validHostPort(addr string) string {
 // validServerName reports whether name can be a TLS server name or the name a
 // certificate is verified against: a host name or an IP address, without a port.
 func validServerName(name string) bool {
-	if _, err := netip.ParseAddr(name); err == nil {
-		return true
-	}
 	for i := 0; i < len(name); i++ {
 		c := name[i]
-		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '.' || c == '_' || c == '*') {
+		switch {
+		case 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '.' || c == '_' || c == '*':
+		case c == ':' || c == '%':
+			// An IPv6 address, perhaps. (Parsed only then: a failed parse allocates.)
+			_, err := netip.ParseAddr(name)
+			return err == nil
+		default:
 			return false
 		}
 	}
