@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -75,7 +76,11 @@ func (b *balanced) ErrorWhileProxy(_ context.Context, s *proxy.Session, c *balan
 }
 
 func (b *balanced) Logging(ctx context.Context, s *proxy.Session, c *balancedCtx, err error) {
-	c.pick.Done(lb.OutcomeOf(s.Status(), err))
+	if errors.Is(err, proxy.ErrShutdown) {
+		c.pick.Done(lb.Canceled) // cut by the proxy's own closing: not the backend's fault
+	} else {
+		c.pick.Done(lb.OutcomeOf(s.Status(), err))
+	}
 	if b.accessLog == nil {
 		return
 	}

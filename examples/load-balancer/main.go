@@ -74,7 +74,11 @@ func (b *balancer) ErrorWhileProxy(_ context.Context, s *proxy.Session, c *reqCt
 }
 
 func (b *balancer) Logging(_ context.Context, s *proxy.Session, c *reqCtx, err error) {
-	c.pick.Done(lb.OutcomeOf(s.Status(), err))
+	if errors.Is(err, proxy.ErrShutdown) {
+		c.pick.Done(lb.Canceled) // cut by the proxy's own closing: not the backend's fault
+	} else {
+		c.pick.Done(lb.OutcomeOf(s.Status(), err))
+	}
 }
 
 // origin is a demo origin that answers its name and can be stopped and started again
