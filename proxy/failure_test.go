@@ -673,3 +673,47 @@ func TestPeerValidateAllocs(t *testing.T) {
 		}
 	}
 }
+
+// A graceful Shutdown lets an HTTP/2 stream in flight finish, then returns.
+func TestShutdownDrainsHTTP2(t *testing.T) {
+	release := make(chan struct{})
+	started := make(chan struct{}, 1)
+	_, origin := startOrigin(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		started <- struct{}{}
+		<-release
+		io.WriteString(w, "done")
+	}))
+	svc, _ := newTestService[*testCtx](t, fixedProxy{peer: NewPeer(origin)}, ServiceOptions{})
+	addr := startProxy(t, svc)
+	tr := &http.Transport{Protocols: new(http.Protocols)}
+	tr.Protocols.SetUnencryptedHTTP2(true)
+	defer tr.CloseIdleConnections()
+	got := make(chan string, 1)
+	go func() {
+		resp, err := (&http.Client{Transport: tr, Timeout: 10 * time.Second}).Get("http://" + addr + "/")
+		if err != nil {
+			got <- err.Error()
+			return
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		got <- string(b)
+	}()
+	<-started
+	shut := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		shut <- svc.Shutdown(ctx)
+	}()
+	for !svc.closing.Load() {
+		runtimeGosched()
+	}
+	close(release)
+	if g := <-got; g != "done" {
+		t.Fatalf("in-flight stream got %q", g)
+	}
+	if err := <-shut; err != nil {
+		t.Fatalf("Shutdown: %v", err)
+	}
+}

@@ -332,14 +332,16 @@ func (s *Service[C]) removeConn(c *conn[C]) {
 // connections as [Service.Close] does and returns ctx.Err().
 func (s *Service[C]) Shutdown(ctx context.Context) error {
 	s.stopAccepting()
-	// HTTP/2 connections get GOAWAY and finish their streams.
+	// HTTP/2 connections get GOAWAY and finish their streams. Those left when ctx ends
+	// are closed by Close, after it cancelled the service's context: their requests then
+	// end as cut by the closing (ErrShutdown), not as left by their clients.
 	s.mu.Lock()
 	for c := range s.conns {
 		if c.h2c.Load() != nil {
 			s.wg.Add(1)
 			go func() {
 				defer s.wg.Done()
-				c.shutdownH2(ctx)
+				c.shutdownH2(s.ctx)
 			}()
 		}
 	}
