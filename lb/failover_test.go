@@ -1,6 +1,7 @@
 package lb_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -76,5 +77,17 @@ func TestFailoverDoneLatency(t *testing.T) {
 	}
 	if n := l.Targets()[0].InFlight(); n != 0 {
 		t.Fatalf("%d in flight after DoneLatency", n)
+	}
+}
+
+// TestOutcomeOfCanceled: an attempt the proxy cut (its error wraps context.Canceled, as a
+// proxy Service's closing does) is Canceled, not the backend's Failure.
+func TestOutcomeOfCanceled(t *testing.T) {
+	cut := fmt.Errorf("proxy: service closed: %w", context.Canceled)
+	if got := lb.OutcomeOf(0, cut); got != lb.Canceled {
+		t.Errorf("lb.OutcomeOf(0, %v) = %v, want Canceled", cut, got)
+	}
+	if got := lb.OutcomeOf(502, cut); got != lb.ServerError {
+		t.Errorf("lb.OutcomeOf(502, %v) = %v, want ServerError", cut, got)
 	}
 }

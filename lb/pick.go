@@ -53,8 +53,9 @@ func (o Outcome) String() string {
 
 // OutcomeOf maps a response status (0 when no response came) and the error that ended
 // an attempt to an Outcome: 5xx is a ServerError, another status a Success (the
-// backend answered); with no status, a timeout (see [IsTimeout]) is a Timeout,
-// another error a Failure, and no error Canceled. Use it in ErrorWhileProxy with
+// backend answered); with no status, a timeout (see [IsTimeout]) is a Timeout, an
+// error that wraps [context.Canceled] (the attempt was cut by the proxy, as a proxy
+// Service's closing does) or no error Canceled, another error a Failure. Use it in ErrorWhileProxy with
 // status 0 and the phase's error when the error came from the backend's side, and in
 // the Logging phase with the session's status.
 func OutcomeOf(status int, err error) Outcome {
@@ -63,6 +64,8 @@ func OutcomeOf(status int, err error) Outcome {
 		return ServerError
 	case status == 0 && err != nil && IsTimeout(err):
 		return Timeout
+	case status == 0 && errors.Is(err, context.Canceled):
+		return Canceled
 	case status == 0 && err != nil:
 		return Failure
 	case status == 0:

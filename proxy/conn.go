@@ -397,6 +397,7 @@ func (c *conn[C]) getExchange(w *worker[C]) *exchange[C] {
 	// (An exchange is reset when it is put back, so it comes out clean.)
 	ex.sess.ds = &c.h1
 	ex.sess.closing = &c.svc.closing
+	ex.sess.date = &c.svc.date
 	ex.sess.bodyTimeout = durOr(c.svc.opts.ClientBodyTimeout, 60*time.Second)
 	ex.sess.clientAddr = c.nc.RemoteAddr()
 	ex.sess.serverAddr = c.nc.LocalAddr()
@@ -631,8 +632,9 @@ func (c *conn[C]) fail(ctx contextT, ex *exchange[C], cc C, err error) {
 	if e.Source == Downstream && e.Type != HTTPStatus {
 		sess.closeAfter = true
 	}
-	if sess.respStarted {
+	if sess.respStarted || errors.Is(e, ErrShutdown) {
 		// Part of the response is out: the only way to tell the client is to close.
+		// Or the service is closing the client's connection: nothing can be said.
 		sess.closeAfter = true
 		return
 	}
@@ -647,6 +649,9 @@ func (c *conn[C]) fail(ctx contextT, ex *exchange[C], cc C, err error) {
 		sess.closeAfter = true
 	}
 	c.writeErrorPage(sess, status)
+	if sess.status == 0 && status == StatusClientClosedRequest {
+		sess.status = status // nginx's convention for the log: the client left, nothing was sent
+	}
 }
 
 // writeErrorPage answers with a plain page that says only the status.

@@ -73,8 +73,11 @@
 // backend) when the error's Retry field is set after FailToConnect or ErrorWhileProxy, up to
 // [ServiceOptions.MaxRetries], and only when that is safe: nothing was sent to the client
 // yet, and the request body was not streamed upstream — or it was buffered whole with
-// [Session.BufferRequestBody] and the method is idempotent. Connection failures come with
-// Retry set; a pooled connection that turns out closed is retried once the same way.
+// [Session.BufferRequestBody] — and a request that reached the peer has an idempotent
+// method or an Idempotency-Key field. Connection failures come with Retry set, and a retry
+// to the same peer waits first (10ms, doubling, at most 1s); a pooled connection that
+// turns out closed is retried once the same way. Nothing is retried once the service is
+// closing: the requests it cuts end with [ErrShutdown].
 //
 // # Upstream connections
 //

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -25,7 +26,7 @@ const (
 	ReadTimeout
 	// WriteTimeout: a write to the peer or the client timed out.
 	WriteTimeout
-	// TotalTimeout: the request exceeded the peer's total timeout.
+	// TotalTimeout: the attempt ran out of the peer's PeerOptions.TotalTimeout.
 	TotalTimeout
 	// ReadError: reading from the peer or the client failed.
 	ReadError
@@ -145,6 +146,26 @@ func (e *Error) Timeout() bool {
 func (e *Error) Temporary() bool { return false }
 
 var _ net.Error = (*Error)(nil)
+
+// ErrShutdown is the cause of the error of a request that the service cut short as it
+// closed: [Service.Close], or [Service.Shutdown] when its context ended before the request
+// did. Test for it with errors.Is. The error is an *[Error] of type ConnectionClosed from
+// the Internal source that also wraps [context.Canceled] (the service's context was
+// cancelled; lb.OutcomeOf counts it as Canceled): the peer is not to blame, so the
+// request goes to neither
+// FailToConnect nor ErrorWhileProxy, is not retried, and gets no answer (its client
+// connection is being closed; FailToProxy does not run). Logging runs as for any request.
+var ErrShutdown = errors.New("proxy: service closed")
+
+// shutdownError is the error of a request cut short by the service's closing; cause is
+// the failure that the closing caused, if any.
+func shutdownError(cause error) *Error {
+	err := fmt.Errorf("%w: %w", ErrShutdown, context.Canceled)
+	if cause != nil {
+		err = fmt.Errorf("%w: %w: %w", ErrShutdown, context.Canceled, cause)
+	}
+	return &Error{Type: ConnectionClosed, Source: Internal, Cause: err}
+}
 
 // StatusClientClosedRequest (499, nginx's "client closed request") is the status a
 // request that the client abandoned before its response started is logged with: an

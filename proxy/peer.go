@@ -3,6 +3,12 @@ package proxy
 import (
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"strconv"
+	"strings"
 	"time"
 )
 
@@ -90,29 +96,130 @@ const (
 )
 
 // PeerOptions holds a peer's timeouts and socket settings. Zero fields mean the default
-// given for each.
+// given for each; so do negative timeouts, as in [ServiceOptions], except where a field
+// gives negative a meaning of its own (IdleTimeout, TCPKeepAlive).
 type PeerOptions struct {
-	// ConnectTimeout bounds connecting (and the TLS handshake). If zero, 10s.
+	// ConnectTimeout bounds connecting (and the TLS handshake). If zero or negative, 10s.
 	ConnectTimeout time.Duration
 	// ReadTimeout bounds each wait for data from the peer: the response head, and each
-	// read of the body. If zero, 60s.
+	// read of the body. If zero or negative, 60s.
 	ReadTimeout time.Duration
-	// WriteTimeout bounds each wait to write to the peer. If zero, 60s.
+	// WriteTimeout bounds each wait to write to the peer. If zero or negative, 60s.
 	WriteTimeout time.Duration
 	// IdleTimeout is how long an idle connection to the peer stays in the pool. If zero,
 	// 60s; negative means connections are not kept.
 	IdleTimeout time.Duration
 	// TotalTimeout bounds a whole attempt, from the moment the connection is ready to the
-	// end of the response body (ConnectTimeout bounds connecting). If zero, no bound
-	// beyond the others.
+	// end of the response body (ConnectTimeout bounds connecting). An attempt that runs
+	// out of it fails with the error type TotalTimeout (504 if nothing was sent yet). If
+	// zero (or negative), no bound beyond the others.
 	TotalTimeout time.Duration
 	// TCPKeepAlive is the keep-alive probe period of TCP connections. If zero, 15s;
 	// negative turns probes off.
 	TCPKeepAlive time.Duration
 }
 
-// NewPeer returns a TCP peer at addr ("host:port") with default options.
+// NewPeer returns a TCP peer at addr ("host:port") with default options. It does not
+// check addr: call [Peer.Validate] for that (the framework does, on each peer
+// UpstreamPeer returns).
 func NewPeer(addr string) *Peer { return &Peer{Network: "tcp", Address: addr} }
+
+// Validate reports a peer that cannot work, naming the bad field: a Network other than
+// "tcp", "unix" or empty; for tcp an Address that is not "host:port" with a host and a
+// numeric port from 1 to 65535 ("127.0.0.1" and "http://host:80" are not); for unix an
+// Address that is not an absolute path; an unknown Protocol, or ProtoHTTP2IfOffered
+// without TLS; and TLS settings that contradict each other: an unknown ALPN, a
+// MinVersion that is not TLS 1.2 or 1.3, a ServerName or VerifyName that is not a host
+// name, RootCAs or VerifyName with InsecureSkipVerifyDangerous (which verifies nothing),
+// or a unix peer with no name to verify its certificate against. Negative timeouts are
+// valid: they mean the default (see [PeerOptions]).
+//
+// A peer returned from UpstreamPeer that fails Validate ends its request at once with a
+// 500 (an InternalError, not retried; the failure phases do not run).
+func (p *Peer) Validate() error {
+	switch p.Network {
+	case "", "tcp":
+		if err := validHostPort(p.Address); err != "" {
+			return fmt.Errorf("proxy: invalid peer: Address %q %s", p.Address, err)
+		}
+	case "unix":
+		if !strings.HasPrefix(p.Address, "/") {
+			return fmt.Errorf("proxy: invalid peer: Address %q is not an absolute socket path", p.Address)
+		}
+	default:
+		return fmt.Errorf("proxy: invalid peer: Network %q is not tcp or unix", p.Network)
+	}
+	switch p.Protocol {
+	case ProtoHTTP1, ProtoHTTP2:
+	case ProtoHTTP2IfOffered:
+		if p.TLS == nil {
+			return errors.New("proxy: invalid peer: Protocol ProtoHTTP2IfOffered needs TLS")
+		}
+	default:
+		return fmt.Errorf("proxy: invalid peer: Protocol %d is unknown", p.Protocol)
+	}
+	if p.TLS == nil {
+		return nil
+	}
+	t := p.TLS
+	switch {
+	case t.ALPN > ALPNNone:
+		return fmt.Errorf("proxy: invalid peer: TLS.ALPN %d is unknown", t.ALPN)
+	case t.MinVersion != 0 && t.MinVersion != tls.VersionTLS12 && t.MinVersion != tls.VersionTLS13:
+		return fmt.Errorf("proxy: invalid peer: TLS.MinVersion %#04x is not TLS 1.2 or 1.3", t.MinVersion)
+	case t.ServerName != "" && !validServerName(t.ServerName):
+		return fmt.Errorf("proxy: invalid peer: TLS.ServerName %q is not a host name", t.ServerName)
+	case t.VerifyName != "" && !validServerName(t.VerifyName):
+		return fmt.Errorf("proxy: invalid peer: TLS.VerifyName %q is not a host name", t.VerifyName)
+	case t.InsecureSkipVerifyDangerous && t.RootCAs != nil:
+		return errors.New("proxy: invalid peer: TLS.RootCAs is set but InsecureSkipVerifyDangerous turns verification off")
+	case t.InsecureSkipVerifyDangerous && t.VerifyName != "":
+		return errors.New("proxy: invalid peer: TLS.VerifyName is set but InsecureSkipVerifyDangerous turns verification off")
+	case p.Network == "unix" && t.ServerName == "" && t.VerifyName == "" && !t.InsecureSkipVerifyDangerous:
+		return errors.New("proxy: invalid peer: TLS.ServerName (or VerifyName) is needed to verify a unix peer's certificate")
+	}
+	return nil
+}
+
+// validHostPort checks a "host:port" address without allocating; it returns what is
+// wrong with it, or "".
+func validHostPort(addr string) string {
+	host, port, err := net.SplitHostPort(addr)
+	switch {
+	case err != nil:
+		if !strings.Contains(addr, ":") {
+			return "has no port (want host:port)"
+		}
+		return "is not host:port"
+	case host == "":
+		return "has no host (want host:port)"
+	case strings.ContainsAny(host, "/ \t@"):
+		return "is not host:port"
+	}
+	n, err := strconv.Atoi(port)
+	if err != nil || n < 1 || n > 65535 || port[0] == '+' || port[0] == '0' {
+		return "has no valid port (want a number from 1 to 65535)"
+	}
+	return ""
+}
+
+// validServerName reports whether name can be a TLS server name or the name a
+// certificate is verified against: a host name or an IP address, without a port.
+func validServerName(name string) bool {
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		switch {
+		case 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '.' || c == '_' || c == '*':
+		case c == ':' || c == '%':
+			// An IPv6 address, perhaps. (Parsed only then: a failed parse allocates.)
+			_, err := netip.ParseAddr(name)
+			return err == nil
+		default:
+			return false
+		}
+	}
+	return true
+}
 
 // poolKey is the identity of a peer for connection pooling.
 type poolKey struct {
@@ -157,10 +264,8 @@ func orDefault(d, def time.Duration) time.Duration {
 	return d
 }
 
-func (o *PeerOptions) connectTimeout() time.Duration {
-	return orDefault(o.ConnectTimeout, 10*time.Second)
-}
-func (o *PeerOptions) readTimeout() time.Duration  { return orDefault(o.ReadTimeout, 60*time.Second) }
-func (o *PeerOptions) writeTimeout() time.Duration { return orDefault(o.WriteTimeout, 60*time.Second) }
-func (o *PeerOptions) idleTimeout() time.Duration  { return orDefault(o.IdleTimeout, 60*time.Second) }
-func (o *PeerOptions) keepAlive() time.Duration    { return orDefault(o.TCPKeepAlive, 15*time.Second) }
+func (o *PeerOptions) connectTimeout() time.Duration { return durOr(o.ConnectTimeout, 10*time.Second) }
+func (o *PeerOptions) readTimeout() time.Duration    { return durOr(o.ReadTimeout, 60*time.Second) }
+func (o *PeerOptions) writeTimeout() time.Duration   { return durOr(o.WriteTimeout, 60*time.Second) }
+func (o *PeerOptions) idleTimeout() time.Duration    { return orDefault(o.IdleTimeout, 60*time.Second) }
+func (o *PeerOptions) keepAlive() time.Duration      { return orDefault(o.TCPKeepAlive, 15*time.Second) }

@@ -46,7 +46,8 @@ type ProxyHTTP[C any] interface {
 
 	// UpstreamPeer returns the peer to send the request to. It runs after the request
 	// filters and again for each retry. The returned Peer may be shared between requests
-	// (see [Peer]). Returning an error ends the request (FailToProxy runs).
+	// (see [Peer]). Returning an error ends the request (FailToProxy runs). A Peer that
+	// fails [Peer.Validate] ends it at once with 500, without a retry.
 	UpstreamPeer(ctx context.Context, s *Session, c C) (*Peer, error)
 
 	// EarlyRequestFilter runs right after the request head was read and checked, before
@@ -108,25 +109,33 @@ type ProxyHTTP[C any] interface {
 	ResponseTrailerFilter(ctx context.Context, s *Session, c C, trailers *message.Header) error
 
 	// Logging runs once at the end of every request, whatever happened; err is the error
-	// that ended it, or nil. It is the place for access logs and metrics. Default: nothing.
+	// that ended it, or nil. It is the place for access logs and metrics. s.Status and
+	// s.BytesSent say what the client got (0 when no response reached it), s.GRPCStatus
+	// the grpc-status of a gRPC call. A request cut short by the service's closing ends
+	// with an error that wraps [ErrShutdown]. Default: nothing.
 	Logging(ctx context.Context, s *Session, c C, err error)
 
 	// FailToConnect runs when connecting to peer failed. It returns the error to go on
 	// with; setting its Retry field asks for another attempt (UpstreamPeer runs again),
 	// within the service's retry limit. Connection errors come with Retry set, since
-	// nothing was sent. Default: err unchanged.
+	// nothing was sent; a retry to the same peer waits first (10ms, doubling, see
+	// ServiceOptions.MaxRetries). It does not run when the service's closing cut the
+	// attempt ([ErrShutdown]). Default: err unchanged.
 	FailToConnect(ctx context.Context, s *Session, c C, peer *Peer, err *Error) *Error
 
 	// ErrorWhileProxy runs when an error happened after the connection to peer was made.
 	// clientReused tells whether the client connection served earlier requests. Setting
 	// Retry asks for another attempt, which the framework honours only when that is safe:
-	// no response byte was sent to the client, and the request body was not sent upstream
-	// or was buffered whole and the method is idempotent. Default: err unchanged.
+	// no response byte was sent to the client, the request body was not streamed upstream
+	// (or was buffered whole), and a request that reached the peer has an idempotent
+	// method or an Idempotency-Key field. It does not run when the service's closing cut
+	// the attempt ([ErrShutdown]). Default: err unchanged.
 	ErrorWhileProxy(ctx context.Context, s *Session, c C, peer *Peer, err *Error, clientReused bool) *Error
 
 	// FailToProxy runs when the request failed and no response was sent to the client yet.
 	// It may write its own response; otherwise the framework answers with the returned
-	// status and a plain error page (0 means the default: [ErrorStatus] of err).
+	// status and a plain error page (0 means the default: [ErrorStatus] of err). It does
+	// not run for a request the service's closing cut ([ErrShutdown]).
 	FailToProxy(ctx context.Context, s *Session, c C, err *Error) int
 
 	// SuppressErrorLog reports whether the framework should skip its error log line for

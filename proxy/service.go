@@ -17,7 +17,8 @@ import (
 )
 
 // ServiceOptions configures a [Service]. Zero fields mean the default given for each; so
-// do negative sizes and timeouts. [ServiceOptions.Validate] checks the rest, and Serve
+// do negative sizes and timeouts (and negative timeouts in [PeerOptions]), except where a
+// field gives negative a meaning of its own. [ServiceOptions.Validate] checks the rest, and Serve
 // refuses options it rejects.
 type ServiceOptions struct {
 	// Logger receives error and lifecycle logs. If nil, slog.Default().
@@ -46,7 +47,9 @@ type ServiceOptions struct {
 	MaxRequestsPerConn int
 
 	// MaxRetries bounds the retries of one request (see ProxyHTTP.FailToConnect). If
-	// zero, 3; negative means no retries.
+	// zero, 3; negative means no retries. A retry to a peer that could not be connected
+	// to waits first when it goes to the same peer: 10ms, doubling for each further one,
+	// at most 1s.
 	MaxRetries int
 	// UpstreamKeepalivePoolSize is the number of idle connections kept per peer. If zero,
 	// 128; negative means upstream connections are not reused.
@@ -115,6 +118,7 @@ type Service[C any] struct {
 	pool   *connPool
 	via    string
 
+	date      dateCache // the Date of the responses the proxy writes itself
 	exchanges sync.Pool // *exchange[C]
 	workers   workerPool[C]
 	idle      *idlePoller[C] // parks idle HTTP/1.x connections; nil where unsupported
@@ -325,17 +329,19 @@ func (s *Service[C]) removeConn(c *conn[C]) {
 
 // Shutdown stops accepting, lets in-flight requests finish (their connections close after
 // the response) and closes idle connections. If ctx ends first, it closes the remaining
-// connections and returns ctx.Err().
+// connections as [Service.Close] does and returns ctx.Err().
 func (s *Service[C]) Shutdown(ctx context.Context) error {
 	s.stopAccepting()
-	// HTTP/2 connections get GOAWAY and finish their streams.
+	// HTTP/2 connections get GOAWAY and finish their streams. Those left when ctx ends
+	// are closed by Close, after it cancelled the service's context: their requests then
+	// end as cut by the closing (ErrShutdown), not as left by their clients.
 	s.mu.Lock()
 	for c := range s.conns {
 		if c.h2c.Load() != nil {
 			s.wg.Add(1)
 			go func() {
 				defer s.wg.Done()
-				c.shutdownH2(ctx)
+				c.shutdownH2(s.ctx)
 			}()
 		}
 	}
@@ -357,6 +363,8 @@ func (s *Service[C]) Shutdown(ctx context.Context) error {
 }
 
 // Close closes the listeners and every connection at once and waits for their goroutines.
+// The requests it cuts end with an error that wraps [ErrShutdown]: they are not retried,
+// and their failure phases do not run (Logging does).
 func (s *Service[C]) Close() error {
 	s.stopAccepting()
 	s.cancel()

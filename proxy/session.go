@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"net/http"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -16,10 +17,16 @@ import (
 // ErrResponseSent is returned when a phase tries to write a response after one was sent.
 var ErrResponseSent = errors.New("proxy: response already sent")
 
-// ErrBodyTooLarge is returned by [Session.BufferRequestBody] when the body exceeds the
-// limit; returned from a phase it answers the client with 413.
-var ErrBodyTooLarge = &Error{Type: HTTPStatus, Source: Downstream, Status: 413,
-	Cause: errors.New("proxy: request body too large")}
+// ErrBodyTooLarge is the cause of the error [Session.BufferRequestBody] returns when the
+// body exceeds the limit: test for it with errors.Is. The error returned is a new
+// *[Error] each time (HTTPStatus, Downstream, Status 413) that wraps it, so a phase may
+// change that one; returned from a phase it answers the client with 413.
+var ErrBodyTooLarge = errors.New("proxy: request body too large")
+
+// bodyTooLarge returns a fresh error for a request body over its limit.
+func bodyTooLarge() *Error {
+	return &Error{Type: HTTPStatus, Source: Downstream, Status: 413, Cause: ErrBodyTooLarge}
+}
 
 // Timing records when the steps of a request happened. Zero times did not happen.
 type Timing struct {
@@ -47,6 +54,7 @@ type Session struct {
 	ds      downstream   // the client side: an HTTP/1.x connection or an HTTP/2 stream, or gw
 	gw      grpcWeb      // the gRPC-web bridge, when on (see BridgeGRPCWeb)
 	closing *atomic.Bool // the service is shutting down
+	date    *dateCache   // the service's Date field value
 
 	timing         Timing
 	status         int
@@ -72,6 +80,8 @@ type Session struct {
 	retries        int
 	bytesSent      int64
 	bytesReceived  int64
+	grpcStatus     int // the grpc-status the client got, if grpcStatusSet
+	grpcStatusSet  bool
 	scratchHeader  message.ResponseHeader
 }
 
@@ -91,6 +101,7 @@ func (s *Session) reset() {
 	s.reused = false
 	s.retries = 0
 	s.bytesSent, s.bytesReceived = 0, 0
+	s.grpcStatus, s.grpcStatusSet = 0, false
 	s.scratchHeader.Reset()
 	if s.gw.on {
 		s.ds = s.gw.inner
@@ -137,8 +148,39 @@ func (s *Session) clock() time.Time {
 	return s.timing.Start.Add(time.Since(s.timing.Start))
 }
 
-// Status returns the status sent to the client, or 0 if no response was sent yet.
+// Status returns the status sent to the client. It is 0 if no response was sent: none
+// yet, or none at all (a request cut short as the service closed, see [ErrShutdown]), or
+// one the proxy could not write whole in one piece (an error page, Respond or
+// WriteResponse) because the client was gone; except that a request whose client reset
+// it or went away before its response started reports [StatusClientClosedRequest] (499),
+// though nothing was sent. A streamed response counts from the moment its head is handed
+// to the connection.
 func (s *Session) Status() int { return s.status }
+
+// GRPCStatus returns the gRPC status code (the grpc-status field) the client got, and
+// whether it got one: from the proxy's own answer to a gRPC call that failed (a
+// "trailers-only" response, see ErrorStatus for the mapping), from a response a phase
+// wrote with Respond or WriteResponse, or from the peer's response as relayed (its
+// trailers, or its head for a trailers-only response). ok is false for a request that is
+// not gRPC, or whose response ended without a status (cut short, say).
+func (s *Session) GRPCStatus() (code int, ok bool) { return s.grpcStatus, s.grpcStatusSet }
+
+// noteGRPCStatus records the grpc-status field of h, if it has a valid one, as the one
+// the client got.
+func (s *Session) noteGRPCStatus(h *message.Header) {
+	v, ok := h.Lookup("Grpc-Status")
+	if !ok || len(v) == 0 || len(v) > 4 {
+		return
+	}
+	n := 0
+	for i := 0; i < len(v); i++ {
+		if v[i] < '0' || v[i] > '9' {
+			return
+		}
+		n = n*10 + int(v[i]-'0')
+	}
+	s.grpcStatus, s.grpcStatusSet = n, true
+}
 
 // UpstreamStatus returns the status of the last response head read from a peer (before
 // any phase changed it), or 0 if none was read.
@@ -148,7 +190,8 @@ func (s *Session) UpstreamStatus() int { return s.upstreamStatus }
 func (s *Session) ResponseWritten() bool { return s.respStarted }
 
 // BytesSent returns the number of response body bytes written to the client (for a
-// tunnel, the bytes sent to the client through it).
+// tunnel, the bytes sent to the client through it); a response the proxy failed to
+// write (see Status) counts none.
 func (s *Session) BytesSent() int64 { return s.bytesSent }
 
 // BytesReceived returns the number of request body bytes read from the client, without
@@ -176,9 +219,9 @@ func (s *Session) HasRequestBody() bool { return s.reqBodyKind != h1.BodyNone }
 // BufferRequestBody reads the whole request body into memory, up to limit bytes, and
 // returns it. The framework then sends exactly these bytes upstream, which also makes the
 // request retryable on another peer when its method is idempotent. A body longer than
-// limit gives [ErrBodyTooLarge]. Call it from RequestFilter or a later phase before
-// UpstreamPeer; calling it again returns the same bytes. The returned slice is valid
-// until the request ends.
+// limit gives an error that wraps [ErrBodyTooLarge]. Call it from RequestFilter or a
+// later phase before UpstreamPeer; calling it again returns the same bytes. The returned
+// slice is valid until the request ends.
 func (s *Session) BufferRequestBody(limit int64) ([]byte, error) {
 	if s.bodyBuffered {
 		return s.body, nil
@@ -192,7 +235,7 @@ func (s *Session) BufferRequestBody(limit int64) ([]byte, error) {
 	}
 	if s.reqBodyKind == h1.BodyLength && s.reqBodyLen > limit {
 		s.closeAfter = true
-		return nil, ErrBodyTooLarge
+		return nil, bodyTooLarge()
 	}
 	if err := s.send100(); err != nil {
 		return nil, err
@@ -205,7 +248,7 @@ func (s *Session) BufferRequestBody(limit int64) ([]byte, error) {
 		chunk, err := s.readBody()
 		if int64(len(s.body)+len(chunk)) > limit {
 			s.closeAfter = true
-			return nil, ErrBodyTooLarge
+			return nil, bodyTooLarge()
 		}
 		s.body = append(s.body, chunk...)
 		if err == io.EOF {
@@ -288,6 +331,17 @@ func (s *Session) writeWhole(resp *message.ResponseHeader, body []byte, sbody st
 	if err := validateHeader(&resp.Header); err != nil {
 		return err
 	}
+	if !resp.Header.Has("Date") {
+		// An origin with a clock dates its responses (RFC 9110 §6.6.1), and the proxy is
+		// the origin of this one. The caller's header is not changed: a copy gets it.
+		if resp != &s.scratchHeader {
+			sh := &s.scratchHeader
+			sh.Status, sh.Reason, sh.Version = resp.Status, resp.Reason, resp.Version
+			sh.Header.CopyFrom(&resp.Header)
+			resp = sh
+		}
+		resp.Header.Add("Date", s.date.get(time.Now()))
+	}
 	// A response written before the request body was read leaves that body unread:
 	// the connection cannot be reused unless there was none.
 	// (An HTTP/2 stream needs no such care: its end resets what the client still sends.)
@@ -297,7 +351,6 @@ func (s *Session) writeWhole(resp *message.ResponseHeader, body []byte, sbody st
 		}
 	}
 	s.respStarted = true
-	s.status = resp.Status
 	d := s.ds
 	noBody := s.req.Method == "HEAD" || bodyless(resp.Status)
 	kind := h1.BodyLength
@@ -316,7 +369,6 @@ func (s *Session) writeWhole(resp *message.ResponseHeader, body []byte, sbody st
 		if err == nil && len(sbody) > 0 {
 			err = d.writeBody([]byte(sbody))
 		}
-		s.bytesSent += int64(n)
 	}
 	if err == nil {
 		err = d.finish(nil)
@@ -325,10 +377,39 @@ func (s *Session) writeWhole(resp *message.ResponseHeader, body []byte, sbody st
 		err = d.flush()
 	}
 	if err != nil {
+		// The client got no usable response (at most part of it): Status and BytesSent
+		// say none was sent.
 		s.closeAfter = true
 		return asError(err, WriteError, Downstream)
 	}
+	s.status = resp.Status
+	if !noBody {
+		s.bytesSent += int64(n)
+	}
+	s.noteGRPCStatus(&resp.Header)
 	return nil
+}
+
+// dateCache makes the value of the Date field of the responses a service writes itself:
+// formatted once a second, not per response.
+type dateCache struct {
+	v atomic.Pointer[dateValue]
+}
+
+type dateValue struct {
+	sec int64  // the Unix second it is for
+	s   string // in the IMF-fixdate format (RFC 9110 §5.6.7)
+}
+
+// get returns the Date value for now.
+func (d *dateCache) get(now time.Time) string {
+	sec := now.Unix()
+	if v := d.v.Load(); v != nil && v.sec == sec {
+		return v.s
+	}
+	v := &dateValue{sec: sec, s: now.UTC().Format(http.TimeFormat)}
+	d.v.Store(v)
+	return v.s
 }
 
 func bodyless(status int) bool {

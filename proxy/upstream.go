@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -25,7 +26,12 @@ var (
 func (c *conn[C]) proxy(ctx contextT, ex *exchange[C], cc C) error {
 	s, sess := c.svc, &ex.sess
 	maxRetries := s.maxRetries()
+	var refused *Peer // the peer the last attempt failed to connect to, if it did
+	var backoff time.Duration
 	for attempt := 0; ; attempt++ {
+		if attempt > 0 && ctx.Err() != nil {
+			return shutdownError(nil) // (closed while the failure phases ran)
+		}
 		sess.retries = attempt
 		peer, err := s.app.UpstreamPeer(ctx, sess, cc)
 		if err != nil || peer == nil {
@@ -38,11 +44,31 @@ func (c *conn[C]) proxy(ctx contextT, ex *exchange[C], cc C) error {
 			}
 			return &Error{Type: PeerSelectionError, Source: Internal, Cause: err}
 		}
+		if err := peer.Validate(); err != nil {
+			// A mistake in the peer, the same on every attempt: say so, once.
+			return &Error{Type: InternalError, Source: Internal, Cause: err}
+		}
 		sess.peer = peer
+		if refused != nil && (refused == peer || refused.key() == peer.key()) {
+			backoff = connectBackoff(backoff)
+			if !ex.waitBackoff(ctx, backoff) {
+				if ctx.Err() != nil {
+					return shutdownError(nil)
+				}
+				return clientGoneError(errClientGone)
+			}
+		}
+		refused = nil
 		e := c.attempt(ctx, ex, cc, peer)
 		if e == nil {
 			return nil
 		}
+		if ctx.Err() != nil {
+			// The service closed and cut the attempt (see Service.Close): neither the
+			// peer's failure nor one to retry.
+			return shutdownError(e)
+		}
+		ex.markTotalTimeout(e, peer)
 		if e.Source == Upstream && ex.clientGone() {
 			// The client reset the stream or its connection ended, and cutting the
 			// peer's side is what failed the attempt: the client's doing, not the
@@ -55,6 +81,7 @@ func (c *conn[C]) proxy(ctx contextT, ex *exchange[C], cc C) error {
 				e = e2
 			}
 			if e.Retry && attempt < maxRetries && c.canRetry(sess, false) {
+				refused = peer
 				continue
 			}
 			return e
@@ -77,6 +104,36 @@ func (c *conn[C]) proxy(ctx contextT, ex *exchange[C], cc C) error {
 	}
 }
 
+// Retrying a peer that could not be connected to waits first: firstBackoff, doubling
+// for each further retry to the same peer, at most maxBackoff, and no longer than the
+// request lasts: the service's closing, or an HTTP/2 client's leaving, ends the wait (and
+// the request). A peer that refuses connections (restarting, or overloaded) gets a
+// moment to come back instead of three attempts within a few milliseconds. No wait comes
+// before an attempt on another peer.
+const (
+	firstBackoff = 10 * time.Millisecond
+	maxBackoff   = time.Second
+)
+
+// connectBackoff returns the wait before the next retry to a peer that could not be
+// connected to, after a wait of last (0 for none).
+func connectBackoff(last time.Duration) time.Duration {
+	return min(max(2*last, firstBackoff), maxBackoff)
+}
+
+// waitBackoff waits d, or until ctx (the service's) ends or the client leaves (see
+// abortUpstream), and reports whether the whole wait passed.
+func (ex *exchange[C]) waitBackoff(ctx contextT, d time.Duration) bool {
+	wctx, cancel := context.WithTimeout(ctx, d)
+	defer cancel()
+	if !ex.setUpstream(nil, cancel) {
+		return false // the client left already
+	}
+	defer ex.setUpstream(nil, nil)
+	<-wctx.Done()
+	return wctx.Err() == context.DeadlineExceeded && ctx.Err() == nil && !ex.clientGone()
+}
+
 // clientGoneError is the error of a request whose client reset its stream, or closed
 // its connection, before the response started (see abortUpstream).
 func clientGoneError(cause error) *Error {
@@ -87,6 +144,7 @@ func clientGoneError(cause error) *Error {
 // failure to connect comes back marked connectFailure, for FailToConnect.
 func (c *conn[C]) attempt(ctx contextT, ex *exchange[C], cc C, peer *Peer) *Error {
 	s, sess := c.svc, &ex.sess
+	ex.total = time.Time{}
 	switch {
 	case wsOverH2(sess, peer):
 		if e := c.exchangeWSH2(ctx, ex, cc, peer); e != errNoExtendedConnect {
@@ -638,6 +696,11 @@ func (c *conn[C]) sendResponse(ctx contextT, ex *exchange[C], cc C, src upstream
 		sess.closeAfter = true
 		return asError(err, WriteError, Downstream)
 	}
+	if trailers != nil {
+		sess.noteGRPCStatus(trailers)
+	} else if sess.teTrailers || sess.gw.on { // (a trailers-only gRPC response)
+		sess.noteGRPCStatus(&resp.Header)
+	}
 	return nil
 }
 
@@ -758,6 +821,26 @@ func upstreamReadError(err error) *Error {
 		return &Error{Type: ConnectionClosed, Source: Upstream, Cause: err}
 	}
 	return asError(err, ReadError, Upstream)
+}
+
+// markTotalTimeout gives an upstream timeout that the peer's TotalTimeout caused the
+// type TotalTimeout: an HTTP/1.x attempt's deadlines are capped at its end (ex.total; a
+// deadline may fire up to a twentieth of its timeout early, see deadlines), an HTTP/2
+// attempt's context has it as its deadline.
+func (ex *exchange[C]) markTotalTimeout(e *Error, peer *Peer) {
+	o := &peer.Options
+	if e.Source != Upstream || o.TotalTimeout <= 0 {
+		return
+	}
+	switch e.Type {
+	case ReadTimeout, WriteTimeout, ReadError, WriteError:
+	default:
+		return
+	}
+	if errors.Is(e, context.DeadlineExceeded) ||
+		e.Timeout() && !ex.total.IsZero() && time.Until(ex.total) <= max(o.readTimeout(), o.writeTimeout())/20 {
+		e.Type = TotalTimeout
+	}
 }
 
 // upstreamWriteError classifies a failed write to a peer; a connection the peer closed

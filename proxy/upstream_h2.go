@@ -217,7 +217,10 @@ func roundTripError[C any](ex *exchange[C], err error, connected bool, phaseErr 
 		ex.requestSent = false
 		return e
 	}
-	if actx.Err() == context.DeadlineExceeded || errors.Is(err, context.Canceled) && ctx.Err() == nil {
+	if actx.Err() == context.DeadlineExceeded { // (only TotalTimeout sets a deadline on it)
+		return &Error{Type: TotalTimeout, Source: Upstream, Cause: err}
+	}
+	if errors.Is(err, context.Canceled) && ctx.Err() == nil {
 		return &Error{Type: ReadTimeout, Source: Upstream, Cause: err}
 	}
 	return asError(err, ReadError, Upstream)

@@ -39,5 +39,8 @@ func levelFor(e *Error) slog.Level {
 	if e.Type == HTTPStatus {
 		return slog.LevelDebug
 	}
+	if errors.Is(e, ErrShutdown) {
+		return slog.LevelWarn // cut by a forced close: expected, and counted
+	}
 	return slog.LevelError
 }
