@@ -111,9 +111,12 @@ func (c *conn[C]) exchangeH2(ctx contextT, ex *exchange[C], cc C, peer *Peer) *E
 	if rerr != nil {
 		return rerr
 	}
-	actx, cancel := context.WithCancel(ctx)
+	var actx contextT
+	var cancel context.CancelFunc
 	if o.TotalTimeout > 0 {
 		actx, cancel = context.WithTimeout(ctx, o.TotalTimeout)
+	} else {
+		actx, cancel = context.WithCancel(ctx)
 	}
 	defer cancel()
 	if !ex.setUpstream(nil, cancel) {
