@@ -177,7 +177,7 @@ func (c *conn[C]) exchangeH2(ctx contextT, ex *exchange[C], cc C, peer *Peer) *E
 			}
 			return roundTripError(ex, u.err, connected, phaseErr, actx, ctx)
 		}
-		defer u.resp.Body.Close()
+		p.resp = u.resp // finish closes it, once net/http's read of the body is stopped
 		return c.forwardH2Pumped(ctx, ex, cc, u.resp, o, cancel, p)
 	}
 	if sess.bodyBuffered && len(sess.body) > 0 {

@@ -39,11 +39,12 @@ type h2Pump[C any] struct {
 	settles bool               // the client's body is read through a reader the phases may use (HTTP/1.x)
 
 	// Owned by the request goroutine.
-	wanted  bool        // net/http waits for the next piece
-	reading bool        // the feeder is reading the client's body
-	ended   bool        // no more of the body goes up: all of it went, or it failed
-	err     *Error      // the body's failure (a client read or RequestBodyFilter)
-	timer   *time.Timer // bounds each wait for the peer; reset by each piece sent
+	wanted  bool           // net/http waits for the next piece
+	reading bool           // the feeder is reading the client's body
+	ended   bool           // no more of the body goes up: all of it went, or it failed
+	err     *Error         // the body's failure (a client read or RequestBodyFilter)
+	timer   *time.Timer    // bounds each wait for the peer; reset by each piece sent
+	resp    *http.Response // once RoundTrip returned it
 
 	// Between the goroutines.
 	read  chan struct{} // request goroutine → feeder: read a piece (closed: stop)
@@ -267,7 +268,9 @@ func (p *h2Pump[C]) fail(e *Error) {
 // finish ends the attempt's goroutines and waits for them, on the request goroutine as
 // the attempt ends (even by a panic in a phase): net/http reads no more of the body, a
 // read waiting on the client is cut short (and the client's connection not reused), the
-// attempt is cancelled, so that nothing touches the session after the request.
+// response body is closed and the attempt cancelled, so that nothing touches the session
+// after the request. (The response body must be closed after the request body is
+// stopped: net/http's Close waits for its goroutine that reads the request body.)
 func (p *h2Pump[C]) finish() {
 	sess := &p.ex.sess
 	close(p.quit)
@@ -284,6 +287,9 @@ func (p *h2Pump[C]) finish() {
 		}
 		p.reading = false
 		sess.received(r.b)
+	}
+	if p.resp != nil {
+		p.resp.Body.Close()
 	}
 	p.cancel()
 	close(p.upBuf)

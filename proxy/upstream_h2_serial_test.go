@@ -241,7 +241,8 @@ func TestHTTP2UpstreamPhasesSerial(t *testing.T) {
 					select {
 					case c = <-app.logged:
 					case <-time.After(10 * time.Second):
-						t.Fatal("the request did not end")
+						buf := make([]byte, 1<<22)
+						t.Fatalf("the request did not end\n%s", buf[:runtime.Stack(buf, true)])
 					}
 					if n := c.overlaps.Load(); n > 0 {
 						t.Fatalf("phases of the request ran at the same time %d times (of %d calls)", n, c.calls)
