@@ -112,7 +112,7 @@ func (p serialProxy) Logging(_ context.Context, _ *Session, c *serialCtx, _ erro
 }
 
 // startH2OriginWith runs h as an HTTP/2 origin: h2c by prior knowledge, or over TLS.
-func startH2OriginWith(t *testing.T, useTLS bool, h http.Handler) (string, *x509.CertPool) {
+func startH2OriginWith(t testing.TB, useTLS bool, h http.Handler) (string, *x509.CertPool) {
 	srv := httptest.NewUnstartedServer(h)
 	if useTLS {
 		srv.EnableHTTP2 = true
