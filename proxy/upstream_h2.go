@@ -154,8 +154,9 @@ func (c *conn[C]) exchangeH2(ctx contextT, ex *exchange[C], cc C, peer *Peer) *E
 			return err.(*Error)
 		}
 		sess.bodyRead = true
-		p := newH2Pump(c, ex, ctx, cc, req, cancel, o.readTimeout())
+		p := newH2Pump(c, ex, ctx, cc, cancel, o.readTimeout())
 		defer p.finish()
+		req.Body = p.body
 		// net/http calls the hooks on its goroutines: they run on the request's.
 		trace := &httptrace.ClientTrace{
 			Got1xxResponse: func(code int, h textproto.MIMEHeader) error {

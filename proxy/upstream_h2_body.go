@@ -72,9 +72,11 @@ type h2Up struct {
 	err  error
 }
 
-func newH2Pump[C any](c *conn[C], ex *exchange[C], ctx contextT, cc C, req *http.Request, cancel context.CancelFunc, timeout time.Duration) *h2Pump[C] {
+// newH2Pump makes the pump of an attempt; its caller sets req (whose Body is p.body) and
+// starts it.
+func newH2Pump[C any](c *conn[C], ex *exchange[C], ctx contextT, cc C, cancel context.CancelFunc, timeout time.Duration) *h2Pump[C] {
 	_, h2 := ex.sess.transport().(*h2down)
-	p := &h2Pump[C]{c: c, ex: ex, ctx: ctx, cc: cc, req: req, cancel: cancel, timeout: timeout,
+	p := &h2Pump[C]{c: c, ex: ex, ctx: ctx, cc: cc, cancel: cancel, timeout: timeout,
 		body: &h2ReqBody{
 			want: make(chan struct{}, 1),
 			data: make(chan h2Piece, 1),
@@ -91,7 +93,6 @@ func newH2Pump[C any](c *conn[C], ex *exchange[C], ctx contextT, cc C, req *http
 		quit:    make(chan struct{}),
 	}
 	p.timer.Stop()
-	req.Body = p.body
 	return p
 }
 
