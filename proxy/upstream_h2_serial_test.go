@@ -395,3 +395,54 @@ func TestHTTP2UpstreamRequestBodyFilterPanic(t *testing.T) {
 		t.Fatalf("panic not logged:\n%s", logs.String())
 	}
 }
+
+// A peer that never answers a request whose body streams: 504 (or 502) after the read
+// timeout, counted from the body's last piece, and the attempt's goroutines end.
+func TestHTTP2UpstreamStreamedBodyReadTimeout(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	acceptDone := make(chan struct{})
+	defer func() { ln.Close(); <-acceptDone }()
+	go func() {
+		defer close(acceptDone)
+		var held []net.Conn
+		defer func() {
+			for _, c := range held {
+				c.Close()
+			}
+		}()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			held = append(held, c)
+			go io.Copy(io.Discard, c)
+		}
+	}()
+	peer := &Peer{Address: ln.Addr().String(), Protocol: ProtoHTTP2,
+		Options: PeerOptions{ReadTimeout: 200 * time.Millisecond, ConnectTimeout: 300 * time.Millisecond}}
+	app := serialProxy{peer: peer, logged: make(chan *serialCtx, 1)}
+	svc, logs := newTestService[*serialCtx](t, app, ServiceOptions{MaxRetries: -1})
+	base := "http://" + startProxy(t, svc)
+	req, _ := http.NewRequest("POST", base+"/x", io.NopCloser(strings.NewReader("a streamed body")))
+	req.ContentLength = -1
+	resp, err := testClient(t).Do(req)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, logs.String())
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 504 && resp.StatusCode != 502 {
+		t.Fatalf("status %d\n%s", resp.StatusCode, logs.String())
+	}
+	select {
+	case <-app.logged:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the request did not end")
+	}
+	if g := helperGoroutines(); g != "" {
+		t.Fatalf("goroutines of the attempt left after the request:\n%s", g)
+	}
+}
