@@ -25,9 +25,9 @@ import (
 type serialCtx struct {
 	in       atomic.Int32 // phases running now
 	overlaps atomic.Int32
-	bodyIn   atomic.Int32 // RequestBodyFilter calls begun
-	calls    int          // phase calls, counted without synchronization: -race sees overlaps too
-	reqBytes int          // request body bytes RequestBodyFilter saw
+	bodyIn   chan struct{} // a RequestBodyFilter call began
+	calls    int           // phase calls, counted without synchronization: -race sees overlaps too
+	reqBytes int           // request body bytes RequestBodyFilter saw
 }
 
 func (c *serialCtx) enter() {
@@ -48,7 +48,7 @@ type serialProxy struct {
 	logged chan *serialCtx
 }
 
-func (serialProxy) NewCtx() *serialCtx { return &serialCtx{} }
+func (serialProxy) NewCtx() *serialCtx { return &serialCtx{bodyIn: make(chan struct{}, 1)} }
 
 func (p serialProxy) UpstreamPeer(_ context.Context, _ *Session, c *serialCtx) (*Peer, error) {
 	c.enter()
@@ -63,7 +63,10 @@ func (serialProxy) ConnectedToUpstream(_ context.Context, _ *Session, c *serialC
 }
 
 func (serialProxy) RequestBodyFilter(_ context.Context, _ *Session, c *serialCtx, chunk []byte, _ bool) ([]byte, error) {
-	c.bodyIn.Add(1)
+	select {
+	case c.bodyIn <- struct{}{}:
+	default:
+	}
 	c.enter()
 	defer c.exit()
 	c.reqBytes += len(chunk)
@@ -73,10 +76,15 @@ func (serialProxy) RequestBodyFilter(_ context.Context, _ *Session, c *serialCtx
 func (serialProxy) UpstreamResponseFilter(_ context.Context, _ *Session, c *serialCtx, _ *message.ResponseHeader) error {
 	c.enter()
 	defer c.exit()
-	begun := c.bodyIn.Load()
-	deadline := time.Now().Add(100 * time.Millisecond)
-	for c.bodyIn.Load() == begun && time.Now().Before(deadline) {
-		runtime.Gosched()
+	select {
+	case <-c.bodyIn: // (a call before this one)
+	default:
+	}
+	t := time.NewTimer(100 * time.Millisecond)
+	defer t.Stop()
+	select {
+	case <-c.bodyIn:
+	case <-t.C:
 	}
 	return nil
 }
