@@ -65,7 +65,10 @@ type ProxyHTTP[C any] interface {
 	// returned slice. If it changes the body's length, the UpstreamRequestFilter must remove
 	// Content-Length so the body is sent chunked. Default: chunk unchanged. It does not
 	// run for a body buffered with [Session.BufferRequestBody] (the phase that buffered it
-	// has it whole), nor when a retry resends such a body.
+	// has it whole), nor when a retry resends such a body. Like every phase it runs on the
+	// request's goroutine, never at the same time as another phase of the request; with
+	// an HTTP/2 peer that answers before the body's end, the calls for the rest of the
+	// body come between the response's phases, and stop once the peer takes no more.
 	RequestBodyFilter(ctx context.Context, s *Session, c C, chunk []byte, end bool) ([]byte, error)
 
 	// ProxyUpstreamFilter runs before UpstreamPeer and decides whether to proxy at all.

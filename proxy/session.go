@@ -268,9 +268,13 @@ func (s *Session) BufferRequestBody(limit int64) ([]byte, error) {
 // through it.
 func (s *Session) readBody() ([]byte, error) {
 	b, err := s.ds.readBody()
-	s.bytesReceived += int64(len(b))
+	s.received(b)
 	return b, err
 }
+
+// received counts b, a piece of the request body read from the client, in
+// BytesReceived. (A read made on another goroutine is counted by the request's own.)
+func (s *Session) received(b []byte) { s.bytesReceived += int64(len(b)) }
 
 // discardBody reads and drops a small unread request body, so that the connection can
 // serve the next request; it reports whether that worked.

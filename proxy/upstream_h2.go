@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -95,6 +94,11 @@ func (p *h2Pool) closeAll() {
 
 // exchangeH2 runs one attempt to an HTTP/2 peer. A failure to reach the peer comes back
 // marked connectFailure, for FailToConnect.
+//
+// Every phase of the attempt runs on the request's goroutine, one at a time, as with an
+// HTTP/1.x peer. Without a body to stream (none, or one buffered), the request
+// goroutine calls RoundTrip itself, and net/http's goroutines run only the framework's
+// hooks. A streamed body goes through an h2Pump instead.
 func (c *conn[C]) exchangeH2(ctx contextT, ex *exchange[C], cc C, peer *Peer) *Error {
 	s, sess := c.svc, &ex.sess
 	ex.gotResponseByte, ex.requestSent = false, false
@@ -111,35 +115,24 @@ func (c *conn[C]) exchangeH2(ctx contextT, ex *exchange[C], cc C, peer *Peer) *E
 	if rerr != nil {
 		return rerr
 	}
-	actx, cancel := context.WithCancel(ctx)
+	var actx contextT
+	var cancel context.CancelFunc
 	if o.TotalTimeout > 0 {
 		actx, cancel = context.WithTimeout(ctx, o.TotalTimeout)
+	} else {
+		actx, cancel = context.WithCancel(ctx)
 	}
 	defer cancel()
 	if !ex.setUpstream(nil, cancel) {
 		return clientGoneError(errClientGone)
 	}
 	defer ex.setUpstream(nil, nil)
-	body := &h2ReqBody[C]{c: c, ex: ex, ctx: ctx, cc: cc, req: req}
-	if sess.reqBodyKind != 0 || sess.bodyBuffered && len(sess.body) > 0 {
-		req.Body = body
-		if sess.bodyBuffered {
-			// A buffered body can be sent again, on another connection.
-			req.GetBody = func() (io.ReadCloser, error) {
-				return io.NopCloser(bytes.NewReader(sess.body)), nil
-			}
-		} else {
-			if err := sess.send100(); err != nil {
-				return err.(*Error)
-			}
-			sess.bodyRead = true
-		}
-	}
 	// The connection the transport picks makes the attempt connected: the
 	// ConnectedToUpstream phase runs then; an error from it ends the attempt.
 	var connected bool
 	var phaseErr error
-	trace := &httptrace.ClientTrace{Got1xxResponse: func(code int, h textproto.MIMEHeader) error {
+	onConn := c.gotConn(ctx, sess, cc, peer, &connected, &phaseErr, cancel)
+	on1xx := func(code int, h textproto.MIMEHeader) error {
 		// Interim responses (103 Early Hints, say) go on to the client, except 100:
 		// the proxy answers Expect itself.
 		if code == 100 || code == 101 || sess.req.Version == message.HTTP10 {
@@ -155,30 +148,75 @@ func (c *conn[C]) exchangeH2(ctx contextT, ex *exchange[C], cc C, peer *Peer) *E
 			sess.ds.interim(code, &ex.trl)
 		}
 		return nil
-	}, GotConn: c.gotConn(ctx, sess, cc, peer, &connected, &phaseErr, cancel)}
+	}
+	if sess.reqBodyKind != 0 && !sess.bodyBuffered {
+		if err := sess.send100(); err != nil {
+			return err.(*Error)
+		}
+		sess.bodyRead = true
+		p := newH2Pump(c, ex, ctx, cc, cancel, o.readTimeout())
+		defer p.finish()
+		req.Body = p.body
+		// net/http calls the hooks on its goroutines: they run on the request's.
+		trace := &httptrace.ClientTrace{
+			Got1xxResponse: func(code int, h textproto.MIMEHeader) error {
+				p.call(func() { on1xx(code, h) })
+				return nil
+			},
+			GotConn: func(info httptrace.GotConnInfo) { p.call(func() { onConn(info) }) },
+		}
+		p.req = req.WithContext(httptrace.WithClientTrace(actx, trace))
+		ex.requestSent = true
+		p.start(tr)
+		// The wait for the answer is bounded by the read timeout, counted from the
+		// last piece of request body sent: a long upload (gRPC client streaming) is no
+		// wait.
+		u := p.next()
+		if u.err != nil {
+			if p.err != nil {
+				return p.err
+			}
+			return roundTripError(ex, u.err, connected, phaseErr, actx, ctx)
+		}
+		p.resp = u.resp // finish closes it, once net/http's read of the body is stopped
+		return c.forwardH2Pumped(ctx, ex, cc, u.resp, o, cancel, p)
+	}
+	if sess.bodyBuffered && len(sess.body) > 0 {
+		// A buffered body can be sent again, on another connection (GetBody). net/http
+		// reads it on its goroutine, until the guard stops it as the attempt ends: the
+		// session's buffer then serves the next request.
+		g := &h2Guard{}
+		body := sess.body
+		req.Body = &h2BufBody{g: g, b: body}
+		req.GetBody = func() (io.ReadCloser, error) { return &h2BufBody{g: g, b: body}, nil }
+		defer g.stop()
+	}
+	trace := &httptrace.ClientTrace{Got1xxResponse: on1xx, GotConn: onConn}
 	req = req.WithContext(httptrace.WithClientTrace(actx, trace))
-	// The wait for the answer is bounded by the read timeout, counted from the last
-	// piece of request body sent: a long upload (gRPC client streaming) is no wait.
-	body.wait.start(o.readTimeout(), cancel)
+	// The wait for the answer is bounded by the read timeout.
+	wait := time.AfterFunc(o.readTimeout(), cancel)
 	ex.requestSent = true
 	resp, err := tr.RoundTrip(req)
-	body.wait.stop()
+	wait.Stop()
 	if err != nil {
-		// net/http may still read the body on its own goroutine: stop it before
-		// looking at what it saw.
-		if body.stop(sess); body.err != nil {
-			return body.err
-		}
 		return roundTripError(ex, err, connected, phaseErr, actx, ctx)
 	}
 	defer resp.Body.Close()
-	defer body.stop(sess)
 	return c.forwardH2(ctx, ex, cc, resp, o, cancel)
 }
 
 // forwardH2 passes an HTTP/2 peer's response through the response phases to the client.
 func (c *conn[C]) forwardH2(ctx contextT, ex *exchange[C], cc C, resp *http.Response, o *PeerOptions, cancel func()) *Error {
+	return c.forwardH2Pumped(ctx, ex, cc, resp, o, cancel, nil)
+}
+
+// forwardH2Pumped is forwardH2 while p carries the rest of a streamed request body (nil
+// if there is none).
+func (c *conn[C]) forwardH2Pumped(ctx contextT, ex *exchange[C], cc C, resp *http.Response, o *PeerOptions, cancel func(), p *h2Pump[C]) *Error {
 	s, sess := c.svc, &ex.sess
+	if p != nil {
+		p.settle()
+	}
 	ex.gotResponseByte = true
 	sess.timing.UpstreamResponse = time.Now()
 	sess.upstreamStatus = resp.StatusCode
@@ -196,8 +234,15 @@ func (c *conn[C]) forwardH2(ctx contextT, ex *exchange[C], cc C, resp *http.Resp
 		return asError(err, InternalError, Internal)
 	}
 	src := &h2Body{resp: resp, buf: s.bufs.Get(), bufs: s.bufs.Put, timeout: o.readTimeout(), cancel: cancel}
+	if p != nil {
+		src.pump = p
+	}
 	defer src.release()
-	return c.sendResponse(ctx, ex, cc, src)
+	e := c.sendResponse(ctx, ex, cc, src)
+	if e != nil && p != nil && p.err != nil {
+		return p.err // the request body failed, which cut the response short
+	}
+	return e
 }
 
 // roundTripError maps the failure of a request to an HTTP/2 peer: an error of
@@ -341,126 +386,8 @@ func (c *conn[C]) h2Response(ex *exchange[C], resp *http.Response) {
 	}
 }
 
-// h2ReqBody streams the client's request body (through RequestBodyFilter) to an HTTP/2
-// peer; net/http reads it on a goroutine of its own.
-type h2ReqBody[C any] struct {
-	c       *conn[C]
-	ex      *exchange[C]
-	ctx     contextT
-	cc      C
-	req     *http.Request
-	mu      sync.Mutex // held while reading, so that stop waits for a read in progress
-	pending []byte
-	off     int // of the buffered body
-	done    bool
-	stopped bool
-	err     *Error
-	wait    waitTimer // for the response head
-}
-
-// waitTimer calls f once a wait has lasted d; push starts the wait again, until stop.
-type waitTimer struct {
-	mu      sync.Mutex
-	t       *time.Timer
-	d       time.Duration
-	stopped bool
-}
-
-func (w *waitTimer) start(d time.Duration, f func()) {
-	w.d = d
-	w.t = time.AfterFunc(d, f)
-}
-
-func (w *waitTimer) push() {
-	w.mu.Lock()
-	if !w.stopped && w.t != nil {
-		w.t.Reset(w.d)
-	}
-	w.mu.Unlock()
-}
-
-func (w *waitTimer) stop() {
-	w.mu.Lock()
-	w.stopped = true
-	w.t.Stop()
-	w.mu.Unlock()
-}
-
-func (b *h2ReqBody[C]) Read(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.stopped {
-		return 0, io.ErrClosedPipe
-	}
-	sess := &b.ex.sess
-	if sess.bodyBuffered {
-		if b.off >= len(sess.body) {
-			return 0, io.EOF
-		}
-		n := copy(p, sess.body[b.off:])
-		b.off += n
-		return n, nil
-	}
-	for len(b.pending) == 0 {
-		if b.done {
-			return 0, io.EOF
-		}
-		d := sess.ds
-		if d.willWait() {
-			d.readTimeout(time.Now(), sess.bodyTimeout)
-		}
-		chunk, err := sess.readBody()
-		if err != nil && err != io.EOF {
-			b.err = clientReadError(err)
-			return 0, b.err
-		}
-		end := err == io.EOF
-		out, ferr := b.c.svc.app.RequestBodyFilter(b.ctx, sess, b.cc, chunk, end)
-		if ferr != nil {
-			b.err = asError(ferr, InternalError, Internal)
-			return 0, b.err
-		}
-		b.pending = out
-		b.wait.push()
-		if end {
-			b.done = true
-			// Neither ex.trl nor the request's arena: the response, which may be on
-			// its way meanwhile, uses those.
-			var trl message.Header
-			var a arena.Arena
-			d.trailers(&trl, &a)
-			for _, f := range trl.Fields() {
-				b.req.Trailer.Add(f.Name, f.Value)
-			}
-		}
-	}
-	n := copy(p, b.pending)
-	b.pending = b.pending[n:]
-	return n, nil
-}
-
-func (b *h2ReqBody[C]) Close() error { return nil }
-
-// stop ends the body for good once the exchange is over; a read in progress on the
-// client is cut short first, so that nothing reads the session after it is reused.
-func (b *h2ReqBody[C]) stop(sess *Session) {
-	if b.stopped {
-		return
-	}
-	aborted := false
-	if !b.mu.TryLock() {
-		sess.ds.abortRead()
-		b.mu.Lock()
-		aborted = true
-	}
-	if aborted || b.err != nil {
-		sess.closeAfter = true // the client's side of the connection is in doubt
-	}
-	b.stopped = true
-	b.mu.Unlock()
-}
-
-// h2Body reads an HTTP/2 peer's response body through a pooled buffer.
+// h2Body reads an HTTP/2 peer's response body through a pooled buffer. It is used by
+// the request goroutine alone.
 type h2Body struct {
 	resp    *http.Response
 	buf     []byte
@@ -469,11 +396,27 @@ type h2Body struct {
 	cancel  context.CancelFunc // ends the attempt: a read that waits too long
 	timer   *time.Timer
 	eof     bool
+	pump    h2ResponseReader // while a streamed request body goes on; nil if none
+}
+
+// h2ResponseReader reads an HTTP/2 peer's response body while the request body streams
+// up (see h2Pump.readResponse).
+type h2ResponseReader interface {
+	readResponse(buf []byte) (n int, err error, ok bool)
 }
 
 func (b *h2Body) readBody() ([]byte, error) {
 	if b.eof {
 		return nil, io.EOF
+	}
+	if b.pump != nil {
+		if n, err, ok := b.pump.readResponse(b.buf); ok {
+			if err == io.EOF {
+				b.eof = true
+			}
+			return b.buf[:n], err
+		}
+		b.pump = nil // the request body is over: read here
 	}
 	// Each wait for the peer is bounded by the read timeout.
 	if b.timer == nil {
