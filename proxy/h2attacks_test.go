@@ -494,7 +494,9 @@ func TestHTTP2RapidResetBounded(t *testing.T) {
 	cc := &tls.Config{ServerName: "proxy.test", RootCAs: p.pool(), NextProtos: []string{"h2"}}
 
 	// The legitimate client, warmed up before the baseline is taken.
-	tr := &http2.Transport{TLSClientConfig: cc}
+	var h2only http.Protocols
+	h2only.SetHTTP2(true)
+	tr := &http.Transport{TLSClientConfig: cc, Protocols: &h2only}
 	defer tr.CloseIdleConnections()
 	cl := &http.Client{Transport: tr, Timeout: 10 * time.Second}
 	get := func() error {
@@ -506,8 +508,8 @@ func TestHTTP2RapidResetBounded(t *testing.T) {
 		if _, err := io.Copy(io.Discard, resp.Body); err != nil {
 			return err
 		}
-		if resp.StatusCode != 200 {
-			return fmt.Errorf("status %d", resp.StatusCode)
+		if resp.StatusCode != 200 || resp.ProtoMajor != 2 {
+			return fmt.Errorf("status %d over %s", resp.StatusCode, resp.Proto)
 		}
 		return nil
 	}
