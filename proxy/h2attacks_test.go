@@ -532,7 +532,13 @@ func TestHTTP2RapidResetBounded(t *testing.T) {
 	}
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
-	var lat []time.Duration
+	// Each proxied request is paired with one straight to the origin: what this
+	// machine's load alone does to a request's latency. A proxied request waits for a
+	// processor at about four times as many points (client, proxy connection, proxy
+	// handler, origin, and back), so its p99 may exceed the bound by four times the
+	// direct p99: on an idle machine that is a millisecond or two.
+	direct := testClient(t)
+	var lat, directLat []time.Duration
 	var failures int
 	var firstErr error
 	wg.Go(func() {
@@ -543,6 +549,12 @@ func TestHTTP2RapidResetBounded(t *testing.T) {
 			default:
 			}
 			start := time.Now()
+			if resp, err := direct.Get("http://" + origin + "/fast"); err == nil {
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				directLat = append(directLat, time.Since(start))
+			}
+			start = time.Now()
 			if err := get(); err != nil {
 				failures++
 				if firstErr == nil {
@@ -580,24 +592,30 @@ sampling:
 		fmt.Sscanf(attackOut.String()[i:], "attack: %d streams, %d connections", &streams, &conns)
 	}
 
-	slices.Sort(lat)
-	var p50, p99 time.Duration
-	if len(lat) > 0 {
-		p50, p99 = lat[len(lat)/2], lat[len(lat)*99/100]
-	}
+	p50, p99 := quantile(lat, 0.5), quantile(lat, 0.99)
+	directP99 := quantile(directLat, 0.99)
 	growth := int64(peakRSS) - int64(baseRSS)
-	t.Logf("%v of attack: %d streams reset on %d connections; goroutines %d before, peak %d; RSS %d MiB before, growth %d MiB; legitimate client: %d requests, %d failed, p50 %v, p99 %v",
-		attack, streams, conns, baseG, peakG, baseRSS>>20, growth>>20, len(lat), failures, p50, p99)
+	t.Logf("%v of attack: %d streams reset on %d connections; goroutines %d before, peak %d; RSS %d MiB before, growth %d MiB; legitimate client: %d requests, %d failed, p50 %v, p99 %v (straight to the origin: p99 %v)",
+		attack, streams, conns, baseG, peakG, baseRSS>>20, growth>>20, len(lat), failures, p50, p99, directP99)
 	if peakG >= maxGoroutines {
 		t.Errorf("goroutines peaked at %d, want under %d", peakG, maxGoroutines)
 	}
 	if growth >= maxGrowth {
 		t.Errorf("RSS grew by %d MiB, want under %d MiB", growth>>20, maxGrowth>>20)
 	}
-	if len(lat) == 0 || p99 >= maxP99 {
-		t.Errorf("legitimate client: %d requests, p99 %v, want under %v", len(lat), p99, maxP99)
+	if len(lat) == 0 || p99 >= maxP99+4*directP99 {
+		t.Errorf("legitimate client: %d requests, p99 %v, want under %v + 4 × %v", len(lat), p99, maxP99, directP99)
 	}
 	if failures > 0 {
 		t.Errorf("legitimate client: %d requests failed, the first with %v", failures, firstErr)
 	}
+}
+
+// quantile returns the q-quantile of d (sorting d), or 0 if d is empty.
+func quantile(d []time.Duration, q float64) time.Duration {
+	if len(d) == 0 {
+		return 0
+	}
+	slices.Sort(d)
+	return d[int(float64(len(d)-1)*q)]
 }
