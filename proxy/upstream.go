@@ -167,8 +167,7 @@ func (c *conn[C]) connect(ctx contextT, ex *exchange[C], peer *Peer, now time.Ti
 	sess := &ex.sess
 	strict := !idempotent(sess.req.Method) || sess.reqBodyKind != h1.BodyNone && !sess.bodyBuffered
 	var h *hostPool
-	h1d, ok := sess.transport().(*h1down)
-	if ok && h1d == &c.h1 {
+	if d, ok := sess.transport().(*h1down); ok && d == &c.h1 {
 		h = c.hostPool(peer)
 	} else {
 		h = c.svc.pool.lookup(peer.key()) // the streams of an HTTP/2 connection run at once
