@@ -452,7 +452,7 @@ func TestHTTP2RapidResetAttackers(t *testing.T) {
 			conns.Add(int64(c))
 		})
 	}
-	time.Sleep(d) // the attack lasts this long: the duration is what is waited for
+	<-time.After(d) // the attack's duration
 	close(stop)
 	wg.Wait()
 	fmt.Printf("attack: %d streams, %d connections\n", streams.Load(), conns.Load())
@@ -618,4 +618,73 @@ func quantile(d []time.Duration, q float64) time.Duration {
 	}
 	slices.Sort(d)
 	return d[int(float64(len(d)-1)*q)]
+}
+
+// TestH2MaxStreams checks that ServiceOptions.H2MaxStreams bounds the HTTP/2 requests
+// in flight over all the service's connections: with one held at the origin, a stream
+// on another connection is refused with REFUSED_STREAM, and served once the first
+// request has ended.
+func TestH2MaxStreams(t *testing.T) {
+	hold := make(chan struct{})
+	var held atomic.Int32
+	_, origin := startOrigin(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/hold" {
+			held.Add(1)
+			<-hold
+		}
+		io.WriteString(w, "ok")
+	}))
+	svc, _ := newTestService[*testCtx](t, fixedProxy{peer: NewPeer(origin)}, ServiceOptions{H2MaxStreams: 1})
+	addr := startProxy(t, svc)
+	released := false
+	release := func() {
+		if !released {
+			released = true
+			close(hold)
+		}
+	}
+	defer release()
+
+	a := dialAttacker(t, addr)
+	a.write(func(fr *http2.Framer) error {
+		return fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: a.block("/hold"), EndStream: true, EndHeaders: true})
+	})
+	waitUntil(t, "the first request at the origin", func() bool { return held.Load() == 1 })
+
+	b := dialAttacker(t, addr)
+	b.write(func(fr *http2.Framer) error {
+		return fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: b.block("/"), EndStream: true, EndHeaders: true})
+	})
+	waitUntil(t, "REFUSED_STREAM on the second connection", func() bool {
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		return b.resets[http2.ErrCodeRefusedStream] == 1
+	})
+
+	release()
+	waitUntil(t, "the first request answered", func() bool {
+		a.mu.Lock()
+		defer a.mu.Unlock()
+		return len(a.status) == 1
+	})
+	// Its place is given back when its handler returns, just after the answer: a
+	// stream sent before may still be refused, so each refused one is followed by
+	// another.
+	sent := 1
+	waitUntil(t, "a stream served on the second connection", func() bool {
+		b.mu.Lock()
+		served, refused := len(b.status), b.resets[http2.ErrCodeRefusedStream]
+		b.mu.Unlock()
+		if served == 1 {
+			return true
+		}
+		if refused == sent {
+			id := uint32(2*sent + 1)
+			sent++
+			b.write(func(fr *http2.Framer) error {
+				return fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: b.block("/"), EndStream: true, EndHeaders: true})
+			})
+		}
+		return false
+	})
 }
