@@ -344,8 +344,13 @@ func rapidResetter(addr string, cc *tls.Config, stop <-chan struct{}) (streams, 
 		default:
 		}
 		nc, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", addr, cc)
-		if err != nil {
-			continue // the proxy is busy; try again
+		if err != nil { // the proxy is busy, or gone: try again a little later
+			select {
+			case <-stop:
+				return streams, conns
+			case <-time.After(10 * time.Millisecond):
+			}
+			continue
 		}
 		conns++
 		streams += rapidResetConn(nc, stop)
@@ -530,6 +535,12 @@ func TestHTTP2RapidResetBounded(t *testing.T) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { // if the test ended early
+		if cmd.ProcessState == nil {
+			cmd.Process.Kill()
+			cmd.Wait()
+		}
+	})
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
 	// Each proxied request is paired with one straight to the origin: what this
