@@ -40,6 +40,7 @@ func (c *conn[C]) serveH2(buffered []byte) {
 	opts := h2.Options{
 		Logger:               s.log,
 		MaxConcurrentStreams: s.opts.H2MaxConcurrentStreams,
+		Limit:                s.h2max,
 		IdleTimeout:          durOr(s.opts.KeepaliveTimeout, 60*time.Second),
 		WriteTimeout:         durOr(s.opts.SendTimeout, 60*time.Second),
 		MaxHeaderListSize:    uint32(max(s.opts.MaxHeadBytes, 0)),

@@ -13,6 +13,7 @@ import (
 
 	"github.com/gotthard-proxy/gotthard/internal/arena"
 	"github.com/gotthard-proxy/gotthard/internal/h1"
+	"github.com/gotthard-proxy/gotthard/internal/h2"
 	gtls "github.com/gotthard-proxy/gotthard/tls"
 )
 
@@ -64,8 +65,14 @@ type ServiceOptions struct {
 	// ones are still removed.
 	NoForwardedHeaders bool
 	// H2MaxConcurrentStreams is the number of concurrent streams an HTTP/2 client may
-	// open on one connection. If zero, 128.
+	// open on one connection. If zero, 128. A stream the client reset keeps its place
+	// until the proxy's work for it has ended (docs/http2.md, "Denial of service").
 	H2MaxConcurrentStreams uint32
+	// H2MaxStreams bounds the HTTP/2 requests the service handles at once, over all
+	// its client connections, streams the client reset whose work has not ended yet
+	// included. A stream beyond it is refused with RST_STREAM(REFUSED_STREAM), which
+	// clients retry. If zero, 4096; negative means no bound.
+	H2MaxStreams int
 
 	// Via, if not empty, is the pseudonym added as "Via: 1.1 <Via>" to requests sent
 	// upstream and to responses (RFC 9110 §7.6.3).
@@ -117,6 +124,7 @@ type Service[C any] struct {
 	arenas arena.Pool
 	pool   *connPool
 	via    string
+	h2max  *h2.Limit // H2MaxStreams; nil means no bound
 
 	date      dateCache // the Date of the responses the proxy writes itself
 	exchanges sync.Pool // *exchange[C]
@@ -164,6 +172,12 @@ func NewService[C any](name string, app ProxyHTTP[C], opts ServiceOptions) *Serv
 	s.pool = newConnPool(maxIdle, s.bufs, h1.Limits{MaxHeadBytes: 64 << 10, MaxFields: 200, MaxLineBytes: 16 << 10})
 	if opts.Via != "" {
 		s.via = "1.1 " + opts.Via
+	}
+	switch {
+	case opts.H2MaxStreams == 0:
+		s.h2max = h2.NewLimit(4096)
+	case opts.H2MaxStreams > 0:
+		s.h2max = h2.NewLimit(opts.H2MaxStreams)
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	return s

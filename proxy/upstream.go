@@ -156,8 +156,11 @@ func (c *conn[C]) attempt(ctx contextT, ex *exchange[C], cc C, peer *Peer) *Erro
 		// as an HTTP/1.1 Upgrade.)
 		return c.exchangeH2(ctx, ex, cc, peer)
 	}
+	if ex.clientGone() { // reset before its upstream side began: nothing to start
+		return clientGoneError(errClientGone)
+	}
 	now := sess.clock()
-	uc, reused, cerr := c.connect(ctx, sess, peer, now)
+	uc, reused, cerr := c.connect(ctx, ex, peer, now)
 	if cerr != nil {
 		cerr.connectFailure = true
 		return cerr
@@ -217,7 +220,8 @@ func (c *conn[C]) hostPool(peer *Peer) *hostPool {
 }
 
 // connect takes a pooled connection to peer or opens one; now is the time.
-func (c *conn[C]) connect(ctx contextT, sess *Session, peer *Peer, now time.Time) (*upConn, bool, *Error) {
+func (c *conn[C]) connect(ctx contextT, ex *exchange[C], peer *Peer, now time.Time) (*upConn, bool, *Error) {
+	sess := &ex.sess
 	strict := !idempotent(sess.req.Method) || sess.reqBodyKind != h1.BodyNone && !sess.bodyBuffered
 	var h *hostPool
 	if d, ok := sess.transport().(*h1down); ok && d == &c.h1 {
@@ -227,6 +231,17 @@ func (c *conn[C]) connect(ctx contextT, sess *Session, peer *Peer, now time.Time
 	}
 	if uc := c.svc.pool.get(h, strict, now); uc != nil {
 		return uc, true, nil
+	}
+	if d, ok := sess.transport().(*h2down); ok && d == &ex.h2d {
+		// A client that resets its stream ends the dial too (see abortUpstream).
+		dctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		if ex.setUpstream(nil, cancel) {
+			defer ex.setUpstream(nil, nil)
+		} else {
+			cancel() // already reset: the dial fails at once
+		}
+		ctx = dctx
 	}
 	uc, err := c.svc.pool.dial(ctx, peer)
 	if err != nil {

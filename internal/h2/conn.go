@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -25,6 +26,10 @@ const ClientPreface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 // receives our GOAWAY before our close resets the TCP connection, and how long the
 // last writes may take.
 const lingerTimeout = time.Second
+
+// yieldFrames is how many frames the read loop handles before it lets other
+// goroutines run.
+const yieldFrames = 64
 
 // readBufSize is the size of the connection's read buffer.
 const readBufSize = 16 << 10
@@ -85,6 +90,7 @@ type Conn struct {
 	idleArmed     bool
 	idleSince     time.Time
 	freeStreams   []*Stream // finished streams, for reuse
+	handlers      int       // handlers running, of open and of reset streams
 	closedCh      chan struct{}
 
 	// Guarded by wmu (see write.go).
@@ -107,7 +113,8 @@ type Conn struct {
 	wvec    net.Buffers
 	wvecArr [2][]byte
 
-	closing   atomic.Bool // Close was called: no lingering
+	closing   atomic.Bool   // Close was called: no lingering
+	hfree     chan struct{} // a handler returned, or Close was called
 	serveDone chan struct{}
 	hwg       sync.WaitGroup // handlers
 }
@@ -137,6 +144,7 @@ func NewConn(nc net.Conn, buffered []byte, opts Options, h Handler) *Conn {
 		wdone:         make(chan struct{}),
 		serveDone:     make(chan struct{}),
 		closedCh:      make(chan struct{}),
+		hfree:         make(chan struct{}, 1),
 	}
 	close(c.closedCh)
 	if c.pool == nil {
@@ -184,7 +192,12 @@ func (c *Conn) readLoop() error {
 	c.mu.Lock()
 	c.becameIdleLocked()
 	c.mu.Unlock()
-	for {
+	for n := 1; ; n++ {
+		if n%yieldFrames == 0 {
+			// A client that keeps the read loop busy (a flood) must not keep the
+			// goroutines of other connections waiting for a processor.
+			runtime.Gosched()
+		}
 		// The Framer reads every frame header (and checks sizes and the order of
 		// CONTINUATION frames); HEADERS payloads we read and parse ourselves, which
 		// spares an allocation per request.
@@ -359,6 +372,7 @@ func (c *Conn) Shutdown(ctx context.Context) error {
 // Serve returns once their handlers have returned.
 func (c *Conn) Close() error {
 	c.closing.Store(true)
+	poke(c.hfree)
 	if err := c.nc.Close(); err != nil && !errors.Is(err, net.ErrClosed) {
 		return fmt.Errorf("h2: close: %w", err)
 	}

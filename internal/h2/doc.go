@@ -45,7 +45,16 @@
 // CONTINUATION frames per header block and the header list size measured on decoded
 // fields (CONTINUATION floods and HPACK bombs: nothing beyond the limit is kept);
 // control frames queued for a client that does not read; concurrent streams (extra ones
-// are refused with REFUSED_STREAM); and write, handshake and idle timeouts. A
+// are refused with REFUSED_STREAM); and write, handshake and idle timeouts.
+//
+// Work in progress stays bounded under the rapid reset attack: a stream the client
+// reset keeps its place among [Options.MaxConcurrentStreams] until its handler has
+// returned (the handler learns of the reset through [Stream.SetOnAbort] and
+// [Stream.Done], and its reads and writes fail), and while every place is taken the
+// connection reads nothing more; a request head followed at once by its RST_STREAM
+// starts no handler at all; [Options.Limit] bounds the handlers of all the connections
+// that share it; and the read loop lets other goroutines run after every few dozen
+// frames, so that a flooding connection does not hold up the others. A
 // connection over a limit is closed with GOAWAY(ENHANCE_YOUR_CALM) and one Debug log
 // line; other connections are not affected.
 //

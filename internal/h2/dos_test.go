@@ -75,6 +75,7 @@ type frameLog struct {
 	rst      map[http2.ErrCode]int
 	statuses []string
 	dataLen  int
+	pingAcks int
 	done     chan struct{}
 }
 
@@ -103,6 +104,10 @@ func (c *rawClient) readAll() *frameLog {
 				_, _ = dec.Write(f.HeaderBlockFragment())
 			case *http2.DataFrame:
 				l.dataLen += len(f.Data())
+			case *http2.PingFrame:
+				if f.IsAck() {
+					l.pingAcks++
+				}
 			}
 			l.mu.Unlock()
 		}

@@ -3,6 +3,7 @@ package h2
 import (
 	"fmt"
 	"log/slog"
+	"sync/atomic"
 	"time"
 )
 
@@ -37,7 +38,12 @@ const (
 type Options struct {
 	// MaxConcurrentStreams is the SETTINGS_MAX_CONCURRENT_STREAMS we advertise. A
 	// stream opened beyond it is refused with RST_STREAM(REFUSED_STREAM) (RFC 9113
-	// §5.1.2), which a client may retry. If zero, [DefaultMaxConcurrentStreams].
+	// §5.1.2), which a client may retry. It also bounds the handlers running at once
+	// on the connection: a stream the client reset keeps its place until its handler
+	// has returned, and while that many handlers run, the next request head waits
+	// (the connection reads nothing more) for one of them to return, so that the
+	// rapid reset attack (CVE-2023-44487) cannot start unbounded work. If zero,
+	// [DefaultMaxConcurrentStreams].
 	MaxConcurrentStreams uint32
 
 	// InitialWindowSize is the receive window of each stream we advertise
@@ -111,6 +117,13 @@ type Options struct {
 	// [DefaultMaxQueuedControlFrames].
 	MaxQueuedControlFrames int
 
+	// Limit, if not nil, bounds the handlers running at once over every connection
+	// that shares it (a service's), streams the client reset whose handlers have not
+	// returned included. A stream that would go beyond it is refused with
+	// RST_STREAM(REFUSED_STREAM), which a client may retry (RFC 9113 §8.7). Refusals
+	// for this reason are not counted against the connection's MaxResets.
+	Limit *Limit
+
 	// Pool supplies the buffers that hold request body data. If nil, the connection
 	// uses a pool of its own. Sharing one pool among connections lets an idle
 	// connection hold no body buffer.
@@ -175,4 +188,42 @@ func (o Options) withDefaults() (Options, error) {
 		return o, fmt.Errorf("h2: Options.MaxFrameSize %d not in [2^14, 2^24-1]", o.MaxFrameSize)
 	}
 	return o, nil
+}
+
+// Limit is a bound on the stream handlers running at once, shared by the connections
+// of one service through [Options.Limit]. It is safe for concurrent use.
+type Limit struct {
+	max int64
+	n   atomic.Int64
+}
+
+// NewLimit returns a Limit of n handlers; n must be positive.
+func NewLimit(n int) *Limit {
+	if n <= 0 {
+		panic("h2: NewLimit of a non-positive count")
+	}
+	return &Limit{max: int64(n)}
+}
+
+// InFlight returns how many handlers hold a place in l now.
+func (l *Limit) InFlight() int { return int(l.n.Load()) }
+
+// acquire takes a place for a handler, and reports false if l is full. A nil Limit
+// is never full.
+func (l *Limit) acquire() bool {
+	if l == nil {
+		return true
+	}
+	if l.n.Add(1) > l.max {
+		l.n.Add(-1)
+		return false
+	}
+	return true
+}
+
+// release gives back a place taken with acquire.
+func (l *Limit) release() {
+	if l != nil {
+		l.n.Add(-1)
+	}
 }

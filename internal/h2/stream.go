@@ -1,6 +1,7 @@
 package h2
 
 import (
+	"encoding/binary"
 	"fmt"
 	"io"
 	"time"
@@ -86,12 +87,42 @@ func (c *Conn) newStream(id uint32) *Stream {
 // startStream registers a stream whose request head is complete and starts its handler.
 func (c *Conn) startStream(st *Stream, endStream bool) error {
 	st.req.EndStream = endStream
+	if c.resetFollows(st.id) {
+		// Reset before it began (the rapid reset attack sends HEADERS and RST_STREAM
+		// together): no handler is started, and the reset counts as one. (The client
+		// reset it: later frames on it are errors, as on any closed stream.)
+		if !c.resets.add(c.opts.RateWindow, c.opts.MaxResets) {
+			return connErr(http2.ErrCodeEnhanceYourCalm, "too many stream resets")
+		}
+		return nil
+	}
 	c.useful.Add(1)
 	c.mu.Lock()
+	// A stream the client reset leaves c.streams at once but keeps its handler's place
+	// until the handler returns: with every place taken by such handlers, wait for one
+	// to return before reading on, so that resetting streams does not start more work
+	// (the rapid reset attack, CVE-2023-44487). The handlers of reset streams do not
+	// wait for the client, so the wait is short; streams the client still holds open
+	// are never more than the limit (onHeaders refuses the extra ones).
+	for c.handlers >= int(c.opts.MaxConcurrentStreams) {
+		c.mu.Unlock()
+		<-c.hfree
+		if c.closing.Load() {
+			return ErrConnClosed
+		}
+		c.mu.Lock()
+	}
 	if c.dead {
 		c.mu.Unlock()
 		return nil
 	}
+	if !c.opts.Limit.acquire() {
+		// The service is busy: refused, not counted against this connection.
+		c.noteResetLocked(st.id)
+		c.mu.Unlock()
+		return c.writeRST(st.id, nil, http2.ErrCodeRefusedStream)
+	}
+	c.handlers++
 	st.sendWin = c.peerInitWin
 	st.recvWin = c.recvInitWin
 	st.remoteDone, st.eof = endStream, endStream
@@ -101,6 +132,25 @@ func (c *Conn) startStream(st *Stream, endStream bool) error {
 	go c.runHandler(st)
 	return nil
 }
+
+// resetFollows reports whether the next frame, already read from the connection, is
+// RST_STREAM for stream id, and if so consumes it. Only the read loop calls it.
+func (c *Conn) resetFollows(id uint32) bool {
+	const n = frameHeaderLen + 4
+	if c.br.Buffered() < n {
+		return false
+	}
+	p, err := c.br.Peek(n)
+	if err != nil || p[0] != 0 || p[1] != 0 || p[2] != 4 || http2.FrameType(p[3]) != http2.FrameRSTStream ||
+		binary.BigEndian.Uint32(p[5:])&0x7fffffff != id {
+		return false
+	}
+	_, _ = c.br.Discard(n)
+	return true
+}
+
+// frameHeaderLen is the length of a frame header (RFC 9113 §4.1).
+const frameHeaderLen = 9
 
 func (c *Conn) runHandler(st *Stream) {
 	defer c.hwg.Done()
@@ -142,7 +192,10 @@ func (c *Conn) finishStream(st *Stream) {
 	if len(c.freeStreams) < maxFreeStreams {
 		c.freeStreams = append(c.freeStreams, st)
 	}
+	c.handlers--
 	c.mu.Unlock()
+	c.opts.Limit.release()
+	poke(c.hfree)
 }
 
 // maxFreeStreams is how many finished streams a connection keeps for reuse.
@@ -446,14 +499,19 @@ func (st *Stream) Reset(code http2.ErrCode) {
 
 // SetOnAbort registers f to be called once if the stream ends abnormally while the
 // handler runs (the client reset it, or the connection ended), so that the handler can
-// cut work in progress, such as a request to an upstream. f runs on the connection's
-// goroutine with its lock held: it must be quick and must not call the Stream. Call
-// SetOnAbort(nil) before the handler returns.
+// cut work in progress, such as a request to an upstream. If the stream has already
+// ended so (a client may reset a stream before its handler has begun), f is called at
+// once. f runs with the connection's lock held, usually on the connection's goroutine:
+// it must be quick and must not call the Stream. Call SetOnAbort(nil) before the
+// handler returns.
 func (st *Stream) SetOnAbort(f func()) {
 	c := st.c
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if st.gone {
+		if st.err != nil && f != nil {
+			f()
+		}
 		return
 	}
 	st.onAbort = f
