@@ -42,6 +42,7 @@ type attacker struct {
 	status  []string
 	dec     *hpack.Decoder
 	readErr chan struct{}
+	settled chan struct{} // closed once the proxy's SETTINGS are acknowledged
 }
 
 func dialAttacker(t *testing.T, addr string) *attacker {
@@ -51,7 +52,8 @@ func dialAttacker(t *testing.T, addr string) *attacker {
 	}
 	t.Cleanup(func() { nc.Close() })
 	nc.SetDeadline(time.Now().Add(30 * time.Second))
-	a := &attacker{nc: nc, fr: http2.NewFramer(nc, nc), resets: map[http2.ErrCode]int{}, readErr: make(chan struct{})}
+	a := &attacker{nc: nc, fr: http2.NewFramer(nc, nc), resets: map[http2.ErrCode]int{},
+		readErr: make(chan struct{}), settled: make(chan struct{})}
 	a.enc = hpack.NewEncoder(&a.hbuf)
 	a.dec = hpack.NewDecoder(4096, func(f hpack.HeaderField) {
 		if f.Name == ":status" {
@@ -61,6 +63,15 @@ func dialAttacker(t *testing.T, addr string) *attacker {
 	io.WriteString(nc, http2.ClientPreface)
 	a.fr.WriteSettings()
 	go a.readLoop()
+	// The acknowledgement of the proxy's SETTINGS must not land inside a header block
+	// that an attack leaves open (a frame between HEADERS and CONTINUATION is a
+	// PROTOCOL_ERROR, RFC 9113 §6.10), so it is sent before any attack starts.
+	select {
+	case <-a.settled:
+	case <-a.readErr:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no SETTINGS from the proxy")
+	}
 	return a
 }
 
@@ -88,6 +99,11 @@ func (a *attacker) readLoop() {
 				a.wmu.Lock()
 				a.fr.WriteSettingsAck()
 				a.wmu.Unlock()
+				select {
+				case <-a.settled:
+				default:
+					close(a.settled)
+				}
 			}
 		}
 		a.mu.Unlock()
