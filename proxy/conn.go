@@ -593,6 +593,10 @@ func (c *conn[C]) run(ctx contextT, ex *exchange[C], cc C) error {
 		return &Error{Type: HTTPStatus, Source: Downstream, Status: 405,
 			Cause: errors.New("proxy: CONNECT is not supported")}
 	}
+	if sess.req.Method == "TRACE" && !s.opts.AllowTrace {
+		return &Error{Type: HTTPStatus, Source: Downstream, Status: 405,
+			Cause: errors.New("proxy: TRACE is not allowed")}
+	}
 	res, err := s.app.RequestFilter(ctx, sess, cc)
 	if err != nil {
 		return err

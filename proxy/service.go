@@ -76,6 +76,11 @@ type ServiceOptions struct {
 	// does not concern WebSockets over HTTP/2 (extended CONNECT), which are always
 	// carried.
 	AllowConnect bool
+	// AllowTrace lets TRACE requests through the phases to the peer. If false, TRACE is
+	// answered with 405 before any phase but EarlyRequestFilter runs, as nginx does: a
+	// TRACE echoes the request back, fields a proxy or a phase added (credentials,
+	// internal addresses) included (RFC 9110 §9.3.8).
+	AllowTrace bool
 	// TunnelIdleTimeout ends a tunnel (a WebSocket connection or a CONNECT tunnel) in
 	// which no byte moved either way for that long. If zero, 5 minutes.
 	TunnelIdleTimeout time.Duration
