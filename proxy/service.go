@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -9,6 +10,7 @@ import (
 	"net/netip"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/gotthard-proxy/gotthard/internal/arena"
@@ -81,6 +83,16 @@ type ServiceOptions struct {
 	// TRACE echoes the request back, fields a proxy or a phase added (credentials,
 	// internal addresses) included (RFC 9110 §9.3.8).
 	AllowTrace bool
+	// IgnoreClientAbort keeps a request going when its HTTP/1.x client closes its
+	// connection, or only its sending half, while the peer is asked, like nginx's
+	// proxy_ignore_client_abort. If false, as in nginx, a client that closed either way
+	// is taken as gone: the peer's connection is closed (not pooled), the request is not
+	// retried, and it ends with status 499 ([StatusClientClosedRequest]), logged at
+	// debug level, with no answer written. Set it for clients that send a request, shut
+	// down their sending half on purpose and wait for the answer. The check runs a few
+	// times a second, on Linux only. (An HTTP/2 client's reset stream always ends its
+	// request.)
+	IgnoreClientAbort bool
 	// TunnelIdleTimeout ends a tunnel (a WebSocket connection or a CONNECT tunnel) in
 	// which no byte moved either way for that long. If zero, 5 minutes.
 	TunnelIdleTimeout time.Duration
@@ -170,6 +182,60 @@ func NewService[C any](name string, app ProxyHTTP[C], opts ServiceOptions) *Serv
 	return s
 }
 
+// clientWatchInterval is how often the service looks for HTTP/1.x clients that went
+// away while their request waits for a peer.
+const clientWatchInterval = 200 * time.Millisecond
+
+// watchClients cuts the requests whose HTTP/1.x client closed while the peer is asked
+// (see ServiceOptions.IgnoreClientAbort), until the service is done. A request costs it
+// nothing while it runs: each tick it looks at the connections whose request waits
+// (conn.waitEx) and asks the kernel, without reading, whether their client closed.
+func (s *Service[C]) watchClients() {
+	defer s.wg.Done()
+	t := time.NewTicker(clientWatchInterval)
+	defer t.Stop()
+	var waiting []*conn[C]
+	for {
+		select {
+		case <-s.done:
+			return
+		case <-t.C:
+		}
+		s.mu.Lock()
+		for c := range s.conns {
+			if c.waitEx.Load() != nil {
+				waiting = append(waiting, c)
+			}
+		}
+		s.mu.Unlock()
+		for _, c := range waiting {
+			if ex := c.waitEx.Load(); ex != nil {
+				if rc := rawConnOf(c.nc); rc != nil && clientClosed(rc) {
+					c.clientLeft(ex)
+				}
+			}
+		}
+		clear(waiting)
+		waiting = waiting[:0]
+	}
+}
+
+// rawConnOf returns the socket under nc (a TLS connection's too), or nil.
+func rawConnOf(nc net.Conn) syscall.RawConn {
+	if tc, ok := nc.(*tls.Conn); ok {
+		nc = tc.NetConn()
+	}
+	sc, ok := nc.(syscall.Conn)
+	if !ok {
+		return nil
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return nil
+	}
+	return rc
+}
+
 // Name returns the service's name.
 func (s *Service[C]) Name() string { return s.name }
 
@@ -242,6 +308,10 @@ func (s *Service[C]) Serve(lns []net.Listener) error {
 	s.mu.Unlock()
 
 	go s.sweepLoop()
+	if !s.opts.IgnoreClientAbort {
+		s.wg.Add(1)
+		go s.watchClients()
+	}
 	s.mu.Lock()
 	if s.idle == nil {
 		if s.idle = newIdlePoller(s); s.idle != nil {

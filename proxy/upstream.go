@@ -308,6 +308,13 @@ func (c *conn[C]) exchangeOn(ctx contextT, ex *exchange[C], cc C, uc *upConn, pe
 		}
 		uc.dl.read(now, o.readTimeout(), total)
 	}
+	// An HTTP/1.x client that goes away while the peer is asked is noticed by the
+	// service's client watch, which cuts this wait (an HTTP/2 client's reset does it
+	// through abortUpstream).
+	watch := !s.opts.IgnoreClientAbort && sess.transport() == &c.h1
+	if watch {
+		c.watchClient(ex, uc.nc)
+	}
 	uh := &ex.upHead
 	for {
 		err := uc.r.ReadResponseHead(ex.method, uh)
@@ -316,6 +323,9 @@ func (c *conn[C]) exchangeOn(ctx contextT, ex *exchange[C], cc C, uc *upConn, pe
 			deferred = false
 		}
 		if err != nil {
+			if watch && c.unwatchClient(ex) {
+				return &Error{Type: ConnectionClosed, Source: Upstream, Cause: fmt.Errorf("%w: %w", errClientGone, err)}
+			}
 			if early != nil {
 				return early // no answer: sending the body failed
 			}
@@ -335,6 +345,9 @@ func (c *conn[C]) exchangeOn(ctx contextT, ex *exchange[C], cc C, uc *upConn, pe
 		if uh.Status != 100 && sess.req.Version != message.HTTP10 {
 			c.forwardInterim(ex, uh)
 		}
+	}
+	if watch && c.unwatchClient(ex) {
+		return &Error{Type: ConnectionClosed, Source: Upstream, Cause: errClientGone}
 	}
 	if early != nil {
 		// The client's body was not all read, nor the peer's connection left in a known
