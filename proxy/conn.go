@@ -434,6 +434,7 @@ func (c *conn[C]) getExchange(w *worker[C]) *exchange[C] {
 	ex.sess.ds = &c.h1
 	ex.sess.closing = &c.svc.closing
 	ex.sess.bodyTimeout = durOr(c.svc.opts.ClientBodyTimeout, 60*time.Second)
+	ex.sess.rate = c.svc.bodyRate
 	ex.sess.clientAddr = c.nc.RemoteAddr()
 	ex.sess.serverAddr = c.nc.LocalAddr()
 	ex.sess.tls = c.tls
@@ -655,7 +656,23 @@ func (c *conn[C]) run(ctx contextT, ex *exchange[C], cc C) error {
 		}
 		return nil
 	}
+	if s.opts.BufferRequestBody && sess.reqBodyKind != h1.BodyNone && !sess.bodyRead &&
+		sess.upgrade == "" && !sess.h2Tunnel && !isGRPC(&sess.req) {
+		// The whole body first, then the peer: a slow client holds no upstream
+		// connection, and the request can be retried.
+		if _, err := sess.BufferRequestBody(s.bodyBufferLimit()); err != nil {
+			return err
+		}
+	}
 	return c.proxy(ctx, ex, cc)
+}
+
+// bodyBufferLimit is the limit of a body read whole by ServiceOptions.BufferRequestBody.
+func (s *Service[C]) bodyBufferLimit() int64 {
+	if s.opts.RequestBodyBufferLimit > 0 {
+		return s.opts.RequestBodyBufferLimit
+	}
+	return 1 << 20
 }
 
 // fail handles a request that ended with err: it runs FailToProxy and answers the

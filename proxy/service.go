@@ -41,6 +41,29 @@ type ServiceOptions struct {
 	// ClientBodyTimeout bounds each wait for request body data from the client. If zero,
 	// 60s.
 	ClientBodyTimeout time.Duration
+	// MinRequestBodyRate is the rate, in bytes a second, below which an HTTP/1.x
+	// client's request body is cut: counted over the time spent waiting on the client
+	// (not the time the peer takes), the body must average at least this once
+	// MinRequestBodyRateGrace has passed, or the request ends with 408 (if no response
+	// started) and the peer's connection is closed. It stops a client that trickles its
+	// body from holding a peer's connection, which ClientBodyTimeout alone does not:
+	// each byte would renew it. If zero, 500 (as Apache's mod_reqtimeout); negative
+	// means no minimum rate.
+	MinRequestBodyRate int
+	// MinRequestBodyRateGrace is the waiting time a request body may take before
+	// MinRequestBodyRate applies. If zero, 20s.
+	MinRequestBodyRateGrace time.Duration
+	// BufferRequestBody makes the proxy read every request body whole, up to
+	// RequestBodyBufferLimit, before it asks a peer, as nginx's proxy_request_buffering
+	// does: a slow client then holds no upstream connection, and a request whose
+	// method is idempotent can be retried on another peer. A longer body gets 413. It
+	// does not apply to gRPC calls, WebSockets and CONNECT tunnels, which stream. If
+	// false, bodies stream to the peer as they arrive (a phase can still buffer one
+	// with Session.BufferRequestBody).
+	BufferRequestBody bool
+	// RequestBodyBufferLimit bounds the body BufferRequestBody reads, and so the memory
+	// one request holds. If zero, 1 MiB.
+	RequestBodyBufferLimit int64
 	// SendTimeout bounds each wait to write to the client. If zero, 60s.
 	SendTimeout time.Duration
 	// MaxRequestsPerConn closes a client connection after that many requests. If zero,
@@ -103,11 +126,14 @@ type ServiceOptions struct {
 }
 
 // Validate reports options that cannot work: a Via pseudonym that is not a valid field
-// value (it would make every upstream request invalid), or a TrustedProxies entry that
-// is not a valid prefix (the zero netip.Prefix).
+// value (it would make every upstream request invalid), a TrustedProxies entry that
+// is not a valid prefix (the zero netip.Prefix), or a MinRequestBodyRate above 1 GiB/s.
 func (o ServiceOptions) Validate() error {
 	if o.Via != "" && !h1.ValidFieldValue(o.Via) {
 		return fmt.Errorf("proxy: Via %q is not a valid header field value", o.Via)
+	}
+	if o.MinRequestBodyRate > maxMinBodyRate {
+		return fmt.Errorf("proxy: MinRequestBodyRate %d is above %d bytes a second", o.MinRequestBodyRate, maxMinBodyRate)
 	}
 	for i, p := range o.TrustedProxies {
 		if !p.IsValid() {
@@ -131,6 +157,9 @@ type Service[C any] struct {
 	arenas arena.Pool
 	pool   *connPool
 	via    string
+	// bodyRate is the minimum request body rate of the options, copied into each
+	// HTTP/1.x request's session.
+	bodyRate bodyRate
 
 	exchanges sync.Pool // *exchange[C]
 	workers   workerPool[C]
@@ -178,6 +207,7 @@ func NewService[C any](name string, app ProxyHTTP[C], opts ServiceOptions) *Serv
 	if opts.Via != "" {
 		s.via = "1.1 " + opts.Via
 	}
+	s.bodyRate = newBodyRate(&opts)
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	return s
 }

@@ -513,10 +513,11 @@ func (c *conn[C]) sendBody(ctx contextT, ex *exchange[C], cc C, uc *upConn) *Err
 	for {
 		if d.willWait() { // the read waits on the client
 			t := time.Now()
-			d.readTimeout(t, bodyTimeout)
+			d.readTimeout(t, sess.rate.wait(t, bodyTimeout, sess.bytesReceived))
 			uc.dl.write(t, writeTimeout, ex.total)
 		}
 		chunk, rerr := sess.readBody()
+		rerr = sess.rate.end(rerr)
 		if rerr != nil && rerr != io.EOF {
 			sess.closeAfter = true
 			return clientReadError(rerr)
