@@ -335,11 +335,13 @@ func (s *Service[C]) Serve(lns []net.Listener) error {
 	}
 	s.listeners = append(s.listeners, lns...)
 	s.wg.Add(len(lns) + 1)
+	if !s.opts.IgnoreClientAbort {
+		s.wg.Add(1)
+	}
 	s.mu.Unlock()
 
 	go s.sweepLoop()
 	if !s.opts.IgnoreClientAbort {
-		s.wg.Add(1)
 		go s.watchClients()
 	}
 	s.mu.Lock()
