@@ -4,6 +4,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -130,5 +131,25 @@ func TestBodyRateWait(t *testing.T) {
 				t.Errorf("wait = %v; want %v", got, tt.want)
 			}
 		})
+	}
+}
+
+// TestBufferRequestBodyRetried checks that a body BufferRequestBody read makes an
+// idempotent request retryable on another peer once a peer failed after taking it.
+func TestBufferRequestBodyRetried(t *testing.T) {
+	var deadN, liveN atomic.Int64
+	dying := countingOrigin(t, &deadN, func(c net.Conn, _ string) { c.Close() })
+	live := countingOrigin(t, &liveN, func(c net.Conn, body string) {
+		io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: "+strconv.Itoa(len(body))+"\r\n\r\n"+body)
+	})
+	app := retryOnErrorProxy{peers: []*Peer{NewPeer(dying), NewPeer(live)}}
+	svc, _ := newTestService[*testCtx](t, app, ServiceOptions{BufferRequestBody: true})
+	addr := startProxy(t, svc)
+	c, br := dialRaw(t, addr)
+	io.WriteString(c, "PUT /x HTTP/1.1\r\nHost: x\r\nContent-Length: 7\r\n\r\npayload")
+	resp, body := readResponse(t, br, "PUT")
+	if resp.StatusCode != 200 || body != "payload" || deadN.Load() != 1 || liveN.Load() != 1 {
+		t.Fatalf("got %d %q; origins saw %d and %d requests; want the PUT retried on the second",
+			resp.StatusCode, body, deadN.Load(), liveN.Load())
 	}
 }
