@@ -127,3 +127,25 @@ func TestClientHalfCloseIgnoreAbort(t *testing.T) {
 		t.Fatalf("got %d %q; want the origin's answer", resp.StatusCode, body)
 	}
 }
+
+// TestClientWatchEndsWithWait checks that a request whose wait for the peer ended in
+// an error (here a 101 the request did not ask for) leaves no exchange marked as
+// waiting on its connection: the client watch would otherwise cut whatever request
+// that exchange serves next.
+func TestClientWatchEndsWithWait(t *testing.T) {
+	origin := scriptedOrigin(t, rawResponder("HTTP/1.1 101 Switching Protocols\r\n\r\n"))
+	svc, _ := newTestService[*testCtx](t, fixedProxy{peer: NewPeer(origin)}, ServiceOptions{})
+	addr := startProxy(t, svc)
+	c, br := dialRaw(t, addr)
+	io.WriteString(c, "GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+	if resp, _ := readResponse(t, br, "GET"); resp.StatusCode != 502 {
+		t.Fatalf("got %d; want 502", resp.StatusCode)
+	}
+	svc.mu.Lock()
+	defer svc.mu.Unlock()
+	for cn := range svc.conns {
+		if cn.waitEx.Load() != nil {
+			t.Fatal("a connection still has an exchange marked as waiting for its peer")
+		}
+	}
+}

@@ -444,6 +444,9 @@ func (c *conn[C]) getExchange(w *worker[C]) *exchange[C] {
 
 // putExchange resets ex and gives it to the worker w to keep, or back to the pool.
 func (c *conn[C]) putExchange(ex *exchange[C], w *worker[C]) {
+	if c.waitEx.Load() == ex { // (a wait for the peer that a panic ended)
+		c.unwatchClient(ex)
+	}
 	ex.sess.reset()
 	ex.sess.ds = nil
 	ex.sess.clientAddr, ex.sess.serverAddr = nil, nil

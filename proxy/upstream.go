@@ -340,6 +340,9 @@ func (c *conn[C]) exchangeOn(ctx contextT, ex *exchange[C], cc C, uc *upConn, pe
 			break
 		}
 		if uh.Status == 101 {
+			if watch {
+				c.unwatchClient(ex)
+			}
 			return &Error{Type: InvalidHTTP, Source: Upstream, Cause: errors.New("proxy: unrequested protocol switch")}
 		}
 		if uh.Status != 100 && sess.req.Version != message.HTTP10 {
