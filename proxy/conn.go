@@ -63,6 +63,9 @@ type conn[C any] struct {
 	lastKey  poolKey
 	lastHost *hostPool
 	up       atomic.Pointer[upConn] // the upstream connection in use, for Close to cut
+	// waitEx is the exchange whose request waits for the peer's answer, while it does,
+	// for the service's client watch (see Service.watchClients).
+	waitEx atomic.Pointer[exchange[C]]
 
 	dl  deadlines
 	h1  h1down                  // the downstream of this connection's HTTP/1.x requests
@@ -103,6 +106,39 @@ func (ex *exchange[C]) setUpstream(nc net.Conn, cancel context.CancelFunc) bool 
 	defer ex.abortMu.Unlock()
 	ex.upNC, ex.upCancel = nc, cancel
 	return !ex.aborted || nc == nil && cancel == nil
+}
+
+// watchClient makes the wait of ex for the answer on upstream connection nc one that
+// the service's client watch cuts if the HTTP/1.x client goes away meanwhile (see
+// Service.watchClients).
+func (c *conn[C]) watchClient(ex *exchange[C], nc net.Conn) {
+	ex.abortMu.Lock()
+	ex.upNC = nc
+	c.waitEx.Store(ex)
+	ex.abortMu.Unlock()
+}
+
+// unwatchClient ends what watchClient began; it reports whether the client went away
+// meanwhile (and nc was cut).
+func (c *conn[C]) unwatchClient(ex *exchange[C]) bool {
+	ex.abortMu.Lock()
+	c.waitEx.Store(nil)
+	ex.upNC = nil
+	gone := ex.aborted
+	ex.abortMu.Unlock()
+	return gone
+}
+
+// clientLeft cuts the wait of ex for the peer's answer, if ex still waits on c; the
+// client watch calls it when c's client has closed.
+func (c *conn[C]) clientLeft(ex *exchange[C]) {
+	ex.abortMu.Lock()
+	defer ex.abortMu.Unlock()
+	if c.waitEx.Load() != ex || ex.upNC == nil {
+		return
+	}
+	ex.aborted = true
+	ex.upNC.SetDeadline(aLongTimeAgo)
 }
 
 // exchange is the state of one request on a client connection.
@@ -399,6 +435,7 @@ func (c *conn[C]) getExchange(w *worker[C]) *exchange[C] {
 	ex.sess.closing = &c.svc.closing
 	ex.sess.date = &c.svc.date
 	ex.sess.bodyTimeout = durOr(c.svc.opts.ClientBodyTimeout, 60*time.Second)
+	ex.sess.rate = c.svc.bodyRate
 	ex.sess.clientAddr = c.nc.RemoteAddr()
 	ex.sess.serverAddr = c.nc.LocalAddr()
 	ex.sess.tls = c.tls
@@ -408,6 +445,9 @@ func (c *conn[C]) getExchange(w *worker[C]) *exchange[C] {
 
 // putExchange resets ex and gives it to the worker w to keep, or back to the pool.
 func (c *conn[C]) putExchange(ex *exchange[C], w *worker[C]) {
+	if c.waitEx.Load() == ex { // (a wait for the peer that a panic ended)
+		c.unwatchClient(ex)
+	}
 	ex.sess.reset()
 	ex.sess.ds = nil
 	ex.sess.clientAddr, ex.sess.serverAddr = nil, nil
@@ -594,6 +634,10 @@ func (c *conn[C]) run(ctx contextT, ex *exchange[C], cc C) error {
 		return &Error{Type: HTTPStatus, Source: Downstream, Status: 405,
 			Cause: errors.New("proxy: CONNECT is not supported")}
 	}
+	if sess.req.Method == "TRACE" && !s.opts.AllowTrace {
+		return &Error{Type: HTTPStatus, Source: Downstream, Status: 405,
+			Cause: errors.New("proxy: TRACE is not allowed")}
+	}
 	res, err := s.app.RequestFilter(ctx, sess, cc)
 	if err != nil {
 		return err
@@ -616,7 +660,23 @@ func (c *conn[C]) run(ctx contextT, ex *exchange[C], cc C) error {
 		}
 		return nil
 	}
+	if s.opts.BufferRequestBody && sess.reqBodyKind != h1.BodyNone && !sess.bodyRead &&
+		sess.upgrade == "" && !sess.h2Tunnel && !isGRPC(&sess.req) {
+		// The whole body first, then the peer: a slow client holds no upstream
+		// connection, and the request can be retried.
+		if _, err := sess.BufferRequestBody(s.bodyBufferLimit()); err != nil {
+			return err
+		}
+	}
 	return c.proxy(ctx, ex, cc)
+}
+
+// bodyBufferLimit is the limit of a body read whole by ServiceOptions.BufferRequestBody.
+func (s *Service[C]) bodyBufferLimit() int64 {
+	if s.opts.RequestBodyBufferLimit > 0 {
+		return s.opts.RequestBodyBufferLimit
+	}
+	return 1 << 20
 }
 
 // fail handles a request that ended with err: it runs FailToProxy and answers the
@@ -644,6 +704,13 @@ func (c *conn[C]) fail(ctx contextT, ex *exchange[C], cc C, err error) {
 	}
 	if status == 0 {
 		status = ErrorStatus(e)
+	}
+	if status == StatusClientClosedRequest && sess.transport() == &c.h1 {
+		// The HTTP/1.x client closed its connection (or its sending half): nobody
+		// waits for an answer. The status is for Logging, as nginx logs 499.
+		sess.status = status
+		sess.closeAfter = true
+		return
 	}
 	if !sess.ds.bodyDone() && !sess.bodyBuffered && sess.reqBodyKind != h1.BodyNone && sess.bodyRead {
 		sess.closeAfter = true

@@ -19,6 +19,8 @@ func TestServiceOptionsValidate(t *testing.T) {
 		{"via", ServiceOptions{Via: "edge-1", TrustedProxies: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}}, ""},
 		{"via with a line break", ServiceOptions{Via: "edge\r\nX-Injected: 1"}, "Via"},
 		{"via with edge space", ServiceOptions{Via: " edge"}, "Via"},
+		{"body rate", ServiceOptions{MinRequestBodyRate: 1 << 30, MinRequestBodyRateGrace: -1}, ""},
+		{"body rate too high", ServiceOptions{MinRequestBodyRate: 1<<30 + 1}, "MinRequestBodyRate"},
 		{"zero prefix", ServiceOptions{TrustedProxies: []netip.Prefix{netip.MustParsePrefix("::1/128"), {}}}, "TrustedProxies[1]"},
 	}
 	for _, tt := range tests {

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -9,6 +10,7 @@ import (
 	"net/netip"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/gotthard-proxy/gotthard/internal/arena"
@@ -41,6 +43,29 @@ type ServiceOptions struct {
 	// ClientBodyTimeout bounds each wait for request body data from the client. If zero,
 	// 60s.
 	ClientBodyTimeout time.Duration
+	// MinRequestBodyRate is the rate, in bytes a second, below which an HTTP/1.x
+	// client's request body is cut: counted over the time spent waiting on the client
+	// (not the time the peer takes), the body must average at least this once
+	// MinRequestBodyRateGrace has passed, or the request ends with 408 (if no response
+	// started) and the peer's connection is closed. It stops a client that trickles its
+	// body from holding a peer's connection, which ClientBodyTimeout alone does not:
+	// each byte would renew it. If zero, 500 (as Apache's mod_reqtimeout); negative
+	// means no minimum rate.
+	MinRequestBodyRate int
+	// MinRequestBodyRateGrace is the waiting time a request body may take before
+	// MinRequestBodyRate applies. If zero, 20s.
+	MinRequestBodyRateGrace time.Duration
+	// BufferRequestBody makes the proxy read every request body whole, up to
+	// RequestBodyBufferLimit, before it asks a peer, as nginx's proxy_request_buffering
+	// does: a slow client then holds no upstream connection, and a request whose
+	// method is idempotent can be retried on another peer. A longer body gets 413. It
+	// does not apply to gRPC calls, WebSockets and CONNECT tunnels, which stream. If
+	// false, bodies stream to the peer as they arrive (a phase can still buffer one
+	// with Session.BufferRequestBody).
+	BufferRequestBody bool
+	// RequestBodyBufferLimit bounds the body BufferRequestBody reads, and so the memory
+	// one request holds. If zero, 1 MiB.
+	RequestBodyBufferLimit int64
 	// SendTimeout bounds each wait to write to the client. If zero, 60s.
 	SendTimeout time.Duration
 	// MaxRequestsPerConn closes a client connection after that many requests. If zero,
@@ -86,6 +111,21 @@ type ServiceOptions struct {
 	// does not concern WebSockets over HTTP/2 (extended CONNECT), which are always
 	// carried.
 	AllowConnect bool
+	// AllowTrace lets TRACE requests through the phases to the peer. If false, TRACE is
+	// answered with 405 before any phase but EarlyRequestFilter runs, as nginx does: a
+	// TRACE echoes the request back, fields a proxy or a phase added (credentials,
+	// internal addresses) included (RFC 9110 §9.3.8).
+	AllowTrace bool
+	// IgnoreClientAbort keeps a request going when its HTTP/1.x client closes its
+	// connection, or only its sending half, while the peer is asked, like nginx's
+	// proxy_ignore_client_abort. If false, as in nginx, a client that closed either way
+	// is taken as gone: the peer's connection is closed (not pooled), the request is not
+	// retried, and it ends with status 499 ([StatusClientClosedRequest]), logged at
+	// debug level, with no answer written. Set it for clients that send a request, shut
+	// down their sending half on purpose and wait for the answer. The check runs a few
+	// times a second, on Linux only. (An HTTP/2 client's reset stream always ends its
+	// request.)
+	IgnoreClientAbort bool
 	// TunnelIdleTimeout ends a tunnel (a WebSocket connection or a CONNECT tunnel) in
 	// which no byte moved either way for that long. If zero, 5 minutes.
 	TunnelIdleTimeout time.Duration
@@ -96,11 +136,14 @@ type ServiceOptions struct {
 }
 
 // Validate reports options that cannot work: a Via pseudonym that is not a valid field
-// value (it would make every upstream request invalid), or a TrustedProxies entry that
-// is not a valid prefix (the zero netip.Prefix).
+// value (it would make every upstream request invalid), a TrustedProxies entry that
+// is not a valid prefix (the zero netip.Prefix), or a MinRequestBodyRate above 1 GiB/s.
 func (o ServiceOptions) Validate() error {
 	if o.Via != "" && !h1.ValidFieldValue(o.Via) {
 		return fmt.Errorf("proxy: Via %q is not a valid header field value", o.Via)
+	}
+	if o.MinRequestBodyRate > maxMinBodyRate {
+		return fmt.Errorf("proxy: MinRequestBodyRate %d is above %d bytes a second", o.MinRequestBodyRate, maxMinBodyRate)
 	}
 	for i, p := range o.TrustedProxies {
 		if !p.IsValid() {
@@ -125,6 +168,9 @@ type Service[C any] struct {
 	pool   *connPool
 	via    string
 	h2max  *h2.Limit // H2MaxStreams; nil means no bound
+	// bodyRate is the minimum request body rate of the options, copied into each
+	// HTTP/1.x request's session.
+	bodyRate bodyRate
 
 	date      dateCache // the Date of the responses the proxy writes itself
 	exchanges sync.Pool // *exchange[C]
@@ -179,8 +225,63 @@ func NewService[C any](name string, app ProxyHTTP[C], opts ServiceOptions) *Serv
 	case opts.H2MaxStreams > 0:
 		s.h2max = h2.NewLimit(opts.H2MaxStreams)
 	}
+	s.bodyRate = newBodyRate(&opts)
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	return s
+}
+
+// clientWatchInterval is how often the service looks for HTTP/1.x clients that went
+// away while their request waits for a peer.
+const clientWatchInterval = 200 * time.Millisecond
+
+// watchClients cuts the requests whose HTTP/1.x client closed while the peer is asked
+// (see ServiceOptions.IgnoreClientAbort), until the service is done. A request costs it
+// nothing while it runs: each tick it looks at the connections whose request waits
+// (conn.waitEx) and asks the kernel, without reading, whether their client closed.
+func (s *Service[C]) watchClients() {
+	defer s.wg.Done()
+	t := time.NewTicker(clientWatchInterval)
+	defer t.Stop()
+	var waiting []*conn[C]
+	for {
+		select {
+		case <-s.done:
+			return
+		case <-t.C:
+		}
+		s.mu.Lock()
+		for c := range s.conns {
+			if c.waitEx.Load() != nil {
+				waiting = append(waiting, c)
+			}
+		}
+		s.mu.Unlock()
+		for _, c := range waiting {
+			if ex := c.waitEx.Load(); ex != nil {
+				if rc := rawConnOf(c.nc); rc != nil && clientClosed(rc) {
+					c.clientLeft(ex)
+				}
+			}
+		}
+		clear(waiting)
+		waiting = waiting[:0]
+	}
+}
+
+// rawConnOf returns the socket under nc (a TLS connection's too), or nil.
+func rawConnOf(nc net.Conn) syscall.RawConn {
+	if tc, ok := nc.(*tls.Conn); ok {
+		nc = tc.NetConn()
+	}
+	sc, ok := nc.(syscall.Conn)
+	if !ok {
+		return nil
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return nil
+	}
+	return rc
 }
 
 // Name returns the service's name.
@@ -252,9 +353,15 @@ func (s *Service[C]) Serve(lns []net.Listener) error {
 	}
 	s.listeners = append(s.listeners, lns...)
 	s.wg.Add(len(lns) + 1)
+	if !s.opts.IgnoreClientAbort {
+		s.wg.Add(1)
+	}
 	s.mu.Unlock()
 
 	go s.sweepLoop()
+	if !s.opts.IgnoreClientAbort {
+		go s.watchClients()
+	}
 	s.mu.Lock()
 	if s.idle == nil {
 		if s.idle = newIdlePoller(s); s.idle != nil {

@@ -73,6 +73,7 @@ type Session struct {
 	reqBodyKind    h1.BodyKind
 	reqBodyLen     int64
 	bodyTimeout    time.Duration
+	rate           bodyRate // the minimum rate of the request body (HTTP/1.x clients)
 	closeAfter     bool
 	requestIndex   int
 	peer           *Peer
@@ -102,6 +103,7 @@ func (s *Session) reset() {
 	s.retries = 0
 	s.bytesSent, s.bytesReceived = 0, 0
 	s.grpcStatus, s.grpcStatusSet = 0, false
+	s.rate = bodyRate{}
 	s.scratchHeader.Reset()
 	if s.gw.on {
 		s.ds = s.gw.inner
@@ -243,9 +245,11 @@ func (s *Session) BufferRequestBody(limit int64) ([]byte, error) {
 	s.bodyRead = true
 	for {
 		if s.ds.willWait() { // the read waits on the client
-			s.ds.readTimeout(time.Now(), s.bodyTimeout)
+			now := time.Now()
+			s.ds.readTimeout(now, s.rate.wait(now, s.bodyTimeout, s.bytesReceived))
 		}
 		chunk, err := s.readBody()
+		err = s.rate.end(err)
 		if int64(len(s.body)+len(chunk)) > limit {
 			s.closeAfter = true
 			return nil, bodyTooLarge()

@@ -341,16 +341,26 @@ func (c *conn[C]) exchangeOn(ctx contextT, ex *exchange[C], cc C, uc *upConn, pe
 		}
 	}
 	w.EndHead()
+	// early is set when sending the body failed on the peer's side: the peer may have
+	// answered before reading it all (a 413, a 401) and closed, as RFC 9112 §9.5 lets a
+	// server do. That answer is relayed, as nginx does, not turned into a 502.
+	var early *Error
 	if kind != h1.BodyNone {
 		w.StartBody(kind, n)
 		if e := c.sendBody(ctx, ex, cc, uc); e != nil {
-			return e
+			if e.Source != Upstream {
+				return e
+			}
+			early = e
 		}
 	}
 	// The rest of the request goes out as the read of the answer starts waiting (see
 	// netio.Conn.WriteBeforeRead), which spares a read that would find nothing.
-	deferred := uc.rio != nil && uc.watched && w.Buffered() > 0
-	if deferred {
+	deferred := early == nil && uc.rio != nil && uc.watched && w.Buffered() > 0
+	if early != nil {
+		// An answer sent before the peer gave up on the body is at hand already.
+		uc.dl.read(sess.clock(), min(o.readTimeout(), earlyAnswerWait), total)
+	} else if deferred {
 		uc.rio.WriteBeforeRead(w.Pending())
 		// The close watcher checks AwaitingAnswer after it marks a connection dead; a
 		// connection marked dead before is caught here.
@@ -365,10 +375,19 @@ func (c *conn[C]) exchangeOn(ctx contextT, ex *exchange[C], cc C, uc *upConn, pe
 	}
 
 	// The response head, skipping or forwarding interim responses.
-	if kind != h1.BodyNone {
-		now = sess.clock() // the body took its time: the wait for the answer starts now
+	if early == nil {
+		if kind != h1.BodyNone {
+			now = sess.clock() // the body took its time: the wait for the answer starts now
+		}
+		uc.dl.read(now, o.readTimeout(), total)
 	}
-	uc.dl.read(now, o.readTimeout(), total)
+	// An HTTP/1.x client that goes away while the peer is asked is noticed by the
+	// service's client watch, which cuts this wait (an HTTP/2 client's reset does it
+	// through abortUpstream).
+	watch := !s.opts.IgnoreClientAbort && sess.transport() == &c.h1
+	if watch {
+		c.watchClient(ex, uc.nc)
+	}
 	uh := &ex.upHead
 	for {
 		err := uc.r.ReadResponseHead(ex.method, uh)
@@ -377,6 +396,12 @@ func (c *conn[C]) exchangeOn(ctx contextT, ex *exchange[C], cc C, uc *upConn, pe
 			deferred = false
 		}
 		if err != nil {
+			if watch && c.unwatchClient(ex) {
+				return &Error{Type: ConnectionClosed, Source: Upstream, Cause: fmt.Errorf("%w: %w", errClientGone, err)}
+			}
+			if early != nil {
+				return early // no answer: sending the body failed
+			}
 			if uc.dead.Load() && !ex.gotResponseByte && uc.r.Buffered() == 0 {
 				// The peer closed the connection; the close watcher cut the wait.
 				return &Error{Type: ConnectionClosed, Source: Upstream, Cause: errPeerClosed}
@@ -388,10 +413,24 @@ func (c *conn[C]) exchangeOn(ctx contextT, ex *exchange[C], cc C, uc *upConn, pe
 			break
 		}
 		if uh.Status == 101 {
+			if watch {
+				c.unwatchClient(ex)
+			}
 			return &Error{Type: InvalidHTTP, Source: Upstream, Cause: errors.New("proxy: unrequested protocol switch")}
 		}
 		if uh.Status != 100 && sess.req.Version != message.HTTP10 {
 			c.forwardInterim(ex, uh)
+		}
+	}
+	if watch && c.unwatchClient(ex) {
+		return &Error{Type: ConnectionClosed, Source: Upstream, Cause: errClientGone}
+	}
+	if early != nil {
+		// The client's body was not all read, nor the peer's connection left in a known
+		// state: neither connection serves another request.
+		uh.KeepAlive = false
+		if !sess.ds.bodyDone() {
+			sess.closeAfter = true
 		}
 	}
 	sess.timing.UpstreamResponse = sess.clock()
@@ -450,6 +489,10 @@ func (c *conn[C]) exchangeOn(ctx contextT, ex *exchange[C], cc C, uc *upConn, pe
 	}
 	return nil
 }
+
+// earlyAnswerWait bounds the wait for the answer of a peer that stopped taking the
+// request body: an answer sent before that is already at hand.
+const earlyAnswerWait = time.Second
 
 // drainLimit bounds the rest of a response body read and dropped after its client went
 // away (drainResponse): up to this much, reading it costs less than opening a new
@@ -546,10 +589,11 @@ func (c *conn[C]) sendBody(ctx contextT, ex *exchange[C], cc C, uc *upConn) *Err
 	for {
 		if d.willWait() { // the read waits on the client
 			t := time.Now()
-			d.readTimeout(t, bodyTimeout)
+			d.readTimeout(t, sess.rate.wait(t, bodyTimeout, sess.bytesReceived))
 			uc.dl.write(t, writeTimeout, ex.total)
 		}
 		chunk, rerr := sess.readBody()
+		rerr = sess.rate.end(rerr)
 		if rerr != nil && rerr != io.EOF {
 			sess.closeAfter = true
 			return clientReadError(rerr)

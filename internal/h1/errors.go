@@ -67,13 +67,19 @@ const (
 
 // errAt builds an *Error. For responses every status becomes 502: a malformed upstream
 // response is a gateway error whatever the rule it broke.
-// reasonBadVersion is the Reason of a request line whose version is missing or bad.
-const reasonBadVersion = "invalid HTTP version"
+// reasonBadVersion is the Reason of a request line whose version is bad;
+// reasonNotHTTP of one whose last part is not a version at all.
+const (
+	reasonBadVersion = "invalid HTTP version"
+	reasonNotHTTP    = "not an HTTP/1.x request line"
+)
 
-// NotHTTP reports whether the request line did not end in an HTTP version at all
-// (status 400, as opposed to 505 for a well-formed one that is not supported): the
-// bytes are likely not HTTP/1.x, such as an invalid HTTP/2 preface.
-func (e *Error) NotHTTP() bool { return e.Status == statusBadRequest && e.Reason == reasonBadVersion }
+// NotHTTP reports whether the request line did not end in anything like an HTTP
+// version ("INVALID CONNECTION PREFACE", say: no "/" in its last part): the bytes are
+// likely not HTTP/1.x, such as an invalid HTTP/2 preface, and an HTTP/1.1 answer would
+// mean nothing to the sender. A mistyped or unsupported version ("HTTX/1.1",
+// "HTTP/2.0") is not such a case: it gets 400 or 505.
+func (e *Error) NotHTTP() bool { return e.Status == statusBadRequest && e.Reason == reasonNotHTTP }
 
 func errAt(s side, status int, reason string, off int) *Error {
 	if s == sideResponse {

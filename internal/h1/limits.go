@@ -15,6 +15,11 @@ type Limits struct {
 	MaxLineBytes int
 }
 
+// MaxMethodBytes bounds the method of a request. The longest registered method
+// ("UPDATEREDIRECTREF") has 17 bytes; a longer one than this is an [Error] with Status
+// 501, as RFC 9112 §3 asks of a method longer than any the server implements.
+const MaxMethodBytes = 32
+
 // Default limits.
 const (
 	DefaultMaxHeadBytes = 32 << 10

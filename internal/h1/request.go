@@ -1,5 +1,7 @@
 package h1
 
+import "bytes"
+
 // BodyKind says how a message body is delimited (RFC 9112 §6.3).
 type BodyKind uint8
 
@@ -107,6 +109,12 @@ func ParseRequestHead(b []byte, h *RequestHead, lim *Limits) (n int, err error) 
 
 // parseRequest parses the request line at b[pos:] and the fields after it.
 func parseRequest(b []byte, pos int, h *RequestHead, l *Limits) (int, error) {
+	// A method is a token: one longer than any method in use is refused before the
+	// rest of the line is waited for (RFC 9112 §3: 501 for a method longer than any
+	// the server implements), not taken for a long target (414).
+	if tokenLen(b[pos:min(len(b), pos+MaxMethodBytes+1)]) > MaxMethodBytes {
+		return 0, errAt(sideRequest, statusNotImplemented, "method too long", pos)
+	}
 	end, next, ok := nextLine(b, pos)
 	if !ok {
 		if partialLineTooLong(b, pos, l.MaxLineBytes) {
@@ -131,6 +139,17 @@ func parseRequest(b []byte, pos int, h *RequestHead, l *Limits) (int, error) {
 	h.Target = b[i:j]
 	minor, status := parseVersion(b[j+1 : end])
 	if status != 0 {
+		rest := b[j+1 : end]
+		switch {
+		case bytes.IndexByte(rest, ' ') >= 0:
+			// "GET /a b HTTP/1.1": a space in the target, or a line in more than
+			// three parts.
+			return 0, errAt(sideRequest, statusBadRequest, "invalid request target", j+1)
+		case bytes.IndexByte(rest, '/') < 0:
+			// Not a version at all (nor "HTTP/..." mistyped): the bytes are likely
+			// not HTTP/1.x (see [Error.NotHTTP]).
+			return 0, errAt(sideRequest, statusBadRequest, reasonNotHTTP, j+1)
+		}
 		return 0, errAt(sideRequest, status, reasonBadVersion, j+1)
 	}
 	h.Minor = minor
@@ -160,7 +179,13 @@ func parseVersion(v []byte) (minor, status int) {
 
 // validTargetForm checks the request-target form against the method (RFC 9112 §3.2):
 // authority-form only and always for CONNECT, asterisk-form only for OPTIONS, else
-// origin-form ("/...") or absolute-form (scheme ":" ...).
+// origin-form ("/...") or absolute-form.
+//
+// An absolute-form target must be an http or https URI with a host ("http://host/p",
+// RFC 9110 §4.2): that is what an HTTP proxy can act on. Anything else that has a
+// colon, such as "host:80" (authority-form on a method other than CONNECT) or
+// "mailto:x", is a 400, as nginx answers; RFC 9110 §4.2.4 makes userinfo ("http://u@h/")
+// invalid too.
 func validTargetForm(method, target []byte) bool {
 	if string(method) == "CONNECT" {
 		return validAuthority(target, true)
@@ -171,18 +196,20 @@ func validTargetForm(method, target []byte) bool {
 	if len(target) == 1 && target[0] == '*' {
 		return string(method) == "OPTIONS"
 	}
-	// absolute-form: scheme = ALPHA *( ALPHA / DIGIT / "+" / "-" / "." ) (RFC 3986 §3.1)
-	for i, c := range target {
-		switch {
-		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z':
-		case i > 0 && ('0' <= c && c <= '9' || c == '+' || c == '-' || c == '.'):
-		case i > 0 && c == ':':
-			return true
-		default:
-			return false
-		}
+	var rest []byte
+	switch {
+	case len(target) > 7 && eqFold(target[:7], "http://"):
+		rest = target[7:]
+	case len(target) > 8 && eqFold(target[:8], "https://"):
+		rest = target[8:]
+	default:
+		return false
 	}
-	return false
+	end := bytes.IndexAny(rest, "/?#")
+	if end < 0 {
+		end = len(rest)
+	}
+	return end > 0 && validAuthority(rest[:end], false)
 }
 
 // finish applies the semantics of the fields the codec acts on: Host, framing

@@ -61,6 +61,7 @@ func TestParseRequestHead(t *testing.T) {
 		{"upgrade", "GET /ws HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n", 0, "GET /ws 1.1 host=a body=none cl=0 ka=true exp=false up=websocket n=3"},
 		{"upgrade without connection", "GET /ws HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\n\r\n", 0, "GET /ws 1.1 host=a body=none cl=0 ka=true exp=false up=<nil> n=2"},
 		{"absolute form", "GET http://b/x?y HTTP/1.1\r\nHost: a\r\n\r\n", 0, "GET http://b/x?y 1.1 host=a body=none cl=0 ka=true exp=false up=<nil> n=1"},
+		{"absolute form https port", "GET HTTPS://b:8443 HTTP/1.1\r\nHost: a\r\n\r\n", 0, "GET HTTPS://b:8443 1.1 host=a body=none cl=0 ka=true exp=false up=<nil> n=1"},
 		{"connect", "CONNECT a.example:443 HTTP/1.1\r\nHost: a.example:443\r\n\r\n", 0, "CONNECT a.example:443 1.1 host=a.example:443 body=none cl=0 ka=true exp=false up=<nil> n=1"},
 		{"options star", "OPTIONS * HTTP/1.1\r\nHost: a\r\n\r\n", 0, "OPTIONS * 1.1 host=a body=none cl=0 ka=true exp=false up=<nil> n=1"},
 		{"host ipv6 port", "GET / HTTP/1.1\r\nHost: [::1]:8080\r\n\r\n", 0, "GET / 1.1 host=[::1]:8080 body=none cl=0 ka=true exp=false up=<nil> n=1"},
@@ -88,6 +89,16 @@ func TestParseRequestHead(t *testing.T) {
 		{"version junk", "GET / HTTP/1.10\r\nHost: a\r\n\r\n", 400, ""},
 		{"bare CR in request line", "GET /\r HTTP/1.1\r\nHost: a\r\n\r\n", 400, ""},
 		{"bare CR line end", "GET / HTTP/1.1\rHost: a\r\n\r\n", 400, ""},
+		{"authority form not CONNECT", "GET host:80 HTTP/1.1\r\nHost: a\r\n\r\n", 400, ""},
+		{"other scheme", "GET mailto:x HTTP/1.1\r\nHost: a\r\n\r\n", 400, ""},
+		{"absolute no host", "GET http:///x HTTP/1.1\r\nHost: a\r\n\r\n", 400, ""},
+		{"absolute userinfo", "GET http://u@b/x HTTP/1.1\r\nHost: a\r\n\r\n", 400, ""},
+		{"absolute bad port", "GET http://b:x/ HTTP/1.1\r\nHost: a\r\n\r\n", 400, ""},
+		{"mistyped version", "GET / HTTX/1.1\r\nHost: a\r\n\r\n", 400, ""},
+		{"space in target", "GET /a b HTTP/1.1\r\nHost: a\r\n\r\n", 400, ""},
+		{"method too long", strings.Repeat("M", 9000) + " / HTTP/1.1\r\nHost: a\r\n\r\n", 501, ""},
+		{"method too long incomplete", strings.Repeat("M", MaxMethodBytes+1), 501, ""},
+		{"method at limit", strings.Repeat("M", MaxMethodBytes) + " / HTTP/1.1\r\nHost: a\r\n\r\n", 0, strings.Repeat("M", MaxMethodBytes) + " / 1.1 host=a body=none cl=0 ka=true exp=false up=<nil> n=1"},
 
 		// field lines
 		{"bare CR in value", "GET / HTTP/1.1\r\nHost: a\r\nX: a\rb\r\n\r\n", 400, ""},
@@ -252,6 +263,24 @@ func TestErrorText(t *testing.T) {
 	}
 	if strings.Contains(e.Error(), "secret") || e.Offset != 34 {
 		t.Errorf("Error() = %q, offset %d", e.Error(), e.Offset)
+	}
+}
+
+// TestNotHTTP checks which bad request lines count as not HTTP/1.x at all (closed
+// without an answer) and which are mistyped HTTP (answered with 400).
+func TestNotHTTP(t *testing.T) {
+	for in, want := range map[string]bool{
+		"INVALID CONNECTION PREFACE\r\n\r\n":   true,
+		"GET / HTTX/1.1\r\nHost: a\r\n\r\n":    false,
+		"GET /a b HTTP/1.1\r\nHost: a\r\n\r\n": false,
+		"GET / http/1.1\r\nHost: a\r\n\r\n":    false,
+	} {
+		var h RequestHead
+		_, err := ParseRequestHead([]byte(in), &h, nil)
+		var e *Error
+		if !errors.As(err, &e) || e.NotHTTP() != want {
+			t.Errorf("%q: err %v, NotHTTP want %v", in, err, want)
+		}
 	}
 }
 
