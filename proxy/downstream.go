@@ -104,13 +104,9 @@ func (d *h1down) writeHead(s *Session, resp *message.ResponseHeader, kind h1.Bod
 	w := d.w
 	w.WriteStatusLine(1, resp.Status, resp.Reason)
 	for _, f := range resp.Header.Fields() {
-		if message.EqualFold(f.Name, "Transfer-Encoding") || message.EqualFold(f.Name, "Connection") ||
-			message.EqualFold(f.Name, "Keep-Alive") {
-			continue
-		}
-		// Content-Length stays as the phases left it for a response without a body
-		// (HEAD, 304); otherwise the framework writes it from what it sends.
-		if message.EqualFold(f.Name, "Content-Length") && kind != h1.BodyNone {
+		// The framework writes the framing fields from what it sends, but Content-Length
+		// stays as the phases left it for a response without a body (HEAD, 304).
+		if isFramingField(f.Name) && (kind != h1.BodyNone || !message.EqualFold(f.Name, "Content-Length")) {
 			continue
 		}
 		w.WriteField(f.Name, f.Value)

@@ -11,6 +11,7 @@ import (
 	"github.com/gotthard-proxy/gotthard/internal/arena"
 	"github.com/gotthard-proxy/gotthard/internal/h1"
 	"github.com/gotthard-proxy/gotthard/internal/h2"
+	"github.com/gotthard-proxy/gotthard/internal/hop"
 	"github.com/gotthard-proxy/gotthard/message"
 	"golang.org/x/net/http2"
 )
@@ -221,13 +222,8 @@ func (d *h2down) toFields(h *message.Header, dropLength bool) []h2.Field {
 	out := d.fields[:0]
 	for _, f := range h.Fields() {
 		name := lowerName(f.Name)
-		switch name {
-		case "connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade":
+		if hop.Field(name) || dropLength && name == "content-length" {
 			continue
-		case "content-length":
-			if dropLength {
-				continue
-			}
 		}
 		out = append(out, h2.Field{Name: name, Value: f.Value})
 	}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/gotthard-proxy/gotthard/internal/arena"
 	"github.com/gotthard-proxy/gotthard/internal/h1"
+	"github.com/gotthard-proxy/gotthard/internal/hop"
 	"github.com/gotthard-proxy/gotthard/message"
 )
 
@@ -56,23 +57,9 @@ func internMethod(b []byte, a *arena.Arena) string {
 	return a.String(b)
 }
 
-// hopByHop lists the fields that describe one connection only (RFC 9110 §7.6.1) and
-// the framing fields the framework owns.
-func isHopByHop(name []byte) bool {
-	switch len(name) {
-	case 2:
-		return asciiEqualFold(name, "te")
-	case 7:
-		return asciiEqualFold(name, "upgrade")
-	case 10:
-		return asciiEqualFold(name, "connection") || asciiEqualFold(name, "keep-alive")
-	case 16:
-		return asciiEqualFold(name, "proxy-connection")
-	case 17:
-		return asciiEqualFold(name, "transfer-encoding")
-	}
-	return false
-}
+// isHopByHop reports whether name is a field that describes one connection only (RFC
+// 9110 §7.6.1), TE included, which the proxy never forwards as it came.
+func isHopByHop(name []byte) bool { return hop.Field(name) || hop.TE(name) }
 
 func isFramingField(name string) bool {
 	return message.EqualFold(name, "Content-Length") || message.EqualFold(name, "Transfer-Encoding") ||

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/gotthard-proxy/gotthard/internal/arena"
+	"github.com/gotthard-proxy/gotthard/internal/hop"
 	"github.com/gotthard-proxy/gotthard/message"
 )
 
@@ -318,11 +319,7 @@ func (c *conn[C]) h2Request(ex *exchange[C], peer *Peer, up *message.RequestHead
 		Body:       http.NoBody,
 	}
 	for _, f := range up.Header.Fields() {
-		switch {
-		case message.EqualFold(f.Name, "Host"), message.EqualFold(f.Name, "Content-Length"),
-			message.EqualFold(f.Name, "Transfer-Encoding"), message.EqualFold(f.Name, "Connection"),
-			message.EqualFold(f.Name, "Keep-Alive"), message.EqualFold(f.Name, "Upgrade"),
-			message.EqualFold(f.Name, "Proxy-Connection"):
+		if hop.Field(f.Name) || message.EqualFold(f.Name, "Host") || message.EqualFold(f.Name, "Content-Length") {
 			continue
 		}
 		req.Header.Add(f.Name, f.Value)
@@ -362,8 +359,7 @@ func (c *conn[C]) h2Response(ex *exchange[C], resp *http.Response) {
 	}
 	sort.Strings(keys)
 	for _, k := range keys {
-		switch k {
-		case "Connection", "Keep-Alive", "Proxy-Connection", "Transfer-Encoding", "Upgrade", "Trailer":
+		if hop.Field(k) || k == "Trailer" {
 			continue
 		}
 		for _, v := range resp.Header[k] {

@@ -9,6 +9,7 @@ import (
 
 	"github.com/gotthard-proxy/gotthard/internal/h1"
 	"github.com/gotthard-proxy/gotthard/internal/h2"
+	"github.com/gotthard-proxy/gotthard/internal/hop"
 	"golang.org/x/net/http2"
 )
 
@@ -59,9 +60,11 @@ func (c *conn[C]) exchangeWSH2(ctx contextT, ex *exchange[C], cc C, peer *Peer) 
 	}
 	for _, f := range up.Header.Fields() {
 		name := lowerName(f.Name)
+		if hop.Field(name) || hop.TE(name) {
+			continue
+		}
 		switch name {
-		case "host", "connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade",
-			"te", "content-length", "sec-websocket-key": // RFC 8441 §5: no key, no accept
+		case "host", "content-length", "sec-websocket-key": // RFC 8441 §5: no key, no accept
 			continue
 		}
 		req.Fields = append(req.Fields, h2.Field{Name: name, Value: f.Value})

@@ -7,6 +7,8 @@ import (
 
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
+
+	"github.com/gotthard-proxy/gotthard/internal/hop"
 )
 
 // Field is one header or trailer field. Names are lowercase (RFC 9113 §8.2.1).
@@ -235,10 +237,11 @@ func (c *Conn) onField(f hpack.HeaderField) {
 		hb.fail(http2.ErrCodeProtocol, "invalid field value")
 		return
 	}
-	switch name {
-	case "connection", "proxy-connection", "keep-alive", "transfer-encoding", "upgrade":
+	if hop.Field(name) {
 		hb.fail(http2.ErrCodeProtocol, "connection-specific field")
 		return
+	}
+	switch name {
 	case "te":
 		if value != "trailers" {
 			hb.fail(http2.ErrCodeProtocol, "TE other than trailers")
@@ -427,9 +430,10 @@ func checkResponseFields(fields []Field) bool {
 		if !validFieldName(f.Name) || !validFieldValue(f.Value) {
 			return false
 		}
-		switch f.Name {
-		case "connection", "proxy-connection", "keep-alive", "transfer-encoding", "upgrade":
+		if hop.Field(f.Name) {
 			return false
+		}
+		switch f.Name {
 		case "te":
 			if f.Value != "trailers" {
 				return false
