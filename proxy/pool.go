@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"net"
 	"sync"
@@ -36,7 +37,8 @@ func (s PoolStats) ReuseRatio() float64 {
 type upConn struct {
 	nc      net.Conn
 	rio     *netio.Conn     // raw socket I/O, nil when the conn has no file descriptor
-	rc      syscall.RawConn // nil when the conn has no file descriptor
+	rc      syscall.RawConn // the socket's (under TLS too); nil when there is no file descriptor
+	tls     *tls.Conn       // nc, when the peer has TLS
 	r       *h1.Reader
 	w       *h1.Writer
 	key     poolKey
@@ -45,8 +47,8 @@ type upConn struct {
 	idleAt  time.Time
 	// liveness check state, kept here so the check does not allocate
 	peek    [1]byte
-	alive   bool
-	checkFn func(fd uintptr) bool
+	peeked  int // peekEmpty, peekData or peekClosed
+	checkFn func(fd uintptr)
 	dl      deadlines
 	// close watching (see closeWatcher)
 	watcher *closeWatcher
@@ -272,7 +274,12 @@ func (p *connPool) dial(ctx context.Context, peer *Peer) (*upConn, error) {
 		key:     peer.key(),
 		idleTTL: o.idleTimeout(),
 	}
-	if sc, ok := nc.(syscall.Conn); ok {
+	raw := nc
+	if tc, ok := nc.(*tls.Conn); ok {
+		// The socket under TLS is checked and watched like a plain one (see isAlive).
+		c.tls, raw = tc, tc.NetConn()
+	}
+	if sc, ok := raw.(syscall.Conn); ok {
 		if rc, err := sc.SyscallConn(); err == nil {
 			c.rc = rc
 			c.checkFn = c.check
