@@ -3,13 +3,18 @@ package proxy
 import (
 	"bufio"
 	"crypto/tls"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/gotthard-proxy/gotthard/internal/h1"
 )
 
 // TestPoolReuseAfterReadTimeout checks that a pooled connection idle for longer than
@@ -149,7 +154,9 @@ func TestPoolTLSPeerClosedIdle(t *testing.T) {
 
 // idleDead reports whether the pool holds an idle connection marked dead.
 func idleDead(p *connPool) bool {
-	for _, h := range *p.hosts.Load() {
+	p.hosts.mu.Lock()
+	defer p.hosts.mu.Unlock()
+	for _, h := range p.hosts.all {
 		h.mu.Lock()
 		for _, c := range h.idle {
 			if c.dead.Load() {
@@ -202,5 +209,209 @@ func TestPoolTLSStrictReuse(t *testing.T) {
 	}
 	if st := svc.PoolStats(); st.New != 1 || st.Reused != 2 {
 		t.Errorf("pool %+v, want 1 new and 2 reused", st)
+	}
+}
+
+// countPeerState returns the number of entries in p's table, and of those with a TLS
+// configuration and with HTTP/2 transports.
+func countPeerState(p *connPool) (entries, tlsConfigs, transports int) {
+	p.hosts.mu.Lock()
+	defer p.hosts.mu.Unlock()
+	for _, h := range p.hosts.all {
+		h.mu.Lock()
+		if h.tlsConfig != nil {
+			tlsConfigs++
+		}
+		transports += len(h.h2.transports)
+		h.mu.Unlock()
+	}
+	return len(p.hosts.all), tlsConfigs, transports
+}
+
+// TestPoolPrunesPeers checks that what the pool keeps per peer identity goes once the
+// peer is no longer used: thousands of distinct peers, then time passes. Some are used
+// through the proxy (distinct by group key, over HTTP/1.1, TLS and h2c); the others,
+// at distinct addresses, only get an entry.
+func TestPoolPrunesPeers(t *testing.T) {
+	const nPlain, nTLS, nH2C, nOther = 100, 100, 100, 4700
+	_, plain := startOrigin(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "ok")
+	}))
+	p := newPKI(t)
+	tlsOrigin := startTLSOrigin(t, p, "origin.test", tls.NoClientCert)
+	h2c, _ := startH2Origin(t, false)
+	var peers []*Peer
+	for i := range nPlain + nTLS + nH2C {
+		// Connections are not kept, so that only the per-peer state stays.
+		peer := &Peer{Address: plain, GroupKey: fmt.Sprint(i), Options: PeerOptions{IdleTimeout: -1}}
+		switch {
+		case i >= nPlain+nTLS:
+			peer.Address, peer.Protocol = h2c, ProtoHTTP2
+		case i >= nPlain:
+			peer.Address = tlsOrigin.addr
+			peer.TLS = &PeerTLS{ServerName: "origin.test", RootCAs: p.pool()}
+		}
+		peers = append(peers, peer)
+	}
+	var next atomic.Int64
+	svc, _ := newTestService[*testCtx](t, switchProxy{peers: peers, next: &next}, ServiceOptions{MaxRetries: -1})
+	addr := startProxy(t, svc)
+	cl := testClient(t)
+	for i := range peers {
+		resp, err := cl.Get("http://" + addr + "/")
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Fatalf("request %d: %d", i, resp.StatusCode)
+		}
+	}
+	for i := range nOther {
+		peer := &Peer{Address: fmt.Sprintf("127.0.0.%d:%d", 1+i/60000, 1+i%60000)}
+		svc.pool.host(peer.key(), time.Now(), &peer.Options)
+	}
+	total := len(peers) + nOther
+	if n, cfgs, trs := countPeerState(svc.pool); n != total || cfgs != nTLS || trs != nH2C {
+		t.Fatalf("%d entries, %d TLS configurations, %d transports; want %d, %d, %d", n, cfgs, trs, total, nTLS, nH2C)
+	}
+	// A sweep now keeps them all: they were used less than three idle timeouts ago.
+	svc.pool.sweep(time.Now())
+	if st := svc.PoolStats(); st.Peers != total {
+		t.Fatalf("after a sweep now: %d peers, want %d", st.Peers, total)
+	}
+	if n := len(*svc.pool.hosts.snap.Load()); n != total {
+		t.Fatalf("%d entries in the snapshot after a sweep, want %d", n, total)
+	}
+	// An hour later they all go, once the last connection has closed.
+	later := time.Now().Add(time.Hour)
+	waitCond(t, "the peers pruned", func() bool {
+		svc.pool.sweep(later)
+		return svc.PoolStats().Peers == 0
+	})
+	if n, cfgs, trs := countPeerState(svc.pool); n != 0 || cfgs != 0 || trs != 0 {
+		t.Errorf("%d entries, %d TLS configurations, %d transports left", n, cfgs, trs)
+	}
+	if n := len(*svc.pool.hosts.snap.Load()); n != 0 {
+		t.Errorf("%d entries left in the snapshot", n)
+	}
+	// A peer used again gets a new entry, and its connections are pooled again.
+	peers[0].Options.IdleTimeout = 0
+	for range 2 {
+		next.Store(0)
+		resp, _ := getBody(t, cl, "http://"+addr+"/")
+		if resp.StatusCode != 200 {
+			t.Fatalf("after pruning: %d", resp.StatusCode)
+		}
+	}
+	if st := svc.PoolStats(); st.Peers != 1 || st.Reused != 1 {
+		t.Errorf("after pruning: %+v, want 1 peer and 1 reused", st)
+	}
+}
+
+// TestPoolMaxPeers checks that the pool keeps at most MaxUpstreamPeers peer identities
+// beyond those with connections open, dropping the least recently used.
+func TestPoolMaxPeers(t *testing.T) {
+	const max, n = 100, 400
+	_, origin := startOrigin(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "ok")
+	}))
+	// Peer 0 keeps an idle connection; the others keep none.
+	var peers []*Peer
+	for i := range n {
+		peers = append(peers, &Peer{Address: origin, GroupKey: fmt.Sprint(i), Options: PeerOptions{IdleTimeout: -1}})
+	}
+	peers[0].Options.IdleTimeout = 0
+	var next atomic.Int64
+	svc, _ := newTestService[*testCtx](t, switchProxy{peers: peers, next: &next}, ServiceOptions{MaxRetries: -1, MaxUpstreamPeers: max})
+	addr := startProxy(t, svc)
+	cl := testClient(t)
+	for range n {
+		if resp, _ := getBody(t, cl, "http://"+addr+"/"); resp.StatusCode != 200 {
+			t.Fatalf("status %d", resp.StatusCode)
+		}
+		// The entry of the peer last used may still count its connection open.
+		if st := svc.PoolStats(); st.Peers > max+2 {
+			t.Fatalf("%d peers kept, want at most %d", st.Peers, max)
+		}
+	}
+	next.Store(0)
+	if resp, _ := getBody(t, cl, "http://"+addr+"/"); resp.StatusCode != 200 {
+		t.Fatalf("status %d", resp.StatusCode)
+	}
+	if st := svc.PoolStats(); st.Reused != 1 {
+		t.Errorf("pool %+v: peer 0's idle connection was not kept", st)
+	}
+}
+
+// TestH2PeerOptionsPerRequest checks that peers of the same identity with different
+// timeouts each get theirs over h2c: the read timeout, and the idle timeout that
+// net/http builds into a transport.
+func TestH2PeerOptionsPerRequest(t *testing.T) {
+	closed := make(chan struct{}, 8)
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/slow" {
+			// The origin's delay is what the read timeouts are tested against.
+			select {
+			case <-time.After(300 * time.Millisecond):
+			case <-r.Context().Done():
+				return
+			}
+		}
+		io.WriteString(w, "ok")
+	}))
+	var protos http.Protocols
+	protos.SetUnencryptedHTTP2(true)
+	srv.Config.Protocols = &protos
+	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateClosed {
+			closed <- struct{}{}
+		}
+	}
+	srv.Start()
+	t.Cleanup(srv.Close)
+	origin := strings.TrimPrefix(srv.URL, "http://")
+	short := &Peer{Address: origin, Protocol: ProtoHTTP2, Options: PeerOptions{ReadTimeout: 100 * time.Millisecond, IdleTimeout: time.Hour}}
+	long := &Peer{Address: origin, Protocol: ProtoHTTP2, Options: PeerOptions{ReadTimeout: 5 * time.Second, IdleTimeout: 50 * time.Millisecond}}
+	if short.key() != long.key() {
+		t.Fatal("the peers differ in identity")
+	}
+	var next atomic.Int64
+	svc, _ := newTestService[*testCtx](t, switchProxy{peers: []*Peer{short, long}, next: &next}, ServiceOptions{MaxRetries: -1})
+	addr := startProxy(t, svc)
+	cl := testClient(t)
+	for i, want := range []int{504, 200} {
+		resp, err := cl.Get("http://" + addr + "/slow")
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Fatalf("request %d: %d, want %d", i, resp.StatusCode, want)
+		}
+	}
+	// The second peer's connection closes once idle for its idle timeout; the first
+	// one's stays.
+	waitFor(t, "the idle connection of the peer with a short idle timeout to close", closed)
+}
+
+// BenchmarkPoolNewPeers measures adding peer identities to the pool, 20,000 at a time:
+// each costs O(1), not a copy of the table.
+func BenchmarkPoolNewPeers(b *testing.B) {
+	keys := make([]poolKey, 20000)
+	for i := range keys {
+		keys[i] = (&Peer{Address: fmt.Sprintf("127.0.0.1:%d", i+1)}).key()
+	}
+	var o PeerOptions
+	b.ReportAllocs()
+	for b.Loop() {
+		p := newConnPool(1, len(keys), nil, h1.Limits{})
+		now := time.Now()
+		for _, k := range keys {
+			p.host(k, now, &o)
+		}
+		p.watch.release()
 	}
 }
