@@ -97,33 +97,40 @@ func (p *connPool) lookup(k poolKey) *hostPool {
 }
 
 // host returns the entry of key k, adding it if need be, and records a request for its
-// peer at now. The entry may be removed right after: callers that need it to stay use
-// acquire.
+// peer at now, with o its options. The entry may be removed right after: callers that
+// need it to stay use acquire.
 func (p *connPool) host(k poolKey, now time.Time, o *PeerOptions) *hostPool {
-	h := p.lookup(k)
-	if h == nil {
-		var closing []*http.Transport
-		t := &p.hosts
-		t.mu.Lock()
-		if h = t.all[k]; h == nil {
-			h = &hostPool{key: k, used: now}
-			t.all[k] = h
-			t.missing++
-			if len(t.all) > t.max && len(t.all) >= t.evictAt {
-				closing = t.evict(h)
-				t.evictAt = len(t.all) + max(t.max/16, 1)
-			} else if t.missing >= max(len(t.all)-t.missing, 16) {
-				t.publish()
-			}
-		}
-		t.mu.Unlock()
-		for _, tr := range closing {
-			tr.CloseIdleConnections()
-		}
-	}
+	h := p.entry(k, now)
 	h.mu.Lock()
 	h.touch(now, o)
 	h.mu.Unlock()
+	return h
+}
+
+// entry returns the entry of key k, adding it (as used at now) if need be.
+func (p *connPool) entry(k poolKey, now time.Time) *hostPool {
+	if h := p.lookup(k); h != nil {
+		return h
+	}
+	var closing []*http.Transport
+	t := &p.hosts
+	t.mu.Lock()
+	h := t.all[k]
+	if h == nil {
+		h = &hostPool{key: k, used: now, keepFor: hostPruneIdleTimes * 60 * time.Second}
+		t.all[k] = h
+		t.missing++
+		if len(t.all) > t.max && len(t.all) >= t.evictAt {
+			closing = t.evict(h)
+			t.evictAt = len(t.all) + max(t.max/16, 1)
+		} else if t.missing >= max(len(t.all)-t.missing, 16) {
+			t.publish()
+		}
+	}
+	t.mu.Unlock()
+	for _, tr := range closing {
+		tr.CloseIdleConnections()
+	}
 	return h
 }
 

@@ -78,14 +78,20 @@ func (p *h2Pool) add(opts h2Options, tr *http.Transport, now time.Time) *http.Tr
 	return old
 }
 
+var errServiceClosed = errors.New("proxy: service closed")
+
 // h2Transport returns the transport to peer: one per peer identity and set of the
 // options a transport is built with.
 func (p *connPool) h2Transport(peer *Peer) (*http.Transport, error) {
+	if p.closed.Load() {
+		return nil, errServiceClosed
+	}
 	o := &peer.Options
 	opts := h2Options{connect: o.connectTimeout(), keepAlive: o.keepAlive(), idle: o.idleTimeout()}
 	now := time.Now()
-	h := p.host(peer.key(), now, o)
+	h := p.entry(peer.key(), now)
 	h.mu.Lock()
+	h.touch(now, o)
 	tr := h.h2.find(opts, now)
 	h.mu.Unlock()
 	if tr != nil {
@@ -100,7 +106,7 @@ func (p *connPool) h2Transport(peer *Peer) (*http.Transport, error) {
 	h.mu.Lock()
 	if p.closed.Load() {
 		h.mu.Unlock()
-		return nil, errors.New("proxy: service closed")
+		return nil, errServiceClosed
 	}
 	if cur := h.h2.find(opts, now); cur != nil {
 		h.mu.Unlock()
