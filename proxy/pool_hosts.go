@@ -55,10 +55,17 @@ func (h *hostPool) touch(now time.Time, o *PeerOptions) {
 	if now.After(h.used) {
 		h.used = now
 	}
-	h.keepFor = hostPruneIdleTimes * o.idleTimeout()
-	if h.keepFor <= 0 {
-		h.keepFor = hostPruneIdleTimes * 60 * time.Second
+	h.keepFor = keepFor(o)
+}
+
+// keepFor is how long the entry of a peer with options o is kept once it has no
+// connection open: hostPruneIdleTimes of its idle timeout, or of the default one when
+// its connections are not kept.
+func keepFor(o *PeerOptions) time.Duration {
+	if o.IdleTimeout < 0 {
+		return hostPruneIdleTimes * (&PeerOptions{}).idleTimeout()
 	}
+	return hostPruneIdleTimes * o.idleTimeout()
 }
 
 // prunable reports whether h can be removed at now: it holds no connection and has not
@@ -117,7 +124,7 @@ func (p *connPool) entry(k poolKey, now time.Time) *hostPool {
 	t.mu.Lock()
 	h := t.all[k]
 	if h == nil {
-		h = &hostPool{key: k, used: now, keepFor: hostPruneIdleTimes * 60 * time.Second}
+		h = &hostPool{key: k, used: now, keepFor: keepFor(&PeerOptions{})}
 		t.all[k] = h
 		t.missing++
 		if len(t.all) > t.max && len(t.all) >= t.evictAt {
