@@ -2,5 +2,7 @@
 
 package proxy
 
-func (c *upConn) isAlive() bool      { return true }
-func (c *upConn) check(uintptr) bool { return true }
+// isAlive reports true: without a non-blocking peek, an idle connection is trusted, and
+// a request that finds it closed is retried when that is safe.
+func (c *upConn) isAlive() bool { return true }
+func (c *upConn) check(uintptr) {}

@@ -83,8 +83,16 @@
 //
 // Connections to peers are pooled per service, keyed by the peer's identity (network,
 // address, TLS settings, group key), in LIFO stacks with an idle timeout and a maximum
-// size; each is checked for liveness before reuse. [Service.PoolStats] counts new and
-// reused connections.
+// size. Every pooled connection, over TLS or not, is watched for the peer's close (on
+// Linux, in an epoll set) and checked before reuse: a request that cannot be resent, or
+// one taking a connection idle for a second or more, first peeks at the socket without
+// blocking (and under TLS reads through TLS what is waiting, so a close_notify is seen
+// and a session ticket handled). What the pool keeps per peer identity (idle
+// connections, the TLS session cache, HTTP/2 transports) is dropped once the peer has
+// had no connection open for three of its idle timeouts, and when more than
+// [ServiceOptions.MaxUpstreamPeers] peers have state, from the least recently used peers
+// with no connection open. [Service.PoolStats] counts new and reused connections, idle
+// ones and peers.
 //
 // # TLS
 //

@@ -2,9 +2,10 @@ package proxy
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"net"
-	"sync"
+	"net/http"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -22,6 +23,10 @@ type PoolStats struct {
 	// Idle is the number of idle HTTP/1.x connections in the pool now (HTTP/2
 	// connections are shared, not idle or busy, and are not counted).
 	Idle int
+	// Peers is the number of peer identities the pool keeps state for now (idle
+	// connections, TLS session caches, HTTP/2 transports); see
+	// [ServiceOptions.MaxUpstreamPeers].
+	Peers int
 }
 
 // ReuseRatio is Reused / (New + Reused), or 0 before any request.
@@ -36,17 +41,17 @@ func (s PoolStats) ReuseRatio() float64 {
 type upConn struct {
 	nc      net.Conn
 	rio     *netio.Conn     // raw socket I/O, nil when the conn has no file descriptor
-	rc      syscall.RawConn // nil when the conn has no file descriptor
+	rc      syscall.RawConn // the socket's (under TLS too); nil when there is no file descriptor
+	tls     *tls.Conn       // nc, when the peer has TLS
 	r       *h1.Reader
 	w       *h1.Writer
-	key     poolKey
-	host    *hostPool // its pool, once it was put in one
+	host    *hostPool // its peer's entry, which counts it open; nil once closed
 	idleTTL time.Duration
 	idleAt  time.Time
 	// liveness check state, kept here so the check does not allocate
 	peek    [1]byte
-	alive   bool
-	checkFn func(fd uintptr) bool
+	peeked  int // peekEmpty, peekData or peekClosed
+	checkFn func(fd uintptr)
 	dl      deadlines
 	// close watching (see closeWatcher)
 	watcher *closeWatcher
@@ -60,63 +65,34 @@ func (c *upConn) close() {
 	c.r.Reset(nil)
 	c.w.Reset(nil)
 	c.nc.Close()
+	if h := c.host; h != nil {
+		c.host = nil
+		h.mu.Lock()
+		h.conns--
+		h.mu.Unlock()
+	}
 }
 
-// connPool is the shared pool of idle upstream connections of one service. Lookups read
-// an immutable map through an atomic pointer; each peer has its own small lock.
+// connPool is the shared pool of upstream connections of one service, with what it
+// keeps per peer identity (see hostTable). Lookups read an immutable snapshot through an
+// atomic pointer; each peer has its own small lock.
 type connPool struct {
 	maxIdle int
 	bufs    *h1.BufPool
 	limits  h1.Limits
 	dialer  net.Dialer
 
-	mu     sync.Mutex // guards adding to hosts
-	hosts  atomic.Pointer[map[poolKey]*hostPool]
+	hosts  hostTable
 	closed atomic.Bool // set before closeAll drains the pools; read under a hostPool's lock
 
 	newConns, reused atomic.Uint64
-	h2               h2Pool        // connections to HTTP/2 peers
 	watch            *closeWatcher // nil where not available
-	tlsConfigs       sync.Map      // poolKey → *tls.Config of a TLS peer (see tls_upstream.go)
 }
 
-type hostPool struct {
-	mu   sync.Mutex
-	idle []*upConn // a LIFO stack: the newest on top
-}
-
-func newConnPool(maxIdle int, bufs *h1.BufPool, lim h1.Limits) *connPool {
+func newConnPool(maxIdle, maxHosts int, bufs *h1.BufPool, lim h1.Limits) *connPool {
 	p := &connPool{maxIdle: maxIdle, bufs: bufs, limits: lim, watch: newCloseWatcher()}
-	m := map[poolKey]*hostPool{}
-	p.hosts.Store(&m)
+	p.hosts.init(maxHosts)
 	return p
-}
-
-// lookup returns the pool of idle connections to peers of key k, or nil if there is
-// none yet.
-func (p *connPool) lookup(k poolKey) *hostPool {
-	return (*p.hosts.Load())[k]
-}
-
-// host returns the pool of idle connections to peers of key k, adding it if need be.
-func (p *connPool) host(k poolKey) *hostPool {
-	if h := p.lookup(k); h != nil {
-		return h
-	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	old := *p.hosts.Load()
-	if h, ok := old[k]; ok {
-		return h
-	}
-	m := make(map[poolKey]*hostPool, len(old)+1)
-	for kk, v := range old {
-		m[kk] = v
-	}
-	h := &hostPool{}
-	m[k] = h
-	p.hosts.Store(&m)
-	return h
 }
 
 // get returns an idle live connection to the peer, or nil. With strict, every
@@ -129,6 +105,9 @@ func (p *connPool) get(h *hostPool, strict bool, now time.Time) *upConn {
 	}
 	for {
 		h.mu.Lock()
+		if now.After(h.used) {
+			h.used = now
+		}
 		n := len(h.idle)
 		if n == 0 {
 			h.mu.Unlock()
@@ -173,10 +152,6 @@ func (p *connPool) put(c *upConn, now time.Time) {
 	// soon; sweep gives them back once it has been idle for a while.
 	c.idleAt = now
 	h := c.host
-	if h == nil {
-		h = p.host(c.key)
-		c.host = h
-	}
 	h.mu.Lock()
 	if p.closed.Load() {
 		h.mu.Unlock()
@@ -202,11 +177,17 @@ func (p *connPool) put(c *upConn, now time.Time) {
 // and giving back buffers each time costs more than holding them for a moment.
 const keepBuffersFor = time.Second
 
-// sweep closes connections that have been idle for longer than their timeout, and takes
-// the buffers of those idle for longer than keepBuffersFor.
+// sweep closes connections that have been idle for longer than their timeout, takes
+// the buffers of those idle for longer than keepBuffersFor, and removes the entries of
+// peers with no connection open that have not been used for a while (see hostTable).
+// now is the time.
 func (p *connPool) sweep(now time.Time) {
-	for _, h := range *p.hosts.Load() {
-		var expired []*upConn
+	var expired []*upConn
+	var closing []*http.Transport
+	t := &p.hosts
+	t.mu.Lock()
+	removed := false
+	for _, h := range t.all {
 		h.mu.Lock()
 		j := 0
 		for _, c := range h.idle {
@@ -224,35 +205,60 @@ func (p *connPool) sweep(now time.Time) {
 		}
 		clear(h.idle[j:])
 		h.idle = h.idle[:j]
-		h.mu.Unlock()
-		for _, c := range expired {
-			c.close()
+		if h.prunable(now, false) {
+			closing = t.remove(h, closing)
+			removed = true
 		}
+		h.mu.Unlock()
+	}
+	if removed || t.missing > 0 {
+		t.publish()
+	}
+	t.mu.Unlock()
+	for _, c := range expired {
+		c.close()
+	}
+	for _, tr := range closing {
+		tr.CloseIdleConnections()
 	}
 }
 
 // closeAll closes every idle connection and makes later puts close theirs.
 func (p *connPool) closeAll() {
-	p.h2.closeAll()
 	p.closed.Store(true)
-	for _, h := range *p.hosts.Load() {
+	var idle []*upConn
+	var closing []*http.Transport
+	t := &p.hosts
+	t.mu.Lock()
+	for _, h := range t.all {
 		h.mu.Lock()
-		idle := h.idle
+		idle = append(idle, h.idle...)
 		h.idle = nil
-		h.mu.Unlock()
-		for _, c := range idle {
-			c.close()
+		for _, e := range h.h2.transports {
+			closing = append(closing, e.tr)
 		}
+		h.mu.Unlock()
+	}
+	t.mu.Unlock()
+	for _, c := range idle {
+		c.close()
+	}
+	for _, tr := range closing {
+		tr.CloseIdleConnections()
 	}
 }
 
 func (p *connPool) stats() PoolStats {
 	s := PoolStats{New: p.newConns.Load(), Reused: p.reused.Load()}
-	for _, h := range *p.hosts.Load() {
+	t := &p.hosts
+	t.mu.Lock()
+	s.Peers = len(t.all)
+	for _, h := range t.all {
 		h.mu.Lock()
 		s.Idle += len(h.idle)
 		h.mu.Unlock()
 	}
+	t.mu.Unlock()
 	return s
 }
 
@@ -269,10 +275,15 @@ func (p *connPool) dial(ctx context.Context, peer *Peer) (*upConn, error) {
 		nc:      nc,
 		r:       h1.NewReader(rw, p.bufs, p.limits),
 		w:       h1.NewWriter(rw, p.bufs),
-		key:     peer.key(),
+		host:    p.acquire(peer.key(), time.Now(), o),
 		idleTTL: o.idleTimeout(),
 	}
-	if sc, ok := nc.(syscall.Conn); ok {
+	raw := nc
+	if tc, ok := nc.(*tls.Conn); ok {
+		// The socket under TLS is checked and watched like a plain one (see isAlive).
+		c.tls, raw = tc, tc.NetConn()
+	}
+	if sc, ok := raw.(syscall.Conn); ok {
 		if rc, err := sc.SyscallConn(); err == nil {
 			c.rc = rc
 			c.checkFn = c.check

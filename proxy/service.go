@@ -80,6 +80,12 @@ type ServiceOptions struct {
 	// UpstreamKeepalivePoolSize is the number of idle connections kept per peer. If zero,
 	// 128; negative means upstream connections are not reused.
 	UpstreamKeepalivePoolSize int
+	// MaxUpstreamPeers bounds the number of peer identities whose state the upstream
+	// pool keeps (idle connections, TLS session cache, HTTP/2 transports): past it, when
+	// a new peer comes, the state of the least recently used peers with no connection
+	// open is dropped. If zero (or negative), 10000. The state of a peer with no connection open is
+	// also dropped once unused for three of its idle timeouts.
+	MaxUpstreamPeers int
 
 	// TrustedProxies lists the client addresses whose X-Forwarded-For, X-Forwarded-Proto
 	// and X-Forwarded-Host fields are kept (and appended to). Those fields from any other
@@ -215,7 +221,11 @@ func NewService[C any](name string, app ProxyHTTP[C], opts ServiceOptions) *Serv
 	if maxIdle == 0 {
 		maxIdle = 128
 	}
-	s.pool = newConnPool(maxIdle, s.bufs, h1.Limits{MaxHeadBytes: 64 << 10, MaxFields: 200, MaxLineBytes: 16 << 10})
+	maxPeers := opts.MaxUpstreamPeers
+	if maxPeers <= 0 {
+		maxPeers = 10000
+	}
+	s.pool = newConnPool(maxIdle, maxPeers, s.bufs, h1.Limits{MaxHeadBytes: 64 << 10, MaxFields: 200, MaxLineBytes: 16 << 10})
 	if opts.Via != "" {
 		s.via = "1.1 " + opts.Via
 	}

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"time"
 
 	gtls "github.com/gotthard-proxy/gotthard/tls"
 )
@@ -15,14 +16,15 @@ import (
 const sessionCacheSize = 64
 
 // tlsConfig returns the client configuration of a TLS peer, made once per peer identity
-// so that its session cache lets later connections resume.
+// (and kept in its hostPool) so that its session cache lets later connections resume.
 func (p *connPool) tlsConfig(peer *Peer) *tls.Config {
-	k := peer.key()
-	if v, ok := p.tlsConfigs.Load(k); ok {
-		return v.(*tls.Config)
+	h := p.host(peer.key(), time.Now(), &peer.Options)
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.tlsConfig == nil {
+		h.tlsConfig = newPeerTLSConfig(peer)
 	}
-	v, _ := p.tlsConfigs.LoadOrStore(k, newPeerTLSConfig(peer))
-	return v.(*tls.Config)
+	return h.tlsConfig
 }
 
 func newPeerTLSConfig(peer *Peer) *tls.Config {

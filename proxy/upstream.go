@@ -209,7 +209,7 @@ func idempotent(m string) bool {
 // than hashing one.
 func (c *conn[C]) hostPool(peer *Peer) *hostPool {
 	k := peer.key()
-	if c.lastHost != nil && c.lastPeer == peer && c.lastKey == k {
+	if c.lastHost != nil && c.lastPeer == peer && c.lastKey == k && !c.lastHost.removed.Load() {
 		return c.lastHost
 	}
 	h := c.svc.pool.lookup(k)

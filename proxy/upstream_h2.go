@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"io"
 	"net"
@@ -9,6 +10,7 @@ import (
 	"net/http/httptrace"
 	"net/textproto"
 	"net/url"
+	"slices"
 	"sort"
 	"strconv"
 	"sync"
@@ -27,42 +29,115 @@ import (
 // can be replayed (none, or buffered). Requests and responses cross between the proxy's
 // message types and net/http's here.
 
-// h2Pool holds the transports to HTTP/2 peers. It is safe for concurrent use.
+// h2Pool holds the transports to the HTTP/2 peers of one identity, in its hostPool and
+// under its lock. net/http builds some of a peer's options into a transport (the
+// connect timeout, TCP keep-alive and idle timeout), so peers of the same identity with
+// different such options get transports of their own; the others (read and total
+// timeouts) are applied per request.
 type h2Pool struct {
-	mu         sync.Mutex
-	transports map[poolKey]*http.Transport
-	closed     bool
+	transports []h2Entry // at most maxH2Transports
 }
 
-// transport returns the transport to peer, made once per peer identity.
+type h2Entry struct {
+	opts h2Options
+	tr   *http.Transport
+	used time.Time
+}
+
+// h2Options are the options a transport is built with.
+type h2Options struct {
+	connect, keepAlive, idle time.Duration
+}
+
+// find returns the transport built with opts, or nil; call with the hostPool's lock.
+func (p *h2Pool) find(opts h2Options, now time.Time) *http.Transport {
+	for i := range p.transports {
+		if e := &p.transports[i]; e.opts == opts {
+			e.used = now
+			return e.tr
+		}
+	}
+	return nil
+}
+
+// add adds tr, built with opts, and returns the transport it replaced to keep within
+// maxH2Transports, or nil; call with the hostPool's lock.
+func (p *h2Pool) add(opts h2Options, tr *http.Transport, now time.Time) *http.Transport {
+	var old *http.Transport
+	if len(p.transports) >= maxH2Transports {
+		i := 0
+		for j, e := range p.transports {
+			if e.used.Before(p.transports[i].used) {
+				i = j
+			}
+		}
+		old = p.transports[i].tr
+		p.transports = slices.Delete(p.transports, i, i+1)
+	}
+	p.transports = append(p.transports, h2Entry{opts: opts, tr: tr, used: now})
+	return old
+}
+
+var errServiceClosed = errors.New("proxy: service closed")
+
+// h2Transport returns the transport to peer: one per peer identity and set of the
+// options a transport is built with.
 func (p *connPool) h2Transport(peer *Peer) (*http.Transport, error) {
-	k := peer.key()
-	p.h2.mu.Lock()
-	defer p.h2.mu.Unlock()
-	if p.h2.closed {
-		return nil, errors.New("proxy: service closed")
-	}
-	if tr := p.h2.transports[k]; tr != nil {
-		return tr, nil
-	}
-	if p.h2.transports == nil {
-		p.h2.transports = map[poolKey]*http.Transport{}
+	if p.closed.Load() {
+		return nil, errServiceClosed
 	}
 	o := &peer.Options
-	d := &net.Dialer{Timeout: o.connectTimeout(), KeepAlive: o.keepAlive()}
+	opts := h2Options{connect: o.connectTimeout(), keepAlive: o.keepAlive(), idle: o.idleTimeout()}
+	now := time.Now()
+	h := p.entry(peer.key(), now)
+	h.mu.Lock()
+	h.touch(now, o)
+	tr := h.h2.find(opts, now)
+	h.mu.Unlock()
+	if tr != nil {
+		return tr, nil
+	}
+	var cfg *tls.Config
+	if peer.TLS != nil {
+		cfg = p.tlsConfig(peer).Clone()
+		cfg.NextProtos = nil // the transport offers what Protocols allows
+	}
+	tr = newH2Transport(peer, opts, max(p.maxIdle, 1), cfg)
+	h.mu.Lock()
+	if p.closed.Load() {
+		h.mu.Unlock()
+		return nil, errServiceClosed
+	}
+	if cur := h.h2.find(opts, now); cur != nil {
+		h.mu.Unlock()
+		return cur, nil
+	}
+	old := h.h2.add(opts, tr, now)
+	h.mu.Unlock()
+	if old != nil {
+		old.CloseIdleConnections()
+	}
+	return tr, nil
+}
+
+// newH2Transport returns a transport to peer, with opts and, for a TLS peer, cfg.
+func newH2Transport(peer *Peer, opts h2Options, maxIdle int, cfg *tls.Config) *http.Transport {
+	d := &net.Dialer{Timeout: opts.connect, KeepAlive: opts.keepAlive}
+	network, addr := peer.network(), peer.Address
 	tr := &http.Transport{
 		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			return d.DialContext(ctx, peer.network(), peer.Address)
+			return d.DialContext(ctx, network, addr)
 		},
-		TLSHandshakeTimeout:    o.connectTimeout(),
+		TLSHandshakeTimeout:    opts.connect,
 		DisableCompression:     true,
 		MaxResponseHeaderBytes: 64 << 10,
-		MaxIdleConnsPerHost:    max(p.maxIdle, 1),
-		IdleConnTimeout:        max(o.idleTimeout(), time.Millisecond),
+		MaxIdleConnsPerHost:    maxIdle,
+		IdleConnTimeout:        max(opts.idle, time.Millisecond),
 		HTTP2: &http.HTTP2Config{
 			SendPingTimeout: 15 * time.Second, // PING an idle connection, drop it if unanswered
 			PingTimeout:     10 * time.Second,
 		},
+		TLSClientConfig: cfg,
 	}
 	var protos http.Protocols
 	switch {
@@ -75,22 +150,7 @@ func (p *connPool) h2Transport(peer *Peer) (*http.Transport, error) {
 		protos.SetHTTP2(true)
 	}
 	tr.Protocols = &protos
-	if peer.TLS != nil {
-		cfg := p.tlsConfig(peer).Clone()
-		cfg.NextProtos = nil // the transport offers what Protocols allows
-		tr.TLSClientConfig = cfg
-	}
-	p.h2.transports[k] = tr
-	return tr, nil
-}
-
-func (p *h2Pool) closeAll() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.closed = true
-	for _, tr := range p.transports {
-		tr.CloseIdleConnections()
-	}
+	return tr
 }
 
 // exchangeH2 runs one attempt to an HTTP/2 peer. A failure to reach the peer comes back
