@@ -103,9 +103,12 @@ func startProxy(t *testing.T, l *lb.LoadBalancer[*proxy.Peer]) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	svc := proxy.NewService("lb-test", &balancer{lb: l}, proxy.ServiceOptions{
+	svc, err := proxy.NewService("lb-test", &balancer{lb: l}, proxy.ServiceOptions{
 		Logger: slog.New(slog.DiscardHandler),
 	})
+	if err != nil {
+		t.Fatal(err)
+	}
 	served := make(chan struct{})
 	go func() { svc.Serve([]net.Listener{ln}); close(served) }()
 	t.Cleanup(func() { svc.Close(); <-served })

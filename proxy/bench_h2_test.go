@@ -16,7 +16,7 @@ import (
 // connection, so nearly all allocations counted are the proxy's.
 func BenchmarkProxyH2Get(b *testing.B) {
 	origin := rawOrigin(b, 1024)
-	svc, _ := newTestService[struct{}](b, benchProxy{peer: NewPeer(origin)}, ServiceOptions{MaxRequestsPerConn: -1})
+	svc, _ := newTestService[struct{}](b, benchProxy{peer: testPeer(origin)}, ServiceOptions{MaxRequestsPerConn: -1})
 	addr := startProxy(b, svc)
 	nc, err := net.Dial("tcp", addr)
 	if err != nil {

@@ -77,7 +77,7 @@ func BenchmarkProxyGet(b *testing.B) {
 	for _, size := range []int{1 << 10, 100 << 10} {
 		b.Run(strconv.Itoa(size>>10)+"KiB", func(b *testing.B) {
 			origin := rawOrigin(b, size)
-			svc, _ := newTestService[struct{}](b, benchProxy{peer: NewPeer(origin)}, ServiceOptions{MaxRequestsPerConn: -1})
+			svc, _ := newTestService[struct{}](b, benchProxy{peer: testPeer(origin)}, ServiceOptions{MaxRequestsPerConn: -1})
 			addr := startProxy(b, svc)
 			c, err := net.Dial("tcp", addr)
 			if err != nil {
@@ -125,7 +125,7 @@ var _ = io.EOF
 // requests, and allocs/op shows what that costs.
 func BenchmarkProxyGetConcurrent(b *testing.B) {
 	origin := rawOrigin(b, 1<<10)
-	svc, _ := newTestService[struct{}](b, benchProxy{peer: NewPeer(origin)}, ServiceOptions{MaxRequestsPerConn: -1})
+	svc, _ := newTestService[struct{}](b, benchProxy{peer: testPeer(origin)}, ServiceOptions{MaxRequestsPerConn: -1})
 	addr := startProxy(b, svc)
 	req := []byte("GET /1k HTTP/1.1\r\nHost: bench\r\nUser-Agent: bench/1.0\r\nAccept: */*\r\n\r\n")
 	b.SetParallelism(64 / runtime.GOMAXPROCS(0))

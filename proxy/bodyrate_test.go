@@ -20,7 +20,7 @@ func TestSlowRequestBodyCut(t *testing.T) {
 		io.Copy(io.Discard, c) // returns when the proxy closes the connection
 		cut <- struct{}{}
 	})
-	svc, logs := newTestService[*testCtx](t, fixedProxy{peer: NewPeer(origin)}, ServiceOptions{
+	svc, logs := newTestService[*testCtx](t, fixedProxy{peer: testPeer(origin)}, ServiceOptions{
 		MinRequestBodyRate:      1000,
 		MinRequestBodyRateGrace: 300 * time.Millisecond,
 	})
@@ -79,7 +79,7 @@ func TestBufferRequestBody(t *testing.T) {
 			return err
 		})
 	})
-	svc, _ := newTestService[*testCtx](t, fixedProxy{peer: NewPeer(origin)}, ServiceOptions{
+	svc, _ := newTestService[*testCtx](t, fixedProxy{peer: testPeer(origin)}, ServiceOptions{
 		BufferRequestBody:      true,
 		RequestBodyBufferLimit: 1000,
 	})
@@ -142,7 +142,7 @@ func TestBufferRequestBodyRetried(t *testing.T) {
 	live := countingOrigin(t, &liveN, func(c net.Conn, body string) {
 		io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: "+strconv.Itoa(len(body))+"\r\n\r\n"+body)
 	})
-	app := retryOnErrorProxy{peers: []*Peer{NewPeer(dying), NewPeer(live)}}
+	app := retryOnErrorProxy{peers: []*Peer{testPeer(dying), testPeer(live)}}
 	svc, _ := newTestService[*testCtx](t, app, ServiceOptions{BufferRequestBody: true})
 	addr := startProxy(t, svc)
 	c, br := dialRaw(t, addr)

@@ -10,7 +10,7 @@ import (
 )
 
 // Check reports what would keep the service from working, without listening or
-// connecting: its options ([ServiceOptions.Validate]), its endpoints (none, or an address
+// connecting (its options were validated by [NewService]): its endpoints (none, or an address
 // that is not host:port), each TLS endpoint's configuration (an offered ALPN protocol the
 // proxy speaks, certificates that are valid now) and methods of the ProxyHTTP that look
 // like misspelt phases ([CheckPhases]). The certificate files themselves were read, and
@@ -20,9 +20,6 @@ import (
 // The problems are joined with [errors.Join]; nil means none was found.
 func (s *Service[C]) Check() error {
 	var errs []error
-	if err := s.opts.Validate(); err != nil {
-		errs = append(errs, err)
-	}
 	eps := s.Endpoints()
 	if len(eps) == 0 {
 		errs = append(errs, errors.New("proxy: no endpoints (AddTCP, AddTLS or AddUnix)"))

@@ -42,7 +42,7 @@ func TestClientGoneHTTP1(t *testing.T) {
 					return
 				}
 			})
-			peer := NewPeer(origin)
+			peer := testPeer(origin)
 			peer.Options.ReadTimeout = time.Minute
 			app := loggingProxy{peer: peer, logged: make(chan loggedRequest, 4)}
 			svc, logs := newTestService[*testCtx](t, app, ServiceOptions{})
@@ -116,7 +116,7 @@ func TestClientHalfCloseIgnoreAbort(t *testing.T) {
 		time.Sleep(4 * clientWatchInterval)
 		io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
 	})
-	svc, _ := newTestService[*testCtx](t, fixedProxy{peer: NewPeer(origin)}, ServiceOptions{IgnoreClientAbort: true})
+	svc, _ := newTestService[*testCtx](t, fixedProxy{peer: testPeer(origin)}, ServiceOptions{IgnoreClientAbort: true})
 	addr := startProxy(t, svc)
 	c, br := dialRaw(t, addr)
 	io.WriteString(c, "GET /wait HTTP/1.1\r\nHost: a\r\n\r\n")
@@ -134,7 +134,7 @@ func TestClientHalfCloseIgnoreAbort(t *testing.T) {
 // that exchange serves next.
 func TestClientWatchEndsWithWait(t *testing.T) {
 	origin := scriptedOrigin(t, rawResponder("HTTP/1.1 101 Switching Protocols\r\n\r\n"))
-	svc, _ := newTestService[*testCtx](t, fixedProxy{peer: NewPeer(origin)}, ServiceOptions{})
+	svc, _ := newTestService[*testCtx](t, fixedProxy{peer: testPeer(origin)}, ServiceOptions{})
 	addr := startProxy(t, svc)
 	c, br := dialRaw(t, addr)
 	io.WriteString(c, "GET / HTTP/1.1\r\nHost: a\r\n\r\n")

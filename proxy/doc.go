@@ -7,10 +7,10 @@
 //
 //	func (Gateway) NewCtx() *Ctx { return &Ctx{} }
 //	func (Gateway) UpstreamPeer(ctx context.Context, s *proxy.Session, c *Ctx) (*proxy.Peer, error) {
-//		return proxy.NewPeer("127.0.0.1:8080"), nil
+//		return proxy.NewPeer("127.0.0.1:8080") // better made once, in main
 //	}
 //
-//	svc := proxy.NewService("gateway", Gateway{}, proxy.ServiceOptions{})
+//	svc, err := proxy.NewService("gateway", Gateway{}, proxy.ServiceOptions{})
 //	svc.AddTCP("0.0.0.0:6188")
 //	srv.Add(svc) // a server.Server runs it, with graceful shutdown
 //

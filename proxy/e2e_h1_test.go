@@ -114,7 +114,7 @@ func waitClosed(t testing.TB, c net.Conn, br *bufio.Reader, within time.Duration
 
 func startEcho(t testing.TB, opts ServiceOptions) (string, *logBuffer) {
 	origin, _ := echoOrigin(t)
-	svc, logs := newTestService[*testCtx](t, fixedProxy{peer: NewPeer(origin)}, opts)
+	svc, logs := newTestService[*testCtx](t, fixedProxy{peer: testPeer(origin)}, opts)
 	return startProxy(t, svc), logs
 }
 
@@ -150,7 +150,7 @@ func TestPipelining(t *testing.T) {
 func TestHTTP10Client(t *testing.T) {
 	addr, _ := startEcho(t, ServiceOptions{})
 	chunkedOrigin := scriptedOrigin(t, rawResponder("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n"))
-	svc, _ := newTestService[*testCtx](t, fixedProxy{peer: NewPeer(chunkedOrigin)}, ServiceOptions{})
+	svc, _ := newTestService[*testCtx](t, fixedProxy{peer: testPeer(chunkedOrigin)}, ServiceOptions{})
 	chunkedAddr := startProxy(t, svc)
 
 	t.Run("no keep-alive closes", func(t *testing.T) {
@@ -203,7 +203,7 @@ func (expectProxy) RequestFilter(_ contextT, s *Session, _ *testCtx) (Result, er
 
 func TestExpectContinue(t *testing.T) {
 	origin, _ := echoOrigin(t)
-	svc, _ := newTestService[*testCtx](t, expectProxy{fixedProxy{peer: NewPeer(origin)}}, ServiceOptions{})
+	svc, _ := newTestService[*testCtx](t, expectProxy{fixedProxy{peer: testPeer(origin)}}, ServiceOptions{})
 	addr := startProxy(t, svc)
 
 	t.Run("accepted", func(t *testing.T) {
@@ -256,7 +256,7 @@ func TestBodylessResponses(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			origin := scriptedOrigin(t, rawResponder(tt.origin))
-			svc, _ := newTestService[*testCtx](t, fixedProxy{peer: NewPeer(origin)}, ServiceOptions{})
+			svc, _ := newTestService[*testCtx](t, fixedProxy{peer: testPeer(origin)}, ServiceOptions{})
 			addr := startProxy(t, svc)
 			c, br := dialRaw(t, addr)
 			// Twice on one connection: a proxy that waited for a body would hang or
@@ -287,7 +287,7 @@ func TestBodylessResponses(t *testing.T) {
 func TestTrailers(t *testing.T) {
 	t.Run("response", func(t *testing.T) {
 		origin := scriptedOrigin(t, rawResponder("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTrailer: X-Sum\r\n\r\n3\r\nabc\r\n0\r\nX-Sum: 42\r\n\r\n"))
-		svc, _ := newTestService[*testCtx](t, fixedProxy{peer: NewPeer(origin)}, ServiceOptions{})
+		svc, _ := newTestService[*testCtx](t, fixedProxy{peer: testPeer(origin)}, ServiceOptions{})
 		addr := startProxy(t, svc)
 		c, br := dialRaw(t, addr)
 		io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\nTE: trailers\r\nConnection: close\r\n\r\n")
@@ -313,7 +313,7 @@ func TestTrailers(t *testing.T) {
 			got <- fmt.Sprintf("%s|%v|%s|%v", b, req.TransferEncoding, req.Trailer.Get("X-Sum"), err)
 			io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
 		})
-		svc, _ := newTestService[*testCtx](t, fixedProxy{peer: NewPeer(origin)}, ServiceOptions{})
+		svc, _ := newTestService[*testCtx](t, fixedProxy{peer: testPeer(origin)}, ServiceOptions{})
 		addr := startProxy(t, svc)
 		c, br := dialRaw(t, addr)
 		io.WriteString(c, "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nTrailer: X-Sum\r\n\r\n5\r\nhello\r\n0\r\nX-Sum: 7\r\n\r\n")
@@ -337,7 +337,7 @@ func TestReadUntilCloseResponse(t *testing.T) {
 			fmt.Fprintf(c, "line %d\n", i)
 		}
 	})
-	svc, _ := newTestService[*testCtx](t, fixedProxy{peer: NewPeer(origin)}, ServiceOptions{})
+	svc, _ := newTestService[*testCtx](t, fixedProxy{peer: testPeer(origin)}, ServiceOptions{})
 	addr := startProxy(t, svc)
 	var want strings.Builder
 	for i := range 100 {
@@ -435,7 +435,7 @@ func TestLargeBodiesBoundedMemory(t *testing.T) {
 		w.Header().Set("Content-Length", fmt.Sprint(size))
 		io.CopyBuffer(w, &patternReader{n: size}, make([]byte, 32<<10))
 	}))
-	svc, _ := newTestService[*testCtx](t, fixedProxy{peer: NewPeer(origin)}, ServiceOptions{})
+	svc, _ := newTestService[*testCtx](t, fixedProxy{peer: testPeer(origin)}, ServiceOptions{})
 	addr := startProxy(t, svc)
 
 	tests := []struct {
@@ -558,7 +558,7 @@ func TestStreamedResponseNotHeldBack(t *testing.T) {
 				io.WriteString(c, tt.head+tt.first)
 				io.Copy(io.Discard, c) // stalls until the test ends
 			})
-			svc, _ := newTestService[*testCtx](t, fixedProxy{peer: NewPeer(origin)}, ServiceOptions{})
+			svc, _ := newTestService[*testCtx](t, fixedProxy{peer: testPeer(origin)}, ServiceOptions{})
 			addr := startProxy(t, svc)
 			c, br := dialRaw(t, addr)
 			c.SetReadDeadline(time.Now().Add(3 * time.Second))
@@ -583,7 +583,7 @@ func TestStreamedResponseNotHeldBack(t *testing.T) {
 // closes after it.
 func TestMaxRequestsPerConnSaysClose(t *testing.T) {
 	origin, _ := echoOrigin(t)
-	svc, _ := newTestService[*testCtx](t, fixedProxy{peer: NewPeer(origin)}, ServiceOptions{MaxRequestsPerConn: 3})
+	svc, _ := newTestService[*testCtx](t, fixedProxy{peer: testPeer(origin)}, ServiceOptions{MaxRequestsPerConn: 3})
 	addr := startProxy(t, svc)
 	c, br := dialRaw(t, addr)
 	for i := range 3 {

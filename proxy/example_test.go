@@ -49,8 +49,14 @@ func Example() {
 	}))
 	defer origin.Close()
 
-	peer := proxy.NewPeer(strings.TrimPrefix(origin.URL, "http://"))
-	svc := proxy.NewService("gateway", &Gateway{origin: peer}, proxy.ServiceOptions{})
+	peer, err := proxy.NewPeer(strings.TrimPrefix(origin.URL, "http://"))
+	if err != nil {
+		panic(err)
+	}
+	svc, err := proxy.NewService("gateway", &Gateway{origin: peer}, proxy.ServiceOptions{})
+	if err != nil {
+		panic(err)
+	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		panic(err)

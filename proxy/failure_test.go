@@ -125,7 +125,7 @@ func TestBodyTooLargeNotShared(t *testing.T) {
 	rec := newLogRecorder()
 	var mutated atomic.Bool
 	app := &recProxy{
-		peer: func(*Session) (*Peer, error) { return NewPeer("127.0.0.1:1"), nil },
+		peer: func(*Session) (*Peer, error) { return testPeer("127.0.0.1:1"), nil },
 		requestFilter: func(s *Session) (Result, error) {
 			_, err := s.BufferRequestBody(4)
 			return Continue, err
@@ -196,9 +196,9 @@ func TestTotalTimeoutType(t *testing.T) {
 		peer   func(t *testing.T) *Peer
 		status int // 0: the response started
 	}{
-		{"h1 head", func(t *testing.T) *Peer { return NewPeer(stallOrigin(t, "")) }, 504},
+		{"h1 head", func(t *testing.T) *Peer { return testPeer(stallOrigin(t, "")) }, 504},
 		{"h1 body", func(t *testing.T) *Peer {
-			return NewPeer(stallOrigin(t, "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc"))
+			return testPeer(stallOrigin(t, "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc"))
 		}, 0},
 		{"h2 head", func(t *testing.T) *Peer {
 			return &Peer{Address: stallH2Origin(t, false), Protocol: ProtoHTTP2}
@@ -258,7 +258,7 @@ func TestIdempotencyKeyRetried(t *testing.T) {
 				seen.Add(1) // and close without an answer
 			})
 			app := &recProxy{
-				peer: func(*Session) (*Peer, error) { return NewPeer(origin), nil },
+				peer: func(*Session) (*Peer, error) { return testPeer(origin), nil },
 				requestFilter: func(s *Session) (Result, error) {
 					if tt.buffer {
 						_, err := s.BufferRequestBody(1 << 10)
@@ -296,7 +296,7 @@ func TestShutdownCutsWithoutRetry(t *testing.T) {
 			rec := newLogRecorder()
 			var peers, phases atomic.Int32
 			app := &recProxy{
-				peer: func(*Session) (*Peer, error) { peers.Add(1); return NewPeer(origin), nil },
+				peer: func(*Session) (*Peer, error) { peers.Add(1); return testPeer(origin), nil },
 				// The failover pattern: a failure marks the peer and asks for a retry.
 				failToConnect: func(e *Error) *Error { phases.Add(1); return e },
 				errorWhile:    func(e *Error) *Error { phases.Add(1); e.Retry = true; return e },
@@ -404,7 +404,7 @@ func TestInvalidPeerFailsAtOnce(t *testing.T) {
 			rec := newLogRecorder()
 			var peers, phases atomic.Int32
 			app := &recProxy{
-				peer:          func(*Session) (*Peer, error) { peers.Add(1); return NewPeer(addr), nil },
+				peer:          func(*Session) (*Peer, error) { peers.Add(1); return &Peer{Address: addr}, nil },
 				failToConnect: func(e *Error) *Error { phases.Add(1); return e },
 				errorWhile:    func(e *Error) *Error { phases.Add(1); return e },
 				log:           rec,
@@ -438,9 +438,9 @@ func TestConnectRetryBackoff(t *testing.T) {
 		name  string
 		peers []*Peer
 	}{
-		{"same peer", []*Peer{NewPeer(dead1)}},
-		{"same address", []*Peer{NewPeer(dead1), NewPeer(dead1)}},
-		{"other peer", []*Peer{NewPeer(dead1), NewPeer(dead2)}},
+		{"same peer", []*Peer{testPeer(dead1)}},
+		{"same address", []*Peer{testPeer(dead1), testPeer(dead1)}},
+		{"other peer", []*Peer{testPeer(dead1), testPeer(dead2)}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -486,7 +486,7 @@ func TestConnectRetryBackoff(t *testing.T) {
 // Negative timeouts in PeerOptions mean the default, as in ServiceOptions.
 func TestNegativePeerTimeoutsMeanDefault(t *testing.T) {
 	origin, _ := echoOrigin(t)
-	peer := NewPeer(origin)
+	peer := testPeer(origin)
 	peer.Options = PeerOptions{ConnectTimeout: -1, ReadTimeout: -time.Second, WriteTimeout: -1, TotalTimeout: -1}
 	svc, logs := newTestService[*testCtx](t, fixedProxy{peer: peer}, ServiceOptions{})
 	addr := startProxy(t, svc)
@@ -540,7 +540,7 @@ func TestGRPCStatusLogged(t *testing.T) {
 	}
 	t.Run("not gRPC", func(t *testing.T) {
 		rec := newLogRecorder()
-		app := &recProxy{peer: func(*Session) (*Peer, error) { return NewPeer(dead), nil }, log: rec}
+		app := &recProxy{peer: func(*Session) (*Peer, error) { return testPeer(dead), nil }, log: rec}
 		svc, _ := newTestService[*testCtx](t, app, ServiceOptions{MaxRetries: -1})
 		rawExchange(t, startProxy(t, svc), "GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
 		if r := rec.wait(t, 0); r.grpcOK {
@@ -558,7 +558,7 @@ func TestOwnResponsesDated(t *testing.T) {
 	dated := &message.ResponseHeader{Status: 200}
 	dated.Header.Add("Date", "Sun, 06 Nov 1994 08:49:37 GMT")
 	app := &recProxy{
-		peer: func(*Session) (*Peer, error) { return NewPeer("127.0.0.1:1"), nil },
+		peer: func(*Session) (*Peer, error) { return testPeer("127.0.0.1:1"), nil },
 		requestFilter: func(s *Session) (Result, error) {
 			switch s.Request().Target {
 			case "/respond":
@@ -629,7 +629,7 @@ func TestConnectBackoffEndsWhenClientLeaves(t *testing.T) {
 				cancelled.Store(time.Now().UnixNano())
 				cancelReq()
 			}
-			return NewPeer(dead), nil
+			return testPeer(dead), nil
 		},
 		log: rec,
 	}
@@ -659,7 +659,7 @@ func TestConnectBackoffEndsWhenClientLeaves(t *testing.T) {
 // Validate costs no allocation for a valid peer: it runs on every attempt.
 func TestPeerValidateAllocs(t *testing.T) {
 	peers := []*Peer{
-		NewPeer("127.0.0.1:8080"),
+		testPeer("127.0.0.1:8080"),
 		{Address: "[::1]:443", TLS: &PeerTLS{ServerName: "api.example", VerifyName: "::1"}},
 		{Network: "unix", Address: "/run/app.sock", TLS: &PeerTLS{ServerName: "app"}},
 	}
@@ -683,7 +683,7 @@ func TestShutdownDrainsHTTP2(t *testing.T) {
 		<-release
 		io.WriteString(w, "done")
 	}))
-	svc, _ := newTestService[*testCtx](t, fixedProxy{peer: NewPeer(origin)}, ServiceOptions{})
+	svc, _ := newTestService[*testCtx](t, fixedProxy{peer: testPeer(origin)}, ServiceOptions{})
 	addr := startProxy(t, svc)
 	tr := &http.Transport{Protocols: new(http.Protocols)}
 	tr.Protocols.SetUnencryptedHTTP2(true)

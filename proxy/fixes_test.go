@@ -111,7 +111,7 @@ func TestRequestEdgeCases(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			app := tt.app
-			app.peer = NewPeer(origin)
+			app.peer = testPeer(origin)
 			svc, _ := newTestService[*testCtx](t, app, ServiceOptions{})
 			addr := startProxy(t, svc)
 			got := rawExchange(t, addr, tt.req)
@@ -158,7 +158,7 @@ func TestNoRetryOfSentNonIdempotent(t *testing.T) {
 					}()
 				}
 			}()
-			app := phaseProxy{peer: NewPeer(ln.Addr().String()), errorWhile: func(e *Error) *Error {
+			app := phaseProxy{peer: testPeer(ln.Addr().String()), errorWhile: func(e *Error) *Error {
 				e.Retry = true
 				return e
 			}}
@@ -186,7 +186,7 @@ func TestConnectionCloseDuringShutdown(t *testing.T) {
 		started <- struct{}{}
 		<-release
 	}))
-	svc, _ := newTestService[*testCtx](t, fixedProxy{peer: NewPeer(origin)}, ServiceOptions{})
+	svc, _ := newTestService[*testCtx](t, fixedProxy{peer: testPeer(origin)}, ServiceOptions{})
 	addr := startProxy(t, svc)
 	res := make(chan string, 1)
 	go func() { res <- rawExchange(t, addr, "GET / HTTP/1.1\r\nHost: a\r\n\r\n") }()
@@ -215,7 +215,7 @@ func TestStaleConnectionRetriedForGET(t *testing.T) {
 		io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
 		c.(*net.TCPConn).CloseWrite()
 	})
-	svc, logs := newTestService[*testCtx](t, fixedProxy{peer: NewPeer(origin)}, ServiceOptions{})
+	svc, logs := newTestService[*testCtx](t, fixedProxy{peer: testPeer(origin)}, ServiceOptions{})
 	addr := startProxy(t, svc)
 	c, br := dialRaw(t, addr)
 	for i := range 20 {

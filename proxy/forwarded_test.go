@@ -59,7 +59,7 @@ func TestForwardedFields(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			svc, logs := newTestService[*testCtx](t, forwardedProxy{fixedProxy{peer: NewPeer(origin)}, tt.add}, tt.opts)
+			svc, logs := newTestService[*testCtx](t, forwardedProxy{fixedProxy{peer: testPeer(origin)}, tt.add}, tt.opts)
 			addr := startProxy(t, svc)
 			c, br := dialRaw(t, addr)
 			// Twice on one connection: the first request and a later one (which may be

@@ -37,7 +37,7 @@ func h2cClient(t testing.TB) *http.Client {
 
 func TestHTTP2Downstream(t *testing.T) {
 	origin := trailerOrigin(t)
-	svc, logs := newTestService[*testCtx](t, fixedProxy{peer: NewPeer(origin)}, ServiceOptions{})
+	svc, logs := newTestService[*testCtx](t, fixedProxy{peer: testPeer(origin)}, ServiceOptions{})
 	certPEM, keyPEM, err := gtls.SelfSigned([]string{"localhost", "127.0.0.1"}, 0)
 	if err != nil {
 		t.Fatal(err)
@@ -149,7 +149,7 @@ func TestClientGoneIsTheClients(t *testing.T) {
 				io.Copy(io.Discard, c) // no answer; returns when the proxy cuts the connection
 				close(cut)
 			})
-			peer := NewPeer(origin)
+			peer := testPeer(origin)
 			peer.Options.ReadTimeout = time.Minute
 			app := loggingProxy{peer: peer, logged: make(chan loggedRequest, 1)}
 			svc, logs := newTestService[*testCtx](t, app, ServiceOptions{})

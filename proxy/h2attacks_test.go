@@ -294,7 +294,7 @@ func TestHTTP2AttacksOnProxy(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			svc, _ := newTestService[*testCtx](t, fixedProxy{peer: NewPeer(origin)}, tt.opts)
+			svc, _ := newTestService[*testCtx](t, fixedProxy{peer: testPeer(origin)}, tt.opts)
 			addr := startProxy(t, svc)
 			stop := normalClient(t, addr)
 			a := dialAttacker(t, addr)
@@ -509,7 +509,7 @@ func TestHTTP2RapidResetBounded(t *testing.T) {
 	}))
 	p := newPKI(t)
 	cert := p.issue(t, "proxy", []string{"proxy.test"}, false)
-	svc := NewService[*testCtx]("test", fixedProxy{peer: NewPeer(origin)},
+	svc, _ := newTestService[*testCtx](t, fixedProxy{peer: testPeer(origin)},
 		ServiceOptions{Logger: slog.New(slog.DiscardHandler)})
 	_, addr := startTLSProxy(t, svc, gtls.Options{Certificates: []gtls.CertFile{cert}})
 	cc := &tls.Config{ServerName: "proxy.test", RootCAs: p.pool(), NextProtos: []string{"h2"}}
@@ -661,7 +661,7 @@ func TestH2MaxStreams(t *testing.T) {
 		}
 		io.WriteString(w, "ok")
 	}))
-	svc, _ := newTestService[*testCtx](t, fixedProxy{peer: NewPeer(origin)}, ServiceOptions{H2MaxStreams: 1})
+	svc, _ := newTestService[*testCtx](t, fixedProxy{peer: testPeer(origin)}, ServiceOptions{H2MaxStreams: 1})
 	addr := startProxy(t, svc)
 	released := false
 	release := func() {

@@ -131,7 +131,7 @@ func TestPhaseEditsChecked(t *testing.T) {
 			mu.Lock()
 			seen = nil
 			mu.Unlock()
-			tc.p.peer = NewPeer(origin)
+			tc.p.peer = testPeer(origin)
 			svc, logs := newTestService[*testCtx](t, tc.p, ServiceOptions{})
 			addr := startProxy(t, svc)
 			got := rawExchange(t, addr, "GET /x HTTP/1.1\r\nHost: h\r\nUser-Agent: ua\r\nAccept: */*\r\nConnection: close\r\n\r\n")

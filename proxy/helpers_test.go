@@ -73,7 +73,20 @@ func newTestService[C any](t testing.TB, app ProxyHTTP[C], opts ServiceOptions) 
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.NewTextHandler(lb, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
-	return NewService("test", app, opts), lb
+	svc, err := NewService("test", app, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return svc, lb
+}
+
+// testPeer is NewPeer for the tests' addresses, which are valid.
+func testPeer(addr string) *Peer {
+	p, err := NewPeer(addr)
+	if err != nil {
+		panic(err)
+	}
+	return p
 }
 
 // startOrigin runs an HTTP/1.1 origin for the test.

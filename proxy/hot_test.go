@@ -26,7 +26,7 @@ func TestHotConnections(t *testing.T) {
 		}
 		io.WriteString(w, r.Method+" "+r.URL.Path+" "+string(body))
 	}))
-	svc, logs := newTestService[*testCtx](t, fixedProxy{peer: NewPeer(origin)},
+	svc, logs := newTestService[*testCtx](t, fixedProxy{peer: testPeer(origin)},
 		ServiceOptions{KeepaliveTimeout: 300 * time.Millisecond})
 	addr := startProxy(t, svc)
 	c, br := dialRaw(t, addr)
@@ -113,7 +113,7 @@ func TestHotConnections(t *testing.T) {
 // nothing behind (TestMain checks for goroutines).
 func TestHotConnectionsEnd(t *testing.T) {
 	origin, _ := echoOrigin(t)
-	svc, _ := newTestService[*testCtx](t, fixedProxy{peer: NewPeer(origin)}, ServiceOptions{})
+	svc, _ := newTestService[*testCtx](t, fixedProxy{peer: testPeer(origin)}, ServiceOptions{})
 	addr := startProxy(t, svc)
 	c1, br1 := dialRaw(t, addr)
 	c2, br2 := dialRaw(t, addr)
@@ -140,7 +140,7 @@ func TestHotConnectionsEnd(t *testing.T) {
 // Connections beyond the service's bound on hot ones park between requests.
 func TestHotConnectionsBounded(t *testing.T) {
 	origin, _ := echoOrigin(t)
-	svc, _ := newTestService[*testCtx](t, fixedProxy{peer: NewPeer(origin)}, ServiceOptions{})
+	svc, _ := newTestService[*testCtx](t, fixedProxy{peer: testPeer(origin)}, ServiceOptions{})
 	addr := startProxy(t, svc)
 	healthy(t, addr)
 	svc.mu.Lock()
@@ -171,7 +171,7 @@ func TestHotConnectionsBounded(t *testing.T) {
 // testIdlePoller returns a service's idle poller, not running, closed at the test's end.
 func testIdlePoller(t *testing.T) (*Service[*testCtx], *idlePoller[*testCtx]) {
 	t.Helper()
-	svc, _ := newTestService[*testCtx](t, fixedProxy{peer: NewPeer("127.0.0.1:1")}, ServiceOptions{})
+	svc, _ := newTestService[*testCtx](t, fixedProxy{peer: testPeer("127.0.0.1:1")}, ServiceOptions{})
 	p := newIdlePoller(svc)
 	if p == nil {
 		t.Fatal("no idle poller")

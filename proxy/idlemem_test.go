@@ -14,7 +14,7 @@ import (
 // side's sockets are counted too, so the proxy's share is lower).
 func BenchmarkIdleConnMemory(b *testing.B) {
 	origin := rawOrigin(b, 1024)
-	svc, _ := newTestService[struct{}](b, benchProxy{peer: NewPeer(origin)}, ServiceOptions{})
+	svc, _ := newTestService[struct{}](b, benchProxy{peer: testPeer(origin)}, ServiceOptions{})
 	addr := startProxy(b, svc)
 	const n = 1000
 	var stack, heap float64

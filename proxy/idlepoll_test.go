@@ -18,7 +18,7 @@ import (
 // them.
 func TestIdleConnectionsParked(t *testing.T) {
 	origin, _ := echoOrigin(t)
-	svc, logs := newTestService[*testCtx](t, fixedProxy{peer: NewPeer(origin)}, ServiceOptions{})
+	svc, logs := newTestService[*testCtx](t, fixedProxy{peer: testPeer(origin)}, ServiceOptions{})
 	addr := startProxy(t, svc)
 	healthy(t, addr) // warm up: workers and upstream connections exist
 

@@ -1,8 +1,6 @@
 package proxy
 
 import (
-	"errors"
-	"net"
 	"net/netip"
 	"strings"
 	"testing"
@@ -34,20 +32,35 @@ func TestServiceOptionsValidate(t *testing.T) {
 	}
 }
 
-// TestServeRefusesBadOptions checks that Serve returns the options' error at once and
-// closes the listeners it was given.
-func TestServeRefusesBadOptions(t *testing.T) {
-	svc := NewService[*testCtx]("bad", fixedProxy{peer: NewPeer("127.0.0.1:1")}, ServiceOptions{Via: "a\nb"})
-	defer svc.Close()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+// TestNewServiceRefuses checks that NewService returns no service, and an error naming
+// the problem once, for an empty name, a nil app and options that cannot work.
+func TestNewServiceRefuses(t *testing.T) {
+	app := fixedProxy{peer: testPeer("127.0.0.1:1")}
+	for _, tt := range []struct {
+		name, svc string
+		app       ProxyHTTP[*testCtx]
+		opts      ServiceOptions
+		want      string
+	}{
+		{"empty name", "", app, ServiceOptions{}, "proxy: NewService: empty service name"},
+		{"nil app", "gw", nil, ServiceOptions{}, `proxy: NewService "gw": nil ProxyHTTP`},
+		{"bad options", "gw", app, ServiceOptions{Via: "a\nb"}, `proxy: Via "a\nb" is not a valid header field value`},
+	} {
+		svc, err := NewService(tt.svc, tt.app, tt.opts)
+		if svc != nil || err == nil || err.Error() != tt.want {
+			t.Errorf("%s: NewService = %v, %v; want nil, %q", tt.name, svc, err, tt.want)
+		}
 	}
-	err = svc.Serve([]net.Listener{ln})
-	if err == nil || !strings.Contains(err.Error(), "Via") {
-		t.Fatalf("Serve: %v, want an error about Via", err)
+}
+
+// TestNewPeerRefuses checks that NewPeer validates the address it is given.
+func TestNewPeerRefuses(t *testing.T) {
+	for _, addr := range []string{"127.0.0.1", "http://host:80", "host:0", ""} {
+		if p, err := NewPeer(addr); p != nil || err == nil || !strings.Contains(err.Error(), "Address") {
+			t.Errorf("NewPeer(%q) = %v, %v; want nil and an error about Address", addr, p, err)
+		}
 	}
-	if _, err := ln.Accept(); !errors.Is(err, net.ErrClosed) {
-		t.Fatalf("the listener is still open (Accept: %v)", err)
+	if p, err := NewPeer("[::1]:8080"); err != nil || p.Address != "[::1]:8080" || p.Network != "tcp" {
+		t.Errorf(`NewPeer("[::1]:8080") = %+v, %v`, p, err)
 	}
 }

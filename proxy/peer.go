@@ -119,10 +119,16 @@ type PeerOptions struct {
 	TCPKeepAlive time.Duration
 }
 
-// NewPeer returns a TCP peer at addr ("host:port") with default options. It does not
-// check addr: call [Peer.Validate] for that (the framework does, on each peer
-// UpstreamPeer returns).
-func NewPeer(addr string) *Peer { return &Peer{Network: "tcp", Address: addr} }
+// NewPeer returns a TCP peer at addr ("host:port") with default options, or the error
+// of [Peer.Validate] when addr is not a host and port ("127.0.0.1" and "http://host:80"
+// are not). Fields set on the peer afterwards are checked when UpstreamPeer returns it.
+func NewPeer(addr string) (*Peer, error) {
+	p := &Peer{Network: "tcp", Address: addr}
+	if err := p.Validate(); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
 
 // Validate reports a peer that cannot work, naming the bad field: a Network other than
 // "tcp", "unix" or empty; for tcp an Address that is not "host:port" with a host and a

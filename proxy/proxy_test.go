@@ -53,7 +53,7 @@ func echoOrigin(t testing.TB) (string, *atomic.Int64) {
 
 func TestProxyGet(t *testing.T) {
 	origin, conns := echoOrigin(t)
-	svc, _ := newTestService[*testCtx](t, fixedProxy{peer: NewPeer(origin)}, ServiceOptions{})
+	svc, _ := newTestService[*testCtx](t, fixedProxy{peer: testPeer(origin)}, ServiceOptions{})
 	addr := startProxy(t, svc)
 	cl := testClient(t)
 	for i := range 10 {
@@ -84,7 +84,7 @@ func TestProxyGet(t *testing.T) {
 
 func TestProxyBodies(t *testing.T) {
 	origin, _ := echoOrigin(t)
-	svc, _ := newTestService[*testCtx](t, fixedProxy{peer: NewPeer(origin)}, ServiceOptions{})
+	svc, _ := newTestService[*testCtx](t, fixedProxy{peer: testPeer(origin)}, ServiceOptions{})
 	addr := startProxy(t, svc)
 	cl := testClient(t)
 	for _, size := range []int{0, 1, 100, 64 << 10, 1 << 20} {
@@ -116,7 +116,7 @@ func TestProxyBodies(t *testing.T) {
 
 func TestHopByHopRemoved(t *testing.T) {
 	origin, _ := echoOrigin(t)
-	svc, _ := newTestService[*testCtx](t, fixedProxy{peer: NewPeer(origin)}, ServiceOptions{})
+	svc, _ := newTestService[*testCtx](t, fixedProxy{peer: testPeer(origin)}, ServiceOptions{})
 	addr := startProxy(t, svc)
 	got := rawExchange(t, addr, "GET / HTTP/1.1\r\nHost: x\r\nConnection: X-Hop, close\r\nX-Hop: secret\r\nX-Forwarded-For: 6.6.6.6\r\nKeep-Alive: 5\r\n\r\n")
 	if !strings.Contains(got, "X-Got-Connection: |\r\n") {
@@ -148,7 +148,7 @@ func (rejectProxy) RequestFilter(_ context.Context, s *Session, _ *testCtx) (Res
 
 func TestRequestFilterAnswers(t *testing.T) {
 	origin, conns := echoOrigin(t)
-	svc, logs := newTestService[*testCtx](t, rejectProxy{fixedProxy{peer: NewPeer(origin)}}, ServiceOptions{})
+	svc, logs := newTestService[*testCtx](t, rejectProxy{fixedProxy{peer: testPeer(origin)}}, ServiceOptions{})
 	addr := startProxy(t, svc)
 	c, err := net.Dial("tcp", addr)
 	if err != nil {
@@ -216,7 +216,7 @@ func deadAddr(t testing.TB) string {
 func TestRetryOnConnectFailure(t *testing.T) {
 	origin, _ := echoOrigin(t)
 	dead := deadAddr(t)
-	svc, _ := newTestService[*testCtx](t, retryProxy{peers: []*Peer{NewPeer(dead), NewPeer(origin)}}, ServiceOptions{})
+	svc, _ := newTestService[*testCtx](t, retryProxy{peers: []*Peer{testPeer(dead), testPeer(origin)}}, ServiceOptions{})
 	addr := startProxy(t, svc)
 	resp, err := testClient(t).Get("http://" + addr + "/x")
 	if err != nil {
@@ -228,7 +228,7 @@ func TestRetryOnConnectFailure(t *testing.T) {
 	}
 
 	// With only dead peers, the client gets 502 after the retries, and a log line.
-	svc2, logs := newTestService[*testCtx](t, retryProxy{peers: []*Peer{NewPeer(dead)}}, ServiceOptions{MaxRetries: 2})
+	svc2, logs := newTestService[*testCtx](t, retryProxy{peers: []*Peer{testPeer(dead)}}, ServiceOptions{MaxRetries: 2})
 	addr2 := startProxy(t, svc2)
 	resp, err = testClient(t).Get("http://" + addr2 + "/x")
 	if err != nil {
@@ -265,7 +265,7 @@ func (headerProxy) ResponseBodyFilter(_ context.Context, _ *Session, _ *testCtx,
 
 func TestFiltersChangeMessages(t *testing.T) {
 	origin, _ := echoOrigin(t)
-	svc, _ := newTestService[*testCtx](t, headerProxy{fixedProxy{peer: NewPeer(origin)}}, ServiceOptions{})
+	svc, _ := newTestService[*testCtx](t, headerProxy{fixedProxy{peer: testPeer(origin)}}, ServiceOptions{})
 	addr := startProxy(t, svc)
 	resp, err := testClient(t).Get("http://" + addr + "/abc")
 	if err != nil {
@@ -300,7 +300,7 @@ func TestUpstreamDiesMidResponse(t *testing.T) {
 			}()
 		}
 	}()
-	svc, logs := newTestService[*testCtx](t, fixedProxy{peer: NewPeer(ln.Addr().String())}, ServiceOptions{})
+	svc, logs := newTestService[*testCtx](t, fixedProxy{peer: testPeer(ln.Addr().String())}, ServiceOptions{})
 	addr := startProxy(t, svc)
 	got := rawExchange(t, addr, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
 	if !strings.HasPrefix(got, "HTTP/1.1 200 OK\r\n") || !strings.HasSuffix(got, "partial") {
@@ -311,7 +311,7 @@ func TestUpstreamDiesMidResponse(t *testing.T) {
 	}
 	// A healthy request on another connection is unaffected.
 	origin, _ := echoOrigin(t)
-	svc2, _ := newTestService[*testCtx](t, fixedProxy{peer: NewPeer(origin)}, ServiceOptions{})
+	svc2, _ := newTestService[*testCtx](t, fixedProxy{peer: testPeer(origin)}, ServiceOptions{})
 	addr2 := startProxy(t, svc2)
 	if got := rawExchange(t, addr2, "GET /ok HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"); !strings.HasSuffix(got, "hello /ok") {
 		t.Fatalf("got %q", got)
@@ -326,7 +326,7 @@ func TestShutdownDrainsInFlight(t *testing.T) {
 		<-release
 		w.Write([]byte("done"))
 	}))
-	svc, _ := newTestService[*testCtx](t, fixedProxy{peer: NewPeer(origin)}, ServiceOptions{})
+	svc, _ := newTestService[*testCtx](t, fixedProxy{peer: testPeer(origin)}, ServiceOptions{})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -425,7 +425,7 @@ func TestBytesCounted(t *testing.T) {
 	origin, _ := echoOrigin(t)
 	for _, read := range []bool{false, true} {
 		counts := make(chan [2]int64, 4)
-		svc, _ := newTestService[*testCtx](t, countingProxy{fixedProxy: fixedProxy{peer: NewPeer(origin)}, read: read, counts: counts}, ServiceOptions{})
+		svc, _ := newTestService[*testCtx](t, countingProxy{fixedProxy: fixedProxy{peer: testPeer(origin)}, read: read, counts: counts}, ServiceOptions{})
 		addr := startProxy(t, svc)
 		cl := testClient(t)
 		body := bytes.Repeat([]byte("x"), 3000)

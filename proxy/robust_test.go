@@ -249,12 +249,12 @@ func TestRobustness(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			bad := NewPeer(good)
+			bad := testPeer(good)
 			if tt.origin != nil {
-				bad = NewPeer(scriptedOrigin(t, tt.origin))
+				bad = testPeer(scriptedOrigin(t, tt.origin))
 			}
 			bad.Options = tt.peerOpts
-			svc, logs := newTestService[*testCtx](t, routeProxy{good: NewPeer(good), bad: bad}, tt.opts)
+			svc, logs := newTestService[*testCtx](t, routeProxy{good: testPeer(good), bad: bad}, tt.opts)
 			addr := startProxy(t, svc)
 			got := tt.do(t, addr)
 			if code := statusOf(got); code != tt.status {
@@ -304,7 +304,7 @@ func TestRetryAfterUpstreamDies(t *testing.T) {
 			live := countingOrigin(t, &liveN, func(c net.Conn, body string) {
 				fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s", len(body), body)
 			})
-			app := retryOnErrorProxy{routeProxy: routeProxy{buffer: tt.buffer}, peers: []*Peer{NewPeer(dying), NewPeer(live)}}
+			app := retryOnErrorProxy{routeProxy: routeProxy{buffer: tt.buffer}, peers: []*Peer{testPeer(dying), testPeer(live)}}
 			svc, _ := newTestService[*testCtx](t, app, ServiceOptions{})
 			addr := startProxy(t, svc)
 			c, br := dialRaw(t, addr)
@@ -372,7 +372,7 @@ func TestPoolReuse(t *testing.T) {
 					closed <- struct{}{}
 				}
 			})
-			svc, logs := newTestService[*testCtx](t, fixedProxy{peer: NewPeer(origin)},
+			svc, logs := newTestService[*testCtx](t, fixedProxy{peer: testPeer(origin)},
 				ServiceOptions{UpstreamKeepalivePoolSize: tt.poolSize})
 			addr := startProxy(t, svc)
 			c, br := dialRaw(t, addr)
@@ -410,7 +410,7 @@ func TestCloseCutsInFlight(t *testing.T) {
 		close(started)
 		<-stalled
 	})
-	svc, _ := newTestService[*testCtx](t, fixedProxy{peer: NewPeer(origin)}, ServiceOptions{})
+	svc, _ := newTestService[*testCtx](t, fixedProxy{peer: testPeer(origin)}, ServiceOptions{})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -469,7 +469,7 @@ func TestClientGoneMidBodyKeepsPeer(t *testing.T) {
 			return err
 		})
 	})
-	svc, logs := newTestService[*testCtx](t, fixedProxy{peer: NewPeer(origin)}, ServiceOptions{})
+	svc, logs := newTestService[*testCtx](t, fixedProxy{peer: testPeer(origin)}, ServiceOptions{})
 	addr := startProxy(t, svc)
 
 	c, err := net.Dial("tcp", addr)

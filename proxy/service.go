@@ -197,8 +197,19 @@ type Service[C any] struct {
 	connWG    sync.WaitGroup // connections
 }
 
-// NewService returns a proxy service named name that proxies with app.
-func NewService[C any](name string, app ProxyHTTP[C], opts ServiceOptions) *Service[C] {
+// NewService returns a proxy service named name that proxies with app. It returns an
+// error, and no service, for an empty name, a nil app, or options that cannot work
+// ([ServiceOptions.Validate]).
+func NewService[C any](name string, app ProxyHTTP[C], opts ServiceOptions) (*Service[C], error) {
+	switch {
+	case name == "":
+		return nil, errors.New("proxy: NewService: empty service name")
+	case app == nil:
+		return nil, fmt.Errorf("proxy: NewService %q: nil ProxyHTTP", name)
+	}
+	if err := opts.Validate(); err != nil {
+		return nil, err
+	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
@@ -237,7 +248,7 @@ func NewService[C any](name string, app ProxyHTTP[C], opts ServiceOptions) *Serv
 	}
 	s.bodyRate = newBodyRate(&opts)
 	s.ctx, s.cancel = context.WithCancel(context.Background())
-	return s
+	return s, nil
 }
 
 // clientWatchInterval is how often the service looks for HTTP/1.x clients that went
@@ -346,12 +357,6 @@ func (s *Service[C]) ListenAndServe() error {
 func (s *Service[C]) Serve(lns []net.Listener) error {
 	if len(lns) == 0 {
 		return errors.New("proxy: Serve needs at least one listener")
-	}
-	if err := s.opts.Validate(); err != nil {
-		for _, ln := range lns {
-			ln.Close()
-		}
-		return fmt.Errorf("proxy: service %s: %w", s.name, err)
 	}
 	s.mu.Lock()
 	if s.closing.Load() {

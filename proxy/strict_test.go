@@ -40,7 +40,7 @@ func TestRequestLineStrictness(t *testing.T) {
 			origin := countingOrigin(t, &n, func(c net.Conn, _ string) {
 				io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
 			})
-			svc, _ := newTestService[*testCtx](t, fixedProxy{peer: NewPeer(origin)}, tt.opts)
+			svc, _ := newTestService[*testCtx](t, fixedProxy{peer: testPeer(origin)}, tt.opts)
 			addr := startProxy(t, svc)
 			got := rawExchange(t, addr, tt.req)
 			if statusOf(got) != tt.status {
@@ -67,7 +67,7 @@ func TestEarlyResponseRelayed(t *testing.T) {
 				io.WriteString(c, "HTTP/1.1 "+strconv.Itoa(status)+" No\r\nContent-Length: 4\r\nConnection: close\r\n\r\nnope")
 				// Close without reading the body: the proxy's writes then fail.
 			})
-			svc, _ := newTestService[*testCtx](t, fixedProxy{peer: NewPeer(origin)}, ServiceOptions{})
+			svc, _ := newTestService[*testCtx](t, fixedProxy{peer: testPeer(origin)}, ServiceOptions{})
 			addr := startProxy(t, svc)
 
 			c, br := dialRaw(t, addr)

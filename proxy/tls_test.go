@@ -189,7 +189,7 @@ func TestTLSTermination(t *testing.T) {
 	api := p.issue(t, "api", []string{"api.test"}, false)
 	origin := startXFPOrigin(t)
 	seen := &tlsSeen{}
-	svc, _ := newTestService[*testCtx](t, tlsProxy{peer: NewPeer(origin), seen: seen}, ServiceOptions{})
+	svc, _ := newTestService[*testCtx](t, tlsProxy{peer: testPeer(origin), seen: seen}, ServiceOptions{})
 	plain, secure := startTLSProxy(t, svc, gtls.Options{Certificates: []gtls.CertFile{def, api}})
 
 	cc := &tls.Config{ServerName: "api.test", RootCAs: p.pool()}
@@ -234,7 +234,7 @@ func startXFPOrigin(t testing.TB) string {
 func TestTLSHandshakeFailureIsolated(t *testing.T) {
 	p := newPKI(t)
 	origin := startXFPOrigin(t)
-	svc, logs := newTestService[*testCtx](t, fixedProxy{peer: NewPeer(origin)},
+	svc, logs := newTestService[*testCtx](t, fixedProxy{peer: testPeer(origin)},
 		ServiceOptions{TLSHandshakeTimeout: 200 * time.Millisecond})
 	_, secure := startTLSProxy(t, svc, gtls.Options{Certificates: []gtls.CertFile{p.issue(t, "s", []string{"s.test"}, false)}})
 
@@ -270,7 +270,7 @@ func TestTLSMutualAuthInSession(t *testing.T) {
 	p := newPKI(t)
 	origin := startXFPOrigin(t)
 	seen := &tlsSeen{}
-	svc, _ := newTestService[*testCtx](t, tlsProxy{peer: NewPeer(origin), seen: seen}, ServiceOptions{})
+	svc, _ := newTestService[*testCtx](t, tlsProxy{peer: testPeer(origin), seen: seen}, ServiceOptions{})
 	_, secure := startTLSProxy(t, svc, gtls.Options{
 		Certificates: []gtls.CertFile{p.issue(t, "s", []string{"s.test"}, false)},
 		ClientAuth:   tls.RequireAndVerifyClientCert,
@@ -305,11 +305,11 @@ func TestTLSCurl(t *testing.T) {
 	def := p.issue(t, "default", []string{"default.test"}, false)
 	api := p.issue(t, "api", []string{"api.test"}, false)
 	origin := startXFPOrigin(t)
-	svc, _ := newTestService[*testCtx](t, fixedProxy{peer: NewPeer(origin)}, ServiceOptions{})
+	svc, _ := newTestService[*testCtx](t, fixedProxy{peer: testPeer(origin)}, ServiceOptions{})
 	_, secure := startTLSProxy(t, svc, gtls.Options{Certificates: []gtls.CertFile{def, api}})
 	_, port, _ := net.SplitHostPort(secure)
 
-	svc2, _ := newTestService[*testCtx](t, fixedProxy{peer: NewPeer(origin)}, ServiceOptions{})
+	svc2, _ := newTestService[*testCtx](t, fixedProxy{peer: testPeer(origin)}, ServiceOptions{})
 	_, mtls := startTLSProxy(t, svc2, gtls.Options{
 		Certificates: []gtls.CertFile{def},
 		ClientAuth:   tls.RequireAndVerifyClientCert,
@@ -371,7 +371,7 @@ func TestTLSOpenSSL(t *testing.T) {
 	def := p.issue(t, "default", []string{"default.test"}, false)
 	api := p.issue(t, "api", []string{"api.test"}, false)
 	origin := startXFPOrigin(t)
-	svc, _ := newTestService[*testCtx](t, fixedProxy{peer: NewPeer(origin)}, ServiceOptions{})
+	svc, _ := newTestService[*testCtx](t, fixedProxy{peer: testPeer(origin)}, ServiceOptions{})
 	_, secure := startTLSProxy(t, svc, gtls.Options{Certificates: []gtls.CertFile{def, api}})
 
 	sClient := func(args ...string) (string, error) {

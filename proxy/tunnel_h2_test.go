@@ -84,7 +84,7 @@ func openTunnel(t *testing.T, addr string, req h2.TunnelRequest) *h2.Tunnel {
 // 10,000 messages of 0 B to 1 MiB, closes from both sides.
 func TestWebSocketOverHTTP2(t *testing.T) {
 	origin := wsEchoOrigin(t)
-	svc, logs := newTestService[*testCtx](t, fixedProxy{peer: NewPeer(origin)}, ServiceOptions{})
+	svc, logs := newTestService[*testCtx](t, fixedProxy{peer: testPeer(origin)}, ServiceOptions{})
 	addr := startProxy(t, svc)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
@@ -107,7 +107,7 @@ func TestWebSocketOverHTTP2(t *testing.T) {
 // The phases see an HTTP/2 WebSocket as the GET it stands for, and may refuse it.
 func TestWebSocketOverHTTP2Rejected(t *testing.T) {
 	origin := wsEchoOrigin(t)
-	svc, _ := newTestService[*testCtx](t, rejectWSProxy{fixedProxy{peer: NewPeer(origin)}}, ServiceOptions{})
+	svc, _ := newTestService[*testCtx](t, rejectWSProxy{fixedProxy{peer: testPeer(origin)}}, ServiceOptions{})
 	addr := startProxy(t, svc)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -165,7 +165,7 @@ func TestConnectOverHTTP2(t *testing.T) {
 
 // An extended CONNECT for a protocol the proxy does not carry is refused with 501.
 func TestExtendedConnectUnknownProtocol(t *testing.T) {
-	svc, _ := newTestService[*testCtx](t, fixedProxy{peer: NewPeer(deadAddr(t))}, ServiceOptions{})
+	svc, _ := newTestService[*testCtx](t, fixedProxy{peer: testPeer(deadAddr(t))}, ServiceOptions{})
 	addr := startProxy(t, svc)
 	tun := openTunnel(t, addr, h2.TunnelRequest{Protocol: "not-websocket", Scheme: "http", Authority: addr, Path: "/chat"})
 	if tun.Status != 501 {

@@ -45,7 +45,7 @@ func wsEchoOrigin(t *testing.T) string {
 
 func TestWebSocketThroughProxy(t *testing.T) {
 	origin := wsEchoOrigin(t)
-	svc, logs := newTestService[*testCtx](t, fixedProxy{peer: NewPeer(origin)}, ServiceOptions{})
+	svc, logs := newTestService[*testCtx](t, fixedProxy{peer: testPeer(origin)}, ServiceOptions{})
 	addr := startProxy(t, svc)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
@@ -159,7 +159,7 @@ func (rejectWSProxy) RequestFilter(_ context.Context, s *Session, _ *testCtx) (R
 
 func TestWebSocketHandshakeSeenByPhases(t *testing.T) {
 	origin := wsEchoOrigin(t)
-	svc, _ := newTestService[*testCtx](t, rejectWSProxy{fixedProxy{peer: NewPeer(origin)}}, ServiceOptions{})
+	svc, _ := newTestService[*testCtx](t, rejectWSProxy{fixedProxy{peer: testPeer(origin)}}, ServiceOptions{})
 	addr := startProxy(t, svc)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -198,7 +198,7 @@ func (p connectProxy) RequestFilter(_ context.Context, s *Session, _ *testCtx) (
 }
 
 func (connectProxy) UpstreamPeer(_ context.Context, s *Session, _ *testCtx) (*Peer, error) {
-	return NewPeer(s.Request().Target), nil
+	return testPeer(s.Request().Target), nil
 }
 
 func TestConnectTunnel(t *testing.T) {
@@ -290,7 +290,7 @@ func TestWebSocketWrongSwitch(t *testing.T) {
 				}()
 			}
 		}()
-		svc, _ := newTestService[*testCtx](t, fixedProxy{peer: NewPeer(ln.Addr().String())}, ServiceOptions{})
+		svc, _ := newTestService[*testCtx](t, fixedProxy{peer: testPeer(ln.Addr().String())}, ServiceOptions{})
 		addr := startProxy(t, svc)
 		c, br := dialRaw(t, addr)
 		io.WriteString(c, "GET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"+

@@ -41,7 +41,11 @@ func main() {
 		fmt.Fprintln(os.Stderr, "tlsserver:", err)
 		os.Exit(1)
 	}
-	svc := proxy.NewService("tlsserver", answer{}, proxy.ServiceOptions{Logger: logger})
+	svc, err := proxy.NewService("tlsserver", answer{}, proxy.ServiceOptions{Logger: logger})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "tlsserver:", err)
+		os.Exit(1)
+	}
 	svc.AddTLS(*listen, cfg)
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)

@@ -111,12 +111,23 @@ func run(args []string) error {
 		return err
 	}
 	cfg := srv.Config() // the server's keys, for the service to use
-	r := &Router{api: proxy.NewPeer(conf.API), web: proxy.NewPeer(conf.Web), log: logger}
-	svc := proxy.NewService("router", r, proxy.ServiceOptions{
+	api, err := proxy.NewPeer(conf.API)
+	if err != nil {
+		return fmt.Errorf("api: %w", err)
+	}
+	web, err := proxy.NewPeer(conf.Web)
+	if err != nil {
+		return fmt.Errorf("web: %w", err)
+	}
+	r := &Router{api: api, web: web, log: logger}
+	svc, err := proxy.NewService("router", r, proxy.ServiceOptions{
 		Logger:                    logger,
 		UpstreamKeepalivePoolSize: cfg.UpstreamKeepalivePoolSize, // 0: the default, 128
 		MaxRetries:                cfg.MaxRetries,                // 0: the default, 3
 	})
+	if err != nil {
+		return err
+	}
 	svc.AddTCP(conf.Listen)
 	if conf.TLS.Cert != "" {
 		tcfg, err := gtls.New(gtls.Options{

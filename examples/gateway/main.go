@@ -184,13 +184,21 @@ func run(args []string) error {
 		if err := srv.Add(b.lb); err != nil { // runs the health checks
 			return err
 		}
-		svc = proxy.NewService("gateway", b, svcOpts)
+		if svc, err = proxy.NewService("gateway", b, svcOpts); err != nil {
+			return err
+		}
 	} else {
-		g := &gateway{peer: mkPeer(target), grpcWeb: *grpcWeb}
+		peer := mkPeer(target)
+		if err := peer.Validate(); err != nil {
+			return fmt.Errorf("-upstream: %w", err)
+		}
+		g := &gateway{peer: peer, grpcWeb: *grpcWeb}
 		if *accessLog {
 			g.accessLog = logger
 		}
-		svc = proxy.NewService("gateway", g, svcOpts)
+		if svc, err = proxy.NewService("gateway", g, svcOpts); err != nil {
+			return err
+		}
 	}
 	svc.AddTCP(*listen)
 	if *tlsListen != "" || *certFile != "" || *keyFile != "" {

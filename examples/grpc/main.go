@@ -183,7 +183,10 @@ func run(args []string, stdout io.Writer) error {
 		peer: &proxy.Peer{Address: target, Protocol: proxy.ProtoHTTP2, Options: proxy.PeerOptions{ReadTimeout: *readTimeout}},
 		log:  logger,
 	}
-	svc := proxy.NewService("grpc", g, proxy.ServiceOptions{Logger: logger})
+	svc, err := proxy.NewService("grpc", g, proxy.ServiceOptions{Logger: logger})
+	if err != nil {
+		return err
+	}
 	svc.AddTCP(*listen)
 	if err := srv.Add(svc); err != nil {
 		return err

@@ -175,7 +175,10 @@ func run(args []string, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	svc := proxy.NewService("load-balancer", &balancer{lb: bal}, proxy.ServiceOptions{Logger: logger})
+	svc, err := proxy.NewService("load-balancer", &balancer{lb: bal}, proxy.ServiceOptions{Logger: logger})
+	if err != nil {
+		return err
+	}
 	svc.AddTCP(*listen)
 	if err := srv.Add(svc); err != nil {
 		return err

@@ -124,7 +124,14 @@ func run(args []string) error {
 			fmt.Printf("Try:  curl -i http://%s/\n", *listen)
 		}
 	}
-	svc := proxy.NewService("modify-response", rewriter{peer: proxy.NewPeer(target)}, proxy.ServiceOptions{Logger: logger})
+	peer, err := proxy.NewPeer(target)
+	if err != nil {
+		return err
+	}
+	svc, err := proxy.NewService("modify-response", rewriter{peer: peer}, proxy.ServiceOptions{Logger: logger})
+	if err != nil {
+		return err
+	}
 	svc.AddTCP(*listen)
 	if err := srv.Add(svc); err != nil {
 		return err

@@ -85,8 +85,15 @@ func run(args []string) error {
 			fmt.Printf("Try:  curl -i http://%s/   and   curl -i -H '%s: %s' http://%s/\n", *listen, *header, *key, *listen)
 		}
 	}
-	g := guard{peer: proxy.NewPeer(target), header: *header, key: []byte(*key)}
-	svc := proxy.NewService("reject", g, proxy.ServiceOptions{Logger: logger})
+	peer, err := proxy.NewPeer(target)
+	if err != nil {
+		return err
+	}
+	g := guard{peer: peer, header: *header, key: []byte(*key)}
+	svc, err := proxy.NewService("reject", g, proxy.ServiceOptions{Logger: logger})
+	if err != nil {
+		return err
+	}
 	svc.AddTCP(*listen)
 	if err := srv.Add(svc); err != nil {
 		return err

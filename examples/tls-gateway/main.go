@@ -181,8 +181,15 @@ func run(args []string, stdout *os.File) error {
 		defer origin.Close()
 		target = origin.Addr()
 	}
-	g := &gateway{peer: proxy.NewPeer(target), log: logger}
-	svc := proxy.NewService("tls-gateway", g, proxy.ServiceOptions{Logger: logger})
+	peer, err := proxy.NewPeer(target)
+	if err != nil {
+		return err
+	}
+	g := &gateway{peer: peer, log: logger}
+	svc, err := proxy.NewService("tls-gateway", g, proxy.ServiceOptions{Logger: logger})
+	if err != nil {
+		return err
+	}
 	svc.AddTLS(*listen, tcfg)
 	if err := srv.Add(svc); err != nil {
 		return err

@@ -90,11 +90,18 @@ func run(args []string) error {
 		defer origin.Close()
 		target = origin.Addr()
 	}
-	p := &wsProxy{peer: proxy.NewPeer(target), allow: allow, log: logger}
-	svc := proxy.NewService("websocket", p, proxy.ServiceOptions{
+	peer, err := proxy.NewPeer(target)
+	if err != nil {
+		return err
+	}
+	p := &wsProxy{peer: peer, allow: allow, log: logger}
+	svc, err := proxy.NewService("websocket", p, proxy.ServiceOptions{
 		Logger:            logger,
 		TunnelIdleTimeout: *idleTimeout,
 	})
+	if err != nil {
+		return err
+	}
 	svc.AddTCP(*listen)
 	if err := srv.Add(svc); err != nil {
 		return err

@@ -7,7 +7,7 @@
 //		origin := proxytest.NewOrigin(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 //			io.WriteString(w, "hello")
 //		}))
-//		svc := proxy.NewService("gw", &Gateway{peer: origin.Peer()}, proxy.ServiceOptions{})
+//		svc := proxytest.NewService(t, "gw", &Gateway{peer: origin.Peer()}, proxy.ServiceOptions{})
 //		addr := proxytest.Serve(t, svc) // checks svc (and its phase names) first
 //		resp, err := proxytest.H1Client(t, nil).Get("http://" + addr + "/")
 //		...

@@ -31,7 +31,7 @@ func testGateway(t testing.TB) {
 	origin := proxytest.NewOrigin(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		io.WriteString(w, "hello from the origin")
 	}))
-	svc := proxy.NewService("gw", &Gateway{origin: origin.Peer()}, proxy.ServiceOptions{})
+	svc := proxytest.NewService(t, "gw", &Gateway{origin: origin.Peer()}, proxy.ServiceOptions{})
 	addr := proxytest.Serve(t, svc) // checks svc, serves it until the test ends
 
 	for _, cl := range []*http.Client{proxytest.H1Client(t, nil), proxytest.H2CClient(t)} {

@@ -133,6 +133,17 @@ type Service interface {
 	Close() error
 }
 
+// NewService is [proxy.NewService] for a test: it fails t when the service cannot be
+// made (an empty name, a nil app, options that cannot work).
+func NewService[C any](t testing.TB, name string, app proxy.ProxyHTTP[C], opts proxy.ServiceOptions) *proxy.Service[C] {
+	t.Helper()
+	svc, err := proxy.NewService(name, app, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return svc
+}
+
 // Serve checks svc with its Check method (options, TLS endpoints, and the phase names
 // of its ProxyHTTP, see [proxy.CheckPhases]), failing the test on a problem, then serves
 // it on loopback until the test ends, when it shuts svc down and waits for it. It

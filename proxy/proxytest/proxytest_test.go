@@ -79,7 +79,7 @@ func TestEndToEnd(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			svc := proxy.NewService("gw", &tagger{peer: tt.peer}, proxy.ServiceOptions{})
+			svc := proxytest.NewService(t, "gw", &tagger{peer: tt.peer}, proxy.ServiceOptions{})
 			scheme := "http"
 			if tt.tls {
 				svc.AddTLS("0.0.0.0:443", cert.Config) // served on loopback whatever it names
@@ -99,11 +99,11 @@ func TestEndToEnd(t *testing.T) {
 
 func TestServeUnixEndpoint(t *testing.T) {
 	origin := proxytest.NewOrigin(t, echoProto)
-	svc := proxy.NewService("gw", &tagger{peer: origin.Peer()}, proxy.ServiceOptions{})
+	svc := proxytest.NewService(t, "gw", &tagger{peer: origin.Peer()}, proxy.ServiceOptions{})
 	svc.AddUnix("/nonexistent/dir/gw.sock")
 	path := proxytest.Serve(t, svc)
 	peer := &proxy.Peer{Network: "unix", Address: path}
-	front := proxy.NewService("front", &tagger{peer: peer}, proxy.ServiceOptions{})
+	front := proxytest.NewService(t, "front", &tagger{peer: peer}, proxy.ServiceOptions{})
 	addr := proxytest.Serve(t, front)
 	if _, body := get(t, proxytest.H1Client(t, nil), "http://"+addr+"/"); body != "HTTP/1.1 seen" {
 		t.Fatalf("body %q", body)
@@ -159,7 +159,7 @@ func TestServeChecksPhases(t *testing.T) {
 	origin := proxytest.NewOrigin(t, echoProto)
 	app := &misspelt{tagger{peer: origin.Peer()}}
 	got := failing(t, func(tb testing.TB) {
-		proxytest.Serve(tb, proxy.NewService("gw", app, proxy.ServiceOptions{}))
+		proxytest.Serve(tb, proxytest.NewService(tb, "gw", app, proxy.ServiceOptions{}))
 		tb.Errorf("Serve returned")
 	})
 	if !strings.Contains(got, `service gw`) || !strings.Contains(got, "RequestFiltr (RequestFilter?)") || strings.Contains(got, "Serve returned") {
