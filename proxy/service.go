@@ -83,8 +83,8 @@ type ServiceOptions struct {
 	// MaxUpstreamPeers bounds the number of peer identities whose state the upstream
 	// pool keeps (idle connections, TLS session cache, HTTP/2 transports): past it, when
 	// a new peer comes, the state of the least recently used peers with no connection
-	// open is dropped. If zero (or negative), 10000. The state of a peer with no connection open is
-	// also dropped once unused for three of its idle timeouts.
+	// open is dropped. If zero (or negative), 10000. The state of a peer with no
+	// connection open is also dropped once unused for three of its idle timeouts.
 	MaxUpstreamPeers int
 
 	// TrustedProxies lists the client addresses whose X-Forwarded-For, X-Forwarded-Proto
