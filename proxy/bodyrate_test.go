@@ -20,7 +20,26 @@ func TestSlowRequestBodyCut(t *testing.T) {
 		io.Copy(io.Discard, c) // returns when the proxy closes the connection
 		cut <- struct{}{}
 	})
-	svc, logs := newTestService[*testCtx](t, fixedProxy{peer: testPeer(origin)}, ServiceOptions{
+	checkSlowBodyCut(t, testPeer(origin), cut)
+}
+
+// TestSlowRequestBodyCutH2Peer is TestSlowRequestBodyCut with an HTTP/2 peer, whose
+// request body is fed from the client by another path (the HTTP/2 body pump).
+func TestSlowRequestBodyCutH2Peer(t *testing.T) {
+	cut := make(chan struct{}, 1)
+	origin, _ := startH2OriginWith(t, false, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body) // returns when the proxy resets the stream
+		cut <- struct{}{}
+	}))
+	checkSlowBodyCut(t, &Peer{Address: origin, Protocol: ProtoHTTP2}, cut)
+}
+
+// checkSlowBodyCut trickles a request body at 50 bytes a second to a service with a
+// minimum rate of 1000 after 300ms that proxies to peer, and checks that the client gets
+// 408 in time, the log says why, and cut is signalled (the peer saw its side end).
+func checkSlowBodyCut(t *testing.T, peer *Peer, cut <-chan struct{}) {
+	t.Helper()
+	svc, logs := newTestService[*testCtx](t, fixedProxy{peer: peer}, ServiceOptions{
 		MinRequestBodyRate:      1000,
 		MinRequestBodyRateGrace: 300 * time.Millisecond,
 	})
@@ -57,7 +76,7 @@ func TestSlowRequestBodyCut(t *testing.T) {
 	select {
 	case <-cut:
 	case <-time.After(5 * time.Second):
-		t.Fatalf("the peer's connection was not closed; log:\n%s", logs)
+		t.Fatalf("the peer's side was not ended; log:\n%s", logs)
 	}
 	if !strings.Contains(logs.String(), "slower than the minimum rate") {
 		t.Errorf("the log does not say why:\n%s", logs)

@@ -104,17 +104,20 @@ func (p *h2Pump[C]) start(tr *http.Transport) {
 }
 
 // feed reads the client's body, a piece when asked, on the feeder goroutine. It touches
-// nothing of the session but the downstream's read side.
+// nothing of the session but the downstream's read side and the minimum body rate
+// (sess.rate), and reads sess.bytesReceived, which the request goroutine updates before
+// it asks for the next piece.
 func (p *h2Pump[C]) feed() {
 	defer p.wg.Done()
 	sess := &p.ex.sess
 	d := sess.ds
 	for range p.read {
 		if d.willWait() { // the read waits on the client
-			d.readTimeout(time.Now(), sess.bodyTimeout)
+			t := time.Now()
+			d.readTimeout(t, sess.rate.wait(t, sess.bodyTimeout, sess.bytesReceived))
 		}
 		b, err := d.readBody()
-		p.got <- h2Read{b, err}
+		p.got <- h2Read{b, sess.rate.end(err)}
 	}
 }
 
