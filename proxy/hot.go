@@ -23,6 +23,9 @@ const hotGap = 20 * time.Millisecond
 // hotTick is the period of the clock that ends hot waits.
 const hotTick = 5 * time.Millisecond
 
+// hotWait is how many ticks of that clock a hot connection waits for a request.
+const hotWait = int64(hotGap / hotTick)
+
 // maxHot bounds the connections served hot at a time, and so the workers (and their
 // stacks) they hold; beyond it, busy connections park between requests too.
 const maxHot = 1024
@@ -45,7 +48,7 @@ const (
 // hotEligible reports whether the connection should be served hot: its request came
 // within hotGap of the end of the previous response.
 func (c *conn[C]) hotEligible(woken, lastEnd time.Time) bool {
-	return !woken.IsZero() && !lastEnd.IsZero() && woken.Sub(lastEnd) < hotGap && c.svc.idle.hotRoom()
+	return !woken.IsZero() && !lastEnd.IsZero() && c.svc.idle.hotRoom(woken.Sub(lastEnd))
 }
 
 // serveHot serves the connection on w for as long as its client keeps sending within

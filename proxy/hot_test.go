@@ -15,19 +15,24 @@ import (
 
 // A keep-alive connection whose requests come back to back is served hot, from its
 // worker's wait: requests of every shape pass on it (a body, a head in pieces,
-// pipelined ones, one sent while the one before waits on the peer); idle for longer
-// than hotGap it goes back to parking and still serves; a hot connection outlives the
-// keep-alive timeout as long as requests keep coming; Shutdown ends it at once.
+// pipelined ones, one sent while the one before waits on the peer); once its wait has
+// lasted hotWait ticks of the hot clock it goes back to parking, not a tick before,
+// and still serves; Shutdown ends it at once. The test drives the hot clock.
 func TestHotConnections(t *testing.T) {
+	slowIn, release := make(chan struct{}), make(chan struct{})
 	_, origin := startOrigin(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
 		if r.URL.Path == "/slow" {
-			time.Sleep(50 * time.Millisecond)
+			select {
+			case slowIn <- struct{}{}:
+				<-release
+			case <-t.Context().Done():
+			}
 		}
 		io.WriteString(w, r.Method+" "+r.URL.Path+" "+string(body))
 	}))
-	svc, logs := newTestService[*testCtx](t, fixedProxy{peer: testPeer(origin)},
-		ServiceOptions{KeepaliveTimeout: 300 * time.Millisecond})
+	svc, logs := newTestService[*testCtx](t, fixedProxy{peer: testPeer(origin)}, ServiceOptions{})
+	p := manualClocks(t, svc, time.Hour)
 	addr := startProxy(t, svc)
 	c, br := dialRaw(t, addr)
 	expect := func(want string) {
@@ -41,21 +46,12 @@ func TestHotConnections(t *testing.T) {
 		io.WriteString(c, "GET "+path+" HTTP/1.1\r\nHost: x\r\n\r\n")
 		expect("GET " + path + " ")
 	}
-	waitHot := func(want int) {
-		t.Helper()
-		deadline := time.Now().Add(2 * time.Second)
-		for hotConns(svc) != want && time.Now().Before(deadline) {
-			time.Sleep(time.Millisecond)
-		}
-		if got := hotConns(svc); got != want {
-			t.Fatalf("%d hot connections, want %d", got, want)
-		}
-	}
 
 	untilHot(t, svc, 1, func() { get("/a") })
 
 	io.WriteString(c, "POST /p HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello")
 	expect("POST /p hello")
+	// (The pauses below only spread the pieces over several reads; nothing waits on them.)
 	io.WriteString(c, "POST /q HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n")
 	time.Sleep(2 * time.Millisecond)
 	io.WriteString(c, "3\r\nabc\r\n0\r\n\r\n")
@@ -70,31 +66,29 @@ func TestHotConnections(t *testing.T) {
 		expect("GET /c ")
 	}
 	io.WriteString(c, "GET /slow HTTP/1.1\r\nHost: x\r\n\r\n")
-	time.Sleep(10 * time.Millisecond) // the request above waits on the peer
+	<-slowIn // the request above waits on the peer
 	io.WriteString(c, "GET /d HTTP/1.1\r\nHost: x\r\n\r\n")
+	close(release)
 	expect("GET /slow ")
 	expect("GET /d ")
 	untilHot(t, svc, 1, func() { get("/e") })
 
-	// Idle: back to parking; it still serves. (It leaves the hot set a moment before it
-	// is in the poller's set again.)
-	waitHot(0)
-	for deadline := time.Now().Add(2 * time.Second); len(parked(svc)) != 1 && time.Now().Before(deadline); {
-		time.Sleep(time.Millisecond)
+	// Idle: the hot clock ends the wait after hotWait ticks, and the connection goes
+	// back to parking; it still serves.
+	waitUntil(t, "a hot wait", func() bool { return hotWaiting(svc) == 1 })
+	for range hotWait - 1 {
+		p.tickHot()
 	}
-	if n := len(parked(svc)); n != 1 {
-		t.Fatalf("%d parked connections, want 1", n)
+	if n := hotWaiting(svc); n != 1 {
+		t.Fatalf("%d hot waits after %d ticks, want 1 until %d", n, hotWait-1, hotWait)
 	}
+	p.tickHot()
+	waitUntil(t, "no hot connection", func() bool { return hotConns(svc) == 0 })
+	waitUntil(t, "a parked connection", func() bool { return len(parked(svc)) == 1 })
 	get("/f")
 
-	// Requests every few milliseconds for three keep-alive timeouts, on one connection.
-	for end := time.Now().Add(900 * time.Millisecond); time.Now().Before(end); {
-		get("/g")
-		time.Sleep(3 * time.Millisecond)
-	}
-	untilHot(t, svc, 1, func() { get("/g") })
-
 	// Shutdown ends the hot connection at once.
+	untilHot(t, svc, 1, func() { get("/g") })
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	start := time.Now()
@@ -109,11 +103,41 @@ func TestHotConnections(t *testing.T) {
 	}
 }
 
+// A hot connection outlives the keep-alive timeout as long as requests keep coming:
+// each one it serves from its wait moves the read deadline on.
+func TestHotOutlivesKeepalive(t *testing.T) {
+	origin, _ := echoOrigin(t)
+	const keepalive = 300 * time.Millisecond
+	svc, logs := newTestService[*testCtx](t, fixedProxy{peer: testPeer(origin)},
+		ServiceOptions{KeepaliveTimeout: keepalive})
+	manualClocks(t, svc, time.Hour)
+	addr := startProxy(t, svc)
+	c, br := dialRaw(t, addr)
+	get := func() {
+		t.Helper()
+		io.WriteString(c, "GET /g HTTP/1.1\r\nHost: x\r\n\r\n")
+		if resp, body := readResponse(t, br, "GET"); resp.StatusCode != 200 || body != "hello /g" {
+			t.Fatalf("got %d %q\n%s", resp.StatusCode, body, logs.String())
+		}
+	}
+	untilHot(t, svc, 1, get)
+	// A request every 20 ms for three keep-alive timeouts, on the one hot connection.
+	pace := time.NewTicker(20 * time.Millisecond)
+	defer pace.Stop()
+	for end := time.Now().Add(3 * keepalive); time.Now().Before(end); <-pace.C {
+		get()
+		if n := hotConns(svc); n != 1 {
+			t.Fatalf("%d hot connections, want 1", n)
+		}
+	}
+}
+
 // A hot connection that its client closes, or that Close cuts, ends, and leaves
 // nothing behind (TestMain checks for goroutines).
 func TestHotConnectionsEnd(t *testing.T) {
 	origin, _ := echoOrigin(t)
 	svc, _ := newTestService[*testCtx](t, fixedProxy{peer: testPeer(origin)}, ServiceOptions{})
+	manualClocks(t, svc, time.Hour)
 	addr := startProxy(t, svc)
 	c1, br1 := dialRaw(t, addr)
 	c2, br2 := dialRaw(t, addr)
@@ -126,13 +150,7 @@ func TestHotConnectionsEnd(t *testing.T) {
 		}
 	})
 	c1.Close()
-	deadline := time.Now().Add(2 * time.Second)
-	for connCount(svc) != 1 && time.Now().Before(deadline) {
-		time.Sleep(time.Millisecond)
-	}
-	if n := connCount(svc); n != 1 {
-		t.Fatalf("%d connections after the client closed one of 2", n)
-	}
+	waitUntil(t, "one connection left of 2", func() bool { return connCount(svc) == 1 })
 	svc.Close()
 	waitClosed(t, c2, br2, 3*time.Second)
 }
@@ -141,11 +159,9 @@ func TestHotConnectionsEnd(t *testing.T) {
 func TestHotConnectionsBounded(t *testing.T) {
 	origin, _ := echoOrigin(t)
 	svc, _ := newTestService[*testCtx](t, fixedProxy{peer: testPeer(origin)}, ServiceOptions{})
+	p := manualClocks(t, svc, time.Hour)
 	addr := startProxy(t, svc)
 	healthy(t, addr)
-	svc.mu.Lock()
-	p := svc.idle
-	svc.mu.Unlock()
 	p.hotMu.Lock()
 	p.hotMax = 1
 	p.hotMu.Unlock()
@@ -186,7 +202,7 @@ func TestHotJoinBounded(t *testing.T) {
 	svc, p := testIdlePoller(t)
 	p.hotMax = 1
 	a, b := &conn[*testCtx]{svc: svc}, &conn[*testCtx]{svc: svc}
-	if !p.hotRoom() {
+	if !p.hotRoom(0) {
 		t.Fatal("no room with no connection hot")
 	}
 	if !p.hotJoin(a) {
@@ -202,15 +218,16 @@ func TestHotJoinBounded(t *testing.T) {
 }
 
 // TestHotTime checks the clock of hot requests against time.Now: its wall and
-// monotonic readings, and that it moves.
+// monotonic readings, from a base the hot clock read long ago, and that it moves.
 func TestHotTime(t *testing.T) {
 	_, p := testIdlePoller(t)
 	before := time.Now()
-	time.Sleep(20 * time.Millisecond) // the base (read at newIdlePoller) falls behind
+	stale := before.Add(-time.Minute) // as if the hot clock had not ticked for a minute
+	p.hotBase.Store(&stale)
 	got := p.hotTime()
 	after := time.Now()
-	if got.Before(before.Add(20*time.Millisecond)) || got.After(after) {
-		t.Fatalf("hotTime %v, want within [%v, %v]", got, before.Add(20*time.Millisecond), after)
+	if got.Before(before) || got.After(after) {
+		t.Fatalf("hotTime %v, want within [%v, %v]", got, before, after)
 	}
 	// The wall reading alone (Round(0) drops the monotonic one) agrees too, within
 	// what the wall clock may drift from the monotonic one in a test's time.
@@ -220,6 +237,48 @@ func TestHotTime(t *testing.T) {
 	if next := p.hotTime(); next.Before(got) {
 		t.Fatalf("hotTime went back: %v after %v", next, got)
 	}
+	// A tick of the hot clock reads the base anew.
+	p.tickHot()
+	if b := *p.hotBase.Load(); b.Before(after) {
+		t.Fatalf("hot clock base %v after a tick, before %v", b, after)
+	}
+}
+
+// TestHotRoom checks who may be served hot: a request that came within the hot gap
+// of the last response, while fewer than hotMax connections are hot.
+func TestHotRoom(t *testing.T) {
+	svc, p := testIdlePoller(t)
+	if !p.hotRoom(hotGap - time.Millisecond) {
+		t.Fatalf("no room for a request %v after the response", hotGap-time.Millisecond)
+	}
+	if p.hotRoom(hotGap) {
+		t.Fatalf("room for a request %v after the response", hotGap)
+	}
+	p.hotMax = 1
+	p.hotJoin(&conn[*testCtx]{svc: svc})
+	if p.hotRoom(0) {
+		t.Fatal("room beyond hotMax")
+	}
+}
+
+// manualClocks gives svc, before it runs, an idle poller whose hot clock and sweep
+// tick only when the test calls tickHot and tickSweep, and whose hot gap is gap:
+// time.Hour makes every request that follows a response on its connection make the
+// connection hot, 0 none, however fast the machine runs the test.
+func manualClocks[C any](t *testing.T, svc *Service[C], gap time.Duration) *idlePoller[C] {
+	t.Helper()
+	p := newIdlePoller(svc)
+	if p == nil {
+		t.Fatal("no idle poller")
+	}
+	p.manualClocks = true
+	p.hotGap = gap
+	svc.mu.Lock()
+	svc.idle = p
+	svc.mu.Unlock()
+	go p.run()
+	t.Cleanup(p.close) // (the service's Close closes it too)
+	return p
 }
 
 // untilHot runs send until want connections are hot at once, for up to 5 seconds.
@@ -242,6 +301,23 @@ func hotConns[C any](s *Service[C]) int {
 	p.hotMu.Lock()
 	defer p.hotMu.Unlock()
 	return len(p.hot)
+}
+
+// hotWaiting returns how many hot connections wait for a request now (neither serving
+// one nor ended by the hot clock).
+func hotWaiting[C any](s *Service[C]) int {
+	s.mu.Lock()
+	p := s.idle
+	s.mu.Unlock()
+	p.hotMu.Lock()
+	defer p.hotMu.Unlock()
+	n := 0
+	for c := range p.hot {
+		if c.hotSince.Load() > 0 {
+			n++
+		}
+	}
+	return n
 }
 
 func connCount[C any](s *Service[C]) int {

@@ -41,12 +41,17 @@ type idlePoller[C any] struct {
 	// Connections served hot (see hot.go), and the clock that ends their waits.
 	hotMu    sync.Mutex
 	hot      map[*conn[C]]struct{}
-	hotMax   int // maxHot (tests lower it)
+	hotMax   int           // maxHot (tests lower it)
+	hotGap   time.Duration // hotGap (tests widen it; see hotRoom)
 	hotTicks atomic.Int64
 	hotWake  chan struct{} // the hot clock sleeps while no connection is hot
 	// hotBase is a time read by the hot clock, at most a tick old while a connection
 	// is hot: the wall clock of a hot request's start is taken from it (see hotTime).
 	hotBase atomic.Pointer[time.Time]
+
+	// manualClocks keeps run from starting the hot clock and the sweep: a test drives
+	// them, tick by tick, with tickHot and tickSweep. Set before run.
+	manualClocks bool
 }
 
 type parkedConn[C any] struct {
@@ -72,7 +77,7 @@ func newIdlePoller[C any](s *Service[C]) *idlePoller[C] {
 	}
 	p := &idlePoller[C]{svc: s, epfd: epfd, file: f, rc: rc, conns: map[int32]parkedConn[C]{},
 		events: make([]syscall.EpollEvent, 128), done: make(chan struct{}),
-		hot: map[*conn[C]]struct{}{}, hotMax: maxHot, hotWake: make(chan struct{}, 1)}
+		hot: map[*conn[C]]struct{}{}, hotMax: maxHot, hotGap: hotGap, hotWake: make(chan struct{}, 1)}
 	p.waitFn = p.wait
 	p.hotTicks.Store(1) // a hot wait's start is never 0
 	p.setHotBase()
@@ -117,9 +122,11 @@ func (p *idlePoller[C]) control(c *conn[C], f func(fd int)) {
 	})
 }
 
-// hotRoom reports whether one more connection may be served hot.
-func (p *idlePoller[C]) hotRoom() bool {
-	if p == nil {
+// hotRoom reports whether one more connection, whose request came gap after the end of
+// its last response, may be served hot: gap is under hotGap, and fewer than hotMax
+// connections are hot.
+func (p *idlePoller[C]) hotRoom(gap time.Duration) bool {
+	if p == nil || gap >= p.hotGap {
 		return false
 	}
 	p.hotMu.Lock()
@@ -166,22 +173,13 @@ func (p *idlePoller[C]) hotLeave(c *conn[C]) bool {
 func (p *idlePoller[C]) hotClock(stop chan struct{}) {
 	t := time.NewTicker(hotTick)
 	defer t.Stop()
-	limit := int64(hotGap / hotTick)
 	for {
 		select {
 		case <-stop:
 			return
 		case <-t.C:
 		}
-		now := p.hotTicks.Add(1)
-		p.setHotBase()
-		p.hotMu.Lock()
-		idle := len(p.hot) == 0
-		for c := range p.hot {
-			p.kick(c, now-limit)
-		}
-		p.hotMu.Unlock()
-		if idle {
+		if idle := p.tickHot(); idle {
 			t.Stop()
 			select {
 			case <-stop:
@@ -192,6 +190,19 @@ func (p *idlePoller[C]) hotClock(stop chan struct{}) {
 			t.Reset(hotTick)
 		}
 	}
+}
+
+// tickHot moves the hot clock on by one tick and ends the hot waits that began
+// hotWait ticks ago or more; it reports whether no connection is hot.
+func (p *idlePoller[C]) tickHot() (idle bool) {
+	now := p.hotTicks.Add(1)
+	p.setHotBase()
+	p.hotMu.Lock()
+	defer p.hotMu.Unlock()
+	for c := range p.hot {
+		p.kick(c, now-hotWait)
+	}
+	return len(p.hot) == 0
 }
 
 // setHotBase reads the clock for hotTime.
@@ -284,11 +295,17 @@ func (p *idlePoller[C]) wait(uintptr) bool {
 // run hands connections to workers as their clients send, until the poller is closed;
 // it also closes connections parked for longer than the keep-alive timeout.
 func (p *idlePoller[C]) run() {
-	defer close(p.done)
-	stopSweep := make(chan struct{})
-	defer close(stopSweep)
-	go p.sweep(stopSweep)
-	go p.hotClock(stopSweep)
+	stop := make(chan struct{})
+	var clocks sync.WaitGroup
+	defer func() {
+		close(stop)
+		clocks.Wait()
+		close(p.done)
+	}()
+	if !p.manualClocks {
+		clocks.Go(func() { p.sweep(stop) })
+		clocks.Go(func() { p.hotClock(stop) })
+	}
 	for {
 		p.n = 0
 		if err := p.rc.Read(p.waitFn); err != nil {
@@ -314,11 +331,7 @@ func (p *idlePoller[C]) run() {
 
 // sweep closes connections parked for longer than the keep-alive timeout.
 func (p *idlePoller[C]) sweep(stop chan struct{}) {
-	keepalive := durOr(p.svc.opts.KeepaliveTimeout, 60*time.Second)
-	period := min(max(keepalive/8, 10*time.Millisecond), time.Second)
-	// A connection parked at tick n is closed at the first tick past n+wait: never
-	// before the keep-alive timeout, at most two periods after it.
-	wait := int64((keepalive+period-1)/period) + 1
+	period, wait := p.sweepPeriod()
 	t := time.NewTicker(period)
 	defer t.Stop()
 	var expired []*conn[C]
@@ -327,21 +340,36 @@ func (p *idlePoller[C]) sweep(stop chan struct{}) {
 		case <-stop:
 			return
 		case <-t.C:
-			now := p.ticks.Add(1)
-			p.mu.Lock()
-			for _, pc := range p.conns {
-				if now-pc.c.parkedAt.Load() > wait && pc.c.unpark() {
-					expired = append(expired, pc.c)
-				}
-			}
-			p.mu.Unlock()
-			for i, c := range expired {
-				c.end()
-				expired[i] = nil
-			}
-			expired = expired[:0]
+			expired = p.tickSweep(wait, expired)
 		}
 	}
+}
+
+// sweepPeriod returns the sweep's period, and for how many of its ticks a connection
+// stays parked: one parked at tick n is closed at the first tick past n+wait, never
+// before the keep-alive timeout, at most two periods after it.
+func (p *idlePoller[C]) sweepPeriod() (period time.Duration, wait int64) {
+	keepalive := durOr(p.svc.opts.KeepaliveTimeout, 60*time.Second)
+	period = min(max(keepalive/8, 10*time.Millisecond), time.Second)
+	return period, int64((keepalive+period-1)/period) + 1
+}
+
+// tickSweep moves the sweep's clock on by one tick and closes the connections parked
+// for more than wait ticks; expired is room for them, returned empty for the next tick.
+func (p *idlePoller[C]) tickSweep(wait int64, expired []*conn[C]) []*conn[C] {
+	now := p.ticks.Add(1)
+	p.mu.Lock()
+	for _, pc := range p.conns {
+		if now-pc.c.parkedAt.Load() > wait && pc.c.unpark() {
+			expired = append(expired, pc.c)
+		}
+	}
+	p.mu.Unlock()
+	for i, c := range expired {
+		c.end()
+		expired[i] = nil
+	}
+	return expired[:0]
 }
 
 // tick returns the sweeper's tick count, for parkedAt.

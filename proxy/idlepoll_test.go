@@ -15,10 +15,11 @@ import (
 
 // Idle keep-alive connections are parked with the idle poller: they keep no goroutine,
 // wake when their clients send (whole, in pieces, or pipelined), and Shutdown closes
-// them.
+// them. (None is served hot, and the sweep does not run: the test sees parking alone.)
 func TestIdleConnectionsParked(t *testing.T) {
 	origin, _ := echoOrigin(t)
 	svc, logs := newTestService[*testCtx](t, fixedProxy{peer: testPeer(origin)}, ServiceOptions{})
+	manualClocks(t, svc, 0)
 	addr := startProxy(t, svc)
 	healthy(t, addr) // warm up: workers and upstream connections exist
 
@@ -33,14 +34,8 @@ func TestIdleConnectionsParked(t *testing.T) {
 		}
 		cs[i], brs[i] = c, br
 	}
-	// Each connection is parked once its response is out; give the last ones a moment.
-	deadline := time.Now().Add(5 * time.Second)
-	for len(parked(svc)) < n && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
-	}
-	if got := len(parked(svc)); got < n {
-		t.Fatalf("%d of %d idle connections parked", got, n)
-	}
+	// Each connection is parked once its response is out, the last ones a moment later.
+	waitUntil(t, "all idle connections parked", func() bool { return len(parked(svc)) >= n })
 	if extra := runtime.NumGoroutine() - before; extra > n/10 {
 		t.Fatalf("%d more goroutines with %d idle connections", extra, n)
 	}
@@ -53,7 +48,7 @@ func TestIdleConnectionsParked(t *testing.T) {
 		case 1:
 			for _, part := range []string{"GET /b HT", "TP/1.1\r\nHo", "st: x\r\n\r\n"} {
 				io.WriteString(c, part)
-				time.Sleep(time.Millisecond)
+				time.Sleep(time.Millisecond) // (spreads the pieces over reads; nothing waits on it)
 			}
 		case 2:
 			io.WriteString(c, "GET /b HTTP/1.1\r\nHost: x\r\n\r\nGET /b HTTP/1.1\r\nHost: x\r\n\r\n")
@@ -68,11 +63,9 @@ func TestIdleConnectionsParked(t *testing.T) {
 	}
 
 	// Shutdown closes the parked connections at once.
+	waitUntil(t, "all idle connections parked again", func() bool { return len(parked(svc)) >= n })
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	for len(parked(svc)) < n && ctx.Err() == nil {
-		time.Sleep(10 * time.Millisecond)
-	}
 	start := time.Now()
 	if err := svc.Shutdown(ctx); err != nil {
 		t.Fatalf("shutdown: %v", err)
@@ -84,6 +77,52 @@ func TestIdleConnectionsParked(t *testing.T) {
 	}
 	if d := time.Since(start); d > 5*time.Second {
 		t.Fatalf("shutdown took %v", d)
+	}
+}
+
+// The sweep closes a connection parked for the keep-alive timeout: wait ticks of its
+// clock after the one it was parked at, it is still open, and the next closes it; a
+// connection parked since is left alone. The test drives the sweep.
+func TestIdleSweep(t *testing.T) {
+	origin, _ := echoOrigin(t)
+	svc, _ := newTestService[*testCtx](t, fixedProxy{peer: testPeer(origin)},
+		ServiceOptions{KeepaliveTimeout: 300 * time.Millisecond})
+	p := manualClocks(t, svc, 0)
+	addr := startProxy(t, svc)
+	dial := func() (net.Conn, *bufio.Reader) {
+		c, br := dialRaw(t, addr)
+		io.WriteString(c, "GET /a HTTP/1.1\r\nHost: x\r\n\r\n")
+		if resp, body := readResponse(t, br, "GET"); resp.StatusCode != 200 || body != "hello /a" {
+			t.Fatalf("%d %q", resp.StatusCode, body)
+		}
+		return c, br
+	}
+	period, wait := p.sweepPeriod()
+	if period*time.Duration(wait) < 300*time.Millisecond { // parked just before a tick
+		t.Fatalf("%d ticks of %v: before the keep-alive timeout", wait, period)
+	}
+	old, oldBR := dial()
+	waitUntil(t, "a parked connection", func() bool { return len(parked(svc)) == 1 })
+	for range wait - 1 {
+		p.tickSweep(wait, nil)
+	}
+	young, youngBR := dial() // parked wait-1 ticks after the first one
+	waitUntil(t, "two parked connections", func() bool { return len(parked(svc)) == 2 })
+	p.tickSweep(wait, nil)
+	if n := connCount(svc); n != 2 {
+		t.Fatalf("%d connections after %d ticks, want 2 until %d", n, wait, wait+1)
+	}
+	p.tickSweep(wait, nil)
+	if out := waitClosed(t, old, oldBR, 3*time.Second); out != "" {
+		t.Fatalf("unexpected bytes at the keep-alive timeout: %q", out)
+	}
+	if n := connCount(svc); n != 1 {
+		t.Fatalf("%d connections after the first one's timeout, want 1", n)
+	}
+	// The younger one serves on, and is parked anew.
+	io.WriteString(young, "GET /b HTTP/1.1\r\nHost: x\r\n\r\n")
+	if resp, body := readResponse(t, youngBR, "GET"); resp.StatusCode != 200 || body != "hello /b" {
+		t.Fatalf("%d %q", resp.StatusCode, body)
 	}
 }
 
