@@ -493,7 +493,7 @@ func TestHTTP2RapidResetBounded(t *testing.T) {
 	const maxGoroutines = 1000
 	const maxGrowth = 64 << 20
 	maxP99 := 50 * time.Millisecond
-	if h2attacksRace {
+	if raceDetector {
 		maxP99 = 2 * time.Second
 	}
 

@@ -94,7 +94,7 @@ func TestWebSocketOverHTTP2(t *testing.T) {
 	if err != nil {
 		t.Fatalf("dial: %v\n%s", err, logs.String())
 	}
-	exchangeWSMessages(t, ctx, c, 10000)
+	exchangeWSMessages(t, ctx, c, wsMessages())
 
 	// Closing from the client side: the close handshake goes through, and the proxy
 	// ends the stream once the origin has closed.

@@ -57,7 +57,7 @@ func TestWebSocketThroughProxy(t *testing.T) {
 	if resp.StatusCode != 101 {
 		t.Fatalf("status %d", resp.StatusCode)
 	}
-	exchangeWSMessages(t, ctx, c, 10000)
+	exchangeWSMessages(t, ctx, c, wsMessages())
 
 	// Closing from the client side ends the origin's side too: a second connection is
 	// closed by the client, and the proxy's connection count goes back to zero.
@@ -95,6 +95,16 @@ func closeFromClient(t *testing.T, ctx context.Context, addr string, opts *webso
 	if err := c.Close(websocket.StatusNormalClosure, ""); err != nil {
 		t.Fatalf("close from client: %v\n%s", err, logs.String())
 	}
+}
+
+// wsMessages is how many messages the WebSocket tests exchange: fewer under the race
+// detector, which makes each one several times dearer, so that the tests stay within
+// their minute on a loaded two-core machine.
+func wsMessages() int {
+	if raceDetector {
+		return 2000
+	}
+	return 10000
 }
 
 // exchangeWSMessages sends n messages of 0 B to 1 MiB over c to the echo origin, checks
