@@ -457,10 +457,9 @@ func (c *conn[C]) exchangeOn(ctx contextT, ex *exchange[C], cc C, uc *upConn, pe
 		}
 		return c.switchProtocols(ctx, ex, cc, uc)
 	}
-	src := ex.h1Body(uc, o.readTimeout(), total)
-	src.head, src.keepAlive, src.pool = ex.known, uh.KeepAlive, s.pool
-	e = c.respond(ctx, ex, cc, src)
-	*pooled = src.pooled
+	ex.h1b = h1Body{uc: uc, timeout: o.readTimeout(), total: total, head: ex.known, keepAlive: uh.KeepAlive, pool: s.pool}
+	e = c.respond(ctx, ex, cc, &ex.h1b)
+	*pooled = ex.h1b.pooled
 	return e
 }
 
@@ -892,11 +891,6 @@ func peerHost(p *Peer) string {
 		return "localhost"
 	}
 	return p.Address
-}
-
-func (ex *exchange[C]) h1Body(uc *upConn, timeout time.Duration, total time.Time) *h1Body {
-	ex.h1b = h1Body{uc: uc, timeout: timeout, total: total}
-	return &ex.h1b
 }
 
 // h1Body is the upstream of an HTTP/1.x peer's response; one per exchange, reused.
