@@ -31,8 +31,9 @@ type upstream interface {
 	skip()
 	// finish is called once, last: sent reports whether the response went to the
 	// client through the body phases (false when a phase failed, or answered the client
-	// itself, before), e how that ended. It returns the peer's connection to the pool
-	// when it is fit for another request.
+	// itself, before), e how that ended. It releases what the source holds and returns
+	// the peer's connection to the pool when it is fit for another request (an
+	// HTTP/1.x connection left out is closed by its exchange).
 	finish(sess *Session, sent bool, e *Error)
 }
 
