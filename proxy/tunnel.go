@@ -62,18 +62,9 @@ func (c *conn[C]) switchProtocols(ctx contextT, ex *exchange[C], cc C, uc *upCon
 // (ex.resp, status 101) and answers the client: 101 over HTTP/1.1, 200 on an HTTP/2
 // stream (RFC 8441). done reports that a filter answered the client instead.
 func (c *conn[C]) answerSwitch(ctx contextT, ex *exchange[C], cc C) (done bool, _ *Error) {
-	s, sess, resp := c.svc, &ex.sess, &ex.resp
-	if err := s.app.UpstreamResponseFilter(ctx, sess, cc, resp); err != nil {
-		return false, asError(err, InternalError, Internal)
-	}
-	if err := s.app.ResponseFilter(ctx, sess, cc, resp); err != nil {
-		return false, asError(err, InternalError, Internal)
-	}
-	if sess.respStarted {
-		return true, nil // a filter answered instead
-	}
-	if err := validateHeader(&resp.Header); err != nil {
-		return false, asError(err, InternalError, Internal)
+	sess, resp := &ex.sess, &ex.resp
+	if done, e := c.responseHead(ctx, ex, cc, nil); done || e != nil {
+		return done, e // done: a filter answered instead
 	}
 	if d, ok := sess.transport().(*h2down); ok {
 		resp.Header.Del("Sec-WebSocket-Accept") // no such field in RFC 8441's handshake

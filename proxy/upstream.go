@@ -457,37 +457,10 @@ func (c *conn[C]) exchangeOn(ctx contextT, ex *exchange[C], cc C, uc *upConn, pe
 		}
 		return c.switchProtocols(ctx, ex, cc, uc)
 	}
-	if err := s.app.UpstreamResponseFilter(ctx, sess, cc, resp); err != nil {
-		return asError(err, InternalError, Internal)
-	}
-	if err := s.app.ResponseFilter(ctx, sess, cc, resp); err != nil {
-		return asError(err, InternalError, Internal)
-	}
-	if sess.respStarted {
-		// A filter answered the client itself; the peer's response is dropped (and its
-		// connection closed, since its body was not read).
-		return nil
-	}
-	if err := validateChanged(&resp.Header, ex.known); err != nil {
-		return asError(err, InternalError, Internal)
-	}
-	if e := c.sendResponse(ctx, ex, cc, ex.h1Body(uc, o.readTimeout(), total)); e != nil {
-		if _, h1 := sess.transport().(*h1down); h1 && e.Source == Downstream && e.Type == WriteError &&
-			uh.KeepAlive && drainResponse(uc, o.readTimeout()) {
-			// The HTTP/1.x client went away; the peer's connection is still good for
-			// another request. (A reset HTTP/2 stream cuts the peer's side instead.)
-			s.pool.put(uc, time.Now())
-			*pooled = true
-		}
-		return e
-	}
-	if uh.KeepAlive && uc.r.BodyDone() && uc.r.Buffered() == 0 {
-		// The response is out: its end is the time the connection went idle.
-		sess.timing.End = sess.clock()
-		s.pool.put(uc, sess.timing.End)
-		*pooled = true
-	}
-	return nil
+	ex.h1b = h1Body{uc: uc, timeout: o.readTimeout(), total: total, head: ex.known, keepAlive: uh.KeepAlive, pool: s.pool}
+	e = c.respond(ctx, ex, cc, &ex.h1b)
+	*pooled = ex.h1b.pooled
+	return e
 }
 
 // earlyAnswerWait bounds the wait for the answer of a peer that stopped taking the
@@ -642,8 +615,9 @@ func (c *conn[C]) sendBody(ctx contextT, ex *exchange[C], cc C, uc *upConn) *Err
 // 2.5% more at 512 and 1.5% less at 1024.
 const twoPieceMin = 1024
 
-// sendResponse writes the response head and streams the body to the client.
-func (c *conn[C]) sendResponse(ctx contextT, ex *exchange[C], cc C, src upstreamBody) *Error {
+// sendResponse writes the response head and streams the body to the client: respond's
+// part after the head phases.
+func (c *conn[C]) sendResponse(ctx contextT, ex *exchange[C], cc C, src upstream) *Error {
 	s, sess, resp := c.svc, &ex.sess, &ex.resp
 	d := sess.ds
 	noBody := sess.req.Method == "HEAD" || bodyless(resp.Status)
@@ -919,32 +893,18 @@ func peerHost(p *Peer) string {
 	return p.Address
 }
 
-// upstreamBody is the body of a peer's response: an HTTP/1.x connection's (h1Body) or
-// an HTTP/2 stream's (h2Body).
-type upstreamBody interface {
-	// readBody returns the next piece, aliasing a buffer valid until the next call;
-	// io.EOF (possibly with data) at the end.
-	readBody() ([]byte, error)
-	// buffered reports how many body bytes are at hand without waiting.
-	buffered() int
-	// readTimeout bounds the next wait on the peer.
-	readTimeout(now time.Time)
-	// trailers appends the response trailers, after io.EOF.
-	trailers(h *message.Header, a *arena.Arena)
-	// skip drops a body that the response cannot have (HEAD, 204, 304).
-	skip()
-}
-
-func (ex *exchange[C]) h1Body(uc *upConn, timeout time.Duration, total time.Time) *h1Body {
-	ex.h1b = h1Body{uc: uc, timeout: timeout, total: total}
-	return &ex.h1b
-}
-
+// h1Body is the upstream of an HTTP/1.x peer's response; one per exchange, reused.
 type h1Body struct {
-	uc      *upConn
-	timeout time.Duration
-	total   time.Time
+	uc        *upConn
+	timeout   time.Duration
+	total     time.Time
+	head      []message.Field // the head's lines valid as they came (see known)
+	keepAlive bool            // the peer keeps the connection open after this response
+	pool      *connPool       // where uc goes back when it is fit for another request
+	pooled    bool            // set when finish returned uc to the pool
 }
+
+func (b *h1Body) known() []message.Field { return b.head }
 
 func (b *h1Body) readBody() ([]byte, error) { return b.uc.r.ReadBody() }
 func (b *h1Body) buffered() int             { return b.uc.r.Buffered() }
@@ -954,5 +914,30 @@ func (b *h1Body) skip()                     { b.uc.r.StartBody(h1.BodyNone, 0) }
 func (b *h1Body) trailers(h *message.Header, a *arena.Arena) {
 	for _, f := range b.uc.r.Trailers() {
 		h.Add(a.String(f.Name), a.String(f.Value))
+	}
+}
+
+func (b *h1Body) finish(sess *Session, sent bool, e *Error) {
+	if !sent || !b.keepAlive {
+		// (A filter that answered the client itself left the body unread: the
+		// connection closes.)
+		return
+	}
+	uc := b.uc
+	if e != nil {
+		if _, h1 := sess.transport().(*h1down); h1 && e.Source == Downstream && e.Type == WriteError &&
+			drainResponse(uc, b.timeout) {
+			// The HTTP/1.x client went away; the peer's connection is still good for
+			// another request. (A reset HTTP/2 stream cuts the peer's side instead.)
+			b.pool.put(uc, time.Now())
+			b.pooled = true
+		}
+		return
+	}
+	if uc.r.BodyDone() && uc.r.Buffered() == 0 {
+		// The response is out: its end is the time the connection went idle.
+		sess.timing.End = sess.clock()
+		b.pool.put(uc, sess.timing.End)
+		b.pooled = true
 	}
 }

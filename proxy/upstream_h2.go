@@ -281,24 +281,12 @@ func (c *conn[C]) forwardH2Pumped(ctx contextT, ex *exchange[C], cc C, resp *htt
 	sess.timing.UpstreamResponse = time.Now()
 	sess.upstreamStatus = resp.StatusCode
 	c.h2Response(ex, resp)
-	if err := s.app.UpstreamResponseFilter(ctx, sess, cc, &ex.resp); err != nil {
-		return asError(err, InternalError, Internal)
-	}
-	if err := s.app.ResponseFilter(ctx, sess, cc, &ex.resp); err != nil {
-		return asError(err, InternalError, Internal)
-	}
-	if sess.respStarted {
-		return nil
-	}
-	if err := validateHeader(&ex.resp.Header); err != nil {
-		return asError(err, InternalError, Internal)
-	}
 	src := &h2Body{resp: resp, buf: s.bufs.Get(), bufs: s.bufs.Put, timeout: o.readTimeout(), cancel: cancel}
 	if p != nil {
 		src.pump = p
 	}
-	defer src.release()
-	e := c.sendResponse(ctx, ex, cc, src)
+	defer src.release() // (also when a phase panics)
+	e := c.respond(ctx, ex, cc, src)
 	if e != nil && p != nil && p.err != nil {
 		return p.err // the request body failed, which cut the response short
 	}
@@ -487,9 +475,14 @@ func (b *h2Body) readBody() ([]byte, error) {
 	return b.buf[:n], err
 }
 
-func (b *h2Body) buffered() int         { return 1 } // net/http buffers: never refresh deadlines
-func (b *h2Body) readTimeout(time.Time) {}
-func (b *h2Body) skip()                 {}
+func (b *h2Body) known() []message.Field { return nil } // from net/http: check them all
+func (b *h2Body) buffered() int          { return 1 }   // net/http buffers: never refresh deadlines
+func (b *h2Body) readTimeout(time.Time)  {}
+func (b *h2Body) skip()                  {}
+
+// finish releases the body's buffer and timer; the stream itself ends with the
+// attempt, when its body is closed.
+func (b *h2Body) finish(*Session, bool, *Error) { b.release() }
 
 func (b *h2Body) trailers(h *message.Header, _ *arena.Arena) {
 	for k, vs := range b.resp.Trailer {
