@@ -2,12 +2,10 @@ package proxy
 
 import (
 	"bufio"
-	"errors"
 	"io"
 	"net"
 	"net/http"
 	"runtime"
-	"strings"
 	"testing"
 	"time"
 )
@@ -78,20 +76,11 @@ func TestClientGoneHTTP1(t *testing.T) {
 			case <-time.After(10 * time.Second):
 				t.Fatal("Logging did not run")
 			}
-			var e *Error
-			if !errors.As(got.err, &e) || e.Source != Downstream || e.Type != ConnectionClosed {
-				t.Fatalf("Logging got %v; want a downstream connection closed", got.err)
-			}
-			if got.status != StatusClientClosedRequest {
-				t.Fatalf("status %d; want %d", got.status, StatusClientClosedRequest)
-			}
+			wantClientGone(t, got, logs)
 			if how == "half-close" {
 				if rest := waitClosed(t, c, br, 5*time.Second); rest != "" {
 					t.Errorf("the client got %q; want no answer", rest)
 				}
-			}
-			if out := logs.String(); strings.Contains(out, "level=WARN") || !strings.Contains(out, "level=DEBUG msg=\"request failed\"") {
-				t.Fatalf("want one debug line for the request and no warning; log:\n%s", out)
 			}
 			select {
 			case <-asked:

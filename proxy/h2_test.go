@@ -121,6 +121,23 @@ type loggedRequest struct {
 	err    error
 }
 
+// wantClientGone checks what Logging saw of a request whose client went away while the
+// peer was asked: a downstream ConnectionClosed with status 499, logged once at debug
+// level and never as a warning.
+func wantClientGone(t *testing.T, got loggedRequest, logs fmt.Stringer) {
+	t.Helper()
+	var e *Error
+	if !errors.As(got.err, &e) || e.Source != Downstream || e.Type != ConnectionClosed {
+		t.Fatalf("Logging got %v; want a downstream connection closed", got.err)
+	}
+	if got.status != StatusClientClosedRequest || ErrorStatus(e) != StatusClientClosedRequest {
+		t.Fatalf("status %d, ErrorStatus %d; want %d", got.status, ErrorStatus(e), StatusClientClosedRequest)
+	}
+	if out := logs.String(); strings.Contains(out, "level=WARN") || !strings.Contains(out, "level=DEBUG msg=\"request failed\"") {
+		t.Fatalf("want one debug line for the request and no warning; log:\n%s", out)
+	}
+}
+
 func (loggingProxy) NewCtx() *testCtx { return &testCtx{} }
 
 func (p loggingProxy) UpstreamPeer(context.Context, *Session, *testCtx) (*Peer, error) {
@@ -183,16 +200,7 @@ func TestClientGoneIsTheClients(t *testing.T) {
 			case <-time.After(10 * time.Second):
 				t.Fatal("Logging did not run")
 			}
-			var e *Error
-			if !errors.As(got.err, &e) || e.Source != Downstream || e.Type != ConnectionClosed {
-				t.Fatalf("Logging got %v; want a downstream connection closed", got.err)
-			}
-			if got.status != StatusClientClosedRequest || ErrorStatus(e) != StatusClientClosedRequest {
-				t.Fatalf("status %d, ErrorStatus %d; want %d", got.status, ErrorStatus(e), StatusClientClosedRequest)
-			}
-			if out := logs.String(); strings.Contains(out, "level=WARN") || !strings.Contains(out, "level=DEBUG msg=\"request failed\"") {
-				t.Fatalf("want one debug line for the request and no warning; log:\n%s", out)
-			}
+			wantClientGone(t, got, logs)
 		})
 	}
 }

@@ -407,30 +407,8 @@ func TestHTTP2UpstreamRequestBodyFilterPanic(t *testing.T) {
 // A peer that never answers a request whose body streams: 504 (or 502) after the read
 // timeout, counted from the body's last piece, and the attempt's goroutines end.
 func TestHTTP2UpstreamStreamedBodyReadTimeout(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	acceptDone := make(chan struct{})
-	defer func() { ln.Close(); <-acceptDone }()
-	go func() {
-		defer close(acceptDone)
-		var held []net.Conn
-		defer func() {
-			for _, c := range held {
-				c.Close()
-			}
-		}()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			held = append(held, c)
-			go io.Copy(io.Discard, c)
-		}
-	}()
-	peer := &Peer{Address: ln.Addr().String(), Protocol: ProtoHTTP2,
+	silent := scriptedOrigin(t, func(c net.Conn) { io.Copy(io.Discard, c) }) // accepts, never answers
+	peer := &Peer{Address: silent, Protocol: ProtoHTTP2,
 		Options: PeerOptions{ReadTimeout: 200 * time.Millisecond, ConnectTimeout: 300 * time.Millisecond}}
 	app := serialProxy{peer: peer, logged: make(chan *serialCtx, 1)}
 	svc, logs := newTestService[*serialCtx](t, app, ServiceOptions{MaxRetries: -1})

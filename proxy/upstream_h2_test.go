@@ -168,30 +168,8 @@ func TestHTTP2UpstreamErrors(t *testing.T) {
 	}
 
 	// A peer that never answers: 504 after the read timeout.
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	acceptDone := make(chan struct{})
-	defer func() { ln.Close(); <-acceptDone }()
-	go func() {
-		defer close(acceptDone)
-		var held []net.Conn
-		defer func() {
-			for _, c := range held {
-				c.Close()
-			}
-		}()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			held = append(held, c)
-			go io.Copy(io.Discard, c)
-		}
-	}()
-	slow := &Peer{Address: ln.Addr().String(), Protocol: ProtoHTTP2,
+	silent := scriptedOrigin(t, func(c net.Conn) { io.Copy(io.Discard, c) }) // accepts, never answers
+	slow := &Peer{Address: silent, Protocol: ProtoHTTP2,
 		Options: PeerOptions{ReadTimeout: 200 * time.Millisecond, ConnectTimeout: 300 * time.Millisecond}}
 	svc2, _ := newTestService[*testCtx](t, fixedProxy{peer: slow}, ServiceOptions{MaxRetries: -1})
 	addr2 := startProxy(t, svc2)
