@@ -75,7 +75,7 @@ func (c *upConn) check(fd uintptr) {
 // checkTLS reads from an idle TLS connection until deadline; it reports whether the
 // connection is still usable.
 func (c *upConn) checkTLS(deadline time.Time) bool {
-	c.dl.forget() // the exchange sets its own deadlines again
+	c.dl.Forget() // the exchange sets its own deadlines again
 	if c.nc.SetReadDeadline(deadline) != nil {
 		return false
 	}

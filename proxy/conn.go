@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/gotthard-proxy/gotthard/internal/deadline"
 	"github.com/gotthard-proxy/gotthard/internal/h1"
 	"github.com/gotthard-proxy/gotthard/internal/h2"
 	"github.com/gotthard-proxy/gotthard/internal/netio"
@@ -34,7 +35,7 @@ type conn[C any] struct {
 	nc       net.Conn
 	r        *h1.Reader
 	w        *h1.Writer
-	dl       deadlines
+	dl       deadline.Tracker
 	h1       h1down // the downstream of this connection's HTTP/1.x requests
 	clientIP netip.Addr
 	clientS  string // clientIP as text, made once
@@ -86,7 +87,7 @@ type hotServing[C any] struct {
 func (s *Service[C]) newConn(nc net.Conn) *conn[C] {
 	rw := netio.Wrap(nc)
 	c := &conn[C]{
-		dl:  deadlines{nc: nc},
+		dl:  deadline.New(nc),
 		svc: s,
 		nc:  nc,
 		r:   h1.NewReader(rw, s.bufs, s.limits),
@@ -124,7 +125,7 @@ func (c *conn[C]) serve() {
 	for {
 		// The next head must arrive within the keep-alive timeout, also when part of it
 		// is already buffered (pipelining).
-		c.dl.read(time.Now(), keepalive, time.Time{})
+		c.dl.Read(time.Now(), keepalive, time.Time{})
 		if c.r.Buffered() == 0 {
 			// Idle: hold no buffers while waiting for the next request.
 			c.w.Release()
@@ -248,7 +249,7 @@ func (c *conn[C]) resume(w *worker[C]) {
 		if c.wokenAt.IsZero() { // (the poller sets it; not when input came meanwhile)
 			c.wokenAt = time.Now()
 		}
-		c.dl.read(c.wokenAt, keepalive, time.Time{})
+		c.dl.Read(c.wokenAt, keepalive, time.Time{})
 		err := c.r.FillNow()
 		switch {
 		case err == h1.ErrWouldBlock:
@@ -305,7 +306,7 @@ func (c *conn[C]) work(w *worker[C]) {
 		if !keep || c.r.Buffered() == 0 {
 			return
 		}
-		c.dl.read(time.Now(), durOr(s.opts.KeepaliveTimeout, 60*time.Second), time.Time{})
+		c.dl.Read(time.Now(), durOr(s.opts.KeepaliveTimeout, 60*time.Second), time.Time{})
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/gotthard-proxy/gotthard/internal/deadline"
 	"github.com/gotthard-proxy/gotthard/internal/h1"
 	"github.com/gotthard-proxy/gotthard/internal/netio"
 )
@@ -52,7 +53,7 @@ type upConn struct {
 	peek    [1]byte
 	peeked  int // peekEmpty, peekData or peekClosed
 	checkFn func(fd uintptr)
-	dl      deadlines
+	dl      deadline.Tracker
 	// close watching (see closeWatcher)
 	watcher *closeWatcher
 	watched bool
@@ -271,7 +272,7 @@ func (p *connPool) dial(ctx context.Context, peer *Peer) (*upConn, error) {
 	o := &peer.Options
 	rw := netio.Wrap(nc)
 	c := &upConn{
-		dl:      deadlines{nc: nc},
+		dl:      deadline.New(nc),
 		nc:      nc,
 		r:       h1.NewReader(rw, p.bufs, p.limits),
 		w:       h1.NewWriter(rw, p.bufs),

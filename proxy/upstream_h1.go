@@ -55,7 +55,7 @@ func (c *conn[C]) exchangeOn(ctx contextT, ex *exchange[C], cc C, uc *upConn, pe
 		total = now.Add(o.TotalTimeout)
 	}
 	ex.peerOpts, ex.total = o, total
-	uc.dl.write(now, o.writeTimeout(), total)
+	uc.dl.Write(now, o.writeTimeout(), total)
 	if sess.req.Method == "CONNECT" { // allowed, or run would not have let it by
 		return c.connectTunnel(sess, uc)
 	}
@@ -121,7 +121,7 @@ func (c *conn[C]) exchangeOn(ctx contextT, ex *exchange[C], cc C, uc *upConn, pe
 	deferred := early == nil && uc.rio != nil && uc.watched && w.Buffered() > 0
 	if early != nil {
 		// An answer sent before the peer gave up on the body is at hand already.
-		uc.dl.read(sess.clock(), min(o.readTimeout(), earlyAnswerWait), total)
+		uc.dl.Read(sess.clock(), min(o.readTimeout(), earlyAnswerWait), total)
 	} else if deferred {
 		uc.rio.WriteBeforeRead(w.Pending())
 		// The close watcher checks AwaitingAnswer after it marks a connection dead; a
@@ -141,7 +141,7 @@ func (c *conn[C]) exchangeOn(ctx contextT, ex *exchange[C], cc C, uc *upConn, pe
 		if kind != h1.BodyNone {
 			now = sess.clock() // the body took its time: the wait for the answer starts now
 		}
-		uc.dl.read(now, o.readTimeout(), total)
+		uc.dl.Read(now, o.readTimeout(), total)
 	}
 	// An HTTP/1.x client that goes away while the peer is asked is noticed by the
 	// service's client watch, which cuts this wait (an HTTP/2 client's reset does it
@@ -239,7 +239,7 @@ const drainLimit = 256 << 10
 // away says nothing about the peer. It gives up, reporting false, after drainLimit
 // bytes, a read error, or timeout (the peer's read timeout, at most a second).
 func drainResponse(uc *upConn, timeout time.Duration) bool {
-	uc.dl.read(time.Now(), min(timeout, time.Second), time.Time{})
+	uc.dl.Read(time.Now(), min(timeout, time.Second), time.Time{})
 	for n := 0; n <= drainLimit; {
 		b, err := uc.r.ReadBody()
 		n += len(b)
@@ -301,7 +301,7 @@ func (c *conn[C]) sendBody(ctx contextT, ex *exchange[C], cc C, uc *upConn) *Err
 		if d.willWait() { // the read waits on the client
 			t := time.Now()
 			d.readTimeout(t, sess.rate.wait(t, bodyTimeout, sess.bytesReceived))
-			uc.dl.write(t, writeTimeout, ex.total)
+			uc.dl.Write(t, writeTimeout, ex.total)
 		}
 		chunk, rerr := sess.readBody()
 		rerr = sess.rate.end(rerr)
@@ -375,7 +375,7 @@ func (b *h1Body) known() []message.Field { return b.head }
 
 func (b *h1Body) readBody() ([]byte, error) { return b.uc.r.ReadBody() }
 func (b *h1Body) buffered() int             { return b.uc.r.Buffered() }
-func (b *h1Body) readTimeout(now time.Time) { b.uc.dl.read(now, b.timeout, b.total) }
+func (b *h1Body) readTimeout(now time.Time) { b.uc.dl.Read(now, b.timeout, b.total) }
 func (b *h1Body) skip()                     { b.uc.r.StartBody(h1.BodyNone, 0) }
 
 func (b *h1Body) trailers(h *message.Header, a *arena.Arena) {
