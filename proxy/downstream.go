@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/gotthard-proxy/gotthard/internal/arena"
+	"github.com/gotthard-proxy/gotthard/internal/deadline"
 	"github.com/gotthard-proxy/gotthard/internal/h1"
 	"github.com/gotthard-proxy/gotthard/message"
 )
@@ -51,7 +52,7 @@ type downstream interface {
 type h1down struct {
 	r  *h1.Reader
 	w  *h1.Writer
-	dl *deadlines
+	dl *deadline.Tracker
 	// framing of the response being written
 	kind h1.BodyKind
 	num  [20]byte // scratch for formatting numbers without allocating
@@ -64,14 +65,14 @@ func (d *h1down) buffered() int             { return d.w.Buffered() }
 func (d *h1down) flush() error              { return d.w.Flush() }
 
 func (d *h1down) readTimeout(now time.Time, t time.Duration) {
-	d.dl.read(now, t, time.Time{})
+	d.dl.Read(now, t, time.Time{})
 }
 
 func (d *h1down) writeTimeout(now time.Time, t time.Duration) {
-	d.dl.write(now, t, time.Time{})
+	d.dl.Write(now, t, time.Time{})
 }
 
-func (d *h1down) abortRead() { d.dl.nc.SetReadDeadline(aLongTimeAgo) }
+func (d *h1down) abortRead() { d.dl.Conn().SetReadDeadline(aLongTimeAgo) }
 
 func (d *h1down) trailers(h *message.Header, a *arena.Arena) {
 	for _, f := range d.r.Trailers() {

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/gotthard-proxy/gotthard/internal/arena"
+	"github.com/gotthard-proxy/gotthard/internal/deadline"
 	"github.com/gotthard-proxy/gotthard/internal/h1"
 	"github.com/gotthard-proxy/gotthard/internal/h2"
 	"github.com/gotthard-proxy/gotthard/internal/hop"
@@ -37,7 +38,7 @@ func (c *conn[C]) serveH2(buffered []byte) {
 	c.w.Release()
 	// The HTTP/2 connection keeps its own timeouts.
 	c.nc.SetDeadline(time.Time{})
-	c.dl = deadlines{nc: c.nc}
+	c.dl = deadline.New(c.nc)
 	opts := h2.Options{
 		Logger:               s.log,
 		MaxConcurrentStreams: s.opts.H2MaxConcurrentStreams,

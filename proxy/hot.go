@@ -74,7 +74,7 @@ func (c *conn[C]) serveHot(w *worker[C]) int {
 		c.hotW = nil
 		if kicked {
 			// The hot clock moved the read deadline into the past to end the wait.
-			c.nc.SetReadDeadline(c.dl.rd.at)
+			c.nc.SetReadDeadline(c.dl.ReadDeadline())
 		}
 		switch {
 		case c.hotExit == exitClose:
@@ -118,7 +118,7 @@ func (c *conn[C]) hotServe() bool {
 		return false
 	}
 	c.wokenAt = s.idle.hotTime()
-	c.dl.read(c.wokenAt, durOr(s.opts.KeepaliveTimeout, 60*time.Second), time.Time{})
+	c.dl.Read(c.wokenAt, durOr(s.opts.KeepaliveTimeout, 60*time.Second), time.Time{})
 	w := c.hotW
 	for {
 		ex := c.getExchange(w)

@@ -10,6 +10,9 @@ import (
 	"time"
 )
 
+// epollET is EPOLLET as the unsigned event mask.
+const epollET = 1 << 31
+
 // idlePoller waits for the next request of idle keep-alive HTTP/1.x client connections
 // without a goroutine or a read per connection. Each such connection is registered once
 // in an epoll set of the service's, edge-triggered for input; an idle connection is

@@ -10,8 +10,10 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/gotthard-proxy/gotthard/internal/deadline"
 	"github.com/gotthard-proxy/gotthard/internal/h1"
 	"github.com/gotthard-proxy/gotthard/internal/netio"
+	"github.com/gotthard-proxy/gotthard/internal/upwatch"
 )
 
 // PoolStats counts upstream connections of a service.
@@ -49,19 +51,20 @@ type upConn struct {
 	idleTTL time.Duration
 	idleAt  time.Time
 	// liveness check state, kept here so the check does not allocate
-	peek    [1]byte
-	peeked  int // peekEmpty, peekData or peekClosed
-	checkFn func(fd uintptr)
-	dl      deadlines
-	// close watching (see closeWatcher)
-	watcher *closeWatcher
+	peek   [1]byte // the read of checkTLS
+	peeker upwatch.Peeker
+	dl     deadline.Tracker
+	// close watching (see upwatch.Watcher)
+	watcher *upwatch.Watcher
 	watched bool
 	watchFD int32
 	dead    atomic.Bool
 }
 
 func (c *upConn) close() {
-	c.watcher.remove(c)
+	if c.watched {
+		c.watcher.Remove(c.watchFD, c)
+	}
 	c.r.Reset(nil)
 	c.w.Reset(nil)
 	c.nc.Close()
@@ -86,11 +89,11 @@ type connPool struct {
 	closed atomic.Bool // set before closeAll drains the pools; read under a hostPool's lock
 
 	newConns, reused atomic.Uint64
-	watch            *closeWatcher // nil where not available
+	watch            *upwatch.Watcher // nil where not available
 }
 
 func newConnPool(maxIdle, maxHosts int, bufs *h1.BufPool, lim h1.Limits) *connPool {
-	p := &connPool{maxIdle: maxIdle, bufs: bufs, limits: lim, watch: newCloseWatcher()}
+	p := &connPool{maxIdle: maxIdle, bufs: bufs, limits: lim, watch: upwatch.New()}
 	p.hosts.init(maxHosts)
 	return p
 }
@@ -271,7 +274,7 @@ func (p *connPool) dial(ctx context.Context, peer *Peer) (*upConn, error) {
 	o := &peer.Options
 	rw := netio.Wrap(nc)
 	c := &upConn{
-		dl:      deadlines{nc: nc},
+		dl:      deadline.New(nc),
 		nc:      nc,
 		r:       h1.NewReader(rw, p.bufs, p.limits),
 		w:       h1.NewWriter(rw, p.bufs),
@@ -286,12 +289,12 @@ func (p *connPool) dial(ctx context.Context, peer *Peer) (*upConn, error) {
 	if sc, ok := raw.(syscall.Conn); ok {
 		if rc, err := sc.SyscallConn(); err == nil {
 			c.rc = rc
-			c.checkFn = c.check
+			c.peeker.Init(rc)
 		}
 	}
 	c.rio, _ = rw.(*netio.Conn)
 	c.watcher = p.watch
-	c.watched = p.watch.add(c)
+	c.watchFD, c.watched = p.watch.Add(c.rc, c)
 	return c, nil
 }
 

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/gotthard-proxy/gotthard/internal/h1"
+	"github.com/gotthard-proxy/gotthard/internal/upwatch"
 )
 
 // TestPoolTLSCheckSessionTicket checks the liveness check of an idle TLS connection
@@ -44,7 +45,7 @@ func TestPoolTLSCheckSessionTicket(t *testing.T) {
 		io.Copy(io.Discard, c) // until the client closes
 	}()
 	pool := newConnPool(1, 10, h1.NewBufPool(0), h1.Limits{})
-	defer pool.watch.release()
+	defer pool.watch.Release()
 	peer := &Peer{Address: ln.Addr().String(), TLS: &PeerTLS{ServerName: "origin.test", RootCAs: p.pool()}}
 	c, err := pool.dial(t.Context(), peer)
 	if err != nil {
@@ -58,18 +59,18 @@ func TestPoolTLSCheckSessionTicket(t *testing.T) {
 	if c.tls == nil || c.rc == nil {
 		t.Fatal("the TLS connection has no socket to check")
 	}
-	waitCond(t, "the session ticket", func() bool { return c.peekRaw() == peekData })
+	waitCond(t, "the session ticket", func() bool { return c.peeker.Peek() == upwatch.Data })
 	if !c.isAlive() {
 		t.Fatal("a connection with a session ticket waiting was found dead")
 	}
-	if got := c.peekRaw(); got != peekEmpty {
+	if got := c.peeker.Peek(); got != upwatch.Empty {
 		t.Fatalf("the check left the socket in state %d, want it empty", got)
 	}
 	if !c.isAlive() {
 		t.Fatal("an idle connection was found dead")
 	}
 	close(closeNotify)
-	waitCond(t, "the close_notify", func() bool { return c.peekRaw() != peekEmpty })
+	waitCond(t, "the close_notify", func() bool { return c.peeker.Peek() != upwatch.Empty })
 	if c.isAlive() {
 		t.Fatal("a connection closed with close_notify was found alive")
 	}

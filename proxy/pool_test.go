@@ -412,6 +412,6 @@ func BenchmarkPoolNewPeers(b *testing.B) {
 		for _, k := range keys {
 			p.host(k, now, &o)
 		}
-		p.watch.release()
+		p.watch.Release()
 	}
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/gotthard-proxy/gotthard/internal/arena"
 	"github.com/gotthard-proxy/gotthard/internal/h1"
 	"github.com/gotthard-proxy/gotthard/internal/h2"
+	"github.com/gotthard-proxy/gotthard/internal/upwatch"
 	gtls "github.com/gotthard-proxy/gotthard/tls"
 )
 
@@ -279,7 +280,7 @@ func (s *Service[C]) watchClients() {
 		s.mu.Unlock()
 		for _, c := range waiting {
 			if ex := c.waitEx.Load(); ex != nil {
-				if rc := rawConnOf(c.nc); rc != nil && clientClosed(rc) {
+				if rc := rawConnOf(c.nc); rc != nil && upwatch.ClientClosed(rc) {
 					c.clientLeft(ex)
 				}
 			}
@@ -388,7 +389,7 @@ func (s *Service[C]) Serve(lns []net.Listener) error {
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
-			s.pool.watch.run()
+			s.pool.watch.Run()
 		}()
 	}
 	for i, ln := range lns {
@@ -581,9 +582,9 @@ func (s *Service[C]) finish() {
 	s.mu.Unlock()
 	idle.close()
 	s.expireWorkers(true)
-	s.pool.watch.stop()
+	s.pool.watch.Stop()
 	s.wg.Wait()
-	s.pool.watch.release()
+	s.pool.watch.Release()
 	s.pool.closeAll()
 	s.cancel()
 }

@@ -119,8 +119,8 @@ func (c *conn[C]) connectTunnel(sess *Session, uc *upConn) *Error {
 // side go first.
 func (c *conn[C]) tunnel(sess *Session, uc *upConn) *Error {
 	// Deadlines are set directly from here on: forget the tracked ones.
-	c.dl.forget()
-	uc.dl.forget()
+	c.dl.Forget()
+	uc.dl.Forget()
 	return c.tunnelWatched(sess, tunnelSide{r: c.r.Raw(), rd: c.nc, w: c.nc}, tunnelSide{r: uc.r.Raw(), rd: uc.nc, w: uc.nc}, func() {
 		c.nc.Close()
 		uc.nc.Close()

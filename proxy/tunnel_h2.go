@@ -39,7 +39,7 @@ var errBadAccept = errors.New("proxy: the peer's Sec-WebSocket-Accept does not m
 // tunnelH2 copies bytes both ways between st and the peer until both directions end,
 // an error, or the idle timeout.
 func (c *conn[C]) tunnelH2(sess *Session, st *h2.Stream, uc *upConn) *Error {
-	uc.dl.forget()
+	uc.dl.Forget()
 	s := &h2Stream{st: st}
 	return c.tunnelWatched(sess, tunnelSide{r: s, rd: s, w: s}, tunnelSide{r: uc.r.Raw(), rd: uc.nc, w: uc.nc}, func() {
 		st.Reset(http2.ErrCodeCancel)

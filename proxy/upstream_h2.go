@@ -476,7 +476,7 @@ func (b *h2Body) readBody() ([]byte, error) {
 }
 
 func (b *h2Body) known() []message.Field { return nil } // from net/http: check them all
-func (b *h2Body) buffered() int          { return 1 }   // net/http buffers: never refresh deadlines
+func (b *h2Body) buffered() int          { return 1 }   // net/http buffers: never refresh deadline.Tracker
 func (b *h2Body) readTimeout(time.Time)  {}
 func (b *h2Body) skip()                  {}
 

@@ -121,7 +121,7 @@ func (c *conn[C]) exchangeWSH2(ctx contextT, ex *exchange[C], cc C, peer *Peer) 
 			tun.Close()
 		})
 	}
-	c.dl.forget() // set directly from here on
+	c.dl.Forget() // set directly from here on
 	return c.tunnelWatched(sess, tunnelSide{r: c.r.Raw(), rd: c.nc, w: c.nc}, peerSide, func() {
 		c.nc.Close()
 		tun.Close()

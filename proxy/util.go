@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
+	"time"
 
 	"github.com/gotthard-proxy/gotthard/internal/h2"
 )
@@ -44,3 +45,7 @@ func levelFor(e *Error) slog.Level {
 	}
 	return slog.LevelError
 }
+
+// aLongTimeAgo is a deadline in the past, which wakes a blocked read at once. It is
+// never changed.
+var aLongTimeAgo = time.Unix(1, 0)

@@ -1,12 +1,11 @@
-//go:build linux
-
 package proxy
 
 import (
 	"errors"
 	"os"
-	"syscall"
 	"time"
+
+	"github.com/gotthard-proxy/gotthard/internal/upwatch"
 )
 
 // tlsDrainWait bounds the read through TLS that takes a record found waiting on an idle
@@ -29,53 +28,26 @@ const tlsDrainWait = time.Millisecond
 // deadline a moment away when bytes wait in the socket. The connection is alive if that
 // read ends with its deadline, having taken nothing but post-handshake messages, and
 // leaves the socket empty.
+//
+// Without a non-blocking peek (upwatch.CanPeek false), an idle connection is trusted,
+// and a request that finds it closed is retried when that is safe.
 func (c *upConn) isAlive() bool {
-	if c.rc == nil {
+	if c.rc == nil || !upwatch.CanPeek {
 		return true
 	}
-	switch c.peekRaw() {
-	case peekEmpty:
+	switch c.peeker.Peek() {
+	case upwatch.Empty:
 		return c.tls == nil || c.checkTLS(aLongTimeAgo)
-	case peekData:
+	case upwatch.Data:
 		return c.tls != nil && c.checkTLS(time.Now().Add(tlsDrainWait))
 	}
 	return false
 }
 
-// peek results
-const (
-	peekEmpty  = iota // nothing to read: the connection is idle
-	peekData          // bytes are waiting
-	peekClosed        // the peer closed the connection, or it failed
-)
-
-// peekRaw looks at the connection's socket without blocking. It goes through Control,
-// not Read, so that the deadline left from the last exchange (by now in the past for a
-// connection idle longer than its peer's ReadTimeout) plays no part.
-func (c *upConn) peekRaw() int {
-	c.peeked = peekClosed
-	if err := c.rc.Control(c.checkFn); err != nil {
-		return peekClosed
-	}
-	return c.peeked
-}
-
-func (c *upConn) check(fd uintptr) {
-	n, errno := peekByte(fd, &c.peek)
-	switch {
-	case errno == syscall.EAGAIN || errno == syscall.EWOULDBLOCK:
-		c.peeked = peekEmpty
-	case errno == 0 && n > 0:
-		c.peeked = peekData
-	default: // EOF (n == 0) or an error
-		c.peeked = peekClosed
-	}
-}
-
 // checkTLS reads from an idle TLS connection until deadline; it reports whether the
 // connection is still usable.
 func (c *upConn) checkTLS(deadline time.Time) bool {
-	c.dl.forget() // the exchange sets its own deadlines again
+	c.dl.Forget() // the exchange sets its own deadlines again
 	if c.nc.SetReadDeadline(deadline) != nil {
 		return false
 	}
@@ -86,5 +58,16 @@ func (c *upConn) checkTLS(deadline time.Time) bool {
 	// The read ran out of time (crypto/tls keeps the connection usable after a
 	// timeout). A record still unread means the deadline came before the bytes were
 	// taken: too close to call, so the connection is not used.
-	return c.peekRaw() == peekEmpty
+	return c.peeker.Peek() == upwatch.Empty
+}
+
+// PeerClosed marks c dead; the pool's close watcher calls it when c's peer closed it.
+func (c *upConn) PeerClosed(drained func() bool) {
+	c.dead.Store(true)
+	// A request written by a Read that waits for its answer may have been sent on a
+	// connection whose close that Read can no longer see (see
+	// netio.Conn.WriteBeforeRead). If nothing but the close is left to read, wake it.
+	if c.rio != nil && c.rio.AwaitingAnswer() && drained() {
+		c.nc.SetReadDeadline(aLongTimeAgo)
+	}
 }

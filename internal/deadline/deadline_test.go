@@ -1,4 +1,4 @@
-package proxy
+package deadline
 
 import (
 	"math/rand/v2"
@@ -17,7 +17,7 @@ type deadlineConn struct {
 func (c *deadlineConn) SetReadDeadline(t time.Time) error  { c.rd = t; c.sets++; return nil }
 func (c *deadlineConn) SetWriteDeadline(t time.Time) error { c.wd = t; c.sets++; return nil }
 
-// TestDeadlineBounds checks deadlines.read and write against their contract over random
+// TestDeadlineBounds checks Tracker.Read and Write against their contract over random
 // runs of waits, as the proxy asks for them: time moving on by steps small and large
 // (and now and then standing still), timeouts changing, and sometimes a total. After
 // each call the deadline on the connection is the tracked one, not after now+timeout
@@ -27,7 +27,7 @@ func TestDeadlineBounds(t *testing.T) {
 	timeouts := []time.Duration{time.Millisecond, time.Second, 60 * time.Second, 1<<62 - 1}
 	for run := range 2000 {
 		nc := &deadlineConn{}
-		d := deadlines{nc: nc}
+		d := New(nc)
 		now := time.Now() // with a monotonic reading, as the times the proxy passes
 		timeout := timeouts[r.IntN(len(timeouts))]
 		for range 50 {
@@ -46,10 +46,10 @@ func TestDeadlineBounds(t *testing.T) {
 			}
 			w := want(now, timeout, total)
 			if r.IntN(2) == 0 {
-				d.read(now, timeout, total)
+				d.Read(now, timeout, total)
 				checkDeadline(t, run, "read", nc.rd, d.rd.at, w, timeout)
 			} else {
-				d.write(now, timeout, total)
+				d.Write(now, timeout, total)
 				checkDeadline(t, run, "write", nc.wd, d.wd.at, w, timeout)
 			}
 		}
@@ -71,18 +71,18 @@ func checkDeadline(t *testing.T, run int, what string, set, tracked, want time.T
 // every 50 ms or so, not once a request.
 func TestDeadlineKept(t *testing.T) {
 	nc := &deadlineConn{}
-	d := deadlines{nc: nc}
+	d := New(nc)
 	now := time.Now()
 	for range 1000 {
-		d.read(now, time.Second, time.Time{})
+		d.Read(now, time.Second, time.Time{})
 		now = now.Add(time.Millisecond)
 	}
 	if nc.sets < 15 || nc.sets > 25 {
 		t.Fatalf("%d deadlines set over 1 s of waits 1 ms apart with a 1 s timeout; want about 20", nc.sets)
 	}
-	d.forget()
-	d.read(now, time.Second, time.Time{})
+	d.Forget()
+	d.Read(now, time.Second, time.Time{})
 	if nc.sets == 0 || !nc.rd.Equal(d.rd.at) {
-		t.Fatal("a deadline after forget was not set")
+		t.Fatal("a deadline after Forget was not set")
 	}
 }

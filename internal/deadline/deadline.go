@@ -1,18 +1,27 @@
-package proxy
+// Package deadline keeps the read and write deadlines last set on a connection, so
+// that the proxy moves them only when they have fallen behind: setting a deadline
+// costs a timer update, and a request would otherwise set several.
+package deadline
 
 import (
 	"net"
 	"time"
 )
 
-// deadlines keeps the read and write deadlines last set on a connection. Setting a
+// Tracker keeps the read and write deadlines last set on a connection. Setting a
 // deadline costs a timer update, so a deadline is moved only when it has fallen behind
 // the wanted one by more than a twentieth of the timeout, or is later than wanted: every
 // wait stays bounded by its timeout, and may end up to 5% early.
-type deadlines struct {
+//
+// A Tracker is used by one goroutine at a time, the one that reads (or writes) the
+// connection; its zero value tracks no connection and must not be used.
+type Tracker struct {
 	nc     net.Conn
 	rd, wd deadline
 }
+
+// New returns a Tracker of nc's deadlines, which it assumes are not set.
+func New(nc net.Conn) Tracker { return Tracker{nc: nc} }
 
 // deadline is one deadline as set on a connection, and until when it needs no change.
 type deadline struct {
@@ -24,10 +33,6 @@ type deadline struct {
 	keep time.Time
 	span time.Duration // the timeout keep is for; 0 if none
 }
-
-// aLongTimeAgo is a deadline in the past, which wakes a blocked read at once. It is
-// never changed.
-var aLongTimeAgo = time.Unix(1, 0)
 
 // want is now+timeout, or total when that is sooner (total zero means none).
 func want(now time.Time, timeout time.Duration, total time.Time) time.Time {
@@ -63,20 +68,26 @@ func (d *deadline) update(now time.Time, timeout time.Duration, total time.Time)
 	return w, moved
 }
 
-// read bounds the next reads by timeout from now (and by total).
-func (d *deadlines) read(now time.Time, timeout time.Duration, total time.Time) {
+// Read bounds the next reads by timeout from now (and by total; zero means none).
+func (d *Tracker) Read(now time.Time, timeout time.Duration, total time.Time) {
 	if w, moved := d.rd.update(now, timeout, total); moved {
 		d.nc.SetReadDeadline(w)
 	}
 }
 
-// write bounds the next writes by timeout from now (and by total).
-func (d *deadlines) write(now time.Time, timeout time.Duration, total time.Time) {
+// Write bounds the next writes by timeout from now (and by total; zero means none).
+func (d *Tracker) Write(now time.Time, timeout time.Duration, total time.Time) {
 	if w, moved := d.wd.update(now, timeout, total); moved {
 		d.nc.SetWriteDeadline(w)
 	}
 }
 
-// forget drops the tracked deadlines, for a connection whose deadlines are set
+// ReadDeadline returns the read deadline last set through d, or zero if none is tracked.
+func (d *Tracker) ReadDeadline() time.Time { return d.rd.at }
+
+// Conn returns the connection whose deadlines d keeps.
+func (d *Tracker) Conn() net.Conn { return d.nc }
+
+// Forget drops the tracked deadlines, for a connection whose deadlines are set
 // directly from then on.
-func (d *deadlines) forget() { d.rd, d.wd = deadline{}, deadline{} }
+func (d *Tracker) Forget() { d.rd, d.wd = deadline{}, deadline{} }

@@ -1,11 +1,14 @@
 //go:build linux
 
-package proxy
+package upwatch
 
 import (
 	"syscall"
 	"unsafe"
 )
+
+// CanPeek tells whether [Peeker.Peek] tells an idle socket from one with bytes waiting.
+const CanPeek = true
 
 // Poll events (poll(2)); POLLRDHUP is Linux's: the other side shut down its writing half.
 const (
@@ -20,11 +23,11 @@ type pollFD struct {
 	revents int16
 }
 
-// clientClosed reports whether the client of rc has closed its side of the connection
+// ClientClosed reports whether the client of rc has closed its side of the connection
 // (its FIN arrived, whether or not bytes it sent before are still unread) or the
 // connection failed. It asks the kernel with a poll that does not wait, and reads
 // nothing.
-func clientClosed(rc syscall.RawConn) bool {
+func ClientClosed(rc syscall.RawConn) bool {
 	gone := false
 	err := rc.Control(func(fd uintptr) {
 		p := pollFD{fd: int32(fd), events: pollRDHUP}

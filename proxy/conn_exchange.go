@@ -1,0 +1,158 @@
+package proxy
+
+import (
+	"context"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/gotthard-proxy/gotthard/internal/arena"
+	"github.com/gotthard-proxy/gotthard/internal/h1"
+	"github.com/gotthard-proxy/gotthard/message"
+)
+
+// abortUpstream cuts the upstream side of the request in progress; the client has gone.
+// It is called from the HTTP/2 connection's goroutine, and must not block.
+func (ex *exchange[C]) abortUpstream() {
+	ex.abortMu.Lock()
+	defer ex.abortMu.Unlock()
+	ex.aborted = true
+	if ex.upNC != nil {
+		ex.upNC.SetDeadline(aLongTimeAgo)
+	}
+	if ex.upCancel != nil {
+		ex.upCancel()
+	}
+}
+
+// clientGone reports whether abortUpstream ran: the client reset the request's stream,
+// or its connection ended.
+func (ex *exchange[C]) clientGone() bool {
+	ex.abortMu.Lock()
+	defer ex.abortMu.Unlock()
+	return ex.aborted
+}
+
+// setUpstream records the upstream connection or attempt in use, so that abortUpstream
+// can cut it; it reports false if the request was already aborted.
+func (ex *exchange[C]) setUpstream(nc net.Conn, cancel context.CancelFunc) bool {
+	ex.abortMu.Lock()
+	defer ex.abortMu.Unlock()
+	ex.upNC, ex.upCancel = nc, cancel
+	return !ex.aborted || nc == nil && cancel == nil
+}
+
+// watchClient makes the wait of ex for the answer on upstream connection nc one that
+// the service's client watch cuts if the HTTP/1.x client goes away meanwhile (see
+// Service.watchClients).
+func (c *conn[C]) watchClient(ex *exchange[C], nc net.Conn) {
+	ex.abortMu.Lock()
+	ex.upNC = nc
+	c.waitEx.Store(ex)
+	ex.abortMu.Unlock()
+}
+
+// unwatchClient ends what watchClient began; it reports whether the client went away
+// meanwhile (and nc was cut).
+func (c *conn[C]) unwatchClient(ex *exchange[C]) bool {
+	ex.abortMu.Lock()
+	c.waitEx.Store(nil)
+	ex.upNC = nil
+	gone := ex.aborted
+	ex.abortMu.Unlock()
+	return gone
+}
+
+// clientLeft cuts the wait of ex for the peer's answer, if ex still waits on c; the
+// client watch calls it when c's client has closed.
+func (c *conn[C]) clientLeft(ex *exchange[C]) {
+	ex.abortMu.Lock()
+	defer ex.abortMu.Unlock()
+	if c.waitEx.Load() != ex || ex.upNC == nil {
+		return
+	}
+	ex.aborted = true
+	ex.upNC.SetDeadline(aLongTimeAgo)
+}
+
+// exchange is the state of one request on a client connection.
+type exchange[C any] struct {
+	head   h1.RequestHead
+	sess   Session
+	upReq  message.RequestHeader
+	upHead h1.ResponseHead
+	resp   message.ResponseHeader
+	trl    message.Header
+	arena  *arena.Arena
+	method []byte // the request method, for response framing
+
+	reqKnown        []message.Field // sess.req's lines as the codec gave them (see knownFields)
+	known           []message.Field // the valid lines of the header the phases have now
+	num             [20]byte        // scratch for formatting numbers without allocating
+	h1b             h1Body          // the body source of an HTTP/1.x peer's response
+	h2d             h2down          // the downstream of an HTTP/2 request
+	abortFn         func()          // ex.abortUpstream, made once per exchange
+	abortMu         sync.Mutex
+	aborted         bool               // the client went away: cut the upstream side
+	upNC            net.Conn           // the HTTP/1.x upstream connection in use
+	upCancel        context.CancelFunc // ends the HTTP/2 upstream attempt in use
+	gotResponseByte bool               // the peer answered this attempt
+	requestSent     bool               // writing the request to the peer began in this attempt
+	peerOpts        *PeerOptions
+	total           time.Time // the attempt's TotalTimeout deadline, or zero
+}
+
+// getExchange returns a fresh exchange: the one kept by the worker w, if any (w may be
+// nil), or one from the service's pool.
+func (c *conn[C]) getExchange(w *worker[C]) *exchange[C] {
+	var ex *exchange[C]
+	if w != nil && w.ex != nil {
+		ex, w.ex = w.ex, nil
+	} else {
+		ex, _ = c.svc.exchanges.Get().(*exchange[C])
+		if ex == nil {
+			ex = new(exchange[C])
+		}
+		ex.arena = c.svc.arenas.Get()
+	}
+	// (An exchange is reset when it is put back, so it comes out clean.)
+	ex.sess.ds = &c.h1
+	ex.sess.closing = &c.svc.closing
+	ex.sess.date = &c.svc.date
+	ex.sess.bodyTimeout = durOr(c.svc.opts.ClientBodyTimeout, 60*time.Second)
+	ex.sess.rate = c.svc.bodyRate
+	ex.sess.clientAddr = c.nc.RemoteAddr()
+	ex.sess.serverAddr = c.nc.LocalAddr()
+	ex.sess.tls = c.tls
+	ex.sess.requestIndex = c.served
+	return ex
+}
+
+// putExchange resets ex and gives it to the worker w to keep, or back to the pool.
+func (c *conn[C]) putExchange(ex *exchange[C], w *worker[C]) {
+	if c.waitEx.Load() == ex { // (a wait for the peer that a panic ended)
+		c.unwatchClient(ex)
+	}
+	ex.sess.reset()
+	ex.sess.ds = nil
+	ex.sess.clientAddr, ex.sess.serverAddr = nil, nil
+	ex.h1b = h1Body{}
+	clear(ex.reqKnown)
+	clear(ex.known)
+	ex.reqKnown, ex.known = ex.reqKnown[:0], ex.known[:0]
+	ex.aborted, ex.upNC, ex.upCancel = false, nil, nil
+	clear(ex.h2d.fields)
+	ex.h2d = h2down{fields: ex.h2d.fields[:0]}
+	ex.upReq.Reset()
+	ex.resp.Reset()
+	ex.trl.Reset()
+	ex.head.Reset()
+	ex.upHead.Reset()
+	if w != nil && w.ex == nil {
+		w.ex = ex // with its arena: strings made from it stay valid, as in the pool
+		return
+	}
+	c.svc.arenas.Put(ex.arena)
+	ex.arena = nil
+	c.svc.exchanges.Put(ex)
+}
