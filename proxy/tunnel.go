@@ -142,9 +142,13 @@ func (c *conn[C]) tunnelWatched(sess *Session, client, peer tunnelSide, abort fu
 	idle := durOr(c.svc.opts.TunnelIdleTimeout, 5*time.Minute)
 	t := &tunnelState{idle: idle}
 	t.touch()
-	stop := make(chan struct{})
+	// The watchdog ends an idle tunnel. It is waited for before the tunnel returns, so
+	// that its abort never reaches a connection or stream already serving another
+	// request.
+	stop, watchdogDone := make(chan struct{}), make(chan struct{})
 	var idled atomic.Bool
 	go func() {
+		defer close(watchdogDone)
 		tm := time.NewTimer(idle)
 		defer tm.Stop()
 		for {
@@ -163,7 +167,10 @@ func (c *conn[C]) tunnelWatched(sess *Session, client, peer tunnelSide, abort fu
 			}
 		}
 	}()
-	defer close(stop)
+	defer func() {
+		close(stop)
+		<-watchdogDone
+	}()
 
 	up := c.svc.bufs.Get()
 	down := c.svc.bufs.Get()

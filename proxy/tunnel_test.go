@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -309,5 +310,49 @@ func TestWebSocketWrongSwitch(t *testing.T) {
 			t.Fatalf("%q: got %d %q, want 502", upgrade, resp.StatusCode, body)
 		}
 		ln.Close()
+	}
+}
+
+// memEnd is a tunnel end in memory: reads wait for ready, then end; writes are dropped.
+type memEnd struct{ ready <-chan struct{} }
+
+func (e memEnd) Read([]byte) (int, error)       { <-e.ready; return 0, io.EOF }
+func (memEnd) Write(p []byte) (int, error)      { return len(p), nil }
+func (memEnd) Close() error                     { return nil }
+func (memEnd) SetReadDeadline(time.Time) error  { return nil }
+func (memEnd) SetWriteDeadline(time.Time) error { return nil }
+
+// TestTunnelWaitsForWatchdog checks that a tunnel returns only once its idle watchdog
+// has finished: an abort still running after the return could cut the connection or
+// reset the HTTP/2 stream that the next request uses. The watchdog fires at once (a
+// timeout of a nanosecond) and its abort blocks; the tunnel's ends stay open until the
+// abort has begun.
+func TestTunnelWaitsForWatchdog(t *testing.T) {
+	svc, _ := newTestService[*testCtx](t, fixedProxy{}, ServiceOptions{TunnelIdleTimeout: time.Nanosecond})
+	c := &conn[*testCtx]{svc: svc} // tunnelWatched uses only the service
+	aborting, release := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	abort := func() {
+		once.Do(func() { close(aborting); <-release })
+	}
+	end := memEnd{ready: aborting}
+	side := tunnelSide{r: end, rd: end, w: end}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		c.tunnelWatched(&Session{}, side, side, abort)
+	}()
+	<-aborting
+	select {
+	case <-done:
+		close(release)
+		t.Fatal("the tunnel returned while its watchdog was still aborting")
+	case <-time.After(100 * time.Millisecond):
+	}
+	close(release)
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the tunnel did not return after its watchdog finished")
 	}
 }
