@@ -8,7 +8,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -173,19 +172,14 @@ func stallOrigin(t *testing.T, head string) string {
 // stallH2Origin runs an h2c origin whose handler sends head fields (if any) and then
 // waits for the request to end.
 func stallH2Origin(t *testing.T, sendHead bool) string {
-	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	addr, _ := startH2OriginWith(t, false, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if sendHead {
 			w.WriteHeader(200)
 			w.(http.Flusher).Flush()
 		}
 		<-r.Context().Done()
 	}))
-	var p http.Protocols
-	p.SetUnencryptedHTTP2(true)
-	srv.Config.Protocols = &p
-	srv.Start()
-	t.Cleanup(srv.Close)
-	return strings.TrimPrefix(srv.URL, "http://")
+	return addr
 }
 
 // A request that runs out of its peer's TotalTimeout fails with TotalTimeout (504 if

@@ -61,21 +61,7 @@ func patternSum(n int64) string {
 
 // startH2Origin runs an HTTP/2 origin: h2c by prior knowledge, or over TLS.
 func startH2Origin(t *testing.T, useTLS bool) (string, *x509.CertPool) {
-	srv := httptest.NewUnstartedServer(http.HandlerFunc(trailerHandler))
-	if useTLS {
-		srv.EnableHTTP2 = true
-		srv.StartTLS()
-		t.Cleanup(srv.Close)
-		pool := x509.NewCertPool()
-		pool.AddCert(srv.Certificate())
-		return strings.TrimPrefix(srv.URL, "https://"), pool
-	}
-	var p http.Protocols
-	p.SetUnencryptedHTTP2(true)
-	srv.Config.Protocols = &p
-	srv.Start()
-	t.Cleanup(srv.Close)
-	return strings.TrimPrefix(srv.URL, "http://"), nil
+	return startH2OriginWith(t, useTLS, http.HandlerFunc(trailerHandler))
 }
 
 func TestHTTP2Upstream(t *testing.T) {
