@@ -112,14 +112,7 @@ func (d *h1down) writeHead(s *Session, resp *message.ResponseHeader, kind h1.Bod
 		}
 		w.WriteField(f.Name, f.Value)
 	}
-	switch kind {
-	case h1.BodyLength:
-		w.WriteString("Content-Length: ")
-		w.Write(strconv.AppendInt(d.num[:0], n, 10))
-		w.WriteString("\r\n")
-	case h1.BodyChunked:
-		w.WriteString("Transfer-Encoding: chunked\r\n")
-	}
+	writeFraming(w, kind, n, &d.num)
 	if s.closing != nil && s.closing.Load() {
 		s.closeAfter = true // shutting down: this is the connection's last response
 	}
@@ -149,4 +142,18 @@ func (d *h1down) finish(trailers *message.Header) error {
 		}
 	}
 	return d.w.FinishBody(tf)
+}
+
+// writeFraming writes the framing field of an HTTP/1.x head for a body of the given
+// kind and length n: Content-Length, Transfer-Encoding: chunked, or nothing. num is
+// scratch for formatting n without allocating.
+func writeFraming(w *h1.Writer, kind h1.BodyKind, n int64, num *[20]byte) {
+	switch kind {
+	case h1.BodyLength:
+		w.WriteString("Content-Length: ")
+		w.Write(strconv.AppendInt(num[:0], n, 10))
+		w.WriteString("\r\n")
+	case h1.BodyChunked:
+		w.WriteString("Transfer-Encoding: chunked\r\n")
+	}
 }

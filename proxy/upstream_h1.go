@@ -80,14 +80,7 @@ func (c *conn[C]) exchangeOn(ctx contextT, ex *exchange[C], cc C, uc *upConn, pe
 		}
 		w.WriteField(f.Name, f.Value)
 	}
-	switch kind {
-	case h1.BodyLength:
-		w.WriteString("Content-Length: ")
-		w.Write(strconv.AppendInt(ex.num[:0], n, 10))
-		w.WriteString("\r\n")
-	case h1.BodyChunked:
-		w.WriteString("Transfer-Encoding: chunked\r\n")
-	}
+	writeFraming(w, kind, n, &ex.num)
 	if sess.upgrade != "" {
 		writeUpgradeFields(w, sess.upgrade)
 		if sess.h2Tunnel {
