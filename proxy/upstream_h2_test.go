@@ -106,8 +106,11 @@ func TestHTTP2Upstream(t *testing.T) {
 						t.Fatal(err)
 					}
 					// Both bodies stream: the process's heap (client, proxy and origin
-					// together) does not grow with their size.
-					if grew := hw.growth(); size == 16<<20 && grew > 8<<20 {
+					// together) does not grow with their size. A body held whole would
+					// grow it by 16 MiB or more; the garbage that net/http's client and
+					// origin in this process make between two collections comes to
+					// several MiB under the race detector, so the bound is 12 MiB.
+					if grew := hw.growth(); size == 16<<20 && grew > 12<<20 {
 						t.Errorf("heap grew by %d MiB for a 16 MiB body each way", grew>>20)
 					}
 					if resp.StatusCode != 200 {
