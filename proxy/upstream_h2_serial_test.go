@@ -17,8 +17,6 @@ import (
 	"time"
 
 	"github.com/gotthard-proxy/gotthard/message"
-	"golang.org/x/net/http2"
-	"golang.org/x/net/http2/hpack"
 )
 
 // serialCtx records, for one request, whether two phases ever ran at once.
@@ -309,7 +307,7 @@ func TestHTTP2UpstreamGOAWAYRetriedBufferedBody(t *testing.T) {
 			if err != nil {
 				return
 			}
-			serveH2Echo(c, n == 0)
+			serveH2Raw(c, n == 0, func(body []byte) []byte { return body }) // an echo
 		}
 	}()
 	app := bufferingProxy{fixedProxy: fixedProxy{peer: &Peer{Address: ln.Addr().String(), Protocol: ProtoHTTP2}}}
@@ -325,55 +323,6 @@ func TestHTTP2UpstreamGOAWAYRetriedBufferedBody(t *testing.T) {
 		resp.Body.Close()
 		if err != nil || resp.StatusCode != 200 || !bytes.Equal(got, body) {
 			t.Fatalf("%s: status %d, %d bytes back of %d (%v)\n%s", cname, resp.StatusCode, len(got), len(body), err, logs.String())
-		}
-	}
-}
-
-// serveH2Echo serves one HTTP/2 connection: with goAway, it refuses everything with
-// GOAWAY (last stream 0); otherwise it answers each request with its body, once whole.
-func serveH2Echo(c net.Conn, goAway bool) {
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(10 * time.Second))
-	preface := make([]byte, len(http2.ClientPreface))
-	if _, err := io.ReadFull(c, preface); err != nil {
-		return
-	}
-	fr := http2.NewFramer(c, c)
-	fr.WriteSettings()
-	var hbuf bytes.Buffer
-	enc := hpack.NewEncoder(&hbuf)
-	bodies := map[uint32][]byte{}
-	answer := func(id uint32) {
-		hbuf.Reset()
-		enc.WriteField(hpack.HeaderField{Name: ":status", Value: "200"})
-		fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: hbuf.Bytes(), EndHeaders: true})
-		fr.WriteData(id, true, bodies[id])
-		delete(bodies, id)
-	}
-	for {
-		f, err := fr.ReadFrame()
-		if err != nil {
-			return
-		}
-		switch f := f.(type) {
-		case *http2.SettingsFrame:
-			if !f.IsAck() {
-				fr.WriteSettingsAck()
-			}
-		case *http2.HeadersFrame:
-			if goAway {
-				fr.WriteGoAway(0, http2.ErrCodeNo, nil)
-				return
-			}
-			bodies[f.StreamID] = []byte{}
-			if f.StreamEnded() {
-				answer(f.StreamID)
-			}
-		case *http2.DataFrame:
-			bodies[f.StreamID] = append(bodies[f.StreamID], f.Data()...)
-			if f.StreamEnded() {
-				answer(f.StreamID)
-			}
 		}
 	}
 }

@@ -190,7 +190,7 @@ func TestHTTP2UpstreamGOAWAYRetried(t *testing.T) {
 			if err != nil {
 				return
 			}
-			serveH2Once(c, n == 0, &served)
+			serveH2Raw(c, n == 0, func([]byte) []byte { served.Add(1); return []byte("served") })
 		}
 	}()
 	svc, logs := newTestService[*testCtx](t, fixedProxy{peer: &Peer{Address: ln.Addr().String(), Protocol: ProtoHTTP2}}, ServiceOptions{})
@@ -204,9 +204,10 @@ func TestHTTP2UpstreamGOAWAYRetried(t *testing.T) {
 	}
 }
 
-// serveH2Once serves one HTTP/2 connection: with goAway, it refuses everything with
-// GOAWAY (last stream 0); otherwise it answers each request with "served".
-func serveH2Once(c net.Conn, goAway bool, served *atomic.Int32) {
+// serveH2Raw serves one HTTP/2 connection with a bare Framer: with goAway, it refuses
+// everything with GOAWAY (last stream 0); otherwise it answers each request, once its
+// body is whole, with 200 and what reply returns for that body.
+func serveH2Raw(c net.Conn, goAway bool, reply func(body []byte) []byte) {
 	defer c.Close()
 	c.SetDeadline(time.Now().Add(10 * time.Second))
 	preface := make([]byte, len(http2.ClientPreface))
@@ -217,6 +218,14 @@ func serveH2Once(c net.Conn, goAway bool, served *atomic.Int32) {
 	fr.WriteSettings()
 	var hbuf bytes.Buffer
 	enc := hpack.NewEncoder(&hbuf)
+	bodies := map[uint32][]byte{}
+	answer := func(id uint32) {
+		hbuf.Reset()
+		enc.WriteField(hpack.HeaderField{Name: ":status", Value: "200"})
+		fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: hbuf.Bytes(), EndHeaders: true})
+		fr.WriteData(id, true, reply(bodies[id]))
+		delete(bodies, id)
+	}
 	for {
 		f, err := fr.ReadFrame()
 		if err != nil {
@@ -232,21 +241,14 @@ func serveH2Once(c net.Conn, goAway bool, served *atomic.Int32) {
 				fr.WriteGoAway(0, http2.ErrCodeNo, nil)
 				return
 			}
-			if !f.StreamEnded() {
-				continue // wait for the end of the body
+			bodies[f.StreamID] = []byte{}
+			if f.StreamEnded() {
+				answer(f.StreamID)
 			}
-			served.Add(1)
-			hbuf.Reset()
-			enc.WriteField(hpack.HeaderField{Name: ":status", Value: "200"})
-			fr.WriteHeaders(http2.HeadersFrameParam{StreamID: f.StreamID, BlockFragment: hbuf.Bytes(), EndHeaders: true})
-			fr.WriteData(f.StreamID, true, []byte("served"))
 		case *http2.DataFrame:
-			if f.StreamEnded() && !goAway {
-				served.Add(1)
-				hbuf.Reset()
-				enc.WriteField(hpack.HeaderField{Name: ":status", Value: "200"})
-				fr.WriteHeaders(http2.HeadersFrameParam{StreamID: f.StreamID, BlockFragment: hbuf.Bytes(), EndHeaders: true})
-				fr.WriteData(f.StreamID, true, []byte("served"))
+			bodies[f.StreamID] = append(bodies[f.StreamID], f.Data()...)
+			if f.StreamEnded() {
+				answer(f.StreamID)
 			}
 		}
 	}
