@@ -47,7 +47,8 @@ type conn[C any] struct {
 	keep     bool          // set by work: the connection may serve another request
 	workDone chan struct{} // work has finished
 	lastEnd  time.Time     // when the last response ended
-	// The upstream pool its last request used (see hostPool).
+	// The upstream pool its last request used (see hostPool), and its peer, which
+	// passed Validate with that key (see validPeer).
 	lastPeer *Peer
 	lastKey  poolKey
 	lastHost *hostPool

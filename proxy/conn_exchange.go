@@ -4,6 +4,7 @@ import (
 	"context"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gotthard-proxy/gotthard/internal/arena"
@@ -16,7 +17,7 @@ import (
 func (ex *exchange[C]) abortUpstream() {
 	ex.abortMu.Lock()
 	defer ex.abortMu.Unlock()
-	ex.aborted = true
+	ex.aborted.Store(true)
 	if ex.upNC != nil {
 		ex.upNC.SetDeadline(aLongTimeAgo)
 	}
@@ -27,11 +28,7 @@ func (ex *exchange[C]) abortUpstream() {
 
 // clientGone reports whether abortUpstream ran: the client reset the request's stream,
 // or its connection ended.
-func (ex *exchange[C]) clientGone() bool {
-	ex.abortMu.Lock()
-	defer ex.abortMu.Unlock()
-	return ex.aborted
-}
+func (ex *exchange[C]) clientGone() bool { return ex.aborted.Load() }
 
 // setUpstream records the upstream connection or attempt in use, so that abortUpstream
 // can cut it; it reports false if the request was already aborted.
@@ -39,7 +36,7 @@ func (ex *exchange[C]) setUpstream(nc net.Conn, cancel context.CancelFunc) bool 
 	ex.abortMu.Lock()
 	defer ex.abortMu.Unlock()
 	ex.upNC, ex.upCancel = nc, cancel
-	return !ex.aborted || nc == nil && cancel == nil
+	return !ex.aborted.Load() || nc == nil && cancel == nil
 }
 
 // watchClient makes the wait of ex for the answer on upstream connection nc one that
@@ -58,7 +55,7 @@ func (c *conn[C]) unwatchClient(ex *exchange[C]) bool {
 	ex.abortMu.Lock()
 	c.waitEx.Store(nil)
 	ex.upNC = nil
-	gone := ex.aborted
+	gone := ex.aborted.Load()
 	ex.abortMu.Unlock()
 	return gone
 }
@@ -71,7 +68,7 @@ func (c *conn[C]) clientLeft(ex *exchange[C]) {
 	if c.waitEx.Load() != ex || ex.upNC == nil {
 		return
 	}
-	ex.aborted = true
+	ex.aborted.Store(true)
 	ex.upNC.SetDeadline(aLongTimeAgo)
 }
 
@@ -86,17 +83,20 @@ type exchange[C any] struct {
 	arena  *arena.Arena
 	method []byte // the request method, for response framing
 
-	reqKnown        []message.Field // sess.req's lines as the codec gave them (see knownFields)
-	known           []message.Field // the valid lines of the header the phases have now
-	num             [20]byte        // scratch for formatting numbers without allocating
-	h1b             h1Body          // the body source of an HTTP/1.x peer's response
-	h2d             h2down          // the downstream of an HTTP/2 request
-	abortFn         func()          // ex.abortUpstream, made once per exchange
+	reqKnown []message.Field // sess.req's lines as the codec gave them (see knownFields)
+	known    []message.Field // the valid lines of the header the phases have now
+	num      [20]byte        // scratch for formatting numbers without allocating
+	h1b      h1Body          // the body source of an HTTP/1.x peer's response
+	h2d      h2down          // the downstream of an HTTP/2 request
+	abortFn  func()          // ex.abortUpstream, made once per exchange
+	// abortMu pairs the client's leaving with the upstream side in use, so that the
+	// side cut is the one this request uses. aborted is set under it and read without.
 	abortMu         sync.Mutex
-	aborted         bool               // the client went away: cut the upstream side
+	aborted         atomic.Bool        // the client went away: cut the upstream side
 	upNC            net.Conn           // the HTTP/1.x upstream connection in use
 	upCancel        context.CancelFunc // ends the HTTP/2 upstream attempt in use
 	gotResponseByte bool               // the peer answered this attempt
+	lastPeer        bool               // the attempt's peer is the conn's lastPeer, with its lastKey (see validPeer)
 	requestSent     bool               // writing the request to the peer began in this attempt
 	peerOpts        *PeerOptions
 	total           time.Time // the attempt's TotalTimeout deadline, or zero
@@ -140,7 +140,8 @@ func (c *conn[C]) putExchange(ex *exchange[C], w *worker[C]) {
 	clear(ex.reqKnown)
 	clear(ex.known)
 	ex.reqKnown, ex.known = ex.reqKnown[:0], ex.known[:0]
-	ex.aborted, ex.upNC, ex.upCancel = false, nil, nil
+	ex.aborted.Store(false)
+	ex.upNC, ex.upCancel = nil, nil
 	clear(ex.h2d.fields)
 	ex.h2d = h2down{fields: ex.h2d.fields[:0]}
 	ex.upReq.Reset()

@@ -424,6 +424,48 @@ func TestInvalidPeerFailsAtOnce(t *testing.T) {
 	}
 }
 
+// A connection's requests skip Validate for the peer its last request used, but not
+// once that peer has changed: a peer made invalid between two requests on one
+// connection fails the second.
+func TestInvalidPeerAfterValidOne(t *testing.T) {
+	_, origin := startOrigin(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "ok")
+	}))
+	peer := testPeer(origin)
+	var n atomic.Int32
+	app := &recProxy{peer: func(*Session) (*Peer, error) {
+		switch n.Add(1) {
+		case 3:
+			peer.Address = strings.Split(origin, ":")[0] // no port
+		case 4:
+			peer.Address = origin
+		}
+		return peer, nil
+	}}
+	svc, _ := newTestService[*testCtx](t, app, ServiceOptions{})
+	proxyAddr := startProxy(t, svc)
+	nc, err := net.Dial("tcp", proxyAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	br := bufio.NewReader(nc)
+	for i, want := range []int{200, 200, 500, 200} {
+		if _, err := io.WriteString(nc, "GET / HTTP/1.1\r\nHost: a\r\n\r\n"); err != nil {
+			t.Fatal(err)
+		}
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatalf("request %d: %v", i+1, err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Fatalf("request %d: status %d, want %d", i+1, resp.StatusCode, want)
+		}
+	}
+}
+
 // Retrying a peer that refused the connection waits 10ms, then 20ms, then 40ms; a retry
 // on another peer does not wait.
 func TestConnectRetryBackoff(t *testing.T) {

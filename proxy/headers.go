@@ -62,8 +62,15 @@ func internMethod(b []byte, a *arena.Arena) string {
 func isHopByHop(name []byte) bool { return hop.Field(name) || hop.TE(name) }
 
 func isFramingField(name string) bool {
-	return message.EqualFold(name, "Content-Length") || message.EqualFold(name, "Transfer-Encoding") ||
-		message.EqualFold(name, "Connection") || message.EqualFold(name, "Keep-Alive")
+	switch len(name) { // by length first: it runs for every response field
+	case 10:
+		return message.EqualFold(name, "Connection") || message.EqualFold(name, "Keep-Alive")
+	case 14:
+		return message.EqualFold(name, "Content-Length")
+	case 17:
+		return message.EqualFold(name, "Transfer-Encoding")
+	}
+	return false
 }
 
 func asciiEqualFold(b []byte, lower string) bool {

@@ -112,7 +112,8 @@ func parseRequest(b []byte, pos int, h *RequestHead, l *Limits) (int, error) {
 	// A method is a token: one longer than any method in use is refused before the
 	// rest of the line is waited for (RFC 9112 §3: 501 for a method longer than any
 	// the server implements), not taken for a long target (414).
-	if tokenLen(b[pos:min(len(b), pos+MaxMethodBytes+1)]) > MaxMethodBytes {
+	m := tokenLen(b[pos:min(len(b), pos+MaxMethodBytes+1)])
+	if m > MaxMethodBytes {
 		return 0, errAt(sideRequest, statusNotImplemented, "method too long", pos)
 	}
 	end, next, ok := nextLine(b, pos)
@@ -126,7 +127,7 @@ func parseRequest(b []byte, pos int, h *RequestHead, l *Limits) (int, error) {
 		return 0, errAt(sideRequest, statusURITooLong, "request line too long", pos)
 	}
 	// RFC 9112 §3: request-line = method SP request-target SP HTTP-version
-	i := pos + tokenLen(b[pos:end])
+	i := pos + m // (the token ends at the line's end at the latest: CR and LF are not in it)
 	if i == pos || i == end || b[i] != ' ' {
 		return 0, errAt(sideRequest, statusBadRequest, "invalid method", i)
 	}
