@@ -46,6 +46,7 @@ func (c *conn[C]) serveH2(buffered []byte) {
 		IdleTimeout:          durOr(s.opts.KeepaliveTimeout, 60*time.Second),
 		WriteTimeout:         durOr(s.opts.SendTimeout, 60*time.Second),
 		MaxHeaderListSize:    uint32(max(s.opts.MaxHeadBytes, 0)),
+		Pool:                 s.bufs, // request bodies: an idle connection holds none
 		// WebSocket over HTTP/2 (RFC 8441).
 		EnableConnectProtocol: true,
 	}

@@ -40,7 +40,7 @@ func (rfc8441) RoundTrip(req *http.Request) (*http.Response, error) {
 			treq.Fields = append(treq.Fields, h2.Field{Name: k, Value: v})
 		}
 	}
-	tun, err := h2.OpenTunnel(req.Context(), nc, treq)
+	tun, err := h2.OpenTunnel(req.Context(), nc, treq, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -72,7 +72,7 @@ func openTunnel(t *testing.T, addr string, req h2.TunnelRequest) *h2.Tunnel {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	tun, err := h2.OpenTunnel(ctx, nc, req)
+	tun, err := h2.OpenTunnel(ctx, nc, req, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

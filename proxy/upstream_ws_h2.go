@@ -71,7 +71,7 @@ func (c *conn[C]) exchangeWSH2(ctx contextT, ex *exchange[C], cc C, peer *Peer) 
 	}
 	hctx, cancel := context.WithTimeout(ctx, o.readTimeout())
 	ex.requestSent = true
-	tun, err := h2.OpenTunnel(hctx, nc, req)
+	tun, err := h2.OpenTunnel(hctx, nc, req, s.bufs)
 	cancel()
 	if err != nil {
 		if errors.Is(err, h2.ErrNoExtendedConnect) {

@@ -53,7 +53,7 @@ type Tunnel struct {
 	Fields []Field
 
 	nc       net.Conn
-	bw       *bufio.Writer
+	bw       *poolWriter
 	fr       *http2.Framer
 	wmu      sync.Mutex // frame writes
 	initial  int64      // the server's SETTINGS_INITIAL_WINDOW_SIZE
@@ -79,11 +79,18 @@ type Tunnel struct {
 // other than 2xx means the server refused (its body, if any, can be read), and the
 // tunnel must be closed. On an error nc is closed; for an extended CONNECT to a server
 // that does not offer it, the error is [ErrNoExtendedConnect].
-func OpenTunnel(ctx context.Context, nc net.Conn, req TunnelRequest) (*Tunnel, error) {
+//
+// Frames are written through a buffer of pool (one of its own if nil), taken for each
+// write and given back once it is flushed: an idle tunnel holds none. Reads go through a
+// buffer of 4 KiB that the tunnel keeps.
+func OpenTunnel(ctx context.Context, nc net.Conn, req TunnelRequest, pool *BufPool) (*Tunnel, error) {
+	if pool == nil {
+		pool = NewBufPool(0)
+	}
 	t := &Tunnel{nc: nc, initial: initialWindow, sendWin: initialWindow, connWin: initialWindow,
 		maxFrame: minMaxFrameSize, head: make(chan struct{})}
 	t.cond = sync.NewCond(&t.mu)
-	t.bw = bufio.NewWriterSize(nc, 16<<10)
+	t.bw = &poolWriter{w: nc, pool: pool}
 	t.fr = http2.NewFramer(t.bw, bufio.NewReader(nc))
 	t.fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
 	t.fr.MaxHeaderListSize = DefaultMaxHeaderListSize
@@ -298,14 +305,16 @@ func (t *Tunnel) onFrame(f http2.Frame) error {
 	return nil
 }
 
-// write writes frames with fn and flushes them.
+// write writes frames with fn and flushes them, which gives the buffer back even if fn
+// failed. (The framer writes a frame whole or not at all.)
 func (t *Tunnel) write(fn func() error) error {
 	t.wmu.Lock()
 	defer t.wmu.Unlock()
-	if err := fn(); err != nil {
-		return err
+	err := fn()
+	if ferr := t.bw.Flush(); err == nil {
+		err = ferr
 	}
-	return t.bw.Flush()
+	return err
 }
 
 // credit gives n bytes of window back to the server, on the stream and the connection.
@@ -423,4 +432,57 @@ func (t *Tunnel) Close() error {
 	}
 	t.fail(errTunnelClosed)
 	return nil
+}
+
+// poolWriter buffers writes in a buffer of a pool, taken at the first write and given
+// back by Flush. Like bufio.Writer, an error sticks: later writes and flushes return it.
+type poolWriter struct {
+	w    io.Writer
+	pool *BufPool
+	buf  []byte
+	n    int
+	err  error
+}
+
+func (pw *poolWriter) Write(p []byte) (int, error) {
+	written := 0
+	for len(p) > 0 && pw.err == nil {
+		if pw.buf == nil {
+			if len(p) >= pw.pool.Size() {
+				// Nothing buffered and a buffer's worth or more: write it as it is.
+				n, err := pw.w.Write(p)
+				pw.err = err
+				return written + n, err
+			}
+			pw.buf, pw.n = pw.pool.Get(), 0
+		}
+		n := copy(pw.buf[pw.n:], p)
+		pw.n += n
+		written += n
+		p = p[n:]
+		if pw.n == len(pw.buf) {
+			pw.flush()
+		}
+	}
+	return written, pw.err
+}
+
+// WriteString writes s (the client preface).
+func (pw *poolWriter) WriteString(s string) (int, error) { return pw.Write([]byte(s)) }
+
+// Flush writes what is buffered and gives the buffer back.
+func (pw *poolWriter) Flush() error {
+	pw.flush()
+	return pw.err
+}
+
+func (pw *poolWriter) flush() {
+	if pw.buf == nil {
+		return
+	}
+	if pw.n > 0 && pw.err == nil {
+		_, pw.err = pw.w.Write(pw.buf[:pw.n])
+	}
+	pw.pool.Put(pw.buf)
+	pw.buf, pw.n = nil, 0
 }

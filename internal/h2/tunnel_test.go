@@ -42,7 +42,7 @@ func dialTunnel(t *testing.T, addr string, req TunnelRequest) (*Tunnel, error) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	return OpenTunnel(ctx, nc, req)
+	return OpenTunnel(ctx, nc, req, nil)
 }
 
 // A tunnel carries 8 MiB both ways (well beyond every flow-control window), then
@@ -114,3 +114,74 @@ func TestTunnelReset(t *testing.T) {
 		t.Fatalf("got %v, want a reset", err)
 	}
 }
+
+// A tunnel writes through its pool's buffers and holds none while idle, nor after it
+// is closed; what it echoes through them arrives whole.
+func TestTunnelPoolBuffers(t *testing.T) {
+	srv := startServer(t, Options{EnableConnectProtocol: true}, echoTunnels, nil)
+	pool := NewBufPool(4 << 10)
+	nc, err := net.Dial("tcp", srv.ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	tun, err := OpenTunnel(ctx, nc, TunnelRequest{Protocol: "websocket", Scheme: "http", Authority: "x", Path: "/"}, pool)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := pool.InUse(); n != 0 {
+		t.Fatalf("%d buffers held after the opening", n)
+	}
+	// Small writes, then one larger than a buffer.
+	for _, size := range []int{1, 100, 4<<10 - 9, 4 << 10, 20 << 10} {
+		msg := bytes.Repeat([]byte{byte(size)}, size)
+		if _, err := tun.Write(msg); err != nil {
+			t.Fatal(err)
+		}
+		got := make([]byte, size)
+		if _, err := io.ReadFull(tun, got); err != nil || !bytes.Equal(got, msg) {
+			t.Fatalf("echo of %d bytes: %v", size, err)
+		}
+		if n := pool.InUse(); n != 0 {
+			t.Fatalf("%d buffers held by an idle tunnel after %d bytes", n, size)
+		}
+	}
+	tun.Close()
+	if n := pool.InUse(); n != 0 {
+		t.Fatalf("%d buffers held after Close", n)
+	}
+}
+
+// The pool writer buffers small writes, writes a large one as it is, gives its buffer
+// back on Flush, and keeps the first error.
+func TestPoolWriter(t *testing.T) {
+	pool := NewBufPool(16)
+	var out bytes.Buffer
+	pw := &poolWriter{w: &out, pool: pool}
+	pw.Write([]byte("abc"))
+	pw.WriteString("defghijklmnopq") // 17 bytes: one buffer's worth goes out
+	if out.String() != "abcdefghijklmnop" || pool.InUse() != 1 {
+		t.Fatalf("out %q, %d buffers held", out.String(), pool.InUse())
+	}
+	if err := pw.Flush(); err != nil || out.String() != "abcdefghijklmnopq" || pool.InUse() != 0 {
+		t.Fatalf("after Flush: out %q, err %v, %d buffers held", out.String(), err, pool.InUse())
+	}
+	big := bytes.Repeat([]byte("x"), 40)
+	if n, err := pw.Write(big); n != 40 || err != nil || pool.InUse() != 0 || out.Len() != 57 {
+		t.Fatalf("large write: %d, %v, %d buffers held, %d out", n, err, pool.InUse(), out.Len())
+	}
+	boom := errors.New("boom")
+	fw := &poolWriter{w: failWriter{boom}, pool: pool}
+	fw.Write([]byte("abc"))
+	if err := fw.Flush(); err != boom || pool.InUse() != 0 {
+		t.Fatalf("Flush: %v, %d buffers held", err, pool.InUse())
+	}
+	if _, err := fw.Write([]byte("d")); err != boom || pool.InUse() != 0 {
+		t.Fatalf("Write after a failure: %v, %d buffers held", err, pool.InUse())
+	}
+}
+
+type failWriter struct{ err error }
+
+func (w failWriter) Write([]byte) (int, error) { return 0, w.err }
