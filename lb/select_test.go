@@ -370,6 +370,8 @@ func TestOutcomeOf(t *testing.T) {
 		{"context deadline", 0, fmt.Errorf("total: %w", context.DeadlineExceeded), lb.Timeout},
 		{"504 with timeout", 504, netTimeout, lb.ServerError},
 		{"200 with timeout", 200, netTimeout, lb.Success}, // the backend answered: a slow client's timeout
+		{"client gone", 499, errors.New("client closed"), lb.Canceled}, // the client left before the answer
+		{"client gone, no error", 499, nil, lb.Canceled},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
