@@ -585,6 +585,54 @@ func TestGRPCStatusLogged(t *testing.T) {
 	})
 }
 
+// A response relayed from a peer that sent no Date gets one, over HTTP/1.1 and HTTP/2
+// peers; a peer's own Date is kept.
+func TestRelayedResponsesDated(t *testing.T) {
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/dated" {
+			w.Header().Set("Date", "Sun, 06 Nov 1994 08:49:37 GMT")
+		} else {
+			w.Header()["Date"] = nil // net/http adds none
+		}
+		io.WriteString(w, "hi")
+	})
+	_, h1origin := startOrigin(t, h)
+	h2origin, _ := startH2OriginWith(t, false, h)
+	for _, tt := range []struct {
+		name string
+		peer *Peer
+	}{
+		{"h1 peer", testPeer(h1origin)},
+		{"h2c peer", &Peer{Address: h2origin, Protocol: ProtoHTTP2}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			svc, _ := newTestService[*testCtx](t, fixedProxy{peer: tt.peer}, ServiceOptions{})
+			addr := startProxy(t, svc)
+			for _, target := range []string{"/", "/dated"} {
+				before := time.Now().Add(-2 * time.Second)
+				resp, err := testClient(t).Get("http://" + addr + target)
+				if err != nil {
+					t.Fatal(err)
+				}
+				resp.Body.Close()
+				dates := resp.Header.Values("Date")
+				if len(dates) != 1 {
+					t.Fatalf("%s: Date fields %q, want one", target, dates)
+				}
+				d, err := http.ParseTime(dates[0])
+				switch {
+				case err != nil:
+					t.Fatalf("%s: Date %q: %v", target, dates[0], err)
+				case target == "/dated" && dates[0] != "Sun, 06 Nov 1994 08:49:37 GMT":
+					t.Fatalf("the peer's Date became %q", dates[0])
+				case target == "/" && (d.Before(before) || d.After(time.Now().Add(2*time.Second))):
+					t.Fatalf("Date %v is not now", d)
+				}
+			}
+		})
+	}
+}
+
 // The responses the proxy writes itself (error pages, Respond, WriteResponse) carry a
 // Date; a WriteResponse header that has one keeps it, and the caller's header is not
 // changed.
