@@ -2,9 +2,11 @@ package proxy
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/x509"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -217,6 +219,71 @@ func TestTotalTimeoutType(t *testing.T) {
 			var e *Error
 			if !errors.As(r.err, &e) || e.Type != TotalTimeout || e.Source != Upstream {
 				t.Fatalf("Logging got %v, want an upstream total timeout", r.err)
+			}
+			if tt.status != 0 && ErrorStatus(e) != tt.status {
+				t.Fatalf("ErrorStatus = %d, want %d", ErrorStatus(e), tt.status)
+			}
+		})
+	}
+}
+
+// A peer that stops answering for its ReadTimeout fails the request with ReadTimeout
+// (504 if nothing was sent yet), whether it stalls before the head or in the body, over
+// HTTP/1.1 and HTTP/2 peers, and with a request body still streaming to an HTTP/2 peer
+// (where the request used to hang: net/http misses a cancel while it waits for the
+// peer's flow-control window).
+func TestReadTimeoutType(t *testing.T) {
+	tests := []struct {
+		name   string
+		peer   func(t *testing.T) *Peer
+		post   bool // a streamed request body
+		status int  // 0: the response started
+	}{
+		{"h1 head", func(t *testing.T) *Peer { return testPeer(stallOrigin(t, "")) }, false, 504},
+		{"h1 body", func(t *testing.T) *Peer {
+			return testPeer(stallOrigin(t, "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc"))
+		}, false, 0},
+		{"h2 head", func(t *testing.T) *Peer {
+			return &Peer{Address: stallH2Origin(t, false), Protocol: ProtoHTTP2}
+		}, false, 504},
+		{"h2 body", func(t *testing.T) *Peer {
+			return &Peer{Address: stallH2Origin(t, true), Protocol: ProtoHTTP2}
+		}, false, 0},
+		{"h2 body, request body streaming", func(t *testing.T) *Peer {
+			return &Peer{Address: stallH2Origin(t, true), Protocol: ProtoHTTP2}
+		}, true, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			peer := tt.peer(t)
+			peer.Options = PeerOptions{ReadTimeout: 150 * time.Millisecond}
+			rec := newLogRecorder()
+			app := &recProxy{peer: func(*Session) (*Peer, error) { return peer, nil }, log: rec}
+			svc, _ := newTestService[*testCtx](t, app, ServiceOptions{MaxRetries: -1})
+			addr := startProxy(t, svc)
+			if tt.post {
+				// A chunked body that does not end, more than the peer's flow-control
+				// window: it still streams when the peer stalls, and its pieces stop
+				// going up once the window is full.
+				nc, err := net.Dial("tcp", addr)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer nc.Close()
+				go func() {
+					io.WriteString(nc, "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n")
+					fmt.Fprintf(nc, "%x\r\n%s\r\n", 8<<20, bytes.Repeat([]byte("a"), 8<<20))
+				}()
+			} else {
+				got := rawExchange(t, addr, "GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+				if tt.status != 0 && !strings.HasPrefix(got, "HTTP/1.1 504 ") {
+					t.Fatalf("got %q", got)
+				}
+			}
+			r := rec.wait(t, 0)
+			var e *Error
+			if !errors.As(r.err, &e) || e.Type != ReadTimeout || e.Source != Upstream {
+				t.Fatalf("Logging got %v, want an upstream read timeout", r.err)
 			}
 			if tt.status != 0 && ErrorStatus(e) != tt.status {
 				t.Fatalf("ErrorStatus = %d, want %d", ErrorStatus(e), tt.status)

@@ -13,6 +13,7 @@ import (
 	"slices"
 	"sort"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/gotthard-proxy/gotthard/internal/arena"
@@ -438,6 +439,7 @@ type h2Body struct {
 	timeout time.Duration
 	cancel  context.CancelFunc // ends the attempt: a read that waits too long
 	timer   *time.Timer
+	expired atomic.Bool // the timer cut a wait: the read's error is a timeout
 	eof     bool
 	pump    h2ResponseReader // while a streamed request body goes on; nil if none
 }
@@ -463,14 +465,20 @@ func (b *h2Body) readBody() ([]byte, error) {
 	}
 	// Each wait for the peer is bounded by the read timeout.
 	if b.timer == nil {
-		b.timer = time.AfterFunc(b.timeout, b.cancel)
+		b.timer = time.AfterFunc(b.timeout, func() {
+			b.expired.Store(true)
+			b.cancel()
+		})
 	} else {
 		b.timer.Reset(b.timeout)
 	}
 	n, err := b.resp.Body.Read(b.buf)
 	b.timer.Stop()
-	if err == io.EOF {
+	switch {
+	case err == io.EOF:
 		b.eof = true
+	case err != nil && b.expired.Load():
+		err = &Error{Type: ReadTimeout, Source: Upstream, Cause: err}
 	}
 	return b.buf[:n], err
 }

@@ -44,6 +44,7 @@ type h2Pump[C any] struct {
 	ended   bool           // no more of the body goes up: all of it went, or it failed
 	err     *Error         // the body's failure (a client read or RequestBodyFilter)
 	timer   *time.Timer    // bounds each wait for the peer; reset by each piece sent
+	expired bool           // the timer cut a wait for the peer
 	resp    *http.Response // once RoundTrip returned it
 
 	// Between the goroutines.
@@ -171,7 +172,13 @@ func (p *h2Pump[C]) next() h2Up {
 			f()
 			p.ran <- struct{}{}
 		case <-p.timer.C:
+			p.expired = true
 			p.cancel()
+			if p.resp != nil {
+				// net/http misses the cancel while it waits for the peer's flow-control
+				// window to send the body; closing the response body resets the stream.
+				p.resp.Body.Close()
+			}
 		}
 	}
 }
@@ -200,6 +207,9 @@ func (p *h2Pump[C]) readResponse(buf []byte) (n int, err error, ok bool) {
 	}
 	p.upBuf <- buf
 	u := p.next()
+	if u.err != nil && u.err != io.EOF && p.expired {
+		u.err = &Error{Type: ReadTimeout, Source: Upstream, Cause: u.err}
+	}
 	return u.n, u.err, true
 }
 
