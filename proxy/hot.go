@@ -40,8 +40,8 @@ func (c *conn[C]) hotEligible(woken, lastEnd time.Time) bool {
 }
 
 // serveHot serves the connection on w for as long as its client keeps sending within
-// hotGap of each response (see above). The connection is active and idle-parkable (it
-// has served a request, nothing is buffered).
+// the hot gap of each response (see above). The connection is active and idle-parkable
+// (it has served a request, nothing is buffered).
 func (c *conn[C]) serveHot(w *worker[C]) int {
 	s := c.svc
 	p := s.idle
@@ -80,7 +80,7 @@ func (c *conn[C]) serveHot(w *worker[C]) int {
 		case err != nil:
 			return hotEnded // the client closed the connection, or it failed
 		}
-		break // idle for hotGap
+		break // idle for the hot gap
 	}
 	// Back to parking, in the poller's set again.
 	c.state.Store(stateIdle)
