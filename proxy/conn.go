@@ -11,6 +11,7 @@ import (
 	"github.com/gotthard-proxy/gotthard/internal/deadline"
 	"github.com/gotthard-proxy/gotthard/internal/h1"
 	"github.com/gotthard-proxy/gotthard/internal/h2"
+	"github.com/gotthard-proxy/gotthard/internal/idle"
 	"github.com/gotthard-proxy/gotthard/internal/netio"
 )
 
@@ -62,7 +63,7 @@ type conn[C any] struct {
 	h2c    atomic.Pointer[h2.Conn] // set when the connection turned out to speak HTTP/2
 
 	idleParking   // shared with the service's idle poller
-	hotServing[C] // owned by the serving goroutine, but for hotSince
+	hotServing[C] // owned by the serving goroutine
 }
 
 // idleParking is a connection's part in the service's idle poller (see parkIdle): the
@@ -71,18 +72,16 @@ type conn[C any] struct {
 type idleParking struct {
 	detached atomic.Bool
 	park     atomic.Int32 // parkedBit, pendingBit: whoever clears parkedBit owns the connection
-	parkedAt atomic.Int64 // the poller's tick when parked, read by its sweep
 	wokenAt  time.Time    // when the poller saw its input, for the request's start; set before the hand-off
-	pollFD   int32        // its descriptor in the poller's set, or 0; under the poller's lock
+	poll     idle.Handle  // the poller's own state of the connection (also its hot wait's)
 }
 
 // hotServing is the state of a connection served hot (see hot.go).
 type hotServing[C any] struct {
-	hotSince atomic.Int64 // the hot clock when its wait began; 0 while it serves; -1 once ended
-	hotW     *worker[C]   // the worker serving it hot
-	hotFn    func() bool  // c.hotServe, made once
-	hotExit  int          // why hotServe stopped
-	pending  *exchange[C] // a request whose head hotServe read, to serve outside the wait
+	hotW    *worker[C]   // the worker serving it hot
+	hotFn   func() bool  // c.hotServe, made once
+	hotExit int          // why hotServe stopped
+	pending *exchange[C] // a request whose head hotServe read, to serve outside the wait
 }
 
 func (s *Service[C]) newConn(nc net.Conn) *conn[C] {
@@ -130,7 +129,7 @@ func (c *conn[C]) serve() {
 		if c.r.Buffered() == 0 {
 			// Idle: hold no buffers while waiting for the next request.
 			c.w.Release()
-			if c.served > 0 && c.tls == nil && s.idle.register(c) {
+			if c.served > 0 && c.tls == nil && s.idle.Register(c) {
 				// From here on the connection has no goroutine while idle: the
 				// service's idle poller wakes a worker when the client sends.
 				c.detached.Store(true)
@@ -180,7 +179,7 @@ const (
 // reports true; or, if the poller saw input since the connection was last parked, it
 // reports false, and the caller serves on.
 func (c *conn[C]) parkIdle() bool {
-	c.parkedAt.Store(c.svc.idle.tick())
+	c.svc.idle.Parked(&c.poll)
 	for {
 		st := c.park.Load()
 		if st&pendingBit != 0 {
@@ -195,14 +194,15 @@ func (c *conn[C]) parkIdle() bool {
 	}
 }
 
-// wake is called by the poller when the client sent something: it reports whether the
-// connection was parked, and is now the caller's; otherwise it leaves a note for
-// parkIdle.
-func (c *conn[C]) wake() bool {
+// Wake is called by the poller when the client sent something, seen at now: it reports
+// whether the connection was parked, and is now the caller's (woken at now); otherwise
+// it leaves a note for parkIdle.
+func (c *conn[C]) Wake(now time.Time) bool {
 	for {
 		st := c.park.Load()
 		if st&parkedBit != 0 {
 			if c.park.CompareAndSwap(st, 0) {
+				c.wokenAt = now
 				return true
 			}
 			continue
@@ -232,7 +232,7 @@ func (c *conn[C]) end() {
 	c.state.Store(stateClosed)
 	c.r.Reset(nil)
 	c.w.Reset(nil)
-	c.svc.idle.forget(c)
+	c.svc.idle.Forget(c)
 	c.nc.Close()
 	c.svc.removeConn(c)
 }

@@ -7,28 +7,16 @@ import (
 )
 
 // A busy keep-alive connection is served "hot": instead of parking between requests
-// (see idlepoll_linux.go), it keeps the worker that served its last request, which
+// (see idle.Poller), it keeps the worker that served its last request, which
 // waits for the next one in the runtime's poller, in the one wait that its requests are
 // served from (h1.Reader.ServeReadable). Parking costs two poller calls per wake-up
 // (the runtime's, then the service's set); a hot connection costs none of its own, and
 // no hand-over between goroutines: its requests cost the four socket calls of the
 // exchange and nothing else. A connection turns hot when its next request came within
-// hotGap of the end of the last response, and goes back to parking when it has waited
-// for about hotGap without one, so only connections that keep a worker busy hold one.
-
-// hotGap is how soon after a response the next request must come for its connection
-// to be served hot, and how long a hot connection waits for one.
-const hotGap = 20 * time.Millisecond
-
-// hotTick is the period of the clock that ends hot waits.
-const hotTick = 5 * time.Millisecond
-
-// hotWait is how many ticks of that clock a hot connection waits for a request.
-const hotWait = int64(hotGap / hotTick)
-
-// maxHot bounds the connections served hot at a time, and so the workers (and their
-// stacks) they hold; beyond it, busy connections park between requests too.
-const maxHot = 1024
+// the hot gap (20ms) of the end of the last response, and goes back to parking when it
+// has waited for about as long without one, so only connections that keep a worker
+// busy hold one. The poller keeps the clock that ends hot waits, and bounds how many
+// connections are hot at a time.
 
 // What a hot connection's serving ended with.
 const (
@@ -46,31 +34,31 @@ const (
 )
 
 // hotEligible reports whether the connection should be served hot: its request came
-// within hotGap of the end of the previous response.
+// within the hot gap of the end of the previous response, and the poller has room.
 func (c *conn[C]) hotEligible(woken, lastEnd time.Time) bool {
-	return !woken.IsZero() && !lastEnd.IsZero() && c.svc.idle.hotRoom(woken.Sub(lastEnd))
+	return !woken.IsZero() && !lastEnd.IsZero() && c.svc.idle.HotRoom(woken.Sub(lastEnd))
 }
 
 // serveHot serves the connection on w for as long as its client keeps sending within
-// hotGap of each response (see above). The connection is active and idle-parkable (it
-// has served a request, nothing is buffered).
+// the hot gap of each response (see above). The connection is active and idle-parkable
+// (it has served a request, nothing is buffered).
 func (c *conn[C]) serveHot(w *worker[C]) int {
 	s := c.svc
 	p := s.idle
-	if !p.unregister(c) {
+	if !p.Unregister(c) {
 		return hotCold
 	}
 	if c.hotFn == nil {
 		c.hotFn = c.hotServe
 	}
 	for {
-		if !p.hotJoin(c) {
+		if !p.HotJoin(c) {
 			break // no room: park
 		}
 		c.hotW, c.hotExit = w, exitNone
 		c.state.Store(stateIdle)
 		err := c.r.ServeReadable(c.hotFn)
-		kicked := p.hotLeave(c)
+		kicked := p.HotLeave(c)
 		c.hotW = nil
 		if kicked {
 			// The hot clock moved the read deadline into the past to end the wait.
@@ -92,11 +80,11 @@ func (c *conn[C]) serveHot(w *worker[C]) int {
 		case err != nil:
 			return hotEnded // the client closed the connection, or it failed
 		}
-		break // idle for hotGap
+		break // idle for the hot gap
 	}
 	// Back to parking, in the poller's set again.
 	c.state.Store(stateIdle)
-	if s.closing.Load() || !p.register(c) {
+	if s.closing.Load() || !p.Register(c) {
 		return hotEnded
 	}
 	if c.r.Buffered() > 0 {
@@ -109,7 +97,7 @@ func (c *conn[C]) serveHot(w *worker[C]) int {
 // reports whether to wait for more.
 func (c *conn[C]) hotServe() bool {
 	s := c.svc
-	if !c.hotClaim() {
+	if !c.poll.HotClaim() {
 		c.hotExit = exitKicked
 		return false
 	}
@@ -117,7 +105,7 @@ func (c *conn[C]) hotServe() bool {
 		c.hotExit = exitClose // closed by Shutdown
 		return false
 	}
-	c.wokenAt = s.idle.hotTime()
+	c.wokenAt = s.idle.HotTime()
 	c.dl.Read(c.wokenAt, durOr(s.opts.KeepaliveTimeout, 60*time.Second), time.Time{})
 	w := c.hotW
 	for {
@@ -148,15 +136,8 @@ func (c *conn[C]) hotServe() bool {
 		c.hotExit = exitClose
 		return false
 	}
-	c.hotSince.Store(s.idle.hotNow())
+	s.idle.HotRewait(&c.poll)
 	return true
-}
-
-// hotClaim takes the connection from the hot clock, which ends waits that last too
-// long; it reports false if the clock got there first.
-func (c *conn[C]) hotClaim() bool {
-	v := c.hotSince.Load()
-	return v > 0 && c.hotSince.CompareAndSwap(v, 0)
 }
 
 // servableInWait reports whether a request can be served from inside the connection's

@@ -11,12 +11,14 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/gotthard-proxy/gotthard/internal/idle"
 )
 
 // A keep-alive connection whose requests come back to back is served hot, from its
 // worker's wait: requests of every shape pass on it (a body, a head in pieces,
 // pipelined ones, one sent while the one before waits on the peer); once its wait has
-// lasted hotWait ticks of the hot clock it goes back to parking, not a tick before,
+// lasted idle.HotWait ticks of the hot clock it goes back to parking, not a tick before,
 // and still serves; Shutdown ends it at once. The test drives the hot clock.
 func TestHotConnections(t *testing.T) {
 	slowIn, release := make(chan struct{}), make(chan struct{})
@@ -73,16 +75,16 @@ func TestHotConnections(t *testing.T) {
 	expect("GET /d ")
 	untilHot(t, svc, 1, func() { get("/e") })
 
-	// Idle: the hot clock ends the wait after hotWait ticks, and the connection goes
+	// Idle: the hot clock ends the wait after idle.HotWait ticks, and the connection goes
 	// back to parking; it still serves.
 	waitUntil(t, "a hot wait", func() bool { return hotWaiting(svc) == 1 })
-	for range hotWait - 1 {
-		p.tickHot()
+	for range idle.HotWait - 1 {
+		p.TickHot()
 	}
 	if n := hotWaiting(svc); n != 1 {
-		t.Fatalf("%d hot waits after %d ticks, want 1 until %d", n, hotWait-1, hotWait)
+		t.Fatalf("%d hot waits after %d ticks, want 1 until %d", n, idle.HotWait-1, idle.HotWait)
 	}
-	p.tickHot()
+	p.TickHot()
 	waitUntil(t, "no hot connection", func() bool { return hotConns(svc) == 0 })
 	waitUntil(t, "a parked connection", func() bool { return len(parked(svc)) == 1 })
 	get("/f")
@@ -162,9 +164,7 @@ func TestHotConnectionsBounded(t *testing.T) {
 	p := manualClocks(t, svc, time.Hour)
 	addr := startProxy(t, svc)
 	healthy(t, addr)
-	p.hotMu.Lock()
-	p.hotMax = 1
-	p.hotMu.Unlock()
+	p.SetMaxHot(1)
 	var cs []net.Conn
 	var brs []*bufio.Reader
 	for range 3 {
@@ -184,100 +184,27 @@ func TestHotConnectionsBounded(t *testing.T) {
 	})
 }
 
-// testIdlePoller returns a service's idle poller, not running, closed at the test's end.
-func testIdlePoller(t *testing.T) (*Service[*testCtx], *idlePoller[*testCtx]) {
-	t.Helper()
-	svc, _ := newTestService[*testCtx](t, fixedProxy{peer: testPeer("127.0.0.1:1")}, ServiceOptions{})
-	p := newIdlePoller(svc)
-	if p == nil {
-		t.Fatal("no idle poller")
-	}
-	t.Cleanup(func() { p.file.Close() })
-	return svc, p
-}
-
-// TestHotJoinBounded checks the bound where it is enforced: a worker that found room
-// may lose it to another before it joins, and then must not join.
-func TestHotJoinBounded(t *testing.T) {
-	svc, p := testIdlePoller(t)
-	p.hotMax = 1
-	a, b := &conn[*testCtx]{svc: svc}, &conn[*testCtx]{svc: svc}
-	if !p.hotRoom(0) {
-		t.Fatal("no room with no connection hot")
-	}
-	if !p.hotJoin(a) {
-		t.Fatal("the first connection could not join")
-	}
-	if p.hotJoin(b) {
-		t.Fatal("a second connection joined, bound 1")
-	}
-	p.hotLeave(a)
-	if !p.hotJoin(b) {
-		t.Fatal("no room after the first connection left")
-	}
-}
-
-// TestHotTime checks the clock of hot requests against time.Now: its wall and
-// monotonic readings, from a base the hot clock read long ago, and that it moves.
-func TestHotTime(t *testing.T) {
-	_, p := testIdlePoller(t)
-	before := time.Now()
-	stale := before.Add(-time.Minute) // as if the hot clock had not ticked for a minute
-	p.hotBase.Store(&stale)
-	got := p.hotTime()
-	after := time.Now()
-	if got.Before(before) || got.After(after) {
-		t.Fatalf("hotTime %v, want within [%v, %v]", got, before, after)
-	}
-	// The wall reading alone (Round(0) drops the monotonic one) agrees too, within
-	// what the wall clock may drift from the monotonic one in a test's time.
-	if d := after.Round(0).Sub(got.Round(0)); d < -time.Millisecond || d > time.Second {
-		t.Fatalf("hotTime's wall clock is %v behind time.Now's", d)
-	}
-	if next := p.hotTime(); next.Before(got) {
-		t.Fatalf("hotTime went back: %v after %v", next, got)
-	}
-	// A tick of the hot clock reads the base anew.
-	p.tickHot()
-	if b := *p.hotBase.Load(); b.Before(after) {
-		t.Fatalf("hot clock base %v after a tick, before %v", b, after)
-	}
-}
-
-// TestHotRoom checks who may be served hot: a request that came within the hot gap
-// of the last response, while fewer than hotMax connections are hot.
-func TestHotRoom(t *testing.T) {
-	svc, p := testIdlePoller(t)
-	if !p.hotRoom(hotGap - time.Millisecond) {
-		t.Fatalf("no room for a request %v after the response", hotGap-time.Millisecond)
-	}
-	if p.hotRoom(hotGap) {
-		t.Fatalf("room for a request %v after the response", hotGap)
-	}
-	p.hotMax = 1
-	p.hotJoin(&conn[*testCtx]{svc: svc})
-	if p.hotRoom(0) {
-		t.Fatal("room beyond hotMax")
-	}
-}
-
 // manualClocks gives svc, before it runs, an idle poller whose hot clock and sweep
-// tick only when the test calls tickHot and tickSweep, and whose hot gap is gap:
+// tick only when the test calls TickHot and TickSweep, and whose hot gap is gap:
 // time.Hour makes every request that follows a response on its connection make the
 // connection hot, 0 none, however fast the machine runs the test.
 func manualClocks[C any](t *testing.T, svc *Service[C], gap time.Duration) *idlePoller[C] {
 	t.Helper()
-	p := newIdlePoller(svc)
+	o := idleOptions(svc)
+	o.ManualClocks = true
+	o.HotGap = gap
+	if gap == 0 {
+		o.HotGap = -1 // (zero is the default gap)
+	}
+	p := idle.New(o)
 	if p == nil {
 		t.Fatal("no idle poller")
 	}
-	p.manualClocks = true
-	p.hotGap = gap
 	svc.mu.Lock()
 	svc.idle = p
 	svc.mu.Unlock()
-	go p.run()
-	t.Cleanup(p.close) // (the service's Close closes it too)
+	go p.Run()
+	t.Cleanup(p.Close) // (the service's Close closes it too)
 	return p
 }
 
@@ -298,9 +225,7 @@ func hotConns[C any](s *Service[C]) int {
 	s.mu.Lock()
 	p := s.idle
 	s.mu.Unlock()
-	p.hotMu.Lock()
-	defer p.hotMu.Unlock()
-	return len(p.hot)
+	return len(p.HotConns())
 }
 
 // hotWaiting returns how many hot connections wait for a request now (neither serving
@@ -309,11 +234,9 @@ func hotWaiting[C any](s *Service[C]) int {
 	s.mu.Lock()
 	p := s.idle
 	s.mu.Unlock()
-	p.hotMu.Lock()
-	defer p.hotMu.Unlock()
 	n := 0
-	for c := range p.hot {
-		if c.hotSince.Load() > 0 {
+	for _, c := range p.HotConns() {
+		if c.poll.HotWaiting() {
 			n++
 		}
 	}

@@ -97,22 +97,22 @@ func TestIdleSweep(t *testing.T) {
 		}
 		return c, br
 	}
-	period, wait := p.sweepPeriod()
+	period, wait := p.SweepPeriod()
 	if period*time.Duration(wait) < 300*time.Millisecond { // parked just before a tick
 		t.Fatalf("%d ticks of %v: before the keep-alive timeout", wait, period)
 	}
 	old, oldBR := dial()
 	waitUntil(t, "a parked connection", func() bool { return len(parked(svc)) == 1 })
 	for range wait - 1 {
-		p.tickSweep(wait, nil)
+		p.TickSweep()
 	}
 	young, youngBR := dial() // parked wait-1 ticks after the first one
 	waitUntil(t, "two parked connections", func() bool { return len(parked(svc)) == 2 })
-	p.tickSweep(wait, nil)
+	p.TickSweep()
 	if n := connCount(svc); n != 2 {
 		t.Fatalf("%d connections after %d ticks, want 2 until %d", n, wait, wait+1)
 	}
-	p.tickSweep(wait, nil)
+	p.TickSweep()
 	if out := waitClosed(t, old, oldBR, 3*time.Second); out != "" {
 		t.Fatalf("unexpected bytes at the keep-alive timeout: %q", out)
 	}
@@ -131,12 +131,10 @@ func parked[C any](s *Service[C]) []*conn[C] {
 	s.mu.Lock()
 	p := s.idle
 	s.mu.Unlock()
-	p.mu.Lock()
-	defer p.mu.Unlock()
 	var cs []*conn[C]
-	for _, pc := range p.conns {
-		if pc.c.park.Load()&parkedBit != 0 {
-			cs = append(cs, pc.c)
+	for _, c := range p.Conns() {
+		if c.park.Load()&parkedBit != 0 {
+			cs = append(cs, c)
 		}
 	}
 	return cs

@@ -381,7 +381,7 @@ func (s *Service[C]) Serve(lns []net.Listener) error {
 	s.mu.Lock()
 	if s.idle == nil {
 		if s.idle = newIdlePoller(s); s.idle != nil {
-			go s.idle.run()
+			go s.idle.Run()
 		}
 	}
 	s.mu.Unlock()
@@ -549,7 +549,7 @@ func (s *Service[C]) stopAccepting() {
 // closeIdle closes connections waiting for a request and reports whether none is left.
 func (s *Service[C]) closeIdle() bool {
 	s.mu.Lock()
-	s.idle.kickAll() // a connection waiting hot goes back to parking, where it ends
+	s.idle.KickAll() // a connection waiting hot goes back to parking, where it ends
 	var parked []*conn[C]
 	for c := range s.conns {
 		if c.detached.Load() {
@@ -580,7 +580,7 @@ func (s *Service[C]) finish() {
 	s.mu.Lock()
 	idle := s.idle
 	s.mu.Unlock()
-	idle.close()
+	idle.Close()
 	s.expireWorkers(true)
 	s.pool.watch.Stop()
 	s.wg.Wait()
