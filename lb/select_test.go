@@ -369,7 +369,7 @@ func TestOutcomeOf(t *testing.T) {
 		{"wrapped deadline", 0, fmt.Errorf("upstream: %w", os.ErrDeadlineExceeded), lb.Timeout},
 		{"context deadline", 0, fmt.Errorf("total: %w", context.DeadlineExceeded), lb.Timeout},
 		{"504 with timeout", 504, netTimeout, lb.ServerError},
-		{"200 with timeout", 200, netTimeout, lb.Success}, // the backend answered: a slow client's timeout
+		{"200 with timeout", 200, netTimeout, lb.Success},              // the backend answered: a slow client's timeout
 		{"client gone", 499, errors.New("client closed"), lb.Canceled}, // the client left before the answer
 		{"client gone, no error", 499, nil, lb.Canceled},
 	}
