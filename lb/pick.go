@@ -57,9 +57,10 @@ const statusClientClosedRequest = 499
 
 // OutcomeOf maps a response status (0 when no response came) and the error that ended
 // an attempt to an Outcome: 499 (the client went away before its response began) is
-// Canceled, 5xx is a ServerError, another status a Success (the backend answered); with no status, a timeout (see [IsTimeout]) is a Timeout, an
-// error that wraps [context.Canceled] (the attempt was cut by the proxy, as a proxy
-// Service's closing does) or no error Canceled, another error a Failure. Use it in ErrorWhileProxy with
+// Canceled, 5xx is a ServerError, another status a Success (the backend answered); with
+// no status, a timeout (see [IsTimeout]) is a Timeout, an error that wraps
+// [context.Canceled] (the attempt was cut by the proxy, as a proxy Service's closing
+// does) or no error Canceled, another error a Failure. Use it in ErrorWhileProxy with
 // status 0 and the phase's error when the error came from the backend's side, and in
 // the Logging phase with the session's status.
 func OutcomeOf(status int, err error) Outcome {

@@ -217,8 +217,9 @@ func (c *conn[C]) hostPool(ex *exchange[C], peer *Peer) *hostPool {
 
 // validPeer runs peer.Validate, except for the peer an HTTP/1.x connection's last
 // request used (see hostPool) when its pool key is the same: that peer passed then, and
-// the key holds every field Validate checks. It sets ex.lastPeer, for hostPool. (Validate costs some 500 instructions, a
-// tenth of the proxy's own work for a small request.)
+// the key holds every field Validate checks. It sets ex.lastPeer, for hostPool.
+// (Validate costs some 500 instructions, a tenth of the proxy's own work for a small
+// request.)
 func (c *conn[C]) validPeer(ex *exchange[C], peer *Peer) error {
 	ex.lastPeer = ex.sess.transport() == &c.h1 && c.lastPeer == peer && c.lastKey == peer.key()
 	if ex.lastPeer {

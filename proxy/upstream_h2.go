@@ -315,9 +315,15 @@ func roundTripError[C any](ex *exchange[C], err error, connected bool, phaseErr 
 		return &Error{Type: TotalTimeout, Source: Upstream, Cause: err}
 	}
 	if errors.Is(err, context.Canceled) && ctx.Err() == nil {
-		return &Error{Type: ReadTimeout, Source: Upstream, Cause: err}
+		return peerReadTimeout(err)
 	}
 	return asError(err, ReadError, Upstream)
+}
+
+// peerReadTimeout is the error of an attempt to an HTTP/2 peer whose read timeout
+// cancelled it: err is what net/http returned for the cut (context canceled).
+func peerReadTimeout(err error) *Error {
+	return &Error{Type: ReadTimeout, Source: Upstream, Cause: err}
 }
 
 // gotConn returns the httptrace hook that makes an attempt to an HTTP/2 peer
@@ -478,7 +484,7 @@ func (b *h2Body) readBody() ([]byte, error) {
 	case err == io.EOF:
 		b.eof = true
 	case err != nil && b.expired.Load():
-		err = &Error{Type: ReadTimeout, Source: Upstream, Cause: err}
+		err = peerReadTimeout(err)
 	}
 	return b.buf[:n], err
 }

@@ -208,7 +208,7 @@ func (p *h2Pump[C]) readResponse(buf []byte) (n int, err error, ok bool) {
 	p.upBuf <- buf
 	u := p.next()
 	if u.err != nil && u.err != io.EOF && p.expired {
-		u.err = &Error{Type: ReadTimeout, Source: Upstream, Cause: u.err}
+		u.err = peerReadTimeout(u.err)
 	}
 	return u.n, u.err, true
 }
