@@ -114,6 +114,19 @@ func (c *conn[C]) scheme() string {
 	return "http"
 }
 
+// addRelayFields adds to h, the head of a peer's response, what the proxy adds to every
+// response it relays: a Date if the peer sent none, of the time the head arrived (a
+// proxy with a clock dates a response as it forwards it, RFC 9110 §6.6.1, as nginx
+// does), and the service's Via. The phases see both.
+func (c *conn[C]) addRelayFields(sess *Session, h *message.Header) {
+	if !h.Has("Date") {
+		h.Add("Date", sess.date.get(sess.timing.UpstreamResponse))
+	}
+	if c.svc.via != "" {
+		appendVia(h, c.svc.via)
+	}
+}
+
 func appendVia(h *message.Header, via string) {
 	if prior, ok := h.Lookup("Via"); ok {
 		h.Set("Via", prior+", "+via)

@@ -202,9 +202,7 @@ func (c *conn[C]) exchangeOn(ctx contextT, ex *exchange[C], cc C, uc *upConn, pe
 	if uh.ContentLength > 0 && !uh.ContentLengthPlain {
 		normalizeContentLength(&resp.Header, uh.ContentLength, ex.arena)
 	}
-	if s.via != "" {
-		appendVia(&resp.Header, s.via)
-	}
+	c.addRelayFields(sess, &resp.Header)
 	ex.known = knownFields(ex.known, &resp.Header) // all from the codec or the framework
 	if uh.Status == 101 {
 		if !switchedTo(uh.Fields, sess.upgrade) {

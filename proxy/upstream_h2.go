@@ -431,9 +431,7 @@ func (c *conn[C]) h2Response(ex *exchange[C], resp *http.Response) {
 	case resp.ContentLength >= 0 && !r.Header.Has("Content-Length"):
 		r.Header.Set("Content-Length", strconv.FormatInt(resp.ContentLength, 10))
 	}
-	if c.svc.via != "" {
-		appendVia(&r.Header, c.svc.via)
-	}
+	c.addRelayFields(&ex.sess, &r.Header)
 }
 
 // h2Body reads an HTTP/2 peer's response body through a pooled buffer. It is used by

@@ -41,14 +41,8 @@ type upstream interface {
 // writes it to the client: UpstreamResponseFilter and ResponseFilter on the head, the
 // head to the downstream, UpstreamResponseBodyFilter and ResponseBodyFilter on each
 // piece of the body, ResponseTrailerFilter on the trailers, then the end of the
-// response. A filter that answered the client itself ends it after the head phases. A
-// head without a Date gets one first.
+// response. A filter that answered the client itself ends it after the head phases.
 func (c *conn[C]) respond(ctx contextT, ex *exchange[C], cc C, src upstream) *Error {
-	if !ex.resp.Header.Has("Date") {
-		// A proxy with a clock dates a response that came without a Date as it
-		// forwards it (RFC 9110 §6.6.1), as nginx does; the phases see it.
-		ex.resp.Header.Add("Date", ex.sess.date.get(time.Now()))
-	}
 	done, e := c.responseHead(ctx, ex, cc, src.known())
 	if done || e != nil {
 		src.finish(&ex.sess, false, e)
