@@ -1,30 +1,33 @@
-// Package upgrade will carry out zero-downtime binary upgrades: a new version of a
-// Gotthard program takes over the listening sockets of the running one, so no connection
-// attempt is refused and no in-flight request is cut during a release. It provides no API
-// yet; this comment records the design the server package is built for.
+// Package upgrade hands the listening sockets of a running Gotthard program to a new
+// one, so that a release replaces the binary without refusing a connection or cutting a
+// request. Package server drives it; most programs use it only through the server's
+// signals and flags (see docs/upgrade.md).
 //
-// The model is Pingora's, which works under systemd and in containers because the new
-// process is started by the operator rather than forked by the old one:
+// Two modes share one hand-over:
 //
-//  1. Both processes agree on a Unix socket path, upgrade_sock in the configuration
-//     (server.Config.UpgradeSock).
-//  2. The operator starts the new binary with -u (--upgrade). Instead of listening, it
-//     binds upgrade_sock and waits for the old process to connect. The server package
-//     already has the seam: server.Options.Upgrade is set by -u, and
-//     server.Options.Listen is the function this package will supply to return the
-//     inherited listener for each endpoint (matched by network and address).
-//  3. The operator sends SIGQUIT to the old process. It connects to upgrade_sock and
-//     sends its listening file descriptors with SCM_RIGHTS, together with the endpoint
-//     each one serves, then keeps accepting for grace_period_seconds so the new process
-//     can initialize, and drains as in a graceful shutdown (bounded by
-//     graceful_shutdown_timeout_seconds).
-//  4. The new process builds net.Listeners from the received descriptors (net.FileListener)
-//     and serves; the kernel queue of each socket is shared, so no connection is lost.
-//     It writes its pid to pid_file; the old process leaves a pid file and Unix socket
-//     files it no longer owns in place.
+//   - Supervised (Pingora's model, which suits systemd and containers): the operator
+//     starts the new binary with -u. It binds upgrade_sock ([Listen], mode 0600) and
+//     waits ([Receiver.Accept]). SIGQUIT to the old process makes it connect ([Dial]) and
+//     [Send] its listeners.
+//   - Re-execution (for programs without a supervisor): SIGUSR2 makes the old process
+//     start its own binary again ([Spawn]) with one end of a socket pair inherited as a
+//     descriptor; the new process finds it with [Inherited] and reads the hand-over with
+//     [Receive].
 //
-// Until this package is written, SIGQUIT makes the server shut down gracefully and -u
-// starts a process that listens afresh, logging that nothing was inherited.
-// github.com/cloudflare/tableflip (inherited descriptors across a re-exec) may later serve
-// as a second mode for programs not run under a supervisor.
+// Either way the old process sends one message of a small versioned format (see
+// [Version]) naming each listener's endpoint (network, configured address, TLS or not),
+// with the sockets themselves attached as SCM_RIGHTS. The new process checks everything
+// it receives: the peer runs as the same user, the message is complete and of this
+// version, and every descriptor is a listening stream socket of the family its endpoint
+// names. Anything else is refused with the reason, logged, and the new process goes on
+// waiting. It then builds its listeners from the sockets ([Handover.Take], matched by
+// endpoint), listens afresh for endpoints the old process lacked, closes those its own
+// configuration dropped ([Handover.CloseUnused]), starts serving and answers
+// ([Handover.Serving]). Only then does the old process stop accepting and drain. The
+// kernel's accept queue belongs to the socket, which both processes hold until the old
+// one closes its copy, so no connection attempt is refused in between.
+//
+// A failed hand-over (nobody waits on upgrade_sock, the new process refuses or dies before
+// serving, a malformed answer, a time-out) leaves the old process serving as before: it
+// only ever sent copies of its descriptors.
 package upgrade
