@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"time"
 )
 
@@ -56,8 +57,13 @@ func Send(ctx context.Context, c *net.UnixConn, lns []Listener) (pid int, err er
 		f.Close() // the new process sends none
 	}
 	switch {
-	case err != nil && ctx.Err() != nil:
-		return 0, fmt.Errorf("upgrade: the new process did not start serving in time: %w", context.Cause(ctx))
+	case err != nil && (ctx.Err() != nil || errors.Is(err, os.ErrDeadlineExceeded)):
+		// The read deadline is ctx's; it may pass a moment before ctx reports its end.
+		cause := context.Cause(ctx)
+		if cause == nil {
+			cause = context.DeadlineExceeded
+		}
+		return 0, fmt.Errorf("upgrade: the new process did not start serving in time: %w", cause)
 	case err != nil:
 		return 0, fmt.Errorf("upgrade: the new process ended the hand-over before serving: %w", err)
 	case len(files) > 0:
