@@ -18,7 +18,19 @@
 //
 //	go run ./examples/gateway -upstream 127.0.0.1:50051 -upstream-proto h2c -grpc-web
 //
-// It also takes the server flags (-c conf.yaml, -d, -u, -t).
+// It also takes the server flags (-c conf.yaml, -d, -u, -t). -unix PATH accepts clients
+// on a Unix socket as well.
+//
+// It upgrades without refusing a connection (docs/upgrade.md), in either mode:
+//
+//	gateway -c gw.yaml &                # gw.yaml: upgrade_sock, pid_file, grace_period_seconds
+//	gateway -c gw.yaml -u &             # the new binary waits on upgrade_sock...
+//	kill -QUIT "$(cat /run/gw.pid)"     # ...and takes the listeners; the old one drains
+//
+//	kill -USR2 "$(cat /run/gw.pid)"     # or: the process re-executes its binary itself
+//
+// With -ticket-key-file the TLS session ticket keys come from a file both processes
+// read, so clients resume their TLS sessions on the new process.
 package main
 
 import (
@@ -116,6 +128,8 @@ func run(args []string) error {
 	tlsListen := fs.String("tls-listen", "", "address to accept TLS clients on (needs -cert and -key)")
 	certFile := fs.String("cert", "", "PEM certificate chain file for -tls-listen")
 	keyFile := fs.String("key", "", "PEM private key file for -tls-listen")
+	ticketKeys := fs.String("ticket-key-file", "", "file of TLS session ticket keys for -tls-listen, shared across graceful upgrades so clients resume their sessions (see docs/upgrade.md)")
+	unixListen := fs.String("unix", "", "path of a Unix socket to accept clients on as well")
 	upstreamProto := fs.String("upstream-proto", "h1", "protocol to the upstream: h1 (HTTP/1.1), h2c (HTTP/2 in clear text), h2 (HTTP/2 over TLS)")
 	upstreamTLS := fs.Bool("upstream-tls", false, "use TLS to the upstream (implied by -upstream-proto h2)")
 	upstreamCA := fs.String("upstream-ca", "", "PEM file of the CAs that verify the upstream's certificate (empty: the system roots)")
@@ -165,6 +179,7 @@ func run(args []string) error {
 	var svc interface {
 		server.ListeningService
 		AddTCP(string)
+		AddUnix(string)
 		AddTLS(string, *gtls.Config)
 	}
 	upstreams := strings.Split(target, ",")
@@ -201,8 +216,11 @@ func run(args []string) error {
 		}
 	}
 	svc.AddTCP(*listen)
+	if *unixListen != "" {
+		svc.AddUnix(*unixListen)
+	}
 	if *tlsListen != "" || *certFile != "" || *keyFile != "" {
-		tcfg, err := newTLS(*tlsListen, *certFile, *keyFile, logger)
+		tcfg, err := newTLS(*tlsListen, *certFile, *keyFile, *ticketKeys, logger)
 		if err != nil {
 			return err
 		}
