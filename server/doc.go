@@ -72,7 +72,9 @@
 //   - Pingora's, for a supervisor or an operator that starts the new binary: start it
 //     with -u ([Options.Upgrade]); it binds upgrade_sock (mode 0600) and waits up to
 //     upgrade_timeout_seconds. Send the running process SIGQUIT ([Server.HandOver]): it
-//     connects and sends every listening socket with the endpoint it serves.
+//     connects and sends every listening socket with the endpoint it serves. Either may
+//     come first: the running process too waits up to upgrade_timeout_seconds for the
+//     new one to listen (Pingora's systemd unit signals before it starts the new one).
 //   - Re-execution, for programs without a supervisor: send the running process SIGUSR2
 //     ([Server.Reexec]); it starts its own executable (a binary replaced on disk is the
 //     new one) with the same arguments, the hand-over socket inherited.

@@ -136,8 +136,7 @@ func TestSignals(t *testing.T) {
 // TestSIGQUITWithoutNewProcessKeepsServing: SIGQUIT asks for a hand-over; with no new
 // process waiting on the upgrade socket it fails, and the server goes on serving.
 func TestSIGQUITWithoutNewProcessKeepsServing(t *testing.T) {
-	cfg := DefaultConfig()
-	cfg.UpgradeSock = filepath.Join(t.TempDir(), "nobody.sock")
+	cfg := upgradeConfig(t) // nobody will listen on its socket
 	svc := newHTTPService("web", tcpEndpoint())
 	var logs syncBuffer
 	srv := newServer(t, Options{Config: cfg, Logger: slog.New(slog.NewTextHandler(&logs, nil))}, svc)

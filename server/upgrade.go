@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"syscall"
 	"time"
 
 	"github.com/gotthard-proxy/gotthard/internal/sdnotify"
@@ -133,7 +134,7 @@ func (r *run) startUpgrade(req upgradeRequest) {
 // this binary that it starts.
 func handOver(ctx context.Context, reexec bool, sock string, lns []upgrade.Listener) (int, error) {
 	if !reexec {
-		c, err := upgrade.Dial(ctx, sock)
+		c, err := dialWait(ctx, sock)
 		if err != nil {
 			return 0, err
 		}
@@ -162,6 +163,25 @@ func handOver(ctx context.Context, reexec bool, sock string, lns []upgrade.Liste
 		return 0, fmt.Errorf("upgrade: %w", err)
 	}
 	return pid, nil
+}
+
+// dialWait connects to the upgrade socket at path, waiting until ctx ends for a new
+// process to listen on it: Pingora's systemd unit sends SIGQUIT before it starts the new
+// process, so the running one may be first.
+func dialWait(ctx context.Context, path string) (*net.UnixConn, error) {
+	t := time.NewTicker(20 * time.Millisecond)
+	defer t.Stop()
+	for {
+		c, err := upgrade.Dial(ctx, path)
+		if err == nil || !(errors.Is(err, syscall.ENOENT) || errors.Is(err, syscall.ECONNREFUSED)) {
+			return c, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("%w (waited %v)", err, context.Cause(ctx))
+		case <-t.C:
+		}
+	}
 }
 
 // upgradeDone ends a hand-over and returns the mode the loop goes on in.

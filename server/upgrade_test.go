@@ -21,6 +21,7 @@ import (
 func upgradeConfig(t *testing.T) *Config {
 	cfg := DefaultConfig()
 	cfg.UpgradeSock = filepath.Join(t.TempDir(), "upgrade.sock")
+	cfg.UpgradeTimeoutSeconds = 1 // a hand-over to nobody fails after it
 	return cfg
 }
 
@@ -149,16 +150,27 @@ func TestHandOver(t *testing.T) {
 }
 
 // TestHandOverNewEndpointsAndDropped: the new configuration adds an endpoint, which is
-// listened afresh, and drops one, which is closed.
+// listened afresh, and drops one, which is closed; the old process was signalled before
+// the new one started.
 func TestHandOverNewEndpointsAndDropped(t *testing.T) {
 	cfg := upgradeConfig(t)
 	old := newServer(t, Options{Config: cfg, NoSignals: true}, newHTTPService("old", tcpEndpoint(), Endpoint{Network: "tcp", Address: "127.0.0.2:0"}))
 	oldErr := started(t, context.Background(), old)
 	kept, dropped := old.Addrs("old")[0].String(), old.Addrs("old")[1].String()
 
+	// The old process is told first, as Pingora's systemd unit does: it waits for the new
+	// one to listen on the upgrade socket.
+	handed := make(chan error, 1)
+	go func() {
+		_, err := old.HandOver(context.Background())
+		handed <- err
+	}()
+	time.Sleep(100 * time.Millisecond)
 	nu := newServer(t, Options{Config: cfg, NoSignals: true, Upgrade: true}, newHTTPService("new", Endpoint{Network: "tcp", Address: kept}, Endpoint{Network: "tcp", Address: "127.0.0.3:0"}))
-	newErr := startNew(t, nu)
-	if _, err := old.HandOver(context.Background()); err != nil {
+	newErr := make(chan error, 1)
+	go func() { newErr <- nu.Run() }()
+	t.Cleanup(func() { nu.Close() })
+	if err := <-handed; err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, nu.Ready(), "the new server")
