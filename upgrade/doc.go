@@ -30,4 +30,11 @@
 // A failed hand-over (nobody waits on upgrade_sock, the new process refuses or dies before
 // serving, a malformed answer, a time-out) leaves the old process serving as before: it
 // only ever sent copies of its descriptors.
+//
+// Re-execution is ours rather than github.com/cloudflare/tableflip's: tableflip owns the
+// process's whole upgrade lifecycle (its own signal wiring, a readiness call, listeners
+// created through it by name, environment-encoded descriptor lists), where package
+// server already owns signals, readiness, drain and listener creation per endpoint. A
+// socket pair inherited as one descriptor lets both modes share the same message, the
+// same checks and the same "serving" answer; only how the two processes meet differs.
 package upgrade
