@@ -21,6 +21,9 @@ const (
 	// DefaultGracefulShutdownTimeout bounds a graceful shutdown when
 	// graceful_shutdown_timeout_seconds is zero.
 	DefaultGracefulShutdownTimeout = 30 * time.Second
+	// DefaultUpgradeTimeout bounds each side's wait in a graceful upgrade when
+	// upgrade_timeout_seconds is zero.
+	DefaultUpgradeTimeout = 30 * time.Second
 	// DefaultUpgradeSock is the path of the upgrade socket when upgrade_sock is empty.
 	DefaultUpgradeSock = "/tmp/gotthard_upgrade.sock"
 )
@@ -59,6 +62,11 @@ type Config struct {
 	// of the old one in a graceful upgrade (see package upgrade). Empty means
 	// [DefaultUpgradeSock].
 	UpgradeSock string `yaml:"upgrade_sock"`
+	// UpgradeTimeoutSeconds bounds the waits of a graceful upgrade: how long a process
+	// started with -u waits on UpgradeSock for the running one to hand over its
+	// listeners, and how long the running one waits for the new one to serve before it
+	// gives up and goes on serving. Zero means [DefaultUpgradeTimeout].
+	UpgradeTimeoutSeconds int `yaml:"upgrade_timeout_seconds"`
 	// User and Group are accepted for compatibility with Pingora files but switching user
 	// is not supported yet: a non-empty value is a validation error. Start the process
 	// as the intended user (systemd User=, or a container's USER).
@@ -67,9 +75,12 @@ type Config struct {
 	Group string `yaml:"group"`
 	// Threads sets GOMAXPROCS when the server starts. Zero leaves the Go runtime's choice.
 	Threads int `yaml:"threads"`
-	// GracePeriodSeconds is how long listeners keep accepting after a graceful shutdown or
-	// upgrade signal, so that a load balancer or the new process can take over first. Zero
-	// means they stop accepting at once.
+	// GracePeriodSeconds is the time, counted from a graceful shutdown or upgrade signal,
+	// that long-lived streams (WebSocket and CONNECT tunnels, gRPC streams) keep running
+	// before they are closed (see [StreamCloser]). In a graceful shutdown the listeners
+	// also keep accepting for that long, so that a load balancer can take the process
+	// out first; in an upgrade they stop as soon as the new process serves. Zero means
+	// at once.
 	GracePeriodSeconds int `yaml:"grace_period_seconds"`
 	// GracefulShutdownTimeoutSeconds bounds how long in-flight requests may take to finish
 	// in a graceful shutdown before their connections are closed. Zero means
@@ -107,6 +118,15 @@ func DefaultConfig() *Config {
 // GracePeriod returns GracePeriodSeconds as a duration.
 func (c *Config) GracePeriod() time.Duration {
 	return time.Duration(c.GracePeriodSeconds) * time.Second
+}
+
+// UpgradeTimeout returns UpgradeTimeoutSeconds as a duration, or [DefaultUpgradeTimeout]
+// if it is zero.
+func (c *Config) UpgradeTimeout() time.Duration {
+	if c.UpgradeTimeoutSeconds == 0 {
+		return DefaultUpgradeTimeout
+	}
+	return time.Duration(c.UpgradeTimeoutSeconds) * time.Second
 }
 
 // GracefulShutdownTimeout returns GracefulShutdownTimeoutSeconds as a duration, or
@@ -430,6 +450,7 @@ func (c *Config) validate(name string, lines map[string]int) error {
 		{"threads", c.Threads},
 		{"grace_period_seconds", c.GracePeriodSeconds},
 		{"graceful_shutdown_timeout_seconds", c.GracefulShutdownTimeoutSeconds},
+		{"upgrade_timeout_seconds", c.UpgradeTimeoutSeconds},
 	}
 	for _, f := range nonNegative {
 		if f.v < 0 {

@@ -13,6 +13,7 @@ import (
 // boundListener is a listener the Server created, with what it must undo on exit.
 type boundListener struct {
 	ln net.Listener
+	ep Endpoint // what the service asked for; a graceful upgrade hands it over with ln
 	// sock is the Unix socket file created by the default listen function, and info
 	// identifies it, so that exit removes it only if it is still the same file (a newer
 	// process may have replaced it).

@@ -7,11 +7,18 @@ import (
 	"strconv"
 )
 
-// writePidFile writes the process id and a newline to path, mode 0644.
+// writePidFile writes the process id and a newline to path, mode 0644. It writes a
+// temporary file beside path and renames it, so that a reader (a supervisor, a script
+// following a graceful upgrade) sees the old id or the new one, never an empty file.
 func writePidFile(path string) error {
 	data := strconv.AppendInt(nil, int64(os.Getpid()), 10)
 	data = append(data, '\n')
-	if err := os.WriteFile(path, data, 0o644); err != nil {
+	tmp := path + ".tmp" + strconv.Itoa(os.Getpid())
+	if err := os.WriteFile(tmp, data, 0o644); err != nil {
+		return fmt.Errorf("server: write pid file: %w", err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		os.Remove(tmp)
 		return fmt.Errorf("server: write pid file: %w", err)
 	}
 	return nil

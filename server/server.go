@@ -13,6 +13,9 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/gotthard-proxy/gotthard/internal/sdnotify"
+	"github.com/gotthard-proxy/gotthard/upgrade"
 )
 
 // Errors returned by [Server] methods.
@@ -33,20 +36,20 @@ type Options struct {
 	// Logger receives one Info line per lifecycle event (listening, started, signal,
 	// shutdown, stopped) and service failures. If nil, [slog.Default].
 	Logger *slog.Logger
-	// Listen creates the listener for one endpoint. It is the seam for graceful upgrades:
-	// package upgrade supplies a function that returns sockets inherited from the old
-	// process. If nil, the Server uses net.Listen; for a Unix socket it first removes a
-	// stale socket file and it removes the file on exit (see [Server.Run]).
+	// Listen creates the listener for an endpoint that no old process handed over (see
+	// [Options.Upgrade]). If nil, the Server uses net.Listen; for a Unix socket it first
+	// removes a stale socket file and it removes the file on exit (see [Server.Run]).
 	Listen func(ep Endpoint) (net.Listener, error)
-	// Upgrade marks a process started for a graceful upgrade (the -u flag): it should take
-	// its listeners from the old process over Config.UpgradeSock. Until package upgrade
-	// provides that, the Server logs that nothing is inherited and listens afresh. If
-	// false, a normal start.
+	// Upgrade marks a process started for a graceful upgrade (the -u flag): before
+	// listening, it binds Config.UpgradeSock and waits (Config.UpgradeTimeoutSeconds) for
+	// the running process, sent SIGQUIT, to hand over its listening sockets; endpoints it
+	// lacks are listened afresh. A process started by a re-executing one ([Server.Reexec],
+	// SIGUSR2) takes them over without it. If false, a normal start.
 	Upgrade bool
-	// NoSignals stops Run from handling SIGTERM, SIGINT and SIGQUIT; stop the Server with
-	// the context of [Server.RunContext], [Server.Shutdown] or [Server.Close] instead. Use
-	// it when the program handles signals itself or runs several Servers. If false, Run
-	// handles them.
+	// NoSignals stops Run from handling SIGTERM, SIGINT, SIGQUIT and SIGUSR2; stop the
+	// Server with the context of [Server.RunContext], [Server.Shutdown] or [Server.Close],
+	// and upgrade it with [Server.HandOver] or [Server.Reexec], instead. Use it when the
+	// program handles signals itself or runs several Servers. If false, Run handles them.
 	NoSignals bool
 	// Test makes Run check instead of serving (the -t flag): it calls the Check method of
 	// every added service that implements [Checker] and returns [ErrConfigTested], or the
@@ -87,6 +90,9 @@ type Server struct {
 	test      bool
 	ready     chan struct{} // closed when every service has started
 	done      chan struct{} // closed when Run has returned or the Server closed unused
+
+	// upgrades carries hand-over requests to Run's loop.
+	upgrades chan upgradeRequest
 
 	// Stop requests, each closed at most once.
 	gracefulOnce sync.Once
@@ -130,6 +136,7 @@ func New(opts Options) (*Server, error) {
 		ready:     make(chan struct{}),
 		done:      make(chan struct{}),
 		graceful:  make(chan struct{}),
+		upgrades:  make(chan upgradeRequest),
 		fast:      make(chan struct{}),
 		addrs:     make(map[string][]net.Addr),
 	}, nil
@@ -246,18 +253,28 @@ func (s *Server) Run() error { return s.RunContext(context.Background()) }
 // Start-up: with Config.Daemon set (and not already in the daemon), it starts a detached
 // copy of the binary (see [Config.Daemon]) and returns nil at once, so the original process
 // exits with status 0. Otherwise it sets GOMAXPROCS from Config.Threads, installs the
-// signal handlers, creates one listener per endpoint (Options.Listen, or net.Listen), writes
-// Config.PidFile, starts each service in its own goroutine and closes [Server.Ready]. If a
-// listener cannot be created it closes the others and returns the error; no service runs.
+// signal handlers, takes over the listeners of the old process in an upgrade (see
+// [Options.Upgrade]), creates one listener per remaining endpoint (Options.Listen, or
+// net.Listen), starts each service in its own goroutine, writes Config.PidFile, tells the
+// old process (in an upgrade) and systemd (READY=1, with Type=notify) that it serves and
+// closes [Server.Ready]. If a listener cannot be created it closes the others and returns
+// the error; no service runs, and an old process goes on serving.
+//
+// Upgrade: SIGQUIT ([Server.HandOver]) hands the listeners to a new process waiting on
+// Config.UpgradeSock; SIGUSR2 ([Server.Reexec]) starts the binary anew and hands them to
+// it. Once the new process serves, this one stops accepting and drains as in a graceful
+// shutdown, without the accepting part of the grace period. If the hand-over fails, it
+// logs why and goes on serving.
 //
 // Stop: a graceful shutdown starts when ctx is canceled, on SIGTERM, on [Server.Shutdown]
 // or when a service fails. Listeners keep accepting for Config.GracePeriodSeconds, then
 // every listening service's Shutdown is called with a context bounded by
-// Config.GracefulShutdownTimeoutSeconds; once they have returned, background services are
-// canceled. SIGQUIT also shuts down gracefully for now: it is where the graceful upgrade
-// (handing listeners to a new process, see package upgrade) will start. A fast shutdown
-// (SIGINT, [Server.Close], or any second signal during a graceful one) calls every listening
-// service's Close and cancels background services at once.
+// Config.GracefulShutdownTimeoutSeconds (HTTP/1.x connections close after their
+// in-flight request, HTTP/2 ones get GOAWAY), and the long-lived streams of services that
+// implement [StreamCloser] are closed; once Shutdown has returned, background services
+// are canceled. A fast shutdown (SIGINT, [Server.Close], or any second signal during a
+// graceful one) calls every listening service's Close and cancels background services
+// at once.
 //
 // RunContext returns after every Serve, Shutdown and Run call has returned; it has then
 // closed the listeners it created, removed the Unix socket files and the pid file it wrote
@@ -308,11 +325,11 @@ func (s *Server) RunContext(ctx context.Context) error {
 	var sigs chan os.Signal
 	if !s.noSignals {
 		sigs = make(chan os.Signal, 4)
-		signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGQUIT)
+		signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGQUIT, syscall.SIGUSR2)
 		defer signal.Stop(sigs)
 	}
 
-	run, err := s.start(svcs)
+	run, err := s.start(ctx, svcs, sigs)
 	if err != nil {
 		return err
 	}
@@ -322,15 +339,19 @@ func (s *Server) RunContext(ctx context.Context) error {
 
 // A run holds the state of one execution of RunContext; only its goroutine touches it.
 type run struct {
-	s          *Server
-	listening  []ListeningService
-	bound      [][]*boundListener
-	results    chan result // one per Serve, Shutdown and Run call
-	pending    int         // calls not yet reported on results
-	cancelBg   context.CancelFunc
-	stopping   bool  // shutdown has begun
-	firstErr   error // first failure before stopping
-	pidWritten bool
+	s             *Server
+	listening     []ListeningService
+	bound         [][]*boundListener
+	results       chan result // one per Serve, Shutdown and Run call
+	pending       int         // calls not yet reported on results
+	cancelBg      context.CancelFunc
+	stopping      bool  // shutdown has begun
+	firstErr      error // first failure before stopping
+	pidWritten    bool
+	handedOver    bool                // a new process serves on the listeners
+	upgrading     bool                // a hand-over is in progress
+	upgraded      chan upgradeOutcome // its outcome
+	cancelUpgrade context.CancelFunc  // ends the hand-over in progress
 }
 
 // A result reports the return of a service's Serve, Run or Shutdown.
@@ -342,11 +363,20 @@ type result struct {
 }
 
 // start binds the listeners, writes the pid file and starts every service.
-func (s *Server) start(svcs []Service) (*run, error) {
-	r := &run{s: s, results: make(chan result, 2*len(svcs))}
-	if s.upgrade {
-		s.log.Info("server: upgrade mode: inheriting listeners is not available yet, listening afresh",
-			"upgrade_sock", s.cfg.UpgradeSock)
+func (s *Server) start(ctx context.Context, svcs []Service, sigs <-chan os.Signal) (*run, error) {
+	r := &run{s: s, results: make(chan result, 2*len(svcs)), upgraded: make(chan upgradeOutcome, 1)}
+	h, err := s.takeOver(ctx, sigs)
+	if err != nil {
+		return nil, err
+	}
+	fail := func(err error) (*run, error) {
+		if h != nil {
+			if rerr := h.Refuse(err); rerr != nil {
+				s.log.Warn("server: upgrade: could not tell the old process", "error", rerr)
+			}
+		}
+		r.cleanup()
+		return nil, err
 	}
 	var background []BackgroundService
 	for _, svc := range svcs {
@@ -355,18 +385,21 @@ func (s *Server) start(svcs []Service) (*run, error) {
 			background = append(background, svc.(BackgroundService))
 			continue
 		}
-		bls, err := s.bind(ls)
+		bls, err := s.bind(ls, h)
 		if err != nil {
-			r.cleanup()
-			return nil, err
+			return fail(err)
 		}
 		r.listening = append(r.listening, ls)
 		r.bound = append(r.bound, bls)
 	}
+	if h != nil {
+		for _, l := range h.CloseUnused() {
+			s.log.Info("server: upgrade: endpoint not in this configuration, closed", "endpoint", l.String())
+		}
+	}
 	if s.cfg.PidFile != "" {
 		if err := writePidFile(s.cfg.PidFile); err != nil {
-			r.cleanup()
-			return nil, err
+			return fail(err)
 		}
 		r.pidWritten = true
 	}
@@ -391,16 +424,29 @@ func (s *Server) start(svcs []Service) (*run, error) {
 		}()
 	}
 	s.log.Info("server: started", "pid", os.Getpid(), "services", len(svcs))
+	if h != nil {
+		if err := h.Serving(); err != nil {
+			s.log.Warn("server: upgrade: the old process was not told that this one serves; stop it by hand", "error", err)
+		} else {
+			s.log.Info("server: serving the listeners handed over", "from", h.PID(), "listeners", len(h.Listeners()))
+		}
+	}
+	notify(s.log, sdnotify.MainPID(os.Getpid()), sdnotify.Ready)
 	close(s.ready)
 	return r, nil
 }
 
-// bind creates the listeners of ls and records their addresses.
-func (s *Server) bind(ls ListeningService) ([]*boundListener, error) {
+// bind creates the listeners of ls, taking those h holds first, and records their
+// addresses.
+func (s *Server) bind(ls ListeningService, h *upgrade.Handover) ([]*boundListener, error) {
 	name := ls.Name()
 	var eps []Endpoint
 	for _, a := range ls.Endpoints() {
-		eps = append(eps, Endpoint{Network: a.Network(), Address: a.String()})
+		ep := Endpoint{Network: a.Network(), Address: a.String()}
+		if t, ok := a.(interface{ TLS() bool }); ok {
+			ep.TLS = t.TLS()
+		}
+		eps = append(eps, ep)
 	}
 	if len(eps) == 0 {
 		return nil, fmt.Errorf("server: service %q has no endpoints", name)
@@ -415,12 +461,17 @@ func (s *Server) bind(ls ListeningService) ([]*boundListener, error) {
 	}
 	for _, ep := range eps {
 		var b *boundListener
+		if b = inherited(h, ep); b != nil {
+			bls = append(bls, b)
+			s.log.Info("server: listening on an inherited socket", "service", name, "network", ep.Network, "address", b.ln.Addr().String())
+			continue
+		}
 		if s.listen != nil {
 			ln, err := s.listen(ep)
 			if err != nil {
 				return fail(err)
 			}
-			b = &boundListener{ln: ln}
+			b = &boundListener{ln: ln, ep: ep}
 		} else {
 			if err := checkEndpoint(ep); err != nil {
 				return fail(err)
@@ -429,6 +480,7 @@ func (s *Server) bind(ls ListeningService) ([]*boundListener, error) {
 			if b, err = listenDefault(ep); err != nil {
 				return fail(err)
 			}
+			b.ep = ep
 		}
 		bls = append(bls, b)
 		s.log.Info("server: listening", "service", name, "network", ep.Network, "address", b.ln.Addr().String())
@@ -449,7 +501,9 @@ func (r *run) cleanup() {
 	for _, bls := range r.bound {
 		for _, b := range bls {
 			b.ln.Close()
-			b.cleanup()
+			if !r.handedOver {
+				b.cleanup()
+			}
 		}
 	}
 	if r.pidWritten {
@@ -467,8 +521,9 @@ func (r *run) cleanup() {
 type mode int
 
 const (
-	modeRun mode = iota
-	modeGraceful
+	modeRun      mode = iota
+	modeGraceful      // a graceful shutdown
+	modeUpgraded      // a new process serves: drain
 	modeFast
 )
 
@@ -476,6 +531,7 @@ const (
 func (r *run) loop(ctx context.Context, sigs <-chan os.Signal) error {
 	s := r.s
 	m := modeRun
+	since := time.Time{} // when the stop was asked for; the grace period counts from it
 	for m == modeRun && r.pending > 0 {
 		select {
 		case <-ctx.Done():
@@ -491,17 +547,33 @@ func (r *run) loop(ctx context.Context, sigs <-chan os.Signal) error {
 			if r.handle(res) {
 				m = modeGraceful
 			}
+		case req := <-s.upgrades:
+			r.startUpgrade(req)
+		case out := <-r.upgraded:
+			if m = r.upgradeDone(out); m == modeUpgraded {
+				since = out.req.at
+			}
 		}
 	}
+	if since.IsZero() {
+		since = time.Now()
+	}
 	r.stopping = true
-
-	if m == modeGraceful {
-		m = r.graceful(sigs)
+	if m != modeUpgraded {
+		// After an upgrade the new process is the service's main one.
+		notify(s.log, sdnotify.Stopping)
+	}
+	if m == modeGraceful || m == modeUpgraded {
+		m = r.drain(sigs, since, m == modeGraceful)
 	}
 	if m == modeFast {
 		r.closeAll()
 	}
 	r.cancelBg()
+	if r.upgrading {
+		r.cancelUpgrade()
+		r.upgradeDone(<-r.upgraded)
+	}
 	for r.pending > 0 {
 		select {
 		case res := <-r.results:
@@ -513,25 +585,32 @@ func (r *run) loop(ctx context.Context, sigs <-chan os.Signal) error {
 	return r.firstErr
 }
 
-// onSignal logs sig and returns the stop it asks for.
+// onSignal logs sig and returns the stop it asks for, or starts the upgrade it asks for.
 func (r *run) onSignal(sig os.Signal) mode {
 	r.s.log.Info("server: signal received", "signal", sig.String())
 	switch sig {
 	case syscall.SIGINT:
 		return modeFast
 	case syscall.SIGQUIT:
-		r.s.log.Info("server: graceful upgrade is not available yet, shutting down gracefully")
+		r.startUpgrade(upgradeRequest{at: time.Now()})
+		return modeRun
+	case syscall.SIGUSR2:
+		r.startUpgrade(upgradeRequest{reexec: true, at: time.Now()})
+		return modeRun
 	}
 	return modeGraceful
 }
 
-// graceful runs a graceful shutdown and returns modeFast if it was cut short by a signal,
-// a Close or an expired Shutdown context, else modeGraceful.
-func (r *run) graceful(sigs <-chan os.Signal) mode {
+// drain runs a graceful shutdown, or the drain after an upgrade, whose grace period
+// began at since; with accept, the listeners keep accepting during it. It returns
+// modeFast if it was cut short by a signal, a Close or an expired Shutdown context.
+func (r *run) drain(sigs <-chan os.Signal, since time.Time, accept bool) mode {
 	s := r.s
-	if grace := s.cfg.GracePeriod(); grace > 0 {
+	grace := s.cfg.GracePeriod()
+	streamsAt := since.Add(grace)
+	if d := time.Until(streamsAt); accept && d > 0 {
 		s.log.Info("server: grace period started", "grace_period", grace)
-		t := time.NewTimer(grace)
+		t := time.NewTimer(d)
 		defer t.Stop()
 	wait:
 		for {
@@ -559,8 +638,19 @@ func (r *run) graceful(sigs <-chan os.Signal) mode {
 			r.results <- result{name: ls.Name(), op: "shutdown", err: ls.Shutdown(ctx)}
 		}()
 	}
+	var streams <-chan time.Time
+	if d := time.Until(streamsAt); d > 0 {
+		t := time.NewTimer(d)
+		defer t.Stop()
+		streams = t.C
+	} else {
+		r.closeStreams()
+	}
 	for shutdowns > 0 {
 		select {
+		case <-streams:
+			streams = nil
+			r.closeStreams()
 		case <-s.fast:
 			cancel()
 			return modeFast
@@ -576,6 +666,21 @@ func (r *run) graceful(sigs <-chan os.Signal) mode {
 		}
 	}
 	return modeGraceful
+}
+
+// closeStreams calls CloseStreams on every listening service that has it, each in a
+// goroutine of its own.
+func (r *run) closeStreams() {
+	for _, ls := range r.listening {
+		if sc, ok := ls.(StreamCloser); ok {
+			r.s.log.Info("server: grace period over, closing long-lived streams", "service", ls.Name())
+			r.pending++
+			go func() {
+				sc.CloseStreams()
+				r.results <- result{name: ls.Name(), op: "streams"}
+			}()
+		}
+	}
 }
 
 // closeAll closes every listening service at once.
@@ -594,6 +699,8 @@ func (r *run) handle(res result) bool {
 	r.pending--
 	log := r.s.log
 	switch {
+	case res.op == "streams":
+		return false
 	case res.op == "shutdown":
 		switch {
 		case errors.Is(res.err, context.Canceled):

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io/fs"
+	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
@@ -132,21 +133,25 @@ func TestSignals(t *testing.T) {
 	}
 }
 
-func TestSIGQUITShutsDownGracefully(t *testing.T) {
+// TestSIGQUITWithoutNewProcessKeepsServing: SIGQUIT asks for a hand-over; with no new
+// process waiting on the upgrade socket it fails, and the server goes on serving.
+func TestSIGQUITWithoutNewProcessKeepsServing(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.UpgradeSock = filepath.Join(t.TempDir(), "nobody.sock")
 	svc := newHTTPService("web", tcpEndpoint())
-	srv := newServer(t, Options{}, svc)
+	var logs syncBuffer
+	srv := newServer(t, Options{Config: cfg, Logger: slog.New(slog.NewTextHandler(&logs, nil))}, svc)
 	errc := started(t, context.Background(), srv)
 	c := client("tcp", srv.Addrs("web")[0].String())
-
-	slow := asyncGet(c, "/slow")
-	waitFor(t, svc.slowStarted, "slow request")
 	if err := syscall.Kill(os.Getpid(), syscall.SIGQUIT); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, svc.shutdownStarted, "graceful shutdown on SIGQUIT")
-	close(svc.release)
-	if r := <-slow; r.err != nil {
-		t.Fatalf("in-flight request: %v; want it to finish", r.err)
+	waitLog(t, &logs, "upgrade failed; still serving")
+	if body, err := get(c, "/"); err != nil || body != "hello web" {
+		t.Fatalf("GET after a failed hand-over = %q, %v", body, err)
+	}
+	if err := srv.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
 	}
 	if err := runResult(t, errc); err != nil {
 		t.Fatalf("Run = %v, want nil", err)
@@ -321,7 +326,7 @@ func TestListenSeam(t *testing.T) {
 		return net.Listen("tcp", "127.0.0.1:0")
 	}
 	ep := Endpoint{Network: "tcp", Address: "inherited:6188"}
-	srv := newServer(t, Options{NoSignals: true, Listen: listen, Upgrade: true}, newHTTPService("web", ep))
+	srv := newServer(t, Options{NoSignals: true, Listen: listen}, newHTTPService("web", ep))
 	errc := started(t, context.Background(), srv)
 	if len(got) != 1 || got[0] != ep {
 		t.Fatalf("Listen called with %v, want [%v]", got, ep)

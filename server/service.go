@@ -20,6 +20,10 @@ type Endpoint struct {
 	// Address is a host:port for TCP ("127.0.0.1:6188", "[::1]:0", ":0") or a file
 	// system path for a Unix socket ("/run/gw.sock").
 	Address string
+	// TLS reports whether the service terminates TLS on this endpoint, as the address
+	// from [ListeningService.Endpoints] says with a TLS() bool method (a proxy's do). A
+	// graceful upgrade hands it to the new process with the socket, for its logs.
+	TLS bool
 }
 
 // Addr returns e as a net.Addr, as [ListeningService.Endpoints] lists it.
@@ -56,6 +60,18 @@ type ListeningService interface {
 	Shutdown(ctx context.Context) error
 	// Close closes the listeners and all connections at once.
 	Close() error
+}
+
+// StreamCloser is implemented by listening services whose connections may carry
+// long-lived streams that a graceful shutdown would otherwise wait on until its timeout:
+// WebSocket and CONNECT tunnels, gRPC streams. Once the grace period
+// (Config.GracePeriodSeconds, counted from the signal) has passed in a graceful shutdown
+// or upgrade, the [Server] calls CloseStreams on every service that has it, after or
+// concurrently with Shutdown. The service ends such streams the way their protocol says
+// (a proxy sends WebSocket clients a 1001 Going Away close frame and ends gRPC calls with
+// UNAVAILABLE) so that clients reconnect, to the new process in an upgrade.
+type StreamCloser interface {
+	CloseStreams()
 }
 
 // BackgroundService is a task that runs alongside the listening services for the life of
