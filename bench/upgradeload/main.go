@@ -189,19 +189,15 @@ func wsClient(ctx context.Context, cfg config, id int, s *stats, mayConnect func
 // ctx does. It reports whether the session ended well: by ctx, or by a close 1001.
 func wsSession(ctx context.Context, cfg config, c *websocket.Conn, id int, seq *int, s *stats) bool {
 	defer c.CloseNow()
-	type result struct {
-		msg []byte
-		err error
-	}
 	rctx, stopReading := context.WithCancel(ctx)
 	defer stopReading()
-	got := make(chan result, 1)
+	got := make(chan readResult, 1)
 	go func() {
 		defer close(got)
 		for {
 			_, msg, err := c.Read(rctx)
 			select {
-			case got <- result{msg, err}:
+			case got <- readResult{msg, err}:
 			case <-rctx.Done():
 				return
 			}
@@ -222,7 +218,9 @@ func wsSession(ctx context.Context, cfg config, c *websocket.Conn, id int, seq *
 			err := c.Write(wctx, websocket.MessageText, msg)
 			cancel()
 			if err != nil {
-				return s.wsEnded(ctx, err, false)
+				// A close frame that arrived meanwhile fails the write too; the reader
+				// has it, with its code.
+				return s.wsEnded(ctx, readErr(got, err), false)
 			}
 			pending, sentAt = msg, time.Now()
 		}
@@ -260,6 +258,33 @@ func wsSession(ctx context.Context, cfg config, c *websocket.Conn, id int, seq *
 				s.add(&s.wsLost, 1)
 				return false
 			}
+		}
+	}
+}
+
+// readResult is what a WebSocket connection's reader read: a message or the error
+// that ended it.
+type readResult struct {
+	msg []byte
+	err error
+}
+
+// readErr returns the error that ended the reader of got (skipping messages), or
+// fallback if the reader has not ended within a second.
+func readErr(got <-chan readResult, fallback error) error {
+	t := time.NewTimer(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case r, ok := <-got:
+			if !ok {
+				return fallback
+			}
+			if r.err != nil {
+				return r.err
+			}
+		case <-t.C:
+			return fallback
 		}
 	}
 }
