@@ -363,10 +363,28 @@ if [[ $HAVE_WRK == 1 ]]; then
 	LIVE[$!]=1
 	LOADERS+=("$!")
 fi
-if [[ $HAVE_H2LOAD == 1 ]]; then
-	timeout $((DURATION + 30)) h2load -c "$H2_CONNS" -m "$H2_STREAMS" -D "$DURATION" "https://127.0.0.1:$TLS_PORT/1k" >"$TMP/h2load.out" 2>&1 &
+
+# h2load does not open a new HTTP/2 connection when one is closed (after a GOAWAY, as
+# in every drain), so it runs once per stretch between two upgrades: each run starts
+# after a hand-over, on the new process, and lasts until a second after the next one, so
+# that its connections drain with requests in flight.
+H2_RUNS=0
+INTERVAL_MS=$((DURATION * 1000 / (UPGRADES + 1)))
+# start_h2load UNTIL_MS: one h2load run until the time UNTIL_MS, its output in h2load.N.out.
+start_h2load() {
+	[[ $HAVE_H2LOAD == 1 ]] || return 0
+	local ms=$(($1 - $(now_ms)))
+	((ms > 100)) || return 0
+	H2_RUNS=$((H2_RUNS + 1))
+	timeout $((ms / 1000 + 30)) h2load -c "$H2_CONNS" -m "$H2_STREAMS" -D "${ms}ms" "https://127.0.0.1:$TLS_PORT/1k" \
+		>"$TMP/h2load.$H2_RUNS.out" 2>&1 &
 	LIVE[$!]=1
 	LOADERS+=("$!")
+}
+if [[ $MODE == term ]]; then
+	start_h2load $((T0 + DURATION * 1000))
+else
+	start_h2load $((T0 + INTERVAL_MS + 1000))
 fi
 
 # ---------------------------------------------------------------- upgrades
@@ -466,8 +484,13 @@ if [[ $MODE == term ]]; then
 	[[ $TERM_PROBE == 200 ]] || FAILS+=("a new connection during the grace period got '$TERM_PROBE', not 200")
 else
 	for i in $(seq 1 "$UPGRADES"); do
-		sleep_until $((T0 + DURATION * 1000 * i / (UPGRADES + 1)))
+		sleep_until $((T0 + INTERVAL_MS * i))
 		upgrade "$i"
+		if ((i < UPGRADES)); then
+			start_h2load $((T0 + INTERVAL_MS * (i + 1) + 1000))
+		else
+			start_h2load $((T0 + DURATION * 1000))
+		fi
 	done
 fi
 
@@ -565,13 +588,20 @@ if [[ $HAVE_WRK == 1 ]]; then
 fi
 H2_DONE="-" H2_FAILED="-" H2_NOTE="not run"
 if [[ $HAVE_H2LOAD == 1 ]]; then
-	read -r total done ok failed errored tmo < <(awk '/^requests:/ { print $2, $6, $8, $10, $12, $14; exit }' "$TMP/h2load.out") || true
-	read -r s2 s3 s4 s5 < <(awk '/^status codes:/ { print $3, $5, $7, $9; exit }' "$TMP/h2load.out") || true
-	H2_DONE=$(num "${done:-}") H2_FAILED=$(num "${failed:-}")
-	H2_NOTE="errored $(num "${errored:-}"), timeout $(num "${tmo:-}"); status 2xx $(num "${s2:-}"), 4xx $(num "${s4:-}"), 5xx $(num "${s5:-}")"
-	((H2_DONE > 0)) || FAILS+=("h2load completed no request: $(tail -3 "$TMP/h2load.out")")
-	((H2_FAILED + $(num "${errored:-}") + $(num "${tmo:-}") == 0)) || FAILS+=("h2load: $H2_FAILED failed ($H2_NOTE)")
-	(($(num "${s4:-}") + $(num "${s5:-}") == 0)) || FAILS+=("h2load: 4xx/5xx responses ($H2_NOTE)")
+	H2_DONE=0 H2_FAILED=0 errored=0 tmo=0 s2=0 s4=0 s5=0
+	for r in $(seq 1 "$H2_RUNS"); do
+		out=$TMP/h2load.$r.out
+		read -r d f e t < <(awk '/^requests:/ { print $6, $10, $12, $14; exit }' "$out") || true
+		read -r c2 c3 c4 c5 < <(awk '/^status codes:/ { print $3, $5, $7, $9; exit }' "$out") || true
+		d=$(num "${d:-}")
+		((d > 0)) || FAILS+=("h2load run $r of $H2_RUNS completed no request: $(tail -3 "$out" | tr '\n' ' ')")
+		H2_DONE=$((H2_DONE + d)) H2_FAILED=$((H2_FAILED + $(num "${f:-}")))
+		errored=$((errored + $(num "${e:-}"))) tmo=$((tmo + $(num "${t:-}")))
+		s2=$((s2 + $(num "${c2:-}"))) s4=$((s4 + $(num "${c4:-}"))) s5=$((s5 + $(num "${c5:-}")))
+	done
+	H2_NOTE="$H2_RUNS run(s); errored $errored, timeout $tmo; status 2xx $s2, 4xx $s4, 5xx $s5"
+	((H2_FAILED + errored + tmo == 0)) || FAILS+=("h2load: $H2_FAILED failed ($H2_NOTE)")
+	((s4 + s5 == 0)) || FAILS+=("h2load: 4xx/5xx responses ($H2_NOTE)")
 fi
 LOAD_FAILURES=$(num "$(kv failures)")
 ((LOAD_FAILURES == 0)) || FAILS+=("upgradeload counted $LOAD_FAILURES failures (see the WebSocket and gRPC rows)")
@@ -602,7 +632,7 @@ CPU=$(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo)
 echo "## Zero-downtime upgrades under load: $MODE ($(date -u '+%Y-%m-%d %H:%M UTC'))"
 echo
 VERSIONS="$(uname -r); $(go env GOVERSION)"
-[[ $HAVE_WRK == 0 ]] || VERSIONS+="; wrk $(wrk --version 2>&1 | awk '{ print $2; exit }')"
+[[ $HAVE_WRK == 0 ]] || VERSIONS+="; wrk $(wrk --version 2>&1 | awk '{ print $2; exit }' || true)" # wrk --version exits 1
 [[ $HAVE_H2LOAD == 0 ]] || VERSIONS+="; h2load $(h2load --version | awk '{ print $2; exit }')"
 echo "$(nproc) CPUs ($CPU); $VERSIONS. Gateway at $(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo '?'), grace_period_seconds $GRACE, graceful_shutdown_timeout_seconds $SHUTDOWN_TIMEOUT; load for ${DURATION} s; nothing pinned."
 case $MODE in
