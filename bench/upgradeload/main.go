@@ -188,11 +188,16 @@ func wsClient(ctx context.Context, cfg config, id int, s *stats, mayConnect func
 // wsSession sends a message every interval on c and checks its echo, until c ends or
 // ctx does. It reports whether the session ended well: by ctx, or by a close 1001.
 func wsSession(ctx context.Context, cfg config, c *websocket.Conn, id int, seq *int, s *stats) bool {
-	defer c.CloseNow()
 	rctx, stopReading := context.WithCancel(ctx)
-	defer stopReading()
 	got := make(chan readResult, 1)
+	readerDone := make(chan struct{})
+	defer func() {
+		stopReading()
+		c.CloseNow()
+		<-readerDone
+	}()
 	go func() {
+		defer close(readerDone)
 		defer close(got)
 		for {
 			_, msg, err := c.Read(rctx)
@@ -246,7 +251,10 @@ func wsSession(ctx context.Context, cfg config, c *websocket.Conn, id int, seq *
 				c.Close(websocket.StatusNormalClosure, "")
 				return true
 			case r, ok := <-got:
-				if !ok || r.err == nil { // a message nobody asked for
+				if !ok {
+					return s.wsEnded(ctx, errors.New("reader ended"), false)
+				}
+				if r.err == nil { // a message nobody asked for
 					s.add(&s.wsBad, 1)
 					return false
 				}
