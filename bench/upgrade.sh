@@ -390,7 +390,7 @@ fi
 # ---------------------------------------------------------------- upgrades
 
 FAILS=()                 # what failed, in words
-declare -a U_AT U_TOOK U_NEW U_LISTENERS U_SIG U_OLD U_EXIT_MS
+declare -a U_TOOK U_NEW U_LISTENERS U_SIG U_OLD U_EXIT_MS # by upgrade; U_OLD only for those that handed over
 HANDED='msg="server: handed the listeners over"'
 FAILED='msg="server: upgrade failed; still serving"'
 SERVING='msg="server: serving the listeners handed over"'
@@ -430,9 +430,9 @@ upgrade() {
 		t0=$(now_ms)
 		kill -USR2 "$old"
 	fi
+	watch_exit "$old" "$TMP/exit.$i" "$t0" # it writes nothing if the old process serves on
 	U_SIG[i]=$(((t0 - T0) / 100))
 	U_SIG[i]="$((U_SIG[i] / 10)).$((U_SIG[i] % 10))"
-	U_OLD[i]=$old
 	line=""
 	for i2 in $(seq 1 200); do # 10 s
 		line=$(log_lines "$HANDED" "$FAILED" | sed -n "$((n0 + 1))p")
@@ -458,6 +458,7 @@ upgrade() {
 	new=${U_NEW[i]}
 	LIVE[$new]=1 # in usr2 mode, the old process's child
 	GW_PID=$new
+	U_OLD[i]=$old
 	line=$(log_lines "$SERVING" | grep -F "from=$old " | tail -1) || true
 	U_LISTENERS[i]=$(field "$line" listeners)
 	[[ ${U_LISTENERS[i]} == 2 ]] || FAILS+=("upgrade $i: the new process took '${U_LISTENERS[i]}' listeners, not 2")
@@ -466,7 +467,6 @@ upgrade() {
 		sleep 0.1
 	done
 	[[ $(cat "$PIDFILE" 2>/dev/null) == "$new" ]] || FAILS+=("upgrade $i: the pid file names '$(cat "$PIDFILE" 2>/dev/null)', not $new")
-	watch_exit "$old" "$TMP/exit.$i" "$t0"
 	log "upgrade $i at ${U_SIG[i]}s: $old -> $new, took $took"
 }
 
