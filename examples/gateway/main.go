@@ -18,6 +18,11 @@
 //
 //	go run ./examples/gateway -upstream 127.0.0.1:50051 -upstream-proto h2c -grpc-web
 //
+// With -grpc-upstream, gRPC calls (a content-type starting with application/grpc) go to
+// a second upstream over HTTP/2 in clear text, and every other request to -upstream:
+//
+//	go run ./examples/gateway -upstream 127.0.0.1:9000 -grpc-upstream 127.0.0.1:50051
+//
 // It also takes the server flags (-c conf.yaml, -d, -u, -t). -unix PATH accepts clients
 // on a Unix socket as well.
 //
@@ -53,6 +58,7 @@ import (
 type gateway struct {
 	proxy.Phases[struct{}]
 	peer      *proxy.Peer
+	grpcPeer  *proxy.Peer  // nil: gRPC calls go to peer too
 	grpcWeb   bool         // bridge gRPC-web calls to the upstream's gRPC
 	accessLog *slog.Logger // nil: no access log
 }
@@ -74,9 +80,20 @@ func (g *gateway) EarlyRequestFilter(_ context.Context, s *proxy.Session, _ stru
 	return nil
 }
 
-// UpstreamPeer returns the one peer; it is made once and shared by every request.
-func (g *gateway) UpstreamPeer(context.Context, *proxy.Session, struct{}) (*proxy.Peer, error) {
+// UpstreamPeer returns the one peer, or the gRPC peer for a gRPC call with
+// -grpc-upstream; each is made once and shared by every request.
+func (g *gateway) UpstreamPeer(_ context.Context, s *proxy.Session, _ struct{}) (*proxy.Peer, error) {
+	if g.grpcPeer != nil && isGRPC(s.Request().Header.Get("Content-Type")) {
+		return g.grpcPeer, nil
+	}
 	return g.peer, nil
+}
+
+// isGRPC reports whether contentType is gRPC's (application/grpc, application/grpc+proto,
+// application/grpc-web, ...); media types are case-insensitive (RFC 9110, 8.3.1).
+func isGRPC(contentType string) bool {
+	const prefix = "application/grpc"
+	return len(contentType) >= len(prefix) && strings.EqualFold(contentType[:len(prefix)], prefix)
 }
 
 // Logging writes one access log line per request when -access-log is on.
@@ -135,7 +152,8 @@ func run(args []string) error {
 	upstreamCA := fs.String("upstream-ca", "", "PEM file of the CAs that verify the upstream's certificate (empty: the system roots)")
 	upstreamSNI := fs.String("upstream-sni", "", "server name sent to and verified on the upstream (empty: its host)")
 	skipVerify := fs.Bool("upstream-skip-verify-dangerous", false, "do not verify the upstream's certificate (for tests only: anyone can impersonate it)")
-	grpcWeb := fs.Bool("grpc-web", false, "bridge gRPC-web calls (application/grpc-web, application/grpc-web-text) to gRPC upstreams (needs -upstream-proto h2c or h2)")
+	grpcWeb := fs.Bool("grpc-web", false, "bridge gRPC-web calls (application/grpc-web, application/grpc-web-text) to gRPC upstreams (needs -upstream-proto h2c or h2, or -grpc-upstream)")
+	grpcUpstream := fs.String("grpc-upstream", "", "gRPC server HOST:PORT, over HTTP/2 in clear text, that gets the requests whose content-type starts with application/grpc (the others go to -upstream; one -upstream only)")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile to this file until the gateway stops (for profile-guided builds: docs/performance.md)")
 	sflags := server.AddFlags(fs)
 	if err := fs.Parse(args); err != nil {
@@ -144,9 +162,9 @@ func run(args []string) error {
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
-	if *grpcWeb && *upstreamProto != "h2c" && *upstreamProto != "h2" {
+	if *grpcWeb && *upstreamProto != "h2c" && *upstreamProto != "h2" && *grpcUpstream == "" {
 		// The bridge makes gRPC calls of them, and gRPC is HTTP/2.
-		return fmt.Errorf("-grpc-web needs -upstream-proto h2c or h2, not %q", *upstreamProto)
+		return fmt.Errorf("-grpc-web needs -upstream-proto h2c or h2, or -grpc-upstream, not -upstream-proto %q", *upstreamProto)
 	}
 	logger := slog.New(slog.NewTextHandler(os.Stderr, nil))
 
@@ -188,6 +206,9 @@ func run(args []string) error {
 		lbFlags = lbFlags || f.Name == "lb" || f.Name == "hash-key" || f.Name == "health-check"
 	})
 	if len(upstreams) > 1 || lbFlags {
+		if *grpcUpstream != "" {
+			return errors.New("-grpc-upstream works with one -upstream, without -lb, -hash-key or -health-check")
+		}
 		b, err := newBalanced(upstreams, *algo, *hashKey, *healthCheck, mkPeer, logger)
 		if err != nil {
 			return err
@@ -208,6 +229,12 @@ func run(args []string) error {
 			return fmt.Errorf("-upstream: %w", err)
 		}
 		g := &gateway{peer: peer, grpcWeb: *grpcWeb}
+		if *grpcUpstream != "" {
+			g.grpcPeer = &proxy.Peer{Address: *grpcUpstream, Protocol: proxy.ProtoHTTP2, Options: peerOpts}
+			if err := g.grpcPeer.Validate(); err != nil {
+				return fmt.Errorf("-grpc-upstream: %w", err)
+			}
+		}
 		if *accessLog {
 			g.accessLog = logger
 		}
