@@ -83,6 +83,9 @@ type Conn struct {
 	recentN       int
 	goingAway     bool // GOAWAY sent: streams above goAwayID are ignored
 	goAwayID      uint32
+	// drainPing is set while a graceful Shutdown waits for the acknowledgement of the
+	// PING it sent after its first GOAWAY (see Shutdown).
+	drainPing bool
 	shutdown      bool // end once no stream is open (Shutdown, idle, client GOAWAY)
 	graceful      bool // the read loop was stopped for a graceful end
 	dead          bool
@@ -343,12 +346,53 @@ func (c *Conn) linger() {
 	}
 }
 
-// Shutdown ends the connection gracefully: it sends GOAWAY with the last stream the
-// client opened, lets the streams in flight finish, and then closes the connection.
+// maxStreamID is the highest stream id (RFC 9113 §5.1.1).
+const maxStreamID = 1<<31 - 1
+
+// drainPingData is the payload of the PING a graceful Shutdown sends.
+var drainPingData = [8]byte{'g', 'o', 'a', 'w', 'a', 'y', '0', '1'}
+
+// drainPingWait bounds how long Shutdown waits for the acknowledgement of its PING
+// before it sends the final GOAWAY anyway.
+const drainPingWait = time.Second
+
+// Shutdown ends the connection gracefully, in two steps as RFC 9113 §6.8 advises: a
+// first GOAWAY with the highest stream id and a PING tell the client to open no more
+// streams while the server still takes the ones already on their way; once the PING is
+// acknowledged (one round trip, at most drainPingWait), the final GOAWAY names the last
+// stream the client opened. The streams in flight finish, then the connection closes.
 // If ctx ends first it closes the connection at once and returns ctx.Err(). It returns
 // when Serve has returned (or ctx ended).
 func (c *Conn) Shutdown(ctx context.Context) error {
 	c.mu.Lock()
+	twoStep := !c.goingAway && !c.shutdown && !c.drainPing && !c.dead
+	c.drainPing = c.drainPing || twoStep
+	c.mu.Unlock()
+	if twoStep {
+		c.writeGoAway(maxStreamID, http2.ErrCodeNo, "")
+		if err := c.writePing(drainPingData); err == nil {
+			t := time.AfterFunc(drainPingWait, c.finishShutdown)
+			defer t.Stop()
+		} else {
+			c.finishShutdown()
+		}
+	} else {
+		c.finishShutdown()
+	}
+	select {
+	case <-c.serveDone:
+		return nil
+	case <-ctx.Done():
+		_ = c.Close()
+		return fmt.Errorf("h2: shutdown: %w", ctx.Err())
+	}
+}
+
+// finishShutdown sends the final GOAWAY of a graceful Shutdown, with the last stream the
+// client opened, and ends the connection once no stream is left.
+func (c *Conn) finishShutdown() {
+	c.mu.Lock()
+	c.drainPing = false
 	if !c.goingAway {
 		c.goingAway, c.goAwayID = true, c.maxClientID
 	}
@@ -359,12 +403,15 @@ func (c *Conn) Shutdown(ctx context.Context) error {
 	}
 	c.mu.Unlock()
 	c.writeGoAway(last, http2.ErrCodeNo, "")
-	select {
-	case <-c.serveDone:
-		return nil
-	case <-ctx.Done():
-		_ = c.Close()
-		return fmt.Errorf("h2: shutdown: %w", ctx.Err())
+}
+
+// onPingAck ends the first step of a graceful Shutdown when its PING comes back.
+func (c *Conn) onPingAck(data [8]byte) {
+	c.mu.Lock()
+	waiting := c.drainPing && data == drainPingData
+	c.mu.Unlock()
+	if waiting {
+		c.finishShutdown()
 	}
 }
 

@@ -70,13 +70,15 @@ func (c *rawClient) open(id uint32, endStream bool) error {
 // its own until the connection ends. (It does not acknowledge SETTINGS: the server
 // does not need it, and the attack goroutine owns the writing side.)
 type frameLog struct {
-	mu       sync.Mutex
-	goAway   *http2.ErrCode
-	rst      map[http2.ErrCode]int
-	statuses []string
-	dataLen  int
-	pingAcks int
-	done     chan struct{}
+	mu        sync.Mutex
+	goAway    *http2.ErrCode
+	rst       map[http2.ErrCode]int
+	statuses  []string
+	dataLen   int
+	pingAcks  int
+	pings     [][8]byte // PINGs the server sent
+	goAwayIDs []uint32  // the last stream id of each GOAWAY
+	done      chan struct{}
 }
 
 func (c *rawClient) readAll() *frameLog {
@@ -98,6 +100,7 @@ func (c *rawClient) readAll() *frameLog {
 			case *http2.GoAwayFrame:
 				code := f.ErrCode
 				l.goAway = &code
+				l.goAwayIDs = append(l.goAwayIDs, f.LastStreamID)
 			case *http2.RSTStreamFrame:
 				l.rst[f.ErrCode]++
 			case *http2.HeadersFrame:
@@ -107,6 +110,8 @@ func (c *rawClient) readAll() *frameLog {
 			case *http2.PingFrame:
 				if f.IsAck() {
 					l.pingAcks++
+				} else {
+					l.pings = append(l.pings, f.Data)
 				}
 			}
 			l.mu.Unlock()

@@ -26,6 +26,7 @@ func (c *Conn) processFrame(f http2.Frame) error {
 			return err
 		}
 		if f.IsAck() {
+			c.onPingAck(f.Data)
 			return nil
 		}
 		return c.writePingAck(f.Data)

@@ -111,6 +111,80 @@ func TestShutdown(t *testing.T) {
 	}
 }
 
+// TestShutdownTwoSteps: the first GOAWAY names the highest stream id and comes with a
+// PING; a stream the client opened before it saw them is served; the PING's
+// acknowledgement brings the final GOAWAY with the last stream opened.
+func TestShutdownTwoSteps(t *testing.T) {
+	srv := startServer(t, Options{}, streamEcho, nil)
+	c := dialRaw(t, srv.addr())
+	l := c.readAll()
+	if err := c.open(1, false); err != nil {
+		t.Fatal(err)
+	}
+	conn := srv.onlyConn(t)
+	waitFor(t, 5*time.Second, "the stream to open", func() bool {
+		conn.mu.Lock()
+		defer conn.mu.Unlock()
+		return len(conn.streams) == 1
+	})
+	shut := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		shut <- conn.Shutdown(ctx)
+	}()
+	var ping [8]byte
+	waitFor(t, 5*time.Second, "the first GOAWAY and its PING", func() bool {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		if len(l.pings) > 0 {
+			ping = l.pings[0]
+		}
+		return len(l.goAwayIDs) == 1 && len(l.pings) == 1
+	})
+	l.mu.Lock()
+	first := l.goAwayIDs[0]
+	l.mu.Unlock()
+	if first != maxStreamID {
+		t.Fatalf("first GOAWAY names stream %d, want %d", first, uint32(maxStreamID))
+	}
+	// A request that crossed the first GOAWAY on the wire is still served.
+	if err := c.open(3, true); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 5*time.Second, "the answer to stream 3", func() bool {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		return len(l.statuses) == 2 // stream 1 answered its head at once
+	})
+	if err := c.fr.WritePing(true, ping); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 5*time.Second, "the final GOAWAY", func() bool {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		return len(l.goAwayIDs) == 2
+	})
+	l.mu.Lock()
+	final := l.goAwayIDs[1]
+	l.mu.Unlock()
+	if final != 3 {
+		t.Fatalf("final GOAWAY names stream %d, want 3", final)
+	}
+	if err := c.fr.WriteData(1, true, []byte("last words")); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-shut; err != nil {
+		t.Fatalf("Shutdown: %v", err)
+	}
+	<-l.done
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if len(l.statuses) != 2 {
+		t.Fatalf("statuses %v, want both streams answered", l.statuses)
+	}
+}
+
 func TestIdleTimeout(t *testing.T) {
 	srv := startServer(t, Options{IdleTimeout: 50 * time.Millisecond}, streamEcho, nil)
 	c := dialRaw(t, srv.addr())

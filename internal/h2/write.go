@@ -105,6 +105,18 @@ func (c *Conn) writeSettingsAck() error {
 	return nil
 }
 
+// writePing queues a PING of our own.
+func (c *Conn) writePing(data [8]byte) error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if err := c.ctrlLocked(); err != nil {
+		return err
+	}
+	c.wctrl = append(appendFrameHeader(c.wctrl, 8, http2.FramePing, 0, 0), data[:]...)
+	c.kickWriter()
+	return nil
+}
+
 func (c *Conn) writePingAck(data [8]byte) error {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
@@ -139,7 +151,9 @@ func (c *Conn) writeGoAway(last uint32, code http2.ErrCode, debug string) {
 	if c.werr != nil || c.wgoaway {
 		return
 	}
-	c.wgoaway = true
+	// The first GOAWAY of a graceful shutdown (the highest id, no error) may be followed
+	// by the final one; any other is the last.
+	c.wgoaway = last != maxStreamID || code != http2.ErrCodeNo
 	b := appendFrameHeader(c.wctrl, 8+len(debug), http2.FrameGoAway, 0, 0)
 	b = binary.BigEndian.AppendUint32(b, last&0x7fffffff)
 	b = binary.BigEndian.AppendUint32(b, uint32(code))
