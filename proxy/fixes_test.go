@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/gotthard-proxy/gotthard/message"
 )
@@ -201,6 +202,36 @@ func TestConnectionCloseDuringShutdown(t *testing.T) {
 	got := <-res
 	if !strings.Contains(got, "Connection: close\r\n") {
 		t.Fatalf("last response lacks Connection: close:\n%s", got)
+	}
+	if err := <-shut; err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestIdleRequestDuringShutdown: a request sent on an idle keep-alive connection just as
+// a shutdown begins is answered, with Connection: close, not cut by the close of idle
+// connections.
+func TestIdleRequestDuringShutdown(t *testing.T) {
+	_, origin := startOrigin(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "ok")
+	}))
+	svc, _ := newTestService[*testCtx](t, fixedProxy{peer: testPeer(origin)}, ServiceOptions{})
+	addr := startProxy(t, svc)
+	c, br := dialRaw(t, addr)
+	io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+	if resp, body := readResponse(t, br, "GET"); resp.StatusCode != 200 || body != "ok" {
+		t.Fatalf("first request: %d %q", resp.StatusCode, body)
+	}
+	time.Sleep(50 * time.Millisecond) // the connection is idle (parked)
+	shut := make(chan error, 1)
+	go func() { shut <- svc.Shutdown(context.Background()) }()
+	for !svc.closing.Load() {
+		runtimeGosched()
+	}
+	io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+	resp, body := readResponse(t, br, "GET")
+	if resp.StatusCode != 200 || body != "ok" || !resp.Close {
+		t.Fatalf("request on an idle connection during the shutdown: %d %q, Connection: close %v", resp.StatusCode, body, resp.Close)
 	}
 	if err := <-shut; err != nil {
 		t.Fatal(err)

@@ -464,9 +464,19 @@ func (s *Service[C]) removeConn(c *conn[C]) {
 	s.connWG.Done()
 }
 
+// shutdownIdleLinger is how long Shutdown leaves idle HTTP/1.x keep-alive connections
+// open. A client may have sent its next request just as the shutdown began; closing
+// the connection under it would make it fail (clients retry only some requests, and
+// load generators none). During the linger such a request is served, with
+// Connection: close, and the connection closes after it. Connections still idle after
+// it are closed.
+const shutdownIdleLinger = 100 * time.Millisecond
+
 // Shutdown stops accepting, lets in-flight requests finish (their connections close after
-// the response) and closes idle connections. If ctx ends first, it closes the remaining
-// connections as [Service.Close] does and returns ctx.Err().
+// the response) and closes idle connections, after a short linger (100 ms) in which a
+// request that was already on its way on one of them is still served. If ctx ends
+// first, it closes the remaining connections as [Service.Close] does and returns
+// ctx.Err().
 func (s *Service[C]) Shutdown(ctx context.Context) error {
 	s.stopAccepting()
 	// HTTP/2 connections get GOAWAY and finish their streams. Those left when ctx ends
@@ -485,8 +495,17 @@ func (s *Service[C]) Shutdown(ctx context.Context) error {
 	s.mu.Unlock()
 	t := time.NewTicker(20 * time.Millisecond)
 	defer t.Stop()
+	lingerEnd := time.Now().Add(shutdownIdleLinger)
 	for {
-		if s.closeIdle() {
+		var none bool
+		if time.Now().Before(lingerEnd) {
+			s.mu.Lock()
+			none = len(s.conns) == 0
+			s.mu.Unlock()
+		} else {
+			none = s.closeIdle()
+		}
+		if none {
 			s.finish()
 			return nil
 		}
