@@ -1,13 +1,12 @@
 package server
 
 import (
-	"errors"
 	"fmt"
 	"io/fs"
 	"net"
 	"os"
-	"syscall"
-	"time"
+
+	"github.com/gotthard-proxy/gotthard/internal/sockfile"
 )
 
 // boundListener is a listener the Server created, with what it must undo on exit.
@@ -26,10 +25,7 @@ func (b *boundListener) cleanup() {
 	if b.sock == "" {
 		return
 	}
-	cur, err := os.Lstat(b.sock)
-	if err == nil && os.SameFile(cur, b.info) {
-		_ = os.Remove(b.sock)
-	}
+	sockfile.RemoveIfSame(b.sock, b.info)
 }
 
 // checkEndpoint reports whether ep is one the default listen function supports.
@@ -56,8 +52,8 @@ func listenDefault(ep Endpoint) (*boundListener, error) {
 		}
 		return &boundListener{ln: ln}, nil
 	}
-	if err := removeStaleSocket(ep.Address); err != nil {
-		return nil, err
+	if err := sockfile.RemoveStale(ep.Address); err != nil {
+		return nil, fmt.Errorf("server: listen unix: %w", err)
 	}
 	ln, err := net.Listen("unix", ep.Address)
 	if err != nil {
@@ -72,30 +68,4 @@ func listenDefault(ep Endpoint) (*boundListener, error) {
 		return nil, fmt.Errorf("server: %w", err)
 	}
 	return &boundListener{ln: ln, sock: ep.Address, info: info}, nil
-}
-
-// removeStaleSocket removes path if it is a Unix socket that refuses connections.
-func removeStaleSocket(path string) error {
-	info, err := os.Lstat(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("server: %w", err)
-	}
-	if info.Mode()&fs.ModeSocket == 0 {
-		return fmt.Errorf("server: listen unix %s: file exists and is not a socket", path)
-	}
-	c, err := net.DialTimeout("unix", path, time.Second)
-	if err == nil {
-		c.Close()
-		return fmt.Errorf("server: listen unix %s: socket is in use by another process", path)
-	}
-	if !errors.Is(err, syscall.ECONNREFUSED) {
-		return fmt.Errorf("server: listen unix %s: probe existing socket: %w", path, err)
-	}
-	if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("server: remove stale socket: %w", err)
-	}
-	return nil
 }

@@ -10,8 +10,9 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
-	"syscall"
 	"time"
+
+	"github.com/gotthard-proxy/gotthard/internal/sockfile"
 )
 
 // A Receiver is the new process's end of upgrade_sock: it waits there for the running
@@ -31,8 +32,11 @@ func Listen(path string, log *slog.Logger) (*Receiver, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	if err := removeStale(path); err != nil {
-		return nil, err
+	if err := sockfile.RemoveStale(path); err != nil {
+		if errors.Is(err, sockfile.ErrInUse) {
+			return nil, fmt.Errorf("upgrade: upgrade socket %s: another process is waiting on it: %w", path, err)
+		}
+		return nil, fmt.Errorf("upgrade: upgrade socket: %w", err)
 	}
 	// Bind under a temporary name and rename: the socket is never reachable with a
 	// mode wider than 0600.
@@ -59,32 +63,6 @@ func Listen(path string, log *slog.Logger) (*Receiver, error) {
 		return fail(err)
 	}
 	return &Receiver{ln: ln, path: path, info: info, log: log}, nil
-}
-
-// removeStale removes path if it is a Unix socket that refuses connections.
-func removeStale(path string) error {
-	info, err := os.Lstat(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("upgrade: upgrade socket: %w", err)
-	}
-	if info.Mode()&fs.ModeSocket == 0 {
-		return fmt.Errorf("upgrade: upgrade socket %s: file exists and is not a socket", path)
-	}
-	c, err := net.DialTimeout("unix", path, time.Second)
-	if err == nil {
-		c.Close()
-		return fmt.Errorf("upgrade: upgrade socket %s: another process is waiting on it", path)
-	}
-	if !errors.Is(err, syscall.ECONNREFUSED) {
-		return fmt.Errorf("upgrade: upgrade socket %s: %w", path, err)
-	}
-	if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("upgrade: upgrade socket: %w", err)
-	}
-	return nil
 }
 
 // Path returns the path of the upgrade socket.
@@ -124,9 +102,7 @@ func (r *Receiver) Accept(ctx context.Context) (*Handover, error) {
 // it.
 func (r *Receiver) Close() error {
 	err := r.ln.Close()
-	if cur, serr := os.Lstat(r.path); serr == nil && os.SameFile(cur, r.info) {
-		_ = os.Remove(r.path)
-	}
+	sockfile.RemoveIfSame(r.path, r.info)
 	return err
 }
 

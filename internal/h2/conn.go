@@ -85,16 +85,16 @@ type Conn struct {
 	goAwayID      uint32
 	// drainPing is set while a graceful Shutdown waits for the acknowledgement of the
 	// PING it sent after its first GOAWAY (see Shutdown).
-	drainPing bool
-	shutdown      bool // end once no stream is open (Shutdown, idle, client GOAWAY)
-	graceful      bool // the read loop was stopped for a graceful end
-	dead          bool
-	idleTimer     *time.Timer
-	idleArmed     bool
-	idleSince     time.Time
-	freeStreams   []*Stream // finished streams, for reuse
-	handlers      int       // handlers running, of open and of reset streams
-	closedCh      chan struct{}
+	drainPing   bool
+	shutdown    bool // end once no stream is open (Shutdown, idle, client GOAWAY)
+	graceful    bool // the read loop was stopped for a graceful end
+	dead        bool
+	idleTimer   *time.Timer
+	idleArmed   bool
+	idleSince   time.Time
+	freeStreams []*Stream // finished streams, for reuse
+	handlers    int       // handlers running, of open and of reset streams
+	closedCh    chan struct{}
 
 	// Guarded by wmu (see write.go).
 	wmu           sync.Mutex
