@@ -47,11 +47,9 @@ all) RUN_LOAD=1; RUN_IDLE=1 ;;
 esac
 [[ $RUN_IDLE == 1 ]] || RUN_IDLE=0
 
-log() { printf 'bench: %s\n' "$*" >&2; }
-die() {
-	log "error: $*"
-	exit 1
-}
+LOG_PREFIX=bench
+# shellcheck source=bench/proc.sh
+source "$BENCH_DIR/proc.sh"
 
 for v in DURATION WARMUP CONNS THREADS REPEAT IDLE_CONNS IDLE_HOLD PROXY_CPU LOAD_CPU ORIGIN_CPU; do
 	[[ ${!v} =~ ^[0-9]+$ ]] || die "$v must be a whole number, got '${!v}'"
@@ -60,65 +58,9 @@ done
 
 # ---------------------------------------------------------------- cleanup
 
-TMP=$(mktemp -d "${TMPDIR:-/tmp}/gotthard-bench.XXXXXX")
-declare -A LIVE=() # background processes this script started and has not stopped yet
-
-# alive PID: the process exists and is not a zombie.
-alive() {
-	local s
-	s=$(sed "s/^.*) //" "/proc/$1/stat" 2>/dev/null) || return 1
-	[[ -n $s && ${s:0:1} != Z ]]
-}
-
-stop_pid() {
-	local pid=$1 i
-	unset "LIVE[$pid]"
-	if alive "$pid"; then
-		kill -TERM "$pid" 2>/dev/null || true
-		for i in $(seq 1 50); do
-			alive "$pid" || break
-			sleep 0.1
-		done
-		! alive "$pid" || kill -KILL "$pid" 2>/dev/null || true
-	fi
-	wait "$pid" 2>/dev/null || true
-}
-
-cleanup() {
-	local rc=$? pid
-	trap - EXIT INT TERM
-	for pid in "${!LIVE[@]}"; do
-		stop_pid "$pid"
-	done
-	if [[ $rc -ne 0 || ${KEEP_TMP:-0} == 1 ]]; then
-		log "logs kept in $TMP"
-	else
-		rm -rf "$TMP"
-	fi
-	exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+setup_tmp bench
 
 # ---------------------------------------------------------------- tools
-
-APT_UPDATED=0
-# ensure CMD PKG: CMD is on PATH, installing Debian package PKG if needed
-# and possible. Returns non-zero if it is still missing.
-ensure() {
-	local cmd=$1 pkg=$2
-	command -v "$cmd" >/dev/null 2>&1 && return 0
-	if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null 2>&1; then
-		log "installing $pkg"
-		if [[ $APT_UPDATED == 0 ]]; then
-			apt-get update -qq >&2 || true
-			APT_UPDATED=1
-		fi
-		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$pkg" >&2 || true
-	fi
-	command -v "$cmd" >/dev/null 2>&1
-}
 
 export PATH="$PATH:/usr/sbin:/sbin"
 command -v go >/dev/null || die "go is not on PATH"
@@ -144,23 +86,6 @@ fi
 
 # ---------------------------------------------------------------- helpers
 
-declare -A USED_PORTS=()
-# pick_port sets PORT to a free TCP port on 127.0.0.1 outside the
-# ephemeral range, so outgoing connections cannot take it meanwhile.
-pick_port() {
-	local p i
-	for i in $(seq 1 200); do
-		p=$((20000 + RANDOM % 12000))
-		[[ -z ${USED_PORTS[$p]:-} ]] || continue
-		if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
-			USED_PORTS[$p]=1
-			PORT=$p
-			return 0
-		fi
-	done
-	die "no free port found"
-}
-
 # wait_http URL PID: wait up to 10 s for URL to answer 200 while PID lives.
 wait_http() {
 	local url=$1 pid=$2 i
@@ -178,18 +103,6 @@ wait_http() {
 pids_of() {
 	echo "$1"
 	pgrep -P "$1" 2>/dev/null || true
-}
-
-# cpu_ticks PID...: utime+stime (clock ticks) summed over the processes.
-cpu_ticks() {
-	local p sum=0 f
-	for p in "$@"; do
-		[[ -r /proc/$p/stat ]] || continue
-		# Fields after "(comm) ": state is $1, utime $12, stime $13.
-		f=$(sed 's/^.*) //' "/proc/$p/stat" | awk '{print $12 + $13}')
-		sum=$((sum + f))
-	done
-	echo "$sum"
 }
 
 # rss_kib PID...: VmRSS summed over the processes, in KiB.
@@ -280,12 +193,6 @@ wait_http "http://127.0.0.1:$ORIGIN_PORT/1k" "$ORIGIN_PID" || { cat "$TMP/origin
 log "origin on 127.0.0.1:$ORIGIN_PORT (pid $ORIGIN_PID, CPU $ORIGIN_CPU)"
 
 # ---------------------------------------------------------------- proxies
-
-cpu_mask() { # hex-free bit mask string for nginx worker_cpu_affinity
-	local m=1 i
-	for ((i = 0; i < $1; i++)); do m="${m}0"; done
-	echo "$m"
-}
 
 nginx_conf() { # DIR PORT
 	local dir=$1 port=$2 wc=$((IDLE_CONNS + 4096)) v=""
@@ -378,17 +285,10 @@ start_proxy() {
 		return 1
 	fi
 	# nginx workers are children of the master; track them for cleanup too.
-	local c
-	for c in $(pgrep -P "$PROXY_PID" 2>/dev/null || true); do LIVE[$c]=1; done
+	live_children "$PROXY_PID"
 }
 
-stop_proxy() {
-	local kids c
-	kids=$(pgrep -P "$PROXY_PID" 2>/dev/null || true)
-	stop_pid "$PROXY_PID"
-	# nginx workers go with their master; make sure.
-	for c in $kids; do stop_pid "$c"; done
-}
+stop_proxy() { stop_tree "$PROXY_PID"; }
 
 # to_ms VALUE: wrk latency ("812.00us", "1.23ms", "2.01s", "1.5m") in ms.
 to_ms() {

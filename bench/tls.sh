@@ -22,39 +22,10 @@ for v in DURATION WARMUP CONNS PROXY_CPU LOAD_CPU; do
 done
 ((DURATION > 0 && DURATION <= 600 && CONNS > 0 && CONNS <= 4096)) || { echo "bench: DURATION in 1..600, CONNS in 1..4096" >&2; exit 2; }
 
-log() { printf 'bench: %s\n' "$*" >&2; }
-die() { log "error: $*"; exit 1; }
-
-TMP=$(mktemp -d "${TMPDIR:-/tmp}/gotthard-tlsbench.XXXXXX")
-declare -A LIVE=()
-alive() {
-	local s
-	s=$(sed "s/^.*) //" "/proc/$1/stat" 2>/dev/null) || return 1
-	[[ -n $s && ${s:0:1} != Z ]]
-}
-stop_pid() {
-	local pid=$1 i
-	unset "LIVE[$pid]"
-	if alive "$pid"; then
-		kill -TERM "$pid" 2>/dev/null || true
-		for i in $(seq 1 50); do
-			alive "$pid" || break
-			sleep 0.1
-		done
-		! alive "$pid" || kill -KILL "$pid" 2>/dev/null || true
-	fi
-	wait "$pid" 2>/dev/null || true
-}
-cleanup() {
-	local rc=$? pid
-	trap - EXIT INT TERM
-	for pid in "${!LIVE[@]}"; do stop_pid "$pid"; done
-	if [[ $rc -ne 0 || ${KEEP_TMP:-0} == 1 ]]; then log "logs kept in $TMP"; else rm -rf "$TMP"; fi
-	exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+LOG_PREFIX=bench
+# shellcheck source=bench/proc.sh
+source "$BENCH_DIR/proc.sh"
+setup_tmp tlsbench
 
 export PATH="$PATH:/usr/sbin:/sbin"
 for c in go taskset openssl nginx; do
@@ -64,39 +35,6 @@ NCPU=$(nproc)
 ((PROXY_CPU < NCPU && LOAD_CPU < NCPU)) || die "need CPUs $PROXY_CPU and $LOAD_CPU"
 CLK_TCK=$(getconf CLK_TCK)
 
-declare -A USED_PORTS=()
-pick_port() {
-	local p i
-	for i in $(seq 1 200); do
-		p=$((20000 + RANDOM % 12000))
-		[[ -z ${USED_PORTS[$p]:-} ]] || continue
-		if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
-			USED_PORTS[$p]=1
-			PORT=$p
-			return 0
-		fi
-	done
-	die "no free port found"
-}
-wait_port() { # PORT PID: up to 10 s
-	local i
-	for i in $(seq 1 100); do
-		alive "$2" || return 1
-		(exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-		sleep 0.1
-	done
-	return 1
-}
-cpu_ticks() {
-	local p sum=0 f
-	for p in "$@"; do
-		[[ -r /proc/$p/stat ]] || continue
-		f=$(sed 's/^.*) //' "/proc/$p/stat" | awk '{print $12 + $13}')
-		sum=$((sum + f))
-	done
-	echo "$sum"
-}
-
 log "building tlsserver and tlshandshake into $TMP"
 (cd "$REPO" && go build -o "$TMP/tlsserver" ./bench/tlsserver && go build -o "$TMP/tlshandshake" ./bench/tlshandshake) >"$TMP/build.log" 2>&1 ||
 	{ cat "$TMP/build.log" >&2; die "build failed"; }
@@ -104,7 +42,6 @@ openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 
 	-subj /CN=bench.test -addext subjectAltName=DNS:bench.test \
 	-keyout "$TMP/key.pem" -out "$TMP/cert.pem" 2>"$TMP/openssl.log" || { cat "$TMP/openssl.log" >&2; die "openssl req failed"; }
 
-cpu_mask() { local m=1 i; for ((i = 0; i < $1; i++)); do m="${m}0"; done; echo "$m"; }
 start_server() { # NAME; sets SRV_PID SRV_PORT
 	pick_port
 	SRV_PORT=$PORT
@@ -148,15 +85,9 @@ NGINX
 	SRV_PID=$!
 	LIVE[$SRV_PID]=1
 	wait_port "$SRV_PORT" "$SRV_PID" || { tail -5 "$TMP/$1.log" "$TMP/nginx.stderr" >&2 2>/dev/null || true; die "$1 did not start"; }
-	local c
-	for c in $(pgrep -P "$SRV_PID" 2>/dev/null || true); do LIVE[$c]=1; done
+	live_children "$SRV_PID"
 }
-stop_server() {
-	local kids c
-	kids=$(pgrep -P "$SRV_PID" 2>/dev/null || true)
-	stop_pid "$SRV_PID"
-	for c in $kids; do stop_pid "$c"; done
-}
+stop_server() { stop_tree "$SRV_PID"; }
 load() { # SECONDS MODE GROUP OUT
 	local resume=false
 	[[ $2 == resumed ]] && resume=true

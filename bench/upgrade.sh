@@ -41,11 +41,9 @@ quit | usr2 | term) ;;
 	;;
 esac
 
-log() { printf 'upgrade: %s\n' "$*" >&2; }
-die() {
-	log "error: $*"
-	exit 1
-}
+LOG_PREFIX=upgrade
+# shellcheck source=bench/proc.sh
+source "$BENCH_DIR/proc.sh"
 
 for v in DURATION UPGRADES CONNS H2_CONNS H2_STREAMS WS_CLIENTS GRACE SHUTDOWN_TIMEOUT MAX_TOOK_MS DRAIN_SLACK WRK H2LOAD; do
 	[[ ${!v} =~ ^[0-9]+$ ]] || die "$v must be a whole number, got '${!v}'"
@@ -60,65 +58,10 @@ fi
 
 # ---------------------------------------------------------------- cleanup
 
-TMP=$(mktemp -d "${TMPDIR:-/tmp}/gotthard-upgrade.XXXXXX")
-declare -A LIVE=() # processes this script started (or its gateways started) and has not stopped yet
-
-# alive PID: the process exists and is not a zombie.
-alive() {
-	local s
-	s=$(sed 's/^.*) //' "/proc/$1/stat" 2>/dev/null) || return 1
-	[[ -n $s && ${s:0:1} != Z ]]
-}
-
-# stop_pid PID: SIGTERM, then SIGKILL after 5 s; reaps it if it is a child.
-stop_pid() {
-	local pid=$1 i
-	unset "LIVE[$pid]"
-	if alive "$pid"; then
-		kill -TERM "$pid" 2>/dev/null || true
-		for i in $(seq 1 50); do
-			alive "$pid" || break
-			sleep 0.1
-		done
-		! alive "$pid" || kill -KILL "$pid" 2>/dev/null || true
-	fi
-	wait "$pid" 2>/dev/null || true
-}
-
-cleanup() {
-	local rc=$? pid
-	trap - EXIT INT TERM
-	for pid in "${!LIVE[@]}"; do
-		stop_pid "$pid"
-	done
-	if [[ $rc -ne 0 || ${KEEP_TMP:-0} == 1 ]]; then
-		log "logs kept in $TMP"
-	else
-		rm -rf "$TMP"
-	fi
-	exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+# Processes this script started (or its gateways started) go in LIVE.
+setup_tmp upgrade
 
 # ---------------------------------------------------------------- tools
-
-APT_UPDATED=0
-# ensure CMD PKG: CMD is on PATH, installing Debian package PKG if needed and possible.
-ensure() {
-	local cmd=$1 pkg=$2
-	command -v "$cmd" >/dev/null 2>&1 && return 0
-	if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null 2>&1; then
-		log "installing $pkg"
-		if [[ $APT_UPDATED == 0 ]]; then
-			apt-get update -qq >&2 || true
-			APT_UPDATED=1
-		fi
-		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$pkg" >&2 || true
-	fi
-	command -v "$cmd" >/dev/null 2>&1
-}
 
 export PATH="$PATH:/usr/sbin:/sbin"
 command -v go >/dev/null || die "go is not on PATH"
@@ -140,33 +83,6 @@ hard=$(ulimit -Hn)
 ulimit -n "$hard" 2>/dev/null || true
 
 # ---------------------------------------------------------------- helpers
-
-declare -A USED_PORTS=()
-# pick_port sets PORT to a free TCP port on 127.0.0.1 outside the ephemeral range.
-pick_port() {
-	local p i
-	for i in $(seq 1 200); do
-		p=$((20000 + RANDOM % 12000))
-		[[ -z ${USED_PORTS[$p]:-} ]] || continue
-		if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
-			USED_PORTS[$p]=1
-			PORT=$p
-			return 0
-		fi
-	done
-	die "no free port found"
-}
-
-# wait_port PORT PID: wait up to 10 s for 127.0.0.1:PORT to accept while PID lives.
-wait_port() {
-	local i
-	for i in $(seq 1 100); do
-		alive "$2" || return 1
-		(exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-		sleep 0.1
-	done
-	return 1
-}
 
 # now_ms: milliseconds since the epoch.
 now_ms() {
