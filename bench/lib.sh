@@ -1,7 +1,8 @@
-# Helpers shared by bench/ab.sh and bench/pgo.sh; source it after setting NAME (the
-# prefix of log lines). It defines log, die, free_port and wait_http, and a temporary
-# directory TMP whose background processes (PIDS) are stopped and which is removed on
-# exit; a script with more to clean up sets EXTRA_CLEANUP to a command.
+# Helpers shared by bench/ab.sh, bench/pgo.sh and bench/instr.sh (bench/run.sh, tls.sh
+# and upgrade.sh use bench/proc.sh); source it after setting NAME (the prefix of log
+# lines). It defines log, die, free_port and wait_http, and a temporary directory TMP
+# whose background processes (PIDS) are stopped and which is removed on exit; a script
+# with more to clean up sets EXTRA_CLEANUP to a command.
 
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/gotthard-$NAME.XXXXXX")
 PIDS=()
