@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Helpers shared by bench/ab.sh, bench/pgo.sh and bench/instr.sh (bench/run.sh, tls.sh
 # and upgrade.sh use bench/proc.sh); source it after setting NAME (the prefix of log
 # lines). It defines log, die, free_port and wait_http, and a temporary directory TMP

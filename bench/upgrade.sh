@@ -324,13 +324,13 @@ watch_exit() {
 
 # upgrade I: the I-th upgrade of GW_PID, by MODE; on success GW_PID is the new process.
 upgrade() {
-	local i=$1 old=$GW_PID new="" n0 line i2 t0 took
+	local i=$1 old=$GW_PID new="" n0 line t0 took
 	n0=$(log_lines "$HANDED" "$FAILED" | wc -l)
 	if [[ $MODE == quit ]]; then
 		"${GW[@]}" -u 2>>"$GWLOG" &
 		new=$!
 		LIVE[$new]=1
-		for i2 in $(seq 1 100); do
+		for _ in $(seq 1 100); do
 			unix_listening_by "$new" "$SOCK" && break
 			alive "$new" || break
 			sleep 0.05
@@ -350,7 +350,7 @@ upgrade() {
 	U_SIG[i]=$(((t0 - T0) / 100))
 	U_SIG[i]="$((U_SIG[i] / 10)).$((U_SIG[i] % 10))"
 	line=""
-	for i2 in $(seq 1 200); do # 10 s
+	for _ in $(seq 1 200); do # 10 s
 		line=$(log_lines "$HANDED" "$FAILED" | sed -n "$((n0 + 1))p")
 		[[ -z $line ]] || break
 		sleep 0.05
@@ -378,7 +378,7 @@ upgrade() {
 	line=$(log_lines "$SERVING" | grep -F "from=$old " | tail -1) || true
 	U_LISTENERS[i]=$(field "$line" listeners)
 	[[ ${U_LISTENERS[i]} == 2 ]] || FAILS+=("upgrade $i: the new process took '${U_LISTENERS[i]}' listeners, not 2")
-	for i2 in $(seq 1 50); do
+	for _ in $(seq 1 50); do
 		[[ $(cat "$PIDFILE" 2>/dev/null) == "$new" ]] && break
 		sleep 0.1
 	done
@@ -428,7 +428,7 @@ done
 for i in $(seq 1 "$UPGRADES"); do
 	[[ -n ${U_OLD[i]:-} ]] || continue
 	old=${U_OLD[i]}
-	for i2 in $(seq 1 $(((SHUTDOWN_TIMEOUT + 5) * 10))); do
+	for _ in $(seq 1 $(((SHUTDOWN_TIMEOUT + 5) * 10))); do
 		[[ -s $TMP/exit.$i ]] && break
 		alive "$old" || break
 		sleep 0.1
@@ -450,7 +450,7 @@ for i in $(seq 1 "$UPGRADES"); do
 	alive "$old" || unset "LIVE[$old]"
 done
 if [[ $MODE == term ]]; then
-	for i2 in $(seq 1 $(((SHUTDOWN_TIMEOUT + 5) * 10))); do
+	for _ in $(seq 1 $(((SHUTDOWN_TIMEOUT + 5) * 10))); do
 		alive "$GW_PID" || break
 		sleep 0.1
 	done
@@ -508,7 +508,7 @@ if [[ $HAVE_H2LOAD == 1 ]]; then
 	for r in $(seq 1 "$H2_RUNS"); do
 		out=$TMP/h2load.$r.out
 		read -r d f e t < <(awk '/^requests:/ { print $6, $10, $12, $14; exit }' "$out") || true
-		read -r c2 c3 c4 c5 < <(awk '/^status codes:/ { print $3, $5, $7, $9; exit }' "$out") || true
+		read -r c2 _ c4 c5 < <(awk '/^status codes:/ { print $3, $5, $7, $9; exit }' "$out") || true
 		d=$(num "${d:-}")
 		((d > 0)) || FAILS+=("h2load run $r of $H2_RUNS completed no request: $(tail -3 "$out" | tr '\n' ' ')")
 		H2_DONE=$((H2_DONE + d)) H2_FAILED=$((H2_FAILED + $(num "${f:-}")))
