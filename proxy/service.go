@@ -192,10 +192,13 @@ type Service[C any] struct {
 	listeners []net.Listener
 	conns     map[*conn[C]]struct{}
 	closing   atomic.Bool // no new requests: shutting down or closed
-	done      chan struct{}
-	doneOnce  sync.Once
-	wg        sync.WaitGroup // accept loops, workers, the pool sweeper
-	connWG    sync.WaitGroup // connections
+	// streamsClosing is set by CloseStreams during a shutdown: long-lived streams are
+	// ended as they open.
+	streamsClosing atomic.Bool
+	done           chan struct{}
+	doneOnce       sync.Once
+	wg             sync.WaitGroup // accept loops, workers, the pool sweeper
+	connWG         sync.WaitGroup // connections
 }
 
 // NewService returns a proxy service named name that proxies with app. It returns an
@@ -595,8 +598,16 @@ type endpoint struct {
 	tls              *gtls.Config // nil for plain connections
 }
 
+// Network returns "tcp" or "unix".
 func (e endpoint) Network() string { return e.network }
-func (e endpoint) String() string  { return e.address }
+
+// String returns the address, "host:port" or a socket's path.
+func (e endpoint) String() string { return e.address }
+
+// TLS reports whether the service does TLS on the connections the endpoint accepts (an
+// endpoint added with AddTLS). Its listener is a plain one either way: a server that
+// hands listening sockets to another process reads it to tell them apart.
+func (e endpoint) TLS() bool { return e.tls != nil }
 
 func (s *Service[C]) maxRetries() int {
 	switch {

@@ -1,0 +1,162 @@
+package proxy
+
+import (
+	"io"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// The drain of long-lived streams: WebSockets, CONNECT tunnels and gRPC calls can last
+// for hours, and would hold a graceful shutdown or upgrade until its timeout cut them.
+// Service.CloseStreams ends them early, each the way its protocol allows.
+
+// wsCloseWait bounds the WebSocket closing handshake that CloseStreams starts: once it
+// has passed, the tunnel is closed whether or not both sides answered.
+const wsCloseWait = time.Second
+
+// drainPoll is how often a draining WebSocket tunnel tries to put its close frames in,
+// when its streams are quiet (a busy stream puts them in itself at its next frame
+// boundary).
+const drainPoll = 10 * time.Millisecond
+
+// drainer is a long-lived stream that CloseStreams ends. drainStream must not block,
+// may be called more than once, and from any goroutine.
+type drainer interface{ drainStream() }
+
+// drainSet holds the long-lived streams of one client connection's requests (one at a
+// time over HTTP/1.x, any number over HTTP/2). Its methods are safe for concurrent use.
+type drainSet struct {
+	mu sync.Mutex
+	m  map[drainer]struct{}
+}
+
+// add records d; if the service's streams are being closed already, it drains d at
+// once.
+func (ds *drainSet) add(d drainer, closing *atomic.Bool) {
+	ds.mu.Lock()
+	if ds.m == nil {
+		ds.m = make(map[drainer]struct{})
+	}
+	ds.m[d] = struct{}{}
+	ds.mu.Unlock()
+	if closing.Load() {
+		d.drainStream()
+	}
+}
+
+// remove forgets d.
+func (ds *drainSet) remove(d drainer) {
+	ds.mu.Lock()
+	delete(ds.m, d)
+	ds.mu.Unlock()
+}
+
+// drainAll drains every stream in the set.
+func (ds *drainSet) drainAll() {
+	ds.mu.Lock()
+	defer ds.mu.Unlock()
+	for d := range ds.m {
+		d.drainStream()
+	}
+}
+
+// CloseStreams ends the long-lived streams still open on the service, so that a drain
+// ([Service.Shutdown]) can end before its deadline; a server calls it a grace period
+// after the signal to stop, while Shutdown runs. It does not wait for them to end:
+// Shutdown does. Plain HTTP requests are left alone, to finish within Shutdown's
+// context. Each kind of stream ends as its protocol allows:
+//
+//   - A WebSocket (an HTTP/1.1 Upgrade, or RFC 8441 over HTTP/2 on either side): the
+//     client gets a close frame with status 1001 (Going Away) and the peer a masked one,
+//     each put between two frames of the bytes relayed its way, never inside one; the
+//     frames either side sends after that are not relayed. Once both sides have answered
+//     with their close frame, or after a second, the tunnel is closed.
+//   - A CONNECT tunnel (see [ServiceOptions.AllowConnect]) is closed both ways, with a
+//     log line at Debug level.
+//   - A gRPC call (a request whose Content-Type is application/grpc, not gRPC-web)
+//     whose response has started ends with trailers "grpc-status: 14" (UNAVAILABLE)
+//     and "grpc-message: server shutting down" where the client's protocol carries
+//     trailers (HTTP/2, or a chunked HTTP/1.1 response), otherwise by closing; one
+//     whose response has not started is answered 200 with those fields in the head
+//     (trailers-only). Its upstream side is cut either way.
+//
+// The requests it ends run Logging with an error that wraps [ErrShutdown]. Once
+// Shutdown or Close has begun, streams that open after CloseStreams are ended as they
+// open. It is safe to call at any time, more than once, and after Close; called before
+// Shutdown, it ends the streams open then and no others.
+func (s *Service[C]) CloseStreams() {
+	s.mu.Lock()
+	if s.closing.Load() {
+		s.streamsClosing.Store(true)
+	}
+	conns := make([]*conn[C], 0, len(s.conns))
+	for c := range s.conns {
+		conns = append(conns, c)
+	}
+	s.mu.Unlock()
+	for _, c := range conns {
+		c.drains.drainAll()
+	}
+}
+
+// wsDir is one direction of a WebSocket tunnel: the frames from one side, relayed to
+// the other. Its relaying goroutine (pipe) and the tunnel's watchdog share it: mu
+// orders their writes to the destination and guards the fields.
+type wsDir struct {
+	mu       sync.Mutex
+	fr       wsFrames
+	masked   bool // the destination is the peer: the proxy's frames are masked
+	injected bool // the proxy's close frame went out
+	// done is set (under mu) once the source sent its close frame: the closing
+	// handshake of this direction is over.
+	done atomic.Bool
+}
+
+// closed reports whether the destination got a close frame: the proxy's, or the
+// source's own.
+func (d *wsDir) closed() bool { return d.injected || d.fr.sawClose }
+
+// relay writes p, read from the source, to dst. While the tunnel drains (draining), it
+// stops at the next frame boundary to put the proxy's close frame in, and drops what the
+// source sends after it (that side's answer to the proxy's close, at most), following
+// the frames still to see the source's close. Called with d.mu held.
+func (d *wsDir) relay(dst io.Writer, p []byte, draining bool) error {
+	var err error
+	switch {
+	case !draining:
+		d.fr.feed(p, false)
+		_, err = dst.Write(p)
+	case d.closed():
+		d.fr.feed(p, false)
+	default:
+		k := d.fr.feed(p, true)
+		if k > 0 {
+			_, err = dst.Write(p[:k])
+		}
+		if err == nil && d.fr.boundary() && !d.closed() {
+			d.injected = true
+			err = writeWSClose(dst, d.masked)
+		}
+		d.fr.feed(p[k:], false)
+	}
+	if d.fr.sawClose {
+		d.done.Store(true)
+	}
+	return err
+}
+
+// tryClose puts the proxy's close frame in from the watchdog, if no relay is under way
+// and the stream is at a frame boundary; wait bounds the write.
+func (d *wsDir) tryClose(dst tunnelEnd, wait time.Duration) {
+	if d.done.Load() || !d.mu.TryLock() {
+		return
+	}
+	defer d.mu.Unlock()
+	if d.closed() || !d.fr.boundary() {
+		return
+	}
+	d.injected = true
+	dst.SetWriteDeadline(time.Now().Add(wait))
+	writeWSClose(dst, d.masked) // a failure shows in the relaying, or the tunnel is cut at the end
+}
