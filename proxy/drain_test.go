@@ -5,11 +5,15 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/coder/websocket"
+	"github.com/gotthard-proxy/gotthard/internal/h2"
 )
 
 // wsFloodOrigin is a WebSocket origin that sends binary messages without pause (see
@@ -140,4 +144,159 @@ func TestCloseStreamsWebSocket(t *testing.T) {
 			}
 		})
 	}
+}
+
+// errProxy is connectProxy that reports each request's error.
+type errProxy struct {
+	connectProxy
+	errs chan error
+}
+
+func (p errProxy) Logging(_ context.Context, _ *Session, _ *testCtx, err error) { p.errs <- err }
+
+// TestCloseStreamsConnect checks that CloseStreams closes a CONNECT tunnel both ways,
+// from a client over HTTP/1.1 and over HTTP/2, while Shutdown runs: the client's and
+// the target's connections end, the request ends with ErrShutdown, and Shutdown returns
+// before its context ends.
+func TestCloseStreamsConnect(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	ended := make(chan struct{}, 4)
+	go func() { // echoes until its client ends
+		for {
+			nc, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer nc.Close()
+				io.Copy(nc, nc)
+				ended <- struct{}{}
+			}()
+		}
+	}()
+	target := ln.Addr().String()
+	for _, proto := range []string{"h1", "h2"} {
+		t.Run(proto, func(t *testing.T) {
+			app := errProxy{connectProxy{allowed: target}, make(chan error, 4)}
+			svc, logs := newTestService[*testCtx](t, app, ServiceOptions{AllowConnect: true})
+			addr := startProxy(t, svc)
+			var rw io.ReadWriter
+			if proto == "h1" {
+				c, br := dialRaw(t, addr)
+				defer c.Close()
+				c.SetDeadline(time.Now().Add(20 * time.Second))
+				fmt.Fprintf(c, "CONNECT %s HTTP/1.1\r\nHost: %s\r\n\r\n", target, target)
+				if resp, err := http.ReadResponse(br, &http.Request{Method: "CONNECT"}); err != nil || resp.StatusCode != 200 {
+					t.Fatalf("CONNECT: %v %v", resp, err)
+				}
+				rw = struct {
+					io.Reader
+					io.Writer
+				}{br, c}
+			} else {
+				rw = openTunnel(t, addr, h2.TunnelRequest{Authority: target})
+			}
+			io.WriteString(rw, "ping")
+			var b [4]byte
+			if _, err := io.ReadFull(rw, b[:]); err != nil || string(b[:]) != "ping" {
+				t.Fatalf("echo %q %v", b, err)
+			}
+
+			shut := shutdownWith(svc, 20*time.Second)
+			svc.CloseStreams()
+			if n, err := io.Copy(io.Discard, rw); n != 0 {
+				t.Fatalf("read %d bytes after the drain (%v)", n, err)
+			}
+			select {
+			case <-ended:
+			case <-time.After(10 * time.Second):
+				t.Fatal("the target's connection is still open")
+			}
+			if err := <-shut; err != nil {
+				t.Fatalf("Shutdown: %v\n%s", err, logs.String())
+			}
+			if err := <-app.errs; !errors.Is(err, ErrShutdown) {
+				t.Fatalf("Logging got %v, want ErrShutdown", err)
+			}
+			if !strings.Contains(logs.String(), `level=DEBUG msg="CONNECT tunnel closed`) {
+				t.Fatalf("no debug line for the closed tunnel:\n%s", logs.String())
+			}
+		})
+	}
+}
+
+// TestCloseStreamsLeavesPlainRequests checks that a plain HTTP request in flight
+// during CloseStreams, over HTTP/1.1 and HTTP/2, still gets its whole response.
+func TestCloseStreamsLeavesPlainRequests(t *testing.T) {
+	for _, proto := range []string{"h1", "h2"} {
+		t.Run(proto, func(t *testing.T) {
+			asked, release := make(chan struct{}), make(chan struct{})
+			_, origin := startOrigin(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				close(asked)
+				<-release
+				io.WriteString(w, "done")
+			}))
+			app := drainProxy(testPeer(origin))
+			svc, logs := newTestService[*testCtx](t, app, ServiceOptions{})
+			addr := startProxy(t, svc)
+			client := testClient(t)
+			if proto == "h2" {
+				client = h2cClient(t)
+			}
+			type result struct {
+				status int
+				body   string
+				err    error
+			}
+			got := make(chan result, 1)
+			go func() {
+				resp, err := client.Get("http://" + addr + "/slow")
+				if err != nil {
+					got <- result{err: err}
+					return
+				}
+				b, err := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				got <- result{resp.StatusCode, string(b), err}
+			}()
+			<-asked
+			shut := shutdownWith(svc, 20*time.Second)
+			svc.CloseStreams()
+			svc.CloseStreams() // twice: no harm
+			close(release)
+			if r := <-got; r.err != nil || r.status != 200 || r.body != "done" {
+				t.Fatalf("got %d %q %v\n%s", r.status, r.body, r.err, logs.String())
+			}
+			if err := <-shut; err != nil {
+				t.Fatalf("Shutdown: %v", err)
+			}
+			if l := <-app.logged; l.err != nil {
+				t.Fatalf("Logging got %v", l.err)
+			}
+		})
+	}
+}
+
+// CloseStreams is safe before Shutdown, twice, and after Close.
+func TestCloseStreamsAnyTime(t *testing.T) {
+	origin := wsEchoOrigin(t)
+	svc, _ := newTestService[*testCtx](t, fixedProxy{peer: testPeer(origin)}, ServiceOptions{})
+	addr := startProxy(t, svc)
+	svc.CloseStreams()
+	svc.CloseStreams()
+	// Before a shutdown, it ends the streams open then, not those that open later.
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	c, _, err := websocket.Dial(ctx, "ws://"+addr+"/ws", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.CloseNow()
+	exchangeWSMessages(t, ctx, c, 10)
+	svc.Close()
+	svc.CloseStreams()
 }
