@@ -1,10 +1,13 @@
 package proxy
 
 import (
+	"encoding/binary"
 	"io"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/gotthard-proxy/gotthard/internal/h1"
 )
 
 // The drain of long-lived streams: WebSockets, CONNECT tunnels and gRPC calls can last
@@ -159,4 +162,140 @@ func (d *wsDir) tryClose(dst tunnelEnd, wait time.Duration) {
 	d.injected = true
 	dst.SetWriteDeadline(time.Now().Add(wait))
 	writeWSClose(dst, d.masked) // a failure shows in the relaying, or the tunnel is cut at the end
+}
+
+// grpcDrainWait is how long a gRPC call that CloseStreams ends may go on to reach the
+// end of the message it is relaying before its upstream side is cut: a stream that is
+// sending ends between two messages, one that is waiting is cut at once after it.
+const grpcDrainWait = 200 * time.Millisecond
+
+// grpcDrainMessage is the grpc-message of the calls CloseStreams ends.
+const grpcDrainMessage = "server shutting down"
+
+// grpcMsgs follows the length-prefixed messages of a gRPC body (a flag byte and a
+// 4-byte big-endian length, then the message) as it is written to the client, so that
+// a call ended by CloseStreams ends between two messages. It is not safe for concurrent
+// use.
+type grpcMsgs struct {
+	left uint32  // bytes of the current message still to come
+	hn   int     // prefix bytes of the next message seen so far
+	hdr  [5]byte // those prefix bytes
+}
+
+// boundary reports whether the bytes seen so far end between two messages.
+func (g *grpcMsgs) boundary() bool { return g.left == 0 && g.hn == 0 }
+
+// feed follows the messages through p and returns how many of its bytes it took: all
+// of them, or, if stop is set, those up to the first message boundary (0 if the body
+// is at one already).
+func (g *grpcMsgs) feed(p []byte, stop bool) int {
+	i := 0
+	for i < len(p) {
+		if g.left > 0 {
+			k := uint32(min(uint64(len(p)-i), uint64(g.left)))
+			g.left -= k
+			i += int(k)
+			continue
+		}
+		if stop && g.hn == 0 {
+			return i
+		}
+		g.hdr[g.hn] = p[i]
+		g.hn++
+		i++
+		if g.hn == len(g.hdr) {
+			g.left = binary.BigEndian.Uint32(g.hdr[1:])
+			g.hn = 0
+		}
+	}
+	return i
+}
+
+// grpcCall reports whether the session's request is a gRPC call, which CloseStreams
+// ends (a POST first: the common requests pay no field lookup).
+func grpcCall(sess *Session) bool { return sess.req.Method == "POST" && isGRPC(&sess.req) }
+
+// proxyGRPC is proxy for a gRPC call: the call is one of the connection's long-lived
+// streams while it runs (see CloseStreams).
+func (c *conn[C]) proxyGRPC(ctx contextT, ex *exchange[C], cc C) error {
+	ex.grpcDrains = &c.drains
+	if _, h1 := ex.sess.transport().(*h1down); h1 {
+		ex.grpcUp = &c.up // an HTTP/1.x connection's one upstream connection in use
+	}
+	c.drains.add(ex, &c.svc.streamsClosing)
+	defer c.drains.remove(ex)
+	return c.proxy(ctx, ex, cc)
+}
+
+// drainStream marks the call as ended by CloseStreams: its response stops at the next
+// message boundary (see sendResponse), and its upstream side is cut after
+// grpcDrainWait. It runs on CloseStreams' goroutine, under the connection's drainSet
+// lock; the cut runs on a timer's, under the same lock, and only if the call is still
+// the exchange's and still in the set (it leaves the set as its proxying ends).
+func (ex *exchange[C]) drainStream() {
+	if ex.drained.Swap(true) {
+		return
+	}
+	ds := ex.grpcDrains
+	time.AfterFunc(grpcDrainWait, func() {
+		ds.mu.Lock()
+		defer ds.mu.Unlock()
+		if _, ok := ds.m[ex]; ok && ex.drained.Load() {
+			ex.cutForDrain()
+		}
+	})
+}
+
+// cutForDrain cuts the upstream side of a drained call: the connection or HTTP/2
+// attempt in use, and any that setUpstream records later.
+func (ex *exchange[C]) cutForDrain() {
+	ex.abortMu.Lock()
+	defer ex.abortMu.Unlock()
+	ex.drainCut.Store(true)
+	if ex.upNC != nil {
+		ex.upNC.SetDeadline(aLongTimeAgo)
+	}
+	if ex.upCancel != nil {
+		ex.upCancel()
+	}
+	if ex.grpcUp != nil {
+		if uc := ex.grpcUp.Load(); uc != nil {
+			uc.nc.SetDeadline(aLongTimeAgo)
+		}
+	}
+}
+
+// endDrainedGRPC answers a gRPC call that CloseStreams ended: UNAVAILABLE, in a
+// trailers-only response if none started, or in the trailers of the one under way if it
+// stopped between two messages and the client's protocol carries trailers; otherwise
+// the stream or connection is closed (an HTTP/2 stream is reset), as for any response
+// cut short.
+func (c *conn[C]) endDrainedGRPC(ex *exchange[C]) {
+	sess := &ex.sess
+	h := &sess.scratchHeader
+	h.Reset()
+	h.Header.Set("Grpc-Status", "14") // UNAVAILABLE
+	h.Header.Set("Grpc-Message", grpcDrainMessage)
+	if !sess.respStarted {
+		h.Status = 200
+		h.Header.Set("Content-Type", "application/grpc")
+		sess.ds.writeTimeout(time.Now(), durOr(c.svc.opts.SendTimeout, 60*time.Second))
+		if err := sess.writeWhole(h, nil, ""); err != nil {
+			sess.closeAfter = true
+			return
+		}
+		sess.noteGRPCStatus(&h.Header)
+		return
+	}
+	sess.closeAfter = true
+	if !ex.grpcMsgs.boundary() {
+		return
+	}
+	if d, ok := sess.ds.(*h1down); ok && d.kind != h1.BodyChunked {
+		return // no trailers in this framing
+	}
+	sess.ds.writeTimeout(time.Now(), durOr(c.svc.opts.SendTimeout, 60*time.Second))
+	if sess.ds.finish(&h.Header) == nil && sess.ds.flush() == nil {
+		sess.noteGRPCStatus(&h.Header)
+	}
 }

@@ -8,12 +8,17 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/coder/websocket"
 	"github.com/gotthard-proxy/gotthard/internal/h2"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	testgrpc "google.golang.org/grpc/interop/grpc_testing"
+	"google.golang.org/grpc/status"
 )
 
 // wsFloodOrigin is a WebSocket origin that sends binary messages without pause (see
@@ -299,4 +304,118 @@ func TestCloseStreamsAnyTime(t *testing.T) {
 	exchangeWSMessages(t, ctx, c, 10)
 	svc.Close()
 	svc.CloseStreams()
+}
+
+// TestCloseStreamsGRPC checks that CloseStreams ends a gRPC server stream through the
+// proxy with UNAVAILABLE while Shutdown runs: one whose response has started and that
+// waits for its next message, one whose response has not started, and one that sends
+// large messages without pause (which must end between two of them). Shutdown returns
+// before its context ends, and the call ends with ErrShutdown.
+func TestCloseStreamsGRPC(t *testing.T) {
+	origin := streamingOrigin(t)
+	for _, tc := range []struct {
+		name   string
+		params []*testgrpc.ResponseParameters
+		before int // messages to receive before the drain
+	}{
+		{"waiting", []*testgrpc.ResponseParameters{{Size: 10}, {Size: 10, IntervalUs: 60e6}}, 1},
+		{"not started", []*testgrpc.ResponseParameters{{Size: 10, IntervalUs: 60e6}}, 0},
+		// (grpc-go's interop server sends without pause when no interval is set.)
+		{"busy", slices.Repeat([]*testgrpc.ResponseParameters{{Size: 100 << 10}}, 2000), 3},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			app := askedProxy{drainProxy(&Peer{Address: origin, Protocol: ProtoHTTP2}), make(chan struct{}, 1)}
+			svc, logs := newTestService[*testCtx](t, app, ServiceOptions{})
+			addr := startProxy(t, svc)
+			conn := grpcClient(t, addr)
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			stream, err := testgrpc.NewTestServiceClient(conn).StreamingOutputCall(ctx,
+				&testgrpc.StreamingOutputCallRequest{ResponseParameters: tc.params}, grpc.MaxCallRecvMsgSize(1<<20))
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := 0
+			for ; got < tc.before; got++ {
+				if _, err := stream.Recv(); err != nil {
+					t.Fatalf("message %d: %v", got, err)
+				}
+			}
+			if tc.before == 0 {
+				<-app.asked // the call is on its way to the origin
+			}
+			shut := shutdownWith(svc, 20*time.Second)
+			svc.CloseStreams()
+			for {
+				_, err = stream.Recv()
+				if err != nil {
+					break
+				}
+				got++
+			}
+			if st := status.Convert(err); st.Code() != codes.Unavailable || st.Message() != "server shutting down" {
+				t.Fatalf("after %d messages: %v, want UNAVAILABLE\n%s", got, err, logs.String())
+			}
+			if got >= len(tc.params) {
+				t.Fatalf("all %d messages came", got)
+			}
+			if err := <-shut; err != nil {
+				t.Fatalf("Shutdown: %v", err)
+			}
+			if l := <-app.logged; !errors.Is(l.err, ErrShutdown) {
+				t.Fatalf("Logging got %v, want ErrShutdown", l.err)
+			}
+		})
+	}
+}
+
+// streamingServer is the gRPC TestService's StreamingOutputCall, with waits that end
+// with the call (those of grpc-go's interop server do not).
+type streamingServer struct {
+	testgrpc.UnimplementedTestServiceServer
+}
+
+func (streamingServer) StreamingOutputCall(req *testgrpc.StreamingOutputCallRequest, stream testgrpc.TestService_StreamingOutputCallServer) error {
+	for _, p := range req.ResponseParameters {
+		if p.IntervalUs > 0 {
+			select {
+			case <-time.After(time.Duration(p.IntervalUs) * time.Microsecond):
+			case <-stream.Context().Done():
+				return stream.Context().Err()
+			}
+		}
+		resp := &testgrpc.StreamingOutputCallResponse{Payload: &testgrpc.Payload{Body: make([]byte, p.Size)}}
+		if err := stream.Send(resp); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// streamingOrigin runs streamingServer on a loopback port until the test ends, and
+// returns its address.
+func streamingOrigin(t *testing.T) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	gs := grpc.NewServer()
+	testgrpc.RegisterTestServiceServer(gs, streamingServer{})
+	go gs.Serve(ln)
+	t.Cleanup(gs.Stop)
+	return ln.Addr().String()
+}
+
+// askedProxy is loggingProxy that tells when UpstreamPeer runs.
+type askedProxy struct {
+	loggingProxy
+	asked chan struct{}
+}
+
+func (p askedProxy) UpstreamPeer(ctx context.Context, s *Session, c *testCtx) (*Peer, error) {
+	select {
+	case p.asked <- struct{}{}:
+	default:
+	}
+	return p.loggingProxy.UpstreamPeer(ctx, s, c)
 }
