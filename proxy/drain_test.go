@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/coder/websocket"
 	"github.com/gotthard-proxy/gotthard/internal/h2"
+	gtls "github.com/gotthard-proxy/gotthard/tls"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	testgrpc "google.golang.org/grpc/interop/grpc_testing"
@@ -418,4 +420,95 @@ func (p askedProxy) UpstreamPeer(ctx context.Context, s *Session, c *testCtx) (*
 	default:
 	}
 	return p.loggingProxy.UpstreamPeer(ctx, s, c)
+}
+
+// TestCloseStreamsGRPCOverHTTP1 checks CloseStreams on a gRPC call from an HTTP/1.1
+// client to an HTTP/1.1 origin: a response under way ends after its whole messages with
+// grpc-status 14 in the chunked body's trailers; one not started is answered
+// trailers-only.
+func TestCloseStreamsGRPCOverHTTP1(t *testing.T) {
+	msg := append([]byte{0, 0, 0, 0, 3}, "abc"...)
+	for _, started := range []bool{true, false} {
+		t.Run(fmt.Sprint("started=", started), func(t *testing.T) {
+			_, origin := startOrigin(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				io.ReadAll(r.Body) // (then net/http notices the proxy's close)
+				w.Header().Set("Content-Type", "application/grpc")
+				if started {
+					w.Write(msg)
+					w.(http.Flusher).Flush()
+				}
+				<-r.Context().Done() // more some day; until the proxy goes
+			}))
+			app := askedProxy{drainProxy(testPeer(origin)), make(chan struct{}, 1)}
+			svc, logs := newTestService[*testCtx](t, app, ServiceOptions{})
+			addr := startProxy(t, svc)
+			c, br := dialRaw(t, addr)
+			defer c.Close()
+			c.SetDeadline(time.Now().Add(20 * time.Second))
+			io.WriteString(c, "POST /grpc.testing.TestService/StreamingOutputCall HTTP/1.1\r\nHost: a\r\n"+
+				"Content-Type: application/grpc\r\nTE: trailers\r\nContent-Length: 5\r\n\r\n\x00\x00\x00\x00\x00")
+			var resp *http.Response
+			if started {
+				var err error
+				if resp, err = http.ReadResponse(br, &http.Request{Method: "POST"}); err != nil {
+					t.Fatal(err)
+				}
+				b := make([]byte, len(msg))
+				if _, err := io.ReadFull(resp.Body, b); err != nil || string(b) != string(msg) {
+					t.Fatalf("first message %q %v", b, err)
+				}
+			} else {
+				<-app.asked
+			}
+			shut := shutdownWith(svc, 20*time.Second)
+			svc.CloseStreams()
+			status := ""
+			if started {
+				rest, err := io.ReadAll(resp.Body)
+				if err != nil || len(rest) != 0 {
+					t.Fatalf("after the first message: %q %v\n%s", rest, err, logs.String())
+				}
+				status = resp.Trailer.Get("Grpc-Status")
+			} else {
+				resp, body := readResponse(t, br, "POST")
+				if resp.StatusCode != 200 || body != "" {
+					t.Fatalf("got %d %q", resp.StatusCode, body)
+				}
+				status = resp.Header.Get("Grpc-Status")
+			}
+			if status != "14" {
+				t.Fatalf("grpc-status %q, want 14\n%s", status, logs.String())
+			}
+			if err := <-shut; err != nil {
+				t.Fatalf("Shutdown: %v", err)
+			}
+			if l := <-app.logged; !errors.Is(l.err, ErrShutdown) {
+				t.Fatalf("Logging got %v, want ErrShutdown", l.err)
+			}
+		})
+	}
+}
+
+// Endpoints tells a TLS endpoint from a plain one.
+func TestEndpointTLS(t *testing.T) {
+	now := time.Now()
+	cfg, err := gtls.New(gtls.Options{Certificates: []gtls.CertFile{writeCert(t, t.TempDir(), now.Add(-time.Hour), now.Add(time.Hour))}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc, _ := newTestService[*testCtx](t, fixedProxy{}, ServiceOptions{})
+	svc.AddTCP("127.0.0.1:0")
+	svc.AddTLS("127.0.0.1:0", cfg)
+	svc.AddUnix(filepath.Join(t.TempDir(), "s.sock"))
+	var got []bool
+	for _, ep := range svc.Endpoints() {
+		tep, ok := ep.(interface{ TLS() bool })
+		if !ok {
+			t.Fatalf("endpoint %v has no TLS method", ep)
+		}
+		got = append(got, tep.TLS())
+	}
+	if want := []bool{false, true, false}; !slices.Equal(got, want) {
+		t.Fatalf("TLS() = %v, want %v", got, want)
+	}
 }

@@ -326,7 +326,8 @@ func (s *Service[C]) addEndpoint(e endpoint) {
 
 // Endpoints returns the endpoints added with AddTCP, AddTLS and AddUnix, as addresses
 // whose Network is "tcp" or "unix" (a TLS endpoint is a plain TCP listener: the service
-// does the TLS on each accepted connection).
+// does the TLS on each accepted connection). Each also has a method TLS() bool that
+// reports whether it is a TLS endpoint.
 func (s *Service[C]) Endpoints() []net.Addr {
 	s.mu.Lock()
 	defer s.mu.Unlock()

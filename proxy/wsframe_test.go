@@ -3,7 +3,6 @@ package proxy
 import (
 	"bytes"
 	"encoding/binary"
-	"io"
 	"math/rand/v2"
 	"testing"
 )
@@ -191,22 +190,4 @@ func FuzzWSFrames(f *testing.F) {
 			t.Fatalf("state %+v whole, %+v in reads of %d", whole, cut, st)
 		}
 	})
-}
-
-// BenchmarkWSFramesRelay measures following the frames of a WebSocket's bytes as they
-// are relayed: 4 KiB frames in reads of 16 KiB.
-func BenchmarkWSFramesRelay(b *testing.B) {
-	var stream []byte
-	for len(stream) < 1<<20 {
-		stream = append(stream, wsFrame(0x2, false, make([]byte, 4096))...)
-	}
-	pieces := chunks(rand.New(rand.NewPCG(5, 6)), stream, 16<<10)
-	d := &wsDir{}
-	b.SetBytes(int64(len(stream)))
-	b.ReportAllocs()
-	for b.Loop() {
-		for _, p := range pieces {
-			d.relay(io.Discard, p, false)
-		}
-	}
 }
