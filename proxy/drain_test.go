@@ -512,3 +512,47 @@ func TestEndpointTLS(t *testing.T) {
 		t.Fatalf("TLS() = %v, want %v", got, want)
 	}
 }
+
+// TestCloseStreamsWebSocketToHTTP2Peer checks CloseStreams on WebSockets that go to
+// their origin over HTTP/2 (RFC 8441), from an HTTP/1.1 and from an HTTP/2 client: the
+// client gets close status 1001, the origin answers the proxy's close (its framing
+// reads the proxy's frame as a client's, masked), and Shutdown returns before its
+// context ends.
+func TestCloseStreamsWebSocketToHTTP2Peer(t *testing.T) {
+	origin, _ := wsH2Origin(t)
+	for _, proto := range []string{"h1", "h2"} {
+		t.Run(proto, func(t *testing.T) {
+			app := drainProxy(&Peer{Address: origin, Protocol: ProtoHTTP2})
+			svc, logs := newTestService[*testCtx](t, app, ServiceOptions{})
+			addr := startProxy(t, svc)
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			var opts *websocket.DialOptions
+			if proto == "h2" {
+				opts = &websocket.DialOptions{HTTPClient: newRFC8441Client()}
+			}
+			c, _, err := websocket.Dial(ctx, "ws://"+addr+"/ws", opts)
+			if err != nil {
+				t.Fatalf("dial: %v\n%s", err, logs.String())
+			}
+			defer c.CloseNow()
+			if err := c.Write(ctx, websocket.MessageText, []byte("hi")); err != nil {
+				t.Fatal(err)
+			}
+			if _, m, err := c.Read(ctx); err != nil || string(m) != "hi" {
+				t.Fatalf("echo: %q %v", m, err)
+			}
+			shut := shutdownWith(svc, 20*time.Second)
+			svc.CloseStreams()
+			if _, _, err := c.Read(ctx); websocket.CloseStatus(err) != websocket.StatusGoingAway {
+				t.Fatalf("client: %v, want close status 1001\n%s", err, logs.String())
+			}
+			if err := <-shut; err != nil {
+				t.Fatalf("Shutdown: %v\n%s", err, logs.String())
+			}
+			if l := <-app.logged; !errors.Is(l.err, ErrShutdown) {
+				t.Fatalf("Logging got %v, want ErrShutdown", l.err)
+			}
+		})
+	}
+}
