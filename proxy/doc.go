@@ -91,8 +91,9 @@
 // two frames, and is closed once both sides have answered or after a second; a CONNECT
 // tunnel is closed; a gRPC call ends with grpc-status 14 (UNAVAILABLE), in trailers after
 // its last whole message or in a trailers-only response if none started (a response
-// whose framing carries no trailers, such as an HTTP/1.1 one with a Content-Length, is
-// closed instead). Plain HTTP requests are left to finish within Shutdown's context.
+// still inside a message 200ms later, or whose framing carries no trailers, such as an
+// HTTP/1.1 one with a Content-Length, is reset or closed instead). Plain HTTP requests
+// are left to finish within Shutdown's context.
 // Requests ended either way run Logging with an error that wraps [ErrShutdown].
 //
 // # Upstream connections

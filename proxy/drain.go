@@ -77,12 +77,16 @@ func (ds *drainSet) drainAll() {
 //     with their close frame, or after a second, the tunnel is closed.
 //   - A CONNECT tunnel (see [ServiceOptions.AllowConnect]) is closed both ways, with a
 //     log line at Debug level.
-//   - A gRPC call (a request whose Content-Type is application/grpc, not gRPC-web)
-//     whose response has started ends with trailers "grpc-status: 14" (UNAVAILABLE)
-//     and "grpc-message: server shutting down" where the client's protocol carries
-//     trailers (HTTP/2, or a chunked HTTP/1.1 response), otherwise by closing; one
-//     whose response has not started is answered 200 with those fields in the head
-//     (trailers-only). Its upstream side is cut either way.
+//   - A gRPC call (a POST whose Content-Type is application/grpc..., the calls of the
+//     gRPC-web bridge included) whose response has started ends after the message
+//     being relayed, with trailers "grpc-status: 14" (UNAVAILABLE) and
+//     "grpc-message: server shutting down" where the client's protocol carries
+//     trailers (HTTP/2, or a chunked HTTP/1.1 response); one whose response has not
+//     started is answered 200 with those fields in the head (trailers-only). A call
+//     not ended 200ms after CloseStreams has its upstream side cut then (a waiting
+//     call ends so); a response then inside a message, or one that cannot carry
+//     trailers, is cut short as any response whose peer failed: an HTTP/2 stream is
+//     reset, an HTTP/1.x connection closed.
 //
 // The requests it ends run Logging with an error that wraps [ErrShutdown]. Once
 // Shutdown or Close has begun, streams that open after CloseStreams are ended as they

@@ -91,7 +91,7 @@ func (c *conn[C]) sendResponse(ctx contextT, ex *exchange[C], cc C, src upstream
 			}
 			stop := false // a gRPC call that CloseStreams ends: at the next message boundary
 			if ex.grpcDrains != nil {
-				drained := ex.drained.Load()
+				drained := ex.drained.Load() && !end // (at its end, the peer's own status goes)
 				k := ex.grpcMsgs.feed(out, drained)
 				if stop = drained && ex.grpcMsgs.boundary(); stop {
 					out = out[:k] // (the rest is dropped: the call ends with a status)
