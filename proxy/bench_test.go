@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"math/rand/v2"
 	"net"
 	"runtime"
 	"strconv"
@@ -158,4 +159,22 @@ func BenchmarkProxyGetConcurrent(b *testing.B) {
 			}
 		}
 	})
+}
+
+// BenchmarkWSFramesRelay measures following the frames of a WebSocket's bytes as they
+// are relayed: 4 KiB frames in reads of 16 KiB.
+func BenchmarkWSFramesRelay(b *testing.B) {
+	var stream []byte
+	for len(stream) < 1<<20 {
+		stream = append(stream, wsFrame(0x2, false, make([]byte, 4096))...)
+	}
+	pieces := chunks(rand.New(rand.NewPCG(5, 6)), stream, 16<<10)
+	d := &wsDir{}
+	b.SetBytes(int64(len(stream)))
+	b.ReportAllocs()
+	for b.Loop() {
+		for _, p := range pieces {
+			d.relay(io.Discard, p, false)
+		}
+	}
 }

@@ -62,6 +62,10 @@ type conn[C any] struct {
 	waitEx atomic.Pointer[exchange[C]]
 	h2c    atomic.Pointer[h2.Conn] // set when the connection turned out to speak HTTP/2
 
+	// drains holds the long-lived streams of its requests, for Service.CloseStreams;
+	// safe for concurrent use.
+	drains drainSet
+
 	idleParking   // shared with the service's idle poller
 	hotServing[C] // owned by the serving goroutine
 }

@@ -36,6 +36,14 @@ func (ex *exchange[C]) setUpstream(nc net.Conn, cancel context.CancelFunc) bool 
 	ex.abortMu.Lock()
 	defer ex.abortMu.Unlock()
 	ex.upNC, ex.upCancel = nc, cancel
+	if ex.drainCut.Load() { // a gRPC call that CloseStreams ended (see cutForDrain)
+		if nc != nil {
+			nc.SetDeadline(aLongTimeAgo)
+		}
+		if cancel != nil {
+			cancel()
+		}
+	}
 	return !ex.aborted.Load() || nc == nil && cancel == nil
 }
 
@@ -100,6 +108,15 @@ type exchange[C any] struct {
 	requestSent     bool               // writing the request to the peer began in this attempt
 	peerOpts        *PeerOptions
 	total           time.Time // the attempt's TotalTimeout deadline, or zero
+
+	// A gRPC call, as one of its connection's long-lived streams (see proxyGRPC).
+	// grpcDrains, grpcUp and grpcMsgs are the request's goroutine's; drained is set by
+	// CloseStreams, drainCut (under abortMu) by the cut that follows.
+	grpcDrains *drainSet               // the connection's; nil if the request is no gRPC call
+	grpcUp     *atomic.Pointer[upConn] // an HTTP/1.x client connection's upstream in use
+	grpcMsgs   grpcMsgs                // the messages of the response body written so far
+	drained    atomic.Bool
+	drainCut   atomic.Bool
 }
 
 // getExchange returns a fresh exchange: the one kept by the worker w, if any (w may be
@@ -142,6 +159,11 @@ func (c *conn[C]) putExchange(ex *exchange[C], w *worker[C]) {
 	ex.reqKnown, ex.known = ex.reqKnown[:0], ex.known[:0]
 	ex.aborted.Store(false)
 	ex.upNC, ex.upCancel = nil, nil
+	if ex.grpcDrains != nil {
+		ex.grpcDrains, ex.grpcUp, ex.grpcMsgs = nil, nil, grpcMsgs{}
+		ex.drained.Store(false)
+		ex.drainCut.Store(false)
+	}
 	clear(ex.h2d.fields)
 	ex.h2d = h2down{fields: ex.h2d.fields[:0]}
 	ex.upReq.Reset()

@@ -23,6 +23,10 @@ func (c *conn[C]) fail(ctx contextT, ex *exchange[C], cc C, err error) {
 	if e.Source == Downstream && e.Type != HTTPStatus {
 		sess.closeAfter = true
 	}
+	if ex.drained.Load() && errors.Is(e, ErrShutdown) {
+		c.endDrainedGRPC(ex) // a gRPC call ended by CloseStreams
+		return
+	}
 	if sess.respStarted || errors.Is(e, ErrShutdown) {
 		// Part of the response is out: the only way to tell the client is to close.
 		// Or the service is closing the client's connection: nothing can be said.

@@ -207,6 +207,9 @@ func (c *conn[C]) run(ctx contextT, ex *exchange[C], cc C) error {
 			return err
 		}
 	}
+	if grpcCall(sess) {
+		return c.proxyGRPC(ctx, ex, cc)
+	}
 	return c.proxy(ctx, ex, cc)
 }
 

@@ -79,6 +79,23 @@
 // turns out closed is retried once the same way. Nothing is retried once the service is
 // closing: the requests it cuts end with [ErrShutdown].
 //
+// # Shutdown and long-lived streams
+//
+// [Service.Shutdown] stops accepting and lets requests finish: HTTP/1.x connections
+// close after their response (idle ones at once), HTTP/2 connections get GOAWAY and
+// finish their streams; when its context ends, [Service.Close] cuts what is left. A
+// WebSocket, a CONNECT tunnel or a gRPC stream may last for hours, so
+// [Service.CloseStreams], which a server calls a grace period after the signal to stop
+// (as server.StreamCloser), ends them while Shutdown runs, each as its protocol allows:
+// a WebSocket gets a close frame with status 1001 (Going Away) both ways, put between
+// two frames, and is closed once both sides have answered or after a second; a CONNECT
+// tunnel is closed; a gRPC call ends with grpc-status 14 (UNAVAILABLE), in trailers after
+// its last whole message or in a trailers-only response if none started (a response
+// still inside a message 200ms later, or whose framing carries no trailers, such as an
+// HTTP/1.1 one with a Content-Length, is reset or closed instead). Plain HTTP requests
+// are left to finish within Shutdown's context.
+// Requests ended either way run Logging with an error that wraps [ErrShutdown].
+//
 // # Upstream connections
 //
 // Connections to peers are pooled per service, keyed by the peer's identity (network,

@@ -192,10 +192,13 @@ type Service[C any] struct {
 	listeners []net.Listener
 	conns     map[*conn[C]]struct{}
 	closing   atomic.Bool // no new requests: shutting down or closed
-	done      chan struct{}
-	doneOnce  sync.Once
-	wg        sync.WaitGroup // accept loops, workers, the pool sweeper
-	connWG    sync.WaitGroup // connections
+	// streamsClosing is set by CloseStreams during a shutdown: long-lived streams are
+	// ended as they open.
+	streamsClosing atomic.Bool
+	done           chan struct{}
+	doneOnce       sync.Once
+	wg             sync.WaitGroup // accept loops, workers, the pool sweeper
+	connWG         sync.WaitGroup // connections
 }
 
 // NewService returns a proxy service named name that proxies with app. It returns an
@@ -323,7 +326,8 @@ func (s *Service[C]) addEndpoint(e endpoint) {
 
 // Endpoints returns the endpoints added with AddTCP, AddTLS and AddUnix, as addresses
 // whose Network is "tcp" or "unix" (a TLS endpoint is a plain TCP listener: the service
-// does the TLS on each accepted connection).
+// does the TLS on each accepted connection). Each also has a method TLS() bool that
+// reports whether it is a TLS endpoint.
 func (s *Service[C]) Endpoints() []net.Addr {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -614,8 +618,16 @@ type endpoint struct {
 	tls              *gtls.Config // nil for plain connections
 }
 
+// Network returns "tcp" or "unix".
 func (e endpoint) Network() string { return e.network }
-func (e endpoint) String() string  { return e.address }
+
+// String returns the address, "host:port" or a socket's path.
+func (e endpoint) String() string { return e.address }
+
+// TLS reports whether the service does TLS on the connections the endpoint accepts (an
+// endpoint added with AddTLS). Its listener is a plain one either way: a server that
+// hands listening sockets to another process reads it to tell them apart.
+func (e endpoint) TLS() bool { return e.tls != nil }
 
 func (s *Service[C]) maxRetries() int {
 	switch {

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bytes"
+	"cmp"
 	"errors"
 	"io"
 	"net"
@@ -138,9 +139,19 @@ type tunnelSide struct {
 // tunnelWatched copies bytes both ways between client and peer until both directions
 // end, an error (then abort cuts both sides), or the idle timeout. Not every side has
 // read deadlines (an HTTP/2 stream has none), so a watchdog enforces the idle timeout.
+// The watchdog also drains the tunnel when Service.CloseStreams asks (see drain.go).
+//
+// Goroutines: the caller's copies from the peer to the client and owns the result; a
+// second one copies from the client to the peer; the watchdog waits for the idle
+// timeout or the drain. The tunnel returns only after both others ended. abort may run
+// on any of them, more than once.
 func (c *conn[C]) tunnelWatched(sess *Session, client, peer tunnelSide, abort func()) *Error {
 	idle := durOr(c.svc.opts.TunnelIdleTimeout, 5*time.Minute)
-	t := &tunnelState{idle: idle}
+	t := &tunnelState{idle: idle, drainCh: make(chan struct{})}
+	if sess.upgrade != "" {
+		t.down = &wsDir{}
+		t.up = &wsDir{masked: true}
+	}
 	t.touch()
 	// The watchdog ends an idle tunnel. It is waited for before the tunnel returns, so
 	// that its abort never reaches a connection or stream already serving another
@@ -155,6 +166,9 @@ func (c *conn[C]) tunnelWatched(sess *Session, client, peer tunnelSide, abort fu
 			select {
 			case <-stop:
 				return
+			case <-t.drainCh:
+				c.drainTunnel(t, client.w, peer.w, stop, abort)
+				return
 			case <-tm.C:
 				left := time.Until(time.Unix(0, t.last.Load()).Add(idle))
 				if left > 0 {
@@ -167,7 +181,9 @@ func (c *conn[C]) tunnelWatched(sess *Session, client, peer tunnelSide, abort fu
 			}
 		}
 	}()
+	c.drains.add(t, &c.svc.streamsClosing)
 	defer func() {
+		c.drains.remove(t)
 		close(stop)
 		<-watchdogDone
 	}()
@@ -182,11 +198,11 @@ func (c *conn[C]) tunnelWatched(sess *Session, client, peer tunnelSide, abort fu
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		if upN, upErr = t.pipe(peer.w, client.r, client.rd, up); upErr != nil {
+		if upN, upErr = t.pipe(peer.w, client.r, client.rd, up, t.up); upErr != nil {
 			abort()
 		}
 	}()
-	n, downErr := t.pipe(client.w, peer.r, peer.rd, down)
+	n, downErr := t.pipe(client.w, peer.r, peer.rd, down, t.down)
 	if downErr != nil {
 		abort()
 	}
@@ -194,6 +210,9 @@ func (c *conn[C]) tunnelWatched(sess *Session, client, peer tunnelSide, abort fu
 	sess.bytesSent += n
 	sess.bytesReceived += upN
 	switch {
+	case t.drained.Load():
+		// Ended by CloseStreams, whichever way its sides then went.
+		return shutdownError(cmp.Or(downErr, upErr))
 	case idled.Load() || errors.Is(downErr, errTunnelIdle) || errors.Is(upErr, errTunnelIdle):
 		return nil // a quiet tunnel's normal end (see tunnel)
 	case downErr != nil:
@@ -208,6 +227,54 @@ func (c *conn[C]) tunnelWatched(sess *Session, client, peer tunnelSide, abort fu
 	return nil
 }
 
+// drainTunnel ends a tunnel for CloseStreams, on its watchdog's goroutine (see
+// tunnelWatched): a CONNECT tunnel at once; a WebSocket after the closing handshake
+// (see Service.CloseStreams), within wsCloseWait. toClient and toPeer are where each
+// side's bytes go.
+func (c *conn[C]) drainTunnel(t *tunnelState, toClient, toPeer tunnelEnd, stop <-chan struct{}, abort func()) {
+	t.drained.Store(true)
+	if t.down == nil {
+		c.svc.log.Debug("CONNECT tunnel closed: the service is shutting down", "client", c.clientS)
+		abort()
+		return
+	}
+	t.draining.Store(true)
+	// A write that blocks (a client that reads nothing, a stream out of flow-control
+	// credit) must not hold the tunnel past the wait: the backstop cuts it, but never
+	// once this function has returned, when the connection may serve on.
+	var bmu sync.Mutex
+	over := false
+	backstop := time.AfterFunc(wsCloseWait, func() {
+		bmu.Lock()
+		defer bmu.Unlock()
+		if !over {
+			abort()
+		}
+	})
+	defer func() {
+		backstop.Stop()
+		bmu.Lock()
+		over = true
+		bmu.Unlock()
+	}()
+	end := time.Now().Add(wsCloseWait)
+	tick := time.NewTicker(drainPoll)
+	defer tick.Stop()
+	for {
+		t.down.tryClose(toClient, wsCloseWait)
+		t.up.tryClose(toPeer, wsCloseWait)
+		if t.down.done.Load() && t.up.done.Load() || !time.Now().Before(end) {
+			abort()
+			return
+		}
+		select {
+		case <-stop:
+			return
+		case <-tick.C:
+		}
+	}
+}
+
 // tunnelEnd is what a tunnel needs of either end.
 type tunnelEnd interface {
 	io.Writer
@@ -219,7 +286,18 @@ type tunnelEnd interface {
 type tunnelState struct {
 	idle time.Duration
 	last atomic.Int64 // unix nanoseconds of the last byte either way
+
+	// The drain (see drainTunnel). down and up are the directions of a WebSocket
+	// (peer to client, client to peer); nil for a CONNECT tunnel.
+	down, up  *wsDir
+	drainCh   chan struct{} // closed by drainStream
+	drainOnce sync.Once
+	drained   atomic.Bool // the watchdog began the drain
+	draining  atomic.Bool // the directions put the proxy's close frame in
 }
+
+// drainStream asks the tunnel's watchdog to drain it.
+func (t *tunnelState) drainStream() { t.drainOnce.Do(func() { close(t.drainCh) }) }
 
 func (t *tunnelState) touch() { t.last.Store(time.Now().UnixNano()) }
 
@@ -228,7 +306,8 @@ var errTunnelIdle = errors.New("proxy: tunnel idle timeout")
 // pipe copies src to dst until src ends (then it half-closes dst) or fails. A read that
 // times out ends the tunnel only if neither direction moved a byte for the idle timeout.
 // dst and srcConn are connections, or the ends of an HTTP/2 stream (h2Stream).
-func (t *tunnelState) pipe(dst tunnelEnd, src io.Reader, srcConn tunnelEnd, buf []byte) (int64, error) {
+// Over a WebSocket, ws follows the frames and drains the direction (see wsDir.relay).
+func (t *tunnelState) pipe(dst tunnelEnd, src io.Reader, srcConn tunnelEnd, buf []byte, ws *wsDir) (int64, error) {
 	var total int64
 	for {
 		dl := time.Unix(0, t.last.Load()).Add(t.idle)
@@ -237,7 +316,15 @@ func (t *tunnelState) pipe(dst tunnelEnd, src io.Reader, srcConn tunnelEnd, buf 
 		if n > 0 {
 			t.touch()
 			dst.SetWriteDeadline(time.Now().Add(t.idle))
-			if _, werr := dst.Write(buf[:n]); werr != nil {
+			var werr error
+			if ws == nil {
+				_, werr = dst.Write(buf[:n])
+			} else {
+				ws.mu.Lock()
+				werr = ws.relay(dst, buf[:n], t.draining.Load())
+				ws.mu.Unlock()
+			}
+			if werr != nil {
 				return total, werr
 			}
 			total += int64(n)

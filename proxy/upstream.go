@@ -25,8 +25,10 @@ func (c *conn[C]) proxy(ctx contextT, ex *exchange[C], cc C) error {
 	var refused *Peer // the peer the last attempt failed to connect to, if it did
 	var backoff time.Duration
 	for attempt := 0; ; attempt++ {
-		if attempt > 0 && ctx.Err() != nil {
-			return shutdownError(nil) // (closed while the failure phases ran)
+		if attempt > 0 && ctx.Err() != nil || ex.drained.Load() {
+			// (Closed while the failure phases ran, or a gRPC call ended by
+			// CloseStreams.)
+			return shutdownError(nil)
 		}
 		sess.retries = attempt
 		peer, err := s.app.UpstreamPeer(ctx, sess, cc)
@@ -59,9 +61,13 @@ func (c *conn[C]) proxy(ctx contextT, ex *exchange[C], cc C) error {
 		if e == nil {
 			return nil
 		}
-		if ctx.Err() != nil {
-			// The service closed and cut the attempt (see Service.Close): neither the
-			// peer's failure nor one to retry.
+		if ctx.Err() != nil || ex.drained.Load() {
+			// The service closed and cut the attempt (see Service.Close), or ended the
+			// gRPC call (see Service.CloseStreams): neither the peer's failure nor one
+			// to retry.
+			if errors.Is(e, ErrShutdown) {
+				return e
+			}
 			return shutdownError(e)
 		}
 		ex.markTotalTimeout(e, peer)

@@ -64,6 +64,12 @@ func (c *conn[C]) sendResponse(ctx contextT, ex *exchange[C], cc C, src upstream
 			d.writeTimeout(t, sendTimeout)
 		}
 		chunk, rerr := src.readBody()
+		if rerr != nil && rerr != io.EOF && ex.drained.Load() {
+			// A gRPC call that CloseStreams cut: what arrived may end inside a
+			// message, and the call ends with a status instead (see endDrainedGRPC).
+			d.flush()
+			return shutdownError(upstreamReadError(rerr))
+		}
 		if rerr != nil && rerr != io.EOF {
 			// Pass on what arrived; the close tells the client the body is cut short.
 			sess.closeAfter = true
@@ -83,6 +89,14 @@ func (c *conn[C]) sendResponse(ctx contextT, ex *exchange[C], cc C, src upstream
 				sess.closeAfter = true
 				return asError(err, InternalError, Internal)
 			}
+			stop := false // a gRPC call that CloseStreams ends: at the next message boundary
+			if ex.grpcDrains != nil {
+				drained := ex.drained.Load() && !end // (at its end, the peer's own status goes)
+				k := ex.grpcMsgs.feed(out, drained)
+				if stop = drained && ex.grpcMsgs.boundary(); stop {
+					out = out[:k] // (the rest is dropped: the call ends with a status)
+				}
+			}
 			if len(out) > 0 {
 				var err error
 				if hd, ok := d.(*h1down); ok && end && len(out) >= twoPieceMin && hd.kind == h1.BodyLength {
@@ -100,6 +114,15 @@ func (c *conn[C]) sendResponse(ctx contextT, ex *exchange[C], cc C, src upstream
 					return asError(err, WriteError, Downstream)
 				}
 				sess.bytesSent += int64(len(out))
+			}
+			if stop {
+				// Between two messages: the call ends here, with a status (see
+				// endDrainedGRPC).
+				if err := d.flush(); err != nil {
+					sess.closeAfter = true
+					return asError(err, WriteError, Downstream)
+				}
+				return shutdownError(nil)
 			}
 		}
 		if end {
