@@ -5,6 +5,7 @@ import (
 	"io"
 	"net"
 	"runtime/debug"
+	"strconv"
 	"time"
 
 	"github.com/gotthard-proxy/gotthard/internal/h1"
@@ -81,6 +82,25 @@ func (c *conn[C]) logging(ctx contextT, sess *Session, cc C, err error) {
 	c.svc.app.Logging(ctx, sess, cc, err)
 }
 
+// headSampleMax bounds the copy of a bad request's head in its log line: enough to see
+// what was wrong, not enough for a client to fill the log (Pingora bounds its own).
+const headSampleMax = 256
+
+// headSample returns the start of a head that could not be parsed, at most headSampleMax
+// bytes, quoted as a Go string so that control bytes and line breaks cannot forge log
+// lines; "..." marks a cut.
+func headSample(b []byte) string {
+	cut := len(b) > headSampleMax
+	if cut {
+		b = b[:headSampleMax]
+	}
+	s := strconv.QuoteToASCII(string(b))
+	if cut {
+		s += "..."
+	}
+	return s
+}
+
 type panicError struct{ v any }
 
 func (p panicError) Error() string { return "panic: " + anyString(p.v) }
@@ -92,9 +112,9 @@ func (c *conn[C]) badHead(ex *exchange[C], err error) bool {
 	case errors.As(err, &he) && he.NotHTTP() && c.served == 0:
 		// The first bytes are not HTTP/1.x at all (an invalid HTTP/2 preface, say): an
 		// HTTP/1.1 error page would mean nothing to the client. Close (RFC 9113 §3.4).
-		c.svc.log.Warn("not HTTP: connection closed", "client", c.clientS, "reason", he.Reason)
+		c.svc.log.Warn("not HTTP: connection closed", "client", c.clientS, "reason", he.Reason, "head", headSample(c.r.Peek()))
 	case errors.As(err, &he):
-		c.svc.log.Warn("bad request", "client", c.clientS, "status", he.Status, "reason", he.Reason)
+		c.svc.log.Warn("bad request", "client", c.clientS, "status", he.Status, "reason", he.Reason, "head", headSample(c.r.Peek()))
 		ex.sess.closeAfter = true
 		c.writeErrorPage(&ex.sess, he.Status)
 	case errors.Is(err, io.EOF):

@@ -215,7 +215,7 @@ func TestRobustness(t *testing.T) {
 				healthy(t, addr)
 				return got
 			},
-			status: 400, logs: 1, log: "bad request",
+			status: 400, logs: 1, log: `msg="bad request" service=test client=127.0.0.1 status=400 reason="whitespace before colon" head="\"GET / HTTP/1.1\\r\\nHost: x\\r\\nBad Header\\r\\n\\r\\n\""`,
 		},
 		{
 			name: "oversized head",
@@ -225,7 +225,7 @@ func TestRobustness(t *testing.T) {
 				healthy(t, addr)
 				return got
 			},
-			status: 431, logs: 1, log: "bad request",
+			status: 431, logs: 1, log: `reason="head too large" head="\"GET / HTTP/1.1\\r\\nHost: x\\r\\nX-Big: ` + strings.Repeat("a", 256-len("GET / HTTP/1.1\r\nHost: x\r\nX-Big: ")) + `\"..."`,
 		},
 		{
 			name: "unknown transfer coding",
