@@ -21,7 +21,6 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
-	"golang.org/x/net/http2"
 
 	gtls "github.com/gotthard-proxy/gotthard/tls"
 )
@@ -305,10 +304,8 @@ func TestUpgrade(t *testing.T) {
 	// Its own session cache: each process's ticket resumes on the next one.
 	resumeConf := &tls.Config{RootCAs: roots, ServerName: "gw.test", ClientSessionCache: tls.NewLRUClientSessionCache(1)}
 	h1 := &http.Transport{MaxIdleConnsPerHost: 4}
-	h2c := &http2.Transport{AllowHTTP: true, DialTLSContext: func(ctx context.Context, network, addr string, _ *tls.Config) (net.Conn, error) {
-		var d net.Dialer
-		return d.DialContext(ctx, network, addr)
-	}}
+	h2c := &http.Transport{Protocols: new(http.Protocols)}
+	h2c.Protocols.SetUnencryptedHTTP2(true) // h2c by prior knowledge
 	h2tls := &http.Transport{TLSClientConfig: tlsConf.Clone(), ForceAttemptHTTP2: true}
 	h1unix := &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 		var d net.Dialer
