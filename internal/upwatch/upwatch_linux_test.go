@@ -114,3 +114,42 @@ func TestWatcher(t *testing.T) {
 	}
 	w.Remove(fd, c)
 }
+
+// TestReleaseTwice: a second Release (a service closed twice) must not close the
+// descriptor numbers the first one freed, which others may hold by then.
+func TestReleaseTwice(t *testing.T) {
+	w := New()
+	if w == nil {
+		t.Skip("no epoll")
+	}
+	w.Stop()
+	w.Release()
+	// Take the freed numbers (the lowest free ones) for descriptors of our own.
+	var mine []int
+	for range 3 {
+		var p [2]int
+		if err := syscall.Pipe(p[:]); err != nil {
+			t.Fatal(err)
+		}
+		mine = append(mine, p[0], p[1])
+	}
+	defer func() {
+		for _, fd := range mine {
+			syscall.Close(fd)
+		}
+	}()
+	w.Release()
+	for _, fd := range mine {
+		if _, err := fcntl(fd, syscall.F_GETFD); err != nil {
+			t.Fatalf("descriptor %d closed by a second Release: %v", fd, err)
+		}
+	}
+}
+
+func fcntl(fd, cmd int) (int, error) {
+	r, _, e := syscall.Syscall(syscall.SYS_FCNTL, uintptr(fd), uintptr(cmd), 0)
+	if e != 0 {
+		return 0, e
+	}
+	return int(r), nil
+}

@@ -23,6 +23,7 @@ type Watcher struct {
 	conns     map[int32]watched
 	nextID    int32
 	closed    atomic.Bool
+	released  atomic.Bool // the descriptors are closed: a second Release must not close numbers reused since
 	peek      [1]byte
 	fd        int32       // the descriptor of the connection being told, under mu
 	drainedFn func() bool // w.drained, made once
@@ -146,12 +147,16 @@ func (w *Watcher) Stop() {
 	syscall.Write(w.wake[1], []byte{1})
 }
 
-// Release closes the set; call it after Run has returned (or if it never ran).
+// Release closes the set; call it after Run has returned (or if it never ran). Calls
+// after the first do nothing: the descriptor numbers may belong to others by then.
 func (w *Watcher) Release() {
 	if w == nil {
 		return
 	}
 	w.closed.Store(true)
+	if w.released.Swap(true) {
+		return
+	}
 	w.closeFDs()
 }
 
