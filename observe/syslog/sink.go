@@ -1,0 +1,197 @@
+package syslog
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+	"unicode/utf8"
+)
+
+// Errors returned by [Handler.Handle] for dropped records, wrapped.
+var (
+	// ErrClosed: the Handler was closed.
+	ErrClosed = errors.New("syslog: handler closed")
+	// ErrBusy: the connection stayed locked by other writers for WriteTimeout.
+	ErrBusy = errors.New("syslog: connection busy")
+	// ErrBackoff: the connection is down and the next attempt to connect is not due.
+	ErrBackoff = errors.New("syslog: reconnecting")
+)
+
+// frameRoom is the room kept before each message for the octet count of stream
+// transports: up to 10 digits and a space.
+const frameRoom = 11
+
+// minBackoff is the first wait after a failed attempt to connect.
+const minBackoff = 100 * time.Millisecond
+
+// sink is the connection shared by a Handler and those derived from it.
+type sink struct {
+	cfg  *config
+	bufs sync.Pool // *[]byte
+
+	dropped atomic.Uint64
+
+	// lock is a one-slot semaphore rather than a mutex so that waiting for it is
+	// bounded by WriteTimeout.
+	lock chan struct{}
+
+	// Guarded by lock.
+	conn     net.Conn
+	closed   bool
+	backoff  time.Duration // wait after the last failed attempt to connect
+	nextDial time.Time     // no attempt to connect before
+	lastErr  error         // why the last attempt to connect failed
+	peek     [1]byte       // buffer of alive
+}
+
+func newSink(cfg *config) *sink {
+	s := &sink{cfg: cfg, lock: make(chan struct{}, 1)}
+	s.bufs.New = func() any {
+		b := make([]byte, 0, 512)
+		return &b
+	}
+	return s
+}
+
+func (s *sink) getBuf() *[]byte { return s.bufs.Get().(*[]byte) }
+
+func (s *sink) putBuf(b *[]byte) {
+	if cap(*b) <= 64<<10 {
+		s.bufs.Put(b)
+	}
+}
+
+// acquire takes the lock, waiting until deadline at most.
+func (s *sink) acquire(deadline time.Time) bool {
+	select {
+	case s.lock <- struct{}{}:
+		return true
+	default:
+	}
+	t := time.NewTimer(time.Until(deadline))
+	defer t.Stop()
+	select {
+	case s.lock <- struct{}{}:
+		return true
+	case <-t.C:
+		return false
+	}
+}
+
+func (s *sink) release() { <-s.lock }
+
+// connect makes the first connection, for New.
+func (s *sink) connect(deadline time.Time) error {
+	c, err := s.dial(deadline)
+	if err != nil {
+		return err
+	}
+	s.conn = c
+	return nil
+}
+
+func (s *sink) dial(deadline time.Time) (net.Conn, error) {
+	d := net.Dialer{Deadline: deadline}
+	c, err := d.Dial(s.cfg.network, s.cfg.addr)
+	if err != nil {
+		return nil, fmt.Errorf("syslog: connect: %w", err)
+	}
+	return c, nil
+}
+
+// write writes the message b[frameRoom:], dropping it if it cannot be written by
+// WriteTimeout. The bytes before frameRoom are scratch for the octet count.
+func (s *sink) write(b []byte) error {
+	now := time.Now()
+	deadline := now.Add(s.cfg.writeTimeout)
+	if !s.acquire(deadline) {
+		s.dropped.Add(1)
+		return ErrBusy
+	}
+	defer s.release()
+	if s.closed {
+		s.dropped.Add(1)
+		return ErrClosed
+	}
+	if s.conn != nil && s.cfg.stream && !alive(s.conn, s.peek[:]) {
+		// The receiver closed the connection: a write would still succeed
+		// into the socket buffer and the record would be lost unseen.
+		s.conn.Close()
+		s.conn = nil
+	}
+	if s.conn == nil {
+		if now.Before(s.nextDial) {
+			s.dropped.Add(1)
+			return fmt.Errorf("%w: %w", ErrBackoff, s.lastErr)
+		}
+		c, err := s.dial(deadline)
+		if err != nil {
+			s.backoff = min(max(2*s.backoff, minBackoff), s.cfg.maxBackoff)
+			s.nextDial = time.Now().Add(s.backoff)
+			s.lastErr = err
+			s.dropped.Add(1)
+			return err
+		}
+		s.conn = c
+	}
+
+	msg := b[frameRoom:]
+	if s.cfg.stream {
+		// RFC 6587 section 3.4.1: MSG-LEN SP SYSLOG-MSG.
+		var digits [frameRoom]byte
+		n := strconv.AppendInt(digits[:0], int64(len(msg)), 10)
+		start := frameRoom - len(n) - 1
+		copy(b[start:], n)
+		b[frameRoom-1] = ' '
+		msg = b[start:]
+	} else if len(msg) > s.cfg.maxDatagram {
+		msg = truncate(msg, s.cfg.maxDatagram)
+	}
+	if err := s.conn.SetWriteDeadline(deadline); err != nil {
+		return s.fail(err)
+	}
+	if _, err := s.conn.Write(msg); err != nil {
+		return s.fail(err)
+	}
+	s.backoff = 0
+	return nil
+}
+
+// fail closes the connection after a failed write (a stream may hold part of a
+// message) and counts the record as dropped; the next record reconnects.
+func (s *sink) fail(err error) error {
+	s.conn.Close()
+	s.conn = nil
+	s.dropped.Add(1)
+	return fmt.Errorf("syslog: write: %w", err)
+}
+
+// truncate cuts msg to at most n bytes without splitting a UTF-8 character.
+func truncate(msg []byte, n int) []byte {
+	for n > 0 && !utf8.RuneStart(msg[n]) {
+		n--
+	}
+	return msg[:n]
+}
+
+func (s *sink) close() error {
+	s.lock <- struct{}{}
+	defer s.release()
+	if s.closed {
+		return nil
+	}
+	s.closed = true
+	if s.conn == nil {
+		return nil
+	}
+	err := s.conn.Close()
+	s.conn = nil
+	if err != nil {
+		return fmt.Errorf("syslog: close: %w", err)
+	}
+	return nil
+}
