@@ -30,8 +30,9 @@ const minBackoff = 100 * time.Millisecond
 
 // sink is the connection shared by a Handler and those derived from it.
 type sink struct {
-	cfg  *config
-	bufs sync.Pool // *[]byte
+	cfg    *config
+	bufs   sync.Pool // *[]byte
+	timers sync.Pool // *time.Timer, stopped, for waits on lock
 
 	dropped atomic.Uint64
 
@@ -72,7 +73,13 @@ func (s *sink) acquire(deadline time.Time) bool {
 		return true
 	default:
 	}
-	t := time.NewTimer(time.Until(deadline))
+	t, _ := s.timers.Get().(*time.Timer)
+	if t == nil {
+		t = time.NewTimer(time.Until(deadline))
+	} else {
+		t.Reset(time.Until(deadline))
+	}
+	defer s.timers.Put(t)
 	defer t.Stop()
 	select {
 	case s.lock <- struct{}{}:
