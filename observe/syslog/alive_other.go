@@ -4,6 +4,13 @@ package syslog
 
 import "net"
 
-// alive reports true: on this system a closed connection shows at the next write
-// that fails.
-func alive(net.Conn, []byte) bool { return true }
+// What a peek at a stream socket found.
+const (
+	peekEmpty = iota
+	peekData
+	peekClosed
+)
+
+// peek reports peekEmpty: on this system a closed connection shows at the next
+// write that fails.
+func peek(net.Conn, []byte) int { return peekEmpty }

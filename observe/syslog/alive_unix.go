@@ -7,27 +7,37 @@ import (
 	"syscall"
 )
 
-// alive reports whether the receiver has not closed the stream connection c. Syslog
-// receivers never send, so a peek that finds the end of the stream (or an error) means
-// the connection is gone; one that would block means it is still there.
-func alive(c net.Conn, buf []byte) bool {
+// What a peek at a stream socket found.
+const (
+	peekEmpty  = iota // nothing to read: the connection is open
+	peekData          // bytes to read
+	peekClosed        // the end of the stream, or an error
+)
+
+// peek looks at c's socket without reading from it or blocking.
+func peek(c net.Conn, buf []byte) int {
 	sc, ok := c.(syscall.Conn)
 	if !ok {
-		return true
+		return peekEmpty
 	}
 	rc, err := sc.SyscallConn()
 	if err != nil {
-		return true
+		return peekEmpty
 	}
-	ok = true
+	res := peekEmpty
 	err = rc.Read(func(fd uintptr) bool {
 		n, _, err := syscall.Recvfrom(int(fd), buf, syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
 		switch {
 		case err == syscall.EAGAIN || err == syscall.EWOULDBLOCK || err == syscall.EINTR:
 		case err != nil || n == 0:
-			ok = false
+			res = peekClosed
+		default:
+			res = peekData
 		}
 		return true
 	})
-	return ok && err == nil
+	if err != nil {
+		return peekClosed
+	}
+	return res
 }

@@ -21,7 +21,9 @@
 // "unixgram" (the default, /dev/log) and "udp" (RFC 5426) send one datagram per
 // record, truncated to [Options.MaxDatagramSize]. "unix" and "tcp" are streams framed
 // with RFC 6587 octet counting (MSG-LEN SP SYSLOG-MSG), which rsyslog (imtcp,
-// imptcp) and syslog-ng (syslog() source) read. TLS (RFC 5425) is not provided.
+// imptcp) and syslog-ng (syslog() source) read; "tcp+tls" is the same over TLS (RFC
+// 5425), configured by [Options.TLSConfig]. A /dev/log that is a stream socket (older
+// syslog-ng setups) needs Network "unix".
 //
 // # Failures
 //

@@ -95,7 +95,9 @@ func (h *Handler) Dropped() uint64 {
 }
 
 // Close closes the connection; records handled afterwards are dropped. It waits for a
-// write in progress (at most WriteTimeout).
+// write in progress (at most WriteTimeout). Over "tcp+tls" it first sends the TLS
+// close_notify alert, as RFC 5425 asks, which may take up to 5s (crypto/tls's bound)
+// if the receiver does not read.
 func (h *Handler) Close() error {
 	return h.s.close()
 }

@@ -23,6 +23,9 @@ func newHandler(t *testing.T, r *receiver, opts Options) *Handler {
 	t.Helper()
 	opts.Network = r.network
 	opts.Addr = r.addr
+	if opts.TLSConfig == nil {
+		opts.TLSConfig = r.tlsClient
+	}
 	if opts.Level == nil {
 		opts.Level = slog.LevelDebug
 	}
@@ -34,7 +37,7 @@ func newHandler(t *testing.T, r *receiver, opts Options) *Handler {
 	return h
 }
 
-var transports = []string{"unixgram", "unix", "udp", "tcp"}
+var transports = []string{"unixgram", "unix", "udp", "tcp", "tcp+tls"}
 
 func TestTransports(t *testing.T) {
 	for _, network := range transports {

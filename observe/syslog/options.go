@@ -1,6 +1,7 @@
 package syslog
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -90,11 +91,17 @@ const (
 type Options struct {
 	// Network is the transport: "unixgram" (a datagram Unix socket, one record per
 	// datagram), "unix" (a stream Unix socket), "udp" (one record per datagram, RFC
-	// 5426) or "tcp" (RFC 6587 octet counting, as "unix" is). If empty, "unixgram".
+	// 5426), "tcp" (RFC 6587 octet counting, as "unix" is) or "tcp+tls" (the same
+	// over TLS, RFC 5425). If empty, "unixgram".
 	Network string
 	// Addr is the socket path for "unixgram" and "unix" and host:port for "udp" and
-	// "tcp". If empty, "/dev/log" for "unixgram"; required for the others.
+	// "tcp" and "tcp+tls". If empty, "/dev/log" for "unixgram"; required for the
+	// others.
 	Addr string
+	// TLSConfig configures the client side of "tcp+tls"; New keeps a clone. An empty
+	// ServerName is taken from Addr. If nil, the system's roots verify the receiver,
+	// with TLS 1.2 at least. Other networks ignore it.
+	TLSConfig *tls.Config
 
 	// Facility is the facility of every record. If zero, [Daemon]: a proxy is a
 	// system daemon, and stock rsyslog and journald configurations file daemon
@@ -149,6 +156,7 @@ type Options struct {
 // config is the validated, immutable form of Options.
 type config struct {
 	network, addr string
+	tls           *tls.Config // for "tcp+tls"
 	stream        bool
 	facility      int
 	level         slog.Leveler
@@ -190,6 +198,13 @@ func newConfig(opts Options) (*config, error) {
 		}
 	case "unix", "tcp", "tcp4", "tcp6":
 		c.stream = true
+	case "tcp+tls":
+		c.stream = true
+		if opts.TLSConfig != nil {
+			c.tls = opts.TLSConfig.Clone()
+		} else {
+			c.tls = &tls.Config{MinVersion: tls.VersionTLS12}
+		}
 	default:
 		return nil, fmt.Errorf("syslog: Options.Network: unknown network %q", c.network)
 	}

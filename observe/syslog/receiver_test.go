@@ -2,9 +2,15 @@ package syslog
 
 import (
 	"bufio"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
+	"math/big"
 	"net"
 	"os"
 	"path/filepath"
@@ -214,6 +220,41 @@ type receiver struct {
 	mu    sync.Mutex
 	conns []net.Conn
 	read  bool // stream: whether accepted connections are read
+
+	tlsServer *tls.Config // for "tcp+tls"
+	tlsClient *tls.Config // what a Handler needs to trust the receiver
+}
+
+// tlsConfigs returns a receiver's and a client's TLS configurations for a fresh
+// self-signed certificate of 127.0.0.1.
+func tlsConfigs(t *testing.T) (server, client *tls.Config) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(1),
+		NotBefore:             time.Now().Add(-time.Hour),
+		NotAfter:              time.Now().Add(time.Hour),
+		IPAddresses:           []net.IP{net.IPv4(127, 0, 0, 1)},
+		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots := x509.NewCertPool()
+	roots.AddCert(cert)
+	server = &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}}
+	return server, &tls.Config{RootCAs: roots}
 }
 
 // socketPath returns a short socket path in a fresh directory (t.TempDir's can exceed
@@ -230,6 +271,9 @@ func socketPath(t *testing.T) string {
 // startReceiver listens on addr ("" for a fresh one) and serves until stop.
 func startReceiver(t *testing.T, network, addr string) *receiver {
 	r := &receiver{t: t, network: network, msgs: make(chan []byte, 10000), errs: make(chan error, 100), read: true}
+	if network == "tcp+tls" {
+		r.tlsServer, r.tlsClient = tlsConfigs(t)
+	}
 	r.listen(addr)
 	t.Cleanup(r.stop)
 	return r
@@ -238,6 +282,9 @@ func startReceiver(t *testing.T, network, addr string) *receiver {
 // startStalled starts a stream receiver that accepts connections but never reads.
 func startStalled(t *testing.T, network string) *receiver {
 	r := &receiver{t: t, network: network, msgs: make(chan []byte, 1), errs: make(chan error, 1)}
+	if network == "tcp+tls" {
+		r.tlsServer, r.tlsClient = tlsConfigs(t)
+	}
 	r.listen("")
 	t.Cleanup(r.stop)
 	return r
@@ -247,7 +294,7 @@ func (r *receiver) listen(addr string) {
 	r.t.Helper()
 	if addr == "" {
 		switch r.network {
-		case "udp", "tcp":
+		case "udp", "tcp", "tcp+tls":
 			addr = "127.0.0.1:0"
 		default:
 			addr = socketPath(r.t)
@@ -263,9 +310,16 @@ func (r *receiver) listen(addr string) {
 		r.addr = r.pc.LocalAddr().String()
 		r.wg.Go(r.serveDatagrams)
 	default:
-		r.ln, err = net.Listen(r.network, addr)
+		network := r.network
+		if r.tlsServer != nil {
+			network = "tcp"
+		}
+		r.ln, err = net.Listen(network, addr)
 		if err != nil {
 			r.t.Fatal(err)
+		}
+		if r.tlsServer != nil {
+			r.ln = tls.NewListener(r.ln, r.tlsServer)
 		}
 		r.addr = r.ln.Addr().String()
 		r.wg.Go(r.accept)
@@ -293,6 +347,13 @@ func (r *receiver) accept() {
 		r.conns = append(r.conns, c)
 		r.mu.Unlock()
 		if !r.read {
+			if tc, ok := c.(*tls.Conn); ok {
+				// Complete the handshake, so that the sender stalls on
+				// writes rather than on connecting.
+				c.SetDeadline(time.Now().Add(5 * time.Second))
+				tc.Handshake()
+				c.SetDeadline(time.Time{})
+			}
 			continue
 		}
 		r.wg.Go(func() {

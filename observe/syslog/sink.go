@@ -1,6 +1,7 @@
 package syslog
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -102,8 +103,15 @@ func (s *sink) connect(deadline time.Time) error {
 }
 
 func (s *sink) dial(deadline time.Time) (net.Conn, error) {
-	d := net.Dialer{Deadline: deadline}
-	c, err := d.Dial(s.cfg.network, s.cfg.addr)
+	d := &net.Dialer{Deadline: deadline}
+	var c net.Conn
+	var err error
+	if s.cfg.tls != nil {
+		td := tls.Dialer{NetDialer: d, Config: s.cfg.tls}
+		c, err = td.Dial("tcp", s.cfg.addr)
+	} else {
+		c, err = d.Dial(s.cfg.network, s.cfg.addr)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("syslog: connect: %w", err)
 	}
@@ -124,14 +132,13 @@ func (s *sink) write(b []byte) error {
 		s.dropped.Add(1)
 		return ErrClosed
 	}
-	if s.conn != nil && s.cfg.stream && !alive(s.conn, s.peek[:]) {
+	if s.conn != nil && s.cfg.stream && !s.alive() {
 		// The receiver closed the connection: a write would still succeed
 		// into the socket buffer and the record would be lost unseen.
-		s.conn.Close()
-		s.conn = nil
+		s.drop()
 	}
 	if s.conn == nil {
-		if now.Before(s.nextDial) {
+		if time.Now().Before(s.nextDial) {
 			s.dropped.Add(1)
 			return fmt.Errorf("%w: %w", ErrBackoff, s.lastErr)
 		}
@@ -171,10 +178,20 @@ func (s *sink) write(b []byte) error {
 // fail closes the connection after a failed write (a stream may hold part of a
 // message) and counts the record as dropped; the next record reconnects.
 func (s *sink) fail(err error) error {
-	s.conn.Close()
-	s.conn = nil
+	s.drop()
 	s.dropped.Add(1)
 	return fmt.Errorf("syslog: write: %w", err)
+}
+
+// drop closes a connection that failed. A TLS connection is closed without the
+// close_notify alert, whose write crypto/tls bounds at 5s, not at WriteTimeout.
+func (s *sink) drop() {
+	if tc, ok := s.conn.(*tls.Conn); ok {
+		tc.NetConn().Close()
+	} else {
+		s.conn.Close()
+	}
+	s.conn = nil
 }
 
 // truncate cuts msg to at most n bytes without splitting a UTF-8 character.
@@ -201,4 +218,36 @@ func (s *sink) close() error {
 		return fmt.Errorf("syslog: close: %w", err)
 	}
 	return nil
+}
+
+// alive reports whether the receiver has not closed the stream connection. Syslog
+// receivers send nothing, so a peek at the socket that finds the end of the stream
+// means the connection is gone, and one that finds nothing means it is still there. A
+// TLS receiver does send: session tickets, and an alert before it closes; they are
+// read here, waiting for more for a millisecond, which happens about once per
+// connection.
+func (s *sink) alive() bool {
+	tc, isTLS := s.conn.(*tls.Conn)
+	raw := s.conn
+	if isTLS {
+		raw = tc.NetConn()
+	}
+	switch peek(raw, s.peek[:]) {
+	case peekClosed:
+		return false
+	case peekData:
+		if !isTLS {
+			return true
+		}
+		if err := tc.SetReadDeadline(time.Now().Add(time.Millisecond)); err != nil {
+			return false
+		}
+		_, err := tc.Read(s.peek[:])
+		var ne net.Error
+		if err != nil && !(errors.As(err, &ne) && ne.Timeout()) {
+			return false // close_notify, an alert, or the end of the stream
+		}
+		return tc.SetReadDeadline(time.Time{}) == nil
+	}
+	return true
 }

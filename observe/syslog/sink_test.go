@@ -18,7 +18,7 @@ import (
 // one to arrive arrives too, and that the drop count is exactly the records that did
 // not arrive.
 func TestReconnect(t *testing.T) {
-	for _, network := range []string{"unixgram", "unix", "tcp"} {
+	for _, network := range []string{"unixgram", "unix", "tcp", "tcp+tls"} {
 		t.Run(network, func(t *testing.T) {
 			r := startReceiver(t, network, "")
 			h := newHandler(t, r, Options{MaxBackoff: 200 * time.Millisecond})
@@ -77,7 +77,7 @@ func TestReconnect(t *testing.T) {
 // from any goroutine, much longer than WriteTimeout, and that the records that could
 // not be written are counted.
 func TestStalledReceiver(t *testing.T) {
-	for _, network := range []string{"tcp", "unix"} {
+	for _, network := range []string{"tcp", "unix", "tcp+tls"} {
 		t.Run(network, func(t *testing.T) {
 			const timeout = 100 * time.Millisecond
 			r := startStalled(t, network)
@@ -131,7 +131,7 @@ func TestStalledReceiver(t *testing.T) {
 
 // TestConcurrent logs from many goroutines and checks that every record arrives whole.
 func TestConcurrent(t *testing.T) {
-	for _, network := range []string{"unix", "tcp", "unixgram"} {
+	for _, network := range []string{"unix", "tcp", "unixgram", "tcp+tls"} {
 		t.Run(network, func(t *testing.T) {
 			r := startReceiver(t, network, "")
 			h := newHandler(t, r, Options{})
