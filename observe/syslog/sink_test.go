@@ -79,7 +79,10 @@ func TestReconnect(t *testing.T) {
 func TestStalledReceiver(t *testing.T) {
 	for _, network := range []string{"tcp", "unix", "tcp+tls"} {
 		t.Run(network, func(t *testing.T) {
-			const timeout = 100 * time.Millisecond
+			timeout := 100 * time.Millisecond
+			if network == "tcp+tls" {
+				timeout = time.Second // the handshake, under the race detector
+			}
 			r := startStalled(t, network)
 			h := newHandler(t, r, Options{WriteTimeout: timeout})
 			big := strings.Repeat("x", 64<<10)
