@@ -111,8 +111,9 @@ func TestStalledReceiver(t *testing.T) {
 			if h.Dropped() < 8 {
 				t.Fatalf("Dropped() = %d after 30s against a receiver that does not read", h.Dropped())
 			}
-			// The bound is WriteTimeout; the margin is for a loaded machine.
-			if limit := timeout + 2*time.Second; longest > limit {
+			// The bound is WriteTimeout; the margin is for a loaded machine. What
+			// this catches is a call that waits on the receiver without end.
+			if limit := timeout + 5*time.Second; longest > limit {
 				t.Errorf("a log call took %s, more than %s", longest, limit)
 			}
 			if len(errs) < 8 {
