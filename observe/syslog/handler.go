@@ -12,7 +12,7 @@ import (
 // Handler is an slog.Handler that writes each record as one RFC 5424 message to a
 // syslog receiver. It is safe for concurrent use by multiple goroutines; the handlers
 // returned by WithAttrs and WithGroup share its connection, its drop count and
-// [Handler.Close].
+// [Handler.Close]. Make one with [New]; the zero value is not usable.
 type Handler struct {
 	cfg *config
 	s   *sink

@@ -108,7 +108,8 @@ type Options struct {
 	// messages where operators look, while local0 to local7 mean what each site
 	// makes them mean.
 	Facility Facility
-	// Level is the minimum level logged. If nil, slog.LevelInfo.
+	// Level is the minimum level logged; a *slog.LevelVar changes it while the
+	// program runs. If nil, slog.LevelInfo.
 	Level slog.Leveler
 	// Format says where attributes go. If zero, [StructuredData].
 	Format Format
