@@ -22,8 +22,9 @@
 // record, truncated to [Options.MaxDatagramSize]. "unix" and "tcp" are streams framed
 // with RFC 6587 octet counting (MSG-LEN SP SYSLOG-MSG), which rsyslog (imtcp,
 // imptcp) and syslog-ng (syslog() source) read; "tcp+tls" is the same over TLS (RFC
-// 5425), configured by [Options.TLSConfig]. A /dev/log that is a stream socket (older
-// syslog-ng setups) needs Network "unix".
+// 5425), configured by [Options.TLSConfig]. With Network left empty, a
+// socket that turns out to be a stream socket (as some syslog-ng setups make
+// /dev/log) is written as "unix".
 //
 // # Failures
 //

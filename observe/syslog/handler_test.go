@@ -320,3 +320,25 @@ func TestOptionsErrors(t *testing.T) {
 		t.Error("New succeeded with no receiver")
 	}
 }
+
+// TestAutoNetwork checks that an empty Network sends datagrams to a datagram socket
+// and falls back to octet-counted streams on a stream socket.
+func TestAutoNetwork(t *testing.T) {
+	for _, network := range []string{"unixgram", "unix"} {
+		t.Run(network, func(t *testing.T) {
+			r := startReceiver(t, network, "")
+			h, err := New(Options{Addr: r.addr})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer h.Close()
+			slog.New(h).Info("one")
+			slog.New(h).Info("two")
+			for _, want := range []string{"one", "two"} {
+				if m := r.next(t); m.Msg != want {
+					t.Errorf("MSG %q, want %q", m.Msg, want)
+				}
+			}
+		})
+	}
+}

@@ -92,7 +92,8 @@ type Options struct {
 	// Network is the transport: "unixgram" (a datagram Unix socket, one record per
 	// datagram), "unix" (a stream Unix socket), "udp" (one record per datagram, RFC
 	// 5426), "tcp" (RFC 6587 octet counting, as "unix" is) or "tcp+tls" (the same
-	// over TLS, RFC 5425). If empty, "unixgram".
+	// over TLS, RFC 5425). If empty, "unixgram", or "unix" if the socket turns out to
+	// be a stream socket (as some syslog-ng setups make /dev/log).
 	Network string
 	// Addr is the socket path for "unixgram" and "unix" and host:port for "udp" and
 	// "tcp" and "tcp+tls". If empty, "/dev/log" for "unixgram"; required for the
@@ -159,6 +160,7 @@ type config struct {
 	network, addr string
 	tls           *tls.Config // for "tcp+tls"
 	stream        bool
+	auto          bool // Network was empty: "unixgram", or "unix" if that fails
 	facility      int
 	level         slog.Leveler
 	text          bool
@@ -184,6 +186,7 @@ func newConfig(opts Options) (*config, error) {
 	}
 	if c.network == "" {
 		c.network = "unixgram"
+		c.auto = true
 	}
 	switch c.network {
 	case "unixgram":

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 	"unicode/utf8"
 )
@@ -43,6 +44,7 @@ type sink struct {
 
 	// Guarded by lock.
 	conn     net.Conn
+	stream   bool // conn is a stream: octet counting, alive checks
 	closed   bool
 	backoff  time.Duration // wait after the last failed attempt to connect
 	nextDial time.Time     // no attempt to connect before
@@ -106,10 +108,18 @@ func (s *sink) dial(deadline time.Time) (net.Conn, error) {
 	d := &net.Dialer{Deadline: deadline}
 	var c net.Conn
 	var err error
-	if s.cfg.tls != nil {
+	s.stream = s.cfg.stream
+	switch {
+	case s.cfg.tls != nil:
 		td := tls.Dialer{NetDialer: d, Config: s.cfg.tls}
 		c, err = td.Dial("tcp", s.cfg.addr)
-	} else {
+	case s.cfg.auto:
+		c, err = d.Dial("unixgram", s.cfg.addr)
+		if errors.Is(err, syscall.EPROTOTYPE) {
+			c, err = d.Dial("unix", s.cfg.addr)
+			s.stream = true
+		}
+	default:
 		c, err = d.Dial(s.cfg.network, s.cfg.addr)
 	}
 	if err != nil {
@@ -132,7 +142,7 @@ func (s *sink) write(b []byte) error {
 		s.dropped.Add(1)
 		return ErrClosed
 	}
-	if s.conn != nil && s.cfg.stream && !s.alive() {
+	if s.conn != nil && s.stream && !s.alive() {
 		// The receiver closed the connection: a write would still succeed
 		// into the socket buffer and the record would be lost unseen.
 		s.drop()
@@ -154,7 +164,7 @@ func (s *sink) write(b []byte) error {
 	}
 
 	msg := b[frameRoom:]
-	if s.cfg.stream {
+	if s.stream {
 		// RFC 6587 section 3.4.1: MSG-LEN SP SYSLOG-MSG.
 		var digits [frameRoom]byte
 		n := strconv.AppendInt(digits[:0], int64(len(msg)), 10)
