@@ -105,9 +105,8 @@ type Options struct {
 	TLSConfig *tls.Config
 
 	// Facility is the facility of every record. If zero, [Daemon]: a proxy is a
-	// system daemon, and stock rsyslog and journald configurations file daemon
-	// messages where operators look, while local0 to local7 mean what each site
-	// makes them mean.
+	// system daemon, and stock rsyslog configurations file daemon messages where
+	// operators look, while local0 to local7 mean what each site makes them mean.
 	Facility Facility
 	// Level is the minimum level logged; a *slog.LevelVar changes it while the
 	// program runs. If nil, slog.LevelInfo.
@@ -121,9 +120,10 @@ type Options struct {
 	SDID string
 	// BOM makes the message start with the UTF-8 byte order mark, which RFC 5424
 	// section 6.4 uses to say "this MSG is UTF-8". If false, the MSG field carries the
-	// same UTF-8 bytes without it, which the RFC allows (MSG-ANY) and rsyslog,
-	// syslog-ng and journald read the same way; the mark only shows up as stray bytes
-	// in files and terminals. Invalid UTF-8 is replaced by U+FFFD either way.
+	// same UTF-8 bytes without it, which the RFC allows (MSG-ANY) and rsyslog and
+	// syslog-ng read the same way; rsyslog keeps the mark in the message, where it
+	// shows up as stray bytes in files and terminals. Invalid UTF-8 is replaced by
+	// U+FFFD either way.
 	BOM bool
 
 	// Hostname is the HOSTNAME field. If empty, os.Hostname, with characters other
