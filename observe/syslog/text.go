@@ -1,0 +1,91 @@
+package syslog
+
+import (
+	"log/slog"
+	"strconv"
+	"time"
+	"unicode/utf8"
+)
+
+// validRune returns the length of the valid UTF-8 encoding at the start of s, or 0.
+func validRune(s string) int {
+	r, n := utf8.DecodeRuneInString(s)
+	if r == utf8.RuneError && n <= 1 {
+		return 0
+	}
+	return n
+}
+
+// appendUTF8 appends s with invalid UTF-8 replaced by U+FFFD.
+func appendUTF8(b []byte, s string) []byte {
+	if utf8.ValidString(s) {
+		return append(b, s...)
+	}
+	for i := 0; i < len(s); {
+		if s[i] < utf8.RuneSelf {
+			b = append(b, s[i])
+			i++
+			continue
+		}
+		n := validRune(s[i:])
+		if n == 0 {
+			b = append(b, "\uFFFD"...)
+			i++
+			continue
+		}
+		b = append(b, s[i:i+n]...)
+		i += n
+	}
+	return b
+}
+
+// needsQuote reports whether s must be quoted as a key or value of the text format:
+// it is empty or holds a space, a control character, '=', '"' or non-ASCII.
+func needsQuote(s string) bool {
+	if s == "" {
+		return true
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c <= ' ' || c >= utf8.RuneSelf || c == '=' || c == '"' || c == '\\' {
+			return true
+		}
+	}
+	return false
+}
+
+// appendTextKey appends prefix+key, quoted if needed.
+func appendTextKey(b []byte, prefix, key string) []byte {
+	if needsQuote(prefix) && prefix != "" || needsQuote(key) {
+		return strconv.AppendQuote(b, prefix+key)
+	}
+	b = append(b, prefix...)
+	return append(b, key...)
+}
+
+// appendTextValue appends v as text, quoted if needed.
+func appendTextValue(b []byte, v slog.Value) []byte {
+	var s string
+	switch v.Kind() {
+	case slog.KindString:
+		s = v.String()
+	case slog.KindInt64:
+		return strconv.AppendInt(b, v.Int64(), 10)
+	case slog.KindUint64:
+		return strconv.AppendUint(b, v.Uint64(), 10)
+	case slog.KindFloat64:
+		return strconv.AppendFloat(b, v.Float64(), 'g', -1, 64)
+	case slog.KindBool:
+		return strconv.AppendBool(b, v.Bool())
+	case slog.KindDuration:
+		return append(b, v.Duration().String()...)
+	case slog.KindTime:
+		return v.Time().AppendFormat(b, time.RFC3339Nano)
+	default:
+		s = anyString(v.Any())
+	}
+	if needsQuote(s) {
+		return strconv.AppendQuote(b, s)
+	}
+	return append(b, s...)
+}
