@@ -8,6 +8,7 @@ import (
 	"unsafe"
 
 	"github.com/gotthard-proxy/gotthard/internal/arena"
+	"github.com/gotthard-proxy/gotthard/internal/ascii"
 	"github.com/gotthard-proxy/gotthard/internal/h1"
 	"github.com/gotthard-proxy/gotthard/internal/hop"
 	"github.com/gotthard-proxy/gotthard/message"
@@ -73,22 +74,6 @@ func isFramingField(name string) bool {
 	return false
 }
 
-func asciiEqualFold(b []byte, lower string) bool {
-	if len(b) != len(lower) {
-		return false
-	}
-	for i := range b {
-		c := b[i]
-		if 'A' <= c && c <= 'Z' {
-			c += 'a' - 'A'
-		}
-		if c != lower[i] {
-			return false
-		}
-	}
-	return true
-}
-
 // connectionListed reports whether name is one of the tokens of the Connection fields.
 func connectionListed(fields []h1.Field, name []byte) bool {
 	return fieldListHas(fields, "connection", func(tok []byte) bool { return bytes.EqualFold(tok, name) })
@@ -99,7 +84,7 @@ func connectionListed(fields []h1.Field, name []byte) bool {
 // spaces and tabs.
 func fieldListHas(fields []h1.Field, name string, match func(elem []byte) bool) bool {
 	for i := range fields {
-		if !asciiEqualFold(fields[i].Name, name) {
+		if !ascii.EqualFoldLower(fields[i].Name, name) {
 			continue
 		}
 		for elem := range bytes.SplitSeq(fields[i].Value, []byte(",")) {
@@ -113,7 +98,7 @@ func fieldListHas(fields []h1.Field, name string, match func(elem []byte) bool) 
 
 func hasConnectionField(fields []h1.Field) bool {
 	for i := range fields {
-		if asciiEqualFold(fields[i].Name, "connection") {
+		if ascii.EqualFoldLower(fields[i].Name, "connection") {
 			return true
 		}
 	}
@@ -132,10 +117,10 @@ func copyFields(h *message.Header, fields []h1.Field, a *arena.Arena, dropForwar
 		if conn && connectionListed(fields, name) {
 			continue
 		}
-		if dropForwarded && len(name) > 12 && asciiEqualFold(name[:12], "x-forwarded-") {
+		if dropForwarded && len(name) > 12 && ascii.EqualFoldLower(name[:12], "x-forwarded-") {
 			continue
 		}
-		if dropExpect && asciiEqualFold(name, "expect") {
+		if dropExpect && ascii.EqualFoldLower(name, "expect") {
 			continue
 		}
 		h.Add(intern(name, a), a.String(fields[i].Value))
@@ -231,7 +216,7 @@ func splitAbsolute(t []byte) (authority, rest []byte, ok bool) {
 		return nil, nil, false
 	}
 	scheme := t[:i]
-	if !asciiEqualFold(scheme, "http") && !asciiEqualFold(scheme, "https") {
+	if !ascii.EqualFoldLower(scheme, "http") && !ascii.EqualFoldLower(scheme, "https") {
 		return nil, nil, false
 	}
 	after := t[i+3:]

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/gotthard-proxy/gotthard/internal/arena"
+	"github.com/gotthard-proxy/gotthard/internal/ascii"
 	"github.com/gotthard-proxy/gotthard/internal/h1"
 	"github.com/gotthard-proxy/gotthard/internal/h2"
 )
@@ -24,7 +25,7 @@ import (
 // upgradeProtocols are the protocols a client may switch to through the proxy. h2c is
 // not among them: an Upgrade to h2c through a proxy is a known smuggling vector.
 func upgradeAllowed(proto []byte) bool {
-	return asciiEqualFold(proto, "websocket")
+	return ascii.EqualFoldLower(proto, "websocket")
 }
 
 // switchedTo reports whether a 101's fields switch to proto (RFC 9110 §7.8: its Upgrade
@@ -32,7 +33,7 @@ func upgradeAllowed(proto []byte) bool {
 func switchedTo(fields []h1.Field, proto string) bool {
 	return fieldListHas(fields, "upgrade", func(elem []byte) bool {
 		name, _, _ := bytes.Cut(elem, []byte("/"))
-		return asciiEqualFold(name, proto)
+		return ascii.EqualFoldLower(name, proto)
 	})
 }
 

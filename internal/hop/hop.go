@@ -3,6 +3,8 @@
 // list the HTTP/1.x and HTTP/2 sides of the proxy and the HTTP/2 codec share.
 package hop
 
+import "github.com/gotthard-proxy/gotthard/internal/ascii"
+
 // Field reports whether name, in any case, is a connection-specific field: Connection,
 // Proxy-Connection, Keep-Alive, Transfer-Encoding or Upgrade. TE is not among them: it
 // also describes one connection, but HTTP/2 carries it with the value "trailers", so
@@ -10,33 +12,16 @@ package hop
 func Field[T ~string | ~[]byte](name T) bool {
 	switch len(name) {
 	case 7:
-		return equalFold(name, "upgrade")
+		return ascii.EqualFoldLower(name, "upgrade")
 	case 10:
-		return equalFold(name, "connection") || equalFold(name, "keep-alive")
+		return ascii.EqualFoldLower(name, "connection") || ascii.EqualFoldLower(name, "keep-alive")
 	case 16:
-		return equalFold(name, "proxy-connection")
+		return ascii.EqualFoldLower(name, "proxy-connection")
 	case 17:
-		return equalFold(name, "transfer-encoding")
+		return ascii.EqualFoldLower(name, "transfer-encoding")
 	}
 	return false
 }
 
 // TE reports whether name, in any case, is TE.
-func TE[T ~string | ~[]byte](name T) bool { return equalFold(name, "te") }
-
-// equalFold reports whether s equals lower (which is in lower case) but for ASCII case.
-func equalFold[T ~string | ~[]byte](s T, lower string) bool {
-	if len(s) != len(lower) {
-		return false
-	}
-	for i := range len(s) {
-		c := s[i]
-		if 'A' <= c && c <= 'Z' {
-			c += 'a' - 'A'
-		}
-		if c != lower[i] {
-			return false
-		}
-	}
-	return true
-}
+func TE[T ~string | ~[]byte](name T) bool { return ascii.EqualFoldLower(name, "te") }
