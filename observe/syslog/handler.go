@@ -297,25 +297,4 @@ func anyString(v any) string {
 
 // appendEscaped appends s as PARAM-VALUE content: '"', '\' and ']' escaped with a
 // backslash (RFC 5424 section 6.3.3) and invalid UTF-8 replaced by U+FFFD.
-func appendEscaped(b []byte, s string) []byte {
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c < 0x80 {
-			if c == '"' || c == '\\' || c == ']' {
-				b = append(b, '\\')
-			}
-			b = append(b, c)
-			i++
-			continue
-		}
-		n := validRune(s[i:])
-		if n == 0 {
-			b = append(b, "\uFFFD"...)
-			i++
-			continue
-		}
-		b = append(b, s[i:i+n]...)
-		i += n
-	}
-	return b
-}
+func appendEscaped(b []byte, s string) []byte { return appendClean(b, s, true) }

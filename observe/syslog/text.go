@@ -21,9 +21,19 @@ func appendUTF8(b []byte, s string) []byte {
 	if utf8.ValidString(s) {
 		return append(b, s...)
 	}
+	return appendClean(b, s, false)
+}
+
+// appendClean appends s with invalid UTF-8 replaced by U+FFFD and, with sd, a backslash
+// before '"', '\' and ']' (RFC 5424 section 6.3.3, PARAM-VALUE).
+func appendClean(b []byte, s string, sd bool) []byte {
 	for i := 0; i < len(s); {
-		if s[i] < utf8.RuneSelf {
-			b = append(b, s[i])
+		c := s[i]
+		if c < utf8.RuneSelf {
+			if sd && (c == '"' || c == '\\' || c == ']') {
+				b = append(b, '\\')
+			}
+			b = append(b, c)
 			i++
 			continue
 		}
