@@ -556,3 +556,35 @@ func TestCloseStreamsWebSocketToHTTP2Peer(t *testing.T) {
 		})
 	}
 }
+
+// A WebSocket client that never answers the proxy's close frame does not hold the
+// drain: the client reads the close frame (status 1001, unmasked) and then the end of
+// the connection, and Shutdown returns before its context ends.
+func TestCloseStreamsWebSocketSilentClient(t *testing.T) {
+	origin := wsEchoOrigin(t)
+	app := drainProxy(testPeer(origin))
+	svc, logs := newTestService[*testCtx](t, app, ServiceOptions{})
+	addr := startProxy(t, svc)
+	c, br := dialRaw(t, addr)
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(20 * time.Second))
+	io.WriteString(c, "GET /ws HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"+
+		"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n")
+	resp, err := http.ReadResponse(br, &http.Request{Method: "GET"})
+	if err != nil || resp.StatusCode != 101 {
+		t.Fatalf("upgrade: %v %v", resp, err)
+	}
+	shut := shutdownWith(svc, 20*time.Second)
+	svc.CloseStreams()
+	rest, err := io.ReadAll(br)
+	if err != nil {
+		t.Fatalf("after the close frame: %v", err)
+	}
+	checkClose(t, rest, false)
+	if err := <-shut; err != nil {
+		t.Fatalf("Shutdown: %v\n%s", err, logs.String())
+	}
+	if l := <-app.logged; !errors.Is(l.err, ErrShutdown) {
+		t.Fatalf("Logging got %v, want ErrShutdown", l.err)
+	}
+}
