@@ -349,9 +349,8 @@ type run struct {
 	firstErr      error // first failure before stopping
 	pidWritten    bool
 	handedOver    bool                // a new process serves on the listeners
-	upgrading     bool                // a hand-over is in progress
-	upgraded      chan upgradeOutcome // its outcome
-	cancelUpgrade context.CancelFunc  // ends the hand-over in progress
+	upgraded      chan upgradeOutcome // the outcome of the hand-over in progress
+	cancelUpgrade context.CancelFunc  // ends the hand-over in progress; nil if none
 }
 
 // A result reports the return of a service's Serve, Run or Shutdown.
@@ -570,7 +569,7 @@ func (r *run) loop(ctx context.Context, sigs <-chan os.Signal) error {
 		r.closeAll()
 	}
 	r.cancelBg()
-	if r.upgrading {
+	if r.cancelUpgrade != nil { // a hand-over in progress
 		r.cancelUpgrade()
 		r.upgradeDone(<-r.upgraded)
 	}

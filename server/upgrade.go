@@ -86,7 +86,7 @@ func (s *Server) requestUpgrade(ctx context.Context, reexec bool) (int, error) {
 func (r *run) startUpgrade(req upgradeRequest) {
 	s := r.s
 	switch {
-	case r.upgrading:
+	case r.cancelUpgrade != nil:
 		s.log.Warn("server: upgrade already in progress, request ignored")
 		req.answer(upgradeOutcome{req: req, err: ErrUpgradeInProgress})
 		return
@@ -113,7 +113,6 @@ func (r *run) startUpgrade(req upgradeRequest) {
 			lns = append(lns, upgrade.Listener{Network: b.ep.Network, Address: b.ep.Address, TLS: b.ep.TLS, File: f})
 		}
 	}
-	r.upgrading = true
 	how := "hand-over on " + s.cfg.UpgradeSock
 	if req.reexec {
 		how = "re-execution"
@@ -154,11 +153,6 @@ func handOver(ctx context.Context, reexec bool, sock string, lns []upgrade.Liste
 		child.Abandon()
 		return 0, fmt.Errorf("new process %d: %w", child.PID(), err)
 	}
-	if pid != child.PID() {
-		// Not a process of ours answered: should not happen on a socket pair.
-		child.Abandon()
-		return 0, fmt.Errorf("upgrade: process %d answered for %d", pid, child.PID())
-	}
 	if err := child.Release(); err != nil {
 		return 0, fmt.Errorf("upgrade: %w", err)
 	}
@@ -187,7 +181,6 @@ func dialWait(ctx context.Context, path string) (*net.UnixConn, error) {
 // upgradeDone ends a hand-over and returns the mode the loop goes on in.
 func (r *run) upgradeDone(out upgradeOutcome) mode {
 	s := r.s
-	r.upgrading = false
 	r.cancelUpgrade = nil
 	if out.err != nil {
 		s.log.Error("server: upgrade failed; still serving", "error", out.err)
