@@ -257,10 +257,14 @@ func appendSDName(b []byte, prefix, key string) []byte {
 }
 
 // appendSDValue appends v as the content of a PARAM-VALUE.
-func appendSDValue(b []byte, v slog.Value) []byte {
+func appendSDValue(b []byte, v slog.Value) []byte { return appendValue(b, v, appendEscaped) }
+
+// appendValue appends v: numbers, booleans, durations and times as slog's text handler
+// writes them, strings and any other value as text through str.
+func appendValue(b []byte, v slog.Value, str func([]byte, string) []byte) []byte {
 	switch v.Kind() {
 	case slog.KindString:
-		return appendEscaped(b, v.String())
+		return str(b, v.String())
 	case slog.KindInt64:
 		return strconv.AppendInt(b, v.Int64(), 10)
 	case slog.KindUint64:
@@ -274,7 +278,7 @@ func appendSDValue(b []byte, v slog.Value) []byte {
 	case slog.KindTime:
 		return v.Time().AppendFormat(b, time.RFC3339Nano)
 	}
-	return appendEscaped(b, anyString(v.Any()))
+	return str(b, anyString(v.Any()))
 }
 
 // anyString formats a value of KindAny the way slog.TextHandler does: errors by

@@ -3,7 +3,6 @@ package syslog
 import (
 	"log/slog"
 	"strconv"
-	"time"
 	"unicode/utf8"
 )
 
@@ -74,26 +73,10 @@ func appendTextKey(b []byte, prefix, key string) []byte {
 }
 
 // appendTextValue appends v as text, quoted if needed.
-func appendTextValue(b []byte, v slog.Value) []byte {
-	var s string
-	switch v.Kind() {
-	case slog.KindString:
-		s = v.String()
-	case slog.KindInt64:
-		return strconv.AppendInt(b, v.Int64(), 10)
-	case slog.KindUint64:
-		return strconv.AppendUint(b, v.Uint64(), 10)
-	case slog.KindFloat64:
-		return strconv.AppendFloat(b, v.Float64(), 'g', -1, 64)
-	case slog.KindBool:
-		return strconv.AppendBool(b, v.Bool())
-	case slog.KindDuration:
-		return append(b, v.Duration().String()...)
-	case slog.KindTime:
-		return v.Time().AppendFormat(b, time.RFC3339Nano)
-	default:
-		s = anyString(v.Any())
-	}
+func appendTextValue(b []byte, v slog.Value) []byte { return appendValue(b, v, appendTextString) }
+
+// appendTextString appends s, quoted if needed.
+func appendTextString(b []byte, s string) []byte {
 	if needsQuote(s) {
 		return strconv.AppendQuote(b, s)
 	}
