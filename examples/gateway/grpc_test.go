@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -20,8 +19,6 @@ import (
 	"google.golang.org/grpc/interop"
 	testgrpc "google.golang.org/grpc/interop/grpc_testing"
 	"google.golang.org/grpc/peer"
-
-	gtls "github.com/gotthard-proxy/gotthard/tls"
 )
 
 // TestGRPCInterop runs grpc-go's interop client cases through the gateway binary as a
@@ -37,18 +34,8 @@ func TestGRPCInterop(t *testing.T) {
 
 	origin := grpcinterop.StartServer(t)
 
-	certPEM, keyPEM, err := gtls.SelfSigned([]string{"gw.test"}, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
 	dir := t.TempDir()
-	cert, key := filepath.Join(dir, "c.pem"), filepath.Join(dir, "k.pem")
-	if err := os.WriteFile(cert, certPEM, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(key, keyPEM, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	certPEM, cert, key := certFiles(t, dir, "gw.test")
 	plain, secure := freeAddr(t), freeAddr(t)
 	gw := startGateway(t, "-listen", plain, "-tls-listen", secure, "-cert", cert, "-key", key,
 		"-upstream", origin, "-upstream-proto", "h2c")

@@ -7,8 +7,6 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -20,7 +18,6 @@ import (
 	testgrpc "google.golang.org/grpc/interop/grpc_testing"
 
 	"github.com/gotthard-proxy/gotthard/internal/grpcinterop"
-	gtls "github.com/gotthard-proxy/gotthard/tls"
 )
 
 // TestGRPCUpstream runs the gateway with an HTTP/1.1 origin as -upstream and grpc-go's
@@ -38,18 +35,8 @@ func TestGRPCUpstream(t *testing.T) {
 	defer origin.Close()
 	grpcOrigin := grpcinterop.StartServer(t)
 
-	certPEM, keyPEM, err := gtls.SelfSigned([]string{"gw.test"}, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
 	dir := t.TempDir()
-	cert, key := filepath.Join(dir, "c.pem"), filepath.Join(dir, "k.pem")
-	if err := os.WriteFile(cert, certPEM, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(key, keyPEM, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	certPEM, cert, key := certFiles(t, dir, "gw.test")
 	plain, secure := freeAddr(t), freeAddr(t)
 	gw := startGateway(t, "-listen", plain, "-tls-listen", secure, "-cert", cert, "-key", key,
 		"-upstream", strings.TrimPrefix(origin.URL, "http://"), "-grpc-upstream", grpcOrigin)

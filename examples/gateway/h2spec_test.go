@@ -1,13 +1,10 @@
 package main
 
 import (
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/gotthard-proxy/gotthard/internal/h2spec"
-	gtls "github.com/gotthard-proxy/gotthard/tls"
 )
 
 // TestH2Spec runs the h2spec conformance suite (145 cases of RFC 9113 and RFC 7541)
@@ -19,17 +16,7 @@ func TestH2Spec(t *testing.T) {
 		t.Skip("h2spec takes a while")
 	}
 	dir := t.TempDir()
-	certPEM, keyPEM, err := gtls.SelfSigned([]string{"localhost", "127.0.0.1"}, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, key := filepath.Join(dir, "c.pem"), filepath.Join(dir, "k.pem")
-	if err := os.WriteFile(cert, certPEM, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(key, keyPEM, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	_, cert, key := certFiles(t, dir, "localhost", "127.0.0.1")
 	plain, secure := freeAddr(t), freeAddr(t)
 	gw := startGateway(t, "-listen", plain, "-tls-listen", secure, "-cert", cert, "-key", key)
 	for _, addr := range []string{plain, secure} {

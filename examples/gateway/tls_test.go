@@ -25,19 +25,27 @@ func freeAddr(t *testing.T) string {
 	return ln.Addr().String()
 }
 
-func TestTLSListen(t *testing.T) {
-	certPEM, keyPEM, err := gtls.SelfSigned([]string{"gw.test"}, 0)
+// certFiles writes a self-signed certificate for names and its key to files in dir, for
+// -cert and -key; it returns the certificate's PEM (for clients' roots) and the paths.
+func certFiles(t *testing.T, dir string, names ...string) (certPEM []byte, cert, key string) {
+	t.Helper()
+	certPEM, keyPEM, err := gtls.SelfSigned(names, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	dir := t.TempDir()
-	cert, key := filepath.Join(dir, "c.pem"), filepath.Join(dir, "k.pem")
+	cert, key = filepath.Join(dir, "c.pem"), filepath.Join(dir, "k.pem")
 	if err := os.WriteFile(cert, certPEM, 0o600); err != nil {
 		t.Fatal(err)
 	}
 	if err := os.WriteFile(key, keyPEM, 0o600); err != nil {
 		t.Fatal(err)
 	}
+	return certPEM, cert, key
+}
+
+func TestTLSListen(t *testing.T) {
+	dir := t.TempDir()
+	certPEM, cert, key := certFiles(t, dir, "gw.test")
 	plain, secure := freeAddr(t), freeAddr(t)
 	p := startGateway(t, "-listen", plain, "-tls-listen", secure, "-cert", cert, "-key", key)
 	p.waitAccepting(t, secure)

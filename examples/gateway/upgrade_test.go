@@ -254,16 +254,8 @@ func TestUpgrade(t *testing.T) {
 	}
 	origin := startUpgradeOrigin(t)
 	dir := t.TempDir()
-	certPEM, keyPEM, err := gtls.SelfSigned([]string{"gw.test"}, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, key, tickets := filepath.Join(dir, "c.pem"), filepath.Join(dir, "k.pem"), filepath.Join(dir, "tickets")
-	for f, b := range map[string][]byte{cert: certPEM, key: keyPEM} {
-		if err := os.WriteFile(f, b, 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
+	certPEM, cert, key := certFiles(t, dir, "gw.test")
+	tickets := filepath.Join(dir, "tickets")
 	if err := gtls.RotateTicketKeyFile(tickets, 0); err != nil {
 		t.Fatal(err)
 	}
@@ -446,16 +438,7 @@ func TestUpgrade(t *testing.T) {
 func TestUpgradeRefused(t *testing.T) {
 	origin := startUpgradeOrigin(t)
 	dir := t.TempDir()
-	certPEM, keyPEM, err := gtls.SelfSigned([]string{"gw.test"}, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, key := filepath.Join(dir, "c.pem"), filepath.Join(dir, "k.pem")
-	for f, b := range map[string][]byte{cert: certPEM, key: keyPEM} {
-		if err := os.WriteFile(f, b, 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
+	_, cert, key := certFiles(t, dir, "gw.test")
 	pidFile, upSock := filepath.Join(dir, "gw.pid"), filepath.Join(dir, "upgrade.sock")
 	conf := filepath.Join(dir, "gw.yaml")
 	yaml := fmt.Sprintf("pid_file: %s\nupgrade_sock: %s\nupgrade_timeout_seconds: 2\n", pidFile, upSock)
