@@ -73,11 +73,15 @@ func TestBadPreface(t *testing.T) {
 	expectGoAway(t, l, http2.ErrCodeProtocol)
 }
 
-func TestShutdown(t *testing.T) {
+// shutdownWithStreamOpen opens stream 1 on a raw connection, its request body still to
+// come (its handler waits for it), and starts a graceful Shutdown of the connection. It
+// returns the client, its log of the server's frames and Shutdown's result.
+func shutdownWithStreamOpen(t *testing.T) (*rawClient, *frameLog, <-chan error) {
+	t.Helper()
 	srv := startServer(t, Options{}, streamEcho, nil)
 	c := dialRaw(t, srv.addr())
 	l := c.readAll()
-	if err := c.open(1, false); err != nil { // in flight: the handler waits for the body
+	if err := c.open(1, false); err != nil {
 		t.Fatal(err)
 	}
 	conn := srv.onlyConn(t)
@@ -92,6 +96,11 @@ func TestShutdown(t *testing.T) {
 		defer cancel()
 		shut <- conn.Shutdown(ctx)
 	}()
+	return c, l, shut
+}
+
+func TestShutdown(t *testing.T) {
+	c, l, shut := shutdownWithStreamOpen(t)
 	waitFor(t, 5*time.Second, "GOAWAY", func() bool { _, ok := l.goAwayCode(); return ok })
 	if code, _ := l.goAwayCode(); code != http2.ErrCodeNo {
 		t.Fatalf("GOAWAY %v", code)
@@ -115,24 +124,7 @@ func TestShutdown(t *testing.T) {
 // PING; a stream the client opened before it saw them is served; the PING's
 // acknowledgement brings the final GOAWAY with the last stream opened.
 func TestShutdownTwoSteps(t *testing.T) {
-	srv := startServer(t, Options{}, streamEcho, nil)
-	c := dialRaw(t, srv.addr())
-	l := c.readAll()
-	if err := c.open(1, false); err != nil {
-		t.Fatal(err)
-	}
-	conn := srv.onlyConn(t)
-	waitFor(t, 5*time.Second, "the stream to open", func() bool {
-		conn.mu.Lock()
-		defer conn.mu.Unlock()
-		return len(conn.streams) == 1
-	})
-	shut := make(chan error, 1)
-	go func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		shut <- conn.Shutdown(ctx)
-	}()
+	c, l, shut := shutdownWithStreamOpen(t)
 	var ping [8]byte
 	waitFor(t, 5*time.Second, "the first GOAWAY and its PING", func() bool {
 		l.mu.Lock()
