@@ -103,6 +103,21 @@ func shutdownWith(svc *Service[*testCtx], limit time.Duration) <-chan error {
 	return shut
 }
 
+// dialWS opens a WebSocket to addr/ws through the proxy over HTTP/1.1 (proto "h1") or
+// HTTP/2 (RFC 8441, proto "h2").
+func dialWS(t *testing.T, ctx context.Context, addr, proto string, logs *logBuffer) *websocket.Conn {
+	t.Helper()
+	var opts *websocket.DialOptions
+	if proto == "h2" {
+		opts = &websocket.DialOptions{HTTPClient: newRFC8441Client()}
+	}
+	c, _, err := websocket.Dial(ctx, "ws://"+addr+"/ws", opts)
+	if err != nil {
+		t.Fatalf("dial over %s: %v\n%s", proto, err, logs.String())
+	}
+	return c
+}
+
 // TestCloseStreamsWebSocket checks CloseStreams on a WebSocket whose origin sends
 // without pause, from a client over HTTP/1.1 and over HTTP/2 (RFC 8441): while Shutdown
 // runs, the client gets close status 1001 after whole messages only, the origin gets a
@@ -117,14 +132,7 @@ func TestCloseStreamsWebSocket(t *testing.T) {
 			addr := startProxy(t, svc)
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
-			var opts *websocket.DialOptions
-			if proto == "h2" {
-				opts = &websocket.DialOptions{HTTPClient: newRFC8441Client()}
-			}
-			c, _, err := websocket.Dial(ctx, "ws://"+addr+"/ws", opts)
-			if err != nil {
-				t.Fatalf("dial: %v\n%s", err, logs.String())
-			}
+			c := dialWS(t, ctx, addr, proto, logs)
 			defer c.CloseNow()
 			started := make(chan struct{})
 			read := make(chan error, 1)
@@ -527,14 +535,7 @@ func TestCloseStreamsWebSocketToHTTP2Peer(t *testing.T) {
 			addr := startProxy(t, svc)
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
-			var opts *websocket.DialOptions
-			if proto == "h2" {
-				opts = &websocket.DialOptions{HTTPClient: newRFC8441Client()}
-			}
-			c, _, err := websocket.Dial(ctx, "ws://"+addr+"/ws", opts)
-			if err != nil {
-				t.Fatalf("dial: %v\n%s", err, logs.String())
-			}
+			c := dialWS(t, ctx, addr, proto, logs)
 			defer c.CloseNow()
 			if err := c.Write(ctx, websocket.MessageText, []byte("hi")); err != nil {
 				t.Fatal(err)
