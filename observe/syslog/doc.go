@@ -36,7 +36,9 @@
 // [Options.MaxBackoff], dropping records meanwhile. On stream transports the handler
 // checks, before each write, that the receiver has not closed the connection, so that
 // a record is not written into a connection the receiver has left, where it would be
-// lost without being counted. Over UDP a record lost on the way is not seen.
+// lost without being counted (on Linux, where a socket can be looked at without
+// reading; elsewhere the closed connection shows at the write after). Over UDP a record
+// lost on the way is not seen.
 //
 // # Use
 //

@@ -11,6 +11,8 @@ import (
 	"syscall"
 	"time"
 	"unicode/utf8"
+
+	"github.com/gotthard-proxy/gotthard/internal/upwatch"
 )
 
 // Errors returned by [Handler.Handle] for dropped records, wrapped.
@@ -46,10 +48,12 @@ type sink struct {
 	conn     net.Conn
 	stream   bool // conn is a stream: octet counting, alive checks
 	closed   bool
-	backoff  time.Duration // wait after the last failed attempt to connect
-	nextDial time.Time     // no attempt to connect before
-	lastErr  error         // why the last attempt to connect failed
-	peek     [1]byte       // buffer of alive
+	backoff  time.Duration  // wait after the last failed attempt to connect
+	nextDial time.Time      // no attempt to connect before
+	lastErr  error          // why the last attempt to connect failed
+	peeker   upwatch.Peeker // looks at conn's socket, for alive
+	canPeek  bool           // peeker is set up for conn
+	tlsByte  [1]byte        // what alive reads of a TLS receiver
 }
 
 func newSink(cfg *config) *sink {
@@ -100,8 +104,24 @@ func (s *sink) connect(deadline time.Time) error {
 	if err != nil {
 		return err
 	}
-	s.conn = c
+	s.setConn(c)
 	return nil
+}
+
+// setConn makes c the connection, with a peeker on its socket (under TLS, the one
+// below) where the system allows.
+func (s *sink) setConn(c net.Conn) {
+	s.conn, s.canPeek = c, false
+	raw := c
+	if tc, ok := c.(*tls.Conn); ok {
+		raw = tc.NetConn()
+	}
+	if sc, ok := raw.(syscall.Conn); ok && upwatch.CanPeek {
+		if rc, err := sc.SyscallConn(); err == nil {
+			s.peeker.Init(rc)
+			s.canPeek = true
+		}
+	}
 }
 
 func (s *sink) dial(deadline time.Time) (net.Conn, error) {
@@ -160,7 +180,7 @@ func (s *sink) write(b []byte) error {
 			s.dropped.Add(1)
 			return err
 		}
-		s.conn = c
+		s.setConn(c)
 	}
 
 	msg := b[frameRoom:]
@@ -237,22 +257,21 @@ func (s *sink) close() error {
 // read here, waiting for more for a millisecond, which happens about once per
 // connection.
 func (s *sink) alive() bool {
-	tc, isTLS := s.conn.(*tls.Conn)
-	raw := s.conn
-	if isTLS {
-		raw = tc.NetConn()
+	if !s.canPeek {
+		return true // a closed connection shows at the next write that fails
 	}
-	switch peek(raw, s.peek[:]) {
-	case peekClosed:
+	switch s.peeker.Peek() {
+	case upwatch.Closed:
 		return false
-	case peekData:
+	case upwatch.Data:
+		tc, isTLS := s.conn.(*tls.Conn)
 		if !isTLS {
 			return true
 		}
 		if err := tc.SetReadDeadline(time.Now().Add(time.Millisecond)); err != nil {
 			return false
 		}
-		_, err := tc.Read(s.peek[:])
+		_, err := tc.Read(s.tlsByte[:])
 		var ne net.Error
 		if err != nil && !(errors.As(err, &ne) && ne.Timeout()) {
 			return false // close_notify, an alert, or the end of the stream
