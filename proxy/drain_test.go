@@ -92,7 +92,9 @@ func drainProxy(peer *Peer) loggingProxy {
 }
 
 // shutdownWith starts svc.Shutdown with a context that ends after limit, and returns
-// where its result comes.
+// where its result comes once the shutdown has begun, so that a CloseStreams after it
+// also ends the streams that open later (as a server calls it: while Shutdown runs). A
+// tunnel whose 101 the client has read may not be registered yet.
 func shutdownWith(svc *Service[*testCtx], limit time.Duration) <-chan error {
 	shut := make(chan error, 1)
 	go func() {
@@ -100,6 +102,9 @@ func shutdownWith(svc *Service[*testCtx], limit time.Duration) <-chan error {
 		defer cancel()
 		shut <- svc.Shutdown(ctx)
 	}()
+	for !svc.closing.Load() {
+		runtimeGosched()
+	}
 	return shut
 }
 
