@@ -7,11 +7,14 @@ import (
 	"log/slog"
 	"maps"
 	"net"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
 	"unsafe"
+
+	"github.com/gotthard-proxy/gotthard/observe"
 )
 
 // ErrNoBackend is returned by Select when the set has no backend left to try.
@@ -94,6 +97,10 @@ type Options[T any] struct {
 	// OnHealthChange, if not nil, is called on every change of a backend's health or
 	// ejection, from the goroutine that noticed it. It must not block.
 	OnHealthChange func(HealthEvent)
+	// Observers, if any, see every health change as OnHealthChange does (after it), as
+	// an observe.Health: a metrics adapter or a status page. Each must not block. A nil
+	// element is refused by New.
+	Observers []observe.HealthObserver
 	// DecayTime is the time constant of the PeakEWMA score: how fast the memory of a
 	// slow sample fades. If zero, 10s.
 	DecayTime time.Duration
@@ -188,6 +195,7 @@ type LoadBalancer[T any] struct {
 	outlier        OutlierOptions
 	attach         func(Backend) T
 	onHealth       func(HealthEvent)
+	observers      []observe.HealthObserver
 	budget         *RetryBudget
 	decay          time.Duration
 	failurePenalty time.Duration
@@ -218,6 +226,11 @@ func New[T any](opts Options[T]) (*LoadBalancer[T], error) {
 	if err != nil {
 		return nil, err
 	}
+	for i, o := range opts.Observers {
+		if o == nil {
+			return nil, fmt.Errorf("lb: Options.Observers[%d] is nil", i)
+		}
+	}
 	budget, err := newRetryBudget("Options.RetryBudget", opts.RetryBudget)
 	if err != nil {
 		return nil, err
@@ -230,6 +243,7 @@ func New[T any](opts Options[T]) (*LoadBalancer[T], error) {
 		outlier:        o,
 		attach:         opts.Attach,
 		onHealth:       opts.OnHealthChange,
+		observers:      slices.Clone(opts.Observers),
 		budget:         budget,
 		decay:          opts.DecayTime,
 		failurePenalty: opts.FailurePenalty,
@@ -451,6 +465,31 @@ func (l *LoadBalancer[T]) notify(ev HealthEvent) {
 	if l.onHealth != nil {
 		l.onHealth(ev)
 	}
+	if len(l.observers) == 0 {
+		return
+	}
+	h := observe.Health{
+		Balancer: l.name, Backend: ev.Backend.Addr, Cause: ev.Cause.String(),
+		Healthy: ev.Healthy, Available: ev.Available, Err: ev.Err, Time: time.Now(),
+	}
+	for _, o := range l.observers {
+		o.HealthChange(h)
+	}
+}
+
+// AppendBackends appends the state of each backend to dst, in the order of the set, and
+// returns the extended slice: for metrics and status pages (it makes the balancer an
+// observe.Balancer).
+func (l *LoadBalancer[T]) AppendBackends(dst []observe.Backend) []observe.Backend {
+	for _, t := range l.snap.Load().targets {
+		v := t.state.Load()
+		dst = append(dst, observe.Backend{
+			Addr: t.backend.Addr, Weight: t.backend.weight(),
+			Healthy: v&stateDown == 0, Ejected: v&stateEjected != 0, Available: v == 0,
+			InFlight: t.inflight.Load(), Latency: t.Latency(),
+		})
+	}
+	return dst
 }
 
 // Run runs the balancer's discovery and active health checks until ctx ends, then
