@@ -125,7 +125,6 @@ func (f families) expect(want map[string]float64) {
 // count returns the number of series of family name.
 func (f families) count(name string) int { return len(f.fams[name].GetMetric()) }
 
-
 // series lists the series of family name, for failure messages.
 func (f families) series(name string) string {
 	var b strings.Builder
