@@ -68,10 +68,10 @@
 // method, a status class or an error type the first time they are), and kept in maps
 // read through atomic pointers and copied on write: once made, every event method
 // (RequestStart to RequestEnd, ConnOpen to ConnClose, UpstreamConn) takes no lock and
-// allocates nothing; it updates a few atomic counters (BenchmarkObserver: one request
-// cycle, about 0.2µs and 0 allocs on one core of the machine it was measured on). HealthChange, rare, looks its series up by name.
-// A scrape costs what client_golang's encoding costs, plus one AppendBackends per
-// balancer.
+// allocates nothing; it updates a few atomic counters (BenchmarkObserver, one
+// request's events: about 0.2µs and 0 allocs). HealthChange, rare, looks its series
+// up by name. A scrape costs what client_golang's encoding costs, plus one
+// AppendBackends per balancer.
 //
 // # When not to use it
 //
