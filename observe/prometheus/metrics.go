@@ -64,11 +64,11 @@ func New(o Options) (*Metrics, error) {
 	reg := o.Registerer
 	m.gatherer = o.Gatherer
 	if reg == nil {
-		r := prom.NewRegistry()
-		reg = r
-		if m.gatherer == nil {
-			m.gatherer = r
+		if m.gatherer != nil {
+			return nil, fmt.Errorf("%w: Options.Gatherer is set without Options.Registerer", ErrOptions)
 		}
+		r := prom.NewRegistry()
+		reg, m.gatherer = r, r
 	}
 	if m.gatherer == nil {
 		g, ok := reg.(prom.Gatherer)

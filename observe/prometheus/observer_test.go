@@ -316,6 +316,7 @@ func TestOptions(t *testing.T) {
 		{"label name taken", prometheus.Options{Label: label, LabelName: "method"}, `Options.LabelName "method" is a label`},
 		{"max label values", prometheus.Options{Label: label, LabelName: "r", MaxLabelValues: -1}, "Options.MaxLabelValues is negative"},
 		{"gatherer", prometheus.Options{Registerer: registererOnly{prom.NewRegistry()}}, "Options.Gatherer is nil"},
+		{"gatherer alone", prometheus.Options{Gatherer: prom.NewRegistry()}, "Options.Gatherer is set without Options.Registerer"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

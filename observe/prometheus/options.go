@@ -23,9 +23,9 @@ type Options struct {
 	// Registerer is where the metrics are registered. If nil, New makes a private
 	// registry for them (never the global one), which [Metrics.Handler] serves.
 	Registerer prom.Registerer
-	// Gatherer is what [Metrics.Handler] serves. If nil, the Registerer when it is also
-	// a Gatherer (a *prometheus.Registry is), or the private registry New made; New
-	// fails if Registerer is set, is not a Gatherer and Gatherer is nil.
+	// Gatherer is what [Metrics.Handler] serves when Registerer is set: if nil, the
+	// Registerer itself, which must then be a Gatherer (a *prometheus.Registry is).
+	// Without Registerer it must be nil (Handler serves the private registry).
 	Gatherer prom.Gatherer
 
 	// Namespace prefixes every metric name, joined with "_". If empty, "gotthard".
