@@ -39,7 +39,7 @@
 //	gotthard_http2_streams_open{service}                       gauge, in-flight requests over HTTP/2
 //	gotthard_upstream_attempts_total{service,connection}       counter, connection "reused" or "new"
 //	gotthard_upstream_retries_total{service}                   counter, attempts after each request's first
-//	gotthard_request_errors_total{service,source,type}         counter, as proxy.Error names them
+//	gotthard_request_errors_total{service,source,type}         counter, source and type as Request.ErrSource and ErrType give them
 //	gotthard_upstream_attempt_errors_total{service,type}       counter, failed attempts, retried or not
 //	gotthard_sent_bytes_total{service}                         counter, body bytes to clients
 //	gotthard_received_bytes_total{service}                     counter, body bytes from clients
