@@ -133,7 +133,7 @@ func deadAddr(t *testing.T) string {
 }
 
 // TestProxy runs a known mix of requests through a real proxy service, over
-// HTTP/1.1 in clear text and over TLS and HTTP/2 over TLS, scrapes the metrics over
+// HTTP/1.1 in clear text and over TLS, HTTP/2 over TLS and h2c, scrapes the metrics over
 // HTTP and checks every count.
 func TestProxy(t *testing.T) {
 	m, err := prometheus.New(prometheus.Options{})
@@ -207,8 +207,10 @@ func TestProxy(t *testing.T) {
 	h1 := &http.Transport{}
 	h1tls := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: cert.RootCAs, MaxVersion: tls.VersionTLS12}}
 	h2 := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: cert.RootCAs, NextProtos: []string{"h2"}}, ForceAttemptHTTP2: true}
+	h2c := &http.Transport{Protocols: new(http.Protocols)}
+	h2c.Protocols.SetUnencryptedHTTP2(true)
 	defer func() {
-		for _, tr := range []*http.Transport{h1, h1tls, h2} {
+		for _, tr := range []*http.Transport{h1, h1tls, h2, h2c} {
 			tr.CloseIdleConnections()
 		}
 	}()
@@ -245,6 +247,7 @@ func TestProxy(t *testing.T) {
 	do(h2, "GET", secure+"/ok", "", 200, "HTTP/2.0")
 	do(h2, "GET", secure+"/ok", "", 200, "HTTP/2.0")
 	do(h1tls, "GET", secure+"/ok", "", 200, "HTTP/1.1")
+	do(h2c, "GET", plain+"/ok", "", 200, "HTTP/2.0")
 
 	// A TLS client that does not trust the certificate: a failed handshake.
 	if c, err := tls.Dial("tcp", tlsLn.Addr().String(), &tls.Config{ServerName: "localhost"}); err == nil {
@@ -277,7 +280,7 @@ func TestProxy(t *testing.T) {
 	bodyBytes += int64(len("slow"))
 	wait(t, obs.ended, 1, "RequestEnd of the slow request")
 
-	for _, tr := range []*http.Transport{h1, h1tls, h2} {
+	for _, tr := range []*http.Transport{h1, h1tls, h2, h2c} {
 		tr.CloseIdleConnections()
 	}
 	wait(t, obs.closed, int(obs.opened.Load()), "the client connections' close")
@@ -285,12 +288,12 @@ func TestProxy(t *testing.T) {
 	refused := proxy.ConnectRefused.String() // the error type as the proxy names it
 	f := scrape(t, m)
 	f.expect(map[string]float64{
-		"gotthard_requests_total{service=edge,method=GET,status_class=2xx}":                        6,
+		"gotthard_requests_total{service=edge,method=GET,status_class=2xx}":                        7,
 		"gotthard_requests_total{service=edge,method=GET,status_class=4xx}":                        1,
 		"gotthard_requests_total{service=edge,method=GET,status_class=5xx}":                        1,
 		"gotthard_requests_total{service=edge,method=POST,status_class=2xx}":                       1,
-		"gotthard_request_duration_seconds{service=edge}":                                          9,
-		"gotthard_upstream_ttfb_seconds{service=edge}":                                             8,
+		"gotthard_request_duration_seconds{service=edge}":                                          10,
+		"gotthard_upstream_ttfb_seconds{service=edge}":                                             9,
 		"gotthard_requests_in_flight{service=edge}":                                                0,
 		"gotthard_http2_streams_open{service=edge}":                                                0,
 		"gotthard_connections_open{service=edge}":                                                  0,
@@ -318,8 +321,8 @@ func TestProxy(t *testing.T) {
 	st := svc.PoolStats()
 	newAttempts := f.value("gotthard_upstream_attempts_total", "service=edge,connection=new")
 	reused := f.value("gotthard_upstream_attempts_total", "service=edge,connection=reused")
-	if newAttempts+reused != 10 || reused != float64(st.Reused) || newAttempts < 3 {
-		t.Errorf("attempts: %v new, %v reused; want 10 in all, %d reused as the pool says", newAttempts, reused, st.Reused)
+	if newAttempts+reused != 11 || reused != float64(st.Reused) || newAttempts < 3 {
+		t.Errorf("attempts: %v new, %v reused; want 11 in all, %d reused as the pool says", newAttempts, reused, st.Reused)
 	}
 	if got := f.value("gotthard_upstream_connections_total", "service=edge"); got != newAttempts {
 		t.Errorf("%v upstream connections, want one per new attempt (%v)", got, newAttempts)
