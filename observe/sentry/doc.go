@@ -62,7 +62,8 @@
 // [Observer.Flush] waits, for at most a timeout, until the events so far are sent.
 // [Observer.Run] waits for its context and flushes for [Options.FlushTimeout]: that is
 // what a server does with it when it stops, after the listening services have drained.
-// [Observer.Close] closes the client New made from a DSN.
+// [Observer.Close] stops reporting, and flushes and closes the client New made from a
+// DSN.
 //
 // When not to use it: for counting failures, use metrics (observe/prometheus); Sentry
 // is for the errors a person should read, and the rate limit makes it a sample of a

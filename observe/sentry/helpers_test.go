@@ -69,9 +69,9 @@ func (t *transport) SendEvent(e *sentrygo.Event) {
 	defer t.mu.Unlock()
 	t.events = append(t.events, e)
 }
-func (t *transport) Flush(time.Duration) bool { return t.flushOK }
+func (t *transport) Flush(time.Duration) bool              { return t.flushOK }
 func (t *transport) FlushWithContext(context.Context) bool { return t.flushOK }
-func (t *transport) Close() {}
+func (t *transport) Close()                                {}
 
 func (t *transport) Events() []*sentrygo.Event {
 	t.mu.Lock()

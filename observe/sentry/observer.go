@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -32,7 +33,8 @@ type Observer struct {
 	dropped  atomic.Uint64
 	reported atomic.Uint64
 
-	maxPending int // the most events being handed over at once
+	maxPending int             // the most events being handed over at once
+	httpTr     *http.Transport // of the client made from a DSN
 
 	// mu guards the count of events being handed over and the channel closed when
 	// that count falls to zero, which Flush and Close wait on.
@@ -52,18 +54,25 @@ func New(opts Options) (*Observer, error) {
 	if err != nil {
 		return nil, err
 	}
+	o := &Observer{c: c, base: time.Now(), maxPending: maxPending}
 	if c.client == nil {
+		// sentry-go's HTTPTransport: a queue its Flush waits on to the end, sent by a
+		// goroutine of its own over an HTTP transport of ours, whose idle connections
+		// Close closes.
+		o.httpTr = http.DefaultTransport.(*http.Transport).Clone()
 		cl, err := sentrygo.NewClient(sentrygo.ClientOptions{
-			Dsn:         opts.DSN,
-			Environment: c.environment,
-			Release:     c.release,
+			Dsn:                    opts.DSN,
+			Environment:            c.environment,
+			Release:                c.release,
+			HTTPTransport:          o.httpTr,
+			DisableTelemetryBuffer: true,
+			DisableMetrics:         true,
 		})
 		if err != nil {
 			return nil, fmt.Errorf("sentry: Options.DSN: %w", err)
 		}
-		c.client, c.owned = cl, true
+		o.c.client, o.c.owned = cl, true
 	}
-	o := &Observer{c: c, base: time.Now(), maxPending: maxPending}
 	o.now = func() int64 { return int64(time.Since(o.base)) }
 	o.bucket = newBucket(c.rate, c.burst, o.now())
 	return o, nil
@@ -193,9 +202,8 @@ func (o *Observer) Run(ctx context.Context) error {
 }
 
 // Close stops reporting (later events are dropped and counted), waits for the events
-// being handed over, and closes the client if New made it from Options.DSN (sentry-go
-// then sends what it holds, for up to 5 seconds); a client given in Options.Client is
-// left open. Call it once the services that use the Observer have stopped. It returns
+// being handed over, and, if New made the client from Options.DSN, flushes it for up to
+// Options.FlushTimeout and closes it; a client given in Options.Client is left open. Call it once the services that use the Observer have stopped. It returns
 // nil; calls after the first do nothing.
 func (o *Observer) Close() error {
 	o.closeOnce.Do(func() {
@@ -207,7 +215,9 @@ func (o *Observer) Close() error {
 			<-ch
 		}
 		if o.c.owned {
+			o.c.client.Flush(o.c.flushTimeout)
 			o.c.client.Close()
+			o.httpTr.CloseIdleConnections()
 		}
 	})
 	return nil

@@ -37,8 +37,9 @@ func forbidden(name string) bool {
 // Options configures an [Observer]. Exactly one of DSN and Client must be set.
 type Options struct {
 	// DSN is the Sentry project's DSN ("https://KEY@o1.ingest.sentry.io/2"). New
-	// then makes a client of its own, with sentry-go's asynchronous HTTP transport,
-	// Environment and Release; [Observer.Close] closes it.
+	// then makes a client of its own, with Environment and Release and sentry-go's
+	// HTTPTransport (asynchronous: a queue of 30 events sent by a goroutine of its own,
+	// HTTP proxies from the environment); [Observer.Close] closes it.
 	DSN string
 	// Client is a sentry-go client the program made itself (its transport,
 	// BeforeSend, sample rate and so on apply to the events). The Observer does not

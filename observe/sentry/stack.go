@@ -28,6 +28,9 @@ func stacktrace(stack []byte) *sentrygo.Stacktrace {
 	}
 	out := make([]sentrygo.Frame, 0, len(frames))
 	for i := len(frames) - 1; i >= 0; i-- {
+		if frames[i].Function == "panic" { // an older panic, which a deferred call interrupted
+			continue
+		}
 		f := sentrygo.NewFrame(frames[i])
 		if f.Module == "runtime" {
 			continue
