@@ -81,7 +81,7 @@ func (t *transport) Events() []*sentrygo.Event {
 
 // newObserver returns an Observer sending to a client whose transport records the
 // events; both are closed at the end of the test.
-func newObserver(t *testing.T, opts Options) (*Observer, *transport) {
+func newObserver(t testing.TB, opts Options) (*Observer, *transport) {
 	t.Helper()
 	tr := &transport{flushOK: true}
 	cl, err := sentrygo.NewClient(sentrygo.ClientOptions{
@@ -106,7 +106,7 @@ func newObserver(t *testing.T, opts Options) (*Observer, *transport) {
 }
 
 // flushed flushes o and returns the events its transport got.
-func flushed(t *testing.T, o *Observer, tr *transport) []*sentrygo.Event {
+func flushed(t testing.TB, o *Observer, tr *transport) []*sentrygo.Event {
 	t.Helper()
 	if !o.Flush(10 * time.Second) {
 		t.Fatal("Flush timed out")
