@@ -31,9 +31,10 @@
 //     the request: a dead peer, a timeout, a protocol error), not a 5xx a peer sent
 //     itself; [Options.ReportStatus] chooses other statuses. An exception event at
 //     level error, whose type is the error's kind as proxy.Error names it
-//     ("ConnectRefused") and whose value is the error's text. Such events are grouped
-//     by service, status and error kind (their fingerprint), not by the error's text,
-//     which names peers and ports; the tag upstream tells the peers apart.
+//     ("connection refused", "read timeout") and whose value is the error's text.
+//     Such events are grouped by service, status and error kind (their
+//     fingerprint), not by the error's text, which names peers and ports; the tag
+//     upstream tells the peers apart.
 //
 // Each event carries the request's method, URL (scheme, Host and path; no query string
 // unless [Options.Query]), the status the client got, the service, the last peer tried,

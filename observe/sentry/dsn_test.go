@@ -123,7 +123,7 @@ func TestDSNCloseFlushes(t *testing.T) {
 	if len(events) != 1 || events[0]["level"] != "error" {
 		t.Fatalf("%d events reached the ingest; want 1 at level error:\n%s", len(events), raw)
 	}
-	if !strings.Contains(raw, `"type":"ConnectRefused"`) {
+	if !strings.Contains(raw, `"type":"connection refused"`) {
 		t.Errorf("envelope lacks the error's kind:\n%s", raw)
 	}
 }

@@ -52,13 +52,13 @@ func Example() {
 			Host: "shop.example", Target: "/cart?session=abc", Status: status}
 		if status == 502 {
 			r.Err = errors.New("dial tcp 10.0.0.7:8080: connect: connection refused")
-			r.ErrType, r.ErrSource, r.Upstream = "ConnectRefused", "upstream", "10.0.0.7:8080"
+			r.ErrType, r.ErrSource, r.Upstream = "connection refused", "upstream", "10.0.0.7:8080"
 		}
 		obs.RequestEnd(r)
 	}
 	fmt.Println("flushed:", obs.Flush(5*time.Second), "dropped:", obs.Dropped())
 	// Output:
-	// error ConnectRefused: dial tcp 10.0.0.7:8080: connect: connection refused
+	// error connection refused: dial tcp 10.0.0.7:8080: connect: connection refused
 	//   GET https://shop.example/cart status 502 upstream 10.0.0.7:8080
 	// flushed: true dropped: 0
 }

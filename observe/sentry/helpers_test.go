@@ -125,7 +125,7 @@ func request(status int, err error) *observe.Request {
 		Upstream: "127.0.0.1:9", Err: err,
 	}
 	if err != nil {
-		r.ErrType, r.ErrSource = "ConnectRefused", "upstream"
+		r.ErrType, r.ErrSource = "connection refused", "upstream"
 	}
 	return r
 }

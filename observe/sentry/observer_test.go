@@ -161,17 +161,17 @@ func TestFailureEvent(t *testing.T) {
 	if ev.Level != sentrygo.LevelError {
 		t.Errorf("level %q; want error", ev.Level)
 	}
-	if len(ev.Exception) != 1 || ev.Exception[0].Type != "ConnectRefused" || ev.Exception[0].Value != errRefused.Error() {
+	if len(ev.Exception) != 1 || ev.Exception[0].Type != "connection refused" || ev.Exception[0].Value != errRefused.Error() {
 		t.Errorf("exception %+v", ev.Exception)
 	}
 	for k, want := range map[string]string{
-		"status": "502", "upstream": "127.0.0.1:9", "error.type": "ConnectRefused", "error.source": "upstream",
+		"status": "502", "upstream": "127.0.0.1:9", "error.type": "connection refused", "error.source": "upstream",
 	} {
 		if ev.Tags[k] != want {
 			t.Errorf("tag %s = %q; want %q", k, ev.Tags[k], want)
 		}
 	}
-	if want := "gotthard gateway 502 ConnectRefused"; strings.Join(ev.Fingerprint, " ") != want {
+	if want := "gotthard gateway 502 connection refused"; strings.Join(ev.Fingerprint, " ") != want {
 		t.Errorf("fingerprint %q; want %q", ev.Fingerprint, want)
 	}
 }
