@@ -2,8 +2,15 @@ package sentry
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"io"
 	"log/slog"
+	"math/big"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -16,6 +23,7 @@ import (
 	"github.com/gotthard-proxy/gotthard/observe"
 	"github.com/gotthard-proxy/gotthard/proxy"
 	"github.com/gotthard-proxy/gotthard/server"
+	gtls "github.com/gotthard-proxy/gotthard/tls"
 )
 
 // e2eCtx is the per-request state of the test proxy.
@@ -78,13 +86,15 @@ func (e ends) wait(t *testing.T, n int) {
 }
 
 // e2e is a proxy service with an Observer, in front of an origin and a dead peer,
-// served on loopback over HTTP/1.1 and h2c.
+// served on loopback on a plain endpoint (HTTP/1.1, h2c) and a TLS one (HTTP/1.1, h2).
 type e2e struct {
-	obs  *Observer
-	ends ends
-	tr   *transport
-	addr string
-	dead string
+	obs     *Observer
+	ends    ends
+	tr      *transport
+	addr    string // the plain endpoint
+	tlsAddr string
+	roots   *x509.CertPool // that trust the TLS endpoint's certificate
+	dead    string
 }
 
 func startE2E(t *testing.T, opts Options) *e2e {
@@ -122,28 +132,93 @@ func startE2E(t *testing.T, opts Options) *e2e {
 	if err != nil {
 		t.Fatal(err)
 	}
+	cert, roots := selfSigned(t)
+	cfg, err := gtls.New(gtls.Options{
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
+			return cert, nil
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
 	pl, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
+	sl, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc.AddTCP(pl.Addr().String())
+	svc.AddTLS(sl.Addr().String(), cfg)
 	served := make(chan error, 1)
-	go func() { served <- svc.Serve([]net.Listener{pl}) }()
+	go func() { served <- svc.Serve([]net.Listener{pl, sl}) }()
 	t.Cleanup(func() {
 		svc.Close()
 		if err := <-served; err != nil {
 			t.Errorf("Serve: %v", err)
 		}
 	})
-	return &e2e{obs: obs, ends: end, tr: tr, addr: pl.Addr().String(), dead: dead}
+	return &e2e{obs: obs, ends: end, tr: tr, addr: pl.Addr().String(), tlsAddr: sl.Addr().String(), roots: roots, dead: dead}
 }
 
-// protocols are the client protocols the end-to-end tests run over.
-var protocols = []struct {
-	name string
-	set  func(*http.Protocols)
-}{
-	{"h1", func(p *http.Protocols) { p.SetHTTP1(true) }},
-	{"h2c", func(p *http.Protocols) { p.SetUnencryptedHTTP2(true) }},
+// selfSigned returns a certificate for 127.0.0.1 and the pool that trusts it.
+func selfSigned(t *testing.T) (*tls.Certificate, *x509.CertPool) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "127.0.0.1"},
+		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)},
+		NotBefore:   time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		KeyUsage:    x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}, BasicConstraintsValid: true, IsCA: true,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots := x509.NewCertPool()
+	roots.AddCert(leaf)
+	return &tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}, roots
+}
+
+// protocol is a client protocol the end-to-end tests run over.
+type protocol struct {
+	name  string
+	tls   bool
+	set   func(*http.Protocols)
+	proto string // as the Observer sees it
+}
+
+var protocols = []protocol{
+	{"h1", false, func(p *http.Protocols) { p.SetHTTP1(true) }, "HTTP/1.1"},
+	{"h2c", false, func(p *http.Protocols) { p.SetUnencryptedHTTP2(true) }, "HTTP/2"},
+	{"h1+tls", true, func(p *http.Protocols) { p.SetHTTP1(true) }, "HTTP/1.1"},
+	{"h2+tls", true, func(p *http.Protocols) { p.SetHTTP2(true) }, "HTTP/2"},
+}
+
+// base returns the URL of the endpoint that speaks p, without a path.
+func (e *e2e) base(p protocol) string {
+	if p.tls {
+		return "https://" + e.tlsAddr
+	}
+	return "http://" + e.addr
+}
+
+// client returns a client that speaks p to e.
+func (e *e2e) client(t *testing.T, p protocol) *http.Client {
+	tr := &http.Transport{Protocols: new(http.Protocols), TLSClientConfig: &tls.Config{RootCAs: e.roots}}
+	p.set(tr.Protocols)
+	t.Cleanup(tr.CloseIdleConnections)
+	return &http.Client{Transport: tr, Timeout: 30 * time.Second}
 }
 
 // get sends one request with credentials in its header fields and query, and returns
@@ -168,19 +243,12 @@ func get(t *testing.T, c *http.Client, url string) int {
 	return resp.StatusCode
 }
 
-func client(t *testing.T, set func(*http.Protocols)) *http.Client {
-	tr := &http.Transport{Protocols: new(http.Protocols)}
-	set(tr.Protocols)
-	t.Cleanup(tr.CloseIdleConnections)
-	return &http.Client{Transport: tr, Timeout: 30 * time.Second}
-}
-
 func TestE2EPanic(t *testing.T) {
 	for _, p := range protocols {
 		t.Run(p.name, func(t *testing.T) {
 			e := startE2E(t, Options{})
-			c := client(t, p.set)
-			if st := get(t, c, "http://"+e.addr+"/panic?token=q-secret"); st != 500 {
+			c := e.client(t, p)
+			if st := get(t, c, e.base(p)+"/panic?token=q-secret"); st != 500 {
 				t.Errorf("status %d; want 500", st)
 			}
 			e.ends.wait(t, 1)
@@ -207,11 +275,14 @@ func TestE2EPanic(t *testing.T) {
 			if !strings.HasSuffix(fs[len(fs)-2].Function, "RequestFilter") {
 				t.Errorf("frame before it %+v; want the RequestFilter phase", fs[len(fs)-2])
 			}
-			if ev.Request.Method != "GET" || ev.Request.URL != "http://"+e.addr+"/panic" {
+			if ev.Request.Method != "GET" || ev.Request.URL != e.base(p)+"/panic" {
 				t.Errorf("request %s %s", ev.Request.Method, ev.Request.URL)
 			}
-			if ev.Tags["host"] != e.addr || ev.Tags["service"] != "gateway" || ev.Tags["status"] != "500" {
+			if ev.Tags["host"] != strings.TrimPrefix(strings.TrimPrefix(e.base(p), "https://"), "http://") || ev.Tags["service"] != "gateway" || ev.Tags["status"] != "500" {
 				t.Errorf("tags %v", ev.Tags)
+			}
+			if ev.Tags["proto"] != p.proto {
+				t.Errorf("proto %q; want %q", ev.Tags["proto"], p.proto)
 			}
 			if ev.Request.Headers["User-Agent"] != "curl/8.5.0" {
 				t.Errorf("headers %v", ev.Request.Headers)
@@ -224,8 +295,8 @@ func TestE2EDeadPeer(t *testing.T) {
 	for _, p := range protocols {
 		t.Run(p.name, func(t *testing.T) {
 			e := startE2E(t, Options{})
-			c := client(t, p.set)
-			if st := get(t, c, "http://"+e.addr+"/dead"); st != 502 {
+			c := e.client(t, p)
+			if st := get(t, c, e.base(p)+"/dead"); st != 502 {
 				t.Errorf("status %d; want 502", st)
 			}
 			e.ends.wait(t, 1)
@@ -249,9 +320,9 @@ func TestE2ENotReported(t *testing.T) {
 	for _, p := range protocols {
 		t.Run(p.name, func(t *testing.T) {
 			e := startE2E(t, Options{})
-			c := client(t, p.set)
+			c := e.client(t, p)
 			for path, want := range map[string]int{"/": 200, "/missing": 404} {
-				if st := get(t, c, "http://"+e.addr+path); st != want {
+				if st := get(t, c, e.base(p)+path); st != want {
 					t.Errorf("%s: status %d; want %d", path, st, want)
 				}
 			}
@@ -268,9 +339,9 @@ func TestE2ENotReported(t *testing.T) {
 
 func TestE2EBurst(t *testing.T) {
 	e := startE2E(t, Options{EventsPerSecond: 1.0 / 3600, Burst: 3})
-	c := client(t, protocols[0].set)
+	c := e.client(t, protocols[0])
 	for range 10 {
-		if st := get(t, c, "http://"+e.addr+"/dead"); st != 502 {
+		if st := get(t, c, e.base(protocols[0])+"/dead"); st != 502 {
 			t.Fatalf("status %d; want 502", st)
 		}
 	}
@@ -322,7 +393,7 @@ func TestE2EServer(t *testing.T) {
 		t.Fatalf("Run: %v", err)
 	}
 	addr := srv.Addrs("gateway")[0].String()
-	c := client(t, protocols[0].set)
+	c := (&e2e{}).client(t, protocols[0])
 	if st := get(t, c, "http://"+addr+"/"); st != 502 {
 		t.Errorf("status %d; want 502", st)
 	}
