@@ -52,11 +52,12 @@
 // reported one passes a token bucket ([Options.EventsPerSecond], [Options.Burst]; one
 // atomic word, no lock); the events it turns away are counted ([Observer.Dropped]), so
 // a storm of 5xx costs Sentry's quota a burst and then a trickle. Past it, the request
-// copies what the event needs (its strings, the panic's stack, the error's text) and
-// starts a goroutine that builds the event and hands it to the sentry-go client: the
-// request never waits for the client, whose HTTP transport sends on goroutines of its
-// own. At most 256 events are being handed over at once (more are there only when the
-// client is stuck, in a BeforeSend that blocks, say); more are dropped and counted.
+// copies what the event needs (its strings, the panic's stack, the error's text),
+// counts the event under a short lock and starts a goroutine that builds the event and
+// hands it to the sentry-go client: the request never waits for the client, whose HTTP
+// transport sends from a goroutine of its own. At most 256 events are being handed over
+// at once (more are there only when the client is stuck, in a BeforeSend that blocks,
+// say); more are dropped and counted.
 //
 // # Shutdown
 //

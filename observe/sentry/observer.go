@@ -59,7 +59,11 @@ func New(opts Options) (*Observer, error) {
 		// sentry-go's HTTPTransport: a queue its Flush waits on to the end, sent by a
 		// goroutine of its own over an HTTP transport of ours, whose idle connections
 		// Close closes.
-		o.httpTr = http.DefaultTransport.(*http.Transport).Clone()
+		if dt, ok := http.DefaultTransport.(*http.Transport); ok {
+			o.httpTr = dt.Clone()
+		} else {
+			o.httpTr = &http.Transport{Proxy: http.ProxyFromEnvironment, ForceAttemptHTTP2: true}
+		}
 		cl, err := sentrygo.NewClient(sentrygo.ClientOptions{
 			Dsn:                    opts.DSN,
 			Environment:            c.environment,
@@ -203,8 +207,9 @@ func (o *Observer) Run(ctx context.Context) error {
 
 // Close stops reporting (later events are dropped and counted), waits for the events
 // being handed over, and, if New made the client from Options.DSN, flushes it for up to
-// Options.FlushTimeout and closes it; a client given in Options.Client is left open. Call it once the services that use the Observer have stopped. It returns
-// nil; calls after the first do nothing.
+// Options.FlushTimeout and closes it; a client given in Options.Client is left open.
+// Call it once the services that use the Observer have stopped. It returns nil; calls
+// after the first do nothing.
 func (o *Observer) Close() error {
 	o.closeOnce.Do(func() {
 		o.mu.Lock()
