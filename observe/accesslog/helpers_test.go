@@ -60,7 +60,7 @@ func request() *observe.Request {
 type sink struct {
 	mu     sync.Mutex
 	buf    bytes.Buffer
-	writes [][]byte    // each Write's bytes
+	writes [][]byte      // each Write's bytes
 	wrote  chan struct{} // gets a value (if there is room) after each Write
 }
 

@@ -31,23 +31,27 @@ const fileMode = 0o644
 // Lines are formatted outside any lock, then appended to a buffer under a short lock;
 // a full buffer (or one whose first line is older than FlushInterval) is swapped with
 // a second one and written out by the request that found it so, under a second lock,
-// while the other requests go on filling the second buffer. A request never waits for
-// another's write: when both buffers are busy (the output is slower than the requests,
-// or stalled), its line is dropped and counted ([Logger.Dropped]).
+// while the other requests go on filling the second buffer. A request whose line finds
+// the second buffer full too waits for the write in progress, up to WriteTimeout; past
+// that (the output is stalled), its line is dropped and counted ([Logger.Dropped]), and
+// the requests after it drop theirs at once until a write completes.
 type Logger struct {
 	observe.Base
 
 	// Immutable after New.
-	name     string
-	path     string
-	format   Format
-	interval time.Duration
-	loc      *time.Location
-	log      *slog.Logger
-	lines    sync.Pool // of *[]byte, each holding one formatted line
+	name         string
+	path         string
+	format       Format
+	interval     time.Duration
+	writeTimeout time.Duration
+	loc          *time.Location
+	log          *slog.Logger
+	lines        sync.Pool // of *[]byte, each holding one formatted line
+	timers       sync.Pool // of stopped *time.Timer, for waits on wlock
 
 	dropped     atomic.Uint64
 	writeErrors atomic.Uint64
+	stalled     atomic.Bool // a wait for wlock timed out, and no write completed since
 
 	// Guarded by mu, which is held only to append to cur or swap it, never for I/O.
 	mu     sync.Mutex
@@ -55,9 +59,12 @@ type Logger struct {
 	since  time.Time // when the first line went into an empty cur
 	closed bool
 
-	// Guarded by wmu, held by whoever writes (a request, Run, Flush, Reopen, Close).
-	// The lock order is wmu, then mu; under mu, wmu is only ever tried (TryLock).
-	wmu      sync.Mutex
+	// wlock is the write lock (holding it is having put the one value in): held by
+	// whoever writes (a request, Run, Flush, Reopen, Close). It is a channel so that a
+	// request can wait for it with a deadline. The lock order is wlock, then mu; under
+	// mu, wlock is only ever tried.
+	wlock chan struct{}
+	// Guarded by wlock.
 	out      io.Writer
 	file     *os.File // out when Path is set; nil otherwise
 	spare    []byte   // the second buffer, empty, swapped with cur at each write
@@ -80,19 +87,26 @@ func New(opts Options) (*Logger, error) {
 		return nil, err
 	}
 	l := &Logger{
-		name:     opts.Name,
-		path:     opts.Path,
-		format:   opts.Format,
-		interval: opts.FlushInterval,
-		loc:      opts.Location,
-		log:      opts.Logger,
-		cur:      make([]byte, 0, opts.BufferSize),
-		spare:    make([]byte, 0, opts.BufferSize),
-		out:      opts.Writer,
+		name:         opts.Name,
+		path:         opts.Path,
+		format:       opts.Format,
+		interval:     opts.FlushInterval,
+		writeTimeout: opts.WriteTimeout,
+		loc:          opts.Location,
+		log:          opts.Logger,
+		cur:          make([]byte, 0, opts.BufferSize),
+		spare:        make([]byte, 0, opts.BufferSize),
+		wlock:        make(chan struct{}, 1),
+		out:          opts.Writer,
 	}
 	l.lines.New = func() any {
 		b := make([]byte, 0, 512)
 		return &b
+	}
+	l.timers.New = func() any {
+		t := time.NewTimer(time.Hour)
+		t.Stop()
+		return t
 	}
 	if opts.Path != "" {
 		f, err := openFile(opts.Path)
@@ -149,22 +163,47 @@ func (l *Logger) writeLine(line []byte) {
 			l.since = now
 		}
 		l.cur = append(l.cur, line...)
-		line = nil
-		if now.Sub(l.since) < l.interval {
+		if now.Sub(l.since) < l.interval || !l.tryLockW() {
+			// Young enough; or old, but someone is writing: a later line or Run's next
+			// tick writes it.
 			l.mu.Unlock()
 			return
 		}
-	}
-	// The line does not fit, or the buffer has waited long enough: write the buffer
-	// out, unless someone else is writing, in which case the line (if it did not fit)
-	// has nowhere to go.
-	if !l.wmu.TryLock() {
-		l.mu.Unlock()
-		if line != nil {
-			l.dropped.Add(1)
-		}
+		l.writeLocked(nil, now)
 		return
 	}
+	// The line does not fit: write the buffer out, waiting for the write in progress
+	// if there is one.
+	if !l.tryLockW() {
+		l.mu.Unlock()
+		if !l.lockWTimeout() {
+			l.dropped.Add(1)
+			return
+		}
+		l.mu.Lock()
+		if l.closed {
+			l.mu.Unlock()
+			l.unlockW()
+			l.dropped.Add(1)
+			return
+		}
+		if len(l.cur)+len(line) <= cap(l.cur) { // the write we waited for made room
+			if len(l.cur) == 0 {
+				l.since = now
+			}
+			l.cur = append(l.cur, line...)
+			l.mu.Unlock()
+			l.unlockW()
+			return
+		}
+	}
+	l.writeLocked(line, now)
+}
+
+// writeLocked swaps the buffers, puts line (if not nil) into the new current one, and
+// writes the old one out (and line after it if it is longer than a buffer); l.mu and
+// wlock are held, and both are released.
+func (l *Logger) writeLocked(line []byte, now time.Time) {
 	buf := l.swapLocked()
 	if line != nil && len(line) <= cap(l.cur) {
 		l.cur = append(l.cur, line...)
@@ -181,10 +220,48 @@ func (l *Logger) writeLine(line []byte) {
 	if err != nil {
 		l.logWriteError(err, now)
 	}
-	l.wmu.Unlock()
+	l.unlockW()
 }
 
-// swapLocked makes the spare buffer current and returns the full one; l.mu and l.wmu
+// lockW takes the write lock.
+func (l *Logger) lockW() { l.wlock <- struct{}{} }
+
+// unlockW releases the write lock.
+func (l *Logger) unlockW() { <-l.wlock }
+
+// tryLockW takes the write lock if it is free.
+func (l *Logger) tryLockW() bool {
+	select {
+	case l.wlock <- struct{}{}:
+		return true
+	default:
+		return false
+	}
+}
+
+// lockWTimeout takes the write lock, waiting for it up to the write timeout, unless
+// the output is known to be stalled. It reports whether it took it.
+func (l *Logger) lockWTimeout() bool {
+	if l.tryLockW() {
+		return true
+	}
+	if l.stalled.Load() {
+		return false
+	}
+	t := l.timers.Get().(*time.Timer)
+	defer l.timers.Put(t)
+	t.Reset(l.writeTimeout)
+	select {
+	case l.wlock <- struct{}{}:
+		t.Stop() // since Go 1.23, no stale tick is left in t.C after Stop
+		return true
+	case <-t.C:
+		l.stalled.Store(true)
+		return false
+	}
+}
+
+// swapLocked makes the spare buffer current and returns the full one; l.mu and wlock
 // are held. The returned buffer goes back as the spare after it is written.
 func (l *Logger) swapLocked() []byte {
 	buf := l.cur
@@ -194,14 +271,14 @@ func (l *Logger) swapLocked() []byte {
 }
 
 // writeBuf writes buf, a buffer swapped out of cur, and keeps it as the spare buffer;
-// l.wmu is held.
+// wlock is held.
 func (l *Logger) writeBuf(buf []byte) error {
 	err := l.writeOut(buf)
 	l.spare = buf[:0]
 	return err
 }
 
-// writeOut writes buf to the output; l.wmu is held. On an error the lines not wholly
+// writeOut writes buf to the output; wlock is held. On an error the lines not wholly
 // written are counted as dropped, and if the write ended inside a line, the next write
 // starts with a newline so that the lines after it stay whole.
 func (l *Logger) writeOut(buf []byte) error {
@@ -216,6 +293,7 @@ func (l *Logger) writeOut(buf []byte) error {
 		l.broken = false
 	}
 	n, err := l.out.Write(buf)
+	l.stalled.Store(false)
 	if err == nil && n < len(buf) {
 		err = io.ErrShortWrite
 	}
@@ -239,7 +317,7 @@ func (l *Logger) failed(rest []byte) {
 }
 
 // logWriteError logs err unless a write error was logged less than ErrorLogInterval
-// ago; l.wmu is held.
+// ago; wlock is held.
 func (l *Logger) logWriteError(err error, now time.Time) {
 	if !l.lastLog.IsZero() && now.Sub(l.lastLog) < ErrorLogInterval {
 		return
@@ -252,8 +330,8 @@ func (l *Logger) logWriteError(err error, now time.Time) {
 
 // Flush writes out the lines waiting in the buffer. It waits for a write in progress.
 func (l *Logger) Flush() error {
-	l.wmu.Lock()
-	defer l.wmu.Unlock()
+	l.lockW()
+	defer l.unlockW()
 	l.mu.Lock()
 	if l.closed {
 		l.mu.Unlock()
@@ -267,13 +345,28 @@ func (l *Logger) Flush() error {
 	return nil
 }
 
+// flushTick writes out the waiting lines, unless a write is in progress (then the
+// next tick will).
+func (l *Logger) flushTick(now time.Time) {
+	if !l.tryLockW() {
+		return
+	}
+	l.mu.Lock()
+	if l.closed || len(l.cur) == 0 {
+		l.mu.Unlock()
+		l.unlockW()
+		return
+	}
+	l.writeLocked(nil, now)
+}
+
 // Reopen writes out the waiting lines to the current file, then opens Options.Path
 // anew and writes the next lines there: after logrotate moved the file away, the new
 // lines go to a new file by the old name. If the open fails, the Logger keeps the
 // file it has and returns the error. With Options.Writer, Reopen only flushes.
 func (l *Logger) Reopen() error {
-	l.wmu.Lock()
-	defer l.wmu.Unlock()
+	l.lockW()
+	defer l.unlockW()
 	l.mu.Lock()
 	if l.closed {
 		l.mu.Unlock()
@@ -303,8 +396,8 @@ func (l *Logger) Reopen() error {
 // Close writes out the waiting lines and closes the file (not Options.Writer). Lines
 // logged after it are dropped and counted. Closing twice returns nil.
 func (l *Logger) Close() error {
-	l.wmu.Lock()
-	defer l.wmu.Unlock()
+	l.lockW()
+	defer l.unlockW()
 	l.mu.Lock()
 	if l.closed {
 		l.mu.Unlock()
@@ -348,11 +441,7 @@ func (l *Logger) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			return l.Close()
 		case now := <-tick.C:
-			if err := l.Flush(); err != nil && !errors.Is(err, ErrClosed) {
-				l.wmu.Lock()
-				l.logWriteError(err, now)
-				l.wmu.Unlock()
-			}
+			l.flushTick(now)
 		case <-sig:
 			err := l.Reopen()
 			if err != nil {

@@ -71,6 +71,7 @@ const (
 	DefaultName          = "accesslog"
 	DefaultBufferSize    = 64 << 10
 	DefaultFlushInterval = time.Second
+	DefaultWriteTimeout  = time.Second
 	// MinBufferSize is the smallest BufferSize New accepts.
 	MinBufferSize = 4 << 10
 	// ErrorLogInterval is the least time between two logs of write errors.
@@ -99,6 +100,11 @@ type Options struct {
 	// while [Logger.Run] runs (and, without it, the longest a line waits when another
 	// line follows it). If zero, one second.
 	FlushInterval time.Duration
+	// WriteTimeout is the longest a request waits for a write in progress when its
+	// line finds both buffers full; past it, the output is taken as stalled, and lines
+	// are dropped (and counted) without waiting until a write completes. If zero, one
+	// second.
+	WriteTimeout time.Duration
 	// Location is the time zone of the lines' times. If nil, time.Local, as nginx and
 	// Apache write them; time.UTC makes JSON times end in "Z".
 	Location *time.Location
@@ -137,6 +143,12 @@ func (o *Options) validate() error {
 		o.FlushInterval = DefaultFlushInterval
 	case o.FlushInterval < 0:
 		return fmt.Errorf("accesslog: Options.FlushInterval %v is negative", o.FlushInterval)
+	}
+	switch {
+	case o.WriteTimeout == 0:
+		o.WriteTimeout = DefaultWriteTimeout
+	case o.WriteTimeout < 0:
+		return fmt.Errorf("accesslog: Options.WriteTimeout %v is negative", o.WriteTimeout)
 	}
 	if o.Location == nil {
 		o.Location = time.Local
