@@ -329,3 +329,35 @@ func TestParseFormat(t *testing.T) {
 		}
 	}
 }
+
+// TestTimeFormats compares the hand-written time formats with time.Time.AppendFormat.
+func TestTimeFormats(t *testing.T) {
+	zones := []*time.Location{
+		time.UTC, time.FixedZone("", 3600), time.FixedZone("", -(5*3600 + 30*60)),
+		time.FixedZone("", 13*3600+45*60), time.FixedZone("", -30), time.FixedZone("", 59),
+	}
+	if ny, err := time.LoadLocation("America/New_York"); err == nil {
+		zones = append(zones, ny)
+	}
+	times := []time.Time{
+		{}, start, time.Date(1999, 12, 31, 23, 59, 59, 999999999, time.UTC),
+		time.Date(2024, 2, 29, 0, 0, 0, 1_000_000, time.UTC),
+		time.Date(9999, 12, 31, 23, 59, 59, 0, time.UTC),
+		time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC),
+		time.Date(-1, 1, 1, 0, 0, 0, 0, time.UTC),
+	}
+	for i := range 1000 {
+		times = append(times, time.Unix(int64(i)*7_777_777, int64(i)*1_234_567))
+	}
+	for _, tm := range times {
+		for _, z := range zones {
+			tz := tm.In(z)
+			if got, want := string(appendCLFTime(nil, tz)), tz.Format(clfTime); got != want {
+				t.Errorf("CLF time of %v: %s, want %s", tz, got, want)
+			}
+			if got, want := string(appendJSONTime(nil, tz)), tz.Format(jsonTime); got != want {
+				t.Errorf("JSON time of %v: %s, want %s", tz, got, want)
+			}
+		}
+	}
+}
