@@ -144,9 +144,15 @@ func (l *Logger) RequestEnd(r *observe.Request) {
 	bp := l.lines.Get().(*[]byte)
 	line := appendLine((*bp)[:0], l.format, r, l.loc)
 	l.writeLine(line)
+	if cap(line) > maxPooledLine {
+		return // a rare huge line: let its buffer go rather than keep it in the pool
+	}
 	*bp = line[:0]
 	l.lines.Put(bp)
 }
+
+// maxPooledLine is the capacity above which a line's buffer is not reused.
+const maxPooledLine = 16 << 10
 
 // writeLine appends line to the buffer, and writes the buffer out if it is full or
 // its first line is older than the flush interval.
