@@ -153,7 +153,7 @@ func appendCLF(b []byte, s string) []byte {
 }
 
 // clfEscape marks the bytes nginx's default log escaping (ngx_http_log_escape) writes
-// as \xHH: the control bytes, '"', '\\', DEL and every byte from 0x80 up.
+// as \xHH: the control bytes, '"', '\\', DEL and every byte from 0x80 up. Read-only.
 var clfEscape = func() (t [256]bool) {
 	for c := range 256 {
 		t[c] = c < 0x20 || c == '"' || c == '\\' || c >= 0x7f
@@ -238,6 +238,15 @@ func appendMillis(b []byte, d time.Duration) []byte {
 	return append(b, '.', byte('0'+frac/100), byte('0'+frac/10%10), byte('0'+frac%10))
 }
 
+// jsonPlain marks the bytes appendJSONString copies as they are: the printable ASCII
+// characters but '"' and '\\'. Read-only.
+var jsonPlain = func() (t [256]bool) {
+	for c := 0x20; c < 0x7f; c++ {
+		t[c] = c != '"' && c != '\\'
+	}
+	return t
+}()
+
 // appendJSONString appends s as a JSON string. '"' and '\\' are escaped, control bytes
 // and DEL are written as \n, \r, \t, \b, \f or \u00XX, U+2028 and U+2029 as \u2028
 // and \u2029 (as encoding/json does, so a line is also valid JavaScript), and each byte
@@ -248,11 +257,11 @@ func appendJSONString(b []byte, s string) []byte {
 	start := 0
 	for i := 0; i < len(s); {
 		c := s[i]
+		if jsonPlain[c] {
+			i++
+			continue
+		}
 		if c < utf8.RuneSelf {
-			if c >= 0x20 && c != '"' && c != '\\' && c != 0x7f {
-				i++
-				continue
-			}
 			b = append(b, s[start:i]...)
 			switch c {
 			case '"', '\\':
