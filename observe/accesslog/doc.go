@@ -52,7 +52,7 @@
 //	attempts         the number of attempts (retries are attempts-1)
 //	reused           whether the last attempt used a pooled connection
 //	error            the request's error ("" for success)
-//	error_type       its kind as proxy.Error names it ("ConnectRefused")
+//	error_type       its kind, as proxy.ErrorType names it ("connection refused")
 //	user_agent       the User-Agent field
 //	referer          the Referer field
 //
