@@ -130,16 +130,17 @@ func openFile(path string) (*os.File, error) {
 // Name returns Options.Name: the Logger's name as a server service.
 func (l *Logger) Name() string { return l.name }
 
-// Dropped returns the number of lines not written: dropped while the output was too
-// slow (both buffers full), lost to a failed write, or logged after Close.
+// Dropped returns the number of lines not written: dropped while the output was stalled
+// (both buffers full, and the write in progress older than WriteTimeout), lost to a
+// failed write, or logged after Close.
 func (l *Logger) Dropped() uint64 { return l.dropped.Load() }
 
 // WriteErrors returns the number of writes to the output that failed.
 func (l *Logger) WriteErrors() uint64 { return l.writeErrors.Load() }
 
-// RequestEnd writes r's line. It never waits for another request's write; it
-// allocates nothing in steady state (except what r.Err's Error method allocates, for
-// a request that failed).
+// RequestEnd writes r's line. It waits for another request's write only when both
+// buffers are full, and then for WriteTimeout at most; it allocates nothing in steady
+// state (except what r.Err's Error method allocates, for a request that failed).
 func (l *Logger) RequestEnd(r *observe.Request) {
 	bp := l.lines.Get().(*[]byte)
 	line := appendLine((*bp)[:0], l.format, r, l.loc)
