@@ -37,7 +37,7 @@ func (f Format) String() string {
 // ErrUnknownFormat is returned, wrapped, by [ParseFormat] for a name it does not know.
 var ErrUnknownFormat = errors.New("accesslog: unknown format")
 
-// ParseFormat returns the format named s: "combined" or "json" (case matters not), for
+// ParseFormat returns the format named s: "combined" or "json", in any case, for
 // a command-line flag or a configuration file.
 func ParseFormat(s string) (Format, error) {
 	switch {
