@@ -34,6 +34,10 @@ func (s *Service) routes() http.Handler {
 	mux.Handle("GET /{$}", s.static("page/index.html", "text/html; charset=utf-8"))
 	mux.Handle("GET /status.js", s.static("page/status.js", "text/javascript; charset=utf-8"))
 	mux.Handle("GET /status.css", s.static("page/status.css", "text/css; charset=utf-8"))
+	// No icon: a 204 keeps browsers from logging a failed load (or a 401).
+	mux.HandleFunc("GET /favicon.ico", func(w http.ResponseWriter, _ *http.Request) {
+		w.WriteHeader(http.StatusNoContent)
+	})
 	mux.Handle("GET /status.json", s.auth(http.HandlerFunc(s.serveStatus)))
 	if s.opts.Metrics != nil {
 		mux.Handle("/metrics", s.auth(s.opts.Metrics))
