@@ -153,6 +153,26 @@ func New(opts Options) (*Service, error) {
 	return s, nil
 }
 
+// ListenersOf adapts a function that lists a service's bound addresses by name (a
+// server.Server's Addrs method) to Options.Listeners, for the named services:
+//
+//	Listeners: admin.ListenersOf(srv.Addrs, "gateway", "gateway-tls"),
+func ListenersOf(addrs func(name string) []net.Addr, names ...string) func() map[string][]string {
+	names = slices.Clone(names)
+	return func() map[string][]string {
+		m := make(map[string][]string, len(names))
+		for _, name := range names {
+			as := addrs(name)
+			list := make([]string, 0, len(as))
+			for _, a := range as {
+				list = append(list, a.String())
+			}
+			m[name] = list
+		}
+		return m
+	}
+}
+
 // isLoopback reports whether host names only the loopback interface.
 func isLoopback(host string) bool {
 	if strings.EqualFold(host, "localhost") {

@@ -188,25 +188,44 @@ func (s *Stats) UpstreamConn(c *observe.Conn) {
 // ServiceStats is a snapshot of one service's counters ([Stats.Snapshot]), in the
 // units of /status.json (see the package doc for each field's meaning).
 type ServiceStats struct {
+	// Name is the service's name.
 	Name string
-	// Counters since the Stats was made.
-	Requests, Errors, Retries       uint64
-	ByClass                         Classes
-	InFlight, Connections           int64
-	ConnectionsTotal, TLSFailures   uint64
+	// Requests counts the requests that ended, Errors those that got a 5xx or failed
+	// without a status (not a client that left: 499), and Retries the attempts after
+	// a request's first.
+	Requests, Errors, Retries uint64
+	// ByClass counts the requests that ended by the class of their status.
+	ByClass Classes
+	// InFlight is the number of requests started and not ended, Connections the
+	// client connections open.
+	InFlight, Connections int64
+	// ConnectionsTotal counts the client connections accepted, TLSFailures their
+	// failed TLS handshakes.
+	ConnectionsTotal, TLSFailures uint64
+	// UpstreamConns counts the new connections to peers, UpstreamConnErrs the
+	// attempts to make one that failed.
 	UpstreamConns, UpstreamConnErrs uint64
-	Reused, New                     uint64
-	BytesSent, BytesReceived        uint64
-	RPS10s, RPS1m, ErrorRate1m      float64
-	ErrorRate10s                    float64
-	P50ms, P90ms, P99ms             float64
-	LatencySamples                  uint64
+	// Reused and New count the attempts that took a pooled connection or a new one.
+	Reused, New uint64
+	// BytesSent and BytesReceived count the body bytes sent to and received from
+	// clients.
+	BytesSent, BytesReceived uint64
+	// RPS10s and RPS1m are the requests that ended per second over the last 10 and 60
+	// whole seconds; ErrorRate10s and ErrorRate1m the share of errors among them.
+	RPS10s, RPS1m, ErrorRate10s, ErrorRate1m float64
+	// P50ms, P90ms and P99ms are latency percentiles over the last 60 seconds, in
+	// milliseconds, of LatencySamples requests (tunnels are not sampled).
+	P50ms, P90ms, P99ms float64
+	LatencySamples      uint64
 }
 
 // Classes counts requests by the class of their status; Other is those with none
 // (the client left before a response, or a tunnel that failed).
 type Classes struct {
-	C1xx, C2xx, C3xx, C4xx, C5xx, Other uint64
+	// C1xx to C5xx count the statuses 100-199 to 500-599.
+	C1xx, C2xx, C3xx, C4xx, C5xx uint64
+	// Other counts the requests without a status.
+	Other uint64
 }
 
 // ReuseRatio returns the share of attempts that took a pooled connection, 0 before

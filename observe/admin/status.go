@@ -13,7 +13,8 @@ import (
 	"github.com/gotthard-proxy/gotthard/observe"
 )
 
-// Status is the document /status.json serves; the package doc describes its schema.
+// Status is the document /status.json serves. Each field is the JSON field its tag
+// names, whose meaning the package doc's schema gives.
 type Status struct {
 	GeneratedAt   time.Time           `json:"generated_at"`
 	StartedAt     time.Time           `json:"started_at"`
@@ -24,7 +25,8 @@ type Status struct {
 	Certificates  []CertificateStatus `json:"certificates"`
 }
 
-// Version is the program's build, from runtime/debug.ReadBuildInfo.
+// Version is the program's build, from runtime/debug.ReadBuildInfo. Each field is the
+// JSON field its tag names, whose meaning the package doc's schema gives.
 type Version struct {
 	Program     string `json:"program"`
 	Version     string `json:"version"`
@@ -37,7 +39,8 @@ type Version struct {
 	Arch        string `json:"arch"`
 }
 
-// ServiceStatus is one service's entry in [Status].
+// ServiceStatus is one service's entry in [Status]. Each field is the JSON field its
+// tag names, whose meaning the package doc's schema gives.
 type ServiceStatus struct {
 	Name                  string            `json:"name"`
 	Listeners             []string          `json:"listeners"`
@@ -66,13 +69,15 @@ type ServiceStatus struct {
 	LatencySamples        uint64            `json:"latency_samples"`
 }
 
-// BalancerStatus is one balancer's entry in [Status].
+// BalancerStatus is one balancer's entry in [Status]. Each field is the JSON field its
+// tag names, whose meaning the package doc's schema gives.
 type BalancerStatus struct {
 	Name     string          `json:"name"`
 	Backends []BackendStatus `json:"backends"`
 }
 
-// BackendStatus is one backend's entry in [BalancerStatus].
+// BackendStatus is one backend's entry in [BalancerStatus]. Each field is the JSON
+// field its tag names, whose meaning the package doc's schema gives.
 type BackendStatus struct {
 	Addr      string  `json:"addr"`
 	Weight    int     `json:"weight"`
@@ -84,7 +89,8 @@ type BackendStatus struct {
 }
 
 // CertificateStatus is one certificate's entry in [Status]: the leaf's public facts, never
-// its key.
+// its key. Each field is the JSON field its tag names, whose meaning the package doc
+// gives.
 type CertificateStatus struct {
 	Source    string    `json:"source"`
 	Subject   string    `json:"subject_cn"`
@@ -101,7 +107,9 @@ type CertificateStatus struct {
 // listener's, say. Certificates is called on each /status.json request, so it sees
 // reloads; it must be safe for concurrent use and must not block.
 type CertificateSource struct {
-	Name         string
+	// Name identifies the source on the page ("gateway-tls").
+	Name string
+	// Certificates returns the certificates to show; only each one's leaf is read.
 	Certificates func() []*tls.Certificate
 }
 
