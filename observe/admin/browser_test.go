@@ -150,6 +150,8 @@ type statusPageCheck struct {
 	backends map[string]string
 	// certSource names a certificate source with one certificate.
 	certSource string
+	// healthEvent, if not empty, is a backend with a health change on the page.
+	healthEvent string
 }
 
 // checkStatusPage loads the status page while traffic flows and checks what it shows
@@ -224,6 +226,13 @@ func checkStatusPage(t *testing.T, c statusPageCheck) {
 		})()`, bal, addr)
 		if got := step(t, ctx, 5*time.Second, "read a health cell", chromedp.Evaluate[string](js)); got != want {
 			t.Errorf("backend %s health cell = %q, want %q", key, got, want)
+		}
+	}
+
+	if c.healthEvent != "" {
+		js := fmt.Sprintf(`document.querySelectorAll('#health-events [data-backend=%q]').length`, c.healthEvent)
+		if n := step(t, ctx, 5*time.Second, "count health changes", chromedp.Evaluate[int](js)); n < 1 {
+			t.Errorf("no health change of %s on the page", c.healthEvent)
 		}
 	}
 

@@ -30,7 +30,8 @@
 //     data. The script reads /status.json every second and shows the services, their
 //     listeners, request and error rates, latency percentiles, connections and pool
 //     reuse; the backends of each balancer with their health, in-flight requests and
-//     EWMA latency; the certificates and their expiry; the uptime and the build.
+//     EWMA latency, and their latest health changes; the certificates and their
+//     expiry; the uptime and the build.
 //
 // With Options.Token every route but /healthz and the page's three static files needs
 // "Authorization: Bearer TOKEN" and answers 401 with WWW-Authenticate otherwise. The
@@ -98,6 +99,14 @@
 //	    "not_before": "2026-11-01T00:00:00Z", "not_after": "2027-01-30T00:00:00Z",
 //	    "days_left": 54.1,                         // negative once expired
 //	    "error": "…"                               // only if the certificate did not parse
+//	  }],
+//	  "health_events": [{                          // the latest 32 changes, newest first,
+//	    "time": "2026-12-06T22:09:58.5Z",          // of the balancers given the Stats as an
+//	    "balancer": "origins",                     // observer (lb.Options.Observers)
+//	    "backend": "10.0.0.8:8080",
+//	    "cause": "active-check",                   // or "ejection", "ejection-end"
+//	    "healthy": false, "available": false,
+//	    "error": "dial tcp 10.0.0.8:8080: connection refused"  // a failed check's, if any
 //	  }]
 //	}
 //

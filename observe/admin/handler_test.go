@@ -257,6 +257,7 @@ func TestStatusJSON(t *testing.T) {
 func TestStatusSchema(t *testing.T) {
 	stats := admin.NewStats()
 	feed(stats, "gateway", 1, 200)
+	stats.HealthChange(observe.Health{Balancer: "b", Backend: "x:1", Cause: "active-check", Err: errors.New("refused"), Time: time.Now()})
 	cert := selfSigned(t, "a", 1)
 	_, base := serve(t, admin.Options{
 		Stats:        stats,
@@ -283,7 +284,7 @@ func TestStatusSchema(t *testing.T) {
 		v     any
 		want  string
 	}{
-		{"document", doc, "balancers certificates generated_at services started_at uptime_seconds version"},
+		{"document", doc, "balancers certificates generated_at health_events services started_at uptime_seconds version"},
 		{"version", doc["version"], "arch go_version gotthard os program vcs_modified vcs_revision vcs_time version"},
 		{"service", first(doc["services"]), "attempts_new attempts_reused by_class bytes_received bytes_sent " +
 			"connections connections_total error_rate_10s error_rate_1m errors_total in_flight latency_samples " +
@@ -293,6 +294,7 @@ func TestStatusSchema(t *testing.T) {
 		{"balancer", first(doc["balancers"]), "backends name"},
 		{"backend", first(first(doc["balancers"]).(map[string]any)["backends"]), "addr available ejected ewma_ms healthy in_flight weight"},
 		{"certificate", first(doc["certificates"]), "days_left issuer not_after not_before sans serial source subject_cn"},
+		{"health event", first(doc["health_events"]), "available backend balancer cause error healthy time"},
 	} {
 		if got := strings.Join(keys(tc.v), " "); got != tc.want {
 			t.Errorf("%s keys:\n got %s\nwant %s", tc.where, got, tc.want)
@@ -303,7 +305,7 @@ func TestStatusSchema(t *testing.T) {
 func TestEmptyLists(t *testing.T) {
 	_, base := serve(t, admin.Options{})
 	_, body := get(t, client(t), base+"/status.json", "")
-	for _, f := range []string{`"services": []`, `"balancers": []`, `"certificates": []`} {
+	for _, f := range []string{`"services": []`, `"balancers": []`, `"certificates": []`, `"health_events": []`} {
 		if !strings.Contains(body, f) {
 			t.Errorf("want %s in\n%s", f, body)
 		}

@@ -13,7 +13,9 @@ import (
 // Stats is an [observe.Observer] and [observe.ConnObserver] that keeps, per service,
 // the counters and the recent rates and latencies that the admin service's
 // /status.json and status page show. Register one on each proxy service
-// (proxy.ServiceOptions.Observers) and give it to [Options.Stats].
+// (proxy.ServiceOptions.Observers) and give it to [Options.Stats]. It is also an
+// [observe.HealthObserver]: given to balancers (lb.Options.Observers), it keeps their
+// latest health changes for the page.
 //
 // It is safe for concurrent use. A request costs a few atomic adds and no allocation;
 // a service's first request adds it under a lock, once. Each service holds about 105
@@ -24,6 +26,10 @@ type Stats struct {
 
 	mu       sync.Mutex                               // serialises adding a service
 	services atomic.Pointer[map[string]*serviceStats] // copied on write
+
+	healthMu   sync.Mutex
+	health     [maxHealthEvents]HealthEvent // a ring of the latest changes
+	healthNext int                          // where the next change goes
 }
 
 // Stats observes requests and connections.

@@ -5,6 +5,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"slices"
+	"strconv"
 	"sync"
 	"testing"
 	"testing/synctest"
@@ -324,5 +325,28 @@ func BenchmarkSnapshot(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		s.Snapshot()
+	}
+}
+
+func TestStatsHealthEvents(t *testing.T) {
+	s := NewStats()
+	if got := s.HealthEvents(); len(got) != 0 {
+		t.Fatalf("%d events at first", len(got))
+	}
+	t0 := time.Date(2026, 12, 6, 22, 0, 0, 0, time.UTC)
+	for i := range maxHealthEvents + 5 {
+		h := observe.Health{Balancer: "lb", Backend: "b" + strconv.Itoa(i), Cause: "active-check", Time: t0.Add(time.Duration(i) * time.Second)}
+		if i%2 == 0 {
+			h.Err = errors.New("refused")
+		}
+		s.HealthChange(h)
+	}
+	got := s.HealthEvents()
+	if len(got) != maxHealthEvents {
+		t.Fatalf("%d events, want %d", len(got), maxHealthEvents)
+	}
+	last := maxHealthEvents + 4
+	if got[0].Backend != "b"+strconv.Itoa(last) || got[len(got)-1].Backend != "b5" || got[0].Error != "refused" || got[1].Error != "" {
+		t.Errorf("newest %+v, oldest %+v", got[0], got[len(got)-1])
 	}
 }

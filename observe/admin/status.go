@@ -23,6 +23,7 @@ type Status struct {
 	Services      []ServiceStatus     `json:"services"`
 	Balancers     []BalancerStatus    `json:"balancers"`
 	Certificates  []CertificateStatus `json:"certificates"`
+	HealthEvents  []HealthEvent       `json:"health_events"`
 }
 
 // Version is the program's build, from runtime/debug.ReadBuildInfo. Each field is the
@@ -169,6 +170,7 @@ func (a *Service) status(now time.Time) *Status {
 		Services:      []ServiceStatus{},
 		Balancers:     []BalancerStatus{},
 		Certificates:  []CertificateStatus{},
+		HealthEvents:  []HealthEvent{},
 	}
 	var listeners map[string][]string
 	if a.opts.Listeners != nil {
@@ -176,6 +178,7 @@ func (a *Service) status(now time.Time) *Status {
 	}
 	seen := map[string]bool{}
 	if a.opts.Stats != nil {
+		st.HealthEvents = a.opts.Stats.HealthEvents()
 		for _, ss := range a.opts.Stats.Snapshot() {
 			seen[ss.Name] = true
 			st.Services = append(st.Services, serviceOf(&ss, listeners[ss.Name]))

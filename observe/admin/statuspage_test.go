@@ -2,6 +2,7 @@ package admin_test
 
 import (
 	"crypto/tls"
+	"errors"
 	"sync"
 	"testing"
 	"time"
@@ -18,6 +19,8 @@ func TestStatusPageHandFed(t *testing.T) {
 		{Addr: "127.0.0.1:8001", Weight: 1, Healthy: true, Available: true, InFlight: 1, Latency: 2 * time.Millisecond},
 		{Addr: "127.0.0.1:8002", Weight: 1, Healthy: false},
 	}}
+	stats.HealthChange(observe.Health{Balancer: "origins", Backend: "127.0.0.1:8002", Cause: "active-check",
+		Err: errors.New("connection refused"), Time: time.Now()})
 	_, base := serve(t, admin.Options{
 		Token:        "s3cret",
 		Stats:        stats,
@@ -52,6 +55,6 @@ func TestStatusPageHandFed(t *testing.T) {
 	checkStatusPage(t, statusPageCheck{
 		base: base, token: "s3cret", service: "gateway", listener: "127.0.0.1:6188",
 		backends:   map[string]string{"origins/127.0.0.1:8001": "healthy", "origins/127.0.0.1:8002": "down"},
-		certSource: "gw-tls",
+		certSource: "gw-tls", healthEvent: "127.0.0.1:8002",
 	})
 }

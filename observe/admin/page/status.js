@@ -107,6 +107,22 @@
     fill("backends", rows);
   }
 
+  function renderHealthEvents(events) {
+    fill("health-events", events.map((h, i) => {
+      const tr = el("tr", { "data-health-event": String(i), "data-backend": h.backend });
+      const health = h.available ? "available" : h.healthy ? "unavailable" : h.cause === "ejection" ? "ejected" : "down";
+      tr.append(
+        cell("time", h.time, new Date(h.time).toLocaleTimeString()),
+        cell("balancer", h.balancer),
+        cell("backend", h.backend),
+        cell("cause", h.cause),
+        cell("health", health, health, h.available ? "ok" : "bad"),
+        cell("error", h.error || "", h.error || "–"),
+      );
+      return tr;
+    }));
+  }
+
   function renderCertificates(certs) {
     fill("certificates", certs.map((c, i) => {
       const tr = el("tr", { "data-certificate": String(i), "data-source": c.source });
@@ -141,6 +157,7 @@
   function render(st) {
     renderServices(st.services);
     renderBackends(st.balancers);
+    renderHealthEvents(st.health_events || []);
     renderCertificates(st.certificates);
     renderVersion(st.version);
     const up = document.getElementById("uptime");
