@@ -106,18 +106,24 @@ func (s *Stats) AttemptStart(r *observe.Request, a *observe.Attempt) {
 	}
 }
 
-// UpstreamRequest counts the attempt's connection as reused from the pool or new.
+// UpstreamRequest marks the attempt as one that got a connection, to count at its end.
 func (s *Stats) UpstreamRequest(r *observe.Request, a *observe.Attempt, _ observe.Header) {
-	ss := s.ofRequest(r)
+	a.Data = s.ofRequest(r)
+}
+
+// AttemptEnd counts the connection of an attempt that got one (UpstreamRequest was
+// called) as reused from the pool or new.
+func (s *Stats) AttemptEnd(_ *observe.Request, a *observe.Attempt) {
+	ss, ok := a.Data.(*serviceStats)
+	if !ok {
+		return
+	}
 	if a.Reused {
 		ss.reused.Add(1)
 	} else {
 		ss.fresh.Add(1)
 	}
 }
-
-// AttemptEnd does nothing: the request's end counts what matters here.
-func (s *Stats) AttemptEnd(*observe.Request, *observe.Attempt) {}
 
 // RequestEnd counts the request by its status class, as an error if it got a 5xx or
 // failed, and records its latency (but not a tunnel's: a WebSocket's duration is its
