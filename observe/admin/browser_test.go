@@ -161,10 +161,14 @@ func checkStatusPage(t *testing.T, c statusPageCheck) {
 
 	step(t, ctx, 30*time.Second, "open the page", chromedp.Navigate(c.base+"/#token="+c.token))
 
-	// Wait until the page shows requests of the service.
+	// Wait until the page shows requests of the service, and a rate (which counts
+	// whole seconds: the first second of traffic shows none yet).
 	ready := fmt.Sprintf(`(() => {
-		const td = document.querySelector('[data-service=%q] [data-field="requests_total"]');
-		return td !== null && Number(td.dataset.value) > 0;
+		const v = f => {
+			const td = document.querySelector('[data-service=%q] [data-field="' + f + '"]');
+			return td === null ? 0 : Number(td.dataset.value);
+		};
+		return v("requests_total") > 0 && v("rps_10s") > 0;
 	})()`, c.service)
 	step(t, ctx, 20*time.Second, "wait for numbers", chromedp.Poll[bool](ready, chromedp.WithPollingInterval(50*time.Millisecond)))
 

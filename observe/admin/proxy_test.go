@@ -41,8 +41,7 @@ func (*balancedProxy) FailToConnect(_ context.Context, _ *proxy.Session, c *bala
 }
 
 func (*balancedProxy) Logging(_ context.Context, s *proxy.Session, c *balancedCtx, err error) {
-	t := s.Timing()
-	c.failover.DoneLatency(s.Status(), err, t.UpstreamResponse.Sub(t.UpstreamConnected))
+	c.failover.Done(s.Status(), err)
 }
 
 // signal is an observer placed after the Stats: it reports each request's end and
