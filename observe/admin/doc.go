@@ -89,9 +89,10 @@
 //	      "healthy": true,                         // false: active checks marked it down
 //	      "ejected": false,                        // outlier detection keeps it out
 //	      "available": true,                       // the balancer may choose it
-//	      "in_flight": 1, "ewma_ms": 2.4
-//	    }]
-//	  }],
+//	      "in_flight": 1,
+//	      "ewma_ms": 2.4                           // the balancer's latency score (lb's
+//	    }]                                         // PeakEWMA: a slow answer raises it at
+//	  }],                                          // once, and it decays); 0 if none
 //	  "certificates": [{                           // Options.Certificates, in order
 //	    "source": "gateway-tls",
 //	    "subject_cn": "example.com", "sans": ["example.com", "www.example.com"],

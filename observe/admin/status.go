@@ -161,25 +161,25 @@ func round(f float64) float64 {
 }
 
 // status builds the document at now.
-func (a *Service) status(now time.Time) *Status {
+func (s *Service) status(now time.Time) *Status {
 	st := &Status{
 		GeneratedAt:   now.UTC(),
-		StartedAt:     a.start.UTC(),
-		UptimeSeconds: round(now.Sub(a.start).Seconds()),
-		Version:       a.version,
+		StartedAt:     s.start.UTC(),
+		UptimeSeconds: round(now.Sub(s.start).Seconds()),
+		Version:       s.version,
 		Services:      []ServiceStatus{},
 		Balancers:     []BalancerStatus{},
 		Certificates:  []CertificateStatus{},
 		HealthEvents:  []HealthEvent{},
 	}
 	var listeners map[string][]string
-	if a.opts.Listeners != nil {
-		listeners = a.opts.Listeners()
+	if s.opts.Listeners != nil {
+		listeners = s.opts.Listeners()
 	}
 	seen := map[string]bool{}
-	if a.opts.Stats != nil {
-		st.HealthEvents = a.opts.Stats.HealthEvents()
-		for _, ss := range a.opts.Stats.Snapshot() {
+	if s.opts.Stats != nil {
+		st.HealthEvents = s.opts.Stats.HealthEvents()
+		for _, ss := range s.opts.Stats.Snapshot() {
 			seen[ss.Name] = true
 			st.Services = append(st.Services, serviceOf(&ss, listeners[ss.Name]))
 		}
@@ -192,7 +192,7 @@ func (a *Service) status(now time.Time) *Status {
 	slices.SortFunc(st.Services, func(x, y ServiceStatus) int { return strings.Compare(x.Name, y.Name) })
 
 	var backends []observe.Backend
-	for _, b := range a.opts.Balancers {
+	for _, b := range s.opts.Balancers {
 		backends = b.AppendBackends(backends[:0])
 		e := BalancerStatus{Name: b.Name(), Backends: make([]BackendStatus, 0, len(backends))}
 		for _, be := range backends {
@@ -205,7 +205,7 @@ func (a *Service) status(now time.Time) *Status {
 		st.Balancers = append(st.Balancers, e)
 	}
 
-	for _, src := range a.opts.Certificates {
+	for _, src := range s.opts.Certificates {
 		if src.Certificates == nil {
 			continue
 		}
