@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -17,6 +18,7 @@ import (
 	"github.com/gotthard-proxy/gotthard/lb"
 	"github.com/gotthard-proxy/gotthard/observe"
 	"github.com/gotthard-proxy/gotthard/observe/admin"
+	"github.com/gotthard-proxy/gotthard/observe/prometheus"
 	"github.com/gotthard-proxy/gotthard/proxy"
 	gtls "github.com/gotthard-proxy/gotthard/tls"
 )
@@ -83,6 +85,7 @@ func (f healthFunc) HealthChange(h observe.Health) { f(h) }
 // balancer with active health checks, and the admin service over it.
 type gateway struct {
 	stats            *admin.Stats
+	metrics          *prometheus.Metrics // beside Stats, for /metrics
 	signal           *signal
 	origin, dead     string // backend addresses
 	plain, tlsAddr   string // the proxy's listeners
@@ -93,6 +96,10 @@ type gateway struct {
 func startGateway(t *testing.T) *gateway {
 	t.Helper()
 	g := &gateway{stats: admin.NewStats(), signal: newSignal(), token: "s3cret"}
+	var err error
+	if g.metrics, err = prometheus.New(prometheus.Options{}); err != nil {
+		t.Fatal(err)
+	}
 
 	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/missing" {
@@ -151,7 +158,7 @@ func startGateway(t *testing.T) *gateway {
 	}
 
 	svc, err := proxy.NewService("gateway", &balancedProxy{lb: bal}, proxy.ServiceOptions{
-		Observers: []observe.Observer{g.stats, g.signal},
+		Observers: []observe.Observer{g.metrics, g.stats, g.signal},
 		Logger:    slog.New(slog.DiscardHandler),
 	})
 	if err != nil {
@@ -196,6 +203,7 @@ func startGateway(t *testing.T) *gateway {
 	_, g.adminBase = serve(t, admin.Options{
 		Token:     g.token,
 		Stats:     g.stats,
+		Metrics:   g.metrics.Handler(),
 		Balancers: []observe.Balancer{bal},
 		Listeners: func() map[string][]string {
 			return map[string][]string{"gateway": {g.plain, g.tlsAddr}}
@@ -311,6 +319,17 @@ func TestProxyFeedsStats(t *testing.T) {
 			}
 			if len(st.Certificates) != 1 || !slices.Contains(st.Certificates[0].SANs, "localhost") {
 				t.Errorf("certificates: %+v", st.Certificates)
+			}
+
+			// /metrics serves the Prometheus adapter's count of the same requests, with
+			// the token only.
+			if resp, _ := get(t, client(t), g.adminBase+"/metrics", ""); resp.StatusCode != 401 {
+				t.Errorf("/metrics without the token: %s", resp.Status)
+			}
+			resp, body := get(t, client(t), g.adminBase+"/metrics", "Bearer "+g.token)
+			want := fmt.Sprintf(`gotthard_requests_total{method="GET",service="gateway",status_class="2xx"} %d`, n-1)
+			if resp.StatusCode != 200 || !strings.Contains(body, want) {
+				t.Errorf("/metrics: %s, want a line %s", resp.Status, want)
 			}
 
 			// The client leaves: its connection is counted closed.
