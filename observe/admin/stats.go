@@ -126,7 +126,8 @@ func (s *Stats) AttemptEnd(_ *observe.Request, a *observe.Attempt) {
 }
 
 // RequestEnd counts the request by its status class, as an error if it got a 5xx or
-// failed, and records its latency (but not a tunnel's: a WebSocket's duration is its
+// failed without a status (a 4xx is the client's doing, 499 a client that left), and
+// records its latency (but not a tunnel's: a WebSocket's duration is its
 // life, not a latency).
 func (s *Stats) RequestEnd(r *observe.Request) {
 	ss := s.ofRequest(r)
@@ -137,7 +138,7 @@ func (s *Stats) RequestEnd(r *observe.Request) {
 		class = 0
 	}
 	ss.byClass[class].Add(1)
-	isErr := class == 5 || (r.Err != nil && r.Status != 499)
+	isErr := class == 5 || (class == 0 && r.Err != nil)
 	if isErr {
 		ss.errors.Add(1)
 	}
