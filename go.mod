@@ -3,6 +3,7 @@ module github.com/gotthard-proxy/gotthard
 go 1.26.0
 
 require (
+	github.com/chromedp/chromedp v0.23.1
 	github.com/coder/websocket v1.8.14
 	github.com/getsentry/sentry-go v0.46.2
 	github.com/prometheus/client_golang v1.25.0
@@ -14,6 +15,11 @@ require (
 	golang.org/x/sys v0.49.0
 	google.golang.org/grpc v1.78.0
 	google.golang.org/protobuf v1.36.12
+)
+
+require (
+	github.com/chromedp/cdproto v0.160.1 // indirect
+	github.com/go-json-experiment/json v0.0.0-20260213210345-44df1a37e875 // indirect
 )
 
 require (
