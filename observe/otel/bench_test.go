@@ -1,0 +1,80 @@
+package otel_test
+
+import (
+	"testing"
+	"time"
+
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+
+	"github.com/gotthard-proxy/gotthard/message"
+	"github.com/gotthard-proxy/gotthard/observe"
+	"github.com/gotthard-proxy/gotthard/observe/otel"
+)
+
+// BenchmarkCycle measures the observer's events for one request with one attempt, as
+// a service calls them, with the SDK's sampler dropping every trace and keeping every
+// trace (recorded spans go to no exporter: the SDK's own cost of recording is in,
+// the export's is not).
+func BenchmarkCycle(b *testing.B) {
+	for _, bc := range []struct {
+		name    string
+		sampler sdktrace.Sampler
+		parent  bool
+	}{
+		{"never", sdktrace.NeverSample(), false},
+		{"never/traceparent", sdktrace.NeverSample(), true},
+		{"always", sdktrace.AlwaysSample(), false},
+		{"always/traceparent", sdktrace.AlwaysSample(), true},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			tp := sdktrace.NewTracerProvider(sdktrace.WithSampler(bc.sampler))
+			defer tp.Shutdown(b.Context())
+			obs, err := otel.New(otel.Options{TracerProvider: tp})
+			if err != nil {
+				b.Fatal(err)
+			}
+			in := new(message.Header)
+			in.Add("Host", "example.com")
+			in.Add("User-Agent", "bench/1")
+			if bc.parent {
+				in.Add("traceparent", clientParent)
+			}
+			up := new(message.Header)
+			up.Add("Host", "example.com")
+			up.Add("traceparent", clientParent)
+			now := time.Now()
+			r := &observe.Request{Proto: "HTTP/1.1", Scheme: "http", Method: "GET", Target: "/index.html?x=1",
+				Host: "example.com", Client: "127.0.0.1", Header: in}
+			a := &observe.Attempt{Peer: "127.0.0.1:8080"}
+			b.ReportAllocs()
+			for b.Loop() {
+				r.Start, r.Data = now, nil
+				obs.RequestStart(r)
+				*a = observe.Attempt{Peer: "127.0.0.1:8080", Start: now}
+				obs.AttemptStart(r, a)
+				a.Proto, a.Connected = "HTTP/1.1", now
+				obs.UpstreamRequest(r, a, up)
+				a.End, a.Status = now, 200
+				obs.AttemptEnd(r, a)
+				r.End, r.Status = now, 200
+				obs.RequestEnd(r)
+			}
+		})
+	}
+}
+
+// BenchmarkBase is the same cycle through an observer that does nothing, for scale.
+func BenchmarkBase(b *testing.B) {
+	var obs observe.Observer = observe.Base{}
+	r := &observe.Request{Method: "GET", Target: "/"}
+	a := &observe.Attempt{}
+	up := new(message.Header)
+	b.ReportAllocs()
+	for b.Loop() {
+		obs.RequestStart(r)
+		obs.AttemptStart(r, a)
+		obs.UpstreamRequest(r, a, up)
+		obs.AttemptEnd(r, a)
+		obs.RequestEnd(r)
+	}
+}
