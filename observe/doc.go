@@ -8,8 +8,8 @@
 //   - observe/sentry: panics and 5xx failures reported to Sentry.
 //   - observe/syslog: an slog.Handler writing RFC 5424 to a syslog daemon.
 //   - observe/accesslog: access logs, combined or JSON, reopened on SIGUSR1.
-//   - observe/status and observe/admin: request rates, latency percentiles and backend
-//     health for the admin service's /status.json and its live status page.
+//   - observe/admin: request rates, latency percentiles and backend health, served by
+//     an admin service as /status.json and a live status page, beside /metrics.
 //
 // # Events
 //
@@ -24,7 +24,9 @@
 //	RequestEnd                         the response was written, before Logging
 //
 // A request that fails before it reaches a peer has no attempt; an attempt that fails
-// to connect has no UpstreamRequest. The events of one request never overlap, so an
+// to connect has no UpstreamRequest. A request head that cannot be parsed is answered
+// (400, 431...) and logged, but is not a request to observers, as it is not to the
+// Logging phase. The events of one request never overlap, so an
 // observer's per-request value ([Request.Data]) needs no lock; the events of different
 // requests run at the same time, so an observer must be safe for concurrent use. An
 // observer must not block: it runs on the request's path. A panic in an observer is a

@@ -69,8 +69,9 @@ type Request struct {
 	Method, Target, Host string
 	// Client is the client's IP address, without its port; "" on a Unix socket.
 	Client string
-	// Header is the request's header fields as the proxy received them (after its
-	// checks). Observers must not change them.
+	// Header is the request's header fields: at RequestStart as the proxy received
+	// them (after its checks), later as the phases changed them. Observers must not
+	// change them.
 	Header Header
 	// Upgrade is "websocket" for a WebSocket, otherwise "".
 	Upgrade string
@@ -90,7 +91,8 @@ type Request struct {
 	// GRPCStatus is the grpc-status the client got, if GRPC is true, at RequestEnd.
 	GRPCStatus int
 	GRPC       bool
-	// Attempts is the number of attempts made, at RequestEnd (retries are Attempts-1).
+	// Attempts is the number of attempts made (AttemptStart events), at RequestEnd:
+	// 0 for a request answered without a peer; retries are Attempts-1.
 	Attempts int
 	// Upstream is the address of the last attempt's peer, at RequestEnd; "" if none.
 	Upstream string
@@ -107,8 +109,9 @@ type Request struct {
 	// happen.
 	Connected, FirstByte time.Time
 	// Err is the request's error, at RequestEnd (nil for success): what the Logging
-	// phase gets. ErrType and ErrSource name its kind and side as proxy.Error does
-	// ("ConnectRefused", "upstream"), "" without one.
+	// phase gets. ErrType and ErrSource name its kind and side as the String methods
+	// of proxy.ErrorType and proxy.ErrorSource do ("connection refused", "upstream"),
+	// "" without one.
 	Err                error
 	ErrType, ErrSource string
 	// Panic is the value a phase panicked with, and Stack where, at RequestEnd; nil if
@@ -149,20 +152,21 @@ type Attempt struct {
 	// Proto is the protocol spoken with the peer ("HTTP/1.1", "HTTP/2"), at
 	// UpstreamRequest.
 	Proto string
-	// Reused reports whether the attempt took a pooled connection, at UpstreamRequest.
-	Reused bool
-	// Connected is when the attempt's connection was ready, at UpstreamRequest.
-	Connected time.Time
 
 	// End is when the attempt ended, at AttemptEnd.
 	End time.Time
+	// Reused reports whether the attempt took a pooled connection, and Connected when
+	// its connection was ready (zero if none was), at AttemptEnd. (Over HTTP/2 the
+	// connection is taken after UpstreamRequest.)
+	Reused    bool
+	Connected time.Time
 	// FirstByte is when the response head had been read, at AttemptEnd; zero if none
 	// came.
 	FirstByte time.Time
 	// Status is the peer's status, at AttemptEnd; 0 if none.
 	Status int
 	// Err is the attempt's error, at AttemptEnd (nil for success), and ErrType its
-	// kind as proxy.Error names it.
+	// kind as proxy.ErrorType's String names it ("connection refused").
 	Err     error
 	ErrType string
 }

@@ -9,6 +9,8 @@ import (
 	"runtime"
 	"strconv"
 	"testing"
+
+	"github.com/gotthard-proxy/gotthard/observe"
 )
 
 // rawOrigin is a minimal keep-alive HTTP/1.1 origin that answers every request head with
@@ -74,11 +76,20 @@ func (p benchProxy) UpstreamPeer(context.Context, *Session, struct{}) (*Peer, er
 
 // BenchmarkProxyGet measures one proxied keep-alive GET with a reused upstream
 // connection, client and origin on loopback; allocs/op is the proxy's steady state.
-func BenchmarkProxyGet(b *testing.B) {
+func BenchmarkProxyGet(b *testing.B) { benchProxyGet(b, ServiceOptions{MaxRequestsPerConn: -1}) }
+
+// BenchmarkProxyGetObserved is BenchmarkProxyGet with an observer that sees every event
+// of each request and of its connections: what the service itself adds per request
+// when observed (an observer's own work is its own; see the observe sub-packages).
+func BenchmarkProxyGetObserved(b *testing.B) {
+	benchProxyGet(b, ServiceOptions{MaxRequestsPerConn: -1, Observers: []observe.Observer{&countingObserver{}}})
+}
+
+func benchProxyGet(b *testing.B, opts ServiceOptions) {
 	for _, size := range []int{1 << 10, 100 << 10} {
 		b.Run(strconv.Itoa(size>>10)+"KiB", func(b *testing.B) {
 			origin := rawOrigin(b, size)
-			svc, _ := newTestService[struct{}](b, benchProxy{peer: testPeer(origin)}, ServiceOptions{MaxRequestsPerConn: -1})
+			svc, _ := newTestService[struct{}](b, benchProxy{peer: testPeer(origin)}, opts)
 			addr := startProxy(b, svc)
 			c, err := net.Dial("tcp", addr)
 			if err != nil {

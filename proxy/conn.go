@@ -42,6 +42,9 @@ type conn[C any] struct {
 	clientS  string // clientIP as text, made once
 	trusted  bool
 	tls      *tls.ConnectionState // after the handshake on a TLS endpoint; nil otherwise
+	// obs is the connection's state for the service's connection observers; nil without
+	// (see observe.go). Set by serve before anything else, cleared by end.
+	obs *connObs
 
 	// Owned by the serving goroutine.
 	served   int
@@ -118,6 +121,7 @@ func (c *conn[C]) serve() {
 			c.end()
 		}
 	}()
+	c.observeConnOpen()
 	if !c.handshake() {
 		return
 	}
@@ -238,6 +242,7 @@ func (c *conn[C]) end() {
 	c.w.Reset(nil)
 	c.svc.idle.Forget(c)
 	c.nc.Close()
+	c.observeConnClose()
 	c.svc.removeConn(c)
 }
 

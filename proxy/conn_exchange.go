@@ -97,6 +97,7 @@ type exchange[C any] struct {
 	h1b      h1Body          // the body source of an HTTP/1.x peer's response
 	h2d      h2down          // the downstream of an HTTP/2 request
 	abortFn  func()          // ex.abortUpstream, made once per exchange
+	obs      *obsState       // for the service's observers; nil without
 	// abortMu pairs the client's leaving with the upstream side in use, so that the
 	// side cut is the one this request uses. aborted is set under it and read without.
 	abortMu         sync.Mutex
@@ -132,6 +133,9 @@ func (c *conn[C]) getExchange(w *worker[C]) *exchange[C] {
 		}
 		ex.arena = c.svc.arenas.Get()
 	}
+	if ex.obs == nil && len(c.svc.obs.all) > 0 {
+		ex.obs = newObsState(len(c.svc.obs.all))
+	}
 	// (An exchange is reset when it is put back, so it comes out clean.)
 	ex.sess.ds = &c.h1
 	ex.sess.closing = &c.svc.closing
@@ -152,6 +156,9 @@ func (c *conn[C]) putExchange(ex *exchange[C], w *worker[C]) {
 	}
 	ex.sess.reset()
 	ex.sess.ds = nil
+	if ex.obs != nil {
+		ex.obs.reset()
+	}
 	ex.sess.clientAddr, ex.sess.serverAddr = nil, nil
 	ex.h1b = h1Body{}
 	clear(ex.reqKnown)

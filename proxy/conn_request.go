@@ -44,17 +44,22 @@ func (c *conn[C]) serveRequest(ex *exchange[C]) (keep bool) {
 	defer func() {
 		if p := recover(); p != nil {
 			perr := &Error{Type: InternalError, Source: Internal, Cause: panicError{p}}
+			stack := debug.Stack()
 			s.log.Error("panic in request", "err", perr, "method", sess.req.Method,
-				"target", sess.req.Target, "client", c.clientS, "stack", string(debug.Stack()))
+				"target", sess.req.Target, "client", c.clientS, "stack", string(stack))
+			if ex.obs != nil {
+				ex.obs.panic, ex.obs.stack = p, stack
+			}
 			sess.closeAfter = true
 			if !sess.respStarted {
 				c.writeErrorPage(sess, 500)
 			}
 			reqErr = perr
 			keep = false
-			c.logging(ctx, sess, cc, reqErr)
+			c.logging(ctx, ex, cc, reqErr)
 		}
 	}()
+	c.observeStart(ex)
 	cc = s.app.NewCtx()
 	reqErr = c.run(ctx, ex, cc)
 	if reqErr != nil {
@@ -65,15 +70,18 @@ func (c *conn[C]) serveRequest(ex *exchange[C]) (keep bool) {
 		// otherwise close the connection.
 		sess.closeAfter = !sess.discardBody()
 	}
-	c.logging(ctx, sess, cc, reqErr)
+	c.logging(ctx, ex, cc, reqErr)
 	return !sess.closeAfter
 }
 
-// logging runs the Logging phase, itself guarded against panics.
-func (c *conn[C]) logging(ctx contextT, sess *Session, cc C, err error) {
+// logging tells the observers the request ended and runs the Logging phase, itself
+// guarded against panics.
+func (c *conn[C]) logging(ctx contextT, ex *exchange[C], cc C, err error) {
+	sess := &ex.sess
 	if sess.timing.End.IsZero() { // (set already when the upstream connection went idle)
 		sess.timing.End = sess.clock()
 	}
+	c.observeEnd(ex, err)
 	defer func() {
 		if p := recover(); p != nil {
 			c.svc.log.Error("panic in Logging phase", "err", p, "stack", string(debug.Stack()))

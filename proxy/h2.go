@@ -76,6 +76,9 @@ func (c *conn[C]) serveStream(st *h2.Stream) {
 		ex.abortFn = ex.abortUpstream
 	}
 	st.SetOnAbort(ex.abortFn)
+	if c.obs != nil {
+		c.obs.h2Served.Add(1)
+	}
 	c.serveRequest(ex)
 	st.SetOnAbort(nil)
 	c.putExchange(ex, nil)

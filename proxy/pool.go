@@ -14,6 +14,7 @@ import (
 	"github.com/gotthard-proxy/gotthard/internal/h1"
 	"github.com/gotthard-proxy/gotthard/internal/netio"
 	"github.com/gotthard-proxy/gotthard/internal/upwatch"
+	"github.com/gotthard-proxy/gotthard/observe"
 )
 
 // PoolStats counts upstream connections of a service.
@@ -90,6 +91,10 @@ type connPool struct {
 
 	newConns, reused atomic.Uint64
 	watch            *upwatch.Watcher // nil where not available
+
+	// The service's name and its observers that see connections (set by NewService).
+	service string
+	connObs []observe.ConnObserver
 }
 
 func newConnPool(maxIdle, maxHosts int, bufs *h1.BufPool, lim h1.Limits) *connPool {
@@ -305,6 +310,7 @@ func (p *connPool) dialConn(ctx context.Context, peer *Peer, alpn string) (net.C
 	d := p.dialer
 	d.Timeout = o.connectTimeout()
 	d.KeepAlive = o.keepAlive()
+	start := time.Now()
 	nc, err := d.DialContext(ctx, peer.network(), peer.Address)
 	if err != nil {
 		t := ConnectError
@@ -313,17 +319,28 @@ func (p *connPool) dialConn(ctx context.Context, peer *Peer, alpn string) (net.C
 		}
 		e := asError(err, t, Upstream)
 		e.Retry = true
+		p.observeUpstreamConn(peer, start, time.Time{}, 0, nil, e)
 		return nil, e
 	}
+	connected := time.Now()
+	var hs time.Duration
+	var cs *tls.ConnectionState
 	if peer.TLS != nil {
 		nc, err = p.handshake(ctx, nc, peer, alpn)
+		hs = time.Since(connected)
 		if err != nil {
 			e := asError(err, ConnectError, Upstream)
 			e.Retry = true
+			p.observeUpstreamConn(peer, start, connected, hs, nil, e)
 			return nil, e
+		}
+		if len(p.connObs) > 0 {
+			st := nc.(*tls.Conn).ConnectionState()
+			cs = &st
 		}
 	}
 	p.newConns.Add(1)
+	p.observeUpstreamConn(peer, start, connected, hs, cs, nil)
 	return nc, nil
 }
 

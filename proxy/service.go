@@ -17,6 +17,7 @@ import (
 	"github.com/gotthard-proxy/gotthard/internal/h1"
 	"github.com/gotthard-proxy/gotthard/internal/h2"
 	"github.com/gotthard-proxy/gotthard/internal/upwatch"
+	"github.com/gotthard-proxy/gotthard/observe"
 	gtls "github.com/gotthard-proxy/gotthard/tls"
 )
 
@@ -27,6 +28,13 @@ import (
 type ServiceOptions struct {
 	// Logger receives error and lifecycle logs. If nil, slog.Default().
 	Logger *slog.Logger
+	// Observers see the service's requests, each with its attempts, in the order of
+	// the slice (package observe documents the events); those that implement
+	// observe.ConnObserver also see its client connections and new upstream
+	// connections. Metrics, traces, error reports and access logs are observers (see
+	// the sub-packages of observe). Without any, a request pays one nil check per
+	// event. A nil element is refused.
+	Observers []observe.Observer
 
 	// MaxHeadBytes bounds a request head (request line and fields). If zero, 32 KiB.
 	// Larger heads get 431.
@@ -157,6 +165,11 @@ func (o ServiceOptions) Validate() error {
 			return fmt.Errorf("proxy: TrustedProxies[%d] is not a valid prefix", i)
 		}
 	}
+	for i, ob := range o.Observers {
+		if ob == nil {
+			return fmt.Errorf("proxy: Observers[%d] is nil", i)
+		}
+	}
 	return nil
 }
 
@@ -178,6 +191,7 @@ type Service[C any] struct {
 	// bodyRate is the minimum request body rate of the options, copied into each
 	// HTTP/1.x request's session.
 	bodyRate bodyRate
+	obs      observers // ServiceOptions.Observers
 
 	date      dateCache // the Date of the responses the proxy writes itself
 	exchanges sync.Pool // *exchange[C]
@@ -251,6 +265,8 @@ func NewService[C any](name string, app ProxyHTTP[C], opts ServiceOptions) (*Ser
 		s.h2max = h2.NewLimit(opts.H2MaxStreams)
 	}
 	s.bodyRate = newBodyRate(&opts)
+	s.obs = newObservers(opts.Observers)
+	s.pool.service, s.pool.connObs = name, s.obs.conn
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	return s, nil
 }

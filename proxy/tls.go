@@ -53,16 +53,19 @@ func (c *conn[C]) handshake() bool {
 	}
 	s := c.svc
 	// Close and Shutdown close the connection, which ends a handshake in progress.
-	tc.SetDeadline(time.Now().Add(durOr(s.opts.TLSHandshakeTimeout, 10*time.Second)))
+	start := time.Now()
+	tc.SetDeadline(start.Add(durOr(s.opts.TLSHandshakeTimeout, 10*time.Second)))
 	if err := tc.Handshake(); err != nil {
 		if !s.closing.Load() && !isQuietHandshakeError(err) {
 			s.log.Info("tls handshake failed", "client", c.clientS, "err", err)
 		}
+		c.observeHandshake(start, nil, err)
 		return false
 	}
 	tc.SetDeadline(time.Time{})
 	cs := tc.ConnectionState()
 	c.tls = &cs
+	c.observeHandshake(start, c.tls, nil)
 	return true
 }
 

@@ -57,7 +57,9 @@ func (c *conn[C]) proxy(ctx contextT, ex *exchange[C], cc C) error {
 			}
 		}
 		refused = nil
+		c.observeAttemptStart(ex, peer)
 		e := c.attempt(ctx, ex, cc, peer)
+		c.observeAttemptEnd(ex, e)
 		if e == nil {
 			return nil
 		}

@@ -64,6 +64,7 @@ func (c *conn[C]) exchangeOn(ctx contextT, ex *exchange[C], cc C, uc *upConn, pe
 	if e != nil {
 		return e
 	}
+	c.observeUpstreamRequest(ex, up, "HTTP/1.1")
 	if !h1.ValidMethod(up.Method) || !h1.ValidTarget(up.Target) {
 		return &Error{Type: InternalError, Source: Internal, Cause: errors.New("proxy: invalid method or target in upstream request")}
 	}

@@ -172,6 +172,7 @@ func (c *conn[C]) exchangeH2(ctx contextT, ex *exchange[C], cc C, peer *Peer) *E
 	if e != nil {
 		return e
 	}
+	c.observeUpstreamRequest(ex, up, "HTTP/2")
 	req, rerr := c.h2Request(ex, peer, up)
 	if rerr != nil {
 		return rerr

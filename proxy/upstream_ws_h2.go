@@ -54,6 +54,7 @@ func (c *conn[C]) exchangeWSH2(ctx contextT, ex *exchange[C], cc C, peer *Peer) 
 		nc.Close()
 		return e
 	}
+	c.observeUpstreamRequest(ex, up, "HTTP/2")
 	req := h2.TunnelRequest{Protocol: sess.upgrade, Scheme: "http", Authority: up.Header.Get("Host"), Path: up.Target}
 	if peer.TLS != nil {
 		req.Scheme = "https"

@@ -1,0 +1,285 @@
+package proxy
+
+import (
+	"crypto/tls"
+	"errors"
+	"sync/atomic"
+	"time"
+
+	"github.com/gotthard-proxy/gotthard/message"
+	"github.com/gotthard-proxy/gotthard/observe"
+)
+
+// The feeding of observers (ServiceOptions.Observers): the events of a request, of its
+// attempts and of connections, in the order package observe documents. A service
+// without observers pays a nil check per event: its exchanges have no obsState.
+
+// observers is a service's observers, fixed when it is made.
+type observers struct {
+	all  []observe.Observer
+	conn []observe.ConnObserver // those of all that see connections
+}
+
+func newObservers(all []observe.Observer) observers {
+	o := observers{all: append([]observe.Observer(nil), all...)}
+	for _, x := range o.all {
+		if co, ok := x.(observe.ConnObserver); ok {
+			o.conn = append(o.conn, co)
+		}
+	}
+	return o
+}
+
+// obsState is what an exchange keeps for its observers. It belongs to the request's
+// goroutine.
+type obsState struct {
+	req     observe.Request
+	att     observe.Attempt
+	reqData []any // each observer's Request.Data
+	attData []any // each observer's Attempt.Data
+	open    bool  // an attempt began and has not ended
+	panic   any   // what a phase panicked with, and where
+	stack   []byte
+}
+
+func newObsState(n int) *obsState {
+	return &obsState{reqData: make([]any, n), attData: make([]any, n)}
+}
+
+// reset readies the state for the exchange's next request.
+func (o *obsState) reset() {
+	o.req = observe.Request{}
+	o.att = observe.Attempt{}
+	clear(o.reqData)
+	clear(o.attData)
+	o.open = false
+	o.panic, o.stack = nil, nil
+}
+
+// observeStart tells the observers the request began.
+func (c *conn[C]) observeStart(ex *exchange[C]) {
+	o := ex.obs
+	if o == nil {
+		return
+	}
+	sess := &ex.sess
+	r := &o.req
+	r.Service = c.svc.name
+	r.Proto = sess.req.Version.String()
+	r.Scheme = c.scheme()
+	r.Method, r.Target, r.Host = sess.req.Method, sess.req.Target, sess.req.Host()
+	r.Client = c.clientS
+	r.Header = &sess.req.Header
+	r.Upgrade = sess.upgrade
+	r.Start = sess.timing.Start
+	for i, ob := range c.svc.obs.all {
+		r.Data = o.reqData[i]
+		ob.RequestStart(r)
+		o.reqData[i] = r.Data
+	}
+	r.Data = nil
+}
+
+// observeAttemptStart tells the observers an attempt on peer began.
+func (c *conn[C]) observeAttemptStart(ex *exchange[C], peer *Peer) {
+	o := ex.obs
+	if o == nil {
+		return
+	}
+	a := &o.att
+	*a = observe.Attempt{N: ex.sess.retries, Peer: peer.Address, TLS: peer.TLS != nil, Start: ex.sess.clock()}
+	if peer.TLS != nil {
+		a.Name = peer.TLS.ServerName
+	}
+	clear(o.attData)
+	o.open = true
+	o.req.Attempts++
+	for i, ob := range c.svc.obs.all {
+		o.req.Data, a.Data = o.reqData[i], o.attData[i]
+		ob.AttemptStart(&o.req, a)
+		o.reqData[i], o.attData[i] = o.req.Data, a.Data
+	}
+	o.req.Data, a.Data = nil, nil
+}
+
+// observeUpstreamRequest hands the observers the head built for the peer, spoken in
+// proto.
+func (c *conn[C]) observeUpstreamRequest(ex *exchange[C], up *message.RequestHeader, proto string) {
+	o := ex.obs
+	if o == nil || !o.open {
+		return
+	}
+	o.att.Proto = proto
+	for i, ob := range c.svc.obs.all {
+		o.req.Data, o.att.Data = o.reqData[i], o.attData[i]
+		ob.UpstreamRequest(&o.req, &o.att, &up.Header)
+		o.reqData[i], o.attData[i] = o.req.Data, o.att.Data
+	}
+	o.req.Data, o.att.Data = nil, nil
+}
+
+// observeAttemptEnd tells the observers the open attempt ended with err (nil: its
+// response was relayed).
+func (c *conn[C]) observeAttemptEnd(ex *exchange[C], err *Error) {
+	o := ex.obs
+	if o == nil || !o.open {
+		return
+	}
+	sess := &ex.sess
+	a := &o.att
+	a.End = sess.clock()
+	a.Reused = sess.reused
+	if t := sess.timing.UpstreamConnected; !t.Before(a.Start) {
+		a.Connected = t
+	}
+	if t := sess.timing.UpstreamResponse; !t.Before(a.Start) {
+		a.FirstByte = t
+		a.Status = sess.upstreamStatus
+	}
+	if err != nil {
+		a.Err, a.ErrType = err, err.Type.String()
+	}
+	o.endAttempt(c.svc.obs.all, nil)
+}
+
+// endAttempt sends AttemptEnd for the open attempt, if any; err, if not nil, is why it
+// ends (a request that ends while its attempt is open).
+func (o *obsState) endAttempt(obs []observe.Observer, err error) {
+	if !o.open {
+		return
+	}
+	o.open = false
+	a := &o.att
+	if a.End.IsZero() {
+		a.End = time.Now()
+	}
+	if err != nil && a.Err == nil {
+		a.Err, a.ErrType = err, errType(err)
+	}
+	for i, ob := range obs {
+		o.req.Data, a.Data = o.reqData[i], o.attData[i]
+		ob.AttemptEnd(&o.req, a)
+		o.reqData[i], o.attData[i] = o.req.Data, a.Data
+	}
+	o.req.Data, a.Data = nil, nil
+}
+
+// errType names err's kind as proxy.Error does, or "" if it is not one.
+func errType(err error) string {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Type.String()
+	}
+	return ""
+}
+
+// observeEnd tells the observers the request ended with err, before Logging.
+func (c *conn[C]) observeEnd(ex *exchange[C], err error) {
+	o := ex.obs
+	if o == nil {
+		return
+	}
+	sess := &ex.sess
+	o.endAttempt(c.svc.obs.all, err)
+	r := &o.req
+	r.End = sess.timing.End
+	r.Status = sess.status
+	r.GRPCStatus, r.GRPC = sess.grpcStatus, sess.grpcStatusSet
+	if sess.peer != nil {
+		r.Upstream = sess.peer.Address
+	}
+	r.UpstreamStatus = sess.upstreamStatus
+	r.Reused = sess.reused
+	r.BytesSent, r.BytesReceived = sess.bytesSent, sess.bytesReceived
+	r.Connected, r.FirstByte = sess.timing.UpstreamConnected, sess.timing.UpstreamResponse
+	r.Err = err
+	if err != nil { // (errors.As would allocate e even for nil)
+		var e *Error
+		if errors.As(err, &e) {
+			r.ErrType, r.ErrSource = e.Type.String(), e.Source.String()
+		}
+	}
+	r.Panic, r.Stack = o.panic, o.stack
+	for i, ob := range c.svc.obs.all {
+		r.Data = o.reqData[i]
+		ob.RequestEnd(r)
+		o.reqData[i] = nil
+	}
+	r.Data = nil
+}
+
+// connObs is what a client connection keeps for the observers that see connections;
+// nil when none does. It belongs to the connection's goroutine (end may run on another,
+// once the connection's own is gone).
+type connObs struct {
+	c        observe.Conn
+	data     []any
+	h2Served atomic.Int64 // the HTTP/2 streams served (they run at once)
+}
+
+// observeConnOpen tells the connection observers a client connected.
+func (c *conn[C]) observeConnOpen() {
+	obs := c.svc.obs.conn
+	if len(obs) == 0 {
+		return
+	}
+	co := &connObs{data: make([]any, len(obs))}
+	co.c = observe.Conn{Service: c.svc.name, Remote: c.nc.RemoteAddr().String(),
+		Local: c.nc.LocalAddr().String(), Start: time.Now()}
+	c.obs = co
+	co.each(obs, observe.ConnObserver.ConnOpen)
+}
+
+// observeHandshake tells the connection observers the TLS handshake that began at start
+// ended, with state cs or the error err.
+func (c *conn[C]) observeHandshake(start time.Time, cs *tls.ConnectionState, err error) {
+	co := c.obs
+	if co == nil {
+		return
+	}
+	co.c.Handshake = time.Since(start)
+	co.c.TLS, co.c.Err = cs, err
+	co.each(c.svc.obs.conn, observe.ConnObserver.ConnTLS)
+}
+
+// observeConnClose tells the connection observers the connection closed.
+func (c *conn[C]) observeConnClose() {
+	co := c.obs
+	if co == nil {
+		return
+	}
+	c.obs = nil
+	switch {
+	case c.h2c.Load() != nil:
+		co.c.Proto = "HTTP/2"
+		co.c.Requests = int(co.h2Served.Load())
+	case c.served > 0:
+		co.c.Proto = "HTTP/1.1"
+		co.c.Requests = c.served
+	}
+	co.each(c.svc.obs.conn, observe.ConnObserver.ConnClose)
+}
+
+func (co *connObs) each(obs []observe.ConnObserver, ev func(observe.ConnObserver, *observe.Conn)) {
+	for i, o := range obs {
+		co.c.Data = co.data[i]
+		ev(o, &co.c)
+		co.data[i] = co.c.Data
+	}
+	co.c.Data = nil
+}
+
+// observeUpstreamConn tells the pool's connection observers about a new connection to
+// peer: dialled from start, connected at connected (zero if the dial failed), its TLS
+// handshake taking hs, with state cs, or failed with err.
+func (p *connPool) observeUpstreamConn(peer *Peer, start, connected time.Time, hs time.Duration, cs *tls.ConnectionState, err error) {
+	if len(p.connObs) == 0 {
+		return
+	}
+	oc := &observe.Conn{Service: p.service, Upstream: true, Remote: peer.Address, Start: start,
+		Connected: connected, Handshake: hs, TLS: cs, Err: err}
+	for _, o := range p.connObs {
+		oc.Data = nil
+		o.UpstreamConn(oc)
+	}
+}

@@ -1,0 +1,258 @@
+package proxy
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	gtls "github.com/gotthard-proxy/gotthard/tls"
+
+	"github.com/gotthard-proxy/gotthard/observe"
+)
+
+// countingObserver counts the events it sees; it allocates nothing.
+type countingObserver struct {
+	starts, attempts, upstreams, attemptEnds, ends atomic.Int64
+	opens, handshakes, closes, upConns             atomic.Int64
+}
+
+func (o *countingObserver) RequestStart(*observe.Request)                   { o.starts.Add(1) }
+func (o *countingObserver) AttemptStart(*observe.Request, *observe.Attempt) { o.attempts.Add(1) }
+func (o *countingObserver) UpstreamRequest(*observe.Request, *observe.Attempt, observe.Header) {
+	o.upstreams.Add(1)
+}
+func (o *countingObserver) AttemptEnd(*observe.Request, *observe.Attempt) { o.attemptEnds.Add(1) }
+func (o *countingObserver) RequestEnd(*observe.Request)                   { o.ends.Add(1) }
+func (o *countingObserver) ConnOpen(*observe.Conn)                        { o.opens.Add(1) }
+func (o *countingObserver) ConnTLS(*observe.Conn)                         { o.handshakes.Add(1) }
+func (o *countingObserver) ConnClose(*observe.Conn)                       { o.closes.Add(1) }
+func (o *countingObserver) UpstreamConn(*observe.Conn)                    { o.upConns.Add(1) }
+
+// recorder is an observer that writes down what it sees, one line per event, and keeps
+// a value of its own in Request.Data and Attempt.Data to check that each observer gets
+// its own back. It sets X-Observed on the upstream request.
+type recorder struct {
+	name string
+	mu   sync.Mutex
+	log  []string
+	ends []observe.Request // copies, at RequestEnd
+	conn []observe.Conn    // copies, at each connection event
+	ev   []string          // the event of each of conn
+	// closed gets a value at each client connection's close.
+	closed chan struct{}
+}
+
+func newRecorder(name string) *recorder { return &recorder{name: name, closed: make(chan struct{}, 8)} }
+
+func (o *recorder) add(format string, args ...any) {
+	o.mu.Lock()
+	o.log = append(o.log, fmt.Sprintf(format, args...))
+	o.mu.Unlock()
+}
+
+func (o *recorder) RequestStart(r *observe.Request) {
+	if r.Data != nil {
+		o.add("start: Data not nil")
+	}
+	r.Data = o.name + ":" + r.Target
+	o.add("start %s %s %s %s host=%s client=%s", r.Proto, r.Scheme, r.Method, r.Target, r.Host, r.Client)
+}
+
+func (o *recorder) AttemptStart(r *observe.Request, a *observe.Attempt) {
+	a.Data = fmt.Sprint(o.name, " attempt ", a.N)
+	o.add("attempt %d %s data=%v", a.N, a.Peer, r.Data)
+}
+
+func (o *recorder) UpstreamRequest(r *observe.Request, a *observe.Attempt, h observe.Header) {
+	h.Set("X-Observed-"+o.name, fmt.Sprint(r.Data))
+	o.add("upstream %d %s data=%v", a.N, a.Proto, a.Data)
+}
+
+func (o *recorder) AttemptEnd(r *observe.Request, a *observe.Attempt) {
+	o.add("attempt-end %d status=%d err=%q reused=%v firstbyte=%v data=%v", a.N, a.Status, a.ErrType, a.Reused,
+		!a.FirstByte.IsZero(), a.Data)
+}
+
+func (o *recorder) RequestEnd(r *observe.Request) {
+	o.add("end status=%d attempts=%d upstream-status=%d err=%q data=%v", r.Status, r.Attempts, r.UpstreamStatus,
+		r.ErrType, r.Data)
+	o.mu.Lock()
+	c := *r
+	c.Header, c.Data = nil, nil
+	o.ends = append(o.ends, c)
+	o.mu.Unlock()
+}
+
+func (o *recorder) conns(ev string, c *observe.Conn) {
+	o.mu.Lock()
+	o.conn = append(o.conn, *c)
+	o.ev = append(o.ev, ev)
+	o.log = append(o.log, ev)
+	o.mu.Unlock()
+}
+
+func (o *recorder) ConnOpen(c *observe.Conn) { o.conns("conn-open", c) }
+func (o *recorder) ConnTLS(c *observe.Conn)  { o.conns("conn-tls", c) }
+func (o *recorder) ConnClose(c *observe.Conn) {
+	o.conns("conn-close", c)
+	o.closed <- struct{}{}
+}
+func (o *recorder) UpstreamConn(c *observe.Conn) { o.conns("upstream-conn", c) }
+
+func (o *recorder) lines() []string {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return append([]string(nil), o.log...)
+}
+
+// observedProxy sends a request's first attempt to dead and the others to good, and
+// panics in RequestFilter for /panic.
+type observedProxy struct {
+	Phases[*testCtx]
+	dead, good *Peer
+}
+
+func (observedProxy) NewCtx() *testCtx { return &testCtx{} }
+
+func (p observedProxy) UpstreamPeer(_ context.Context, s *Session, _ *testCtx) (*Peer, error) {
+	if s.Retries() == 0 && strings.HasPrefix(s.Request().Target, "/retry") {
+		return p.dead, nil
+	}
+	return p.good, nil
+}
+
+func (observedProxy) RequestFilter(_ context.Context, s *Session, _ *testCtx) (Result, error) {
+	if s.Request().Target == "/panic" {
+		panic("boom")
+	}
+	return Continue, nil
+}
+
+// TestObserverEvents: the events of a retried request, in order, each observer with
+// its own Data, the header an observer sets reaching the origin; a panicking phase;
+// the connection events.
+func TestObserverEvents(t *testing.T) {
+	got := make(chan string, 4)
+	_, origin := startOrigin(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got <- r.Header.Get("X-Observed-A") + "|" + r.Header.Get("X-Observed-B")
+		io.WriteString(w, "hello")
+	}))
+	a, b := newRecorder("A"), newRecorder("B")
+	app := observedProxy{dead: testPeer(deadAddr(t)), good: testPeer(origin)}
+	svc, logs := newTestService[*testCtx](t, app, ServiceOptions{Observers: []observe.Observer{a, b}})
+	addr := startProxy(t, svc)
+
+	c, br := dialRaw(t, addr)
+	io.WriteString(c, "GET /retry HTTP/1.1\r\nHost: h.test\r\n\r\n")
+	resp, body := readResponse(t, br, "GET")
+	if resp.StatusCode != 200 || body != "hello" {
+		t.Fatalf("retried request: %d %q\n%s", resp.StatusCode, body, logs.String())
+	}
+	if h := <-got; h != "A:/retry|B:/retry" {
+		t.Fatalf("origin got X-Observed %q", h)
+	}
+	io.WriteString(c, "GET /panic HTTP/1.1\r\nHost: h.test\r\n\r\n")
+	if resp, _ := readResponse(t, br, "GET"); resp.StatusCode != 500 {
+		t.Fatalf("panicking phase: %d", resp.StatusCode)
+	}
+	c.Close()
+	waitFor(t, "the connection's close", b.closed)
+	waitFor(t, "the connection's close", a.closed)
+
+	want := []string{
+		"conn-open",
+		"start HTTP/1.1 http GET /retry host=h.test client=127.0.0.1",
+		"attempt 0 " + app.dead.Address + " data=B:/retry",
+		"upstream-conn",
+		`attempt-end 0 status=0 err="connection refused" reused=false firstbyte=false data=B attempt 0`,
+		"attempt 1 " + origin + " data=B:/retry",
+		"upstream-conn",
+		"upstream 1 HTTP/1.1 data=B attempt 1",
+		`attempt-end 1 status=200 err="" reused=false firstbyte=true data=B attempt 1`,
+		`end status=200 attempts=2 upstream-status=200 err="" data=B:/retry`,
+		"start HTTP/1.1 http GET /panic host=h.test client=127.0.0.1",
+		`end status=500 attempts=0 upstream-status=0 err="internal error" data=B:/panic`,
+		"conn-close",
+	}
+	if l := b.lines(); strings.Join(l, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("observer B saw:\n%s\nwant:\n%s", strings.Join(l, "\n"), strings.Join(want, "\n"))
+	}
+	if l := a.lines(); len(l) != len(want) || l[2] != "attempt 0 "+app.dead.Address+" data=A:/retry" {
+		t.Fatalf("observer A saw:\n%s", strings.Join(l, "\n"))
+	}
+	end := b.ends[0]
+	if end.Upstream != origin || end.BytesSent != 5 || end.End.Before(end.Start) || end.TTFB() <= 0 ||
+		end.Duration() < end.TTFB() || end.Connected.IsZero() || end.Panic != nil || end.Service != "test" {
+		t.Fatalf("RequestEnd of the retried request: %+v", end)
+	}
+	if p := b.ends[1]; p.Panic != "boom" || !strings.Contains(string(p.Stack), "RequestFilter") || p.ErrSource != "internal" {
+		t.Fatalf("RequestEnd of the panic: panic %v source %q stack:\n%s", p.Panic, p.ErrSource, p.Stack)
+	}
+	// Both attempts dialled: the refused one and the good one.
+	var ups []observe.Conn
+	for _, c := range b.conn {
+		if c.Upstream {
+			ups = append(ups, c)
+		}
+	}
+	if len(ups) != 2 || ups[0].Err == nil || ups[1].Err != nil || ups[1].Remote != origin || ups[1].Connected.IsZero() {
+		t.Fatalf("upstream connections seen: %+v", ups)
+	}
+	if cl := b.conn[len(b.conn)-1]; cl.Proto != "HTTP/1.1" || cl.Requests != 2 || cl.Upstream {
+		t.Fatalf("ConnClose: %+v", cl)
+	}
+}
+
+// TestObserverTLSConn: a TLS client connection's handshake reaches the connection
+// observers with its state, and an HTTP/2 connection closes counting its streams.
+func TestObserverTLSConn(t *testing.T) {
+	p := newPKI(t)
+	cert := p.issue(t, "api", []string{"api.test"}, false)
+	origin := startXFPOrigin(t)
+	rec := newRecorder("R")
+	svc, _ := newTestService[*testCtx](t, tlsProxy{peer: testPeer(origin), seen: &tlsSeen{}},
+		ServiceOptions{Observers: []observe.Observer{rec}})
+	_, secure := startTLSProxy(t, svc, gtls.Options{Certificates: []gtls.CertFile{cert}})
+	cl := tlsClient(t, &tls.Config{ServerName: "api.test", RootCAs: p.pool()})
+	for range 3 {
+		if resp, body := getBody(t, cl, "https://"+secure+"/x"); resp.StatusCode != 200 || body != "proto=https" {
+			t.Fatalf("%d %q", resp.StatusCode, body)
+		}
+	}
+	cl.Transport.(*http.Transport).CloseIdleConnections()
+	waitFor(t, "the connection's close", rec.closed)
+	var hs, cl2 *observe.Conn
+	for i := range rec.conn {
+		switch rec.ev[i] {
+		case "conn-tls":
+			hs = &rec.conn[i]
+		case "conn-close":
+			cl2 = &rec.conn[i]
+		}
+	}
+	if hs == nil || hs.TLS.Version != tls.VersionTLS13 || hs.TLS.CurveID != tls.X25519MLKEM768 || hs.Handshake <= 0 || hs.Err != nil {
+		t.Fatalf("ConnTLS: %+v", hs)
+	}
+	if cl2 == nil || cl2.Proto != "HTTP/2" || cl2.Requests != 3 {
+		t.Fatalf("ConnClose: %+v", cl2)
+	}
+	for _, e := range rec.ends {
+		if e.Proto != "HTTP/2" || e.Scheme != "https" || e.Host != secure {
+			t.Fatalf("request over HTTP/2: %+v", e)
+		}
+	}
+}
+
+// TestObserverNil: a nil observer is refused when the service is made, named.
+func TestObserverNil(t *testing.T) {
+	_, err := NewService[*testCtx]("x", fixedProxy{}, ServiceOptions{Observers: []observe.Observer{&countingObserver{}, nil}})
+	if err == nil || err.Error() != "proxy: Observers[1] is nil" {
+		t.Fatalf("NewService: %v", err)
+	}
+}
