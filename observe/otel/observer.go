@@ -53,8 +53,12 @@ type state struct {
 	// AttemptStart and AttemptEnd.
 	clientCtx context.Context
 	client    trace.Span
-	carrier   HeaderCarrier
-	attrs     [maxAttrs]attribute.KeyValue
+	// lastEnd is when the last attempt ended: the server span ends no sooner, so
+	// that it covers its client spans (the proxy takes an attempt's end after the
+	// response's, once the peer's connection is back in its pool).
+	lastEnd time.Time
+	carrier HeaderCarrier
+	attrs   [maxAttrs]attribute.KeyValue
 	// opts holds the options of a span's start, so that their slice is not made
 	// at each start.
 	opts [2]trace.SpanStartOption
@@ -228,6 +232,7 @@ func (o *Observer) AttemptEnd(r *observe.Request, a *observe.Attempt) {
 		clear(attrs)
 	}
 	endAt(span, a.End)
+	st.lastEnd = a.End
 }
 
 // RequestEnd ends the request's server span, with the client's status and the
@@ -267,10 +272,15 @@ func (o *Observer) RequestEnd(r *observe.Request) {
 		span.SetAttributes(attrs...)
 		clear(attrs)
 	}
-	endAt(span, r.End)
+	end := r.End
+	if !end.IsZero() && end.Before(st.lastEnd) {
+		end = st.lastEnd
+	}
+	endAt(span, end)
 	// The attributes were cleared after each use; the rest is cleared here, so that
 	// a pooled state keeps nothing of the request.
 	st.ctx, st.server, st.clientCtx, st.client = nil, nil, nil, nil
+	st.lastEnd = time.Time{}
 	st.opts = [2]trace.SpanStartOption{}
 	o.states.Put(st)
 }

@@ -1,0 +1,295 @@
+package otel_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"go.opentelemetry.io/otel/codes"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/gotthard-proxy/gotthard/observe"
+	"github.com/gotthard-proxy/gotthard/observe/otel"
+	"github.com/gotthard-proxy/gotthard/proxy"
+)
+
+// hops sends a request to its peers in turn: the first attempt to peers[0], a retry
+// to peers[1], and so on (the last one again when they run out).
+type hops struct {
+	proxy.Phases[*hopCtx]
+	peers []*proxy.Peer
+}
+
+type hopCtx struct{ n int }
+
+func (*hops) NewCtx() *hopCtx { return &hopCtx{} }
+
+func (h *hops) UpstreamPeer(_ context.Context, s *proxy.Session, c *hopCtx) (*proxy.Peer, error) {
+	if s.Request().Path() == "/once" { // no retry: the dead peer alone
+		return h.peers[0], nil
+	}
+	p := h.peers[min(c.n, len(h.peers)-1)]
+	c.n++
+	return p, nil
+}
+
+func (h *hops) FailToConnect(_ context.Context, s *proxy.Session, _ *hopCtx, _ *proxy.Peer, err *proxy.Error) *proxy.Error {
+	if s.Request().Path() == "/once" {
+		err.Retry = false
+	}
+	return err
+}
+
+// spanSink is a span processor that hands each ended span to a channel, so a test
+// can wait for a request's spans: they end after the client has its response.
+type spanSink struct{ ended chan sdktrace.ReadOnlySpan }
+
+func (s *spanSink) OnStart(context.Context, sdktrace.ReadWriteSpan) {}
+func (s *spanSink) OnEnd(span sdktrace.ReadOnlySpan)                { s.ended <- span }
+func (s *spanSink) Shutdown(context.Context) error                  { return nil }
+func (s *spanSink) ForceFlush(context.Context) error                { return nil }
+
+// next returns the spans of the next request to end: its client spans, then its
+// server span (the last to end).
+func (s *spanSink) next(t *testing.T) (server sdktrace.ReadOnlySpan, clients []sdktrace.ReadOnlySpan) {
+	t.Helper()
+	deadline := time.NewTimer(10 * time.Second)
+	defer deadline.Stop()
+	for {
+		select {
+		case span := <-s.ended:
+			if span.SpanKind() == trace.SpanKindServer {
+				return span, clients
+			}
+			clients = append(clients, span)
+		case <-deadline.C:
+			t.Fatalf("no server span after 10s (%d client spans)", len(clients))
+		}
+	}
+}
+
+// TestProxy runs requests through a real proxy service to a real origin, over
+// HTTP/1.1 and h2c, and checks the spans and the trace context the origin gets.
+func TestProxy(t *testing.T) {
+	seen := make(chan string, 16) // the traceparent each origin request carried
+	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		seen <- r.Header.Get("traceparent")
+		io.WriteString(w, "hello")
+	}))
+	defer origin.Close()
+	originAddr := strings.TrimPrefix(origin.URL, "http://")
+	_, originPort, _ := net.SplitHostPort(originAddr)
+
+	dead, err := net.Listen("tcp", "127.0.0.1:0") // an address nothing listens on
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadAddr := dead.Addr().String()
+	dead.Close()
+	deadPeer, err := proxy.NewPeer(deadAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	livePeer, err := proxy.NewPeer(originAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	sink := &spanSink{ended: make(chan sdktrace.ReadOnlySpan, 64)}
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSampler(sdktrace.AlwaysSample()), sdktrace.WithSpanProcessor(sink))
+	defer tp.Shutdown(context.Background())
+	obs, err := otel.New(otel.Options{TracerProvider: tp})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	serve := func(t *testing.T, peers ...*proxy.Peer) string {
+		svc, err := proxy.NewService("traced", &hops{peers: peers}, proxy.ServiceOptions{
+			Observers: []observe.Observer{obs},
+			Logger:    slog.New(slog.DiscardHandler), // the dead peer's warnings
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		served := make(chan error, 1)
+		go func() { served <- svc.Serve([]net.Listener{ln}) }()
+		t.Cleanup(func() {
+			svc.Close()
+			if err := <-served; err != nil {
+				t.Errorf("Serve: %v", err)
+			}
+		})
+		return ln.Addr().String()
+	}
+
+	for _, proto := range []struct {
+		name, version string
+		transport     func() *http.Transport
+	}{
+		{"HTTP/1.1", "1.1", func() *http.Transport { return &http.Transport{} }},
+		{"h2c", "2", func() *http.Transport {
+			tr := &http.Transport{Protocols: new(http.Protocols)}
+			tr.Protocols.SetUnencryptedHTTP2(true)
+			return tr
+		}},
+	} {
+		t.Run(proto.name, func(t *testing.T) {
+			tr := proto.transport()
+			defer tr.CloseIdleConnections()
+			client := &http.Client{Transport: tr, Timeout: 10 * time.Second}
+			get := func(t *testing.T, addr, path, traceparent string) int {
+				t.Helper()
+				req, err := http.NewRequest("GET", "http://"+addr+path, nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if traceparent != "" {
+					req.Header.Set("traceparent", traceparent)
+				}
+				resp, err := client.Do(req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				return resp.StatusCode
+			}
+			originSaw := func(t *testing.T) string {
+				t.Helper()
+				select {
+				case tp := <-seen:
+					return tp
+				case <-time.After(10 * time.Second):
+					t.Fatal("the origin got no request")
+					return ""
+				}
+			}
+			// checkOrigin checks that the origin was told of span.
+			checkOrigin := func(t *testing.T, got string, span sdktrace.ReadOnlySpan) {
+				t.Helper()
+				sc := span.SpanContext()
+				if want := fmt.Sprintf("00-%s-%s-01", sc.TraceID(), sc.SpanID()); got != want {
+					t.Errorf("origin got traceparent %q, want the client span's %q", got, want)
+				}
+			}
+
+			t.Run("traced", func(t *testing.T) {
+				addr := serve(t, livePeer)
+				if status := get(t, addr, "/a?secret=1", clientParent); status != 200 {
+					t.Fatalf("status %d", status)
+				}
+				got := originSaw(t)
+				server, clients := sink.next(t)
+				if len(clients) != 1 {
+					t.Fatalf("%d client spans, want 1", len(clients))
+				}
+				client := clients[0]
+				if p := server.Parent(); p.TraceID().String() != clientTraceID || p.SpanID().String() != clientSpanID {
+					t.Errorf("server span's parent %s/%s, want the client's", p.TraceID(), p.SpanID())
+				}
+				if client.Parent().SpanID() != server.SpanContext().SpanID() || client.SpanContext().TraceID() != server.SpanContext().TraceID() {
+					t.Errorf("client span's parent %s, want the server span %s", client.Parent().SpanID(), server.SpanContext().SpanID())
+				}
+				if server.SpanKind() != trace.SpanKindServer || client.SpanKind() != trace.SpanKindClient {
+					t.Errorf("kinds %s, %s", server.SpanKind(), client.SpanKind())
+				}
+				checkOrigin(t, got, client)
+				host, port, _ := net.SplitHostPort(addr)
+				checkAttrs(t, server, map[string]string{
+					"http.request.method":       "GET",
+					"url.path":                  "/a",
+					"url.scheme":                "http",
+					"server.address":            host,
+					"server.port":               port,
+					"client.address":            "127.0.0.1",
+					"network.protocol.version":  proto.version,
+					"http.response.status_code": "200",
+				}, "url.query", "error.type")
+				checkAttrs(t, client, map[string]string{
+					"http.request.method":       "GET",
+					"server.address":            "127.0.0.1",
+					"server.port":               originPort,
+					"url.full":                  "http://" + originAddr + "/a",
+					"http.response.status_code": "200",
+				}, "error.type", "http.request.resend_count")
+				if server.Status().Code != codes.Unset || client.Status().Code != codes.Unset {
+					t.Errorf("statuses %v %v", server.Status(), client.Status())
+				}
+				if !server.StartTime().Before(client.StartTime()) || client.EndTime().After(server.EndTime()) {
+					t.Errorf("client span %v..%v outside the server span %v..%v",
+						client.StartTime(), client.EndTime(), server.StartTime(), server.EndTime())
+				}
+			})
+
+			t.Run("new trace", func(t *testing.T) {
+				addr := serve(t, livePeer)
+				if status := get(t, addr, "/b", ""); status != 200 {
+					t.Fatalf("status %d", status)
+				}
+				got := originSaw(t)
+				server, clients := sink.next(t)
+				if server.Parent().IsValid() || len(clients) != 1 {
+					t.Fatalf("server span's parent %v, %d client spans", server.Parent(), len(clients))
+				}
+				checkOrigin(t, got, clients[0])
+			})
+
+			t.Run("dead peer", func(t *testing.T) {
+				addr := serve(t, deadPeer)
+				if status := get(t, addr, "/once", clientParent); status != 502 {
+					t.Fatalf("status %d, want 502", status)
+				}
+				server, clients := sink.next(t)
+				if len(clients) != 1 {
+					t.Fatalf("%d client spans, want 1", len(clients))
+				}
+				if server.Status().Code != codes.Error || clients[0].Status().Code != codes.Error {
+					t.Errorf("statuses %v %v, want Error", server.Status(), clients[0].Status())
+				}
+				checkAttrs(t, server, map[string]string{"http.response.status_code": "502"})
+				checkAttrs(t, clients[0], map[string]string{"server.address": "127.0.0.1"}, "http.response.status_code")
+				for _, s := range []sdktrace.ReadOnlySpan{server, clients[0]} {
+					if et := attrs(s)["error.type"].AsString(); et == "" || et == "_OTHER" {
+						t.Errorf("%s span's error.type %q, want the proxy's error type", s.SpanKind(), et)
+					}
+				}
+			})
+
+			t.Run("retry", func(t *testing.T) {
+				addr := serve(t, deadPeer, livePeer)
+				if status := get(t, addr, "/c", clientParent); status != 200 {
+					t.Fatalf("status %d", status)
+				}
+				got := originSaw(t)
+				server, clients := sink.next(t)
+				if len(clients) != 2 {
+					t.Fatalf("%d client spans, want 2", len(clients))
+				}
+				for i, c := range clients {
+					if c.Parent().SpanID() != server.SpanContext().SpanID() {
+						t.Errorf("attempt %d's parent %s, want the server span", i, c.Parent().SpanID())
+					}
+				}
+				_, deadPort, _ := net.SplitHostPort(deadAddr)
+				checkAttrs(t, clients[0], map[string]string{"server.port": deadPort}, "http.request.resend_count")
+				checkAttrs(t, clients[1], map[string]string{"server.port": originPort, "http.request.resend_count": "1"})
+				if clients[0].Status().Code != codes.Error || clients[1].Status().Code != codes.Unset || server.Status().Code != codes.Unset {
+					t.Errorf("statuses %v %v %v", clients[0].Status(), clients[1].Status(), server.Status())
+				}
+				checkOrigin(t, got, clients[1])
+			})
+		})
+	}
+}
