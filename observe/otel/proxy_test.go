@@ -2,12 +2,22 @@ package otel_test
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
 	"fmt"
 	"io"
 	"log/slog"
+	"math/big"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -19,6 +29,7 @@ import (
 	"github.com/gotthard-proxy/gotthard/observe"
 	"github.com/gotthard-proxy/gotthard/observe/otel"
 	"github.com/gotthard-proxy/gotthard/proxy"
+	gtls "github.com/gotthard-proxy/gotthard/tls"
 )
 
 // hops sends a request to its peers in turn: the first attempt to peers[0], a retry
@@ -111,7 +122,14 @@ func TestProxy(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	serve := func(t *testing.T, peers ...*proxy.Peer) string {
+	cert, pool := writeCert(t)
+	cfg, err := gtls.New(gtls.Options{Certificates: []gtls.CertFile{cert}})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// serve starts a proxy service to peers, on a TLS endpoint if secure.
+	serve := func(t *testing.T, secure bool, peers ...*proxy.Peer) string {
 		svc, err := proxy.NewService("traced", &hops{peers: peers}, proxy.ServiceOptions{
 			Observers: []observe.Observer{obs},
 			Logger:    slog.New(slog.DiscardHandler), // the dead peer's warnings
@@ -122,6 +140,9 @@ func TestProxy(t *testing.T) {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
 			t.Fatal(err)
+		}
+		if secure {
+			svc.AddTLS(ln.Addr().String(), cfg) // the endpoint Serve's first listener serves
 		}
 		served := make(chan error, 1)
 		go func() { served <- svc.Serve([]net.Listener{ln}) }()
@@ -136,22 +157,33 @@ func TestProxy(t *testing.T) {
 
 	for _, proto := range []struct {
 		name, version string
+		secure        bool
 		transport     func() *http.Transport
 	}{
-		{"HTTP/1.1", "1.1", func() *http.Transport { return &http.Transport{} }},
-		{"h2c", "2", func() *http.Transport {
+		{"HTTP/1.1", "1.1", false, func() *http.Transport { return &http.Transport{} }},
+		{"h2c", "2", false, func() *http.Transport {
 			tr := &http.Transport{Protocols: new(http.Protocols)}
 			tr.Protocols.SetUnencryptedHTTP2(true)
 			return tr
+		}},
+		{"TLS HTTP/1.1", "1.1", true, func() *http.Transport {
+			return &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}
+		}},
+		{"TLS HTTP/2", "2", true, func() *http.Transport {
+			return &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}, ForceAttemptHTTP2: true}
 		}},
 	} {
 		t.Run(proto.name, func(t *testing.T) {
 			tr := proto.transport()
 			defer tr.CloseIdleConnections()
 			client := &http.Client{Transport: tr, Timeout: 10 * time.Second}
-			get := func(t *testing.T, addr, path, traceparent string) int {
+			scheme := "http"
+			if proto.secure {
+				scheme = "https"
+			}
+			get := func(t *testing.T, addr, path, traceparent string) *http.Response {
 				t.Helper()
-				req, err := http.NewRequest("GET", "http://"+addr+path, nil)
+				req, err := http.NewRequest("GET", scheme+"://"+addr+path, nil)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -164,7 +196,7 @@ func TestProxy(t *testing.T) {
 				}
 				io.Copy(io.Discard, resp.Body)
 				resp.Body.Close()
-				return resp.StatusCode
+				return resp
 			}
 			originSaw := func(t *testing.T) string {
 				t.Helper()
@@ -186,9 +218,10 @@ func TestProxy(t *testing.T) {
 			}
 
 			t.Run("traced", func(t *testing.T) {
-				addr := serve(t, livePeer)
-				if status := get(t, addr, "/a?secret=1", clientParent); status != 200 {
-					t.Fatalf("status %d", status)
+				addr := serve(t, proto.secure, livePeer)
+				resp := get(t, addr, "/a?secret=1", clientParent)
+				if resp.StatusCode != 200 || resp.Proto != "HTTP/"+proto.version && resp.Proto != "HTTP/"+proto.version+".0" {
+					t.Fatalf("status %d over %s", resp.StatusCode, resp.Proto)
 				}
 				got := originSaw(t)
 				server, clients := sink.next(t)
@@ -210,7 +243,7 @@ func TestProxy(t *testing.T) {
 				checkAttrs(t, server, map[string]string{
 					"http.request.method":       "GET",
 					"url.path":                  "/a",
-					"url.scheme":                "http",
+					"url.scheme":                scheme,
 					"server.address":            host,
 					"server.port":               port,
 					"client.address":            "127.0.0.1",
@@ -234,8 +267,8 @@ func TestProxy(t *testing.T) {
 			})
 
 			t.Run("new trace", func(t *testing.T) {
-				addr := serve(t, livePeer)
-				if status := get(t, addr, "/b", ""); status != 200 {
+				addr := serve(t, proto.secure, livePeer)
+				if status := get(t, addr, "/b", "").StatusCode; status != 200 {
 					t.Fatalf("status %d", status)
 				}
 				got := originSaw(t)
@@ -247,8 +280,8 @@ func TestProxy(t *testing.T) {
 			})
 
 			t.Run("dead peer", func(t *testing.T) {
-				addr := serve(t, deadPeer)
-				if status := get(t, addr, "/once", clientParent); status != 502 {
+				addr := serve(t, proto.secure, deadPeer)
+				if status := get(t, addr, "/once", clientParent).StatusCode; status != 502 {
 					t.Fatalf("status %d, want 502", status)
 				}
 				server, clients := sink.next(t)
@@ -268,8 +301,8 @@ func TestProxy(t *testing.T) {
 			})
 
 			t.Run("retry", func(t *testing.T) {
-				addr := serve(t, deadPeer, livePeer)
-				if status := get(t, addr, "/c", clientParent); status != 200 {
+				addr := serve(t, proto.secure, deadPeer, livePeer)
+				if status := get(t, addr, "/c", clientParent).StatusCode; status != 200 {
 					t.Fatalf("status %d", status)
 				}
 				got := originSaw(t)
@@ -292,4 +325,47 @@ func TestProxy(t *testing.T) {
 			})
 		})
 	}
+}
+
+// writeCert writes a self-signed certificate for 127.0.0.1 and its key, and returns
+// their files and a pool that trusts it.
+func writeCert(t *testing.T) (gtls.CertFile, *x509.CertPool) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1),
+		Subject:      pkix.Name{CommonName: "127.0.0.1"},
+		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
+		NotBefore:    now.Add(-time.Hour),
+		NotAfter:     now.Add(time.Hour),
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kder, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	cf := gtls.CertFile{CertFile: filepath.Join(dir, "cert.pem"), KeyFile: filepath.Join(dir, "key.pem")}
+	for file, block := range map[string]*pem.Block{
+		cf.CertFile: {Type: "CERTIFICATE", Bytes: der},
+		cf.KeyFile:  {Type: "EC PRIVATE KEY", Bytes: kder},
+	} {
+		if err := os.WriteFile(file, pem.EncodeToMemory(block), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(leaf)
+	return cf, pool
 }
