@@ -48,8 +48,12 @@
 // Attributes are built only for spans that record (trace.Span.IsRecording): with a
 // sampler that drops a request, the observer does the propagator's extract and inject
 // and the tracer's Start and End calls, and nothing else. Its per-request state comes
-// from a pool. The package's benchmarks measure the whole cycle of events with the
-// SDK sampling never and always (go test -bench . ./observe/otel/).
+// from a pool. With the SDK and a sampler that drops every request, a request with one
+// attempt costs about 1µs, 7 allocations (9 when the client sent a traceparent) and
+// 0.5 KiB, all of them the SDK's and the propagator's; sampled, about 4µs, 22 to 24
+// allocations and 4 KiB before the exporter (one run on a 2-core machine). The strings a recorded span keeps are copied, so that a span
+// waiting in an exporter's batch does not hold the request's memory.
+// BenchmarkCycle and BenchmarkProxy measure it (go test -run XXX -bench . ./observe/otel).
 //
 // # Use
 //
@@ -63,6 +67,7 @@
 //		Observers: []observe.Observer{obs},
 //	})
 //
-// Do not use it to carry trace context when nothing is traced: a proxy passes the
-// client's traceparent through unchanged by itself.
+// A program that only wants the client's trace context passed on needs no observer: the
+// proxy forwards traceparent and tracestate as it forwards any end-to-end field. gRPC
+// calls through the proxy get HTTP spans, without the rpc.* attributes.
 package otel

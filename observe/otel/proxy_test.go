@@ -219,6 +219,7 @@ func TestProxy(t *testing.T) {
 
 			t.Run("traced", func(t *testing.T) {
 				addr := serve(t, proto.secure, livePeer)
+				t.Cleanup(tr.CloseIdleConnections) // before the service closes
 				resp := get(t, addr, "/a?secret=1", clientParent)
 				if resp.StatusCode != 200 || resp.Proto != "HTTP/"+proto.version && resp.Proto != "HTTP/"+proto.version+".0" {
 					t.Fatalf("status %d over %s", resp.StatusCode, resp.Proto)
@@ -268,6 +269,7 @@ func TestProxy(t *testing.T) {
 
 			t.Run("new trace", func(t *testing.T) {
 				addr := serve(t, proto.secure, livePeer)
+				t.Cleanup(tr.CloseIdleConnections) // before the service closes
 				if status := get(t, addr, "/b", "").StatusCode; status != 200 {
 					t.Fatalf("status %d", status)
 				}
@@ -281,6 +283,7 @@ func TestProxy(t *testing.T) {
 
 			t.Run("dead peer", func(t *testing.T) {
 				addr := serve(t, proto.secure, deadPeer)
+				t.Cleanup(tr.CloseIdleConnections) // before the service closes
 				if status := get(t, addr, "/once", clientParent).StatusCode; status != 502 {
 					t.Fatalf("status %d, want 502", status)
 				}
@@ -302,6 +305,7 @@ func TestProxy(t *testing.T) {
 
 			t.Run("retry", func(t *testing.T) {
 				addr := serve(t, proto.secure, deadPeer, livePeer)
+				t.Cleanup(tr.CloseIdleConnections) // before the service closes
 				if status := get(t, addr, "/c", clientParent).StatusCode; status != 200 {
 					t.Fatalf("status %d", status)
 				}
@@ -368,4 +372,59 @@ func writeCert(t *testing.T) (gtls.CertFile, *x509.CertPool) {
 	pool := x509.NewCertPool()
 	pool.AddCert(leaf)
 	return cf, pool
+}
+
+// TestProxyNotSampled checks that a request the sampler drops still tells the origin,
+// in the client's trace, not to sample it either.
+func TestProxyNotSampled(t *testing.T) {
+	seen := make(chan string, 1)
+	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		seen <- r.Header.Get("traceparent")
+	}))
+	defer origin.Close()
+	peer, err := proxy.NewPeer(strings.TrimPrefix(origin.URL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSampler(sdktrace.NeverSample()))
+	defer tp.Shutdown(context.Background())
+	obs, err := otel.New(otel.Options{TracerProvider: tp})
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc, err := proxy.NewService("untraced", &hops{peers: []*proxy.Peer{peer}}, proxy.ServiceOptions{
+		Observers: []observe.Observer{obs},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan error, 1)
+	go func() { served <- svc.Serve([]net.Listener{ln}) }()
+	defer func() {
+		svc.Close()
+		if err := <-served; err != nil {
+			t.Errorf("Serve: %v", err)
+		}
+	}()
+
+	tr := &http.Transport{}
+	defer tr.CloseIdleConnections()
+	req, err := http.NewRequest("GET", "http://"+ln.Addr().String()+"/", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("traceparent", clientParent)
+	resp, err := (&http.Client{Transport: tr, Timeout: 10 * time.Second}).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	got := <-seen // the handler ran before the response came
+	if len(got) != 55 || got[3:35] != clientTraceID || got[36:52] == clientSpanID || got[53:] != "00" {
+		t.Errorf("origin got traceparent %q, want trace %s, a new parent id, not sampled", got, clientTraceID)
+	}
 }
