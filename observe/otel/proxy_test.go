@@ -392,28 +392,10 @@ func TestProxyNotSampled(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	svc, err := proxy.NewService("untraced", &hops{peers: []*proxy.Peer{peer}}, proxy.ServiceOptions{
-		Observers: []observe.Observer{obs},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	served := make(chan error, 1)
-	go func() { served <- svc.Serve([]net.Listener{ln}) }()
-	defer func() {
-		svc.Close()
-		if err := <-served; err != nil {
-			t.Errorf("Serve: %v", err)
-		}
-	}()
-
+	addr := startService(t, obs, peer)
 	tr := &http.Transport{}
-	defer tr.CloseIdleConnections()
-	req, err := http.NewRequest("GET", "http://"+ln.Addr().String()+"/", nil)
+	t.Cleanup(tr.CloseIdleConnections) // before the service closes
+	req, err := http.NewRequest("GET", "http://"+addr+"/", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -427,4 +409,71 @@ func TestProxyNotSampled(t *testing.T) {
 	if len(got) != 55 || got[3:35] != clientTraceID || got[36:52] == clientSpanID || got[53:] != "00" {
 		t.Errorf("origin got traceparent %q, want trace %s, a new parent id, not sampled", got, clientTraceID)
 	}
+}
+
+// TestProxyHTTP2Upstream checks the trace context the proxy sends to an origin it
+// speaks HTTP/2 to (h2c), and the attempt's protocol.
+func TestProxyHTTP2Upstream(t *testing.T) {
+	seen := make(chan string, 1)
+	origin := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		seen <- r.Proto + " " + r.Header.Get("traceparent")
+	}))
+	origin.Config.Protocols = new(http.Protocols)
+	origin.Config.Protocols.SetUnencryptedHTTP2(true)
+	origin.Start()
+	defer origin.Close()
+	peer := &proxy.Peer{Address: strings.TrimPrefix(origin.URL, "http://"), Protocol: proxy.ProtoHTTP2}
+
+	sink := &spanSink{ended: make(chan sdktrace.ReadOnlySpan, 8)}
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSampler(sdktrace.AlwaysSample()), sdktrace.WithSpanProcessor(sink))
+	defer tp.Shutdown(context.Background())
+	obs, err := otel.New(otel.Options{TracerProvider: tp})
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := startService(t, obs, peer)
+
+	tr := &http.Transport{}
+	t.Cleanup(tr.CloseIdleConnections) // before the service closes
+	resp, err := (&http.Client{Transport: tr, Timeout: 10 * time.Second}).Get("http://" + addr + "/h2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	got := <-seen
+	server, clients := sink.next(t)
+	if len(clients) != 1 {
+		t.Fatalf("%d client spans", len(clients))
+	}
+	sc := clients[0].SpanContext()
+	if want := fmt.Sprintf("HTTP/2.0 00-%s-%s-01", sc.TraceID(), sc.SpanID()); got != want {
+		t.Errorf("origin got %q, want %q", got, want)
+	}
+	checkAttrs(t, clients[0], map[string]string{"network.protocol.version": "2", "http.response.status_code": "200"})
+	checkAttrs(t, server, map[string]string{"network.protocol.version": "1.1", "http.response.status_code": "200"})
+}
+
+// startService serves a proxy service with obs that sends every request to peer, on
+// loopback until the test ends, and returns its address.
+func startService(t *testing.T, obs observe.Observer, peer *proxy.Peer) string {
+	t.Helper()
+	svc, err := proxy.NewService("traced", &hops{peers: []*proxy.Peer{peer}}, proxy.ServiceOptions{
+		Observers: []observe.Observer{obs},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan error, 1)
+	go func() { served <- svc.Serve([]net.Listener{ln}) }()
+	t.Cleanup(func() {
+		svc.Close()
+		if err := <-served; err != nil {
+			t.Errorf("Serve: %v", err)
+		}
+	})
+	return ln.Addr().String()
 }
