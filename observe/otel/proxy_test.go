@@ -99,15 +99,19 @@ func TestProxy(t *testing.T) {
 	originAddr := strings.TrimPrefix(origin.URL, "http://")
 	_, originPort, _ := net.SplitHostPort(originAddr)
 
-	dead, err := net.Listen("tcp", "127.0.0.1:0") // an address nothing listens on
-	if err != nil {
-		t.Fatal(err)
-	}
-	deadAddr := dead.Addr().String()
-	dead.Close()
-	deadPeer, err := proxy.NewPeer(deadAddr)
-	if err != nil {
-		t.Fatal(err)
+	// deadPeer returns a peer at an address nothing listens on (one just freed: a
+	// fresh one for each test, so that another listener is unlikely to have it).
+	deadPeer := func(t *testing.T) *proxy.Peer {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		ln.Close()
+		p, err := proxy.NewPeer(ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p
 	}
 	livePeer, err := proxy.NewPeer(originAddr)
 	if err != nil {
@@ -128,8 +132,15 @@ func TestProxy(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	// serve starts a proxy service to peers, on a TLS endpoint if secure.
+	// serve starts a proxy service to peers, on a TLS endpoint if secure. What an
+	// earlier test that failed left unread is dropped first.
 	serve := func(t *testing.T, secure bool, peers ...*proxy.Peer) string {
+		for len(seen) > 0 {
+			<-seen
+		}
+		for len(sink.ended) > 0 {
+			<-sink.ended
+		}
 		svc, err := proxy.NewService("traced", &hops{peers: peers}, proxy.ServiceOptions{
 			Observers: []observe.Observer{obs},
 			Logger:    slog.New(slog.DiscardHandler), // the dead peer's warnings
@@ -282,7 +293,7 @@ func TestProxy(t *testing.T) {
 			})
 
 			t.Run("dead peer", func(t *testing.T) {
-				addr := serve(t, proto.secure, deadPeer)
+				addr := serve(t, proto.secure, deadPeer(t))
 				t.Cleanup(tr.CloseIdleConnections) // before the service closes
 				if status := get(t, addr, "/once", clientParent).StatusCode; status != 502 {
 					t.Fatalf("status %d, want 502", status)
@@ -304,7 +315,8 @@ func TestProxy(t *testing.T) {
 			})
 
 			t.Run("retry", func(t *testing.T) {
-				addr := serve(t, proto.secure, deadPeer, livePeer)
+				dead := deadPeer(t)
+				addr := serve(t, proto.secure, dead, livePeer)
 				t.Cleanup(tr.CloseIdleConnections) // before the service closes
 				if status := get(t, addr, "/c", clientParent).StatusCode; status != 200 {
 					t.Fatalf("status %d", status)
@@ -319,7 +331,7 @@ func TestProxy(t *testing.T) {
 						t.Errorf("attempt %d's parent %s, want the server span", i, c.Parent().SpanID())
 					}
 				}
-				_, deadPort, _ := net.SplitHostPort(deadAddr)
+				_, deadPort, _ := net.SplitHostPort(dead.Address)
 				checkAttrs(t, clients[0], map[string]string{"server.port": deadPort}, "http.request.resend_count")
 				checkAttrs(t, clients[1], map[string]string{"server.port": originPort, "http.request.resend_count": "1"})
 				if clients[0].Status().Code != codes.Error || clients[1].Status().Code != codes.Unset || server.Status().Code != codes.Unset {
