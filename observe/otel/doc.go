@@ -18,7 +18,8 @@
 // CLIENT, a child of the server span, and when the upstream request head is built
 // (UpstreamRequest) it writes that span's context into it, so the origin sees a
 // traceparent whose parent id is the client span's. The server span ends at RequestEnd,
-// with the time the response was written.
+// with the time the response was written (or its last attempt's end, if later: the
+// proxy ends an attempt once the peer's connection is back in its pool).
 //
 // Names and attributes follow the OpenTelemetry HTTP semantic conventions (semconv
 // v1.43.0): a span is named by its method ("GET"), or by method and route ("GET

@@ -24,8 +24,9 @@ type Options struct {
 
 	// Route returns the request's route, a template of low cardinality such as
 	// "/users/{id}", or "" if it has none. It runs at RequestStart, before the first
-	// phase; the route names the server span ("GET /users/{id}") and is its
-	// http.route attribute. If nil, spans are named by the method alone. It must be
+	// phase, for the requests that are sampled only; the route names the server span
+	// ("GET /users/{id}") and is its http.route attribute (a sampler sees the method
+	// alone as the name). If nil, spans are named by the method alone. It must be
 	// safe for concurrent use and must not keep r.
 	Route func(r *observe.Request) string
 
