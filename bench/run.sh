@@ -475,8 +475,10 @@ echo "Before the run, CPU $PROXY_CPU/$LOAD_CPU were $BG_BUSY busy with other wor
 if ((BG0 > 10 || BG1 > 10)); then
 	echo "**The machine was busy with other work: req/s and p99 below are not representative; CPU µs/req and the ratios within this run hold up better.**"
 fi
-echo "Measured run ${DURATION}s after a ${WARMUP}s warm-up; $(uname -sr); $(go version | awk '{print $3}'); $(nginx -v 2>&1 | sed 's/^nginx version: //'); $(wrk -v 2>&1 | awk 'NR==1{print "wrk " $2}')."
-echo "Command: \`DURATION=$DURATION CONNS=$CONNS REPEAT=$REPEAT PROXIES=\"${PROXIES}\" SCENARIOS=\"${SCENARIOS}\" bash bench/run.sh $MODE\`"
+NGINX_VERSION=""
+[[ " ${SELECTED[*]} " != *" nginx "* ]] || NGINX_VERSION="$(nginx -v 2>&1 | sed 's/^nginx version: //'); "
+echo "Measured run ${DURATION}s after a ${WARMUP}s warm-up; $(uname -sr); $(go version | awk '{print $3}'); ${NGINX_VERSION}$(wrk -v 2>&1 | awk 'NR==1{print "wrk " $2}')."
+echo "Command: \`DURATION=$DURATION CONNS=$CONNS REPEAT=$REPEAT PROXIES=\"${PROXIES}\" BASE=$BASE SCENARIOS=\"${SCENARIOS}\" bash bench/run.sh $MODE\`"
 echo
 
 if [[ -s $RESULTS ]]; then

@@ -197,6 +197,13 @@ func (c *conn[C]) parkIdle() bool {
 			continue
 		}
 		if c.park.CompareAndSwap(st, parkedBit) {
+			// Close may have run between the caller's last look and now: it took the
+			// connection for an active one, whose goroutine sees the close, and closed
+			// its socket, which leaves the poller's set without a word. Nobody else
+			// would end it before the keep-alive sweep, and Close waits for it.
+			if c.svc.ctx.Err() != nil && c.unpark() {
+				c.end()
+			}
 			return true
 		}
 	}

@@ -257,3 +257,50 @@ func TestStaleConnectionRetriedForGET(t *testing.T) {
 		}
 	}
 }
+
+// TestCloseWhileParking: Close right after a response, while the connection may be
+// going to park in the idle poller: if Close looks before it is parked, it takes it for
+// an active one and closes its socket, so the connection must end itself once parked,
+// not wait for the keep-alive sweep. Close returns at once every time. (The window is
+// a few hundred nanoseconds: rounds make it likely under load, not certain.)
+func TestCloseWhileParking(t *testing.T) {
+	_, origin := startOrigin(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") }))
+	dead := testPeer(deadAddr(t))
+	for i := range 100 {
+		// A peer that refuses: the connection's request fails over retries, as it
+		// goes to park (the case seen to hang), or one that answers.
+		peer, status := testPeer(origin), 200
+		if i%2 == 1 {
+			peer, status = dead, 502
+		}
+		svc, logs := newTestService[*testCtx](t, fixedProxy{peer: peer}, ServiceOptions{KeepaliveTimeout: time.Minute, MaxRetries: 1})
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		served := make(chan error, 1)
+		go func() { served <- svc.Serve([]net.Listener{ln}) }()
+		c, br := dialRaw(t, ln.Addr().String())
+		// Two requests: the connection parks only after its first (see serve).
+		for range 2 {
+			io.WriteString(c, "GET / HTTP/1.1\r\nHost: h\r\n\r\n")
+			if resp, _ := readResponse(t, br, "GET"); resp.StatusCode != status {
+				t.Fatalf("round %d: %d, want %d", i, resp.StatusCode, status)
+			}
+		}
+		closed := make(chan struct{})
+		go func() {
+			svc.Close()
+			close(closed)
+		}()
+		select {
+		case <-closed:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("round %d: Close hangs with an idle connection\n%s", i, logs.String())
+		}
+		if err := <-served; err != nil {
+			t.Fatal(err)
+		}
+		c.Close()
+	}
+}
