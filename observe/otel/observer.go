@@ -147,7 +147,8 @@ func (o *Observer) RequestStart(r *observe.Request) {
 	clear(attrs)
 }
 
-// AttemptStart starts the attempt's client span, a child of the server span.
+// AttemptStart starts the attempt's client span, a child of the server span; not when
+// the server span is neither recorded nor sampled (see the package doc: Cost).
 func (o *Observer) AttemptStart(r *observe.Request, a *observe.Attempt) {
 	st, _ := r.Data.(*state)
 	if st == nil {
@@ -155,6 +156,10 @@ func (o *Observer) AttemptStart(r *observe.Request, a *observe.Attempt) {
 	}
 	if st.client != nil { // an attempt that did not end: end it here
 		st.client.End()
+		st.client, st.clientCtx = nil, nil
+	}
+	if !st.server.IsRecording() && !st.server.SpanContext().IsSampled() {
+		return // the trace is not sampled: UpstreamRequest sends the server span's context
 	}
 	method, known := methodName(r.Method)
 	st.clientCtx, st.client = o.tracer.Start(st.ctx, method, st.startOpts(o.client, a.Start)...)
@@ -190,13 +195,20 @@ func (o *Observer) AttemptStart(r *observe.Request, a *observe.Attempt) {
 // UpstreamRequest writes the client span's context into the upstream request's header.
 func (o *Observer) UpstreamRequest(r *observe.Request, a *observe.Attempt, h observe.Header) {
 	st, _ := r.Data.(*state)
-	if st == nil || st.client == nil {
+	if st == nil {
 		return
+	}
+	ctx := st.clientCtx
+	if st.client == nil {
+		ctx = st.ctx // an unsampled trace: the server span's context, unsampled
 	}
 	if h != nil {
 		st.carrier.Header = h
-		o.prop.Inject(st.clientCtx, &st.carrier)
+		o.prop.Inject(ctx, &st.carrier)
 		st.carrier.Header = nil
+	}
+	if st.client == nil {
+		return
 	}
 	if st.client.IsRecording() {
 		if v := protoVersion(a.Proto); v != "" {
