@@ -8,6 +8,7 @@
 #
 #   bash bench/instr.sh                 # builds ./examples/gateway
 #   bash bench/instr.sh /tmp/gw-before  # a gateway binary, as bench/ab.sh takes
+#   GW_ARGS="-trace never" bash bench/instr.sh   # with more gateway flags
 #
 # Prints the user-space instructions per request and the functions with the most. Under
 # callgrind the gateway runs some 50 times slower, so work done per tick of a clock
@@ -19,6 +20,7 @@ set -euo pipefail
 BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(cd "$BENCH_DIR/.." && pwd)
 DUR=${DUR:-8}   # seconds of load
+read -r -a GW_FLAGS <<<"${GW_ARGS:-}" # more gateway flags, split at spaces
 TOP=${TOP:-25}  # functions listed
 NAME=instr
 # shellcheck source=bench/lib.sh
@@ -53,7 +55,7 @@ for try in 1 2 3; do
 	port=$(free_port)
 	# asyncpreemptoff: callgrind mishandles the runtime's preemption signals.
 	GOMAXPROCS=1 GODEBUG=asyncpreemptoff=1 valgrind --tool=callgrind --dump-instr=no \
-		--callgrind-out-file="$TMP/cg.out" "$GW" -listen "127.0.0.1:$port" -upstream "$ORIGIN" 2>"$TMP/vg.log" &
+		--callgrind-out-file="$TMP/cg.out" "$GW" "${GW_FLAGS[@]}" -listen "127.0.0.1:$port" -upstream "$ORIGIN" 2>"$TMP/vg.log" &
 	vg=$!
 	if ! wait_http "http://127.0.0.1:$port/1k" 2>/dev/null; then
 		kill -9 "$vg" 2>/dev/null || true
