@@ -42,30 +42,6 @@ type ended struct {
 
 func (e *ended) RequestEnd(*observe.Request) { e.c <- struct{}{} }
 
-// line is a JSON access log line.
-type line struct {
-	Time           time.Time `json:"time"`
-	Service        string    `json:"service"`
-	Client         string    `json:"client"`
-	Method         string    `json:"method"`
-	Target         string    `json:"target"`
-	Proto          string    `json:"proto"`
-	Host           string    `json:"host"`
-	Status         int       `json:"status"`
-	UpstreamStatus int       `json:"upstream_status"`
-	Upstream       string    `json:"upstream"`
-	BytesSent      int64     `json:"bytes_sent"`
-	BytesReceived  int64     `json:"bytes_received"`
-	DurationMS     float64   `json:"duration_ms"`
-	TTFBMS         float64   `json:"ttfb_ms"`
-	Attempts       int       `json:"attempts"`
-	Reused         bool      `json:"reused"`
-	Error          string    `json:"error"`
-	ErrorType      string    `json:"error_type"`
-	UserAgent      string    `json:"user_agent"`
-	Referer        string    `json:"referer"`
-}
-
 // TestProxy logs the requests of a real proxy in front of a real origin, over HTTP/1.1,
 // h2c, and both over TLS, in both formats at once, and checks each line's fields.
 func TestProxy(t *testing.T) {
@@ -198,7 +174,7 @@ func TestProxy(t *testing.T) {
 	}
 	reused := false
 	for i, w := range wants {
-		var got line
+		var got accesslog.JSONLine[time.Time]
 		dec := json.NewDecoder(strings.NewReader(jsonLines[i]))
 		dec.DisallowUnknownFields()
 		if err := dec.Decode(&got); err != nil {
