@@ -63,32 +63,10 @@ func BenchmarkFormat(b *testing.B) {
 // comparison with BenchmarkFormat/json.
 func BenchmarkFormatEncodingJSON(b *testing.B) {
 	r := request()
-	type line struct {
-		Time           string  `json:"time"`
-		Service        string  `json:"service"`
-		Client         string  `json:"client"`
-		Method         string  `json:"method"`
-		Target         string  `json:"target"`
-		Proto          string  `json:"proto"`
-		Host           string  `json:"host"`
-		Status         int     `json:"status"`
-		UpstreamStatus int     `json:"upstream_status"`
-		Upstream       string  `json:"upstream"`
-		BytesSent      int64   `json:"bytes_sent"`
-		BytesReceived  int64   `json:"bytes_received"`
-		DurationMS     float64 `json:"duration_ms"`
-		TTFBMS         float64 `json:"ttfb_ms"`
-		Attempts       int     `json:"attempts"`
-		Reused         bool    `json:"reused"`
-		Error          string  `json:"error"`
-		ErrorType      string  `json:"error_type"`
-		UserAgent      string  `json:"user_agent"`
-		Referer        string  `json:"referer"`
-	}
 	buf := make([]byte, 0, 1024)
 	b.ReportAllocs()
 	for b.Loop() {
-		v := line{
+		v := JSONLine[string]{
 			Time: r.Start.Format(jsonTime), Service: r.Service, Client: r.Client,
 			Method: r.Method, Target: r.Target, Proto: r.Proto, Host: r.Host,
 			Status: r.Status, UpstreamStatus: r.UpstreamStatus, Upstream: r.Upstream,

@@ -143,28 +143,7 @@ func checkJSONLine(t *testing.T, line string, r *observe.Request) {
 	if !strings.HasSuffix(line, "\n") || strings.Count(line, "\n") != 1 {
 		t.Fatalf("line %q is not one line", line)
 	}
-	var got struct {
-		Time           time.Time `json:"time"`
-		Service        string    `json:"service"`
-		Client         string    `json:"client"`
-		Method         string    `json:"method"`
-		Target         string    `json:"target"`
-		Proto          string    `json:"proto"`
-		Host           string    `json:"host"`
-		Status         int       `json:"status"`
-		UpstreamStatus int       `json:"upstream_status"`
-		Upstream       string    `json:"upstream"`
-		BytesSent      int64     `json:"bytes_sent"`
-		BytesReceived  int64     `json:"bytes_received"`
-		DurationMS     float64   `json:"duration_ms"`
-		TTFBMS         float64   `json:"ttfb_ms"`
-		Attempts       int       `json:"attempts"`
-		Reused         bool      `json:"reused"`
-		Error          string    `json:"error"`
-		ErrorType      string    `json:"error_type"`
-		UserAgent      string    `json:"user_agent"`
-		Referer        string    `json:"referer"`
-	}
+	var got JSONLine[time.Time]
 	dec := json.NewDecoder(strings.NewReader(line))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&got); err != nil {

@@ -89,3 +89,29 @@ func (s *sink) Writes() [][]byte {
 	defer s.mu.Unlock()
 	return s.writes
 }
+
+// JSONLine is a line of the JSON format as encoding/json reads and writes it: with a
+// time.Time to read one, with a string to write one (see BenchmarkFormatEncodingJSON).
+// It is exported for the package's external tests.
+type JSONLine[Time any] struct {
+	Time           Time    `json:"time"`
+	Service        string  `json:"service"`
+	Client         string  `json:"client"`
+	Method         string  `json:"method"`
+	Target         string  `json:"target"`
+	Proto          string  `json:"proto"`
+	Host           string  `json:"host"`
+	Status         int     `json:"status"`
+	UpstreamStatus int     `json:"upstream_status"`
+	Upstream       string  `json:"upstream"`
+	BytesSent      int64   `json:"bytes_sent"`
+	BytesReceived  int64   `json:"bytes_received"`
+	DurationMS     float64 `json:"duration_ms"`
+	TTFBMS         float64 `json:"ttfb_ms"`
+	Attempts       int     `json:"attempts"`
+	Reused         bool    `json:"reused"`
+	Error          string  `json:"error"`
+	ErrorType      string  `json:"error_type"`
+	UserAgent      string  `json:"user_agent"`
+	Referer        string  `json:"referer"`
+}

@@ -2,21 +2,11 @@ package accesslog_test
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/json"
-	"encoding/pem"
 	"fmt"
 	"io"
 	"log/slog"
-	"math/big"
-	"net"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -26,7 +16,7 @@ import (
 	"github.com/gotthard-proxy/gotthard/observe"
 	"github.com/gotthard-proxy/gotthard/observe/accesslog"
 	"github.com/gotthard-proxy/gotthard/proxy"
-	gtls "github.com/gotthard-proxy/gotthard/tls"
+	"github.com/gotthard-proxy/gotthard/proxy/proxytest"
 )
 
 // app sends requests to origin, or to dead (a closed port) when they carry X-Dead.
@@ -52,34 +42,10 @@ type ended struct {
 
 func (e *ended) RequestEnd(*observe.Request) { e.c <- struct{}{} }
 
-// line is a JSON access log line.
-type line struct {
-	Time           time.Time `json:"time"`
-	Service        string    `json:"service"`
-	Client         string    `json:"client"`
-	Method         string    `json:"method"`
-	Target         string    `json:"target"`
-	Proto          string    `json:"proto"`
-	Host           string    `json:"host"`
-	Status         int       `json:"status"`
-	UpstreamStatus int       `json:"upstream_status"`
-	Upstream       string    `json:"upstream"`
-	BytesSent      int64     `json:"bytes_sent"`
-	BytesReceived  int64     `json:"bytes_received"`
-	DurationMS     float64   `json:"duration_ms"`
-	TTFBMS         float64   `json:"ttfb_ms"`
-	Attempts       int       `json:"attempts"`
-	Reused         bool      `json:"reused"`
-	Error          string    `json:"error"`
-	ErrorType      string    `json:"error_type"`
-	UserAgent      string    `json:"user_agent"`
-	Referer        string    `json:"referer"`
-}
-
 // TestProxy logs the requests of a real proxy in front of a real origin, over HTTP/1.1,
 // h2c, and both over TLS, in both formats at once, and checks each line's fields.
 func TestProxy(t *testing.T) {
-	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	origin := proxytest.NewOrigin(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
 		switch r.URL.Path {
 		case "/missing":
@@ -89,14 +55,8 @@ func TestProxy(t *testing.T) {
 			fmt.Fprintf(w, "got %d bytes", len(body))
 		}
 	}))
-	defer origin.Close()
-	originAddr := strings.TrimPrefix(origin.URL, "http://")
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	deadAddr := ln.Addr().String()
-	ln.Close() // nothing listens there now: connections are refused
+	originAddr := origin.Addr
+	deadAddr := proxytest.DeadAddr(t) // connections there are refused
 	originPeer, err := proxy.NewPeer(originAddr)
 	if err != nil {
 		t.Fatal(err)
@@ -119,36 +79,15 @@ func TestProxy(t *testing.T) {
 	}
 	defer clfLog.Close()
 	done := &ended{c: make(chan struct{}, 100)}
-	svc, err := proxy.NewService("edge", &app{origin: originPeer, dead: deadPeer}, proxy.ServiceOptions{
+	svc := proxytest.NewService(t, "edge", &app{origin: originPeer, dead: deadPeer}, proxy.ServiceOptions{
 		Observers: []observe.Observer{jsonLog, clfLog, done},
 		Logger:    slog.New(slog.DiscardHandler),
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	certFile, roots := selfSigned(t)
-	tcfg, err := gtls.New(gtls.Options{Certificates: []gtls.CertFile{certFile}, Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	pln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	sln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	svc.AddTCP(pln.Addr().String())
-	svc.AddTLS(sln.Addr().String(), tcfg)
-	served := make(chan error, 1)
-	go func() { served <- svc.Serve([]net.Listener{pln, sln}) }()
-	defer func() {
-		svc.Close()
-		if err := <-served; err != nil {
-			t.Errorf("Serve: %v", err)
-		}
-	}()
+	cert := proxytest.NewCert(t)
+	svc.AddTCP("127.0.0.1:0")
+	svc.AddTLS("127.0.0.1:0", cert.Config)
+	addrs := proxytest.ServeAll(t, svc)
+	plainAddr, tlsAddr := addrs[0], addrs[1]
 
 	type want struct {
 		method, target, proto string
@@ -160,22 +99,19 @@ func TestProxy(t *testing.T) {
 	}
 	var wants []want
 	for _, over := range []string{"h1", "h2c", "h1+TLS", "h2+TLS"} {
-		tr := &http.Transport{}
-		scheme, addr, proto := "http", pln.Addr().String(), "HTTP/1.1"
+		client := proxytest.H1Client(t, nil)
+		scheme, addr, proto := "http", plainAddr, "HTTP/1.1"
 		switch over {
 		case "h2c":
-			tr.Protocols = new(http.Protocols)
-			tr.Protocols.SetUnencryptedHTTP2(true)
+			client = proxytest.H2CClient(t)
 			proto = "HTTP/2"
 		case "h1+TLS":
-			tr.TLSClientConfig = &tls.Config{RootCAs: roots}
-			scheme, addr = "https", sln.Addr().String()
+			client = proxytest.H1Client(t, cert)
+			scheme, addr = "https", tlsAddr
 		case "h2+TLS":
-			tr.TLSClientConfig = &tls.Config{RootCAs: roots}
-			tr.ForceAttemptHTTP2 = true
-			scheme, addr, proto = "https", sln.Addr().String(), "HTTP/2"
+			client = proxytest.H2Client(t, cert)
+			scheme, addr, proto = "https", tlsAddr, "HTTP/2"
 		}
-		client := &http.Client{Transport: tr, Timeout: 10 * time.Second}
 		for _, w := range []want{
 			{method: "GET", target: "/a/b?x=1&y=%22q%22", status: 201, upstream: 201, sent: int64(len("got 0 bytes"))},
 			{method: "POST", target: "/post", body: "hello", status: 201, upstream: 201, sent: int64(len("got 5 bytes"))},
@@ -222,7 +158,7 @@ func TestProxy(t *testing.T) {
 			}
 			wants = append(wants, w)
 		}
-		tr.CloseIdleConnections()
+		client.CloseIdleConnections()
 	}
 	if err := jsonLog.Close(); err != nil {
 		t.Fatal(err)
@@ -238,7 +174,7 @@ func TestProxy(t *testing.T) {
 	}
 	reused := false
 	for i, w := range wants {
-		var got line
+		var got accesslog.JSONLine[time.Time]
 		dec := json.NewDecoder(strings.NewReader(jsonLines[i]))
 		dec.DisallowUnknownFields()
 		if err := dec.Decode(&got); err != nil {
@@ -301,49 +237,6 @@ func TestProxy(t *testing.T) {
 	if jsonLog.Dropped() != 0 || clfLog.Dropped() != 0 {
 		t.Errorf("dropped %d, %d lines", jsonLog.Dropped(), clfLog.Dropped())
 	}
-}
-
-// selfSigned writes a self-signed certificate for 127.0.0.1 and returns its files and
-// a pool that trusts it.
-func selfSigned(t *testing.T) (gtls.CertFile, *x509.CertPool) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "127.0.0.1"},
-		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)},
-		NotBefore:   time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		KeyUsage:    x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		IsCA:        true, BasicConstraintsValid: true,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kder, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	cf := gtls.CertFile{CertFile: filepath.Join(dir, "cert.pem"), KeyFile: filepath.Join(dir, "key.pem")}
-	for path, block := range map[string]*pem.Block{
-		cf.CertFile: {Type: "CERTIFICATE", Bytes: der},
-		cf.KeyFile:  {Type: "PRIVATE KEY", Bytes: kder},
-	} {
-		if err := os.WriteFile(path, pem.EncodeToMemory(block), 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-	roots := x509.NewCertPool()
-	roots.AddCert(cert)
-	return cf, roots
 }
 
 func readLines(t *testing.T, path string) []string {

@@ -5,7 +5,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -15,6 +14,7 @@ import (
 	"github.com/gotthard-proxy/gotthard/observe"
 	"github.com/gotthard-proxy/gotthard/observe/accesslog"
 	"github.com/gotthard-proxy/gotthard/proxy"
+	"github.com/gotthard-proxy/gotthard/proxy/proxytest"
 	"github.com/gotthard-proxy/gotthard/server"
 )
 
@@ -24,11 +24,10 @@ var _ server.BackgroundService = (*accesslog.Logger)(nil)
 // proxy service it logs: the server starts it, and at a graceful shutdown stops it
 // after the proxy has drained, which flushes and closes the file.
 func TestServer(t *testing.T) {
-	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+	origin := proxytest.NewOrigin(t, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		io.WriteString(w, "hello")
 	}))
-	defer origin.Close()
-	peer, err := proxy.NewPeer(strings.TrimPrefix(origin.URL, "http://"))
+	peer, err := proxy.NewPeer(origin.Addr)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -65,9 +64,8 @@ func TestServer(t *testing.T) {
 		t.Fatal("the server did not start")
 	}
 
-	tr := &http.Transport{}
-	defer tr.CloseIdleConnections()
-	resp, err := (&http.Client{Transport: tr, Timeout: 10 * time.Second}).Get("http://" + srv.Addrs("edge")[0].String() + "/x")
+	cl := proxytest.H1Client(t, nil)
+	resp, err := cl.Get("http://" + srv.Addrs("edge")[0].String() + "/x")
 	if err != nil {
 		t.Fatal(err)
 	}

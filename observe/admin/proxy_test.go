@@ -6,9 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
-	"net/http/httptest"
 	"slices"
 	"strings"
 	"sync"
@@ -20,7 +18,7 @@ import (
 	"github.com/gotthard-proxy/gotthard/observe/admin"
 	"github.com/gotthard-proxy/gotthard/observe/prometheus"
 	"github.com/gotthard-proxy/gotthard/proxy"
-	gtls "github.com/gotthard-proxy/gotthard/tls"
+	"github.com/gotthard-proxy/gotthard/proxy/proxytest"
 )
 
 // balancedProxy sends each request to a backend of a load balancer, with failover.
@@ -90,7 +88,8 @@ type gateway struct {
 	origin, dead     string // backend addresses
 	plain, tlsAddr   string // the proxy's listeners
 	adminBase, token string
-	cert             *tls.Certificate
+	cert             *proxytest.Cert  // the proxy's TLS endpoint's
+	leaf             *tls.Certificate // the same, for the admin service
 }
 
 func startGateway(t *testing.T) *gateway {
@@ -101,22 +100,15 @@ func startGateway(t *testing.T) *gateway {
 		t.Fatal(err)
 	}
 
-	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	origin := proxytest.NewOrigin(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/missing" {
 			http.NotFound(w, r)
 			return
 		}
 		io.WriteString(w, "hello from the origin")
 	}))
-	t.Cleanup(origin.Close)
-	g.origin = origin.Listener.Addr().String()
-	// A backend that refuses connections: a port that was just freed.
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	g.dead = ln.Addr().String()
-	ln.Close()
+	g.origin = origin.Addr
+	g.dead = proxytest.DeadAddr(t) // a backend that refuses connections
 
 	down := make(chan struct{})
 	var once sync.Once
@@ -157,48 +149,20 @@ func startGateway(t *testing.T) *gateway {
 		t.Fatal("the dead backend was not marked down within 10s")
 	}
 
-	svc, err := proxy.NewService("gateway", &balancedProxy{lb: bal}, proxy.ServiceOptions{
+	svc := proxytest.NewService(t, "gateway", &balancedProxy{lb: bal}, proxy.ServiceOptions{
 		Observers: []observe.Observer{g.metrics, g.stats, g.signal},
 		Logger:    slog.New(slog.DiscardHandler),
 	})
+	g.cert = proxytest.NewCert(t)
+	leaf, err := tls.LoadX509KeyPair(g.cert.CertFile, g.cert.KeyFile)
 	if err != nil {
 		t.Fatal(err)
 	}
-	certPEM, keyPEM, err := gtls.SelfSigned([]string{"localhost", "127.0.0.1"}, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := tls.X509KeyPair(certPEM, keyPEM)
-	if err != nil {
-		t.Fatal(err)
-	}
-	g.cert = &cert
-	tcfg, err := gtls.New(gtls.Options{
-		GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return &cert, nil },
-		ALPN:           []string{"h2", "http/1.1"},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	plain, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	tlsLn, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	g.plain, g.tlsAddr = plain.Addr().String(), tlsLn.Addr().String()
-	svc.AddTCP(g.plain)
-	svc.AddTLS(g.tlsAddr, tcfg)
-	served := make(chan error, 1)
-	go func() { served <- svc.Serve([]net.Listener{plain, tlsLn}) }()
-	t.Cleanup(func() {
-		svc.Close()
-		if err := <-served; err != nil {
-			t.Errorf("proxy Serve: %v", err)
-		}
-	})
+	g.leaf = &leaf
+	svc.AddTCP("127.0.0.1:0")
+	svc.AddTLS("127.0.0.1:0", g.cert.Config) // ALPN h2, http/1.1
+	addrs := proxytest.ServeAll(t, svc)
+	g.plain, g.tlsAddr = addrs[0], addrs[1]
 
 	_, g.adminBase = serve(t, admin.Options{
 		Token:     g.token,
@@ -209,7 +173,7 @@ func startGateway(t *testing.T) *gateway {
 			return map[string][]string{"gateway": {g.plain, g.tlsAddr}}
 		},
 		Certificates: []admin.CertificateSource{{Name: "gateway-tls", Certificates: func() []*tls.Certificate {
-			return []*tls.Certificate{g.cert}
+			return []*tls.Certificate{g.leaf}
 		}}},
 	})
 	return g
@@ -220,25 +184,14 @@ func (g *gateway) clients(t *testing.T) []struct {
 	proto, base string
 	c           *http.Client
 } {
-	var h2c, h2 http.Protocols
-	h2c.SetUnencryptedHTTP2(true)
-	h2.SetHTTP2(true)
-	h1Tr := &http.Transport{}
-	h2cTr := &http.Transport{Protocols: &h2c}
-	h2Tr := &http.Transport{Protocols: &h2, TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}
-	h1tlsTr := &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}, TLSNextProto: map[string]func(string, *tls.Conn) http.RoundTripper{}}
-	for _, tr := range []*http.Transport{h1Tr, h2cTr, h2Tr, h1tlsTr} {
-		t.Cleanup(tr.CloseIdleConnections)
-	}
-	c := func(tr *http.Transport) *http.Client { return &http.Client{Transport: tr, Timeout: 10 * time.Second} }
 	return []struct {
 		proto, base string
 		c           *http.Client
 	}{
-		{"h1", "http://" + g.plain, c(h1Tr)},
-		{"h2c", "http://" + g.plain, c(h2cTr)},
-		{"h1-tls", "https://" + g.tlsAddr, c(h1tlsTr)},
-		{"h2", "https://" + g.tlsAddr, c(h2Tr)},
+		{"h1", "http://" + g.plain, proxytest.H1Client(t, nil)},
+		{"h2c", "http://" + g.plain, proxytest.H2CClient(t)},
+		{"h1-tls", "https://" + g.tlsAddr, proxytest.H1Client(t, g.cert)},
+		{"h2", "https://" + g.tlsAddr, proxytest.H2Client(t, g.cert)},
 	}
 }
 
@@ -333,7 +286,7 @@ func TestProxyFeedsStats(t *testing.T) {
 			}
 
 			// The client leaves: its connection is counted closed.
-			cl.Transport.(*http.Transport).CloseIdleConnections()
+			cl.CloseIdleConnections()
 			g.signal.wait(t, g.signal.closes, 1, "client connections closed")
 			if s := findService(t, fetchStatus(t, g.adminBase, g.token), "gateway"); s.Connections != 0 {
 				t.Errorf("%d connections open after the client left", s.Connections)

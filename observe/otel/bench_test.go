@@ -1,11 +1,7 @@
 package otel_test
 
 import (
-	"bufio"
-	"bytes"
-	"net"
-	"strconv"
-	"sync"
+	"context"
 	"testing"
 	"time"
 
@@ -15,6 +11,7 @@ import (
 	"github.com/gotthard-proxy/gotthard/observe"
 	"github.com/gotthard-proxy/gotthard/observe/otel"
 	"github.com/gotthard-proxy/gotthard/proxy"
+	"github.com/gotthard-proxy/gotthard/proxy/proxytest"
 )
 
 // BenchmarkCycle measures the observer's events for one request with one attempt, as
@@ -99,116 +96,22 @@ func BenchmarkProxy(b *testing.B) {
 		{"always", sdktrace.AlwaysSample()},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
-			origin := rawOrigin(b, 1024)
-			peer, err := proxy.NewPeer(origin)
+			peer, err := proxy.NewPeer(proxytest.NewRawOrigin(b, 1024))
 			if err != nil {
 				b.Fatal(err)
 			}
 			opts := proxy.ServiceOptions{MaxRequestsPerConn: -1}
 			if bc.sampler != nil {
 				tp := sdktrace.NewTracerProvider(sdktrace.WithSampler(bc.sampler))
-				defer tp.Shutdown(b.Context())
+				b.Cleanup(func() { tp.Shutdown(context.Background()) }) // after the service's
 				obs, err := otel.New(otel.Options{TracerProvider: tp})
 				if err != nil {
 					b.Fatal(err)
 				}
 				opts.Observers = []observe.Observer{obs}
 			}
-			svc, err := proxy.NewService("bench", &hops{peers: []*proxy.Peer{peer}}, opts)
-			if err != nil {
-				b.Fatal(err)
-			}
-			ln, err := net.Listen("tcp", "127.0.0.1:0")
-			if err != nil {
-				b.Fatal(err)
-			}
-			served := make(chan error, 1)
-			go func() { served <- svc.Serve([]net.Listener{ln}) }()
-			defer func() {
-				svc.Close()
-				<-served
-			}()
-
-			c, err := net.Dial("tcp", ln.Addr().String())
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer c.Close()
-			req := []byte("GET /1k HTTP/1.1\r\nHost: bench\r\nUser-Agent: bench/1.0\r\n" +
-				"traceparent: " + clientParent + "\r\n\r\n")
-			buf := make([]byte, 8192)
-			roundTrip := func() {
-				if _, err := c.Write(req); err != nil {
-					b.Fatal(err)
-				}
-				n := 0
-				for {
-					m, err := c.Read(buf[n:])
-					if err != nil {
-						b.Fatal(err)
-					}
-					n += m
-					if i := bytes.Index(buf[:n], []byte("\r\n\r\n")); i >= 0 && n-i-4 >= 1024 {
-						return
-					}
-				}
-			}
-			for range 100 {
-				roundTrip()
-			}
-			b.ReportAllocs()
-			for b.Loop() {
-				roundTrip()
-			}
+			svc := proxytest.NewService(b, "bench", &hops{peers: []*proxy.Peer{peer}}, opts)
+			proxytest.BenchmarkGet(b, proxytest.Serve(b, svc), "/1k", 1024, "traceparent: "+clientParent)
 		})
 	}
-}
-
-// rawOrigin serves, on loopback, a fixed response with a body of size bytes to each
-// request head it reads, on kept-alive connections; it stops when b ends.
-func rawOrigin(b *testing.B, size int) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	resp := append([]byte("HTTP/1.1 200 OK\r\nContent-Length: "+strconv.Itoa(size)+"\r\n\r\n"),
-		bytes.Repeat([]byte("x"), size)...)
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	var conns []net.Conn
-	wg.Go(func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			conns = append(conns, c)
-			mu.Unlock()
-			wg.Go(func() {
-				r := bufio.NewReader(c)
-				for {
-					line, err := r.ReadSlice('\n')
-					if err != nil {
-						return
-					}
-					if len(line) <= 2 { // the end of a head
-						if _, err := c.Write(resp); err != nil {
-							return
-						}
-					}
-				}
-			})
-		}
-	})
-	b.Cleanup(func() {
-		ln.Close()
-		mu.Lock()
-		for _, c := range conns {
-			c.Close()
-		}
-		mu.Unlock()
-		wg.Wait()
-	})
-	return ln.Addr().String()
 }

@@ -2,23 +2,11 @@ package otel_test
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"fmt"
 	"io"
 	"log/slog"
-	"math/big"
 	"net"
 	"net/http"
-	"net/http/httptest"
-	"os"
-	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
@@ -29,7 +17,7 @@ import (
 	"github.com/gotthard-proxy/gotthard/observe"
 	"github.com/gotthard-proxy/gotthard/observe/otel"
 	"github.com/gotthard-proxy/gotthard/proxy"
-	gtls "github.com/gotthard-proxy/gotthard/tls"
+	"github.com/gotthard-proxy/gotthard/proxy/proxytest"
 )
 
 // hops sends a request to its peers in turn: the first attempt to peers[0], a retry
@@ -91,23 +79,17 @@ func (s *spanSink) next(t *testing.T) (server sdktrace.ReadOnlySpan, clients []s
 // HTTP/1.1 and h2c, and checks the spans and the trace context the origin gets.
 func TestProxy(t *testing.T) {
 	seen := make(chan string, 16) // the traceparent each origin request carried
-	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	origin := proxytest.NewOrigin(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		seen <- r.Header.Get("traceparent")
 		io.WriteString(w, "hello")
 	}))
-	defer origin.Close()
-	originAddr := strings.TrimPrefix(origin.URL, "http://")
+	originAddr := origin.Addr
 	_, originPort, _ := net.SplitHostPort(originAddr)
 
 	// deadPeer returns a peer at an address nothing listens on (one just freed: a
 	// fresh one for each test, so that another listener is unlikely to have it).
 	deadPeer := func(t *testing.T) *proxy.Peer {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		ln.Close()
-		p, err := proxy.NewPeer(ln.Addr().String())
+		p, err := proxy.NewPeer(proxytest.DeadAddr(t))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -126,11 +108,7 @@ func TestProxy(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	cert, pool := writeCert(t)
-	cfg, err := gtls.New(gtls.Options{Certificates: []gtls.CertFile{cert}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	cert := proxytest.NewCert(t)
 
 	// serve starts a proxy service to peers, on a TLS endpoint if secure. What an
 	// earlier test that failed left unread is dropped first.
@@ -141,53 +119,28 @@ func TestProxy(t *testing.T) {
 		for len(sink.ended) > 0 {
 			<-sink.ended
 		}
-		svc, err := proxy.NewService("traced", &hops{peers: peers}, proxy.ServiceOptions{
+		svc := proxytest.NewService(t, "traced", &hops{peers: peers}, proxy.ServiceOptions{
 			Observers: []observe.Observer{obs},
 			Logger:    slog.New(slog.DiscardHandler), // the dead peer's warnings
 		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
 		if secure {
-			svc.AddTLS(ln.Addr().String(), cfg) // the endpoint Serve's first listener serves
+			svc.AddTLS("127.0.0.1:0", cert.Config)
 		}
-		served := make(chan error, 1)
-		go func() { served <- svc.Serve([]net.Listener{ln}) }()
-		t.Cleanup(func() {
-			svc.Close()
-			if err := <-served; err != nil {
-				t.Errorf("Serve: %v", err)
-			}
-		})
-		return ln.Addr().String()
+		return proxytest.Serve(t, svc)
 	}
 
 	for _, proto := range []struct {
 		name, version string
 		secure        bool
-		transport     func() *http.Transport
+		client        func(t *testing.T) *http.Client
 	}{
-		{"HTTP/1.1", "1.1", false, func() *http.Transport { return &http.Transport{} }},
-		{"h2c", "2", false, func() *http.Transport {
-			tr := &http.Transport{Protocols: new(http.Protocols)}
-			tr.Protocols.SetUnencryptedHTTP2(true)
-			return tr
-		}},
-		{"TLS HTTP/1.1", "1.1", true, func() *http.Transport {
-			return &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}
-		}},
-		{"TLS HTTP/2", "2", true, func() *http.Transport {
-			return &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}, ForceAttemptHTTP2: true}
-		}},
+		{"HTTP/1.1", "1.1", false, func(t *testing.T) *http.Client { return proxytest.H1Client(t, nil) }},
+		{"h2c", "2", false, func(t *testing.T) *http.Client { return proxytest.H2CClient(t) }},
+		{"TLS HTTP/1.1", "1.1", true, func(t *testing.T) *http.Client { return proxytest.H1Client(t, cert) }},
+		{"TLS HTTP/2", "2", true, func(t *testing.T) *http.Client { return proxytest.H2Client(t, cert) }},
 	} {
 		t.Run(proto.name, func(t *testing.T) {
-			tr := proto.transport()
-			defer tr.CloseIdleConnections()
-			client := &http.Client{Transport: tr, Timeout: 10 * time.Second}
+			client := proto.client(t)
 			scheme := "http"
 			if proto.secure {
 				scheme = "https"
@@ -230,7 +183,7 @@ func TestProxy(t *testing.T) {
 
 			t.Run("traced", func(t *testing.T) {
 				addr := serve(t, proto.secure, livePeer)
-				t.Cleanup(tr.CloseIdleConnections) // before the service closes
+				t.Cleanup(client.CloseIdleConnections) // before the service closes
 				resp := get(t, addr, "/a?secret=1", clientParent)
 				if resp.StatusCode != 200 || resp.Proto != "HTTP/"+proto.version && resp.Proto != "HTTP/"+proto.version+".0" {
 					t.Fatalf("status %d over %s", resp.StatusCode, resp.Proto)
@@ -280,7 +233,7 @@ func TestProxy(t *testing.T) {
 
 			t.Run("new trace", func(t *testing.T) {
 				addr := serve(t, proto.secure, livePeer)
-				t.Cleanup(tr.CloseIdleConnections) // before the service closes
+				t.Cleanup(client.CloseIdleConnections) // before the service closes
 				if status := get(t, addr, "/b", "").StatusCode; status != 200 {
 					t.Fatalf("status %d", status)
 				}
@@ -294,7 +247,7 @@ func TestProxy(t *testing.T) {
 
 			t.Run("dead peer", func(t *testing.T) {
 				addr := serve(t, proto.secure, deadPeer(t))
-				t.Cleanup(tr.CloseIdleConnections) // before the service closes
+				t.Cleanup(client.CloseIdleConnections) // before the service closes
 				if status := get(t, addr, "/once", clientParent).StatusCode; status != 502 {
 					t.Fatalf("status %d, want 502", status)
 				}
@@ -317,7 +270,7 @@ func TestProxy(t *testing.T) {
 			t.Run("retry", func(t *testing.T) {
 				dead := deadPeer(t)
 				addr := serve(t, proto.secure, dead, livePeer)
-				t.Cleanup(tr.CloseIdleConnections) // before the service closes
+				t.Cleanup(client.CloseIdleConnections) // before the service closes
 				if status := get(t, addr, "/c", clientParent).StatusCode; status != 200 {
 					t.Fatalf("status %d", status)
 				}
@@ -343,58 +296,14 @@ func TestProxy(t *testing.T) {
 	}
 }
 
-// writeCert writes a self-signed certificate for 127.0.0.1 and its key, and returns
-// their files and a pool that trusts it.
-func writeCert(t *testing.T) (gtls.CertFile, *x509.CertPool) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	now := time.Now()
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1),
-		Subject:      pkix.Name{CommonName: "127.0.0.1"},
-		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
-		NotBefore:    now.Add(-time.Hour),
-		NotAfter:     now.Add(time.Hour),
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	leaf, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kder, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	cf := gtls.CertFile{CertFile: filepath.Join(dir, "cert.pem"), KeyFile: filepath.Join(dir, "key.pem")}
-	for file, block := range map[string]*pem.Block{
-		cf.CertFile: {Type: "CERTIFICATE", Bytes: der},
-		cf.KeyFile:  {Type: "EC PRIVATE KEY", Bytes: kder},
-	} {
-		if err := os.WriteFile(file, pem.EncodeToMemory(block), 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-	pool := x509.NewCertPool()
-	pool.AddCert(leaf)
-	return cf, pool
-}
-
 // TestProxyNotSampled checks that a request the sampler drops still tells the origin,
 // in the client's trace, not to sample it either.
 func TestProxyNotSampled(t *testing.T) {
 	seen := make(chan string, 1)
-	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	origin := proxytest.NewOrigin(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		seen <- r.Header.Get("traceparent")
 	}))
-	defer origin.Close()
-	peer, err := proxy.NewPeer(strings.TrimPrefix(origin.URL, "http://"))
+	peer, err := proxy.NewPeer(origin.Addr)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -405,14 +314,13 @@ func TestProxyNotSampled(t *testing.T) {
 		t.Fatal(err)
 	}
 	addr := startService(t, obs, peer)
-	tr := &http.Transport{}
-	t.Cleanup(tr.CloseIdleConnections) // before the service closes
+	client := proxytest.H1Client(t, nil) // closed before the service
 	req, err := http.NewRequest("GET", "http://"+addr+"/", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	req.Header.Set("traceparent", clientParent)
-	resp, err := (&http.Client{Transport: tr, Timeout: 10 * time.Second}).Do(req)
+	resp, err := client.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -427,14 +335,10 @@ func TestProxyNotSampled(t *testing.T) {
 // speaks HTTP/2 to (h2c), and the attempt's protocol.
 func TestProxyHTTP2Upstream(t *testing.T) {
 	seen := make(chan string, 1)
-	origin := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	origin := proxytest.NewOrigin(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		seen <- r.Proto + " " + r.Header.Get("traceparent")
 	}))
-	origin.Config.Protocols = new(http.Protocols)
-	origin.Config.Protocols.SetUnencryptedHTTP2(true)
-	origin.Start()
-	defer origin.Close()
-	peer := &proxy.Peer{Address: strings.TrimPrefix(origin.URL, "http://"), Protocol: proxy.ProtoHTTP2}
+	peer := origin.H2Peer()
 
 	sink := &spanSink{ended: make(chan sdktrace.ReadOnlySpan, 8)}
 	tp := sdktrace.NewTracerProvider(sdktrace.WithSampler(sdktrace.AlwaysSample()), sdktrace.WithSpanProcessor(sink))
@@ -445,9 +349,7 @@ func TestProxyHTTP2Upstream(t *testing.T) {
 	}
 	addr := startService(t, obs, peer)
 
-	tr := &http.Transport{}
-	t.Cleanup(tr.CloseIdleConnections) // before the service closes
-	resp, err := (&http.Client{Transport: tr, Timeout: 10 * time.Second}).Get("http://" + addr + "/h2")
+	resp, err := proxytest.H1Client(t, nil).Get("http://" + addr + "/h2") // closed before the service
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -469,23 +371,7 @@ func TestProxyHTTP2Upstream(t *testing.T) {
 // loopback until the test ends, and returns its address.
 func startService(t *testing.T, obs observe.Observer, peer *proxy.Peer) string {
 	t.Helper()
-	svc, err := proxy.NewService("traced", &hops{peers: []*proxy.Peer{peer}}, proxy.ServiceOptions{
+	return proxytest.Serve(t, proxytest.NewService(t, "traced", proxytest.FixedPeer{Peer: peer}, proxy.ServiceOptions{
 		Observers: []observe.Observer{obs},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	served := make(chan error, 1)
-	go func() { served <- svc.Serve([]net.Listener{ln}) }()
-	t.Cleanup(func() {
-		svc.Close()
-		if err := <-served; err != nil {
-			t.Errorf("Serve: %v", err)
-		}
-	})
-	return ln.Addr().String()
+	}))
 }

@@ -5,7 +5,6 @@ import (
 	"crypto/tls"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"strings"
 	"sync/atomic"
@@ -121,17 +120,6 @@ func (*e2eProxy) Logging(_ context.Context, _ *proxy.Session, c *e2eCtx, err err
 	}
 }
 
-// deadAddr returns a loopback address that refuses connections.
-func deadAddr(t *testing.T) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return addr
-}
-
 // TestProxy runs a known mix of requests through a real proxy service, over
 // HTTP/1.1 in clear text and over TLS, HTTP/2 over TLS and h2c, scrapes the metrics over
 // HTTP and checks every count.
@@ -156,7 +144,7 @@ func TestProxy(t *testing.T) {
 			io.WriteString(w, "ok "+string(b))
 		}
 	}))
-	dead := deadAddr(t)
+	dead := proxytest.DeadAddr(t)
 	attach := func(b lb.Backend) *proxy.Peer {
 		p, err := proxy.NewPeer(b.Addr)
 		if err != nil {
@@ -184,38 +172,20 @@ func TestProxy(t *testing.T) {
 	svc := proxytest.NewService(t, "edge", &e2eProxy{origin: originLB, dead: deadLB, deadPeer: attach(lb.Backend{Addr: dead})},
 		proxy.ServiceOptions{Observers: []observe.Observer{obs}, Logger: slog.New(slog.DiscardHandler)})
 	cert := proxytest.NewCert(t)
-	plainLn, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	tlsLn, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	svc.AddTCP(plainLn.Addr().String())
-	svc.AddTLS(tlsLn.Addr().String(), cert.Config)
-	served := make(chan error, 1)
-	go func() { served <- svc.Serve([]net.Listener{plainLn, tlsLn}) }()
-	t.Cleanup(func() {
-		svc.Close()
-		if err := <-served; err != nil {
-			t.Errorf("Serve: %v", err)
-		}
-	})
-	plain, secure := "http://"+plainLn.Addr().String(), "https://"+tlsLn.Addr().String()
+	svc.AddTCP("127.0.0.1:0")
+	svc.AddTLS("127.0.0.1:0", cert.Config)
+	addrs := proxytest.ServeAll(t, svc)
+	tlsAddr := addrs[1]
+	plain, secure := "http://"+addrs[0], "https://"+tlsAddr
 
-	h1 := &http.Transport{}
-	h1tls := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: cert.RootCAs, MaxVersion: tls.VersionTLS12}}
-	h2 := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: cert.RootCAs, NextProtos: []string{"h2"}}, ForceAttemptHTTP2: true}
-	h2c := &http.Transport{Protocols: new(http.Protocols)}
-	h2c.Protocols.SetUnencryptedHTTP2(true)
-	defer func() {
-		for _, tr := range []*http.Transport{h1, h1tls, h2, h2c} {
-			tr.CloseIdleConnections()
-		}
-	}()
+	h1 := proxytest.H1Client(t, nil)
+	h1tlsTr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: cert.RootCAs, MaxVersion: tls.VersionTLS12}}
+	t.Cleanup(h1tlsTr.CloseIdleConnections)
+	h1tls := &http.Client{Transport: h1tlsTr, Timeout: 10 * time.Second}
+	h2 := proxytest.H2Client(t, cert)
+	h2c := proxytest.H2CClient(t)
 	var bodyBytes int64
-	do := func(tr *http.Transport, method, url, body string, wantStatus int, wantProto string) {
+	do := func(cl *http.Client, method, url, body string, wantStatus int, wantProto string) {
 		t.Helper()
 		req, err := http.NewRequest(method, url, strings.NewReader(body))
 		if err != nil {
@@ -224,7 +194,7 @@ func TestProxy(t *testing.T) {
 		if body == "" {
 			req.Body = nil
 		}
-		resp, err := (&http.Client{Transport: tr, Timeout: 10 * time.Second}).Do(req)
+		resp, err := cl.Do(req)
 		if err != nil {
 			t.Fatalf("%s %s: %v", method, url, err)
 		}
@@ -250,7 +220,7 @@ func TestProxy(t *testing.T) {
 	do(h2c, "GET", plain+"/ok", "", 200, "HTTP/2.0")
 
 	// A TLS client that does not trust the certificate: a failed handshake.
-	if c, err := tls.Dial("tcp", tlsLn.Addr().String(), &tls.Config{ServerName: "localhost"}); err == nil {
+	if c, err := tls.Dial("tcp", tlsAddr, &tls.Config{ServerName: "localhost"}); err == nil {
 		c.Close()
 		t.Fatal("a client without the root trusted the certificate")
 	}
@@ -260,7 +230,7 @@ func TestProxy(t *testing.T) {
 	// flight on its backend.
 	slow := make(chan error, 1)
 	go func() {
-		resp, err := (&http.Client{Transport: h2, Timeout: 10 * time.Second}).Get(secure + "/slow")
+		resp, err := h2.Get(secure + "/slow")
 		if err == nil {
 			_, err = io.Copy(io.Discard, resp.Body)
 			resp.Body.Close()
@@ -280,8 +250,8 @@ func TestProxy(t *testing.T) {
 	bodyBytes += int64(len("slow"))
 	wait(t, obs.ended, 1, "RequestEnd of the slow request")
 
-	for _, tr := range []*http.Transport{h1, h1tls, h2, h2c} {
-		tr.CloseIdleConnections()
+	for _, cl := range []*http.Client{h1, h1tls, h2, h2c} {
+		cl.CloseIdleConnections()
 	}
 	wait(t, obs.closed, int(obs.opened.Load()), "the client connections' close")
 

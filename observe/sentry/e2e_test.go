@@ -2,18 +2,9 @@ package sentry
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"io"
 	"log/slog"
-	"math/big"
-	"net"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -22,8 +13,8 @@ import (
 
 	"github.com/gotthard-proxy/gotthard/observe"
 	"github.com/gotthard-proxy/gotthard/proxy"
+	"github.com/gotthard-proxy/gotthard/proxy/proxytest"
 	"github.com/gotthard-proxy/gotthard/server"
-	gtls "github.com/gotthard-proxy/gotthard/tls"
 )
 
 // e2eCtx is the per-request state of the test proxy.
@@ -93,29 +84,22 @@ type e2e struct {
 	tr      *transport
 	addr    string // the plain endpoint
 	tlsAddr string
-	roots   *x509.CertPool // that trust the TLS endpoint's certificate
+	cert    *proxytest.Cert // the TLS endpoint's
 	dead    string
 }
 
 func startE2E(t *testing.T, opts Options) *e2e {
 	t.Helper()
-	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	origin := proxytest.NewOrigin(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/missing" {
 			http.NotFound(w, r)
 			return
 		}
 		io.WriteString(w, "hello")
 	}))
-	t.Cleanup(origin.Close)
-	// A port nothing listens on: the peer refuses connections.
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	dead := ln.Addr().String()
-	ln.Close()
+	dead := proxytest.DeadAddr(t) // the peer refuses connections
 
-	op, err := proxy.NewPeer(strings.TrimPrefix(origin.URL, "http://"))
+	op, err := proxy.NewPeer(origin.Addr)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -125,84 +109,30 @@ func startE2E(t *testing.T, opts Options) *e2e {
 	}
 	obs, tr := newObserver(t, opts)
 	end := ends{c: make(chan struct{}, 100)}
-	svc, err := proxy.NewService("gateway", &e2eProxy{origin: op, dead: dp}, proxy.ServiceOptions{
+	svc := proxytest.NewService(t, "gateway", &e2eProxy{origin: op, dead: dp}, proxy.ServiceOptions{
 		Logger:    slog.New(slog.NewTextHandler(io.Discard, nil)),
 		Observers: []observe.Observer{obs, end},
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, roots := selfSigned(t)
-	cfg, err := gtls.New(gtls.Options{
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
-		GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
-			return cert, nil
-		},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	pl, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	sl, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	svc.AddTCP(pl.Addr().String())
-	svc.AddTLS(sl.Addr().String(), cfg)
-	served := make(chan error, 1)
-	go func() { served <- svc.Serve([]net.Listener{pl, sl}) }()
-	t.Cleanup(func() {
-		svc.Close()
-		if err := <-served; err != nil {
-			t.Errorf("Serve: %v", err)
-		}
-	})
-	return &e2e{obs: obs, ends: end, tr: tr, addr: pl.Addr().String(), tlsAddr: sl.Addr().String(), roots: roots, dead: dead}
-}
-
-// selfSigned returns a certificate for 127.0.0.1 and the pool that trusts it.
-func selfSigned(t *testing.T) (*tls.Certificate, *x509.CertPool) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "127.0.0.1"},
-		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)},
-		NotBefore:   time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		KeyUsage:    x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}, BasicConstraintsValid: true, IsCA: true,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	leaf, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	roots := x509.NewCertPool()
-	roots.AddCert(leaf)
-	return &tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}, roots
+	cert := proxytest.NewCert(t)
+	svc.AddTCP("127.0.0.1:0")
+	svc.AddTLS("127.0.0.1:0", cert.Config)
+	addrs := proxytest.ServeAll(t, svc)
+	return &e2e{obs: obs, ends: end, tr: tr, addr: addrs[0], tlsAddr: addrs[1], cert: cert, dead: dead}
 }
 
 // protocol is a client protocol the end-to-end tests run over.
 type protocol struct {
 	name  string
 	tls   bool
-	set   func(*http.Protocols)
+	h2    bool   // HTTP/2 (h2c in clear text), else HTTP/1.1
 	proto string // as the Observer sees it
 }
 
 var protocols = []protocol{
-	{"h1", false, func(p *http.Protocols) { p.SetHTTP1(true) }, "HTTP/1.1"},
-	{"h2c", false, func(p *http.Protocols) { p.SetUnencryptedHTTP2(true) }, "HTTP/2"},
-	{"h1+tls", true, func(p *http.Protocols) { p.SetHTTP1(true) }, "HTTP/1.1"},
-	{"h2+tls", true, func(p *http.Protocols) { p.SetHTTP2(true) }, "HTTP/2"},
+	{"h1", false, false, "HTTP/1.1"},
+	{"h2c", false, true, "HTTP/2"},
+	{"h1+tls", true, false, "HTTP/1.1"},
+	{"h2+tls", true, true, "HTTP/2"},
 }
 
 // base returns the URL of the endpoint that speaks p, without a path.
@@ -215,10 +145,13 @@ func (e *e2e) base(p protocol) string {
 
 // client returns a client that speaks p to e.
 func (e *e2e) client(t *testing.T, p protocol) *http.Client {
-	tr := &http.Transport{Protocols: new(http.Protocols), TLSClientConfig: &tls.Config{RootCAs: e.roots}}
-	p.set(tr.Protocols)
-	t.Cleanup(tr.CloseIdleConnections)
-	return &http.Client{Transport: tr, Timeout: 30 * time.Second}
+	switch {
+	case p.h2 && p.tls:
+		return proxytest.H2Client(t, e.cert)
+	case p.h2:
+		return proxytest.H2CClient(t)
+	}
+	return proxytest.H1Client(t, e.cert)
 }
 
 // get sends one request with credentials in its header fields and query, and returns
@@ -357,13 +290,7 @@ func TestE2EBurst(t *testing.T) {
 // A server runs the Observer as a background service: when it stops, after the proxy
 // has drained, Run flushes the events.
 func TestE2EServer(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	dead := ln.Addr().String()
-	ln.Close()
-	dp, err := proxy.NewPeer(dead)
+	dp, err := proxy.NewPeer(proxytest.DeadAddr(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -397,7 +324,7 @@ func TestE2EServer(t *testing.T) {
 	if st := get(t, c, "http://"+addr+"/"); st != 502 {
 		t.Errorf("status %d; want 502", st)
 	}
-	c.Transport.(*http.Transport).CloseIdleConnections()
+	c.CloseIdleConnections()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if err := srv.Shutdown(ctx); err != nil {

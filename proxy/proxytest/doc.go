@@ -17,6 +17,20 @@
 // svc.AddTLS("127.0.0.1:0", cert.Config) and talk to it with [H2Client] or [H1Client]
 // given the same cert, which trust it.
 //
+// A service with several endpoints (plain and TLS, say) is served with [ServeAll], which
+// returns each endpoint's address. [FixedPeer] is the smallest proxy, one that sends
+// every request to one peer, for testing what sits around a proxy (an observer, say);
+// [DeadAddr] is an address that refuses connections, for a peer that fails.
+//
+// For benchmarks, [NewRawOrigin] is an origin that costs next to nothing and
+// [BenchmarkGet] times keep-alive GETs through a proxy:
+//
+//	func BenchmarkGateway(b *testing.B) {
+//		peer := &proxy.Peer{Address: proxytest.NewRawOrigin(b, 1<<10)}
+//		svc := proxytest.NewService(b, "gw", proxytest.FixedPeer{Peer: peer}, proxy.ServiceOptions{})
+//		proxytest.BenchmarkGet(b, proxytest.Serve(b, svc), "/", 1<<10)
+//	}
+//
 // The helpers call t.Fatal on failure, so call them from the test's goroutine. They are
 // for tests only: the certificates are throwaway and the clients trust them.
 package proxytest

@@ -155,6 +155,13 @@ func NewService[C any](t testing.TB, name string, app proxy.ProxyHTTP[C], opts p
 // with no endpoints gets one plain TCP endpoint.
 func Serve(t testing.TB, svc Service) string {
 	t.Helper()
+	return ServeAll(t, svc)[0]
+}
+
+// ServeAll is [Serve] returning the address of each endpoint of svc, in the order of
+// svc.Endpoints: for a service with a plain and a TLS endpoint, say.
+func ServeAll(t testing.TB, svc Service) []string {
+	t.Helper()
 	if len(svc.Endpoints()) == 0 {
 		svc.AddTCP("127.0.0.1:0")
 	}
@@ -188,7 +195,10 @@ func Serve(t testing.TB, svc Service) string {
 		}
 		lns = append(lns, ln)
 	}
-	addr := lns[0].Addr().String()
+	addrs := make([]string, len(lns))
+	for i, ln := range lns {
+		addrs[i] = ln.Addr().String()
+	}
 	served := make(chan error, 1)
 	go func() { served <- svc.Serve(lns) }()
 	t.Cleanup(func() {
@@ -206,6 +216,39 @@ func Serve(t testing.TB, svc Service) string {
 			t.Errorf("proxytest: service %s: Serve did not return after Shutdown", svc.Name())
 		}
 	})
+	return addrs
+}
+
+// FixedPeer is a ProxyHTTP that sends every request to Peer and does nothing else: the
+// proxy a test or benchmark of something around the proxy (an observer, a module) needs.
+// Embed it to add phases.
+type FixedPeer struct {
+	proxy.Phases[struct{}]
+	// Peer is where every request goes.
+	Peer *proxy.Peer
+}
+
+var _ proxy.ProxyHTTP[struct{}] = FixedPeer{}
+
+// NewCtx returns the empty per-request state.
+func (FixedPeer) NewCtx() struct{} { return struct{}{} }
+
+// UpstreamPeer returns p.Peer.
+func (p FixedPeer) UpstreamPeer(context.Context, *proxy.Session, struct{}) (*proxy.Peer, error) {
+	return p.Peer, nil
+}
+
+// DeadAddr returns a loopback address ("127.0.0.1:port") where nothing listens, so that
+// connections to it are refused: a port that was free a moment ago. Take a fresh one
+// for each test, so that another listener is unlikely to have taken it since.
+func DeadAddr(t testing.TB) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("proxytest: %v", err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
 	return addr
 }
 
