@@ -19,6 +19,7 @@ WARMUP=${WARMUP:-2}           # seconds of warm-up before each measured run
 CONNS=${CONNS:-64}            # wrk connections
 THREADS=${THREADS:-1}         # wrk threads
 PROXIES=${PROXIES:-"gotthard nginx httputil gofloor"}
+BASE=${BASE:-nginx}           # the proxy the CPU and req/s ratios compare to
 SCENARIOS=${SCENARIOS:-"1k 100k"}
 IDLE=${IDLE:-0}
 IDLE_CONNS=${IDLE_CONNS:-5000}
@@ -160,17 +161,17 @@ select_built() {
 }
 for p in $PROXIES; do
 	case $p in
-	gotthard)
+	gotthard | gotthard-observed | gotthard-traced)
 		if [[ ! -d $REPO/examples/gateway ]]; then
-			log "skipping gotthard: $REPO/examples/gateway does not exist yet"
+			log "skipping $p: $REPO/examples/gateway does not exist yet"
 		else
-			select_built gotthard gateway examples/gateway
+			select_built "$p" gateway examples/gateway
 		fi
 		;;
 	httputil) select_built httputil httputilproxy bench/httputilproxy ;;
 	gofloor) select_built gofloor floorproxy bench/floorproxy ;;
 	nginx) SELECTED+=(nginx) ;;
-	*) die "unknown proxy '$p' in PROXIES (known: gotthard nginx httputil gofloor)" ;;
+	*) die "unknown proxy '$p' in PROXIES (known: gotthard gotthard-observed gotthard-traced nginx httputil gofloor)" ;;
 	esac
 done
 ((${#SELECTED[@]} > 0)) || die "no proxy to benchmark"
@@ -259,6 +260,15 @@ start_proxy() {
 	gotthard)
 		GOMAXPROCS=1 taskset -c "$PROXY_CPU" "$TMP/bin/gateway" \
 			-listen "127.0.0.1:$PROXY_PORT" -upstream "127.0.0.1:$ORIGIN_PORT" 2>"$PROXY_LOG" &
+		;;
+	gotthard-observed) # the same build with Prometheus metrics (on the admin service) and a JSON access log
+		GOMAXPROCS=1 taskset -c "$PROXY_CPU" "$TMP/bin/gateway" \
+			-listen "127.0.0.1:$PROXY_PORT" -upstream "127.0.0.1:$ORIGIN_PORT" \
+			-admin 127.0.0.1:0 -access-log json -access-log-file "$TMP/$tag.access.log" 2>"$PROXY_LOG" &
+		;;
+	gotthard-traced) # the same build with OpenTelemetry tracing that never samples
+		GOMAXPROCS=1 taskset -c "$PROXY_CPU" "$TMP/bin/gateway" \
+			-listen "127.0.0.1:$PROXY_PORT" -upstream "127.0.0.1:$ORIGIN_PORT" -trace never 2>"$PROXY_LOG" &
 		;;
 	httputil)
 		GOMAXPROCS=1 taskset -c "$PROXY_CPU" "$TMP/bin/httputilproxy" \
@@ -493,17 +503,17 @@ if [[ -s $RESULTS ]]; then
 				printf "%s\t%d\t%.1f\t%.1f\t%d\n", rows[k, idx[int((m + 1) / 2)]], m, c[1], c[m], n[k]
 			}
 		}' "$RESULTS" >"$TMP/median.tsv"
-	# Paired ratios: in each run (round) a proxy's CPU µs/req ÷ nginx's in the same
+	# Paired ratios: in each run (round) a proxy's CPU µs/req ÷ BASE's in the same
 	# round, which ran next to it; their median and range per proxy × scenario.
-	awk -F'\t' '
+	awk -F'\t' -v base="$BASE" '
 		{ cpu[$1, $2, $12] = $5 + 0; if (!(($1 FS $2) in seen)) { seen[$1 FS $2]; keys[++nk] = $1 FS $2 } }
 		END {
 			for (j = 1; j <= nk; j++) {
 				split(keys[j], k, FS); m = 0; delete v
 				for (key in cpu) {
 					split(key, f, SUBSEP)
-					if (f[1] != k[1] || f[2] != k[2] || !(("nginx", f[2], f[3]) in cpu) || cpu["nginx", f[2], f[3]] <= 0) continue
-					v[++m] = cpu[key] / cpu["nginx", f[2], f[3]]
+					if (f[1] != k[1] || f[2] != k[2] || !((base, f[2], f[3]) in cpu) || cpu[base, f[2], f[3]] <= 0) continue
+					v[++m] = cpu[key] / cpu[base, f[2], f[3]]
 				}
 				if (m == 0) continue
 				for (a = 2; a <= m; a++)
@@ -516,11 +526,11 @@ if [[ -s $RESULTS ]]; then
 		echo "Each row is the median run by CPU µs/req of $REPEAT runs (the runs of all proxies interleaved), leaving out runs where other work took more than 10% of the proxy's core if there are runs without; all runs are listed below."
 		echo
 	fi
-	echo "| proxy | scenario | req/s | p99 (ms) | CPU µs/req | proxy CPU | RSS after (MiB) | upstream conns opened | errors | load core busy | other load on proxy core | CPU/req vs nginx | req/s vs nginx |$( ((REPEAT > 1)) && echo " CPU µs/req min–max | CPU/req vs nginx, paired: median (min–max) |")"
+	echo "| proxy | scenario | req/s | p99 (ms) | CPU µs/req | proxy CPU | RSS after (MiB) | upstream conns opened | errors | load core busy | other load on proxy core | CPU/req vs $BASE | req/s vs $BASE |$( ((REPEAT > 1)) && echo " CPU µs/req min–max | CPU/req vs $BASE, paired: median (min–max) |")"
 	echo "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|$( ((REPEAT > 1)) && echo "---:|---:|")"
-	awk -F'\t' -v range=$((REPEAT > 1)) '
+	awk -F'\t' -v range=$((REPEAT > 1)) -v base="$BASE" '
 		FILENAME != ARGV[ARGC - 1] { paired[$1 FS $2] = $3 " (" $4 ")"; next }
-		{ row[++nr] = $0; if ($1 == "nginx") { ncpu[$2] = $5; nrps[$2] = $3 } }
+		{ row[++nr] = $0; if ($1 == base) { ncpu[$2] = $5; nrps[$2] = $3 } }
 		END {
 			for (i = 1; i <= nr; i++) {
 				split(row[i], f, "\t")
@@ -533,9 +543,9 @@ if [[ -s $RESULTS ]]; then
 			}
 		}' "$TMP/paired.tsv" "$TMP/median.tsv"
 	echo
-	echo "CPU µs/req: utime+stime of all the proxy's processes during the measured run ÷ requests completed (lower is better; ratio < 1 beats nginx)."
+	echo "CPU µs/req: utime+stime of all the proxy's processes during the measured run ÷ requests completed (lower is better; ratio < 1 beats $BASE)."
 	if ((REPEAT > 1)); then
-		echo "CPU/req vs nginx compares the median rows; the paired ratio is the median over runs of CPU µs/req ÷ nginx's in the same run, which ran next to it (odd runs take the proxies in order, even runs in reverse): it holds up better when the machine's speed moves between minutes."
+		echo "CPU/req vs $BASE compares the median rows; the paired ratio is the median over runs of CPU µs/req ÷ $BASE's in the same run, which ran next to it (odd runs take the proxies in order, even runs in reverse): it holds up better when the machine's speed moves between minutes."
 	fi
 	echo "Proxy CPU: share of its core the proxy used; well under 100% means the load side (CPU $LOAD_CPU, see load core busy) was the limit, not the proxy."
 	echo "Load core busy: CPU $LOAD_CPU busy (wrk, origin and anything else); other load on proxy core: CPU $PROXY_CPU busy minus the proxy itself, i.e. other work that competed with the proxy (should be ~0%)."

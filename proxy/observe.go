@@ -3,6 +3,8 @@ package proxy
 import (
 	"crypto/tls"
 	"errors"
+	"log/slog"
+	"runtime/debug"
 	"sync/atomic"
 	"time"
 
@@ -38,6 +40,7 @@ type obsState struct {
 	reqData []any // each observer's Request.Data
 	attData []any // each observer's Attempt.Data
 	open    bool  // an attempt began and has not ended
+	ended   bool  // RequestEnd was sent (a panic in an observer's must not send it again)
 	panic   any   // what a phase panicked with, and where
 	stack   []byte
 }
@@ -52,7 +55,7 @@ func (o *obsState) reset() {
 	o.att = observe.Attempt{}
 	clear(o.reqData)
 	clear(o.attData)
-	o.open = false
+	o.open, o.ended = false, false
 	o.panic, o.stack = nil, nil
 }
 
@@ -176,9 +179,13 @@ func errType(err error) string {
 // observeEnd tells the observers the request ended with err, before Logging.
 func (c *conn[C]) observeEnd(ex *exchange[C], err error) {
 	o := ex.obs
-	if o == nil {
+	if o == nil || o.ended {
 		return
 	}
+	o.ended = true
+	// A panic here is logged as one in Logging is: the response is out, so the
+	// connection may go on.
+	defer recoverObserver(c.svc.log)
 	sess := &ex.sess
 	o.endAttempt(c.svc.obs.all, err)
 	r := &o.req
@@ -227,7 +234,7 @@ func (c *conn[C]) observeConnOpen() {
 	co.c = observe.Conn{Service: c.svc.name, Remote: c.nc.RemoteAddr().String(),
 		Local: c.nc.LocalAddr().String(), Start: time.Now()}
 	c.obs = co
-	co.each(obs, observe.ConnObserver.ConnOpen)
+	co.each(c.svc.log, obs, observe.ConnObserver.ConnOpen)
 }
 
 // observeHandshake tells the connection observers the TLS handshake that began at start
@@ -239,7 +246,7 @@ func (c *conn[C]) observeHandshake(start time.Time, cs *tls.ConnectionState, err
 	}
 	co.c.Handshake = time.Since(start)
 	co.c.TLS, co.c.Err = cs, err
-	co.each(c.svc.obs.conn, observe.ConnObserver.ConnTLS)
+	co.each(c.svc.log, c.svc.obs.conn, observe.ConnObserver.ConnTLS)
 }
 
 // observeConnClose tells the connection observers the connection closed.
@@ -257,10 +264,13 @@ func (c *conn[C]) observeConnClose() {
 		co.c.Proto = "HTTP/1.1"
 		co.c.Requests = c.served
 	}
-	co.each(c.svc.obs.conn, observe.ConnObserver.ConnClose)
+	co.each(c.svc.log, c.svc.obs.conn, observe.ConnObserver.ConnClose)
 }
 
-func (co *connObs) each(obs []observe.ConnObserver, ev func(observe.ConnObserver, *observe.Conn)) {
+// each calls ev on every observer in turn; a panic in one is logged and ends the
+// event, not the connection.
+func (co *connObs) each(log *slog.Logger, obs []observe.ConnObserver, ev func(observe.ConnObserver, *observe.Conn)) {
+	defer recoverObserver(log)
 	for i, o := range obs {
 		co.c.Data = co.data[i]
 		ev(o, &co.c)
@@ -278,8 +288,18 @@ func (p *connPool) observeUpstreamConn(peer *Peer, start, connected time.Time, h
 	}
 	oc := &observe.Conn{Service: p.service, Upstream: true, Remote: peer.Address, Start: start,
 		Connected: connected, Handshake: hs, TLS: cs, Err: err}
+	defer recoverObserver(p.log)
 	for _, o := range p.connObs {
 		oc.Data = nil
 		o.UpstreamConn(oc)
+	}
+}
+
+// recoverObserver logs a panic in an observer's RequestEnd or connection events: a bug
+// in it, which must not end the process or the connection. (One at a request's other
+// events ends the request as a panic in a phase does.)
+func recoverObserver(log *slog.Logger) {
+	if p := recover(); p != nil {
+		log.Error("panic in an observer", "err", p, "stack", string(debug.Stack()))
 	}
 }

@@ -256,3 +256,38 @@ func TestObserverNil(t *testing.T) {
 		t.Fatalf("NewService: %v", err)
 	}
 }
+
+// panicky is an observer that panics at RequestEnd and when a connection opens.
+type panicky struct{ observe.Base }
+
+func (panicky) RequestEnd(*observe.Request) { panic("observer bug") }
+func (panicky) ConnOpen(*observe.Conn)      { panic("observer bug at open") }
+func (panicky) ConnTLS(*observe.Conn)       {}
+func (panicky) ConnClose(*observe.Conn)     {}
+func (panicky) UpstreamConn(*observe.Conn)  {}
+
+// TestObserverPanic: an observer that panics, at a request's end or a connection's
+// opening, is logged; the process and the connection go on.
+func TestObserverPanic(t *testing.T) {
+	_, origin := startOrigin(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") }))
+	rec := newRecorder("R")
+	svc, logs := newTestService[*testCtx](t, fixedProxy{peer: testPeer(origin)},
+		ServiceOptions{Observers: []observe.Observer{panicky{}, rec}})
+	addr := startProxy(t, svc)
+	c, br := dialRaw(t, addr)
+	defer c.Close()
+	for range 2 {
+		io.WriteString(c, "GET / HTTP/1.1\r\nHost: h\r\n\r\n")
+		if resp, body := readResponse(t, br, "GET"); resp.StatusCode != 200 || body != "ok" {
+			t.Fatalf("%d %q", resp.StatusCode, body)
+		}
+	}
+	svc.Close() // waits for the connection's goroutines: the logs are written
+	if l := logs.String(); strings.Count(l, "panic in an observer") != 3 || !strings.Contains(l, "observer bug") {
+		t.Fatalf("log:\n%s", l)
+	}
+	if n := len(rec.ends); n != 0 {
+		// The panicking observer comes first: RequestEnd does not reach the next.
+		t.Fatalf("recorder saw %d request ends", n)
+	}
+}

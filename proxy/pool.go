@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"log/slog"
 	"net"
 	"net/http"
 	"sync/atomic"
@@ -95,6 +96,7 @@ type connPool struct {
 	// The service's name and its observers that see connections (set by NewService).
 	service string
 	connObs []observe.ConnObserver
+	log     *slog.Logger
 }
 
 func newConnPool(maxIdle, maxHosts int, bufs *h1.BufPool, lim h1.Limits) *connPool {

@@ -266,7 +266,7 @@ func NewService[C any](name string, app ProxyHTTP[C], opts ServiceOptions) (*Ser
 	}
 	s.bodyRate = newBodyRate(&opts)
 	s.obs = newObservers(opts.Observers)
-	s.pool.service, s.pool.connObs = name, s.obs.conn
+	s.pool.service, s.pool.connObs, s.pool.log = name, s.obs.conn, s.log
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	return s, nil
 }

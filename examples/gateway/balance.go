@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/gotthard-proxy/gotthard/lb"
+	"github.com/gotthard-proxy/gotthard/observe"
 	"github.com/gotthard-proxy/gotthard/proxy"
 )
 
@@ -16,10 +17,9 @@ import (
 // failed attempt is retried on another upstream within the balancer's retry budget.
 type balanced struct {
 	proxy.Phases[*balancedCtx]
-	lb        *lb.LoadBalancer[*proxy.Peer]
-	hashKey   func(*proxy.Session) string // nil: no key
-	grpcWeb   bool                        // bridge gRPC-web calls to the upstreams' gRPC
-	accessLog *slog.Logger                // nil: no access log
+	lb      *lb.LoadBalancer[*proxy.Peer]
+	hashKey func(*proxy.Session) string // nil: no key
+	grpcWeb bool                        // bridge gRPC-web calls to the upstreams' gRPC
 }
 
 // balancedCtx is the per-request state: the upstreams tried and the current attempt.
@@ -58,29 +58,10 @@ func (b *balanced) ErrorWhileProxy(_ context.Context, s *proxy.Session, c *balan
 	return err
 }
 
-func (b *balanced) Logging(ctx context.Context, s *proxy.Session, c *balancedCtx, err error) {
+// Logging tells the balancer how the request went, for its outlier detection and
+// latency scores.
+func (b *balanced) Logging(_ context.Context, s *proxy.Session, c *balancedCtx, err error) {
 	c.failover.Done(s.Status(), err)
-	if b.accessLog == nil {
-		return
-	}
-	req, t := s.Request(), s.Timing()
-	upstream := ""
-	if p := s.Peer(); p != nil {
-		upstream = p.Address
-	}
-	attrs := []any{
-		"client", s.ClientAddr().String(),
-		"method", req.Method,
-		"target", req.Target,
-		"status", s.Status(),
-		"upstream", upstream,
-		"attempts", c.failover.Attempts(),
-		"duration", t.End.Sub(t.Start),
-	}
-	if err != nil {
-		attrs = append(attrs, "err", err.Error())
-	}
-	b.accessLog.InfoContext(ctx, "access", attrs...)
 }
 
 // parseHashKey returns the function that takes the hash key from a request:
@@ -121,7 +102,8 @@ func cookie(fields []string, name string) string {
 }
 
 // newBalanced builds the balancer over upstreams.
-func newBalanced(upstreams []string, algo, hashKey, healthPath string, mkPeer func(string) *proxy.Peer, logger *slog.Logger) (*balanced, error) {
+func newBalanced(upstreams []string, algo, hashKey, healthPath string, mkPeer func(string) *proxy.Peer,
+	health []observe.HealthObserver, logger *slog.Logger) (*balanced, error) {
 	a, err := lb.ParseAlgorithm(algo)
 	if err != nil {
 		return nil, err
@@ -150,7 +132,8 @@ func newBalanced(upstreams []string, algo, hashKey, healthPath string, mkPeer fu
 		OnHealthChange: func(ev lb.HealthEvent) {
 			logger.Warn("upstream health", "upstream", ev.Backend.Addr, "cause", ev.Cause.String(), "healthy", ev.Healthy, "available", ev.Available)
 		},
-		Logger: logger,
+		Observers: health,
+		Logger:    logger,
 	})
 	if err != nil {
 		return nil, err

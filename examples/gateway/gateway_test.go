@@ -329,7 +329,7 @@ func TestValidBodiesPass(t *testing.T) {
 }
 
 func TestDemoMode(t *testing.T) {
-	p := startGateway(t, "-listen", "127.0.0.1:0")
+	p := startGateway(t, "-listen", "127.0.0.1:0", "-admin", "127.0.0.1:0") // (not the fixed default port)
 	urlRE := regexp.MustCompile(`curl .*(http://127\.0\.0\.1:\d+/)`)
 	var url string
 	waitFor(t, "the curl line", 10*time.Second, func() bool {

@@ -39,7 +39,9 @@
 package main
 
 import (
+	"cmp"
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -49,6 +51,8 @@ import (
 	"strings"
 
 	"github.com/gotthard-proxy/gotthard/examples/internal/demo"
+	"github.com/gotthard-proxy/gotthard/observe"
+	"github.com/gotthard-proxy/gotthard/observe/admin"
 	"github.com/gotthard-proxy/gotthard/proxy"
 	"github.com/gotthard-proxy/gotthard/server"
 	gtls "github.com/gotthard-proxy/gotthard/tls"
@@ -57,10 +61,9 @@ import (
 // gateway proxies every request to one upstream.
 type gateway struct {
 	proxy.Phases[struct{}]
-	peer      *proxy.Peer
-	grpcPeer  *proxy.Peer  // nil: gRPC calls go to peer too
-	grpcWeb   bool         // bridge gRPC-web calls to the upstream's gRPC
-	accessLog *slog.Logger // nil: no access log
+	peer     *proxy.Peer
+	grpcPeer *proxy.Peer // nil: gRPC calls go to peer too
+	grpcWeb  bool        // bridge gRPC-web calls to the upstream's gRPC
 }
 
 // Compile-time checks that the proxy types implement ProxyHTTP: a phase with a wrong
@@ -96,27 +99,6 @@ func isGRPC(contentType string) bool {
 	return len(contentType) >= len(prefix) && strings.EqualFold(contentType[:len(prefix)], prefix)
 }
 
-// Logging writes one access log line per request when -access-log is on.
-func (g *gateway) Logging(ctx context.Context, s *proxy.Session, _ struct{}, err error) {
-	if g.accessLog == nil {
-		return
-	}
-	req, t := s.Request(), s.Timing()
-	attrs := []any{
-		"client", s.ClientAddr().String(),
-		"method", req.Method,
-		"target", req.Target,
-		"status", s.Status(),
-		"bytes", s.BytesSent(),
-		"duration", t.End.Sub(t.Start),
-		"upstream_reused", s.UpstreamReused(),
-	}
-	if err != nil {
-		attrs = append(attrs, "err", err.Error())
-	}
-	g.accessLog.InfoContext(ctx, "access", attrs...)
-}
-
 func main() {
 	if err := run(os.Args[1:]); err != nil {
 		if errors.Is(err, server.ErrConfigTested) {
@@ -138,7 +120,6 @@ func run(args []string) error {
 	algo := fs.String("lb", "round-robin", "balancing algorithm with several upstreams: round-robin, random, least-conn, ewma, ketama, maglev")
 	hashKey := fs.String("hash-key", "", "what ketama and maglev hash: path, client-ip, header:NAME or cookie:NAME")
 	healthCheck := fs.String("health-check", "", "HTTP path to check each upstream on every 2s (empty: no active check)")
-	accessLog := fs.Bool("access-log", false, "log one line per request (on by default with the demo origin)")
 	maxRetries := fs.Int("max-retries", 0, "retries on another connection attempt (0: the default, 3)")
 	connectTimeout := fs.Duration("connect-timeout", 0, "upstream connect timeout (0: 10s)")
 	readTimeout := fs.Duration("read-timeout", 0, "upstream read timeout (0: 60s)")
@@ -155,6 +136,7 @@ func run(args []string) error {
 	grpcWeb := fs.Bool("grpc-web", false, "bridge gRPC-web calls (application/grpc-web, application/grpc-web-text) to gRPC upstreams (needs -upstream-proto h2c or h2, or -grpc-upstream)")
 	grpcUpstream := fs.String("grpc-upstream", "", "gRPC server HOST:PORT, over HTTP/2 in clear text, that gets the requests whose content-type starts with application/grpc (the others go to -upstream; one -upstream only)")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile to this file until the gateway stops (for profile-guided builds: docs/performance.md)")
+	oflags := addObsFlags(fs)
 	sflags := server.AddFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -181,8 +163,19 @@ func run(args []string) error {
 		}
 		defer origin.Close()
 		target = origin.Addr()
-		*accessLog = true
+		oflags.accessLog = cmp.Or(oflags.accessLog, "combined")
+		if oflags.admin == "" {
+			oflags.admin = demoAdminAddr()
+		}
 	}
+	if oflags.adminToken != "" && oflags.admin == "" {
+		return errors.New("-admin-token needs -admin")
+	}
+	obs, err := newObservability(oflags, logger)
+	if err != nil {
+		return err
+	}
+	defer obs.shutdown(context.Background()) // writes the spans still batched
 	peerOpts := proxy.PeerOptions{ConnectTimeout: *connectTimeout, ReadTimeout: *readTimeout}
 	mkPeer, err := peerMaker(*upstreamProto, *upstreamTLS, *upstreamCA, *upstreamSNI, *skipVerify, peerOpts)
 	if err != nil {
@@ -193,7 +186,9 @@ func run(args []string) error {
 		Logger:                    logger,
 		MaxRetries:                firstNonZero(*maxRetries, cfg.MaxRetries),
 		UpstreamKeepalivePoolSize: cfg.UpstreamKeepalivePoolSize,
+		Observers:                 obs.observers,
 	}
+	var balancers []observe.Balancer
 	var svc interface {
 		server.ListeningService
 		AddTCP(string)
@@ -209,14 +204,12 @@ func run(args []string) error {
 		if *grpcUpstream != "" {
 			return errors.New("-grpc-upstream works with one -upstream, without -lb, -hash-key or -health-check")
 		}
-		b, err := newBalanced(upstreams, *algo, *hashKey, *healthCheck, mkPeer, logger)
+		b, err := newBalanced(upstreams, *algo, *hashKey, *healthCheck, mkPeer, obs.health, logger)
 		if err != nil {
 			return err
 		}
 		b.grpcWeb = *grpcWeb
-		if *accessLog {
-			b.accessLog = logger
-		}
+		balancers = append(balancers, b.lb)
 		if err := srv.Add(b.lb); err != nil { // runs the health checks
 			return err
 		}
@@ -235,9 +228,6 @@ func run(args []string) error {
 				return fmt.Errorf("-grpc-upstream: %w", err)
 			}
 		}
-		if *accessLog {
-			g.accessLog = logger
-		}
 		if svc, err = proxy.NewService("gateway", g, svcOpts); err != nil {
 			return err
 		}
@@ -246,6 +236,7 @@ func run(args []string) error {
 	if *unixListen != "" {
 		svc.AddUnix(*unixListen)
 	}
+	var certs func() []*tls.Certificate
 	if *tlsListen != "" || *certFile != "" || *keyFile != "" {
 		tcfg, err := newTLS(*tlsListen, *certFile, *keyFile, *ticketKeys, logger)
 		if err != nil {
@@ -255,9 +246,24 @@ func run(args []string) error {
 		if err := srv.Add(tcfg); err != nil { // reloads the files while the server runs
 			return err
 		}
+		certs = tcfg.Certificates
 	}
 	if err := srv.Add(svc); err != nil {
 		return err
+	}
+	for _, s := range obs.services {
+		if err := srv.Add(s); err != nil {
+			return err
+		}
+	}
+	var adminSvc *admin.Service
+	if oflags.admin != "" {
+		if adminSvc, err = obs.adminService(oflags.admin, oflags.adminToken, srv, balancers, certs, logger, "gateway"); err != nil {
+			return err
+		}
+		if err := srv.Add(adminSvc); err != nil {
+			return err
+		}
 	}
 	if demoMode {
 		go func() {
@@ -272,6 +278,9 @@ func run(args []string) error {
 			}
 			fmt.Printf("Gotthard gateway on http://%s, in front of a demo origin on %s.\n", addr, target)
 			fmt.Printf("Try:  curl -i http://%s/\n", addr)
+			if as := adminAddrs(srv, adminSvc); len(as) > 0 {
+				fmt.Printf("Status page: http://%s/ (metrics at /metrics)\n", as[0])
+			}
 			fmt.Println("Stop with Ctrl-C.")
 		}()
 	}
