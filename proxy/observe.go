@@ -49,10 +49,9 @@ func newObsState(n int) *obsState {
 	return &obsState{reqData: make([]any, n), attData: make([]any, n)}
 }
 
-// reset readies the state for the exchange's next request.
+// reset readies the state for the exchange's next request. req and att need no
+// clearing: observeStart and observeAttemptStart write them whole.
 func (o *obsState) reset() {
-	o.req = observe.Request{}
-	o.att = observe.Attempt{}
 	clear(o.reqData)
 	clear(o.attData)
 	o.open, o.ended = false, false
@@ -67,14 +66,11 @@ func (c *conn[C]) observeStart(ex *exchange[C]) {
 	}
 	sess := &ex.sess
 	r := &o.req
-	r.Service = c.svc.name
-	r.Proto = sess.req.Version.String()
-	r.Scheme = c.scheme()
-	r.Method, r.Target, r.Host = sess.req.Method, sess.req.Target, sess.req.Host()
-	r.Client = c.clientS
-	r.Header = &sess.req.Header
-	r.Upgrade = sess.upgrade
-	r.Start = sess.timing.Start
+	*r = observe.Request{
+		Service: c.svc.name, Proto: sess.req.Version.String(), Scheme: c.scheme(),
+		Method: sess.req.Method, Target: sess.req.Target, Host: sess.req.Host(),
+		Client: c.clientS, Header: &sess.req.Header, Upgrade: sess.upgrade, Start: sess.timing.Start,
+	}
 	for i, ob := range c.svc.obs.all {
 		r.Data = o.reqData[i]
 		ob.RequestStart(r)
