@@ -33,7 +33,7 @@ type obsFlags struct {
 func addObsFlags(fs *flag.FlagSet) *obsFlags {
 	f := &obsFlags{}
 	fs.StringVar(&f.admin, "admin", "", "address of the admin service: /metrics (Prometheus), /healthz, /status.json and the live status page at / (empty: none; "+admin.DefaultAddr+" with the demo origin)")
-	fs.StringVar(&f.adminToken, "admin-token", "", "bearer token the admin service requires (needed to listen beyond loopback); open the page as http://ADDR/#token=TOKEN")
+	fs.StringVar(&f.adminToken, "admin-token", os.Getenv("GOTTHARD_ADMIN_TOKEN"), "bearer token the admin service requires (needed to listen beyond loopback); open the page as http://ADDR/#token=TOKEN. The default comes from $GOTTHARD_ADMIN_TOKEN, which, unlike a flag, other users cannot read in the process list")
 	fs.StringVar(&f.accessLog, "access-log", "", "access log format: combined or json (empty: none; combined with the demo origin)")
 	fs.StringVar(&f.accessLogFile, "access-log-file", "", "file the access log goes to, reopened on SIGUSR1 for logrotate (empty: standard error)")
 	fs.StringVar(&f.trace, "trace", "", "OpenTelemetry tracing: stdout (every request's spans written to standard output as JSON), never (traced with a provider that samples nothing) (empty: none)")

@@ -139,3 +139,22 @@ func TestObservabilityFlags(t *testing.T) {
 		t.Fatalf("spans on standard output:\n%s", out)
 	}
 }
+
+// TestAdminToken: the token from $GOTTHARD_ADMIN_TOKEN guards /metrics and
+// /status.json; /healthz stays open.
+func TestAdminToken(t *testing.T) {
+	origin := startRecorder(t, nil)
+	ln := freeAddr(t)
+	gw := startGatewayEnv(t, []string{"GOTTHARD_ADMIN_TOKEN=s3cret"},
+		"-listen", freeAddr(t), "-upstream", origin.ln.Addr().String(), "-admin", ln)
+	gw.waitAccepting(t, ln)
+	if code, _ := fetch(t, "http://"+ln+"/healthz"); code != 200 {
+		t.Fatalf("/healthz: %d", code)
+	}
+	if code, _ := fetch(t, "http://"+ln+"/metrics"); code != 401 {
+		t.Fatalf("/metrics without the token: %d", code)
+	}
+	if code, body := fetch(t, "http://"+ln+"/status.json", "Authorization", "Bearer s3cret"); code != 200 || !strings.Contains(body, `"services"`) {
+		t.Fatalf("/status.json with the token: %d %.200s", code, body)
+	}
+}
