@@ -93,12 +93,18 @@ func (c *conn[C]) observeAttemptStart(ex *exchange[C], peer *Peer) {
 	clear(o.attData)
 	o.open = true
 	o.req.Attempts++
-	for i, ob := range c.svc.obs.all {
-		o.req.Data, a.Data = o.reqData[i], o.attData[i]
-		ob.AttemptStart(&o.req, a)
-		o.reqData[i], o.attData[i] = o.req.Data, a.Data
+	o.attemptEvent(c.svc.obs.all, observe.Observer.AttemptStart)
+}
+
+// attemptEvent calls ev on each observer, with its own Data of the request and of the
+// attempt in place.
+func (o *obsState) attemptEvent(obs []observe.Observer, ev func(observe.Observer, *observe.Request, *observe.Attempt)) {
+	for i, ob := range obs {
+		o.req.Data, o.att.Data = o.reqData[i], o.attData[i]
+		ev(ob, &o.req, &o.att)
+		o.reqData[i], o.attData[i] = o.req.Data, o.att.Data
 	}
-	o.req.Data, a.Data = nil, nil
+	o.req.Data, o.att.Data = nil, nil
 }
 
 // observeUpstreamRequest hands the observers the head built for the peer, spoken in
@@ -109,12 +115,9 @@ func (c *conn[C]) observeUpstreamRequest(ex *exchange[C], up *message.RequestHea
 		return
 	}
 	o.att.Proto = proto
-	for i, ob := range c.svc.obs.all {
-		o.req.Data, o.att.Data = o.reqData[i], o.attData[i]
-		ob.UpstreamRequest(&o.req, &o.att, &up.Header)
-		o.reqData[i], o.attData[i] = o.req.Data, o.att.Data
-	}
-	o.req.Data, o.att.Data = nil, nil
+	o.attemptEvent(c.svc.obs.all, func(ob observe.Observer, r *observe.Request, a *observe.Attempt) {
+		ob.UpstreamRequest(r, a, &up.Header)
+	})
 }
 
 // observeAttemptEnd tells the observers the open attempt ended with err (nil: its
@@ -127,9 +130,10 @@ func (c *conn[C]) observeAttemptEnd(ex *exchange[C], err *Error) {
 	sess := &ex.sess
 	a := &o.att
 	a.End = sess.clock()
-	a.Reused = sess.reused
+	// (The session's connection fields may still be an earlier attempt's: this one's
+	// are those set since it began.)
 	if t := sess.timing.UpstreamConnected; !t.Before(a.Start) {
-		a.Connected = t
+		a.Connected, a.Reused = t, sess.reused
 	}
 	if t := sess.timing.UpstreamResponse; !t.Before(a.Start) {
 		a.FirstByte = t
@@ -153,23 +157,22 @@ func (o *obsState) endAttempt(obs []observe.Observer, err error) {
 		a.End = time.Now()
 	}
 	if err != nil && a.Err == nil {
-		a.Err, a.ErrType = err, errType(err)
+		a.Err = err
+		a.ErrType, _ = errKind(err)
 	}
-	for i, ob := range obs {
-		o.req.Data, a.Data = o.reqData[i], o.attData[i]
-		ob.AttemptEnd(&o.req, a)
-		o.reqData[i], o.attData[i] = o.req.Data, a.Data
-	}
-	o.req.Data, a.Data = nil, nil
+	o.attemptEvent(obs, observe.Observer.AttemptEnd)
 }
 
-// errType names err's kind as proxy.Error does, or "" if it is not one.
-func errType(err error) string {
+// errKind names err's type and side as proxy.Error does, or "" if it is not one.
+func errKind(err error) (typ, source string) {
+	if err == nil { // (errors.As would allocate e even for nil)
+		return "", ""
+	}
 	var e *Error
 	if errors.As(err, &e) {
-		return e.Type.String()
+		return e.Type.String(), e.Source.String()
 	}
-	return ""
+	return "", ""
 }
 
 // observeEnd tells the observers the request ended with err, before Logging.
@@ -192,16 +195,12 @@ func (c *conn[C]) observeEnd(ex *exchange[C], err error) {
 		r.Upstream = sess.peer.Address
 	}
 	r.UpstreamStatus = sess.upstreamStatus
-	r.Reused = sess.reused
-	r.BytesSent, r.BytesReceived = sess.bytesSent, sess.bytesReceived
-	r.Connected, r.FirstByte = sess.timing.UpstreamConnected, sess.timing.UpstreamResponse
-	r.Err = err
-	if err != nil { // (errors.As would allocate e even for nil)
-		var e *Error
-		if errors.As(err, &e) {
-			r.ErrType, r.ErrSource = e.Type.String(), e.Source.String()
-		}
+	if r.Attempts > 0 { // the last attempt's (o.att is an earlier request's otherwise)
+		r.Reused, r.Connected, r.FirstByte = o.att.Reused, o.att.Connected, o.att.FirstByte
 	}
+	r.BytesSent, r.BytesReceived = sess.bytesSent, sess.bytesReceived
+	r.Err = err
+	r.ErrType, r.ErrSource = errKind(err)
 	r.Panic, r.Stack = o.panic, o.stack
 	for i, ob := range c.svc.obs.all {
 		r.Data = o.reqData[i]

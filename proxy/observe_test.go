@@ -1,10 +1,12 @@
 package proxy
 
 import (
+	"bufio"
 	"context"
 	"crypto/tls"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"strings"
 	"sync"
@@ -111,8 +113,9 @@ func (o *recorder) lines() []string {
 	return append([]string(nil), o.log...)
 }
 
-// observedProxy sends a request's first attempt to dead and the others to good, and
-// panics in RequestFilter for /panic.
+// observedProxy sends a request's first attempt to dead and the others to good for
+// /retry, its first attempt to good and the others to dead for /then-dead, and panics
+// in RequestFilter for /panic.
 type observedProxy struct {
 	Phases[*testCtx]
 	dead, good *Peer
@@ -121,7 +124,10 @@ type observedProxy struct {
 func (observedProxy) NewCtx() *testCtx { return &testCtx{} }
 
 func (p observedProxy) UpstreamPeer(_ context.Context, s *Session, _ *testCtx) (*Peer, error) {
-	if s.Retries() == 0 && strings.HasPrefix(s.Request().Target, "/retry") {
+	switch t := s.Request().Target; {
+	case s.Retries() == 0 && strings.HasPrefix(t, "/retry"):
+		return p.dead, nil
+	case s.Retries() > 0 && strings.HasPrefix(t, "/then-dead"):
 		return p.dead, nil
 	}
 	return p.good, nil
@@ -289,5 +295,68 @@ func TestObserverPanic(t *testing.T) {
 	if n := len(rec.ends); n != 0 {
 		// The panicking observer comes first: RequestEnd does not reach the next.
 		t.Fatalf("recorder saw %d request ends", n)
+	}
+}
+
+// TestObserverAttemptConnection: an attempt that did not connect reports no connection,
+// though the attempt before it took a pooled one; so does the request it ended.
+func TestObserverAttemptConnection(t *testing.T) {
+	// An origin that answers a connection's first request and closes it on the second,
+	// unanswered: the proxy's pooled connection fails as it is taken, and the request
+	// is retried (on the dead peer, which refuses).
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				br := bufio.NewReader(c)
+				if _, err := http.ReadRequest(br); err != nil {
+					return
+				}
+				io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+				http.ReadRequest(br)
+			}()
+		}
+	}()
+	rec := newRecorder("R")
+	app := observedProxy{dead: testPeer(deadAddr(t)), good: testPeer(ln.Addr().String())}
+	svc, logs := newTestService[*testCtx](t, app, ServiceOptions{Observers: []observe.Observer{rec}, MaxRetries: 1})
+	addr := startProxy(t, svc)
+	c, br := dialRaw(t, addr)
+	defer c.Close()
+	io.WriteString(c, "GET /first HTTP/1.1\r\nHost: h\r\n\r\n")
+	if resp, _ := readResponse(t, br, "GET"); resp.StatusCode != 200 {
+		t.Fatalf("first: %d\n%s", resp.StatusCode, logs.String())
+	}
+	io.WriteString(c, "GET /then-dead HTTP/1.1\r\nHost: h\r\n\r\n")
+	if resp, _ := readResponse(t, br, "GET"); resp.StatusCode != 502 {
+		t.Fatalf("then-dead: %d\n%s", resp.StatusCode, logs.String())
+	}
+	svc.Close() // the events are all in
+	var ends []string
+	for _, l := range rec.lines() {
+		if strings.HasPrefix(l, "attempt-end") {
+			ends = append(ends, l[:strings.Index(l, " data=")])
+		}
+	}
+	want := []string{
+		`attempt-end 0 status=200 err="" reused=false firstbyte=true`,
+		`attempt-end 0 status=0 err="connection closed" reused=true firstbyte=false`,
+		`attempt-end 1 status=0 err="connection refused" reused=false firstbyte=false`,
+	}
+	if strings.Join(ends, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("attempt ends:\n%s\nwant:\n%s", strings.Join(ends, "\n"), strings.Join(want, "\n"))
+	}
+	if e := rec.ends[1]; e.Reused || !e.Connected.IsZero() || e.Attempts != 2 || e.Status != 502 {
+		t.Fatalf("RequestEnd of the failed request: reused %v connected %v attempts %d status %d",
+			e.Reused, e.Connected, e.Attempts, e.Status)
 	}
 }
