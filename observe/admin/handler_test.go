@@ -175,7 +175,7 @@ func feed(stats *admin.Stats, service string, n int, status int) {
 		now := time.Now()
 		r := &observe.Request{Service: service, Start: now.Add(-2 * time.Millisecond)}
 		stats.RequestStart(r)
-		a := &observe.Attempt{Peer: "127.0.0.1:1", Start: r.Start, Reused: true}
+		a := &observe.Attempt{Peer: "127.0.0.1:1", Start: r.Start, Reused: true, Connected: r.Start}
 		stats.AttemptStart(r, a)
 		stats.UpstreamRequest(r, a, nil)
 		stats.AttemptEnd(r, a)

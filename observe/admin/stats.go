@@ -106,18 +106,16 @@ func (s *Stats) AttemptStart(r *observe.Request, a *observe.Attempt) {
 	}
 }
 
-// UpstreamRequest marks the attempt as one that got a connection, to count at its end.
-func (s *Stats) UpstreamRequest(r *observe.Request, a *observe.Attempt, _ observe.Header) {
-	a.Data = s.ofRequest(r)
-}
+// UpstreamRequest does nothing.
+func (s *Stats) UpstreamRequest(*observe.Request, *observe.Attempt, observe.Header) {}
 
-// AttemptEnd counts the connection of an attempt that got one (UpstreamRequest was
-// called) as reused from the pool or new.
-func (s *Stats) AttemptEnd(_ *observe.Request, a *observe.Attempt) {
-	ss, ok := a.Data.(*serviceStats)
-	if !ok {
+// AttemptEnd counts the connection of an attempt that got one (a.Connected is set) as
+// reused from the pool or new.
+func (s *Stats) AttemptEnd(r *observe.Request, a *observe.Attempt) {
+	if a.Connected.IsZero() {
 		return
 	}
+	ss := s.ofRequest(r)
 	if a.Reused {
 		ss.reused.Add(1)
 	} else {

@@ -23,7 +23,7 @@ func request(s *Stats, service string, d time.Duration, status int, err error, a
 	for n := range attempts {
 		a := &observe.Attempt{N: n, Peer: "10.0.0.1:80", Start: r.Start}
 		s.AttemptStart(r, a)
-		a.Reused = reused
+		a.Reused, a.Connected = reused, r.Start
 		s.UpstreamRequest(r, a, nil)
 		a.End = end
 		s.AttemptEnd(r, a)
@@ -272,7 +272,7 @@ func TestStatsConcurrent(t *testing.T) {
 func events(s *Stats, r *observe.Request, a *observe.Attempt, now time.Time) {
 	r.Data, r.Start = nil, now
 	s.RequestStart(r)
-	*a = observe.Attempt{Peer: "10.0.0.1:80", Start: now, Reused: true}
+	*a = observe.Attempt{Peer: "10.0.0.1:80", Start: now, Reused: true, Connected: now}
 	s.AttemptStart(r, a)
 	s.UpstreamRequest(r, a, nil)
 	a.End, a.Status = now, 200
@@ -348,5 +348,25 @@ func TestStatsHealthEvents(t *testing.T) {
 	last := maxHealthEvents + 4
 	if got[0].Backend != "b"+strconv.Itoa(last) || got[len(got)-1].Backend != "b5" || got[0].Error != "refused" || got[1].Error != "" {
 		t.Errorf("newest %+v, oldest %+v", got[0], got[len(got)-1])
+	}
+}
+
+// TestStatsAttemptWithoutConnection: an attempt that got no connection (refused, say)
+// counts neither as reused nor as new.
+func TestStatsAttemptWithoutConnection(t *testing.T) {
+	s := NewStats()
+	now := time.Now()
+	r := &observe.Request{Service: "gw", Start: now}
+	s.RequestStart(r)
+	refused := &observe.Attempt{Peer: "10.0.0.1:80", Start: now, End: now, Err: errors.New("refused")}
+	s.AttemptStart(r, refused)
+	s.AttemptEnd(r, refused)
+	good := &observe.Attempt{N: 1, Peer: "10.0.0.2:80", Start: now, Connected: now, End: now, Status: 200}
+	s.AttemptStart(r, good)
+	s.AttemptEnd(r, good)
+	r.End, r.Status, r.Attempts = now, 200, 2
+	s.RequestEnd(r)
+	if v := one(t, s, "gw"); v.Reused != 0 || v.New != 1 || v.Retries != 1 {
+		t.Fatalf("reused %d new %d retries %d; want 0, 1, 1", v.Reused, v.New, v.Retries)
 	}
 }
