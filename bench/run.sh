@@ -164,6 +164,8 @@ for p in $PROXIES; do
 	gotthard | gotthard-observed | gotthard-traced)
 		if [[ ! -d $REPO/examples/gateway ]]; then
 			log "skipping $p: $REPO/examples/gateway does not exist yet"
+		elif [[ -x $TMP/bin/gateway ]]; then
+			SELECTED+=("$p") # the same build, with other flags
 		else
 			select_built "$p" gateway examples/gateway
 		fi
