@@ -1,0 +1,89 @@
+package cache
+
+import (
+	"errors"
+	"io"
+	"time"
+
+	"github.com/gotthard-proxy/gotthard/message"
+)
+
+// Errors a [Storage] returns. Callers test them with errors.Is.
+var (
+	// ErrNotFound: no committed object is stored under the key.
+	ErrNotFound = errors.New("cache: not found")
+	// ErrTooLarge: the object is larger than the store accepts; the write was aborted.
+	ErrTooLarge = errors.New("cache: object too large")
+)
+
+// Meta is what a store keeps of a response besides its body: the response head and the
+// times RFC 9111 §4.2.3 computes the age from.
+type Meta struct {
+	// Response is the stored status line and header fields, hop-by-hop fields removed.
+	Response message.ResponseHeader
+	// RequestTime is when the request that produced the response was sent upstream.
+	RequestTime time.Time
+	// ResponseTime is when the response head was received.
+	ResponseTime time.Time
+	// Size is the body's length in bytes. It is -1 while a write is open and set by
+	// Commit.
+	Size int64
+}
+
+// Clone returns a deep copy of m.
+func (m *Meta) Clone() *Meta {
+	c := &Meta{RequestTime: m.RequestTime, ResponseTime: m.ResponseTime, Size: m.Size}
+	c.Response.CopyFrom(&m.Response)
+	return c
+}
+
+// Object is a committed, immutable stored response returned by [Storage.Lookup].
+// The caller must Close it when done reading; a purge or an eviction never invalidates
+// an Object already handed out.
+type Object interface {
+	// Meta is the stored head. The caller must not change it: use Meta.Clone.
+	Meta() *Meta
+	// Size is the body's length in bytes.
+	Size() int64
+	// ReadAt reads the body, as io.ReaderAt does.
+	io.ReaderAt
+	// Close releases the object (a file, a reference).
+	Close() error
+}
+
+// BytesObject is implemented by objects whose body is in memory; Bytes returns it
+// without a copy, and the caller must not change it.
+type BytesObject interface {
+	Object
+	Bytes() []byte
+}
+
+// Writer writes one object into a store. Nothing written is visible to Lookup until
+// Commit returns nil. Exactly one of Commit and Abort must be called.
+type Writer interface {
+	// Write appends body bytes. It returns ErrTooLarge, and aborts the write, once the
+	// body passes the store's object size limit.
+	io.Writer
+	// Commit makes the object visible under its key, replacing any object there. It sets
+	// the stored Meta's Size to the number of bytes written.
+	Commit() error
+	// Abort discards what was written. It is safe to call after a failed Write.
+	Abort()
+}
+
+// Storage keeps objects by key. Keys are opaque strings made by the cache (the
+// proxy's CacheKey phase and the response's variance); a store may hash them but must
+// compare them whole. Implementations are safe for concurrent use.
+type Storage interface {
+	// Lookup returns the object committed under key, or an error wrapping ErrNotFound.
+	Lookup(key string) (Object, error)
+	// Create opens a write of a new object under key with the given head. The store keeps
+	// its own copy of meta. It returns an error wrapping ErrTooLarge when meta announces
+	// a size (Size ≥ 0) over the limit.
+	Create(key string, meta *Meta) (Writer, error)
+	// UpdateMeta replaces the head of the object under key, keeping its body, as a 304
+	// does (RFC 9111 §4.3.4). It returns an error wrapping ErrNotFound if none is stored.
+	UpdateMeta(key string, meta *Meta) error
+	// Purge removes the object under key and reports whether there was one.
+	Purge(key string) (bool, error)
+}
