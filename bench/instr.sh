@@ -9,6 +9,7 @@
 #   bash bench/instr.sh                 # builds ./examples/gateway
 #   bash bench/instr.sh /tmp/gw-before  # a gateway binary, as bench/ab.sh takes
 #   GW_ARGS="-trace never" bash bench/instr.sh   # with more gateway flags
+#   CG_OUT=/tmp/cg.out bash bench/instr.sh       # keep callgrind's output (callgrind_annotate --inclusive=yes)
 #
 # Prints the user-space instructions per request and the functions with the most. Under
 # callgrind the gateway runs some 50 times slower, so work done per tick of a clock
@@ -80,6 +81,7 @@ done
 [[ -n ${out:-} ]] || die "no complete run; see valgrind's log: $(tail -5 "$TMP/vg.log")"
 
 log "$n requests in ${DUR}s under callgrind"
+if [[ -n ${CG_OUT:-} ]]; then cp "$out" "$CG_OUT" && log "callgrind output kept in $CG_OUT"; fi
 callgrind_annotate --auto=no "$out" 2>/dev/null | awk -v N="$n" -v TOP="$TOP" '
 /PROGRAM TOTALS/ { t = $1; gsub(/,/, "", t); printf "instructions per request: %.0f\n\n", t / N; next }
 /^ *[0-9,]+ \(/ && shown < TOP {

@@ -50,10 +50,11 @@ func BenchmarkFormat(b *testing.B) {
 	for _, f := range []Format{Combined, JSON} {
 		b.Run(f.String(), func(b *testing.B) {
 			r := request()
+			st := newStamps(r.Start.Location())
 			buf := make([]byte, 0, 1024)
 			b.ReportAllocs()
 			for b.Loop() {
-				buf = appendLine(buf[:0], f, r, r.Start.Location())
+				buf = appendLine(buf[:0], f, r, st)
 			}
 		})
 	}

@@ -2,6 +2,7 @@ package accesslog
 
 import (
 	"strconv"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -94,12 +95,75 @@ const (
 	hexLower = "0123456789abcdef"
 )
 
-// appendLine appends r's line in format f, newline included, to b.
-func appendLine(b []byte, f Format, r *observe.Request, loc *time.Location) []byte {
-	if f == JSON {
-		return appendJSON(b, r, loc)
+// stamps writes a logger's time stamps: in its Location, and from a copy of the text
+// of the last second a stamp was written for, since most lines of a busy log fall in the
+// same second as the one before (a zone's offset changes only at whole seconds). Safe
+// for concurrent use.
+type stamps struct {
+	loc  *time.Location
+	last atomic.Pointer[stamp]
+}
+
+// stamp is the text of one second's stamp: for JSON the date and time up to the
+// seconds, then the zone after the milliseconds; for the combined format all of it.
+type stamp struct {
+	sec        int64
+	text, zone []byte
+}
+
+func newStamps(loc *time.Location) *stamps { return &stamps{loc: loc} }
+
+// current returns the stamp of t's second in format f, making it if the last one is
+// of another second (or nil for a year the layouts cannot write).
+func (s *stamps) current(f Format, t time.Time) *stamp {
+	sec := t.Unix()
+	if st := s.last.Load(); st != nil && st.sec == sec {
+		return st
 	}
-	return appendCombined(b, r, loc)
+	t = t.In(s.loc)
+	if y := t.Year(); y < 0 || y > 9999 {
+		return nil
+	}
+	st := &stamp{sec: sec}
+	if f == JSON {
+		full := appendJSONTime(make([]byte, 0, len(jsonTime)), t)
+		// (full is "2006-01-02T15:04:05.000" and the zone.)
+		st.text, st.zone = full[:19], full[23:]
+	} else {
+		st.text = appendCLFTime(make([]byte, 0, len(clfTime)), t)
+	}
+	s.last.Store(st)
+	return st
+}
+
+// appendJSON appends t as appendJSONTime(b, t.In(s.loc)) does.
+func (s *stamps) appendJSON(b []byte, t time.Time) []byte {
+	st := s.current(JSON, t)
+	if st == nil {
+		return appendJSONTime(b, t.In(s.loc))
+	}
+	ms := t.Nanosecond() / 1e6
+	b = append(b, st.text...)
+	b = append(b, '.', byte('0'+ms/100), byte('0'+ms/10%10), byte('0'+ms%10))
+	return append(b, st.zone...)
+}
+
+// appendCLF appends t as appendCLFTime(b, t.In(s.loc)) does.
+func (s *stamps) appendCLF(b []byte, t time.Time) []byte {
+	st := s.current(Combined, t)
+	if st == nil {
+		return appendCLFTime(b, t.In(s.loc))
+	}
+	return append(b, st.text...)
+}
+
+// appendLine appends r's line in format f, newline included, to b; st is the
+// logger's, whose format is always f.
+func appendLine(b []byte, f Format, r *observe.Request, st *stamps) []byte {
+	if f == JSON {
+		return appendJSON(b, r, st)
+	}
+	return appendCombined(b, r, st)
 }
 
 // header returns the value of r's first field named name, or "".
@@ -111,10 +175,10 @@ func header(r *observe.Request, name string) string {
 }
 
 // appendCombined appends r in the combined log format.
-func appendCombined(b []byte, r *observe.Request, loc *time.Location) []byte {
+func appendCombined(b []byte, r *observe.Request, st *stamps) []byte {
 	b = appendCLF(b, r.Client)
 	b = append(b, " - - ["...)
-	b = appendCLFTime(b, r.Start.In(loc))
+	b = st.appendCLF(b, r.Start)
 	b = append(b, "] \""...)
 	if r.Method == "" && r.Target == "" && r.Proto == "" {
 		b = append(b, '-')
@@ -178,9 +242,9 @@ func appendEscaped(b []byte, s string) []byte {
 }
 
 // appendJSON appends r as one JSON object.
-func appendJSON(b []byte, r *observe.Request, loc *time.Location) []byte {
+func appendJSON(b []byte, r *observe.Request, st *stamps) []byte {
 	b = append(b, `{"time":"`...)
-	b = appendJSONTime(b, r.Start.In(loc))
+	b = st.appendJSON(b, r.Start)
 	b = append(b, `","service":`...)
 	b = appendJSONString(b, r.Service)
 	b = append(b, `,"client":`...)

@@ -72,7 +72,7 @@ func TestCombinedLines(t *testing.T) {
 			if loc == nil {
 				loc = time.UTC
 			}
-			got := string(appendLine(nil, Combined, r, loc))
+			got := string(appendLine(nil, Combined, r, newStamps(loc)))
 			if got != tt.want {
 				t.Errorf("line\n got %s\nwant %s", got, tt.want)
 			}
@@ -127,7 +127,7 @@ func TestJSONLines(t *testing.T) {
 			if loc == nil {
 				loc = time.UTC
 			}
-			got := string(appendLine(nil, JSON, r, loc))
+			got := string(appendLine(nil, JSON, r, newStamps(loc)))
 			if got != tt.want {
 				t.Errorf("line\n got %s\nwant %s", got, tt.want)
 			}
@@ -336,6 +336,31 @@ func TestTimeFormats(t *testing.T) {
 			}
 			if got, want := string(appendJSONTime(nil, tz)), tz.Format(jsonTime); got != want {
 				t.Errorf("JSON time of %v: %s, want %s", tz, got, want)
+			}
+		}
+	}
+}
+
+// TestStampsReuse checks the stamps a logger reuses within a second against
+// AppendFormat: the same second with other milliseconds, the next second, a second
+// back, and a zone's change of offset between two seconds.
+func TestStampsReuse(t *testing.T) {
+	ny, err := time.LoadLocation("America/New_York")
+	if err != nil {
+		ny = time.FixedZone("EST", -5*3600)
+	}
+	// 2026-03-08 06:59:59 UTC is 01:59:59 EST; a second later it is 03:00:00 EDT.
+	base := time.Date(2026, 3, 8, 6, 59, 59, 0, time.UTC)
+	steps := []time.Duration{0, 123 * time.Millisecond, 999 * time.Millisecond, time.Second, 1500 * time.Millisecond, -2 * time.Second, 3 * time.Second}
+	for _, loc := range []*time.Location{time.UTC, ny, time.FixedZone("", 5*3600+30*60)} {
+		js, clf := newStamps(loc), newStamps(loc)
+		for _, d := range steps {
+			at := base.Add(d)
+			if got, want := string(js.appendJSON(nil, at)), at.In(loc).Format(jsonTime); got != want {
+				t.Errorf("%v %v: JSON stamp %q, want %q", loc, d, got, want)
+			}
+			if got, want := string(clf.appendCLF(nil, at)), at.In(loc).Format(clfTime); got != want {
+				t.Errorf("%v %v: CLF stamp %q, want %q", loc, d, got, want)
 			}
 		}
 	}

@@ -44,7 +44,7 @@ type Logger struct {
 	format       Format
 	interval     time.Duration
 	writeTimeout time.Duration
-	loc          *time.Location
+	stamps       *stamps
 	log          *slog.Logger
 	lines        sync.Pool // of *[]byte, each holding one formatted line
 	timers       sync.Pool // of stopped *time.Timer, for waits on wlock
@@ -92,7 +92,7 @@ func New(opts Options) (*Logger, error) {
 		format:       opts.Format,
 		interval:     opts.FlushInterval,
 		writeTimeout: opts.WriteTimeout,
-		loc:          opts.Location,
+		stamps:       newStamps(opts.Location),
 		log:          opts.Logger,
 		cur:          make([]byte, 0, opts.BufferSize),
 		spare:        make([]byte, 0, opts.BufferSize),
@@ -143,7 +143,7 @@ func (l *Logger) WriteErrors() uint64 { return l.writeErrors.Load() }
 // state (except what r.Err's Error method allocates, for a request that failed).
 func (l *Logger) RequestEnd(r *observe.Request) {
 	bp := l.lines.Get().(*[]byte)
-	line := appendLine((*bp)[:0], l.format, r, l.loc)
+	line := appendLine((*bp)[:0], l.format, r, l.stamps)
 	l.writeLine(line)
 	if cap(line) > maxPooledLine {
 		return // a rare huge line: let its buffer go rather than keep it in the pool

@@ -55,8 +55,8 @@ func TestDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer l.Close()
-	if l.Name() != "accesslog" || cap(l.cur) != DefaultBufferSize || l.interval != time.Second || l.loc != time.Local {
-		t.Errorf("defaults: name %q, buffer %d, interval %v, location %v", l.Name(), cap(l.cur), l.interval, l.loc)
+	if l.Name() != "accesslog" || cap(l.cur) != DefaultBufferSize || l.interval != time.Second || l.stamps.loc != time.Local {
+		t.Errorf("defaults: name %q, buffer %d, interval %v, location %v", l.Name(), cap(l.cur), l.interval, l.stamps.loc)
 	}
 }
 
@@ -80,7 +80,7 @@ func TestFileLines(t *testing.T) {
 	if err := l.Close(); err != nil {
 		t.Fatal(err)
 	}
-	want := "earlier line\n" + strings.Repeat(string(appendLine(nil, Combined, r, time.UTC)), 3)
+	want := "earlier line\n" + strings.Repeat(string(appendLine(nil, Combined, r, newStamps(time.UTC))), 3)
 	if b, _ := os.ReadFile(path); string(b) != want {
 		t.Errorf("file\n%s\nwant\n%s", b, want)
 	}
@@ -153,7 +153,7 @@ func TestConcurrentLinesWhole(t *testing.T) {
 				} else {
 					r.Header = &fields{"User-Agent", "ua"}
 				}
-				if want := string(appendLine(nil, f, r, time.UTC)); line != want {
+				if want := string(appendLine(nil, f, r, newStamps(time.UTC))); line != want {
 					t.Fatalf("line\n%q\nwant\n%q", line, want)
 				}
 				if seen[target] {
@@ -252,7 +252,7 @@ func TestWriteErrors(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		line := len(appendLine(nil, Combined, request(), time.Local))
+		line := len(appendLine(nil, Combined, request(), newStamps(time.Local)))
 		perBuffer := MinBufferSize / line
 		for range 10 * perBuffer {
 			l.RequestEnd(request())
@@ -310,7 +310,7 @@ func TestPartialWrite(t *testing.T) {
 	if err := l.Close(); err != nil {
 		t.Fatal(err)
 	}
-	line := string(appendLine(nil, Combined, request(), time.UTC))
+	line := string(appendLine(nil, Combined, request(), newStamps(time.UTC)))
 	if want := line[:10] + "\n" + line; out.String() != want {
 		t.Errorf("output\n%q\nwant\n%q", out.String(), want)
 	}
@@ -386,7 +386,7 @@ func TestStalledOutput(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	line := len(appendLine(nil, Combined, request(), time.Local))
+	line := len(appendLine(nil, Combined, request(), newStamps(time.Local)))
 	perBuffer := MinBufferSize / line
 	stuck := make(chan struct{})
 	go func() { // fills the first buffer, then writes it and blocks
@@ -462,7 +462,8 @@ func TestFormatAllocs(t *testing.T) {
 	r := request()
 	buf := make([]byte, 0, 1024)
 	for _, f := range []Format{Combined, JSON} {
-		if n := testing.AllocsPerRun(1000, func() { buf = appendLine(buf[:0], f, r, time.Local) }); n != 0 {
+		st := newStamps(time.Local)
+		if n := testing.AllocsPerRun(1000, func() { buf = appendLine(buf[:0], f, r, st) }); n != 0 {
 			t.Errorf("%v: %v allocations per line, want 0", f, n)
 		}
 	}
