@@ -98,6 +98,7 @@ type exchange[C any] struct {
 	h2d      h2down          // the downstream of an HTTP/2 request
 	abortFn  func()          // ex.abortUpstream, made once per exchange
 	obs      *obsState       // for the service's observers; nil without
+	cache    cacheState      // the cache's part in the request (see serveCache)
 	// abortMu pairs the client's leaving with the upstream side in use, so that the
 	// side cut is the one this request uses. aborted is set under it and read without.
 	abortMu         sync.Mutex
@@ -153,6 +154,9 @@ func (c *conn[C]) getExchange(w *worker[C]) *exchange[C] {
 func (c *conn[C]) putExchange(ex *exchange[C], w *worker[C]) {
 	if c.waitEx.Load() == ex { // (a wait for the peer that a panic ended)
 		c.unwatchClient(ex)
+	}
+	if ex.cache.c != nil {
+		ex.cache.reset(nil)
 	}
 	ex.sess.reset()
 	ex.sess.ds = nil

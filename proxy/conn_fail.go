@@ -33,6 +33,9 @@ func (c *conn[C]) fail(ctx contextT, ex *exchange[C], cc C, err error) {
 		sess.closeAfter = true
 		return
 	}
+	if ex.cache.obj != nil && c.serveStaleOnError(ctx, ex, cc, e) {
+		return
+	}
 	status := s.app.FailToProxy(ctx, sess, cc, e)
 	if sess.respStarted {
 		return

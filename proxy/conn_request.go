@@ -216,6 +216,9 @@ func (c *conn[C]) run(ctx contextT, ex *exchange[C], cc C) error {
 		}
 		return nil
 	}
+	if done, err := c.serveCache(ctx, ex, cc); done || err != nil {
+		return err
+	}
 	res, err = s.app.ProxyUpstreamFilter(ctx, sess, cc)
 	if err != nil {
 		return err

@@ -3,6 +3,7 @@ package proxy
 import (
 	"context"
 
+	"github.com/gotthard-proxy/gotthard/cache"
 	"github.com/gotthard-proxy/gotthard/message"
 )
 
@@ -70,6 +71,50 @@ type ProxyHTTP[C any] interface {
 	// an HTTP/2 peer that answers before the body's end, the calls for the rest of the
 	// body come between the response's phases, and stop once the peer takes no more.
 	RequestBodyFilter(ctx context.Context, s *Session, c C, chunk []byte, end bool) ([]byte, error)
+
+	// RequestCacheFilter decides whether the cache takes part in the request: it returns
+	// the cache to use, or nil. It runs after RequestFilter, once per request. Default:
+	// nil, no cache.
+	RequestCacheFilter(ctx context.Context, s *Session, c C) (*cache.Cache, error)
+
+	// CacheKey returns the request's primary cache key. It runs when RequestCacheFilter
+	// returned a cache. Default: [cache.DefaultKey] of the scheme, Host and target.
+	CacheKey(ctx context.Context, s *Session, c C) (string, error)
+
+	// IsPurge reports whether the request asks to purge its key from the cache (a
+	// PURGE method, for example; check who asks). A purge request is answered by the
+	// cache: 200 if something was stored, 404 if not, after PurgeResponseFilter.
+	// Default: false.
+	IsPurge(ctx context.Context, s *Session, c C) bool
+
+	// PurgeResponseFilter may change the answer to a purge request (found tells
+	// whether something was stored); it may also answer itself ([Session.Respond]).
+	// Default: nothing.
+	PurgeResponseFilter(ctx context.Context, s *Session, c C, found bool, resp *message.ResponseHeader) error
+
+	// CacheVaryFilter returns the variance key of the request for a stored response
+	// (or one about to be stored) whose head is stored: requests with equal keys share
+	// the stored response. ok false means no request can share it. It runs only for
+	// responses with a Vary field. Default: [cache.VarianceKey], RFC 9111 §4.1.
+	CacheVaryFilter(ctx context.Context, s *Session, c C, stored *message.ResponseHeader) (variance string, ok bool)
+
+	// CacheHitFilter runs when a stored response was found for the request, with the
+	// cache's judgement of it (fresh: it may answer as it is). It may force an expiry
+	// (HitExpire: the response is validated with the peer) or a miss (HitMiss).
+	// Default: HitServe.
+	CacheHitFilter(ctx context.Context, s *Session, c C, meta *cache.Meta, fresh bool) (HitAction, error)
+
+	// ResponseCacheFilter decides whether the peer's response is stored, after
+	// UpstreamResponseFilter; the head as it leaves is what is stored and served to
+	// later requests (set Cache-Control: s-maxage=N here to choose the freshness).
+	// Default: RFC 9111 §3 for a shared cache ([cache.Storable]).
+	ResponseCacheFilter(ctx context.Context, s *Session, c C, resp *message.ResponseHeader) (CacheDecision, error)
+
+	// ShouldServeStale reports whether a stale stored response answers the request
+	// when its validation or refetch failed with err (the peer unreachable, or a 5xx
+	// in err's Status). Default: as the stored response's and the request's
+	// stale-if-error allow (RFC 5861 §4).
+	ShouldServeStale(ctx context.Context, s *Session, c C, err *Error, allowed bool) bool
 
 	// ProxyUpstreamFilter runs before UpstreamPeer and decides whether to proxy at all.
 	// Returning [Handled] stops the request: the phase should have written a response;
@@ -163,6 +208,44 @@ func (Phases[C]) RequestFilter(context.Context, *Session, C) (Result, error) { r
 // RequestBodyFilter returns chunk unchanged.
 func (Phases[C]) RequestBodyFilter(_ context.Context, _ *Session, _ C, chunk []byte, _ bool) ([]byte, error) {
 	return chunk, nil
+}
+
+// RequestCacheFilter returns nil: no cache.
+func (Phases[C]) RequestCacheFilter(context.Context, *Session, C) (*cache.Cache, error) {
+	return nil, nil
+}
+
+// CacheKey returns [cache.DefaultKey] of the request's scheme, Host and target.
+func (Phases[C]) CacheKey(_ context.Context, s *Session, _ C) (string, error) {
+	return cache.DefaultKey(s.scheme(), s.req.Host(), s.req.Target), nil
+}
+
+// IsPurge returns false.
+func (Phases[C]) IsPurge(context.Context, *Session, C) bool { return false }
+
+// PurgeResponseFilter does nothing.
+func (Phases[C]) PurgeResponseFilter(context.Context, *Session, C, bool, *message.ResponseHeader) error {
+	return nil
+}
+
+// CacheVaryFilter returns [cache.VarianceKey] of the request for stored.
+func (Phases[C]) CacheVaryFilter(_ context.Context, s *Session, _ C, stored *message.ResponseHeader) (string, bool) {
+	return defaultVariance(&s.req, stored)
+}
+
+// CacheHitFilter returns HitServe.
+func (Phases[C]) CacheHitFilter(context.Context, *Session, C, *cache.Meta, bool) (HitAction, error) {
+	return HitServe, nil
+}
+
+// ResponseCacheFilter stores what RFC 9111 §3 lets a shared cache store.
+func (Phases[C]) ResponseCacheFilter(_ context.Context, s *Session, _ C, resp *message.ResponseHeader) (CacheDecision, error) {
+	return defaultCacheable(&s.req, resp), nil
+}
+
+// ShouldServeStale returns allowed: what stale-if-error allows.
+func (Phases[C]) ShouldServeStale(_ context.Context, _ *Session, _ C, _ *Error, allowed bool) bool {
+	return allowed
 }
 
 // ProxyUpstreamFilter returns [Continue].

@@ -84,6 +84,7 @@ type Session struct {
 	grpcStatus     int // the grpc-status the client got, if grpcStatusSet
 	grpcStatusSet  bool
 	scratchHeader  message.ResponseHeader
+	cacheStatus    CacheStatus
 }
 
 func (s *Session) reset() {
@@ -105,6 +106,7 @@ func (s *Session) reset() {
 	s.grpcStatus, s.grpcStatusSet = 0, false
 	s.rate = bodyRate{}
 	s.scratchHeader.Reset()
+	s.cacheStatus = CacheOff
 	if s.gw.on {
 		s.ds = s.gw.inner
 	}

@@ -65,6 +65,9 @@ func (c *conn[C]) switchProtocols(ctx contextT, ex *exchange[C], cc C, uc *upCon
 // stream (RFC 8441). done reports that a filter answered the client instead.
 func (c *conn[C]) answerSwitch(ctx contextT, ex *exchange[C], cc C) (done bool, _ *Error) {
 	sess, resp := &ex.sess, &ex.resp
+	if err := c.svc.app.UpstreamResponseFilter(ctx, sess, cc, resp); err != nil {
+		return false, asError(err, InternalError, Internal)
+	}
 	if done, e := c.responseHead(ctx, ex, cc, nil); done || e != nil {
 		return done, e // done: a filter answered instead
 	}

@@ -19,6 +19,9 @@ func (c *conn[C]) upstreamRequest(ctx contextT, ex *exchange[C], cc C, peer *Pee
 	// change do.
 	ex.known = unchangedFields(ex.known, &up.Header, ex.reqKnown)
 	ex.known = c.forwardedFields(up, ex.known)
+	if ex.cache.fill != nil {
+		c.cacheRequest(ex, up)
+	}
 	if err := c.svc.app.UpstreamRequestFilter(ctx, sess, cc, up); err != nil {
 		return nil, asError(err, InternalError, Internal)
 	}

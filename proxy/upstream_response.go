@@ -18,7 +18,8 @@ const twoPieceMin = 1024
 
 // sendResponse writes the response head and streams the body to the client: respond's
 // part after the head phases.
-func (c *conn[C]) sendResponse(ctx contextT, ex *exchange[C], cc C, src upstream) *Error {
+// cached tells that src is the cache's: UpstreamResponseBodyFilter does not run.
+func (c *conn[C]) sendResponse(ctx contextT, ex *exchange[C], cc C, src upstream, cached bool) *Error {
 	s, sess, resp := c.svc, &ex.sess, &ex.resp
 	d := sess.ds
 	noBody := sess.req.Method == "HEAD" || bodyless(resp.Status)
@@ -42,6 +43,9 @@ func (c *conn[C]) sendResponse(ctx contextT, ex *exchange[C], cc C, src upstream
 	}
 	if noBody {
 		src.skip()
+		if !cached && ex.cache.fill != nil {
+			c.teeFill(ex, nil, true) // (a stored 204 has no body)
+		}
 		if err := d.flush(); err != nil {
 			sess.closeAfter = true
 			return asError(err, WriteError, Downstream)
@@ -81,7 +85,13 @@ func (c *conn[C]) sendResponse(ctx contextT, ex *exchange[C], cc C, src upstream
 		}
 		end := rerr == io.EOF
 		if len(chunk) > 0 || end {
-			out, err := s.app.UpstreamResponseBodyFilter(ctx, sess, cc, chunk, end)
+			out, err := chunk, error(nil)
+			if !cached {
+				out, err = s.app.UpstreamResponseBodyFilter(ctx, sess, cc, chunk, end)
+				if err == nil && ex.cache.fill != nil {
+					c.teeFill(ex, out, end)
+				}
+			}
 			if err == nil {
 				out, err = s.app.ResponseBodyFilter(ctx, sess, cc, out, end)
 			}

@@ -42,26 +42,56 @@ type upstream interface {
 // head to the downstream, UpstreamResponseBodyFilter and ResponseBodyFilter on each
 // piece of the body, ResponseTrailerFilter on the trailers, then the end of the
 // response. A filter that answered the client itself ends it after the head phases.
+//
+// A response from the cache (a stored one, or another request's fill) skips the
+// upstream phases. A peer's response to a request that fills the cache goes to
+// ResponseCacheFilter after UpstreamResponseFilter, and its body to the fill after
+// UpstreamResponseBodyFilter; a 304 that validates a stored response becomes that
+// response, refreshed.
 func (c *conn[C]) respond(ctx contextT, ex *exchange[C], cc C, src upstream) *Error {
+	cached := fromCache(src)
+	if !cached {
+		if err := c.svc.app.UpstreamResponseFilter(ctx, &ex.sess, cc, &ex.resp); err != nil {
+			e := asError(err, InternalError, Internal)
+			src.finish(&ex.sess, false, e)
+			return e
+		}
+		if ex.cache.c != nil {
+			revalidated, e := c.cacheResponse(ctx, ex, cc)
+			if e != nil {
+				src.finish(&ex.sess, false, e)
+				return e
+			}
+			if revalidated { // (or a stale response answers for the peer's 5xx)
+				src.skip()
+				src.finish(&ex.sess, true, nil)
+				ex.sess.timing.End = time.Time{}
+				if err := c.serveStored(ctx, ex, cc, ex.sess.clock()); err != nil {
+					return asError(err, InternalError, Internal)
+				}
+				return nil
+			}
+		}
+	}
+	if ex.cache.c != nil && ex.cache.c.CacheStatus() {
+		c.addCacheStatus(ex)
+	}
 	done, e := c.responseHead(ctx, ex, cc, src.known())
 	if done || e != nil {
 		src.finish(&ex.sess, false, e)
 		return e
 	}
-	e = c.sendResponse(ctx, ex, cc, src)
+	e = c.sendResponse(ctx, ex, cc, src, cached)
 	src.finish(&ex.sess, true, e)
 	return e
 }
 
-// responseHead runs the head phases of a response (ex.resp; known as for
-// validateChanged) and checks what they changed. done reports that a filter answered
+// responseHead runs ResponseFilter on a response's head (ex.resp; known as for
+// validateChanged) and checks what the phases changed. done reports that a filter answered
 // the client itself: the response is dropped. A protocol switch's answer (see
 // answerSwitch) goes through here too.
 func (c *conn[C]) responseHead(ctx contextT, ex *exchange[C], cc C, known []message.Field) (done bool, _ *Error) {
 	s, sess, resp := c.svc, &ex.sess, &ex.resp
-	if err := s.app.UpstreamResponseFilter(ctx, sess, cc, resp); err != nil {
-		return false, asError(err, InternalError, Internal)
-	}
 	if err := s.app.ResponseFilter(ctx, sess, cc, resp); err != nil {
 		return false, asError(err, InternalError, Internal)
 	}

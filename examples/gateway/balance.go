@@ -20,6 +20,7 @@ type balanced struct {
 	lb      *lb.LoadBalancer[*proxy.Peer]
 	hashKey func(*proxy.Session) string // nil: no key
 	grpcWeb bool                        // bridge gRPC-web calls to the upstreams' gRPC
+	cache   gwCache                     // -cache
 }
 
 // balancedCtx is the per-request state: the upstreams tried and the current attempt.

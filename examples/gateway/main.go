@@ -64,6 +64,7 @@ type gateway struct {
 	peer     *proxy.Peer
 	grpcPeer *proxy.Peer // nil: gRPC calls go to peer too
 	grpcWeb  bool        // bridge gRPC-web calls to the upstream's gRPC
+	cache    gwCache     // -cache
 }
 
 // Compile-time checks that the proxy types implement ProxyHTTP: a phase with a wrong
@@ -137,6 +138,7 @@ func run(args []string) error {
 	grpcUpstream := fs.String("grpc-upstream", "", "gRPC server HOST:PORT, over HTTP/2 in clear text, that gets the requests whose content-type starts with application/grpc (the others go to -upstream; one -upstream only)")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile to this file until the gateway stops (for profile-guided builds: docs/performance.md)")
 	oflags := addObsFlags(fs)
+	cflags := addCacheFlags(fs)
 	sflags := server.AddFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -170,6 +172,15 @@ func run(args []string) error {
 	}
 	if oflags.adminToken != "" && oflags.admin == "" {
 		return errors.New("-admin-token needs -admin")
+	}
+	gwc, err := cflags.build()
+	if err != nil {
+		return err
+	}
+	if gwc != nil {
+		if st, ok := gwc.Storage().(interface{ Close() error }); ok {
+			defer st.Close()
+		}
 	}
 	obs, err := newObservability(oflags, logger)
 	if err != nil {
@@ -209,6 +220,7 @@ func run(args []string) error {
 			return err
 		}
 		b.grpcWeb = *grpcWeb
+		b.cache = gwCache{gwc}
 		balancers = append(balancers, b.lb)
 		if err := srv.Add(b.lb); err != nil { // runs the health checks
 			return err
@@ -221,7 +233,7 @@ func run(args []string) error {
 		if err := peer.Validate(); err != nil {
 			return fmt.Errorf("-upstream: %w", err)
 		}
-		g := &gateway{peer: peer, grpcWeb: *grpcWeb}
+		g := &gateway{peer: peer, grpcWeb: *grpcWeb, cache: gwCache{gwc}}
 		if *grpcUpstream != "" {
 			g.grpcPeer = &proxy.Peer{Address: *grpcUpstream, Protocol: proxy.ProtoHTTP2, Options: peerOpts}
 			if err := g.grpcPeer.Validate(); err != nil {

@@ -1,0 +1,95 @@
+package proxy
+
+import (
+	"strings"
+	"time"
+
+	"github.com/gotthard-proxy/gotthard/cache"
+	"github.com/gotthard-proxy/gotthard/message"
+)
+
+// The RFC 9111 rules the cache phases' defaults and the serving of stored responses
+// follow, from package cache: one place for each.
+
+// judgement is what the cache makes of a stored response for a request.
+type judgement struct {
+	fresh       bool // serve it as it is
+	serveStale  bool // serve it although stale (max-stale, stale-while-revalidate)
+	background  bool // and validate it in the background (stale-while-revalidate)
+	staleOnErr  bool // serve it if the peer fails (stale-if-error)
+	gatewayTime bool // only-if-cached and it cannot answer: 504
+}
+
+func judge(p cache.Policy, req *message.RequestHeader, m *cache.Meta, now time.Time) judgement {
+	d := p.Decide(req, m, now)
+	switch d.Action {
+	case cache.ActionFresh:
+		return judgement{fresh: true}
+	case cache.ActionStale:
+		return judgement{serveStale: true, background: d.BackgroundRevalidate, staleOnErr: d.StaleIfError}
+	case cache.ActionGatewayTimeout:
+		return judgement{gatewayTime: true, staleOnErr: d.StaleIfError}
+	}
+	return judgement{staleOnErr: d.StaleIfError}
+}
+
+// reqNoStore reports whether the request forbids storing its response (RFC 9111
+// §5.2.1.5); such a request neither reads from nor writes to the cache here.
+func reqNoStore(req *message.RequestHeader) bool {
+	cc := cache.ParseRequestCacheControl(&req.Header)
+	return cc.NoStore
+}
+
+// onlyIfCached reports whether the request has only-if-cached (RFC 9111 §5.2.1.7).
+func onlyIfCached(req *message.RequestHeader) bool {
+	cc := cache.ParseRequestCacheControl(&req.Header)
+	return cc.OnlyIfCached
+}
+
+// defaultCacheable is ResponseCacheFilter's default: RFC 9111 §3 for a shared cache.
+func defaultCacheable(req *message.RequestHeader, resp *message.ResponseHeader) CacheDecision {
+	if st := cache.Storable(req, resp); st != cache.StoreOK {
+		return CacheDecision{Reason: st.String()}
+	}
+	return CacheDecision{Store: true}
+}
+
+// defaultVariance is CacheVaryFilter's default: RFC 9111 §4.1.
+func defaultVariance(req *message.RequestHeader, stored *message.ResponseHeader) (string, bool) {
+	k, ok := cache.VarianceKey(nil, req, stored)
+	return string(k), ok
+}
+
+// storedMeta makes the head to store from the peer's response resp: the RFC's copy,
+// its strings cloned so that they do not alias the exchange's arena.
+func storedMeta(resp *message.ResponseHeader, reqTime, respTime time.Time) *cache.Meta {
+	m := cache.NewMeta(resp, reqTime, respTime)
+	m.Response.Reason = strings.Clone(m.Response.Reason)
+	h := m.Response.Header.Clone()
+	m.Response.Header.Reset()
+	for name, value := range h.All() {
+		m.Response.Header.Add(strings.Clone(name), strings.Clone(value))
+	}
+	if v, ok := resp.Header.Lookup("Content-Length"); ok && !resp.Header.Has("Transfer-Encoding") {
+		if n, ok := parseLength(v); ok {
+			m.Size = n
+		}
+	}
+	return m
+}
+
+// parseLength parses a Content-Length value.
+func parseLength(v string) (int64, bool) {
+	if v == "" || len(v) > 18 {
+		return 0, false
+	}
+	var n int64
+	for i := 0; i < len(v); i++ {
+		c := v[i]
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		n = n*10 + int64(c-'0')
+	}
+	return n, true
+}
