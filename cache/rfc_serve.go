@@ -1,0 +1,21 @@
+package cache
+
+import (
+	"time"
+
+	"github.com/gotthard-proxy/gotthard/message"
+)
+
+// ServeHeader makes dst the head of the stored response meta served from the cache at
+// now: a copy of meta.Response without the fields that must not be sent from storage
+// (hop-by-hop fields, the ones Connection lists, and those a qualified no-cache or
+// private names, RFC 9111 §3.1, §5.2.2.4, §5.2.2.7: they are normally stripped when
+// storing, and are stripped again in case a store was filled otherwise), with Age set
+// to the current age in seconds (§5.1, §4.2.3). dst's storage is reused; it allocates
+// nothing once dst has grown, except to format an Age of 100 seconds or more.
+func ServeHeader(dst *message.ResponseHeader, meta *Meta, now time.Time) {
+	dst.CopyFrom(&meta.Response)
+	cc := ParseCacheControl(&dst.Header)
+	stripUnstorable(&dst.Header, &cc)
+	dst.Header.Set("Age", ageValue(CurrentAge(meta, now)))
+}
