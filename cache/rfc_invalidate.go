@@ -27,10 +27,10 @@ func Invalidations(scheme string, req *message.RequestHeader, resp *message.Resp
 	}
 	var target *url.URL
 	var err error
-	if strings.Contains(req.Target, "://") {
-		target, err = url.Parse(req.Target)
-	} else if strings.HasPrefix(req.Target, "/") {
+	if strings.HasPrefix(req.Target, "/") {
 		target, err = url.Parse(scheme + "://" + req.Host() + req.Target)
+	} else if strings.Contains(req.Target, "://") {
+		target, err = url.Parse(req.Target)
 	} else {
 		return nil
 	}

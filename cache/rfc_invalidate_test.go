@@ -35,6 +35,7 @@ func TestInvalidations(t *testing.T) {
 			[]string{"Location: https://example.com:8443/x"}, []string{"https://example.com/a"}},
 		{"§4.4 same URI listed once", "POST", "/a", "example.com", 200,
 			[]string{"Content-Location: /a"}, []string{"https://example.com/a"}},
+		{"§4.4 a URI in the query of an origin-form target", "POST", "/go?to=http://other/x", "example.com", 200, nil, []string{"https://example.com/go?to=http://other/x"}},
 		{"§4.4 absolute-form target", "PUT", "http://Example.com:80/a", "ignored", 200, nil, []string{"http://example.com/a"}},
 	}
 	for _, tt := range tests {

@@ -12,7 +12,8 @@ type Policy struct {
 	// once and served only after validation.
 	HeuristicCap time.Duration
 	// MaxRanges is the most ranges a Range field may ask for before [Policy.ParseRange]
-	// ignores it and the full response is sent (RFC 9110 §14.2, §17.15). If zero, 16.
+	// ignores it and the full response is sent (RFC 9110 §14.2, §17.15). If zero, 16;
+	// if negative, every Range is ignored.
 	MaxRanges int
 }
 

@@ -142,7 +142,7 @@ func FreshenFromHEAD(meta *Meta, resp *message.ResponseHeader, requestTime, resp
 		return HEADStale
 	}
 	if v, ok := resp.Header.Lookup("Content-Length"); ok {
-		n, valid := parseDeltaSeconds(trimOWS(v))
+		n, valid := parsePos(trimOWS(v))
 		if !valid || meta.Size < 0 || n != meta.Size {
 			return HEADStale
 		}
