@@ -37,7 +37,12 @@ type Options struct {
 	// part in.
 	CacheStatus bool
 	// Policy holds the choices RFC 9111 leaves to a cache (heuristic freshness, ranges).
+	// Its Surrogate token defaults to Name: the cache follows the Surrogate-Control
+	// directives addressed to it (see [Policy.Storable]), unless IgnoreSurrogateControl.
 	Policy Policy
+	// IgnoreSurrogateControl makes the cache no surrogate: Surrogate-Control is neither
+	// read nor removed, and no Surrogate-Capability is sent.
+	IgnoreSurrogateControl bool
 }
 
 // Cache is an HTTP cache: a [Storage], the lock that makes concurrent misses for one key
@@ -75,6 +80,11 @@ func New(opts Options) (*Cache, error) {
 	}
 	if c.name == "" {
 		c.name = DefaultName
+	}
+	if opts.IgnoreSurrogateControl {
+		c.policy.Surrogate = ""
+	} else if c.policy.Surrogate == "" {
+		c.policy.Surrogate = c.name
 	}
 	if c.lockTimeout == 0 {
 		c.lockTimeout = DefaultLockTimeout

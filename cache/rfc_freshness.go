@@ -37,6 +37,7 @@ func (p Policy) Freshness(meta *Meta, cc *CacheControl, now time.Time) Freshness
 // Lifetime is a response's freshness lifetime for a shared cache (RFC 9111 §4.2.1),
 // from the first of:
 //
+//   - a Surrogate-Control max-age addressed to p.Surrogate (see [Policy.Storable]);
 //   - s-maxage;
 //   - max-age;
 //   - Expires minus Date (Date absent or invalid: responseTime, the time the response
@@ -49,6 +50,9 @@ func (p Policy) Freshness(meta *Meta, cc *CacheControl, now time.Time) Freshness
 // A directive with an invalid argument counts as 0 (see [Delta]). Lifetime allocates
 // nothing.
 func (p Policy) Lifetime(resp *message.ResponseHeader, cc *CacheControl, responseTime time.Time) (lifetime time.Duration, heuristic bool) {
+	if sc, ok := p.surrogate(&resp.Header); ok && sc.maxAge.Set {
+		return seconds(sc.maxAge.Seconds), false // (0 when invalid)
+	}
 	switch {
 	case cc.SMaxAge.Set:
 		return seconds(cc.SMaxAge.Seconds), false
@@ -92,19 +96,7 @@ func (p Policy) Lifetime(resp *message.ResponseHeader, cc *CacheControl, respons
 // RequestTime) count as 0.
 func CurrentAge(meta *Meta, now time.Time) time.Duration {
 	h := &meta.Response.Header
-	var ageValue time.Duration
-	if v, ok := h.Lookup("Age"); ok {
-		first := v
-		for i := 0; i < len(v); i++ {
-			if v[i] == ',' {
-				first = v[:i]
-				break
-			}
-		}
-		if n, ok := parseDeltaSeconds(trimOWS(first)); ok {
-			ageValue = seconds(n)
-		}
-	}
+	ageValue := ageField(h)
 	apparent := max(0, meta.ResponseTime.Sub(dateOr(h, meta.ResponseTime)))
 	var delay time.Duration
 	if !meta.RequestTime.IsZero() {
@@ -112,6 +104,35 @@ func CurrentAge(meta *Meta, now time.Time) time.Duration {
 	}
 	corrected := max(apparent, ageValue+delay)
 	return corrected + max(0, now.Sub(meta.ResponseTime))
+}
+
+// invalidAge is the age an invalid Age field gives: older than any lifetime, so the
+// response is stale (the conservative reading, as the suites that test caches expect).
+const invalidAge = time.Duration(1<<31) * time.Second
+
+// ageField returns the Age field's value (0 when absent). An Age that is not one field
+// line holding one delta-seconds (a list, several lines, a sign, a fraction, a
+// parameter) is invalid, and gives invalidAge.
+func ageField(h *message.Header) time.Duration {
+	var v string
+	n := 0
+	for _, f := range h.Fields() {
+		if message.EqualFold(f.Name, "Age") {
+			v = f.Value
+			n++
+		}
+	}
+	if n == 0 {
+		return 0
+	}
+	if n > 1 {
+		return invalidAge
+	}
+	secs, ok := parseDeltaSeconds(trimOWS(v))
+	if !ok {
+		return invalidAge
+	}
+	return seconds(secs)
 }
 
 // seconds converts delta-seconds to a Duration; the values are capped at 2^31, so it

@@ -15,6 +15,11 @@ type Policy struct {
 	// ignores it and the full response is sent (RFC 9110 §14.2, §17.15). If zero, 16;
 	// if negative, every Range is ignored.
 	MaxRanges int
+	// Surrogate is the cache's device token as a surrogate (W3C Edge Architecture
+	// 1.0): when set, the Surrogate-Control directives addressed to it (or to no one)
+	// decide storage and freshness over Cache-Control. Empty: Surrogate-Control is not
+	// read. See [Policy.Storable].
+	Surrogate string
 }
 
 // heuristicCap returns the cap in force, or a negative duration when heuristics are off.

@@ -155,7 +155,8 @@ func FreshenFromHEAD(meta *Meta, resp *message.ResponseHeader, requestTime, resp
 // stored one (§3.2).
 func notUpdated(name string) bool {
 	return hopByHop(name) || message.EqualFold(name, "Content-Length") ||
-		message.EqualFold(name, "Content-Encoding") || message.EqualFold(name, "Content-Range")
+		message.EqualFold(name, "Content-Encoding") || message.EqualFold(name, "Content-Range") ||
+		message.EqualFold(name, "Content-MD5") || message.EqualFold(name, "ETag")
 }
 
 func updateHead(meta *Meta, resp *message.ResponseHeader, requestTime, responseTime time.Time) {

@@ -94,6 +94,14 @@ func (s *Session) scheme() string {
 	return "http"
 }
 
+// cachePolicy returns the policy of the request's cache (the zero Policy without one).
+func (s *Session) cachePolicy() cache.Policy {
+	if s.cache == nil {
+		return cache.Policy{}
+	}
+	return s.cache.Policy()
+}
+
 // CacheStatus returns what the cache did for the request (for Logging).
 func (s *Session) CacheStatus() CacheStatus { return s.cacheStatus }
 
@@ -140,7 +148,7 @@ func (c *conn[C]) serveCache(ctx contextT, ex *exchange[C], cc C) (done bool, _ 
 		return false, err
 	}
 	cs := &ex.cache
-	cs.c = ch
+	cs.c, sess.cache = ch, ch
 	if cs.primary, err = s.app.CacheKey(ctx, sess, cc); err != nil {
 		return false, err
 	}
@@ -504,6 +512,18 @@ func (c *conn[C]) cacheRequest(ex *exchange[C], up *message.RequestHeader) {
 		up.Header.Del(name)
 	}
 	cs.validating = cs.obj != nil && cache.AddConditionals(up, cs.obj.Meta())
+	if t := cs.c.Policy().Surrogate; t != "" {
+		addToList(&up.Header, "Surrogate-Capability", cache.SurrogateCapability(t))
+	}
+}
+
+// addToList adds value to the list field name of h.
+func addToList(h *message.Header, name, value string) {
+	if prior, ok := h.Lookup(name); ok && prior != "" {
+		h.Set(name, prior+", "+value)
+		return
+	}
+	h.Set(name, value)
 }
 
 // teeFill writes a piece of the response body (as UpstreamResponseBodyFilter left it)

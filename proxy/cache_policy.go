@@ -46,9 +46,10 @@ func onlyIfCached(req *message.RequestHeader) bool {
 	return cc.OnlyIfCached
 }
 
-// defaultCacheable is ResponseCacheFilter's default: RFC 9111 §3 for a shared cache.
-func defaultCacheable(req *message.RequestHeader, resp *message.ResponseHeader) CacheDecision {
-	if st := cache.Storable(req, resp); st != cache.StoreOK {
+// defaultCacheable is ResponseCacheFilter's default: RFC 9111 §3 for a shared cache,
+// with p's choices (Surrogate-Control).
+func defaultCacheable(p cache.Policy, req *message.RequestHeader, resp *message.ResponseHeader) CacheDecision {
+	if st := p.Storable(req, resp); st != cache.StoreOK {
 		return CacheDecision{Reason: st.String()}
 	}
 	return CacheDecision{Store: true}

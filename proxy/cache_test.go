@@ -26,6 +26,7 @@ type cacheProxy struct {
 	cache *cache.Cache
 	mu    sync.Mutex
 	log   []CacheStatus
+	more  chan struct{} // signalled by each Logging
 }
 
 func (*cacheProxy) NewCtx() *testCtx { return &testCtx{} }
@@ -46,10 +47,30 @@ func (p *cacheProxy) Logging(_ context.Context, s *Session, _ *testCtx, _ error)
 	p.mu.Lock()
 	p.log = append(p.log, s.CacheStatus())
 	p.mu.Unlock()
+	select {
+	case p.more <- struct{}{}:
+	default:
+	}
 }
 
-// statuses returns the cache statuses logged so far, as one string.
-func (p *cacheProxy) statuses() string {
+// statuses returns the cache statuses of the first n requests, as one string, once
+// they ran Logging (which comes after the response was written).
+func (p *cacheProxy) statuses(t *testing.T, n int) string {
+	t.Helper()
+	deadline := time.After(5 * time.Second)
+	for {
+		p.mu.Lock()
+		have := len(p.log)
+		p.mu.Unlock()
+		if have >= n {
+			break
+		}
+		select {
+		case <-p.more:
+		case <-deadline:
+			t.Fatalf("%d requests logged, want %d", have, n)
+		}
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	var b strings.Builder
@@ -74,7 +95,7 @@ func startCacheProxy(t *testing.T, origin string, lock time.Duration) (*cachePro
 	if err != nil {
 		t.Fatal(err)
 	}
-	app := &cacheProxy{peer: testPeer(origin), cache: ch}
+	app := &cacheProxy{peer: testPeer(origin), cache: ch, more: make(chan struct{}, 1)}
 	svc, _ := newTestService[*testCtx](t, app, ServiceOptions{})
 	return app, startProxy(t, svc)
 }
@@ -129,7 +150,7 @@ func TestCacheHitMissAndAge(t *testing.T) {
 	if n := hits.Load(); n != 1 {
 		t.Errorf("origin saw %d requests, want 1", n)
 	}
-	if got, want := app.statuses(), "miss hit hit hit"; got != want {
+	if got, want := app.statuses(t, 4), "miss hit hit hit"; got != want {
 		t.Errorf("statuses %q, want %q", got, want)
 	}
 }
@@ -248,7 +269,7 @@ func TestCacheStreamingFill(t *testing.T) {
 	if body != "first half;second half" {
 		t.Errorf("hit body %q", body)
 	}
-	if got := app.statuses(); got != "miss collapsed hit" {
+	if got := app.statuses(t, 3); got != "miss collapsed hit" {
 		t.Errorf("statuses %q, want \"miss collapsed hit\"", got)
 	}
 }
@@ -303,7 +324,7 @@ func TestCacheRevalidate(t *testing.T) {
 	if conditional.Load() != 1 || hits.Load() != 2 {
 		t.Errorf("origin: %d requests, %d conditional; want 2 and 1", hits.Load(), conditional.Load())
 	}
-	if got := app.statuses(); got != "miss revalidated" {
+	if got := app.statuses(t, 2); got != "miss revalidated" {
 		t.Errorf("statuses %q", got)
 	}
 }
@@ -356,7 +377,7 @@ func TestCacheVary(t *testing.T) {
 	if n := hits.Load(); n != 3 {
 		t.Errorf("origin saw %d requests, want 3", n)
 	}
-	if got := app.statuses(); got != "miss miss hit hit miss" {
+	if got := app.statuses(t, 5); got != "miss miss hit hit miss" {
 		t.Errorf("statuses %q", got)
 	}
 }
@@ -412,7 +433,7 @@ func TestCacheStaleIfError(t *testing.T) {
 	if resp.StatusCode != 200 || body != "good" {
 		t.Errorf("with the origin failing: %d %q, want the stale 200", resp.StatusCode, body)
 	}
-	if got := app.statuses(); got != "miss stale" {
+	if got := app.statuses(t, 2); got != "miss stale" {
 		t.Errorf("statuses %q", got)
 	}
 }

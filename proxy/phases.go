@@ -238,9 +238,10 @@ func (Phases[C]) CacheHitFilter(context.Context, *Session, C, *cache.Meta, bool)
 	return HitServe, nil
 }
 
-// ResponseCacheFilter stores what RFC 9111 §3 lets a shared cache store.
+// ResponseCacheFilter stores what RFC 9111 §3 lets a shared cache store (and
+// Surrogate-Control, see [cache.Policy.Storable]).
 func (Phases[C]) ResponseCacheFilter(_ context.Context, s *Session, _ C, resp *message.ResponseHeader) (CacheDecision, error) {
-	return defaultCacheable(&s.req, resp), nil
+	return defaultCacheable(s.cachePolicy(), &s.req, resp), nil
 }
 
 // ShouldServeStale returns allowed: what stale-if-error allows.

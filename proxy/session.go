@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/gotthard-proxy/gotthard/cache"
 	"github.com/gotthard-proxy/gotthard/internal/h1"
 	"github.com/gotthard-proxy/gotthard/message"
 )
@@ -85,6 +86,7 @@ type Session struct {
 	grpcStatusSet  bool
 	scratchHeader  message.ResponseHeader
 	cacheStatus    CacheStatus
+	cache          *cache.Cache // the request's cache (RequestCacheFilter's), if any
 }
 
 func (s *Session) reset() {
@@ -106,7 +108,7 @@ func (s *Session) reset() {
 	s.grpcStatus, s.grpcStatusSet = 0, false
 	s.rate = bodyRate{}
 	s.scratchHeader.Reset()
-	s.cacheStatus = CacheOff
+	s.cacheStatus, s.cache = CacheOff, nil
 	if s.gw.on {
 		s.ds = s.gw.inner
 	}

@@ -73,8 +73,14 @@ func (c *conn[C]) respond(ctx contextT, ex *exchange[C], cc C, src upstream) *Er
 			}
 		}
 	}
-	if ex.cache.c != nil && ex.cache.c.CacheStatus() {
-		c.addCacheStatus(ex)
+	if ch := ex.cache.c; ch != nil {
+		if ch.Policy().Surrogate != "" {
+			// (Kept in the stored head, for the freshness it gives; not for clients.)
+			ex.resp.Header.Del("Surrogate-Control")
+		}
+		if ch.CacheStatus() {
+			c.addCacheStatus(ex)
+		}
 	}
 	done, e := c.responseHead(ctx, ex, cc, src.known())
 	if done || e != nil {
