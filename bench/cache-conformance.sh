@@ -22,6 +22,7 @@ SUITE_VERSION=${SUITE_VERSION:-0.4.5}
 SUITE_DIR=${SUITE_DIR:-${TMPDIR:-/tmp}/gotthard-http-cache-tests-$SUITE_VERSION} # outside the repository
 SUITE_TIMEOUT=${SUITE_TIMEOUT:-300} # seconds one run of the suite may take
 CACHE_SIZE=${CACHE_SIZE:-67108864}  # bytes of memory for the gateway's cache
+GATEWAY_BIN=${GATEWAY_BIN:-}        # a gateway binary to use instead of building ./examples/gateway
 
 MODE=${1:-summary}
 shift || true
@@ -48,6 +49,7 @@ for c in "${CACHES[@]}"; do
 	[[ $c == nginx || $c == varnish || $c == gotthard ]] || { echo "unknown cache '$c' (known: nginx varnish gotthard)" >&2; exit 2; }
 done
 [[ $SUITE_TIMEOUT =~ ^[0-9]+$ && $CACHE_SIZE =~ ^[0-9]+$ ]] || { echo "SUITE_TIMEOUT and CACHE_SIZE must be whole numbers" >&2; exit 2; }
+[[ -z $GATEWAY_BIN || -x $GATEWAY_BIN ]] || { echo "GATEWAY_BIN=$GATEWAY_BIN is not an executable" >&2; exit 2; }
 
 LOG_PREFIX=cache-conformance
 # shellcheck source=bench/proc.sh
@@ -139,7 +141,10 @@ EOF
 			-p default_ttl=0 -p default_grace=0 -p default_keep=3600 -s malloc,64m >"$dir/stderr.log" 2>&1 &
 		;;
 	gotthard)
-		if [[ $GATEWAY == unbuilt ]]; then
+		if [[ $GATEWAY == unbuilt && -n $GATEWAY_BIN ]]; then
+			GATEWAY=ok
+			cp "$GATEWAY_BIN" "$TMP/gateway"
+		elif [[ $GATEWAY == unbuilt ]]; then
 			GATEWAY=failed
 			(cd "$REPO" && go build -o "$TMP/gateway" ./examples/gateway) >"$TMP/build-gateway.log" 2>&1 && GATEWAY=ok
 		fi
@@ -152,6 +157,9 @@ EOF
 		probe=$("$TMP/gateway" -cache "$CACHE_SIZE" -h 2>&1 || true)
 		if grep -q 'flag provided but not defined: -cache' <<<"$probe"; then
 			log "skipping gotthard: this examples/gateway has no -cache flag yet (it said: flag provided but not defined: -cache)"
+			return 1
+		elif grep -q 'invalid value' <<<"$probe"; then
+			log "skipping gotthard: examples/gateway refused -cache $CACHE_SIZE (set CACHE_SIZE to a size it takes): $(grep -m1 'invalid value' <<<"$probe")"
 			return 1
 		fi
 		"$TMP/gateway" -listen "127.0.0.1:$CACHE_PORT" -upstream "127.0.0.1:$SUITE_PORT" \
@@ -213,11 +221,14 @@ fi
 ((${#RESULTS[@]} > 0)) || die "no cache was tested"
 
 versions="node $(node --version)"
-for name in "${CACHES[@]}"; do
+for r in "${RESULTS[@]}"; do
+	name=${r%%=*}
 	case $name in
 	nginx) versions+="; $(nginx -v 2>&1 | sed 's/^nginx version: //')" ;;
 	varnish) versions+="; $( (varnishd -V 2>&1 || true) | awk 'NR==1{gsub(/[()]/, ""); print $2}')" ;;
-	gotthard) versions+="; examples/gateway at $(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo unknown)" ;;
+	gotthard)
+		if [[ -n $GATEWAY_BIN ]]; then versions+="; the gateway $GATEWAY_BIN"; else versions+="; examples/gateway at $(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo unknown)"; fi
+		;;
 	esac
 done
 echo "### http-cache-tests $SUITE_VERSION ($(date -u '+%Y-%m-%d %H:%M UTC'))"

@@ -26,6 +26,7 @@ REPEAT=${REPEAT:-1}           # measured runs per server, interleaved
 PROXIES=${PROXIES:-"gotthard-hit nginx-hit varnish-hit gotthard-miss"}
 BASE=${BASE:-gotthard-miss}   # the server the ratio columns compare to
 CACHE_SIZE=${CACHE_SIZE:-67108864} # bytes of memory for each cache (gateway -cache, nginx max_size, Varnish malloc)
+GATEWAY_BIN=${GATEWAY_BIN:-}  # a gateway binary to use instead of building ./examples/gateway
 PROXY_CPU=${PROXY_CPU:-0}     # core the server under test runs on, alone
 LOAD_CPU=${LOAD_CPU:-1}       # core wrk runs on (and the origin, by default)
 ORIGIN_CPU=${ORIGIN_CPU:-$LOAD_CPU}
@@ -54,6 +55,7 @@ for v in DURATION WARMUP CONNS THREADS REPEAT CACHE_SIZE PROXY_CPU LOAD_CPU ORIG
 	[[ ${!v} =~ ^[0-9]+$ ]] || die "$v must be a whole number, got '${!v}'"
 done
 ((DURATION > 0 && CONNS > 0 && THREADS > 0 && REPEAT > 0 && CACHE_SIZE > 0)) || die "DURATION, CONNS, THREADS, REPEAT and CACHE_SIZE must be > 0"
+[[ -z $GATEWAY_BIN || -x $GATEWAY_BIN ]] || die "GATEWAY_BIN=$GATEWAY_BIN is not an executable"
 
 setup_tmp cache-bench
 # nginx's cache directory lives in memory (tmpfs), like the other two caches.
@@ -81,8 +83,11 @@ log "building origin and the gateway into $TMP/bin"
 build origin bench/origin || { cat "$TMP/build-origin.log" >&2; die "building bench/origin failed"; }
 
 GATEWAY=unbuilt
-gateway_built() { # NAME: builds examples/gateway once; says why NAME is skipped if it does not build
-	if [[ $GATEWAY == unbuilt ]]; then
+gateway_built() { # NAME: builds examples/gateway once (or takes GATEWAY_BIN); says why NAME is skipped if it does not build
+	if [[ $GATEWAY == unbuilt && -n $GATEWAY_BIN ]]; then
+		GATEWAY=ok
+		cp "$GATEWAY_BIN" "$TMP/bin/gateway"
+	elif [[ $GATEWAY == unbuilt ]]; then
 		if build gateway examples/gateway; then GATEWAY=ok; else GATEWAY=failed; fi
 	fi
 	[[ $GATEWAY == ok ]] && return 0
@@ -104,7 +109,7 @@ for p in $PROXIES; do
 		if grep -q 'flag provided but not defined: -cache' <<<"$probe"; then
 			log "skipping gotthard-hit: this examples/gateway has no -cache flag yet (it said: flag provided but not defined: -cache)"
 		elif grep -q 'invalid value' <<<"$probe"; then
-			log "skipping gotthard-hit: examples/gateway refused -cache $CACHE_SIZE: $(grep -m1 'invalid value' <<<"$probe")"
+			log "skipping gotthard-hit: examples/gateway refused -cache $CACHE_SIZE (set CACHE_SIZE to a size it takes): $(grep -m1 'invalid value' <<<"$probe")"
 		else
 			SELECTED+=("$p")
 		fi
@@ -213,22 +218,27 @@ varnish_misses() {
 		-f MAIN.cache_hitpass -f MAIN.cache_hitmiss 2>/dev/null | awk '{ n += $2 } END { print n + 0 }'
 }
 
-# warm_cache NAME URL: fills the cache with one request and checks that the next one
-# is a hit: the origin is not asked again (and nginx says HIT, Varnish names two
-# transactions in X-Varnish).
+# warm_cache NAME URL: fills the cache with one request and checks that a later one is
+# a hit: the origin is not asked again (and nginx says HIT, Varnish names two
+# transactions in X-Varnish). A cache may store the response only once it has been
+# delivered, so the check is tried for up to 2 s.
 warm_cache() {
-	local name=$1 url=$2 o0 o1 head
+	local name=$1 url=$2 o0 o1 head i
 	curl -fsS -o /dev/null --max-time 5 "$url" || return 1
-	o0=$(origin_requests)
-	head=$(curl -fsS -D - -o /dev/null --max-time 5 "$url") || return 1
-	o1=$(origin_requests)
+	for i in $(seq 1 20); do
+		o0=$(origin_requests)
+		head=$(curl -fsS -D - -o /dev/null --max-time 5 "$url") || return 1
+		o1=$(origin_requests)
+		((o1 != o0)) || break
+		sleep 0.1
+	done
 	if ((o1 != o0)); then
-		log "$name: the second request reached the origin: the response was not cached"
+		log "$name: every request reached the origin: the response was not cached"
 		return 1
 	fi
 	case $name in
-	nginx-hit) grep -qi '^X-Cache-Status: HIT' <<<"$head" || { log "$name: no X-Cache-Status: HIT on the second request"; return 1; } ;;
-	varnish-hit) grep -Eqi '^X-Varnish: [0-9]+ [0-9]+' <<<"$head" || { log "$name: X-Varnish names no stored transaction on the second request"; return 1; } ;;
+	nginx-hit) grep -qi '^X-Cache-Status: HIT' <<<"$head" || { log "$name: no X-Cache-Status: HIT on a request the origin did not see"; return 1; } ;;
+	varnish-hit) grep -Eqi '^X-Varnish: [0-9]+ [0-9]+' <<<"$head" || { log "$name: X-Varnish names no stored transaction on a request the origin did not see"; return 1; } ;;
 	esac
 }
 
@@ -297,6 +307,9 @@ paired() {
 
 cpu_model=$(awk -F': ' '/^model name/{print $2; exit}' /proc/cpuinfo)
 versions="$(uname -sr); $(go version | awk '{print $3}')"
+if [[ " ${SELECTED[*]} " == *" gotthard-"* ]]; then
+	if [[ -n $GATEWAY_BIN ]]; then versions+="; the gateway $GATEWAY_BIN"; else versions+="; examples/gateway at $(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo unknown)"; fi
+fi
 [[ " ${SELECTED[*]} " != *" nginx-hit "* ]] || versions+="; $(nginx -v 2>&1 | sed 's/^nginx version: //')"
 [[ " ${SELECTED[*]} " != *" varnish-hit "* ]] || versions+="; $( (varnishd -V 2>&1 || true) | awk 'NR==1{gsub(/[()]/, ""); print $2}')"
 versions+="; $( (wrk -v 2>&1 || true) | awk 'NR==1{print "wrk " $2}')" # wrk -v exits 1
