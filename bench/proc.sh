@@ -13,6 +13,7 @@
 
 declare -A LIVE=()       # background processes the script started and has not stopped yet
 declare -A USED_PORTS=() # ports pick_port has handed out
+REMOVE_ON_EXIT=()         # directories outside TMP removed on exit, whatever the status
 APT_UPDATED=0
 
 # log MESSAGE...: one line on stderr, after LOG_PREFIX.
@@ -33,13 +34,17 @@ setup_tmp() {
 	trap 'exit 143' TERM
 }
 
-# cleanup stops every process still in LIVE, then removes TMP unless the script failed
-# or KEEP_TMP=1, and exits with the script's status.
+# cleanup stops every process still in LIVE, removes the directories in REMOVE_ON_EXIT,
+# then removes TMP unless the script failed or KEEP_TMP=1, and exits with the script's
+# status.
 cleanup() {
-	local rc=$? pid
+	local rc=$? pid d
 	trap - EXIT INT TERM
 	for pid in "${!LIVE[@]}"; do
 		stop_pid "$pid"
+	done
+	for d in "${REMOVE_ON_EXIT[@]}"; do
+		rm -rf "$d"
 	done
 	if [[ $rc -ne 0 || ${KEEP_TMP:-0} == 1 ]]; then
 		log "logs kept in $TMP"

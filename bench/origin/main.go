@@ -2,13 +2,16 @@
 //
 // It serves fixed bodies over HTTP/1.1 with keep-alive:
 //
-//	GET /1k    1024 bytes
-//	GET /100k  102400 bytes
+//	GET /1k        1024 bytes
+//	GET /100k      102400 bytes
+//	GET /cache/1k  1024 bytes with Cache-Control: max-age=3600 (cacheable by a shared cache)
 //
-// and counts the TCP connections it accepts on -listen, so the benchmark can
-// report how many upstream connections a proxy opened during a run. The count
-// is served as plain text at /stats/conns on a separate -stats listener, so
-// that reading it does not change it.
+// and counts the TCP connections it accepts on -listen and the requests it
+// answers there, so the benchmarks can report how many upstream connections a
+// proxy opened during a run, and check that a cache answered every request of
+// a run without asking the origin. The counts are served as plain text at
+// /stats/conns and /stats/requests on a separate -stats listener, so that
+// reading them does not change them.
 //
 // The origin shares a core with the load generator, so every microsecond it
 // spends per request is a microsecond wrk cannot spend generating load. It is
@@ -57,6 +60,8 @@ func main() {
 	s := &server{responses: map[string][]byte{
 		"/1k":   response(bytes.Repeat([]byte("a"), 1024)),
 		"/100k": response(bytes.Repeat([]byte("b"), 100*1024)),
+		"/cache/1k": response(bytes.Repeat([]byte("c"), 1024),
+			"Cache-Control: max-age=3600"),
 	}}
 
 	ln, err := net.Listen("tcp", *listen)
@@ -72,6 +77,9 @@ func main() {
 	statsMux := http.NewServeMux()
 	statsMux.HandleFunc("GET /stats/conns", func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintln(w, s.accepted.Load())
+	})
+	statsMux.HandleFunc("GET /stats/requests", func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintln(w, s.requests.Load())
 	})
 	statsSrv := &http.Server{Handler: statsMux, ReadHeaderTimeout: 5 * time.Second}
 
@@ -93,12 +101,16 @@ func main() {
 	statsSrv.Shutdown(ctx)
 }
 
-// response returns a complete 200 response carrying body.
-func response(body []byte) []byte {
+// response returns a complete 200 response carrying body, with the extra
+// header lines given.
+func response(body []byte, extra ...string) []byte {
 	head := "HTTP/1.1 200 OK\r\n" +
 		"Content-Type: application/octet-stream\r\n" +
-		"Content-Length: " + strconv.Itoa(len(body)) + "\r\n\r\n"
-	return append([]byte(head), body...)
+		"Content-Length: " + strconv.Itoa(len(body)) + "\r\n"
+	for _, h := range extra {
+		head += h + "\r\n"
+	}
+	return append([]byte(head+"\r\n"), body...)
 }
 
 var (
@@ -109,6 +121,7 @@ var (
 type server struct {
 	responses map[string][]byte // immutable after start: path -> full response
 	accepted  atomic.Int64      // connections accepted since start
+	requests  atomic.Int64      // requests answered since start (any status)
 }
 
 func (s *server) serve(ln net.Listener) error {
@@ -141,6 +154,7 @@ func (s *server) handle(c net.Conn) {
 			}
 			return
 		}
+		s.requests.Add(1)
 		if _, err := c.Write(resp); err != nil || !keep {
 			return
 		}
