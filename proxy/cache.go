@@ -107,20 +107,21 @@ func (s *Session) CacheStatus() CacheStatus { return s.cacheStatus }
 
 // cacheState is a request's use of its cache. It belongs to the request's goroutine.
 type cacheState struct {
-	c       *cache.Cache
-	primary string       // the CacheKey
-	obj     cache.Object // the stored response found, if any (closed at the request's end)
-	fresh   bool         // obj was judged fresh
-	key     string       // obj's key in the store
-	variance string      // the variance obj was found with
-	fill    *cache.Fill  // the fill this request writes, if it went upstream for the key
-	validating bool      // the upstream request validates obj
-	reqTime time.Time    // when the request went upstream, for the stored response's age
-	src     cacheSource
-	rng     cache.ByteRange   // the one range served, Length -1 for none
-	ranges  []cache.ByteRange // a Range's ranges
-	fwd     cache.Fwd         // why a CacheBypass request went upstream
-	multi   *cache.Multipart  // the parts of several ranges served
+	c          *cache.Cache
+	primary    string       // the CacheKey
+	obj        cache.Object // the stored response found, if any (closed at the request's end)
+	fresh      bool         // obj was judged fresh
+	key        string       // obj's key in the store
+	variance   string       // the variance obj was found with
+	fill       *cache.Fill  // the fill this request writes, if it went upstream for the key
+	validating bool         // the upstream request validates obj
+	background bool         // a background refresh (see cache_refresh.go)
+	reqTime    time.Time    // when the request went upstream, for the stored response's age
+	src        cacheSource
+	rng        cache.ByteRange   // the one range served, Length -1 for none
+	ranges     []cache.ByteRange // a Range's ranges
+	fwd        cache.Fwd         // why a CacheBypass request went upstream
+	multi      *cache.Multipart  // the parts of several ranges served
 }
 
 // reset closes what the state holds; the request ended with err (nil: it went well).
@@ -191,6 +192,9 @@ func (c *conn[C]) serveCache(ctx contextT, ex *exchange[C], cc C) (done bool, _ 
 		}
 		if cs.obj != nil && j.serveStale {
 			sess.cacheStatus = CacheStale
+			if j.background {
+				c.startRefresh(ex)
+			}
 			return true, c.serveStored(ctx, ex, cc, now)
 		}
 		if cs.obj != nil && onlyIfCached(req) {
@@ -432,6 +436,10 @@ func (c *conn[C]) revalidated(ex *exchange[C]) *Error {
 	return nil
 }
 
+// refreshed reports whether a revalidated response needs no serving: a background
+// refresh has no client.
+func (cs *cacheState) refreshed() bool { return cs.background }
+
 // staleIfErrorStatus reports whether a peer's status counts as an error for
 // stale-if-error (RFC 5861 §4).
 func staleIfErrorStatus(st int) bool { return st == 500 || st == 502 || st == 503 || st == 504 }
@@ -565,15 +573,15 @@ func (c *conn[C]) invalidate(ex *exchange[C]) {
 // as it grows. It implements upstream, so that respond runs the response phases for it
 // as for a peer's response.
 type cacheSource struct {
-	head  []message.Field // the head's lines valid as made (see validateChanged)
-	obj   cache.Object // a stored body (body set if it is in memory)
-	body  []byte
-	fill  *cache.Fill // a fill's body
-	wait  time.Duration
-	done  <-chan struct{}
-	size  int64 // the body's length; -1 for a fill
-	off   int64 // what was read
-	buf   []byte
+	head []message.Field // the head's lines valid as made (see validateChanged)
+	obj  cache.Object    // a stored body (body set if it is in memory)
+	body []byte
+	fill *cache.Fill // a fill's body
+	wait time.Duration
+	done <-chan struct{}
+	size int64 // the body's length; -1 for a fill
+	off  int64 // what was read
+	buf  []byte
 }
 
 // window narrows the source to the range r (Length -1: the whole body).
@@ -635,10 +643,10 @@ func (s *cacheSource) buffered() int {
 	return 0
 }
 
-func (s *cacheSource) readTimeout(time.Time)                {}
+func (s *cacheSource) readTimeout(time.Time)                  {}
 func (s *cacheSource) trailers(*message.Header, *arena.Arena) {}
-func (s *cacheSource) skip()                                 {}
-func (s *cacheSource) finish(*Session, bool, *Error)         {}
+func (s *cacheSource) skip()                                  {}
+func (s *cacheSource) finish(*Session, bool, *Error)          {}
 
 // fromCache reports whether src is the cache's rather than a peer's: the upstream
 // response phases do not run for it.

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -179,22 +180,23 @@ func TestCacheNotStored(t *testing.T) {
 	}
 }
 
-// TestCacheStampede: many concurrent requests for one cold key make one upstream
-// request, and every client gets the whole body.
+// TestCacheStampede: 1,000 concurrent requests for one cold key whose origin takes two
+// seconds make one upstream request, and every client gets the whole body.
 func TestCacheStampede(t *testing.T) {
-	const clients = 200
+	const clients = 1000
+	raiseFileLimit(t, 3*clients)
 	body := strings.Repeat("0123456789abcdef", 4096) // 64 KiB
 	var hits atomic.Int32
 	_, origin := startOrigin(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		hits.Add(1)
-		time.Sleep(300 * time.Millisecond) // a slow origin: the others arrive meanwhile
+		time.Sleep(2 * time.Second) // a slow origin: the others arrive meanwhile
 		w.Header().Set("Cache-Control", "max-age=60")
 		io.WriteString(w, body)
 	}))
 	_, addr := startCacheProxy(t, origin, 10*time.Second)
 	tr := &http.Transport{MaxIdleConnsPerHost: clients, MaxConnsPerHost: clients}
 	defer tr.CloseIdleConnections()
-	c := &http.Client{Transport: tr, Timeout: 20 * time.Second}
+	c := &http.Client{Transport: tr, Timeout: 30 * time.Second}
 	var wg sync.WaitGroup
 	errs := make(chan error, clients)
 	for range clients {
@@ -494,4 +496,64 @@ func (p *phaseCacheProxy) CacheHitFilter(_ context.Context, s *Session, _ *testC
 		return HitMiss, nil
 	}
 	return HitServe, nil
+}
+
+// TestCacheStaleWhileRevalidate: within stale-while-revalidate, the stale response
+// answers at once and a background refresh stores the new one.
+func TestCacheStaleWhileRevalidate(t *testing.T) {
+	var hits atomic.Int32
+	_, origin := startOrigin(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n := hits.Add(1)
+		if n == 1 {
+			w.Header().Set("Cache-Control", "max-age=1, stale-while-revalidate=600")
+			w.Header().Set("Age", "5") // stale at once, within the window
+		} else {
+			w.Header().Set("Cache-Control", "max-age=600")
+		}
+		fmt.Fprintf(w, "v%d", n)
+	}))
+	app, addr := startCacheProxy(t, origin, 0)
+	c := testClient(t)
+	cacheGet(t, c, "GET", "http://"+addr+"/w")
+	if _, body := cacheGet(t, c, "GET", "http://"+addr+"/w"); body != "v1" {
+		t.Fatalf("within the window: %q, want the stale v1", body)
+	}
+	// The refresh runs on: wait for its fill to end.
+	deadline := time.Now().Add(5 * time.Second)
+	for hits.Load() < 2 || app.cache.Fills() > 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("no refresh: %d origin requests, %d fills", hits.Load(), app.cache.Fills())
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if _, body := cacheGet(t, c, "GET", "http://"+addr+"/w"); body != "v2" {
+		t.Errorf("after the refresh: %q, want v2 from the store", body)
+	}
+	if n := hits.Load(); n != 2 {
+		t.Errorf("origin saw %d requests, want 2", n)
+	}
+	if got := app.statuses(t, 3); got != "miss stale hit" {
+		t.Errorf("statuses %q", got)
+	}
+}
+
+// raiseFileLimit raises the soft limit of open files to n if it is lower, or skips the
+// test if the hard limit does not allow it.
+func raiseFileLimit(t *testing.T, n uint64) {
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		t.Skip("no file limit to read:", err)
+	}
+	if lim.Cur >= n {
+		return
+	}
+	if lim.Max < n {
+		t.Skipf("the hard limit of open files (%d) is below %d", lim.Max, n)
+	}
+	old := lim
+	lim.Cur = n
+	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		t.Skip("cannot raise the file limit:", err)
+	}
+	t.Cleanup(func() { syscall.Setrlimit(syscall.RLIMIT_NOFILE, &old) })
 }

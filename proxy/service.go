@@ -205,6 +205,7 @@ type Service[C any] struct {
 	endpoints []net.Addr
 	listeners []net.Listener
 	conns     map[*conn[C]]struct{}
+	refreshes map[*conn[C]]struct{} // the background refreshes of the cache (cache_refresh.go)
 	closing   atomic.Bool // no new requests: shutting down or closed
 	// streamsClosing is set by CloseStreams during a shutdown: long-lived streams are
 	// ended as they open.
@@ -557,6 +558,7 @@ func (s *Service[C]) Close() error {
 	for _, c := range parked {
 		c.end()
 	}
+	s.cutRefreshes()
 	// Closing a connection waits until no goroutine is inside a read of it, and a hot
 	// one (see hot.go) serves its requests from inside its read: close each on its own,
 	// its peer first, and hold no lock meanwhile.

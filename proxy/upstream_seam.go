@@ -66,6 +66,9 @@ func (c *conn[C]) respond(ctx contextT, ex *exchange[C], cc C, src upstream) *Er
 				src.skip()
 				src.finish(&ex.sess, true, nil)
 				ex.sess.timing.End = time.Time{}
+				if ex.cache.refreshed() {
+					return nil
+				}
 				if err := c.serveStored(ctx, ex, cc, ex.sess.clock()); err != nil {
 					return asError(err, InternalError, Internal)
 				}
