@@ -1,0 +1,563 @@
+package disk
+
+import (
+	"crypto/sha256"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"io/fs"
+	"log/slog"
+	"os"
+	"sync"
+	"sync/atomic"
+
+	"github.com/gotthard-proxy/gotthard/cache"
+)
+
+// ErrClosed is returned by a [Store]'s methods after [Store.Close].
+var ErrClosed = errors.New("disk: store closed")
+
+// Options configures [Open]. The zero value is not valid: MaxBytes is required.
+type Options struct {
+	// MaxBytes bounds the bytes of the store's files (bodies and head files) on disk.
+	// Committing an object that would pass it first evicts others. It must be > 0.
+	MaxBytes int64
+	// MaxObjectBytes bounds one object's body; a write past it fails with
+	// cache.ErrTooLarge. It must not exceed MaxBytes. If zero, MaxBytes/8.
+	MaxObjectBytes int64
+	// NoSync skips fsync of files and directories. Objects then survive a crash of the
+	// process but not of the machine: after a power loss an object may be lost (never
+	// torn, when VerifyBodies is on; see the package doc). If false, every commit is
+	// durable when Commit returns.
+	NoSync bool
+	// SkipBodyCheck makes Open check each body's length only, not its CRC-32C. Open
+	// then reads only the head files instead of every byte in the store. If false,
+	// Open reads every body and removes those whose checksum does not match.
+	SkipBodyCheck bool
+	// Logger receives a summary of what Open removed and errors no caller can be told
+	// of (a failed removal of a replaced body). If nil, slog.Default().
+	Logger *slog.Logger
+
+	// hash maps a key to its slot; tests inject a colliding one. If nil, the first 8
+	// bytes of the key's SHA-256.
+	hash func(string) uint64
+}
+
+// Stats are a store's counters, as [Store.Stats] returns them.
+type Stats struct {
+	// Objects is the number of committed objects.
+	Objects int64
+	// Bytes is the size of their files (bodies and head files).
+	Bytes int64
+	// Hits and Misses count lookups that found an object and that did not.
+	Hits, Misses int64
+	// Evictions counts objects removed to stay within MaxBytes.
+	Evictions int64
+	// Discarded counts the files Open removed: leftovers of interrupted writes, bodies
+	// no head names, and objects whose head, length or checksum did not verify.
+	Discarded int64
+}
+
+// Store is a [cache.Storage] on a directory: bounded in bytes, surviving a restart, never
+// serving a torn object. It is safe for concurrent use. Only one Store (in any
+// process) may have a directory open at a time.
+type Store struct {
+	// immutable after Open
+	dir    string
+	opts   Options
+	hash   func(string) uint64
+	crc    *crc32.Table
+	log    *slog.Logger
+	unlock func() error // releases the directory's lock file
+
+	gen                  atomic.Uint64 // the last generation handed out
+	hits, misses         atomic.Int64
+	evictions, discarded atomic.Int64
+
+	mu     sync.Mutex // guards the fields below and the head files on disk
+	closed bool
+	index  map[uint64]*entry
+	policy policy
+	bytes  int64
+	leaves map[uint16]bool // leaf directories known to exist
+}
+
+// entry is the index's record of one committed object.
+type entry struct {
+	key       string
+	gen       uint64
+	bodySize  int64
+	bodyCRC   uint32
+	headBytes int64
+	meta      *cache.Meta // immutable: UpdateMeta replaces the pointer
+}
+
+func (e *entry) bytes() int64 { return e.bodySize + e.headBytes }
+
+func sha256Slot(key string) uint64 {
+	sum := sha256.Sum256([]byte(key))
+	return binary.BigEndian.Uint64(sum[:8])
+}
+
+// Open opens the store in dir, creating the directory if needed, and rebuilds its index
+// from the files there. It removes leftovers of interrupted writes, bodies no head
+// names, and objects that do not verify; then, if the store is over MaxBytes, it evicts
+// down to it. The error names a bad option.
+func Open(dir string, opts Options) (*Store, error) {
+	switch {
+	case opts.MaxBytes <= 0:
+		return nil, fmt.Errorf("disk: Options.MaxBytes %d must be > 0", opts.MaxBytes)
+	case opts.MaxObjectBytes < 0:
+		return nil, fmt.Errorf("disk: Options.MaxObjectBytes %d must be ≥ 0", opts.MaxObjectBytes)
+	case opts.MaxObjectBytes > opts.MaxBytes:
+		return nil, fmt.Errorf("disk: Options.MaxObjectBytes %d exceeds Options.MaxBytes %d", opts.MaxObjectBytes, opts.MaxBytes)
+	case dir == "":
+		return nil, errors.New("disk: empty directory name")
+	}
+	if opts.MaxObjectBytes == 0 {
+		opts.MaxObjectBytes = max(opts.MaxBytes/8, 1)
+	}
+	s := &Store{
+		dir:    dir,
+		opts:   opts,
+		hash:   opts.hash,
+		crc:    crc32.MakeTable(crc32.Castagnoli),
+		log:    opts.Logger,
+		index:  make(map[uint64]*entry),
+		policy: newLRU(),
+		leaves: make(map[uint16]bool),
+	}
+	if s.hash == nil {
+		s.hash = sha256Slot
+	}
+	if s.log == nil {
+		s.log = slog.Default()
+	}
+	if err := os.MkdirAll(dir, dirPerm); err != nil {
+		return nil, fmt.Errorf("disk: open: %w", err)
+	}
+	unlock, err := lockDir(dir + string(os.PathSeparator) + lockName)
+	if err != nil {
+		return nil, fmt.Errorf("disk: open %s: %w", dir, err)
+	}
+	s.unlock = unlock
+	if err := s.scan(); err != nil {
+		unlock()
+		return nil, err
+	}
+	s.mu.Lock()
+	bodies := s.evictLocked(s.opts.MaxBytes)
+	s.mu.Unlock()
+	s.removeAll(bodies)
+	return s, nil
+}
+
+// Close releases the directory. Objects already returned by Lookup stay readable until
+// they are closed; writes not yet committed fail. Close is idempotent.
+func (s *Store) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	s.mu.Unlock()
+	if err := s.unlock(); err != nil {
+		return fmt.Errorf("disk: close: %w", err)
+	}
+	return nil
+}
+
+// Stats returns the store's counters.
+func (s *Store) Stats() Stats {
+	s.mu.Lock()
+	st := Stats{Objects: int64(len(s.index)), Bytes: s.bytes}
+	s.mu.Unlock()
+	st.Hits = s.hits.Load()
+	st.Misses = s.misses.Load()
+	st.Evictions = s.evictions.Load()
+	st.Discarded = s.discarded.Load()
+	return st
+}
+
+// Lookup returns the object committed under key, or cache.ErrNotFound. The object holds
+// its body file open: it reads the same bytes even if the object is replaced, purged or
+// evicted meanwhile, until Close.
+func (s *Store) Lookup(key string) (cache.Object, error) {
+	slot := s.hash(key)
+	for range maxLookupRace {
+		s.mu.Lock()
+		if s.closed {
+			s.mu.Unlock()
+			return nil, ErrClosed
+		}
+		e := s.index[slot]
+		if e == nil || e.key != key {
+			s.mu.Unlock()
+			s.misses.Add(1)
+			return nil, cache.ErrNotFound
+		}
+		s.policy.hit(slot)
+		gen, size, meta := e.gen, e.bodySize, e.meta
+		s.mu.Unlock()
+
+		f, err := os.Open(s.bodyPath(slot, gen))
+		if err == nil {
+			s.hits.Add(1)
+			return &object{f: f, meta: meta, size: size}, nil
+		}
+		if !errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("disk: lookup: %w", err)
+		}
+		// The object was replaced or removed between the index and the open: look again.
+	}
+	s.misses.Add(1)
+	return nil, cache.ErrNotFound
+}
+
+// Create opens a write of a new object under key. The body goes to a temporary file;
+// Commit fsyncs it, renames it into place and then replaces the object's head file, so a
+// reader or a restart sees the old object or the new one, never a mixture.
+func (s *Store) Create(key string, meta *cache.Meta) (cache.Writer, error) {
+	if meta.Size > s.opts.MaxObjectBytes {
+		return nil, fmt.Errorf("disk: create: announced size %d over %d bytes: %w", meta.Size, s.opts.MaxObjectBytes, cache.ErrTooLarge)
+	}
+	m := meta.Clone()
+	m.Size = 0
+	if _, err := s.encodeHead(&head{key: key, meta: m}); err != nil {
+		return nil, fmt.Errorf("disk: create: %w", err)
+	}
+	slot := s.hash(key)
+	if err := s.ensureLeaf(slot); err != nil {
+		return nil, err
+	}
+	gen := s.gen.Add(1)
+	tmp := s.bodyTmpPath(slot, gen)
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, filePerm)
+	if err != nil {
+		return nil, fmt.Errorf("disk: create: %w", err)
+	}
+	return &writer{s: s, key: key, slot: slot, gen: gen, meta: m, f: f, tmp: tmp}, nil
+}
+
+// UpdateMeta replaces the head of the object under key, keeping its body: it writes a
+// new head file naming the same body and renames it over the old one. meta's Size is
+// ignored; the stored one stays the body's length.
+func (s *Store) UpdateMeta(key string, meta *cache.Meta) error {
+	slot := s.hash(key)
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return ErrClosed
+	}
+	e := s.index[slot]
+	if e == nil || e.key != key {
+		s.mu.Unlock()
+		return fmt.Errorf("disk: update meta: %w", cache.ErrNotFound)
+	}
+	h := head{key: key, gen: e.gen, bodySize: e.bodySize, bodyCRC: e.bodyCRC, meta: meta.Clone()}
+	s.mu.Unlock()
+
+	h.meta.Size = h.bodySize
+	b, err := s.encodeHead(&h)
+	if err != nil {
+		return fmt.Errorf("disk: update meta: %w", err)
+	}
+	tmp := s.headTmpPath(slot, s.gen.Add(1))
+	if err := s.writeFile(tmp, b); err != nil {
+		return fmt.Errorf("disk: update meta: %w", err)
+	}
+
+	s.mu.Lock()
+	e = s.index[slot]
+	switch {
+	case s.closed:
+		err = ErrClosed
+	case e == nil || e.key != key || e.gen != h.gen:
+		// Replaced or removed while the head was written: the update is for a body
+		// that is no longer stored.
+		err = fmt.Errorf("disk: update meta: the object was replaced or removed: %w", cache.ErrNotFound)
+	default:
+		err = os.Rename(tmp, s.headPath(slot))
+	}
+	if err != nil {
+		s.mu.Unlock()
+		os.Remove(tmp)
+		if errors.Is(err, ErrClosed) || errors.Is(err, cache.ErrNotFound) {
+			return err
+		}
+		return fmt.Errorf("disk: update meta: %w", err)
+	}
+	s.bytes += int64(len(b)) - e.headBytes
+	e.headBytes = int64(len(b))
+	e.meta = h.meta
+	bodies := s.evictLocked(s.opts.MaxBytes)
+	s.mu.Unlock()
+	s.removeAll(bodies)
+	if err := s.syncDir(s.leafDir(slot)); err != nil {
+		return fmt.Errorf("disk: update meta: %w", err)
+	}
+	return nil
+}
+
+// Purge removes the object under key and reports whether there was one. A reader that
+// holds the object keeps reading it.
+func (s *Store) Purge(key string) (bool, error) {
+	slot := s.hash(key)
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return false, ErrClosed
+	}
+	e := s.index[slot]
+	if e == nil || e.key != key {
+		s.mu.Unlock()
+		return false, nil
+	}
+	s.dropLocked(slot, e)
+	err := os.Remove(s.headPath(slot))
+	s.mu.Unlock()
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return true, fmt.Errorf("disk: purge: %w", err)
+	}
+	s.removeAll([]string{s.bodyPath(slot, e.gen)})
+	if err := s.syncDir(s.leafDir(slot)); err != nil {
+		return true, fmt.Errorf("disk: purge: %w", err)
+	}
+	return true, nil
+}
+
+// dropLocked takes e out of the index and the policy. s.mu is held.
+func (s *Store) dropLocked(slot uint64, e *entry) {
+	delete(s.index, slot)
+	s.policy.remove(slot)
+	s.bytes -= e.bytes()
+}
+
+// evictLocked evicts objects until the store holds at most limit bytes, removing their
+// head files, and returns their bodies for the caller to remove after unlocking. s.mu
+// is held.
+func (s *Store) evictLocked(limit int64) []string {
+	var bodies []string
+	for s.bytes > limit {
+		slot, ok := s.policy.victim()
+		if !ok {
+			break
+		}
+		e := s.index[slot]
+		if e == nil { // cannot happen: the policy and the index change together
+			s.policy.remove(slot)
+			continue
+		}
+		s.dropLocked(slot, e)
+		if err := os.Remove(s.headPath(slot)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			s.log.Warn("disk: evict", "dir", s.dir, "error", err)
+		}
+		bodies = append(bodies, s.bodyPath(slot, e.gen))
+		s.evictions.Add(1)
+	}
+	return bodies
+}
+
+// removeAll removes files no index entry names any more.
+func (s *Store) removeAll(names []string) {
+	for _, name := range names {
+		if err := os.Remove(name); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			s.log.Warn("disk: remove", "file", name, "error", err)
+		}
+	}
+}
+
+// ensureLeaf creates slot's leaf directory if it is not known to exist.
+func (s *Store) ensureLeaf(slot uint64) error {
+	p := leafPrefix(slot)
+	s.mu.Lock()
+	known, closed := s.leaves[p], s.closed
+	s.mu.Unlock()
+	if closed {
+		return ErrClosed
+	}
+	if known {
+		return nil
+	}
+	leaf := s.leafDir(slot)
+	if err := os.MkdirAll(leaf, dirPerm); err != nil {
+		return fmt.Errorf("disk: create: %w", err)
+	}
+	parent := leaf[:len(leaf)-3]
+	if err := s.syncDir(parent); err != nil {
+		return fmt.Errorf("disk: create: %w", err)
+	}
+	if err := s.syncDir(s.dir); err != nil {
+		return fmt.Errorf("disk: create: %w", err)
+	}
+	s.mu.Lock()
+	s.leaves[p] = true
+	s.mu.Unlock()
+	return nil
+}
+
+// object is a committed object read from its body file.
+type object struct {
+	f    *os.File
+	meta *cache.Meta
+	size int64
+}
+
+func (o *object) Meta() *cache.Meta { return o.meta }
+func (o *object) Size() int64       { return o.size }
+func (o *object) Close() error      { return o.f.Close() }
+
+func (o *object) ReadAt(p []byte, off int64) (int, error) {
+	if off < 0 {
+		return 0, fmt.Errorf("disk: read at negative offset %d", off)
+	}
+	if off >= o.size {
+		return 0, io.EOF
+	}
+	if rest := o.size - off; int64(len(p)) > rest {
+		n, err := o.f.ReadAt(p[:rest], off)
+		if err == nil {
+			err = io.EOF
+		}
+		return n, err
+	}
+	return o.f.ReadAt(p, off)
+}
+
+// writer writes one object's body to a temporary file; see Store.Create.
+type writer struct {
+	s    *Store
+	key  string
+	slot uint64
+	gen  uint64
+	meta *cache.Meta
+	f    *os.File
+	tmp  string
+	n    int64
+	crc  uint32
+	done bool  // Commit or Abort ran
+	err  error // a failed Write; Commit returns it
+}
+
+func (w *writer) Write(p []byte) (int, error) {
+	if w.done {
+		return 0, errors.New("disk: write after Commit or Abort")
+	}
+	if w.err != nil {
+		return 0, w.err
+	}
+	if w.n+int64(len(p)) > w.s.opts.MaxObjectBytes {
+		w.Abort()
+		return 0, fmt.Errorf("disk: body over %d bytes: %w", w.s.opts.MaxObjectBytes, cache.ErrTooLarge)
+	}
+	n, err := w.f.Write(p)
+	w.crc = crc32.Update(w.crc, w.s.crc, p[:n])
+	w.n += int64(n)
+	if err != nil {
+		w.err = fmt.Errorf("disk: write: %w", err)
+		return n, w.err
+	}
+	return n, nil
+}
+
+func (w *writer) Abort() {
+	if w.done {
+		return
+	}
+	w.done = true
+	w.f.Close()
+	os.Remove(w.tmp)
+}
+
+func (w *writer) Commit() error {
+	if w.done {
+		return errors.New("disk: Commit after Commit or Abort")
+	}
+	if w.err != nil {
+		w.Abort()
+		return w.err
+	}
+	w.done = true
+	if err := w.commit(); err != nil {
+		return fmt.Errorf("disk: commit: %w", err)
+	}
+	return nil
+}
+
+func (w *writer) commit() error {
+	s := w.s
+	err := w.f.Sync()
+	if s.opts.NoSync {
+		err = nil
+	}
+	if cerr := w.f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(w.tmp)
+		return err
+	}
+	body := s.bodyPath(w.slot, w.gen)
+	if err := os.Rename(w.tmp, body); err != nil {
+		os.Remove(w.tmp)
+		return err
+	}
+	w.meta.Size = w.n
+	b, err := s.encodeHead(&head{key: w.key, gen: w.gen, bodySize: w.n, bodyCRC: w.crc, meta: w.meta})
+	if err == nil {
+		err = s.writeFile(s.headTmpPath(w.slot, w.gen), b)
+	}
+	if err != nil {
+		os.Remove(body)
+		return err
+	}
+	e := &entry{key: w.key, gen: w.gen, bodySize: w.n, bodyCRC: w.crc, headBytes: int64(len(b)), meta: w.meta}
+
+	s.mu.Lock()
+	if err := s.admitLocked(e); err != nil {
+		s.mu.Unlock()
+		os.Remove(s.headTmpPath(w.slot, w.gen))
+		os.Remove(body)
+		return err
+	}
+	old := s.index[w.slot]
+	var bodies []string
+	if old != nil {
+		s.dropLocked(w.slot, old)
+		bodies = append(bodies, s.bodyPath(w.slot, old.gen))
+	}
+	bodies = append(bodies, s.evictLocked(s.opts.MaxBytes-e.bytes())...)
+	err = os.Rename(s.headTmpPath(w.slot, w.gen), s.headPath(w.slot))
+	if err == nil {
+		s.index[w.slot] = e
+		s.policy.add(w.slot, e.bytes())
+		s.bytes += e.bytes()
+	} else {
+		// The old head file, if any, is still in place but its object is no longer
+		// indexed: remove it so a restart does not bring it back.
+		os.Remove(s.headPath(w.slot))
+	}
+	s.mu.Unlock()
+	s.removeAll(bodies)
+	if err != nil {
+		os.Remove(s.headTmpPath(w.slot, w.gen))
+		os.Remove(body)
+		return err
+	}
+	return s.syncDir(s.leafDir(w.slot))
+}
+
+// admitLocked checks that e may be committed: the store is open and e fits in it. s.mu
+// is held.
+func (s *Store) admitLocked(e *entry) error {
+	if s.closed {
+		return ErrClosed
+	}
+	if e.bytes() > s.opts.MaxBytes {
+		return fmt.Errorf("object of %d bytes over the store's %d: %w", e.bytes(), s.opts.MaxBytes, cache.ErrTooLarge)
+	}
+	return nil
+}
