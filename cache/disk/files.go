@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/gotthard-proxy/gotthard/cache"
 )
@@ -97,22 +98,23 @@ func (s *Store) leafDir(slot uint64) string {
 // path returns the name of one of slot's files: its head (gen and suffix unused), a
 // body generation, or a temporary file.
 func (s *Store) path(slot, gen uint64, suffix string) string {
-	b := make([]byte, 0, len(s.dir)+8+2*hexSlotLen+len(suffix)+4)
-	b = append(b, s.dir...)
-	b = append(b, filepath.Separator)
 	var hx [hexSlotLen]byte
 	hex := appendHex(hx[:0], slot)
-	b = append(b, hex[0:2]...)
-	b = append(b, filepath.Separator)
-	b = append(b, hex[2:4]...)
-	b = append(b, filepath.Separator)
-	b = append(b, hex...)
+	var b strings.Builder
+	b.Grow(len(s.dir) + 8 + 2*hexSlotLen + len(suffix))
+	b.WriteString(s.dir)
+	b.WriteByte(filepath.Separator)
+	b.Write(hex[0:2])
+	b.WriteByte(filepath.Separator)
+	b.Write(hex[2:4])
+	b.WriteByte(filepath.Separator)
+	b.Write(hex)
 	if suffix != headSuffix {
-		b = append(b, '-')
-		b = appendHex(b, gen)
+		b.WriteByte('-')
+		b.Write(appendHex(hx[:0], gen))
 	}
-	b = append(b, suffix...)
-	return string(b)
+	b.WriteString(suffix)
+	return b.String()
 }
 
 func (s *Store) headPath(slot uint64) string      { return s.path(slot, 0, headSuffix) }

@@ -97,7 +97,8 @@ type entry struct {
 func (e *entry) bytes() int64 { return e.bodySize + e.headBytes }
 
 func sha256Slot(key string) uint64 {
-	sum := sha256.Sum256([]byte(key))
+	var buf [256]byte // keys up to its size hash without an allocation
+	sum := sha256.Sum256(append(buf[:0], key...))
 	return binary.BigEndian.Uint64(sum[:8])
 }
 
@@ -489,9 +490,9 @@ func (w *writer) Commit() error {
 
 func (w *writer) commit() error {
 	s := w.s
-	err := w.f.Sync()
-	if s.opts.NoSync {
-		err = nil
+	var err error
+	if !s.opts.NoSync {
+		err = w.f.Sync()
 	}
 	if cerr := w.f.Close(); err == nil {
 		err = cerr
