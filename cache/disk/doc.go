@@ -5,9 +5,10 @@
 // Each object is two files in a two-level fan-out of directories named by the hash of
 // its key (the first 8 bytes of its SHA-256): a body file, written once under a fresh
 // generation number, and a small head file holding the full key, the body's generation,
-// length and CRC-32C, and the encoded [cache.Meta]. A write goes to a temporary file,
-// is fsynced and renamed into place; then a new head file is written the same way and
-// renamed over the old one, and the directory is fsynced. The head file is the commit
+// length and CRC-32C, and the encoded [cache.Meta]. A write goes to a temporary file;
+// Commit fsyncs it, renames it to its body name and fsyncs the directory, then writes a
+// new head file the same way (temporary file, fsync, rename over the old head, fsync of
+// the directory) and removes the replaced body. The head file's rename is the commit
 // point: a reader, or a restart, sees the old object or the new one, never a mixture.
 // [Store.UpdateMeta] (after a 304) replaces only the head file, pointing at the same
 // body, so it costs one small write whatever the body's size.

@@ -506,6 +506,12 @@ func (w *writer) commit() error {
 		os.Remove(w.tmp)
 		return err
 	}
+	// The body's name must be durable before a head names it: after a power loss a
+	// head whose body is missing would cost the object it replaced.
+	if err := s.syncDir(s.leafDir(w.slot)); err != nil {
+		os.Remove(body)
+		return err
+	}
 	w.meta.Size = w.n
 	b, err := s.encodeHead(&head{key: w.key, gen: w.gen, bodySize: w.n, bodyCRC: w.crc, meta: w.meta})
 	if err == nil {
