@@ -1,9 +1,11 @@
 package disk
 
 import (
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
 	"testing"
 )
 
@@ -116,6 +118,48 @@ func BenchmarkCommit(b *testing.B) {
 				put(b, s, "https://example.com/"+string(rune('a'+i%26)), i, 16<<10)
 				i++
 			}
+		})
+	}
+}
+
+// BenchmarkOpen measures rebuilding the index of 1,000 objects of 16 KiB, reading every
+// body to check its CRC-32C or only the heads, and reports the heap the index keeps
+// per object.
+func BenchmarkOpen(b *testing.B) {
+	const objects, size = 1000, 16 << 10
+	dir := b.TempDir()
+	s, err := Open(dir, Options{MaxBytes: 64 << 20, NoSync: true})
+	if err != nil {
+		b.Fatal(err)
+	}
+	for i := range objects {
+		put(b, s, fmt.Sprintf("https://example.com/assets/%d/app.js?v=%d", i, i*7), 1, size)
+	}
+	s.Close()
+	for _, bc := range []struct {
+		name string
+		skip bool
+	}{{"check", false}, {"skipcheck", true}} {
+		b.Run(bc.name, func(b *testing.B) {
+			b.SetBytes(objects * size)
+			var heap float64
+			for b.Loop() {
+				var m0, m1 runtime.MemStats
+				runtime.GC()
+				runtime.ReadMemStats(&m0)
+				s, err := Open(dir, Options{MaxBytes: 64 << 20, SkipBodyCheck: bc.skip})
+				if err != nil {
+					b.Fatal(err)
+				}
+				runtime.GC()
+				runtime.ReadMemStats(&m1)
+				heap = float64(m1.HeapAlloc) - float64(m0.HeapAlloc)
+				if st := s.Stats(); st.Objects != objects {
+					b.Fatalf("reopened %d objects", st.Objects)
+				}
+				s.Close()
+			}
+			b.ReportMetric(heap/objects, "heap-B/object")
 		})
 	}
 }
