@@ -6,6 +6,7 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -29,7 +30,11 @@ const (
 
 func crashOptions() Options {
 	// Large enough that nothing is evicted, so every reported commit must survive.
-	return Options{MaxBytes: 2 * crashKeys * (crashMaxBody + 4096), MaxObjectBytes: crashMaxBody}
+	return Options{
+		MaxBytes:       2 * crashKeys * (crashMaxBody + 4096),
+		MaxObjectBytes: crashMaxBody,
+		Logger:         slog.New(slog.DiscardHandler),
+	}
 }
 
 // crashPurgeable reports whether the child may purge key number i; the parent checks

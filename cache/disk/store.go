@@ -10,6 +10,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -246,6 +247,12 @@ func (s *Store) Create(key string, meta *cache.Meta) (cache.Writer, error) {
 // UpdateMeta replaces the head of the object under key, keeping its body: it writes a
 // new head file naming the same body and renames it over the old one. meta's Size is
 // ignored; the stored one stays the body's length.
+//
+// A 304 updates the stored response it validated, whose ETag and Content-Length the
+// updated head keeps (RFC 9111 §3.2, §4.3.4). If the stored head has either field and
+// meta's differs, the object was replaced since the caller read it, and meta would
+// describe another body: UpdateMeta then changes nothing and returns an error wrapping
+// cache.ErrNotFound.
 func (s *Store) UpdateMeta(key string, meta *cache.Meta) error {
 	slot := s.hash(key)
 	s.mu.Lock()
@@ -257,6 +264,10 @@ func (s *Store) UpdateMeta(key string, meta *cache.Meta) error {
 	if e == nil || e.key != key {
 		s.mu.Unlock()
 		return fmt.Errorf("disk: update meta: %w", cache.ErrNotFound)
+	}
+	if !sameResponse(e.meta, meta) {
+		s.mu.Unlock()
+		return fmt.Errorf("disk: update meta: the stored object is another response: %w", cache.ErrNotFound)
 	}
 	h := head{key: key, gen: e.gen, bodySize: e.bodySize, bodyCRC: e.bodyCRC, meta: meta.Clone()}
 	s.mu.Unlock()
@@ -276,7 +287,7 @@ func (s *Store) UpdateMeta(key string, meta *cache.Meta) error {
 	switch {
 	case s.closed:
 		err = ErrClosed
-	case e == nil || e.key != key || e.gen != h.gen:
+	case e == nil || e.key != key || e.gen != h.gen || !sameResponse(e.meta, meta):
 		// Replaced or removed while the head was written: the update is for a body
 		// that is no longer stored.
 		err = fmt.Errorf("disk: update meta: the object was replaced or removed: %w", cache.ErrNotFound)
@@ -328,6 +339,26 @@ func (s *Store) Purge(key string) (bool, error) {
 		return true, fmt.Errorf("disk: purge: %w", err)
 	}
 	return true, nil
+}
+
+// sameResponse reports whether update may replace the head stored: it keeps the stored
+// ETag (compared weakly, RFC 9110 §8.8.3.2) and Content-Length, where the stored head
+// has them.
+func sameResponse(stored, update *cache.Meta) bool {
+	for _, name := range [...]string{"ETag", "Content-Length"} {
+		want, ok := stored.Response.Header.Lookup(name)
+		if !ok {
+			continue
+		}
+		got := update.Response.Header.Get(name)
+		if name == "ETag" {
+			want, got = strings.TrimPrefix(want, "W/"), strings.TrimPrefix(got, "W/")
+		}
+		if got != want {
+			return false
+		}
+	}
+	return true
 }
 
 // dropLocked takes e out of the index and the policy. s.mu is held.

@@ -7,6 +7,7 @@ import (
 	"hash/fnv"
 	"io"
 	"io/fs"
+	"log/slog"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -47,6 +48,7 @@ func metaFor(key string, v, n int) *cache.Meta {
 	}
 	m.Response.Status = 200
 	m.Response.Header.Add("Content-Type", "application/octet-stream")
+	m.Response.Header.Add("ETag", fmt.Sprintf(`"%d"`, v))
 	m.Response.Header.Add("X-Key", key)
 	m.Response.Header.Add("X-Version", strconv.Itoa(v))
 	m.Response.Header.Add("X-Length", strconv.Itoa(n))
@@ -124,6 +126,9 @@ func lookup(t testing.TB, s *Store, key string) int {
 
 func open(t testing.TB, dir string, opts Options) *Store {
 	t.Helper()
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
 	s, err := Open(dir, opts)
 	if err != nil {
 		t.Fatal(err)
@@ -280,7 +285,7 @@ func TestUpdateMeta(t *testing.T) {
 	before, _ := files(t, dir)
 
 	m := metaFor("k", 1, 5000)
-	m.Response.Header.Add("ETag", `"v2"`)
+	m.Response.Header.Add("Cache-Control", "max-age=600")
 	m.ResponseTime = m.ResponseTime.Add(time.Hour)
 	m.Size = 12345 // ignored: the body keeps its length
 	if err := s.UpdateMeta("k", m); err != nil {
@@ -293,7 +298,7 @@ func TestUpdateMeta(t *testing.T) {
 	if _, err := check(obj, "k"); err != nil {
 		t.Fatal(err)
 	}
-	if got := obj.Meta(); got.Response.Header.Get("ETag") != `"v2"` || !got.ResponseTime.Equal(m.ResponseTime) {
+	if got := obj.Meta(); got.Response.Header.Get("Cache-Control") != "max-age=600" || !got.ResponseTime.Equal(m.ResponseTime) {
 		t.Errorf("meta after UpdateMeta = %q %v", got.Response.Header.String(), got.ResponseTime)
 	}
 	obj.Close()
@@ -322,11 +327,55 @@ func TestUpdateMeta(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer obj.Close()
-	if obj.Meta().Response.Header.Get("ETag") != `"v2"` {
+	if obj.Meta().Response.Header.Get("Cache-Control") != "max-age=600" {
 		t.Error("UpdateMeta lost across a restart")
 	}
 	if _, err := check(obj, "k"); err != nil {
 		t.Fatal(err)
+	}
+}
+
+func TestUpdateMetaOfReplacedObject(t *testing.T) {
+	s := open(t, t.TempDir(), Options{MaxBytes: 1 << 20})
+	put(t, s, "k", 1, 5000)
+	obj, err := s.Lookup("k")
+	if err != nil {
+		t.Fatal(err)
+	}
+	validated := obj.Meta().Clone() // the head a 304 for v1 would update
+	obj.Close()
+	validated.Response.Header.Add("Cache-Control", "max-age=600")
+	put(t, s, "k", 2, 3000) // replaced meanwhile
+
+	if err := s.UpdateMeta("k", validated); !errors.Is(err, cache.ErrNotFound) {
+		t.Fatalf("UpdateMeta with v1's head over v2 = %v, want ErrNotFound", err)
+	}
+	if v := lookup(t, s, "k"); v != 2 {
+		t.Fatalf("after the refused update: version %d, want 2", v)
+	}
+	withLength := metaFor("k", 3, 100)
+	withLength.Response.Header.Set("Content-Length", "100")
+	w, err := s.Create("k", withLength)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Write(body("k", 3, 100))
+	if err := w.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	wrongLength := metaFor("k", 3, 100)
+	wrongLength.Response.Header.Set("Content-Length", "5000")
+	if err := s.UpdateMeta("k", wrongLength); !errors.Is(err, cache.ErrNotFound) {
+		t.Fatalf("UpdateMeta changing Content-Length = %v, want ErrNotFound", err)
+	}
+	weak := metaFor("k", 3, 100)
+	weak.Response.Header.Set("Content-Length", "100")
+	weak.Response.Header.Set("ETag", `W/"3"`)
+	if err := s.UpdateMeta("k", weak); err != nil {
+		t.Fatalf("UpdateMeta with a weakly equal ETag = %v", err)
+	}
+	if v := lookup(t, s, "k"); v != 3 {
+		t.Fatalf("version %d, want 3", v)
 	}
 }
 
