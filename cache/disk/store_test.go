@@ -617,7 +617,7 @@ func TestBound(t *testing.T) {
 func TestConcurrent(t *testing.T) {
 	dir := t.TempDir()
 	s := open(t, dir, Options{MaxBytes: 512 << 10, MaxObjectBytes: 64 << 10, NoSync: true})
-	const workers, ops, keys = 8, 300, 40
+	const workers, ops, keys = 8, 400, 40
 	var wg sync.WaitGroup
 	errs := make(chan error, workers)
 	for w := range workers {
@@ -687,9 +687,25 @@ func TestConcurrent(t *testing.T) {
 	for err := range errs {
 		t.Error(err)
 	}
-	_, total := files(t, dir)
-	if st := s.Stats(); total > 512<<10 || st.Bytes != total {
+	fs, total := files(t, dir)
+	st := s.Stats()
+	if total > 512<<10 || st.Bytes != total {
 		t.Errorf("after the run: files hold %d bytes, Stats %+v", total, st)
+	}
+	// Every file left is an indexed object's: no orphan from a race.
+	var heads, bodies int64
+	for name := range fs {
+		switch {
+		case strings.HasSuffix(name, headSuffix):
+			heads++
+		case strings.HasSuffix(name, bodySuffix):
+			bodies++
+		case name != lockName:
+			t.Errorf("unexpected file %s after the run", name)
+		}
+	}
+	if heads != st.Objects || bodies != st.Objects {
+		t.Errorf("%d heads and %d bodies for %d objects", heads, bodies, st.Objects)
 	}
 	s.Close()
 	s = open(t, dir, Options{MaxBytes: 512 << 10, MaxObjectBytes: 64 << 10})
