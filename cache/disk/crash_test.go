@@ -6,6 +6,7 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -29,7 +30,11 @@ const (
 
 func crashOptions() Options {
 	// Large enough that nothing is evicted, so every reported commit must survive.
-	return Options{MaxBytes: 2 * crashKeys * (crashMaxBody + 4096), MaxObjectBytes: crashMaxBody}
+	return Options{
+		MaxBytes:       2 * crashKeys * (crashMaxBody + 4096),
+		MaxObjectBytes: crashMaxBody,
+		Logger:         slog.New(slog.DiscardHandler),
+	}
 }
 
 // crashPurgeable reports whether the child may purge key number i; the parent checks
@@ -126,11 +131,16 @@ func TestKillDuringFill(t *testing.T) {
 	committed := make(map[string]int) // key → the highest version reported committed
 	var discarded int64
 	r := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 1))
-	const rounds = 6
+	const rounds = 8
 	for round := 1; round <= rounds; round++ {
-		killAt := 10 + r.IntN(150) // steps the child reports before the kill
-		steps, last := runChild(t, dir, round, killAt, committed)
-		t.Logf("round %d: killed after %d steps, the last %q", round, steps, last)
+		// Kill right after the child reports the killAt'th step of one kind: at the
+		// start of a write, halfway through a body, before or after a Commit, or at the
+		// start of an UpdateMeta.
+		kind := "SHBCu"[r.IntN(5)]
+		killAt := 1 + r.IntN(12)
+		killDelay := time.Duration(r.IntN(4000)) * time.Microsecond
+		steps, last := runChild(t, dir, round, kind, killAt, killDelay, committed)
+		t.Logf("round %d: killed %v after step %d of kind %c; the last step read: %d, %q", round, killDelay, killAt, kind, steps, last)
 
 		s, err := Open(dir, crashOptions())
 		if err != nil {
@@ -183,10 +193,10 @@ func TestKillDuringFill(t *testing.T) {
 	t.Logf("%d files of interrupted writes removed over %d rounds", discarded, rounds)
 }
 
-// runChild runs the filler on dir until it has reported killAt steps, kills it with
-// SIGKILL, and records in committed the commits it reported. It returns the number of
-// steps read and the last one.
-func runChild(t *testing.T, dir string, round, killAt int, committed map[string]int) (int, string) {
+// runChild runs the filler on dir until it has reported killAt steps of the given kind,
+// kills it with SIGKILL killDelay later, and records in committed the commits it reported. It returns
+// the number of steps read and the last one.
+func runChild(t *testing.T, dir string, round int, kind byte, killAt int, killDelay time.Duration, committed map[string]int) (int, string) {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^TestCrashChild$", "-test.count=1", "-test.v=false")
 	cmd.Env = append(os.Environ(), crashDirEnv+"="+dir, crashRoundEnv+"="+strconv.Itoa(round))
@@ -207,7 +217,7 @@ func runChild(t *testing.T, dir string, round, killAt int, committed map[string]
 	defer watchdog.Stop()
 
 	sc := bufio.NewScanner(stdout)
-	steps, last, killed := 0, "", false
+	steps, seen, last, killed := 0, 0, "", false
 	for sc.Scan() {
 		line := sc.Text()
 		f := strings.Fields(line)
@@ -220,10 +230,13 @@ func runChild(t *testing.T, dir string, round, killAt int, committed map[string]
 			v, _ := strconv.Atoi(f[2])
 			committed[f[1]] = max(committed[f[1]], v)
 		}
-		if steps == killAt && !killed {
-			if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
-				t.Fatal(err)
-			}
+		if f[0][0] == kind {
+			seen++
+		}
+		if seen == killAt && !killed {
+			// The kill lands a random moment after the step, anywhere in the work
+			// that follows it (an fsync takes milliseconds).
+			time.AfterFunc(killDelay, func() { cmd.Process.Signal(syscall.SIGKILL) })
 			killed = true
 		}
 	}

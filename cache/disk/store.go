@@ -10,6 +10,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -28,9 +29,9 @@ type Options struct {
 	// cache.ErrTooLarge. It must not exceed MaxBytes. If zero, MaxBytes/8.
 	MaxObjectBytes int64
 	// NoSync skips fsync of files and directories. Objects then survive a crash of the
-	// process but not of the machine: after a power loss an object may be lost (never
-	// torn, when VerifyBodies is on; see the package doc). If false, every commit is
-	// durable when Commit returns.
+	// process but not of the machine: after a power loss an object may be lost, or its
+	// body hold other bytes, which Open detects unless SkipBodyCheck is set. If false,
+	// every commit is durable when Commit returns.
 	NoSync bool
 	// SkipBodyCheck makes Open check each body's length only, not its CRC-32C. Open
 	// then reads only the head files instead of every byte in the store. If false,
@@ -75,9 +76,19 @@ type Store struct {
 	gen                  atomic.Uint64 // the last generation handed out
 	hits, misses         atomic.Int64
 	evictions, discarded atomic.Int64
+	closed               atomic.Bool
 
-	mu     sync.Mutex // guards the fields below and the head files on disk
-	closed bool
+	// ops is held shared by each operation that changes files, and exclusively by
+	// Close, so no file changes once Close returns.
+	ops sync.RWMutex
+	// stripes order the changes of head files: a slot's head is renamed or removed
+	// only under stripes[slot%len], together with the index change it goes with.
+	// Taken before mu, never while holding another stripe.
+	stripes [64]sync.Mutex
+
+	// mu guards the fields below. It is held for work in memory only, never across a
+	// system call, so a lookup never waits for the disk.
+	mu     sync.Mutex
 	index  map[uint64]*entry
 	policy policy
 	bytes  int64
@@ -95,6 +106,9 @@ type entry struct {
 }
 
 func (e *entry) bytes() int64 { return e.bodySize + e.headBytes }
+
+// victim is an object evicted from the index whose files are still to be removed.
+type victim struct{ slot, gen uint64 }
 
 func sha256Slot(key string) uint64 {
 	var buf [256]byte // keys up to its size hash without an allocation
@@ -149,27 +163,40 @@ func Open(dir string, opts Options) (*Store, error) {
 		return nil, err
 	}
 	s.mu.Lock()
-	bodies := s.evictLocked(s.opts.MaxBytes)
+	victims := s.evictLocked(s.opts.MaxBytes)
 	s.mu.Unlock()
-	s.removeAll(bodies)
+	s.removeVictims(victims)
 	return s, nil
 }
 
-// Close releases the directory. Objects already returned by Lookup stay readable until
-// they are closed; writes not yet committed fail. Close is idempotent.
+// Close releases the directory. It waits for the operations that change files to end;
+// writes not yet committed then fail. Objects already returned by Lookup stay readable
+// until they are closed. Close is idempotent.
 func (s *Store) Close() error {
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
+	s.ops.Lock()
+	already := s.closed.Swap(true)
+	s.ops.Unlock()
+	if already {
 		return nil
 	}
-	s.closed = true
-	s.mu.Unlock()
 	if err := s.unlock(); err != nil {
 		return fmt.Errorf("disk: close: %w", err)
 	}
 	return nil
 }
+
+// begin starts an operation that changes files; the caller calls s.ops.RUnlock when it
+// returns nil.
+func (s *Store) begin() error {
+	s.ops.RLock()
+	if s.closed.Load() {
+		s.ops.RUnlock()
+		return ErrClosed
+	}
+	return nil
+}
+
+func (s *Store) stripe(slot uint64) *sync.Mutex { return &s.stripes[slot%uint64(len(s.stripes))] }
 
 // Stats returns the store's counters.
 func (s *Store) Stats() Stats {
@@ -187,13 +214,12 @@ func (s *Store) Stats() Stats {
 // its body file open: it reads the same bytes even if the object is replaced, purged or
 // evicted meanwhile, until Close.
 func (s *Store) Lookup(key string) (cache.Object, error) {
+	if s.closed.Load() {
+		return nil, ErrClosed
+	}
 	slot := s.hash(key)
 	for range maxLookupRace {
 		s.mu.Lock()
-		if s.closed {
-			s.mu.Unlock()
-			return nil, ErrClosed
-		}
 		e := s.index[slot]
 		if e == nil || e.key != key {
 			s.mu.Unlock()
@@ -218,45 +244,30 @@ func (s *Store) Lookup(key string) (cache.Object, error) {
 	return nil, cache.ErrNotFound
 }
 
-// Create opens a write of a new object under key. The body goes to a temporary file;
-// Commit fsyncs it, renames it into place and then replaces the object's head file, so a
-// reader or a restart sees the old object or the new one, never a mixture.
-func (s *Store) Create(key string, meta *cache.Meta) (cache.Writer, error) {
-	if meta.Size > s.opts.MaxObjectBytes {
-		return nil, fmt.Errorf("disk: create: announced size %d over %d bytes: %w", meta.Size, s.opts.MaxObjectBytes, cache.ErrTooLarge)
-	}
-	m := meta.Clone()
-	m.Size = 0
-	if _, err := s.encodeHead(&head{key: key, meta: m}); err != nil {
-		return nil, fmt.Errorf("disk: create: %w", err)
-	}
-	slot := s.hash(key)
-	if err := s.ensureLeaf(slot); err != nil {
-		return nil, err
-	}
-	gen := s.gen.Add(1)
-	tmp := s.bodyTmpPath(slot, gen)
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, filePerm)
-	if err != nil {
-		return nil, fmt.Errorf("disk: create: %w", err)
-	}
-	return &writer{s: s, key: key, slot: slot, gen: gen, meta: m, f: f, tmp: tmp}, nil
-}
-
 // UpdateMeta replaces the head of the object under key, keeping its body: it writes a
 // new head file naming the same body and renames it over the old one. meta's Size is
 // ignored; the stored one stays the body's length.
+//
+// A 304 updates the stored response it validated, whose ETag and Content-Length the
+// updated head keeps (RFC 9111 §3.2, §4.3.4). If the stored head has either field and
+// meta's differs, the object was replaced since the caller read it, and meta would
+// describe another body: UpdateMeta then changes nothing and returns an error wrapping
+// cache.ErrNotFound.
 func (s *Store) UpdateMeta(key string, meta *cache.Meta) error {
+	if err := s.begin(); err != nil {
+		return err
+	}
+	defer s.ops.RUnlock()
 	slot := s.hash(key)
 	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
-		return ErrClosed
-	}
 	e := s.index[slot]
 	if e == nil || e.key != key {
 		s.mu.Unlock()
 		return fmt.Errorf("disk: update meta: %w", cache.ErrNotFound)
+	}
+	if !sameResponse(e.meta, meta) {
+		s.mu.Unlock()
+		return fmt.Errorf("disk: update meta: the stored object is another response: %w", cache.ErrNotFound)
 	}
 	h := head{key: key, gen: e.gen, bodySize: e.bodySize, bodyCRC: e.bodyCRC, meta: meta.Clone()}
 	s.mu.Unlock()
@@ -271,59 +282,87 @@ func (s *Store) UpdateMeta(key string, meta *cache.Meta) error {
 		return fmt.Errorf("disk: update meta: %w", err)
 	}
 
+	st := s.stripe(slot)
+	st.Lock()
 	s.mu.Lock()
 	e = s.index[slot]
-	switch {
-	case s.closed:
-		err = ErrClosed
-	case e == nil || e.key != key || e.gen != h.gen:
+	current := e != nil && e.key == key && e.gen == h.gen && sameResponse(e.meta, meta)
+	s.mu.Unlock()
+	if !current {
 		// Replaced or removed while the head was written: the update is for a body
 		// that is no longer stored.
-		err = fmt.Errorf("disk: update meta: the object was replaced or removed: %w", cache.ErrNotFound)
-	default:
-		err = os.Rename(tmp, s.headPath(slot))
-	}
-	if err != nil {
-		s.mu.Unlock()
+		st.Unlock()
 		os.Remove(tmp)
-		if errors.Is(err, ErrClosed) || errors.Is(err, cache.ErrNotFound) {
-			return err
-		}
+		return fmt.Errorf("disk: update meta: the object was replaced or removed: %w", cache.ErrNotFound)
+	}
+	if err := os.Rename(tmp, s.headPath(slot)); err != nil {
+		st.Unlock()
+		os.Remove(tmp)
 		return fmt.Errorf("disk: update meta: %w", err)
 	}
-	s.bytes += int64(len(b)) - e.headBytes
-	e.headBytes = int64(len(b))
-	e.meta = h.meta
-	bodies := s.evictLocked(s.opts.MaxBytes)
+	s.mu.Lock()
+	// Only an eviction, which removes the head file under this stripe later, can have
+	// dropped the entry since the check.
+	if s.index[slot] == e {
+		s.bytes += int64(len(b)) - e.headBytes
+		e.headBytes = int64(len(b))
+		e.meta = h.meta
+	}
+	victims := s.evictLocked(s.opts.MaxBytes)
 	s.mu.Unlock()
-	s.removeAll(bodies)
+	st.Unlock()
+	s.removeVictims(victims)
 	if err := s.syncDir(s.leafDir(slot)); err != nil {
 		return fmt.Errorf("disk: update meta: %w", err)
 	}
 	return nil
 }
 
+// sameResponse reports whether update may replace the head stored: it keeps the stored
+// ETag (compared weakly, RFC 9110 §8.8.3.2) and Content-Length, where the stored head
+// has them.
+func sameResponse(stored, update *cache.Meta) bool {
+	for _, name := range [...]string{"ETag", "Content-Length"} {
+		want, ok := stored.Response.Header.Lookup(name)
+		if !ok {
+			continue
+		}
+		got := update.Response.Header.Get(name)
+		if name == "ETag" {
+			want, got = strings.TrimPrefix(want, "W/"), strings.TrimPrefix(got, "W/")
+		}
+		if got != want {
+			return false
+		}
+	}
+	return true
+}
+
 // Purge removes the object under key and reports whether there was one. A reader that
 // holds the object keeps reading it.
 func (s *Store) Purge(key string) (bool, error) {
-	slot := s.hash(key)
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
-		return false, ErrClosed
+	if err := s.begin(); err != nil {
+		return false, err
 	}
+	defer s.ops.RUnlock()
+	slot := s.hash(key)
+	st := s.stripe(slot)
+	st.Lock()
+	s.mu.Lock()
 	e := s.index[slot]
 	if e == nil || e.key != key {
 		s.mu.Unlock()
+		st.Unlock()
 		return false, nil
 	}
 	s.dropLocked(slot, e)
-	err := os.Remove(s.headPath(slot))
 	s.mu.Unlock()
+	err := os.Remove(s.headPath(slot))
+	st.Unlock()
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return true, fmt.Errorf("disk: purge: %w", err)
 	}
-	s.removeAll([]string{s.bodyPath(slot, e.gen)})
+	s.removeAll(s.bodyPath(slot, e.gen))
 	if err := s.syncDir(s.leafDir(slot)); err != nil {
 		return true, fmt.Errorf("disk: purge: %w", err)
 	}
@@ -337,11 +376,11 @@ func (s *Store) dropLocked(slot uint64, e *entry) {
 	s.bytes -= e.bytes()
 }
 
-// evictLocked evicts objects until the store holds at most limit bytes, removing their
-// head files, and returns their bodies for the caller to remove after unlocking. s.mu
-// is held.
-func (s *Store) evictLocked(limit int64) []string {
-	var bodies []string
+// evictLocked takes objects out of the index until it holds at most limit bytes and
+// returns them; the caller removes their files with removeVictims after unlocking.
+// s.mu is held.
+func (s *Store) evictLocked(limit int64) []victim {
+	var out []victim
 	for s.bytes > limit {
 		slot, ok := s.policy.victim()
 		if !ok {
@@ -353,51 +392,37 @@ func (s *Store) evictLocked(limit int64) []string {
 			continue
 		}
 		s.dropLocked(slot, e)
-		if err := os.Remove(s.headPath(slot)); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			s.log.Warn("disk: evict", "dir", s.dir, "error", err)
-		}
-		bodies = append(bodies, s.bodyPath(slot, e.gen))
+		out = append(out, victim{slot, e.gen})
 		s.evictions.Add(1)
 	}
-	return bodies
+	return out
+}
+
+// removeVictims removes evicted objects' files. A head file is removed under its stripe
+// and only while its slot is still empty: a commit that took the slot since the
+// eviction has renamed its own head over the evicted one.
+func (s *Store) removeVictims(victims []victim) {
+	for _, v := range victims {
+		st := s.stripe(v.slot)
+		st.Lock()
+		s.mu.Lock()
+		_, taken := s.index[v.slot]
+		s.mu.Unlock()
+		if !taken {
+			s.removeAll(s.headPath(v.slot))
+		}
+		st.Unlock()
+		s.removeAll(s.bodyPath(v.slot, v.gen))
+	}
 }
 
 // removeAll removes files no index entry names any more.
-func (s *Store) removeAll(names []string) {
+func (s *Store) removeAll(names ...string) {
 	for _, name := range names {
 		if err := os.Remove(name); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			s.log.Warn("disk: remove", "file", name, "error", err)
 		}
 	}
-}
-
-// ensureLeaf creates slot's leaf directory if it is not known to exist.
-func (s *Store) ensureLeaf(slot uint64) error {
-	p := leafPrefix(slot)
-	s.mu.Lock()
-	known, closed := s.leaves[p], s.closed
-	s.mu.Unlock()
-	if closed {
-		return ErrClosed
-	}
-	if known {
-		return nil
-	}
-	leaf := s.leafDir(slot)
-	if err := os.MkdirAll(leaf, dirPerm); err != nil {
-		return fmt.Errorf("disk: create: %w", err)
-	}
-	parent := leaf[:len(leaf)-3]
-	if err := s.syncDir(parent); err != nil {
-		return fmt.Errorf("disk: create: %w", err)
-	}
-	if err := s.syncDir(s.dir); err != nil {
-		return fmt.Errorf("disk: create: %w", err)
-	}
-	s.mu.Lock()
-	s.leaves[p] = true
-	s.mu.Unlock()
-	return nil
 }
 
 // object is a committed object read from its body file.
@@ -426,145 +451,4 @@ func (o *object) ReadAt(p []byte, off int64) (int, error) {
 		return n, err
 	}
 	return o.f.ReadAt(p, off)
-}
-
-// writer writes one object's body to a temporary file; see Store.Create.
-type writer struct {
-	s    *Store
-	key  string
-	slot uint64
-	gen  uint64
-	meta *cache.Meta
-	f    *os.File
-	tmp  string
-	n    int64
-	crc  uint32
-	done bool  // Commit or Abort ran
-	err  error // a failed Write; Commit returns it
-}
-
-func (w *writer) Write(p []byte) (int, error) {
-	if w.done {
-		return 0, errors.New("disk: write after Commit or Abort")
-	}
-	if w.err != nil {
-		return 0, w.err
-	}
-	if w.n+int64(len(p)) > w.s.opts.MaxObjectBytes {
-		w.Abort()
-		return 0, fmt.Errorf("disk: body over %d bytes: %w", w.s.opts.MaxObjectBytes, cache.ErrTooLarge)
-	}
-	n, err := w.f.Write(p)
-	w.crc = crc32.Update(w.crc, w.s.crc, p[:n])
-	w.n += int64(n)
-	if err != nil {
-		w.err = fmt.Errorf("disk: write: %w", err)
-		return n, w.err
-	}
-	return n, nil
-}
-
-func (w *writer) Abort() {
-	if w.done {
-		return
-	}
-	w.done = true
-	w.f.Close()
-	os.Remove(w.tmp)
-}
-
-func (w *writer) Commit() error {
-	if w.done {
-		return errors.New("disk: Commit after Commit or Abort")
-	}
-	if w.err != nil {
-		w.Abort()
-		return w.err
-	}
-	w.done = true
-	if err := w.commit(); err != nil {
-		return fmt.Errorf("disk: commit: %w", err)
-	}
-	return nil
-}
-
-func (w *writer) commit() error {
-	s := w.s
-	var err error
-	if !s.opts.NoSync {
-		err = w.f.Sync()
-	}
-	if cerr := w.f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		os.Remove(w.tmp)
-		return err
-	}
-	body := s.bodyPath(w.slot, w.gen)
-	if err := os.Rename(w.tmp, body); err != nil {
-		os.Remove(w.tmp)
-		return err
-	}
-	// The body's name must be durable before a head names it: after a power loss a
-	// head whose body is missing would cost the object it replaced.
-	if err := s.syncDir(s.leafDir(w.slot)); err != nil {
-		os.Remove(body)
-		return err
-	}
-	w.meta.Size = w.n
-	b, err := s.encodeHead(&head{key: w.key, gen: w.gen, bodySize: w.n, bodyCRC: w.crc, meta: w.meta})
-	if err == nil {
-		err = s.writeFile(s.headTmpPath(w.slot, w.gen), b)
-	}
-	if err != nil {
-		os.Remove(body)
-		return err
-	}
-	e := &entry{key: w.key, gen: w.gen, bodySize: w.n, bodyCRC: w.crc, headBytes: int64(len(b)), meta: w.meta}
-
-	s.mu.Lock()
-	if err := s.admitLocked(e); err != nil {
-		s.mu.Unlock()
-		os.Remove(s.headTmpPath(w.slot, w.gen))
-		os.Remove(body)
-		return err
-	}
-	old := s.index[w.slot]
-	var bodies []string
-	if old != nil {
-		s.dropLocked(w.slot, old)
-		bodies = append(bodies, s.bodyPath(w.slot, old.gen))
-	}
-	bodies = append(bodies, s.evictLocked(s.opts.MaxBytes-e.bytes())...)
-	err = os.Rename(s.headTmpPath(w.slot, w.gen), s.headPath(w.slot))
-	if err == nil {
-		s.index[w.slot] = e
-		s.policy.add(w.slot, e.bytes())
-		s.bytes += e.bytes()
-	} else {
-		// The old head file, if any, is still in place but its object is no longer
-		// indexed: remove it so a restart does not bring it back.
-		os.Remove(s.headPath(w.slot))
-	}
-	s.mu.Unlock()
-	s.removeAll(bodies)
-	if err != nil {
-		os.Remove(s.headTmpPath(w.slot, w.gen))
-		os.Remove(body)
-		return err
-	}
-	return s.syncDir(s.leafDir(w.slot))
-}
-
-// admitLocked checks that e may be committed: the store is open and e fits in it. s.mu
-// is held.
-func (s *Store) admitLocked(e *entry) error {
-	if s.closed {
-		return ErrClosed
-	}
-	if e.bytes() > s.opts.MaxBytes {
-		return fmt.Errorf("object of %d bytes over the store's %d: %w", e.bytes(), s.opts.MaxBytes, cache.ErrTooLarge)
-	}
-	return nil
 }
