@@ -453,7 +453,7 @@ func (c *conn[C]) staleOnError(ctx contextT, ex *exchange[C], cc C, e *Error) bo
 		return false
 	}
 	allowed := judge(cs.c.Policy(), &sess.req, cs.obj.Meta(), sess.clock()).staleOnErr
-	if !c.svc.app.ShouldServeStale(ctx, sess, cc, e, allowed) {
+	if !c.svc.app.ShouldServeStale(ctx, sess, cc, cs.obj.Meta(), e, allowed) {
 		return false
 	}
 	if cs.fill != nil {

@@ -110,11 +110,11 @@ type ProxyHTTP[C any] interface {
 	// Default: RFC 9111 §3 for a shared cache ([cache.Storable]).
 	ResponseCacheFilter(ctx context.Context, s *Session, c C, resp *message.ResponseHeader) (CacheDecision, error)
 
-	// ShouldServeStale reports whether a stale stored response answers the request
-	// when its validation or refetch failed with err (the peer unreachable, or a 5xx
-	// in err's Status). Default: as the stored response's and the request's
-	// stale-if-error allow (RFC 5861 §4).
-	ShouldServeStale(ctx context.Context, s *Session, c C, err *Error, allowed bool) bool
+	// ShouldServeStale reports whether the stale stored response meta answers the
+	// request when its validation or refetch failed with err (the peer unreachable, or
+	// a 500, 502, 503 or 504 in err's Status); allowed tells what the response's and
+	// the request's stale-if-error allow (RFC 5861 §4). Default: allowed.
+	ShouldServeStale(ctx context.Context, s *Session, c C, meta *cache.Meta, err *Error, allowed bool) bool
 
 	// ProxyUpstreamFilter runs before UpstreamPeer and decides whether to proxy at all.
 	// Returning [Handled] stops the request: the phase should have written a response;
@@ -245,7 +245,7 @@ func (Phases[C]) ResponseCacheFilter(_ context.Context, s *Session, _ C, resp *m
 }
 
 // ShouldServeStale returns allowed: what stale-if-error allows.
-func (Phases[C]) ShouldServeStale(_ context.Context, _ *Session, _ C, _ *Error, allowed bool) bool {
+func (Phases[C]) ShouldServeStale(_ context.Context, _ *Session, _ C, _ *cache.Meta, _ *Error, allowed bool) bool {
 	return allowed
 }
 

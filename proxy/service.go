@@ -206,7 +206,7 @@ type Service[C any] struct {
 	listeners []net.Listener
 	conns     map[*conn[C]]struct{}
 	refreshes map[*conn[C]]struct{} // the background refreshes of the cache (cache_refresh.go)
-	closing   atomic.Bool // no new requests: shutting down or closed
+	closing   atomic.Bool           // no new requests: shutting down or closed
 	// streamsClosing is set by CloseStreams during a shutdown: long-lived streams are
 	// ended as they open.
 	streamsClosing atomic.Bool
