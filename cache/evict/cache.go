@@ -143,19 +143,23 @@ func (c *Cache[K, V]) Set(key K, value V, weight int64) bool {
 	t := c.table.Load()
 	if at, _ := t.find(h, key); at >= 0 {
 		old := t.slots[at].Load()
+		inQueue := old.queue
+		c.unlink(old)
 		if weight > c.capacity {
-			c.unlink(old)
 			t.removeAt(at)
 			c.notify(old, Removed)
 			return false
 		}
-		e := &entry[K, V]{key: key, value: value, hash: h, weight: weight, queue: old.queue}
+		// The new entry is visible at once; it joins its queue after the room it needs is
+		// made, so that making room cannot evict it.
+		e := &entry[K, V]{key: key, value: value, hash: h, weight: weight, queue: inQueue}
 		e.freq.Store(old.freq.Load())
-		c.queue(old).replace(old, e)
 		t.slots[at].Store(e)
-		c.weight.Add(weight - old.weight)
 		c.notify(old, Replaced)
-		c.evictWhile(0)
+		c.evictWhile(weight)
+		c.queue(e).pushBack(e)
+		c.weight.Add(weight)
+		c.len.Add(1)
 		return true
 	}
 	if weight > c.capacity {
@@ -203,11 +207,17 @@ func (c *Cache[K, V]) Remove(key K) bool {
 	return true
 }
 
+// sketchWordsPerEntry is how many 64-bit words (16 counters each) the sketch keeps per
+// entry. Four (32 bytes an entry) keep collisions rare enough that the estimates rank keys
+// well; one word an entry, as W-TinyLFU usually has, measured about one point of hit
+// ratio lower on the Zipf traces of the tests.
+const sketchWordsPerEntry = 4
+
 // sketchForWrite returns the sketch after growing it to the number of entries and
 // halving its counters if the sample is complete. c.mu must be held.
 func (c *Cache[K, V]) sketchForWrite() *sketch {
 	sk := c.sketch.Load()
-	if n := int(c.len.Load()); n > len(sk.table) {
+	if n := sketchWordsPerEntry * int(c.len.Load()); n > len(sk.table) {
 		for n > len(sk.table) {
 			sk = sk.grown()
 		}

@@ -73,7 +73,14 @@ func ratioOtter(t testing.TB, tr []uint64, capacity int) float64 {
 	return float64(hits) / float64(len(tr))
 }
 
+// TestHitRatio replays each trace through a Cache and through otter's W-TinyLFU cache of
+// the same capacity, and fails if ours hits less often. Under -short the traces have 200k
+// requests instead of 1M; under -race it is skipped, as it runs in one goroutine and the
+// race detector makes it slow.
 func TestHitRatio(t *testing.T) {
+	if raceEnabled {
+		t.Skip("single-goroutine replay; slow under the race detector")
+	}
 	for _, ht := range hitTraces(testing.Short()) {
 		t.Run(ht.name, func(t *testing.T) {
 			tr := ht.trace()

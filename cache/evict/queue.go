@@ -70,23 +70,6 @@ func (q *fifo[K, V]) remove(e *entry[K, V]) {
 	q.len--
 }
 
-// replace puts n where o is in the queue.
-func (q *fifo[K, V]) replace(o, n *entry[K, V]) {
-	n.prev, n.next = o.prev, o.next
-	if o.prev != nil {
-		o.prev.next = n
-	} else {
-		q.head = n
-	}
-	if o.next != nil {
-		o.next.prev = n
-	} else {
-		q.tail = n
-	}
-	o.prev, o.next = nil, nil
-	q.weight += n.weight - o.weight
-}
-
 // ghost remembers the hashes of keys recently evicted from the small queue, up to a total
 // weight and a number of items (the cache's entry count, as S3-FIFO sizes it): a key that comes back while remembered skips the small queue. A hash that
 // collides with another key's only sends that key to the main queue early, so hashes

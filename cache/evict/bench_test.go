@@ -1,0 +1,106 @@
+package evict
+
+import (
+	"strconv"
+	"sync/atomic"
+	"testing"
+
+	"github.com/maypok86/otter/v2"
+)
+
+const (
+	benchKeys  = 1 << 16
+	benchTrace = 1 << 20
+)
+
+// benchData returns benchKeys string keys and a Zipf (alpha 1.0) trace of indexes into
+// them.
+func benchData() ([]string, []uint64) {
+	keys := make([]string, benchKeys)
+	for i := range keys {
+		keys[i] = "https://example.com/objects/" + strconv.Itoa(i) + "?v=1"
+	}
+	return keys, zipfTrace(1, benchTrace, benchKeys, 1.0)
+}
+
+// BenchmarkGetParallel measures concurrent reads of a full cache holding every key (so
+// every Get hits), ours against otter's, with string keys drawn from a Zipf trace.
+func BenchmarkGetParallel(b *testing.B) {
+	keys, tr := benchData()
+	b.Run("evict", func(b *testing.B) {
+		c, err := New(Options[string, int]{Capacity: benchKeys})
+		if err != nil {
+			b.Fatal(err)
+		}
+		for i, k := range keys {
+			c.Set(k, i, 1)
+		}
+		if c.Len() != benchKeys {
+			b.Fatalf("Len %d, want %d", c.Len(), benchKeys)
+		}
+		var start atomic.Uint64
+		b.ReportAllocs()
+		b.ResetTimer()
+		b.RunParallel(func(pb *testing.PB) {
+			i := start.Add(benchTrace / 7)
+			for pb.Next() {
+				c.Get(keys[tr[i%benchTrace]])
+				i++
+			}
+		})
+	})
+	b.Run("otter", func(b *testing.B) {
+		c := otter.Must(&otter.Options[string, int]{MaximumSize: benchKeys})
+		for i, k := range keys {
+			c.Set(k, i)
+		}
+		c.CleanUp()
+		var start atomic.Uint64
+		b.ReportAllocs()
+		b.ResetTimer()
+		b.RunParallel(func(pb *testing.PB) {
+			i := start.Add(benchTrace / 7)
+			for pb.Next() {
+				c.GetIfPresent(keys[tr[i%benchTrace]])
+				i++
+			}
+		})
+	})
+}
+
+// BenchmarkGet measures one goroutine's hits.
+func BenchmarkGet(b *testing.B) {
+	keys, tr := benchData()
+	c, err := New(Options[string, int]{Capacity: benchKeys})
+	if err != nil {
+		b.Fatal(err)
+	}
+	for i, k := range keys {
+		c.Set(k, i, 1)
+	}
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		c.Get(keys[tr[i%benchTrace]])
+		i++
+	}
+}
+
+// BenchmarkSet measures a cache-aside client's misses: Get, then Set, over a Zipf trace
+// with a cache holding a tenth of the keys.
+func BenchmarkSet(b *testing.B) {
+	keys, tr := benchData()
+	c, err := New(Options[string, int]{Capacity: benchKeys / 10})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		k := keys[tr[i%benchTrace]]
+		if _, ok := c.Get(k); !ok {
+			c.Set(k, i, 1)
+		}
+		i++
+	}
+}
