@@ -89,7 +89,7 @@ func New[K comparable, V any](o Options[K, V]) (*Cache[K, V], error) {
 	c := &Cache[K, V]{
 		seed:     maphash.MakeSeed(),
 		capacity: o.Capacity,
-		smallCap: max(1, o.Capacity*smallPercent/100),
+		smallCap: max(1, o.Capacity/100*smallPercent+o.Capacity%100*smallPercent/100),
 		onEvict:  o.OnEvict,
 		ghost:    newGhost(o.Capacity),
 	}
