@@ -48,7 +48,7 @@ type Stats struct {
 // allocates nothing; the writes (Commit, UpdateMeta, Purge) are serialised.
 type Store struct {
 	maxObject int64
-	objects             *evict.Cache[string, *object]
+	objects   *evict.Cache[string, *object]
 
 	// wmu serialises the writes, so that UpdateMeta's read-copy-write of an object is
 	// not interleaved with a Commit or a Purge of its key.
