@@ -89,7 +89,7 @@ func New[K comparable, V any](o Options[K, V]) (*Cache[K, V], error) {
 	c := &Cache[K, V]{
 		seed:     maphash.MakeSeed(),
 		capacity: o.Capacity,
-		smallCap: max(1, o.Capacity*smallPercent/100),
+		smallCap: max(1, o.Capacity/100*smallPercent+o.Capacity%100*smallPercent/100),
 		onEvict:  o.OnEvict,
 		ghost:    newGhost(o.Capacity),
 	}
@@ -142,7 +142,7 @@ func (c *Cache[K, V]) Set(key K, value V, weight int64) bool {
 
 	t := c.table.Load()
 	if at, _ := t.find(h, key); at >= 0 {
-		old := t.slots[at].Load()
+		old := t.entryAt(at)
 		inQueue := old.queue
 		c.unlink(old)
 		if weight > c.capacity {
@@ -154,7 +154,7 @@ func (c *Cache[K, V]) Set(key K, value V, weight int64) bool {
 		// made, so that making room cannot evict it.
 		e := &entry[K, V]{key: key, value: value, hash: h, weight: weight, queue: inQueue}
 		e.freq.Store(old.freq.Load())
-		t.slots[at].Store(e)
+		t.replaceAt(at, e)
 		c.notify(old, Replaced)
 		c.evictWhile(weight)
 		c.queue(e).pushBack(e)
@@ -200,7 +200,7 @@ func (c *Cache[K, V]) Remove(key K) bool {
 	if at < 0 {
 		return false
 	}
-	e := t.slots[at].Load()
+	e := t.entryAt(at)
 	c.unlink(e)
 	t.removeAt(at)
 	c.notify(e, Removed)

@@ -3,10 +3,12 @@ package evict
 import (
 	"errors"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"strconv"
 	"sync"
 	"testing"
+	"time"
 )
 
 // check verifies the cache's bookkeeping: queues, table and totals agree, and the weight
@@ -57,6 +59,40 @@ func TestNewValidates(t *testing.T) {
 		if !errors.Is(err, ErrCapacity) {
 			t.Errorf("Capacity %d: error %v, want ErrCapacity", capacity, err)
 		}
+	}
+	for _, tc := range []struct{ capacity, small int64 }{{1, 1}, {9, 1}, {100, 10}, {105, 10}, {math.MaxInt64, math.MaxInt64 / 10}} {
+		c, err := New(Options[string, int]{Capacity: tc.capacity})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.smallCap != tc.small {
+			t.Errorf("Capacity %d: small queue %d, want %d", tc.capacity, c.smallCap, tc.small)
+		}
+	}
+}
+
+// TestGetTakesNoLock reads while another goroutine holds the write lock.
+func TestGetTakesNoLock(t *testing.T) {
+	c, err := New(Options[string, int]{Capacity: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Set("a", 1, 1)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	done := make(chan int)
+	go func() {
+		v, _ := c.Get("a")
+		c.Get("absent")
+		done <- v
+	}()
+	select {
+	case v := <-done:
+		if v != 1 {
+			t.Fatalf("Get = %d, want 1", v)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Get waited for the write lock")
 	}
 }
 

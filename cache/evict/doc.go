@@ -21,13 +21,14 @@
 // # Costs
 //
 // [Cache.Get] takes no lock and allocates nothing: it probes an open-addressing hash
-// table of atomic pointers (replaced whole, and atomically, when a writer resizes it),
+// table of atomic pointers and hashes (replaced whole, and atomically, when a writer
+// resizes it),
 // compares the key whole, and raises the entry's counter and the sketch's counters with
 // compare-and-swap, skipping counters that are already at their cap, so the hottest keys
 // cost their readers no writes to shared memory. [Cache.Set] and [Cache.Remove] take one
 // mutex. Beyond its entries the cache keeps about 32 bytes of sketch per entry, a ghost
-// queue of at most as many hashes as entries, and a table of two to four 8-byte slots per
-// entry.
+// queue of at most as many hashes as entries, and a table of two to four 16-byte slots
+// (pointer and hash) per entry.
 //
 // # When not to use it
 //

@@ -16,14 +16,16 @@ const maxFreq = 3
 // entry is published in the table, so readers use them without a lock; a Set of an
 // existing key publishes a new entry. freq is changed by readers atomically. The rest
 // belongs to the writer holding the cache's mutex.
+//
+// The fields are ordered so that, with a string key and a pointer value, an entry is 64
+// bytes: one cache line, since the allocator aligns objects of that size class to it.
 type entry[K comparable, V any] struct {
-	key    K
-	value  V
-	hash   uint64
-	weight int64
-	freq   atomic.Uint32
-
+	key        K
+	value      V
+	hash       uint64
+	weight     int64
 	prev, next *entry[K, V]
+	freq       atomic.Uint32
 	queue      uint8
 }
 

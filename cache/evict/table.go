@@ -5,8 +5,9 @@ import "sync/atomic"
 // minTableSlots is the smallest hash table.
 const minTableSlots = 16
 
-// table is an open-addressing hash table with linear probing whose slots are atomic
-// pointers to entries. Readers probe it without a lock; one writer at a time (holding
+// table is an open-addressing hash table with linear probing whose slots hold an atomic
+// pointer to an entry and, beside it, the entry's hash, so that a probe passes over other
+// keys' slots without loading their entries. Readers probe it without a lock; one writer at a time (holding
 // the cache's mutex) changes it. A removed entry leaves a tombstone so that probes for
 // keys placed after it still find them; when live entries and tombstones fill three
 // quarters of the slots, the writer builds a new table and publishes it with one atomic
@@ -15,12 +16,20 @@ const minTableSlots = 16
 //
 // Every table keeps at least one nil slot, so a probe always ends.
 type table[K comparable, V any] struct {
-	slots []atomic.Pointer[entry[K, V]]
+	slots []slot[K, V]
 	mask  uint64
 	// tomb marks a slot whose entry was removed. Each table has its own.
 	tomb *entry[K, V]
 	// live and used (live plus tombstones) are changed only by the writer.
 	live, used int
+}
+
+// slot is one table position. A writer stores hash before e, and a reader loads e before
+// hash, so a reader that sees an entry sees its hash or a later one; a stale hash only
+// makes it compare the entry's key, which it does anyway.
+type slot[K comparable, V any] struct {
+	hash atomic.Uint64
+	e    atomic.Pointer[entry[K, V]]
 }
 
 func newTable[K comparable, V any](slots int) *table[K, V] {
@@ -29,7 +38,7 @@ func newTable[K comparable, V any](slots int) *table[K, V] {
 		n <<= 1
 	}
 	return &table[K, V]{
-		slots: make([]atomic.Pointer[entry[K, V]], n),
+		slots: make([]slot[K, V], n),
 		mask:  uint64(n - 1),
 		tomb:  new(entry[K, V]),
 	}
@@ -38,11 +47,12 @@ func newTable[K comparable, V any](slots int) *table[K, V] {
 // get returns the entry for key, or nil. It is safe for concurrent use with one writer.
 func (t *table[K, V]) get(h uint64, key K) *entry[K, V] {
 	for i := h & t.mask; ; i = (i + 1) & t.mask {
-		e := t.slots[i].Load()
+		s := &t.slots[i]
+		e := s.e.Load()
 		if e == nil {
 			return nil
 		}
-		if e.hash == h && e != t.tomb && e.key == key {
+		if s.hash.Load() == h && e != t.tomb && e.key == key {
 			return e
 		}
 	}
@@ -53,7 +63,7 @@ func (t *table[K, V]) get(h uint64, key K) *entry[K, V] {
 func (t *table[K, V]) find(h uint64, key K) (at int, free int) {
 	free = -1
 	for i := h & t.mask; ; i = (i + 1) & t.mask {
-		e := t.slots[i].Load()
+		e := t.slots[i].e.Load()
 		if e == nil {
 			if free < 0 {
 				free = int(i)
@@ -80,17 +90,25 @@ func (t *table[K, V]) full() bool {
 
 // insertAt stores e in the free slot i returned by find. Writer only.
 func (t *table[K, V]) insertAt(i int, e *entry[K, V]) {
-	if t.slots[i].Load() == nil {
+	s := &t.slots[i]
+	if s.e.Load() == nil {
 		t.used++
 	}
 	t.live++
-	t.slots[i].Store(e)
+	s.hash.Store(e.hash)
+	s.e.Store(e)
 }
+
+// entryAt returns the entry in slot i. Writer only.
+func (t *table[K, V]) entryAt(i int) *entry[K, V] { return t.slots[i].e.Load() }
+
+// replaceAt puts e, whose key is the one in slot i, in slot i. Writer only.
+func (t *table[K, V]) replaceAt(i int, e *entry[K, V]) { t.slots[i].e.Store(e) }
 
 // removeAt leaves a tombstone in slot i. Writer only.
 func (t *table[K, V]) removeAt(i int) {
 	t.live--
-	t.slots[i].Store(t.tomb)
+	t.slots[i].e.Store(t.tomb)
 }
 
 // rebuilt returns a new table holding t's live entries, sized for about twice as many.
@@ -98,13 +116,14 @@ func (t *table[K, V]) removeAt(i int) {
 func (t *table[K, V]) rebuilt(live int) *table[K, V] {
 	nt := newTable[K, V](max(live, 1) * 2)
 	for i := range t.slots {
-		e := t.slots[i].Load()
+		e := t.slots[i].e.Load()
 		if e == nil || e == t.tomb {
 			continue
 		}
 		for j := e.hash & nt.mask; ; j = (j + 1) & nt.mask {
-			if nt.slots[j].Load() == nil {
-				nt.slots[j].Store(e)
+			if s := &nt.slots[j]; s.e.Load() == nil {
+				s.hash.Store(e.hash)
+				s.e.Store(e)
 				break
 			}
 		}

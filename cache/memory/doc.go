@@ -4,7 +4,7 @@
 // A [Store] accounts each object at what it costs the heap: its body (the allocation,
 // not only its length), its head (deep-copied into one allocation, plus the field
 // slice), its key, and a fixed overhead for the object, its Meta and its share of the
-// eviction policy's bookkeeping (about 500 bytes in all). Objects are evicted by
+// eviction policy's bookkeeping (424 bytes). Objects are evicted by
 // cache/evict (S3-FIFO with TinyLFU admission) to keep the total within
 // Options.MaxBytes, so a store's heap stays close to that bound whatever the objects'
 // sizes.

@@ -49,13 +49,17 @@ func (o *object) Close() error { return nil }
 
 // Fixed costs of an object, in bytes, beyond its body, key and head strings:
 //   - the object and its Meta;
-//   - the eviction policy's entry (key, value, hash, weight, counter, links: 80 bytes
-//     with the allocator's rounding), its table slots (at most four pointers: 32), its
-//     sketch counters (four to eight words: 64) and a ghost queue item with its map
+//   - the eviction policy's entry (key, value, hash, weight, links, counter: 64 bytes),
+//     its table slots (at most four of 16 bytes: 64),
+//     its sketch counters (four to eight words: 64) and a ghost queue item with its map
 //     entry (at most 72 while both have spare room after growing).
 const (
-	policyOverhead = 80 + 32 + 64 + 72
-	fixedOverhead  = int64(unsafe.Sizeof(object{})+unsafe.Sizeof(cache.Meta{})) + policyOverhead
+	// objectBytes and metaBytes are the allocator's size classes for an object (40
+	// bytes) and a cache.Meta (112 bytes); TestSizeClasses checks that they still fit.
+	objectBytes    = 48
+	metaBytes      = 112
+	policyOverhead = 64 + 64 + 64 + 72
+	fixedOverhead  = objectBytes + metaBytes + policyOverhead
 	fieldSize      = int64(unsafe.Sizeof(message.Field{}))
 )
 

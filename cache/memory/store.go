@@ -47,8 +47,8 @@ type Stats struct {
 // evicts with cache/evict. It is safe for concurrent use: Lookup takes no lock and
 // allocates nothing; the writes (Commit, UpdateMeta, Purge) are serialised.
 type Store struct {
-	maxBytes, maxObject int64
-	objects             *evict.Cache[string, *object]
+	maxObject int64
+	objects   *evict.Cache[string, *object]
 
 	// wmu serialises the writes, so that UpdateMeta's read-copy-write of an object is
 	// not interleaved with a Commit or a Purge of its key.
@@ -71,7 +71,7 @@ func New(o Options) (*Store, error) {
 	if o.MaxObjectBytes == 0 {
 		o.MaxObjectBytes = o.MaxBytes / 8
 	}
-	s := &Store{maxBytes: o.MaxBytes, maxObject: o.MaxObjectBytes}
+	s := &Store{maxObject: o.MaxObjectBytes}
 	c, err := evict.New(evict.Options[string, *object]{
 		Capacity: o.MaxBytes,
 		OnEvict: func(_ string, _ *object, cause evict.Cause) {
@@ -133,6 +133,7 @@ func (s *Store) UpdateMeta(key string, meta *cache.Meta) error {
 	}
 	m, headBytes := compactMeta(meta)
 	m.Size = int64(len(old.body))
+	key = strings.Clone(key) // the new entry keeps it
 	o := &object{meta: m, body: old.body, weight: weigh(key, m, headBytes, old.body)}
 	if !s.objects.Set(key, o, o.weight) {
 		s.rejections.Add(1)

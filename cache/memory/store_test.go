@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/gotthard-proxy/gotthard/cache"
 )
@@ -271,7 +272,7 @@ func TestStats(t *testing.T) {
 		if _, err := s.Lookup("k" + strconv.Itoa(i)); err == nil {
 			found++
 			if i < 10 {
-				t.Errorf("k%d, committed once, displaced no more popular object", i)
+				t.Errorf("k%d, committed once, outlived keys committed twice", i)
 			}
 		}
 	}
@@ -290,6 +291,15 @@ func TestWeight(t *testing.T) {
 	min := int64(len(body)) + int64(len("https://example.com/big")) + int64(len("Content-Typetext/htmlCache-Controlpublic, max-age=3600")) + fixedOverhead
 	if w < min || w > min+8192+512 {
 		t.Fatalf("weight %d, want %d plus rounding", w, min)
+	}
+}
+
+func TestSizeClasses(t *testing.T) {
+	if n := unsafe.Sizeof(object{}); n > objectBytes {
+		t.Errorf("object is %d bytes, objectBytes %d", n, objectBytes)
+	}
+	if n := unsafe.Sizeof(cache.Meta{}); n > metaBytes {
+		t.Errorf("cache.Meta is %d bytes, metaBytes %d", n, metaBytes)
 	}
 }
 
