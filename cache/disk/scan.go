@@ -69,13 +69,13 @@ func (s *Store) scan() error {
 		}
 		return 0
 	})
+	var victims []victim
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	for _, f := range found {
-		s.index[f.slot] = f.e
-		s.policy.add(f.slot, f.e.bytes())
-		s.bytes += f.e.bytes()
+		victims = append(victims, s.addLocked(f.slot, f.e)...)
 	}
+	s.mu.Unlock()
+	s.removeVictims(victims) // (over MaxBytes: the store was reopened with a smaller one)
 	return nil
 }
 

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"github.com/gotthard-proxy/gotthard/cache/evict"
 	"hash/crc32"
 	"io"
 	"io/fs"
@@ -56,6 +57,10 @@ type Stats struct {
 	Hits, Misses int64
 	// Evictions counts objects removed to stay within MaxBytes.
 	Evictions int64
+	// Rejections counts commits the eviction policy did not admit (its TinyLFU found
+	// the new object less likely to be asked for than those it would displace): their
+	// files are removed at once.
+	Rejections int64
 	// Discarded counts the files Open removed: leftovers of interrupted writes, bodies
 	// no head names, and objects whose head, length or checksum did not verify.
 	Discarded int64
@@ -76,6 +81,7 @@ type Store struct {
 	gen                  atomic.Uint64 // the last generation handed out
 	hits, misses         atomic.Int64
 	evictions, discarded atomic.Int64
+	rejections           atomic.Int64
 	closed               atomic.Bool
 
 	// ops is held shared by each operation that changes files, and exclusively by
@@ -88,11 +94,12 @@ type Store struct {
 
 	// mu guards the fields below. It is held for work in memory only, never across a
 	// system call, so a lookup never waits for the disk.
-	mu     sync.Mutex
-	index  map[uint64]*entry
-	policy policy
-	bytes  int64
-	leaves map[uint16]bool // leaf directories known to exist
+	mu      sync.Mutex
+	index   map[uint64]*entry
+	ev      *evict.Cache[uint64, *entry] // the eviction policy; its OnEvict (onEvict) runs under mu
+	evicted []victim                     // what the last calls of ev evicted (onEvict), for the caller to remove
+	bytes   int64
+	leaves  map[uint16]bool // leaf directories known to exist
 }
 
 // entry is the index's record of one committed object.
@@ -141,9 +148,13 @@ func Open(dir string, opts Options) (*Store, error) {
 		crc:    crc32.MakeTable(crc32.Castagnoli),
 		log:    opts.Logger,
 		index:  make(map[uint64]*entry),
-		policy: newLRU(),
 		leaves: make(map[uint16]bool),
 	}
+	ev, err := evict.New(evict.Options[uint64, *entry]{Capacity: opts.MaxBytes, OnEvict: s.onEvict})
+	if err != nil {
+		return nil, fmt.Errorf("disk: Options.MaxBytes: %w", err)
+	}
+	s.ev = ev
 	if s.hash == nil {
 		s.hash = sha256Slot
 	}
@@ -162,10 +173,6 @@ func Open(dir string, opts Options) (*Store, error) {
 		unlock()
 		return nil, err
 	}
-	s.mu.Lock()
-	victims := s.evictLocked(s.opts.MaxBytes)
-	s.mu.Unlock()
-	s.removeVictims(victims)
 	return s, nil
 }
 
@@ -206,6 +213,7 @@ func (s *Store) Stats() Stats {
 	st.Hits = s.hits.Load()
 	st.Misses = s.misses.Load()
 	st.Evictions = s.evictions.Load()
+	st.Rejections = s.rejections.Load()
 	st.Discarded = s.discarded.Load()
 	return st
 }
@@ -226,7 +234,7 @@ func (s *Store) Lookup(key string) (cache.Object, error) {
 			s.misses.Add(1)
 			return nil, cache.ErrNotFound
 		}
-		s.policy.hit(slot)
+		s.ev.Get(slot) // (counts the hit for the policy)
 		gen, size, meta := e.gen, e.bodySize, e.meta
 		s.mu.Unlock()
 
@@ -303,12 +311,14 @@ func (s *Store) UpdateMeta(key string, meta *cache.Meta) error {
 	s.mu.Lock()
 	// Only an eviction, which removes the head file under this stripe later, can have
 	// dropped the entry since the check.
+	var victims []victim
 	if s.index[slot] == e {
-		s.bytes += int64(len(b)) - e.headBytes
+		// The head's size is part of the object's weight: the policy gets it anew.
+		s.dropLocked(slot, e)
 		e.headBytes = int64(len(b))
 		e.meta = h.meta
+		victims = s.addLocked(slot, e)
 	}
-	victims := s.evictLocked(s.opts.MaxBytes)
 	s.mu.Unlock()
 	st.Unlock()
 	s.removeVictims(victims)
@@ -372,30 +382,41 @@ func (s *Store) Purge(key string) (bool, error) {
 // dropLocked takes e out of the index and the policy. s.mu is held.
 func (s *Store) dropLocked(slot uint64, e *entry) {
 	delete(s.index, slot)
-	s.policy.remove(slot)
+	s.ev.Remove(slot)
 	s.bytes -= e.bytes()
 }
 
-// evictLocked takes objects out of the index until it holds at most limit bytes and
-// returns them; the caller removes their files with removeVictims after unlocking.
-// s.mu is held.
-func (s *Store) evictLocked(limit int64) []victim {
-	var out []victim
-	for s.bytes > limit {
-		slot, ok := s.policy.victim()
-		if !ok {
-			break
-		}
-		e := s.index[slot]
-		if e == nil { // cannot happen: the policy and the index change together
-			s.policy.remove(slot)
-			continue
-		}
-		s.dropLocked(slot, e)
+// addLocked puts e into the index and the policy, and returns the objects whose files
+// are to be removed: those the policy evicted to make room, and e's own if the policy
+// does not admit it (its TinyLFU finds it less likely to be asked for than what it
+// would displace). s.mu is held.
+func (s *Store) addLocked(slot uint64, e *entry) []victim {
+	s.index[slot] = e
+	s.bytes += e.bytes()
+	admitted := s.ev.Set(slot, e, e.bytes())
+	out := s.evicted
+	s.evicted = nil
+	if !admitted {
+		delete(s.index, slot)
+		s.bytes -= e.bytes()
 		out = append(out, victim{slot, e.gen})
-		s.evictions.Add(1)
+		s.rejections.Add(1)
 	}
 	return out
+}
+
+// onEvict is the policy's OnEvict: an object it evicted leaves the index, and its files
+// are left for the caller of addLocked to remove. s.mu is held.
+func (s *Store) onEvict(slot uint64, e *entry, cause evict.Cause) {
+	if cause != evict.Evicted {
+		return // (removed or replaced by the store itself, which did the rest)
+	}
+	if s.index[slot] == e {
+		delete(s.index, slot)
+		s.bytes -= e.bytes()
+	}
+	s.evicted = append(s.evicted, victim{slot, e.gen})
+	s.evictions.Add(1)
 }
 
 // removeVictims removes evicted objects' files. A head file is removed under its stripe

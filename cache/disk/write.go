@@ -190,10 +190,7 @@ func (w *writer) commit() error {
 		s.dropLocked(w.slot, prev)
 		old = append(old, s.bodyPath(w.slot, prev.gen))
 	}
-	victims := s.evictLocked(s.opts.MaxBytes - e.bytes())
-	s.index[w.slot] = e
-	s.policy.add(w.slot, e.bytes())
-	s.bytes += e.bytes()
+	victims := s.addLocked(w.slot, e)
 	s.mu.Unlock()
 	st.Unlock()
 
