@@ -55,9 +55,11 @@ func (p Policy) surrogate(h *message.Header) (sc surrogateControl, ok bool) {
 			switch {
 			case message.EqualFold(name, "no-store"):
 				sc.noStore, ok = true, true
-			case message.EqualFold(name, "max-age"):
+			case message.EqualFold(trimOWS(name), "max-age"):
 				ok = true
+				// (Whitespace around '=' makes it invalid, as in Cache-Control.)
 				n, valid := parseDeltaSeconds(arg)
+				valid = valid && trimOWS(name) == name
 				if !hasArg || !valid || sc.maxAge.Set {
 					// (An invalid or repeated max-age: stale at once, as for Cache-Control.)
 					sc.maxAge = Delta{Set: true, Invalid: true}

@@ -535,3 +535,33 @@ func TestCacheStaleWhileRevalidate(t *testing.T) {
 		t.Errorf("statuses %q", got)
 	}
 }
+
+// TestCacheSurrogateControl: the cache announces itself with Surrogate-Capability,
+// stores by the Surrogate-Control addressed to it over Cache-Control, and keeps
+// Surrogate-Control from clients.
+func TestCacheSurrogateControl(t *testing.T) {
+	var hits atomic.Int32
+	var capability atomic.Value
+	_, origin := startOrigin(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		capability.Store(r.Header.Get("Surrogate-Capability"))
+		w.Header().Set("Cache-Control", "no-store")
+		w.Header().Set("Surrogate-Control", "max-age=600;gotthard")
+		io.WriteString(w, "edge only")
+	}))
+	_, addr := startCacheProxy(t, origin, 0)
+	c := testClient(t)
+	for i := range 2 {
+		resp, body := cacheGet(t, c, "GET", "http://"+addr+"/s")
+		if body != "edge only" || resp.Header.Get("Surrogate-Control") != "" || resp.Header.Get("Cache-Control") != "no-store" {
+			t.Errorf("request %d: %q, Surrogate-Control %q, Cache-Control %q", i, body,
+				resp.Header.Get("Surrogate-Control"), resp.Header.Get("Cache-Control"))
+		}
+	}
+	if n := hits.Load(); n != 1 {
+		t.Errorf("origin saw %d requests, want 1", n)
+	}
+	if got := capability.Load(); got != `gotthard="Surrogate/1.0"` {
+		t.Errorf("Surrogate-Capability %q", got)
+	}
+}
