@@ -110,7 +110,6 @@ type cacheState struct {
 	c          *cache.Cache
 	primary    string       // the CacheKey
 	obj        cache.Object // the stored response found, if any (closed at the request's end)
-	fresh      bool         // obj was judged fresh
 	key        string       // obj's key in the store
 	variance   string       // the variance obj was found with
 	fill       *cache.Fill  // the fill this request writes, if it went upstream for the key

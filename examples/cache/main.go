@@ -2,24 +2,31 @@
 //
 //   - RequestCacheFilter: GET and HEAD are cached, except under /private/ and for
 //     requests that carry a Cookie or Authorization.
+//
 //   - CacheKey: the default key plus the client's device class (mobile or desktop), so
 //     each class gets its own copy of a page.
+//
 //   - CacheVaryFilter: a response that varies on User-Agent varies on the device class
 //     instead, not on each of thousands of User-Agent strings.
+//
 //   - CacheHitFilter: an X-Cache-Bypass request header from loopback forces a miss.
+//
 //   - ResponseCacheFilter: a response with Set-Cookie is never stored; one without any
 //     freshness information is kept for -default-ttl (with s-maxage); the rest follows
 //     RFC 9111.
+//
 //   - ShouldServeStale: when the origin fails, a stale copy up to -stale-on-error old
 //     answers, whatever stale-if-error says.
+//
 //   - IsPurge and PurgeResponseFilter: PURGE from loopback removes a URL and answers in
 //     JSON.
+//
 //   - Logging: one line per request with its cache status.
 //
-//	go run ./examples/cache                       # in front of a demo origin
-//	go run ./examples/cache -upstream 127.0.0.1:9000 -size 256MiB
-//	curl -i http://127.0.0.1:6190/1k; curl -i http://127.0.0.1:6190/1k    # miss, then hit
-//	curl -X PURGE http://127.0.0.1:6190/1k
+//     go run ./examples/cache                       # in front of a demo origin
+//     go run ./examples/cache -upstream 127.0.0.1:9000 -size 256MiB
+//     curl -i http://127.0.0.1:6190/1k; curl -i http://127.0.0.1:6190/1k    # miss, then hit
+//     curl -X PURGE http://127.0.0.1:6190/1k
 package main
 
 import (
