@@ -101,6 +101,10 @@ type Request struct {
 	UpstreamStatus int
 	// Reused reports whether the last attempt used a pooled connection, at RequestEnd.
 	Reused bool
+	// Cache is what the HTTP cache did for the request, at RequestEnd: "hit", "miss",
+	// "collapsed", "revalidated", "expired", "stale", "bypass" or "purge" (see
+	// proxy.CacheStatus); "" when no cache took part.
+	Cache string
 	// BytesSent and BytesReceived are the body bytes sent to and received from the
 	// client (through a tunnel, its bytes each way), at RequestEnd.
 	BytesSent, BytesReceived int64

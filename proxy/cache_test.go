@@ -16,6 +16,7 @@ import (
 	"github.com/gotthard-proxy/gotthard/cache"
 	"github.com/gotthard-proxy/gotthard/cache/memory"
 	"github.com/gotthard-proxy/gotthard/message"
+	"github.com/gotthard-proxy/gotthard/observe"
 )
 
 // cacheProxy proxies to one peer through a cache, answers PURGE, and records the
@@ -563,5 +564,43 @@ func TestCacheSurrogateControl(t *testing.T) {
 	}
 	if got := capability.Load(); got != `gotthard="Surrogate/1.0"` {
 		t.Errorf("Surrogate-Capability %q", got)
+	}
+}
+
+// cacheRecorder records the cache status observers see at RequestEnd.
+type cacheRecorder struct {
+	observe.Base
+	mu  sync.Mutex
+	got []string
+}
+
+func (r *cacheRecorder) RequestEnd(req *observe.Request) {
+	r.mu.Lock()
+	r.got = append(r.got, req.Cache)
+	r.mu.Unlock()
+}
+
+// TestCacheObserved: observers see what the cache did.
+func TestCacheObserved(t *testing.T) {
+	_, origin := startOrigin(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "max-age=60")
+		io.WriteString(w, "x")
+	}))
+	st, _ := memory.New(memory.Options{MaxBytes: 1 << 20})
+	ch, _ := cache.New(cache.Options{Storage: st})
+	app := &cacheProxy{peer: testPeer(origin), cache: ch, more: make(chan struct{}, 1)}
+	rec := &cacheRecorder{}
+	svc, _ := newTestService[*testCtx](t, app, ServiceOptions{Observers: []observe.Observer{rec}})
+	addr := startProxy(t, svc)
+	c := testClient(t)
+	for range 2 {
+		cacheGet(t, c, "GET", "http://"+addr+"/o")
+	}
+	cacheGet(t, c, "POST", "http://"+addr+"/o")
+	app.statuses(t, 3) // (observers see RequestEnd before Logging)
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	if got := strings.Join(rec.got, " "); got != "miss hit bypass" {
+		t.Errorf("observers saw %q, want \"miss hit bypass\"", got)
 	}
 }

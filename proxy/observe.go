@@ -195,6 +195,9 @@ func (c *conn[C]) observeEnd(ex *exchange[C], err error) {
 		r.Upstream = sess.peer.Address
 	}
 	r.UpstreamStatus = sess.upstreamStatus
+	if sess.cacheStatus != CacheOff {
+		r.Cache = sess.cacheStatus.String()
+	}
 	if r.Attempts > 0 { // the last attempt's (o.att is an earlier request's otherwise)
 		r.Reused, r.Connected, r.FirstByte = o.att.Reused, o.att.Connected, o.att.FirstByte
 	}

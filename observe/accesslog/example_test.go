@@ -36,7 +36,7 @@ func Example() {
 	}
 	// Output:
 	// 192.0.2.7 - - [06/Dec/2026:21:04:05 +0000] "GET /hello?x=1 HTTP/1.1" 200 12 "-" "curl/8.11.0 \x22quoted\x22"
-	// {"time":"2026-12-06T21:04:05.123Z","service":"gateway","client":"192.0.2.7","method":"GET","target":"/hello?x=1","proto":"HTTP/1.1","host":"example.com","status":200,"upstream_status":200,"upstream":"127.0.0.1:8080","bytes_sent":12,"bytes_received":0,"duration_ms":1.500,"ttfb_ms":1.000,"attempts":1,"reused":false,"error":"","error_type":"","user_agent":"curl/8.11.0 \"quoted\"","referer":""}
+	// {"time":"2026-12-06T21:04:05.123Z","service":"gateway","client":"192.0.2.7","method":"GET","target":"/hello?x=1","proto":"HTTP/1.1","host":"example.com","status":200,"upstream_status":200,"upstream":"127.0.0.1:8080","bytes_sent":12,"bytes_received":0,"duration_ms":1.500,"ttfb_ms":1.000,"attempts":1,"reused":false,"cache":"","error":"","error_type":"","user_agent":"curl/8.11.0 \"quoted\"","referer":""}
 }
 
 // A format chosen on the command line.

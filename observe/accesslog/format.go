@@ -275,6 +275,8 @@ func appendJSON(b []byte, r *observe.Request, st *stamps) []byte {
 	b = strconv.AppendInt(b, int64(r.Attempts), 10)
 	b = append(b, `,"reused":`...)
 	b = strconv.AppendBool(b, r.Reused)
+	b = append(b, `,"cache":`...)
+	b = appendJSONString(b, r.Cache)
 	b = append(b, `,"error":`...)
 	if r.Err != nil {
 		b = appendJSONString(b, r.Err.Error())

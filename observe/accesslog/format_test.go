@@ -89,7 +89,7 @@ func TestJSONLines(t *testing.T) {
 	}{
 		{
 			name: "proxied GET",
-			want: `{"time":"2026-12-06T21:04:05.123Z","service":"gateway","client":"192.0.2.7","method":"GET","target":"/a/b?x=1","proto":"HTTP/1.1","host":"example.com","status":200,"upstream_status":200,"upstream":"10.0.0.7:8080","bytes_sent":5120,"bytes_received":17,"duration_ms":12.345,"ttfb_ms":3.456,"attempts":1,"reused":true,"error":"","error_type":"","user_agent":"curl/8.11.0","referer":"https://example.com/start"}` + "\n",
+			want: `{"time":"2026-12-06T21:04:05.123Z","service":"gateway","client":"192.0.2.7","method":"GET","target":"/a/b?x=1","proto":"HTTP/1.1","host":"example.com","status":200,"upstream_status":200,"upstream":"10.0.0.7:8080","bytes_sent":5120,"bytes_received":17,"duration_ms":12.345,"ttfb_ms":3.456,"attempts":1,"reused":true,"cache":"","error":"","error_type":"","user_agent":"curl/8.11.0","referer":"https://example.com/start"}` + "\n",
 		},
 		{
 			name: "failed after a retry, in another time zone",
@@ -101,7 +101,7 @@ func TestJSONLines(t *testing.T) {
 				r.End = start.Add(2 * time.Second)
 				r.Err, r.ErrType, r.ErrSource = errors.New(`dial tcp 10.0.0.7:8080: "connection refused"`), "ConnectRefused", "upstream"
 			},
-			want: `{"time":"2026-12-06T15:34:05.123-05:30","service":"gateway","client":"192.0.2.7","method":"GET","target":"/a/b?x=1","proto":"HTTP/1.1","host":"example.com","status":502,"upstream_status":0,"upstream":"10.0.0.7:8080","bytes_sent":0,"bytes_received":0,"duration_ms":2000.000,"ttfb_ms":0.000,"attempts":2,"reused":false,"error":"dial tcp 10.0.0.7:8080: \"connection refused\"","error_type":"ConnectRefused","user_agent":"curl/8.11.0","referer":"https://example.com/start"}` + "\n",
+			want: `{"time":"2026-12-06T15:34:05.123-05:30","service":"gateway","client":"192.0.2.7","method":"GET","target":"/a/b?x=1","proto":"HTTP/1.1","host":"example.com","status":502,"upstream_status":0,"upstream":"10.0.0.7:8080","bytes_sent":0,"bytes_received":0,"duration_ms":2000.000,"ttfb_ms":0.000,"attempts":2,"reused":false,"cache":"","error":"dial tcp 10.0.0.7:8080: \"connection refused\"","error_type":"ConnectRefused","user_agent":"curl/8.11.0","referer":"https://example.com/start"}` + "\n",
 		},
 		{
 			name: "escapes",
@@ -109,12 +109,12 @@ func TestJSONLines(t *testing.T) {
 				r.Target = "/a\x01b\tc\x7f\"\\"
 				r.Header = &fields{"User-Agent", "Grüße \xff\xfe \u2028", "Referer", "x\r\ny\b\f"}
 			},
-			want: `{"time":"2026-12-06T21:04:05.123Z","service":"gateway","client":"192.0.2.7","method":"GET","target":"/a\u0001b\tc\u007f\"\\","proto":"HTTP/1.1","host":"example.com","status":200,"upstream_status":200,"upstream":"10.0.0.7:8080","bytes_sent":5120,"bytes_received":17,"duration_ms":12.345,"ttfb_ms":3.456,"attempts":1,"reused":true,"error":"","error_type":"","user_agent":"Grüße \ufffd\ufffd \u2028","referer":"x\r\ny\b\f"}` + "\n",
+			want: `{"time":"2026-12-06T21:04:05.123Z","service":"gateway","client":"192.0.2.7","method":"GET","target":"/a\u0001b\tc\u007f\"\\","proto":"HTTP/1.1","host":"example.com","status":200,"upstream_status":200,"upstream":"10.0.0.7:8080","bytes_sent":5120,"bytes_received":17,"duration_ms":12.345,"ttfb_ms":3.456,"attempts":1,"reused":true,"cache":"","error":"","error_type":"","user_agent":"Grüße \ufffd\ufffd \u2028","referer":"x\r\ny\b\f"}` + "\n",
 		},
 		{
 			name: "empty request",
 			edit: func(r *observe.Request) { *r = observe.Request{} },
-			want: `{"time":"0001-01-01T00:00:00.000Z","service":"","client":"","method":"","target":"","proto":"","host":"","status":0,"upstream_status":0,"upstream":"","bytes_sent":0,"bytes_received":0,"duration_ms":0.000,"ttfb_ms":0.000,"attempts":0,"reused":false,"error":"","error_type":"","user_agent":"","referer":""}` + "\n",
+			want: `{"time":"0001-01-01T00:00:00.000Z","service":"","client":"","method":"","target":"","proto":"","host":"","status":0,"upstream_status":0,"upstream":"","bytes_sent":0,"bytes_received":0,"duration_ms":0.000,"ttfb_ms":0.000,"attempts":0,"reused":false,"cache":"","error":"","error_type":"","user_agent":"","referer":""}` + "\n",
 		},
 	}
 	for _, tt := range tests {
@@ -173,6 +173,7 @@ func checkJSONLine(t *testing.T, line string, r *observe.Request) {
 		{"ttfb_ms", got.TTFBMS, float64(r.TTFB().Microseconds()) / 1000},
 		{"attempts", got.Attempts, r.Attempts},
 		{"reused", got.Reused, r.Reused},
+		{"cache", got.Cache, r.Cache},
 		{"error", got.Error, valid(errText)},
 		{"error_type", got.ErrorType, valid(r.ErrType)},
 		{"user_agent", got.UserAgent, valid(header(r, "User-Agent"))},

@@ -110,6 +110,7 @@ type JSONLine[Time any] struct {
 	TTFBMS         float64 `json:"ttfb_ms"`
 	Attempts       int     `json:"attempts"`
 	Reused         bool    `json:"reused"`
+	Cache          string  `json:"cache"`
 	Error          string  `json:"error"`
 	ErrorType      string  `json:"error_type"`
 	UserAgent      string  `json:"user_agent"`

@@ -36,6 +36,7 @@ type Metrics struct {
 	attempts      *prom.CounterVec   // service, connection
 	retries       *prom.CounterVec   // service
 	errs          *prom.CounterVec   // service, source, type
+	cacheReqs     *prom.CounterVec   // service, status
 	attemptErrs   *prom.CounterVec   // service, type
 	sent          *prom.CounterVec   // service
 	received      *prom.CounterVec   // service
@@ -107,6 +108,7 @@ func New(o Options) (*Metrics, error) {
 	m.attempts = counter("upstream_attempts_total", "Attempts to have a peer answer, by connection: \"reused\" from the pool or \"new\".", "service", "connection")
 	m.retries = counter("upstream_retries_total", "Attempts after the first of each request.", "service")
 	m.errs = counter("request_errors_total", "Requests that ended with an error, by its source and type.", "service", "source", "type")
+	m.cacheReqs = counter("cache_requests_total", "Requests the HTTP cache took part in, by what it did: hit, miss, collapsed, revalidated, expired, stale, bypass, purge.", "service", "status")
 	m.attemptErrs = counter("upstream_attempt_errors_total", "Attempts that failed, by error type (retried or not).", "service", "type")
 	m.sent = counter("sent_bytes_total", "Body bytes sent to clients (through tunnels, the bytes relayed to the client).", "service")
 	m.received = counter("received_bytes_total", "Body bytes received from clients (through tunnels, the bytes relayed from the client).", "service")
@@ -118,7 +120,7 @@ func New(o Options) (*Metrics, error) {
 	m.balancers = newBalancerCollector(ns)
 
 	cs := []prom.Collector{m.requests, m.duration, m.ttfb, m.upConnect, m.upTLS, m.tlsDuration,
-		m.inFlight, m.connsOpen, m.h2Streams, m.attempts, m.retries, m.errs, m.attemptErrs,
+		m.inFlight, m.connsOpen, m.h2Streams, m.attempts, m.retries, m.errs, m.cacheReqs, m.attemptErrs,
 		m.sent, m.received, m.tlsHandshakes, m.tlsFailures, m.upConns, m.upConnErrs,
 		m.healthChanges, m.balancers, newBuildInfo(ns)}
 	if o.RuntimeMetrics {

@@ -106,6 +106,7 @@ type service struct {
 	retries, sent, received, tlsFailures prom.Counter
 	upConns, upConnErrs                  prom.Counter
 	errs                                 cowMap[[2]string, prom.Counter] // source, type
+	cache                                cowMap[string, prom.Counter]    // cache status
 	attemptErrs                          cowMap[string, prom.Counter]
 	tlsHandshakes                        cowMap[[2]string, prom.Counter] // version, group
 }
@@ -216,6 +217,13 @@ func counter[K comparable](m *Metrics, cm *cowMap[K, prom.Counter], k, other K, 
 	return c
 }
 
+// cacheCounter returns the cache_requests_total counter of a cache status.
+func (s *service) cacheCounter(status string) prom.Counter {
+	return counter(s.m, &s.cache, status, "other", func(k string) prom.Counter {
+		return s.m.cacheReqs.WithLabelValues(s.name, k)
+	})
+}
+
 // errCounter returns the request_errors_total counter of source and type.
 func (s *service) errCounter(source, typ string) prom.Counter {
 	return counter(s.m, &s.errs, [2]string{source, typ}, [2]string{"other", "other"}, func(k [2]string) prom.Counter {
@@ -302,6 +310,9 @@ func (m *Metrics) RequestEnd(r *observe.Request) {
 	}
 	if r.BytesReceived > 0 {
 		s.received.Add(float64(r.BytesReceived))
+	}
+	if r.Cache != "" {
+		s.cacheCounter(r.Cache).Inc()
 	}
 }
 

@@ -22,6 +22,7 @@ type cycle struct {
 	errType, errSource     string
 	sent, received         int64
 	took, ttfb             time.Duration
+	cache                  string
 }
 
 // errFailed is the error of the failed attempts and requests of a cycle.
@@ -56,6 +57,7 @@ func (c cycle) run(o observe.Observer, r *observe.Request, a *observe.Attempt) {
 		r.Err = errFailed
 	}
 	r.BytesSent, r.BytesReceived = c.sent, c.received
+	r.Cache = c.cache
 	o.RequestEnd(r)
 }
 
@@ -67,14 +69,14 @@ func TestRequests(t *testing.T) {
 	}
 	ok := observe.Attempt{Status: 200}
 	mix := []cycle{
-		{service: "api", proto: "HTTP/1.1", method: "GET", attempts: []observe.Attempt{ok}, status: 200, sent: 100, took: 2 * time.Millisecond, ttfb: time.Millisecond},
-		{service: "api", proto: "HTTP/1.1", method: "GET", attempts: []observe.Attempt{{Status: 200, Reused: true}}, status: 200, sent: 50, took: 3 * time.Millisecond, ttfb: time.Millisecond},
+		{service: "api", proto: "HTTP/1.1", method: "GET", attempts: []observe.Attempt{ok}, status: 200, sent: 100, took: 2 * time.Millisecond, ttfb: time.Millisecond, cache: "miss"},
+		{service: "api", proto: "HTTP/1.1", method: "GET", attempts: []observe.Attempt{{Status: 200, Reused: true}}, status: 200, sent: 50, took: 3 * time.Millisecond, ttfb: time.Millisecond, cache: "miss"},
 		{service: "api", proto: "HTTP/2", method: "POST", attempts: []observe.Attempt{{Status: 404, Reused: true}}, status: 404, received: 7, took: time.Second, ttfb: time.Millisecond},
 		{service: "api", proto: "HTTP/2", method: "BREW", attempts: []observe.Attempt{{ErrType: "ConnectRefused"}, ok}, status: 200, took: time.Millisecond, ttfb: time.Millisecond},
 		{service: "api", proto: "HTTP/1.1", method: "DELETE", attempts: []observe.Attempt{{ErrType: "ConnectRefused"}, {ErrType: "ConnectRefused"}}, status: 502,
 			errType: "ConnectRefused", errSource: "upstream", took: time.Millisecond},
 		{service: "api", proto: "HTTP/1.1", method: "GET", status: 0, errType: "ReadError", errSource: "downstream", took: time.Millisecond},
-		{service: "web", proto: "HTTP/1.0", method: "HEAD", status: 403, took: time.Millisecond},
+		{service: "web", proto: "HTTP/1.0", method: "HEAD", status: 403, took: time.Millisecond, cache: "hit"},
 	}
 	var r observe.Request
 	var a observe.Attempt
@@ -103,6 +105,8 @@ func TestRequests(t *testing.T) {
 		"gotthard_request_errors_total{service=api,source=downstream,type=ReadError}":    1,
 		"gotthard_sent_bytes_total{service=api}":                                         150,
 		"gotthard_received_bytes_total{service=api}":                                     7,
+		"gotthard_cache_requests_total{service=api,status=miss}":                         2,
+		"gotthard_cache_requests_total{service=web,status=hit}":                          1,
 	})
 	if n := f.count("gotthard_requests_total"); n != 6 {
 		t.Errorf("%d request series, want the 6 seen:\n%s", n, f.series("gotthard_requests_total"))
