@@ -604,3 +604,31 @@ func TestCacheObserved(t *testing.T) {
 		t.Errorf("observers saw %q, want \"miss hit bypass\"", got)
 	}
 }
+
+// TestCacheHTTP2: the cache answers HTTP/2 clients (h2c here) as HTTP/1.1 ones, ranges
+// and collapsed fills included.
+func TestCacheHTTP2(t *testing.T) {
+	var hits atomic.Int32
+	_, origin := startOrigin(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		w.Header().Set("Cache-Control", "max-age=60")
+		io.WriteString(w, "0123456789")
+	}))
+	app, addr := startCacheProxy(t, origin, 0)
+	c := h2cClient(t)
+	for i := range 2 {
+		resp, body := cacheGet(t, c, "GET", "http://"+addr+"/h2")
+		if resp.ProtoMajor != 2 || body != "0123456789" {
+			t.Fatalf("request %d: %s %q", i, resp.Proto, body)
+		}
+	}
+	if resp, body := cacheGet(t, c, "GET", "http://"+addr+"/h2", "Range", "bytes=3-5"); resp.StatusCode != 206 || body != "345" {
+		t.Errorf("range over HTTP/2: %d %q", resp.StatusCode, body)
+	}
+	if n := hits.Load(); n != 1 {
+		t.Errorf("origin saw %d requests, want 1", n)
+	}
+	if got := app.statuses(t, 3); got != "miss hit hit" {
+		t.Errorf("statuses %q", got)
+	}
+}
