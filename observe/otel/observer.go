@@ -29,6 +29,7 @@ type Observer struct {
 	// Immutable after New.
 	tracer trace.Tracer
 	prop   propagation.TextMapPropagator
+	fields []string // prop.Fields(): a request with none of them has no context to extract
 	route  func(*observe.Request) string
 	filter func(*observe.Request) bool
 	query  bool
@@ -78,6 +79,7 @@ func New(o Options) (*Observer, error) {
 	obs := &Observer{
 		tracer: tp.Tracer(ScopeName, trace.WithSchemaURL(semconv.SchemaURL)),
 		prop:   prop,
+		fields: prop.Fields(),
 		route:  o.Route,
 		filter: o.Filter,
 		query:  o.Query,
@@ -88,6 +90,18 @@ func New(o Options) (*Observer, error) {
 	return obs, nil
 }
 
+// hasAny reports whether h has a non-empty field of one of the names. A propagator reads
+// the fields it writes (its Fields, by the OpenTelemetry specification), so a request
+// with none of them is not handed to Extract, which would find nothing.
+func hasAny(h observe.Header, names []string) bool {
+	for _, name := range names {
+		if h.Get(name) != "" {
+			return true
+		}
+	}
+	return false
+}
+
 // RequestStart starts the request's server span, a child of the trace context the
 // client sent, if any.
 func (o *Observer) RequestStart(r *observe.Request) {
@@ -96,7 +110,7 @@ func (o *Observer) RequestStart(r *observe.Request) {
 	}
 	st := o.states.Get().(*state)
 	ctx := context.Background()
-	if r.Header != nil {
+	if r.Header != nil && hasAny(r.Header, o.fields) {
 		st.carrier.Header = r.Header
 		ctx = o.prop.Extract(ctx, &st.carrier)
 		st.carrier.Header = nil

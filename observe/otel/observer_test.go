@@ -1,6 +1,7 @@
 package otel_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"sync"
@@ -531,5 +532,31 @@ func TestHeaderCarrier(t *testing.T) {
 		tc.Set("traceparent", "d")
 	}); n != 0 {
 		t.Errorf("Get and Set allocate %v times", n)
+	}
+}
+
+// countingPropagator is W3C trace context that counts its Extract calls.
+type countingPropagator struct {
+	propagation.TraceContext
+	extracts *int
+}
+
+func (p countingPropagator) Extract(ctx context.Context, c propagation.TextMapCarrier) context.Context {
+	*p.extracts++
+	return p.TraceContext.Extract(ctx, c)
+}
+
+// TestExtractOnlyWithFields: a request with none of the propagator's fields is not
+// handed to Extract (there is nothing to find); one with them is.
+func TestExtractOnlyWithFields(t *testing.T) {
+	n := 0
+	obs, _ := newRecorded(t, otel.Options{Propagator: countingPropagator{extracts: &n}})
+	cycle(obs, request("GET", "/"), 200, attempt{peer: "10.0.0.7:9000", status: 200})
+	if n != 0 {
+		t.Errorf("%d extracts for a request without trace context", n)
+	}
+	cycle(obs, request("GET", "/", "traceparent", clientParent), 200, attempt{peer: "10.0.0.7:9000", status: 200})
+	if n != 1 {
+		t.Errorf("%d extracts for a request with a traceparent, want 1", n)
 	}
 }
