@@ -218,7 +218,22 @@ func (c *conn[C]) serveCache(ctx contextT, ex *exchange[C], cc C) (done bool, _ 
 	if done, err := c.serveFill(ctx, ex, cc, f); done || err != nil {
 		return done, err
 	}
-	// The fill gave nothing to use: this request goes upstream itself, uncached.
+	// The fill gave nothing to use. It may have refreshed the stored response instead
+	// (a 304 validated it): then that answers. Otherwise this request goes upstream
+	// itself, uncached.
+	if cs.obj != nil {
+		cs.obj.Close()
+		cs.obj = nil
+	}
+	if obj, key, err := ch.Lookup(cs.primary, variance); err == nil {
+		now := sess.clock()
+		if judge(ch.Policy(), req, obj.Meta(), now).fresh {
+			cs.obj, cs.key = obj, key
+			sess.cacheStatus = CacheRevalidated
+			return true, c.serveStored(ctx, ex, cc, now)
+		}
+		obj.Close()
+	}
 	sess.cacheStatus = CacheMiss
 	return false, nil
 }

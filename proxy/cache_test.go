@@ -28,6 +28,7 @@ type cacheProxy struct {
 	mu    sync.Mutex
 	log   []CacheStatus
 	more  chan struct{} // signalled by each Logging
+	asked atomic.Int32  // RequestCacheFilter calls
 }
 
 func (*cacheProxy) NewCtx() *testCtx { return &testCtx{} }
@@ -37,6 +38,7 @@ func (p *cacheProxy) UpstreamPeer(context.Context, *Session, *testCtx) (*Peer, e
 }
 
 func (p *cacheProxy) RequestCacheFilter(context.Context, *Session, *testCtx) (*cache.Cache, error) {
+	p.asked.Add(1)
 	return p.cache, nil
 }
 
@@ -631,4 +633,55 @@ func TestCacheHTTP2(t *testing.T) {
 	if got := app.statuses(t, 3); got != "miss hit hit" {
 		t.Errorf("statuses %q", got)
 	}
+}
+
+// TestCacheRevalidateCollapsed: requests for a stale key that come while its
+// validation is under way wait for it, and are answered from the refreshed response.
+func TestCacheRevalidateCollapsed(t *testing.T) {
+	release := make(chan struct{})
+	var hits, conditional atomic.Int32
+	_, origin := startOrigin(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		w.Header().Set("ETag", `"v1"`)
+		if r.Header.Get("If-None-Match") == `"v1"` {
+			conditional.Add(1)
+			<-release // a slow validation: the others arrive meanwhile
+			w.Header().Set("Cache-Control", "max-age=60")
+			w.WriteHeader(304)
+			return
+		}
+		w.Header().Set("Cache-Control", "max-age=0")
+		io.WriteString(w, "body")
+	}))
+	app, addr := startCacheProxy(t, origin, 10*time.Second)
+	cacheGet(t, testClient(t), "GET", "http://"+addr+"/rc")
+	const waiting = 5
+	var wg sync.WaitGroup
+	bodies := make(chan string, waiting+1)
+	for range waiting + 1 {
+		wg.Go(func() {
+			_, body := cacheGet(t, testClient(t), "GET", "http://"+addr+"/rc")
+			bodies <- body
+		})
+	}
+	// All but the validating request wait on its fill: then let the origin answer.
+	deadline := time.Now().Add(5 * time.Second)
+	for conditional.Load() == 0 || app.asked.Load() < waiting+2 {
+		if time.Now().After(deadline) {
+			t.Fatal("no validation came")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	close(release)
+	wg.Wait()
+	close(bodies)
+	for b := range bodies {
+		if b != "body" {
+			t.Errorf("body %q", b)
+		}
+	}
+	if n := hits.Load(); n != 2 {
+		t.Errorf("origin saw %d requests, want 2 (the fill and one validation)", n)
+	}
+	app.statuses(t, waiting+2)
 }
