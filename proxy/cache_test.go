@@ -685,3 +685,39 @@ func TestCacheRevalidateCollapsed(t *testing.T) {
 	}
 	app.statuses(t, waiting+2)
 }
+
+// TestCacheTooLarge: a response over MaxObjectBytes passes through whole and is not
+// stored, whether its length is known from the start or only at its end.
+func TestCacheTooLarge(t *testing.T) {
+	big := strings.Repeat("y", 64<<10)
+	var hits atomic.Int32
+	_, origin := startOrigin(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		w.Header().Set("Cache-Control", "max-age=60")
+		if r.URL.Path == "/length" {
+			w.Header().Set("Content-Length", strconv.Itoa(len(big)))
+		}
+		io.WriteString(w, big[:len(big)/2])
+		w.(http.Flusher).Flush()
+		io.WriteString(w, big[len(big)/2:])
+	}))
+	st, _ := memory.New(memory.Options{MaxBytes: 1 << 20})
+	ch, err := cache.New(cache.Options{Storage: st, MaxObjectBytes: 16 << 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	app := &cacheProxy{peer: testPeer(origin), cache: ch, more: make(chan struct{}, 1)}
+	svc, _ := newTestService[*testCtx](t, app, ServiceOptions{})
+	addr := startProxy(t, svc)
+	c := testClient(t)
+	for _, path := range []string{"/length", "/chunked"} {
+		for range 2 {
+			if _, body := cacheGet(t, c, "GET", "http://"+addr+path); body != big {
+				t.Errorf("%s: a body of %d bytes, want %d", path, len(body), len(big))
+			}
+		}
+	}
+	if n := hits.Load(); n != 4 {
+		t.Errorf("origin saw %d requests, want 4: nothing stored", n)
+	}
+}
