@@ -181,12 +181,17 @@ func (c *Cache) Lookup(primary string, variance func(stored *message.ResponseHea
 	return obj, key, nil
 }
 
-// DefaultKey is the primary cache key of a request to scheme://host target, as the
-// proxy's default CacheKey phase makes it: GET and HEAD share it (a stored GET
-// response answers HEAD). The host is lowercased (RFC 9110 §4.2.3); the target is
-// kept as sent.
-func DefaultKey(scheme, host, target string) string {
-	return scheme + "://" + strings.ToLower(host) + target
+// DefaultKey is the primary cache key of a method request to scheme://host target, as
+// the proxy's default CacheKey phase makes it: the method's class (GET and HEAD share
+// "GET", so a stored GET response answers HEAD; any other method is its own class, so a
+// program that stores POST responses never serves them for GET), the scheme, the host
+// lowercased (RFC 9110 §4.2.3), and the target as sent, path and query:
+// "GET http://example.com/a?b".
+func DefaultKey(method, scheme, host, target string) string {
+	if method == "HEAD" {
+		method = "GET"
+	}
+	return method + " " + scheme + "://" + strings.ToLower(host) + target
 }
 
 // Purge removes what is stored under primary: the response, or the marker of its

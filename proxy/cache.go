@@ -153,6 +153,10 @@ func (c *conn[C]) serveCache(ctx contextT, ex *exchange[C], cc C) (done bool, _ 
 		return false, err
 	}
 	if s.app.IsPurge(ctx, sess, cc) {
+		// The key to purge is the one a GET of the target has.
+		if cs.primary, err = c.getKey(ctx, ex, cc, sess.req.Target); err != nil {
+			return true, err
+		}
 		return true, c.purge(ctx, ex, cc)
 	}
 	req := &sess.req
@@ -388,7 +392,7 @@ func (c *conn[C]) cacheResponse(ctx contextT, ex *exchange[C], cc C) (revalidate
 	f := cs.fill
 	if f == nil {
 		if !cacheableMethod(sess.req.Method) {
-			c.invalidate(ex)
+			c.invalidate(ctx, ex, cc)
 		}
 		return false, nil
 	}
@@ -567,18 +571,32 @@ func (c *conn[C]) teeFill(ex *exchange[C], chunk []byte, end bool) {
 
 // invalidate drops the stored responses a successful unsafe request makes stale
 // (RFC 9111 §4.4): its target's, and those of its Location and Content-Location on the
-// same host.
-func (c *conn[C]) invalidate(ex *exchange[C]) {
+// same origin, by the keys CacheKey gives a GET of each (see getKey).
+func (c *conn[C]) invalidate(ctx contextT, ex *exchange[C], cc C) {
 	sess, cs := &ex.sess, &ex.cache
 	if st := ex.resp.Status; st < 200 || st >= 400 {
 		return
 	}
-	cs.c.Purge(cs.primary)
-	for _, name := range [...]string{"Location", "Content-Location"} {
+	var targets [3]string
+	targets[0] = sess.req.Target
+	for i, name := range [...]string{"Location", "Content-Location"} {
 		if v := ex.resp.Header.Get(name); v != "" {
-			if k, ok := sameOriginKey(sess, v); ok {
-				cs.c.Purge(k)
+			if t, ok := sameOriginTarget(sess, v); ok {
+				targets[i+1] = t
 			}
+		}
+	}
+	for i, t := range targets {
+		if t == "" || i > 0 && t == targets[0] {
+			continue
+		}
+		key, err := c.getKey(ctx, ex, cc, t)
+		if err != nil {
+			c.svc.log.Warn("cache: CacheKey failed for an invalidation", "target", t, "err", err)
+			continue
+		}
+		if _, err := cs.c.Purge(key); err != nil {
+			c.svc.log.Warn("cache: purging an invalidated response failed", "key", key, "err", err)
 		}
 	}
 }
@@ -669,19 +687,28 @@ func fromCache(src upstream) bool {
 	return ok
 }
 
-// sameOriginKey returns the cache key of a Location or Content-Location value that
-// names the request's own origin, as the default CacheKey makes keys.
-func sameOriginKey(sess *Session, v string) (string, bool) {
-	host, scheme := sess.req.Host(), sess.scheme()
-	path := v
+// getKey returns the key CacheKey gives a GET of target: the phase runs with the
+// request's method and target read so, and they are put back after.
+func (c *conn[C]) getKey(ctx contextT, ex *exchange[C], cc C, target string) (string, error) {
+	req := &ex.sess.req
+	method, orig := req.Method, req.Target
+	defer func() { req.Method, req.Target = method, orig }()
+	req.Method, req.Target = "GET", target
+	return c.svc.app.CacheKey(ctx, &ex.sess, cc)
+}
+
+// sameOriginTarget returns the request-target (path and query) of a Location or
+// Content-Location value that names the request's own origin.
+func sameOriginTarget(sess *Session, v string) (string, bool) {
 	if i := strings.Index(v, "://"); i >= 0 {
 		h, p, _ := strings.Cut(v[i+3:], "/")
-		if !strings.EqualFold(v[:i], scheme) || !strings.EqualFold(h, host) {
+		if !strings.EqualFold(v[:i], sess.scheme()) || !strings.EqualFold(h, sess.req.Host()) {
 			return "", false
 		}
-		path = "/" + p
-	} else if !strings.HasPrefix(v, "/") {
+		return "/" + p, true
+	}
+	if !strings.HasPrefix(v, "/") || strings.HasPrefix(v, "//") {
 		return "", false
 	}
-	return cache.DefaultKey(scheme, host, path), true
+	return v, true
 }

@@ -393,6 +393,9 @@ func TestCachePurgeAndInvalidation(t *testing.T) {
 	_, origin := startOrigin(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		hits.Add(1)
 		w.Header().Set("Cache-Control", "max-age=60")
+		if r.URL.Query().Get("to") != "" {
+			w.Header().Set("Location", "/"+r.URL.Query().Get("to"))
+		}
 		io.WriteString(w, "n="+strconv.Itoa(int(hits.Load())))
 	}))
 	_, addr := startCacheProxy(t, origin, 0)
@@ -414,6 +417,13 @@ func TestCachePurgeAndInvalidation(t *testing.T) {
 	cacheGet(t, c, "POST", u)
 	if _, body := cacheGet(t, c, "GET", u); body != "n=4" {
 		t.Errorf("after a POST: %q, want a miss (n=4)", body)
+	}
+	// A POST answered with a Location invalidates that URI too.
+	other := "http://" + addr + "/other"
+	cacheGet(t, c, "GET", other) // n=5, stored
+	cacheGet(t, c, "POST", u+"?to=other")
+	if _, body := cacheGet(t, c, "GET", other); body != "n=7" {
+		t.Errorf("after a POST that named it in Location: %q, want a miss (n=7)", body)
 	}
 }
 

@@ -78,13 +78,16 @@ type ProxyHTTP[C any] interface {
 	RequestCacheFilter(ctx context.Context, s *Session, c C) (*cache.Cache, error)
 
 	// CacheKey returns the request's primary cache key. It runs when RequestCacheFilter
-	// returned a cache. Default: [cache.DefaultKey] of the scheme, Host and target.
+	// returned a cache; again for a purge request, and after a successful unsafe request
+	// (POST, PUT, DELETE...) once for each URI it invalidates (RFC 9111 §4.4), each time
+	// with the request read as a GET of that URI, to name the key to purge. Default:
+	// [cache.DefaultKey] of the method, scheme, Host and target.
 	CacheKey(ctx context.Context, s *Session, c C) (string, error)
 
-	// IsPurge reports whether the request asks to purge its key from the cache (a
-	// PURGE method, for example; check who asks). A purge request is answered by the
-	// cache: 200 if something was stored, 404 if not, after PurgeResponseFilter.
-	// Default: false.
+	// IsPurge reports whether the request asks to purge its target from the cache (a
+	// PURGE method, for example; check who asks): the key CacheKey gives a GET of it is
+	// purged. A purge request is answered by the cache: 200 if something was stored, 404
+	// if not, after PurgeResponseFilter. Default: false.
 	IsPurge(ctx context.Context, s *Session, c C) bool
 
 	// PurgeResponseFilter may change the answer to a purge request (found tells
@@ -215,9 +218,9 @@ func (Phases[C]) RequestCacheFilter(context.Context, *Session, C) (*cache.Cache,
 	return nil, nil
 }
 
-// CacheKey returns [cache.DefaultKey] of the request's scheme, Host and target.
+// CacheKey returns [cache.DefaultKey] of the request's method, scheme, Host and target.
 func (Phases[C]) CacheKey(_ context.Context, s *Session, _ C) (string, error) {
-	return cache.DefaultKey(s.scheme(), s.req.Host(), s.req.Target), nil
+	return cache.DefaultKey(s.req.Method, s.scheme(), s.req.Host(), s.req.Target), nil
 }
 
 // IsPurge returns false.

@@ -82,7 +82,8 @@ func (p *cacher) RequestFilter(_ context.Context, s *proxy.Session, _ *cacheCtx)
 }
 
 // RequestCacheFilter turns the cache on for what may be shared. (Methods other than
-// GET and HEAD pass it too: a successful POST then invalidates the URL's copy.)
+// GET and HEAD pass it too: a successful POST then invalidates the URL's copy, the
+// one for the client's device class, as CacheKey names it.)
 func (p *cacher) RequestCacheFilter(_ context.Context, s *proxy.Session, _ *cacheCtx) (*cache.Cache, error) {
 	req := s.Request()
 	if strings.HasPrefix(req.Path(), "/private/") || req.Header.Has("Cookie") || req.Header.Has("Authorization") {
