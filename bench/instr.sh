@@ -10,6 +10,7 @@
 #   bash bench/instr.sh /tmp/gw-before  # a gateway binary, as bench/ab.sh takes
 #   GW_ARGS="-trace never" bash bench/instr.sh   # with more gateway flags
 #   CG_OUT=/tmp/cg.out bash bench/instr.sh       # keep callgrind's output (callgrind_annotate --inclusive=yes)
+#   GW_ARGS="-cache 64MiB" URLPATH=/cache/1k bash bench/instr.sh   # cache hits
 #
 # Prints the user-space instructions per request and the functions with the most. Under
 # callgrind the gateway runs some 50 times slower, so work done per tick of a clock
@@ -21,6 +22,7 @@ set -euo pipefail
 BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(cd "$BENCH_DIR/.." && pwd)
 DUR=${DUR:-8}   # seconds of load
+URLPATH=${URLPATH:-/1k} # what wrk asks for (/cache/1k: a cacheable 1 KiB, for GW_ARGS="-cache 64MiB")
 read -r -a GW_FLAGS <<<"${GW_ARGS:-}" # more gateway flags, split at spaces
 TOP=${TOP:-25}  # functions listed
 NAME=instr
@@ -63,7 +65,7 @@ for try in 1 2 3; do
 		wait "$vg" 2>/dev/null || true
 		continue
 	fi
-	taskset -c 1 wrk -t1 -c64 -d"${DUR}s" "http://127.0.0.1:$port/1k" >"$TMP/wrk.txt" 2>&1 || true
+	taskset -c 1 wrk -t1 -c64 -d"${DUR}s" "http://127.0.0.1:$port$URLPATH" >"$TMP/wrk.txt" 2>&1 || true
 	n=$(awk '/requests in/ {print $1}' "$TMP/wrk.txt")
 	callgrind_control -d "$vg" >/dev/null 2>&1 || true
 	sleep 1

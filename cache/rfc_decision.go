@@ -86,8 +86,7 @@ type Decision struct {
 // Decide allocates nothing.
 func (p Policy) Decide(req *message.RequestHeader, meta *Meta, now time.Time) Decision {
 	rcc := ParseRequestCacheControl(&req.Header)
-	scc := ParseCacheControl(&meta.Response.Header)
-	return p.decide(req.Method, &rcc, meta, &scc, now)
+	return p.decide(req.Method, &rcc, meta, &meta.derived().cc, now)
 }
 
 // DecideParsed is [Policy.Decide] for a caller that has already parsed the request's

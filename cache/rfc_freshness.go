@@ -95,9 +95,9 @@ func (p Policy) Lifetime(resp *message.ResponseHeader, cc *CacheControl, respons
 // invalid, response_time: no apparent age). Negative intervals (clock steps, a zero
 // RequestTime) count as 0.
 func CurrentAge(meta *Meta, now time.Time) time.Duration {
-	h := &meta.Response.Header
-	ageValue := ageField(h)
-	apparent := max(0, meta.ResponseTime.Sub(dateOr(h, meta.ResponseTime)))
+	d := meta.derived()
+	ageValue := d.age
+	apparent := max(0, meta.ResponseTime.Sub(d.date))
 	var delay time.Duration
 	if !meta.RequestTime.IsZero() {
 		delay = max(0, meta.ResponseTime.Sub(meta.RequestTime))

@@ -19,8 +19,10 @@ import (
 // stored head did not already hold.
 func ServeHeader(dst *message.ResponseHeader, meta *Meta, now time.Time) {
 	dst.CopyFrom(&meta.Response)
-	cc := ParseCacheControl(&dst.Header)
-	stripUnstorable(&dst.Header, &cc)
+	if d := meta.derived(); !d.clean {
+		cc := ParseCacheControl(&dst.Header)
+		stripUnstorable(&dst.Header, &cc)
+	}
 	dst.Header.Set("Age", ageValue(CurrentAge(meta, now)))
 	if meta.Size >= 0 && dst.Status >= 200 && dst.Status != 204 && dst.Status != 304 {
 		v, lines := "", 0

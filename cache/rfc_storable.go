@@ -147,28 +147,40 @@ func hopByHop(name string) bool {
 // no-cache or private in cc names. It allocates nothing unless there are several
 // Connection lines.
 func stripUnstorable(h *message.Header, cc *CacheControl) {
+	if !needsStrip(h, cc) {
+		return
+	}
+	conn := connectionList(h)
+	noCache, private := cc.NoCacheFields, cc.PrivateFields
+	h.DelFunc(func(name, _ string) bool {
+		return hopByHop(name) || (conn != "" && listHas(conn, name)) ||
+			(noCache != "" && listHas(noCache, name)) || (private != "" && listHas(private, name))
+	})
+}
+
+// connectionList returns the members of h's Connection fields, joined.
+func connectionList(h *message.Header) string {
 	conn := ""
 	for _, f := range h.Fields() {
 		if message.EqualFold(f.Name, "Connection") {
 			conn = joinFields(conn, f.Value)
 		}
 	}
+	return conn
+}
+
+// needsStrip reports whether stripUnstorable would remove a field of h (whose parsed
+// Cache-Control is cc).
+func needsStrip(h *message.Header, cc *CacheControl) bool {
+	conn := connectionList(h)
 	noCache, private := cc.NoCacheFields, cc.PrivateFields
-	strip := false
 	for _, f := range h.Fields() {
 		if hopByHop(f.Name) || (conn != "" && listHas(conn, f.Name)) ||
 			(noCache != "" && listHas(noCache, f.Name)) || (private != "" && listHas(private, f.Name)) {
-			strip = true
-			break
+			return true
 		}
 	}
-	if !strip {
-		return
-	}
-	h.DelFunc(func(name, _ string) bool {
-		return hopByHop(name) || (conn != "" && listHas(conn, name)) ||
-			(noCache != "" && listHas(noCache, name)) || (private != "" && listHas(private, name))
-	})
+	return false
 }
 
 // varyStar reports whether a Vary field holds "*".

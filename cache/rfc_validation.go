@@ -160,6 +160,7 @@ func notUpdated(name string) bool {
 }
 
 func updateHead(meta *Meta, resp *message.ResponseHeader, requestTime, responseTime time.Time) {
+	defer meta.memo.Store(nil) // (the head changes: what was derived from it goes)
 	conn := ""
 	for _, f := range resp.Header.Fields() {
 		if message.EqualFold(f.Name, "Connection") {

@@ -3,6 +3,7 @@ package cache
 import (
 	"errors"
 	"io"
+	"sync/atomic"
 	"time"
 
 	"github.com/gotthard-proxy/gotthard/message"
@@ -28,6 +29,41 @@ type Meta struct {
 	// Size is the body's length in bytes. It is -1 while a write is open and set by
 	// Commit.
 	Size int64
+
+	// memo is what the cache's rules derive from Response, computed the first time they
+	// need it (see Meta.derived): a stored Meta does not change.
+	memo atomic.Pointer[metaMemo]
+}
+
+// MetaOverhead is the heap a stored Meta takes besides its head's strings and field
+// slice: the Meta itself and what the cache derives from its head the first time it is
+// served, each rounded up to the allocator's size class. A store that bounds its
+// memory counts it for each object; TestMetaOverhead checks it.
+const MetaOverhead = 128 + 192
+
+// metaMemo is what RFC 9111's rules derive from a stored head.
+type metaMemo struct {
+	cc    CacheControl  // the parsed Cache-Control
+	date  time.Time     // Date, or ResponseTime when absent or invalid
+	age   time.Duration // the Age field's value (see ageField)
+	clean bool          // nothing for stripUnstorable to remove
+}
+
+// CacheControl returns the parsed Cache-Control of m's head, parsed once. The caller
+// must not change it.
+func (m *Meta) CacheControl() *CacheControl { return &m.derived().cc }
+
+// derived returns m's memo, computing it if needed. A Meta whose head a caller
+// changes (Update304, FreshenFromHEAD) forgets it.
+func (m *Meta) derived() *metaMemo {
+	if d := m.memo.Load(); d != nil {
+		return d
+	}
+	d := &metaMemo{cc: ParseCacheControl(&m.Response.Header), date: dateOr(&m.Response.Header, m.ResponseTime),
+		age: ageField(&m.Response.Header)}
+	d.clean = !needsStrip(&m.Response.Header, &d.cc)
+	m.memo.Store(d)
+	return d
 }
 
 // Clone returns a deep copy of m.

@@ -164,7 +164,9 @@ func (c *conn[C]) serveCache(ctx contextT, ex *exchange[C], cc C) (done bool, _ 
 		sess.cacheStatus, cs.fwd = CacheBypass, cache.FwdMethod
 		return false, nil
 	}
-	if reqNoStore(req) {
+	rcc := cache.ParseRequestCacheControl(&req.Header)
+	if rcc.NoStore {
+		// (RFC 9111 §5.2.1.5: nothing of this exchange is stored.)
 		sess.cacheStatus, cs.fwd = CacheBypass, cache.FwdRequest
 		return false, nil
 	}
@@ -177,7 +179,7 @@ func (c *conn[C]) serveCache(ctx contextT, ex *exchange[C], cc C) (done bool, _ 
 	if err == nil {
 		cs.obj, cs.key = obj, key
 		now := sess.clock()
-		j := judge(ch.Policy(), req, obj.Meta(), now)
+		j := judge(ch.Policy(), req, &rcc, obj.Meta(), now)
 		act, err := s.app.CacheHitFilter(ctx, sess, cc, obj.Meta(), j.fresh)
 		if err != nil {
 			return false, err
@@ -200,12 +202,12 @@ func (c *conn[C]) serveCache(ctx contextT, ex *exchange[C], cc C) (done bool, _ 
 			}
 			return true, c.serveStored(ctx, ex, cc, now)
 		}
-		if cs.obj != nil && onlyIfCached(req) {
+		if cs.obj != nil && rcc.OnlyIfCached {
 			return true, &Error{Type: HTTPStatus, Source: Downstream, Status: 504,
 				Cause: errors.New("proxy: only-if-cached, and the stored response is stale")}
 		}
 	}
-	if cs.obj == nil && onlyIfCached(req) {
+	if cs.obj == nil && rcc.OnlyIfCached {
 		return true, &Error{Type: HTTPStatus, Source: Downstream, Status: 504,
 			Cause: errors.New("proxy: only-if-cached, and nothing is stored")}
 	}
@@ -231,7 +233,7 @@ func (c *conn[C]) serveCache(ctx contextT, ex *exchange[C], cc C) (done bool, _ 
 	}
 	if obj, key, err := ch.Lookup(cs.primary, variance); err == nil {
 		now := sess.clock()
-		if judge(ch.Policy(), req, obj.Meta(), now).fresh {
+		if judge(ch.Policy(), req, &rcc, obj.Meta(), now).fresh {
 			cs.obj, cs.key = obj, key
 			sess.cacheStatus = CacheRevalidated
 			return true, c.serveStored(ctx, ex, cc, now)
@@ -470,7 +472,8 @@ func (c *conn[C]) staleOnError(ctx contextT, ex *exchange[C], cc C, e *Error) bo
 	if cs.obj == nil || sess.respStarted {
 		return false
 	}
-	allowed := judge(cs.c.Policy(), &sess.req, cs.obj.Meta(), sess.clock()).staleOnErr
+	rcc := cache.ParseRequestCacheControl(&sess.req.Header)
+	allowed := judge(cs.c.Policy(), &sess.req, &rcc, cs.obj.Meta(), sess.clock()).staleOnErr
 	if !c.svc.app.ShouldServeStale(ctx, sess, cc, cs.obj.Meta(), e, allowed) {
 		return false
 	}
@@ -509,8 +512,8 @@ func (c *conn[C]) addCacheStatus(ex *exchange[C]) {
 			st.Fwd, st.FwdStatus = cache.FwdStale, sess.upstreamStatus
 		}
 		if cs.obj != nil {
-			cc := cache.ParseCacheControl(&cs.obj.Meta().Response.Header)
-			st.HasTTL, st.TTL = true, cs.c.Policy().Freshness(cs.obj.Meta(), &cc, sess.clock()).TTL()
+			m := cs.obj.Meta()
+			st.HasTTL, st.TTL = true, cs.c.Policy().Freshness(m, m.CacheControl(), sess.clock()).TTL()
 		}
 	case CacheCollapsed:
 		st.Fwd, st.Collapsed = cache.FwdMiss, true

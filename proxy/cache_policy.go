@@ -20,8 +20,8 @@ type judgement struct {
 	gatewayTime bool // only-if-cached and it cannot answer: 504
 }
 
-func judge(p cache.Policy, req *message.RequestHeader, m *cache.Meta, now time.Time) judgement {
-	d := p.Decide(req, m, now)
+func judge(p cache.Policy, req *message.RequestHeader, rcc *cache.CacheControl, m *cache.Meta, now time.Time) judgement {
+	d := p.DecideParsed(req.Method, rcc, m, m.CacheControl(), now)
 	switch d.Action {
 	case cache.ActionFresh:
 		return judgement{fresh: true}
@@ -31,19 +31,6 @@ func judge(p cache.Policy, req *message.RequestHeader, m *cache.Meta, now time.T
 		return judgement{gatewayTime: true, staleOnErr: d.StaleIfError}
 	}
 	return judgement{staleOnErr: d.StaleIfError}
-}
-
-// reqNoStore reports whether the request forbids storing its response (RFC 9111
-// §5.2.1.5); such a request neither reads from nor writes to the cache here.
-func reqNoStore(req *message.RequestHeader) bool {
-	cc := cache.ParseRequestCacheControl(&req.Header)
-	return cc.NoStore
-}
-
-// onlyIfCached reports whether the request has only-if-cached (RFC 9111 §5.2.1.7).
-func onlyIfCached(req *message.RequestHeader) bool {
-	cc := cache.ParseRequestCacheControl(&req.Header)
-	return cc.OnlyIfCached
 }
 
 // defaultCacheable is ResponseCacheFilter's default: RFC 9111 §3 for a shared cache,

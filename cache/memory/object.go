@@ -54,10 +54,11 @@ func (o *object) Close() error { return nil }
 //     its sketch counters (four to eight words: 64) and a ghost queue item with its map
 //     entry (at most 72 while both have spare room after growing).
 const (
-	// objectBytes and metaBytes are the allocator's size classes for an object (40
-	// bytes) and a cache.Meta (112 bytes); TestSizeClasses checks that they still fit.
+	// objectBytes is the allocator's size class for an object (40 bytes);
+	// TestSizeClasses checks that it still fits. metaBytes is a cache.Meta with what
+	// the cache derives from it (cache.MetaOverhead).
 	objectBytes    = 48
-	metaBytes      = 112
+	metaBytes      = cache.MetaOverhead
 	policyOverhead = 64 + 64 + 64 + 72
 	fixedOverhead  = objectBytes + metaBytes + policyOverhead
 	fieldSize      = int64(unsafe.Sizeof(message.Field{}))
