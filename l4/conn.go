@@ -1,0 +1,231 @@
+package l4
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"runtime/debug"
+	"sync"
+	"time"
+
+	gtls "github.com/gotthard-proxy/gotthard/tls"
+)
+
+// conn is one client connection being served.
+type conn[C any] struct {
+	svc    *Service[C]
+	client net.Conn     // the accepted connection; immutable
+	tlsCfg *gtls.Config // the endpoint's, or nil
+
+	mu       sync.Mutex
+	up       net.Conn // the upstream connection once connected
+	cut      error    // why abort cut the connection; first one wins
+	finished bool
+}
+
+// abort cuts the connection with err (the first cause wins): both sockets are closed,
+// which ends any read, write, handshake or dial in progress.
+func (c *conn[C]) abort(err error) {
+	c.mu.Lock()
+	if c.cut == nil && !c.finished {
+		c.cut = err
+	}
+	up := c.up
+	c.mu.Unlock()
+	c.client.Close()
+	if up != nil {
+		up.Close()
+	}
+}
+
+// cause returns the error abort was called with, or nil.
+func (c *conn[C]) cause() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.cut
+}
+
+// setUp records the upstream connection; it reports false (and closes up) if the
+// connection was cut meanwhile.
+func (c *conn[C]) setUp(up net.Conn) bool {
+	c.mu.Lock()
+	cut := c.cut
+	if cut == nil {
+		c.up = up
+	}
+	c.mu.Unlock()
+	if cut != nil {
+		up.Close()
+		return false
+	}
+	return true
+}
+
+func (c *conn[C]) serve() {
+	s := c.svc
+	defer s.done(c)
+	sess := &Session{client: c.client.RemoteAddr(), local: c.client.LocalAddr(), start: time.Now()}
+	var cx C
+	var err error
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("%w: %v", ErrPanic, p)
+			s.log.Error("l4: panic in a phase", "client", addrString(sess.client), "panic", p, "stack", string(debug.Stack()))
+		}
+		c.mu.Lock()
+		c.finished = true
+		up := c.up
+		c.mu.Unlock()
+		c.client.Close()
+		if up != nil {
+			up.Close()
+		}
+		sess.end = time.Now()
+		c.logging(sess, cx, err)
+	}()
+	cx = s.app.NewCtx()
+	err = c.run(sess, cx)
+	if cut := c.cause(); cut != nil {
+		// The first cause: the other direction, or a phase, then failed on a closed socket.
+		err = cut
+	}
+	if logworthy(err) {
+		attrs := []any{"client", addrString(sess.client), "err", err,
+			"to_upstream", sess.BytesToUpstream(), "to_client", sess.BytesToClient()}
+		if sess.peer != nil {
+			attrs = append(attrs, "peer", sess.peer.Address)
+		}
+		s.log.Warn("l4: connection ended by an error", attrs...)
+	}
+}
+
+// logging runs the Logging phase, recovering a panic in it.
+func (c *conn[C]) logging(sess *Session, cx C, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			c.svc.log.Error("l4: panic in Logging", "client", addrString(sess.client), "panic", p, "stack", string(debug.Stack()))
+		}
+	}()
+	c.svc.app.Logging(c.svc.ctx, sess, cx, err)
+}
+
+// logworthy reports whether err deserves the service's log line: not the ends that
+// are part of normal operation (a filter's refusal, a timeout, the service closing, a
+// client that connected and closed without a handshake), nor a panic, logged already.
+func logworthy(err error) bool {
+	if err == nil {
+		return false
+	}
+	for _, quiet := range []error{ErrRejected, ErrShutdown, ErrPanic, ErrIdleTimeout, ErrTotalTimeout} {
+		if errors.Is(err, quiet) {
+			return false
+		}
+	}
+	return !(errors.Is(err, ErrHandshake) && errors.Is(err, io.EOF))
+}
+
+func addrString(a net.Addr) string {
+	if a == nil {
+		return ""
+	}
+	return a.String()
+}
+
+// run takes the connection through its phases and the copy; it returns what ended it.
+func (c *conn[C]) run(sess *Session, cx C) error {
+	s := c.svc
+	ctx := s.ctx
+	if err := s.app.ConnectionFilter(ctx, sess, cx); err != nil {
+		return fmt.Errorf("%w: %w", ErrRejected, err)
+	}
+	var total time.Time
+	if s.opts.TotalTimeout > 0 {
+		total = sess.start.Add(s.opts.TotalTimeout)
+	}
+	client := c.client
+	if c.tlsCfg != nil {
+		tc, err := c.handshake(sess, total)
+		if err != nil {
+			return err
+		}
+		client = tc
+	}
+	up, err := c.connect(ctx, sess, cx)
+	if err != nil {
+		return err
+	}
+	if err := s.app.Connected(ctx, sess, cx, sess.peer, up); err != nil {
+		return fmt.Errorf("l4: Connected: %w", err)
+	}
+	f := flow{
+		idle:   s.opts.IdleTimeout,
+		total:  total,
+		client: client,
+		up:     up,
+		bufs:   &s.bufs,
+		abort:  c.abort,
+	}
+	return f.run(&sess.toUpstream, &sess.toClient)
+}
+
+// handshake terminates the client's TLS. abort closes the raw connection, which ends a
+// handshake in progress.
+func (c *conn[C]) handshake(sess *Session, total time.Time) (*tls.Conn, error) {
+	tc := tls.Server(c.client, c.tlsCfg.ServerConfig())
+	dl := time.Now().Add(c.svc.opts.TLSHandshakeTimeout)
+	if !total.IsZero() && total.Before(dl) {
+		dl = total
+	}
+	c.client.SetDeadline(dl)
+	if err := tc.Handshake(); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrHandshake, err)
+	}
+	c.client.SetDeadline(time.Time{})
+	cs := tc.ConnectionState()
+	sess.tls = &cs
+	sess.serverName = cs.ServerName
+	if cs.NegotiatedProtocol != "" {
+		sess.alpn = []string{cs.NegotiatedProtocol}
+	}
+	return tc, nil
+}
+
+// connect asks UpstreamPeer for a peer and connects to it, with the retries
+// FailToConnect asks for.
+func (c *conn[C]) connect(ctx context.Context, sess *Session, cx C) (net.Conn, error) {
+	s := c.svc
+	for {
+		peer, err := s.app.UpstreamPeer(ctx, sess, cx)
+		if err != nil {
+			return nil, fmt.Errorf("l4: UpstreamPeer: %w", err)
+		}
+		if peer == nil {
+			return nil, errors.New("l4: UpstreamPeer returned no peer")
+		}
+		if err := peer.Validate(); err != nil {
+			return nil, err
+		}
+		sess.peer = peer
+		sess.attempts++
+		up, err := peer.dial(ctx, s.opts.ConnectTimeout)
+		if err == nil {
+			if !c.setUp(up) {
+				return nil, c.cause()
+			}
+			return up, nil
+		}
+		if cut := c.cause(); cut != nil {
+			return nil, cut
+		}
+		ce := &ConnectError{Peer: peer, Err: err}
+		if r := s.app.FailToConnect(ctx, sess, cx, peer, ce); r != nil {
+			ce = r
+		}
+		if !ce.Retry || sess.attempts > s.opts.MaxRetries {
+			return nil, ce
+		}
+	}
+}

@@ -1,0 +1,202 @@
+package l4
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+const (
+	// copyBufSize is the buffer of a direction that cannot splice (TLS on a side, or
+	// a platform without splice).
+	copyBufSize = 32 << 10
+	// spliceChunk is the most one splice(2) call moves before the direction counts its
+	// bytes and looks at its deadline again: progress within a chunk is seen only when
+	// it ends or the read deadline fires.
+	spliceChunk = 256 << 10
+)
+
+// flow copies bytes both ways between a client and its peer.
+type flow struct {
+	idle       time.Duration // <= 0: none
+	total      time.Time     // zero: none
+	client, up net.Conn
+	bufs       *sync.Pool
+	abort      func(error)
+
+	last atomic.Int64 // unix nanoseconds of the last byte moved either way
+}
+
+// run copies until both directions are done or one fails; it returns the first error.
+func (f *flow) run(toUp, toClient *atomic.Int64) error {
+	f.last.Store(time.Now().UnixNano())
+	if !f.total.IsZero() {
+		f.client.SetWriteDeadline(f.total)
+		f.up.SetWriteDeadline(f.total)
+	}
+	upDone := make(chan struct{})   // the client-to-peer direction ended
+	downDone := make(chan struct{}) // the peer-to-client direction ended
+	var downErr error
+	exited := make(chan struct{})
+	go func() {
+		defer close(exited)
+		downErr = f.direction(f.client, f.up, toClient, "peer to client")
+		close(downDone)
+		if downErr != nil {
+			f.abort(downErr)
+		} else {
+			f.watch(upDone)
+		}
+	}()
+	upErr := f.direction(f.up, f.client, toUp, "client to peer")
+	close(upDone)
+	if upErr != nil {
+		f.abort(upErr)
+	} else {
+		f.watch(downDone)
+	}
+	<-exited
+	// The first failure is the cause: the other direction then fails on the closed
+	// sockets. A direction that failed on its own deadline is the cause too.
+	switch {
+	case upErr != nil && downErr != nil:
+		if isClosed(upErr) && !isClosed(downErr) {
+			return downErr
+		}
+		return upErr
+	case upErr != nil:
+		return upErr
+	}
+	return downErr
+}
+
+// watch guards the other direction once this one is done: a direction blocked writing
+// to a receiver that does not read sees no read deadline, so it is cut when no byte has
+// moved for 1.5×idle (the reading side moves its own clock within 2×idle).
+func (f *flow) watch(other <-chan struct{}) {
+	if f.idle <= 0 && f.total.IsZero() {
+		<-other
+		return
+	}
+	var t *time.Timer
+	for {
+		wait := time.Duration(1<<63 - 1)
+		now := time.Now()
+		if f.idle > 0 {
+			wait = time.Unix(0, f.last.Load()).Add(f.idle * 3 / 2).Sub(now)
+		}
+		if !f.total.IsZero() {
+			wait = min(wait, f.total.Sub(now))
+		}
+		if wait <= 0 {
+			if !f.total.IsZero() && !now.Before(f.total) {
+				f.abort(ErrTotalTimeout)
+			} else {
+				f.abort(ErrIdleTimeout)
+			}
+			<-other
+			return
+		}
+		if t == nil {
+			t = time.NewTimer(wait)
+			defer t.Stop()
+		} else {
+			t.Reset(wait)
+		}
+		select {
+		case <-other:
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// direction copies src to dst until src's end, which it carries to dst with
+// CloseWrite; it returns nil then, or the error that ended the copy.
+func (f *flow) direction(dst, src net.Conn, count *atomic.Int64, name string) error {
+	var chunk func() (int64, bool, error)
+	if spliceable(dst, src) {
+		// (*net.TCPConn).ReadFrom splices from a TCP or Unix stream socket when the
+		// reader is one, possibly inside an io.LimitedReader.
+		rf := dst.(io.ReaderFrom)
+		lr := &io.LimitedReader{R: src}
+		chunk = func() (int64, bool, error) {
+			lr.N = spliceChunk
+			n, err := rf.ReadFrom(lr)
+			return n, err == nil && n < spliceChunk, err
+		}
+	} else {
+		bp := f.bufs.Get().(*[]byte)
+		defer f.bufs.Put(bp)
+		buf := *bp
+		chunk = func() (int64, bool, error) {
+			n, err := src.Read(buf)
+			if n > 0 {
+				if _, werr := dst.Write(buf[:n]); werr != nil {
+					return 0, false, werr
+				}
+			}
+			if err == io.EOF {
+				return int64(n), true, nil
+			}
+			return int64(n), false, err
+		}
+	}
+	var armed time.Time // the read deadline set on src
+	arm := func(now time.Time) {
+		want := time.Time{}
+		if f.idle > 0 {
+			want = time.Unix(0, f.last.Load()).Add(f.idle)
+			if !want.After(now) {
+				want = now.Add(f.idle)
+			}
+		}
+		if !f.total.IsZero() && (want.IsZero() || f.total.Before(want)) {
+			want = f.total
+		}
+		if !want.Equal(armed) {
+			src.SetReadDeadline(want)
+			armed = want
+		}
+	}
+	arm(time.Now())
+	for {
+		n, eof, err := chunk()
+		if n > 0 {
+			count.Add(n)
+			f.last.Store(time.Now().UnixNano())
+		}
+		if eof {
+			if cw, ok := dst.(interface{ CloseWrite() error }); ok {
+				if err := cw.CloseWrite(); err != nil && !isClosed(err) {
+					return fmt.Errorf("l4: %s: close write: %w", name, err)
+				}
+				return nil
+			}
+			return nil
+		}
+		if err == nil {
+			continue
+		}
+		if !errors.Is(err, os.ErrDeadlineExceeded) {
+			return fmt.Errorf("l4: %s: %w", name, err)
+		}
+		now := time.Now()
+		if !f.total.IsZero() && !now.Before(f.total) {
+			return ErrTotalTimeout
+		}
+		if f.idle > 0 && now.Sub(time.Unix(0, f.last.Load())) >= f.idle {
+			return ErrIdleTimeout
+		}
+		arm(now)
+	}
+}
+
+// isClosed reports whether err is the error of a use of a closed socket: what the
+// other direction sees after abort closed both.
+func isClosed(err error) bool { return errors.Is(err, net.ErrClosed) }

@@ -1,0 +1,86 @@
+// Package l4 proxies at layer 4: a TCP (or TLS) service that connects each client
+// connection to a peer and copies bytes both ways, run by a server.Server like the
+// HTTP proxy, with phases of the same shape.
+//
+// A user implements [ProxyTCP] (embedding [Phases] for the defaults), makes a
+// [Service] with [NewService], adds endpoints and runs it:
+//
+//	type Ctx struct{ failover lb.Failover[*l4.Peer] }
+//
+//	type App struct {
+//		l4.Phases[*Ctx]
+//		lb *lb.LoadBalancer[*l4.Peer]
+//	}
+//
+//	func (a *App) NewCtx() *Ctx { return &Ctx{} }
+//
+//	func (a *App) UpstreamPeer(_ context.Context, s *l4.Session, c *Ctx) (*l4.Peer, error) {
+//		return c.failover.Select(a.lb, s.ClientAddr().String())
+//	}
+//
+//	func (a *App) FailToConnect(_ context.Context, _ *l4.Session, c *Ctx, _ *l4.Peer, err *l4.ConnectError) *l4.ConnectError {
+//		err.Retry = c.failover.FailToConnect(err, true) // nothing was sent: a retry is safe
+//		return err
+//	}
+//
+//	func (a *App) Logging(_ context.Context, s *l4.Session, c *Ctx, err error) {
+//		c.failover.Done(0, err)
+//	}
+//
+//	svc, err := l4.NewService("redis", &App{lb: balancer}, l4.ServiceOptions{MaxConns: 10000})
+//	svc.AddTCP("127.0.0.1:6380")
+//	srv.Add(svc) // a server.Server
+//
+// examples/tcp-proxy is this, runnable.
+//
+// # Phases
+//
+// Each connection goes through the phases in this order:
+//
+//	NewCtx
+//	ConnectionFilter           client and local address; an error closes the connection
+//	(TLS handshake)            on endpoints added with AddTLS
+//	UpstreamPeer  ◄──────┐     where to connect
+//	(connect)            │     dial, and the peer's TLS handshake if it has TLS
+//	FailToConnect ───────┘     on failure; Retry asks for another attempt
+//	Connected                  the upstream connection is up
+//	(copy both ways)
+//	Logging                    always, last: the error, bytes each way, duration
+//
+// # The copy
+//
+// Each direction runs on its own goroutine (the connection's, and one more). On Linux,
+// between two plain sockets where the destination is TCP, the copy is (*net.TCPConn).ReadFrom,
+// which the runtime does with splice(2): the bytes go from socket to socket through a
+// kernel pipe and never reach user space. A TLS side (terminated or originated), a
+// Unix-socket destination, or another platform use a loop over a 32 KiB buffer taken from
+// a pool of the service's for the time of the copy.
+//
+// When one side's reads end (it closed or half-closed its writing), the proxy half-closes
+// the other side's writing (CloseWrite: a FIN, or a TLS close_notify) and the other
+// direction goes on. The connection ends when both directions are done, when one fails
+// (a reset, say: that ends only this connection, with one log line at Warn), or when a
+// timeout fires; both sockets are then closed and Logging runs.
+//
+// # Timeouts
+//
+// IdleTimeout counts the time since a byte last moved in either direction. Each direction
+// waits for its reads with a deadline at that time plus IdleTimeout; when a deadline fires
+// while the other direction moved bytes, it is moved on. Within a splice(2) call (up to
+// 256 KiB) bytes are counted when the call returns, so a connection that trickles bytes
+// and then stops ends between IdleTimeout and 2×IdleTimeout after its last byte. A
+// direction that is blocked writing to a receiver that does not read, after the other
+// direction ended, is cut 1.5×IdleTimeout after the last byte moved. TotalTimeout ends a
+// connection at a fixed time after its accept.
+//
+// # Limits
+//
+// MaxConns counts connections from their accept to their end; at the limit the service
+// stops accepting, so new clients wait in the listen backlog (their connect succeeds, and
+// they are served when a connection ends) rather than being refused.
+//
+// # When not to use it
+//
+// For HTTP, use package proxy: it understands requests, pools upstream connections and
+// retries safely. This package sees only bytes.
+package l4

@@ -1,0 +1,350 @@
+package l4
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"syscall"
+	"time"
+
+	gtls "github.com/gotthard-proxy/gotthard/tls"
+)
+
+// ServiceOptions configures a [Service]. The zero value serves without a connection
+// limit, with a 5 minute idle timeout, no total timeout and a 10s connect timeout.
+type ServiceOptions struct {
+	// Logger receives error and lifecycle logs. If nil, slog.Default().
+	Logger *slog.Logger
+	// MaxConns limits the connections being served at once, counted from their accept
+	// until their end. When the limit is reached the service stops accepting: the next
+	// clients wait in the listen backlog (their connect succeeds at the kernel, their
+	// bytes wait) until a connection ends. If zero, no limit. It must not be negative.
+	MaxConns int
+	// IdleTimeout ends a connection when no byte moved either way for this long (see
+	// the package documentation for its precision). If zero, 5 minutes; if negative,
+	// none.
+	IdleTimeout time.Duration
+	// TotalTimeout ends a connection this long after its accept, whatever it is doing.
+	// If zero, none. It must not be negative.
+	TotalTimeout time.Duration
+	// ConnectTimeout bounds each connection attempt to a peer (dial and TLS handshake)
+	// whose Peer.ConnectTimeout is zero. If zero, 10s. It must not be negative.
+	ConnectTimeout time.Duration
+	// TLSHandshakeTimeout bounds the TLS handshake with clients on endpoints added with
+	// AddTLS. If zero, 10s. It must not be negative.
+	TLSHandshakeTimeout time.Duration
+	// MaxRetries caps the extra connection attempts that FailToConnect may ask for, per
+	// client connection. If zero, 3; if negative, none.
+	MaxRetries int
+}
+
+// Service is a TCP proxy service: it accepts client connections on its endpoints, asks
+// the [ProxyTCP] phases where each goes, connects, and copies bytes both ways until both
+// sides are done. It is a server.ListeningService and a server.StreamCloser by its
+// method set; add it to a server.Server, or run it alone with ListenAndServe.
+//
+// Endpoints are added before Serve; the other methods are safe for concurrent use.
+type Service[C any] struct {
+	name string
+	app  ProxyTCP[C]
+	opts ServiceOptions
+	log  *slog.Logger
+
+	ctx    context.Context // canceled by Close
+	cancel context.CancelFunc
+	slots  chan struct{} // MaxConns tokens; nil when unlimited
+	stop   chan struct{} // closed when the service stops accepting
+	bufs   sync.Pool     // *[]byte copy buffers for the connections that cannot splice
+
+	mu        sync.Mutex
+	endpoints []net.Addr
+	lns       []net.Listener
+	conns     map[*conn[C]]struct{}
+	closing   bool
+	accepts   sync.WaitGroup // accept loops
+	active    sync.WaitGroup // connections; Add under mu while !closing
+}
+
+// endpoint is an address added with AddTCP, AddUnix or AddTLS.
+type endpoint struct {
+	network, address string
+	tls              *gtls.Config
+}
+
+func (e endpoint) Network() string { return e.network }
+func (e endpoint) String() string  { return e.address }
+
+// TLS reports whether the service terminates TLS on this endpoint (one added with
+// AddTLS). Its listener is a plain one either way.
+func (e endpoint) TLS() bool { return e.tls != nil }
+
+// NewService returns a TCP proxy service named name whose connections run app's phases.
+// It fails with an error naming the field when an option is out of range.
+func NewService[C any](name string, app ProxyTCP[C], opts ServiceOptions) (*Service[C], error) {
+	switch {
+	case name == "":
+		return nil, errors.New("l4: NewService: empty service name")
+	case app == nil:
+		return nil, errors.New("l4: NewService: nil ProxyTCP")
+	case opts.MaxConns < 0:
+		return nil, fmt.Errorf("l4: NewService: MaxConns %d is negative", opts.MaxConns)
+	case opts.TotalTimeout < 0:
+		return nil, fmt.Errorf("l4: NewService: TotalTimeout %v is negative", opts.TotalTimeout)
+	case opts.ConnectTimeout < 0:
+		return nil, fmt.Errorf("l4: NewService: ConnectTimeout %v is negative", opts.ConnectTimeout)
+	case opts.TLSHandshakeTimeout < 0:
+		return nil, fmt.Errorf("l4: NewService: TLSHandshakeTimeout %v is negative", opts.TLSHandshakeTimeout)
+	}
+	if opts.IdleTimeout == 0 {
+		opts.IdleTimeout = 5 * time.Minute
+	}
+	if opts.ConnectTimeout == 0 {
+		opts.ConnectTimeout = 10 * time.Second
+	}
+	if opts.TLSHandshakeTimeout == 0 {
+		opts.TLSHandshakeTimeout = 10 * time.Second
+	}
+	switch {
+	case opts.MaxRetries == 0:
+		opts.MaxRetries = 3
+	case opts.MaxRetries < 0:
+		opts.MaxRetries = 0
+	}
+	s := &Service[C]{
+		name:  name,
+		app:   app,
+		opts:  opts,
+		log:   opts.Logger,
+		stop:  make(chan struct{}),
+		conns: make(map[*conn[C]]struct{}),
+	}
+	if s.log == nil {
+		s.log = slog.Default()
+	}
+	s.log = s.log.With("service", name)
+	if opts.MaxConns > 0 {
+		s.slots = make(chan struct{}, opts.MaxConns)
+	}
+	s.bufs.New = func() any { b := make([]byte, copyBufSize); return &b }
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	return s, nil
+}
+
+// Name returns the service's name.
+func (s *Service[C]) Name() string { return s.name }
+
+// AddTCP adds a TCP endpoint ("host:port"; port 0 picks a free one).
+func (s *Service[C]) AddTCP(addr string) { s.add(endpoint{network: "tcp", address: addr}) }
+
+// AddUnix adds a Unix socket endpoint at path.
+func (s *Service[C]) AddUnix(path string) { s.add(endpoint{network: "unix", address: path}) }
+
+// AddTLS adds a TCP endpoint whose connections speak TLS with cfg, which the service
+// terminates: the listener stays a plain TCP listener (so a server.Server creates it
+// and an upgrade hands it over like any other), and each accepted connection does its
+// handshake on its own goroutine after ConnectionFilter, bounded by
+// [ServiceOptions.TLSHandshakeTimeout]. The peer then gets the decrypted bytes (or
+// bytes encrypted anew, if the Peer has TLS). [Session.TLS] describes the client's TLS.
+// Add cfg to the server.Server too, so that it reloads its certificates.
+func (s *Service[C]) AddTLS(addr string, cfg *gtls.Config) {
+	if cfg == nil {
+		panic("l4: AddTLS with a nil *tls.Config")
+	}
+	s.add(endpoint{network: "tcp", address: addr, tls: cfg})
+}
+
+func (s *Service[C]) add(e endpoint) {
+	s.mu.Lock()
+	s.endpoints = append(s.endpoints, e)
+	s.mu.Unlock()
+}
+
+// Endpoints returns the endpoints added with AddTCP, AddUnix and AddTLS, in order, as
+// addresses whose Network is "tcp" or "unix". Each also has a method TLS() bool that
+// reports whether the service terminates TLS on it.
+func (s *Service[C]) Endpoints() []net.Addr {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]net.Addr(nil), s.endpoints...)
+}
+
+// ListenAndServe listens on the service's endpoints and serves until Shutdown or Close.
+// Use it to run a service without a server.Server.
+func (s *Service[C]) ListenAndServe() error {
+	eps := s.Endpoints()
+	lns := make([]net.Listener, 0, len(eps))
+	for _, ep := range eps {
+		ln, err := net.Listen(ep.Network(), ep.String())
+		if err != nil {
+			for _, l := range lns {
+				l.Close()
+			}
+			return fmt.Errorf("l4: listen %s %s: %w", ep.Network(), ep.String(), err)
+		}
+		lns = append(lns, ln)
+	}
+	return s.Serve(lns)
+}
+
+// Serve accepts on lns (one per endpoint, in the order they were added) and serves
+// until Shutdown or Close, then returns nil once every connection has ended. Serve
+// owns the listeners and closes them when the service stops accepting.
+func (s *Service[C]) Serve(lns []net.Listener) error {
+	if len(lns) == 0 {
+		return errors.New("l4: Serve needs at least one listener")
+	}
+	eps := s.Endpoints()
+	s.mu.Lock()
+	if s.closing {
+		s.mu.Unlock()
+		for _, ln := range lns {
+			ln.Close()
+		}
+		return nil
+	}
+	s.lns = append(s.lns, lns...)
+	for i, ln := range lns {
+		var cfg *gtls.Config
+		if i < len(eps) {
+			if e, ok := eps[i].(endpoint); ok {
+				cfg = e.tls
+			}
+		}
+		s.accepts.Add(1)
+		go s.acceptLoop(ln, cfg)
+	}
+	s.mu.Unlock()
+	<-s.stop
+	s.accepts.Wait()
+	s.active.Wait()
+	return nil
+}
+
+func (s *Service[C]) acceptLoop(ln net.Listener, cfg *gtls.Config) {
+	defer s.accepts.Done()
+	var backoff time.Duration
+	for {
+		if s.slots != nil {
+			select {
+			case s.slots <- struct{}{}:
+			case <-s.stop:
+				return
+			}
+		}
+		nc, err := ln.Accept()
+		if err != nil {
+			s.release()
+			select {
+			case <-s.stop:
+				return
+			default:
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() || errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE) {
+				backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+				s.log.Warn("l4: accept failed; retrying", "err", err, "backoff", backoff)
+				select {
+				case <-time.After(backoff):
+				case <-s.stop:
+					return
+				}
+				continue
+			}
+			s.log.Error("l4: accept failed; endpoint stopped", "addr", ln.Addr().String(), "err", err)
+			return
+		}
+		backoff = 0
+		c := &conn[C]{svc: s, client: nc, tlsCfg: cfg}
+		s.mu.Lock()
+		if s.closing {
+			s.mu.Unlock()
+			nc.Close()
+			s.release()
+			return
+		}
+		s.conns[c] = struct{}{}
+		s.active.Add(1)
+		s.mu.Unlock()
+		go c.serve()
+	}
+}
+
+func (s *Service[C]) release() {
+	if s.slots != nil {
+		<-s.slots
+	}
+}
+
+func (s *Service[C]) done(c *conn[C]) {
+	s.mu.Lock()
+	delete(s.conns, c)
+	s.mu.Unlock()
+	s.release()
+	s.active.Done()
+}
+
+// stopAccepting closes the listeners; connections go on.
+func (s *Service[C]) stopAccepting() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closing {
+		return
+	}
+	s.closing = true
+	close(s.stop)
+	for _, ln := range s.lns {
+		ln.Close()
+	}
+}
+
+// Shutdown stops accepting and waits for the connections being served to end by
+// themselves (both sides closed, or a timeout). When ctx ends first it cuts the
+// remaining ones as Close does (their Logging sees [ErrShutdown]) and returns
+// ctx.Err().
+func (s *Service[C]) Shutdown(ctx context.Context) error {
+	s.stopAccepting()
+	idle := make(chan struct{})
+	go func() {
+		s.active.Wait()
+		close(idle)
+	}()
+	select {
+	case <-idle:
+		return nil
+	case <-ctx.Done():
+		s.Close()
+		<-idle
+		return ctx.Err()
+	}
+}
+
+// Close stops accepting and cuts every connection at once; their Logging sees
+// [ErrShutdown]. It does not wait for the phases of those connections to return: Serve
+// does.
+func (s *Service[C]) Close() error {
+	s.stopAccepting()
+	s.cancel()
+	s.cutAll()
+	return nil
+}
+
+// CloseStreams cuts every connection being served, as Close does, without closing the
+// listeners: a server.Server calls it once a graceful shutdown's grace period has
+// passed, since every TCP connection is a long-lived stream whose end the service
+// cannot negotiate.
+func (s *Service[C]) CloseStreams() { s.cutAll() }
+
+func (s *Service[C]) cutAll() {
+	s.mu.Lock()
+	cs := make([]*conn[C], 0, len(s.conns))
+	for c := range s.conns {
+		cs = append(cs, c)
+	}
+	s.mu.Unlock()
+	for _, c := range cs {
+		c.abort(ErrShutdown)
+	}
+}
