@@ -29,7 +29,10 @@ type flow struct {
 	bufs       *sync.Pool
 	abort      func(error)
 
-	last atomic.Int64 // unix nanoseconds of the last byte moved either way
+	last atomic.Int64 // unix nanoseconds of the last byte counted either way
+	// upQuiet and downQuiet tell whether a direction found nothing to read at its last
+	// read deadline (or is done) and has counted no byte since.
+	upQuiet, downQuiet atomic.Bool
 }
 
 // run copies until both directions are done or one fails; it returns the first error.
@@ -45,7 +48,7 @@ func (f *flow) run(toUp, toClient *atomic.Int64) error {
 	exited := make(chan struct{})
 	go func() {
 		defer close(exited)
-		downErr = f.direction(f.client, f.up, toClient, "peer to client")
+		downErr = f.direction(f.client, f.up, toClient, &f.downQuiet, &f.upQuiet, "peer to client")
 		close(downDone)
 		if downErr != nil {
 			f.abort(downErr)
@@ -53,7 +56,7 @@ func (f *flow) run(toUp, toClient *atomic.Int64) error {
 			f.watch(upDone)
 		}
 	}()
-	upErr := f.direction(f.up, f.client, toUp, "client to peer")
+	upErr := f.direction(f.up, f.client, toUp, &f.upQuiet, &f.downQuiet, "client to peer")
 	close(upDone)
 	if upErr != nil {
 		f.abort(upErr)
@@ -76,8 +79,8 @@ func (f *flow) run(toUp, toClient *atomic.Int64) error {
 }
 
 // watch guards the other direction once this one is done: a direction blocked writing
-// to a receiver that does not read sees no read deadline, so it is cut when no byte has
-// moved for 1.5×idle (the reading side moves its own clock within 2×idle).
+// to a receiver that does not read meets no read deadline, so it is cut when no byte
+// was counted for 2×idle (a direction that reads counts its bytes at least every idle).
 func (f *flow) watch(other <-chan struct{}) {
 	if f.idle <= 0 && f.total.IsZero() {
 		<-other
@@ -88,7 +91,7 @@ func (f *flow) watch(other <-chan struct{}) {
 		wait := time.Duration(1<<63 - 1)
 		now := time.Now()
 		if f.idle > 0 {
-			wait = time.Unix(0, f.last.Load()).Add(f.idle * 3 / 2).Sub(now)
+			wait = time.Unix(0, f.last.Load()).Add(2 * f.idle).Sub(now)
 		}
 		if !f.total.IsZero() {
 			wait = min(wait, f.total.Sub(now))
@@ -118,7 +121,7 @@ func (f *flow) watch(other <-chan struct{}) {
 
 // direction copies src to dst until src's end, which it carries to dst with
 // CloseWrite; it returns nil then, or the error that ended the copy.
-func (f *flow) direction(dst, src net.Conn, count *atomic.Int64, name string) error {
+func (f *flow) direction(dst, src net.Conn, count *atomic.Int64, quiet, otherQuiet *atomic.Bool, name string) error {
 	var chunk func() (int64, bool, error)
 	if spliceable(dst, src) {
 		// (*net.TCPConn).ReadFrom splices from a TCP or Unix stream socket when the
@@ -147,22 +150,15 @@ func (f *flow) direction(dst, src net.Conn, count *atomic.Int64, name string) er
 			return int64(n), false, err
 		}
 	}
-	var armed time.Time // the read deadline set on src
 	arm := func(now time.Time) {
 		want := time.Time{}
 		if f.idle > 0 {
-			want = time.Unix(0, f.last.Load()).Add(f.idle)
-			if !want.After(now) {
-				want = now.Add(f.idle)
-			}
+			want = now.Add(f.idle)
 		}
 		if !f.total.IsZero() && (want.IsZero() || f.total.Before(want)) {
 			want = f.total
 		}
-		if !want.Equal(armed) {
-			src.SetReadDeadline(want)
-			armed = want
-		}
+		src.SetReadDeadline(want)
 	}
 	arm(time.Now())
 	for {
@@ -170,13 +166,14 @@ func (f *flow) direction(dst, src net.Conn, count *atomic.Int64, name string) er
 		if n > 0 {
 			count.Add(n)
 			f.last.Store(time.Now().UnixNano())
+			quiet.Store(false)
 		}
 		if eof {
+			quiet.Store(true) // a direction that is done is quiet for good
 			if cw, ok := dst.(interface{ CloseWrite() error }); ok {
 				if err := cw.CloseWrite(); err != nil && !isClosed(err) {
 					return fmt.Errorf("l4: %s: close write: %w", name, err)
 				}
-				return nil
 			}
 			return nil
 		}
@@ -190,8 +187,17 @@ func (f *flow) direction(dst, src net.Conn, count *atomic.Int64, name string) er
 		if !f.total.IsZero() && !now.Before(f.total) {
 			return ErrTotalTimeout
 		}
-		if f.idle > 0 && now.Sub(time.Unix(0, f.last.Load())) >= f.idle {
-			return ErrIdleTimeout
+		if n == 0 && f.idle > 0 {
+			// Nothing came in for idle. The other direction may be moving bytes within
+			// one splice call, which it counts only when the call returns: the
+			// connection is idle when the other direction found nothing either at its
+			// last deadline, or when no byte was counted for 2×idle (the other
+			// direction blocked writing to a receiver that does not read).
+			since := now.Sub(time.Unix(0, f.last.Load()))
+			if since >= f.idle && otherQuiet.Load() || since >= 2*f.idle {
+				return ErrIdleTimeout
+			}
+			quiet.Store(true)
 		}
 		arm(now)
 	}

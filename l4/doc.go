@@ -64,14 +64,14 @@
 //
 // # Timeouts
 //
-// IdleTimeout counts the time since a byte last moved in either direction. Each direction
-// waits for its reads with a deadline at that time plus IdleTimeout; when a deadline fires
-// while the other direction moved bytes, it is moved on. Within a splice(2) call (up to
-// 256 KiB) bytes are counted when the call returns, so a connection that trickles bytes
-// and then stops ends between IdleTimeout and 2×IdleTimeout after its last byte. A
-// direction that is blocked writing to a receiver that does not read, after the other
-// direction ended, is cut 1.5×IdleTimeout after the last byte moved. TotalTimeout ends a
-// connection at a fixed time after its accept.
+// IdleTimeout ends a connection on which no byte moved either way for that long. Each
+// direction waits for its reads with a deadline IdleTimeout ahead; when it fires with
+// nothing read, the connection ends if the other direction's last deadline found nothing
+// either (or it is done). Within a splice(2) call (up to 256 KiB) bytes are counted when
+// the call returns or its deadline fires, so a connection ends between IdleTimeout and
+// 2×IdleTimeout after its last byte. A direction blocked writing to a receiver that does
+// not read is cut when no byte was counted for 2×IdleTimeout. TotalTimeout ends a
+// connection at a fixed time after its accept, whatever it is doing.
 //
 // # Limits
 //
