@@ -1,0 +1,158 @@
+// Command tcp-proxy forwards TCP connections to one or more upstreams, balanced round
+// robin; an upstream that refuses connections is skipped for the connection (a retry
+// goes to another) and ejected for a while after repeated failures.
+//
+//	go run ./examples/tcp-proxy -listen 127.0.0.1:6380 -upstream 127.0.0.1:6379
+//	go run ./examples/tcp-proxy -listen :5433 -upstream db1:5432,db2:5432 -idle 1h
+//
+// It runs under a server.Server, so SIGTERM drains connections (up to the grace
+// period) and SIGINT cuts them.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/gotthard-proxy/gotthard/l4"
+	"github.com/gotthard-proxy/gotthard/lb"
+	"github.com/gotthard-proxy/gotthard/server"
+)
+
+// forwarder picks an upstream for each connection from the balancer and reports each
+// attempt's outcome to it: connect failures count towards ejection, a connection made
+// counts as a success.
+type forwarder struct {
+	l4.Phases[*connCtx]
+	lb  *lb.LoadBalancer[*l4.Peer]
+	log *slog.Logger
+}
+
+// A wrong phase signature fails to compile here, naming the method.
+var _ l4.ProxyTCP[*connCtx] = (*forwarder)(nil)
+
+// connCtx is the per-connection state: the upstreams tried and the current attempt.
+type connCtx struct {
+	tried lb.Attempts[*l4.Peer]
+	pick  lb.Pick[*l4.Peer]
+}
+
+func (f *forwarder) NewCtx() *connCtx { return &connCtx{} }
+
+func (f *forwarder) UpstreamPeer(_ context.Context, _ *l4.Session, c *connCtx) (*l4.Peer, error) {
+	p, err := f.lb.Select("", &c.tried) // skips upstreams this connection tried
+	if err != nil {
+		return nil, err
+	}
+	c.pick = p
+	return p.Value(), nil
+}
+
+func (f *forwarder) FailToConnect(_ context.Context, _ *l4.Session, c *connCtx, _ *l4.Peer, err *l4.ConnectError) *l4.ConnectError {
+	c.pick.Done(lb.ConnectFailure)
+	// Nothing was sent: another upstream is safe to try, while one is left and the
+	// balancer's retry budget allows it.
+	err.Retry = c.tried.Len() < len(f.lb.Targets()) && f.lb.RetryBudget().Retry()
+	return err
+}
+
+func (f *forwarder) Connected(_ context.Context, _ *l4.Session, c *connCtx, _ *l4.Peer, _ net.Conn) error {
+	c.pick.Done(lb.Success)
+	return nil
+}
+
+func (f *forwarder) Logging(_ context.Context, s *l4.Session, c *connCtx, err error) {
+	c.pick.Done(lb.Canceled) // an attempt no phase reported
+	upstream := ""
+	if p := s.Peer(); p != nil {
+		upstream = p.Address
+	}
+	f.log.Debug("connection", "client", s.ClientAddr().String(), "upstream", upstream,
+		"to_upstream", s.BytesToUpstream(), "to_client", s.BytesToClient(),
+		"duration", s.Duration(), "attempts", s.Attempts(), "err", err)
+}
+
+func main() {
+	err := run(context.Background(), os.Args[1:], os.Stderr, func(addrs []net.Addr) {
+		for _, a := range addrs {
+			fmt.Fprintf(os.Stderr, "tcp-proxy listening on %s\n", a)
+		}
+	})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+}
+
+// run serves until ctx ends or a signal stops the server; ready gets the bound
+// addresses once it accepts.
+func run(ctx context.Context, args []string, logOut io.Writer, ready func([]net.Addr)) error {
+	fs := flag.NewFlagSet("tcp-proxy", flag.ContinueOnError)
+	fs.SetOutput(logOut)
+	listen := fs.String("listen", "127.0.0.1:6380", "address to listen on (host:port)")
+	upstreams := fs.String("upstream", "", "upstream host:port, or several separated by commas")
+	idle := fs.Duration("idle", 5*time.Minute, "close connections idle for this long")
+	maxConns := fs.Int("max-conns", 10000, "connections served at once; more wait to be accepted")
+	verbose := fs.Bool("v", false, "log every connection")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *upstreams == "" {
+		return errors.New("tcp-proxy: -upstream is required")
+	}
+	level := slog.LevelInfo
+	if *verbose {
+		level = slog.LevelDebug
+	}
+	logger := slog.New(slog.NewTextHandler(logOut, &slog.HandlerOptions{Level: level}))
+
+	var backends []lb.Backend
+	for _, u := range strings.Split(*upstreams, ",") {
+		backends = append(backends, lb.Backend{Addr: strings.TrimSpace(u)})
+	}
+	balancer, err := lb.New(lb.Options[*l4.Peer]{
+		Backends: backends,
+		Attach:   func(b lb.Backend) *l4.Peer { return &l4.Peer{Address: b.Addr} },
+		Outlier:  lb.OutlierOptions{ConsecutiveFailures: 3},
+		Logger:   logger,
+	})
+	if err != nil {
+		return err
+	}
+	for _, t := range balancer.Targets() {
+		if err := t.Value().Validate(); err != nil {
+			return err
+		}
+	}
+	svc, err := l4.NewService("tcp-proxy", &forwarder{lb: balancer, log: logger}, l4.ServiceOptions{
+		Logger:      logger,
+		IdleTimeout: *idle,
+		MaxConns:    *maxConns,
+	})
+	if err != nil {
+		return err
+	}
+	svc.AddTCP(*listen)
+	srv, err := server.New(server.Options{Logger: logger})
+	if err != nil {
+		return err
+	}
+	if err := srv.Add(svc); err != nil {
+		return err
+	}
+	go func() {
+		select {
+		case <-srv.Ready():
+			ready(srv.Addrs("tcp-proxy"))
+		case <-srv.Done():
+		}
+	}()
+	return srv.RunContext(ctx)
+}
