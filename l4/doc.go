@@ -5,7 +5,10 @@
 // A user implements [ProxyTCP] (embedding [Phases] for the defaults), makes a
 // [Service] with [NewService], adds endpoints and runs it:
 //
-//	type Ctx struct{ failover lb.Failover[*l4.Peer] }
+//	type Ctx struct {
+//		tried lb.Attempts[*l4.Peer] // the upstreams this connection tried
+//		pick  lb.Pick[*l4.Peer]     // the current attempt
+//	}
 //
 //	type App struct {
 //		l4.Phases[*Ctx]
@@ -15,16 +18,23 @@
 //	func (a *App) NewCtx() *Ctx { return &Ctx{} }
 //
 //	func (a *App) UpstreamPeer(_ context.Context, s *l4.Session, c *Ctx) (*l4.Peer, error) {
-//		return c.failover.Select(a.lb, s.ClientAddr().String())
+//		p, err := a.lb.Select("", &c.tried)
+//		if err != nil {
+//			return nil, err
+//		}
+//		c.pick = p
+//		return p.Value(), nil
 //	}
 //
 //	func (a *App) FailToConnect(_ context.Context, _ *l4.Session, c *Ctx, _ *l4.Peer, err *l4.ConnectError) *l4.ConnectError {
-//		err.Retry = c.failover.FailToConnect(err, true) // nothing was sent: a retry is safe
+//		c.pick.Done(lb.ConnectFailure) // counts towards ejection
+//		err.Retry = c.tried.Len() < len(a.lb.Targets()) // nothing was sent: a retry is safe
 //		return err
 //	}
 //
-//	func (a *App) Logging(_ context.Context, s *l4.Session, c *Ctx, err error) {
-//		c.failover.Done(0, err)
+//	func (a *App) Connected(_ context.Context, _ *l4.Session, c *Ctx, _ *l4.Peer, _ net.Conn) error {
+//		c.pick.Done(lb.Success)
+//		return nil
 //	}
 //
 //	svc, err := l4.NewService("redis", &App{lb: balancer}, l4.ServiceOptions{MaxConns: 10000})
