@@ -16,9 +16,8 @@ const (
 	// a platform without splice).
 	copyBufSize = 32 << 10
 	// spliceChunk is the most one splice(2) call moves before the direction counts its
-	// bytes and looks at its deadline again: progress within a chunk is seen only when
-	// it ends or the read deadline fires.
-	spliceChunk = 256 << 10
+	// bytes: a call moves what is queued on the source, up to this.
+	spliceChunk = 1 << 20
 )
 
 // flow copies bytes both ways between a client and its peer.
@@ -30,8 +29,8 @@ type flow struct {
 	abort      func(error)
 
 	last atomic.Int64 // unix nanoseconds of the last byte counted either way
-	// upQuiet and downQuiet tell whether a direction found nothing to read at its last
-	// read deadline (or is done) and has counted no byte since.
+	// upQuiet and downQuiet tell whether a direction found the connection idle (nothing
+	// counted for idle) at its last read deadline, or is done, and counted nothing since.
 	upQuiet, downQuiet atomic.Bool
 }
 
@@ -124,14 +123,9 @@ func (f *flow) watch(other <-chan struct{}) {
 func (f *flow) direction(dst, src net.Conn, count *atomic.Int64, quiet, otherQuiet *atomic.Bool, name string) error {
 	var chunk func() (int64, bool, error)
 	if spliceable(dst, src) {
-		// (*net.TCPConn).ReadFrom splices from a TCP or Unix stream socket when the
-		// reader is one, possibly inside an io.LimitedReader.
-		rf := dst.(io.ReaderFrom)
-		lr := &io.LimitedReader{R: src}
-		chunk = func() (int64, bool, error) {
-			lr.N = spliceChunk
-			n, err := rf.ReadFrom(lr)
-			return n, err == nil && n < spliceChunk, err
+		var err error
+		if chunk, err = spliceChunker(dst, src); err != nil {
+			return fmt.Errorf("l4: %s: %w", name, err)
 		}
 	} else {
 		bp := f.bufs.Get().(*[]byte)
@@ -188,16 +182,16 @@ func (f *flow) direction(dst, src net.Conn, count *atomic.Int64, quiet, otherQui
 			return ErrTotalTimeout
 		}
 		if n == 0 && f.idle > 0 {
-			// Nothing came in for idle. The other direction may be moving bytes within
-			// one splice call, which it counts only when the call returns: the
-			// connection is idle when the other direction found nothing either at its
-			// last deadline, or when no byte was counted for 2×idle (the other
-			// direction blocked writing to a receiver that does not read).
+			// Nothing to read now. The other direction counts the bytes it moves only
+			// once written, so it may be in the middle of a write: the connection is
+			// idle when nothing was counted for idle and the other direction found it
+			// so too at its own last deadline, or when nothing was counted for 2×idle
+			// (the other direction blocked writing to a receiver that does not read).
 			since := now.Sub(time.Unix(0, f.last.Load()))
 			if since >= f.idle && otherQuiet.Load() || since >= 2*f.idle {
 				return ErrIdleTimeout
 			}
-			quiet.Store(true)
+			quiet.Store(since >= f.idle)
 		}
 		arm(now)
 	}

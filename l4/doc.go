@@ -60,11 +60,15 @@
 // # The copy
 //
 // Each direction runs on its own goroutine (the connection's, and one more). On Linux,
-// between two plain sockets where the destination is TCP, the copy is (*net.TCPConn).ReadFrom,
-// which the runtime does with splice(2): the bytes go from socket to socket through a
-// kernel pipe and never reach user space. A TLS side (terminated or originated), a
-// Unix-socket destination, or another platform use a loop over a 32 KiB buffer taken from
-// a pool of the service's for the time of the copy.
+// between two plain sockets where the destination is TCP, the copy is splice(2) through
+// (*net.TCPConn).ReadFrom: the bytes go from socket to socket through a kernel pipe and
+// never reach user space. The runtime holds a pipe (two file descriptors) for the whole
+// of a ReadFrom call, waits included, so the direction first waits for bytes with no
+// pipe (through the socket's syscall.RawConn: FIONREAD, then a MSG_PEEK probe) and then
+// splices exactly the bytes queued (at most 1 MiB): an idle connection holds no pipe and
+// no buffer. A TLS side (terminated or originated), a Unix-socket destination, or
+// another platform use a loop over a 32 KiB buffer taken from a pool of the service's
+// for the time of the copy.
 //
 // When one side's reads end (it closed or half-closed its writing), the proxy half-closes
 // the other side's writing (CloseWrite: a FIN, or a TLS close_notify) and the other
@@ -74,14 +78,15 @@
 //
 // # Timeouts
 //
-// IdleTimeout ends a connection on which no byte moved either way for that long. Each
-// direction waits for its reads with a deadline IdleTimeout ahead; when it fires with
-// nothing read, the connection ends if the other direction's last deadline found nothing
-// either (or it is done). Within a splice(2) call (up to 256 KiB) bytes are counted when
-// the call returns or its deadline fires, so a connection ends between IdleTimeout and
-// 2×IdleTimeout after its last byte. A direction blocked writing to a receiver that does
-// not read is cut when no byte was counted for 2×IdleTimeout. TotalTimeout ends a
-// connection at a fixed time after its accept, whatever it is doing.
+// IdleTimeout ends a connection on which no byte moved either way for that long. Bytes
+// are counted as each read is written on (a splice(2) call moves only the bytes already
+// queued, so it never waits holding them). Each direction waits for its reads with a
+// deadline IdleTimeout ahead; when it fires with nothing moved for IdleTimeout, the
+// connection ends if the other direction found the same at its own last deadline (or is
+// done): so a connection ends between IdleTimeout and 2×IdleTimeout after its last byte.
+// A direction blocked writing to a receiver that does not read is cut when nothing was
+// counted for 2×IdleTimeout. TotalTimeout ends a connection at a fixed time after its
+// accept, whatever it is doing.
 //
 // # Limits
 //
