@@ -171,11 +171,11 @@ func (a *assembler) take(frag []byte, max int) (done bool, err error) {
 		k := copy(a.hdr[a.hdrLen:], frag)
 		a.hdrLen += k
 		frag = frag[k:]
-		if a.hdrLen < handshakeHeaderLen {
-			return false, nil
-		}
 		if a.hdr[0] != typeClientHello {
 			return false, fmt.Errorf("%w: handshake message of type %d", ErrMalformed, a.hdr[0])
+		}
+		if a.hdrLen < handshakeHeaderLen {
+			return false, nil
 		}
 		a.msgLen = int(a.hdr[1])<<16 | int(a.hdr[2])<<8 | int(a.hdr[3])
 		if a.msgLen <= len(frag) {
