@@ -135,7 +135,7 @@ func (a *assembler) feed(b []byte, max int) (done bool, err error) {
 		}
 		frag := rest[recordHeaderLen : recordHeaderLen+n]
 		a.off = end
-		done, err := a.take(frag, max)
+		done, err := a.take(frag, len(b)-end, max)
 		if done || err != nil {
 			return done, err
 		}
@@ -166,7 +166,8 @@ func (a *assembler) early(p []byte, n, max int) error {
 }
 
 // take adds a record's fragment to the message and reports whether it is complete.
-func (a *assembler) take(frag []byte, max int) (done bool, err error) {
+// avail is the number of bytes at hand after the record.
+func (a *assembler) take(frag []byte, avail, max int) (done bool, err error) {
 	if a.hdrLen < handshakeHeaderLen {
 		k := copy(a.hdr[a.hdrLen:], frag)
 		a.hdrLen += k
@@ -189,7 +190,9 @@ func (a *assembler) take(frag []byte, max int) (done bool, err error) {
 		if a.off+recordHeaderLen+(a.msgLen-len(frag)) > max {
 			return false, fmt.Errorf("%w: a hello of %d bytes, more than %d with its records", ErrTooLarge, a.msgLen, max)
 		}
-		a.body = make([]byte, 0, a.msgLen)
+		// Sized by the bytes at hand, not by the length the header claims: a few
+		// bytes must not cost the allocation of a large message.
+		a.body = make([]byte, 0, min(a.msgLen, len(frag)+avail))
 	}
 	if rem := a.msgLen - len(a.body); len(frag) > rem {
 		return false, fmt.Errorf("%w: %d bytes after the hello in its record", ErrMalformed, len(frag)-rem)
@@ -211,7 +214,7 @@ type reader struct {
 
 func (r *reader) bytes(n int) []byte {
 	if !r.ok || n > len(r.b) {
-		r.ok = false
+		r.ok, r.b = false, nil // nothing left, so that every loop over r ends
 		return nil
 	}
 	p := r.b[:n]
@@ -235,9 +238,18 @@ func (r *reader) u16() int {
 	return int(p[0])<<8 | int(p[1])
 }
 
-// vec8 and vec16 read a vector with a one or two byte length prefix.
-func (r *reader) vec8() reader  { return reader{r.bytes(r.u8()), r.ok} }
-func (r *reader) vec16() reader { return reader{r.bytes(r.u16()), r.ok} }
+// vec8 and vec16 read a vector with a one or two byte length prefix. (r.ok is read
+// after the call in a statement of its own: within one expression Go leaves the order
+// of a call and a field read unspecified.)
+func (r *reader) vec8() reader {
+	b := r.bytes(r.u8())
+	return reader{b, r.ok}
+}
+
+func (r *reader) vec16() reader {
+	b := r.bytes(r.u16())
+	return reader{b, r.ok}
+}
 
 // parseClientHello parses the body of a ClientHello message (RFC 8446 section 4.1.2;
 // RFC 5246 section 7.4.1.2).

@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"io"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -159,5 +160,33 @@ func TestBigHelloSpansRecords(t *testing.T) {
 	}
 	if records < 2 || len(hello) <= maxPlaintext {
 		t.Fatalf("%d bytes in %d records", len(hello), records)
+	}
+}
+
+// TestClaimedLengthCostsNothing: headers that claim a large message cost memory in
+// proportion to the bytes that came, not to the claim.
+func TestClaimedLengthCostsNothing(t *testing.T) {
+	// A 16 MiB message announced, its first bytes in two records.
+	records := cat([]byte{22, 3, 1, 0, 6, 1, 0xff, 0xff, 0xff, 3, 3}, []byte{22, 3, 1, 0, 2, 0, 0})
+	measure := func(f func()) uint64 {
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		f()
+		runtime.ReadMemStats(&after)
+		return after.TotalAlloc - before.TotalAlloc
+	}
+	if n := measure(func() {
+		if _, _, err := Parse(records); !errors.Is(err, io.ErrUnexpectedEOF) {
+			t.Errorf("Parse: %v", err)
+		}
+	}); n > 64<<10 {
+		t.Errorf("Parse allocated %d bytes", n)
+	}
+	if n := measure(func() {
+		if _, _, err := Peek(&memConn{data: records}, 32<<20, 0); !errors.Is(err, io.ErrUnexpectedEOF) {
+			t.Errorf("Peek: %v", err)
+		}
+	}); n > 64<<10 {
+		t.Errorf("Peek allocated %d bytes", n)
 	}
 }

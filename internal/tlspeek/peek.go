@@ -61,8 +61,10 @@ func Peek(c net.Conn, maxBytes int, timeout time.Duration) (h Hello, conn net.Co
 				return Hello{}, newConn(c, buf[:n]), fmt.Errorf("%w: more than %d bytes", ErrTooLarge, maxBytes)
 			}
 			// The records go on: grow to what they are known to need (a.need), at
-			// least doubling, never past maxBytes. feed has refused a need past it.
-			size := min(maxBytes, max(2*len(buf), a.need))
+			// least doubling, never past maxBytes (feed has refused a need past it),
+			// and at most fourfold, so that the buffer stays within four times what
+			// the client sent whatever its headers claim.
+			size := min(maxBytes, max(2*len(buf), min(a.need, 4*len(buf))))
 			grown := make([]byte, size)
 			copy(grown, buf[:n])
 			buf = grown
