@@ -2,6 +2,7 @@ package tlspeek
 
 import (
 	"crypto/tls"
+	"errors"
 	"testing"
 )
 
@@ -49,6 +50,23 @@ func BenchmarkPeek(b *testing.B) {
 		}
 		if n, err := rc.Read(buf); err != nil || n != len(hello) {
 			b.Fatal(n, err)
+		}
+	}
+}
+
+// BenchmarkCryptoTLSHello is the yardstick: crypto/tls's server reading the same hello
+// up to GetConfigForClient, where a terminating proxy would see the server name.
+func BenchmarkCryptoTLSHello(b *testing.B) {
+	hello := benchHello(b)
+	c := &memConn{data: hello}
+	stop := errors.New("stop")
+	cfg := &tls.Config{GetConfigForClient: func(*tls.ClientHelloInfo) (*tls.Config, error) { return nil, stop }}
+	b.SetBytes(int64(len(hello)))
+	b.ReportAllocs()
+	for b.Loop() {
+		c.off = 0
+		if err := tls.Server(c, cfg).Handshake(); !errors.Is(err, stop) {
+			b.Fatal(err)
 		}
 	}
 }

@@ -13,7 +13,7 @@
 // records, as a hello larger than one record (16 KiB) must be; a record of another type
 // before the hello is complete, an empty or oversized record, or a record that carries
 // bytes after the hello is malformed. The hello itself is parsed as crypto/tls parses it:
-// a hello that crypto/tls accepts yields the same server name, ALPN list and versions
+// a hello that crypto/tls accepts yields the same server name and ALPN list
 // here, save that the server name must also be printable ASCII of at most 255 bytes and
 // is returned in lower case.
 //
