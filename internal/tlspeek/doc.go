@@ -12,10 +12,10 @@
 // hello may be split over any number of reads and fragmented over several handshake
 // records, as a hello larger than one record (16 KiB) must be; a record of another type
 // before the hello is complete, an empty or oversized record, or a record that carries
-// bytes after the hello is malformed. The hello itself is parsed as crypto/tls parses it:
-// a hello that crypto/tls accepts yields the same server name and ALPN list
-// here, save that the server name must also be printable ASCII of at most 255 bytes and
-// is returned in lower case.
+// bytes after the hello is malformed. The hello itself is parsed as crypto/tls parses
+// it: a hello that crypto/tls accepts yields the same server name and ALPN list here,
+// save that the server name must also be printable ASCII of at most 255 bytes and is
+// returned in lower case.
 //
 // Every size is bounded by the caller's maxBytes and every wait by its timeout; a
 // connection whose first byte is not a TLS handshake record is told apart at once with

@@ -98,11 +98,13 @@ func TestPeekRealClients(t *testing.T) {
 	modes := []struct {
 		name      string
 		trickle   bool // the server reads one byte at a time
+		bytewise  bool // the client writes one byte per write(2), a TCP segment each
 		frag      int  // the client's handshake records carry at most frag bytes
 		bigHellos bool // the mode suits the hello larger than a record
 	}{
 		{name: "whole", bigHellos: true},
 		{name: "one byte per read", trickle: true, bigHellos: true},
+		{name: "one byte per segment", bytewise: true},
 		{name: "one byte per record", frag: 1},
 		{name: "records of 100 bytes", frag: 100, bigHellos: true},
 	}
@@ -121,7 +123,7 @@ func TestPeekRealClients(t *testing.T) {
 				defer wg.Wait()
 				clientErr := make(chan error, 1)
 				wg.Go(func() {
-					clientErr <- runClient(ln.Addr().String(), clientCfg, mode.frag)
+					clientErr <- runClient(ln.Addr().String(), clientCfg, mode.frag, mode.bytewise)
 				})
 
 				c := accept(t, ln)
@@ -183,8 +185,9 @@ func TestPeekRealClients(t *testing.T) {
 }
 
 // runClient completes a TLS handshake with addr, writes ping and reads pong. With frag
-// > 0 its handshake records carry at most frag bytes each.
-func runClient(addr string, cfg *tls.Config, frag int) error {
+// > 0 its handshake records carry at most frag bytes each; with bytewise it writes a
+// byte at a time.
+func runClient(addr string, cfg *tls.Config, frag int, bytewise bool) error {
 	nc, err := net.Dial("tcp", addr)
 	if err != nil {
 		return err
@@ -194,6 +197,9 @@ func runClient(addr string, cfg *tls.Config, frag int) error {
 		return err
 	}
 	var c net.Conn = nc
+	if bytewise {
+		c = bytewiseConn{nc}
+	}
 	if frag > 0 {
 		c = &reframeConn{Conn: nc, frag: frag}
 	}
@@ -212,6 +218,19 @@ func runClient(addr string, cfg *tls.Config, frag int) error {
 		return fmt.Errorf("read %q", line)
 	}
 	return nil
+}
+
+// bytewiseConn writes one byte per call to the connection it wraps (Go's TCP
+// connections set TCP_NODELAY, so each goes out as a segment of its own).
+type bytewiseConn struct{ net.Conn }
+
+func (c bytewiseConn) Write(p []byte) (int, error) {
+	for i := range p {
+		if _, err := c.Conn.Write(p[i : i+1]); err != nil {
+			return i, err
+		}
+	}
+	return len(p), nil
 }
 
 // TestPeekNotTLS: a plain-text client is told apart from its first bytes, without
