@@ -133,9 +133,12 @@ type Conn struct {
 	mu           sync.Mutex
 	err          error     // why the connection was refused
 	userDeadline time.Time // the read deadline set by the user
-	firstRead    bool      // an untrusted connection's first Read was checked
-	// pending holds bytes read while looking for a header that was not there (only
-	// from connections that cannot be peeked at), read before the rest. Owned by Read.
+
+	// Owned by Read:
+	firstRead bool // an untrusted connection's first Read was checked
+	// pending holds bytes read while looking for a header that was not there (from
+	// a trusted connection that cannot be peeked at, or an untrusted one), read
+	// before the rest.
 	pending []byte
 	replay  bool // pending was not empty (set once, with the header)
 }
@@ -196,36 +199,55 @@ func tcpAddr(ap netip.AddrPort) *net.TCPAddr {
 	return net.TCPAddrFromAddrPort(netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()))
 }
 
-// Read reads the header first if it was not yet read.
+// Read reads the header first if it was not yet read. The first Read of a connection
+// from an untrusted source checks that it does not start with a header.
 func (c *Conn) Read(p []byte) (int, error) {
 	if _, err := c.Header(); err != nil {
 		return 0, err
 	}
-	if c.trusted {
-		if len(c.pending) > 0 {
-			n := copy(p, c.pending)
-			c.pending = c.pending[n:]
-			return n, nil
+	if !c.trusted && !c.firstRead {
+		c.firstRead = true
+		if err := c.checkUntrusted(); err != nil {
+			return 0, err
 		}
-		return c.Conn.Read(p)
 	}
-	c.mu.Lock()
-	first := !c.firstRead
-	c.firstRead = true
-	c.mu.Unlock()
-	n, err := c.Conn.Read(p)
-	if first && n > 0 && startsWithSignature(p[:n]) {
-		c.refuse(errors.New("header from an untrusted source"))
-		_, err := c.Header()
-		return 0, err
+	if len(c.pending) > 0 {
+		n := copy(p, c.pending)
+		c.pending = c.pending[n:]
+		return n, nil
 	}
-	return n, err
+	return c.Conn.Read(p)
+}
+
+// checkUntrusted reads the first bytes of an untrusted connection until they are
+// known not to start a header (they are then read again by Read), or refuses it.
+func (c *Conn) checkUntrusted() error {
+	buf := make([]byte, 0, 16)
+	for {
+		n, err := c.Conn.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		switch {
+		case startsWithSignature(buf):
+			c.refuse(errors.New("header from an untrusted source"))
+			_, err := c.Header()
+			return err
+		case err != nil || !maybeSignature(buf):
+			c.pending = buf
+			return nil
+		}
+	}
 }
 
 // startsWithSignature reports whether b starts like a header: "PROXY " or the first
 // four bytes of the version 2 signature (which no text protocol begins with).
 func startsWithSignature(b []byte) bool {
-	return bytes.HasPrefix(b, sigV1) || len(b) >= 4 && bytes.HasPrefix(sigV2, b[:min(len(b), len(sigV2))])
+	return bytes.HasPrefix(b, sigV1) || len(b) >= 4 && bytes.HasPrefix(b, sigV2[:4])
+}
+
+// maybeSignature reports whether b, shorter than startsWithSignature needs, could
+// still grow into a signature.
+func maybeSignature(b []byte) bool {
+	return bytes.HasPrefix(sigV1, b) || bytes.HasPrefix(sigV2[:4], b)
 }
 
 // RemoteAddr returns the header's source address, or else the connection's.
