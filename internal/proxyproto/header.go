@@ -211,10 +211,18 @@ func parseV1(br *bufio.Reader) (*Header, error) {
 	if err := peekPrefix(br, sigV1); err != nil {
 		return nil, err
 	}
-	// Find the line's end one byte at a time, so nothing past it is read.
+	// Find the line's end in what is buffered; else look one byte at a time, so that
+	// nothing past it is asked of the underlying reader.
 	n := len(sigV1)
 	var line []byte
-	for {
+	if b, _ := br.Peek(min(br.Buffered(), MaxV1Bytes)); len(b) > n {
+		if i := bytes.IndexByte(b[n:], '\n'); i >= 0 {
+			line = b[:n+i+1]
+		} else {
+			n = len(b) - 1
+		}
+	}
+	for line == nil {
 		b, err := br.Peek(n + 1)
 		if err != nil {
 			return nil, truncated(err)
