@@ -3,11 +3,14 @@ package proxyproto
 import (
 	"bufio"
 	"bytes"
+	"io"
 	"net"
 	"net/netip"
 	"testing"
 
 	pires "github.com/pires/go-proxyproto"
+
+	"github.com/gotthard-proxy/gotthard/internal/testnet"
 )
 
 // The parsers side by side: ours and github.com/pires/go-proxyproto's, on the same
@@ -69,6 +72,40 @@ func BenchmarkAppend(b *testing.B) {
 			sa, da := net.TCPAddrFromAddrPort(src), net.TCPAddrFromAddrPort(dst)
 			for b.Loop() {
 				if _, err := pires.HeaderProxyFromAddrs(byte(v), sa, da).Format(); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkConnHeader measures what reading a header costs a TCP connection: the
+// header and one byte of data arrive together; the "none" case reads the byte alone.
+func BenchmarkConnHeader(b *testing.B) {
+	hdrs := benchHeaders(b)
+	l, err := NewListener(nil, Options{Trusted: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, name := range []string{"none", "v1", "v2"} {
+		b.Run(name, func(b *testing.B) {
+			client, server := testnet.Pair(b)
+			msg := append(append([]byte{}, hdrs[name]...), 'x')
+			one := make([]byte, 1)
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := client.Write(msg); err != nil {
+					b.Fatal(err)
+				}
+				var r io.Reader = server
+				if name != "none" {
+					c := l.Wrap(server)
+					if _, err := c.Header(); err != nil {
+						b.Fatal(err)
+					}
+					r = c
+				}
+				if _, err := io.ReadFull(r, one); err != nil {
 					b.Fatal(err)
 				}
 			}
