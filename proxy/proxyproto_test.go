@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/tls"
 	"fmt"
 	"io"
 	"net"
@@ -18,6 +19,7 @@ import (
 
 	"github.com/gotthard-proxy/gotthard/internal/proxyproto"
 	"github.com/gotthard-proxy/gotthard/message"
+	gtls "github.com/gotthard-proxy/gotthard/tls"
 )
 
 // addrProxy proxies to one peer and tells the peer the client address it sees.
@@ -328,5 +330,39 @@ http {
 				}
 			}
 		})
+	}
+}
+
+// On a TLS endpoint the header comes before the handshake; HTTP/2 by ALPN follows.
+func TestProxyProtocolTLS(t *testing.T) {
+	p := newPKI(t)
+	cert := p.issue(t, "api", []string{"api.test"}, false)
+	_, origin := startOrigin(t, echoAddrs)
+	svc, _ := newTestService(t, addrProxy{peer: testPeer(origin)}, ServiceOptions{
+		ProxyProtocol: ProxyProtocolOptions{Trusted: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}, Required: true},
+	})
+	_, secure := startTLSProxy(t, svc, gtls.Options{Certificates: []gtls.CertFile{cert}})
+	src, dst := netip.MustParseAddrPort("[2001:db8::7]:4242"), netip.MustParseAddrPort("[2001:db8::1]:443")
+	tr := &http.Transport{
+		TLSClientConfig:   &tls.Config{ServerName: "api.test", RootCAs: p.pool()},
+		ForceAttemptHTTP2: true,
+		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			c, err := (&net.Dialer{}).DialContext(ctx, network, addr)
+			if err != nil {
+				return nil, err
+			}
+			hdr, _ := proxyproto.Append(nil, 2, src, dst)
+			if _, err := c.Write(hdr); err != nil {
+				c.Close()
+				return nil, err
+			}
+			return c, nil
+		},
+	}
+	t.Cleanup(tr.CloseIdleConnections)
+	resp, body := getBody(t, &http.Client{Transport: tr, Timeout: 10 * time.Second}, "https://"+secure+"/")
+	want := "xff=2001:db8::7 client=[2001:db8::7]:4242 server=[2001:db8::1]:443"
+	if resp.Proto != "HTTP/2.0" || body != want {
+		t.Errorf("%s: got %q, want %q", resp.Proto, body, want)
 	}
 }
