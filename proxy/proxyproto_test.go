@@ -94,6 +94,17 @@ func TestProxyProtocolIn(t *testing.T) {
 			}
 		})
 	}
+	t.Run("untrusted without header", func(t *testing.T) {
+		// Served as a direct client, on the path for connections without a raw socket.
+		c := dialFrom(t, "127.0.0.2", addr)
+		br := bufio.NewReader(c)
+		want := fmt.Sprintf("xff=127.0.0.2 client=%s server=%s", c.LocalAddr(), addr)
+		for range 3 {
+			if body := get(t, c, br, nil); body != want {
+				t.Errorf("got %q, want %q", body, want)
+			}
+		}
+	})
 	t.Run("refused", func(t *testing.T) {
 		hdr, _ := proxyproto.Append(nil, 1, src, dst)
 		for _, tt := range []struct{ from, send, log string }{
