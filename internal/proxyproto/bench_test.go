@@ -83,10 +83,11 @@ func BenchmarkAppend(b *testing.B) {
 // header and one byte of data arrive together; the "none" case reads the byte alone.
 func BenchmarkConnHeader(b *testing.B) {
 	hdrs := benchHeaders(b)
-	l, err := NewListener(nil, Options{Trusted: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}})
+	nl, err := NewListener(nil, Options{Trusted: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}})
 	if err != nil {
 		b.Fatal(err)
 	}
+	l := nl.(*Listener)
 	for _, name := range []string{"none", "v1", "v2"} {
 		b.Run(name, func(b *testing.B) {
 			client, server := testnet.Pair(b)

@@ -46,13 +46,13 @@ type Listener struct {
 	log      *slog.Logger
 }
 
-// NewListener returns a listener that accepts on ln and gives each connection as a
-// [*Conn]. Accept never reads: a connection's header is read on its first Read (or
+// NewListener returns a listener (a [*Listener]) that accepts on ln and gives each
+// connection as a [*Conn]. Accept never reads: a connection's header is read on its first Read (or
 // RemoteAddr, LocalAddr or Header call), so a slow or lying client holds up only its
 // own connection. It returns an error naming the field for options that cannot work: a
 // Trusted entry that is not a valid prefix, a negative HeaderTimeout, or Required with
 // no Trusted source (every connection would be closed).
-func NewListener(ln net.Listener, o Options) (*Listener, error) {
+func NewListener(ln net.Listener, o Options) (net.Listener, error) {
 	if err := o.Validate(); err != nil {
 		return nil, err
 	}

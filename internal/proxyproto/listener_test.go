@@ -43,13 +43,13 @@ func listen(t *testing.T, o Options) (*Listener, *logBuf) {
 	}
 	logs := &logBuf{}
 	o.Logger = slog.New(slog.NewTextHandler(logs, nil))
-	l, err := NewListener(ln, o)
+	nl, err := NewListener(ln, o)
 	if err != nil {
 		ln.Close()
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { l.Close() })
-	return l, logs
+	t.Cleanup(func() { nl.Close() })
+	return nl.(*Listener), logs
 }
 
 // connect dials l, writes send and returns the client side and the accepted *Conn.
@@ -240,10 +240,11 @@ func TestListenerSlowClient(t *testing.T) {
 // read looking for a header that is not there are read again.
 func TestConnPipe(t *testing.T) {
 	logs := &logBuf{}
-	l, err := NewListener(nil, Options{Trusted: loopback, Logger: slog.New(slog.NewTextHandler(logs, nil))})
+	nl, err := NewListener(nil, Options{Trusted: loopback, Logger: slog.New(slog.NewTextHandler(logs, nil))})
 	if err != nil {
 		t.Fatal(err)
 	}
+	l := nl.(*Listener)
 	for _, tt := range []struct{ send, wantRead, wantAddr string }{
 		{"PROXY TCP4 192.0.2.1 192.0.2.2 7 8\r\nrest", "rest", "192.0.2.1:7"},
 		{"PROXY\r\n", "PROXY\r\n", "127.0.0.1:9"}, // not a header: "PROXY\r" is not "PROXY "
