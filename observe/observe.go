@@ -25,6 +25,29 @@ type Observer interface {
 	RequestEnd(r *Request)
 }
 
+// Events is a set of the request events of an [Observer].
+type Events uint8
+
+// The request events, one bit each.
+const (
+	EventRequestStart Events = 1 << iota
+	EventAttemptStart
+	EventUpstreamRequest
+	EventAttemptEnd
+	EventRequestEnd
+
+	// AllEvents is every request event.
+	AllEvents = EventRequestStart | EventAttemptStart | EventUpstreamRequest | EventAttemptEnd | EventRequestEnd
+)
+
+// EventFilter is implemented by an observer that uses only some of the request events:
+// a service calls it for those only, and an event no observer of a service uses costs
+// that service nothing. An observer without it gets every event. ObservedEvents is
+// called once, when the observer is registered.
+type EventFilter interface {
+	ObservedEvents() Events
+}
+
 // Base implements [Observer] with methods that do nothing, for embedding.
 type Base struct{}
 

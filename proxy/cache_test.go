@@ -731,3 +731,43 @@ func TestCacheTooLarge(t *testing.T) {
 		t.Errorf("origin saw %d requests, want 4: nothing stored", n)
 	}
 }
+
+// TestCacheLockTimeout: a request that waits longer than LockTimeout for another's
+// fill goes upstream itself.
+func TestCacheLockTimeout(t *testing.T) {
+	release := make(chan struct{})
+	var hits atomic.Int32
+	_, origin := startOrigin(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if hits.Add(1) == 1 {
+			<-release // the first fetch hangs until the second request has given up
+		}
+		w.Header().Set("Cache-Control", "max-age=60")
+		io.WriteString(w, "ok")
+	}))
+	app, addr := startCacheProxy(t, origin, 50*time.Millisecond)
+	first := make(chan string, 1)
+	go func() {
+		_, body := cacheGet(t, testClient(t), "GET", "http://"+addr+"/slow")
+		first <- body
+	}()
+	deadline := time.Now().Add(5 * time.Second)
+	for hits.Load() == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the first request did not reach the origin")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if _, body := cacheGet(t, testClient(t), "GET", "http://"+addr+"/slow"); body != "ok" {
+		t.Errorf("the request that timed out on the lock got %q", body)
+	}
+	close(release)
+	if body := <-first; body != "ok" {
+		t.Errorf("the first request got %q", body)
+	}
+	if n := hits.Load(); n != 2 {
+		t.Errorf("origin saw %d requests, want 2", n)
+	}
+	if got := app.statuses(t, 2); got != "miss miss" {
+		t.Errorf("statuses %q", got)
+	}
+}

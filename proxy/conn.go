@@ -41,7 +41,10 @@ type conn[C any] struct {
 	clientIP netip.Addr
 	clientS  string // clientIP as text, made once
 	trusted  bool
-	tls      *tls.ConnectionState // after the handshake on a TLS endpoint; nil otherwise
+	// ppPeer is the last peer with ProxyProtocol this connection used, and its copy
+	// with the connection's addresses (see upstreamPeer).
+	ppPeer atomic.Pointer[[2]*Peer]
+	tls    *tls.ConnectionState // after the handshake on a TLS endpoint; nil otherwise
 	// obs is the connection's state for the service's connection observers; nil without
 	// (see observe.go). Set by serve before anything else, cleared by end.
 	obs *connObs

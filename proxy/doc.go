@@ -118,6 +118,15 @@
 // phases see the connection's TLS with [Session.TLS]. [PeerTLS] sets up TLS to a peer.
 // docs/tls.md is the guide.
 //
+// # The PROXY protocol
+//
+// Behind a TCP load balancer, [ServiceOptions.ProxyProtocol] reads the PROXY protocol
+// header (versions 1 and 2) that trusted balancers put before a connection's bytes:
+// the client it names is then the connection's client ([Session.ClientAddr],
+// X-Forwarded-For, logs). [Peer.ProxyProtocol] sends one to a peer on each new
+// connection, with the client's address; such connections are not shared between
+// client connections. docs/l4-proxy-protocol.md is the guide.
+//
 // # Memory
 //
 // Bodies stream through pooled buffers with backpressure; nothing is buffered whole unless

@@ -20,13 +20,32 @@ import (
 type observers struct {
 	all  []observe.Observer
 	conn []observe.ConnObserver // those of all that see connections
+	// For each request event, the indexes in all of the observers that use it (see
+	// observe.EventFilter), in order.
+	start, attemptStart, upstreamReq, attemptEnd, end []int
 }
 
 func newObservers(all []observe.Observer) observers {
 	o := observers{all: append([]observe.Observer(nil), all...)}
-	for _, x := range o.all {
+	for i, x := range o.all {
 		if co, ok := x.(observe.ConnObserver); ok {
 			o.conn = append(o.conn, co)
+		}
+		ev := observe.AllEvents
+		if f, ok := x.(observe.EventFilter); ok {
+			ev = f.ObservedEvents()
+		}
+		for _, e := range [...]struct {
+			bit  observe.Events
+			list *[]int
+		}{
+			{observe.EventRequestStart, &o.start}, {observe.EventAttemptStart, &o.attemptStart},
+			{observe.EventUpstreamRequest, &o.upstreamReq}, {observe.EventAttemptEnd, &o.attemptEnd},
+			{observe.EventRequestEnd, &o.end},
+		} {
+			if ev&e.bit != 0 {
+				*e.list = append(*e.list, i)
+			}
 		}
 	}
 	return o
@@ -71,9 +90,10 @@ func (c *conn[C]) observeStart(ex *exchange[C]) {
 		Method: sess.req.Method, Target: sess.req.Target, Host: sess.req.Host(),
 		Client: c.clientS, Header: &sess.req.Header, Upgrade: sess.upgrade, Start: sess.timing.Start,
 	}
-	for i, ob := range c.svc.obs.all {
+	all := c.svc.obs.all
+	for _, i := range c.svc.obs.start {
 		r.Data = o.reqData[i]
-		ob.RequestStart(r)
+		all[i].RequestStart(r)
 		o.reqData[i] = r.Data
 	}
 	r.Data = nil
@@ -93,15 +113,15 @@ func (c *conn[C]) observeAttemptStart(ex *exchange[C], peer *Peer) {
 	clear(o.attData)
 	o.open = true
 	o.req.Attempts++
-	o.attemptEvent(c.svc.obs.all, observe.Observer.AttemptStart)
+	o.attemptEvent(c.svc.obs.all, c.svc.obs.attemptStart, observe.Observer.AttemptStart)
 }
 
-// attemptEvent calls ev on each observer, with its own Data of the request and of the
-// attempt in place.
-func (o *obsState) attemptEvent(obs []observe.Observer, ev func(observe.Observer, *observe.Request, *observe.Attempt)) {
-	for i, ob := range obs {
+// attemptEvent calls ev on the observers of obs whose indexes are in use, with each
+// one's own Data of the request and of the attempt in place.
+func (o *obsState) attemptEvent(obs []observe.Observer, use []int, ev func(observe.Observer, *observe.Request, *observe.Attempt)) {
+	for _, i := range use {
 		o.req.Data, o.att.Data = o.reqData[i], o.attData[i]
-		ev(ob, &o.req, &o.att)
+		ev(obs[i], &o.req, &o.att)
 		o.reqData[i], o.attData[i] = o.req.Data, o.att.Data
 	}
 	o.req.Data, o.att.Data = nil, nil
@@ -111,11 +131,11 @@ func (o *obsState) attemptEvent(obs []observe.Observer, ev func(observe.Observer
 // proto.
 func (c *conn[C]) observeUpstreamRequest(ex *exchange[C], up *message.RequestHeader, proto string) {
 	o := ex.obs
-	if o == nil || !o.open {
+	if o == nil || !o.open || len(c.svc.obs.upstreamReq) == 0 {
 		return
 	}
 	o.att.Proto = proto
-	o.attemptEvent(c.svc.obs.all, func(ob observe.Observer, r *observe.Request, a *observe.Attempt) {
+	o.attemptEvent(c.svc.obs.all, c.svc.obs.upstreamReq, func(ob observe.Observer, r *observe.Request, a *observe.Attempt) {
 		ob.UpstreamRequest(r, a, &up.Header)
 	})
 }
@@ -142,12 +162,12 @@ func (c *conn[C]) observeAttemptEnd(ex *exchange[C], err *Error) {
 	if err != nil {
 		a.Err, a.ErrType = err, err.Type.String()
 	}
-	o.endAttempt(c.svc.obs.all, nil)
+	o.endAttempt(&c.svc.obs, nil)
 }
 
 // endAttempt sends AttemptEnd for the open attempt, if any; err, if not nil, is why it
 // ends (a request that ends while its attempt is open).
-func (o *obsState) endAttempt(obs []observe.Observer, err error) {
+func (o *obsState) endAttempt(obs *observers, err error) {
 	if !o.open {
 		return
 	}
@@ -160,7 +180,7 @@ func (o *obsState) endAttempt(obs []observe.Observer, err error) {
 		a.Err = err
 		a.ErrType, _ = errKind(err)
 	}
-	o.attemptEvent(obs, observe.Observer.AttemptEnd)
+	o.attemptEvent(obs.all, obs.attemptEnd, observe.Observer.AttemptEnd)
 }
 
 // errKind names err's type and side as proxy.Error does, or "" if it is not one.
@@ -186,7 +206,7 @@ func (c *conn[C]) observeEnd(ex *exchange[C], err error) {
 	// connection may go on.
 	defer recoverObserver(c.svc.log)
 	sess := &ex.sess
-	o.endAttempt(c.svc.obs.all, err)
+	o.endAttempt(&c.svc.obs, err)
 	r := &o.req
 	r.End = sess.timing.End
 	r.Status = sess.status
@@ -205,11 +225,12 @@ func (c *conn[C]) observeEnd(ex *exchange[C], err error) {
 	r.Err = err
 	r.ErrType, r.ErrSource = errKind(err)
 	r.Panic, r.Stack = o.panic, o.stack
-	for i, ob := range c.svc.obs.all {
+	all := c.svc.obs.all
+	for _, i := range c.svc.obs.end {
 		r.Data = o.reqData[i]
-		ob.RequestEnd(r)
-		o.reqData[i] = nil
+		all[i].RequestEnd(r)
 	}
+	clear(o.reqData)
 	r.Data = nil
 }
 

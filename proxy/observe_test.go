@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -358,5 +359,47 @@ func TestObserverAttemptConnection(t *testing.T) {
 	if e := rec.ends[1]; e.Reused || !e.Connected.IsZero() || e.Attempts != 2 || e.Status != 502 {
 		t.Fatalf("RequestEnd of the failed request: reused %v connected %v attempts %d status %d",
 			e.Reused, e.Connected, e.Attempts, e.Status)
+	}
+}
+
+// endsOnly is a recorder that declares it uses RequestEnd and AttemptEnd only.
+type endsOnly struct{ *recorder }
+
+func (endsOnly) ObservedEvents() observe.Events {
+	return observe.EventAttemptEnd | observe.EventRequestEnd
+}
+
+// TestObserverEventFilter: an observer that declares the events it uses gets those
+// only, and its Data stays its own beside an observer that gets them all.
+func TestObserverEventFilter(t *testing.T) {
+	_, origin := startOrigin(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "hello")
+	}))
+	all, ends := newRecorder("A"), endsOnly{newRecorder("E")}
+	svc, _ := newTestService[*testCtx](t, fixedProxy{peer: testPeer(origin)}, ServiceOptions{Observers: []observe.Observer{ends, all}})
+	addr := startProxy(t, svc)
+	c, br := dialRaw(t, addr)
+	io.WriteString(c, "GET /f HTTP/1.1\r\nHost: h.test\r\n\r\n")
+	if resp, _ := readResponse(t, br, "GET"); resp.StatusCode != 200 {
+		t.Fatalf("status %d", resp.StatusCode)
+	}
+	c.Close()
+	waitFor(t, "the connection's close", all.closed)
+	var reqEvents []string
+	for _, l := range ends.lines() {
+		if !strings.HasPrefix(l, "conn-") && !strings.HasPrefix(l, "upstream-conn") {
+			reqEvents = append(reqEvents, l)
+		}
+	}
+	want := []string{
+		`attempt-end 0 status=200 err="" reused=false firstbyte=true data=<nil>`,
+		`end status=200 attempts=1 upstream-status=200 err="" data=<nil>`,
+	}
+	if strings.Join(reqEvents, "\n") != strings.Join(want, "\n") {
+		t.Errorf("the filtered observer saw\n%s\nwant\n%s", strings.Join(reqEvents, "\n"), strings.Join(want, "\n"))
+	}
+	if l := all.lines(); !slices.Contains(l, "start HTTP/1.1 http GET /f host=h.test client=127.0.0.1") ||
+		!slices.Contains(l, `end status=200 attempts=1 upstream-status=200 err="" data=A:/f`) {
+		t.Errorf("the other observer saw\n%s", strings.Join(l, "\n"))
 	}
 }

@@ -33,6 +33,19 @@ type Peer struct {
 	Protocol Protocol
 	// Options holds timeouts and socket settings.
 	Options PeerOptions
+	// ProxyProtocol, 1 or 2, makes the proxy send a PROXY protocol header of that
+	// version at the start of each new connection to the peer (before TLS), with the
+	// client connection's addresses (those of its own PROXY protocol header, if it
+	// came with one; "UNKNOWN" or AF_UNSPEC for a client on a Unix socket). If zero,
+	// none. Connections carrying different headers are never shared: the pool keeps
+	// those of each client connection apart, so a peer with ProxyProtocol reuses a
+	// connection only for later requests of the same client connection. The phases
+	// after UpstreamPeer receive a copy of such a peer, made once per client
+	// connection, with the same exported fields.
+	ProxyProtocol uint8
+
+	// the client connection's addresses, for ProxyProtocol (see conn.upstreamPeer)
+	ppSrc, ppDst netip.AddrPort
 }
 
 // Protocol is the HTTP version a proxy speaks to a peer.
@@ -131,7 +144,7 @@ func NewPeer(addr string) (*Peer, error) {
 }
 
 // Validate reports a peer that cannot work, naming the bad field: a Network other than
-// "tcp", "unix" or empty; for tcp an Address that is not "host:port" with a host and a
+// "tcp", "unix" or empty; a ProxyProtocol other than 0, 1 or 2; for tcp an Address that is not "host:port" with a host and a
 // numeric port from 1 to 65535 ("127.0.0.1" and "http://host:80" are not); for unix an
 // Address that is not an absolute path; an unknown Protocol, or ProtoHTTP2IfOffered
 // without TLS; and TLS settings that contradict each other: an unknown ALPN, a
@@ -163,6 +176,9 @@ func (p *Peer) Validate() error {
 		}
 	default:
 		return fmt.Errorf("proxy: invalid peer: Protocol %d is unknown", p.Protocol)
+	}
+	if p.ProxyProtocol > 2 {
+		return fmt.Errorf("proxy: invalid peer: ProxyProtocol %d is not 0, 1 or 2", p.ProxyProtocol)
 	}
 	if p.TLS == nil {
 		return nil
@@ -240,10 +256,13 @@ type poolKey struct {
 	verifyName              string
 	clientCert              *tls.Certificate
 	proto                   Protocol
+	proxyProto              uint8
+	ppSrc, ppDst            netip.AddrPort
 }
 
 func (p *Peer) key() poolKey {
-	k := poolKey{network: p.network(), address: p.Address, group: p.GroupKey, proto: p.Protocol}
+	k := poolKey{network: p.network(), address: p.Address, group: p.GroupKey, proto: p.Protocol,
+		proxyProto: p.ProxyProtocol, ppSrc: p.ppSrc, ppDst: p.ppDst}
 	if p.TLS != nil {
 		k.tls = true
 		k.serverName = p.TLS.ServerName

@@ -324,6 +324,15 @@ func (p *connPool) dialConn(ctx context.Context, peer *Peer, alpn string) (net.C
 		p.observeUpstreamConn(peer, start, time.Time{}, 0, nil, e)
 		return nil, e
 	}
+	if peer.ProxyProtocol != 0 {
+		if err := sendProxyHeader(nc, peer); err != nil {
+			nc.Close()
+			e := asError(err, ConnectError, Upstream)
+			e.Retry = true
+			p.observeUpstreamConn(peer, start, time.Time{}, 0, nil, e)
+			return nil, e
+		}
+	}
 	connected := time.Now()
 	var hs time.Duration
 	var cs *tls.ConnectionState

@@ -16,6 +16,7 @@ import (
 	"github.com/gotthard-proxy/gotthard/internal/arena"
 	"github.com/gotthard-proxy/gotthard/internal/h1"
 	"github.com/gotthard-proxy/gotthard/internal/h2"
+	"github.com/gotthard-proxy/gotthard/internal/proxyproto"
 	"github.com/gotthard-proxy/gotthard/internal/upwatch"
 	"github.com/gotthard-proxy/gotthard/observe"
 	gtls "github.com/gotthard-proxy/gotthard/tls"
@@ -148,11 +149,37 @@ type ServiceOptions struct {
 	// TLSHandshakeTimeout bounds the TLS handshake of a client connection on an endpoint
 	// added with AddTLS. If zero, 10s.
 	TLSHandshakeTimeout time.Duration
+
+	// ProxyProtocol accepts the PROXY protocol header (versions 1 and 2) from load
+	// balancers on the service's TCP endpoints (AddTCP and AddTLS; the header comes
+	// before TLS). If its Trusted list is empty, no header is accepted.
+	ProxyProtocol ProxyProtocolOptions
+}
+
+// ProxyProtocolOptions configures the PROXY protocol on a service's TCP endpoints
+// (docs/l4-proxy-protocol.md). A connection from a Trusted address may (if Required,
+// must) start with a header; the client it names is then the connection's client:
+// [Session.ClientAddr], [Session.ServerAddr], X-Forwarded-For, TrustedProxies and the
+// logs use its addresses. A header from any other address, a missing one where
+// Required, or a malformed one closes that connection with one Warn log line. The
+// header is read on the connection's own goroutine, within HeaderTimeout, so a slow
+// balancer holds up no other connection.
+type ProxyProtocolOptions struct {
+	// Trusted lists the addresses of the balancers that send the header. If empty,
+	// the PROXY protocol is off.
+	Trusted []netip.Prefix
+	// Required makes the header mandatory on connections from Trusted addresses. If
+	// false, one that comes without a header is served with its own addresses.
+	Required bool
+	// HeaderTimeout bounds the wait for the header. If zero, 5s.
+	HeaderTimeout time.Duration
 }
 
 // Validate reports options that cannot work: a Via pseudonym that is not a valid field
 // value (it would make every upstream request invalid), a TrustedProxies entry that
-// is not a valid prefix (the zero netip.Prefix), or a MinRequestBodyRate above 1 GiB/s.
+// is not a valid prefix (the zero netip.Prefix), a MinRequestBodyRate above 1 GiB/s,
+// or ProxyProtocol options with an invalid Trusted prefix, a negative HeaderTimeout,
+// or Required with no Trusted address.
 func (o ServiceOptions) Validate() error {
 	if o.Via != "" && !h1.ValidFieldValue(o.Via) {
 		return fmt.Errorf("proxy: Via %q is not a valid header field value", o.Via)
@@ -169,6 +196,17 @@ func (o ServiceOptions) Validate() error {
 		if ob == nil {
 			return fmt.Errorf("proxy: Observers[%d] is nil", i)
 		}
+	}
+	for i, p := range o.ProxyProtocol.Trusted {
+		if !p.IsValid() {
+			return fmt.Errorf("proxy: ProxyProtocol.Trusted[%d] is not a valid prefix", i)
+		}
+	}
+	switch {
+	case o.ProxyProtocol.HeaderTimeout < 0:
+		return fmt.Errorf("proxy: ProxyProtocol.HeaderTimeout %v is negative", o.ProxyProtocol.HeaderTimeout)
+	case o.ProxyProtocol.Required && len(o.ProxyProtocol.Trusted) == 0:
+		return errors.New("proxy: ProxyProtocol.Required is set but ProxyProtocol.Trusted is empty")
 	}
 	return nil
 }
@@ -205,6 +243,10 @@ type Service[C any] struct {
 	endpoints []net.Addr
 	listeners []net.Listener
 	conns     map[*conn[C]]struct{}
+	// ppPending holds the connections whose PROXY protocol header is being read
+	// (proxyproto.go); ppOpts is nil when the protocol is off.
+	ppPending map[*proxyproto.Conn]struct{}
+	ppOpts    *proxyproto.Options
 	refreshes map[*conn[C]]struct{} // the background refreshes of the cache (cache_refresh.go)
 	closing   atomic.Bool           // no new requests: shutting down or closed
 	// streamsClosing is set by CloseStreams during a shutdown: long-lived streams are
@@ -233,6 +275,7 @@ func NewService[C any](name string, app ProxyHTTP[C], opts ServiceOptions) (*Ser
 		opts.Logger = slog.Default()
 	}
 	opts.TrustedProxies = append([]netip.Prefix(nil), opts.TrustedProxies...)
+	opts.ProxyProtocol.Trusted = append([]netip.Prefix(nil), opts.ProxyProtocol.Trusted...)
 	s := &Service[C]{
 		name: name,
 		app:  app,
@@ -246,6 +289,11 @@ func NewService[C any](name string, app ProxyHTTP[C], opts ServiceOptions) (*Ser
 		bufs:  h1.NewBufPool(opts.BufferSize),
 		conns: map[*conn[C]]struct{}{},
 		done:  make(chan struct{}),
+	}
+	if pp := opts.ProxyProtocol; len(pp.Trusted) > 0 {
+		s.ppOpts = &proxyproto.Options{Trusted: pp.Trusted, Required: pp.Required,
+			HeaderTimeout: pp.HeaderTimeout, Logger: s.log}
+		s.ppPending = map[*proxyproto.Conn]struct{}{}
 	}
 	maxIdle := opts.UpstreamKeepalivePoolSize
 	if maxIdle == 0 {
@@ -388,6 +436,14 @@ func (s *Service[C]) Serve(lns []net.Listener) error {
 		}
 		return errors.New("proxy: service " + s.name + " is closed")
 	}
+	lns, err := s.wrapProxyProtocol(lns)
+	if err != nil {
+		s.mu.Unlock()
+		for _, ln := range lns {
+			ln.Close()
+		}
+		return err
+	}
 	s.listeners = append(s.listeners, lns...)
 	s.wg.Add(len(lns) + 1)
 	if !s.opts.IgnoreClientAbort {
@@ -459,6 +515,10 @@ func (s *Service[C]) acceptLoop(ln net.Listener, tcfg *gtls.Config) {
 			return
 		}
 		backoff = 0
+		if pc, ok := nc.(*proxyproto.Conn); ok {
+			s.acceptProxyProtocol(pc, tcfg)
+			continue
+		}
 		c := s.newConn(wrapTLS(nc, tcfg))
 		s.mu.Lock()
 		if s.closing.Load() {
@@ -584,6 +644,9 @@ func (s *Service[C]) stopAccepting() {
 	}
 	for _, ln := range s.listeners {
 		ln.Close()
+	}
+	for pc := range s.ppPending {
+		pc.Close() // no request came yet
 	}
 }
 

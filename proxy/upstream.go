@@ -46,6 +46,7 @@ func (c *conn[C]) proxy(ctx contextT, ex *exchange[C], cc C) error {
 			// A mistake in the peer, the same on every attempt: say so, once.
 			return &Error{Type: InternalError, Source: Internal, Cause: err}
 		}
+		peer = c.upstreamPeer(peer)
 		sess.peer = peer
 		if refused != nil && (refused == peer || refused.key() == peer.key()) {
 			backoff = connectBackoff(backoff)

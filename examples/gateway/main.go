@@ -139,6 +139,7 @@ func run(args []string) error {
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile to this file until the gateway stops (for profile-guided builds: docs/performance.md)")
 	oflags := addObsFlags(fs)
 	cflags := addCacheFlags(fs)
+	pflags := addPPFlags(fs)
 	sflags := server.AddFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -192,12 +193,29 @@ func run(args []string) error {
 	if err != nil {
 		return err
 	}
+	ppOpts, err := pflags.options()
+	if err != nil {
+		return err
+	}
+	ppVersion, err := pflags.peerVersion()
+	if err != nil {
+		return err
+	}
+	if ppVersion != 0 {
+		mk := mkPeer
+		mkPeer = func(addr string) *proxy.Peer {
+			p := mk(addr)
+			p.ProxyProtocol = ppVersion
+			return p
+		}
+	}
 	cfg := srv.Config()
 	svcOpts := proxy.ServiceOptions{
 		Logger:                    logger,
 		MaxRetries:                firstNonZero(*maxRetries, cfg.MaxRetries),
 		UpstreamKeepalivePoolSize: cfg.UpstreamKeepalivePoolSize,
 		Observers:                 obs.observers,
+		ProxyProtocol:             ppOpts,
 	}
 	var balancers []observe.Balancer
 	var svc interface {

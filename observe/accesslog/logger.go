@@ -138,6 +138,9 @@ func (l *Logger) Dropped() uint64 { return l.dropped.Load() }
 // WriteErrors returns the number of writes to the output that failed.
 func (l *Logger) WriteErrors() uint64 { return l.writeErrors.Load() }
 
+// ObservedEvents tells the service the logger uses RequestEnd only.
+func (l *Logger) ObservedEvents() observe.Events { return observe.EventRequestEnd }
+
 // RequestEnd writes r's line. It waits for another request's write only when both
 // buffers are full, and then for WriteTimeout at most; it allocates nothing in steady
 // state (except what r.Err's Error method allocates, for a request that failed).

@@ -94,6 +94,12 @@ func (s *Stats) ofRequest(r *observe.Request) *serviceStats {
 	return ss
 }
 
+// ObservedEvents tells the service the statistics use every request event but
+// UpstreamRequest.
+func (s *Stats) ObservedEvents() observe.Events {
+	return observe.AllEvents &^ observe.EventUpstreamRequest
+}
+
 // RequestStart counts the request in flight.
 func (s *Stats) RequestStart(r *observe.Request) {
 	s.ofRequest(r).inFlight.Add(1)

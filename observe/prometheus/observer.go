@@ -253,6 +253,12 @@ func (m *Metrics) reqService(r *observe.Request) *service {
 	return m.service(r.Service)
 }
 
+// ObservedEvents tells the service the metrics use RequestStart, AttemptEnd and
+// RequestEnd: a request's other events cost nothing.
+func (m *Metrics) ObservedEvents() observe.Events {
+	return observe.EventRequestStart | observe.EventAttemptEnd | observe.EventRequestEnd
+}
+
 // RequestStart counts r in flight (and as an open HTTP/2 stream over HTTP/2).
 func (m *Metrics) RequestStart(r *observe.Request) {
 	s := m.service(r.Service)

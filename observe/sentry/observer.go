@@ -85,6 +85,9 @@ func New(opts Options) (*Observer, error) {
 // Client returns the sentry-go client the Observer sends events to.
 func (o *Observer) Client() *sentrygo.Client { return o.c.client }
 
+// ObservedEvents tells the service the observer uses RequestEnd only.
+func (o *Observer) ObservedEvents() observe.Events { return observe.EventRequestEnd }
+
 // RequestEnd reports r if a phase panicked or its status is one to report (see
 // [Options.ReportStatus]) and the rate limit lets it through. It copies what the event
 // needs from r and hands the event to the client on a goroutine of its own, so the
