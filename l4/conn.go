@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/gotthard-proxy/gotthard/internal/tlspeek"
 	gtls "github.com/gotthard-proxy/gotthard/tls"
 )
 
@@ -19,6 +20,8 @@ type conn[C any] struct {
 	svc    *Service[C]
 	client net.Conn     // the accepted connection; immutable
 	tlsCfg *gtls.Config // the endpoint's, or nil
+	// passthrough: read the ClientHello for the session, copy it on untouched.
+	passthrough bool
 
 	mu       sync.Mutex
 	up       net.Conn // the upstream connection once connected
@@ -124,7 +127,7 @@ func logworthy(err error) bool {
 			return false
 		}
 	}
-	return !(errors.Is(err, ErrHandshake) && errors.Is(err, io.EOF))
+	return !((errors.Is(err, ErrHandshake) || errors.Is(err, ErrNotTLSHello)) && errors.Is(err, io.EOF))
 }
 
 func addrString(a net.Addr) string {
@@ -152,6 +155,13 @@ func (c *conn[C]) run(sess *Session, cx C) error {
 			return err
 		}
 		client = tc
+	}
+	if c.passthrough {
+		pc, err := c.peekHello(sess, total)
+		if err != nil {
+			return err
+		}
+		client = pc
 	}
 	up, err := c.connect(ctx, sess, cx)
 	if err != nil {
@@ -191,6 +201,25 @@ func (c *conn[C]) handshake(sess *Session, total time.Time) (*tls.Conn, error) {
 		sess.alpn = []string{cs.NegotiatedProtocol}
 	}
 	return tc, nil
+}
+
+// peekHello reads the client's ClientHello without consuming it; the connection it
+// returns yields the hello's bytes again before the rest.
+func (c *conn[C]) peekHello(sess *Session, total time.Time) (net.Conn, error) {
+	timeout := c.svc.opts.TLSHandshakeTimeout
+	if !total.IsZero() {
+		timeout = min(timeout, time.Until(total))
+		if timeout <= 0 {
+			return nil, ErrTotalTimeout
+		}
+	}
+	hello, pc, err := tlspeek.Peek(c.client, 0, timeout)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrNotTLSHello, err)
+	}
+	sess.serverName = hello.ServerName
+	sess.alpn = hello.ALPN
+	return pc, nil
 }
 
 // connect asks UpstreamPeer for a peer and connects to it, with the retries

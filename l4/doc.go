@@ -50,6 +50,7 @@
 //	NewCtx
 //	ConnectionFilter           client and local address; an error closes the connection
 //	(TLS handshake)            on endpoints added with AddTLS
+//	(ClientHello peek)         on endpoints added with AddTLSPassthrough: SNI and ALPN
 //	UpstreamPeer  ◄──────┐     where to connect
 //	(connect)            │     dial, and the peer's TLS handshake if it has TLS
 //	FailToConnect ───────┘     on failure; Retry asks for another attempt

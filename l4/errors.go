@@ -19,6 +19,10 @@ var (
 	ErrShutdown = errors.New("l4: service closing")
 	// ErrHandshake wraps the error of a failed TLS handshake with the client.
 	ErrHandshake = errors.New("l4: client TLS handshake failed")
+	// ErrNotTLSHello wraps the failure to read a TLS ClientHello on an endpoint added
+	// with AddTLSPassthrough: bytes that are not TLS, a malformed or oversized hello, a
+	// client that closed or was too slow (a timeout).
+	ErrNotTLSHello = errors.New("l4: no TLS ClientHello")
 	// ErrPanic wraps a panic recovered from a phase.
 	ErrPanic = errors.New("l4: panic in a phase")
 )

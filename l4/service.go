@@ -34,7 +34,8 @@ type ServiceOptions struct {
 	// whose Peer.ConnectTimeout is zero. If zero, 10s. It must not be negative.
 	ConnectTimeout time.Duration
 	// TLSHandshakeTimeout bounds the TLS handshake with clients on endpoints added with
-	// AddTLS. If zero, 10s. It must not be negative.
+	// AddTLS, and the read of the ClientHello on those added with AddTLSPassthrough. If
+	// zero, 10s. It must not be negative.
 	TLSHandshakeTimeout time.Duration
 	// MaxRetries caps the extra connection attempts that FailToConnect may ask for, per
 	// client connection. If zero, 3; if negative, none.
@@ -68,10 +69,11 @@ type Service[C any] struct {
 	active    sync.WaitGroup // connections; Add under mu while !closing
 }
 
-// endpoint is an address added with AddTCP, AddUnix or AddTLS.
+// endpoint is an address added with AddTCP, AddUnix, AddTLS or AddTLSPassthrough.
 type endpoint struct {
 	network, address string
 	tls              *gtls.Config
+	passthrough      bool // read the ClientHello, do not terminate
 }
 
 func (e endpoint) Network() string { return e.network }
@@ -156,15 +158,27 @@ func (s *Service[C]) AddTLS(addr string, cfg *gtls.Config) {
 	s.add(endpoint{network: "tcp", address: addr, tls: cfg})
 }
 
+// AddTLSPassthrough adds a TCP endpoint whose clients speak TLS that the service does
+// not terminate: after ConnectionFilter it reads the client's ClientHello without
+// consuming it (at most 16 KiB and one record header, within
+// [ServiceOptions.TLSHandshakeTimeout]) and puts its server name and ALPN list in the
+// Session ([Session.ServerName], [Session.ALPN]) for UpstreamPeer to route on; the peer
+// then gets every byte the client sent, the hello included, untouched, and does the
+// handshake itself. A connection whose first bytes are not a TLS ClientHello ends with
+// an error wrapping [ErrNotTLSHello].
+func (s *Service[C]) AddTLSPassthrough(addr string) {
+	s.add(endpoint{network: "tcp", address: addr, passthrough: true})
+}
+
 func (s *Service[C]) add(e endpoint) {
 	s.mu.Lock()
 	s.endpoints = append(s.endpoints, e)
 	s.mu.Unlock()
 }
 
-// Endpoints returns the endpoints added with AddTCP, AddUnix and AddTLS, in order, as
-// addresses whose Network is "tcp" or "unix". Each also has a method TLS() bool that
-// reports whether the service terminates TLS on it.
+// Endpoints returns the endpoints added with AddTCP, AddUnix, AddTLS and
+// AddTLSPassthrough, in order, as addresses whose Network is "tcp" or "unix". Each also
+// has a method TLS() bool that reports whether the service terminates TLS on it.
 func (s *Service[C]) Endpoints() []net.Addr {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -207,14 +221,12 @@ func (s *Service[C]) Serve(lns []net.Listener) error {
 	}
 	s.lns = append(s.lns, lns...)
 	for i, ln := range lns {
-		var cfg *gtls.Config
+		var e endpoint
 		if i < len(eps) {
-			if e, ok := eps[i].(endpoint); ok {
-				cfg = e.tls
-			}
+			e, _ = eps[i].(endpoint)
 		}
 		s.accepts.Add(1)
-		go s.acceptLoop(ln, cfg)
+		go s.acceptLoop(ln, e)
 	}
 	s.mu.Unlock()
 	<-s.stop
@@ -223,7 +235,7 @@ func (s *Service[C]) Serve(lns []net.Listener) error {
 	return nil
 }
 
-func (s *Service[C]) acceptLoop(ln net.Listener, cfg *gtls.Config) {
+func (s *Service[C]) acceptLoop(ln net.Listener, ep endpoint) {
 	defer s.accepts.Done()
 	var backoff time.Duration
 	for {
@@ -257,7 +269,7 @@ func (s *Service[C]) acceptLoop(ln net.Listener, cfg *gtls.Config) {
 			return
 		}
 		backoff = 0
-		c := &conn[C]{svc: s, client: nc, tlsCfg: cfg}
+		c := &conn[C]{svc: s, client: nc, tlsCfg: ep.tls, passthrough: ep.passthrough}
 		s.mu.Lock()
 		if s.closing {
 			s.mu.Unlock()

@@ -35,13 +35,15 @@ func (s *Session) LocalAddr() net.Addr { return s.local }
 // UpstreamPeer. Do not change it.
 func (s *Session) TLS() *tls.ConnectionState { return s.tls }
 
-// ServerName returns the server name the client asked for (TLS SNI) when known: on an
-// endpoint that terminates TLS, from the handshake; otherwise "".
+// ServerName returns the server name the client asked for (TLS SNI), in lower case,
+// when known: from the handshake on an endpoint that terminates TLS, from the
+// ClientHello on a passthrough endpoint (before UpstreamPeer in both); otherwise "".
 func (s *Session) ServerName() string { return s.serverName }
 
-// ALPN returns the application protocols known for the connection: on an endpoint that
-// terminates TLS, the one negotiated (none if the client offered none the service
-// accepts). Do not change the slice.
+// ALPN returns the application protocols known for the connection: on a passthrough
+// endpoint, the list the client offered, in its order; on an endpoint that terminates
+// TLS, the one negotiated (none if the client offered none the service accepts). Do
+// not change the slice.
 func (s *Session) ALPN() []string { return s.alpn }
 
 // Start returns the time the connection was accepted.
