@@ -321,14 +321,15 @@ func TestMaxConns(t *testing.T) {
 }
 
 func TestIdleTimeout(t *testing.T) {
-	const idle = 200 * time.Millisecond
-	// The peer talks every idle/4 for 3×idle while the client says nothing: the
-	// connection is not idle. Then both are silent and it ends.
+	const idle = 400 * time.Millisecond
+	const tick = idle / 8
+	// The peer talks every tick for 12 ticks (1.5×idle) while the client says nothing:
+	// the connection is not idle. Then both are silent and it ends.
 	peer := backend(t, func(c net.Conn) {
-		tick := time.NewTicker(idle / 4)
-		defer tick.Stop()
+		tk := time.NewTicker(tick)
+		defer tk.Stop()
 		for range 12 {
-			<-tick.C
+			<-tk.C
 			if _, err := c.Write([]byte("x")); err != nil {
 				return
 			}
@@ -354,8 +355,8 @@ func TestIdleTimeout(t *testing.T) {
 	if !errors.Is(e.err, ErrIdleTimeout) {
 		t.Fatalf("Logging: %v, want ErrIdleTimeout", e.err)
 	}
-	if min := 3*idle + idle; e.dur < min || e.dur > 3*idle+3*idle {
-		t.Fatalf("lasted %v, want between %v and %v", e.dur, min, 6*idle)
+	if lo, hi := 12*tick+idle, 12*tick+2*idle+idle; e.dur < lo || e.dur > hi {
+		t.Fatalf("lasted %v, want between %v and %v", e.dur, lo, hi)
 	}
 }
 
