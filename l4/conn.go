@@ -149,6 +149,7 @@ func (c *conn[C]) run(sess *Session, cx C) error {
 		total = sess.start.Add(s.opts.TotalTimeout)
 	}
 	client := c.client
+	var clientW net.Conn // where bytes to the client go, if not to client
 	if c.tlsCfg != nil {
 		tc, err := c.handshake(sess, total)
 		if err != nil {
@@ -161,7 +162,7 @@ func (c *conn[C]) run(sess *Session, cx C) error {
 		if err != nil {
 			return err
 		}
-		client = pc
+		client, clientW = pc, c.client
 	}
 	up, err := c.connect(ctx, sess, cx)
 	if err != nil {
@@ -171,12 +172,13 @@ func (c *conn[C]) run(sess *Session, cx C) error {
 		return fmt.Errorf("l4: Connected: %w", err)
 	}
 	f := flow{
-		idle:   s.opts.IdleTimeout,
-		total:  total,
-		client: client,
-		up:     up,
-		bufs:   &s.bufs,
-		abort:  c.abort,
+		idle:    s.opts.IdleTimeout,
+		total:   total,
+		client:  client,
+		clientW: clientW,
+		up:      up,
+		bufs:    &s.bufs,
+		abort:   c.abort,
 	}
 	return f.run(&sess.toUpstream, &sess.toClient)
 }

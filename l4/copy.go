@@ -25,8 +25,12 @@ type flow struct {
 	idle       time.Duration // <= 0: none
 	total      time.Time     // zero: none
 	client, up net.Conn
-	bufs       *sync.Pool
-	abort      func(error)
+	// clientW, if not nil, is where bytes to the client are written instead of client:
+	// the socket under a passthrough client's connection, which replays the peeked
+	// hello on reads only, so that the peer-to-client direction can splice.
+	clientW net.Conn
+	bufs    *sync.Pool
+	abort   func(error)
 
 	last atomic.Int64 // unix nanoseconds of the last byte counted either way
 	// upQuiet and downQuiet tell whether a direction found the connection idle (nothing
@@ -37,8 +41,12 @@ type flow struct {
 // run copies until both directions are done or one fails; it returns the first error.
 func (f *flow) run(toUp, toClient *atomic.Int64) error {
 	f.last.Store(time.Now().UnixNano())
+	toC := f.client
+	if f.clientW != nil {
+		toC = f.clientW
+	}
 	if !f.total.IsZero() {
-		f.client.SetWriteDeadline(f.total)
+		toC.SetWriteDeadline(f.total)
 		f.up.SetWriteDeadline(f.total)
 	}
 	upDone := make(chan struct{})   // the client-to-peer direction ended
@@ -47,7 +55,7 @@ func (f *flow) run(toUp, toClient *atomic.Int64) error {
 	exited := make(chan struct{})
 	go func() {
 		defer close(exited)
-		downErr = f.direction(f.client, f.up, toClient, &f.downQuiet, &f.upQuiet, "peer to client")
+		downErr = f.direction(toC, f.up, toClient, &f.downQuiet, &f.upQuiet, "peer to client")
 		close(downDone)
 		if downErr != nil {
 			f.abort(downErr)
