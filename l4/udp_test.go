@@ -540,3 +540,40 @@ func waitFor(t testing.TB, within time.Duration, cond func() bool) {
 		}
 	}
 }
+
+// TestUDPSessionMemory measures what an open session holds (heap and goroutine stack)
+// with the default MaxDatagram of 4,096 bytes.
+func TestUDPSessionMemory(t *testing.T) {
+	echo := echoUDP(t)
+	const n = 1000
+	svc, addr := startUDP(t, &testApp{peers: []string{echo}}, UDPOptions{})
+	var ms runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&ms)
+	before := ms.HeapInuse + ms.StackInuse
+	buf := make([]byte, 64)
+	for range n {
+		c, err := net.Dial("udp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		if _, err := c.Write(buf); err != nil {
+			t.Fatal(err)
+		}
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		if _, err := c.Read(buf); err != nil {
+			t.Fatal(err)
+		}
+	}
+	runtime.GC()
+	runtime.ReadMemStats(&ms)
+	per := (int64(ms.HeapInuse+ms.StackInuse) - int64(before)) / n
+	t.Logf("%d sessions: %d bytes each (heap and stacks)", svc.Sessions(), per)
+	if svc.Sessions() != n {
+		t.Fatalf("Sessions() = %d, want %d", svc.Sessions(), n)
+	}
+	if per > 24<<10 {
+		t.Errorf("a session holds %d bytes", per)
+	}
+}
