@@ -243,6 +243,9 @@ func (l *udpListener[C]) serve(ctx context.Context, wg *sync.WaitGroup) {
 			continue
 		}
 		s.received.Add(1)
+		// An IPv4 client of a dual-stack socket is known by its IPv4 address, as
+		// SessionFilter's allow lists expect; replies to it are mapped back.
+		from = netip.AddrPortFrom(from.Addr().Unmap(), from.Port())
 		if n > s.maxDatagram {
 			s.droppedOversize.Add(1)
 			continue
@@ -413,14 +416,18 @@ func (sess *udpSession[C]) run(ctx context.Context) {
 		}()
 		addr, err := s.app.UpstreamPeer(ctx, &sess.info, sess.c)
 		if err != nil {
-			s.peerErrors.Add(1)
+			if ctx.Err() == nil { // not cut short by the service's stop
+				s.peerErrors.Add(1)
+			}
 			return fmt.Errorf("%w: %w", ErrUDPPeer, err)
 		}
 		sess.info.upstream.Store(&addr)
 		var d net.Dialer
 		nc, err := d.DialContext(ctx, "udp", addr)
 		if err != nil {
-			s.peerErrors.Add(1)
+			if ctx.Err() == nil { // not cut short by the service's stop
+				s.peerErrors.Add(1)
+			}
 			return fmt.Errorf("%w: %w", ErrUDPPeer, err)
 		}
 		conn = nc.(*net.UDPConn)

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/netip"
 	"runtime"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -575,5 +576,45 @@ func TestUDPSessionMemory(t *testing.T) {
 	}
 	if per > 24<<10 {
 		t.Errorf("a session holds %d bytes", per)
+	}
+}
+
+// TestUDPDualStack serves on a dual-stack socket: an IPv4 client is known by its IPv4
+// address and answered.
+func TestUDPDualStack(t *testing.T) {
+	if pc, err := net.ListenPacket("udp6", "[::1]:0"); err != nil {
+		t.Skipf("no IPv6 here: %v", err)
+	} else {
+		pc.Close()
+	}
+	a := startDNS(t, "from-a")
+	app := &testApp{peers: []string{a.addr}, ended: make(chan endEvent, 4)}
+	svc, err := NewUDPService("dual", app, UDPOptions{Listen: []string{"[::]:0"}, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	ran := make(chan error, 1)
+	go func() { ran <- svc.Run(ctx) }()
+	<-svc.Ready()
+	port := svc.Addrs()[0].Port()
+	for _, host := range []string{"127.0.0.1", "::1"} {
+		c, conn := dnsConn(t, net.JoinHostPort(host, fmt.Sprint(port)))
+		if got, err := askTXT(c, conn, "dual.test."); err != nil || got != "from-a" {
+			t.Fatalf("query from %s: %q, %v", host, got, err)
+		}
+	}
+	cancel()
+	if err := <-ran; err != nil {
+		t.Fatal(err)
+	}
+	close(app.ended)
+	var clients []string
+	for ev := range app.ended {
+		clients = append(clients, ev.client.Addr().String())
+	}
+	if len(clients) != 2 || !slices.Contains(clients, "127.0.0.1") || !slices.Contains(clients, "::1") {
+		t.Errorf("session clients = %v, want 127.0.0.1 and ::1", clients)
 	}
 }
