@@ -307,6 +307,7 @@ func (l *udpListener[C]) admit(ctx context.Context, client netip.AddrPort) (c C,
 	defer func() {
 		if v := recover(); v != nil {
 			err = fmt.Errorf("%w: %v", ErrUDPPanic, v)
+			l.svc.logger.Error("udp phase panicked", "service", l.svc.name, "client", client, "panic", v)
 		}
 	}()
 	c = l.svc.app.NewCtx()

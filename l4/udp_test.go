@@ -299,7 +299,9 @@ func TestUDPSessionLimitFlood(t *testing.T) {
 	a := startDNS(t, "from-a")
 	app := &testApp{peers: []string{a.addr}}
 	const maxSessions, flood, batch = 64, 10000, 100
-	svc, addr := startUDP(t, app, UDPOptions{MaxSessions: maxSessions, IdleTimeout: time.Minute})
+	warns := &countHandler{}
+	svc, addr := startUDP(t, app, UDPOptions{MaxSessions: maxSessions, IdleTimeout: time.Minute, Logger: slog.New(warns)})
+	start := time.Now()
 	c, conn := dnsConn(t, addr)
 	if got, err := askTXT(c, conn, "first.test."); err != nil || got != "from-a" {
 		t.Fatalf("query: %q, %v", got, err)
@@ -358,6 +360,10 @@ func TestUDPSessionLimitFlood(t *testing.T) {
 	// used again) or was dropped.
 	if st.DroppedSessionLimit < flood-2*maxSessions {
 		t.Errorf("DroppedSessionLimit = %d of %d flood datagrams", st.DroppedSessionLimit, flood)
+	}
+	// One log line a second at most about the drops.
+	if n, most := warns.n.Load(), int64(time.Since(start)/time.Second)+1; n < 1 || n > most {
+		t.Errorf("%d Warn lines about the session limit, want 1 to %d", n, most)
 	}
 	runtime.GC()
 	runtime.ReadMemStats(&ms)
@@ -616,5 +622,59 @@ func TestUDPDualStack(t *testing.T) {
 	}
 	if len(clients) != 2 || !slices.Contains(clients, "127.0.0.1") || !slices.Contains(clients, "::1") {
 		t.Errorf("session clients = %v, want 127.0.0.1 and ::1", clients)
+	}
+}
+
+// countHandler counts the Warn records logged through it.
+type countHandler struct{ n atomic.Int64 }
+
+func (h *countHandler) Enabled(_ context.Context, l slog.Level) bool { return l >= slog.LevelWarn }
+func (h *countHandler) Handle(_ context.Context, r slog.Record) error {
+	if r.Level == slog.LevelWarn {
+		h.n.Add(1)
+	}
+	return nil
+}
+func (h *countHandler) WithAttrs([]slog.Attr) slog.Handler { return h }
+func (h *countHandler) WithGroup(string) slog.Handler      { return h }
+
+// TestUDPPanics: a panic in SessionFilter drops the datagram, one in UpstreamPeer ends
+// its session only; the service goes on.
+func TestUDPPanics(t *testing.T) {
+	a := startDNS(t, "from-a")
+	var mode atomic.Int32 // 1: SessionFilter panics, 2: UpstreamPeer panics
+	app := &testApp{ended: make(chan endEvent, 4)}
+	app.deny = func(netip.AddrPort) error {
+		if mode.Load() == 1 {
+			panic("filter")
+		}
+		return nil
+	}
+	app.peerFn = func() (string, error) {
+		if mode.Load() == 2 {
+			panic("peer")
+		}
+		return a.addr, nil
+	}
+	svc, addr := startUDP(t, app, UDPOptions{})
+	for _, m := range []int32{1, 2} {
+		mode.Store(m)
+		c, conn := dnsConn(t, addr)
+		c.Timeout = 300 * time.Millisecond
+		if _, err := askTXT(c, conn, "panic.test."); err == nil {
+			t.Fatalf("mode %d: answered", m)
+		}
+	}
+	ev := waitEnd(t, app.ended, 5*time.Second)
+	if !errors.Is(ev.err, ErrUDPPanic) {
+		t.Errorf("end after a panic in UpstreamPeer: %v", ev.err)
+	}
+	if st := svc.Stats(); st.DroppedFiltered != 1 || st.SessionsTotal != 1 || st.Sessions != 0 {
+		t.Errorf("Stats() = %+v", st)
+	}
+	mode.Store(0)
+	c, conn := dnsConn(t, addr)
+	if got, err := askTXT(c, conn, "fine.test."); err != nil || got != "from-a" {
+		t.Fatalf("query after the panics: %q, %v", got, err)
 	}
 }
