@@ -1,6 +1,8 @@
 package l4
 
 import (
+	"github.com/gotthard-proxy/gotthard/internal/proxyproto"
+
 	"context"
 	"crypto/tls"
 	"errors"
@@ -70,6 +72,14 @@ func (c *conn[C]) setUp(up net.Conn) bool {
 func (c *conn[C]) serve() {
 	s := c.svc
 	defer s.done(c)
+	if pc, ok := c.client.(*proxyproto.Conn); ok {
+		// The PROXY protocol header first: its addresses are the session's. (A refused
+		// one closed the connection and was logged.)
+		if _, err := pc.Header(); err != nil {
+			c.client.Close()
+			return
+		}
+	}
 	sess := &Session{client: c.client.RemoteAddr(), local: c.client.LocalAddr(), start: time.Now()}
 	var cx C
 	var err error
@@ -241,7 +251,7 @@ func (c *conn[C]) connect(ctx context.Context, sess *Session, cx C) (net.Conn, e
 		}
 		sess.peer = peer
 		sess.attempts++
-		up, err := peer.dial(ctx, s.opts.ConnectTimeout)
+		up, err := peer.dial(ctx, s.opts.ConnectTimeout, sess)
 		if err == nil {
 			if !c.setUp(up) {
 				return nil, c.cause()

@@ -1,11 +1,14 @@
 package l4
 
 import (
+	"github.com/gotthard-proxy/gotthard/internal/proxyproto"
+
 	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"strconv"
 	"strings"
 	"time"
@@ -28,6 +31,11 @@ type Peer struct {
 	// ServerName is empty, the host part of Address is used for SNI and verification.
 	// The framework clones it before use and does not change it.
 	TLS *tls.Config
+	// ProxyProtocol, 1 or 2, makes the proxy send a PROXY protocol header of that
+	// version on the connection, before anything else (TLS included), naming the
+	// client's address and the address it connected to (the session's, which a PROXY
+	// header from a load balancer in front may have set). 0: none.
+	ProxyProtocol uint8
 }
 
 // Validate reports what is wrong with p, naming the field, or nil.
@@ -48,6 +56,9 @@ func (p *Peer) Validate() error {
 	default:
 		return fmt.Errorf("l4: invalid peer: Network %q is not tcp or unix", p.Network)
 	}
+	if p.ProxyProtocol > 2 {
+		return fmt.Errorf("l4: invalid peer: ProxyProtocol %d is not 0, 1 or 2", p.ProxyProtocol)
+	}
 	if p.ConnectTimeout < 0 {
 		return fmt.Errorf("l4: invalid peer: ConnectTimeout %v is negative", p.ConnectTimeout)
 	}
@@ -64,9 +75,9 @@ func (p *Peer) network() string {
 	return p.Network
 }
 
-// dial connects to p within timeout (the peer's, or def) and does the TLS handshake if
-// p has TLS.
-func (p *Peer) dial(ctx context.Context, def time.Duration) (net.Conn, error) {
+// dial connects to p within timeout (the peer's, or def), sends the PROXY protocol
+// header for sess if p asks for one, and does the TLS handshake if p has TLS.
+func (p *Peer) dial(ctx context.Context, def time.Duration, sess *Session) (net.Conn, error) {
 	timeout := p.ConnectTimeout
 	if timeout == 0 {
 		timeout = def
@@ -77,6 +88,12 @@ func (p *Peer) dial(ctx context.Context, def time.Duration) (net.Conn, error) {
 	nc, err := d.DialContext(ctx, p.network(), p.Address)
 	if err != nil {
 		return nil, err
+	}
+	if p.ProxyProtocol != 0 {
+		if err := sendProxyHeader(ctx, nc, int(p.ProxyProtocol), sess); err != nil {
+			nc.Close()
+			return nil, err
+		}
 	}
 	if p.TLS == nil {
 		return nc, nil
@@ -92,4 +109,44 @@ func (p *Peer) dial(ctx context.Context, def time.Duration) (net.Conn, error) {
 		return nil, fmt.Errorf("tls handshake: %w", err)
 	}
 	return tc, nil
+}
+
+// sendProxyHeader writes the PROXY protocol header of version for sess's client and
+// local addresses on nc, within ctx's deadline. Addresses that are not IP (a Unix
+// socket's) send a LOCAL header (v2) or UNKNOWN (v1), which tell the peer to use the
+// connection's own.
+func sendProxyHeader(ctx context.Context, nc net.Conn, version int, sess *Session) error {
+	var b []byte
+	var err error
+	src, srcOK := addrPortOf(sess.client)
+	dst, dstOK := addrPortOf(sess.local)
+	switch {
+	case srcOK && dstOK && src.Addr().Is4() == dst.Addr().Is4():
+		b, err = proxyproto.Append(nil, version, src, dst)
+	case version == 2:
+		b = proxyproto.AppendLocal(nil)
+	default:
+		b = []byte("PROXY UNKNOWN\r\n")
+	}
+	if err != nil {
+		return fmt.Errorf("l4: PROXY protocol header: %w", err)
+	}
+	if dl, ok := ctx.Deadline(); ok {
+		nc.SetWriteDeadline(dl)
+		defer nc.SetWriteDeadline(time.Time{})
+	}
+	if _, err := nc.Write(b); err != nil {
+		return fmt.Errorf("l4: writing the PROXY protocol header: %w", err)
+	}
+	return nil
+}
+
+// addrPortOf returns a TCP address's IP and port, IPv4-mapped ones as IPv4.
+func addrPortOf(a net.Addr) (netip.AddrPort, bool) {
+	ta, ok := a.(*net.TCPAddr)
+	if !ok {
+		return netip.AddrPort{}, false
+	}
+	ap := ta.AddrPort()
+	return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()), ap.IsValid()
 }

@@ -1,6 +1,10 @@
 package l4
 
 import (
+	"net/netip"
+
+	"github.com/gotthard-proxy/gotthard/internal/proxyproto"
+
 	"context"
 	"errors"
 	"fmt"
@@ -40,6 +44,29 @@ type ServiceOptions struct {
 	// MaxRetries caps the extra connection attempts that FailToConnect may ask for, per
 	// client connection. If zero, 3; if negative, none.
 	MaxRetries int
+	// ProxyProtocol accepts the PROXY protocol header (versions 1 and 2) from load
+	// balancers on the service's TCP endpoints (AddTCP, AddTLS and AddTLSPassthrough;
+	// the header comes before TLS), as the HTTP proxy's option of the same name does
+	// (docs/l4-proxy-protocol.md): Session.ClientAddr and LocalAddr are then the
+	// header's. If its Trusted list is empty, no header is accepted.
+	ProxyProtocol ProxyProtocolOptions
+}
+
+// ProxyProtocolOptions configures the PROXY protocol on a service's TCP endpoints. A
+// connection from a Trusted address may (if Required, must) start with a header; a
+// header from any other address, a missing one where Required, or a malformed one ends
+// that connection with one log line. The header is read on the connection's own
+// goroutine within HeaderTimeout (if zero, 5s).
+type ProxyProtocolOptions struct {
+	Trusted       []netip.Prefix
+	Required      bool
+	HeaderTimeout time.Duration
+}
+
+// ppOptions returns the listener options of o.ProxyProtocol.
+func (o ServiceOptions) ppOptions() proxyproto.Options {
+	pp := o.ProxyProtocol
+	return proxyproto.Options{Trusted: pp.Trusted, Required: pp.Required, HeaderTimeout: pp.HeaderTimeout, Logger: o.Logger}
 }
 
 // Service is a TCP proxy service: it accepts client connections on its endpoints, asks
@@ -99,6 +126,11 @@ func NewService[C any](name string, app ProxyTCP[C], opts ServiceOptions) (*Serv
 		return nil, fmt.Errorf("l4: NewService: ConnectTimeout %v is negative", opts.ConnectTimeout)
 	case opts.TLSHandshakeTimeout < 0:
 		return nil, fmt.Errorf("l4: NewService: TLSHandshakeTimeout %v is negative", opts.TLSHandshakeTimeout)
+	}
+	if pp := opts.ProxyProtocol; len(pp.Trusted) > 0 || pp.Required || pp.HeaderTimeout != 0 {
+		if err := opts.ppOptions().Validate(); err != nil {
+			return nil, fmt.Errorf("l4: NewService: ProxyProtocol: %w", err)
+		}
 	}
 	if opts.IdleTimeout == 0 {
 		opts.IdleTimeout = 5 * time.Minute
@@ -219,12 +251,19 @@ func (s *Service[C]) Serve(lns []net.Listener) error {
 		}
 		return nil
 	}
-	s.lns = append(s.lns, lns...)
 	for i, ln := range lns {
 		var e endpoint
 		if i < len(eps) {
 			e, _ = eps[i].(endpoint)
 		}
+		if len(s.opts.ProxyProtocol.Trusted) > 0 && ln.Addr().Network() != "unix" {
+			// (Valid options: NewService checked them.)
+			ppl, err := proxyproto.NewListener(ln, s.opts.ppOptions())
+			if err == nil {
+				ln = ppl
+			}
+		}
+		s.lns = append(s.lns, ln)
 		s.accepts.Add(1)
 		go s.acceptLoop(ln, e)
 	}
