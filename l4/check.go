@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"strings"
 	"time"
 )
 
@@ -35,23 +34,8 @@ func (s *Service[C]) Check() error {
 		if !ok || e.tls == nil {
 			continue
 		}
-		for _, cert := range e.tls.Certificates() {
-			leaf := cert.Leaf
-			if leaf == nil {
-				continue
-			}
-			name := strings.Join(leaf.DNSNames, ",")
-			if name == "" {
-				name = leaf.Subject.CommonName
-			}
-			switch {
-			case now.After(leaf.NotAfter):
-				errs = append(errs, fmt.Errorf("l4: TLS endpoint %s: certificate for %s expired at %s",
-					e.address, name, leaf.NotAfter.UTC().Format(time.RFC3339)))
-			case now.Before(leaf.NotBefore):
-				errs = append(errs, fmt.Errorf("l4: TLS endpoint %s: certificate for %s is not valid before %s",
-					e.address, name, leaf.NotBefore.UTC().Format(time.RFC3339)))
-			}
+		if err := e.tls.CheckCertificates(now); err != nil {
+			errs = append(errs, fmt.Errorf("l4: TLS endpoint %s: %w", e.address, err))
 		}
 	}
 	return errors.Join(errs...)

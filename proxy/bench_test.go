@@ -90,30 +90,7 @@ func benchProxyGet(b *testing.B, opts ServiceOptions) {
 		b.Run(strconv.Itoa(size>>10)+"KiB", func(b *testing.B) {
 			origin := rawOrigin(b, size)
 			svc, _ := newTestService[struct{}](b, benchProxy{peer: testPeer(origin)}, opts)
-			addr := startProxy(b, svc)
-			c, err := net.Dial("tcp", addr)
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer c.Close()
-			req := []byte("GET /1k HTTP/1.1\r\nHost: bench\r\nUser-Agent: bench/1.0\r\nAccept: */*\r\n\r\n")
-			buf := make([]byte, size+4096)
-			roundTrip := func() {
-				if _, err := c.Write(req); err != nil {
-					b.Fatal(err)
-				}
-				n := 0
-				for {
-					m, err := c.Read(buf[n:])
-					if err != nil {
-						b.Fatal(err)
-					}
-					n += m
-					if i := bytes.Index(buf[:n], []byte("\r\n\r\n")); i >= 0 && n-i-4 >= size {
-						return
-					}
-				}
-			}
+			roundTrip := rawGetter(b, startProxy(b, svc), size)
 			for range 100 {
 				roundTrip()
 			}
@@ -131,6 +108,35 @@ func benchProxyGet(b *testing.B, opts ServiceOptions) {
 }
 
 var _ = io.EOF
+
+// rawGetter connects to addr and returns a function that sends a GET of /1k on that
+// connection and reads its response, whose body is size bytes. The connection closes
+// when the benchmark ends.
+func rawGetter(b *testing.B, addr string, size int) func() {
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { c.Close() })
+	req := []byte("GET /1k HTTP/1.1\r\nHost: bench\r\nUser-Agent: bench/1.0\r\nAccept: */*\r\n\r\n")
+	buf := make([]byte, size+4096)
+	return func() {
+		if _, err := c.Write(req); err != nil {
+			b.Fatal(err)
+		}
+		n := 0
+		for {
+			m, err := c.Read(buf[n:])
+			if err != nil {
+				b.Fatal(err)
+			}
+			n += m
+			if i := bytes.Index(buf[:n], []byte("\r\n\r\n")); i >= 0 && n-i-4 >= size {
+				return
+			}
+		}
+	}
+}
 
 // BenchmarkProxyGetConcurrent is BenchmarkProxyGet with 64 client connections at once,
 // as in bench/run.sh: connections then take turns, served hot or parked between their

@@ -3,7 +3,6 @@ package proxy
 import (
 	"bytes"
 	"context"
-	"net"
 	"net/http"
 	"strconv"
 	"testing"
@@ -33,30 +32,7 @@ func BenchmarkCacheHit(b *testing.B) {
 	}
 	app := benchCacheProxy{peer: testPeer(origin), cache: ch}
 	svc, _ := newTestService[struct{}](b, app, ServiceOptions{MaxRequestsPerConn: -1})
-	addr := startProxy(b, svc)
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer c.Close()
-	req := []byte("GET /1k HTTP/1.1\r\nHost: bench\r\nUser-Agent: bench/1.0\r\nAccept: */*\r\n\r\n")
-	buf := make([]byte, size+4096)
-	roundTrip := func() {
-		if _, err := c.Write(req); err != nil {
-			b.Fatal(err)
-		}
-		n := 0
-		for {
-			m, err := c.Read(buf[n:])
-			if err != nil {
-				b.Fatal(err)
-			}
-			n += m
-			if i := bytes.Index(buf[:n], []byte("\r\n\r\n")); i >= 0 && n-i-4 >= size {
-				return
-			}
-		}
-	}
+	roundTrip := rawGetter(b, startProxy(b, svc), size)
 	for range 100 {
 		roundTrip()
 	}

@@ -64,23 +64,8 @@ func checkEndpointTLS(e endpoint, now time.Time) error {
 		errs = append(errs, fmt.Errorf("proxy: TLS endpoint %s (tls %q): ALPN offers %q, none of which the proxy speaks (h2, http/1.1)",
 			e.address, e.tls.Name(), protos))
 	}
-	for _, cert := range e.tls.Certificates() {
-		leaf := cert.Leaf
-		if leaf == nil {
-			continue
-		}
-		name := leaf.Subject.CommonName
-		if len(leaf.DNSNames) > 0 {
-			name = strings.Join(leaf.DNSNames, ",")
-		}
-		switch {
-		case now.After(leaf.NotAfter):
-			errs = append(errs, fmt.Errorf("proxy: TLS endpoint %s (tls %q): certificate for %s expired at %s",
-				e.address, e.tls.Name(), name, leaf.NotAfter.UTC().Format(time.RFC3339)))
-		case now.Before(leaf.NotBefore):
-			errs = append(errs, fmt.Errorf("proxy: TLS endpoint %s (tls %q): certificate for %s is not valid before %s",
-				e.address, e.tls.Name(), name, leaf.NotBefore.UTC().Format(time.RFC3339)))
-		}
+	if err := e.tls.CheckCertificates(now); err != nil {
+		errs = append(errs, fmt.Errorf("proxy: TLS endpoint %s (tls %q): %w", e.address, e.tls.Name(), err))
 	}
 	return errors.Join(errs...)
 }

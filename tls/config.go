@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // ErrNoCertificate is the handshake error when no certificate can be served.
@@ -131,6 +132,31 @@ func (c *Config) NextProtos() []string { return append([]string(nil), c.opts.ALP
 // of Options.Certificates. The caller must not change them.
 func (c *Config) Certificates() []*ctls.Certificate {
 	return append([]*ctls.Certificate(nil), c.snap.Load().certs...)
+}
+
+// CheckCertificates reports each certificate in use that is not valid at now (expired,
+// or not valid yet), naming it by its DNS names (or subject common name) and the time;
+// the errors are joined, nil when every certificate is valid. A service's Check
+// (server.Checker) calls it for its TLS endpoints.
+func (c *Config) CheckCertificates(now time.Time) error {
+	var errs []error
+	for _, cert := range c.snap.Load().certs {
+		leaf := cert.Leaf
+		if leaf == nil {
+			continue
+		}
+		name := leaf.Subject.CommonName
+		if len(leaf.DNSNames) > 0 {
+			name = strings.Join(leaf.DNSNames, ",")
+		}
+		switch {
+		case now.After(leaf.NotAfter):
+			errs = append(errs, fmt.Errorf("certificate for %s expired at %s", name, leaf.NotAfter.UTC().Format(time.RFC3339)))
+		case now.Before(leaf.NotBefore):
+			errs = append(errs, fmt.Errorf("certificate for %s is not valid before %s", name, leaf.NotBefore.UTC().Format(time.RFC3339)))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // Reload reads the files again and, if they all load and check, makes handshakes use them
