@@ -5,6 +5,12 @@
 //	go run ./examples/tcp-proxy -listen 127.0.0.1:6380 -upstream 127.0.0.1:6379
 //	go run ./examples/tcp-proxy -listen :5433 -upstream db1:5432,db2:5432 -idle 1h
 //
+// With -sni-listen and -sni it also routes TLS connections by the server name their
+// ClientHello asks for, without terminating TLS: each backend does its own handshake.
+//
+//	go run ./examples/tcp-proxy -upstream 127.0.0.1:6379 \
+//	    -sni-listen 127.0.0.1:8443 -sni a.example=127.0.0.1:9443,b.example=127.0.0.1:9444
+//
 // It runs under a server.Server, so SIGTERM drains connections (up to the grace
 // period) and SIGINT cuts them.
 package main
@@ -31,8 +37,9 @@ import (
 // counts as a success.
 type forwarder struct {
 	l4.Phases[*connCtx]
-	lb  *lb.LoadBalancer[*l4.Peer]
-	log *slog.Logger
+	lb     *lb.LoadBalancer[*l4.Peer]
+	routes map[string]*l4.Peer // by server name, for the -sni-listen endpoint
+	log    *slog.Logger
 }
 
 // A wrong phase signature fails to compile here, naming the method.
@@ -42,11 +49,21 @@ var _ l4.ProxyTCP[*connCtx] = (*forwarder)(nil)
 type connCtx struct {
 	tried lb.Attempts[*l4.Peer]
 	pick  lb.Pick[*l4.Peer]
+	sni   bool // routed by server name, not by the balancer
 }
 
 func (f *forwarder) NewCtx() *connCtx { return &connCtx{} }
 
-func (f *forwarder) UpstreamPeer(_ context.Context, _ *l4.Session, c *connCtx) (*l4.Peer, error) {
+func (f *forwarder) UpstreamPeer(_ context.Context, s *l4.Session, c *connCtx) (*l4.Peer, error) {
+	if name := s.ServerName(); name != "" {
+		// A TLS connection on the -sni-listen endpoint: its backend by name.
+		p, ok := f.routes[name]
+		if !ok {
+			return nil, fmt.Errorf("no backend for server name %q", name)
+		}
+		c.sni = true
+		return p, nil
+	}
 	p, err := f.lb.Select("", &c.tried) // skips upstreams this connection tried
 	if err != nil {
 		return nil, err
@@ -56,6 +73,9 @@ func (f *forwarder) UpstreamPeer(_ context.Context, _ *l4.Session, c *connCtx) (
 }
 
 func (f *forwarder) FailToConnect(_ context.Context, _ *l4.Session, c *connCtx, _ *l4.Peer, err *l4.ConnectError) *l4.ConnectError {
+	if c.sni {
+		return err // one backend per name: nothing to retry on
+	}
 	c.pick.Done(lb.ConnectFailure)
 	// Nothing was sent: another upstream is safe to try, while one is left and the
 	// balancer's retry budget allows it.
@@ -64,19 +84,23 @@ func (f *forwarder) FailToConnect(_ context.Context, _ *l4.Session, c *connCtx, 
 }
 
 func (f *forwarder) Connected(_ context.Context, _ *l4.Session, c *connCtx, _ *l4.Peer, _ net.Conn) error {
-	c.pick.Done(lb.Success)
+	if !c.sni {
+		c.pick.Done(lb.Success)
+	}
 	return nil
 }
 
 func (f *forwarder) Logging(_ context.Context, s *l4.Session, c *connCtx, err error) {
-	c.pick.Done(lb.Canceled) // an attempt no phase reported
+	if !c.sni {
+		c.pick.Done(lb.Canceled) // an attempt no phase reported
+	}
 	upstream := ""
 	if p := s.Peer(); p != nil {
 		upstream = p.Address
 	}
 	f.log.Debug("connection", "client", s.ClientAddr().String(), "upstream", upstream,
 		"to_upstream", s.BytesToUpstream(), "to_client", s.BytesToClient(),
-		"duration", s.Duration(), "attempts", s.Attempts(), "err", err)
+		"server_name", s.ServerName(), "duration", s.Duration(), "attempts", s.Attempts(), "err", err)
 }
 
 func main() {
@@ -101,6 +125,8 @@ func run(ctx context.Context, args []string, logOut io.Writer, ready func([]net.
 	idle := fs.Duration("idle", 5*time.Minute, "close connections idle for this long")
 	maxConns := fs.Int("max-conns", 10000, "connections served at once; more wait to be accepted")
 	verbose := fs.Bool("v", false, "log every connection")
+	sniListen := fs.String("sni-listen", "", "also accept TLS connections here and route them by server name (-sni), without terminating TLS")
+	sniRoutes := fs.String("sni", "", "NAME=HOST:PORT[,NAME=HOST:PORT...]: the backend of each server name on -sni-listen")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -131,7 +157,24 @@ func run(ctx context.Context, args []string, logOut io.Writer, ready func([]net.
 			return err
 		}
 	}
-	svc, err := l4.NewService("tcp-proxy", &forwarder{lb: balancer, log: logger}, l4.ServiceOptions{
+	routes := map[string]*l4.Peer{}
+	if (*sniListen == "") != (*sniRoutes == "") {
+		return errors.New("tcp-proxy: -sni-listen and -sni go together")
+	}
+	if *sniRoutes != "" {
+		for _, r := range strings.Split(*sniRoutes, ",") {
+			name, addr, ok := strings.Cut(strings.TrimSpace(r), "=")
+			if !ok || name == "" {
+				return fmt.Errorf("tcp-proxy: -sni %q: want NAME=HOST:PORT", r)
+			}
+			p := &l4.Peer{Address: addr}
+			if err := p.Validate(); err != nil {
+				return fmt.Errorf("tcp-proxy: -sni %q: %w", r, err)
+			}
+			routes[strings.ToLower(name)] = p
+		}
+	}
+	svc, err := l4.NewService("tcp-proxy", &forwarder{lb: balancer, routes: routes, log: logger}, l4.ServiceOptions{
 		Logger:      logger,
 		IdleTimeout: *idle,
 		MaxConns:    *maxConns,
@@ -140,6 +183,9 @@ func run(ctx context.Context, args []string, logOut io.Writer, ready func([]net.
 		return err
 	}
 	svc.AddTCP(*listen)
+	if *sniListen != "" {
+		svc.AddTLSPassthrough(*sniListen)
+	}
 	srv, err := server.New(server.Options{Logger: logger})
 	if err != nil {
 		return err

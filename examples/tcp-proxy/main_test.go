@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"io"
 	"net"
 	"strings"
@@ -11,6 +12,8 @@ import (
 	"time"
 
 	"go.uber.org/goleak"
+
+	gtls "github.com/gotthard-proxy/gotthard/tls"
 )
 
 func TestMain(m *testing.M) {
@@ -125,5 +128,84 @@ func TestRoundRobin(t *testing.T) {
 func TestNoUpstream(t *testing.T) {
 	if err := run(context.Background(), []string{"-listen", "127.0.0.1:0"}, io.Discard, func([]net.Addr) {}); err == nil {
 		t.Fatal("run without -upstream did not fail")
+	}
+}
+
+// tlsUpstream is a TLS server for name that answers each connection with its name.
+func tlsUpstream(t *testing.T, name string) string {
+	t.Helper()
+	certPEM, keyPEM, err := gtls.SelfSigned([]string{name}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := tls.X509KeyPair(certPEM, keyPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{cert}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			wg.Go(func() {
+				defer c.Close()
+				io.WriteString(c, name)
+			})
+		}
+	})
+	t.Cleanup(func() { ln.Close(); wg.Wait() })
+	return ln.Addr().String()
+}
+
+// TestSNIRouting: TLS connections on -sni-listen reach the backend of their server
+// name, which does the handshake itself.
+func TestSNIRouting(t *testing.T) {
+	a, b := tlsUpstream(t, "a.example"), tlsUpstream(t, "b.example")
+	ctx, cancel := context.WithCancel(context.Background())
+	var out syncBuffer
+	addrs := make(chan []net.Addr, 1)
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, []string{"-listen", "127.0.0.1:0", "-upstream", upstream(t, "plain"),
+			"-sni-listen", "127.0.0.1:0", "-sni", "a.example=" + a + ",b.example=" + b}, &out,
+			func(a []net.Addr) { addrs <- a })
+	}()
+	var sniAddr string
+	select {
+	case as := <-addrs:
+		if len(as) != 2 {
+			t.Fatalf("addresses %v", as)
+		}
+		sniAddr = as[1].String()
+	case err := <-done:
+		t.Fatalf("run: %v\n%s", err, out.String())
+	case <-time.After(10 * time.Second):
+		t.Fatal("not ready within 10s")
+	}
+	for _, name := range []string{"a.example", "b.example", "a.example"} {
+		c, err := tls.Dial("tcp", sniAddr, &tls.Config{ServerName: name, InsecureSkipVerify: true})
+		if err != nil {
+			t.Fatalf("%s: %v\n%s", name, err, out.String())
+		}
+		c.SetDeadline(time.Now().Add(10 * time.Second))
+		got, _ := io.ReadAll(c)
+		peer := c.ConnectionState().PeerCertificates[0].DNSNames
+		c.Close()
+		if string(got) != name || len(peer) != 1 || peer[0] != name {
+			t.Errorf("%s: answered %q by a certificate for %v", name, got, peer)
+		}
+	}
+	if _, err := tls.Dial("tcp", sniAddr, &tls.Config{ServerName: "c.example", InsecureSkipVerify: true}); err == nil {
+		t.Error("a server name with no backend was served")
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("run: %v", err)
 	}
 }
