@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // TestCacheFlag: with -cache, the gateway serves a cacheable response from memory
@@ -53,9 +54,22 @@ func TestCacheFlag(t *testing.T) {
 	}
 
 	dir := t.TempDir()
-	p1 := startProxying(t, up, "-cache", "1MiB", "-cache-dir", dir)
+	p1 := startProxying(t, up, "-cache", "1MiB", "-cache-dir", dir, "-cache-status")
 	if _, body, _ := get(p1.addr, "GET", "/d"); body != "GET /d #4" {
 		t.Errorf("disk miss: %q", body)
+	}
+	// The object is committed (files synced) after its response went out: wait for the
+	// hit that shows it stored, then kill the process.
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		_, body, cs := get(p1.addr, "GET", "/d")
+		if strings.Contains(cs, "; hit") && body == "GET /d #4" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no hit after the miss: %q, Cache-Status %q", body, cs)
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 	p1.cmd.Process.Kill()
 	<-p1.exited
