@@ -1,6 +1,8 @@
 package l4
 
 import (
+	"github.com/gotthard-proxy/gotthard/internal/testnet"
+
 	"bufio"
 	"context"
 	"errors"
@@ -189,8 +191,9 @@ func echo(c net.Conn) {
 	io.Copy(io.Discard, c)
 }
 
-// refusedAddr returns a loopback address where nothing listens.
-func refusedAddr(t testing.TB) string {
+// freeAddr returns a loopback address whose port was free a moment ago, for a server
+// the test starts.
+func freeAddr(t testing.TB) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -199,6 +202,12 @@ func refusedAddr(t testing.TB) string {
 	addr := ln.Addr().String()
 	ln.Close()
 	return addr
+}
+
+// refusedAddr returns a loopback address where connecting is refused (testnet.DeadAddr).
+func refusedAddr(t testing.TB) string {
+	t.Helper()
+	return testnet.DeadAddr(t)
 }
 
 // redisServer starts redis-server on a loopback port of its own, without persistence,
@@ -210,7 +219,7 @@ func redisServer(t *testing.T) string {
 	if err != nil {
 		t.Skip("redis-server is not installed (apt-get install redis-server)")
 	}
-	addr := refusedAddr(t)
+	addr := freeAddr(t)
 	_, port, _ := net.SplitHostPort(addr)
 	dir := t.TempDir()
 	cmd := exec.Command(bin, "--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",

@@ -1,6 +1,8 @@
 package lb_test
 
 import (
+	"github.com/gotthard-proxy/gotthard/internal/testnet"
+
 	"context"
 	"errors"
 	"fmt"
@@ -425,16 +427,10 @@ func TestTimeoutEjects(t *testing.T) {
 	}
 }
 
-// refusedAddr returns a loopback address where nothing listens: connecting is refused.
+// refusedAddr returns a loopback address where connecting is refused (testnet.DeadAddr).
 func refusedAddr(t *testing.T) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return addr
+	return testnet.DeadAddr(t)
 }
 
 // get sends a GET and returns the status and body.

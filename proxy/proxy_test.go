@@ -1,6 +1,8 @@
 package proxy
 
 import (
+	"github.com/gotthard-proxy/gotthard/internal/testnet"
+
 	"bufio"
 	"bytes"
 	"context"
@@ -203,15 +205,8 @@ func (p retryProxy) UpstreamPeer(_ context.Context, _ *Session, c *testCtx) (*Pe
 	return peer, nil
 }
 
-func deadAddr(t testing.TB) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return addr
-}
+// deadAddr returns an address where connections are refused (testnet.DeadAddr).
+func deadAddr(t testing.TB) string { return testnet.DeadAddr(t) }
 
 func TestRetryOnConnectFailure(t *testing.T) {
 	origin, _ := echoOrigin(t)

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gotthard-proxy/gotthard/internal/testnet"
 	"github.com/gotthard-proxy/gotthard/proxy"
 	gtls "github.com/gotthard-proxy/gotthard/tls"
 )
@@ -238,18 +239,12 @@ func (p FixedPeer) UpstreamPeer(context.Context, *proxy.Session, struct{}) (*pro
 	return p.Peer, nil
 }
 
-// DeadAddr returns a loopback address ("127.0.0.1:port") where nothing listens, so that
-// connections to it are refused: a port that was free a moment ago. Take a fresh one
-// for each test, so that another listener is unlikely to have taken it since.
+// DeadAddr returns a loopback address ("127.0.0.1:port") where connections are
+// refused for the test's whole run: its port is held by a socket that never listens, so
+// no other listener can take it meanwhile. It is released when the test ends.
 func DeadAddr(t testing.TB) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("proxytest: %v", err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return addr
+	return testnet.DeadAddr(t)
 }
 
 // CheckPhases fails the test if app has methods named like misspelt phases (see
