@@ -15,7 +15,7 @@
 # rounds; the report gives the median run and the paired ratio to HAProxy. See
 # docs/l4-bench.md.
 #
-#   bash bench/tcp.sh                          # one round, ~1 min plus build
+#   bash bench/tcp.sh                          # one round, ~35 s plus build
 #   REPEAT=3 DURATION=5 bash bench/tcp.sh      # for figures that go in a doc
 #
 # Logs go to stderr; the Markdown report goes to stdout. Exits 1 if a run failed its
