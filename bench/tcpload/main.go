@@ -80,7 +80,7 @@ func main() {
 	case "rr":
 		err = rr(ctx, cfg)
 	case "idle":
-		err = idle(ctx, cfg)
+		err = idle(ctx, cfg, os.Stdout)
 	default:
 		err = fmt.Errorf("unknown -mode %q (bulk, rr or idle)", *mode)
 	}
@@ -277,8 +277,10 @@ func rrOne(ctx context.Context, d *net.Dialer, cfg config, req, buf []byte) erro
 	return nil
 }
 
-// idle opens cfg.n connections through the proxy to the echo sink and holds them.
-func idle(ctx context.Context, cfg config) error {
+// idle opens cfg.n connections through the proxy to the echo sink and holds them; it
+// writes its "ready N" and "open M" lines to out. If any connection failed, it does not
+// hold the others: it reports and returns the errors at once.
+func idle(ctx context.Context, cfg config, out io.Writer) error {
 	setupCtx, cancel := context.WithTimeout(ctx, cfg.timeout)
 	defer cancel()
 	conns := make([]net.Conn, cfg.n)
@@ -340,8 +342,8 @@ func idle(ctx context.Context, cfg config) error {
 			}
 		})
 	}
-	fmt.Printf("ready %d\n", open.Load())
-	if ctx.Err() == nil {
+	fmt.Fprintf(out, "ready %d\n", open.Load())
+	if ctx.Err() == nil && errs.n.Load() == 0 {
 		t := time.NewTimer(cfg.hold)
 		select {
 		case <-ctx.Done():
@@ -349,7 +351,7 @@ func idle(ctx context.Context, cfg config) error {
 		}
 		t.Stop()
 	}
-	fmt.Printf("open %d\n", open.Load())
+	fmt.Fprintf(out, "open %d\n", open.Load())
 	for _, c := range conns {
 		if c != nil {
 			c.Close()

@@ -40,9 +40,10 @@ type sink struct {
 	replyBuf   []byte
 	errs       atomic.Int64
 
-	mu    sync.Mutex
-	conns map[net.Conn]struct{}
-	wg    sync.WaitGroup
+	mu     sync.Mutex
+	conns  map[net.Conn]struct{}
+	closed bool // shutdown began: a connection accepted now is closed at once
+	wg     sync.WaitGroup
 }
 
 func main() {
@@ -57,10 +58,7 @@ func main() {
 	if *req <= 0 || *reply <= 0 {
 		log.Fatal("-req and -reply must be > 0")
 	}
-	s := &sink{req: *req, reply: *reply, replyBuf: make([]byte, *reply), conns: map[net.Conn]struct{}{}}
-	for i := range s.replyBuf {
-		s.replyBuf[i] = 'r'
-	}
+	s := newSink(*req, *reply)
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
@@ -77,22 +75,43 @@ func main() {
 			log.Fatal(err)
 		}
 		lns = append(lns, ln)
-		s.wg.Go(func() { s.serve(ln, l.handle) })
+		s.start(ln, l.handle)
 	}
 	if len(lns) == 0 {
 		log.Fatal("no listener: give -count, -rr or -echo")
 	}
 	<-ctx.Done()
+	s.shutdown(lns)
+	fmt.Fprintf(os.Stderr, "errors %d\n", s.errs.Load())
+}
+
+// newSink returns a sink whose -rr listener reads req bytes and answers reply bytes.
+func newSink(req, reply int) *sink {
+	s := &sink{req: req, reply: reply, replyBuf: make([]byte, reply), conns: map[net.Conn]struct{}{}}
+	for i := range s.replyBuf {
+		s.replyBuf[i] = 'r'
+	}
+	return s
+}
+
+// start serves ln with handle in a goroutine that shutdown waits for.
+func (s *sink) start(ln net.Listener, handle func(net.Conn) error) {
+	s.wg.Go(func() { s.serve(ln, handle) })
+}
+
+// shutdown closes the listeners and every open connection, and waits for every
+// goroutine of the sink to end.
+func (s *sink) shutdown(lns []net.Listener) {
 	for _, ln := range lns {
 		ln.Close()
 	}
 	s.mu.Lock()
+	s.closed = true
 	for c := range s.conns {
 		c.Close()
 	}
 	s.mu.Unlock()
 	s.wg.Wait()
-	fmt.Fprintf(os.Stderr, "errors %d\n", s.errs.Load())
 }
 
 // serve accepts on ln until it is closed and runs handle on each connection in its own
@@ -110,6 +129,11 @@ func (s *sink) serve(ln net.Listener, handle func(net.Conn) error) {
 			continue
 		}
 		s.mu.Lock()
+		if s.closed {
+			s.mu.Unlock()
+			c.Close()
+			continue
+		}
 		s.conns[c] = struct{}{}
 		s.mu.Unlock()
 		s.wg.Go(func() {
