@@ -75,6 +75,7 @@ func (c *conn[C]) refresh(req *message.RequestHeader, ch *cache.Cache, primary, 
 		}
 		c.putExchange(ex, nil)
 	}()
+	ex.obs = nil // (observers see the requests of clients; a refresh is none)
 	discard := &discardDown{}
 	ex.sess.ds = discard
 	ex.sess.req.CopyFrom(req)

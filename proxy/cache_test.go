@@ -779,3 +779,48 @@ func TestCacheLockTimeout(t *testing.T) {
 		t.Errorf("statuses %q", got)
 	}
 }
+
+// TestCacheRefreshUnobserved: a background refresh is no request of a client's: the
+// observers see the two client requests only.
+func TestCacheRefreshUnobserved(t *testing.T) {
+	var hits atomic.Int32
+	_, origin := startOrigin(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if hits.Add(1) == 1 {
+			w.Header().Set("Cache-Control", "max-age=1, stale-while-revalidate=600")
+			w.Header().Set("Age", "5")
+		} else {
+			w.Header().Set("Cache-Control", "max-age=600")
+		}
+		io.WriteString(w, "x")
+	}))
+	st, _ := memory.New(memory.Options{MaxBytes: 1 << 20})
+	ch, _ := cache.New(cache.Options{Storage: st})
+	app := &cacheProxy{peer: testPeer(origin), cache: ch, more: make(chan struct{}, 1)}
+	rec := newRecorder("R")
+	svc, _ := newTestService[*testCtx](t, app, ServiceOptions{Observers: []observe.Observer{rec}})
+	addr := startProxy(t, svc)
+	c := testClient(t)
+	cacheGet(t, c, "GET", "http://"+addr+"/u")
+	cacheGet(t, c, "GET", "http://"+addr+"/u") // stale: served, refreshed behind
+	deadline := time.Now().Add(5 * time.Second)
+	for hits.Load() < 2 || ch.Fills() > 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("no refresh")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	app.statuses(t, 2)
+	starts, attempts := 0, 0
+	for _, l := range rec.lines() {
+		switch {
+		case strings.HasPrefix(l, "start "):
+			starts++
+		case strings.HasPrefix(l, "attempt "):
+			attempts++
+		}
+	}
+	if starts != 2 || attempts != 1 {
+		t.Errorf("observers saw %d requests and %d attempts, want 2 and 1 (the refresh unseen):\n%s",
+			starts, attempts, strings.Join(rec.lines(), "\n"))
+	}
+}
