@@ -224,11 +224,3 @@ func (c *Cache) storeKey(primary, vary, variance string) (string, error) {
 	}
 	return VariantKey(primary, m, variance), nil
 }
-
-// ResponseMeta makes the Meta of a response to store: a copy of resp's head and the
-// times the request went out and the response came back.
-func ResponseMeta(resp *message.ResponseHeader, requestTime, responseTime time.Time) *Meta {
-	m := &Meta{RequestTime: requestTime, ResponseTime: responseTime, Size: -1}
-	m.Response.CopyFrom(resp)
-	return m
-}

@@ -5,8 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/url"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/gotthard-proxy/gotthard/cache"
@@ -87,12 +87,7 @@ func (s CacheStatus) String() string {
 }
 
 // scheme returns the client connection's scheme.
-func (s *Session) scheme() string {
-	if s.tls != nil {
-		return "https"
-	}
-	return "http"
-}
+func (s *Session) scheme() string { return schemeOf(s.tls) }
 
 // cachePolicy returns the policy of the request's cache (the zero Policy without one).
 func (s *Session) cachePolicy() cache.Policy {
@@ -393,9 +388,7 @@ func (c *conn[C]) cacheResponse(ctx contextT, ex *exchange[C], cc C) (revalidate
 	resp := &ex.resp
 	f := cs.fill
 	if f == nil {
-		if !cacheableMethod(sess.req.Method) {
-			c.invalidate(ctx, ex, cc)
-		}
+		c.invalidate(ctx, ex, cc) // (for an unsafe method only)
 		return false, nil
 	}
 	if resp.Status == 304 && cs.obj != nil && cs.validating {
@@ -572,30 +565,19 @@ func (c *conn[C]) teeFill(ex *exchange[C], chunk []byte, end bool) {
 	}
 }
 
-// invalidate drops the stored responses a successful unsafe request makes stale
-// (RFC 9111 §4.4): its target's, and those of its Location and Content-Location on the
-// same origin, by the keys CacheKey gives a GET of each (see getKey).
+// invalidate drops the stored responses a successful unsafe request makes stale: the
+// URIs cache.Invalidations names (RFC 9111 §4.4), by the keys CacheKey gives a GET of
+// each (see getKey).
 func (c *conn[C]) invalidate(ctx contextT, ex *exchange[C], cc C) {
 	sess, cs := &ex.sess, &ex.cache
-	if st := ex.resp.Status; st < 200 || st >= 400 {
-		return
-	}
-	var targets [3]string
-	targets[0] = sess.req.Target
-	for i, name := range [...]string{"Location", "Content-Location"} {
-		if v := ex.resp.Header.Get(name); v != "" {
-			if t, ok := sameOriginTarget(sess, v); ok {
-				targets[i+1] = t
-			}
-		}
-	}
-	for i, t := range targets {
-		if t == "" || i > 0 && t == targets[0] {
+	for _, uri := range cache.Invalidations(sess.scheme(), &sess.req, &ex.resp) {
+		u, err := url.Parse(uri) // (normalised by Invalidations: it parses)
+		if err != nil {
 			continue
 		}
-		key, err := c.getKey(ctx, ex, cc, t)
+		key, err := c.getKey(ctx, ex, cc, u.RequestURI())
 		if err != nil {
-			c.svc.log.Warn("cache: CacheKey failed for an invalidation", "target", t, "err", err)
+			c.svc.log.Warn("cache: CacheKey failed for an invalidation", "uri", uri, "err", err)
 			continue
 		}
 		if _, err := cs.c.Purge(key); err != nil {
@@ -640,9 +622,6 @@ func (s *cacheSource) readBody() ([]byte, error) {
 	case s.fill != nil:
 		b, err := s.fill.Read(int(s.off), s.wait, s.done)
 		s.off += int64(len(b))
-		if err != nil && err != io.EOF {
-			return b, err
-		}
 		return b, err
 	case s.body != nil:
 		b := s.body[s.off:]
@@ -698,20 +677,4 @@ func (c *conn[C]) getKey(ctx contextT, ex *exchange[C], cc C, target string) (st
 	defer func() { req.Method, req.Target = method, orig }()
 	req.Method, req.Target = "GET", target
 	return c.svc.app.CacheKey(ctx, &ex.sess, cc)
-}
-
-// sameOriginTarget returns the request-target (path and query) of a Location or
-// Content-Location value that names the request's own origin.
-func sameOriginTarget(sess *Session, v string) (string, bool) {
-	if i := strings.Index(v, "://"); i >= 0 {
-		h, p, _ := strings.Cut(v[i+3:], "/")
-		if !strings.EqualFold(v[:i], sess.scheme()) || !strings.EqualFold(h, sess.req.Host()) {
-			return "", false
-		}
-		return "/" + p, true
-	}
-	if !strings.HasPrefix(v, "/") || strings.HasPrefix(v, "//") {
-		return "", false
-	}
-	return v, true
 }

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/gotthard-proxy/gotthard/cache"
+	"github.com/gotthard-proxy/gotthard/internal/h2"
 	"github.com/gotthard-proxy/gotthard/message"
 )
 
@@ -13,11 +14,10 @@ import (
 
 // judgement is what the cache makes of a stored response for a request.
 type judgement struct {
-	fresh       bool // serve it as it is
-	serveStale  bool // serve it although stale (max-stale, stale-while-revalidate)
-	background  bool // and validate it in the background (stale-while-revalidate)
-	staleOnErr  bool // serve it if the peer fails (stale-if-error)
-	gatewayTime bool // only-if-cached and it cannot answer: 504
+	fresh      bool // serve it as it is
+	serveStale bool // serve it although stale (max-stale, stale-while-revalidate)
+	background bool // and validate it in the background (stale-while-revalidate)
+	staleOnErr bool // serve it if the peer fails (stale-if-error)
 }
 
 func judge(p cache.Policy, req *message.RequestHeader, rcc *cache.CacheControl, m *cache.Meta, now time.Time) judgement {
@@ -27,8 +27,6 @@ func judge(p cache.Policy, req *message.RequestHeader, rcc *cache.CacheControl, 
 		return judgement{fresh: true}
 	case cache.ActionStale:
 		return judgement{serveStale: true, background: d.BackgroundRevalidate, staleOnErr: d.StaleIfError}
-	case cache.ActionGatewayTimeout:
-		return judgement{gatewayTime: true, staleOnErr: d.StaleIfError}
 	}
 	return judgement{staleOnErr: d.StaleIfError}
 }
@@ -49,35 +47,20 @@ func defaultVariance(req *message.RequestHeader, stored *message.ResponseHeader)
 }
 
 // storedMeta makes the head to store from the peer's response resp: the RFC's copy,
-// its strings cloned so that they do not alias the exchange's arena.
+// its strings cloned so that they do not alias the exchange's arena, with the body's
+// length when resp announces it.
 func storedMeta(resp *message.ResponseHeader, reqTime, respTime time.Time) *cache.Meta {
 	m := cache.NewMeta(resp, reqTime, respTime)
 	m.Response.Reason = strings.Clone(m.Response.Reason)
-	h := m.Response.Header.Clone()
-	m.Response.Header.Reset()
-	for name, value := range h.All() {
-		m.Response.Header.Add(strings.Clone(name), strings.Clone(value))
+	var h message.Header
+	for name, value := range m.Response.Header.All() {
+		h.Add(strings.Clone(name), strings.Clone(value))
 	}
+	m.Response.Header = h
 	if v, ok := resp.Header.Lookup("Content-Length"); ok && !resp.Header.Has("Transfer-Encoding") {
-		if n, ok := parseLength(v); ok {
+		if n, ok := h2.ParseContentLength(v); ok {
 			m.Size = n
 		}
 	}
 	return m
-}
-
-// parseLength parses a Content-Length value.
-func parseLength(v string) (int64, bool) {
-	if v == "" || len(v) > 18 {
-		return 0, false
-	}
-	var n int64
-	for i := 0; i < len(v); i++ {
-		c := v[i]
-		if c < '0' || c > '9' {
-			return 0, false
-		}
-		n = n*10 + int64(c-'0')
-	}
-	return n, true
 }

@@ -1,6 +1,8 @@
 package proxy
 
 import (
+	"crypto/tls"
+
 	"github.com/gotthard-proxy/gotthard/message"
 )
 
@@ -110,8 +112,11 @@ func (c *conn[C]) addForwarded(h *message.Header, known []message.Field) ([]mess
 }
 
 // scheme is the client connection's scheme, for X-Forwarded-Proto.
-func (c *conn[C]) scheme() string {
-	if c.tls != nil {
+func (c *conn[C]) scheme() string { return schemeOf(c.tls) }
+
+// schemeOf is the scheme of a client connection with TLS state cs (nil: none).
+func schemeOf(cs *tls.ConnectionState) string {
+	if cs != nil {
 		return "https"
 	}
 	return "http"
