@@ -36,6 +36,10 @@ type ServiceOptions struct {
 	// the sub-packages of observe). Without any, a request pays one nil check per
 	// event. A nil element is refused.
 	Observers []observe.Observer
+	// Modules run around the user's phases on every request, in the order of the
+	// slice: request filters before the user's, response filters after them (see
+	// [Module]). A nil element, or two with the same Name, is refused.
+	Modules []Module
 
 	// MaxHeadBytes bounds a request head (request line and fields). If zero, 32 KiB.
 	// Larger heads get 431.
@@ -195,6 +199,16 @@ func (o ServiceOptions) Validate() error {
 	for i, ob := range o.Observers {
 		if ob == nil {
 			return fmt.Errorf("proxy: Observers[%d] is nil", i)
+		}
+	}
+	for i, m := range o.Modules {
+		if m == nil {
+			return fmt.Errorf("proxy: Modules[%d] is nil", i)
+		}
+		for j := range i {
+			if o.Modules[j].Name() == m.Name() {
+				return fmt.Errorf("proxy: Modules[%d] has the name %q of Modules[%d]", i, m.Name(), j)
+			}
 		}
 	}
 	for i, p := range o.ProxyProtocol.Trusted {
