@@ -191,6 +191,19 @@ func TestEndToEnd(t *testing.T) {
 			}
 			wantHits++
 
+			// A request with a body and no token is refused, and the connection (or the
+			// next one) still serves.
+			req, _ := http.NewRequest("POST", ep.url+"/upload", strings.NewReader(strings.Repeat("b", 256<<10)))
+			resp, err := ep.client.Do(req)
+			if err != nil {
+				t.Fatalf("POST without a token: %v", err)
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusUnauthorized {
+				t.Fatalf("POST without a token: %d", resp.StatusCode)
+			}
+
 			// Skipped requests pass without a token.
 			if r := get(t, ep, "/health"); r.status != http.StatusOK {
 				t.Fatalf("skipped path: %d", r.status)

@@ -7,6 +7,8 @@ import (
 	"encoding/base64"
 	"errors"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -292,5 +294,39 @@ func TestChallengeHeaderNoContext(t *testing.T) {
 	}
 	if !strings.Contains(h, base64.URLEncoding.EncodeToString(w.challenge)) {
 		t.Fatal("challenge not padded base64url")
+	}
+}
+
+// TestRedeemConcurrent: tokens redeemed from many goroutines at once are each accepted
+// exactly once.
+func TestRedeemConcurrent(t *testing.T) {
+	is := newTestIssuer(t, "issuer.example")
+	m, clk := newTestModule(t, Options{IssuerName: "issuer.example", IssuerKeys: []*rsa.PublicKey{is.pk()}, MaxNonces: 1 << 14})
+	chal, _ := challengeOf(t, m, nil)
+	authz := make([]string, 24)
+	for i := range authz {
+		authz[i] = FormatAuthorization(is.token(t, chal))
+	}
+	var accepted [24]atomic.Int32
+	var wg sync.WaitGroup
+	for g := range 6 {
+		wg.Go(func() {
+			for k := range authz {
+				i := (k + g*5) % len(authz)
+				_, err := m.redeem(authz[i], clk.now(), nil)
+				switch {
+				case err == nil:
+					accepted[i].Add(1)
+				case !errors.Is(err, ErrReplay):
+					t.Errorf("token %d: %v", i, err)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	for i := range accepted {
+		if n := accepted[i].Load(); n != 1 {
+			t.Errorf("token %d accepted %d times", i, n)
+		}
 	}
 }
