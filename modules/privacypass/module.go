@@ -32,7 +32,7 @@ const (
 	// MinWindow and MaxWindow bound Options.Window.
 	MinWindow = time.Second
 	MaxWindow = 24 * time.Hour
-	// MaxNoncesLimit bounds Options.MaxNonces: the store then takes 2 GiB.
+	// MaxNoncesLimit bounds Options.MaxNonces: the store then takes 4 GiB.
 	MaxNoncesLimit = 1 << 25
 	// MinSecretSize is the shortest Options.ContextSecret.
 	MinSecretSize = 32
@@ -89,11 +89,12 @@ type Options struct {
 	ContextBinding func(s *proxy.Session) []byte
 
 	// MaxNonces is how many tokens can be redeemed in one window: the replay store takes
-	// that many nonces per window, for two windows, in memory fixed when the first
-	// nonces arrive (about 85 bytes per nonce: 32-byte slots at a load factor of at most
-	// 3/4, rounded up to a power of two, times two windows). Once a window's store is
-	// full, further tokens of that window get 503 with Retry-After until the next window.
-	// If zero, [DefaultMaxNonces]. At most [MaxNoncesLimit].
+	// at least that many nonces per window, for two windows, in tables of 32-byte slots
+	// at a load factor of at most 3/4 rounded up to a power of two, allocated when the
+	// first nonces arrive and never grown: between 85 and 171 bytes per nonce, 8 MiB for
+	// the default ([Module.MemoryBound] says). Once a window's store is full, further
+	// tokens of that window get 503 with Retry-After until the next window. If zero,
+	// [DefaultMaxNonces]. At most [MaxNoncesLimit].
 	MaxNonces int
 
 	// Skip, when not nil, says which requests the module leaves alone (health checks, a

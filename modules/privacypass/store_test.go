@@ -98,3 +98,21 @@ func TestStoreShardsTakeAtLeastPerWindow(t *testing.T) {
 		}
 	}
 }
+
+// TestStoreMemory checks the figures the documentation gives.
+func TestStoreMemory(t *testing.T) {
+	tests := []struct{ perWindow, bytes int }{
+		{DefaultMaxNonces, 8 << 20},
+		{MaxNoncesLimit, 4 << 30},
+		{1000, 2 * 2048 * NonceSize},
+	}
+	for _, tt := range tests {
+		s := newNonceStore(tt.perWindow)
+		if got := s.bytes(); got != tt.bytes {
+			t.Errorf("store of %d: %d bytes, want %d", tt.perWindow, got, tt.bytes)
+		}
+		if per := float64(s.bytes()) / float64(tt.perWindow); per < 85 || per > 171 {
+			t.Errorf("store of %d: %.0f bytes per nonce", tt.perWindow, per)
+		}
+	}
+}
