@@ -193,3 +193,50 @@ func TestParseErrors(t *testing.T) {
 		t.Errorf("ParsePublicKey of junk: %v", err)
 	}
 }
+
+func FuzzParseChallenge(f *testing.F) {
+	for _, c := range []Challenge{
+		{IssuerName: "issuer.example", OriginInfo: []string{"a", "b"}},
+		{IssuerName: "i", RedemptionContext: bytes.Repeat([]byte{9}, RedemptionContextSize)},
+	} {
+		b, _ := c.MarshalBinary()
+		f.Add(b)
+	}
+	f.Add([]byte{0, 2})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		c, err := ParseChallenge(b)
+		if err != nil {
+			if !errors.Is(err, ErrMalformed) && !errors.Is(err, ErrTokenType) {
+				t.Fatalf("error %v", err)
+			}
+			return
+		}
+		// What parses re-encodes to the same bytes.
+		again, err := c.MarshalBinary()
+		if err != nil || !bytes.Equal(again, b) {
+			t.Fatalf("%x re-encodes as %x, %v", b, again, err)
+		}
+	})
+}
+
+func FuzzParsePublicKey(f *testing.F) {
+	f.Add([]byte{0x30, 0x00})
+	for _, v := range []string{
+		"30820152303d06092a864886f70d01010a3030a00d300b0609608648016503040202a11a301806092a864886f70d010108300b0609608648016503040202a2030201300382010f003082010a0282010100cb1aed6b6a95f5b1ce013a4cfcab25b94b2e64a23034e4250a7eab43c0df3a8c12993af12b111908d4b471bec31d4b6c9ad9cdda90612a2ee903523e6de5a224d6b02f09e5c374d0cfe01d8f529c500a78a2f67908fa682b5a2b430c81eaf1af72d7b5e794fc98a3139276879757ce453b526ef9bf6ceb99979b8423b90f4461a22af37aab0cf5733f7597abe44d31c732db68a181c6cbbe607d8c0e52e0655fd9996dc584eca0be87afbcd78a337d17b1dba9e828bbd81e291317144e7ff89f55619709b096cbb9ea474cead264c2073fe49740c01f00e109106066983d21e5f83f086e2e823c879cd43cef700d2a352a9babd612d03cad02db134b7e225a5f0203010001",
+	} {
+		b, _ := hex.DecodeString(v)
+		f.Add(b)
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		pk, err := ParsePublicKey(b)
+		if err != nil {
+			if !errors.Is(err, ErrMalformed) {
+				t.Fatalf("error %v", err)
+			}
+			return
+		}
+		if _, err := MarshalPublicKey(pk); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
