@@ -32,8 +32,8 @@ const (
 	// MinWindow and MaxWindow bound Options.Window.
 	MinWindow = time.Second
 	MaxWindow = 24 * time.Hour
-	// MaxNoncesLimit bounds Options.MaxNonces: the store then takes 4 GiB.
-	MaxNoncesLimit = 1 << 25
+	// MaxNoncesLimit bounds Options.MaxNonces: the store then takes 2 GiB.
+	MaxNoncesLimit = 1 << 24
 	// MinSecretSize is the shortest Options.ContextSecret.
 	MinSecretSize = 32
 	// MaxIssuerKeys bounds len(Options.IssuerKeys).
@@ -304,7 +304,7 @@ func (m *Module) NewRequest(s *proxy.Session) proxy.ModuleRequest {
 
 // MemoryBound returns the most memory the replay store takes, in bytes: reached once
 // both windows it keeps have seen nonces.
-func (m *Module) MemoryBound() int { return m.store.bytes() }
+func (m *Module) MemoryBound() int64 { return m.store.bytes() }
 
 // windowOf returns the window of t.
 func (m *Module) windowOf(t time.Time) int64 {
@@ -468,7 +468,7 @@ func (r *request) RequestFilter(_ context.Context, s *proxy.Session) (proxy.Resu
 			return proxy.Continue, nil
 		}
 		if errors.Is(err, ErrStoreFull) {
-			m.log.Debug("privacypass: token refused", "reason", err.Error())
+			m.log.Debug("privacypass: token refused", "reason", err)
 			retry := (window+1)*int64(m.window/time.Second) - now.Unix()
 			return proxy.Handled, respond(s, 503, bodyStoreFull, "Retry-After", strconv.FormatInt(max(retry, 1), 10))
 		}
@@ -476,7 +476,7 @@ func (r *request) RequestFilter(_ context.Context, s *proxy.Session) (proxy.Resu
 		err = fmt.Errorf("%w: %d Authorization fields", ErrMalformed, n)
 	}
 	if !errors.Is(err, ErrNoToken) {
-		m.log.Debug("privacypass: token refused", "reason", err.Error())
+		m.log.Debug("privacypass: token refused", "reason", err)
 	}
 	return proxy.Handled, respond(s, 401, bodyUnauthorized, "WWW-Authenticate", m.challengeHeader(now, binding))
 }

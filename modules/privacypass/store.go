@@ -77,8 +77,8 @@ func newNonceStore(perWindow int) *nonceStore {
 
 // bytes returns the most memory the store's tables take once both generations of every
 // shard are in use.
-func (s *nonceStore) bytes() int {
-	return len(s.shards) * 2 * s.slots * NonceSize
+func (s *nonceStore) bytes() int64 {
+	return int64(len(s.shards)) * 2 * int64(s.slots) * NonceSize
 }
 
 // record remembers nonce as redeemed in window, unless it already was.

@@ -76,7 +76,7 @@ func TestStoreFull(t *testing.T) {
 		if got := s.record(nonce(0), 2); got != stored {
 			t.Errorf("next window: %v", got)
 		}
-		if got, want := s.bytes(), 2*len(s.shards)*s.slots*NonceSize; got != want {
+		if got, want := s.bytes(), int64(2*len(s.shards)*s.slots*NonceSize); got != want {
 			t.Errorf("bytes = %d, want %d", got, want)
 		}
 	}
@@ -101,9 +101,12 @@ func TestStoreShardsTakeAtLeastPerWindow(t *testing.T) {
 
 // TestStoreMemory checks the figures the documentation gives.
 func TestStoreMemory(t *testing.T) {
-	tests := []struct{ perWindow, bytes int }{
+	tests := []struct {
+		perWindow int
+		bytes     int64
+	}{
 		{DefaultMaxNonces, 8 << 20},
-		{MaxNoncesLimit, 4 << 30},
+		{MaxNoncesLimit, 2 << 30},
 		{1000, 2 * 2048 * NonceSize},
 	}
 	for _, tt := range tests {
