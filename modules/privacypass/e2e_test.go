@@ -1,6 +1,7 @@
 package privacypass
 
 import (
+	"crypto/rsa"
 	"encoding/base64"
 	"fmt"
 	"io"
@@ -8,8 +9,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
-
-	"crypto/rsa"
+	"time"
 
 	"github.com/gotthard-proxy/gotthard/proxy"
 	"github.com/gotthard-proxy/gotthard/proxy/proxytest"
@@ -216,25 +216,38 @@ func TestEndToEnd(t *testing.T) {
 	}
 }
 
-// TestEndToEndStoreFull: once a window's replay store is full, valid tokens get 503
-// with Retry-After, and the origin is not reached.
+// TestEndToEndStoreFull: once the current window's replay store is full, valid tokens
+// of that window get 503 with Retry-After, and the origin is not reached; in the next
+// window, a token of the full window gets a fresh challenge and a new token passes.
 func TestEndToEndStoreFull(t *testing.T) {
 	is := newTestIssuer(t, "issuer.example")
 	o := newOrigin(t)
-	m, err := New(Options{IssuerName: "issuer.example", IssuerKeys: []*rsa.PublicKey{is.pk()}, MaxNonces: 1})
+	m, err := New(Options{IssuerName: "issuer.example", IssuerKeys: []*rsa.PublicKey{is.pk()}, MaxNonces: 1, Window: time.Minute})
 	if err != nil {
 		t.Fatal(err)
 	}
+	var clk atomic.Int64 // Unix seconds, read by the proxy's goroutines
+	clk.Store(1_800_000_000)
+	m.now = func() time.Time { return time.Unix(clk.Load(), 0) }
 	ep := serveProxy(t, o, m)[0]
+
 	w := challenged(t, get(t, ep, "/"))
 	if r := get(t, ep, "/", FormatAuthorization(is.token(t, w.challenge))); r.status != http.StatusOK {
 		t.Fatalf("first token: %d %q", r.status, r.body)
 	}
-	r := get(t, ep, "/", FormatAuthorization(is.token(t, w.challenge)))
-	if r.status != http.StatusServiceUnavailable || r.header.Get("Retry-After") == "" {
+	late := FormatAuthorization(is.token(t, w.challenge))
+	r := get(t, ep, "/", late)
+	if r.status != http.StatusServiceUnavailable || r.header.Get("Retry-After") != "60" {
 		t.Fatalf("token past the store's bound: %d, Retry-After %q", r.status, r.header.Get("Retry-After"))
 	}
-	if o.hits.Load() != 1 {
-		t.Fatalf("origin saw %d requests, want 1", o.hits.Load())
+
+	clk.Add(60)
+	challenged(t, get(t, ep, "/", late))
+	w = challenged(t, get(t, ep, "/"))
+	if r := get(t, ep, "/", FormatAuthorization(is.token(t, w.challenge))); r.status != http.StatusOK {
+		t.Fatalf("token of the next window: %d %q", r.status, r.body)
+	}
+	if o.hits.Load() != 2 {
+		t.Fatalf("origin saw %d requests, want 2", o.hits.Load())
 	}
 }

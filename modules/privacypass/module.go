@@ -92,8 +92,8 @@ type Options struct {
 	// at least that many nonces per window, for two windows, in tables of 32-byte slots
 	// at a load factor of at most 3/4 rounded up to a power of two, allocated when the
 	// first nonces arrive and never grown: between 85 and 171 bytes per nonce, 8 MiB for
-	// the default ([Module.MemoryBound] says). Once a window's store is full, further
-	// tokens of that window get 503 with Retry-After until the next window. If zero,
+	// the default ([Module.MemoryBound] says). Once the current window's store is full,
+	// further tokens of that window get 503 with Retry-After until the next window. If zero,
 	// [DefaultMaxNonces]. At most [MaxNoncesLimit].
 	MaxNonces int
 
@@ -143,23 +143,22 @@ type windowChallenges struct {
 	curEncoded string // base64url of the current window's challenge
 }
 
-// Errors of redemption: why a token is refused. They wrap one another where one is a
-// kind of another, so test them with errors.Is.
+// Errors of redemption: why a token is refused, as the Debug log gives it.
 var (
-	// ErrChallenge reports a token for a challenge this module did not make, or made
+	// errChallenge reports a token for a challenge this module did not make, or made
 	// for a window that has ended: another issuer name, origin, redemption context.
-	ErrChallenge = errors.New("privacypass: token answers another challenge")
-	// ErrUnknownKey reports a token signed with a key not among Options.IssuerKeys.
-	ErrUnknownKey = errors.New("privacypass: token key is not an issuer key")
-	// ErrSignature reports a token whose authenticator does not verify.
-	ErrSignature = errors.New("privacypass: token signature does not verify")
-	// ErrReplay reports a token redeemed before.
-	ErrReplay = errors.New("privacypass: token already redeemed")
-	// ErrStoreFull reports a token that cannot be recorded: the window's replay store
+	errChallenge = errors.New("privacypass: token answers another challenge")
+	// errUnknownKey reports a token signed with a key not among Options.IssuerKeys.
+	errUnknownKey = errors.New("privacypass: token key is not an issuer key")
+	// errSignature reports a token whose authenticator does not verify.
+	errSignature = errors.New("privacypass: token signature does not verify")
+	// errReplay reports a token redeemed before.
+	errReplay = errors.New("privacypass: token already redeemed")
+	// errStoreFull reports a token that cannot be recorded: the window's replay store
 	// is full.
-	ErrStoreFull = errors.New("privacypass: replay store full for this window")
-	// ErrNoToken reports a request without an Authorization field.
-	ErrNoToken = errors.New("privacypass: no token")
+	errStoreFull = errors.New("privacypass: replay store full for this window")
+	// errNoToken reports a request without an Authorization field.
+	errNoToken = errors.New("privacypass: no token")
 )
 
 // New validates opts and returns the module they describe. The error names the first
@@ -371,26 +370,26 @@ func (m *Module) redeem(authorization string, now time.Time, binding []byte) (in
 		}
 	}
 	if key == nil {
-		return 0, ErrUnknownKey
+		return 0, errUnknownKey
 	}
 	window := m.windowOf(now)
 	switch {
 	case m.noContext:
 		if t.ChallengeDigest != m.noCtxDigest {
-			return 0, ErrChallenge
+			return 0, errChallenge
 		}
 	case m.binding == nil:
 		w := m.windowChallenges(window)
 		if t.ChallengeDigest != w.cur {
 			if t.ChallengeDigest != w.prev {
-				return 0, ErrChallenge
+				return 0, errChallenge
 			}
 			window--
 		}
 	default:
 		if t.ChallengeDigest != m.digest(window, binding) {
 			if t.ChallengeDigest != m.digest(window-1, binding) {
-				return 0, ErrChallenge
+				return 0, errChallenge
 			}
 			window--
 		}
@@ -398,15 +397,15 @@ func (m *Module) redeem(authorization string, now time.Time, binding []byte) (in
 	var input [TokenSize]byte
 	t.put(input[:])
 	if err := key.verifier.Verify(input[:tokenInputSize], t.Authenticator[:]); err != nil {
-		return 0, fmt.Errorf("%w: %w", ErrSignature, err)
+		return 0, fmt.Errorf("%w: %w", errSignature, err)
 	}
 	switch m.store.record(&t.Nonce, window) {
 	case replay:
-		return window, ErrReplay
+		return window, errReplay
 	case full:
-		return window, ErrStoreFull
+		return window, errStoreFull
 	case stale:
-		return window, ErrChallenge
+		return window, errChallenge
 	}
 	return window, nil
 }
@@ -459,7 +458,7 @@ func (r *request) RequestFilter(_ context.Context, s *proxy.Session) (proxy.Resu
 	}
 	switch n {
 	case 0:
-		err = ErrNoToken
+		err = errNoToken
 	case 1:
 		var window int64
 		window, err = m.redeem(authz, now, binding)
@@ -467,7 +466,9 @@ func (r *request) RequestFilter(_ context.Context, s *proxy.Session) (proxy.Resu
 			h.Del("Authorization")
 			return proxy.Continue, nil
 		}
-		if errors.Is(err, ErrStoreFull) {
+		if errors.Is(err, errStoreFull) && window == m.windowOf(now) {
+			// The current window's store is full: only the next window has room. (A
+			// token of the previous window gets a fresh challenge below instead.)
 			m.log.Debug("privacypass: token refused", "reason", err)
 			retry := (window+1)*int64(m.window/time.Second) - now.Unix()
 			return proxy.Handled, respond(s, 503, bodyStoreFull, "Retry-After", strconv.FormatInt(max(retry, 1), 10))
@@ -475,7 +476,7 @@ func (r *request) RequestFilter(_ context.Context, s *proxy.Session) (proxy.Resu
 	default:
 		err = fmt.Errorf("%w: %d Authorization fields", ErrMalformed, n)
 	}
-	if !errors.Is(err, ErrNoToken) {
+	if !errors.Is(err, errNoToken) {
 		m.log.Debug("privacypass: token refused", "reason", err)
 	}
 	return proxy.Handled, respond(s, 401, bodyUnauthorized, "WWW-Authenticate", m.challengeHeader(now, binding))

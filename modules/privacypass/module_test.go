@@ -125,14 +125,14 @@ func TestRedeem(t *testing.T) {
 	if err := redeem(tok); err != nil {
 		t.Fatalf("valid token: %v", err)
 	}
-	if err := redeem(tok); !errors.Is(err, ErrReplay) {
+	if err := redeem(tok); !errors.Is(err, errReplay) {
 		t.Fatalf("replay: %v", err)
 	}
 
 	// A token for this window is good in the next one, and replays stay caught.
 	tok2 := is.token(t, chal)
 	clk.t = clk.t.Add(time.Minute)
-	if err := redeem(tok); !errors.Is(err, ErrReplay) {
+	if err := redeem(tok); !errors.Is(err, errReplay) {
 		t.Fatalf("replay in the next window: %v", err)
 	}
 	if err := redeem(tok2); err != nil {
@@ -141,8 +141,8 @@ func TestRedeem(t *testing.T) {
 	// Two windows on, a challenge has expired.
 	tok3 := is.token(t, chal)
 	clk.t = clk.t.Add(time.Minute)
-	if err := redeem(tok3); !errors.Is(err, ErrChallenge) {
-		t.Fatalf("token two windows old: %v, want ErrChallenge", err)
+	if err := redeem(tok3); !errors.Is(err, errChallenge) {
+		t.Fatalf("token two windows old: %v, want errChallenge", err)
 	}
 
 	chal, _ = challengeOf(t, m, nil)
@@ -151,46 +151,46 @@ func TestRedeem(t *testing.T) {
 		tok  func() *Token
 		want error
 	}{
-		{"another issuer's key", func() *Token { return other.token(t, chal) }, ErrUnknownKey},
+		{"another issuer's key", func() *Token { return other.token(t, chal) }, errUnknownKey},
 		{"another issuer name", func() *Token {
 			c, _ := ParseChallenge(chal)
 			c.IssuerName = "other.example"
 			b, _ := c.MarshalBinary()
 			return is.token(t, b)
-		}, ErrChallenge},
+		}, errChallenge},
 		{"another origin", func() *Token {
 			c, _ := ParseChallenge(chal)
 			c.OriginInfo = []string{"elsewhere.example"}
 			b, _ := c.MarshalBinary()
 			return is.token(t, b)
-		}, ErrChallenge},
+		}, errChallenge},
 		{"no origin", func() *Token {
 			c, _ := ParseChallenge(chal)
 			c.OriginInfo = nil
 			b, _ := c.MarshalBinary()
 			return is.token(t, b)
-		}, ErrChallenge},
+		}, errChallenge},
 		{"forged context", func() *Token {
 			c, _ := ParseChallenge(chal)
 			c.RedemptionContext = bytes.Repeat([]byte{1}, RedemptionContextSize)
 			b, _ := c.MarshalBinary()
 			return is.token(t, b)
-		}, ErrChallenge},
+		}, errChallenge},
 		{"changed nonce", func() *Token {
 			tok := is.token(t, chal)
 			tok.Nonce[5] ^= 0x10
 			return tok
-		}, ErrSignature},
+		}, errSignature},
 		{"changed authenticator", func() *Token {
 			tok := is.token(t, chal)
 			tok.Authenticator[100] ^= 1
 			return tok
-		}, ErrSignature},
+		}, errSignature},
 		{"other issuer's signature under this key id", func() *Token {
 			tok := other.token(t, chal)
 			tok.KeyID = is.keyID
 			return tok
-		}, ErrSignature},
+		}, errSignature},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -232,7 +232,7 @@ func TestRedeemBinding(t *testing.T) {
 		t.Fatal("bindings make the same challenge")
 	}
 	tok := is.token(t, chalA)
-	if _, err := m.redeem(FormatAuthorization(tok), clk.now(), []byte("/b")); !errors.Is(err, ErrChallenge) {
+	if _, err := m.redeem(FormatAuthorization(tok), clk.now(), []byte("/b")); !errors.Is(err, errChallenge) {
 		t.Fatalf("token for /a on /b: %v", err)
 	}
 	if _, err := m.redeem(FormatAuthorization(tok), clk.now(), []byte("/a")); err != nil {
@@ -259,7 +259,7 @@ func TestRedeemSharedSecret(t *testing.T) {
 	if _, err := b.redeem(FormatAuthorization(is.token(t, chal)), clk.now(), nil); err != nil {
 		t.Fatalf("a challenge of a proxy with the same secret: %v", err)
 	}
-	if _, err := c.redeem(FormatAuthorization(is.token(t, chal)), clk.now(), nil); !errors.Is(err, ErrChallenge) {
+	if _, err := c.redeem(FormatAuthorization(is.token(t, chal)), clk.now(), nil); !errors.Is(err, errChallenge) {
 		t.Fatalf("a challenge of a proxy with another secret: %v", err)
 	}
 }
@@ -273,8 +273,8 @@ func TestRedeemStoreFull(t *testing.T) {
 	for ; n < 10 && err == nil; n++ {
 		_, err = m.redeem(FormatAuthorization(is.token(t, chal)), clk.now(), nil)
 	}
-	if !errors.Is(err, ErrStoreFull) || n < 3 {
-		t.Fatalf("after %d tokens: %v, want ErrStoreFull after at least 2", n, err)
+	if !errors.Is(err, errStoreFull) || n < 3 {
+		t.Fatalf("after %d tokens: %v, want errStoreFull after at least 2", n, err)
 	}
 	if m.MemoryBound() <= 0 {
 		t.Fatal("no memory bound")
@@ -317,7 +317,7 @@ func TestRedeemConcurrent(t *testing.T) {
 				switch {
 				case err == nil:
 					accepted[i].Add(1)
-				case !errors.Is(err, ErrReplay):
+				case !errors.Is(err, errReplay):
 					t.Errorf("token %d: %v", i, err)
 				}
 			}

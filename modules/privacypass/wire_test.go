@@ -119,13 +119,13 @@ func TestVectorRedeemed(t *testing.T) {
 	if _, err := m.redeem(authz, m.now(), nil); err != nil {
 		t.Fatalf("redeem: %v", err)
 	}
-	if _, err := m.redeem(authz, m.now(), nil); !errors.Is(err, ErrReplay) {
-		t.Fatalf("second redeem: %v, want ErrReplay", err)
+	if _, err := m.redeem(authz, m.now(), nil); !errors.Is(err, errReplay) {
+		t.Fatalf("second redeem: %v, want errReplay", err)
 	}
 	// The other vector has a redemption context this module never made.
 	tok0, _ := ParseToken(unhex(t, vs[0].Token))
-	if _, err := m.redeem(FormatAuthorization(tok0), m.now(), nil); !errors.Is(err, ErrChallenge) {
-		t.Fatalf("redeem of vector 0: %v, want ErrChallenge", err)
+	if _, err := m.redeem(FormatAuthorization(tok0), m.now(), nil); !errors.Is(err, errChallenge) {
+		t.Fatalf("redeem of vector 0: %v, want errChallenge", err)
 	}
 	// Another origin's module refuses it.
 	other, err := New(Options{IssuerName: "issuer.example", IssuerKeys: []*rsa.PublicKey{pk}, OriginInfo: []string{"other.example"}, NoRedemptionContext: true})
@@ -133,8 +133,8 @@ func TestVectorRedeemed(t *testing.T) {
 		t.Fatal(err)
 	}
 	tok, _ = ParseToken(unhex(t, v.Token))
-	if _, err := other.redeem(FormatAuthorization(tok), other.now(), nil); !errors.Is(err, ErrChallenge) {
-		t.Fatalf("redeem for another origin: %v, want ErrChallenge", err)
+	if _, err := other.redeem(FormatAuthorization(tok), other.now(), nil); !errors.Is(err, errChallenge) {
+		t.Fatalf("redeem for another origin: %v, want errChallenge", err)
 	}
 }
 
