@@ -5,8 +5,11 @@ import (
 	"unsafe"
 )
 
-// DefaultChunk is the size of the chunks an arena allocates.
-const DefaultChunk = 32 << 10
+// DefaultChunk is the size of the chunks an arena allocates. Every request in progress
+// holds its arena's current chunk, so the size bounds memory under concurrency (160
+// requests in flight hold 1.3 MiB of chunks at 8 KiB), while the bytes allocated per
+// request are those of its strings, whatever the size.
+const DefaultChunk = 8 << 10
 
 // Arena copies byte slices into strings. The zero value is ready to use. An Arena is not
 // safe for concurrent use.
