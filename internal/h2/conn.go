@@ -94,6 +94,7 @@ type Conn struct {
 	idleSince   time.Time
 	freeStreams []*Stream // finished streams, for reuse
 	handlers    int       // handlers running, of open and of reset streams
+	idleWorkers int       // handler goroutines waiting on next (see nextStream)
 	closedCh    chan struct{}
 
 	// Guarded by wmu (see write.go).
@@ -119,7 +120,8 @@ type Conn struct {
 	closing   atomic.Bool   // Close was called: no lingering
 	hfree     chan struct{} // a handler returned, or Close was called
 	serveDone chan struct{}
-	hwg       sync.WaitGroup // handlers
+	hwg       sync.WaitGroup // handler goroutines
+	next      chan *Stream   // hands a stream to a waiting handler goroutine, or nil to end it
 }
 
 // NewConn returns a connection serving nc with h. buffered holds bytes already read
@@ -148,6 +150,7 @@ func NewConn(nc net.Conn, buffered []byte, opts Options, h Handler) *Conn {
 		serveDone:     make(chan struct{}),
 		closedCh:      make(chan struct{}),
 		hfree:         make(chan struct{}, 1),
+		next:          make(chan *Stream),
 	}
 	close(c.closedCh)
 	if c.pool == nil {
@@ -319,7 +322,12 @@ func (c *Conn) teardown(err error) error {
 	for _, st := range c.streams {
 		c.closeStreamLocked(st, ErrConnClosed)
 	}
+	idle := c.idleWorkers
+	c.idleWorkers = 0
 	c.mu.Unlock()
+	for range idle {
+		c.next <- nil
+	}
 
 	c.wmu.Lock()
 	c.wstop = true

@@ -127,10 +127,82 @@ func (c *Conn) startStream(st *Stream, endStream bool) error {
 	st.recvWin = c.recvInitWin
 	st.remoteDone, st.eof = endStream, endStream
 	c.streams[st.id] = st
+	handOver := c.idleWorkers > 0
+	if handOver {
+		c.idleWorkers--
+	}
 	c.mu.Unlock()
+	if handOver {
+		c.next <- st // (a worker counted idle is waiting for exactly this)
+		return nil
+	}
 	c.hwg.Add(1)
-	go c.runHandler(st)
+	go c.serveStreams(st)
 	return nil
+}
+
+// maxIdleWorkers bounds the goroutines of a connection that wait for its next stream,
+// and workerLinger how long each waits (see nextStream).
+const (
+	maxIdleWorkers = 16
+	workerLinger   = time.Second
+)
+
+// serveStreams is a handler goroutine: it runs st's handler, then those of the streams
+// the read loop hands it. Reusing the goroutine reuses its stack, which a proxy's
+// handler grows past a new goroutine's: growing and copying it for every stream cost
+// more than a tenth of the CPU of a proxied request.
+func (c *Conn) serveStreams(st *Stream) {
+	defer c.hwg.Done()
+	var linger *time.Timer
+	defer func() {
+		if linger != nil {
+			linger.Stop()
+		}
+	}()
+	for st != nil {
+		c.runHandler(st)
+		st = c.nextStream(&linger)
+	}
+}
+
+// nextStream waits for the read loop to hand the goroutine of a handler that returned
+// another stream, and returns it; nil means the goroutine ends. At most maxIdleWorkers
+// goroutines of a connection wait, each for workerLinger at most, so a connection that
+// goes quiet soon keeps none; teardown sends the waiting ones away. *linger is the
+// goroutine's timer, made at its first wait.
+//
+// The waiting goroutines are counted, not named: the read loop takes one from the
+// count and sends on c.next, and whichever waiting goroutine receives it runs it. A
+// goroutine whose wait ran out takes itself from the count, unless the count is zero:
+// then every waiting goroutine has a send coming, this one too.
+func (c *Conn) nextStream(linger **time.Timer) *Stream {
+	c.mu.Lock()
+	if c.dead || c.idleWorkers >= maxIdleWorkers {
+		c.mu.Unlock()
+		return nil
+	}
+	c.idleWorkers++
+	c.mu.Unlock()
+	if *linger == nil {
+		*linger = time.NewTimer(workerLinger)
+	} else {
+		(*linger).Reset(workerLinger)
+	}
+	select {
+	case st := <-c.next:
+		(*linger).Stop()
+		return st
+	case <-(*linger).C:
+	}
+	c.mu.Lock()
+	if c.idleWorkers > 0 {
+		c.idleWorkers--
+		c.mu.Unlock()
+		return nil
+	}
+	c.mu.Unlock()
+	return <-c.next
 }
 
 // resetFollows reports whether the next frame, already read from the connection, is
@@ -153,7 +225,6 @@ func (c *Conn) resetFollows(id uint32) bool {
 const frameHeaderLen = 9
 
 func (c *Conn) runHandler(st *Stream) {
-	defer c.hwg.Done()
 	defer c.finishStream(st)
 	defer func() {
 		if v := recover(); v != nil {
