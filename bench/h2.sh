@@ -10,9 +10,10 @@
 #   h2c  the same origin over HTTP/2 in clear text (gRPC-shaped: nginx with grpc_pass,
 #        HAProxy with `proto h2`, Gotthard with -upstream-proto h2c)
 #
-# nginx keeps up to 2 x CONNS x STREAMS idle upstream connections: it sends one request
-# at a time on each (HTTP/1.1 and grpc_pass alike), so with fewer it would open and
-# close connections under load. HAProxy reuses its upstream connections always.
+# nginx and Gotthard keep up to 2 x CONNS x STREAMS idle upstream connections: an
+# HTTP/1.1 connection (and nginx's grpc_pass one) carries one request at a time, so with
+# fewer they would open and close connections under load. HAProxy reuses its upstream
+# connections always.
 #
 # For each run: requests/s, CPU time per request of the server's processes, latency
 # percentiles from h2load's per-request log, and the servers' memory (the largest sum of
@@ -92,7 +93,8 @@ start_gotthard() {
 	pick_port
 	plain=$PORT
 	pick_port
-	GOMAXPROCS=1 taskset -c "$PROXY_CPU" "$TMP/gateway" -listen "127.0.0.1:$plain" -tls-listen "127.0.0.1:$PORT" \
+	echo "upstream_keepalive_pool_size: $((CONNS * STREAMS * 2))" >"$TMP/gateway.yaml"
+	GOMAXPROCS=1 taskset -c "$PROXY_CPU" "$TMP/gateway" -c "$TMP/gateway.yaml" -listen "127.0.0.1:$plain" -tls-listen "127.0.0.1:$PORT" \
 		-cert "$TMP/cert.pem" -key "$TMP/key.pem" -upstream "127.0.0.1:$(upstream_port "$1")" -upstream-proto "$proto" \
 		"${GW_FLAGS[@]}" 2>"$TMP/gotthard.log" &
 	SERVER_PIDS=($!)
