@@ -48,8 +48,8 @@ func TestRateAccuracy(t *testing.T) {
 		frac := float64(over) / float64(len(exact))
 		t.Logf("%d events, %d keys, %d KiB: mean over-estimate %.1f events (bound %.0f); %.4f of keys over the bound (δ %.4f)",
 			events, len(exact), r.MemoryBytes()>>10, sumErr/float64(len(exact)), bound, frac, delta)
-		if mean := sumErr / float64(len(exact)); mean > bound/4 {
-			t.Errorf("mean over-estimate %.1f, over a quarter of the bound %.0f", mean, bound)
+		if mean := sumErr / float64(len(exact)); mean > bound/8 {
+			t.Errorf("mean over-estimate %.1f, over an eighth of the bound %.0f", mean, bound)
 		}
 		if frac > delta {
 			t.Fatalf("%.4f of the keys are over the bound e/Width×N = %.0f, more than δ = %.4f", frac, bound, delta)
@@ -91,11 +91,15 @@ func TestRateSliding(t *testing.T) {
 		if got := r.Observe("a", 1); got != 1 {
 			t.Fatalf("Observe after a pause returned %d, want 1: old counts were not cleared", got)
 		}
-		time.Sleep(time.Second)
-		r.Observe("z", 1) // window 6 clears the table of window 7, which held window 4
+		// Windows 6 and 7 go by with traffic: moving to window 7 clears the table of
+		// window 8, which held window 5.
+		for range 2 {
+			time.Sleep(time.Second)
+			r.Observe("z", 1)
+		}
 		time.Sleep(time.Second)
 		if got := r.Observe("a", 1); got != 1 {
-			t.Fatalf("Observe in window 7 returned %d, want 1", got)
+			t.Fatalf("Observe in window 8 returned %d, want 1: the table of window 5 was not cleared", got)
 		}
 	})
 }
