@@ -18,7 +18,8 @@ type TokenBucketOptions struct {
 	// MaxKeys bounds the keys whose state is kept. When it is reached, a new key takes
 	// the place of an idle one (one whose bucket is full again, which loses nothing),
 	// or else of one not used lately (which gets a full bucket back if it returns).
-	// If zero, 65536. Each key takes about 64 bytes.
+	// If zero, 65536. Each key takes about 70 bytes (measured with a million keys
+	// through a table of 10,000). A shard holds about MaxKeys/64 of them.
 	MaxKeys int
 }
 

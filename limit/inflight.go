@@ -13,7 +13,9 @@ type InFlightOptions struct {
 	// Limit is how many requests of one key may run at once. It must be positive.
 	Limit int
 	// MaxKeys bounds the keys with requests running. A key with none takes no room; a
-	// new key is refused while MaxKeys others have requests running. If zero, 65536.
+	// new key is refused while its shard is full (the table is split into up to 64
+	// shards of MaxKeys/64 keys each, so a little before MaxKeys keys in all). If zero,
+	// 65536.
 	MaxKeys int
 	// RetryAfter is the hint a refused request gets, in its [Decision]: how long a
 	// request runs is not known here. If zero, 1s.
@@ -23,8 +25,8 @@ type InFlightOptions struct {
 // InFlight counts, per key, the requests still running, and refuses one more when a key
 // has Limit of them. A request holds its slot from Acquire until its [Token] is
 // released, at the request's end; a key's entry is removed when its count falls to zero,
-// so the table holds only keys with work running, at most MaxKeys of them (about 40
-// bytes each).
+// so the table holds only keys with work running, at most MaxKeys of them (about 25
+// bytes each, measured with 100,000).
 //
 // Keys are held by a 64-bit hash of them, as in [TokenBucket]. An InFlight is safe for
 // concurrent use; Acquire costs no allocation.
@@ -87,7 +89,7 @@ func (t *Token) Release() {
 
 // Acquire takes a slot for key if it has one free, and returns its token; ok is false
 // (and the token empty) when key already has Limit requests running, or when key is new
-// and MaxKeys keys have requests running.
+// and its shard of the table is full (see MaxKeys).
 func (f *InFlight) Acquire(key string) (tok Token, ok bool) {
 	return f.acquire(f.h.str(key))
 }

@@ -2,6 +2,7 @@ package limit
 
 import (
 	"context"
+	"runtime"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -81,6 +82,29 @@ func TestInFlightMaxKeys(t *testing.T) {
 	if g.Len() != 0 {
 		t.Fatalf("%d keys left", g.Len())
 	}
+	// Memory per key with a request running.
+	h, _ := NewInFlight(InFlightOptions{Limit: 1, MaxKeys: 100_000})
+	var m0, m1 runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&m0)
+	for i := range 200_000 {
+		key = strconv.AppendInt(key[:0], int64(i), 10)
+		h.AcquireBytes(key)
+	}
+	// Each of the 64 shards holds MaxKeys/64: the first refusals come a little before
+	// MaxKeys keys in all, never after.
+	held := h.Len()
+	if held > 100_000 || held < 95_000 {
+		t.Fatalf("%d keys held, MaxKeys 100000", held)
+	}
+	runtime.GC()
+	runtime.ReadMemStats(&m1)
+	per := float64(int64(m1.HeapAlloc)-int64(m0.HeapAlloc)) / float64(held)
+	t.Logf("%.0f bytes of heap per key with a request running", per)
+	if per > 64 {
+		t.Fatalf("%.0f bytes per key", per)
+	}
+	runtime.KeepAlive(h)
 	if n := testing.AllocsPerRun(100, func() { tok, _ := g.Acquire("x"); tok.Release() }); n != 0 {
 		t.Fatalf("Acquire and Release allocate %v times", n)
 	}
