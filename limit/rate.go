@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -37,8 +38,10 @@ type RateOptions struct {
 // still inside the sliding window, plus the count of the current one, divided by the
 // window's length: a client cannot double its budget by sending at a window's edge.
 //
-// A Rate is safe for concurrent use and lock-free: Observe is one atomic add per row.
-// The goroutine that first sees a new window clears the table for the one after.
+// A Rate is safe for concurrent use. Observe is one atomic add per row and takes no
+// lock, except once per window: the goroutine that first sees a new window moves to it
+// and clears the table for the one after (Depth × Width stores), while the others that
+// see it wait.
 type Rate struct {
 	window int64 // nanoseconds
 	width  int
@@ -47,6 +50,7 @@ type Rate struct {
 	h      hasher
 	clk    clock
 	epoch  atomic.Int64      // the current window's number, since clk.base
+	mu     sync.Mutex        // held to move to a new window
 	tables [3][]atomic.Int64 // window e uses tables[e%3]; depth rows of width counters
 }
 
@@ -122,27 +126,29 @@ func (r *Rate) RateBytes(key []byte) float64 {
 
 // advance returns the number of the window that now is in, moving to it first if no
 // goroutine did yet. Moving to window e clears the table of window e+1 (it held e-2,
-// which no reader needs any more), so the tables written during a window are never
-// cleared under the writers; after a pause of two windows or more, every table is.
+// which no reader needs any more), so the tables written during a window are not
+// cleared under their writers. After a pause of two windows or more every table is
+// stale: those of e and e-1 are cleared before e is published. Moves take a lock, once
+// per window; the goroutines that see the new window meanwhile wait for it.
 func (r *Rate) advance(now int64) int64 {
 	e := now / r.window
-	for {
-		cur := r.epoch.Load()
-		if e <= cur {
-			return cur
-		}
-		if r.epoch.CompareAndSwap(cur, e) {
-			if e == cur+1 {
-				clear(r.tables[(e+1)%3])
-			} else {
-				// Nothing was counted in windows e-1 and e: every table is stale.
-				for i := range r.tables {
-					clear(r.tables[i])
-				}
-			}
-			return e
-		}
+	if cur := r.epoch.Load(); e <= cur {
+		return cur
 	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	cur := r.epoch.Load()
+	if e <= cur {
+		return cur
+	}
+	if e > cur+1 {
+		// Nothing was counted in windows e-1 and e.
+		clear(r.tables[e%3])
+		clear(r.tables[(e+2)%3])
+	}
+	r.epoch.Store(e)
+	clear(r.tables[(e+1)%3])
+	return e
 }
 
 // row returns the counter index of hash h in row i: double hashing from h's halves.
