@@ -76,7 +76,9 @@ type InFlightOptions struct {
 // When Redis fails or takes longer than Timeout, InFlight decides by its Fallback (a
 // local [limit.InFlight] of the same settings by default) and leaves Redis alone for
 // RetryInterval before one request tries it again. A slot taken from the fallback is
-// given back to it.
+// given back to it. A slot Redis granted in a call that timed out on the way back is
+// unknown to the process: it is neither renewed nor released, and frees itself within
+// Lease.
 //
 // An InFlight is safe for concurrent use. It runs one goroutine, to renew leases, which
 // Close stops.
