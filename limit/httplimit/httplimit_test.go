@@ -303,25 +303,28 @@ func TestNewAndHelpers(t *testing.T) {
 	if f.Name() != "limit" {
 		t.Fatalf("Name %q", f.Name())
 	}
-	var failed atomic.Int64
+	failed := make(chan error, 1)
 	origin := proxytest.NewOrigin(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "origin") }))
-	app := &errGateway{gateway: gateway{peer: origin.Peer(), limits: f}, failed: &failed}
+	app := &errGateway{gateway: gateway{peer: origin.Peer(), limits: f}, failed: failed}
 	cl, base := serve(t, "h1", app, proxy.ServiceOptions{})
 	if got := get(t, cl, base+"/"); got.status < 500 {
 		t.Fatalf("a limiter's error let the request through: %+v", got)
 	}
-	if failed.Load() != 1 {
-		t.Fatal("the limiter's error did not reach the request's end")
+	select { // Logging runs after the response
+	case err := <-failed:
+		if !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("the request ended with %v, want the limiter's error", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no Logging within 10s")
 	}
 }
 
 type errGateway struct {
 	gateway
-	failed *atomic.Int64
+	failed chan error
 }
 
 func (g *errGateway) Logging(_ context.Context, _ *proxy.Session, _ *gwCtx, err error) {
-	if errors.Is(err, context.DeadlineExceeded) {
-		g.failed.Add(1)
-	}
+	g.failed <- err
 }
