@@ -121,10 +121,12 @@ func NewInFlight(opts InFlightOptions) (*InFlight, error) {
 		return nil, fmt.Errorf("limit/redis: InFlightOptions.Lease %v is under 1s: %w", opts.Lease, ErrOption)
 	case opts.RetryAfter < 0:
 		return nil, fmt.Errorf("limit/redis: InFlightOptions.RetryAfter %v is negative: %w", opts.RetryAfter, ErrOption)
+	case opts.MaxKeys < 0 || opts.MaxKeys > 1<<30:
+		return nil, fmt.Errorf("limit/redis: InFlightOptions.MaxKeys %d is not in [1, 1<<30]: %w", opts.MaxKeys, ErrOption)
 	}
 	local, err := limit.NewInFlight(limit.InFlightOptions{Limit: opts.Limit, MaxKeys: opts.MaxKeys, RetryAfter: opts.RetryAfter})
 	if err != nil {
-		return nil, fmt.Errorf("limit/redis: InFlightOptions: %w", err)
+		return nil, fmt.Errorf("limit/redis: the fallback: %w", err)
 	}
 	var id [8]byte
 	rand.Read(id[:])

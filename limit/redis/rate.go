@@ -75,12 +75,17 @@ func NewRate(opts RateOptions) (*Rate, error) {
 	if opts.Burst == 0 {
 		opts.Burst = 1
 	}
-	if !(opts.Rate > 0) || opts.Rate > 1e6 || math.IsInf(opts.Rate, 0) {
+	switch {
+	case !(opts.Rate > 0) || opts.Rate > 1e6 || math.IsInf(opts.Rate, 0):
 		return nil, fmt.Errorf("limit/redis: RateOptions.Rate %v is not in (0, 1e6]: %w", opts.Rate, ErrOption)
+	case opts.Burst < 0 || opts.Burst > 1<<30:
+		return nil, fmt.Errorf("limit/redis: RateOptions.Burst %d is not in [1, 1<<30]: %w", opts.Burst, ErrOption)
+	case opts.MaxKeys < 0 || opts.MaxKeys > 1<<30:
+		return nil, fmt.Errorf("limit/redis: RateOptions.MaxKeys %d is not in [1, 1<<30]: %w", opts.MaxKeys, ErrOption)
 	}
 	local, err := limit.NewTokenBucket(limit.TokenBucketOptions{Rate: opts.Rate, Burst: opts.Burst, MaxKeys: opts.MaxKeys})
 	if err != nil {
-		return nil, fmt.Errorf("limit/redis: RateOptions: %w", err)
+		return nil, fmt.Errorf("limit/redis: the fallback: %w", err)
 	}
 	interval := max(int64(math.Round(1e6/opts.Rate)), 1)
 	return &Rate{

@@ -254,7 +254,15 @@ func TestOptions(t *testing.T) {
 		{"burst", func() error {
 			_, err := NewRate(RateOptions{Store: StoreOptions{Client: good}, Rate: 1, Burst: -1})
 			return err
-		}, "TokenBucketOptions.Burst"},
+		}, "RateOptions.Burst"},
+		{"maxkeys", func() error {
+			_, err := NewRate(RateOptions{Store: StoreOptions{Client: good}, Rate: 1, MaxKeys: -1})
+			return err
+		}, "RateOptions.MaxKeys"},
+		{"inflight maxkeys", func() error {
+			_, err := NewInFlight(InFlightOptions{Store: StoreOptions{Client: good}, Limit: 1, MaxKeys: -1})
+			return err
+		}, "InFlightOptions.MaxKeys"},
 		{"inflight limit", func() error { _, err := NewInFlight(InFlightOptions{Store: StoreOptions{Client: good}}); return err }, "InFlightOptions.Limit"},
 		{"inflight client", func() error { _, err := NewInFlight(InFlightOptions{Limit: 1}); return err }, "InFlightOptions.Store.Client"},
 		{"lease", func() error {
@@ -271,7 +279,7 @@ func TestOptions(t *testing.T) {
 				}
 				return
 			}
-			if err == nil || strings.Count(err.Error(), tt.field) != 1 {
+			if !errors.Is(err, ErrOption) || strings.Count(err.Error(), tt.field) != 1 {
 				t.Fatalf("error %v: want one naming %s once", err, tt.field)
 			}
 		})
