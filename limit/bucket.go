@@ -1,0 +1,175 @@
+package limit
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"sync"
+	"time"
+)
+
+// TokenBucketOptions configures a [TokenBucket].
+type TokenBucketOptions struct {
+	// Rate is how many requests per second each key may make in the long run. It must
+	// be positive.
+	Rate float64
+	// Burst is how many requests a key may make at once after a pause. If zero, 1.
+	Burst int
+	// MaxKeys bounds the keys whose state is kept. When it is reached, a new key takes
+	// the place of an idle one (one whose bucket is full again, which loses nothing),
+	// or else of one not used lately (which gets a full bucket back if it returns).
+	// If zero, 65536. Each key takes about 70 bytes (measured with a million keys
+	// through a table of 10,000). A shard holds about MaxKeys/64 of them.
+	MaxKeys int
+}
+
+// TokenBucket limits each key to a rate with a burst: a token bucket per key, kept as
+// the generic cell rate algorithm's "theoretical arrival time" (one int64 per key).
+//
+// Keys are held by a 64-bit hash of them (with a seed of the bucket's own), not by
+// value: two keys collide with a chance of about n²/2⁶⁵ for n keys in the table. The
+// table holds at most MaxKeys entries, split over up to 64 shards, each with its own
+// lock; when a shard is full, a clock hand sweeps it for an idle entry (its bucket full
+// again: dropping it changes nothing) or one whose use bit is clear.
+//
+// A TokenBucket is safe for concurrent use. Allow costs no allocation for a key that is
+// in the table.
+type TokenBucket struct {
+	interval int64 // nanoseconds between two tokens
+	tol      int64 // how far ahead of now the arrival time may be: (Burst-1) × interval
+	h        hasher
+	clk      clock
+	shards   []bucketShard
+}
+
+type bucketEntry struct {
+	hash uint64
+	tat  int64 // theoretical arrival time of the next request, on clk
+	used bool  // set by a use, cleared by the clock hand
+}
+
+type bucketShard struct {
+	mu   sync.Mutex
+	idx  map[uint64]int32
+	ents []bucketEntry // grows to max entries, then slots are reused
+	max  int
+	hand int
+	_    [64]byte // keep two shards' locks off one cache line
+}
+
+// NewTokenBucket returns a [TokenBucket] with the given options, or an error naming the
+// bad field.
+func NewTokenBucket(opts TokenBucketOptions) (*TokenBucket, error) {
+	if opts.Burst == 0 {
+		opts.Burst = 1
+	}
+	if opts.MaxKeys == 0 {
+		opts.MaxKeys = 65536
+	}
+	switch {
+	case !(opts.Rate > 0) || math.IsInf(opts.Rate, 0) || opts.Rate > 1e9:
+		return nil, fmt.Errorf("limit: TokenBucketOptions.Rate %v is not in (0, 1e9]: %w", opts.Rate, ErrOption)
+	case opts.Burst < 0 || opts.Burst > 1<<30:
+		return nil, fmt.Errorf("limit: TokenBucketOptions.Burst %d is not in [1, 1<<30]: %w", opts.Burst, ErrOption)
+	case opts.MaxKeys < 0 || opts.MaxKeys > 1<<30:
+		return nil, fmt.Errorf("limit: TokenBucketOptions.MaxKeys %d is not in [1, 1<<30]: %w", opts.MaxKeys, ErrOption)
+	}
+	interval := int64(math.Round(float64(time.Second) / opts.Rate))
+	if interval < 1 {
+		interval = 1
+	}
+	caps := shardCaps(opts.MaxKeys)
+	b := &TokenBucket{
+		interval: interval,
+		tol:      int64(opts.Burst-1) * interval,
+		h:        newHasher(),
+		clk:      newClock(),
+		shards:   make([]bucketShard, len(caps)),
+	}
+	for i, c := range caps {
+		b.shards[i].max = c
+		b.shards[i].idx = make(map[uint64]int32)
+	}
+	return b, nil
+}
+
+// Allow takes a token from key's bucket if it has one, and otherwise says how long
+// until it will.
+func (b *TokenBucket) Allow(key string) (ok bool, retryAfter time.Duration) {
+	return b.allow(b.h.str(key))
+}
+
+// AllowBytes is [TokenBucket.Allow] with a key of bytes.
+func (b *TokenBucket) AllowBytes(key []byte) (ok bool, retryAfter time.Duration) {
+	return b.allow(b.h.bytes(key))
+}
+
+// Limit implements [Limiter] with [TokenBucket.Allow].
+func (b *TokenBucket) Limit(ctx context.Context, key string) (Decision, error) {
+	if err := ctx.Err(); err != nil {
+		return Decision{}, err
+	}
+	ok, wait := b.allow(b.h.str(key))
+	return Decision{Allowed: ok, RetryAfter: wait}, nil
+}
+
+// Len returns how many keys have state now.
+func (b *TokenBucket) Len() int {
+	n := 0
+	for i := range b.shards {
+		s := &b.shards[i]
+		s.mu.Lock()
+		n += len(s.idx)
+		s.mu.Unlock()
+	}
+	return n
+}
+
+func (b *TokenBucket) allow(h uint64) (bool, time.Duration) {
+	now := b.clk.now()
+	s := &b.shards[shardOf(h, len(b.shards))]
+	s.mu.Lock()
+	i, ok := s.idx[h]
+	if !ok {
+		i = s.insert(h, now)
+	}
+	e := &s.ents[i]
+	e.used = true
+	tat := max(e.tat, now)
+	if tat-now > b.tol {
+		s.mu.Unlock()
+		return false, time.Duration(tat - b.tol - now)
+	}
+	e.tat = tat + b.interval
+	s.mu.Unlock()
+	return true, 0
+}
+
+// insert makes an entry for h and returns its index; s.mu is held.
+func (s *bucketShard) insert(h uint64, now int64) int32 {
+	if len(s.ents) < s.max {
+		s.ents = append(s.ents, bucketEntry{hash: h, tat: now})
+		s.idx[h] = int32(len(s.ents) - 1)
+		return int32(len(s.ents) - 1)
+	}
+	// The clock: an idle entry goes at once; a used one gets its bit cleared and a
+	// second chance. Two turns at most, then the hand's entry goes whatever it is.
+	victim := s.hand
+	for range 2 * s.max {
+		j := s.hand
+		s.hand++
+		if s.hand == s.max {
+			s.hand = 0
+		}
+		e := &s.ents[j]
+		if e.tat <= now || !e.used {
+			victim = j
+			break
+		}
+		e.used = false
+	}
+	delete(s.idx, s.ents[victim].hash)
+	s.ents[victim] = bucketEntry{hash: h, tat: now}
+	s.idx[h] = int32(victim)
+	return int32(victim)
+}

@@ -1,0 +1,154 @@
+package limit
+
+import (
+	"context"
+	"runtime"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"testing/synctest"
+	"time"
+)
+
+// TestTokenBucket: a key gets Burst at once, then Rate a second, and a refusal says
+// when the next token comes.
+func TestTokenBucket(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b, err := NewTokenBucket(TokenBucketOptions{Rate: 2, Burst: 3})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range 3 {
+			if ok, _ := b.Allow("k"); !ok {
+				t.Fatalf("request %d of the burst refused", i)
+			}
+		}
+		ok, wait := b.Allow("k")
+		if ok || wait != 500*time.Millisecond {
+			t.Fatalf("past the burst: %v, retry after %v; want refused, 500ms", ok, wait)
+		}
+		if ok, _ := b.AllowBytes([]byte("other")); !ok {
+			t.Fatal("another key was refused")
+		}
+		time.Sleep(wait - time.Millisecond)
+		if ok, wait := b.Allow("k"); ok || wait != time.Millisecond {
+			t.Fatalf("1ms early: %v, %v", ok, wait)
+		}
+		time.Sleep(time.Millisecond)
+		if d, err := b.Limit(context.Background(), "k"); err != nil || !d.Allowed || d.Release != nil {
+			t.Fatalf("on time: %+v, %v", d, err)
+		}
+		if ok, _ := b.Allow("k"); ok {
+			t.Fatal("a second request on one token")
+		}
+		time.Sleep(10 * time.Second) // full again, no more than Burst
+		for i := range 3 {
+			if ok, _ := b.Allow("k"); !ok {
+				t.Fatalf("request %d after a pause refused", i)
+			}
+		}
+		if ok, _ := b.Allow("k"); ok {
+			t.Fatal("a pause gave more than Burst")
+		}
+	})
+}
+
+// TestTokenBucketMillionKeys: a million keys leave at most MaxKeys entries, and the
+// memory stays bounded.
+func TestTokenBucketMillionKeys(t *testing.T) {
+	const maxKeys = 10_000
+	b, err := NewTokenBucket(TokenBucketOptions{Rate: 1, Burst: 1, MaxKeys: maxKeys})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m0, m1 runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&m0)
+	key := make([]byte, 0, 32)
+	for i := range 1_000_000 {
+		key = strconv.AppendInt(append(key[:0], "client-"...), int64(i), 10)
+		if ok, _ := b.AllowBytes(key); !ok {
+			t.Fatalf("new key %d refused", i)
+		}
+	}
+	if n := b.Len(); n != maxKeys {
+		t.Fatalf("%d keys held, want %d", n, maxKeys)
+	}
+	runtime.GC()
+	runtime.ReadMemStats(&m1)
+	per := float64(int64(m1.HeapAlloc)-int64(m0.HeapAlloc)) / maxKeys
+	t.Logf("%.0f bytes of heap per key held", per)
+	if per > 128 {
+		t.Fatalf("%.0f bytes per key held", per)
+	}
+	runtime.KeepAlive(b)
+	if a := testing.AllocsPerRun(100, func() { b.Allow("client-999999") }); a != 0 {
+		t.Fatalf("Allow of a known key allocates %v times", a)
+	}
+}
+
+// TestBucketEviction: a full shard drops an idle entry before a busy one, and a busy one
+// not used lately before one in use.
+func TestBucketEviction(t *testing.T) {
+	s := &bucketShard{max: 3, idx: map[uint64]int32{}}
+	s.insert(1, 0)
+	s.insert(2, 0)
+	s.insert(3, 0)
+	for i := range s.ents {
+		s.ents[i].tat, s.ents[i].used = 100, true // all busy and used
+	}
+	s.ents[1].tat = 5 // key 2 is idle at time 10
+	s.insert(4, 10)
+	if _, ok := s.idx[2]; ok || len(s.idx) != 3 {
+		t.Fatalf("the idle key was kept: %v", s.idx)
+	}
+	s.ents[s.idx[4]].tat = 100
+	s.ents[s.idx[1]].used = false // every entry busy; key 1 not used since the last sweep
+	s.ents[s.idx[3]].used = true
+	s.ents[s.idx[4]].used = true
+	s.insert(5, 10)
+	if _, ok := s.idx[1]; ok {
+		t.Fatalf("key 1, not used lately, was kept: %v", s.idx)
+	}
+	for _, h := range []uint64{3, 4, 5} {
+		if _, ok := s.idx[h]; !ok {
+			t.Fatalf("key %d was dropped: %v", h, s.idx)
+		}
+	}
+}
+
+// TestTokenBucketConcurrent: goroutines sharing a key never get more than Burst tokens
+// while time stands still, and the table stays within MaxKeys (run it with -race).
+func TestTokenBucketConcurrent(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b, err := NewTokenBucket(TokenBucketOptions{Rate: 1, Burst: 50, MaxKeys: 4096})
+		if err != nil {
+			t.Fatal(err)
+		}
+		small, err := NewTokenBucket(TokenBucketOptions{Rate: 1, MaxKeys: 128})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var allowed atomic.Int64
+		var wg sync.WaitGroup
+		for g := range 8 {
+			wg.Go(func() {
+				for i := range 200 {
+					if ok, _ := b.Allow("shared"); ok {
+						allowed.Add(1)
+					}
+					b.Allow(strconv.Itoa(g*1000 + i))
+					small.Allow(strconv.Itoa(g*1000 + i))
+				}
+			})
+		}
+		wg.Wait()
+		if got := allowed.Load(); got != 50 {
+			t.Fatalf("%d requests allowed on a burst of 50", got)
+		}
+		if small.Len() != 128 {
+			t.Fatalf("%d keys held, MaxKeys 128", small.Len())
+		}
+	})
+}

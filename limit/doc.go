@@ -1,0 +1,33 @@
+// Package limit holds rate and concurrency limits for a proxy, kept in this process:
+//
+//   - [Rate] estimates each key's events per second over a sliding window with a
+//     count-min sketch of fixed size: a million distinct keys take the memory ten do.
+//   - [TokenBucket] limits each key to a rate with a burst, with at most MaxKeys keys of
+//     state and idle ones evicted.
+//   - [InFlight] limits each key's requests running at once; a key's state goes when
+//     its last request ends.
+//
+// Each implements [Limiter] (a [Rate] through [Rate.Limiter]), the interface the HTTP
+// helper in limit/httplimit takes, which answers 429 with Retry-After. Package
+// limit/redis has limiters of the same shapes whose state lives in Redis, so a limit
+// holds across a fleet of processes, with one of these as the fallback when Redis is
+// down.
+//
+// Keys are any strings or byte slices (a client address, a header's value, a route):
+// they are hashed with a seed of each limiter's own and never stored. The limiters need
+// no goroutine and nothing to close.
+//
+// A limit kept per process is a limit per process: behind a load balancer spreading
+// clients over N proxies, a client gets up to N times it. Use limit/redis when that
+// matters.
+//
+// A RequestFilter that refuses clients over 10 requests a second, bursts of 20:
+//
+//	tb, err := limit.NewTokenBucket(limit.TokenBucketOptions{Rate: 10, Burst: 20})
+//	...
+//	if ok, wait := tb.Allow(clientIP); !ok {
+//		// answer 429 with Retry-After: wait (limit/httplimit does this)
+//	}
+//
+// See docs/modules-limits.md for the figures (memory, accuracy, cost).
+package limit
