@@ -174,10 +174,10 @@ type DecodeStream struct {
 	pending []byte
 	out     []byte
 
-	in      chan []byte   // pieces to decode; closed at the end of the body
-	need    chan struct{} // the goroutine has used up its piece
-	done    chan error    // the goroutine ended: nil at the end of the body
-	quit    chan struct{} // Close: stop the goroutine
+	in       chan []byte   // pieces to decode; closed at the end of the body
+	need     chan struct{} // the goroutine has used up its piece
+	done     chan error    // the goroutine ended: nil at the end of the body
+	quit     chan struct{} // Close: stop the goroutine
 	started  bool
 	ended    bool // the goroutine has ended (done was received)
 	finished bool // the coded stream ended at the end of a piece
