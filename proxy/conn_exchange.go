@@ -99,6 +99,7 @@ type exchange[C any] struct {
 	abortFn  func()          // ex.abortUpstream, made once per exchange
 	obs      *obsState       // for the service's observers; nil without
 	cache    cacheState      // the cache's part in the request (see serveCache)
+	mods     []modRequest    // the modules' states for this request (see startModules)
 	// abortMu pairs the client's leaving with the upstream side in use, so that the
 	// side cut is the one this request uses. aborted is set under it and read without.
 	abortMu         sync.Mutex
@@ -162,6 +163,10 @@ func (c *conn[C]) putExchange(ex *exchange[C], w *worker[C]) {
 	ex.sess.ds = nil
 	if ex.obs != nil {
 		ex.obs.reset()
+	}
+	if len(ex.mods) > 0 { // (their Done ran in logging)
+		clear(ex.mods)
+		ex.mods = ex.mods[:0]
 	}
 	ex.sess.clientAddr, ex.sess.serverAddr = nil, nil
 	ex.h1b = h1Body{}

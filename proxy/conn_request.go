@@ -81,6 +81,9 @@ func (c *conn[C]) logging(ctx contextT, ex *exchange[C], cc C, err error) {
 	if sess.timing.End.IsZero() { // (set already when the upstream connection went idle)
 		sess.timing.End = sess.clock()
 	}
+	if len(ex.mods) > 0 {
+		c.modulesDone(ex)
+	}
 	c.observeEnd(ex, err)
 	defer func() {
 		if p := recover(); p != nil {
@@ -204,6 +207,11 @@ func (c *conn[C]) run(ctx contextT, ex *exchange[C], cc C) error {
 	if sess.req.Method == "TRACE" && !s.opts.AllowTrace {
 		return &Error{Type: HTTPStatus, Source: Downstream, Status: 405,
 			Cause: errors.New("proxy: TRACE is not allowed")}
+	}
+	if len(s.opts.Modules) > 0 {
+		if done, err := c.moduleRequestFilters(ctx, ex); done || err != nil {
+			return err
+		}
 	}
 	res, err := s.app.RequestFilter(ctx, sess, cc)
 	if err != nil {

@@ -22,7 +22,9 @@
 //	  │
 //	EarlyRequestFilter
 //	  │
-//	RequestFilter ──────────── Handled ───────────────────────────┐
+//	modules' RequestFilter ─── Handled ───────────────────────────┐
+//	  │                                                            │
+//	RequestFilter ──────────── Handled ───────────────────────────┤
 //	  │                                                            │
 //	ProxyUpstreamFilter ────── Handled ───────────────────────────┤
 //	  │                                                            │
@@ -34,19 +36,23 @@
 //	  │                                          │                 │
 //	UpstreamRequestFilter                        │                 │
 //	  │                                          │                 │
-//	RequestBodyFilter (each piece)               │                 │
+//	modules', then RequestBodyFilter (each piece)│                 │
 //	  │                                          │                 │
 //	  ├── error ────────── ErrorWhileProxy ──────┘                 │
 //	  │                                                            │
 //	UpstreamResponseFilter                                         │
 //	  │                                                            │
-//	ResponseFilter                                                 │
+//	ResponseFilter, then the modules'                              │
 //	  │                                                            │
-//	UpstreamResponseBodyFilter, ResponseBodyFilter (each piece)    │
+//	UpstreamResponseBodyFilter, ResponseBodyFilter, the modules'   │
+//	  (each piece)                                                 │
 //	  │                                                            │
-//	ResponseTrailerFilter (if the response has trailers)           │
+//	ResponseTrailerFilter, the modules' (if it has trailers)       │
 //	  │                                                            │
-//	Logging ◄──────────────────────────────────────────────────────┘
+//	modules' Done, then Logging ◄──────────────────────────────────┘
+//
+// Modules ([Module], registered in [ServiceOptions.Modules]) run where the chart names
+// them, in the order of that slice.
 //
 // Any phase error, or a failure without a retry, goes to FailToProxy (which may write its
 // own response; otherwise the client gets a plain error page with [ErrorStatus]) and then

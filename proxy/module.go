@@ -2,6 +2,8 @@ package proxy
 
 import (
 	"context"
+	"errors"
+	"runtime/debug"
 
 	"github.com/gotthard-proxy/gotthard/message"
 )
@@ -92,3 +94,83 @@ func (ModuleFilters) ResponseTrailerFilter(context.Context, *Session, *message.H
 
 // Done does nothing.
 func (ModuleFilters) Done(*Session) {}
+
+// modRequest is one module's state for a request, with the module it came from.
+type modRequest struct {
+	m Module
+	r ModuleRequest
+}
+
+// moduleRequestFilters makes the modules' states for the request and runs their request
+// filters, in order. done reports that one answered the client itself.
+func (c *conn[C]) moduleRequestFilters(ctx contextT, ex *exchange[C]) (done bool, _ error) {
+	sess := &ex.sess
+	for _, m := range c.svc.opts.Modules {
+		if r := m.NewRequest(sess); r != nil {
+			ex.mods = append(ex.mods, modRequest{m, r})
+		}
+	}
+	for _, m := range ex.mods {
+		res, err := m.r.RequestFilter(ctx, sess)
+		if err != nil {
+			return true, err
+		}
+		if res == Handled {
+			if !sess.respStarted {
+				return true, &Error{Type: InternalError, Source: Internal,
+					Cause: errors.New("proxy: module " + m.m.Name() + ": RequestFilter returned Handled without a response")}
+			}
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+// moduleRequestBody passes a piece of the request body through the modules, in order.
+// A module that holds everything back (returns nothing before the end) leaves the later
+// ones nothing to see until it gives bytes.
+func moduleRequestBody[C any](ctx contextT, ex *exchange[C], chunk []byte, end bool) ([]byte, error) {
+	var err error
+	for _, m := range ex.mods {
+		if len(chunk) == 0 && !end {
+			break
+		}
+		if chunk, err = m.r.RequestBodyFilter(ctx, &ex.sess, chunk, end); err != nil {
+			return nil, err
+		}
+	}
+	return chunk, nil
+}
+
+// moduleResponseBody passes a piece of the response body through the modules, in order,
+// as moduleRequestBody does for the request.
+func moduleResponseBody[C any](ctx contextT, ex *exchange[C], chunk []byte, end bool) ([]byte, error) {
+	var err error
+	for _, m := range ex.mods {
+		if len(chunk) == 0 && !end {
+			break
+		}
+		if chunk, err = m.r.ResponseBodyFilter(ctx, &ex.sess, chunk, end); err != nil {
+			return nil, err
+		}
+	}
+	return chunk, nil
+}
+
+// modulesDone runs each module's Done for the request, each guarded against a panic,
+// which is logged.
+func (c *conn[C]) modulesDone(ex *exchange[C]) {
+	for _, m := range ex.mods {
+		c.moduleDone(ex, m)
+	}
+}
+
+func (c *conn[C]) moduleDone(ex *exchange[C], m modRequest) {
+	defer func() {
+		if p := recover(); p != nil {
+			c.svc.log.Error("panic in a module's Done", "module", m.m.Name(), "err", p,
+				"stack", string(debug.Stack()))
+		}
+	}()
+	m.r.Done(&ex.sess)
+}

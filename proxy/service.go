@@ -290,6 +290,7 @@ func NewService[C any](name string, app ProxyHTTP[C], opts ServiceOptions) (*Ser
 	}
 	opts.TrustedProxies = append([]netip.Prefix(nil), opts.TrustedProxies...)
 	opts.ProxyProtocol.Trusted = append([]netip.Prefix(nil), opts.ProxyProtocol.Trusted...)
+	opts.Modules = append([]Module(nil), opts.Modules...)
 	s := &Service[C]{
 		name: name,
 		app:  app,

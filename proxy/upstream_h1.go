@@ -303,7 +303,13 @@ func (c *conn[C]) sendBody(ctx contextT, ex *exchange[C], cc C, uc *upConn) *Err
 		}
 		end := rerr == io.EOF
 		if len(chunk) > 0 || end {
-			out, err := s.app.RequestBodyFilter(ctx, sess, cc, chunk, end)
+			out, err := chunk, error(nil)
+			if len(ex.mods) > 0 {
+				out, err = moduleRequestBody(ctx, ex, out, end)
+			}
+			if err == nil {
+				out, err = s.app.RequestBodyFilter(ctx, sess, cc, out, end)
+			}
 			if err != nil {
 				sess.closeAfter = true
 				return asError(err, InternalError, Internal)

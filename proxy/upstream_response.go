@@ -95,6 +95,9 @@ func (c *conn[C]) sendResponse(ctx contextT, ex *exchange[C], cc C, src upstream
 			if err == nil {
 				out, err = s.app.ResponseBodyFilter(ctx, sess, cc, out, end)
 			}
+			if err == nil && len(ex.mods) > 0 {
+				out, err = moduleResponseBody(ctx, ex, out, end)
+			}
 			if err != nil {
 				sess.closeAfter = true
 				return asError(err, InternalError, Internal)
@@ -145,6 +148,12 @@ func (c *conn[C]) sendResponse(ctx contextT, ex *exchange[C], cc C, src upstream
 		if err := s.app.ResponseTrailerFilter(ctx, sess, cc, &ex.trl); err != nil {
 			sess.closeAfter = true
 			return asError(err, InternalError, Internal)
+		}
+		for _, m := range ex.mods {
+			if err := m.r.ResponseTrailerFilter(ctx, sess, &ex.trl); err != nil {
+				sess.closeAfter = true
+				return asError(err, InternalError, Internal)
+			}
 		}
 		if err := validateHeader(&ex.trl); err != nil {
 			sess.closeAfter = true

@@ -107,6 +107,14 @@ func (c *conn[C]) responseHead(ctx contextT, ex *exchange[C], cc C, known []mess
 	if sess.respStarted {
 		return true, nil
 	}
+	for _, m := range ex.mods {
+		if err := m.r.ResponseFilter(ctx, sess, resp); err != nil {
+			return false, asError(err, InternalError, Internal)
+		}
+		if sess.respStarted {
+			return true, nil
+		}
+	}
 	if err := validateChanged(&resp.Header, known); err != nil {
 		return false, asError(err, InternalError, Internal)
 	}
