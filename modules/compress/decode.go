@@ -315,7 +315,7 @@ func (s *DecodeStream) decode(src *pieceReader) (err error) {
 			zd, err = zstd.NewReader(src,
 				zstd.WithDecoderConcurrency(1), // decodes on this goroutine, starts none
 				zstd.WithDecoderMaxWindow(ZstdMaxWindow),
-				zstd.WithDecoderMaxMemory(uint64(s.d.max)+1))
+				zstd.WithDecoderMaxMemory(uint64(max(s.d.max, ZstdMaxWindow))+1))
 		} else {
 			err = zd.Reset(src)
 		}
@@ -355,7 +355,10 @@ func (s *DecodeStream) readErr(src *pieceReader, err error) error {
 	if src.stopped {
 		return errStopped
 	}
-	if errors.Is(err, zstd.ErrDecoderSizeExceeded) || errors.Is(err, zstd.ErrWindowSizeExceeded) {
+	if errors.Is(err, zstd.ErrWindowSizeExceeded) {
+		return fmt.Errorf("compress: decoding %s: %w: its window is over the %d bytes allowed: %w", s.coding, ErrTooLarge, ZstdMaxWindow, err)
+	}
+	if errors.Is(err, zstd.ErrDecoderSizeExceeded) {
 		return fmt.Errorf("compress: decoding %s: %w (%d bytes): %w", s.coding, ErrTooLarge, s.d.max, err)
 	}
 	return fmt.Errorf("compress: decoding %s: %w: %w", s.coding, ErrCorrupt, err)
