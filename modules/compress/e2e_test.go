@@ -336,15 +336,17 @@ func TestServerSentEvents(t *testing.T) {
 				req.Header.Set("Accept-Encoding", coding)
 				results := make(chan string)
 				errs := make(chan error, 1)
-				var resp *http.Response
+				exited := make(chan struct{})
+				defer func() { cancel(); <-exited }() // the reader ends before the test does
 				go func() {
-					var err error
+					defer close(exited)
 					// The head comes after the first event: the origin's first flush.
-					resp, err = cl.Do(req)
+					resp, err := cl.Do(req)
 					if err != nil {
 						errs <- err
 						return
 					}
+					defer resp.Body.Close()
 					if ce := resp.Header.Get("Content-Encoding"); ce != coding {
 						errs <- fmt.Errorf("Content-Encoding %q", ce)
 						return
@@ -388,10 +390,6 @@ func TestServerSentEvents(t *testing.T) {
 					case <-ctx.Done():
 						t.Fatalf("event %d did not arrive before the next was sent", i)
 					}
-				}
-				cancel()
-				if resp != nil {
-					resp.Body.Close()
 				}
 			})
 		}
