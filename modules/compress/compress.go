@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strconv"
 	"sync"
+	"sync/atomic"
 
 	"github.com/gotthard-proxy/gotthard/message"
 	"github.com/gotthard-proxy/gotthard/proxy"
@@ -13,9 +14,10 @@ import (
 // Module compresses responses for clients that accept it: a [proxy.Module] to list in
 // [proxy.ServiceOptions.Modules]. Build it with [New]. It is safe for concurrent use.
 type Module struct {
-	cfg  config
-	encs *encoders
-	reqs sync.Pool // *request
+	cfg    config
+	encs   *encoders
+	reqs   sync.Pool    // *request
+	active atomic.Int64 // responses being compressed
 }
 
 var _ proxy.Module = (*Module)(nil)
@@ -98,6 +100,10 @@ func (r *request) ResponseFilter(_ context.Context, _ *proxy.Session, resp *mess
 	if c == Identity {
 		return nil
 	}
+	if r.m.active.Add(1) > r.m.cfg.maxStreams {
+		r.m.active.Add(-1)
+		return nil // over MaxStreams: as it is
+	}
 	r.setHead(h, c)
 	r.coding = c
 	r.st = r.m.encs.get(c)
@@ -172,6 +178,7 @@ func (r *request) Done(*proxy.Session) {
 	if r.st != nil {
 		r.m.encs.put(r.coding, r.st)
 		r.st = nil
+		r.m.active.Add(-1)
 	}
 	r.coding, r.closed = Identity, false
 	r.m.reqs.Put(r)

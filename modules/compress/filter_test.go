@@ -256,3 +256,37 @@ func streamReader(t *testing.T, c Coding, buf io.Reader) io.Reader {
 		return zd
 	}
 }
+
+func TestMaxStreams(t *testing.T) {
+	m, err := New(Options{MaxStreams: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var reqs []*request
+	for i := range 3 {
+		r := newTestRequest(m, "GET", false, "gzip")
+		resp := response(200, "Content-Type", "text/plain")
+		if err := r.ResponseFilter(context.Background(), nil, resp); err != nil {
+			t.Fatal(err)
+		}
+		if got, want := resp.Header.Get("Content-Encoding") == "gzip", i < 2; got != want {
+			t.Fatalf("response %d: compressed %v, want %v", i, got, want)
+		}
+		if resp.Header.Get("Vary") != "Accept-Encoding" {
+			t.Fatalf("response %d: no Vary", i)
+		}
+		reqs = append(reqs, r)
+	}
+	for _, r := range reqs {
+		r.Done(nil)
+	}
+	r := newTestRequest(m, "GET", false, "gzip")
+	resp := response(200, "Content-Type", "text/plain")
+	if err := r.ResponseFilter(context.Background(), nil, resp); err != nil || resp.Header.Get("Content-Encoding") != "gzip" {
+		t.Fatalf("after Done: %v, Content-Encoding %q", err, resp.Header.Get("Content-Encoding"))
+	}
+	r.Done(nil)
+	if n := m.active.Load(); n != 0 {
+		t.Fatalf("%d streams counted after every Done", n)
+	}
+}

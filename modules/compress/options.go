@@ -21,6 +21,9 @@ const (
 	// DefaultZstdLevel is Zstandard's level when [Options.ZstdLevel] is zero (zstd's own
 	// default).
 	DefaultZstdLevel = 3
+	// DefaultMaxStreams is [Options.MaxStreams] when it is zero: at the default levels
+	// at most about 2 GiB of encoders (zstd's ~1.9 MiB each), 1 GiB for gzip alone.
+	DefaultMaxStreams = 1024
 	// BrotliWindowBits is the base-2 logarithm of Brotli's window (256 KiB), fixed: a
 	// larger window keeps more memory per stream for a few percent on large bodies.
 	BrotliWindowBits = 18
@@ -71,6 +74,11 @@ type Options struct {
 	// BrotliQuality is Brotli's quality, 1 to 11; quality 0 is not offered. If zero, 5.
 	// Qualities above 5 cost several times more CPU per byte: see docs/modules-compress.md.
 	BrotliQuality int
+	// MaxStreams bounds the responses the module compresses at once, and so its
+	// memory (see the package doc for the memory of one stream); a response beyond it
+	// is sent as it is (with Vary: Accept-Encoding). If zero, [DefaultMaxStreams];
+	// negative is refused.
+	MaxStreams int
 	// ZstdLevel is Zstandard's level, 1 to 22, mapped onto the four levels of the
 	// encoder used (1: fastest, 2–5: default, 6–9: better, 10+: best). If zero, 3.
 	ZstdLevel int
@@ -81,12 +89,13 @@ var ErrOptions = errors.New("compress: invalid options")
 
 // config is validated options, in the form the hot path reads.
 type config struct {
-	prefs     []Coding
-	types     []typePattern
-	minSize   int64
-	gzipLevel int
-	brQuality int
-	zstdLevel int
+	prefs      []Coding
+	types      []typePattern
+	minSize    int64
+	gzipLevel  int
+	brQuality  int
+	zstdLevel  int
+	maxStreams int64
 }
 
 // typePattern is one ContentTypes entry: "major/minor", "major/*" or "major/*+suffix".
@@ -97,10 +106,11 @@ type typePattern struct {
 
 func (o Options) config() (config, error) {
 	c := config{
-		minSize:   o.MinSize,
-		gzipLevel: o.GzipLevel,
-		brQuality: o.BrotliQuality,
-		zstdLevel: o.ZstdLevel,
+		minSize:    o.MinSize,
+		gzipLevel:  o.GzipLevel,
+		brQuality:  o.BrotliQuality,
+		zstdLevel:  o.ZstdLevel,
+		maxStreams: int64(o.MaxStreams),
 	}
 	bad := func(field, format string, args ...any) error {
 		return fmt.Errorf("%w: %s: %s", ErrOptions, field, fmt.Sprintf(format, args...))
@@ -140,6 +150,12 @@ func (o Options) config() (config, error) {
 		c.minSize = DefaultMinSize
 	case c.minSize < 0:
 		return c, bad("MinSize", "%d is negative", o.MinSize)
+	}
+	switch {
+	case c.maxStreams == 0:
+		c.maxStreams = DefaultMaxStreams
+	case c.maxStreams < 0:
+		return c, bad("MaxStreams", "%d is negative", o.MaxStreams)
 	}
 	switch {
 	case c.gzipLevel == 0:

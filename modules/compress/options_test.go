@@ -27,6 +27,7 @@ func TestOptionsValidation(t *testing.T) {
 		{"gzip level negative", Options{GzipLevel: -1}, "GzipLevel"},
 		{"brotli quality", Options{BrotliQuality: 12}, "BrotliQuality"},
 		{"zstd level", Options{ZstdLevel: 23}, "ZstdLevel"},
+		{"max streams", Options{MaxStreams: -1}, "MaxStreams"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
