@@ -60,7 +60,6 @@ type DecoderOptions struct {
 type Decoder struct {
 	accept  [numCodings]bool
 	max     int64
-	streams sync.Pool // *decodeStream without a coding; readers are pooled in it
 	readers [numCodings]sync.Pool
 }
 
