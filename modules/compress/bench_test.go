@@ -88,3 +88,57 @@ func BenchmarkStreamMemory(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkDecodeStreamMemory measures the heap one decoding stream holds in the
+// middle of a body, for each coding, the body coded by this package's encoders at
+// their defaults (a 32 KiB window for gzip, 256 KiB for Brotli and zstd): 100 streams
+// are opened at once, each given one 16 KiB piece of coded body.
+func BenchmarkDecodeStreamMemory(b *testing.B) {
+	const n = 100
+	m, err := New(Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	d, err := NewDecoder(DecoderOptions{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	body := text(1 << 20)
+	for _, c := range []Coding{Gzip, Brotli, Zstd} {
+		r := newTestRequest(m, "GET", false, c.String())
+		if err := r.ResponseFilter(context.Background(), nil, response(200, "Content-Type", "text/html")); err != nil {
+			b.Fatal(err)
+		}
+		coded, err := r.ResponseBodyFilter(context.Background(), nil, body, true)
+		if err != nil {
+			b.Fatal(err)
+		}
+		coded = append([]byte(nil), coded...)
+		r.Done(nil)
+		b.Run(c.String(), func(b *testing.B) {
+			var per float64
+			for b.Loop() {
+				streams := make([]*DecodeStream, n)
+				runtime.GC()
+				runtime.GC()
+				var before, after runtime.MemStats
+				runtime.ReadMemStats(&before)
+				for i := range streams {
+					s := d.NewStream(c)
+					if _, err := s.Decode(coded[:16<<10], false); err != nil {
+						b.Fatal(err)
+					}
+					streams[i] = s
+				}
+				runtime.GC()
+				runtime.GC()
+				runtime.ReadMemStats(&after)
+				per = float64(after.HeapAlloc-before.HeapAlloc) / n
+				for _, s := range streams {
+					s.Close()
+				}
+			}
+			b.ReportMetric(per, "heap-bytes/stream")
+		})
+	}
+}

@@ -39,10 +39,13 @@
 //
 // Encoders are pooled per coding (one pool per Module, at its levels), reset for each
 // response and given back when the request is done, with the buffer their output goes
-// to. While a response is being compressed it holds one encoder: with the default levels
-// about 840 KiB for zstd (level 3, 256 KiB window, the smaller tables), 820 KiB for Brotli
-// (quality 5, 256 KiB window) and 300 KiB for gzip (level 6), measured by
-// BenchmarkStreamMemory; docs/modules-compress.md has the figures and the CPU cost.
+// to. While a response is being compressed it holds one encoder: at the default levels
+// about 1.05 MiB for gzip (level 6: the encoder's tables and its 320 KiB history),
+// 1.3 MiB for Brotli (quality 5, 256 KiB window) and 1.9 MiB for zstd (level 3 with a
+// 256 KiB window and the smaller tables; its hash tables are most of it), as measured
+// by BenchmarkStreamMemory. [Options.MaxStreams] bounds how many are held at once (256
+// by default); a response beyond it goes uncompressed. docs/modules-compress.md has the
+// figures, the CPU cost and how they were measured.
 // The pools keep idle encoders until the garbage collector clears them.
 //
 // # Decoding

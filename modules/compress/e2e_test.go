@@ -97,7 +97,7 @@ func serve(t *testing.T, p proto, origin *proxytest.Origin, app *logged, modules
 		app = &logged{}
 	}
 	app.Peer = origin.Peer()
-	svc := proxytest.NewService(t, "compress", app, proxy.ServiceOptions{Modules: modules})
+	svc := proxytest.NewService(t, "compress", app, proxyOpts(modules...))
 	scheme := "http"
 	var cert *proxytest.Cert
 	if p.tls {
@@ -107,6 +107,10 @@ func serve(t *testing.T, p proto, origin *proxytest.Origin, app *logged, modules
 	}
 	addr := proxytest.Serve(t, svc)
 	return scheme + "://" + addr, p.client(t, cert)
+}
+
+func proxyOpts(modules ...proxy.Module) proxy.ServiceOptions {
+	return proxy.ServiceOptions{Modules: modules}
 }
 
 func get(t *testing.T, cl *http.Client, method, url string, fields ...string) (*http.Response, []byte) {

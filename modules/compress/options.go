@@ -22,8 +22,9 @@ const (
 	// default).
 	DefaultZstdLevel = 3
 	// DefaultMaxStreams is [Options.MaxStreams] when it is zero: at the default levels
-	// at most about 2 GiB of encoders (zstd's ~1.9 MiB each), 1 GiB for gzip alone.
-	DefaultMaxStreams = 1024
+	// at most about 480 MiB of encoders if all are zstd (~1.9 MiB each), 270 MiB if all
+	// are gzip (~1.05 MiB each).
+	DefaultMaxStreams = 256
 	// BrotliWindowBits is the base-2 logarithm of Brotli's window (256 KiB), fixed: a
 	// larger window keeps more memory per stream for a few percent on large bodies.
 	BrotliWindowBits = 18
