@@ -6,17 +6,35 @@ import (
 	"testing"
 )
 
+// variants are the codings at their default levels, and the cheaper levels the docs
+// compare them with.
+var variants = []struct {
+	name string
+	c    Coding
+	opts Options
+}{
+	{"gzip", Gzip, Options{}},
+	{"br", Brotli, Options{}},
+	{"zstd", Zstd, Options{}},
+	{"gzip-level5", Gzip, Options{GzipLevel: 5}},
+	{"gzip-level7", Gzip, Options{GzipLevel: 7}},
+	{"br-quality4", Brotli, Options{BrotliQuality: 4}},
+	{"zstd-level1", Zstd, Options{ZstdLevel: 1}},
+}
+
 // BenchmarkCompress100K compresses a 100 KiB text response through the module's
 // filters as the proxy calls them (the head, then the body in 16 KiB pieces, then the
-// end), one response per iteration, for each coding at its default level.
+// end), one response per iteration, for each coding at its default level and a few
+// other levels.
 func BenchmarkCompress100K(b *testing.B) {
-	m, err := New(Options{})
-	if err != nil {
-		b.Fatal(err)
-	}
 	body := text(100 << 10)
-	for _, c := range []Coding{Gzip, Brotli, Zstd} {
-		b.Run(c.String(), func(b *testing.B) {
+	for _, v := range variants {
+		m, err := New(v.opts)
+		if err != nil {
+			b.Fatal(err)
+		}
+		c := v.c
+		b.Run(v.name, func(b *testing.B) {
 			ctx := context.Background()
 			var out int
 			b.SetBytes(int64(len(body)))
@@ -48,16 +66,18 @@ func BenchmarkCompress100K(b *testing.B) {
 }
 
 // BenchmarkStreamMemory measures the heap one compressing stream holds, for each
-// coding at its default level: 200 streams are opened at once, each after one flushed
-// 16 KiB piece, and the heap in use grows by heap-bytes/stream per stream.
+// coding at its default level and a few other levels: 200 streams are opened at once,
+// each after one flushed 16 KiB piece, and the heap in use grows by heap-bytes/stream
+// per stream.
 func BenchmarkStreamMemory(b *testing.B) {
 	const n = 200
 	body := text(16 << 10)
-	for _, c := range []Coding{Gzip, Brotli, Zstd} {
-		b.Run(c.String(), func(b *testing.B) {
+	for _, v := range variants {
+		c := v.c
+		b.Run(v.name, func(b *testing.B) {
 			var per float64
 			for b.Loop() {
-				m, err := New(Options{})
+				m, err := New(v.opts)
 				if err != nil {
 					b.Fatal(err)
 				}
