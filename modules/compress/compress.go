@@ -77,6 +77,11 @@ type request struct {
 // made weak, and Vary: Accept-Encoding added whenever the choice depends on the
 // request's Accept-Encoding.
 func (r *request) ResponseFilter(_ context.Context, _ *proxy.Session, resp *message.ResponseHeader) error {
+	if r.st != nil { // a second head for the request: start over
+		r.m.encs.put(r.coding, r.st)
+		r.st = nil
+		r.m.active.Add(-1)
+	}
 	r.coding = Identity
 	h := &resp.Header
 	if !r.m.eligible(resp) {
