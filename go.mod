@@ -4,6 +4,7 @@ go 1.26.0
 
 require (
 	github.com/chromedp/chromedp v0.23.1
+	github.com/cloudflare/circl v1.6.5
 	github.com/coder/websocket v1.8.14
 	github.com/getsentry/sentry-go v0.46.2
 	github.com/maypok86/otter/v2 v2.4.0

@@ -1,96 +1,114 @@
 #!/usr/bin/env bash
-# HTTP/2 load benchmark: Gotthard's gateway and nginx, each pinned alone to the same
-# core, terminating HTTP/2 over TLS (ALPN h2, ECDSA P-256 certificate) for h2load (16
-# connections x 10 concurrent streams, 1 KiB responses) in front of an HTTP/1.1 origin
-# with kept-alive upstream connections. Reports requests/s and CPU time per request.
+# HTTP/2 over TLS load benchmark: Gotthard's gateway, nginx and HAProxy, each alone on one
+# core (GOMAXPROCS=1; one nginx worker; nbthread 1), terminating HTTP/2 over TLS 1.3 for
+# h2load (CONNS connections x STREAMS concurrent streams, 1 KiB responses) in front of
+# one origin, with kept-alive upstream connections. Every server gets the same ECDSA
+# P-256 certificate and the same TLS 1.3 suite (h2load offers only SUITE; each run
+# checks what was negotiated). Two upstreams:
 #
-#   bash bench/h2.sh        # Markdown report on stdout, progress on stderr
+#   h1   an HTTP/1.1 origin (the common case)
+#   h2c  the same origin over HTTP/2 in clear text (gRPC-shaped: nginx with grpc_pass,
+#        HAProxy with `proto h2`, Gotthard with -upstream-proto h2c)
 #
-# Knobs: DURATION (s, default 10), CONNS (16), STREAMS (10), REPEAT (1), PROXY_CPU (0),
-# LOAD_CPU (1). Loopback only; every run is bounded by `timeout`.
+# nginx keeps up to 2 x CONNS x STREAMS idle upstream connections: it sends one request
+# at a time on each (HTTP/1.1 and grpc_pass alike), so with fewer it would open and
+# close connections under load. HAProxy reuses its upstream connections always.
+#
+# For each run: requests/s, CPU time per request of the server's processes, latency
+# percentiles from h2load's per-request log, and the servers' memory (the largest sum of
+# Pss sampled each second under load). Runs interleave over REPEAT rounds, the order of
+# the servers turning each round; the report gives medians and, for the CPU per request,
+# Gotthard's paired ratio to each other server (median, min–max over the rounds).
+#
+#   bash bench/h2.sh                               # REPEAT=3, about 7 minutes
+#   REPEAT=5 DURATION=10 bash bench/h2.sh > h2.md  # the report on stdout, progress on stderr
+#   UPSTREAMS=h1 SERVERS="gotthard haproxy" bash bench/h2.sh
+#
+# Knobs: DURATION (s, 10), WARMUP (s, 2), CONNS (16), STREAMS (10), REPEAT (3), SERVERS
+# ("gotthard nginx haproxy"), UPSTREAMS ("h1 h2c"), SUITE (TLS_AES_128_GCM_SHA256),
+# PROXY_CPU (0), LOAD_CPU (1), GW_ARGS (more gateway flags), KEEP_TMP (1 keeps logs).
+# Loopback only; every run is bounded by `timeout`. Exits 1 if a run failed its checks.
 set -euo pipefail
 
 BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(cd "$BENCH_DIR/.." && pwd)
 DURATION=${DURATION:-10}
+WARMUP=${WARMUP:-2}
 CONNS=${CONNS:-16}
 STREAMS=${STREAMS:-10}
-REPEAT=${REPEAT:-1}
+REPEAT=${REPEAT:-3}
+SERVERS=${SERVERS:-"gotthard nginx haproxy"}
+UPSTREAMS=${UPSTREAMS:-"h1 h2c"}
+SUITE=${SUITE:-TLS_AES_128_GCM_SHA256}
 PROXY_CPU=${PROXY_CPU:-0}
 LOAD_CPU=${LOAD_CPU:-1}
-for v in DURATION CONNS STREAMS REPEAT PROXY_CPU LOAD_CPU; do
-	[[ ${!v} =~ ^[0-9]+$ ]] || { echo "bench: $v must be a whole number" >&2; exit 2; }
+read -r -a GW_FLAGS <<<"${GW_ARGS:-}"
+LOG_PREFIX=h2bench
+# shellcheck source=bench/proc.sh
+source "$BENCH_DIR/proc.sh"
+
+for v in DURATION WARMUP CONNS STREAMS REPEAT PROXY_CPU LOAD_CPU; do
+	[[ ${!v} =~ ^[0-9]+$ ]] || die "$v must be a whole number"
 done
-((DURATION > 0 && DURATION <= 300 && REPEAT > 0 && REPEAT <= 10)) || { echo "bench: DURATION in 1..300, REPEAT in 1..10" >&2; exit 2; }
-
-log() { printf 'bench: %s\n' "$*" >&2; }
-die() { log "error: $*"; exit 1; }
-
-TMP=$(mktemp -d "${TMPDIR:-/tmp}/gotthard-h2bench.XXXXXX")
-PIDS=()
-cleanup() {
-	local rc=$? pid
-	trap - EXIT INT TERM
-	for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-	for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
-	rm -rf "$TMP"
-	exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+((DURATION > 0 && DURATION <= 300 && REPEAT > 0 && REPEAT <= 15)) || die "DURATION in 1..300, REPEAT in 1..15"
+for s in $SERVERS; do [[ $s =~ ^(gotthard|nginx|haproxy)$ ]] || die "unknown server $s"; done
+for u in $UPSTREAMS; do [[ $u =~ ^(h1|h2c)$ ]] || die "unknown upstream $u"; done
+[[ " $SERVERS " == *" gotthard "* ]] || die "SERVERS must include gotthard"
 
 export PATH="$PATH:/usr/sbin:/sbin"
-need=()
-command -v h2load >/dev/null || need+=(nghttp2-client)
-command -v nginx >/dev/null || need+=(nginx-light)
-command -v openssl >/dev/null || need+=(openssl)
-if ((${#need[@]})); then
-	[[ $(id -u) == 0 ]] || die "missing: ${need[*]} (install them, or run as root)"
-	log "installing ${need[*]}"
-	apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
-fi
+ensure h2load nghttp2-client || die "h2load is missing (Debian: nghttp2-client)"
+ensure openssl openssl || die "openssl is missing"
+[[ " $SERVERS " != *" nginx "* ]] || ensure nginx nginx-light || die "nginx is missing"
+[[ " $SERVERS " != *" haproxy "* ]] || ensure haproxy haproxy || die "haproxy is missing"
+command -v taskset >/dev/null || die "taskset (util-linux) is missing"
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-cpu_of() { # sum of utime+stime (ticks) of the given pids
-	local t=0 pid
-	for pid in "$@"; do
-		[[ -r /proc/$pid/stat ]] && t=$((t + $(sed 's/^.*) //' "/proc/$pid/stat" | awk '{print $12+$13}')))
-	done
-	echo "$t"
-}
-wait_port() {
-	local i
-	for i in $(seq 1 100); do
-		(exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-		sleep 0.1
-	done
-	return 1
-}
-
+setup_tmp h2bench
 log "building"
 (cd "$REPO" && go build -o "$TMP/gateway" ./examples/gateway && go build -o "$TMP/origin" ./bench/origin)
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 -subj /CN=localhost \
-	-keyout "$TMP/key.pem" -out "$TMP/cert.pem" 2>/dev/null
+	-addext subjectAltName=DNS:localhost,IP:127.0.0.1 -keyout "$TMP/key.pem" -out "$TMP/cert.pem" 2>/dev/null
+cat "$TMP/cert.pem" "$TMP/key.pem" >"$TMP/combined.pem"
 
-ORIGIN_PORT=$(free_port)
-GOMAXPROCS=1 taskset -c "$LOAD_CPU" "$TMP/origin" -listen "127.0.0.1:$ORIGIN_PORT" -stats "127.0.0.1:$(free_port)" 2>"$TMP/origin.log" &
-PIDS+=($!)
-wait_port "$ORIGIN_PORT" || die "origin did not start"
+pick_port
+ORIGIN_PORT=$PORT
+pick_port
+ORIGIN_H2C_PORT=$PORT
+GOMAXPROCS=1 taskset -c "$LOAD_CPU" "$TMP/origin" -listen "127.0.0.1:$ORIGIN_PORT" -h2c "127.0.0.1:$ORIGIN_H2C_PORT" \
+	-stats 127.0.0.1:0 2>"$TMP/origin.log" &
+ORIGIN_PID=$!
+LIVE["$ORIGIN_PID"]=1
+if ! wait_port "$ORIGIN_PORT" "$ORIGIN_PID" || ! wait_port "$ORIGIN_H2C_PORT" "$ORIGIN_PID"; then
+	die "origin did not start: $(cat "$TMP/origin.log")"
+fi
 
+# upstream_port UP: the origin's port for upstream UP.
+upstream_port() { if [[ $1 == h2c ]]; then echo "$ORIGIN_H2C_PORT"; else echo "$ORIGIN_PORT"; fi; }
+
+# start_gotthard UP, start_nginx UP, start_haproxy UP: start the server on PORT, in front
+# of upstream UP; SERVER_PIDS are its processes.
 start_gotthard() {
-	PORT=$(free_port)
-	GOMAXPROCS=1 taskset -c "$PROXY_CPU" "$TMP/gateway" -listen "127.0.0.1:$(free_port)" -tls-listen "127.0.0.1:$PORT" \
-		-cert "$TMP/cert.pem" -key "$TMP/key.pem" -upstream "127.0.0.1:$ORIGIN_PORT" 2>"$TMP/gotthard.log" &
+	local proto=h1 plain
+	[[ $1 == h2c ]] && proto=h2c
+	pick_port
+	plain=$PORT
+	pick_port
+	GOMAXPROCS=1 taskset -c "$PROXY_CPU" "$TMP/gateway" -listen "127.0.0.1:$plain" -tls-listen "127.0.0.1:$PORT" \
+		-cert "$TMP/cert.pem" -key "$TMP/key.pem" -upstream "127.0.0.1:$(upstream_port "$1")" -upstream-proto "$proto" \
+		"${GW_FLAGS[@]}" 2>"$TMP/gotthard.log" &
 	SERVER_PIDS=($!)
-	PIDS+=($!)
-	wait_port "$PORT" || die "gateway did not start: $(cat "$TMP/gotthard.log")"
+	LIVE[$!]=1
+	wait_port "$PORT" "$!" || die "gateway did not start: $(cat "$TMP/gotthard.log")"
 }
 
 start_nginx() {
-	PORT=$(free_port)
-	local dir="$TMP/nginx"
+	local dir="$TMP/nginx" pass
+	pick_port
 	mkdir -p "$dir/tmp"
+	if [[ $1 == h2c ]]; then
+		pass="grpc_pass grpc://origin;"
+	else
+		pass='proxy_pass http://origin; proxy_http_version 1.1; proxy_set_header Connection "";'
+	fi
 	cat >"$dir/nginx.conf" <<CONF
 daemon off;
 master_process on;
@@ -108,55 +126,179 @@ http {
     keepalive_requests 1000000;
     http2_max_requests 1000000;
     upstream origin {
-        server 127.0.0.1:$ORIGIN_PORT;
-        keepalive 64;
+        server 127.0.0.1:$(upstream_port "$1");
+        keepalive $((CONNS * STREAMS * 2)); # one upstream connection per stream in flight, kept
         keepalive_requests 1000000;
     }
     server {
         listen 127.0.0.1:$PORT ssl http2;
         ssl_certificate $TMP/cert.pem;
         ssl_certificate_key $TMP/key.pem;
-        location / {
-            proxy_pass http://origin;
-            proxy_http_version 1.1;
-            proxy_set_header Connection "";
-        }
+        ssl_protocols TLSv1.3;
+        location / { $pass }
     }
 }
 CONF
 	taskset -c "$PROXY_CPU" nginx -p "$dir" -e "$dir/error.log" -c "$dir/nginx.conf" 2>"$TMP/nginx.log" &
 	local master=$!
-	PIDS+=($master)
-	wait_port "$PORT" || die "nginx did not start: $(cat "$TMP/nginx.log" "$dir/error.log" 2>/dev/null)"
-	SERVER_PIDS=("$master" $(pgrep -P "$master"))
+	LIVE[$master]=1
+	wait_port "$PORT" "$master" || die "nginx did not start: $(cat "$TMP/nginx.log" "$dir/error.log" 2>/dev/null)"
+	live_children "$master"
+	mapfile -t SERVER_PIDS < <(echo "$master"; pgrep -P "$master")
+}
+
+start_haproxy() {
+	local proto=""
+	[[ $1 == h2c ]] && proto=" proto h2"
+	pick_port
+	cat >"$TMP/haproxy.cfg" <<CONF
+global
+    nbthread 1
+    maxconn 4096
+    ssl-default-bind-options ssl-min-ver TLSv1.3
+defaults
+    mode http
+    timeout connect 5s
+    timeout client 60s
+    timeout server 60s
+    http-reuse always
+frontend fe
+    bind 127.0.0.1:$PORT ssl crt $TMP/combined.pem alpn h2,http/1.1
+    default_backend be
+backend be
+    server origin 127.0.0.1:$(upstream_port "$1")$proto
+CONF
+	taskset -c "$PROXY_CPU" haproxy -db -f "$TMP/haproxy.cfg" 2>"$TMP/haproxy.log" &
+	SERVER_PIDS=($!)
+	LIVE[$!]=1
+	wait_port "$PORT" "$!" || die "haproxy did not start: $(cat "$TMP/haproxy.log")"
+}
+
+stop_server() {
+	local pid
+	for pid in "${SERVER_PIDS[@]}"; do stop_pid "$pid"; done
+}
+
+# pss_kib PID...: the sum of the processes' Pss, in KiB.
+pss_kib() {
+	local p sum=0 v
+	for p in "$@"; do
+		v=$(awk '/^Pss:/{print $2}' "/proc/$p/smaps_rollup" 2>/dev/null || true)
+		sum=$((sum + ${v:-0}))
+	done
+	echo "$sum"
+}
+
+# sample_mem FILE PID...: writes the largest pss_kib seen each second to FILE until
+# killed.
+sample_mem() {
+	local f=$1 max=0 v
+	shift
+	while :; do
+		v=$(pss_kib "$@")
+		((v > max)) && max=$v && echo "$max" >"$f"
+		sleep 1
+	done
+}
+
+# percentile FILE P: the P-th percentile of the numbers in FILE (one per line, sorted).
+percentile() {
+	awk -v p="$2" '{a[NR]=$1} END{if (NR==0) {print 0; exit}; i=int(NR*p/100+0.5); if (i<1) i=1; if (i>NR) i=NR; print a[i]}' "$1"
 }
 
 tck=$(getconf CLK_TCK)
-declare -A CPU RPS
-echo "## HTTP/2 over TLS ($(date -u '+%Y-%m-%d %H:%M UTC'))"
-echo
-echo "$(nproc) CPUs ($(awk -F': ' '/model name/{print $2; exit}' /proc/cpuinfo)); $(uname -r); $(go env GOVERSION); $(nginx -v 2>&1 | sed 's/.*: //'); h2load $(h2load --version | awk '{print $2}'). Server on CPU $PROXY_CPU (GOMAXPROCS=1 / one nginx worker); h2load and the HTTP/1.1 origin on CPU $LOAD_CPU; $CONNS connections x $STREAMS streams, 1 KiB responses, ${DURATION}s per run."
-echo "Command: \`DURATION=$DURATION CONNS=$CONNS STREAMS=$STREAMS REPEAT=$REPEAT bash bench/h2.sh\`"
-echo
-echo "| run | server | requests/s | CPU µs/request | CPU/request vs nginx |"
-echo "|---:|---|---:|---:|---:|"
+declare -A CPU RPS P50 P99 MEM # key: upstream/server/round
+read -r -a SV <<<"$SERVERS"
 for r in $(seq 1 "$REPEAT"); do
-	for s in gotthard nginx; do
-		"start_$s"
-		url="https://127.0.0.1:$PORT/1k"
-		timeout 30 taskset -c "$LOAD_CPU" h2load -c "$CONNS" -m "$STREAMS" -D 2 "$url" >/dev/null 2>&1 || true # warm-up
-		c0=$(cpu_of "${SERVER_PIDS[@]}")
-		out=$(timeout $((DURATION + 30)) taskset -c "$LOAD_CPU" h2load -c "$CONNS" -m "$STREAMS" -D "$DURATION" "$url" 2>&1) || die "h2load failed: $out"
-		c1=$(cpu_of "${SERVER_PIDS[@]}")
-		n=$(awk '/^requests:/{print $8}' <<<"$out")
-		[[ $n =~ ^[0-9]+$ && $n -gt 0 ]] || die "no requests succeeded: $out"
-		CPU[$s]=$(awk -v c=$((c1 - c0)) -v t="$tck" -v n="$n" 'BEGIN{printf "%.1f", c / t * 1e6 / n}')
-		RPS[$s]=$(awk -v n="$n" -v d="$DURATION" 'BEGIN{printf "%.0f", n / d}')
-		log "run $r $s: ${RPS[$s]} req/s, ${CPU[$s]} µs/request"
-		for pid in "${SERVER_PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-		for pid in "${SERVER_PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
-	done
-	for s in gotthard nginx; do
-		echo "| $r | $s | ${RPS[$s]} | ${CPU[$s]} | $(awk -v a="${CPU[$s]}" -v b="${CPU[nginx]}" 'BEGIN{printf "%.2f×", a / b}') |"
+	for up in $UPSTREAMS; do
+		n=${#SV[@]}
+		for ((i = 0; i < n; i++)); do
+			s=${SV[$(((i + r - 1) % n))]}
+			"start_$s" "$up"
+			url="https://127.0.0.1:$PORT/1k"
+			h2=(h2load -c "$CONNS" -m "$STREAMS" --tls13-ciphers="$SUITE")
+			if ((WARMUP > 0)); then
+				timeout $((WARMUP + 30)) taskset -c "$LOAD_CPU" "${h2[@]}" -D "$WARMUP" "$url" >/dev/null 2>&1 || true
+			fi
+			sample_mem "$TMP/mem" "${SERVER_PIDS[@]}" &
+			sampler=$!
+			LIVE["$sampler"]=1
+			c0=$(cpu_ticks "${SERVER_PIDS[@]}")
+			out=$(timeout $((DURATION + 30)) taskset -c "$LOAD_CPU" "${h2[@]}" -D "$DURATION" --log-file="$TMP/lat.tsv" "$url" 2>&1) ||
+				die "h2load against $s ($up) failed: $out"
+			c1=$(cpu_ticks "${SERVER_PIDS[@]}")
+			stop_pid "$sampler"
+			grep -q "^Cipher: $SUITE" <<<"$out" || die "$s ($up) did not negotiate $SUITE: $(grep -E '^(TLS|Cipher|Application)' <<<"$out")"
+			grep -q '^Application protocol: h2' <<<"$out" || die "$s ($up) did not negotiate h2"
+			read -r ok failed errored < <(awk '/^requests:/{print $8, $10, $12}' <<<"$out")
+			[[ $ok =~ ^[0-9]+$ && $ok -gt 0 ]] || die "no request succeeded through $s ($up): $out"
+			((failed == 0 && errored == 0)) || die "$s ($up): $failed failed, $errored errored: $out"
+			non2xx=$(awk '/^status codes:/{print $5 + $7 + $9}' <<<"$out")
+			((non2xx == 0)) || die "$s ($up): $non2xx responses were not 2xx: $out"
+			k="$up/$s/$r"
+			CPU[$k]=$(awk -v c=$((c1 - c0)) -v t="$tck" -v n="$ok" 'BEGIN{printf "%.2f", c / t * 1e6 / n}')
+			RPS[$k]=$(awk -v n="$ok" -v d="$DURATION" 'BEGIN{printf "%.0f", n / d}')
+			awk -F'\t' '$2 ~ /^2/ {print $3}' "$TMP/lat.tsv" | sort -n >"$TMP/lat.sorted"
+			P50[$k]=$(awk -v v="$(percentile "$TMP/lat.sorted" 50)" 'BEGIN{printf "%.2f", v / 1000}')
+			P99[$k]=$(awk -v v="$(percentile "$TMP/lat.sorted" 99)" 'BEGIN{printf "%.2f", v / 1000}')
+			MEM[$k]=$(awk -v v="$(cat "$TMP/mem" 2>/dev/null || echo 0)" 'BEGIN{printf "%.1f", v / 1024}')
+			log "round $r $up $s: ${RPS[$k]} req/s, ${CPU[$k]} µs/request, p50 ${P50[$k]} ms, p99 ${P99[$k]} ms, ${MEM[$k]} MiB"
+			stop_server
+			rm -f "$TMP/mem" "$TMP/lat.tsv"
+		done
 	done
 done
+
+# median: the median of the numbers on stdin, one per line.
+median() { sort -g | awk '{a[NR]=$1} END{if (NR%2) print a[(NR+1)/2]; else printf "%.2f\n", (a[NR/2]+a[NR/2+1])/2}'; }
+
+# column UP SERVER ARRAY: the values of ARRAY for UP and SERVER over the rounds.
+column() {
+	local -n arr=$3
+	local r
+	for r in $(seq 1 "$REPEAT"); do echo "${arr[$1/$2/$r]}"; done
+}
+
+# paired UP BASE: Gotthard's CPU per request over BASE's, per round: "median (min–max)".
+paired() {
+	local r v=()
+	for r in $(seq 1 "$REPEAT"); do
+		v+=("$(awk -v a="${CPU[$1/gotthard/$r]}" -v b="${CPU[$1/$2/$r]}" 'BEGIN{printf "%.3f", a / b}')")
+	done
+	printf '%s\n' "${v[@]}" | sort -g | awk '{a[NR]=$1} END{m=(NR%2)?a[(NR+1)/2]:(a[NR/2]+a[NR/2+1])/2; printf "%.2f× (%.2f–%.2f)", m, a[1], a[NR]}'
+}
+
+versions="$(go env GOVERSION)"
+command -v nginx >/dev/null && versions+="; $(nginx -v 2>&1 | sed 's/.*: //')"
+command -v haproxy >/dev/null && versions+="; HAProxy $(haproxy -v | awk 'NR==1{print $3}')"
+echo "## HTTP/2 over TLS ($(date -u '+%Y-%m-%d %H:%M UTC'))"
+echo
+echo "$(nproc) CPUs ($(awk -F': ' '/model name/{print $2; exit}' /proc/cpuinfo)); $(uname -r); $versions; h2load $(h2load --version | awk '{print $2}')."
+echo "Each server alone on CPU $PROXY_CPU (GOMAXPROCS=1, one nginx worker, HAProxy nbthread 1); h2load and the origin on CPU $LOAD_CPU."
+echo "TLS 1.3 with $SUITE and one ECDSA P-256 certificate for all; $CONNS connections × $STREAMS streams, 1 KiB responses, ${DURATION} s per run, $REPEAT rounds."
+echo "Command: \`DURATION=$DURATION CONNS=$CONNS STREAMS=$STREAMS REPEAT=$REPEAT SERVERS=\"$SERVERS\" UPSTREAMS=\"$UPSTREAMS\" bash bench/h2.sh\`"
+for up in $UPSTREAMS; do
+	echo
+	if [[ $up == h1 ]]; then echo "### HTTP/1.1 upstream"; else echo "### h2c upstream (nginx: grpc_pass; HAProxy: proto h2)"; fi
+	echo
+	hdr="| server | requests/s | CPU µs/request | p50 ms | p99 ms | memory MiB (Pss)"
+	sep="|---|---:|---:|---:|---:|---:"
+	for s in "${SV[@]}"; do
+		[[ $s == gotthard ]] && continue
+		hdr+=" | Gotthard's CPU/request vs $s"
+		sep+="|---:"
+	done
+	echo "$hdr |"
+	echo "$sep|"
+	for s in "${SV[@]}"; do
+		line="| $s"
+		for a in RPS CPU P50 P99 MEM; do line+=" | $(column "$up" "$s" "$a" | median)"; done
+		for b in "${SV[@]}"; do
+			[[ $b == gotthard ]] && continue
+			if [[ $s == gotthard ]]; then line+=" | $(paired "$up" "$b")"; else line+=" | "; fi
+		done
+		echo "$line |"
+	done
+done
+echo
+echo "Medians over the rounds; the ratios are paired per round (median, min–max)."

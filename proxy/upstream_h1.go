@@ -358,6 +358,28 @@ func (c *conn[C]) forwardInterim(ex *exchange[C], uh *h1.ResponseHead) {
 	h.Reset()
 }
 
+// releaseUpstream gives an HTTP/1.x peer's connection back to the pool once its response
+// was read whole, before the response's end goes to an HTTP/2 client (src is the
+// response's source, a cache's or a peer's). Such a client may send its next request on
+// another stream the moment it has that end, and the request should find the connection
+// idle rather than open another. An HTTP/1.x client's next request comes after
+// h1Body.finish, on the same goroutine.
+func (c *conn[C]) releaseUpstream(ex *exchange[C], src upstream) {
+	b, ok := src.(*h1Body)
+	if !ok || b.pooled || !b.keepAlive || ex.sess.transport() != &ex.h2d {
+		return
+	}
+	uc := b.uc
+	if !uc.r.BodyDone() || uc.r.Buffered() != 0 {
+		return
+	}
+	// Nothing of this request may cut the connection once another request can have it.
+	ex.setUpstream(nil, nil)
+	c.up.CompareAndSwap(uc, nil) // (an HTTP/2 connection's streams share c.up)
+	b.pool.put(uc, time.Now())
+	b.pooled = true
+}
+
 // h1Body is the upstream of an HTTP/1.x peer's response; one per exchange, reused.
 type h1Body struct {
 	uc        *upConn
@@ -383,7 +405,7 @@ func (b *h1Body) trailers(h *message.Header, a *arena.Arena) {
 }
 
 func (b *h1Body) finish(sess *Session, sent bool, e *Error) {
-	if !sent || !b.keepAlive {
+	if b.pooled || !sent || !b.keepAlive { // (pooled: by releaseUpstream)
 		// (A filter that answered the client itself left the body unread: the
 		// connection closes.)
 		return

@@ -46,6 +46,7 @@ func (c *conn[C]) sendResponse(ctx contextT, ex *exchange[C], cc C, src upstream
 		if !cached && ex.cache.fill != nil {
 			c.teeFill(ex, nil, true) // (a stored 204 has no body)
 		}
+		c.releaseUpstream(ex, src)
 		if err := d.flush(); err != nil {
 			sess.closeAfter = true
 			return asError(err, WriteError, Downstream)
@@ -161,6 +162,7 @@ func (c *conn[C]) sendResponse(ctx contextT, ex *exchange[C], cc C, src upstream
 		}
 		trailers = &ex.trl
 	}
+	c.releaseUpstream(ex, src)
 	if err := d.finish(trailers); err != nil {
 		sess.closeAfter = true
 		if errors.Is(err, h1.ErrBodyTooShort) {

@@ -53,6 +53,7 @@ var (
 func main() {
 	listen := flag.String("listen", "127.0.0.1:0", "address to serve the bodies on")
 	stats := flag.String("stats", "127.0.0.1:0", "address to serve /stats/conns on")
+	h2c := flag.String("h2c", "", "address to serve the same bodies on over HTTP/2 in clear text (h2c by prior knowledge; empty: none)")
 	flag.Parse()
 	log.SetFlags(0)
 	log.SetPrefix("origin: ")
@@ -83,9 +84,19 @@ func main() {
 	})
 	statsSrv := &http.Server{Handler: statsMux, ReadHeaderTimeout: 5 * time.Second}
 
-	errc := make(chan error, 2)
+	errc := make(chan error, 3)
 	go func() { errc <- s.serve(ln) }()
 	go func() { errc <- statsSrv.Serve(sln) }()
+	var h2cSrv *http.Server
+	if *h2c != "" {
+		hln, err := net.Listen("tcp", *h2c)
+		if err != nil {
+			log.Fatal(err)
+		}
+		log.Printf("serving h2c on %s", hln.Addr())
+		h2cSrv = s.h2cServer()
+		go func() { errc <- h2cSrv.Serve(hln) }()
+	}
 
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
@@ -99,6 +110,37 @@ func main() {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	statsSrv.Shutdown(ctx)
+	if h2cSrv != nil {
+		h2cSrv.Shutdown(ctx)
+	}
+}
+
+// h2cServer serves the same bodies as serve, over HTTP/2 in clear text only: the
+// upstream of a proxy that speaks HTTP/2 to its peers, as gRPC needs.
+func (s *server) h2cServer() *http.Server {
+	var p http.Protocols
+	p.SetUnencryptedHTTP2(true)
+	bodies := make(map[string][]byte, len(s.responses))
+	for path, resp := range s.responses {
+		bodies[path] = resp[bytes.Index(resp, []byte("\r\n\r\n"))+4:]
+	}
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.requests.Add(1)
+		b, ok := bodies[r.URL.Path]
+		if !ok {
+			w.WriteHeader(http.StatusNotFound)
+			return
+		}
+		w.Header()["Content-Type"] = []string{"application/octet-stream"}
+		w.Header()["Content-Length"] = []string{strconv.Itoa(len(b))}
+		w.Write(b)
+	})
+	return &http.Server{Handler: h, Protocols: &p, ReadHeaderTimeout: 5 * time.Second,
+		ConnState: func(_ net.Conn, st http.ConnState) {
+			if st == http.StateNew {
+				s.accepted.Add(1)
+			}
+		}}
 }
 
 // response returns a complete 200 response carrying body, with the extra

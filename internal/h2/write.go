@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"runtime"
 	"strconv"
 	"time"
 
@@ -28,6 +29,11 @@ const maxStreamBuffered = 64 << 10
 // maxDataFrame caps the DATA frames we write, whatever the client's
 // SETTINGS_MAX_FRAME_SIZE, so that one stream cannot hold the socket for long.
 const maxDataFrame = 16 << 10
+
+// yieldBelow: with less than this queued, the writer yields once before writing, so
+// that frames other goroutines are about to queue go out in the same write (see
+// writeLoop). A full TLS record's worth needs no wait.
+const yieldBelow = 16 << 10
 
 var errQueueFull = errors.New("h2: too many control frames queued for a client that does not read")
 
@@ -298,6 +304,14 @@ func (c *Conn) writeLoop() {
 			}
 			c.wmu.Unlock()
 			<-c.wkick
+			c.wmu.Lock()
+		}
+		if len(c.wdata) < yieldBelow && !c.wstop && c.werr == nil {
+			// Let the other goroutines that are ready to run (handlers whose peer
+			// answered meanwhile) queue their frames first, so that one write takes
+			// them all: a system call and a TLS record each cost more than this yield.
+			c.wmu.Unlock()
+			runtime.Gosched()
 			c.wmu.Lock()
 		}
 		if c.werr != nil || (len(c.wctrl) == 0 && len(c.wdata) == 0) {
