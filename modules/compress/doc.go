@@ -32,7 +32,8 @@
 //
 // Compression streams: each piece of the body is compressed as it arrives and the
 // encoder is flushed at its end, so what the client has received decodes up to there;
-// server-sent events and gRPC-web messages arrive one by one, as the origin sent them.
+// server-sent events arrive one by one, as the origin sent them (so do gRPC-web
+// messages, whose types are not in the default list: add them to ContentTypes).
 // Flushing costs a few bytes per piece.
 //
 // # Memory and CPU
