@@ -140,6 +140,7 @@ func run(args []string) error {
 	oflags := addObsFlags(fs)
 	cflags := addCacheFlags(fs)
 	pflags := addPPFlags(fs)
+	mflags := addModFlags(fs)
 	sflags := server.AddFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -209,8 +210,13 @@ func run(args []string) error {
 			return p
 		}
 	}
+	mods, err := mflags.modules()
+	if err != nil {
+		return err
+	}
 	cfg := srv.Config()
 	svcOpts := proxy.ServiceOptions{
+		Modules:                   mods,
 		Logger:                    logger,
 		MaxRetries:                firstNonZero(*maxRetries, cfg.MaxRetries),
 		UpstreamKeepalivePoolSize: cfg.UpstreamKeepalivePoolSize,
