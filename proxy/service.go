@@ -49,6 +49,8 @@ type ServiceOptions struct {
 	// MaxLineBytes bounds one line of a head. If zero, 8 KiB.
 	MaxLineBytes int
 	// BufferSize is the size of the pooled read and write buffers. If zero, 16 KiB.
+	// Upstream connections write through buffers of at most 4 KiB: a request's head is
+	// small, and larger body pieces are written without a buffer.
 	BufferSize int
 
 	// KeepaliveTimeout is how long a client connection may stay idle between requests,
