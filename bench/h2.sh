@@ -16,8 +16,8 @@
 # connections always.
 #
 # For each run: requests/s, CPU time per request of the server's processes, latency
-# percentiles from h2load's per-request log, and the servers' memory (the largest sum of
-# Pss sampled each second under load). Runs interleave over REPEAT rounds, the order of
+# percentiles from h2load's per-request log, and the servers' memory (the largest sums of
+# RSS and of Pss over their processes, sampled each second under load). Runs interleave over REPEAT rounds, the order of
 # the servers turning each round; the report gives medians and, for the CPU per request,
 # Gotthard's paired ratio to each other server (median, min–max over the rounds).
 #
@@ -181,24 +181,29 @@ stop_server() {
 	for pid in "${SERVER_PIDS[@]}"; do stop_pid "$pid"; done
 }
 
-# pss_kib PID...: the sum of the processes' Pss, in KiB.
-pss_kib() {
-	local p sum=0 v
+# mem_kib FIELD PID...: the sum of the processes' FIELD (Pss or Rss) from smaps_rollup,
+# in KiB.
+mem_kib() {
+	local field=$1 p sum=0 v
+	shift
 	for p in "$@"; do
-		v=$(awk '/^Pss:/{print $2}' "/proc/$p/smaps_rollup" 2>/dev/null || true)
+		v=$(awk -v f="$field:" '$1 == f {print $2}' "/proc/$p/smaps_rollup" 2>/dev/null || true)
 		sum=$((sum + ${v:-0}))
 	done
 	echo "$sum"
 }
 
-# sample_mem FILE PID...: writes the largest pss_kib seen each second to FILE until
-# killed.
+# sample_mem FILE PID...: writes the largest sums of Pss and of Rss seen each second to
+# FILE ("pss rss", KiB) until killed.
 sample_mem() {
-	local f=$1 max=0 v
+	local f=$1 pss=0 rss=0 v w
 	shift
 	while :; do
-		v=$(pss_kib "$@")
-		((v > max)) && max=$v && echo "$max" >"$f"
+		v=$(mem_kib Pss "$@")
+		w=$(mem_kib Rss "$@")
+		((v > pss)) && pss=$v
+		((w > rss)) && rss=$w
+		echo "$pss $rss" >"$f"
 		sleep 1
 	done
 }
@@ -209,7 +214,7 @@ percentile() {
 }
 
 tck=$(getconf CLK_TCK)
-declare -A CPU RPS P50 P99 MEM # key: upstream/server/round
+declare -A CPU RPS P50 P99 MEM RSS # key: upstream/server/round
 read -r -a SV <<<"$SERVERS"
 for r in $(seq 1 "$REPEAT"); do
 	for up in $UPSTREAMS; do
@@ -243,8 +248,10 @@ for r in $(seq 1 "$REPEAT"); do
 			awk -F'\t' '$2 ~ /^2/ {print $3}' "$TMP/lat.tsv" | sort -n >"$TMP/lat.sorted"
 			P50[$k]=$(awk -v v="$(percentile "$TMP/lat.sorted" 50)" 'BEGIN{printf "%.2f", v / 1000}')
 			P99[$k]=$(awk -v v="$(percentile "$TMP/lat.sorted" 99)" 'BEGIN{printf "%.2f", v / 1000}')
-			MEM[$k]=$(awk -v v="$(cat "$TMP/mem" 2>/dev/null || echo 0)" 'BEGIN{printf "%.1f", v / 1024}')
-			log "round $r $up $s: ${RPS[$k]} req/s, ${CPU[$k]} µs/request, p50 ${P50[$k]} ms, p99 ${P99[$k]} ms, ${MEM[$k]} MiB"
+			read -r pss rss < <(cat "$TMP/mem" 2>/dev/null || echo 0 0)
+			MEM[$k]=$(awk -v v="$pss" 'BEGIN{printf "%.1f", v / 1024}')
+			RSS[$k]=$(awk -v v="$rss" 'BEGIN{printf "%.1f", v / 1024}')
+			log "round $r $up $s: ${RPS[$k]} req/s, ${CPU[$k]} µs/request, p50 ${P50[$k]} ms, p99 ${P99[$k]} ms, Pss ${MEM[$k]} MiB, RSS ${RSS[$k]} MiB"
 			stop_server
 			rm -f "$TMP/mem" "$TMP/lat.tsv"
 		done
@@ -283,8 +290,8 @@ for up in $UPSTREAMS; do
 	echo
 	if [[ $up == h1 ]]; then echo "### HTTP/1.1 upstream"; else echo "### h2c upstream (nginx: grpc_pass; HAProxy: proto h2)"; fi
 	echo
-	hdr="| server | requests/s | CPU µs/request | p50 ms | p99 ms | memory MiB (Pss)"
-	sep="|---|---:|---:|---:|---:|---:"
+	hdr="| server | requests/s | CPU µs/request | p50 ms | p99 ms | RSS MiB | Pss MiB"
+	sep="|---|---:|---:|---:|---:|---:|---:"
 	for s in "${SV[@]}"; do
 		[[ $s == gotthard ]] && continue
 		hdr+=" | Gotthard's CPU/request vs $s"
@@ -294,7 +301,7 @@ for up in $UPSTREAMS; do
 	echo "$sep|"
 	for s in "${SV[@]}"; do
 		line="| $s"
-		for a in RPS CPU P50 P99 MEM; do line+=" | $(column "$up" "$s" "$a" | median)"; done
+		for a in RPS CPU P50 P99 RSS MEM; do line+=" | $(column "$up" "$s" "$a" | median)"; done
 		for b in "${SV[@]}"; do
 			[[ $b == gotthard ]] && continue
 			if [[ $s == gotthard ]]; then line+=" | $(paired "$up" "$b")"; else line+=" | "; fi
@@ -303,4 +310,4 @@ for up in $UPSTREAMS; do
 	done
 done
 echo
-echo "Medians over the rounds; the ratios are paired per round (median, min–max)."
+echo "Medians over the rounds; the ratios are paired per round (median, min–max). Memory is the largest sum over the server's processes sampled each second under load: RSS counts the pages nginx's master and worker share twice, Pss splits them."
