@@ -169,8 +169,11 @@ func (p *connPool) put(c *upConn, now time.Time) {
 		c.close()
 		return
 	}
-	// The connection keeps its (empty) buffers while it is likely to be taken again
-	// soon; sweep gives them back once it has been idle for a while.
+	// An idle connection holds no buffer: the next request takes a write buffer for its
+	// head, and its answer a read buffer once it arrives. (Buffers come from a sync.Pool,
+	// so giving them back and taking them again costs little.)
+	c.r.Release()
+	c.w.Release()
 	c.idleAt = now
 	h := c.host
 	h.mu.Lock()
@@ -193,15 +196,9 @@ func (p *connPool) put(c *upConn, now time.Time) {
 	}
 }
 
-// keepBuffersFor is how long an idle connection keeps its read and write buffers: a
-// busy peer's connections go back and forth to the pool many times a second, and taking
-// and giving back buffers each time costs more than holding them for a moment.
-const keepBuffersFor = time.Second
-
-// sweep closes connections that have been idle for longer than their timeout, takes
-// the buffers of those idle for longer than keepBuffersFor, and removes the entries of
-// peers with no connection open that have not been used for a while (see hostTable).
-// now is the time.
+// sweep closes connections that have been idle for longer than their timeout, and
+// removes the entries of peers with no connection open that have not been used for a
+// while (see hostTable). now is the time.
 func (p *connPool) sweep(now time.Time) {
 	var expired []*upConn
 	var closing []*http.Transport
@@ -216,10 +213,6 @@ func (p *connPool) sweep(now time.Time) {
 			if idle >= c.idleTTL {
 				expired = append(expired, c)
 				continue
-			}
-			if idle >= keepBuffersFor {
-				c.r.Release()
-				c.w.Release()
 			}
 			h.idle[j] = c
 			j++

@@ -130,7 +130,9 @@ func (c *conn[C]) exchangeOn(ctx contextT, ex *exchange[C], cc C, uc *upConn, pe
 		return upstreamWriteError(err)
 	}
 
-	// The response head, skipping or forwarding interim responses.
+	// The response head, skipping or forwarding interim responses. The wait for it holds
+	// no read buffer: one is taken when the answer is there (see h1.Reader's fill).
+	uc.r.Release()
 	if early == nil {
 		if kind != h1.BodyNone {
 			now = sess.clock() // the body took its time: the wait for the answer starts now

@@ -44,6 +44,10 @@ type Reader struct {
 
 	raw rawReader
 
+	// The pool's Get and Put as funcs, for a bufferReader's ReadBuffer (made once).
+	getBuf func() []byte
+	putBuf func([]byte)
+
 	// FillIdle's state: the connection's file descriptor access, if it has one.
 	rc        syscall.RawConn
 	rcChecked bool
@@ -73,7 +77,8 @@ func NewReader(rd io.Reader, pool *BufPool, lim Limits) *Reader {
 // the pool; it keeps the pool, the limits and the capacity of the trailer slice.
 func (r *Reader) Reset(rd io.Reader) {
 	r.dropBuffer()
-	*r = Reader{rd: rd, pool: r.pool, lim: r.lim, done: true, trailers: r.trailers[:0]}
+	*r = Reader{rd: rd, pool: r.pool, lim: r.lim, done: true, trailers: r.trailers[:0],
+		getBuf: r.getBuf, putBuf: r.putBuf}
 	r.raw.r = r
 }
 
@@ -275,13 +280,46 @@ func (r *Reader) scanSection() bool {
 // unread bytes to the front, and if there are none to move it grows the buffer into a
 // temporary one of at most limit bytes (errBufferFull if already that large). A read
 // of 0 bytes with a nil error is retried a few times, then io.ErrNoProgress.
+// bufferReader is a reader that takes a buffer only once bytes are there to read
+// (netio.Conn), so that a Reader without one waits for its next bytes holding none.
+type bufferReader interface {
+	ReadBuffer(get func() []byte, put func([]byte)) (buf []byte, n int, err error)
+}
+
+// fillBuffer is fill for a Reader without a buffer reading from br: done reports that
+// the read is over, with err; otherwise r has a buffer and fill goes on with it.
+func (r *Reader) fillBuffer(br bufferReader) (done bool, err error) {
+	if r.getBuf == nil {
+		r.getBuf, r.putBuf = r.pool.Get, r.pool.Put
+	}
+	buf, n, err := br.ReadBuffer(r.getBuf, r.putBuf)
+	if buf == nil {
+		if err != nil {
+			return true, err
+		}
+		buf = r.pool.Get()
+	}
+	r.buf, r.pooled = buf, true
+	r.r, r.w, r.scan, r.lineStart = 0, n, 0, 0
+	if n > 0 {
+		return true, nil
+	}
+	return err != nil, err
+}
+
 func (r *Reader) fill(limit int) error {
 	if r.noFill {
 		return ErrWouldBlock
 	}
 	if r.buf == nil {
-		r.buf, r.pooled = r.pool.Get(), true
-		r.r, r.w, r.scan, r.lineStart = 0, 0, 0, 0
+		if br, ok := r.rd.(bufferReader); ok {
+			if done, err := r.fillBuffer(br); done {
+				return err
+			}
+		} else {
+			r.buf, r.pooled = r.pool.Get(), true
+			r.r, r.w, r.scan, r.lineStart = 0, 0, 0, 0
+		}
 	}
 	if r.r == r.w && r.r > 0 {
 		r.r, r.w, r.scan, r.lineStart = 0, 0, 0, 0

@@ -18,6 +18,8 @@ type Conn struct {
 
 	// state of the current Read and Write, kept here so the callbacks do not allocate
 	rp      []byte
+	rget    func() []byte // where a ReadBuffer takes its buffer, when bytes are there (nil: Read)
+	rput    func([]byte)  // and gives it back, when there were none after all
 	rn      int
 	rerr    syscall.Errno
 	readFn  func(fd uintptr) bool
@@ -85,6 +87,27 @@ func (c *Conn) Read(p []byte) (int, error) {
 	c.rp, c.rn, c.rerr = p, 0, 0
 	err := c.rc.Read(c.readFn)
 	c.rp = nil
+	return c.readDone(p, err)
+}
+
+// ReadBuffer reads once as Read does, into a buffer it takes with get only when bytes
+// are there to read, so that a read that waits (for a peer's answer, say) holds no
+// buffer; a buffer taken for a read that then found nothing goes back with put. It
+// returns the buffer with the n bytes read at its start, or nil (with n 0) when it took
+// none; the caller owns the buffer.
+func (c *Conn) ReadBuffer(get func() []byte, put func([]byte)) (buf []byte, n int, err error) {
+	c.rp, c.rn, c.rerr, c.rget, c.rput = nil, 0, 0, get, put
+	err = c.rc.Read(c.readFn)
+	buf, c.rp, c.rget, c.rput = c.rp, nil, nil, nil
+	if c.blocked && buf == nil { // the rest of the pending write, then a plain Read
+		buf = get()
+	}
+	n, err = c.readDone(buf, err)
+	return buf, n, err
+}
+
+// readDone ends a Read into p of the callbacks' outcome, err being the raw read's.
+func (c *Conn) readDone(p []byte, err error) (int, error) {
 	if c.pending != nil || c.blocked {
 		return c.afterPending(p, err)
 	}
@@ -148,6 +171,10 @@ func (c *Conn) doRead(fd uintptr) bool {
 		// before the write, so bytes that arrive from now on wake it.
 		return false
 	}
+	took := false
+	if c.rp == nil && c.rget != nil {
+		c.rp, took = c.rget(), true
+	}
 	for {
 		n, errno := recv(fd, c.rp)
 		switch errno {
@@ -157,6 +184,10 @@ func (c *Conn) doRead(fd uintptr) bool {
 		case syscall.EINTR:
 			continue
 		case syscall.EAGAIN:
+			if took { // nothing there after all: wait without it
+				c.rput(c.rp)
+				c.rp = nil
+			}
 			return false
 		default:
 			c.rerr = errno
