@@ -1,0 +1,219 @@
+package accesslog
+
+import (
+	"encoding/binary"
+	"math/bits"
+	"unicode/utf8"
+)
+
+// The escapers of the two formats write into a buffer already grown to an upper bound
+// of the line's length (see appendJSON and appendCombined), so they append nothing:
+// each takes the buffer d and the index i to write at, and returns the index after what
+// it wrote. They copy a string's plain bytes eight at a time (a word load, a test of the
+// whole word and a word store) and stop only at the bytes they escape. A word store may
+// write up to 7 bytes past the string's last byte, which the next field overwrites: a
+// line's bound leaves [slack] bytes at its end for it.
+//
+// Both formats escape the same bytes: the control bytes, '"', '\\', DEL and the bytes
+// from 0x80 up (which JSON copies when they are valid UTF-8, except U+2028 and U+2029).
+
+// slack is the room a line's bound keeps past its last byte for the escapers' word
+// stores.
+const slack = 8
+
+// Upper bounds of an escaped string's length per byte of input: JSON writes at most
+// \u00XX or \ufffd (6 bytes) for a byte, and \u2028 for the three bytes of U+2028; the
+// combined format writes \xHH.
+const (
+	jsonPerByte     = 6
+	combinedPerByte = 4
+)
+
+// plain marks the bytes the escapers copy as they are (when not part of UTF-8, for
+// JSON): the printable ASCII characters but '"' and '\\'. Read-only.
+var plain = func() (t [256]bool) {
+	for c := 0x20; c < 0x7f; c++ {
+		t[c] = c != '"' && c != '\\'
+	}
+	return t
+}()
+
+const (
+	lsb = 0x0101010101010101 // the low bit of each byte of a word
+	msb = 0x8080808080808080 // the high bit of each byte of a word
+)
+
+// special returns the word w with the high bit set in the lowest byte that plain does
+// not mark, if there is one, and maybe in bytes above it; in no byte below it. Its
+// tests on each byte b with the high bit clear: b-0x20 borrows (and sets the high bit)
+// only for a control byte, b^'"'-1 and b^'\\'-1 only for '"' and '\\', b+1 reaches
+// 0x80 only from DEL. A byte from 0x80 up has the high bit already. Only a marked byte
+// borrows or carries into the byte above it, so the lowest marked byte is exact.
+func special(w uint64) uint64 {
+	return (w | (w - 0x20*lsb) | ((w ^ '"'*lsb) - lsb) | ((w ^ '\\'*lsb) - lsb) | (w + lsb)) & msb
+}
+
+// load64 returns s's first 8 bytes as a little-endian word (one load).
+func load64(s string) uint64 {
+	_ = s[7]
+	return uint64(s[0]) | uint64(s[1])<<8 | uint64(s[2])<<16 | uint64(s[3])<<24 |
+		uint64(s[4])<<32 | uint64(s[5])<<40 | uint64(s[6])<<48 | uint64(s[7])<<56
+}
+
+// load32 returns s's first 4 bytes as a little-endian word (one load).
+func load32(s string) uint64 {
+	_ = s[3]
+	return uint64(uint32(s[0]) | uint32(s[1])<<8 | uint32(s[2])<<16 | uint32(s[3])<<24)
+}
+
+// loadShort returns s, shorter than 8 bytes, as a little-endian word, in at most two
+// loads (which overlap); the bytes past s are zeros.
+func loadShort(s string) uint64 {
+	switch n := len(s); {
+	case n >= 4:
+		return load32(s) | load32(s[n-4:])<<(8*(n-4))
+	case n >= 2:
+		return uint64(s[0]) | uint64(s[1])<<8 | uint64(s[n-1])<<(8*(n-1))
+	case n == 1:
+		return uint64(s[0])
+	}
+	return 0
+}
+
+// plainRun copies the plain bytes of s from j to d at i, a word at a time, up to
+// the first byte that is not plain or the end of s. It returns the number of bytes
+// copied and whether it stopped at such a byte; it may store up to 7 bytes more than
+// it copied.
+func plainRun(d []byte, i int, s string, j int) (int, bool) {
+	k := 0
+	for {
+		var m uint64
+		switch n := len(s) - j - k; {
+		case n >= 8:
+			w := load64(s[j+k : j+k+8])
+			binary.LittleEndian.PutUint64(d[i+k:i+k+8], w)
+			if m = special(w); m == 0 {
+				k += 8
+				continue
+			}
+		case n > 0:
+			var w uint64
+			if len(s) >= 8 {
+				// The last 8 bytes, shifted so that the n not yet seen come first.
+				w = load64(s[len(s)-8:]) >> ((64 - 8*n) & 63)
+			} else {
+				w = loadShort(s[j+k:])
+			}
+			binary.LittleEndian.PutUint64(d[i+k:i+k+8], w)
+			// The zeros past s, which special marks, are masked out.
+			if m = special(w) & (1<<((8*n)&63) - 1); m == 0 {
+				return k + n, false
+			}
+		default:
+			return k, false
+		}
+		return k + bits.TrailingZeros64(m)>>3, true
+	}
+}
+
+// putJSON writes s escaped as a JSON string's content (without the quotes) to d at i,
+// and returns the index after it. d has room for jsonPerByte*len(s)+slack bytes from
+// i. See [appendJSONString] for the escaping. It stores s a word at a time and may
+// write up to 7 bytes past what it returns.
+func putJSON(d []byte, i int, s string) int {
+	for j := 0; ; {
+		k, more := plainRun(d, i, s, j)
+		i += k
+		j += k
+		if !more {
+			return i
+		}
+		if c := s[j]; c < utf8.RuneSelf {
+			switch c {
+			case '"', '\\':
+				d[i], d[i+1] = '\\', c
+				i += 2
+			case '\n':
+				i = put(d, i, `\n`)
+			case '\r':
+				i = put(d, i, `\r`)
+			case '\t':
+				i = put(d, i, `\t`)
+			case '\b':
+				i = put(d, i, `\b`)
+			case '\f':
+				i = put(d, i, `\f`)
+			default:
+				i = put(d, i, `\u00`)
+				d[i], d[i+1] = hexLower[c>>4], hexLower[c&0xf]
+				i += 2
+			}
+			j++
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[j:])
+		switch {
+		case r == utf8.RuneError && size == 1:
+			i = put(d, i, `\ufffd`)
+		case r == '\u2028' || r == '\u2029':
+			i = put(d, i, `\u202`)
+			d[i] = hexLower[r&0xf]
+			i++
+		default:
+			i += copy(d[i:i+size], s[j:j+size])
+		}
+		j += size
+	}
+}
+
+// putCombined writes s escaped as [appendEscaped] escapes it to d at i, and returns
+// the index after it. d has room for combinedPerByte*len(s)+slack bytes from i. It
+// stores s a word at a time and may write up to 7 bytes past what it returns.
+func putCombined(d []byte, i int, s string) int {
+	for j := 0; ; {
+		k, more := plainRun(d, i, s, j)
+		i += k
+		j += k
+		if !more {
+			return i
+		}
+		c := s[j]
+		d[i], d[i+1], d[i+2], d[i+3] = '\\', 'x', hexUpper[c>>4], hexUpper[c&0xf]
+		i += 4
+		j++
+	}
+}
+
+// appendJSONString appends s as a JSON string. '"' and '\\' are escaped, control bytes
+// and DEL are written as \n, \r, \t, \b, \f or \u00XX, U+2028 and U+2029 as \u2028
+// and \u2029 (as encoding/json does, so a line is also valid JavaScript), and each byte
+// that is not part of valid UTF-8 as \ufffd, the replacement character (as
+// encoding/json and log/slog do). Other characters are written as they are.
+func appendJSONString(b []byte, s string) []byte {
+	n := len(b)
+	d := grow(b, jsonPerByte*len(s)+2+slack)
+	d[n] = '"'
+	n = putJSON(d, n+1, s)
+	d[n] = '"'
+	return d[:n+1]
+}
+
+// appendEscaped appends s with the bytes that are not printable ASCII, '"' and '\\'
+// written as \xHH (upper-case hex), as nginx's default log escaping
+// (ngx_http_log_escape) writes them.
+func appendEscaped(b []byte, s string) []byte {
+	n := len(b)
+	d := grow(b, combinedPerByte*len(s)+slack)
+	return d[:putCombined(d, n, s)]
+}
+
+// grow returns b extended to its capacity, which it grows, if needed, to hold n more
+// bytes than len(b).
+func grow(b []byte, n int) []byte {
+	if cap(b)-len(b) < n {
+		nb := make([]byte, len(b), 2*cap(b)+n)
+		copy(nb, b)
+		b = nb
+	}
+	return b[:cap(b)]
+}
