@@ -221,7 +221,7 @@ func TestLineBounds(t *testing.T) {
 		h := fields{"User-Agent", s, "Referer", s}
 		r := &observe.Request{
 			Service: s, Proto: s, Method: s, Target: s, Host: s, Client: s, Header: &h,
-			Start: time.Date(2026, 12, 6, 21, 4, 5, 123456789, time.FixedZone("", -(13*3600 + 45*60))),
+			Start:  time.Date(2026, 12, 6, 21, 4, 5, 123456789, time.FixedZone("", -(13*3600+45*60))),
 			Status: math.MinInt, UpstreamStatus: math.MinInt, Attempts: math.MinInt,
 			Upstream: s, Cache: s, ErrType: s, Err: fmtError(s),
 			BytesSent: math.MinInt64, BytesReceived: math.MinInt64,
