@@ -66,18 +66,49 @@ func load32(s string) uint64 {
 	return uint64(uint32(s[0]) | uint32(s[1])<<8 | uint32(s[2])<<16 | uint32(s[3])<<24)
 }
 
-// loadShort returns s, shorter than 8 bytes, as a little-endian word, in at most two
+// loadShort returns s, shorter than 8 bytes, as a little-endian word, in at most three
 // loads (which overlap); the bytes past s are zeros.
 func loadShort(s string) uint64 {
-	switch n := len(s); {
-	case n >= 4:
-		return load32(s) | load32(s[n-4:])<<(8*(n-4))
-	case n >= 2:
-		return uint64(s[0]) | uint64(s[1])<<8 | uint64(s[n-1])<<(8*(n-1))
-	case n == 1:
-		return uint64(s[0])
+	n := len(s)
+	if n >= 4 {
+		return load32(s) | load32(s[n-4:])<<(8*(n-4)&63)
+	}
+	if n > 0 {
+		// The first, the middle and the last byte, some of them the same.
+		return uint64(s[0]) | uint64(s[n/2])<<(8*(n/2)&63) | uint64(s[n-1])<<(8*(n-1)&63)
 	}
 	return 0
+}
+
+// putShort writes s to d at i as it is and reports true if s has 1 to 16 bytes and
+// none to escape; else it reports false, having written nothing that counts. Most
+// strings of a line take this path: one or two loads (which overlap) of up to 8 bytes,
+// a test, and one or two stores, with no loop.
+func putShort(d []byte, i int, s string) bool {
+	n := len(s)
+	var lo, hi uint64
+	switch {
+	case n > 16:
+		return false
+	case n >= 8:
+		lo, hi = load64(s[:8]), load64(s[n-8:])
+		if special(lo)|special(hi) != 0 { // (a word without a byte to escape has no mark)
+			return false
+		}
+		binary.LittleEndian.PutUint64(d[i:i+8], lo)
+		binary.LittleEndian.PutUint64(d[i+n-8:i+n], hi)
+		return true
+	case n >= 4:
+		lo = load32(s) | load32(s[n-4:])<<(8*(n-4)&63)
+	case n > 0:
+		// The first, the middle and the last byte, some of them the same.
+		lo = uint64(s[0]) | uint64(s[n/2])<<(8*(n/2)&63) | uint64(s[n-1])<<(8*(n-1)&63)
+	}
+	if special(lo)&(1<<(8*n&63)-1) != 0 { // (the zeros past s are marked)
+		return false
+	}
+	binary.LittleEndian.PutUint64(d[i:i+8], lo)
+	return true
 }
 
 // plainRun copies the plain bytes of s from j to d at i, a word at a time, up to
@@ -121,6 +152,9 @@ func plainRun(d []byte, i int, s string, j int) (int, bool) {
 // i. See [appendJSONString] for the escaping. It stores s a word at a time and may
 // write up to 7 bytes past what it returns.
 func putJSON(d []byte, i int, s string) int {
+	if len(s) == 0 || putShort(d, i, s) {
+		return i + len(s)
+	}
 	for j := 0; ; {
 		k, more := plainRun(d, i, s, j)
 		i += k
@@ -170,6 +204,9 @@ func putJSON(d []byte, i int, s string) int {
 // the index after it. d has room for combinedPerByte*len(s)+slack bytes from i. It
 // stores s a word at a time and may write up to 7 bytes past what it returns.
 func putCombined(d []byte, i int, s string) int {
+	if len(s) == 0 || putShort(d, i, s) {
+		return i + len(s)
+	}
 	for j := 0; ; {
 		k, more := plainRun(d, i, s, j)
 		i += k

@@ -418,27 +418,32 @@ const digitPairs = "00010203040506070809" +
 
 // putUint writes u in decimal to d at i, and returns the index after it.
 func putUint(d []byte, i int, u uint64) int {
-	if u < 10 {
+	switch {
+	case u < 10:
 		d[i] = byte('0' + u)
 		return i + 1
-	}
-	if u < 1000 && u >= 100 { // a status
-		q := u / 100
-		r := (u - q*100) * 2
+	case u < 100:
+		d[i], d[i+1] = digitPairs[2*u], digitPairs[2*u+1]
+		return i + 2
+	case u < 1000: // a status
+		q, r := u/100, u%100*2
 		d[i], d[i+1], d[i+2] = byte('0'+q), digitPairs[r], digitPairs[r+1]
 		return i + 3
+	case u < 10000:
+		q, r := u/100*2, u%100*2
+		d[i], d[i+1], d[i+2], d[i+3] = digitPairs[q], digitPairs[q+1], digitPairs[r], digitPairs[r+1]
+		return i + 4
 	}
-	n := 2
-	for p := uint64(100); n < 20 && u >= p; p *= 10 {
+	n := 5
+	for p := uint64(100000); n < 20 && u >= p; p *= 10 {
 		n++
 	}
 	j := i + n
 	for u >= 100 {
-		q := u / 100
-		r := (u - q*100) * 2
+		r := u % 100 * 2
+		u /= 100
 		j -= 2
 		d[j], d[j+1] = digitPairs[r], digitPairs[r+1]
-		u = q
 	}
 	if u >= 10 {
 		d[j-2], d[j-1] = digitPairs[2*u], digitPairs[2*u+1]
