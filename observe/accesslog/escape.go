@@ -80,70 +80,65 @@ func loadShort(s string) uint64 {
 	return 0
 }
 
-// putShort writes s to d at i as it is and reports true if s has 1 to 16 bytes and
-// none to escape; else it reports false, having written nothing that counts. Most
-// strings of a line take this path: one or two loads (which overlap) of up to 8 bytes,
-// a test, and one or two stores, with no loop.
-func putShort(d []byte, i int, s string) bool {
+// putString writes s to d at i, escaped by long, and returns the index after it. It
+// writes a string of at most 16 bytes with no byte to escape itself, as most strings
+// of a line are: with one or two loads (which overlap) of up to 8 bytes, a test and
+// one or two stores, and no loop. It calls long for the others. d has room for
+// len(s)+slack bytes from i, and what long requires.
+func putString(d []byte, i int, s string, long func(d []byte, i int, s string) int) int {
 	n := len(s)
 	var lo, hi uint64
 	switch {
 	case n > 16:
-		return false
+		return long(d, i, s)
 	case n >= 8:
 		lo, hi = load64(s[:8]), load64(s[n-8:])
 		if special(lo)|special(hi) != 0 { // (a word without a byte to escape has no mark)
-			return false
+			return long(d, i, s)
 		}
 		binary.LittleEndian.PutUint64(d[i:i+8], lo)
 		binary.LittleEndian.PutUint64(d[i+n-8:i+n], hi)
-		return true
+		return i + n
 	case n >= 4:
 		lo = load32(s) | load32(s[n-4:])<<(8*(n-4)&63)
 	case n > 0:
 		// The first, the middle and the last byte, some of them the same.
 		lo = uint64(s[0]) | uint64(s[n/2])<<(8*(n/2)&63) | uint64(s[n-1])<<(8*(n-1)&63)
+	default:
+		return i
 	}
 	if special(lo)&(1<<(8*n&63)-1) != 0 { // (the zeros past s are marked)
-		return false
+		return long(d, i, s)
 	}
 	binary.LittleEndian.PutUint64(d[i:i+8], lo)
-	return true
+	return i + n
 }
 
-// plainRun copies the plain bytes of s from j to d at i, a word at a time, up to
-// the first byte that is not plain or the end of s. It returns the number of bytes
-// copied and whether it stopped at such a byte; it may store up to 7 bytes more than
-// it copied.
-func plainRun(d []byte, i int, s string, j int) (int, bool) {
+// nextPlain copies the plain bytes of s from j to d at i, a word at a time, up to
+// the first byte that is not plain or the end of s; it returns the number of bytes it
+// copied, and may store up to 7 bytes more. It is inlined into the escapers' loops.
+func nextPlain(d []byte, i int, s string, j int) int {
 	k := 0
 	for {
-		var m uint64
-		switch n := len(s) - j - k; {
+		var w, mask uint64
+		n := len(s) - j - k
+		switch {
 		case n >= 8:
-			w := load64(s[j+k : j+k+8])
-			binary.LittleEndian.PutUint64(d[i+k:i+k+8], w)
-			if m = special(w); m == 0 {
-				k += 8
-				continue
-			}
-		case n > 0:
-			var w uint64
-			if len(s) >= 8 {
-				// The last 8 bytes, shifted so that the n not yet seen come first.
-				w = load64(s[len(s)-8:]) >> ((64 - 8*n) & 63)
-			} else {
-				w = loadShort(s[j+k:])
-			}
-			binary.LittleEndian.PutUint64(d[i+k:i+k+8], w)
-			// The zeros past s, which special marks, are masked out.
-			if m = special(w) & (1<<((8*n)&63) - 1); m == 0 {
-				return k + n, false
-			}
+			w, mask = load64(s[j+k:j+k+8]), ^uint64(0)
+		case n == 0:
+			return k
+		case len(s) >= 8:
+			// The last 8 bytes, shifted so that the n not yet seen come first; the
+			// zeros shifted in, which special marks, are masked out.
+			w, mask = load64(s[len(s)-8:])>>((64-8*n)&63), 1<<(8*n&63)-1
 		default:
-			return k, false
+			w, mask = loadShort(s[j+k:]), 1<<(8*n&63)-1
 		}
-		return k + bits.TrailingZeros64(m)>>3, true
+		binary.LittleEndian.PutUint64(d[i+k:i+k+8], w)
+		if m := special(w) & mask; m != 0 {
+			return k + bits.TrailingZeros64(m)>>3
+		}
+		k += min(n, 8)
 	}
 }
 
@@ -151,52 +146,62 @@ func plainRun(d []byte, i int, s string, j int) (int, bool) {
 // and returns the index after it. d has room for jsonPerByte*len(s)+slack bytes from
 // i. See [appendJSONString] for the escaping. It stores s a word at a time and may
 // write up to 7 bytes past what it returns.
-func putJSON(d []byte, i int, s string) int {
-	if len(s) == 0 || putShort(d, i, s) {
-		return i + len(s)
-	}
+func putJSON(d []byte, i int, s string) int { return putString(d, i, s, putJSONLong) }
+
+// putJSONLong is putJSON for the strings putString does not write itself.
+func putJSONLong(d []byte, i int, s string) int {
 	for j := 0; ; {
-		k, more := plainRun(d, i, s, j)
+		k := nextPlain(d, i, s, j)
 		i += k
 		j += k
-		if !more {
+		if j == len(s) {
 			return i
 		}
-		if c := s[j]; c < utf8.RuneSelf {
-			switch c {
-			case '"', '\\':
-				d[i], d[i+1] = '\\', c
-				i += 2
-			case '\n':
-				i = put(d, i, `\n`)
-			case '\r':
-				i = put(d, i, `\r`)
-			case '\t':
-				i = put(d, i, `\t`)
-			case '\b':
-				i = put(d, i, `\b`)
-			case '\f':
-				i = put(d, i, `\f`)
-			default:
-				i = put(d, i, `\u00`)
-				d[i], d[i+1] = hexLower[c>>4], hexLower[c&0xf]
-				i += 2
+		// Escape s[j], and the bytes after it while they are not plain.
+		for j < len(s) && !plain[s[j]] {
+			if c := s[j]; c < utf8.RuneSelf {
+				switch c {
+				case '"', '\\':
+					d[i], d[i+1] = '\\', c
+					i += 2
+				case '\n':
+					i = put(d, i, `\n`)
+				case '\r':
+					i = put(d, i, `\r`)
+				case '\t':
+					i = put(d, i, `\t`)
+				case '\b':
+					i = put(d, i, `\b`)
+				case '\f':
+					i = put(d, i, `\f`)
+				default:
+					i = put(d, i, `\u00`)
+					d[i], d[i+1] = hexLower[c>>4], hexLower[c&0xf]
+					i += 2
+				}
+				j++
+				continue
 			}
-			j++
-			continue
+			r, size := utf8.DecodeRuneInString(s[j:])
+			switch {
+			case r == utf8.RuneError && size == 1:
+				i = put(d, i, `\ufffd`)
+			case r == '\u2028' || r == '\u2029':
+				i = put(d, i, `\u202`)
+				d[i] = hexLower[r&0xf]
+				i++
+			default: // 2 to 4 bytes of valid UTF-8, copied as they are
+				d[i], d[i+1] = s[j], s[j+1]
+				if size > 2 {
+					d[i+2] = s[j+2]
+					if size > 3 {
+						d[i+3] = s[j+3]
+					}
+				}
+				i += size
+			}
+			j += size
 		}
-		r, size := utf8.DecodeRuneInString(s[j:])
-		switch {
-		case r == utf8.RuneError && size == 1:
-			i = put(d, i, `\ufffd`)
-		case r == '\u2028' || r == '\u2029':
-			i = put(d, i, `\u202`)
-			d[i] = hexLower[r&0xf]
-			i++
-		default:
-			i += copy(d[i:i+size], s[j:j+size])
-		}
-		j += size
 	}
 }
 
@@ -204,20 +209,24 @@ func putJSON(d []byte, i int, s string) int {
 // the index after it. d has room for combinedPerByte*len(s)+slack bytes from i. It
 // stores s a word at a time and may write up to 7 bytes past what it returns.
 func putCombined(d []byte, i int, s string) int {
-	if len(s) == 0 || putShort(d, i, s) {
-		return i + len(s)
-	}
+	return putString(d, i, s, putCombinedLong)
+}
+
+// putCombinedLong is putCombined for the strings putString does not write itself.
+func putCombinedLong(d []byte, i int, s string) int {
 	for j := 0; ; {
-		k, more := plainRun(d, i, s, j)
+		k := nextPlain(d, i, s, j)
 		i += k
 		j += k
-		if !more {
+		if j == len(s) {
 			return i
 		}
-		c := s[j]
-		d[i], d[i+1], d[i+2], d[i+3] = '\\', 'x', hexUpper[c>>4], hexUpper[c&0xf]
-		i += 4
-		j++
+		// Escape s[j], and the bytes after it while they are not plain.
+		for ; j < len(s) && !plain[s[j]]; j++ {
+			c := s[j]
+			d[i], d[i+1], d[i+2], d[i+3] = '\\', 'x', hexUpper[c>>4], hexUpper[c&0xf]
+			i += 4
+		}
 	}
 }
 

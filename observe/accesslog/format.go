@@ -154,7 +154,8 @@ func (s *stamps) putJSON(d []byte, i int, t time.Time) int {
 	}
 	*(*[maxStamp]byte)(d[i:]) = st.text
 	ms := uint(t.Nanosecond()) / 1e6
-	d[i+jsonMillis], d[i+jsonMillis+1], d[i+jsonMillis+2] = byte('0'+ms/100), byte('0'+ms/10%10), byte('0'+ms%10)
+	q, r := ms/100, ms%100*2
+	d[i+jsonMillis], d[i+jsonMillis+1], d[i+jsonMillis+2] = byte('0'+q), digitPairs[r], digitPairs[r+1]
 	return i + st.n
 }
 
@@ -282,7 +283,7 @@ func putPositive(d []byte, i int, n int64) int {
 		d[i] = '-'
 		return i + 1
 	}
-	return putUint(d, i, uint64(n))
+	return putInt(d, i, n)
 }
 
 // The fixed text of a JSON line: each key with the punctuation around it. A string
@@ -383,25 +384,12 @@ func appendJSON(b []byte, r *observe.Request, st *stamps) []byte {
 // putMillis writes d as a number of milliseconds with three decimals (0 for a
 // negative d), without floating point.
 func putMillis(b []byte, i int, d time.Duration) int {
-	us := d.Microseconds()
-	if us < 0 {
-		us = 0
-	}
-	i = putUint(b, i, uint64(us)/1000)
-	frac := uint64(us) % 1000
-	b[i], b[i+1], b[i+2], b[i+3] = '.', byte('0'+frac/100), byte('0'+frac/10%10), byte('0'+frac%10)
+	us := uint64(max(d.Microseconds(), 0))
+	i = putInt(b, i, int64(us/1000))
+	frac := us % 1000
+	q, r := frac/100, frac%100*2
+	b[i], b[i+1], b[i+2], b[i+3] = '.', byte('0'+q), digitPairs[r], digitPairs[r+1]
 	return i + 4
-}
-
-// putInt writes n in decimal, as strconv.AppendInt(b, n, 10) does.
-func putInt(d []byte, i int, n int64) int {
-	u := uint64(n)
-	if n < 0 {
-		d[i] = '-'
-		i++
-		u = -u
-	}
-	return putUint(d, i, u)
 }
 
 // digitPairs holds "00" to "99".
@@ -416,9 +404,10 @@ const digitPairs = "00010203040506070809" +
 	"80818283848586878889" +
 	"90919293949596979899"
 
-// putUint writes u in decimal to d at i, and returns the index after it.
-func putUint(d []byte, i int, u uint64) int {
-	switch {
+// putInt writes n in decimal to d at i, as strconv.AppendInt(b, n, 10) does, and
+// returns the index after it.
+func putInt(d []byte, i int, n int64) int {
+	switch u := uint64(n); { // (a negative n is above them all)
 	case u < 10:
 		d[i] = byte('0' + u)
 		return i + 1
@@ -434,11 +423,21 @@ func putUint(d []byte, i int, u uint64) int {
 		d[i], d[i+1], d[i+2], d[i+3] = digitPairs[q], digitPairs[q+1], digitPairs[r], digitPairs[r+1]
 		return i + 4
 	}
-	n := 5
-	for p := uint64(100000); n < 20 && u >= p; p *= 10 {
-		n++
+	return putLong(d, i, n)
+}
+
+// putLong is putInt for the numbers below 0 or above 9999.
+func putLong(d []byte, i int, n int64) int {
+	u := uint64(n)
+	if n < 0 {
+		d[i] = '-'
+		i, u = i+1, -u
 	}
-	j := i + n
+	digits := 1
+	for p := uint64(10); digits < 20 && u >= p; p *= 10 {
+		digits++
+	}
+	j := i + digits
 	for u >= 100 {
 		r := u % 100 * 2
 		u /= 100
@@ -450,5 +449,5 @@ func putUint(d []byte, i int, u uint64) int {
 	} else {
 		d[j-1] = byte('0' + u)
 	}
-	return i + n
+	return i + digits
 }
