@@ -245,6 +245,25 @@ func TestLineBounds(t *testing.T) {
 			}
 		}
 	}
+	// No strings (each "-" in the combined format), the longest numbers.
+	for _, n := range []int64{math.MaxInt64, math.MinInt64} {
+		r := &observe.Request{
+			Start:  time.Date(2026, 12, 6, 21, 4, 5, 0, time.FixedZone("", -(13*3600 + 45*60))),
+			Status: int(n), UpstreamStatus: int(n), Attempts: int(n), BytesSent: n, BytesReceived: n,
+			End: time.Date(2026, 12, 6, 21, 4, 5, 0, time.UTC).Add(math.MaxInt64),
+		}
+		for f, bound := range map[Format]int{Combined: combinedFixed, JSON: jsonFixed} {
+			st := newStamps(r.Start.Location())
+			buf := make([]byte, 0, bound)
+			got := appendLine(buf, f, r, st)
+			if want := refLine(nil, f, r, st); !bytes.Equal(got, want) {
+				t.Fatalf("%v %d: line\n got %q\nwant %q", f, n, got, want)
+			}
+			if &got[:1][0] != &buf[:1][0] {
+				t.Errorf("%v %d: the line outgrew its bound of %d bytes (%d)", f, n, bound, len(got))
+			}
+		}
+	}
 }
 
 // TestLoads checks the word loads against encoding/binary.

@@ -232,9 +232,10 @@ const (
 )
 
 // combinedFixed is the room a combined line keeps for all but its strings: its fixed
-// text, the time, the status and the bytes, and the "-" of empty values.
+// text, the time, the status and the bytes (or their "-"), the two spaces of the
+// request line (or its "-"), and the "-" of an empty client, Referer and User-Agent.
 const combinedFixed = len(clfUser+clfRequest+clfStatus+clfReferer+clfAgent+clfEnd) +
-	maxTime + 1 + 2*maxInt + 4 + slack
+	maxTime + 2*maxInt + 2 + 3 + slack
 
 // appendCombined appends r in the combined log format.
 func appendCombined(b []byte, r *observe.Request, st *stamps) []byte {
