@@ -248,7 +248,7 @@ func TestLineBounds(t *testing.T) {
 	// No strings (each "-" in the combined format), the longest numbers.
 	for _, n := range []int64{math.MaxInt64, math.MinInt64} {
 		r := &observe.Request{
-			Start:  time.Date(2026, 12, 6, 21, 4, 5, 0, time.FixedZone("", -(13*3600 + 45*60))),
+			Start:  time.Date(2026, 12, 6, 21, 4, 5, 0, time.FixedZone("", -(13*3600+45*60))),
 			Status: int(n), UpstreamStatus: int(n), Attempts: int(n), BytesSent: n, BytesReceived: n,
 			End: time.Date(2026, 12, 6, 21, 4, 5, 0, time.UTC).Add(math.MaxInt64),
 		}
