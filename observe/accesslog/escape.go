@@ -162,8 +162,9 @@ func putJSONLong(d []byte, i int, s string) int {
 		if j == len(s) {
 			return i
 		}
-		// Escape s[j], and the bytes after it while they are not plain.
-		for j < len(s) && !plain[s[j]] {
+		// Escape s[j], and the bytes after it while they are not plain. (The first is
+		// escaped whatever plain says, so that the loop always moves on.)
+		for escape := true; escape; escape = j < len(s) && !plain[s[j]] {
 			if c := s[j]; c < utf8.RuneSelf {
 				switch c {
 				case '"', '\\':
@@ -229,11 +230,13 @@ func putCombinedLong(d []byte, i int, s string) int {
 		if j == len(s) {
 			return i
 		}
-		// Escape s[j], and the bytes after it while they are not plain.
-		for ; j < len(s) && !plain[s[j]]; j++ {
+		// Escape s[j], and the bytes after it while they are not plain. (The first is
+		// escaped whatever plain says, so that the loop always moves on.)
+		for escape := true; escape; escape = j < len(s) && !plain[s[j]] {
 			c := s[j]
 			d[i], d[i+1], d[i+2], d[i+3] = '\\', 'x', hexUpper[c>>4], hexUpper[c&0xf]
 			i += 4
+			j++
 		}
 	}
 }
