@@ -116,7 +116,7 @@ func putString(d []byte, i int, s string, long func(d []byte, i int, s string) i
 
 // nextPlain copies the plain bytes of s from j to d at i, a word at a time, up to
 // the first byte that is not plain or the end of s; it returns the number of bytes it
-// copied, and may store up to 7 bytes more. It is inlined into the escapers' loops.
+// copied, and may store up to 7 bytes more.
 func nextPlain(d []byte, i int, s string, j int) int {
 	k := 0
 	for {
