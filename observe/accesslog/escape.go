@@ -143,8 +143,8 @@ func nextPlain(d []byte, i int, s string, j int) int {
 }
 
 // putJSON writes s escaped as a JSON string's content (without the quotes) to d at i,
-// and returns the index after it. d has room for jsonPerByte*len(s)+slack bytes from
-// i. See [appendJSONString] for the escaping. It stores s a word at a time and may
+// and returns the index after it. d has room for escapedLen(s, jsonPerByte)+slack
+// bytes from i (jsonPerByte*len(s)+slack is more). See [appendJSONString] for the escaping. It stores s a word at a time and may
 // write up to 7 bytes past what it returns.
 func putJSON(d []byte, i int, s string) int {
 	if len(s) == 0 { // (inlined: the empty fields of a line cost no call)
@@ -212,7 +212,8 @@ func putJSONLong(d []byte, i int, s string) int {
 }
 
 // putCombined writes s escaped as [appendEscaped] escapes it to d at i, and returns
-// the index after it. d has room for combinedPerByte*len(s)+slack bytes from i. It
+// the index after it. d has room for escapedLen(s, combinedPerByte)+slack bytes from i
+// (combinedPerByte*len(s)+slack is more). It
 // stores s a word at a time and may write up to 7 bytes past what it returns.
 func putCombined(d []byte, i int, s string) int {
 	if len(s) == 0 {
@@ -262,6 +263,21 @@ func appendEscaped(b []byte, s string) []byte {
 	n := len(b)
 	d := grow(b, combinedPerByte*len(s)+slack)
 	return d[:putCombined(d, n, s)]
+}
+
+// escapedLen returns an upper bound of the length of s escaped, for an escaping that
+// writes at most perByte bytes for each byte that is not plain: len(s) if s has none.
+// A line's bound with it is tighter than with perByte*len(s), so that a line too long
+// for its buffer grows the buffer to about its own length, not several times more
+// (and a buffer that grew stays small enough to go back to the pool).
+func escapedLen(s string, perByte int) int {
+	n := len(s)
+	for i := 0; i < len(s); i++ {
+		if !plain[s[i]] {
+			n += perByte - 1
+		}
+	}
+	return n
 }
 
 // grow returns b extended to its capacity, which it grows, if needed, to hold n more

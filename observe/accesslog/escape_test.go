@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"encoding/json"
+	"io"
 	"math"
 	"math/bits"
 	"strconv"
@@ -100,8 +101,9 @@ func checkEscapers(t *testing.T, s string) {
 	if got := string(appendEscaped([]byte("k:"), s)); got != "k:"+wantCLF {
 		t.Fatalf("appendEscaped(k:, %q) = %s, want k:%s", s, got, wantCLF)
 	}
-	// In place, at an offset, in a buffer with no byte to spare: what is before the
-	// offset stays, and a store past the buffer would panic.
+	// In place, at an offset, in a buffer with no byte to spare (the tighter of the two
+	// bounds the lines use): what is before the offset stays, and a store past the
+	// buffer would panic.
 	for _, c := range []struct {
 		name    string
 		perByte int
@@ -112,7 +114,7 @@ func checkEscapers(t *testing.T, s string) {
 		{"putCombined", combinedPerByte, putCombined, wantCLF},
 	} {
 		for _, at := range []int{0, 3} {
-			d := bytes.Repeat([]byte{'#'}, at+c.perByte*len(s)+slack)
+			d := bytes.Repeat([]byte{'#'}, at+escapedLen(s, c.perByte)+slack)
 			n := c.put(d, at, s)
 			if got := string(d[at:n]); got != c.want {
 				t.Fatalf("%s(%q) = %s, want %s", c.name, s, got, c.want)
@@ -169,6 +171,11 @@ func FuzzLines(f *testing.F) {
 				}
 				if got := string(appendLine([]byte("x"), f, r, st)); got != "x"+want {
 					t.Fatalf("%v line after a byte\n got %q\nwant %q", f, got, "x"+want)
+				}
+				// A buffer with room for the bound by the strings' lengths alone (as a
+				// pooled one has); the ones above grow to the bound by their bytes.
+				if got := string(appendLine(make([]byte, 0, 64<<10), f, r, st)); got != want {
+					t.Fatalf("%v line in a roomy buffer\n got %q\nwant %q", f, got, want)
 				}
 			}
 		}
@@ -292,5 +299,25 @@ func TestJSONStringsReadBack(t *testing.T) {
 		if got != valid(s) {
 			t.Errorf("%q reads back as %q, want %q", s, got, valid(s))
 		}
+	}
+}
+
+// TestLongLineAllocs: a line with long fields (a 4 KiB target, well within a pooled
+// buffer's limit, though six times it is not) allocates nothing in steady state.
+func TestLongLineAllocs(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector makes sync.Pool drop buffers")
+	}
+	for _, f := range []Format{Combined, JSON} {
+		l, err := New(Options{Writer: io.Discard, Format: f})
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := request()
+		r.Target = "/search?q=" + strings.Repeat("abcdefgh", 512)
+		if n := testing.AllocsPerRun(100, func() { l.RequestEnd(r) }); n != 0 {
+			t.Errorf("%v: %v allocations per line, want 0", f, n)
+		}
+		l.Close()
 	}
 }

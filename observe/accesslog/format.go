@@ -241,8 +241,15 @@ const combinedFixed = len(clfUser+clfRequest+clfStatus+clfReferer+clfAgent+clfEn
 func appendCombined(b []byte, r *observe.Request, st *stamps) []byte {
 	ref, ua := header(r, "Referer"), header(r, "User-Agent")
 	strs := len(r.Client) + len(r.Method) + len(r.Target) + len(r.Proto) + len(ref) + len(ua)
+	need := combinedFixed + combinedPerByte*strs
+	if cap(b)-len(b) < need { // (rare: a buffer from the pool has grown to fit most lines)
+		need = combinedFixed + escapedLen(r.Client, combinedPerByte) +
+			escapedLen(r.Method, combinedPerByte) + escapedLen(r.Target, combinedPerByte) +
+			escapedLen(r.Proto, combinedPerByte) + escapedLen(ref, combinedPerByte) +
+			escapedLen(ua, combinedPerByte)
+	}
 	i := len(b)
-	d := grow(b, combinedFixed+combinedPerByte*strs)
+	d := grow(b, need)
 	i = putCLFField(d, i, r.Client)
 	i = put(d, i, clfUser)
 	i = st.putCLF(d, i, r.Start)
@@ -332,8 +339,17 @@ func appendJSON(b []byte, r *observe.Request, st *stamps) []byte {
 	strs := len(r.Service) + len(r.Client) + len(r.Method) + len(r.Target) + len(r.Proto) +
 		len(r.Host) + len(r.Upstream) + len(r.Cache) + len(errText) + len(r.ErrType) +
 		len(ua) + len(ref)
+	need := jsonFixed + jsonPerByte*strs
+	if cap(b)-len(b) < need { // (rare: a buffer from the pool has grown to fit most lines)
+		need = jsonFixed + escapedLen(r.Service, jsonPerByte) + escapedLen(r.Client, jsonPerByte) +
+			escapedLen(r.Method, jsonPerByte) + escapedLen(r.Target, jsonPerByte) +
+			escapedLen(r.Proto, jsonPerByte) + escapedLen(r.Host, jsonPerByte) +
+			escapedLen(r.Upstream, jsonPerByte) + escapedLen(r.Cache, jsonPerByte) +
+			escapedLen(errText, jsonPerByte) + escapedLen(r.ErrType, jsonPerByte) +
+			escapedLen(ua, jsonPerByte) + escapedLen(ref, jsonPerByte)
+	}
 	i := len(b)
-	d := grow(b, jsonFixed+jsonPerByte*strs)
+	d := grow(b, need)
 	i = put(d, i, jsonTimeKey)
 	i = st.putJSON(d, i, r.Start)
 	i = put(d, i, jsonService)
