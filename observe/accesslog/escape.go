@@ -267,9 +267,8 @@ func appendEscaped(b []byte, s string) []byte {
 
 // escapedLen returns an upper bound of the length of s escaped, for an escaping that
 // writes at most perByte bytes for each byte that is not plain: len(s) if s has none.
-// A line's bound with it is tighter than with perByte*len(s), so that a line too long
-// for its buffer grows the buffer to about its own length, not several times more
-// (and a buffer that grew stays small enough to go back to the pool).
+// A long line's bound with it is tighter than with perByte*len(s), which costs no
+// scan of the strings but would grow a buffer to several times the line.
 func escapedLen(s string, perByte int) int {
 	n := len(s)
 	for i := 0; i < len(s); i++ {
@@ -281,10 +280,10 @@ func escapedLen(s string, perByte int) int {
 }
 
 // grow returns b extended to its capacity, which it grows, if needed, to hold n more
-// bytes than len(b).
+// bytes than len(b) (and to twice what it was at least).
 func grow(b []byte, n int) []byte {
 	if cap(b)-len(b) < n {
-		nb := make([]byte, len(b), 2*cap(b)+n)
+		nb := make([]byte, len(b), max(2*cap(b), len(b)+n))
 		copy(nb, b)
 		b = nb
 	}

@@ -321,3 +321,40 @@ func TestLongLineAllocs(t *testing.T) {
 		l.Close()
 	}
 }
+
+// TestLongLines compares long lines, bounded by their bytes to escape rather than by
+// the length of their strings, with the reference formatters: grown from an empty
+// buffer, and formatted in a buffer with exactly the room of that bound.
+func TestLongLines(t *testing.T) {
+	for _, unit := range []string{"plain/path", "\x01\"", "\xff", "\u2028", "é", "a\"b\\c\u2028d\xfee"} {
+		s := strings.Repeat(unit, 4000/len(unit)+1)
+		h := fields{"User-Agent", s, "Referer", unit}
+		r := request()
+		r.Target, r.Header, r.Err, r.Cache = s, &h, fmtError(unit), unit
+		for _, f := range []Format{Combined, JSON} {
+			st := newStamps(time.UTC)
+			want := refLine(nil, f, r, st)
+			if got := appendLine(nil, f, r, st); !bytes.Equal(got, want) {
+				t.Fatalf("%v %q: line\n got %q\nwant %q", f, unit, got, want)
+			}
+			bound := combinedFixed
+			strs := []string{r.Client, r.Method, r.Target, r.Proto, unit, s}
+			perByte := combinedPerByte
+			if f == JSON {
+				bound, perByte = jsonFixed, jsonPerByte
+				strs = append(strs, r.Service, r.Host, r.Upstream, r.Cache, unit, r.ErrType)
+			}
+			for _, s := range strs {
+				bound += escapedLen(s, perByte)
+			}
+			buf := make([]byte, 0, bound)
+			got := appendLine(buf, f, r, st)
+			if !bytes.Equal(got, want) {
+				t.Fatalf("%v %q: line in its bound\n got %q\nwant %q", f, unit, got, want)
+			}
+			if &got[:1][0] != &buf[:1][0] {
+				t.Errorf("%v %q: the line outgrew its bound of %d bytes (%d)", f, unit, bound, len(got))
+			}
+		}
+	}
+}

@@ -242,7 +242,7 @@ func appendCombined(b []byte, r *observe.Request, st *stamps) []byte {
 	ref, ua := header(r, "Referer"), header(r, "User-Agent")
 	strs := len(r.Client) + len(r.Method) + len(r.Target) + len(r.Proto) + len(ref) + len(ua)
 	need := combinedFixed + combinedPerByte*strs
-	if cap(b)-len(b) < need { // (rare: a buffer from the pool has grown to fit most lines)
+	if need > maxPooledLine && cap(b)-len(b) < need { // (see appendJSON)
 		need = combinedFixed + escapedLen(r.Client, combinedPerByte) +
 			escapedLen(r.Method, combinedPerByte) + escapedLen(r.Target, combinedPerByte) +
 			escapedLen(r.Proto, combinedPerByte) + escapedLen(ref, combinedPerByte) +
@@ -340,7 +340,10 @@ func appendJSON(b []byte, r *observe.Request, st *stamps) []byte {
 		len(r.Host) + len(r.Upstream) + len(r.Cache) + len(errText) + len(r.ErrType) +
 		len(ua) + len(ref)
 	need := jsonFixed + jsonPerByte*strs
-	if cap(b)-len(b) < need { // (rare: a buffer from the pool has grown to fit most lines)
+	if need > maxPooledLine && cap(b)-len(b) < need {
+		// A long line: bounded by its bytes to escape rather than six times its
+		// strings, so that its buffer grows to about its length, and can go back to
+		// the pool (unless the line is longer than maxPooledLine itself).
 		need = jsonFixed + escapedLen(r.Service, jsonPerByte) + escapedLen(r.Client, jsonPerByte) +
 			escapedLen(r.Method, jsonPerByte) + escapedLen(r.Target, jsonPerByte) +
 			escapedLen(r.Proto, jsonPerByte) + escapedLen(r.Host, jsonPerByte) +
