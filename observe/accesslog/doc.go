@@ -118,7 +118,8 @@
 // A line allocates nothing in steady state (a request that failed pays for its error's
 // Error method). It is formatted outside any lock, into a pooled buffer grown once to a
 // bound computed from the lengths of its fields (a byte of a string escapes to at most 6
-// bytes in JSON, 4 in the combined format) and then filled without appends: strings are
+// bytes in JSON, 4 in the combined format; a line that would need more than 16 KiB so
+// is bounded by its bytes to escape instead) and then filled without appends: strings are
 // tested and copied 8 bytes at a time (a string of up to 16 bytes with none to escape,
 // as most of a line's are, costs one or two loads, a test and one or two stores),
 // numbers are written two digits at a time, and the time is copied from the text of its
