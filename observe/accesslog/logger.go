@@ -131,8 +131,8 @@ func openFile(path string) (*os.File, error) {
 }
 
 // clock returns the time since New on the monotonic clock: the Logger's time for its
-// flush interval and its error logs, read once per line. It costs one reading of
-// the clock where time.Now costs two (wall and monotonic).
+// flush interval and its error logs, read once per line. It reads the monotonic clock
+// only, so that a step of the wall clock neither holds lines back nor flushes early.
 func (l *Logger) clock() time.Duration { return time.Since(l.epoch) }
 
 // Name returns Options.Name: the Logger's name as a server service.
