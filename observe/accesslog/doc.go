@@ -116,8 +116,18 @@
 // # Cost
 //
 // A line allocates nothing in steady state (a request that failed pays for its error's
-// Error method); its cost is the formatting, a copy under the lock, and a share of one
-// write per 64 KiB. See BenchmarkLine.
+// Error method). It is formatted outside any lock, into a pooled buffer grown once to a
+// bound computed from the lengths of its fields (a byte of a string escapes to at most 6
+// bytes in JSON, 4 in the combined format; a line that would need more than 16 KiB so
+// is bounded by its bytes to escape instead) and then filled without appends: strings are
+// tested and copied 8 bytes at a time (a string of up to 16 bytes with none to escape,
+// as most of a line's are, costs one or two loads, a test and one or two stores),
+// numbers are written two digits at a time, and the time is copied from the text of its
+// second, made once a second, with the milliseconds written in. The line is then copied
+// into the shared buffer under a short lock, and written out with the rest of the
+// buffer, one write per 64 KiB. See BenchmarkLine, and BenchmarkFormat against
+// BenchmarkFormatReference: the simple formatters, a byte and a field at a time, that
+// the tests check the lines against byte for byte.
 //
 // When not to use it: to send request logs to syslog or a log pipeline as structured
 // records, write them from the Logging phase through an slog.Logger (observe/syslog);

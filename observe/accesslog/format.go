@@ -1,10 +1,8 @@
 package accesslog
 
 import (
-	"strconv"
 	"sync/atomic"
 	"time"
-	"unicode/utf8"
 
 	"github.com/gotthard-proxy/gotthard/observe"
 )
@@ -104,12 +102,23 @@ type stamps struct {
 	last atomic.Pointer[stamp]
 }
 
-// stamp is the text of one second's stamp: for JSON the date and time up to the
-// seconds, then the zone after the milliseconds; for the combined format all of it.
+// maxStamp is the longest stamp text: jsonTime's with a zone offset.
+const maxStamp = 32
+
+// stamp is the text of one second's stamp, whole: for JSON with the milliseconds as
+// "000", which the writer patches (at jsonMillis).
 type stamp struct {
-	sec        int64
-	text, zone []byte
+	sec  int64
+	text [maxStamp]byte
+	n    int // the length of the text
 }
+
+// jsonMillis is the index of the milliseconds in a JSON stamp ("2006-01-02T15:04:05.").
+const jsonMillis = 20
+
+// maxTime is the room a line keeps for its time: a stamp, or time.Time.AppendFormat's
+// text for a year the stamps cannot write (at most 37 bytes, for year -292277022657).
+const maxTime = 64
 
 func newStamps(loc *time.Location) *stamps { return &stamps{loc: loc} }
 
@@ -125,36 +134,61 @@ func (s *stamps) current(f Format, t time.Time) *stamp {
 		return nil
 	}
 	st := &stamp{sec: sec}
+	var text []byte
 	if f == JSON {
-		full := appendJSONTime(make([]byte, 0, len(jsonTime)), t)
-		// (full is "2006-01-02T15:04:05.000" and the zone.)
-		st.text, st.zone = full[:19], full[23:]
+		text = appendJSONTime(st.text[:0], t.Truncate(time.Second))
 	} else {
-		st.text = appendCLFTime(make([]byte, 0, len(clfTime)), t)
+		text = appendCLFTime(st.text[:0], t)
 	}
+	st.n = len(text)
 	s.last.Store(st)
 	return st
 }
 
-// appendJSON appends t as appendJSONTime(b, t.In(s.loc)) does.
-func (s *stamps) appendJSON(b []byte, t time.Time) []byte {
+// putJSON writes t as appendJSONTime(b, t.In(s.loc)) does to d at i, and returns the
+// index after it; d has room for maxTime bytes from i.
+func (s *stamps) putJSON(d []byte, i int, t time.Time) int {
 	st := s.current(JSON, t)
 	if st == nil {
-		return appendJSONTime(b, t.In(s.loc))
+		return putFormat(d, i, t.In(s.loc), jsonTime)
 	}
-	ms := t.Nanosecond() / 1e6
-	b = append(b, st.text...)
-	b = append(b, '.', byte('0'+ms/100), byte('0'+ms/10%10), byte('0'+ms%10))
-	return append(b, st.zone...)
+	*(*[maxStamp]byte)(d[i:]) = st.text
+	ms := uint(t.Nanosecond()) / 1e6
+	q, r := ms/100, ms%100*2
+	d[i+jsonMillis], d[i+jsonMillis+1], d[i+jsonMillis+2] = byte('0'+q), digitPairs[r], digitPairs[r+1]
+	return i + st.n
+}
+
+// putCLF writes t as appendCLFTime(b, t.In(s.loc)) does to d at i, and returns the
+// index after it; d has room for maxTime bytes from i.
+func (s *stamps) putCLF(d []byte, i int, t time.Time) int {
+	st := s.current(Combined, t)
+	if st == nil {
+		return putFormat(d, i, t.In(s.loc), clfTime)
+	}
+	*(*[maxStamp]byte)(d[i:]) = st.text
+	return i + st.n
+}
+
+// putFormat writes t.AppendFormat(layout) to d at i (in place: d has room for
+// maxTime bytes from i), and returns the index after it.
+func putFormat(d []byte, i int, t time.Time, layout string) int {
+	text := t.AppendFormat(d[i:i:i+maxTime], layout)
+	return i + copy(d[i:], text) // a copy onto itself, unless the text outgrew maxTime
+}
+
+// appendJSON appends t as appendJSONTime(b, t.In(s.loc)) does.
+func (s *stamps) appendJSON(b []byte, t time.Time) []byte {
+	n := len(b)
+	d := grow(b, maxTime)
+	return d[:s.putJSON(d, n, t)]
 }
 
 // appendCLF appends t as appendCLFTime(b, t.In(s.loc)) does.
 func (s *stamps) appendCLF(b []byte, t time.Time) []byte {
-	st := s.current(Combined, t)
-	if st == nil {
-		return appendCLFTime(b, t.In(s.loc))
-	}
-	return append(b, st.text...)
+	n := len(b)
+	d := grow(b, maxTime)
+	return d[:s.putCLF(d, n, t)]
 }
 
 // appendLine appends r's line in format f, newline included, to b; st is the
@@ -174,196 +208,273 @@ func header(r *observe.Request, name string) string {
 	return r.Header.Get(name)
 }
 
+// put writes s to d at i and returns the index after it. With a constant s (the
+// lines' keys and punctuation), the compiler turns the copy into a few stores.
+func put(d []byte, i int, s string) int {
+	copy(d[i:i+len(s)], s)
+	return i + len(s)
+}
+
+// maxInt is the room a line keeps for an integer: 19 digits and a sign.
+const maxInt = 20
+
+// maxMillis is the room a line keeps for a duration in milliseconds.
+const maxMillis = maxInt + len(".000")
+
+// The fixed text of a combined line, between its fields.
+const (
+	clfUser    = " - - ["
+	clfRequest = `] "`
+	clfStatus  = `" `
+	clfReferer = ` "`
+	clfAgent   = `" "`
+	clfEnd     = "\"\n"
+)
+
+// combinedFixed is the room a combined line keeps for all but its strings: its fixed
+// text, the time, the status and the bytes (or their "-"), the two spaces of the
+// request line (or its "-"), and the "-" of an empty client, Referer and User-Agent.
+const combinedFixed = len(clfUser+clfRequest+clfStatus+clfReferer+clfAgent+clfEnd) +
+	maxTime + 2*maxInt + 2 + 3 + slack
+
 // appendCombined appends r in the combined log format.
 func appendCombined(b []byte, r *observe.Request, st *stamps) []byte {
-	b = appendCLF(b, r.Client)
-	b = append(b, " - - ["...)
-	b = st.appendCLF(b, r.Start)
-	b = append(b, "] \""...)
+	ref, ua := header(r, "Referer"), header(r, "User-Agent")
+	strs := len(r.Client) + len(r.Method) + len(r.Target) + len(r.Proto) + len(ref) + len(ua)
+	need := combinedFixed + combinedPerByte*strs
+	if need > maxPooledLine && cap(b)-len(b) < need { // (see appendJSON)
+		need = combinedFixed + escapedLen(r.Client, combinedPerByte) +
+			escapedLen(r.Method, combinedPerByte) + escapedLen(r.Target, combinedPerByte) +
+			escapedLen(r.Proto, combinedPerByte) + escapedLen(ref, combinedPerByte) +
+			escapedLen(ua, combinedPerByte)
+	}
+	i := len(b)
+	d := grow(b, need)
+	i = putCLFField(d, i, r.Client)
+	i = put(d, i, clfUser)
+	i = st.putCLF(d, i, r.Start)
+	i = put(d, i, clfRequest)
 	if r.Method == "" && r.Target == "" && r.Proto == "" {
-		b = append(b, '-')
+		d[i] = '-'
+		i++
 	} else {
-		b = appendEscaped(b, r.Method)
-		b = append(b, ' ')
-		b = appendEscaped(b, r.Target)
-		b = append(b, ' ')
-		b = appendEscaped(b, r.Proto)
+		i = putCombined(d, i, r.Method)
+		d[i] = ' '
+		i = putCombined(d, i+1, r.Target)
+		d[i] = ' '
+		i = putCombined(d, i+1, r.Proto)
 	}
-	b = append(b, "\" "...)
-	if r.Status <= 0 {
-		b = append(b, '-')
-	} else {
-		b = strconv.AppendInt(b, int64(r.Status), 10)
-	}
-	b = append(b, ' ')
-	if r.BytesSent <= 0 {
-		b = append(b, '-') // as Apache's %b writes no bytes
-	} else {
-		b = strconv.AppendInt(b, r.BytesSent, 10)
-	}
-	b = append(b, " \""...)
-	b = appendCLF(b, header(r, "Referer"))
-	b = append(b, "\" \""...)
-	b = appendCLF(b, header(r, "User-Agent"))
-	return append(b, "\"\n"...)
+	i = put(d, i, clfStatus)
+	i = putPositive(d, i, int64(r.Status))
+	d[i] = ' '
+	i = putPositive(d, i+1, r.BytesSent) // "-" for no bytes, as Apache's %b writes it
+	i = put(d, i, clfReferer)
+	i = putCLFField(d, i, ref)
+	i = put(d, i, clfAgent)
+	i = putCLFField(d, i, ua)
+	i = put(d, i, clfEnd)
+	return d[:i]
 }
 
-// appendCLF appends s escaped as [appendEscaped] does, or "-" if s is empty.
-func appendCLF(b []byte, s string) []byte {
+// putCLFField writes s escaped as [appendEscaped] does, or "-" if s is empty.
+func putCLFField(d []byte, i int, s string) int {
 	if s == "" {
-		return append(b, '-')
+		d[i] = '-'
+		return i + 1
 	}
-	return appendEscaped(b, s)
+	return putCombined(d, i, s)
 }
 
-// clfEscape marks the bytes nginx's default log escaping (ngx_http_log_escape) writes
-// as \xHH: the control bytes, '"', '\\', DEL and every byte from 0x80 up. Read-only.
-var clfEscape = func() (t [256]bool) {
-	for c := range 256 {
-		t[c] = c < 0x20 || c == '"' || c == '\\' || c >= 0x7f
+// putPositive writes n in decimal, or "-" if n is not positive.
+func putPositive(d []byte, i int, n int64) int {
+	if n <= 0 {
+		d[i] = '-'
+		return i + 1
 	}
-	return t
-}()
-
-// appendEscaped appends s with the bytes marked in clfEscape written as \xHH (upper-case
-// hex, as nginx writes them).
-func appendEscaped(b []byte, s string) []byte {
-	start := 0
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !clfEscape[c] {
-			continue
-		}
-		b = append(b, s[start:i]...)
-		b = append(b, '\\', 'x', hexUpper[c>>4], hexUpper[c&0xf])
-		start = i + 1
-	}
-	return append(b, s[start:]...)
+	return putInt(d, i, n)
 }
+
+// The fixed text of a JSON line: each key with the punctuation around it. A string
+// value's quotes are part of the keys around it.
+const (
+	jsonTimeKey       = `{"time":"`
+	jsonService       = `","service":"`
+	jsonClient        = `","client":"`
+	jsonMethod        = `","method":"`
+	jsonTarget        = `","target":"`
+	jsonProto         = `","proto":"`
+	jsonHost          = `","host":"`
+	jsonStatus        = `","status":`
+	jsonUpStatus      = `,"upstream_status":`
+	jsonUpstream      = `,"upstream":"`
+	jsonBytesSent     = `","bytes_sent":`
+	jsonBytesReceived = `,"bytes_received":`
+	jsonDuration      = `,"duration_ms":`
+	jsonTTFB          = `,"ttfb_ms":`
+	jsonAttempts      = `,"attempts":`
+	jsonReusedTrue    = `,"reused":true,"cache":"`
+	jsonReusedFalse   = `,"reused":false,"cache":"`
+	jsonError         = `","error":"`
+	jsonErrorType     = `","error_type":"`
+	jsonUserAgent     = `","user_agent":"`
+	jsonReferer       = `","referer":"`
+	jsonEnd           = "\"}\n"
+)
+
+// jsonFixed is the room a JSON line keeps for all but its strings: its fixed text,
+// the time and the numbers.
+const jsonFixed = len(jsonTimeKey+jsonService+jsonClient+jsonMethod+jsonTarget+jsonProto+
+	jsonHost+jsonStatus+jsonUpStatus+jsonUpstream+jsonBytesSent+jsonBytesReceived+
+	jsonDuration+jsonTTFB+jsonAttempts+jsonReusedFalse+jsonError+jsonErrorType+
+	jsonUserAgent+jsonReferer+jsonEnd) +
+	maxTime + 5*maxInt + 2*maxMillis + slack
 
 // appendJSON appends r as one JSON object.
 func appendJSON(b []byte, r *observe.Request, st *stamps) []byte {
-	b = append(b, `{"time":"`...)
-	b = st.appendJSON(b, r.Start)
-	b = append(b, `","service":`...)
-	b = appendJSONString(b, r.Service)
-	b = append(b, `,"client":`...)
-	b = appendJSONString(b, r.Client)
-	b = append(b, `,"method":`...)
-	b = appendJSONString(b, r.Method)
-	b = append(b, `,"target":`...)
-	b = appendJSONString(b, r.Target)
-	b = append(b, `,"proto":`...)
-	b = appendJSONString(b, r.Proto)
-	b = append(b, `,"host":`...)
-	b = appendJSONString(b, r.Host)
-	b = append(b, `,"status":`...)
-	b = strconv.AppendInt(b, int64(r.Status), 10)
-	b = append(b, `,"upstream_status":`...)
-	b = strconv.AppendInt(b, int64(r.UpstreamStatus), 10)
-	b = append(b, `,"upstream":`...)
-	b = appendJSONString(b, r.Upstream)
-	b = append(b, `,"bytes_sent":`...)
-	b = strconv.AppendInt(b, r.BytesSent, 10)
-	b = append(b, `,"bytes_received":`...)
-	b = strconv.AppendInt(b, r.BytesReceived, 10)
-	b = append(b, `,"duration_ms":`...)
-	b = appendMillis(b, r.Duration())
-	b = append(b, `,"ttfb_ms":`...)
-	b = appendMillis(b, r.TTFB())
-	b = append(b, `,"attempts":`...)
-	b = strconv.AppendInt(b, int64(r.Attempts), 10)
-	b = append(b, `,"reused":`...)
-	b = strconv.AppendBool(b, r.Reused)
-	b = append(b, `,"cache":`...)
-	b = appendJSONString(b, r.Cache)
-	b = append(b, `,"error":`...)
+	ua, ref := header(r, "User-Agent"), header(r, "Referer")
+	var errText string
 	if r.Err != nil {
-		b = appendJSONString(b, r.Err.Error())
+		errText = r.Err.Error()
+	}
+	strs := len(r.Service) + len(r.Client) + len(r.Method) + len(r.Target) + len(r.Proto) +
+		len(r.Host) + len(r.Upstream) + len(r.Cache) + len(errText) + len(r.ErrType) +
+		len(ua) + len(ref)
+	need := jsonFixed + jsonPerByte*strs
+	if need > maxPooledLine && cap(b)-len(b) < need {
+		// A long line: bounded by its bytes to escape rather than six times its
+		// strings, so that its buffer grows to about its length, and can go back to
+		// the pool (unless the line is longer than maxPooledLine itself).
+		need = jsonFixed + escapedLen(r.Service, jsonPerByte) + escapedLen(r.Client, jsonPerByte) +
+			escapedLen(r.Method, jsonPerByte) + escapedLen(r.Target, jsonPerByte) +
+			escapedLen(r.Proto, jsonPerByte) + escapedLen(r.Host, jsonPerByte) +
+			escapedLen(r.Upstream, jsonPerByte) + escapedLen(r.Cache, jsonPerByte) +
+			escapedLen(errText, jsonPerByte) + escapedLen(r.ErrType, jsonPerByte) +
+			escapedLen(ua, jsonPerByte) + escapedLen(ref, jsonPerByte)
+	}
+	i := len(b)
+	d := grow(b, need)
+	i = put(d, i, jsonTimeKey)
+	i = st.putJSON(d, i, r.Start)
+	i = put(d, i, jsonService)
+	i = putJSON(d, i, r.Service)
+	i = put(d, i, jsonClient)
+	i = putJSON(d, i, r.Client)
+	i = put(d, i, jsonMethod)
+	i = putJSON(d, i, r.Method)
+	i = put(d, i, jsonTarget)
+	i = putJSON(d, i, r.Target)
+	i = put(d, i, jsonProto)
+	i = putJSON(d, i, r.Proto)
+	i = put(d, i, jsonHost)
+	i = putJSON(d, i, r.Host)
+	i = put(d, i, jsonStatus)
+	i = putInt(d, i, int64(r.Status))
+	i = put(d, i, jsonUpStatus)
+	i = putInt(d, i, int64(r.UpstreamStatus))
+	i = put(d, i, jsonUpstream)
+	i = putJSON(d, i, r.Upstream)
+	i = put(d, i, jsonBytesSent)
+	i = putInt(d, i, r.BytesSent)
+	i = put(d, i, jsonBytesReceived)
+	i = putInt(d, i, r.BytesReceived)
+	i = put(d, i, jsonDuration)
+	i = putMillis(d, i, r.Duration())
+	i = put(d, i, jsonTTFB)
+	i = putMillis(d, i, r.TTFB())
+	i = put(d, i, jsonAttempts)
+	i = putInt(d, i, int64(r.Attempts))
+	if r.Reused {
+		i = put(d, i, jsonReusedTrue)
 	} else {
-		b = append(b, `""`...)
+		i = put(d, i, jsonReusedFalse)
 	}
-	b = append(b, `,"error_type":`...)
-	b = appendJSONString(b, r.ErrType)
-	b = append(b, `,"user_agent":`...)
-	b = appendJSONString(b, header(r, "User-Agent"))
-	b = append(b, `,"referer":`...)
-	b = appendJSONString(b, header(r, "Referer"))
-	return append(b, "}\n"...)
+	i = putJSON(d, i, r.Cache)
+	i = put(d, i, jsonError)
+	i = putJSON(d, i, errText)
+	i = put(d, i, jsonErrorType)
+	i = putJSON(d, i, r.ErrType)
+	i = put(d, i, jsonUserAgent)
+	i = putJSON(d, i, ua)
+	i = put(d, i, jsonReferer)
+	i = putJSON(d, i, ref)
+	i = put(d, i, jsonEnd)
+	return d[:i]
 }
 
-// appendMillis appends d as a number of milliseconds with three decimals (0 for a
-// negative d).
-func appendMillis(b []byte, d time.Duration) []byte {
-	us := d.Microseconds()
-	if us < 0 {
-		us = 0
-	}
-	b = strconv.AppendInt(b, us/1000, 10)
+// putMillis writes d as a number of milliseconds with three decimals (0 for a
+// negative d), without floating point.
+func putMillis(b []byte, i int, d time.Duration) int {
+	us := uint64(max(d.Microseconds(), 0))
+	i = putInt(b, i, int64(us/1000))
 	frac := us % 1000
-	return append(b, '.', byte('0'+frac/100), byte('0'+frac/10%10), byte('0'+frac%10))
+	q, r := frac/100, frac%100*2
+	b[i], b[i+1], b[i+2], b[i+3] = '.', byte('0'+q), digitPairs[r], digitPairs[r+1]
+	return i + 4
 }
 
-// jsonPlain marks the bytes appendJSONString copies as they are: the printable ASCII
-// characters but '"' and '\\'. Read-only.
-var jsonPlain = func() (t [256]bool) {
-	for c := 0x20; c < 0x7f; c++ {
-		t[c] = c != '"' && c != '\\'
-	}
-	return t
-}()
+// digitPairs holds "00" to "99".
+const digitPairs = "00010203040506070809" +
+	"10111213141516171819" +
+	"20212223242526272829" +
+	"30313233343536373839" +
+	"40414243444546474849" +
+	"50515253545556575859" +
+	"60616263646566676869" +
+	"70717273747576777879" +
+	"80818283848586878889" +
+	"90919293949596979899"
 
-// appendJSONString appends s as a JSON string. '"' and '\\' are escaped, control bytes
-// and DEL are written as \n, \r, \t, \b, \f or \u00XX, U+2028 and U+2029 as \u2028
-// and \u2029 (as encoding/json does, so a line is also valid JavaScript), and each byte
-// that is not part of valid UTF-8 as \ufffd, the replacement character (as
-// encoding/json and log/slog do). Other characters are written as they are.
-func appendJSONString(b []byte, s string) []byte {
-	b = append(b, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		c := s[i]
-		if jsonPlain[c] {
-			i++
-			continue
-		}
-		if c < utf8.RuneSelf {
-			b = append(b, s[start:i]...)
-			switch c {
-			case '"', '\\':
-				b = append(b, '\\', c)
-			case '\n':
-				b = append(b, '\\', 'n')
-			case '\r':
-				b = append(b, '\\', 'r')
-			case '\t':
-				b = append(b, '\\', 't')
-			case '\b':
-				b = append(b, '\\', 'b')
-			case '\f':
-				b = append(b, '\\', 'f')
-			default:
-				b = append(b, '\\', 'u', '0', '0', hexLower[c>>4], hexLower[c&0xf])
-			}
-			i++
-			start = i
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		switch {
-		case r == utf8.RuneError && size == 1:
-			b = append(b, s[start:i]...)
-			b = append(b, `\ufffd`...)
-		case r == '\u2028' || r == '\u2029':
-			b = append(b, s[start:i]...)
-			b = append(b, '\\', 'u', '2', '0', '2', hexLower[r&0xf])
-		default:
-			i += size
-			continue
-		}
-		i += size
-		start = i
+// putInt writes n in decimal to d at i, as strconv.AppendInt(b, n, 10) does, and
+// returns the index after it. A single digit, as many numbers of a line are (attempts,
+// the whole milliseconds of a fast request, the bytes of a GET's body), costs no call.
+func putInt(d []byte, i int, n int64) int {
+	if uint64(n) < 10 { // (a negative n is above it)
+		d[i] = byte('0' + n)
+		return i + 1
 	}
-	b = append(b, s[start:]...)
-	return append(b, '"')
+	return putDigits(d, i, n)
+}
+
+// putDigits is putInt for the numbers below 0 or above 9.
+func putDigits(d []byte, i int, n int64) int {
+	switch u := uint64(n); { // (a negative n is above them all)
+	case u < 100:
+		d[i], d[i+1] = digitPairs[2*u], digitPairs[2*u+1]
+		return i + 2
+	case u < 1000: // a status
+		q, r := u/100, u%100*2
+		d[i], d[i+1], d[i+2] = byte('0'+q), digitPairs[r], digitPairs[r+1]
+		return i + 3
+	case u < 10000:
+		q, r := u/100*2, u%100*2
+		d[i], d[i+1], d[i+2], d[i+3] = digitPairs[q], digitPairs[q+1], digitPairs[r], digitPairs[r+1]
+		return i + 4
+	}
+	return putLong(d, i, n)
+}
+
+// putLong is putInt for the numbers below 0 or above 9999.
+func putLong(d []byte, i int, n int64) int {
+	u := uint64(n)
+	if n < 0 {
+		d[i] = '-'
+		i, u = i+1, -u
+	}
+	digits := 1
+	for p := uint64(10); digits < 20 && u >= p; p *= 10 {
+		digits++
+	}
+	j := i + digits
+	for u >= 100 {
+		r := u % 100 * 2
+		u /= 100
+		j -= 2
+		d[j], d[j+1] = digitPairs[r], digitPairs[r+1]
+	}
+	if u >= 10 {
+		d[j-2], d[j-1] = digitPairs[2*u], digitPairs[2*u+1]
+	} else {
+		d[j-1] = byte('0' + u)
+	}
+	return i + digits
 }

@@ -45,6 +45,7 @@ type Logger struct {
 	interval     time.Duration
 	writeTimeout time.Duration
 	stamps       *stamps
+	epoch        time.Time // New's time, with its monotonic reading: see clock
 	log          *slog.Logger
 	lines        sync.Pool // of *[]byte, each holding one formatted line
 	timers       sync.Pool // of stopped *time.Timer, for waits on wlock
@@ -55,8 +56,8 @@ type Logger struct {
 
 	// Guarded by mu, which is held only to append to cur or swap it, never for I/O.
 	mu     sync.Mutex
-	cur    []byte    // lines waiting to be written; cap is the buffer size
-	since  time.Time // when the first line went into an empty cur
+	cur    []byte        // lines waiting to be written; cap is the buffer size
+	since  time.Duration // when the first line went into an empty cur (see clock)
 	closed bool
 
 	// wlock is the write lock (holding it is having put the one value in): held by
@@ -66,11 +67,12 @@ type Logger struct {
 	wlock chan struct{}
 	// Guarded by wlock.
 	out      io.Writer
-	file     *os.File // out when Path is set; nil otherwise
-	spare    []byte   // the second buffer, empty, swapped with cur at each write
-	broken   bool     // a write ended inside a line: the next starts a new line
-	lastLog  time.Time
-	loggedAt uint64 // writeErrors when last logged
+	file     *os.File      // out when Path is set; nil otherwise
+	spare    []byte        // the second buffer, empty, swapped with cur at each write
+	broken   bool          // a write ended inside a line: the next starts a new line
+	lastLog  time.Duration // when a write error was last logged (see clock)
+	logged   bool          // whether one was
+	loggedAt uint64        // writeErrors when last logged
 
 	// Test hooks, set before Run starts.
 	hookReady    func()      // Run listens for SIGUSR1
@@ -93,6 +95,7 @@ func New(opts Options) (*Logger, error) {
 		interval:     opts.FlushInterval,
 		writeTimeout: opts.WriteTimeout,
 		stamps:       newStamps(opts.Location),
+		epoch:        time.Now(),
 		log:          opts.Logger,
 		cur:          make([]byte, 0, opts.BufferSize),
 		spare:        make([]byte, 0, opts.BufferSize),
@@ -126,6 +129,11 @@ func openFile(path string) (*os.File, error) {
 	}
 	return f, nil
 }
+
+// clock returns the time since New on the monotonic clock: the Logger's time for its
+// flush interval and its error logs, read once per line. It reads the monotonic clock
+// only, so that a step of the wall clock neither holds lines back nor flushes early.
+func (l *Logger) clock() time.Duration { return time.Since(l.epoch) }
 
 // Name returns Options.Name: the Logger's name as a server service.
 func (l *Logger) Name() string { return l.name }
@@ -161,7 +169,7 @@ const maxPooledLine = 16 << 10
 // writeLine appends line to the buffer, and writes the buffer out if it is full or
 // its first line is older than the flush interval.
 func (l *Logger) writeLine(line []byte) {
-	now := time.Now()
+	now := l.clock()
 	l.mu.Lock()
 	if l.closed {
 		l.mu.Unlock()
@@ -173,7 +181,7 @@ func (l *Logger) writeLine(line []byte) {
 			l.since = now
 		}
 		l.cur = append(l.cur, line...)
-		if now.Sub(l.since) < l.interval || !l.tryLockW() {
+		if now-l.since < l.interval || !l.tryLockW() {
 			// Young enough; or old, but someone is writing: a later line or Run's next
 			// tick writes it.
 			l.mu.Unlock()
@@ -213,7 +221,7 @@ func (l *Logger) writeLine(line []byte) {
 // writeLocked swaps the buffers, puts line (if not nil) into the new current one, and
 // writes the old one out (and line after it if it is longer than a buffer); l.mu and
 // wlock are held, and both are released.
-func (l *Logger) writeLocked(line []byte, now time.Time) {
+func (l *Logger) writeLocked(line []byte, now time.Duration) {
 	buf := l.swapLocked()
 	if line != nil && len(line) <= cap(l.cur) {
 		l.cur = append(l.cur, line...)
@@ -328,14 +336,14 @@ func (l *Logger) failed(rest []byte) {
 
 // logWriteError logs err unless a write error was logged less than ErrorLogInterval
 // ago; wlock is held.
-func (l *Logger) logWriteError(err error, now time.Time) {
-	if !l.lastLog.IsZero() && now.Sub(l.lastLog) < ErrorLogInterval {
+func (l *Logger) logWriteError(err error, now time.Duration) {
+	if l.logged && now-l.lastLog < ErrorLogInterval {
 		return
 	}
 	n := l.writeErrors.Load()
 	l.log.Error("accesslog: write failed", "logger", l.name, "path", l.path, "error", err,
 		"write_errors", n-l.loggedAt, "dropped_total", l.dropped.Load())
-	l.lastLog, l.loggedAt = now, n
+	l.lastLog, l.loggedAt, l.logged = now, n, true
 }
 
 // Flush writes out the lines waiting in the buffer. It waits for a write in progress.
@@ -357,7 +365,7 @@ func (l *Logger) Flush() error {
 
 // flushTick writes out the waiting lines, unless a write is in progress (then the
 // next tick will).
-func (l *Logger) flushTick(now time.Time) {
+func (l *Logger) flushTick(now time.Duration) {
 	if !l.tryLockW() {
 		return
 	}
@@ -450,8 +458,8 @@ func (l *Logger) Run(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			return l.Close()
-		case now := <-tick.C:
-			l.flushTick(now)
+		case <-tick.C:
+			l.flushTick(l.clock())
 		case <-sig:
 			err := l.Reopen()
 			if err != nil {
