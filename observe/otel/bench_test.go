@@ -17,22 +17,31 @@ import (
 // BenchmarkCycle measures the observer's events for one request with one attempt, as
 // a service calls them, with the SDK's sampler dropping every trace and keeping every
 // trace (recorded spans go to no exporter: the SDK's own cost of recording is in,
-// the export's is not).
+// the export's is not). The "sampler" cases give the provider's sampler to
+// Options.Sampler too.
 func BenchmarkCycle(b *testing.B) {
 	for _, bc := range []struct {
 		name    string
 		sampler sdktrace.Sampler
 		parent  bool
+		option  bool // Options.Sampler is the provider's sampler
 	}{
-		{"never", sdktrace.NeverSample(), false},
-		{"never/traceparent", sdktrace.NeverSample(), true},
-		{"always", sdktrace.AlwaysSample(), false},
-		{"always/traceparent", sdktrace.AlwaysSample(), true},
+		{"never", sdktrace.NeverSample(), false, false},
+		{"never/traceparent", sdktrace.NeverSample(), true, false},
+		{"never/sampler", sdktrace.NeverSample(), false, true},
+		{"never/sampler/traceparent", sdktrace.NeverSample(), true, true},
+		{"always", sdktrace.AlwaysSample(), false, false},
+		{"always/traceparent", sdktrace.AlwaysSample(), true, false},
+		{"always/sampler", sdktrace.AlwaysSample(), false, true},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
 			tp := sdktrace.NewTracerProvider(sdktrace.WithSampler(bc.sampler))
 			defer tp.Shutdown(b.Context())
-			obs, err := otel.New(otel.Options{TracerProvider: tp})
+			o := otel.Options{TracerProvider: tp}
+			if bc.option {
+				o.Sampler = bc.sampler
+			}
+			obs, err := otel.New(o)
 			if err != nil {
 				b.Fatal(err)
 			}
