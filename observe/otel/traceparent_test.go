@@ -23,7 +23,7 @@ var traceparentSeeds = []string{
 	"00-" + testTraceID + "-" + testSpanID + "-00",
 	"00-" + testTraceID + "-" + testSpanID + "-02", // random
 	"00-" + testTraceID + "-" + testSpanID + "-03",
-	"00-" + testTraceID + "-" + testSpanID + "-04", // a reserved flag in version 00
+	"00-" + testTraceID + "-" + testSpanID + "-04",  // a reserved flag in version 00
 	"00-" + testTraceID + "-" + testSpanID + "-01-", // a '-' ending the flags
 	"00-" + testTraceID + "-" + testSpanID + "-01-x",
 	"00-" + testTraceID + "-" + testSpanID + "-1",
