@@ -45,19 +45,18 @@ func parseHex(dst []byte, s string) (rest string, ok bool) {
 	if len(s) < n || len(s) > n && s[n] != '-' {
 		return "", false
 	}
+	rest = s[n:]
+	if rest != "" {
+		rest = rest[1:]
+	}
+	s = s[:n]
 	var bad byte
 	for i := range dst {
 		hi, lo := hexRev[s[2*i]], hexRev[s[2*i+1]]
 		dst[i] = hi<<4 | lo
 		bad |= hi | lo
 	}
-	if bad&0xf0 != 0 {
-		return "", false
-	}
-	if len(s) > n {
-		return s[n+1:], true
-	}
-	return s[n:], true
+	return rest, bad&0xf0 == 0
 }
 
 // parseTraceparent parses a traceparent field's value as the OpenTelemetry W3C
@@ -117,15 +116,26 @@ func extractW3C(h observe.Header) trace.SpanContext {
 func formatTraceparent(b *[traceparentLen]byte, sc trace.SpanContext) {
 	tid, sid := sc.TraceID(), sc.SpanID()
 	b[0], b[1], b[2] = '0', '0', '-'
-	for i, c := range tid {
-		b[3+2*i], b[4+2*i] = hexDigits[c>>4], hexDigits[c&0xf]
+	for i := 0; i < 4; i++ {
+		hex8(b[3+8*i:], binary.BigEndian.Uint32(tid[4*i:]))
 	}
 	b[35] = '-'
-	for i, c := range sid {
-		b[36+2*i], b[37+2*i] = hexDigits[c>>4], hexDigits[c&0xf]
-	}
+	hex8(b[36:], binary.BigEndian.Uint32(sid[:]))
+	hex8(b[44:], binary.BigEndian.Uint32(sid[4:]))
 	f := byte(sc.TraceFlags() & (trace.FlagsSampled | trace.FlagsRandom))
 	b[52], b[53], b[54] = '-', hexDigits[f>>4], hexDigits[f&0xf]
+}
+
+// hex8 writes v as 8 lowercase hexadecimal digits into dst, all at once: each nibble
+// is spread into a byte of its own, then turned into its digit ('0' + n, plus the gap
+// from '9'+1 to 'a' for n >= 10) without a branch or a table.
+func hex8(dst []byte, v uint32) {
+	x := uint64(v)
+	x = (x | x<<16) & 0x0000ffff0000ffff
+	x = (x | x<<8) & 0x00ff00ff00ff00ff
+	x = (x | x<<4) & 0x0f0f0f0f0f0f0f0f
+	letters := (x + 0x0606060606060606) >> 4 & 0x0101010101010101 // 1 in each byte >= 10
+	binary.BigEndian.PutUint64(dst, x+0x3030303030303030+letters*('a'-'9'-1))
 }
 
 // injectW3C writes sc into h as propagation.TraceContext's Inject does: nothing for

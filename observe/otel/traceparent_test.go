@@ -2,6 +2,7 @@ package otel
 
 import (
 	"context"
+	"fmt"
 	"testing"
 
 	"go.opentelemetry.io/otel/propagation"
@@ -162,5 +163,15 @@ func TestParentCtx(t *testing.T) {
 	broken := parentCtx{}
 	if broken.works() {
 		t.Error("a parent context without a key works")
+	}
+}
+
+func TestHex8(t *testing.T) {
+	for _, v := range []uint32{0, 1, 9, 10, 15, 16, 0x9a9a9a9a, 0xdeadbeef, 0x01234567, 0x89abcdef, 0xffffffff, 0xa0b0c0d0} {
+		var b [8]byte
+		hex8(b[:], v)
+		if want := fmt.Sprintf("%08x", v); string(b[:]) != want {
+			t.Errorf("hex8(%#x) = %q, want %q", v, b[:], want)
+		}
 	}
 }
