@@ -5,7 +5,10 @@ import (
 	"encoding/binary"
 	"math/rand/v2"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/embedded"
 	"go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/gotthard-proxy/gotthard/observe"
@@ -177,22 +180,52 @@ func newSpanID() (sid trace.SpanID) {
 }
 
 // parentSpan is the span a parentCtx holds: no span, only the client's span context,
-// as trace.ContextWithRemoteSpanContext would hold it.
+// as trace.ContextWithRemoteSpanContext holds it. Its other methods do nothing.
 type parentSpan struct {
-	noop.Span
-	sc trace.SpanContext
+	embedded.Span // nil: its methods are never called
+	sc            trace.SpanContext
 }
+
+var _ trace.Span = (*parentSpan)(nil)
 
 // SpanContext returns the client's span context.
 func (s *parentSpan) SpanContext() trace.SpanContext { return s.sc }
 
+// IsRecording returns false.
+func (*parentSpan) IsRecording() bool { return false }
+
+// End does nothing.
+func (*parentSpan) End(...trace.SpanEndOption) {}
+
+// AddEvent does nothing.
+func (*parentSpan) AddEvent(string, ...trace.EventOption) {}
+
+// AddLink does nothing.
+func (*parentSpan) AddLink(trace.Link) {}
+
+// RecordError does nothing.
+func (*parentSpan) RecordError(error, ...trace.EventOption) {}
+
+// SetStatus does nothing.
+func (*parentSpan) SetStatus(codes.Code, string) {}
+
+// SetName does nothing.
+func (*parentSpan) SetName(string) {}
+
+// SetAttributes does nothing.
+func (*parentSpan) SetAttributes(...attribute.KeyValue) {}
+
+// TracerProvider returns a provider that does nothing, as the trace API's span of a
+// remote span context does.
+func (*parentSpan) TracerProvider() trace.TracerProvider { return noop.NewTracerProvider() }
+
 // parentCtx is a context holding the client's span context, as
-// trace.ContextWithRemoteSpanContext(context.Background(), sc) would, in a request's
-// pooled state, so that a request asks its sampler without allocating a context. It
-// is handed to the sampler only, for the length of its call: the state is reused by
-// later requests.
+// trace.ContextWithRemoteSpanContext(ctx, sc) would, in one object instead of two. A
+// request whose sampler drops it asks its sampler with one from the pool, handed to
+// the sampler only, for the length of its call; a request that starts a span has
+// its own.
 type parentCtx struct {
-	context.Context // context.Background()
+	context.Context // the context it adds the span context to
 	// key is a context in which the trace API's span key, and no other, leads to
 	// marker: a key for which it does is that key.
 	key    context.Context

@@ -2,9 +2,11 @@ package otel
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"testing"
 
+	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 
@@ -150,8 +152,23 @@ func TestParentCtx(t *testing.T) {
 	if got := trace.SpanContextFromContext(&c); !got.Equal(trace.SpanContextFromContext(want)) || !got.IsRemote() {
 		t.Errorf("span context %+v, want %+v", got, sc)
 	}
-	if span := trace.SpanFromContext(&c); span.IsRecording() {
+	span := trace.SpanFromContext(&c)
+	if span.IsRecording() {
 		t.Error("the parent span records")
+	}
+	// Its other methods do nothing, as the trace API's for a remote span context.
+	span.SetName("x")
+	span.SetAttributes()
+	span.SetStatus(codes.Error, "x")
+	span.AddEvent("x")
+	span.AddLink(trace.Link{})
+	span.RecordError(errors.New("x"))
+	span.End()
+	if _, s := span.TracerProvider().Tracer("x").Start(context.Background(), "x"); s.IsRecording() {
+		t.Error("the parent span's tracer records")
+	}
+	if got := trace.SpanContextFromContext(&c); !got.Equal(sc) {
+		t.Errorf("span context %+v after the span's methods, want %+v", got, sc)
 	}
 	type key struct{}
 	if c.Value(key{}) != nil {
