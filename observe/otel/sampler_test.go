@@ -6,6 +6,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"go.opentelemetry.io/otel/propagation"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
@@ -176,5 +177,34 @@ func TestSamplerFilter(t *testing.T) {
 	sent := cycle(obs, request("GET", "/"), 200, attempt{peer: "10.0.0.7:9000", status: 200})
 	if got := sent[0].Get("traceparent"); got != "" {
 		t.Errorf("upstream traceparent %q for a filtered request", got)
+	}
+}
+
+// TestSamplerDropsPropagator: with a propagator other than W3C's alone, a request
+// Options.Sampler drops passes on, through that propagator, the client's baggage and
+// its trace, not sampled.
+func TestSamplerDropsPropagator(t *testing.T) {
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSampler(sdktrace.NeverSample()))
+	defer tp.Shutdown(context.Background())
+	starts := new(atomic.Int64)
+	obs, err := otel.New(otel.Options{
+		TracerProvider: countingProvider{tp, starts},
+		Sampler:        sdktrace.NeverSample(),
+		Propagator:     propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{}),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sent := cycle(obs, request("GET", "/", "traceparent", clientParent, "tracestate", "vendor=x", "baggage", "tenant=acme"), 200,
+		attempt{peer: "10.0.0.7:9000", status: 200})
+	if n := starts.Load(); n != 0 {
+		t.Errorf("%d spans started", n)
+	}
+	m := traceparentRE.FindStringSubmatch(sent[0].Get("traceparent"))
+	if m == nil || m[1] != clientTraceID || m[2] == clientSpanID || m[3] != "00" {
+		t.Errorf("upstream traceparent %q, want trace %s, a new parent id, not sampled", sent[0].Get("traceparent"), clientTraceID)
+	}
+	if got, want := sent[0].Get("tracestate")+" "+sent[0].Get("baggage"), "vendor=x tenant=acme"; got != want {
+		t.Errorf("upstream tracestate and baggage %q, want %q", got, want)
 	}
 }
