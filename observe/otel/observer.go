@@ -6,6 +6,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unsafe"
 
 	gotel "go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
@@ -78,9 +79,20 @@ type state struct {
 	tp string
 }
 
-// unsampled is a request's value in Request.Data when Options.Sampler dropped it: it
-// has no span, only the span context its upstream requests carry. It is much smaller
-// than a state, which it spares such a request.
+// dropTraceparent is a request's value in Request.Data when Options.Sampler dropped
+// it, the propagator is W3C's and there is no tracestate to send: the traceparent its
+// upstream requests carry, written once at RequestStart. It is the request's own,
+// never pooled nor written again, so that the field's value can be a string over it
+// rather than a copy: its one allocation.
+type dropTraceparent [traceparentLen]byte
+
+// String returns the traceparent, sharing b's memory.
+func (b *dropTraceparent) String() string { return unsafe.String(&b[0], len(b)) }
+
+// unsampled is a request's value in Request.Data when Options.Sampler dropped it and
+// its upstream requests carry a tracestate, or the propagator is not W3C's alone (else
+// it is a dropTraceparent): it has no span, only the span context its upstream
+// requests carry. It is much smaller than a state, which it spares such a request.
 type unsampled struct {
 	sc  trace.SpanContext // not sampled
 	ctx context.Context   // the context extracted from the client
@@ -143,33 +155,38 @@ func (o *Observer) RequestStart(r *observe.Request) {
 		return
 	}
 	var (
-		u       *unsampled
-		st      *state
-		carrier *HeaderCarrier
+		u  *unsampled // with Options.Sampler and a propagator not W3C's alone
+		st *state
 	)
-	if o.sampler != nil {
-		u = o.unsampled.Get().(*unsampled)
-		carrier = &u.carrier
-	} else {
-		st = o.states.Get().(*state)
-		carrier = &st.carrier
-	}
 	ctx := context.Background()
 	var parent trace.SpanContext // the client's, from a W3C traceparent
 	if o.w3c {
 		parent = extractW3C(r.Header)
-	} else if r.Header != nil && hasAny(r.Header, o.fields) {
-		carrier.Header = r.Header
-		ctx = o.prop.Extract(ctx, carrier)
-		carrier.Header = nil
+	} else {
+		var carrier *HeaderCarrier
+		if o.sampler != nil {
+			u = o.unsampled.Get().(*unsampled)
+			carrier = &u.carrier
+		} else {
+			st = o.states.Get().(*state)
+			carrier = &st.carrier
+		}
+		if r.Header != nil && hasAny(r.Header, o.fields) {
+			carrier.Header = r.Header
+			ctx = o.prop.Extract(ctx, carrier)
+			carrier.Header = nil
+		}
 	}
 	method, known := methodName(r.Method)
-	if u != nil {
-		if o.drop(u, ctx, parent, method) {
-			r.Data = u
+	if o.sampler != nil {
+		if o.drop(r, u, ctx, parent, method) {
 			return
 		}
-		o.unsampled.Put(u)
+		if u != nil {
+			o.unsampled.Put(u)
+		}
+	}
+	if st == nil {
 		st = o.states.Get().(*state)
 	}
 	r.Data = st
@@ -267,14 +284,21 @@ func (o *Observer) AttemptStart(r *observe.Request, a *observe.Attempt) {
 
 // UpstreamRequest writes the client span's context into the upstream request's header.
 func (o *Observer) UpstreamRequest(r *observe.Request, a *observe.Attempt, h observe.Header) {
-	if u, ok := r.Data.(*unsampled); ok {
+	var st *state
+	switch d := r.Data.(type) {
+	case *dropTraceparent:
 		if h != nil {
-			o.injectUnsampled(u, h)
+			h.Set(traceparentField, d.String())
 		}
 		return
-	}
-	st, _ := r.Data.(*state)
-	if st == nil {
+	case *unsampled:
+		if h != nil {
+			o.injectUnsampled(d, h)
+		}
+		return
+	case *state:
+		st = d
+	default:
 		return
 	}
 	if h != nil {
@@ -323,14 +347,19 @@ func (o *Observer) AttemptEnd(r *observe.Request, a *observe.Attempt) {
 // RequestEnd ends the request's server span, with the client's status and the
 // request's error.
 func (o *Observer) RequestEnd(r *observe.Request) {
-	if u, ok := r.Data.(*unsampled); ok {
+	var st *state
+	switch d := r.Data.(type) {
+	case *dropTraceparent:
 		r.Data = nil
-		u.sc, u.ctx, u.tp = trace.SpanContext{}, nil, ""
-		o.unsampled.Put(u)
 		return
-	}
-	st, _ := r.Data.(*state)
-	if st == nil {
+	case *unsampled:
+		r.Data = nil
+		d.sc, d.ctx, d.tp = trace.SpanContext{}, nil, ""
+		o.unsampled.Put(d)
+		return
+	case *state:
+		st = d
+	default:
 		return
 	}
 	r.Data = nil
@@ -378,11 +407,14 @@ func (o *Observer) RequestEnd(r *observe.Request) {
 }
 
 // drop asks o.sampler whether to trace the request, with the parameters the SDK's
-// tracer would give it for the server span, and reports whether it dropped it. A
-// request dropped gets, as the SDK's tracer would give its span, the client's trace
-// id (or a new one), a new span id, the client's flags without the sampled flag and
-// the tracestate the sampler returned (the client's, for the SDK's samplers).
-func (o *Observer) drop(u *unsampled, ctx context.Context, parent trace.SpanContext, name string) bool {
+// tracer would give it for the server span, and reports whether it dropped it; if so,
+// r.Data is what the request's upstream requests carry. u, if not nil, is the
+// unsampled value that extracted ctx (with a propagator not W3C's alone): it becomes
+// r.Data if the request is dropped, else the caller puts it back. A request dropped
+// gets, as the SDK's tracer would give its span, the client's trace id (or a new one),
+// a new span id, the client's flags without the sampled flag and the tracestate the
+// sampler returned (the client's, for the SDK's samplers).
+func (o *Observer) drop(r *observe.Request, u *unsampled, ctx context.Context, parent trace.SpanContext, name string) bool {
 	if !o.w3c {
 		parent = trace.SpanContextFromContext(ctx)
 	}
@@ -393,6 +425,7 @@ func (o *Observer) drop(u *unsampled, ctx context.Context, parent trace.SpanCont
 	pctx := ctx
 	if o.w3c && parent.IsValid() {
 		if o.spanKey != nil {
+			u = o.unsampled.Get().(*unsampled)
 			u.pctx.span.sc = parent
 			pctx = &u.pctx
 		} else {
@@ -405,17 +438,35 @@ func (o *Observer) drop(u *unsampled, ctx context.Context, parent trace.SpanCont
 		Name:          name,
 		Kind:          trace.SpanKindServer,
 	})
-	u.pctx.span.sc = trace.SpanContext{}
+	if u != nil {
+		u.pctx.span.sc = trace.SpanContext{}
+	}
 	if res.Decision != sdktrace.Drop {
+		if o.w3c && u != nil {
+			o.unsampled.Put(u)
+		}
 		return false
 	}
-	u.ctx = ctx
-	u.sc = trace.NewSpanContext(trace.SpanContextConfig{
+	sc := trace.NewSpanContext(trace.SpanContextConfig{
 		TraceID:    tid,
 		SpanID:     newSpanID(),
 		TraceFlags: parent.TraceFlags() &^ trace.FlagsSampled,
 		TraceState: res.Tracestate,
 	})
+	if o.w3c && res.Tracestate.Len() == 0 {
+		if u != nil {
+			o.unsampled.Put(u)
+		}
+		tp := new(dropTraceparent)
+		formatTraceparent((*[traceparentLen]byte)(tp), sc)
+		r.Data = tp
+		return true
+	}
+	if u == nil {
+		u = o.unsampled.Get().(*unsampled)
+	}
+	u.sc, u.ctx = sc, ctx
+	r.Data = u
 	return true
 }
 
