@@ -85,11 +85,13 @@ func newObservability(f *obsFlags, logger *slog.Logger) (*observability, error) 
 	switch f.trace {
 	case "":
 	case "stdout", "never":
-		tp, err := tracerProvider(f.trace, os.Stdout)
+		tp, sampler, err := tracerProvider(f.trace, os.Stdout)
 		if err != nil {
 			return nil, fmt.Errorf("-trace: %w", err)
 		}
-		t, err := otel.New(otel.Options{TracerProvider: tp})
+		// The provider's sampler, given to the observer too: a request it drops
+		// costs no span (see otel.Options.Sampler).
+		t, err := otel.New(otel.Options{TracerProvider: tp, Sampler: sampler})
 		if err != nil {
 			return nil, fmt.Errorf("-trace: %w", err)
 		}
@@ -109,21 +111,21 @@ func newObservability(f *obsFlags, logger *slog.Logger) (*observability, error) 
 	return o, nil
 }
 
-// tracerProvider returns the OpenTelemetry SDK's provider for -trace: "stdout" samples
-// every request (or follows the client's sampled flag) and writes the spans to w in
-// batches; "never" samples nothing, to see what tracing costs when it is off.
-func tracerProvider(mode string, w io.Writer) (*sdktrace.TracerProvider, error) {
+// tracerProvider returns the OpenTelemetry SDK's provider for -trace and its sampler:
+// "stdout" samples every request (or follows the client's sampled flag) and writes the
+// spans to w in batches; "never" samples nothing, to see what tracing costs when it is
+// off.
+func tracerProvider(mode string, w io.Writer) (*sdktrace.TracerProvider, sdktrace.Sampler, error) {
 	if mode == "never" {
-		return sdktrace.NewTracerProvider(sdktrace.WithSampler(sdktrace.NeverSample())), nil
+		sampler := sdktrace.NeverSample()
+		return sdktrace.NewTracerProvider(sdktrace.WithSampler(sampler)), sampler, nil
 	}
 	exp, err := stdouttrace.New(stdouttrace.WithWriter(w))
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return sdktrace.NewTracerProvider(
-		sdktrace.WithSampler(sdktrace.ParentBased(sdktrace.AlwaysSample())),
-		sdktrace.WithBatcher(exp),
-	), nil
+	sampler := sdktrace.ParentBased(sdktrace.AlwaysSample())
+	return sdktrace.NewTracerProvider(sdktrace.WithSampler(sampler), sdktrace.WithBatcher(exp)), sampler, nil
 }
 
 // adminService builds the admin service on addr, showing balancers and the TLS

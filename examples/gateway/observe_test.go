@@ -140,6 +140,22 @@ func TestObservabilityFlags(t *testing.T) {
 	}
 }
 
+// TestTraceNever: -trace never samples nothing but still tells the origin, in the
+// client's trace, not to sample.
+func TestTraceNever(t *testing.T) {
+	origin := startRecorder(t, nil)
+	gw := startProxying(t, origin.ln.Addr().String(), "-trace", "never")
+	const trace = "4bf92f3577b34da6a3ce929d0e0e4736"
+	if code, body := fetch(t, "http://"+gw.addr+"/a", "traceparent", "00-"+trace+"-00f067aa0ba902b7-01"); code != 200 || body != "origin" {
+		t.Fatalf("%d %q", code, body)
+	}
+	got, _ := origin.since(0)
+	tp := regexp.MustCompile(`(?i)traceparent: 00-` + trace + `-([0-9a-f]{16})-00\r?\n`).FindStringSubmatch(got)
+	if tp == nil || tp[1] == "00f067aa0ba902b7" || tp[1] == "0000000000000000" {
+		t.Fatalf("the origin got no unsampled traceparent of the client's trace:\n%s", got)
+	}
+}
+
 // TestAdminToken: the token from $GOTTHARD_ADMIN_TOKEN guards /metrics and
 // /status.json; /healthz stays open.
 func TestAdminToken(t *testing.T) {

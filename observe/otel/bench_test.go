@@ -17,22 +17,31 @@ import (
 // BenchmarkCycle measures the observer's events for one request with one attempt, as
 // a service calls them, with the SDK's sampler dropping every trace and keeping every
 // trace (recorded spans go to no exporter: the SDK's own cost of recording is in,
-// the export's is not).
+// the export's is not). The "sampler-" cases give the provider's sampler to
+// Options.Sampler too.
 func BenchmarkCycle(b *testing.B) {
 	for _, bc := range []struct {
 		name    string
 		sampler sdktrace.Sampler
 		parent  bool
+		option  bool // Options.Sampler is the provider's sampler
 	}{
-		{"never", sdktrace.NeverSample(), false},
-		{"never/traceparent", sdktrace.NeverSample(), true},
-		{"always", sdktrace.AlwaysSample(), false},
-		{"always/traceparent", sdktrace.AlwaysSample(), true},
+		{"never", sdktrace.NeverSample(), false, false},
+		{"never/traceparent", sdktrace.NeverSample(), true, false},
+		{"sampler-never", sdktrace.NeverSample(), false, true},
+		{"sampler-never/traceparent", sdktrace.NeverSample(), true, true},
+		{"always", sdktrace.AlwaysSample(), false, false},
+		{"always/traceparent", sdktrace.AlwaysSample(), true, false},
+		{"sampler-always", sdktrace.AlwaysSample(), false, true},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
 			tp := sdktrace.NewTracerProvider(sdktrace.WithSampler(bc.sampler))
 			defer tp.Shutdown(b.Context())
-			obs, err := otel.New(otel.Options{TracerProvider: tp})
+			o := otel.Options{TracerProvider: tp}
+			if bc.option {
+				o.Sampler = bc.sampler
+			}
+			obs, err := otel.New(o)
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -84,16 +93,19 @@ func BenchmarkBase(b *testing.B) {
 
 // BenchmarkProxy measures one GET through a proxy service on loopback, its client
 // connection kept alive, to an origin that answers 1 KiB, with no observer and with
-// the observer sampling never and always (no exporter): the differences are the
-// observer's cost on a real request, the SDK's included.
+// the observer sampling never and always (no exporter), and sampling never with
+// Options.Sampler: the differences are the observer's cost on a real request, the
+// SDK's included.
 func BenchmarkProxy(b *testing.B) {
 	for _, bc := range []struct {
 		name    string
 		sampler sdktrace.Sampler // nil: no observer
+		option  bool             // Options.Sampler is the provider's sampler
 	}{
-		{"none", nil},
-		{"never", sdktrace.NeverSample()},
-		{"always", sdktrace.AlwaysSample()},
+		{"none", nil, false},
+		{"never", sdktrace.NeverSample(), false},
+		{"sampler-never", sdktrace.NeverSample(), true},
+		{"always", sdktrace.AlwaysSample(), false},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
 			peer, err := proxy.NewPeer(proxytest.NewRawOrigin(b, 1024))
@@ -104,7 +116,11 @@ func BenchmarkProxy(b *testing.B) {
 			if bc.sampler != nil {
 				tp := sdktrace.NewTracerProvider(sdktrace.WithSampler(bc.sampler))
 				b.Cleanup(func() { tp.Shutdown(context.Background()) }) // after the service's
-				obs, err := otel.New(otel.Options{TracerProvider: tp})
+				o := otel.Options{TracerProvider: tp}
+				if bc.option {
+					o.Sampler = bc.sampler
+				}
+				obs, err := otel.New(o)
 				if err != nil {
 					b.Fatal(err)
 				}

@@ -3,9 +3,10 @@
 // each attempt to have a peer answer it, and carries the W3C trace context from the
 // client, through the proxy, to the origin.
 //
-// It imports only the OpenTelemetry API (go.opentelemetry.io/otel, its trace and
-// propagation packages and the semantic conventions of the release it pins); the
-// program chooses the SDK, the sampler and the exporter, and hands the provider in
+// It imports the OpenTelemetry API (go.opentelemetry.io/otel, its trace and
+// propagation packages and the semantic conventions of the release it pins), and the
+// SDK's trace package for one type, that of [Options.Sampler]; the program chooses the
+// SDK, the sampler and the exporter, and hands the provider in
 // [Options.TracerProvider].
 //
 // # Spans
@@ -45,28 +46,62 @@
 // timeout", ...) when there was an
 // error, else the status code.
 //
+// # Not sampled
+//
+// A request the sampler drops is not traced, but the decision travels on: the upstream
+// request carries a traceparent whose sampled flag is clear, so that an origin whose
+// sampler follows its parent's decision (ParentBased, the OpenTelemetry SDKs' default)
+// drops it too, and each trace is kept or dropped whole where it enters. That
+// traceparent is the one the SDK gives the span it does not record: the client's trace
+// id, a new parent id, the client's flags without the sampled flag (the random flag
+// stays), with the client's tracestate (as the sampler returns it). A request that
+// came without a valid traceparent gets a new trace id, not sampled: where a trace
+// enters is where it is decided, and sending nothing would let each origin start a
+// trace of its own for a request the proxy chose not to trace (W3C Trace Context,
+// "Mutating the traceparent field": a proxy may update the parent id and the sampled
+// flag, or restart the trace). Each attempt of such a request carries the same one.
+// A request [Options.Filter] refuses gets no trace context from the observer.
+//
 // # Cost
 //
-// Attributes are built only for spans that record (trace.Span.IsRecording): with a
-// sampler that drops a request, the observer does the propagator's extract and inject
-// and the tracer's Start and End of the server span, and nothing else. Such a request's
-// attempts get no client span: the server span is neither recorded nor sampled, so
-// neither would its children be under the SDK's samplers (NeverSample, and
-// ParentBased, the default), and the upstream request carries the server span's
-// context, not sampled, as a client span's would (a sampler of your own that samples
-// the children of an unsampled span sees no client spans). Its per-request state comes
-// from a pool. With the SDK and a sampler that drops every request, a request with one
-// attempt costs about 0.6µs, 4 allocations (6 when the client sent a traceparent) and
-// 0.25 KiB, all of them the SDK's and the propagator's; sampled, about 4µs, 22 to 24
-// allocations and 4 KiB before the exporter (one run on a 2-core machine). The strings a recorded span keeps are copied, so that a span
-// waiting in an exporter's batch does not hold the request's memory.
-// BenchmarkCycle and BenchmarkProxy measure it (go test -run XXX -bench . ./observe/otel).
+// With [Options.Sampler], a request it drops costs no span, no context and no call to
+// the tracer: the observer reads the client's traceparent without allocating, asks the
+// sampler (with a pooled context holding the client's span context) and writes the
+// upstream traceparent itself, eight hex digits at a time, once for all the attempts.
+// That value is the request's one allocation and its Request.Data. (A client's
+// tracestate costs a few more: it is parsed, and written back, as the SDK does; so
+// does a propagator other than W3C's alone, which the observer calls.) Without
+// Sampler, each request starts a server span with the tracer, which asks the
+// provider's sampler: a dropped request then costs the SDK's span, its context and the
+// start time's option, 4 allocations (5 when the client sent a traceparent).
+// Attributes are built only for spans that record (trace.Span.IsRecording), and the
+// attempts of a request that is not sampled get no client span: the server span is
+// neither recorded nor sampled, so neither would its children be under the SDK's
+// samplers (NeverSample, and ParentBased, the default), and the upstream request
+// carries the server span's context, not sampled, as a client span's would (a sampler
+// of your own that samples the children of an unsampled span sees no client spans).
+// The strings a recorded span keeps are copied, so that a span waiting in an
+// exporter's batch does not hold the request's memory.
+//
+// One run on a 2-core machine shared with other work, SDK v1.47.0, no exporter, a
+// request with one attempt, the median of 10 (go test -run XXX -bench Cycle -benchtime
+// 200000x -count 10 -benchmem ./observe/otel):
+//
+//	NeverSample, given to Options.Sampler too    0.35µs, 1 allocation, 64 B
+//	  the client sent a traceparent              0.44µs, 1 allocation, 64 B
+//	NeverSample, without Options.Sampler         1.1µs, 4 allocations, 232 B
+//	  the client sent a traceparent              1.5µs, 5 allocations, 360 B
+//	AlwaysSample                                 8µs, 22 allocations, 3.9 KiB
+//
+// BenchmarkProxy measures it on a real proxy, bench/instr.sh and bench/ab.sh on the
+// example gateway (-trace never gives the provider's sampler to Options.Sampler too).
 //
 // # Use
 //
-//	tp := sdktrace.NewTracerProvider(sdktrace.WithBatcher(exporter))
+//	sampler := sdktrace.ParentBased(sdktrace.AlwaysSample()) // the SDK's default
+//	tp := sdktrace.NewTracerProvider(sdktrace.WithSampler(sampler), sdktrace.WithBatcher(exporter))
 //	defer tp.Shutdown(context.Background())
-//	obs, err := otel.New(otel.Options{TracerProvider: tp})
+//	obs, err := otel.New(otel.Options{TracerProvider: tp, Sampler: sampler})
 //	if err != nil {
 //		return err
 //	}

@@ -6,11 +6,13 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unsafe"
 
 	gotel "go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/propagation"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 	"go.opentelemetry.io/otel/trace"
 
@@ -30,14 +32,23 @@ type Observer struct {
 	tracer trace.Tracer
 	prop   propagation.TextMapPropagator
 	fields []string // prop.Fields(): a request with none of them has no context to extract
-	route  func(*observe.Request) string
-	filter func(*observe.Request) bool
-	query  bool
+	// w3c reports that prop is propagation.TraceContext, whose Extract and Inject
+	// the observer does itself, without their allocations.
+	w3c     bool
+	sampler sdktrace.Sampler // Options.Sampler
+	// marker and spanKey make parentCtx answer for the trace API's span key;
+	// spanKey is nil if that failed the check in New (a later API that looks
+	// contexts up otherwise), and the sampler then gets a context of its own.
+	marker  *parentSpan
+	spanKey context.Context
+	route   func(*observe.Request) string
+	filter  func(*observe.Request) bool
+	query   bool
 	// server and client are the span kind options, made once: each makes a closure.
 	server, client trace.SpanStartOption
 
-	// states holds *state values between requests.
-	states sync.Pool
+	// states holds *state values between requests, unsampled *unsampled values.
+	states, unsampled sync.Pool
 }
 
 var _ observe.Observer = (*Observer)(nil)
@@ -63,6 +74,32 @@ type state struct {
 	// opts holds the options of a span's start, so that their slice is not made
 	// at each start.
 	opts [2]trace.SpanStartOption
+	// tp is the traceparent sent upstream when no client span is (the trace is
+	// not sampled), formatted at the first attempt for the retries.
+	tp string
+}
+
+// dropTraceparent is a request's value in Request.Data when Options.Sampler dropped
+// it, the propagator is W3C's and there is no tracestate to send: the traceparent its
+// upstream requests carry, written once at RequestStart. It is the request's own,
+// never pooled nor written again, so that the field's value can be a string over it
+// rather than a copy: its one allocation.
+type dropTraceparent [traceparentLen]byte
+
+// String returns the traceparent, sharing b's memory.
+func (b *dropTraceparent) String() string { return unsafe.String(&b[0], len(b)) }
+
+// unsampled is a request's value in Request.Data when Options.Sampler dropped it and
+// its upstream requests carry a tracestate, or the propagator is not W3C's alone (else
+// it is a dropTraceparent): it has no span, only the span context its upstream
+// requests carry. It is much smaller than a state, which it spares such a request.
+type unsampled struct {
+	sc  trace.SpanContext // not sampled
+	ctx context.Context   // the context extracted from the client
+	tp  string            // sc's traceparent, formatted at the first attempt for the retries
+	// pctx is the context the sampler gets, holding the client's span context.
+	pctx    parentCtx
+	carrier HeaderCarrier
 }
 
 // New returns an Observer configured by o. It checks nothing that can fail today; the
@@ -76,17 +113,26 @@ func New(o Options) (*Observer, error) {
 	if prop == nil {
 		prop = propagation.TraceContext{}
 	}
+	_, w3c := prop.(propagation.TraceContext)
 	obs := &Observer{
-		tracer: tp.Tracer(ScopeName, trace.WithSchemaURL(semconv.SchemaURL)),
-		prop:   prop,
-		fields: prop.Fields(),
-		route:  o.Route,
-		filter: o.Filter,
-		query:  o.Query,
-		server: trace.WithSpanKind(trace.SpanKindServer),
-		client: trace.WithSpanKind(trace.SpanKindClient),
+		tracer:  tp.Tracer(ScopeName, trace.WithSchemaURL(semconv.SchemaURL)),
+		prop:    prop,
+		fields:  prop.Fields(),
+		w3c:     w3c,
+		sampler: o.Sampler,
+		route:   o.Route,
+		filter:  o.Filter,
+		query:   o.Query,
+		server:  trace.WithSpanKind(trace.SpanKindServer),
+		client:  trace.WithSpanKind(trace.SpanKindClient),
+		marker:  new(parentSpan),
+	}
+	obs.spanKey = spanKey(obs.marker)
+	if !obs.newParentCtx().works() {
+		obs.spanKey = nil
 	}
 	obs.states.New = func() any { return new(state) }
+	obs.unsampled.New = func() any { return &unsampled{pctx: obs.newParentCtx()} }
 	return obs, nil
 }
 
@@ -108,16 +154,46 @@ func (o *Observer) RequestStart(r *observe.Request) {
 	if o.filter != nil && !o.filter(r) {
 		return
 	}
-	st := o.states.Get().(*state)
+	var (
+		u  *unsampled // with Options.Sampler and a propagator not W3C's alone
+		st *state
+	)
 	ctx := context.Background()
-	if r.Header != nil && hasAny(r.Header, o.fields) {
-		st.carrier.Header = r.Header
-		ctx = o.prop.Extract(ctx, &st.carrier)
-		st.carrier.Header = nil
+	var parent trace.SpanContext // the client's, from a W3C traceparent
+	if o.w3c {
+		parent = extractW3C(r.Header)
+	} else {
+		var carrier *HeaderCarrier
+		if o.sampler != nil {
+			u = o.unsampled.Get().(*unsampled)
+			carrier = &u.carrier
+		} else {
+			st = o.states.Get().(*state)
+			carrier = &st.carrier
+		}
+		if r.Header != nil && hasAny(r.Header, o.fields) {
+			carrier.Header = r.Header
+			ctx = o.prop.Extract(ctx, carrier)
+			carrier.Header = nil
+		}
 	}
 	method, known := methodName(r.Method)
-	st.ctx, st.server = o.tracer.Start(ctx, method, st.startOpts(o.server, r.Start)...)
+	if o.sampler != nil {
+		if o.drop(r, u, ctx, parent, method) {
+			return
+		}
+		if u != nil {
+			o.unsampled.Put(u)
+		}
+	}
+	if st == nil {
+		st = o.states.Get().(*state)
+	}
 	r.Data = st
+	if parent.IsValid() {
+		ctx = o.remoteParent(ctx, parent)
+	}
+	st.ctx, st.server = o.tracer.Start(ctx, method, st.startOpts(o.server, r.Start)...)
 	if !st.server.IsRecording() {
 		return
 	}
@@ -208,18 +284,25 @@ func (o *Observer) AttemptStart(r *observe.Request, a *observe.Attempt) {
 
 // UpstreamRequest writes the client span's context into the upstream request's header.
 func (o *Observer) UpstreamRequest(r *observe.Request, a *observe.Attempt, h observe.Header) {
-	st, _ := r.Data.(*state)
-	if st == nil {
+	var st *state
+	switch d := r.Data.(type) {
+	case *dropTraceparent:
+		if h != nil {
+			h.Set(traceparentField, d.String())
+		}
+		return
+	case *unsampled:
+		if h != nil {
+			o.injectUnsampled(d, h)
+		}
+		return
+	case *state:
+		st = d
+	default:
 		return
 	}
-	ctx := st.clientCtx
-	if st.client == nil {
-		ctx = st.ctx // an unsampled trace: the server span's context, unsampled
-	}
 	if h != nil {
-		st.carrier.Header = h
-		o.prop.Inject(ctx, &st.carrier)
-		st.carrier.Header = nil
+		o.inject(st, h)
 	}
 	if st.client == nil {
 		return
@@ -264,8 +347,19 @@ func (o *Observer) AttemptEnd(r *observe.Request, a *observe.Attempt) {
 // RequestEnd ends the request's server span, with the client's status and the
 // request's error.
 func (o *Observer) RequestEnd(r *observe.Request) {
-	st, _ := r.Data.(*state)
-	if st == nil {
+	var st *state
+	switch d := r.Data.(type) {
+	case *dropTraceparent:
+		r.Data = nil
+		return
+	case *unsampled:
+		r.Data = nil
+		d.sc, d.ctx, d.tp = trace.SpanContext{}, nil, ""
+		o.unsampled.Put(d)
+		return
+	case *state:
+		st = d
+	default:
 		return
 	}
 	r.Data = nil
@@ -308,7 +402,121 @@ func (o *Observer) RequestEnd(r *observe.Request) {
 	st.ctx, st.server, st.clientCtx, st.client = nil, nil, nil, nil
 	st.lastEnd = time.Time{}
 	st.opts = [2]trace.SpanStartOption{}
+	st.tp = ""
 	o.states.Put(st)
+}
+
+// drop asks o.sampler whether to trace the request, with the parameters the SDK's
+// tracer would give it for the server span, and reports whether it dropped it; if so,
+// r.Data is what the request's upstream requests carry. u, if not nil, is the
+// unsampled value that extracted ctx (with a propagator not W3C's alone): it becomes
+// r.Data if the request is dropped, else the caller puts it back. A request dropped
+// gets, as the SDK's tracer would give its span, the client's trace id (or a new one),
+// a new span id, the client's flags without the sampled flag and the tracestate the
+// sampler returned (the client's, for the SDK's samplers).
+func (o *Observer) drop(r *observe.Request, u *unsampled, ctx context.Context, parent trace.SpanContext, name string) bool {
+	if !o.w3c {
+		parent = trace.SpanContextFromContext(ctx)
+	}
+	tid := parent.TraceID()
+	if !tid.IsValid() {
+		tid = newTraceID()
+	}
+	pctx := ctx
+	if o.w3c && parent.IsValid() {
+		if o.spanKey != nil {
+			u = o.unsampled.Get().(*unsampled)
+			u.pctx.span.sc = parent
+			pctx = &u.pctx
+		} else {
+			pctx = trace.ContextWithRemoteSpanContext(ctx, parent)
+		}
+	}
+	res := o.sampler.ShouldSample(sdktrace.SamplingParameters{
+		ParentContext: pctx,
+		TraceID:       tid,
+		Name:          name,
+		Kind:          trace.SpanKindServer,
+	})
+	if u != nil {
+		u.pctx.span.sc = trace.SpanContext{}
+	}
+	if res.Decision != sdktrace.Drop {
+		if o.w3c && u != nil {
+			o.unsampled.Put(u)
+		}
+		return false
+	}
+	sc := trace.NewSpanContext(trace.SpanContextConfig{
+		TraceID:    tid,
+		SpanID:     newSpanID(),
+		TraceFlags: parent.TraceFlags() &^ trace.FlagsSampled,
+		TraceState: res.Tracestate,
+	})
+	if o.w3c && res.Tracestate.Len() == 0 {
+		if u != nil {
+			o.unsampled.Put(u)
+		}
+		tp := new(dropTraceparent)
+		formatTraceparent((*[traceparentLen]byte)(tp), sc)
+		r.Data = tp
+		return true
+	}
+	if u == nil {
+		u = o.unsampled.Get().(*unsampled)
+	}
+	u.sc, u.ctx = sc, ctx
+	r.Data = u
+	return true
+}
+
+// inject writes the trace context of st's attempt into the upstream request's header
+// h: the client span's, or without one the server span's, not sampled (formatted once
+// for all the attempts).
+func (o *Observer) inject(st *state, h observe.Header) {
+	ctx := st.clientCtx
+	if st.client == nil {
+		ctx = st.ctx
+	}
+	if !o.w3c {
+		st.carrier.Header = h
+		o.prop.Inject(ctx, &st.carrier)
+		st.carrier.Header = nil
+		return
+	}
+	sc := trace.SpanContextFromContext(ctx)
+	if st.client != nil {
+		injectW3C(h, sc, "")
+	} else {
+		st.tp = injectW3C(h, sc, st.tp)
+	}
+}
+
+// injectUnsampled writes the trace context of a request Options.Sampler dropped into
+// the upstream request's header h.
+func (o *Observer) injectUnsampled(u *unsampled, h observe.Header) {
+	if o.w3c {
+		u.tp = injectW3C(h, u.sc, u.tp)
+		return
+	}
+	u.carrier.Header = h
+	o.prop.Inject(trace.ContextWithSpanContext(u.ctx, u.sc), &u.carrier)
+	u.carrier.Header = nil
+}
+
+// remoteParent returns ctx with parent as its remote span context, as
+// trace.ContextWithRemoteSpanContext does but in one allocation instead of two (the
+// context and the span). It is the request's own, not pooled: the tracer may keep it.
+func (o *Observer) remoteParent(ctx context.Context, parent trace.SpanContext) context.Context {
+	if o.spanKey == nil {
+		return trace.ContextWithRemoteSpanContext(ctx, parent)
+	}
+	return &parentCtx{Context: ctx, key: o.spanKey, marker: o.marker, span: parentSpan{sc: parent}}
+}
+
+// newParentCtx returns a parentCtx for a state of o.
+func (o *Observer) newParentCtx() parentCtx {
+	return parentCtx{Context: context.Background(), key: o.spanKey, marker: o.marker}
 }
 
 // fullURL is url.full for an attempt: the peer's address as the authority, then the

@@ -2,6 +2,7 @@ package otel
 
 import (
 	"go.opentelemetry.io/otel/propagation"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/gotthard-proxy/gotthard/observe"
@@ -21,6 +22,24 @@ type Options struct {
 	// traceparent and tracestate); use propagation.NewCompositeTextMapPropagator to
 	// add baggage or another format.
 	Propagator propagation.TextMapPropagator
+
+	// Sampler, if not nil, decides whether to trace a request before any span is
+	// started: the observer asks it at RequestStart with what the SDK's tracer would
+	// give the provider's sampler for the server span (the client's span context as
+	// the parent, its trace id or a new one, the method as the name, kind SERVER, no
+	// attributes or links). A request it drops (sdktrace.Drop) costs no span, no
+	// context and no call to the tracer; the upstream still gets a traceparent, not
+	// sampled (see the package doc: Not sampled). A request it records or samples is
+	// started by the tracer as without it, and the provider's sampler decides again:
+	// a request is traced when both keep it. So give the provider's own sampler
+	// here, or put the policy here and give the provider one that keeps what it is
+	// given (sdktrace.ParentBased(sdktrace.AlwaysSample()), the SDK's default, or
+	// AlwaysSample). One sampler in both places is exact for the SDK's samplers
+	// except TraceIDRatioBased deciding a new trace: the tracer draws that trace's
+	// id anew, so both draws would have to keep it. The context the sampler gets is
+	// valid for the length of its call only. If nil, every request starts a server
+	// span with the tracer, which asks the provider's sampler.
+	Sampler sdktrace.Sampler
 
 	// Route returns the request's route, a template of low cardinality such as
 	// "/users/{id}", or "" if it has none. It runs at RequestStart, before the first

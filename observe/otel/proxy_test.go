@@ -331,6 +331,71 @@ func TestProxyNotSampled(t *testing.T) {
 	}
 }
 
+// TestProxySamplerDrops checks what the origin gets for requests that
+// Options.Sampler drops, through a real proxy: with the client's trace context, that
+// trace, not sampled, under a new parent id, and the client's tracestate; without
+// one, a new trace, not sampled, so that the origin follows the proxy's decision.
+func TestProxySamplerDrops(t *testing.T) {
+	type fields struct{ traceparent, tracestate string }
+	seen := make(chan fields, 1)
+	origin := proxytest.NewOrigin(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		seen <- fields{r.Header.Get("traceparent"), r.Header.Get("tracestate")}
+	}))
+	peer, err := proxy.NewPeer(origin.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSampler(sdktrace.NeverSample()))
+	defer tp.Shutdown(context.Background())
+	obs, err := otel.New(otel.Options{TracerProvider: tp, Sampler: sdktrace.NeverSample()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := startService(t, obs, peer)
+	for _, proto := range []struct {
+		name   string
+		client func(t *testing.T) *http.Client
+	}{
+		{"HTTP/1.1", func(t *testing.T) *http.Client { return proxytest.H1Client(t, nil) }},
+		{"h2c", func(t *testing.T) *http.Client { return proxytest.H2CClient(t) }},
+	} {
+		t.Run(proto.name, func(t *testing.T) {
+			client := proto.client(t) // closed before the service
+			for _, tc := range []struct {
+				name, traceparent, tracestate string
+			}{
+				{"traceparent", clientParent, "vendor=x"},
+				{"none", "", ""},
+			} {
+				t.Run(tc.name, func(t *testing.T) {
+					req, err := http.NewRequest("GET", "http://"+addr+"/", nil)
+					if err != nil {
+						t.Fatal(err)
+					}
+					if tc.traceparent != "" {
+						req.Header.Set("traceparent", tc.traceparent)
+						req.Header.Set("tracestate", tc.tracestate)
+					}
+					resp, err := client.Do(req)
+					if err != nil {
+						t.Fatal(err)
+					}
+					resp.Body.Close()
+					got := <-seen // the handler ran before the response came
+					m := traceparentRE.FindStringSubmatch(got.traceparent)
+					if m == nil || m[2] == clientSpanID || m[3] != "00" || got.tracestate != tc.tracestate {
+						t.Fatalf("origin got traceparent %q tracestate %q, want a new parent id, not sampled, tracestate %q",
+							got.traceparent, got.tracestate, tc.tracestate)
+					}
+					if tc.traceparent != "" && m[1] != clientTraceID || tc.traceparent == "" && m[1] == clientTraceID {
+						t.Errorf("origin got trace %s", m[1])
+					}
+				})
+			}
+		})
+	}
+}
+
 // TestProxyHTTP2Upstream checks the trace context the proxy sends to an origin it
 // speaks HTTP/2 to (h2c), and the attempt's protocol.
 func TestProxyHTTP2Upstream(t *testing.T) {
