@@ -29,6 +29,7 @@ type conn[C any] struct {
 	up       net.Conn // the upstream connection once connected
 	cut      error    // why abort cut the connection; first one wins
 	finished bool
+	flow     *flow // the copy once started
 }
 
 // abort cuts the connection with err (the first cause wins): both sockets are closed,
@@ -38,11 +39,14 @@ func (c *conn[C]) abort(err error) {
 	if c.cut == nil && !c.finished {
 		c.cut = err
 	}
-	up := c.up
+	up, f := c.up, c.flow
 	c.mu.Unlock()
 	c.client.Close()
 	if up != nil {
 		up.Close()
+	}
+	if f != nil {
+		f.kill(err) // the directions parked without a goroutine end now
 	}
 }
 
@@ -71,37 +75,56 @@ func (c *conn[C]) setUp(up net.Conn) bool {
 
 func (c *conn[C]) serve() {
 	s := c.svc
-	defer s.done(c)
 	if pc, ok := c.client.(*proxyproto.Conn); ok {
 		// The PROXY protocol header first: its addresses are the session's. (A refused
 		// one closed the connection and was logged.)
 		if _, err := pc.Header(); err != nil {
 			c.client.Close()
+			s.done(c)
 			return
 		}
 	}
 	sess := &Session{client: c.client.RemoteAddr(), local: c.client.LocalAddr(), start: time.Now()}
 	var cx C
-	var err error
+	f, err := c.phases(sess, &cx)
+	if f == nil {
+		c.finish(sess, cx, err)
+		return
+	}
+	f.end = func(err error) { c.finish(sess, cx, err) }
+	c.mu.Lock()
+	c.flow = f
+	cut := c.cut
+	c.mu.Unlock()
+	if cut != nil {
+		f.mu.Lock()
+		f.dead = true // the sockets are closed: no half parks
+		f.mu.Unlock()
+	}
+	// The copy: this goroutine runs one direction until it is done or parks; the
+	// last direction to end calls finish.
+	f.start(&sess.toUpstream, &sess.toClient)
+}
+
+// phases runs the connection's phases up to the copy, recovering a panic in them; it
+// returns the copy to start, or the error that ended the connection.
+func (c *conn[C]) phases(sess *Session, cx *C) (f *flow, err error) {
 	defer func() {
 		if p := recover(); p != nil {
-			err = fmt.Errorf("%w: %v", ErrPanic, p)
-			s.log.Error("l4: panic in a phase", "client", addrString(sess.client), "panic", p, "stack", string(debug.Stack()))
+			f, err = nil, fmt.Errorf("%w: %v", ErrPanic, p)
+			c.svc.log.Error("l4: panic in a phase", "client", addrString(sess.client), "panic", p, "stack", string(debug.Stack()))
 		}
-		c.mu.Lock()
-		c.finished = true
-		up := c.up
-		c.mu.Unlock()
-		c.client.Close()
-		if up != nil {
-			up.Close()
-		}
-		sess.end = time.Now()
-		c.logging(sess, cx, err)
 	}()
-	cx = s.app.NewCtx()
-	err = c.run(sess, cx)
-	if cut := c.cause(); cut != nil {
+	*cx = c.svc.app.NewCtx()
+	return c.run(sess, *cx)
+}
+
+// finish ends the connection: err is what ended it (nil: both ends carried). It
+// closes both sockets, runs Logging and releases the connection's slot.
+func (c *conn[C]) finish(sess *Session, cx C, err error) {
+	s := c.svc
+	defer s.done(c)
+	if cut := c.cause(); cut != nil && !errors.Is(err, ErrPanic) {
 		// The first cause: the other direction, or a phase, then failed on a closed socket.
 		err = cut
 	}
@@ -113,6 +136,16 @@ func (c *conn[C]) serve() {
 		}
 		s.log.Warn("l4: connection ended by an error", attrs...)
 	}
+	c.mu.Lock()
+	c.finished = true
+	up := c.up
+	c.mu.Unlock()
+	c.client.Close()
+	if up != nil {
+		up.Close()
+	}
+	sess.end = time.Now()
+	c.logging(sess, cx, err)
 }
 
 // logging runs the Logging phase, recovering a panic in it.
@@ -147,12 +180,13 @@ func addrString(a net.Addr) string {
 	return a.String()
 }
 
-// run takes the connection through its phases and the copy; it returns what ended it.
-func (c *conn[C]) run(sess *Session, cx C) error {
+// run takes the connection through its phases up to the copy, which it returns; or
+// the error that ended the connection.
+func (c *conn[C]) run(sess *Session, cx C) (*flow, error) {
 	s := c.svc
 	ctx := s.ctx
 	if err := s.app.ConnectionFilter(ctx, sess, cx); err != nil {
-		return fmt.Errorf("%w: %w", ErrRejected, err)
+		return nil, fmt.Errorf("%w: %w", ErrRejected, err)
 	}
 	var total time.Time
 	if s.opts.TotalTimeout > 0 {
@@ -163,25 +197,25 @@ func (c *conn[C]) run(sess *Session, cx C) error {
 	if c.tlsCfg != nil {
 		tc, err := c.handshake(sess, total)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		client = tc
 	}
 	if c.passthrough {
 		pc, err := c.peekHello(sess, total)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		client, clientW = pc, c.client
 	}
 	up, err := c.connect(ctx, sess, cx)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if err := s.app.Connected(ctx, sess, cx, sess.peer, up); err != nil {
-		return fmt.Errorf("l4: Connected: %w", err)
+		return nil, fmt.Errorf("l4: Connected: %w", err)
 	}
-	f := flow{
+	return &flow{
 		idle:    s.opts.IdleTimeout,
 		total:   total,
 		client:  client,
@@ -189,8 +223,8 @@ func (c *conn[C]) run(sess *Session, cx C) error {
 		up:      up,
 		bufs:    &s.bufs,
 		abort:   c.abort,
-	}
-	return f.run(&sess.toUpstream, &sess.toClient)
+		poll:    s.poll,
+	}, nil
 }
 
 // handshake terminates the client's TLS. abort closes the raw connection, which ends a

@@ -69,3 +69,26 @@ func spliceChunker(dst, src net.Conn) (func() (int64, bool, error), error) {
 		return n, false, err
 	}, nil
 }
+
+// readable reports whether c has bytes queued, is at its end or has an error pending,
+// without waiting; or whether that cannot be told (then the caller copies, and finds
+// out).
+func readable(c net.Conn) bool {
+	sc, ok := c.(syscall.Conn)
+	if !ok {
+		return true
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return true
+	}
+	ready := true
+	if err := rc.Control(func(fd uintptr) {
+		var b [1]byte
+		_, _, err := unix.Recvfrom(int(fd), b[:], unix.MSG_PEEK|unix.MSG_DONTWAIT)
+		ready = !errors.Is(err, unix.EAGAIN)
+	}); err != nil {
+		return true
+	}
+	return ready
+}
