@@ -90,6 +90,8 @@ type half struct {
 	state uint8
 	woke  bool  // the poller saw its source readable while it was not parked
 	err   error // what ended it
+	// closeDst: the half's end is carried by closing dst (see endsFlow).
+	closeDst bool
 }
 
 // start starts the copy: the client-to-peer half on the calling goroutine, which
@@ -206,6 +208,11 @@ func (f *flow) finish() {
 		f.poll.Forget(up)
 		f.poll.Forget(down)
 	}
+	for _, h := range []*half{up, down} {
+		if h.closeDst {
+			h.dst.Close()
+		}
+	}
 	// The first failure is the cause: the other direction then fails on the closed
 	// sockets. A direction that failed on its own deadline is the cause too.
 	err := up.err
@@ -304,6 +311,13 @@ func (h *half) copy() (err error, park bool) {
 			h.quiet.Store(false)
 		}
 		if eof {
+			if h.endsFlow() {
+				// The other direction is done: the flow ends now, and closing dst (in
+				// finish) sends its FIN: its reads took every byte, so no reset. No
+				// shutdown(2).
+				h.closeDst = true
+				return nil, false
+			}
 			if cw, ok := dst.(interface{ CloseWrite() error }); ok {
 				if err := cw.CloseWrite(); err != nil && !isClosed(err) {
 					return fmt.Errorf("l4: %s: close write: %w", h.name, err), false
@@ -339,6 +353,19 @@ func (h *half) copy() (err error, park bool) {
 		}
 		arm(now)
 	}
+}
+
+// endsFlow reports whether h's end ends the flow, and closing its plain TCP
+// destination carries that end as well as CloseWrite would: the other half is done.
+// (A TLS destination needs its close_notify, which closing the socket under it does
+// not send.)
+func (h *half) endsFlow() bool {
+	if _, ok := h.dst.(*net.TCPConn); !ok {
+		return false
+	}
+	h.f.mu.Lock()
+	defer h.f.mu.Unlock()
+	return h.other.state == halfDone
 }
 
 // isClosed reports whether err is the error of a use of a closed socket: what the
