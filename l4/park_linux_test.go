@@ -3,8 +3,10 @@ package l4
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"io"
+	"log/slog"
 	"net"
 	"runtime"
 	"syscall"
@@ -324,5 +326,65 @@ func TestParkedMaxConns(t *testing.T) {
 	b := make([]byte, 1)
 	if _, err := io.ReadFull(p, b); err != nil || b[0] != 'b' {
 		t.Fatalf("the waiting connection, once a slot freed: %q, %v", b, err)
+	}
+}
+
+// TestWhichConnsPark checks which connections may park: plain TCP on both sides only.
+// A TLS side keeps its goroutines (a tls.Conn may hold decrypted bytes that its
+// socket's readiness does not show), as do a Unix socket and a passthrough client.
+func TestWhichConnsPark(t *testing.T) {
+	srvCfg, pool := testCerts(t, "proxy.test", "peer.test", "127.0.0.1")
+	peerAddr, accepted := heldBackend(t)
+	app := newTestApp(&Peer{Address: peerAddr})
+	svc, err := NewService("t", app, ServiceOptions{Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc.AddTCP("127.0.0.1:0")
+	svc.AddUnix(tempSock(t, "svc.sock"))
+	svc.AddTLS("127.0.0.1:0", srvCfg)
+	addrs := serve(t, svc)
+	for _, tc := range []struct {
+		name string
+		dial func() (net.Conn, error)
+		park bool
+	}{
+		{"tcp", func() (net.Conn, error) { return net.Dial("tcp", addrs[0]) }, true},
+		{"unix", func() (net.Conn, error) { return net.Dial("unix", addrs[1]) }, false},
+		{"tls", func() (net.Conn, error) {
+			return tls.Dial("tcp", addrs[2], &tls.Config{ServerName: "proxy.test", RootCAs: pool})
+		}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := tc.dial()
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			p := accept(t, accepted)
+			exchange(t, c, p, []byte("x"))
+			svc.mu.Lock()
+			var f *flow
+			for sc := range svc.conns {
+				sc.mu.Lock()
+				if sc.flow != nil && !sc.finished {
+					f = sc.flow
+				}
+				sc.mu.Unlock()
+			}
+			svc.mu.Unlock()
+			if f == nil {
+				t.Fatal("no connection copying")
+			}
+			f.mu.Lock()
+			got := [2]bool{f.halves[0].parkable, f.halves[1].parkable}
+			f.mu.Unlock()
+			if got != [2]bool{tc.park, tc.park} {
+				t.Fatalf("directions may park: %v, want %v", got, tc.park)
+			}
+			c.Close()
+			p.Close()
+			app.next(t)
+		})
 	}
 }
