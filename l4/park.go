@@ -84,13 +84,17 @@ func (h *half) Wake(time.Time) bool {
 
 // Unpark takes the parked half for the poller's sweep when its connection is idle:
 // nothing counted either way for the idle timeout, and the other half parked or done
-// (a running one meets the idle timeout by itself).
+// (a running one meets the idle timeout at its own read deadline); or nothing counted
+// for 2×idle, when the other half is blocked writing to a receiver that does not read.
 func (h *half) Unpark() bool {
 	f := h.f
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if h.state != halfParked || f.dead || f.idle <= 0 || h.other.state == halfRunning ||
-		time.Since(time.Unix(0, f.last.Load())) < f.idle {
+	if h.state != halfParked || f.dead || f.idle <= 0 {
+		return false
+	}
+	since := time.Since(time.Unix(0, f.last.Load()))
+	if since < f.idle || h.other.state == halfRunning && since < 2*f.idle {
 		return false
 	}
 	f.dead = true

@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"os"
 	"runtime"
 	"syscall"
 	"testing"
@@ -386,5 +387,36 @@ func TestWhichConnsPark(t *testing.T) {
 			p.Close()
 			app.next(t)
 		})
+	}
+}
+
+// TestParkedStalledWriter checks the idle timeout of a connection whose peer does not
+// read: the client-to-peer direction blocks writing, the other parks, and the sweep
+// cuts the connection once nothing was counted for 2×IdleTimeout.
+func TestParkedStalledWriter(t *testing.T) {
+	const idle = 300 * time.Millisecond
+	peerAddr, accepted := heldBackend(t)
+	app := newTestApp(&Peer{Address: peerAddr})
+	svc, addr := newService(t, app, ServiceOptions{IdleTimeout: idle})
+	c, _ := connect(t, addr, accepted, 'a') // the peer reads no more after this
+	waitUntil(t, "parked", func() bool { return parkedHalves(svc) == 2 })
+	wrote := make(chan error, 1)
+	go func() {
+		c.SetWriteDeadline(time.Now().Add(20 * time.Second))
+		buf := make([]byte, 64<<10)
+		for {
+			if _, err := c.Write(buf); err != nil {
+				wrote <- err
+				return
+			}
+		}
+	}()
+	e := app.next(t)
+	if !errors.Is(e.err, ErrIdleTimeout) || e.toUp == 0 {
+		t.Fatalf("Logging: %v after %d bytes up; want ErrIdleTimeout", e.err, e.toUp)
+	}
+	c.Close()
+	if err := <-wrote; errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatal("the client's writes were never cut")
 	}
 }
