@@ -20,7 +20,7 @@ import (
 // conn is one client connection being served.
 type conn[C any] struct {
 	svc    *Service[C]
-	client net.Conn     // the accepted connection; immutable
+	client net.Conn     // the accepted connection; changed by setConns only, under mu
 	tlsCfg *gtls.Config // the endpoint's, or nil
 	// passthrough: read the ClientHello for the session, copy it on untouched.
 	passthrough bool
@@ -39,15 +39,23 @@ func (c *conn[C]) abort(err error) {
 	if c.cut == nil && !c.finished {
 		c.cut = err
 	}
-	up, f := c.up, c.flow
+	client, up, f := c.client, c.up, c.flow
 	c.mu.Unlock()
-	c.client.Close()
+	client.Close()
 	if up != nil {
 		up.Close()
 	}
 	if f != nil {
 		f.kill(err) // the directions parked without a goroutine end now
 	}
+}
+
+// setConns records the sockets that the copy detached or attached again (see
+// flow.detach): abort and finish close those.
+func (c *conn[C]) setConns(client, up net.Conn) {
+	c.mu.Lock()
+	c.client, c.up = client, up
+	c.mu.Unlock()
 }
 
 // cause returns the error abort was called with, or nil.
@@ -92,6 +100,7 @@ func (c *conn[C]) serve() {
 		return
 	}
 	f.end = func(err error) { c.finish(sess, cx, err) }
+	f.setConns = c.setConns
 	c.mu.Lock()
 	c.flow = f
 	cut := c.cut
@@ -138,9 +147,9 @@ func (c *conn[C]) finish(sess *Session, cx C, err error) {
 	}
 	c.mu.Lock()
 	c.finished = true
-	up := c.up
+	client, up := c.client, c.up
 	c.mu.Unlock()
-	c.client.Close()
+	client.Close()
 	if up != nil {
 		up.Close()
 	}

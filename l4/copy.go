@@ -64,6 +64,18 @@ type flow struct {
 
 	last atomic.Int64 // unix nanoseconds of the last byte counted either way
 
+	// setConns, if not nil, tells the connection which sockets are its own now (see
+	// detach).
+	setConns func(client, up net.Conn)
+	// canDetach: the sockets leave the runtime's poller while both halves are parked
+	// (detach_linux.go). Set by start.
+	canDetach bool
+
+	// Under attachMu: the detached state (see detach).
+	attachMu  sync.Mutex
+	detached  bool
+	attachErr error // attaching failed, or the flow was killed detached: no copy
+
 	mu     sync.Mutex
 	halves [2]half // to the peer, to the client
 	live   int     // halves not done
@@ -115,6 +127,7 @@ func (f *flow) start(toUp, toClient *atomic.Int64) {
 	*down = half{f: f, dst: toC, src: f.up, count: toClient, other: up, name: "peer to client"}
 	park := f.poll != nil && spliceable(up.dst, up.src) && spliceable(down.dst, down.src)
 	up.parkable, down.parkable = park, park
+	f.canDetach = park && f.detachable()
 	f.live = 2
 	f.mu.Unlock()
 	go down.run()
@@ -150,6 +163,7 @@ func (f *flow) kill(err error) {
 		}
 	}
 	f.mu.Unlock()
+	f.closeSockets()
 	for _, h := range taken {
 		if h != nil {
 			f.halfDone(h, err)
@@ -160,7 +174,10 @@ func (f *flow) kill(err error) {
 // run runs the half on the current goroutine until it is done or parks.
 func (h *half) run() {
 	for {
-		err, park := h.copy()
+		err, park := error(nil), false
+		if err = h.f.attach(); err == nil {
+			err, park = h.copy()
+		}
 		if !park {
 			h.f.mu.Lock()
 			h.state = halfDone

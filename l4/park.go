@@ -46,7 +46,11 @@ func (h *half) park() bool {
 		if !h.woke {
 			h.state = halfParked
 			h.quiet.Store(true) // a parked half counts nothing
+			both := h.other.state == halfParked
 			f.mu.Unlock()
+			if both && f.canDetach {
+				f.detach()
+			}
 			return true
 		}
 		// The poller saw the source readable since the last park: bytes that the copy

@@ -80,6 +80,32 @@ func parkedHalves[C any](svc *Service[C]) int {
 	return n
 }
 
+// detachedConns counts svc's connections whose sockets are detached from the
+// runtime's poller.
+func detachedConns[C any](svc *Service[C]) int {
+	svc.mu.Lock()
+	cs := make([]*conn[C], 0, len(svc.conns))
+	for c := range svc.conns {
+		cs = append(cs, c)
+	}
+	svc.mu.Unlock()
+	n := 0
+	for _, c := range cs {
+		c.mu.Lock()
+		f := c.flow
+		c.mu.Unlock()
+		if f == nil {
+			continue
+		}
+		f.attachMu.Lock()
+		if f.detached {
+			n++
+		}
+		f.attachMu.Unlock()
+	}
+	return n
+}
+
 // waitUntil waits until cond holds, for at most 20s.
 func waitUntil(t testing.TB, what string, cond func() bool) {
 	t.Helper()
@@ -152,6 +178,7 @@ func TestIdleConnsPark(t *testing.T) {
 		clients[i], peers[i] = connect(t, addr, accepted, byte(i))
 	}
 	waitUntil(t, "every connection parked", func() bool { return parkedHalves(svc) == 2*(n+1) })
+	waitUntil(t, "every connection detached", func() bool { return detachedConns(svc) == n+1 })
 	if g := runtime.NumGoroutine() - base; g > 16 {
 		t.Fatalf("%d idle connections hold %d goroutines, want none", n, g)
 	}
@@ -177,6 +204,7 @@ func TestIdleConnsPark(t *testing.T) {
 		}
 	}
 	waitUntil(t, "the rest parked again", func() bool { return parkedHalves(svc) == 2*(n+1-n/step) })
+	waitUntil(t, "the rest detached again", func() bool { return detachedConns(svc) == n+1-n/step })
 	if g := runtime.NumGoroutine() - base; g > 16 {
 		t.Fatalf("%d idle connections hold %d goroutines after some woke, want none", n, g)
 	}
