@@ -226,7 +226,7 @@ func (c *conn[C]) run(sess *Session, cx C) (*flow, error) {
 	}
 	return &flow{
 		idle:    s.opts.IdleTimeout,
-		total:   total,
+		total:   unixNano(total),
 		client:  client,
 		clientW: clientW,
 		up:      up,
@@ -234,6 +234,14 @@ func (c *conn[C]) run(sess *Session, cx C) (*flow, error) {
 		abort:   c.abort,
 		poll:    s.poll,
 	}, nil
+}
+
+// unixNano returns t in unix nanoseconds, or 0 for the zero time.
+func unixNano(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixNano()
 }
 
 // handshake terminates the client's TLS. abort closes the raw connection, which ends a

@@ -47,7 +47,7 @@ const (
 // the total timeout, and the service's Close reaches it through [flow.kill].
 type flow struct {
 	idle       time.Duration // <= 0: none
-	total      time.Time     // zero: none
+	total      int64         // the total timeout's time, in unix nanoseconds; 0: none
 	client, up net.Conn
 	// clientW, if not nil, is where bytes to the client are written instead of client:
 	// the socket under a passthrough client's connection, which replays the peeked
@@ -67,20 +67,21 @@ type flow struct {
 	// setConns, if not nil, tells the connection which sockets are its own now (see
 	// detach).
 	setConns func(client, up net.Conn)
-	// canDetach: the sockets leave the runtime's poller while both halves are parked
-	// (detach_linux.go). Set by start.
-	canDetach bool
 
 	// Under attachMu: the detached state (see detach).
 	attachMu  sync.Mutex
-	detached  bool
 	attachErr error // attaching failed, or the flow was killed detached: no copy
 
 	mu     sync.Mutex
 	halves [2]half // to the peer, to the client
-	live   int     // halves not done
-	dead   bool    // killed: no half parks any more
 	timers [2]*time.Timer
+	live   int32 // halves not done
+	dead   bool  // killed: no half parks any more
+	// detached: under attachMu (see detach).
+	detached bool
+	// canDetach: the sockets leave the runtime's poller while both halves are parked
+	// (detach_linux.go). Set by start.
+	canDetach bool
 }
 
 // half is one direction of a [flow]: it copies src to dst. It is the flow's part in
@@ -89,21 +90,35 @@ type half struct {
 	f        *flow
 	dst, src net.Conn
 	count    *atomic.Int64
-	other    *half
-	name     string
-	parkable bool // both directions splice and the flow has a poller
+	err      error // what ended it; under f.mu
+	poll     idle.Handle
 
 	// quiet tells whether the half found the connection idle (nothing counted for
 	// idle) at its last read deadline, or is parked or done, and counted nothing since.
 	quiet atomic.Bool
-	poll  idle.Handle
 
-	// Under f.mu.
-	state uint8
-	woke  bool  // the poller saw its source readable while it was not parked
-	err   error // what ended it
+	down     bool  // the peer-to-client half; immutable
+	parkable bool  // both directions splice and the flow has a poller
+	state    uint8 // under f.mu
+	woke     bool  // the poller saw its source readable while it was not parked; under f.mu
 	// closeDst: the half's end is carried by closing dst (see endsFlow).
 	closeDst bool
+}
+
+// other returns the flow's other half.
+func (h *half) other() *half {
+	if h.down {
+		return &h.f.halves[0]
+	}
+	return &h.f.halves[1]
+}
+
+// name names the half's direction, for errors.
+func (h *half) name() string {
+	if h.down {
+		return "peer to client"
+	}
+	return "client to peer"
 }
 
 // start starts the copy: the client-to-peer half on the calling goroutine, which
@@ -115,16 +130,16 @@ func (f *flow) start(toUp, toClient *atomic.Int64) {
 	if f.clientW != nil {
 		toC = f.clientW
 	}
-	if !f.total.IsZero() {
-		toC.SetWriteDeadline(f.total)
-		f.up.SetWriteDeadline(f.total)
+	if total := f.deadline(); !total.IsZero() {
+		toC.SetWriteDeadline(total)
+		f.up.SetWriteDeadline(total)
 		// A parked connection has no deadline of its own to meet.
-		f.timers[0] = time.AfterFunc(time.Until(f.total), func() { f.cut(ErrTotalTimeout) })
+		f.timers[0] = time.AfterFunc(time.Until(total), func() { f.cut(ErrTotalTimeout) })
 	}
 	up, down := &f.halves[0], &f.halves[1]
 	f.mu.Lock() // (kill may look at the halves from now on)
-	*up = half{f: f, dst: f.up, src: f.client, count: toUp, other: down, name: "client to peer"}
-	*down = half{f: f, dst: toC, src: f.up, count: toClient, other: up, name: "peer to client"}
+	*up = half{f: f, dst: f.up, src: f.client, count: toUp}
+	*down = half{f: f, dst: toC, src: f.up, count: toClient, down: true}
 	park := f.poll != nil && spliceable(up.dst, up.src) && spliceable(down.dst, down.src)
 	up.parkable, down.parkable = park, park
 	f.canDetach = park && f.detachable()
@@ -141,6 +156,14 @@ func (f *flow) run(toUp, toClient *atomic.Int64) error {
 	f.end = func(err error) { ended <- err }
 	f.start(toUp, toClient)
 	return <-ended
+}
+
+// deadline returns the total timeout's time, or the zero time.
+func (f *flow) deadline() time.Time {
+	if f.total == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, f.total)
 }
 
 // cut ends the flow with err: both sockets are closed, which ends the running
@@ -283,7 +306,7 @@ func (h *half) copy() (err error, park bool) {
 	if spliceable(dst, src) {
 		var err error
 		if chunk, err = spliceChunker(dst, src); err != nil {
-			return fmt.Errorf("l4: %s: %w", h.name, err), false
+			return fmt.Errorf("l4: %s: %w", h.name(), err), false
 		}
 	} else {
 		bp := f.bufs.Get().(*[]byte)
@@ -310,8 +333,8 @@ func (h *half) copy() (err error, park bool) {
 		if h.parkable && (want.IsZero() || now.Add(parkAfter).Before(want)) {
 			want = now.Add(parkAfter)
 		}
-		if !f.total.IsZero() && (want.IsZero() || f.total.Before(want)) {
-			want = f.total
+		if total := f.deadline(); !total.IsZero() && (want.IsZero() || total.Before(want)) {
+			want = total
 		}
 		src.SetReadDeadline(want)
 	}
@@ -337,7 +360,7 @@ func (h *half) copy() (err error, park bool) {
 			}
 			if cw, ok := dst.(interface{ CloseWrite() error }); ok {
 				if err := cw.CloseWrite(); err != nil && !isClosed(err) {
-					return fmt.Errorf("l4: %s: close write: %w", h.name, err), false
+					return fmt.Errorf("l4: %s: close write: %w", h.name(), err), false
 				}
 			}
 			return nil, false
@@ -346,10 +369,10 @@ func (h *half) copy() (err error, park bool) {
 			continue
 		}
 		if !errors.Is(err, os.ErrDeadlineExceeded) {
-			return fmt.Errorf("l4: %s: %w", h.name, err), false
+			return fmt.Errorf("l4: %s: %w", h.name(), err), false
 		}
 		now := time.Now()
-		if !f.total.IsZero() && !now.Before(f.total) {
+		if f.total != 0 && now.UnixNano() >= f.total {
 			return ErrTotalTimeout, false
 		}
 		if n == 0 && h.parkable && now.Sub(moved) >= parkAfter {
@@ -363,7 +386,7 @@ func (h *half) copy() (err error, park bool) {
 			// so too at its own last deadline, or when nothing was counted for 2×idle
 			// (the other direction blocked writing to a receiver that does not read).
 			since := now.Sub(time.Unix(0, f.last.Load()))
-			if since >= f.idle && h.other.quiet.Load() || since >= 2*f.idle {
+			if since >= f.idle && h.other().quiet.Load() || since >= 2*f.idle {
 				return ErrIdleTimeout, false
 			}
 			h.quiet.Store(since >= f.idle)
@@ -382,7 +405,7 @@ func (h *half) endsFlow() bool {
 	}
 	h.f.mu.Lock()
 	defer h.f.mu.Unlock()
-	return h.other.state == halfDone
+	return h.other().state == halfDone
 }
 
 // isClosed reports whether err is the error of a use of a closed socket: what the

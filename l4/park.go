@@ -46,7 +46,7 @@ func (h *half) park() bool {
 		if !h.woke {
 			h.state = halfParked
 			h.quiet.Store(true) // a parked half counts nothing
-			both := h.other.state == halfParked
+			both := h.other().state == halfParked
 			f.mu.Unlock()
 			if both && f.canDetach {
 				f.detach()
@@ -98,7 +98,7 @@ func (h *half) Unpark() bool {
 		return false
 	}
 	since := time.Since(time.Unix(0, f.last.Load()))
-	if since < f.idle || h.other.state == halfRunning && since < 2*f.idle {
+	if since < f.idle || h.other().state == halfRunning && since < 2*f.idle {
 		return false
 	}
 	f.dead = true
