@@ -136,13 +136,25 @@ func (f *flow) reattach() error {
 	f.mu.Lock()
 	parked := [2]bool{up.state == halfParked, down.state == halfParked}
 	f.mu.Unlock()
-	if parked[0] {
-		f.poll.Register(up)
-	}
-	if parked[1] {
-		f.poll.Register(down)
+	for i, h := range [2]*half{up, down} {
+		if parked[i] && !f.poll.Register(h) {
+			f.resume(h) // not watched: it waits on a goroutine of its own
+		}
 	}
 	return nil
+}
+
+// resume starts a goroutine for h if it is parked.
+func (f *flow) resume(h *half) {
+	f.mu.Lock()
+	parked := h.state == halfParked
+	if parked {
+		h.state = halfRunning
+	}
+	f.mu.Unlock()
+	if parked {
+		go h.run()
+	}
 }
 
 // closeSockets closes the flow's sockets for kill, once it is dead: the detached
