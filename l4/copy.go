@@ -26,6 +26,10 @@ const (
 	// no system call of the poller's), short enough that an idle connection soon holds
 	// none.
 	parkAfter = 50 * time.Millisecond
+	// detachAfter is how long both halves of a connection stay parked before its
+	// sockets are detached from the runtime's poller (see detach): attaching them again
+	// costs about 40 system calls, which a connection that pauses briefly should not pay.
+	detachAfter = 250 * time.Millisecond
 )
 
 // The states of a half.
@@ -73,10 +77,10 @@ type flow struct {
 	attachErr error // attaching failed, or the flow was killed detached: no copy
 
 	mu     sync.Mutex
-	halves [2]half // to the peer, to the client
-	timers [2]*time.Timer
-	live   int32 // halves not done
-	dead   bool  // killed: no half parks any more
+	halves [2]half        // to the peer, to the client
+	timers [3]*time.Timer // total timeout, watch, detach
+	live   int32          // halves not done
+	dead   bool           // killed: no half parks any more
 	// detached: under attachMu (see detach).
 	detached bool
 	// canDetach: the sockets leave the runtime's poller while both halves are parked

@@ -46,11 +46,15 @@ func (h *half) park() bool {
 		if !h.woke {
 			h.state = halfParked
 			h.quiet.Store(true) // a parked half counts nothing
-			both := h.other().state == halfParked
-			f.mu.Unlock()
-			if both && f.canDetach {
-				f.detach()
+			if f.canDetach && h.other().state == halfParked {
+				// Both parked: detach the sockets if they stay so for detachAfter.
+				if t := f.timers[2]; t != nil {
+					t.Reset(detachAfter)
+				} else {
+					f.timers[2] = time.AfterFunc(detachAfter, f.detach)
+				}
 			}
+			f.mu.Unlock()
 			return true
 		}
 		// The poller saw the source readable since the last park: bytes that the copy
