@@ -448,3 +448,60 @@ func TestParkedStalledWriter(t *testing.T) {
 		t.Fatal("the client's writes were never cut")
 	}
 }
+
+// TestDetachAttach checks a connection whose sockets were detached from the runtime's
+// poller: bytes go both ways after, on sockets made again without keep-alive probes,
+// which the connection's abort then closes; it detaches again when idle again.
+func TestDetachAttach(t *testing.T) {
+	peerAddr, accepted := heldBackend(t)
+	app := newTestApp(&Peer{Address: peerAddr})
+	svc, addr := newService(t, app, ServiceOptions{})
+	c, p := connect(t, addr, accepted, 'a')
+	waitUntil(t, "detached", func() bool { return detachedConns(svc) == 1 })
+	exchange(t, c, p, []byte("up"))
+	exchange(t, p, c, []byte("down"))
+
+	svc.mu.Lock()
+	var sc *conn[*testCtx]
+	for x := range svc.conns {
+		sc = x
+	}
+	svc.mu.Unlock()
+	sc.mu.Lock()
+	f, client, up := sc.flow, sc.client, sc.up
+	sc.mu.Unlock()
+	f.attachMu.Lock()
+	attached := !f.detached && f.client == client && f.up == up
+	f.attachMu.Unlock()
+	if !attached {
+		t.Fatal("after bytes moved, the connection's sockets are not the copy's attached ones")
+	}
+	for _, nc := range []net.Conn{client, up} {
+		tc, ok := nc.(*net.TCPConn)
+		if !ok {
+			t.Fatalf("socket attached again is a %T", nc)
+		}
+		rc, err := tc.SyscallConn()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ka int
+		var kerr error
+		rc.Control(func(fd uintptr) { ka, kerr = syscall.GetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_KEEPALIVE) })
+		if kerr != nil || ka != 0 {
+			t.Fatalf("SO_KEEPALIVE %d (%v) on a socket attached again, want 0", ka, kerr)
+		}
+	}
+	waitUntil(t, "detached again", func() bool { return detachedConns(svc) == 1 })
+	exchange(t, c, p, []byte("again"))
+	svc.CloseStreams() // cuts the attached sockets
+	if e := app.next(t); !errors.Is(e.err, ErrShutdown) || e.toUp != 1+2+5 || e.toClient != 1+4 {
+		t.Fatalf("Logging: %v, %d up, %d down; want ErrShutdown, 8, 5", e.err, e.toUp, e.toClient)
+	}
+	for _, end := range []net.Conn{c, p} {
+		end.SetDeadline(time.Now().Add(10 * time.Second))
+		if _, err := io.ReadAll(end); err != nil && !errors.Is(err, syscall.ECONNRESET) {
+			t.Fatalf("after the cut: %v", err)
+		}
+	}
+}
