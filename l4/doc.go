@@ -107,14 +107,15 @@
 // IdleTimeout ends a connection on which no byte moved either way for that long. Bytes
 // are counted as each read is written on (a splice(2) call moves only the bytes already
 // queued, so it never waits holding them). A running direction waits for its reads
-// with a deadline IdleTimeout ahead; when it fires with nothing moved for IdleTimeout,
+// with a deadline IdleTimeout ahead (50ms, where it may park instead); when it fires
+// with nothing moved for IdleTimeout,
 // the connection ends if the other direction found the same at its own last deadline
 // (or is parked, or done). The poller's sweep (every IdleTimeout/8, at most every
 // second) ends a connection whose directions are parked or done once nothing moved for
 // IdleTimeout. So a connection ends between IdleTimeout and 2×IdleTimeout after its
 // last byte. A direction blocked writing to a receiver that does not read is cut when
-// nothing was counted for 2×IdleTimeout (a timer, armed once the other direction is
-// done). TotalTimeout ends a connection at a fixed time after its accept, whatever it
+// nothing was counted for 2×IdleTimeout (by the sweep while the other direction is
+// parked, by a timer once it is done). TotalTimeout ends a connection at a fixed time after its accept, whatever it
 // is doing, parked or not (a timer: no goroutine).
 //
 // # Limits
