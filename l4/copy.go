@@ -134,11 +134,10 @@ func (f *flow) start(toUp, toClient *atomic.Int64) {
 	if f.clientW != nil {
 		toC = f.clientW
 	}
-	if total := f.deadline(); !total.IsZero() {
+	total := f.deadline()
+	if !total.IsZero() {
 		toC.SetWriteDeadline(total)
 		f.up.SetWriteDeadline(total)
-		// A parked connection has no deadline of its own to meet.
-		f.timers[0] = time.AfterFunc(time.Until(total), func() { f.cut(ErrTotalTimeout) })
 	}
 	up, down := &f.halves[0], &f.halves[1]
 	f.mu.Lock() // (kill may look at the halves from now on)
@@ -148,6 +147,10 @@ func (f *flow) start(toUp, toClient *atomic.Int64) {
 	up.parkable, down.parkable = park, park
 	f.canDetach = park && f.detachable()
 	f.live = 2
+	if !total.IsZero() {
+		// A parked connection has no deadline of its own to meet.
+		f.timers[0] = time.AfterFunc(time.Until(total), func() { f.cut(ErrTotalTimeout) })
+	}
 	f.mu.Unlock()
 	go down.run()
 	up.run()

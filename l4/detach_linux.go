@@ -161,7 +161,10 @@ func (f *flow) resume(h *half) {
 // descriptors, or the sockets attach made (which the connection's abort, done before
 // them, did not see). attachMu is taken.
 func (f *flow) closeSockets() {
-	if !f.canDetach {
+	f.mu.Lock()
+	can := f.canDetach
+	f.mu.Unlock()
+	if !can {
 		return
 	}
 	f.attachMu.Lock()
