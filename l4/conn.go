@@ -20,7 +20,7 @@ import (
 // conn is one client connection being served.
 type conn[C any] struct {
 	svc    *Service[C]
-	client net.Conn     // the accepted connection; immutable
+	client net.Conn     // the accepted connection; changed by setConns only, under mu
 	tlsCfg *gtls.Config // the endpoint's, or nil
 	// passthrough: read the ClientHello for the session, copy it on untouched.
 	passthrough bool
@@ -29,6 +29,7 @@ type conn[C any] struct {
 	up       net.Conn // the upstream connection once connected
 	cut      error    // why abort cut the connection; first one wins
 	finished bool
+	flow     *flow // the copy once started
 }
 
 // abort cuts the connection with err (the first cause wins): both sockets are closed,
@@ -38,12 +39,23 @@ func (c *conn[C]) abort(err error) {
 	if c.cut == nil && !c.finished {
 		c.cut = err
 	}
-	up := c.up
+	client, up, f := c.client, c.up, c.flow
 	c.mu.Unlock()
-	c.client.Close()
+	client.Close()
 	if up != nil {
 		up.Close()
 	}
+	if f != nil {
+		f.kill(err) // the directions parked without a goroutine end now
+	}
+}
+
+// setConns records the sockets that the copy detached or attached again (see
+// flow.detach): abort and finish close those.
+func (c *conn[C]) setConns(client, up net.Conn) {
+	c.mu.Lock()
+	c.client, c.up = client, up
+	c.mu.Unlock()
 }
 
 // cause returns the error abort was called with, or nil.
@@ -71,37 +83,57 @@ func (c *conn[C]) setUp(up net.Conn) bool {
 
 func (c *conn[C]) serve() {
 	s := c.svc
-	defer s.done(c)
 	if pc, ok := c.client.(*proxyproto.Conn); ok {
 		// The PROXY protocol header first: its addresses are the session's. (A refused
 		// one closed the connection and was logged.)
 		if _, err := pc.Header(); err != nil {
 			c.client.Close()
+			s.done(c)
 			return
 		}
 	}
 	sess := &Session{client: c.client.RemoteAddr(), local: c.client.LocalAddr(), start: time.Now()}
 	var cx C
-	var err error
+	f, err := c.phases(sess, &cx)
+	if f == nil {
+		c.finish(sess, cx, err)
+		return
+	}
+	f.end = func(err error) { c.finish(sess, cx, err) }
+	f.setConns = c.setConns
+	c.mu.Lock()
+	c.flow = f
+	cut := c.cut
+	c.mu.Unlock()
+	if cut != nil {
+		f.mu.Lock()
+		f.dead = true // the sockets are closed: no half parks
+		f.mu.Unlock()
+	}
+	// The copy: this goroutine runs one direction until it is done or parks; the
+	// last direction to end calls finish.
+	f.start(&sess.toUpstream, &sess.toClient)
+}
+
+// phases runs the connection's phases up to the copy, recovering a panic in them; it
+// returns the copy to start, or the error that ended the connection.
+func (c *conn[C]) phases(sess *Session, cx *C) (f *flow, err error) {
 	defer func() {
 		if p := recover(); p != nil {
-			err = fmt.Errorf("%w: %v", ErrPanic, p)
-			s.log.Error("l4: panic in a phase", "client", addrString(sess.client), "panic", p, "stack", string(debug.Stack()))
+			f, err = nil, fmt.Errorf("%w: %v", ErrPanic, p)
+			c.svc.log.Error("l4: panic in a phase", "client", addrString(sess.client), "panic", p, "stack", string(debug.Stack()))
 		}
-		c.mu.Lock()
-		c.finished = true
-		up := c.up
-		c.mu.Unlock()
-		c.client.Close()
-		if up != nil {
-			up.Close()
-		}
-		sess.end = time.Now()
-		c.logging(sess, cx, err)
 	}()
-	cx = s.app.NewCtx()
-	err = c.run(sess, cx)
-	if cut := c.cause(); cut != nil {
+	*cx = c.svc.app.NewCtx()
+	return c.run(sess, *cx)
+}
+
+// finish ends the connection: err is what ended it (nil: both ends carried). It
+// closes both sockets, runs Logging and releases the connection's slot.
+func (c *conn[C]) finish(sess *Session, cx C, err error) {
+	s := c.svc
+	defer s.done(c)
+	if cut := c.cause(); cut != nil && !errors.Is(err, ErrPanic) {
 		// The first cause: the other direction, or a phase, then failed on a closed socket.
 		err = cut
 	}
@@ -113,6 +145,16 @@ func (c *conn[C]) serve() {
 		}
 		s.log.Warn("l4: connection ended by an error", attrs...)
 	}
+	c.mu.Lock()
+	c.finished = true
+	client, up := c.client, c.up
+	c.mu.Unlock()
+	client.Close()
+	if up != nil {
+		up.Close()
+	}
+	sess.end = time.Now()
+	c.logging(sess, cx, err)
 }
 
 // logging runs the Logging phase, recovering a panic in it.
@@ -147,12 +189,13 @@ func addrString(a net.Addr) string {
 	return a.String()
 }
 
-// run takes the connection through its phases and the copy; it returns what ended it.
-func (c *conn[C]) run(sess *Session, cx C) error {
+// run takes the connection through its phases up to the copy, which it returns; or
+// the error that ended the connection.
+func (c *conn[C]) run(sess *Session, cx C) (*flow, error) {
 	s := c.svc
 	ctx := s.ctx
 	if err := s.app.ConnectionFilter(ctx, sess, cx); err != nil {
-		return fmt.Errorf("%w: %w", ErrRejected, err)
+		return nil, fmt.Errorf("%w: %w", ErrRejected, err)
 	}
 	var total time.Time
 	if s.opts.TotalTimeout > 0 {
@@ -163,34 +206,42 @@ func (c *conn[C]) run(sess *Session, cx C) error {
 	if c.tlsCfg != nil {
 		tc, err := c.handshake(sess, total)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		client = tc
 	}
 	if c.passthrough {
 		pc, err := c.peekHello(sess, total)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		client, clientW = pc, c.client
 	}
 	up, err := c.connect(ctx, sess, cx)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if err := s.app.Connected(ctx, sess, cx, sess.peer, up); err != nil {
-		return fmt.Errorf("l4: Connected: %w", err)
+		return nil, fmt.Errorf("l4: Connected: %w", err)
 	}
-	f := flow{
+	return &flow{
 		idle:    s.opts.IdleTimeout,
-		total:   total,
+		total:   unixNano(total),
 		client:  client,
 		clientW: clientW,
 		up:      up,
 		bufs:    &s.bufs,
 		abort:   c.abort,
+		poll:    s.poll,
+	}, nil
+}
+
+// unixNano returns t in unix nanoseconds, or 0 for the zero time.
+func unixNano(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
 	}
-	return f.run(&sess.toUpstream, &sess.toClient)
+	return t.UnixNano()
 }
 
 // handshake terminates the client's TLS. abort closes the raw connection, which ends a

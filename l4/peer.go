@@ -84,7 +84,9 @@ func (p *Peer) dial(ctx context.Context, def time.Duration, sess *Session) (net.
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	var d net.Dialer
+	// No TCP keep-alive probes (4 setsockopt calls per connection): the service's idle
+	// timeout ends dead connections.
+	d := net.Dialer{KeepAlive: -1}
 	nc, err := d.DialContext(ctx, p.network(), p.Address)
 	if err != nil {
 		return nil, err

@@ -48,7 +48,9 @@ type ProxyTCP[C any] interface {
 	// Connected runs once the connection to peer is up, before any byte is copied. up is
 	// the upstream connection (a *tls.Conn when the peer has TLS): the phase may write a
 	// preamble to it, which is not counted in the session's bytes, but must not read from
-	// it or close it. Returning an error ends the connection. Default: nothing.
+	// it or close it, nor keep it past the phase: while the connection idles, the
+	// service may replace its sockets (see "Idle connections hold no goroutine" in the
+	// package documentation). Returning an error ends the connection. Default: nothing.
 	Connected(ctx context.Context, s *Session, c C, peer *Peer, up net.Conn) error
 
 	// Logging runs once at the end of every connection, whatever happened, after both

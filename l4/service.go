@@ -3,6 +3,7 @@ package l4
 import (
 	"net/netip"
 
+	"github.com/gotthard-proxy/gotthard/internal/idle"
 	"github.com/gotthard-proxy/gotthard/internal/proxyproto"
 
 	"context"
@@ -86,6 +87,9 @@ type Service[C any] struct {
 	slots  chan struct{} // MaxConns tokens; nil when unlimited
 	stop   chan struct{} // closed when the service stops accepting
 	bufs   sync.Pool     // *[]byte copy buffers for the connections that cannot splice
+	// poll parks idle connections without a goroutine while Serve runs; nil where
+	// there is none. Set by Serve before it accepts.
+	poll *idle.Poller[*half]
 
 	mu        sync.Mutex
 	endpoints []net.Addr
@@ -223,7 +227,9 @@ func (s *Service[C]) ListenAndServe() error {
 	eps := s.Endpoints()
 	lns := make([]net.Listener, 0, len(eps))
 	for _, ep := range eps {
-		ln, err := net.Listen(ep.Network(), ep.String())
+		// No TCP keep-alive probes: the service's idle timeout ends dead connections.
+		lc := net.ListenConfig{KeepAlive: -1}
+		ln, err := lc.Listen(context.Background(), ep.Network(), ep.String())
 		if err != nil {
 			for _, l := range lns {
 				l.Close()
@@ -250,6 +256,12 @@ func (s *Service[C]) Serve(lns []net.Listener) error {
 			ln.Close()
 		}
 		return nil
+	}
+	poll := newPoller(s.opts.IdleTimeout)
+	if poll != nil {
+		s.poll = poll
+		go poll.Run()
+		defer poll.Close() // after every connection ended (below)
 	}
 	for i, ln := range lns {
 		var e endpoint

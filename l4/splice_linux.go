@@ -1,7 +1,6 @@
 package l4
 
 import (
-	"errors"
 	"io"
 	"net"
 	"os"
@@ -39,33 +38,79 @@ func spliceChunker(dst, src net.Conn) (func() (int64, bool, error), error) {
 	lr := &io.LimitedReader{R: src}
 	var queued int
 	var qerr error
+	_, tcp := src.(*net.TCPConn)
 	probe := func(fd uintptr) bool {
-		queued, qerr = unix.IoctlGetInt(int(fd), unix.SIOCINQ)
-		if qerr != nil || queued > 0 {
-			return true
-		}
-		// Nothing queued: the end of the stream, a pending error, or nothing yet.
-		var b [1]byte
-		var m int
-		m, _, qerr = unix.Recvfrom(int(fd), b[:], unix.MSG_PEEK|unix.MSG_DONTWAIT)
-		if m > 0 { // bytes came after the ioctl
-			queued = m
-		}
-		return !errors.Is(qerr, unix.EAGAIN)
+		queued, qerr = peekQueued(fd, tcp)
+		return qerr != unix.EAGAIN
 	}
 	return func() (int64, bool, error) {
 		if err := sc.Read(probe); err != nil {
 			return 0, false, err // a deadline, or a closed socket
 		}
 		switch {
-		case queued > 0:
-		case qerr == nil:
-			return 0, true, nil // the end of the stream
-		default:
+		case qerr != nil:
 			return 0, false, os.NewSyscallError("recvfrom", qerr)
+		case queued == 0:
+			return 0, true, nil // the end of the stream
 		}
 		lr.N = int64(min(queued, spliceChunk))
 		n, err := rf.ReadFrom(lr)
 		return n, false, err
 	}, nil
+}
+
+// readable reports whether c has bytes queued, is at its end or has an error pending,
+// without waiting; or whether that cannot be told (then the caller copies, and finds
+// out).
+func readable(c net.Conn) bool {
+	sc, ok := c.(syscall.Conn)
+	if !ok {
+		return true
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return true
+	}
+	ready := true
+	if err := rc.Control(func(fd uintptr) {
+		_, tcp := c.(*net.TCPConn)
+		_, err := peekQueued(fd, tcp)
+		ready = err != unix.EAGAIN
+	}); err != nil {
+		return true
+	}
+	return ready
+}
+
+// peekQueued returns how many bytes are queued on the stream socket fd (at most
+// spliceChunk), without taking them and without waiting. It returns 0 at the end of
+// the stream, EAGAIN when nothing is there yet, or the socket's pending error.
+//
+// On a TCP socket it takes one system call: recv(2) with MSG_PEEK|MSG_TRUNC counts the
+// bytes a read of that size would return, without copying them. A Unix socket copies
+// even then, so there it asks FIONREAD, and when nothing is queued peeks at one byte
+// to tell the end of the stream from nothing yet.
+func peekQueued(fd uintptr, tcp bool) (int, error) {
+	if !tcp {
+		n, err := unix.IoctlGetInt(int(fd), unix.SIOCINQ)
+		if err != nil || n > 0 {
+			return min(n, spliceChunk), err
+		}
+		var b [1]byte
+		n, _, err = unix.Recvfrom(int(fd), b[:], unix.MSG_PEEK|unix.MSG_DONTWAIT)
+		return n, err
+	}
+	for {
+		// No buffer: with MSG_TRUNC nothing is copied, and were anything ever copied,
+		// the call would fail with EFAULT rather than write anywhere.
+		n, _, e := unix.Syscall6(unix.SYS_RECVFROM, fd, 0, spliceChunk,
+			unix.MSG_PEEK|unix.MSG_TRUNC|unix.MSG_DONTWAIT, 0, 0)
+		switch e {
+		case 0:
+			return int(n), nil
+		case unix.EINTR:
+			continue
+		}
+		return 0, e
+	}
 }

@@ -186,7 +186,7 @@ func run(ctx context.Context, args []string, logOut io.Writer, ready func([]net.
 	if *sniListen != "" {
 		svc.AddTLSPassthrough(*sniListen)
 	}
-	srv, err := server.New(server.Options{Logger: logger})
+	srv, err := server.New(server.Options{Logger: logger, Listen: listenNoKeepAlive})
 	if err != nil {
 		return err
 	}
@@ -201,4 +201,12 @@ func run(ctx context.Context, args []string, logOut io.Writer, ready func([]net.
 		}
 	}()
 	return srv.RunContext(ctx)
+}
+
+// listenNoKeepAlive creates the listeners without TCP keep-alive probes on the connections they
+// accept (the Go default turns them on, for four setsockopt calls per connection): the
+// service's idle timeout ends dead connections.
+func listenNoKeepAlive(ep server.Endpoint) (net.Listener, error) {
+	lc := net.ListenConfig{KeepAlive: -1}
+	return lc.Listen(context.Background(), ep.Network, ep.Address)
 }
