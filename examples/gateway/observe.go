@@ -13,6 +13,7 @@ import (
 
 	"go.opentelemetry.io/otel/exporters/stdout/stdouttrace"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/gotthard-proxy/gotthard/observe"
 	"github.com/gotthard-proxy/gotthard/observe/accesslog"
@@ -91,7 +92,7 @@ func newObservability(f *obsFlags, logger *slog.Logger) (*observability, error) 
 		}
 		// The provider's sampler, given to the observer too: a request it drops
 		// costs no span (see otel.Options.Sampler).
-		t, err := otel.New(otel.Options{TracerProvider: tp, Sampler: sampler})
+		t, err := otel.New(otel.Options{TracerProvider: tp, Sampler: sdkSampler(sampler)})
 		if err != nil {
 			return nil, fmt.Errorf("-trace: %w", err)
 		}
@@ -109,6 +110,15 @@ func newObservability(f *obsFlags, logger *slog.Logger) (*observability, error) 
 		o.services = append(o.services, s) // flushes its events when the server stops
 	}
 	return o, nil
+}
+
+// sdkSampler makes an otel.Sampler of the SDK's sampler s.
+func sdkSampler(s sdktrace.Sampler) otel.Sampler {
+	return func(p otel.SamplingParameters) (bool, trace.TraceState) {
+		r := s.ShouldSample(sdktrace.SamplingParameters{
+			ParentContext: p.ParentContext, TraceID: p.TraceID, Name: p.Name, Kind: p.Kind})
+		return r.Decision == sdktrace.Drop, r.Tracestate
+	}
 }
 
 // tracerProvider returns the OpenTelemetry SDK's provider for -trace and its sampler:

@@ -21,7 +21,7 @@ import (
 func TestSamplerAllocs(t *testing.T) {
 	tp := sdktrace.NewTracerProvider(sdktrace.WithSampler(sdktrace.NeverSample()))
 	defer tp.Shutdown(t.Context())
-	obs, err := otel.New(otel.Options{TracerProvider: tp, Sampler: sdktrace.NeverSample()})
+	obs, err := otel.New(otel.Options{TracerProvider: tp, Sampler: sdkSampler(sdktrace.NeverSample())})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -39,7 +39,7 @@ func BenchmarkCycle(b *testing.B) {
 			defer tp.Shutdown(b.Context())
 			o := otel.Options{TracerProvider: tp}
 			if bc.option {
-				o.Sampler = bc.sampler
+				o.Sampler = sdkSampler(bc.sampler)
 			}
 			obs, err := otel.New(o)
 			if err != nil {
@@ -118,7 +118,7 @@ func BenchmarkProxy(b *testing.B) {
 				b.Cleanup(func() { tp.Shutdown(context.Background()) }) // after the service's
 				o := otel.Options{TracerProvider: tp}
 				if bc.option {
-					o.Sampler = bc.sampler
+					o.Sampler = sdkSampler(bc.sampler)
 				}
 				obs, err := otel.New(o)
 				if err != nil {

@@ -3,11 +3,11 @@
 // each attempt to have a peer answer it, and carries the W3C trace context from the
 // client, through the proxy, to the origin.
 //
-// It imports the OpenTelemetry API (go.opentelemetry.io/otel, its trace and
-// propagation packages and the semantic conventions of the release it pins), and the
-// SDK's trace package for one type, that of [Options.Sampler]; the program chooses the
-// SDK, the sampler and the exporter, and hands the provider in
-// [Options.TracerProvider].
+// It imports the OpenTelemetry API only (go.opentelemetry.io/otel, its trace and
+// propagation packages and the semantic conventions of the release it pins); the
+// program chooses the SDK, the sampler and the exporter, and hands the provider in
+// [Options.TracerProvider] (and the sampler, wrapped as a [Sampler], in
+// [Options.Sampler]).
 //
 // # Spans
 //
@@ -101,7 +101,11 @@
 //	sampler := sdktrace.ParentBased(sdktrace.AlwaysSample()) // the SDK's default
 //	tp := sdktrace.NewTracerProvider(sdktrace.WithSampler(sampler), sdktrace.WithBatcher(exporter))
 //	defer tp.Shutdown(context.Background())
-//	obs, err := otel.New(otel.Options{TracerProvider: tp, Sampler: sampler})
+//	obs, err := otel.New(otel.Options{TracerProvider: tp, Sampler: func(p otel.SamplingParameters) (bool, trace.TraceState) {
+//		r := sampler.ShouldSample(sdktrace.SamplingParameters{
+//			ParentContext: p.ParentContext, TraceID: p.TraceID, Name: p.Name, Kind: p.Kind})
+//		return r.Decision == sdktrace.Drop, r.Tracestate
+//	}})
 //	if err != nil {
 //		return err
 //	}

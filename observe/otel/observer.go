@@ -12,7 +12,6 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/propagation"
-	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 	"go.opentelemetry.io/otel/trace"
 
@@ -35,7 +34,7 @@ type Observer struct {
 	// w3c reports that prop is propagation.TraceContext, whose Extract and Inject
 	// the observer does itself, without their allocations.
 	w3c     bool
-	sampler sdktrace.Sampler // Options.Sampler
+	sampler Sampler // Options.Sampler
 	// marker and spanKey make parentCtx answer for the trace API's span key;
 	// spanKey is nil if that failed the check in New (a later API that looks
 	// contexts up otherwise), and the sampler then gets a context of its own.
@@ -432,7 +431,7 @@ func (o *Observer) drop(r *observe.Request, u *unsampled, ctx context.Context, p
 			pctx = trace.ContextWithRemoteSpanContext(ctx, parent)
 		}
 	}
-	res := o.sampler.ShouldSample(sdktrace.SamplingParameters{
+	drop, state := o.sampler(SamplingParameters{
 		ParentContext: pctx,
 		TraceID:       tid,
 		Name:          name,
@@ -441,7 +440,7 @@ func (o *Observer) drop(r *observe.Request, u *unsampled, ctx context.Context, p
 	if u != nil {
 		u.pctx.span.sc = trace.SpanContext{}
 	}
-	if res.Decision != sdktrace.Drop {
+	if !drop {
 		if o.w3c && u != nil {
 			o.unsampled.Put(u)
 		}
@@ -451,9 +450,9 @@ func (o *Observer) drop(r *observe.Request, u *unsampled, ctx context.Context, p
 		TraceID:    tid,
 		SpanID:     newSpanID(),
 		TraceFlags: parent.TraceFlags() &^ trace.FlagsSampled,
-		TraceState: res.Tracestate,
+		TraceState: state,
 	})
-	if o.w3c && res.Tracestate.Len() == 0 {
+	if o.w3c && state.Len() == 0 {
 		if u != nil {
 			o.unsampled.Put(u)
 		}

@@ -1,8 +1,9 @@
 package otel
 
 import (
+	"context"
+
 	"go.opentelemetry.io/otel/propagation"
-	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/gotthard-proxy/gotthard/observe"
@@ -27,7 +28,7 @@ type Options struct {
 	// started: the observer asks it at RequestStart with what the SDK's tracer would
 	// give the provider's sampler for the server span (the client's span context as
 	// the parent, its trace id or a new one, the method as the name, kind SERVER, no
-	// attributes or links). A request it drops (sdktrace.Drop) costs no span, no
+	// attributes or links). A request it drops costs no span, no
 	// context and no call to the tracer; the upstream still gets a traceparent, not
 	// sampled (see the package doc: Not sampled). A request it records or samples is
 	// started by the tracer as without it, and the provider's sampler decides again:
@@ -39,7 +40,7 @@ type Options struct {
 	// id anew, so both draws would have to keep it. The context the sampler gets is
 	// valid for the length of its call only. If nil, every request starts a server
 	// span with the tracer, which asks the provider's sampler.
-	Sampler sdktrace.Sampler
+	Sampler Sampler
 
 	// Route returns the request's route, a template of low cardinality such as
 	// "/users/{id}", or "" if it has none. It runs at RequestStart, before the first
@@ -60,3 +61,26 @@ type Options struct {
 	// carry tokens and personal data.
 	Query bool
 }
+
+// SamplingParameters is what a [Sampler] is asked about a request: what the SDK's tracer
+// would give the provider's sampler for the request's server span.
+type SamplingParameters struct {
+	// ParentContext holds the client's span context, when it sent one; it is valid
+	// for the length of the Sampler's call only.
+	ParentContext context.Context
+	TraceID       trace.TraceID // the client's trace id, or a new one
+	Name          string        // the request's method
+	Kind          trace.SpanKind
+}
+
+// Sampler decides whether to trace a request before any span is started (see
+// [Options].Sampler): drop, and the tracestate the upstream traceparent of a dropped
+// request carries. The package uses the OpenTelemetry API only; with the SDK, wrap the
+// provider's sampler s:
+//
+//	func(p otel.SamplingParameters) (bool, trace.TraceState) {
+//		r := s.ShouldSample(sdktrace.SamplingParameters{
+//			ParentContext: p.ParentContext, TraceID: p.TraceID, Name: p.Name, Kind: p.Kind})
+//		return r.Decision == sdktrace.Drop, r.Tracestate
+//	}
+type Sampler func(p SamplingParameters) (drop bool, state trace.TraceState)

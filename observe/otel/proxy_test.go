@@ -347,7 +347,7 @@ func TestProxySamplerDrops(t *testing.T) {
 	}
 	tp := sdktrace.NewTracerProvider(sdktrace.WithSampler(sdktrace.NeverSample()))
 	defer tp.Shutdown(context.Background())
-	obs, err := otel.New(otel.Options{TracerProvider: tp, Sampler: sdktrace.NeverSample()})
+	obs, err := otel.New(otel.Options{TracerProvider: tp, Sampler: sdkSampler(sdktrace.NeverSample())})
 	if err != nil {
 		t.Fatal(err)
 	}

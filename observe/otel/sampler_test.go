@@ -47,7 +47,7 @@ func newSampled(t *testing.T, sampler sdktrace.Sampler, option bool) (*otel.Obse
 	starts := new(atomic.Int64)
 	o := otel.Options{TracerProvider: countingProvider{sdk, starts}}
 	if option {
-		o.Sampler = sampler
+		o.Sampler = sdkSampler(sampler)
 	}
 	obs, err := otel.New(o)
 	if err != nil {
@@ -170,7 +170,7 @@ func TestSamplerFilter(t *testing.T) {
 	rec := tracetest.NewSpanRecorder()
 	tp := sdktrace.NewTracerProvider(sdktrace.WithSampler(sdktrace.NeverSample()), sdktrace.WithSpanProcessor(rec))
 	defer tp.Shutdown(context.Background())
-	obs, err := otel.New(otel.Options{TracerProvider: tp, Sampler: sdktrace.NeverSample(), Filter: func(*observe.Request) bool { return false }})
+	obs, err := otel.New(otel.Options{TracerProvider: tp, Sampler: sdkSampler(sdktrace.NeverSample()), Filter: func(*observe.Request) bool { return false }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -189,7 +189,7 @@ func TestSamplerDropsPropagator(t *testing.T) {
 	starts := new(atomic.Int64)
 	obs, err := otel.New(otel.Options{
 		TracerProvider: countingProvider{tp, starts},
-		Sampler:        sdktrace.NeverSample(),
+		Sampler:        sdkSampler(sdktrace.NeverSample()),
 		Propagator:     propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{}),
 	})
 	if err != nil {
@@ -206,5 +206,14 @@ func TestSamplerDropsPropagator(t *testing.T) {
 	}
 	if got, want := sent[0].Get("tracestate")+" "+sent[0].Get("baggage"), "vendor=x tenant=acme"; got != want {
 		t.Errorf("upstream tracestate and baggage %q, want %q", got, want)
+	}
+}
+
+// sdkSampler makes an otel.Sampler of the SDK's sampler s, as docs show users.
+func sdkSampler(s sdktrace.Sampler) otel.Sampler {
+	return func(p otel.SamplingParameters) (bool, trace.TraceState) {
+		r := s.ShouldSample(sdktrace.SamplingParameters{
+			ParentContext: p.ParentContext, TraceID: p.TraceID, Name: p.Name, Kind: p.Kind})
+		return r.Decision == sdktrace.Drop, r.Tracestate
 	}
 }
