@@ -23,6 +23,7 @@ type observers struct {
 	// For each request event, the indexes in all of the observers that use it (see
 	// observe.EventFilter), in order.
 	start, attemptStart, upstreamReq, attemptEnd, end []int
+	attempts bool // some observer uses an attempt's events
 }
 
 func newObservers(all []observe.Observer) observers {
@@ -48,6 +49,7 @@ func newObservers(all []observe.Observer) observers {
 			}
 		}
 	}
+	o.attempts = len(o.attemptStart)+len(o.upstreamReq)+len(o.attemptEnd) > 0
 	return o
 }
 
@@ -60,6 +62,10 @@ type obsState struct {
 	attData []any // each observer's Attempt.Data
 	open    bool  // an attempt began and has not ended
 	ended   bool  // RequestEnd was sent (a panic in an observer's must not send it again)
+	// Without observers of attempts (observers.attempts false), an attempt has no
+	// times of its own: the session's connection times when it began tell which are
+	// its (see lastAttempt).
+	prevConnected, prevResponse time.Time
 	panic   any   // what a phase panicked with, and where
 	stack   []byte
 }
@@ -105,6 +111,12 @@ func (c *conn[C]) observeAttemptStart(ex *exchange[C], peer *Peer) {
 	if o == nil {
 		return
 	}
+	if !c.svc.obs.attempts {
+		o.open = true
+		o.req.Attempts++
+		o.prevConnected, o.prevResponse = ex.sess.timing.UpstreamConnected, ex.sess.timing.UpstreamResponse
+		return
+	}
 	a := &o.att
 	*a = observe.Attempt{N: ex.sess.retries, Peer: peer.Address, TLS: peer.TLS != nil, Start: ex.sess.clock()}
 	if peer.TLS != nil {
@@ -148,6 +160,10 @@ func (c *conn[C]) observeAttemptEnd(ex *exchange[C], err *Error) {
 		return
 	}
 	sess := &ex.sess
+	if !c.svc.obs.attempts {
+		o.lastAttempt(sess)
+		return
+	}
 	a := &o.att
 	a.End = sess.clock()
 	// (The session's connection fields may still be an earlier attempt's: this one's
@@ -162,13 +178,33 @@ func (c *conn[C]) observeAttemptEnd(ex *exchange[C], err *Error) {
 	if err != nil {
 		a.Err, a.ErrType = err, err.Type.String()
 	}
-	o.endAttempt(&c.svc.obs, nil)
+	o.endAttempt(&c.svc.obs, sess, nil)
+}
+
+// lastAttempt ends the open attempt when no observer sees attempts: it keeps what
+// RequestEnd reports of the last attempt, the session's connection times that changed
+// since it began (an attempt that failed to connect leaves an earlier one's).
+func (o *obsState) lastAttempt(sess *Session) {
+	o.open = false
+	a := &o.att
+	a.Connected, a.Reused, a.FirstByte = time.Time{}, false, time.Time{}
+	// (!= on purpose: the same stored value, not the same instant.)
+	if t := sess.timing.UpstreamConnected; t != o.prevConnected {
+		a.Connected, a.Reused = t, sess.reused
+	}
+	if t := sess.timing.UpstreamResponse; t != o.prevResponse {
+		a.FirstByte = t
+	}
 }
 
 // endAttempt sends AttemptEnd for the open attempt, if any; err, if not nil, is why it
 // ends (a request that ends while its attempt is open).
-func (o *obsState) endAttempt(obs *observers, err error) {
+func (o *obsState) endAttempt(obs *observers, sess *Session, err error) {
 	if !o.open {
+		return
+	}
+	if !obs.attempts {
+		o.lastAttempt(sess)
 		return
 	}
 	o.open = false
@@ -206,7 +242,7 @@ func (c *conn[C]) observeEnd(ex *exchange[C], err error) {
 	// connection may go on.
 	defer recoverObserver(c.svc.log)
 	sess := &ex.sess
-	o.endAttempt(&c.svc.obs, err)
+	o.endAttempt(&c.svc.obs, sess, err)
 	r := &o.req
 	r.End = sess.timing.End
 	r.Status = sess.status

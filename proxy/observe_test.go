@@ -302,6 +302,18 @@ func TestObserverPanic(t *testing.T) {
 // TestObserverAttemptConnection: an attempt that did not connect reports no connection,
 // though the attempt before it took a pooled one; so does the request it ended.
 func TestObserverAttemptConnection(t *testing.T) {
+	for _, endOnly := range []bool{false, true} {
+		t.Run(fmt.Sprintf("end only %v", endOnly), func(t *testing.T) { testObserverAttemptConnection(t, endOnly) })
+	}
+}
+
+// requestEndOnly is a recorder that observes RequestEnd alone: the service then keeps
+// no times of its own for attempts (see lastAttempt).
+type requestEndOnly struct{ *recorder }
+
+func (requestEndOnly) ObservedEvents() observe.Events { return observe.EventRequestEnd }
+
+func testObserverAttemptConnection(t *testing.T, endOnly bool) {
 	// An origin that answers a connection's first request and closes it on the second,
 	// unanswered: the proxy's pooled connection fails as it is taken, and the request
 	// is retried (on the dead peer, which refuses).
@@ -328,8 +340,12 @@ func TestObserverAttemptConnection(t *testing.T) {
 		}
 	}()
 	rec := newRecorder("R")
+	var ob observe.Observer = rec
+	if endOnly {
+		ob = requestEndOnly{rec}
+	}
 	app := observedProxy{dead: testPeer(deadAddr(t)), good: testPeer(ln.Addr().String())}
-	svc, logs := newTestService[*testCtx](t, app, ServiceOptions{Observers: []observe.Observer{rec}, MaxRetries: 1})
+	svc, logs := newTestService[*testCtx](t, app, ServiceOptions{Observers: []observe.Observer{ob}, MaxRetries: 1})
 	addr := startProxy(t, svc)
 	c, br := dialRaw(t, addr)
 	defer c.Close()
@@ -342,23 +358,32 @@ func TestObserverAttemptConnection(t *testing.T) {
 		t.Fatalf("then-dead: %d\n%s", resp.StatusCode, logs.String())
 	}
 	svc.Close() // the events are all in
-	var ends []string
-	for _, l := range rec.lines() {
-		if strings.HasPrefix(l, "attempt-end") {
-			ends = append(ends, l[:strings.Index(l, " data=")])
+	if !endOnly {
+		var ends []string
+		for _, l := range rec.lines() {
+			if strings.HasPrefix(l, "attempt-end") {
+				ends = append(ends, l[:strings.Index(l, " data=")])
+			}
+		}
+		want := []string{
+			`attempt-end 0 status=200 err="" reused=false firstbyte=true`,
+			`attempt-end 0 status=0 err="connection closed" reused=true firstbyte=false`,
+			`attempt-end 1 status=0 err="connection refused" reused=false firstbyte=false`,
+		}
+		if strings.Join(ends, "\n") != strings.Join(want, "\n") {
+			t.Fatalf("attempt ends:\n%s\nwant:\n%s", strings.Join(ends, "\n"), strings.Join(want, "\n"))
 		}
 	}
-	want := []string{
-		`attempt-end 0 status=200 err="" reused=false firstbyte=true`,
-		`attempt-end 0 status=0 err="connection closed" reused=true firstbyte=false`,
-		`attempt-end 1 status=0 err="connection refused" reused=false firstbyte=false`,
+	if len(rec.ends) != 2 {
+		t.Fatalf("%d RequestEnds, want 2", len(rec.ends))
 	}
-	if strings.Join(ends, "\n") != strings.Join(want, "\n") {
-		t.Fatalf("attempt ends:\n%s\nwant:\n%s", strings.Join(ends, "\n"), strings.Join(want, "\n"))
+	if e := rec.ends[0]; e.Reused || e.Connected.IsZero() || e.FirstByte.IsZero() || e.Attempts != 1 || e.Status != 200 {
+		t.Fatalf("RequestEnd of the first request: reused %v connected %v first byte %v attempts %d status %d",
+			e.Reused, e.Connected, e.FirstByte, e.Attempts, e.Status)
 	}
-	if e := rec.ends[1]; e.Reused || !e.Connected.IsZero() || e.Attempts != 2 || e.Status != 502 {
-		t.Fatalf("RequestEnd of the failed request: reused %v connected %v attempts %d status %d",
-			e.Reused, e.Connected, e.Attempts, e.Status)
+	if e := rec.ends[1]; e.Reused || !e.Connected.IsZero() || !e.FirstByte.IsZero() || e.Attempts != 2 || e.Status != 502 {
+		t.Fatalf("RequestEnd of the failed request: reused %v connected %v first byte %v attempts %d status %d",
+			e.Reused, e.Connected, e.FirstByte, e.Attempts, e.Status)
 	}
 }
 
