@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"fmt"
 	"io/fs"
 	"net"
@@ -43,10 +44,14 @@ func checkEndpoint(ep Endpoint) error {
 
 // listenDefault creates the listener for ep with net.Listen. For a Unix socket it first
 // removes a stale socket file (a socket nobody accepts on) and refuses to touch a file that
-// is not a socket or a socket that is in use.
+// is not a socket or a socket that is in use. Accepted TCP connections keep the system's
+// keep-alive setting (off on Linux), as nginx's and HAProxy's do: the services end idle
+// and dead connections with their own timeouts, and setting keep-alive costs system calls
+// on every connection.
 func listenDefault(ep Endpoint) (*boundListener, error) {
 	if ep.Network != "unix" {
-		ln, err := net.Listen(ep.Network, ep.Address)
+		lc := net.ListenConfig{KeepAlive: -1}
+		ln, err := lc.Listen(context.Background(), ep.Network, ep.Address)
 		if err != nil {
 			return nil, fmt.Errorf("server: %w", err)
 		}
