@@ -2,6 +2,7 @@ package compress
 
 import (
 	"bytes"
+	stdgzip "compress/gzip"
 	"fmt"
 	"io"
 	"sync"
@@ -36,15 +37,21 @@ type encoders struct {
 
 func newEncoders(c *config) *encoders {
 	e := &encoders{}
-	gzipLevel, brQuality := c.gzipLevel, c.brQuality
+	gzipLevel, gzipFast, brQuality := c.gzipLevel, c.gzipFast, c.brQuality
 	zlevel := zstd.EncoderLevelFromZstd(c.zstdLevel)
 	e.pools[Gzip].New = func() any {
 		s := &stream{}
-		w, err := gzip.NewWriterLevel(&s.buf, gzipLevel)
+		var err error
+		if gzipFast {
+			s.enc, err = gzip.NewWriterLevel(&s.buf, gzipLevel)
+		} else {
+			// zlib's lazy matching with zlib's parameters for the level (good, lazy,
+			// nice, chain): the output nginx's gzip_comp_level gives, or smaller.
+			s.enc, err = stdgzip.NewWriterLevel(&s.buf, gzipLevel)
+		}
 		if err != nil { // the level was validated
 			panic(fmt.Sprintf("compress: gzip level %d: %v", gzipLevel, err))
 		}
-		s.enc = w
 		return s
 	}
 	e.pools[Brotli].New = func() any {
