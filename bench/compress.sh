@@ -11,7 +11,6 @@
 #   bash bench/compress.sh                          # one run each, ~30 s plus build
 #   REPEAT=3 DURATION=5 bash bench/compress.sh      # for figures that go in a doc
 #   PROXIES="gotthard gotthard-5 gotthard-1 nginx" bash bench/compress.sh   # other gzip levels
-#   PROXIES="gotthard gotthard-fast gotthard-fast-8 nginx" bash bench/compress.sh # the faster matcher
 #
 # Logs go to stderr; the Markdown report goes to stdout.
 set -euo pipefail
@@ -25,7 +24,7 @@ CONNS=${CONNS:-16}           # wrk connections
 THREADS=${THREADS:-1}        # wrk threads
 REPEAT=${REPEAT:-1}          # measured runs per proxy, interleaved
 SIZE=${SIZE:-102400}         # bytes of the response before compression
-PROXIES=${PROXIES:-"gotthard nginx"} # gotthard (gzip GZIP_LEVEL), gotthard-N (level N), gotthard-fast[-N] (GzipFast), nginx
+PROXIES=${PROXIES:-"gotthard nginx"} # gotthard (gzip GZIP_LEVEL), gotthard-N (gzip level N), nginx
 BASE=${BASE:-nginx}          # the proxy the ratio columns compare to
 GZIP_LEVEL=${GZIP_LEVEL:-6}  # Gotthard's gzip level for "gotthard"
 NGINX_LEVEL=${NGINX_LEVEL:-6} # nginx's gzip_comp_level
@@ -76,8 +75,8 @@ SELECTED=()
 for p in $PROXIES; do
 	case $p in
 	gotthard | nginx) SELECTED+=("$p") ;;
-	gotthard-[1-9] | gotthard-fast | gotthard-fast-[1-9]) SELECTED+=("$p") ;;
-	*) die "unknown proxy '$p' in PROXIES (known: gotthard, gotthard-1 … gotthard-9, gotthard-fast, gotthard-fast-1 … gotthard-fast-9, nginx)" ;;
+	gotthard-[1-9]) SELECTED+=("$p") ;;
+	*) die "unknown proxy '$p' in PROXIES (known: gotthard, gotthard-1 … gotthard-9, nginx)" ;;
 	esac
 done
 
@@ -163,21 +162,15 @@ no_count() { echo 0; }
 # start_proxy NAME TAG: starts NAME pinned to PROXY_CPU on a fresh port; sets
 # SERVER_PID, SERVER_PORT and SERVER_LOG.
 start_proxy() {
-	local name=$1 tag=$2 level dir fast
+	local name=$1 tag=$2 level dir
 	pick_port
 	SERVER_PORT=$PORT
 	SERVER_LOG="$TMP/$tag.log"
 	case $name in
 	gotthard | gotthard-*)
-		level=$GZIP_LEVEL fast=false
-		if [[ $name == gotthard-fast* ]]; then
-			fast=true
-			name=${name#gotthard-fast}
-			[[ -z $name ]] || level=${name#-}
-		elif [[ $name != gotthard ]]; then
-			level=${name#gotthard-}
-		fi
-		GOMAXPROCS=1 taskset -c "$PROXY_CPU" "$TMP/bin/compressproxy" -codings gzip -gzip-level "$level" -gzip-fast="$fast" \
+		level=$GZIP_LEVEL
+		[[ $name == gotthard ]] || level=${name#gotthard-}
+		GOMAXPROCS=1 taskset -c "$PROXY_CPU" "$TMP/bin/compressproxy" -codings gzip -gzip-level "$level" \
 			-listen "127.0.0.1:$SERVER_PORT" -upstream "127.0.0.1:$ORIGIN_PORT" 2>"$SERVER_LOG" &
 		;;
 	nginx)
@@ -280,7 +273,7 @@ versions="$(uname -sr); $(go version | awk '{print $3}'); bench/compressproxy at
 echo "### Response compression, gzip ($(date -u '+%Y-%m-%d %H:%M UTC'), ${cpu_model:-unknown CPU}, $NCPU CPUs)"
 echo
 echo "GET /sample.txt with \`Accept-Encoding: gzip\`: $SIZE bytes of text/plain ($ZLIB6 bytes with \`gzip -6\`), from an nginx origin serving it uncompressed. Proxy alone on CPU $PROXY_CPU; wrk ($THREADS thread(s), $CONNS connections) on CPU $LOAD_CPU, the origin on CPU $ORIGIN_CPU."
-echo "gotthard: bench/compressproxy, gzip level $GZIP_LEVEL (gotthard-N: level N; gotthard-fast[-N]: the same with GzipFast, klauspost/compress's matcher); nginx: \`gzip on; gzip_comp_level $NGINX_LEVEL;\`."
+echo "gotthard: bench/compressproxy, gzip level $GZIP_LEVEL (gotthard-N: level N); nginx: \`gzip on; gzip_comp_level $NGINX_LEVEL;\`."
 echo "Before the run, CPU $PROXY_CPU/$LOAD_CPU were $BG_BUSY busy with other work (0%/0% on a quiet machine)."
 if ((BG0 > 10 || BG1 > 10)); then
 	echo "**The machine was busy with other work: req/s and p99 below are not representative; CPU µs/req and the paired ratios hold up better.**"

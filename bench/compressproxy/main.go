@@ -4,8 +4,6 @@
 //
 //	compressproxy -listen 127.0.0.1:8080 -upstream 127.0.0.1:9000 -gzip-level 6
 //
-// -gzip-fast codes gzip with the module's faster matcher ([compress.Options.GzipFast]).
-//
 // It stops on SIGTERM or SIGINT, draining requests in flight for up to 5 s.
 package main
 
@@ -41,7 +39,6 @@ func main() {
 	upstream := flag.String("upstream", "", "origin as HOST:PORT")
 	codings := flag.String("codings", "", "codings in the server's order of preference, comma-separated (default zstd,br,gzip)")
 	gzipLevel := flag.Int("gzip-level", 0, "gzip level, 1-9 (default 6)")
-	gzipFast := flag.Bool("gzip-fast", false, "gzip with klauspost/compress's faster matcher instead of zlib's lazy matching")
 	brQuality := flag.Int("br-quality", 0, "Brotli quality, 1-11 (default 5)")
 	zstdLevel := flag.Int("zstd-level", 0, "zstd level, 1-22 (default 3)")
 	flag.Parse()
@@ -50,7 +47,7 @@ func main() {
 	if *upstream == "" {
 		log.Fatal("-upstream is required")
 	}
-	opts := compress.Options{GzipLevel: *gzipLevel, GzipFast: *gzipFast, BrotliQuality: *brQuality, ZstdLevel: *zstdLevel}
+	opts := compress.Options{GzipLevel: *gzipLevel, BrotliQuality: *brQuality, ZstdLevel: *zstdLevel}
 	if *codings != "" {
 		opts.Codings = strings.Split(*codings, ",")
 	}

@@ -17,9 +17,8 @@ var variants = []struct {
 	{"br", Brotli, Options{}},
 	{"zstd", Zstd, Options{}},
 	{"gzip-level5", Gzip, Options{GzipLevel: 5}},
-	{"gzip-fast", Gzip, Options{GzipFast: true}},
-	{"gzip-fast-level7", Gzip, Options{GzipFast: true, GzipLevel: 7}},
-	{"gzip-fast-level8", Gzip, Options{GzipFast: true, GzipLevel: 8}},
+	{"gzip-level7", Gzip, Options{GzipLevel: 7}},
+	{"gzip-level8", Gzip, Options{GzipLevel: 8}},
 	{"br-quality4", Brotli, Options{BrotliQuality: 4}},
 	{"zstd-level1", Zstd, Options{ZstdLevel: 1}},
 }

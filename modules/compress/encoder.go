@@ -2,7 +2,6 @@ package compress
 
 import (
 	"bytes"
-	stdgzip "compress/gzip"
 	"fmt"
 	"io"
 	"sync"
@@ -37,21 +36,15 @@ type encoders struct {
 
 func newEncoders(c *config) *encoders {
 	e := &encoders{}
-	gzipLevel, gzipFast, brQuality := c.gzipLevel, c.gzipFast, c.brQuality
+	gzipLevel, brQuality := c.gzipLevel, c.brQuality
 	zlevel := zstd.EncoderLevelFromZstd(c.zstdLevel)
 	e.pools[Gzip].New = func() any {
 		s := &stream{}
-		var err error
-		if gzipFast {
-			s.enc, err = gzip.NewWriterLevel(&s.buf, gzipLevel)
-		} else {
-			// zlib's lazy matching with zlib's parameters for the level (good, lazy,
-			// nice, chain): the output nginx's gzip_comp_level gives, or smaller.
-			s.enc, err = stdgzip.NewWriterLevel(&s.buf, gzipLevel)
-		}
+		w, err := gzip.NewWriterLevel(&s.buf, gzipLevel)
 		if err != nil { // the level was validated
 			panic(fmt.Sprintf("compress: gzip level %d: %v", gzipLevel, err))
 		}
+		s.enc = w
 		return s
 	}
 	e.pools[Brotli].New = func() any {

@@ -72,12 +72,6 @@ type Options struct {
 	MinSize int64
 	// GzipLevel is gzip's level, 1 (fastest) to 9 (smallest). If zero, 6.
 	GzipLevel int
-	// GzipFast codes gzip with klauspost/compress's faster matcher instead of zlib's
-	// lazy matching (the standard library's compress/flate, zlib's parameters for
-	// each level, which is what nginx's gzip_comp_level runs). At level 6 it costs
-	// about 0.4× the CPU for about 2.5% more bytes on text: see
-	// docs/modules-compress.md for the figures at each level.
-	GzipFast bool
 	// BrotliQuality is Brotli's quality, 1 to 11; quality 0 is not offered. If zero, 5.
 	// Qualities above 5 cost several times more CPU per byte: see docs/modules-compress.md.
 	BrotliQuality int
@@ -100,7 +94,6 @@ type config struct {
 	types      []typePattern
 	minSize    int64
 	gzipLevel  int
-	gzipFast   bool
 	brQuality  int
 	zstdLevel  int
 	maxStreams int64
@@ -116,7 +109,6 @@ func (o Options) config() (config, error) {
 	c := config{
 		minSize:    o.MinSize,
 		gzipLevel:  o.GzipLevel,
-		gzipFast:   o.GzipFast,
 		brQuality:  o.BrotliQuality,
 		zstdLevel:  o.ZstdLevel,
 		maxStreams: int64(o.MaxStreams),
