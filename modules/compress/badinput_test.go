@@ -249,6 +249,12 @@ func TestCorruptGzipUpstream(t *testing.T) {
 // (n+1)·unitSize zeros. It is about a thousandth of what it codes.
 const unitSize = 1 << 20
 
+// bombUnit returns the repeated unit of bombUnits.
+func bombUnit() []byte {
+	_, unit := bombUnits()
+	return unit
+}
+
 func bombUnits() (first, unit []byte) {
 	var buf bytes.Buffer
 	fw, err := kflate.NewWriter(&buf, kflate.BestCompression)
@@ -400,6 +406,7 @@ func TestGzipBomb(t *testing.T) {
 	// what the socket buffers took, a small part of the bomb's 10 MiB of gzip.
 	select {
 	case n := <-sent:
+		t.Logf("the origin sent %d bytes of gzip (about %d MiB decoded) before its connection closed", n, (n-10)/int64(len(bombUnit()))+1)
 		if n > 5<<20 {
 			t.Errorf("the origin sent %d bytes of the bomb's gzip", n)
 		}
