@@ -18,6 +18,7 @@ var variants = []struct {
 	{"zstd", Zstd, Options{}},
 	{"gzip-level5", Gzip, Options{GzipLevel: 5}},
 	{"gzip-level7", Gzip, Options{GzipLevel: 7}},
+	{"gzip-level8", Gzip, Options{GzipLevel: 8}},
 	{"br-quality4", Brotli, Options{BrotliQuality: 4}},
 	{"zstd-level1", Zstd, Options{ZstdLevel: 1}},
 }

@@ -123,3 +123,49 @@ func TestDecodeStreamErrors(t *testing.T) {
 		})
 	}
 }
+
+// FuzzDecodeStream feeds corrupt coded bodies to a DecodeStream in pieces: whatever the
+// input, it ends with its plain bytes or an error wrapping ErrCorrupt or ErrTooLarge,
+// never decodes past MaxDecodedSize, and a valid body decodes to what was coded.
+func FuzzDecodeStream(f *testing.F) {
+	body := text(3000)
+	var ref [numCodings][]byte // body, coded
+	for c := Zstd; c < numCodings; c++ {
+		coded := encodeAll(f, c, body)
+		ref[c] = coded
+		f.Add(uint8(c), coded, uint16(100), uint16(0), uint8(0))
+		f.Add(uint8(c), coded, uint16(7), uint16(len(coded)/2), uint8(0x40)) // a bit flipped
+		f.Add(uint8(c), coded[:len(coded)-4], uint16(1000), uint16(0), uint8(0))
+		f.Add(uint8(c), encodeAll(f, c, make([]byte, 64<<10)), uint16(512), uint16(0), uint8(0))
+	}
+	f.Add(uint8(Gzip), []byte("\x1f\x8b\x08\x00garbage"), uint16(3), uint16(0), uint8(0))
+	const limit = 32 << 10
+	d, err := NewDecoder(DecoderOptions{MaxDecodedSize: limit})
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, coding uint8, coded []byte, piece, at uint16, flip uint8) {
+		c := Coding(coding%uint8(numCodings-Zstd)) + Zstd
+		valid := bytes.Equal(coded, ref[c])
+		if len(coded) > 0 && flip != 0 {
+			coded = bytes.Clone(coded)
+			coded[int(at)%len(coded)] ^= flip
+		}
+		got, err := decodePieces(d, c, coded, int(piece%4096)+1)
+		if len(got) > limit {
+			t.Fatalf("%s: %d bytes decoded past the limit of %d", c, len(got), limit)
+		}
+		if err != nil {
+			if !errors.Is(err, ErrCorrupt) && !errors.Is(err, ErrTooLarge) {
+				t.Fatalf("%s: %v, want ErrCorrupt or ErrTooLarge", c, err)
+			}
+			if valid && flip == 0 {
+				t.Fatalf("%s: a valid body failed: %v", c, err)
+			}
+			return
+		}
+		if valid && flip == 0 && !bytes.Equal(got, body) {
+			t.Fatalf("%s: decoded %d bytes, want %d", c, len(got), len(body))
+		}
+	})
+}
