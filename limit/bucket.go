@@ -83,9 +83,9 @@ func NewTokenBucket(opts TokenBucketOptions) (*TokenBucket, error) {
 		interval: interval,
 		tol:      int64(opts.Burst-1) * interval,
 		h:        newHasher(),
-		clk:      newClock(),
 		shards:   make([]bucketShard, len(caps)),
 	}
+	b.clk.init()
 	for i, c := range caps {
 		b.shards[i].max = c
 		b.shards[i].idx = make(map[uint64]int32)
@@ -126,7 +126,7 @@ func (b *TokenBucket) Len() int {
 }
 
 func (b *TokenBucket) allow(h uint64) (bool, time.Duration) {
-	now := b.clk.now()
+	now := b.clk.fast()
 	s := &b.shards[shardOf(h, len(b.shards))]
 	s.mu.Lock()
 	i, ok := s.idx[h]
@@ -137,8 +137,13 @@ func (b *TokenBucket) allow(h uint64) (bool, time.Duration) {
 	e.used = true
 	tat := max(e.tat, now)
 	if tat-now > b.tol {
-		s.mu.Unlock()
-		return false, time.Duration(tat - b.tol - now)
+		// Refused on the coarse clock, which may lag: ask the precise one.
+		now = b.clk.now()
+		tat = max(e.tat, now)
+		if tat-now > b.tol {
+			s.mu.Unlock()
+			return false, time.Duration(tat - b.tol - now)
+		}
 	}
 	e.tat = tat + b.interval
 	s.mu.Unlock()

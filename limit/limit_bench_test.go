@@ -1,0 +1,70 @@
+package limit
+
+import (
+	"context"
+	"strconv"
+	"testing"
+)
+
+// benchMillion is how many distinct keys the BenchmarkLimit benchmarks cycle through:
+// a client address each, built before the clock starts so that only the check is
+// measured. Run them on one core, as in docs/modules-limits.md:
+//
+//	go test ./limit -run '^$' -bench '^BenchmarkLimit' -benchmem -cpu 1
+const benchMillion = 1 << 20
+
+func millionKeys() []string {
+	keys := make([]string, benchMillion)
+	for i := range keys {
+		keys[i] = "10." + strconv.Itoa(i>>16&255) + "." + strconv.Itoa(i>>8&255) + "." + strconv.Itoa(i&255)
+	}
+	return keys
+}
+
+// BenchmarkLimitRate is one check of a [Rate]'s [Limiter] (count, then compare with
+// the limit), each under the next of a million keys.
+func BenchmarkLimitRate(b *testing.B) {
+	r, _ := NewRate(RateOptions{})
+	lim := r.Limiter(1e6)
+	keys := millionKeys()
+	ctx := context.Background()
+	i := 0
+	b.ReportAllocs()
+	for b.Loop() {
+		lim.Limit(ctx, keys[i&(benchMillion-1)])
+		i++
+	}
+}
+
+// BenchmarkLimitTokenBucket is one [TokenBucket.Allow], each under the next of a
+// million keys, all of which have their state in the table.
+func BenchmarkLimitTokenBucket(b *testing.B) {
+	tb, _ := NewTokenBucket(TokenBucketOptions{Rate: 1e9, Burst: 1, MaxKeys: benchMillion})
+	keys := millionKeys()
+	for _, k := range keys {
+		tb.Allow(k)
+	}
+	i := 0
+	b.ReportAllocs()
+	for b.Loop() {
+		tb.Allow(keys[i&(benchMillion-1)])
+		i++
+	}
+}
+
+// BenchmarkLimitInFlight is one [InFlight.Acquire] and its release, each under the
+// next of a million keys, a thousand of which have a request running throughout.
+func BenchmarkLimitInFlight(b *testing.B) {
+	f, _ := NewInFlight(InFlightOptions{Limit: 1 << 20, MaxKeys: benchMillion})
+	keys := millionKeys()
+	for i := 0; i < len(keys); i += 1024 {
+		f.Acquire(keys[i])
+	}
+	i := 0
+	b.ReportAllocs()
+	for b.Loop() {
+		tok, _ := f.Acquire(keys[i&(benchMillion-1)])
+		tok.Release()
+		i++
+	}
+}
