@@ -29,9 +29,9 @@ const (
 // A clock must not be copied once used.
 type clock struct {
 	base    time.Time
-	coarse  atomic.Int64 // nanoseconds since base, as of the last tick
-	running atomic.Bool  // a ticker updates coarse
-	read    atomic.Bool  // coarse was read since the last tick
+	coarse  atomic.Int64               // nanoseconds since base, as of the last tick
+	running atomic.Bool                // a ticker updates coarse
+	read    atomic.Bool                // coarse was read since the last tick
 	timer   atomic.Pointer[time.Timer] // the ticker, made by its first start
 	idle    atomic.Int32               // ticks with no reading
 }
