@@ -42,17 +42,13 @@ type TokenBucket struct {
 	shards   []bucketShard
 }
 
-type bucketEntry struct {
-	hash uint64
-	tat  int64 // theoretical arrival time of the next request, on clk
-	used bool  // set by a use, cleared by the clock hand
-}
+// A bucket's slot holds its theoretical arrival time in val, on clk, and its use bit in
+// bit 0 of the tag: set by a use, cleared by the clock hand.
+const usedBit = 1
 
 type bucketShard struct {
 	mu   sync.Mutex
-	idx  map[uint64]int32
-	ents []bucketEntry // grows to max entries, then slots are reused
-	max  int
+	t    table
 	hand int
 	_    [64]byte // keep two shards' locks off one cache line
 }
@@ -87,8 +83,7 @@ func NewTokenBucket(opts TokenBucketOptions) (*TokenBucket, error) {
 	}
 	b.clk.init()
 	for i, c := range caps {
-		b.shards[i].max = c
-		b.shards[i].idx = make(map[uint64]int32)
+		b.shards[i].t.max = c
 	}
 	return b, nil
 }
@@ -119,7 +114,7 @@ func (b *TokenBucket) Len() int {
 	for i := range b.shards {
 		s := &b.shards[i]
 		s.mu.Lock()
-		n += len(s.idx)
+		n += s.t.n
 		s.mu.Unlock()
 	}
 	return n
@@ -127,54 +122,55 @@ func (b *TokenBucket) Len() int {
 
 func (b *TokenBucket) allow(h uint64) (bool, time.Duration) {
 	now := b.clk.fast()
+	tag := tagOf(h)
 	s := &b.shards[shardOf(h, len(b.shards))]
 	s.mu.Lock()
-	i, ok := s.idx[h]
-	if !ok {
-		i = s.insert(h, now)
+	i := s.t.find(tag)
+	if i < 0 {
+		i = s.insert(tag, now)
 	}
-	e := &s.ents[i]
-	e.used = true
-	tat := max(e.tat, now)
+	e := &s.t.slots[i]
+	e.tag |= usedBit
+	tat := max(e.val, now)
 	if tat-now > b.tol {
 		// Refused on the coarse clock, which may lag: ask the precise one.
 		now = b.clk.now()
-		tat = max(e.tat, now)
+		tat = max(e.val, now)
 		if tat-now > b.tol {
 			s.mu.Unlock()
 			return false, time.Duration(tat - b.tol - now)
 		}
 	}
-	e.tat = tat + b.interval
+	e.val = tat + b.interval
 	s.mu.Unlock()
 	return true, 0
 }
 
-// insert makes an entry for h and returns its index; s.mu is held.
-func (s *bucketShard) insert(h uint64, now int64) int32 {
-	if len(s.ents) < s.max {
-		s.ents = append(s.ents, bucketEntry{hash: h, tat: now})
-		s.idx[h] = int32(len(s.ents) - 1)
-		return int32(len(s.ents) - 1)
-	}
-	// The clock: an idle entry goes at once; a used one gets its bit cleared and a
-	// second chance. Two turns at most, then the hand's entry goes whatever it is.
-	victim := s.hand
-	for range 2 * s.max {
-		j := s.hand
-		s.hand++
-		if s.hand == s.max {
-			s.hand = 0
-		}
-		e := &s.ents[j]
-		if e.tat <= now || !e.used {
+// insert makes an entry for tag, its bucket full at now, and returns its index; s.mu
+// is held. When the shard holds its most, an entry goes first: the clock hand sweeps
+// the slots, an idle entry (its bucket full again) goes at once, and a used one gets
+// its use bit cleared and a second chance. Two turns at most, then the last entry the
+// hand passed goes whatever it is.
+func (s *bucketShard) insert(tag uint64, now int64) int {
+	if s.t.n >= s.t.max {
+		slots := s.t.slots
+		victim := -1
+		for range 2 * len(slots) {
+			j := s.hand
+			if s.hand++; s.hand >= len(slots) {
+				s.hand = 0
+			}
+			e := &slots[j]
+			if e.tag == 0 {
+				continue
+			}
 			victim = j
-			break
+			if e.val <= now || e.tag&usedBit == 0 {
+				break
+			}
+			e.tag &^= usedBit
 		}
-		e.used = false
+		s.t.remove(victim)
 	}
-	delete(s.idx, s.ents[victim].hash)
-	s.ents[victim] = bucketEntry{hash: h, tat: now}
-	s.idx[h] = int32(victim)
-	return int32(victim)
+	return s.t.insert(tag, now)
 }

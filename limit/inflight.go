@@ -37,11 +37,11 @@ type InFlight struct {
 	shards []flightShard
 }
 
+// An in-flight slot holds its key's count of running requests in val.
 type flightShard struct {
-	mu  sync.Mutex
-	n   map[uint64]int32
-	max int
-	_   [64]byte
+	mu sync.Mutex
+	t  table
+	_  [64]byte
 }
 
 // NewInFlight returns an [InFlight] with the given options, or an error naming the bad
@@ -64,8 +64,7 @@ func NewInFlight(opts InFlightOptions) (*InFlight, error) {
 	caps := shardCaps(opts.MaxKeys)
 	f := &InFlight{limit: int32(opts.Limit), retry: opts.RetryAfter, h: newHasher(), shards: make([]flightShard, len(caps))}
 	for i, c := range caps {
-		f.shards[i].max = c
-		f.shards[i].n = make(map[uint64]int32)
+		f.shards[i].t.max = c
 	}
 	return f, nil
 }
@@ -131,7 +130,10 @@ func (f *InFlight) Count(key string) int {
 	h := f.h.str(key)
 	s := &f.shards[shardOf(h, len(f.shards))]
 	s.mu.Lock()
-	n := s.n[h]
+	n := int64(0)
+	if i := s.t.find(tagOf(h)); i >= 0 {
+		n = s.t.slots[i].val
+	}
 	s.mu.Unlock()
 	return int(n)
 }
@@ -142,21 +144,30 @@ func (f *InFlight) Len() int {
 	for i := range f.shards {
 		s := &f.shards[i]
 		s.mu.Lock()
-		n += len(s.n)
+		n += s.t.n
 		s.mu.Unlock()
 	}
 	return n
 }
 
 func (f *InFlight) acquire(h uint64) (Token, bool) {
+	tag := tagOf(h)
 	s := &f.shards[shardOf(h, len(f.shards))]
 	s.mu.Lock()
-	n, ok := s.n[h]
-	if n >= f.limit || (!ok && len(s.n) >= s.max) {
-		s.mu.Unlock()
-		return Token{}, false
+	if i := s.t.find(tag); i >= 0 {
+		e := &s.t.slots[i]
+		if e.val >= int64(f.limit) {
+			s.mu.Unlock()
+			return Token{}, false
+		}
+		e.val++
+	} else {
+		if s.t.n >= s.t.max {
+			s.mu.Unlock()
+			return Token{}, false
+		}
+		s.t.insert(tag, 1)
 	}
-	s.n[h] = n + 1
 	s.mu.Unlock()
 	return Token{f: f, h: h}, true
 }
@@ -164,11 +175,12 @@ func (f *InFlight) acquire(h uint64) (Token, bool) {
 func (f *InFlight) release(h uint64) {
 	s := &f.shards[shardOf(h, len(f.shards))]
 	s.mu.Lock()
-	switch n := s.n[h]; {
-	case n > 1:
-		s.n[h] = n - 1
-	case n == 1:
-		delete(s.n, h)
+	if i := s.t.find(tagOf(h)); i >= 0 {
+		if e := &s.t.slots[i]; e.val > 1 {
+			e.val--
+		} else {
+			s.t.remove(i)
+		}
 	}
 	s.mu.Unlock()
 }
