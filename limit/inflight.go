@@ -25,8 +25,9 @@ type InFlightOptions struct {
 // InFlight counts, per key, the requests still running, and refuses one more when a key
 // has Limit of them. A request holds its slot from Acquire until its [Token] is
 // released, at the request's end; a key's entry is removed when its count falls to zero,
-// so the table holds only keys with work running, at most MaxKeys of them (about 25
-// bytes each, measured with 100,000).
+// so the table holds only keys with work running, at most MaxKeys of them (a 16-byte
+// slot each in a table between 3/8 and 3/4 full, 21 to 43 bytes: 42 measured with
+// 100,000). The table does not shrink: it keeps the room of the most keys it held.
 //
 // Keys are held by a 64-bit hash of them, as in [TokenBucket]. An InFlight is safe for
 // concurrent use; Acquire costs no allocation.

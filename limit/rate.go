@@ -38,6 +38,11 @@ type RateOptions struct {
 // still inside the sliding window, plus the count of the current one, divided by the
 // window's length: a client cannot double its budget by sending at a window's edge.
 //
+// Its [Limiter] reads the time from a clock kept to a millisecond while it is used, as
+// [TokenBucket] does: a request is counted in the window that clock is in (so up to a
+// millisecond late at a window's turn), and a refusal is checked again on the precise
+// time. Observe and Rate read the precise time.
+//
 // A Rate is safe for concurrent use. Observe is one atomic add per row and takes no
 // lock, except once per window: the goroutine that first sees a new window moves to it
 // and clears the table for the one after (Depth × Width stores), while the others that
