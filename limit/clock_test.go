@@ -64,7 +64,7 @@ func TestClockLagRefusal(t *testing.T) {
 		if d, _ := l.Limit(t.Context(), "k"); !d.Allowed {
 			t.Fatal("first request refused")
 		}
-		time.Sleep(2 * time.Second) // the first window slid out
+		time.Sleep(2 * time.Second)                // the first window slid out
 		r.clk.coarse.Store(int64(time.Second) - 1) // still in it, by the lagging clock
 		r.clk.running.Store(true)
 		if d, _ := l.Limit(t.Context(), "k"); !d.Allowed {
