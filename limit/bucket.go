@@ -136,9 +136,9 @@ func (b *TokenBucket) allow(h uint64) (bool, time.Duration) {
 	tag := tagOf(h)
 	s := &b.shards[shardOf(h, len(b.shards))]
 	s.mu.Lock()
-	i := s.t.find(tag)
-	if i < 0 {
-		i = s.insert(tag, now)
+	i, ok := s.t.lookup(tag)
+	if !ok {
+		i = s.insert(tag, i, now)
 	}
 	e := &s.t.slots[i]
 	e.tag |= usedBit
@@ -157,31 +157,32 @@ func (b *TokenBucket) allow(h uint64) (bool, time.Duration) {
 	return true, 0
 }
 
-// insert makes an entry for tag, its bucket full at now, and returns its index; s.mu
-// is held. When the shard holds its most, an entry goes first: the clock hand sweeps
+// insert makes an entry for tag, its bucket full at now, and returns its index; at is
+// where lookup found tag would go, and s.mu is held. When the shard holds its most, an entry goes first: the clock hand sweeps
 // the slots, an idle entry (its bucket full again) goes at once, and a used one gets
 // its use bit cleared and a second chance. Two turns at most, then the last entry the
 // hand passed goes whatever it is.
-func (s *bucketShard) insert(tag uint64, now int64) int {
-	if s.t.n >= s.t.max {
-		slots := s.t.slots
-		victim := -1
-		for range 2 * len(slots) {
-			j := s.hand
-			if s.hand++; s.hand >= len(slots) {
-				s.hand = 0
-			}
-			e := &slots[j]
-			if e.tag == 0 {
-				continue
-			}
-			victim = j
-			if e.val <= now || e.tag&usedBit == 0 {
-				break
-			}
-			e.tag &^= usedBit
-		}
-		s.t.remove(victim)
+func (s *bucketShard) insert(tag uint64, at int, now int64) int {
+	if s.t.n < s.t.max {
+		return s.t.insertAt(at, tag, now)
 	}
+	slots := s.t.slots
+	victim := -1
+	for range 2 * len(slots) {
+		j := s.hand
+		if s.hand++; s.hand >= len(slots) {
+			s.hand = 0
+		}
+		e := &slots[j]
+		if e.tag == 0 {
+			continue
+		}
+		victim = j
+		if e.val <= now || e.tag&usedBit == 0 {
+			break
+		}
+		e.tag &^= usedBit
+	}
+	s.t.remove(victim) // moves entries: at no longer holds
 	return s.t.insert(tag, now)
 }

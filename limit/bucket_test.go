@@ -102,6 +102,10 @@ func TestBucketEviction(t *testing.T) {
 		}
 		return &s.t.slots[i]
 	}
+	insert := func(k uint64, now int64) {
+		at, _ := s.t.lookup(key(k))
+		s.insert(key(k), at, now)
+	}
 	held := func() (ks []uint64) {
 		for k := uint64(1); k <= 5; k++ {
 			if entry(k) != nil {
@@ -111,12 +115,12 @@ func TestBucketEviction(t *testing.T) {
 		return ks
 	}
 	for k := uint64(1); k <= 3; k++ {
-		s.insert(key(k), 0)
+		insert(k, 0)
 		e := entry(k)
 		e.val, e.tag = 100, e.tag|usedBit // busy and used
 	}
 	entry(2).val = 5 // key 2 is idle at time 10
-	s.insert(key(4), 10)
+	insert(4, 10)
 	if got := held(); s.t.n != 3 || !slices.Equal(got, []uint64{1, 3, 4}) {
 		t.Fatalf("after key 4: %v held (n %d); want the idle key 2 dropped", got, s.t.n)
 	}
@@ -124,7 +128,7 @@ func TestBucketEviction(t *testing.T) {
 	entry(1).tag &^= usedBit // every entry busy; key 1 not used since the last sweep
 	entry(3).tag |= usedBit
 	entry(4).tag |= usedBit
-	s.insert(key(5), 10)
+	insert(5, 10)
 	if got := held(); !slices.Equal(got, []uint64{3, 4, 5}) {
 		t.Fatalf("after key 5: %v held; want key 1, not used lately, dropped", got)
 	}

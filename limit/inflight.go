@@ -155,7 +155,7 @@ func (f *InFlight) acquire(h uint64) (Token, bool) {
 	tag := tagOf(h)
 	s := &f.shards[shardOf(h, len(f.shards))]
 	s.mu.Lock()
-	if i := s.t.find(tag); i >= 0 {
+	if i, ok := s.t.lookup(tag); ok {
 		e := &s.t.slots[i]
 		if e.val >= int64(f.limit) {
 			s.mu.Unlock()
@@ -167,7 +167,7 @@ func (f *InFlight) acquire(h uint64) (Token, bool) {
 			s.mu.Unlock()
 			return Token{}, false
 		}
-		s.t.insert(tag, 1)
+		s.t.insertAt(i, tag, 1)
 	}
 	s.mu.Unlock()
 	return Token{f: f, h: h}, true

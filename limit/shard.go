@@ -55,15 +55,26 @@ func (t *table) home(tag uint64) uint64 { return (tag >> 2) & t.mask }
 
 // find returns the index of tag's slot (tag's bit 0 clear), or -1.
 func (t *table) find(tag uint64) int {
-	if t.n == 0 {
+	i, ok := t.lookup(tag)
+	if !ok {
 		return -1
+	}
+	return i
+}
+
+// lookup returns the index of tag's slot and true, or, when tag is not in the table,
+// the index of the empty slot that ends its probe (-1 if the table has no slots) and
+// false: where [table.insertAt] puts it.
+func (t *table) lookup(tag uint64) (int, bool) {
+	if len(t.slots) == 0 {
+		return -1, false
 	}
 	for i := t.home(tag); ; i = (i + 1) & t.mask {
 		switch s := t.slots[i].tag; {
 		case s&^1 == tag:
-			return int(i)
+			return int(i), true
 		case s == 0:
-			return -1
+			return int(i), false
 		}
 	}
 }
@@ -71,11 +82,20 @@ func (t *table) find(tag uint64) int {
 // insert adds tag, not in the table, with val, and returns its slot's index. The
 // table must hold fewer than max entries.
 func (t *table) insert(tag uint64, val int64) int {
+	i, _ := t.lookup(tag)
+	return t.insertAt(i, tag, val)
+}
+
+// insertAt is insert with the index lookup returned for tag, the table unchanged since.
+func (t *table) insertAt(i int, tag uint64, val int64) int {
 	if (t.n+1)*4 > len(t.slots)*3 {
 		t.grow()
+		i = t.place(slot{tag: tag, val: val})
+	} else {
+		t.slots[i] = slot{tag: tag, val: val}
 	}
 	t.n++
-	return t.place(slot{tag: tag, val: val})
+	return i
 }
 
 func (t *table) place(s slot) int {
