@@ -136,6 +136,11 @@ func sendLoad(addr string, senders int, interval time.Duration, c *tally, stop <
 					status = resp.StatusCode
 				}
 				c.add(status, err, time.Since(start))
+				select { // stop first, when a tick is due too
+				case <-stop:
+					return
+				default:
+				}
 				select {
 				case <-stop:
 					return
