@@ -27,11 +27,11 @@ type TokenBucketOptions struct {
 // TokenBucket limits each key to a rate with a burst: a token bucket per key, kept as
 // the generic cell rate algorithm's "theoretical arrival time" (one int64 per key).
 //
-// Keys are held by a 64-bit hash of them (with a seed of the bucket's own), not by
-// value: two keys collide with a chance of about n²/2⁶⁵ for n keys in the table. The
-// table holds at most MaxKeys entries, split over up to 64 shards, each with its own
-// lock; when a shard is full, a clock hand sweeps it for an idle entry (its bucket full
-// again: dropping it changes nothing) or one whose use bit is clear.
+// Keys are held by 62 bits of a 64-bit hash of them (with a seed of the bucket's own),
+// not by value: two keys collide with a chance of about n²/2⁶³ for n keys in the
+// table. The table holds at most MaxKeys entries, split over up to 64 shards, each with
+// its own lock; when a shard is full, a clock hand sweeps it for an idle entry (its
+// bucket full again: dropping it changes nothing) or one whose use bit is clear.
 //
 // Each shard's table is open addressing in one slice of 16-byte slots (hash and
 // arrival time), so a check reads one cache line of it, and takes its shard's lock
@@ -158,10 +158,10 @@ func (b *TokenBucket) allow(h uint64) (bool, time.Duration) {
 }
 
 // insert makes an entry for tag, its bucket full at now, and returns its index; at is
-// where lookup found tag would go, and s.mu is held. When the shard holds its most, an entry goes first: the clock hand sweeps
-// the slots, an idle entry (its bucket full again) goes at once, and a used one gets
-// its use bit cleared and a second chance. Two turns at most, then the last entry the
-// hand passed goes whatever it is.
+// where lookup found tag would go, and s.mu is held. When the shard holds its most, an
+// entry goes first: the clock hand sweeps the slots, an idle entry (its bucket full
+// again) goes at once, and a used one gets its use bit cleared and a second chance.
+// Two turns at most, then the last entry the hand passed goes whatever it is.
 func (s *bucketShard) insert(tag uint64, at int, now int64) int {
 	if s.t.n < s.t.max {
 		return s.t.insertAt(at, tag, now)

@@ -29,7 +29,7 @@ type InFlightOptions struct {
 // slot each in a table between 3/8 and 3/4 full, 21 to 43 bytes: 42 measured with
 // 100,000). The table does not shrink: it keeps the room of the most keys it held.
 //
-// Keys are held by a 64-bit hash of them, as in [TokenBucket]. An InFlight is safe for
+// Keys are held by 62 bits of a 64-bit hash of them, as in [TokenBucket]. An InFlight is safe for
 // concurrent use; Acquire costs no allocation.
 type InFlight struct {
 	limit  int32
