@@ -140,6 +140,11 @@ func (r *Rate) advance(now int64) int64 {
 	if cur := r.epoch.Load(); e <= cur {
 		return cur
 	}
+	return r.turn(e)
+}
+
+// turn moves to window e, once per window, under the lock.
+func (r *Rate) turn(e int64) int64 {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	cur := r.epoch.Load()
