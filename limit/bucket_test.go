@@ -2,7 +2,9 @@ package limit
 
 import (
 	"context"
+	"math/rand/v2"
 	"runtime"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -91,29 +93,77 @@ func TestTokenBucketMillionKeys(t *testing.T) {
 // TestBucketEviction: a full shard drops an idle entry before a busy one, and a busy one
 // not used lately before one in use.
 func TestBucketEviction(t *testing.T) {
-	s := &bucketShard{max: 3, idx: map[uint64]int32{}}
-	s.insert(1, 0)
-	s.insert(2, 0)
-	s.insert(3, 0)
-	for i := range s.ents {
-		s.ents[i].tat, s.ents[i].used = 100, true // all busy and used
+	s := &bucketShard{t: table{max: 3}}
+	key := func(k uint64) uint64 { return tagOf(k << 2) }
+	entry := func(k uint64) *slot {
+		i := s.t.find(key(k))
+		if i < 0 {
+			return nil
+		}
+		return &s.t.slots[i]
 	}
-	s.ents[1].tat = 5 // key 2 is idle at time 10
-	s.insert(4, 10)
-	if _, ok := s.idx[2]; ok || len(s.idx) != 3 {
-		t.Fatalf("the idle key was kept: %v", s.idx)
+	insert := func(k uint64, now int64) {
+		at, _ := s.t.lookup(key(k))
+		s.insert(key(k), at, now)
 	}
-	s.ents[s.idx[4]].tat = 100
-	s.ents[s.idx[1]].used = false // every entry busy; key 1 not used since the last sweep
-	s.ents[s.idx[3]].used = true
-	s.ents[s.idx[4]].used = true
-	s.insert(5, 10)
-	if _, ok := s.idx[1]; ok {
-		t.Fatalf("key 1, not used lately, was kept: %v", s.idx)
+	held := func() (ks []uint64) {
+		for k := uint64(1); k <= 5; k++ {
+			if entry(k) != nil {
+				ks = append(ks, k)
+			}
+		}
+		return ks
 	}
-	for _, h := range []uint64{3, 4, 5} {
-		if _, ok := s.idx[h]; !ok {
-			t.Fatalf("key %d was dropped: %v", h, s.idx)
+	for k := uint64(1); k <= 3; k++ {
+		insert(k, 0)
+		e := entry(k)
+		e.val, e.tag = 100, e.tag|usedBit // busy and used
+	}
+	entry(2).val = 5 // key 2 is idle at time 10
+	insert(4, 10)
+	if got := held(); s.t.n != 3 || !slices.Equal(got, []uint64{1, 3, 4}) {
+		t.Fatalf("after key 4: %v held (n %d); want the idle key 2 dropped", got, s.t.n)
+	}
+	entry(4).val = 100
+	entry(1).tag &^= usedBit // every entry busy; key 1 not used since the last sweep
+	entry(3).tag |= usedBit
+	entry(4).tag |= usedBit
+	insert(5, 10)
+	if got := held(); !slices.Equal(got, []uint64{3, 4, 5}) {
+		t.Fatalf("after key 5: %v held; want key 1, not used lately, dropped", got)
+	}
+}
+
+// TestTable: entries inserted and removed in any order stay reachable, through growth
+// and removals that shift entries back, on keys that collide on purpose.
+func TestTable(t *testing.T) {
+	var tb table
+	tb.max = 1000
+	want := map[uint64]int64{}
+	rng := rand.New(rand.NewPCG(1, 2))
+	for i := range 20000 {
+		// Few distinct homes: long runs of probes, wrapping around the end.
+		k := tagOf(uint64(rng.IntN(300))<<40 | uint64(rng.IntN(8))<<2)
+		if j := tb.find(k); j >= 0 {
+			if tb.slots[j].val != want[k] {
+				t.Fatalf("step %d: %x holds %d, want %d", i, k, tb.slots[j].val, want[k])
+			}
+			tb.remove(j)
+			delete(want, k)
+		} else {
+			if _, ok := want[k]; ok {
+				t.Fatalf("step %d: %x lost", i, k)
+			}
+			tb.insert(k, int64(i))
+			want[k] = int64(i)
+		}
+		if tb.n != len(want) {
+			t.Fatalf("step %d: n %d, want %d", i, tb.n, len(want))
+		}
+	}
+	for k, v := range want {
+		if j := tb.find(k); j < 0 || tb.slots[j].val != v {
+			t.Fatalf("%x: slot %d", k, j)
 		}
 	}
 }

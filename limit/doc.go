@@ -15,7 +15,10 @@
 //
 // Keys are any strings or byte slices (a client address, a header's value, a route):
 // they are hashed with a seed of each limiter's own and never stored. The limiters need
-// no goroutine and nothing to close.
+// nothing to close. While one is used, [TokenBucket] and a [Rate]'s [Limiter] keep the
+// time to a millisecond with a timer of their own, read with one atomic load instead
+// of the system's clock; the timer stops after 100ms without a check, and a refusal is
+// always checked on the precise time (see [TokenBucket]).
 //
 // A limit kept per process is a limit per process: behind a load balancer spreading
 // clients over N proxies, a client gets up to N times it. Use limit/redis when that

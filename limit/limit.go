@@ -42,13 +42,6 @@ func newHasher() hasher { return hasher{seed: maphash.MakeSeed()} }
 func (h hasher) str(key string) uint64   { return maphash.String(h.seed, key) }
 func (h hasher) bytes(key []byte) uint64 { return maphash.Bytes(h.seed, key) }
 
-// clock reads a monotonic time as nanoseconds since the limiter was made.
-type clock struct{ base time.Time }
-
-func newClock() clock { return clock{base: time.Now()} }
-
-func (c clock) now() int64 { return int64(time.Since(c.base)) }
-
 // ceilPow2 returns the least power of two >= n (n >= 1).
 func ceilPow2(n int) int {
 	p := 1

@@ -38,6 +38,11 @@ type RateOptions struct {
 // still inside the sliding window, plus the count of the current one, divided by the
 // window's length: a client cannot double its budget by sending at a window's edge.
 //
+// Its [Limiter] reads the time from a clock kept to a millisecond while it is used, as
+// [TokenBucket] does: a request is counted in the window that clock is in (so up to a
+// millisecond late at a window's turn), and a refusal is checked again on the precise
+// time. Observe and Rate read the precise time.
+//
 // A Rate is safe for concurrent use. Observe is one atomic add per row and takes no
 // lock, except once per window: the goroutine that first sees a new window moves to it
 // and clears the table for the one after (Depth × Width stores), while the others that
@@ -80,8 +85,8 @@ func NewRate(opts RateOptions) (*Rate, error) {
 		depth:  opts.Depth,
 		mask:   uint64(w - 1),
 		h:      newHasher(),
-		clk:    newClock(),
 	}
+	r.clk.init()
 	for i := range r.tables {
 		r.tables[i] = make([]atomic.Int64, w*opts.Depth)
 	}
@@ -135,6 +140,11 @@ func (r *Rate) advance(now int64) int64 {
 	if cur := r.epoch.Load(); e <= cur {
 		return cur
 	}
+	return r.turn(e)
+}
+
+// turn moves to window e, once per window, under the lock.
+func (r *Rate) turn(e int64) int64 {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	cur := r.epoch.Load()
@@ -227,13 +237,19 @@ func (l rateLimiter) Limit(ctx context.Context, key string) (Decision, error) {
 		return Decision{}, err
 	}
 	r := l.r
-	now := r.clk.now()
-	cur, prev := r.observe(r.h.str(key), 1, now)
+	now := r.clk.fast()
+	h := r.h.str(key)
+	cur, prev := r.observe(h, 1, now)
 	e := r.epoch.Load()
 	frac := 0.0
 	if now >= e*r.window {
 		frac = float64(now-e*r.window) / float64(r.window)
 	}
+	if float64(prev)*(1-frac)+float64(cur) <= l.perWindow {
+		return Decision{Allowed: true}, nil
+	}
+	// Refused on the coarse clock, which may lag: ask the precise one.
+	cur, prev, frac = r.counts(h, r.clk.now())
 	if float64(prev)*(1-frac)+float64(cur) <= l.perWindow {
 		return Decision{Allowed: true}, nil
 	}

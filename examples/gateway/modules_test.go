@@ -77,7 +77,11 @@ func TestModuleFlags(t *testing.T) {
 		t.Errorf("Retry-After %q", refused.Header.Get("Retry-After"))
 	}
 
-	for _, bad := range [][]string{{"-rate-limit", "3"}, {"-rate-limit", "0/s"}, {"-rate-limit", "x/s"}} {
+	for _, bad := range [][]string{
+		{"-rate-limit", "3"}, {"-rate-limit", "0/s"}, {"-rate-limit", "x/s"},
+		{"-rate-limit-redis", "127.0.0.1:6379"}, // without -rate-limit
+		{"-rate-limit", "3/s", "-rate-limit-redis", "no-port"},
+	} {
 		g := startGateway(t, append([]string{"-listen", "127.0.0.1:0", "-upstream", up}, bad...)...)
 		<-g.exited
 		if g.err == nil || !strings.Contains(g.stderr.String(), "-rate-limit") {

@@ -1,0 +1,96 @@
+package limit
+
+import (
+	"context"
+	"strconv"
+	"testing"
+)
+
+// benchMillion is how many distinct keys the BenchmarkLimit benchmarks cycle through:
+// a client address each, built before the clock starts so that only the check is
+// measured. Run them on one core, as in docs/modules-limits.md:
+//
+//	go test ./limit -run '^$' -bench '^BenchmarkLimit' -benchmem -cpu 1
+const benchMillion = 1 << 20
+
+func millionKeys() []string {
+	keys := make([]string, benchMillion)
+	for i := range keys {
+		keys[i] = "10." + strconv.Itoa(i>>16&255) + "." + strconv.Itoa(i>>8&255) + "." + strconv.Itoa(i&255)
+	}
+	return keys
+}
+
+// BenchmarkLimitRate is one check of a [Rate]'s [Limiter] (count, then compare with
+// the limit), each under the next of a million keys.
+func BenchmarkLimitRate(b *testing.B) {
+	r, _ := NewRate(RateOptions{})
+	lim := r.Limiter(1e6)
+	keys := millionKeys()
+	ctx := context.Background()
+	i := 0
+	b.ReportAllocs()
+	cpu := cpuTime()
+	for b.Loop() {
+		lim.Limit(ctx, keys[i&(benchMillion-1)])
+		i++
+	}
+	reportCPU(b, cpu)
+}
+
+// BenchmarkLimitTokenBucket is one [TokenBucket.Allow], each under the next of a
+// million keys, all of which have their state in the table (MaxKeys is twice that, as
+// the keys do not spread over the shards exactly evenly).
+func BenchmarkLimitTokenBucket(b *testing.B) {
+	tb, _ := NewTokenBucket(TokenBucketOptions{Rate: 1e9, Burst: 1, MaxKeys: 2 * benchMillion})
+	keys := millionKeys()
+	for _, k := range keys {
+		tb.Allow(k)
+	}
+	if tb.Len() != benchMillion {
+		b.Fatalf("%d keys held", tb.Len())
+	}
+	i := 0
+	b.ReportAllocs()
+	cpu := cpuTime()
+	for b.Loop() {
+		tb.Allow(keys[i&(benchMillion-1)])
+		i++
+	}
+	reportCPU(b, cpu)
+}
+
+// BenchmarkLimitInFlight is one [InFlight.Acquire] and its release, each under the
+// next of a million keys, a thousand of which have a request running throughout.
+func BenchmarkLimitInFlight(b *testing.B) {
+	f, _ := NewInFlight(InFlightOptions{Limit: 1 << 20, MaxKeys: benchMillion})
+	keys := millionKeys()
+	for i := 0; i < len(keys); i += 1024 {
+		f.Acquire(keys[i])
+	}
+	i := 0
+	b.ReportAllocs()
+	cpu := cpuTime()
+	for b.Loop() {
+		tok, _ := f.Acquire(keys[i&(benchMillion-1)])
+		tok.Release()
+		i++
+	}
+	reportCPU(b, cpu)
+}
+
+// BenchmarkLimitTokenBucketCached is BenchmarkLimitTokenBucket with 1,024 keys, whose
+// slots stay in the cache, and a burst no key reaches: the cost of a check apart from
+// the memory's latency.
+func BenchmarkLimitTokenBucketCached(b *testing.B) {
+	tb, _ := NewTokenBucket(TokenBucketOptions{Rate: 1, Burst: 1 << 30})
+	keys := millionKeys()[:1024]
+	i := 0
+	b.ReportAllocs()
+	cpu := cpuTime()
+	for b.Loop() {
+		tb.Allow(keys[i&1023])
+		i++
+	}
+	reportCPU(b, cpu)
+}
