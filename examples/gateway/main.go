@@ -210,7 +210,7 @@ func run(args []string) error {
 			return p
 		}
 	}
-	mods, err := mflags.modules()
+	mods, err := mflags.modules(logger)
 	if err != nil {
 		return err
 	}

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -38,14 +37,14 @@ func addModFlags(fs *flag.FlagSet) *modFlags {
 // modules returns the modules the flags ask for, in the order they run: the limit
 // first, so that refused requests cost nothing more, and compression last, as it makes
 // the bytes that go to the client.
-func (f *modFlags) modules() ([]proxy.Module, error) {
+func (f *modFlags) modules(logger *slog.Logger) ([]proxy.Module, error) {
 	var mods []proxy.Module
 	if f.rateLimit != "" {
 		n, err := parseRate(f.rateLimit)
 		if err != nil {
 			return nil, fmt.Errorf("-rate-limit: %w", err)
 		}
-		lim, err := f.limiter(n)
+		lim, err := f.limiter(n, logger)
 		if err != nil {
 			return nil, err
 		}
@@ -70,7 +69,7 @@ func (f *modFlags) modules() ([]proxy.Module, error) {
 // limiter returns the limiter of -rate-limit n/s: a token bucket of this process, or,
 // with -rate-limit-redis, one in Redis shared by every gateway that uses that Redis,
 // with a local one as its fallback.
-func (f *modFlags) limiter(n int) (limit.Limiter, error) {
+func (f *modFlags) limiter(n int, logger *slog.Logger) (limit.Limiter, error) {
 	if f.rateLimitRedis == "" {
 		tb, err := limit.NewTokenBucket(limit.TokenBucketOptions{Rate: float64(n), Burst: n})
 		if err != nil {
@@ -94,7 +93,7 @@ func (f *modFlags) limiter(n int) (limit.Limiter, error) {
 		Store: redis.StoreOptions{
 			Client: rdb,
 			Prefix: "gotthard:gateway:rate:",
-			Logger: slog.New(slog.NewTextHandler(os.Stderr, nil)),
+			Logger: logger,
 		},
 		Rate:  float64(n),
 		Burst: n,
