@@ -249,7 +249,7 @@ func lowerName(name string) string {
 	if lower {
 		return name
 	}
-	for _, c := range commonNames {
+	for _, c := range &commonNames { // (& so that the array is not copied to the stack)
 		if len(c) == len(name) && c[0] >= 'a' && message.EqualFold(c, name) {
 			return c
 		}

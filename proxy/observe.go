@@ -23,6 +23,7 @@ type observers struct {
 	// For each request event, the indexes in all of the observers that use it (see
 	// observe.EventFilter), in order.
 	start, attemptStart, upstreamReq, attemptEnd, end []int
+
 	attempts bool // some observer uses an attempt's events
 }
 
@@ -66,8 +67,8 @@ type obsState struct {
 	// times of its own: the session's connection times when it began tell which are
 	// its (see lastAttempt).
 	prevConnected, prevResponse time.Time
-	panic   any   // what a phase panicked with, and where
-	stack   []byte
+	panic                       any // what a phase panicked with, and where
+	stack                       []byte
 }
 
 func newObsState(n int) *obsState {
