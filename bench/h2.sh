@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# HTTP/2 over TLS load benchmark: Gotthard's gateway, nginx and HAProxy, each alone on one
-# core (GOMAXPROCS=1; one nginx worker; nbthread 1), terminating HTTP/2 over TLS 1.3 for
+# HTTP/2 over TLS load benchmark: Gotthard, nginx and HAProxy, each alone on one core
+# (GOMAXPROCS=1; one nginx worker; nbthread 1), terminating HTTP/2 over TLS 1.3 for
 # h2load (CONNS connections x STREAMS concurrent streams, 1 KiB responses) in front of
 # one origin, with kept-alive upstream connections. Every server gets the same ECDSA
 # P-256 certificate and the same TLS 1.3 suite (h2load offers only SUITE; each run
@@ -9,6 +9,10 @@
 #   h1   an HTTP/1.1 origin (the common case)
 #   h2c  the same origin over HTTP/2 in clear text (gRPC-shaped: nginx with grpc_pass,
 #        HAProxy with `proto h2`, Gotthard with -upstream-proto h2c)
+#
+# "gotthard" is bench/h2proxy, a proxy.Service with a TLS endpoint and one peer and
+# nothing else; "gateway" is examples/gateway with the same job (and GW_ARGS), whose
+# binary links metrics, tracing, caching, compression and limits besides.
 #
 # nginx and Gotthard keep up to 2 x CONNS x STREAMS idle upstream connections: an
 # HTTP/1.1 connection (and nginx's grpc_pass one) carries one request at a time, so with
@@ -26,7 +30,7 @@
 #   UPSTREAMS=h1 SERVERS="gotthard haproxy" bash bench/h2.sh
 #
 # Knobs: DURATION (s, 10), WARMUP (s, 2), CONNS (16), STREAMS (10), REPEAT (3), SERVERS
-# ("gotthard nginx haproxy"), UPSTREAMS ("h1 h2c"), SUITE (TLS_AES_128_GCM_SHA256),
+# ("gotthard nginx haproxy"; "gateway" too), UPSTREAMS ("h1 h2c"), SUITE (TLS_AES_128_GCM_SHA256),
 # PROXY_CPU (0), LOAD_CPU (1), GW_ARGS (more gateway flags), KEEP_TMP (1 keeps logs).
 # Loopback only; every run is bounded by `timeout`. Exits 1 if a run failed its checks.
 set -euo pipefail
@@ -52,7 +56,7 @@ for v in DURATION WARMUP CONNS STREAMS REPEAT PROXY_CPU LOAD_CPU; do
 	[[ ${!v} =~ ^[0-9]+$ ]] || die "$v must be a whole number"
 done
 ((DURATION > 0 && DURATION <= 300 && REPEAT > 0 && REPEAT <= 15)) || die "DURATION in 1..300, REPEAT in 1..15"
-for s in $SERVERS; do [[ $s =~ ^(gotthard|nginx|haproxy)$ ]] || die "unknown server $s"; done
+for s in $SERVERS; do [[ $s =~ ^(gotthard|gateway|nginx|haproxy)$ ]] || die "unknown server $s"; done
 for u in $UPSTREAMS; do [[ $u =~ ^(h1|h2c)$ ]] || die "unknown upstream $u"; done
 [[ " $SERVERS " == *" gotthard "* ]] || die "SERVERS must include gotthard"
 
@@ -65,7 +69,10 @@ command -v taskset >/dev/null || die "taskset (util-linux) is missing"
 
 setup_tmp h2bench
 log "building"
-(cd "$REPO" && go build -o "$TMP/gateway" ./examples/gateway && go build -o "$TMP/origin" ./bench/origin)
+(cd "$REPO" && go build -o "$TMP/h2proxy" ./bench/h2proxy && go build -o "$TMP/origin" ./bench/origin)
+if [[ " $SERVERS " == *" gateway "* ]]; then
+	(cd "$REPO" && go build -o "$TMP/gateway" ./examples/gateway)
+fi
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 -subj /CN=localhost \
 	-addext subjectAltName=DNS:localhost,IP:127.0.0.1 -keyout "$TMP/key.pem" -out "$TMP/cert.pem" 2>/dev/null
 cat "$TMP/cert.pem" "$TMP/key.pem" >"$TMP/combined.pem"
@@ -85,9 +92,18 @@ fi
 # upstream_port UP: the origin's port for upstream UP.
 upstream_port() { if [[ $1 == h2c ]]; then echo "$ORIGIN_H2C_PORT"; else echo "$ORIGIN_PORT"; fi; }
 
-# start_gotthard UP, start_nginx UP, start_haproxy UP: start the server on PORT, in front
-# of upstream UP; SERVER_PIDS are its processes.
+# start_gotthard UP, start_gateway UP, start_nginx UP, start_haproxy UP: start the server
+# on PORT, in front of upstream UP; SERVER_PIDS are its processes.
 start_gotthard() {
+	pick_port
+	GOMAXPROCS=1 taskset -c "$PROXY_CPU" "$TMP/h2proxy" -listen "127.0.0.1:$PORT" -cert "$TMP/cert.pem" -key "$TMP/key.pem" \
+		-upstream "127.0.0.1:$(upstream_port "$1")" -upstream-proto "$1" -keepalive $((CONNS * STREAMS * 2)) 2>"$TMP/gotthard.log" &
+	SERVER_PIDS=($!)
+	LIVE[$!]=1
+	wait_port "$PORT" "$!" || die "h2proxy did not start: $(cat "$TMP/gotthard.log")"
+}
+
+start_gateway() {
 	local proto=h1 plain
 	[[ $1 == h2c ]] && proto=h2c
 	pick_port
@@ -96,10 +112,10 @@ start_gotthard() {
 	echo "upstream_keepalive_pool_size: $((CONNS * STREAMS * 2))" >"$TMP/gateway.yaml"
 	GOMAXPROCS=1 taskset -c "$PROXY_CPU" "$TMP/gateway" -c "$TMP/gateway.yaml" -listen "127.0.0.1:$plain" -tls-listen "127.0.0.1:$PORT" \
 		-cert "$TMP/cert.pem" -key "$TMP/key.pem" -upstream "127.0.0.1:$(upstream_port "$1")" -upstream-proto "$proto" \
-		"${GW_FLAGS[@]}" 2>"$TMP/gotthard.log" &
+		"${GW_FLAGS[@]}" 2>"$TMP/gateway.log" &
 	SERVER_PIDS=($!)
 	LIVE[$!]=1
-	wait_port "$PORT" "$!" || die "gateway did not start: $(cat "$TMP/gotthard.log")"
+	wait_port "$PORT" "$!" || die "gateway did not start: $(cat "$TMP/gateway.log")"
 }
 
 start_nginx() {
@@ -268,11 +284,12 @@ column() {
 	for r in $(seq 1 "$REPEAT"); do echo "${arr[$1/$2/$r]}"; done
 }
 
-# paired UP BASE: Gotthard's CPU per request over BASE's, per round: "median (min–max)".
+# paired UP SERVER BASE: SERVER's CPU per request over BASE's, per round: "median
+# (min–max)".
 paired() {
 	local r v=()
 	for r in $(seq 1 "$REPEAT"); do
-		v+=("$(awk -v a="${CPU[$1/gotthard/$r]}" -v b="${CPU[$1/$2/$r]}" 'BEGIN{printf "%.3f", a / b}')")
+		v+=("$(awk -v a="${CPU[$1/$2/$r]}" -v b="${CPU[$1/$3/$r]}" 'BEGIN{printf "%.3f", a / b}')")
 	done
 	printf '%s\n' "${v[@]}" | sort -g | awk '{a[NR]=$1} END{m=(NR%2)?a[(NR+1)/2]:(a[NR/2]+a[NR/2+1])/2; printf "%.2f× (%.2f–%.2f)", m, a[1], a[NR]}'
 }
@@ -283,7 +300,7 @@ command -v haproxy >/dev/null && versions+="; HAProxy $(haproxy -v | awk 'NR==1{
 echo "## HTTP/2 over TLS ($(date -u '+%Y-%m-%d %H:%M UTC'))"
 echo
 echo "$(nproc) CPUs ($(awk -F': ' '/model name/{print $2; exit}' /proc/cpuinfo)); $(uname -r); $versions; h2load $(h2load --version | awk '{print $2}')."
-echo "Each server alone on CPU $PROXY_CPU (GOMAXPROCS=1, one nginx worker, HAProxy nbthread 1); h2load and the origin on CPU $LOAD_CPU."
+echo "Each server alone on CPU $PROXY_CPU (GOMAXPROCS=1, one nginx worker, HAProxy nbthread 1); h2load and the origin on CPU $LOAD_CPU. gotthard is bench/h2proxy, gateway examples/gateway."
 echo "TLS 1.3 with $SUITE and one ECDSA P-256 certificate for all; $CONNS connections × $STREAMS streams, 1 KiB responses, ${DURATION} s per run, $REPEAT rounds."
 echo "Command: \`DURATION=$DURATION CONNS=$CONNS STREAMS=$STREAMS REPEAT=$REPEAT SERVERS=\"$SERVERS\" UPSTREAMS=\"$UPSTREAMS\" bash bench/h2.sh\`"
 for up in $UPSTREAMS; do
@@ -292,9 +309,9 @@ for up in $UPSTREAMS; do
 	echo
 	hdr="| server | requests/s | CPU µs/request | p50 ms | p99 ms | RSS MiB | Pss MiB"
 	sep="|---|---:|---:|---:|---:|---:|---:"
-	for s in "${SV[@]}"; do
-		[[ $s == gotthard ]] && continue
-		hdr+=" | Gotthard's CPU/request vs $s"
+	for b in "${SV[@]}"; do
+		[[ $b == nginx || $b == haproxy ]] || continue
+		hdr+=" | CPU/request vs $b"
 		sep+="|---:"
 	done
 	echo "$hdr |"
@@ -303,8 +320,8 @@ for up in $UPSTREAMS; do
 		line="| $s"
 		for a in RPS CPU P50 P99 RSS MEM; do line+=" | $(column "$up" "$s" "$a" | median)"; done
 		for b in "${SV[@]}"; do
-			[[ $b == gotthard ]] && continue
-			if [[ $s == gotthard ]]; then line+=" | $(paired "$up" "$b")"; else line+=" | "; fi
+			[[ $b == nginx || $b == haproxy ]] || continue
+			if [[ $s == gotthard || $s == gateway ]]; then line+=" | $(paired "$up" "$s" "$b")"; else line+=" | "; fi
 		done
 		echo "$line |"
 	done
