@@ -163,10 +163,10 @@ start_proxy() {
 		GOMAXPROCS=1 taskset -c "$PROXY_CPU" "$TMP/bin/gateway" \
 			-listen "127.0.0.1:$PROXY_PORT" -upstream "127.0.0.1:$ORIGIN_PORT" 2>"$PROXY_LOG" &
 		;;
-	gotthard-observed) # the same build with Prometheus metrics (on the admin service) and a JSON access log
+	gotthard-observed) # the same build with Prometheus metrics (on the admin service, without its own counters) and a JSON access log
 		GOMAXPROCS=1 taskset -c "$PROXY_CPU" "$TMP/bin/gateway" \
 			-listen "127.0.0.1:$PROXY_PORT" -upstream "127.0.0.1:$ORIGIN_PORT" \
-			-admin 127.0.0.1:0 -access-log json -access-log-file "$TMP/$tag.access.log" 2>"$PROXY_LOG" &
+			-admin 127.0.0.1:0 -admin-stats=false -access-log json -access-log-file "$TMP/$tag.access.log" 2>"$PROXY_LOG" &
 		;;
 	gotthard-traced) # the same build with OpenTelemetry tracing that never samples
 		GOMAXPROCS=1 taskset -c "$PROXY_CPU" "$TMP/bin/gateway" \

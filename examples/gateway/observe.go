@@ -27,6 +27,7 @@ import (
 // obsFlags are the gateway's observability flags.
 type obsFlags struct {
 	admin, adminToken        string
+	adminStats               bool
 	accessLog, accessLogFile string
 	trace, sentryDSN         string
 }
@@ -34,6 +35,7 @@ type obsFlags struct {
 func addObsFlags(fs *flag.FlagSet) *obsFlags {
 	f := &obsFlags{}
 	fs.StringVar(&f.admin, "admin", "", "address of the admin service: /metrics (Prometheus), /healthz, /status.json and the live status page at / (empty: none; "+admin.DefaultAddr+" with the demo origin)")
+	fs.BoolVar(&f.adminStats, "admin-stats", true, "with -admin: keep the live counters, rates and latencies of /status.json and the status page (false: Prometheus metrics alone, the lowest cost per request)")
 	fs.StringVar(&f.adminToken, "admin-token", os.Getenv("GOTTHARD_ADMIN_TOKEN"), "bearer token the admin service requires (needed to listen beyond loopback); open the page as http://ADDR/#token=TOKEN. The default comes from $GOTTHARD_ADMIN_TOKEN, which, unlike a flag, other users cannot read in the process list")
 	fs.StringVar(&f.accessLog, "access-log", "", "access log format: combined or json (empty: none; combined with the demo origin)")
 	fs.StringVar(&f.accessLogFile, "access-log-file", "", "file the access log goes to, reopened on SIGUSR1 for logrotate (empty: standard error)")
@@ -48,7 +50,7 @@ type observability struct {
 	observers []observe.Observer
 	health    []observe.HealthObserver
 	metrics   *prometheus.Metrics // with -admin
-	stats     *admin.Stats        // with -admin
+	stats     *admin.Stats        // with -admin, unless -admin-stats=false
 	services  []server.Service    // background services: the access log's, Sentry's
 	shutdown  func(context.Context) error
 }
@@ -61,9 +63,14 @@ func newObservability(f *obsFlags, logger *slog.Logger) (*observability, error) 
 		if err != nil {
 			return nil, fmt.Errorf("-admin: %w", err)
 		}
-		o.metrics, o.stats = m, admin.NewStats()
-		o.observers = append(o.observers, m, o.stats)
-		o.health = append(o.health, m, o.stats)
+		o.metrics = m
+		o.observers = append(o.observers, m)
+		o.health = append(o.health, m)
+		if f.adminStats {
+			o.stats = admin.NewStats()
+			o.observers = append(o.observers, o.stats)
+			o.health = append(o.health, o.stats)
+		}
 	}
 	if f.accessLog != "" || f.accessLogFile != "" {
 		format, err := accesslog.ParseFormat(cmp.Or(f.accessLog, "combined"))

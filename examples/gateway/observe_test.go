@@ -174,3 +174,23 @@ func TestAdminToken(t *testing.T) {
 		t.Fatalf("/status.json with the token: %d %.200s", code, body)
 	}
 }
+
+// TestAdminStatsOff: with -admin-stats=false the admin service serves the Prometheus
+// metrics of the requests, and /status.json counts none (no Stats observes them).
+func TestAdminStatsOff(t *testing.T) {
+	origin := startRecorder(t, nil)
+	ln, listen := freeAddr(t), freeAddr(t)
+	gw := startGateway(t, "-listen", listen, "-upstream", origin.ln.Addr().String(), "-admin", ln, "-admin-stats=false")
+	gw.waitAccepting(t, ln)
+	gw.waitAccepting(t, listen)
+	if code, _ := fetch(t, "http://"+listen+"/x"); code != 200 {
+		t.Fatalf("request: %d", code)
+	}
+	if code, body := fetch(t, "http://"+ln+"/metrics"); code != 200 || !strings.Contains(body, "gotthard_requests_total") {
+		t.Fatalf("/metrics: %d %.300s", code, body)
+	}
+	code, body := fetch(t, "http://"+ln+"/status.json")
+	if code != 200 || !strings.Contains(body, `"requests_total": 0,`) {
+		t.Fatalf("/status.json: %d %.500s", code, body)
+	}
+}
