@@ -1,11 +1,14 @@
 package h2
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"net"
 	"runtime"
 	"strconv"
+	"sync"
 	"time"
 
 	"golang.org/x/net/http2"
@@ -35,7 +38,52 @@ const maxDataFrame = 16 << 10
 // writeLoop). A full TLS record's worth needs no wait.
 const yieldBelow = 16 << 10
 
-var errQueueFull = errors.New("h2: too many control frames queued for a client that does not read")
+var errQueueFull = errors.New("h2: too many control frames queued for a peer that does not read")
+
+// frameWriter is the write side of a connection, server or client: the two buffers of
+// queued frames, the HPACK encoder, and the writer goroutine (writeLoop). Its fields
+// are guarded by wmu, except those the writer goroutine owns.
+type frameWriter struct {
+	// Immutable after initWriter.
+	wnc      net.Conn
+	wtimeout time.Duration // bounds each write
+	wmaxCtrl int           // control frames that may be queued between two writes
+	// widle, if not nil, reports that the connection has no open stream: the writer
+	// then gives its spare buffers back to wpool, so that an idle connection holds none.
+	widle func() bool
+	wpool *BufPool
+
+	// Guarded by wmu.
+	wmu           sync.Mutex
+	wcond         sync.Cond
+	wctrl, wdata  []byte // queued control frames; queued stream frames
+	wspareCtrl    []byte
+	wspareData    []byte
+	wctrlN        int // control frames queued since the last write
+	wgoaway       bool
+	wstop         bool
+	werr          error
+	wpeerMaxFrame uint32
+	henc          *hpack.Encoder
+	hbuf          bytes.Buffer
+	wkick         chan struct{}
+	wdone         chan struct{}
+
+	// Owned by the writer goroutine.
+	wvec    net.Buffers
+	wvecArr [2][]byte
+}
+
+// initWriter prepares the write side of a connection on nc; the caller starts
+// writeLoop.
+func (c *frameWriter) initWriter(nc net.Conn, timeout time.Duration, maxCtrl int, pool *BufPool) {
+	c.wnc, c.wtimeout, c.wmaxCtrl, c.wpool = nc, timeout, maxCtrl, pool
+	c.wpeerMaxFrame = minMaxFrameSize
+	c.wkick = make(chan struct{}, 1)
+	c.wdone = make(chan struct{})
+	c.wcond.L = &c.wmu
+	c.henc = hpack.NewEncoder(&c.hbuf)
+}
 
 func appendFrameHeader(b []byte, length int, t http2.FrameType, flags http2.Flags, id uint32) []byte {
 	return append(b, byte(length>>16), byte(length>>8), byte(length), byte(t), byte(flags),
@@ -43,7 +91,7 @@ func appendFrameHeader(b []byte, length int, t http2.FrameType, flags http2.Flag
 }
 
 // kickWriter wakes the writer goroutine.
-func (c *Conn) kickWriter() {
+func (c *frameWriter) kickWriter() {
 	select {
 	case c.wkick <- struct{}{}:
 	default:
@@ -51,12 +99,12 @@ func (c *Conn) kickWriter() {
 }
 
 // ctrlLocked checks that a control frame may be queued. c.wmu is held.
-func (c *Conn) ctrlLocked() error {
+func (c *frameWriter) ctrlLocked() error {
 	if c.werr != nil {
 		return c.werr
 	}
 	c.wctrlN++
-	if c.wctrlN > c.opts.MaxQueuedControlFrames {
+	if c.wctrlN > c.wmaxCtrl {
 		c.abortWriterLocked(errQueueFull)
 		return connErr(http2.ErrCodeEnhanceYourCalm, "too many queued control frames")
 	}
@@ -64,12 +112,12 @@ func (c *Conn) ctrlLocked() error {
 }
 
 // abortWriterLocked fails every later write and unblocks the socket. c.wmu is held.
-func (c *Conn) abortWriterLocked(err error) {
+func (c *frameWriter) abortWriterLocked(err error) {
 	if c.werr == nil {
 		c.werr = err
 	}
 	c.wcond.Broadcast()
-	_ = c.nc.SetDeadline(time.Unix(1, 0))
+	_ = c.wnc.SetDeadline(time.Unix(1, 0))
 	c.kickWriter()
 }
 
@@ -100,7 +148,7 @@ func (c *Conn) writeSettings() {
 	c.kickWriter()
 }
 
-func (c *Conn) writeSettingsAck() error {
+func (c *frameWriter) writeSettingsAck() error {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
 	if err := c.ctrlLocked(); err != nil {
@@ -112,7 +160,7 @@ func (c *Conn) writeSettingsAck() error {
 }
 
 // writePing queues a PING of our own.
-func (c *Conn) writePing(data [8]byte) error {
+func (c *frameWriter) writePing(data [8]byte) error {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
 	if err := c.ctrlLocked(); err != nil {
@@ -123,7 +171,7 @@ func (c *Conn) writePing(data [8]byte) error {
 	return nil
 }
 
-func (c *Conn) writePingAck(data [8]byte) error {
+func (c *frameWriter) writePingAck(data [8]byte) error {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
 	if err := c.ctrlLocked(); err != nil {
@@ -135,7 +183,7 @@ func (c *Conn) writePingAck(data [8]byte) error {
 }
 
 // writeWindowUpdate returns flow-control credit on stream id (0: the connection).
-func (c *Conn) writeWindowUpdate(id uint32, n int64) error {
+func (c *frameWriter) writeWindowUpdate(id uint32, n int64) error {
 	if n <= 0 {
 		return nil
 	}
@@ -151,7 +199,7 @@ func (c *Conn) writeWindowUpdate(id uint32, n int64) error {
 }
 
 // writeGoAway queues a GOAWAY; only the first one of a connection is sent.
-func (c *Conn) writeGoAway(last uint32, code http2.ErrCode, debug string) {
+func (c *frameWriter) writeGoAway(last uint32, code http2.ErrCode, debug string) {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
 	if c.werr != nil || c.wgoaway {
@@ -238,6 +286,14 @@ func (c *Conn) writeHeaders(st *Stream, status int, fields []Field, end bool) er
 	for _, f := range fields {
 		_ = c.henc.WriteField(hpack.HeaderField{Name: f.Name, Value: f.Value})
 	}
+	c.queueHeaderBlockLocked(st.id, end)
+	return nil
+}
+
+// queueHeaderBlockLocked queues the header block encoded in c.hbuf for stream id, in a
+// HEADERS frame and as many CONTINUATION frames as the peer's frame size asks. c.wmu
+// is held.
+func (c *frameWriter) queueHeaderBlockLocked(id uint32, end bool) {
 	block := c.hbuf.Bytes()
 	max := int(c.wpeerMaxFrame)
 	flags := http2.Flags(0)
@@ -251,7 +307,7 @@ func (c *Conn) writeHeaders(st *Stream, status int, fields []Field, end bool) er
 		if n == len(block) {
 			f |= http2.FlagHeadersEndHeaders
 		}
-		c.wdata = append(appendFrameHeader(c.wdata, n, t, f, st.id), block[:n]...)
+		c.wdata = append(appendFrameHeader(c.wdata, n, t, f, id), block[:n]...)
 		block = block[n:]
 		if len(block) == 0 {
 			break
@@ -259,7 +315,28 @@ func (c *Conn) writeHeaders(st *Stream, status int, fields []Field, end bool) er
 		t, flags = http2.FrameContinuation, 0
 	}
 	c.kickWriter()
-	return nil
+}
+
+// spareLocked returns b emptied, or a buffer of the pool if b is nil and the writer
+// has a pool. c.wmu is held.
+func (c *frameWriter) spareLocked(b []byte) []byte {
+	if b == nil && c.wpool != nil {
+		return c.wpool.Get()[:0]
+	}
+	return b[:0]
+}
+
+// releaseSpareLocked gives the spare buffers back to the pool. c.wmu is held.
+func (c *frameWriter) releaseSpareLocked() {
+	if c.wpool == nil {
+		return
+	}
+	for _, b := range [...]*[]byte{&c.wspareCtrl, &c.wspareData} {
+		if *b != nil {
+			c.wpool.Put(*b) // (only a buffer of the pool's size goes back)
+			*b = nil
+		}
+	}
 }
 
 func statusText(code int) string {
@@ -294,13 +371,16 @@ func statusText(code int) string {
 
 // writeLoop is the writer goroutine. It ends when the connection is torn down (wstop)
 // and everything queued is written, or on a write error.
-func (c *Conn) writeLoop() {
+func (c *frameWriter) writeLoop() {
 	defer close(c.wdone)
 	for {
 		c.wmu.Lock()
 		for len(c.wctrl) == 0 && len(c.wdata) == 0 && !c.wstop && c.werr == nil {
 			if cap(c.wspareData) > 2*maxStreamBuffered {
 				c.wspareData = nil // give back what a burst grew
+			}
+			if c.widle != nil && c.widle() {
+				c.releaseSpareLocked()
 			}
 			c.wmu.Unlock()
 			<-c.wkick
@@ -323,25 +403,26 @@ func (c *Conn) writeLoop() {
 			return
 		}
 		ctrl, data := c.wctrl, c.wdata
-		c.wctrl, c.wdata = c.wspareCtrl[:0], c.wspareData[:0]
+		c.wctrl, c.wdata = c.spareLocked(c.wspareCtrl), c.spareLocked(c.wspareData)
+		c.wspareCtrl, c.wspareData = nil, nil
 		c.wctrlN = 0
-		timeout := c.opts.WriteTimeout
+		timeout := c.wtimeout
 		if c.wstop {
 			timeout = min(timeout, lingerTimeout)
 		}
 		c.wcond.Broadcast()
 		c.wmu.Unlock()
 
-		err := c.nc.SetWriteDeadline(time.Now().Add(timeout))
+		err := c.wnc.SetWriteDeadline(time.Now().Add(timeout))
 		if err == nil {
 			switch {
 			case len(ctrl) == 0:
-				_, err = c.nc.Write(data)
+				_, err = c.wnc.Write(data)
 			case len(data) == 0:
-				_, err = c.nc.Write(ctrl)
+				_, err = c.wnc.Write(ctrl)
 			default:
 				c.wvec = append(c.wvecArr[:0], ctrl, data)
-				_, err = c.wvec.WriteTo(c.nc)
+				_, err = c.wvec.WriteTo(c.wnc)
 			}
 		}
 
