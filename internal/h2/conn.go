@@ -133,7 +133,7 @@ func NewConn(nc net.Conn, buffered []byte, opts Options, h Handler) *Conn {
 	if c.pool == nil {
 		c.pool = NewBufPool(0)
 	}
-	c.initWriter(nc, o.WriteTimeout, o.MaxQueuedControlFrames, nil)
+	c.initWriter(nc, o.WriteTimeout, o.MaxQueuedControlFrames, false)
 	return c
 }
 

@@ -48,10 +48,9 @@ type frameWriter struct {
 	wnc      net.Conn
 	wtimeout time.Duration // bounds each write
 	wmaxCtrl int           // control frames that may be queued between two writes
-	// widle, if not nil, reports that the connection has no open stream: the writer
-	// then gives its spare buffers back to wpool, so that an idle connection holds none.
-	widle func() bool
-	wpool *BufPool
+	// wlazy: the queues are made when first needed and dropped when the connection
+	// idles (wrelease), so that an idle connection holds none (the client side).
+	wlazy bool
 
 	// Guarded by wmu.
 	wmu           sync.Mutex
@@ -61,6 +60,7 @@ type frameWriter struct {
 	wspareData    []byte
 	wctrlN        int // control frames queued since the last write
 	wgoaway       bool
+	wrelease      bool // drop the queues at the next wait (wlazy)
 	wstop         bool
 	werr          error
 	wpeerMaxFrame uint32
@@ -76,8 +76,8 @@ type frameWriter struct {
 
 // initWriter prepares the write side of a connection on nc; the caller starts
 // writeLoop.
-func (c *frameWriter) initWriter(nc net.Conn, timeout time.Duration, maxCtrl int, pool *BufPool) {
-	c.wnc, c.wtimeout, c.wmaxCtrl, c.wpool = nc, timeout, maxCtrl, pool
+func (c *frameWriter) initWriter(nc net.Conn, timeout time.Duration, maxCtrl int, lazy bool) {
+	c.wnc, c.wtimeout, c.wmaxCtrl, c.wlazy = nc, timeout, maxCtrl, lazy
 	c.wpeerMaxFrame = minMaxFrameSize
 	c.wkick = make(chan struct{}, 1)
 	c.wdone = make(chan struct{})
@@ -103,6 +103,7 @@ func (c *frameWriter) ctrlLocked() error {
 	if c.werr != nil {
 		return c.werr
 	}
+	c.ensureLocked()
 	c.wctrlN++
 	if c.wctrlN > c.wmaxCtrl {
 		c.abortWriterLocked(errQueueFull)
@@ -208,6 +209,7 @@ func (c *frameWriter) writeGoAway(last uint32, code http2.ErrCode, debug string)
 	// The first GOAWAY of a graceful shutdown (the highest id, no error) may be followed
 	// by the final one; any other is the last.
 	c.wgoaway = last != maxStreamID || code != http2.ErrCodeNo
+	c.ensureLocked()
 	b := appendFrameHeader(c.wctrl, 8+len(debug), http2.FrameGoAway, 0, 0)
 	b = binary.BigEndian.AppendUint32(b, last&0x7fffffff)
 	b = binary.BigEndian.AppendUint32(b, uint32(code))
@@ -294,6 +296,7 @@ func (c *Conn) writeHeaders(st *Stream, status int, fields []Field, end bool) er
 // HEADERS frame and as many CONTINUATION frames as the peer's frame size asks. c.wmu
 // is held.
 func (c *frameWriter) queueHeaderBlockLocked(id uint32, end bool) {
+	c.ensureLocked()
 	block := c.hbuf.Bytes()
 	max := int(c.wpeerMaxFrame)
 	flags := http2.Flags(0)
@@ -317,25 +320,28 @@ func (c *frameWriter) queueHeaderBlockLocked(id uint32, end bool) {
 	c.kickWriter()
 }
 
-// spareLocked returns b emptied, or a buffer of the pool if b is nil and the writer
-// has a pool. c.wmu is held.
-func (c *frameWriter) spareLocked(b []byte) []byte {
-	if b == nil && c.wpool != nil {
-		return c.wpool.Get()[:0]
-	}
-	return b[:0]
-}
-
-// releaseSpareLocked gives the spare buffers back to the pool. c.wmu is held.
-func (c *frameWriter) releaseSpareLocked() {
-	if c.wpool == nil {
+// ensureLocked makes the queues a lazy writer dropped (see releaseLocked). c.wmu is
+// held.
+func (c *frameWriter) ensureLocked() {
+	if !c.wlazy {
 		return
 	}
-	for _, b := range [...]*[]byte{&c.wspareCtrl, &c.wspareData} {
-		if *b != nil {
-			c.wpool.Put(*b) // (only a buffer of the pool's size goes back)
-			*b = nil
-		}
+	if c.wctrl == nil {
+		c.wctrl = make([]byte, 0, 4<<10)
+	}
+	if c.wdata == nil {
+		c.wdata = make([]byte, 0, 16<<10)
+	}
+}
+
+// releaseLocked drops the spare buffers, and the queues if empty. c.wmu is held.
+func (c *frameWriter) releaseLocked() {
+	c.wspareCtrl, c.wspareData = nil, nil
+	if len(c.wctrl) == 0 {
+		c.wctrl = nil
+	}
+	if len(c.wdata) == 0 {
+		c.wdata = nil
 	}
 }
 
@@ -379,8 +385,9 @@ func (c *frameWriter) writeLoop() {
 			if cap(c.wspareData) > 2*maxStreamBuffered {
 				c.wspareData = nil // give back what a burst grew
 			}
-			if c.widle != nil && c.widle() {
-				c.releaseSpareLocked()
+			if c.wrelease {
+				c.wrelease = false
+				c.releaseLocked()
 			}
 			c.wmu.Unlock()
 			<-c.wkick
@@ -403,8 +410,7 @@ func (c *frameWriter) writeLoop() {
 			return
 		}
 		ctrl, data := c.wctrl, c.wdata
-		c.wctrl, c.wdata = c.spareLocked(c.wspareCtrl), c.spareLocked(c.wspareData)
-		c.wspareCtrl, c.wspareData = nil, nil
+		c.wctrl, c.wdata = c.wspareCtrl[:0], c.wspareData[:0]
 		c.wctrlN = 0
 		timeout := c.wtimeout
 		if c.wstop {
