@@ -30,7 +30,7 @@ type clientOrigin struct {
 	done chan struct{}
 }
 
-func startClientOrigin(t *testing.T, useTLS bool, h http.Handler, cfg *http.HTTP2Config) *clientOrigin {
+func startClientOrigin(t testing.TB, useTLS bool, h http.Handler, cfg *http.HTTP2Config) *clientOrigin {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -54,7 +54,7 @@ func startClientOrigin(t *testing.T, useTLS bool, h http.Handler, cfg *http.HTTP
 	return o
 }
 
-func (o *clientOrigin) dial(t *testing.T, opts ClientOptions) *ClientConn {
+func (o *clientOrigin) dial(t testing.TB, opts ClientOptions) *ClientConn {
 	t.Helper()
 	nc, err := net.Dial("tcp", o.addr)
 	if err != nil {
