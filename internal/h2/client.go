@@ -165,7 +165,6 @@ type ClientConn struct {
 	idleSince   time.Time
 	pings       map[[8]byte]chan struct{}
 	pingSeq     uint64
-	free        []*ClientStream
 
 	// The write side (see write.go).
 	frameWriter
@@ -557,8 +556,15 @@ func (cc *ClientConn) processFrame(f http2.Frame) error {
 		cc.mu.Lock()
 		if st := cc.streams[f.StreamID]; st != nil {
 			err := error(&ResetError{Code: f.ErrCode, Remote: true})
-			if f.ErrCode == http2.ErrCodeRefusedStream {
+			switch {
+			case f.ErrCode == http2.ErrCodeRefusedStream:
 				err = fmt.Errorf("%w: %w", ErrUnprocessed, err)
+			case st.remoteDone:
+				// The response is complete and the peer wants no more of the request
+				// (RFC 9113 §8.1, NO_ERROR; or a server that cancels the rest): the
+				// response stands, writes end.
+				err = nil
+				st.localDone = true
 			}
 			cc.closeStreamLocked(st, err)
 			cc.wmu.Lock()
@@ -877,6 +883,7 @@ func (cc *ClientConn) endBlock() error {
 			st.status = hb.status
 			st.head = append(st.head[:0], hb.fields...)
 			st.headDone = true
+			st.headEnds = hb.endStream
 		}
 	case hb.pseudo || !hb.endStream:
 		cc.mu.Unlock()

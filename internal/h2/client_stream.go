@@ -9,16 +9,13 @@ import (
 	"golang.org/x/net/http2/hpack"
 )
 
-// maxFreeClientStreams bounds the finished streams a connection keeps for reuse.
-const maxFreeClientStreams = 16
-
 // ClientStream is one request and its response on a [ClientConn]. The request side
 // ([ClientStream.WriteData], [ClientStream.WriteTrailers]) and the response side
 // ([ClientStream.ReadHead], [ClientStream.ReadBody], [ClientStream.Read],
 // [ClientStream.Trailers]) may be used on two goroutines at once, but the methods of one
 // side must not be called concurrently with each other. [ClientStream.Cancel] may be
-// called from any goroutine until [ClientStream.Close] returns; Close must be called
-// once, last, when both sides are done with the stream.
+// called from any goroutine, before or after Close; Close must be called once, when
+// both sides are done with the stream.
 type ClientStream struct {
 	cc    *ClientConn
 	id    uint32
@@ -32,6 +29,7 @@ type ClientStream struct {
 	remoteDone bool  // END_STREAM received
 	eof        bool  // the response is complete
 	headDone   bool  // the final head arrived
+	headEnds   bool  // with END_STREAM
 	waitWin    bool
 	sendWin    int64
 	recvWin    int64
@@ -60,14 +58,9 @@ type interimHead struct {
 
 // newStreamLocked returns a stream with the next id. cc.mu is held.
 func (cc *ClientConn) newStreamLocked() *ClientStream {
-	var st *ClientStream
-	if n := len(cc.free); n > 0 {
-		st = cc.free[n-1]
-		cc.free[n-1] = nil
-		cc.free = cc.free[:n-1]
-	} else {
-		st = &ClientStream{cc: cc, rwake: make(chan struct{}, 1), wwake: make(chan struct{}, 1)}
-	}
+	// A stream is never reused: Cancel may still come from a timer of the caller's
+	// after Close, and must find the stream it was meant for.
+	st := &ClientStream{cc: cc, rwake: make(chan struct{}, 1), wwake: make(chan struct{}, 1)}
 	st.id = cc.nextID
 	cc.nextID += 2
 	st.sendWin = cc.peerInitWin
@@ -173,7 +166,7 @@ func (st *ClientStream) ReadHead(on1xx func(status int, fields []Field)) (int, [
 func (st *ClientStream) HeadEndsStream() bool {
 	st.cc.mu.Lock()
 	defer st.cc.mu.Unlock()
-	return st.eof && len(st.body) == 0 && st.trailers == nil
+	return st.headEnds
 }
 
 // ReadBody returns the next piece of the response body, and io.EOF after the last. The
@@ -430,20 +423,6 @@ func (st *ClientStream) Close() {
 	if st.unconsumed > 0 && cc.err == nil {
 		_ = cc.creditConnLocked(st.unconsumed)
 	}
-	cc.wmu.Lock() // (rstSent)
-	*st = ClientStream{cc: cc, rwake: st.rwake, wwake: st.wwake,
-		head: st.head[:0], trailers: st.trailers[:0]}
-	cc.wmu.Unlock()
-	select {
-	case <-st.rwake:
-	default:
-	}
-	select {
-	case <-st.wwake:
-	default:
-	}
-	if len(cc.free) < maxFreeClientStreams {
-		cc.free = append(cc.free, st)
-	}
+	st.body, st.unconsumed = nil, 0
 	cc.mu.Unlock()
 }
