@@ -6,6 +6,7 @@ import (
 	"errors"
 	"log/slog"
 	"net"
+	"net/http"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -192,7 +193,7 @@ const keepBuffersFor = time.Second
 // now is the time.
 func (p *connPool) sweep(now time.Time) {
 	var expired []*upConn
-	var closing []h2RoundTripper
+	var closing []*http.Transport
 	t := &p.hosts
 	t.mu.Lock()
 	removed := false
@@ -236,7 +237,7 @@ func (p *connPool) sweep(now time.Time) {
 func (p *connPool) closeAll() {
 	p.closed.Store(true)
 	var idle []*upConn
-	var closing []h2RoundTripper
+	var closing []*http.Transport
 	t := &p.hosts
 	t.mu.Lock()
 	for _, h := range t.all {

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"crypto/tls"
+	"net/http"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -118,7 +119,7 @@ func (p *connPool) entry(k poolKey, now time.Time) *hostPool {
 	if h := p.lookup(k); h != nil {
 		return h
 	}
-	var closing []h2RoundTripper
+	var closing []*http.Transport
 	t := &p.hosts
 	t.mu.Lock()
 	h := t.all[k]
@@ -167,7 +168,7 @@ func (t *hostTable) publish() {
 
 // remove takes h out of the table; call with the table's mu and h.mu held. It returns
 // what the caller closes once it has released the locks.
-func (t *hostTable) remove(h *hostPool, closing []h2RoundTripper) []h2RoundTripper {
+func (t *hostTable) remove(h *hostPool, closing []*http.Transport) []*http.Transport {
 	h.removed.Store(true)
 	delete(t.all, h.key)
 	for _, e := range h.h2.transports {
@@ -182,7 +183,7 @@ func (t *hostTable) remove(h *hostPool, closing []h2RoundTripper) []h2RoundTripp
 // keep, until the table holds a sixteenth fewer than its maximum; call with mu held. It
 // returns the HTTP/2 transports of the entries removed, whose idle connections the
 // caller closes once it has released the lock.
-func (t *hostTable) evict(keep *hostPool) []h2RoundTripper {
+func (t *hostTable) evict(keep *hostPool) []*http.Transport {
 	type cand struct {
 		h    *hostPool
 		used time.Time
@@ -200,7 +201,7 @@ func (t *hostTable) evict(keep *hostPool) []h2RoundTripper {
 	}
 	slices.SortFunc(cands, func(a, b cand) int { return a.used.Compare(b.used) })
 	target := t.max - t.max/16
-	var closing []h2RoundTripper
+	var closing []*http.Transport
 	for _, c := range cands {
 		if len(t.all) <= target {
 			break
