@@ -251,8 +251,8 @@ func (st *ClientStream) Trailers() []Field {
 // WriteData sends p as request body, ending the request if end is set, and waits for
 // the peer's flow-control windows as long as needed: a caller that must not wait
 // forever calls Cancel from a timer. A write on a stream the peer reset returns a
-// [*ResetError] (with Code NO_ERROR when the peer had answered and wants no more body,
-// RFC 9113 §8.1).
+// [*ResetError], or [ErrStreamDone] if the peer had answered in full before it reset the
+// stream (it wants no more body, RFC 9113 §8.1; the response stands).
 func (st *ClientStream) WriteData(p []byte, end bool) error {
 	for {
 		n, err := st.takeWindow(len(p))
