@@ -6,7 +6,6 @@ import (
 	"errors"
 	"log/slog"
 	"net"
-	"net/http"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -193,7 +192,7 @@ const keepBuffersFor = time.Second
 // now is the time.
 func (p *connPool) sweep(now time.Time) {
 	var expired []*upConn
-	var closing []*http.Transport
+	var closing []h2RoundTripper
 	t := &p.hosts
 	t.mu.Lock()
 	removed := false
@@ -237,7 +236,7 @@ func (p *connPool) sweep(now time.Time) {
 func (p *connPool) closeAll() {
 	p.closed.Store(true)
 	var idle []*upConn
-	var closing []*http.Transport
+	var closing []h2RoundTripper
 	t := &p.hosts
 	t.mu.Lock()
 	for _, h := range t.all {

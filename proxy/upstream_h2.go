@@ -40,7 +40,7 @@ type h2Pool struct {
 
 type h2Entry struct {
 	opts h2Options
-	tr   *http.Transport
+	tr   h2RoundTripper
 	used time.Time
 }
 
@@ -50,7 +50,7 @@ type h2Options struct {
 }
 
 // find returns the transport built with opts, or nil; call with the hostPool's lock.
-func (p *h2Pool) find(opts h2Options, now time.Time) *http.Transport {
+func (p *h2Pool) find(opts h2Options, now time.Time) h2RoundTripper {
 	for i := range p.transports {
 		if e := &p.transports[i]; e.opts == opts {
 			e.used = now
@@ -62,8 +62,8 @@ func (p *h2Pool) find(opts h2Options, now time.Time) *http.Transport {
 
 // add adds tr, built with opts, and returns the transport it replaced to keep within
 // maxH2Transports, or nil; call with the hostPool's lock.
-func (p *h2Pool) add(opts h2Options, tr *http.Transport, now time.Time) *http.Transport {
-	var old *http.Transport
+func (p *h2Pool) add(opts h2Options, tr h2RoundTripper, now time.Time) h2RoundTripper {
+	var old h2RoundTripper
 	if len(p.transports) >= maxH2Transports {
 		i := 0
 		for j, e := range p.transports {
@@ -82,7 +82,7 @@ var errServiceClosed = errors.New("proxy: service closed")
 
 // h2Transport returns the transport to peer: one per peer identity and set of the
 // options a transport is built with.
-func (p *connPool) h2Transport(peer *Peer) (*http.Transport, error) {
+func (p *connPool) h2Transport(peer *Peer) (h2RoundTripper, error) {
 	if p.closed.Load() {
 		return nil, errServiceClosed
 	}
@@ -102,7 +102,11 @@ func (p *connPool) h2Transport(peer *Peer) (*http.Transport, error) {
 		cfg = p.tlsConfig(peer).Clone()
 		cfg.NextProtos = nil // the transport offers what Protocols allows
 	}
-	tr = newH2Transport(peer, opts, max(p.maxIdle, 1), cfg)
+	if peer.TLS != nil && peer.Protocol == ProtoHTTP2IfOffered {
+		tr = newH2Transport(peer, opts, max(p.maxIdle, 1), cfg) // (HTTP/1.1 if not offered)
+	} else {
+		tr = newH2Conns(peer, opts, cfg, p.bufs)
+	}
 	h.mu.Lock()
 	if p.closed.Load() {
 		h.mu.Unlock()
