@@ -16,22 +16,27 @@ import (
 	"sync/atomic"
 	"time"
 
+	"golang.org/x/net/http2"
+
 	"github.com/gotthard-proxy/gotthard/internal/arena"
+	"github.com/gotthard-proxy/gotthard/internal/h2"
 	"github.com/gotthard-proxy/gotthard/internal/hop"
 	"github.com/gotthard-proxy/gotthard/message"
 )
 
-// HTTP/2 to peers (Peer.Protocol ProtoHTTP2 or ProtoHTTP2IfOffered) runs on the
-// standard library's client: one net/http.Transport per peer identity, whose HTTP/2
-// connections are shared by concurrent requests up to the peer's stream limit, PINGed
-// when idle, and whose requests that a peer's GOAWAY left unprocessed (or that it
-// refused) are sent again on another connection, whatever their method, when their body
-// can be replayed (none, or buffered). Requests and responses cross between the proxy's
-// message types and net/http's here.
+// HTTP/2 to peers (Peer.Protocol ProtoHTTP2 or ProtoHTTP2IfOffered) runs on
+// internal/h2's client connections (h2Conns, upstream_h2_conn.go), or, for a TLS peer
+// that may answer in HTTP/1.1 (ProtoHTTP2IfOffered), on the standard library's
+// net/http.Transport. Either way, per peer identity, connections are shared by
+// concurrent requests up to the peer's stream limit, and requests that a peer's GOAWAY
+// left unprocessed (or that it refused) are sent again on another connection, whatever
+// their method, when their body can be replayed (none, or buffered). Both are reached
+// through net/http's RoundTrip signature: requests and responses cross between the
+// proxy's message types and net/http's here.
 
 // h2Pool holds the transports to the HTTP/2 peers of one identity, in its hostPool and
-// under its lock. net/http builds some of a peer's options into a transport (the
-// connect timeout, TCP keep-alive and idle timeout), so peers of the same identity with
+// under its lock. A transport is built with some of a peer's options (the connect
+// timeout, TCP keep-alive and idle timeout), so peers of the same identity with
 // different such options get transports of their own; the others (read and total
 // timeouts) are applied per request.
 type h2Pool struct {
@@ -242,6 +247,7 @@ func (c *conn[C]) exchangeH2(ctx contextT, ex *exchange[C], cc C, peer *Peer) *E
 			if p.err != nil {
 				return p.err
 			}
+			mirrorReset(sess, u.err)
 			return roundTripError(ex, u.err, connected, phaseErr, actx, ctx)
 		}
 		p.resp = u.resp // finish closes it, once net/http's read of the body is stopped
@@ -269,6 +275,20 @@ func (c *conn[C]) exchangeH2(ctx contextT, ex *exchange[C], cc C, peer *Peer) *E
 	}
 	defer resp.Body.Close()
 	return c.forwardH2(ctx, ex, cc, resp, o, cancel)
+}
+
+// mirrorReset resets an HTTP/2 client's stream with the code of the peer's reset that
+// failed the attempt before any answer, while the client's body still streamed: the
+// client learns what the peer said (a gRPC client, say, maps CANCEL past its deadline
+// to DEADLINE_EXCEEDED) instead of the end of its body being cut with NO_ERROR.
+func mirrorReset(sess *Session, err error) {
+	var re *h2.ResetError
+	if !errors.As(err, &re) || !re.Remote || re.Code == http2.ErrCodeNo {
+		return
+	}
+	if d, ok := sess.transport().(*h2down); ok {
+		d.st.Reset(re.Code)
+	}
 }
 
 // forwardH2 passes an HTTP/2 peer's response through the response phases to the client.

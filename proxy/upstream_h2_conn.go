@@ -243,7 +243,7 @@ func h2Head(req *http.Request) h2.ClientRequest {
 // exchange sends req's body on st (on a goroutine of its own) and waits for the
 // response head.
 func (t *h2Conns) exchange(ctx context.Context, trace *httptrace.ClientTrace, st *h2.ClientStream, req *http.Request) (*http.Response, error) {
-	b := &h2ConnBody{st: st}
+	b := &h2ConnBody{st: st, set: t}
 	b.stop = context.AfterFunc(ctx, st.Cancel)
 	b.refs.Store(1)
 	if req.Body != nil && req.Body != http.NoBody {
@@ -304,6 +304,7 @@ func (t *h2Conns) exchange(ctx context.Context, trace *httptrace.ClientTrace, st
 // h2ConnBody is a response body on a client stream, and the goroutine that sends the
 // request body on it.
 type h2ConnBody struct {
+	set  *h2Conns
 	st   *h2.ClientStream
 	resp *http.Response
 	ctx  context.Context
@@ -319,6 +320,12 @@ func (b *h2ConnBody) release() {
 	if b.refs.Add(-1) == 0 {
 		b.stop()
 		b.st.Close()
+		b.set.mu.Lock()
+		closed := b.set.closed
+		b.set.mu.Unlock()
+		if closed {
+			b.set.CloseIdleConnections() // the set was dropped while this stream ran
+		}
 	}
 }
 
