@@ -95,13 +95,14 @@ func (t *h2Conns) pruneLocked(now time.Time, all bool) []*h2.ClientConn {
 	return out
 }
 
-// stream opens a stream for req on a connection that can take one, dialing a new
-// connection if none can; reused tells whether the connection was there before.
-func (t *h2Conns) stream(ctx context.Context, req *h2.ClientRequest) (*h2.ClientConn, *h2.ClientStream, bool, error) {
+// stream opens a stream for req on a connection that can take one (the newest first),
+// dialing a new connection if none can; reused tells whether the connection was there
+// before.
+func (t *h2Conns) stream(ctx context.Context, req *h2.ClientRequest) (*h2.ClientStream, bool, error) {
 	t.mu.Lock()
 	if t.closed {
 		t.mu.Unlock()
-		return nil, nil, false, errServiceClosed
+		return nil, false, errServiceClosed
 	}
 	stale := t.pruneLocked(time.Now(), false)
 	for i := len(t.conns) - 1; i >= 0; i-- {
@@ -113,34 +114,34 @@ func (t *h2Conns) stream(ctx context.Context, req *h2.ClientRequest) (*h2.Client
 		if err == nil {
 			t.mu.Unlock()
 			closeAll(stale)
-			return cc, st, true, nil
+			return st, true, nil
 		}
 	}
 	full := len(t.conns) >= maxH2Conns
 	t.mu.Unlock()
 	closeAll(stale)
 	if full {
-		return nil, nil, false, fmt.Errorf("proxy: %d HTTP/2 connections to %s: %w", maxH2Conns, t.addr, h2.ErrNoStream)
+		return nil, false, fmt.Errorf("proxy: %d HTTP/2 connections to %s: %w", maxH2Conns, t.addr, h2.ErrNoStream)
 	}
 	cc, err := t.dial(ctx)
 	if err != nil {
-		return nil, nil, false, err
+		return nil, false, err
 	}
 	st, err := cc.NewStream(req)
 	if err != nil {
 		cc.Close()
-		return nil, nil, false, err
+		return nil, false, err
 	}
 	t.mu.Lock()
 	if t.closed {
 		t.mu.Unlock()
 		st.Close()
 		cc.Close()
-		return nil, nil, false, errServiceClosed
+		return nil, false, errServiceClosed
 	}
 	t.conns = append(t.conns, cc)
 	t.mu.Unlock()
-	return cc, st, false, nil
+	return st, false, nil
 }
 
 func closeAll(conns []*h2.ClientConn) {
@@ -186,14 +187,13 @@ func (t *h2Conns) RoundTrip(req *http.Request) (*http.Response, error) {
 	head := h2Head(req)
 	for i := 0; ; i++ {
 		head.EndStream = req.Body == nil || req.Body == http.NoBody
-		cc, st, reused, err := t.stream(ctx, &head)
+		st, reused, err := t.stream(ctx, &head)
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil, ctx.Err()
 			}
 			return nil, err
 		}
-		_ = cc
 		if trace != nil && trace.GotConn != nil {
 			trace.GotConn(httptrace.GotConnInfo{Reused: reused})
 		}
