@@ -6,7 +6,6 @@ import (
 	"errors"
 	"log/slog"
 	"net"
-	"net/http"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -201,7 +200,7 @@ func (p *connPool) put(c *upConn, now time.Time) {
 // while (see hostTable). now is the time.
 func (p *connPool) sweep(now time.Time) {
 	var expired []*upConn
-	var closing []*http.Transport
+	var closing []h2RoundTripper
 	t := &p.hosts
 	t.mu.Lock()
 	removed := false
@@ -241,7 +240,7 @@ func (p *connPool) sweep(now time.Time) {
 func (p *connPool) closeAll() {
 	p.closed.Store(true)
 	var idle []*upConn
-	var closing []*http.Transport
+	var closing []h2RoundTripper
 	t := &p.hosts
 	t.mu.Lock()
 	for _, h := range t.all {

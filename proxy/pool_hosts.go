@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"crypto/tls"
-	"net/http"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -119,7 +118,7 @@ func (p *connPool) entry(k poolKey, now time.Time) *hostPool {
 	if h := p.lookup(k); h != nil {
 		return h
 	}
-	var closing []*http.Transport
+	var closing []h2RoundTripper
 	t := &p.hosts
 	t.mu.Lock()
 	h := t.all[k]
@@ -168,7 +167,7 @@ func (t *hostTable) publish() {
 
 // remove takes h out of the table; call with the table's mu and h.mu held. It returns
 // what the caller closes once it has released the locks.
-func (t *hostTable) remove(h *hostPool, closing []*http.Transport) []*http.Transport {
+func (t *hostTable) remove(h *hostPool, closing []h2RoundTripper) []h2RoundTripper {
 	h.removed.Store(true)
 	delete(t.all, h.key)
 	for _, e := range h.h2.transports {
@@ -183,7 +182,7 @@ func (t *hostTable) remove(h *hostPool, closing []*http.Transport) []*http.Trans
 // keep, until the table holds a sixteenth fewer than its maximum; call with mu held. It
 // returns the HTTP/2 transports of the entries removed, whose idle connections the
 // caller closes once it has released the lock.
-func (t *hostTable) evict(keep *hostPool) []*http.Transport {
+func (t *hostTable) evict(keep *hostPool) []h2RoundTripper {
 	type cand struct {
 		h    *hostPool
 		used time.Time
@@ -201,7 +200,7 @@ func (t *hostTable) evict(keep *hostPool) []*http.Transport {
 	}
 	slices.SortFunc(cands, func(a, b cand) int { return a.used.Compare(b.used) })
 	target := t.max - t.max/16
-	var closing []*http.Transport
+	var closing []h2RoundTripper
 	for _, c := range cands {
 		if len(t.all) <= target {
 			break

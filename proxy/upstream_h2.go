@@ -16,22 +16,27 @@ import (
 	"sync/atomic"
 	"time"
 
+	"golang.org/x/net/http2"
+
 	"github.com/gotthard-proxy/gotthard/internal/arena"
+	"github.com/gotthard-proxy/gotthard/internal/h2"
 	"github.com/gotthard-proxy/gotthard/internal/hop"
 	"github.com/gotthard-proxy/gotthard/message"
 )
 
-// HTTP/2 to peers (Peer.Protocol ProtoHTTP2 or ProtoHTTP2IfOffered) runs on the
-// standard library's client: one net/http.Transport per peer identity, whose HTTP/2
-// connections are shared by concurrent requests up to the peer's stream limit, PINGed
-// when idle, and whose requests that a peer's GOAWAY left unprocessed (or that it
-// refused) are sent again on another connection, whatever their method, when their body
-// can be replayed (none, or buffered). Requests and responses cross between the proxy's
-// message types and net/http's here.
+// HTTP/2 to peers (Peer.Protocol ProtoHTTP2 or ProtoHTTP2IfOffered) runs on
+// internal/h2's client connections (h2Conns, upstream_h2_conn.go), or, for a TLS peer
+// that may answer in HTTP/1.1 (ProtoHTTP2IfOffered), on the standard library's
+// net/http.Transport. Either way, per peer identity, connections are shared by
+// concurrent requests up to the peer's stream limit, and requests that a peer's GOAWAY
+// left unprocessed (or that it refused) are sent again on another connection, whatever
+// their method, when their body can be replayed (none, or buffered). Both are reached
+// through net/http's RoundTrip signature: requests and responses cross between the
+// proxy's message types and net/http's here.
 
 // h2Pool holds the transports to the HTTP/2 peers of one identity, in its hostPool and
-// under its lock. net/http builds some of a peer's options into a transport (the
-// connect timeout, TCP keep-alive and idle timeout), so peers of the same identity with
+// under its lock. A transport is built with some of a peer's options (the connect
+// timeout, TCP keep-alive and idle timeout), so peers of the same identity with
 // different such options get transports of their own; the others (read and total
 // timeouts) are applied per request.
 type h2Pool struct {
@@ -40,7 +45,7 @@ type h2Pool struct {
 
 type h2Entry struct {
 	opts h2Options
-	tr   *http.Transport
+	tr   h2RoundTripper
 	used time.Time
 }
 
@@ -50,7 +55,7 @@ type h2Options struct {
 }
 
 // find returns the transport built with opts, or nil; call with the hostPool's lock.
-func (p *h2Pool) find(opts h2Options, now time.Time) *http.Transport {
+func (p *h2Pool) find(opts h2Options, now time.Time) h2RoundTripper {
 	for i := range p.transports {
 		if e := &p.transports[i]; e.opts == opts {
 			e.used = now
@@ -62,8 +67,8 @@ func (p *h2Pool) find(opts h2Options, now time.Time) *http.Transport {
 
 // add adds tr, built with opts, and returns the transport it replaced to keep within
 // maxH2Transports, or nil; call with the hostPool's lock.
-func (p *h2Pool) add(opts h2Options, tr *http.Transport, now time.Time) *http.Transport {
-	var old *http.Transport
+func (p *h2Pool) add(opts h2Options, tr h2RoundTripper, now time.Time) h2RoundTripper {
+	var old h2RoundTripper
 	if len(p.transports) >= maxH2Transports {
 		i := 0
 		for j, e := range p.transports {
@@ -82,7 +87,7 @@ var errServiceClosed = errors.New("proxy: service closed")
 
 // h2Transport returns the transport to peer: one per peer identity and set of the
 // options a transport is built with.
-func (p *connPool) h2Transport(peer *Peer) (*http.Transport, error) {
+func (p *connPool) h2Transport(peer *Peer) (h2RoundTripper, error) {
 	if p.closed.Load() {
 		return nil, errServiceClosed
 	}
@@ -102,7 +107,11 @@ func (p *connPool) h2Transport(peer *Peer) (*http.Transport, error) {
 		cfg = p.tlsConfig(peer).Clone()
 		cfg.NextProtos = nil // the transport offers what Protocols allows
 	}
-	tr = newH2Transport(peer, opts, max(p.maxIdle, 1), cfg)
+	if peer.TLS != nil && peer.Protocol == ProtoHTTP2IfOffered {
+		tr = newH2Transport(peer, opts, max(p.maxIdle, 1), cfg) // (HTTP/1.1 if not offered)
+	} else {
+		tr = newH2Conns(peer, opts, cfg, p.bufs)
+	}
 	h.mu.Lock()
 	if p.closed.Load() {
 		h.mu.Unlock()
@@ -238,6 +247,7 @@ func (c *conn[C]) exchangeH2(ctx contextT, ex *exchange[C], cc C, peer *Peer) *E
 			if p.err != nil {
 				return p.err
 			}
+			mirrorReset(sess, u.err)
 			return roundTripError(ex, u.err, connected, phaseErr, actx, ctx)
 		}
 		p.resp = u.resp // finish closes it, once net/http's read of the body is stopped
@@ -265,6 +275,20 @@ func (c *conn[C]) exchangeH2(ctx contextT, ex *exchange[C], cc C, peer *Peer) *E
 	}
 	defer resp.Body.Close()
 	return c.forwardH2(ctx, ex, cc, resp, o, cancel)
+}
+
+// mirrorReset resets an HTTP/2 client's stream with the code of the peer's reset that
+// failed the attempt before any answer, while the client's body still streamed: the
+// client learns what the peer said (a gRPC client, say, maps CANCEL past its deadline
+// to DEADLINE_EXCEEDED) instead of the end of its body being cut with NO_ERROR.
+func mirrorReset(sess *Session, err error) {
+	var re *h2.ResetError
+	if !errors.As(err, &re) || !re.Remote || re.Code == http2.ErrCodeNo {
+		return
+	}
+	if d, ok := sess.transport().(*h2down); ok {
+		d.st.Reset(re.Code)
+	}
 }
 
 // forwardH2 passes an HTTP/2 peer's response through the response phases to the client.

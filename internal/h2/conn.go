@@ -97,25 +97,8 @@ type Conn struct {
 	idleWorkers int       // handler goroutines waiting on next (see nextStream)
 	closedCh    chan struct{}
 
-	// Guarded by wmu (see write.go).
-	wmu           sync.Mutex
-	wcond         sync.Cond
-	wctrl, wdata  []byte // queued control frames; queued stream frames
-	wspareCtrl    []byte
-	wspareData    []byte
-	wctrlN        int // control frames queued since the last write
-	wgoaway       bool
-	wstop         bool
-	werr          error
-	wpeerMaxFrame uint32
-	henc          *hpack.Encoder
-	hbuf          bytes.Buffer
-	wkick         chan struct{}
-	wdone         chan struct{}
-
-	// Owned by the writer goroutine.
-	wvec    net.Buffers
-	wvecArr [2][]byte
+	// The write side (see write.go).
+	frameWriter
 
 	closing   atomic.Bool   // Close was called: no lingering
 	hfree     chan struct{} // a handler returned, or Close was called
@@ -132,32 +115,28 @@ type Conn struct {
 func NewConn(nc net.Conn, buffered []byte, opts Options, h Handler) *Conn {
 	o, err := opts.withDefaults()
 	c := &Conn{
-		nc:            nc,
-		opts:          o,
-		optsErr:       err,
-		handler:       h,
-		log:           o.Logger,
-		pool:          o.Pool,
-		buffered:      buffered,
-		streams:       make(map[uint32]*Stream),
-		sendWin:       initialWindow,
-		peerInitWin:   initialWindow,
-		recvWin:       int64(o.ConnWindowSize),
-		recvInitWin:   initialWindow,
-		wpeerMaxFrame: minMaxFrameSize,
-		wkick:         make(chan struct{}, 1),
-		wdone:         make(chan struct{}),
-		serveDone:     make(chan struct{}),
-		closedCh:      make(chan struct{}),
-		hfree:         make(chan struct{}, 1),
-		next:          make(chan *Stream),
+		nc:          nc,
+		opts:        o,
+		optsErr:     err,
+		handler:     h,
+		log:         o.Logger,
+		pool:        o.Pool,
+		buffered:    buffered,
+		streams:     make(map[uint32]*Stream),
+		sendWin:     initialWindow,
+		peerInitWin: initialWindow,
+		recvWin:     int64(o.ConnWindowSize),
+		recvInitWin: initialWindow,
+		serveDone:   make(chan struct{}),
+		closedCh:    make(chan struct{}),
+		hfree:       make(chan struct{}, 1),
+		next:        make(chan *Stream),
 	}
 	close(c.closedCh)
 	if c.pool == nil {
 		c.pool = NewBufPool(0)
 	}
-	c.wcond.L = &c.wmu
-	c.henc = hpack.NewEncoder(&c.hbuf)
+	c.initWriter(nc, o.WriteTimeout, o.MaxQueuedControlFrames, false)
 	return c
 }
 

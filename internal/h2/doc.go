@@ -1,5 +1,5 @@
-// Package h2 is Gotthard's HTTP/2 server connection (RFC 9113): the downstream side of
-// the proxy for clients that speak HTTP/2, over TLS (ALPN "h2") or in the clear with
+// Package h2 is Gotthard's HTTP/2 connection (RFC 9113): the server side, the downstream
+// side of the proxy for clients that speak HTTP/2, over TLS (ALPN "h2") or in the clear with
 // prior knowledge (h2c). It is built on golang.org/x/net/http2's Framer, which reads
 // frames, and its hpack package; the connection logic, the frame writer, flow control
 // and the limits are ours, so the proxy controls RST_STREAM codes, ties flow control to
@@ -64,6 +64,16 @@
 // deprecates it and the h1 side refuses it. Server push is never sent (clients may
 // still advertise it). Priorities (RFC 9113 §5.3, RFC 9218) are accepted and ignored.
 // This is an internal package for the proxy engine; applications should use net/http.
+//
+// # Client
+//
+// [ClientConn] is the client side, for the proxy's requests to HTTP/2 peers: streams
+// multiplexed up to the peer's SETTINGS_MAX_CONCURRENT_STREAMS ([ClientConn.NewStream]
+// never waits; it returns [ErrNoStream] at the limit), the same writer goroutine as the
+// server side, flow control both ways with coalesced WINDOW_UPDATEs, GOAWAY and
+// REFUSED_STREAM reported as [ErrUnprocessed] so that a request may be sent again, and
+// buffers of the [BufPool] given back when the connection idles. [OpenTunnel] is a
+// smaller client for one CONNECT stream on a connection of its own.
 //
 // # Example
 //

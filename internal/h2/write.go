@@ -1,11 +1,14 @@
 package h2
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"net"
 	"runtime"
 	"strconv"
+	"sync"
 	"time"
 
 	"golang.org/x/net/http2"
@@ -35,7 +38,52 @@ const maxDataFrame = 16 << 10
 // writeLoop). A full TLS record's worth needs no wait.
 const yieldBelow = 16 << 10
 
-var errQueueFull = errors.New("h2: too many control frames queued for a client that does not read")
+var errQueueFull = errors.New("h2: too many control frames queued for a peer that does not read")
+
+// frameWriter is the write side of a connection, server or client: the two buffers of
+// queued frames, the HPACK encoder, and the writer goroutine (writeLoop). Its fields
+// are guarded by wmu, except those the writer goroutine owns.
+type frameWriter struct {
+	// Immutable after initWriter.
+	wnc      net.Conn
+	wtimeout time.Duration // bounds each write
+	wmaxCtrl int           // control frames that may be queued between two writes
+	// wlazy: the queues are made when first needed and dropped when the connection
+	// idles (wrelease), so that an idle connection holds none (the client side).
+	wlazy bool
+
+	// Guarded by wmu.
+	wmu           sync.Mutex
+	wcond         sync.Cond
+	wctrl, wdata  []byte // queued control frames; queued stream frames
+	wspareCtrl    []byte
+	wspareData    []byte
+	wctrlN        int // control frames queued since the last write
+	wgoaway       bool
+	wrelease      bool // drop the queues at the next wait (wlazy)
+	wstop         bool
+	werr          error
+	wpeerMaxFrame uint32
+	henc          *hpack.Encoder
+	hbuf          bytes.Buffer
+	wkick         chan struct{}
+	wdone         chan struct{}
+
+	// Owned by the writer goroutine.
+	wvec    net.Buffers
+	wvecArr [2][]byte
+}
+
+// initWriter prepares the write side of a connection on nc; the caller starts
+// writeLoop.
+func (c *frameWriter) initWriter(nc net.Conn, timeout time.Duration, maxCtrl int, lazy bool) {
+	c.wnc, c.wtimeout, c.wmaxCtrl, c.wlazy = nc, timeout, maxCtrl, lazy
+	c.wpeerMaxFrame = minMaxFrameSize
+	c.wkick = make(chan struct{}, 1)
+	c.wdone = make(chan struct{})
+	c.wcond.L = &c.wmu
+	c.henc = hpack.NewEncoder(&c.hbuf)
+}
 
 func appendFrameHeader(b []byte, length int, t http2.FrameType, flags http2.Flags, id uint32) []byte {
 	return append(b, byte(length>>16), byte(length>>8), byte(length), byte(t), byte(flags),
@@ -43,7 +91,7 @@ func appendFrameHeader(b []byte, length int, t http2.FrameType, flags http2.Flag
 }
 
 // kickWriter wakes the writer goroutine.
-func (c *Conn) kickWriter() {
+func (c *frameWriter) kickWriter() {
 	select {
 	case c.wkick <- struct{}{}:
 	default:
@@ -51,12 +99,13 @@ func (c *Conn) kickWriter() {
 }
 
 // ctrlLocked checks that a control frame may be queued. c.wmu is held.
-func (c *Conn) ctrlLocked() error {
+func (c *frameWriter) ctrlLocked() error {
 	if c.werr != nil {
 		return c.werr
 	}
+	c.ensureLocked()
 	c.wctrlN++
-	if c.wctrlN > c.opts.MaxQueuedControlFrames {
+	if c.wctrlN > c.wmaxCtrl {
 		c.abortWriterLocked(errQueueFull)
 		return connErr(http2.ErrCodeEnhanceYourCalm, "too many queued control frames")
 	}
@@ -64,12 +113,12 @@ func (c *Conn) ctrlLocked() error {
 }
 
 // abortWriterLocked fails every later write and unblocks the socket. c.wmu is held.
-func (c *Conn) abortWriterLocked(err error) {
+func (c *frameWriter) abortWriterLocked(err error) {
 	if c.werr == nil {
 		c.werr = err
 	}
 	c.wcond.Broadcast()
-	_ = c.nc.SetDeadline(time.Unix(1, 0))
+	_ = c.wnc.SetDeadline(time.Unix(1, 0))
 	c.kickWriter()
 }
 
@@ -100,7 +149,7 @@ func (c *Conn) writeSettings() {
 	c.kickWriter()
 }
 
-func (c *Conn) writeSettingsAck() error {
+func (c *frameWriter) writeSettingsAck() error {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
 	if err := c.ctrlLocked(); err != nil {
@@ -112,7 +161,7 @@ func (c *Conn) writeSettingsAck() error {
 }
 
 // writePing queues a PING of our own.
-func (c *Conn) writePing(data [8]byte) error {
+func (c *frameWriter) writePing(data [8]byte) error {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
 	if err := c.ctrlLocked(); err != nil {
@@ -123,7 +172,7 @@ func (c *Conn) writePing(data [8]byte) error {
 	return nil
 }
 
-func (c *Conn) writePingAck(data [8]byte) error {
+func (c *frameWriter) writePingAck(data [8]byte) error {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
 	if err := c.ctrlLocked(); err != nil {
@@ -135,7 +184,7 @@ func (c *Conn) writePingAck(data [8]byte) error {
 }
 
 // writeWindowUpdate returns flow-control credit on stream id (0: the connection).
-func (c *Conn) writeWindowUpdate(id uint32, n int64) error {
+func (c *frameWriter) writeWindowUpdate(id uint32, n int64) error {
 	if n <= 0 {
 		return nil
 	}
@@ -151,7 +200,7 @@ func (c *Conn) writeWindowUpdate(id uint32, n int64) error {
 }
 
 // writeGoAway queues a GOAWAY; only the first one of a connection is sent.
-func (c *Conn) writeGoAway(last uint32, code http2.ErrCode, debug string) {
+func (c *frameWriter) writeGoAway(last uint32, code http2.ErrCode, debug string) {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
 	if c.werr != nil || c.wgoaway {
@@ -160,6 +209,7 @@ func (c *Conn) writeGoAway(last uint32, code http2.ErrCode, debug string) {
 	// The first GOAWAY of a graceful shutdown (the highest id, no error) may be followed
 	// by the final one; any other is the last.
 	c.wgoaway = last != maxStreamID || code != http2.ErrCodeNo
+	c.ensureLocked()
 	b := appendFrameHeader(c.wctrl, 8+len(debug), http2.FrameGoAway, 0, 0)
 	b = binary.BigEndian.AppendUint32(b, last&0x7fffffff)
 	b = binary.BigEndian.AppendUint32(b, uint32(code))
@@ -238,6 +288,15 @@ func (c *Conn) writeHeaders(st *Stream, status int, fields []Field, end bool) er
 	for _, f := range fields {
 		_ = c.henc.WriteField(hpack.HeaderField{Name: f.Name, Value: f.Value})
 	}
+	c.queueHeaderBlockLocked(st.id, end)
+	return nil
+}
+
+// queueHeaderBlockLocked queues the header block encoded in c.hbuf for stream id, in a
+// HEADERS frame and as many CONTINUATION frames as the peer's frame size asks. c.wmu
+// is held.
+func (c *frameWriter) queueHeaderBlockLocked(id uint32, end bool) {
+	c.ensureLocked()
 	block := c.hbuf.Bytes()
 	max := int(c.wpeerMaxFrame)
 	flags := http2.Flags(0)
@@ -251,7 +310,7 @@ func (c *Conn) writeHeaders(st *Stream, status int, fields []Field, end bool) er
 		if n == len(block) {
 			f |= http2.FlagHeadersEndHeaders
 		}
-		c.wdata = append(appendFrameHeader(c.wdata, n, t, f, st.id), block[:n]...)
+		c.wdata = append(appendFrameHeader(c.wdata, n, t, f, id), block[:n]...)
 		block = block[n:]
 		if len(block) == 0 {
 			break
@@ -259,7 +318,31 @@ func (c *Conn) writeHeaders(st *Stream, status int, fields []Field, end bool) er
 		t, flags = http2.FrameContinuation, 0
 	}
 	c.kickWriter()
-	return nil
+}
+
+// ensureLocked makes the queues a lazy writer dropped (see releaseLocked). c.wmu is
+// held.
+func (c *frameWriter) ensureLocked() {
+	if !c.wlazy {
+		return
+	}
+	if c.wctrl == nil {
+		c.wctrl = make([]byte, 0, 4<<10)
+	}
+	if c.wdata == nil {
+		c.wdata = make([]byte, 0, 16<<10)
+	}
+}
+
+// releaseLocked drops the spare buffers, and the queues if empty. c.wmu is held.
+func (c *frameWriter) releaseLocked() {
+	c.wspareCtrl, c.wspareData = nil, nil
+	if len(c.wctrl) == 0 {
+		c.wctrl = nil
+	}
+	if len(c.wdata) == 0 {
+		c.wdata = nil
+	}
 }
 
 func statusText(code int) string {
@@ -294,13 +377,17 @@ func statusText(code int) string {
 
 // writeLoop is the writer goroutine. It ends when the connection is torn down (wstop)
 // and everything queued is written, or on a write error.
-func (c *Conn) writeLoop() {
+func (c *frameWriter) writeLoop() {
 	defer close(c.wdone)
 	for {
 		c.wmu.Lock()
 		for len(c.wctrl) == 0 && len(c.wdata) == 0 && !c.wstop && c.werr == nil {
 			if cap(c.wspareData) > 2*maxStreamBuffered {
 				c.wspareData = nil // give back what a burst grew
+			}
+			if c.wrelease {
+				c.wrelease = false
+				c.releaseLocked()
 			}
 			c.wmu.Unlock()
 			<-c.wkick
@@ -325,23 +412,23 @@ func (c *Conn) writeLoop() {
 		ctrl, data := c.wctrl, c.wdata
 		c.wctrl, c.wdata = c.wspareCtrl[:0], c.wspareData[:0]
 		c.wctrlN = 0
-		timeout := c.opts.WriteTimeout
+		timeout := c.wtimeout
 		if c.wstop {
 			timeout = min(timeout, lingerTimeout)
 		}
 		c.wcond.Broadcast()
 		c.wmu.Unlock()
 
-		err := c.nc.SetWriteDeadline(time.Now().Add(timeout))
+		err := c.wnc.SetWriteDeadline(time.Now().Add(timeout))
 		if err == nil {
 			switch {
 			case len(ctrl) == 0:
-				_, err = c.nc.Write(data)
+				_, err = c.wnc.Write(data)
 			case len(data) == 0:
-				_, err = c.nc.Write(ctrl)
+				_, err = c.wnc.Write(ctrl)
 			default:
 				c.wvec = append(c.wvecArr[:0], ctrl, data)
-				_, err = c.wvec.WriteTo(c.nc)
+				_, err = c.wvec.WriteTo(c.wnc)
 			}
 		}
 

@@ -1,0 +1,428 @@
+package h2
+
+import (
+	"fmt"
+	"io"
+	"time"
+
+	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/hpack"
+)
+
+// ClientStream is one request and its response on a [ClientConn]. The request side
+// ([ClientStream.WriteData], [ClientStream.WriteTrailers]) and the response side
+// ([ClientStream.ReadHead], [ClientStream.ReadBody], [ClientStream.Read],
+// [ClientStream.Trailers]) may be used on two goroutines at once, but the methods of one
+// side must not be called concurrently with each other. [ClientStream.Cancel] may be
+// called from any goroutine, before or after Close; Close must be called once, when
+// both sides are done with the stream.
+type ClientStream struct {
+	cc    *ClientConn
+	id    uint32
+	rwake chan struct{} // a head, body or the end arrived
+	wwake chan struct{} // the send window grew, or the stream ended
+
+	// Guarded by cc.mu.
+	gone       bool  // removed from the connection (ended or failed)
+	err        error // why the stream failed
+	localDone  bool  // END_STREAM sent
+	remoteDone bool  // END_STREAM received
+	eof        bool  // the response is complete
+	headDone   bool  // the final head arrived
+	headEnds   bool  // with END_STREAM
+	waitWin    bool
+	sendWin    int64
+	recvWin    int64
+	credit     int64 // body read, not yet credited back to the stream
+	unconsumed int64 // body buffered, not yet read
+	status     int
+	head       []Field
+	trailers   []Field
+	interim    []interimHead
+	body       [][]byte // response body received, not yet read (buffers of the pool)
+	bodyBuf    [4][]byte
+
+	// Owned by the response side.
+	cur []byte // the chunk ReadBody handed out, returned to the pool on the next call
+	off int    // what Read consumed of cur
+
+	// Guarded by cc.wmu.
+	rstSent bool // RST_STREAM sent or received: no more frames
+}
+
+// interimHead is a 1xx response head.
+type interimHead struct {
+	status int
+	fields []Field
+}
+
+// newStreamLocked returns a stream with the next id. cc.mu is held.
+func (cc *ClientConn) newStreamLocked() *ClientStream {
+	// A stream is never reused: Cancel may still come from a timer of the caller's
+	// after Close, and must find the stream it was meant for.
+	st := &ClientStream{cc: cc, rwake: make(chan struct{}, 1), wwake: make(chan struct{}, 1)}
+	st.id = cc.nextID
+	cc.nextID += 2
+	st.sendWin = cc.peerInitWin
+	st.recvWin = int64(cc.opts.StreamWindowSize)
+	st.body = st.bodyBuf[:0]
+	return st
+}
+
+// closeStreamLocked removes st from the connection; err, if not nil, is why it failed.
+// cc.mu is held.
+func (cc *ClientConn) closeStreamLocked(st *ClientStream, err error) {
+	if st.gone {
+		return
+	}
+	st.gone = true
+	if err != nil && st.err == nil {
+		st.err = err
+	}
+	delete(cc.streams, st.id)
+	cc.open.Add(-1)
+	if len(cc.streams) == 0 {
+		cc.idleSince = time.Now()
+		if cc.goAway {
+			// The last stream of a connection going away: the read loop ends.
+			_ = cc.nc.Close()
+		} else {
+			cc.idleTimer.Reset(idleRelease)
+		}
+	}
+	poke(st.rwake)
+	poke(st.wwake)
+}
+
+// remoteDoneLocked notes the peer's END_STREAM. cc.mu is held.
+func (cc *ClientConn) remoteDoneLocked(st *ClientStream) {
+	st.remoteDone = true
+	if st.localDone {
+		cc.closeStreamLocked(st, nil)
+	}
+}
+
+// appendBodyLocked stores response body data in buffers of the pool. cc.mu is held.
+func (st *ClientStream) appendBodyLocked(data []byte) {
+	st.unconsumed += int64(len(data))
+	pool := st.cc.pool
+	for len(data) > 0 {
+		var tail []byte
+		if k := len(st.body); k > 0 && len(st.body[k-1]) < cap(st.body[k-1]) {
+			tail = st.body[k-1]
+		} else {
+			tail = pool.Get()[:0]
+			st.body = append(st.body, tail)
+		}
+		n := copy(tail[len(tail):cap(tail)], data)
+		st.body[len(st.body)-1] = tail[:len(tail)+n]
+		data = data[n:]
+	}
+}
+
+// ID returns the stream identifier.
+func (st *ClientStream) ID() uint32 { return st.id }
+
+// ReadHead waits for the final response head and returns its status and fields, valid
+// until Close. Interim (1xx) heads that come first are passed to on1xx, if not nil, on
+// the caller's goroutine, their fields valid during the call. The error wraps
+// [ErrUnprocessed] when the peer did not process the request.
+func (st *ClientStream) ReadHead(on1xx func(status int, fields []Field)) (int, []Field, error) {
+	cc := st.cc
+	cc.mu.Lock()
+	for {
+		if len(st.interim) > 0 {
+			h := st.interim[0]
+			st.interim = st.interim[1:]
+			cc.mu.Unlock()
+			if on1xx != nil {
+				on1xx(h.status, h.fields)
+			}
+			cc.mu.Lock()
+			continue
+		}
+		if st.err != nil {
+			err := st.err
+			cc.mu.Unlock()
+			return 0, nil, err
+		}
+		if st.headDone {
+			status, head := st.status, st.head
+			cc.mu.Unlock()
+			return status, head, nil
+		}
+		if st.gone {
+			cc.mu.Unlock()
+			return 0, nil, ErrConnClosed
+		}
+		cc.mu.Unlock()
+		<-st.rwake
+		cc.mu.Lock()
+	}
+}
+
+// HeadEndsStream reports whether the final head ended the response (it has no body).
+// It is meaningful once ReadHead returned.
+func (st *ClientStream) HeadEndsStream() bool {
+	st.cc.mu.Lock()
+	defer st.cc.mu.Unlock()
+	return st.headEnds
+}
+
+// ReadBody returns the next piece of the response body, and io.EOF after the last. The
+// piece is valid until the next call of ReadBody or Read, or Close. Flow-control
+// credit goes back to the peer as pieces are read, in batches of half a window.
+func (st *ClientStream) ReadBody() ([]byte, error) {
+	cc := st.cc
+	if st.cur != nil {
+		cc.pool.Put(st.cur)
+		st.cur, st.off = nil, 0
+	}
+	cc.mu.Lock()
+	for {
+		if st.err != nil {
+			err := st.err
+			cc.mu.Unlock()
+			return nil, err
+		}
+		if len(st.body) > 0 {
+			b := st.body[0]
+			copy(st.body, st.body[1:])
+			st.body[len(st.body)-1] = nil
+			st.body = st.body[:len(st.body)-1]
+			n := int64(len(b))
+			st.unconsumed -= n
+			var sc int64
+			if !st.remoteDone {
+				st.credit += n
+				if st.credit >= int64(cc.opts.StreamWindowSize)/2 {
+					sc, st.credit = st.credit, 0
+					st.recvWin += sc
+				}
+			}
+			err := cc.creditConnLocked(n)
+			cc.mu.Unlock()
+			if err == nil && sc > 0 {
+				_ = cc.writeWindowUpdate(st.id, sc) // (a failure ends the connection; seen next)
+			}
+			st.cur = b
+			return b, nil
+		}
+		if st.eof {
+			cc.mu.Unlock()
+			return nil, io.EOF
+		}
+		if st.gone {
+			cc.mu.Unlock()
+			return nil, ErrConnClosed
+		}
+		cc.mu.Unlock()
+		<-st.rwake
+		cc.mu.Lock()
+	}
+}
+
+// Read reads the response body into p, as io.Reader asks.
+func (st *ClientStream) Read(p []byte) (int, error) {
+	if st.cur == nil || st.off == len(st.cur) {
+		off := 0
+		b, err := st.ReadBody()
+		if err != nil {
+			return 0, err
+		}
+		st.cur, st.off = b, off
+	}
+	n := copy(p, st.cur[st.off:])
+	st.off += n
+	return n, nil
+}
+
+// Trailers returns the response trailers once the body was read to its end (io.EOF);
+// nil if there were none. They are valid until Close.
+func (st *ClientStream) Trailers() []Field {
+	st.cc.mu.Lock()
+	defer st.cc.mu.Unlock()
+	if !st.eof {
+		return nil
+	}
+	return st.trailers
+}
+
+// WriteData sends p as request body, ending the request if end is set, and waits for
+// the peer's flow-control windows as long as needed: a caller that must not wait
+// forever calls Cancel from a timer. A write on a stream the peer reset returns a
+// [*ResetError], or [ErrStreamDone] if the peer had answered in full before it reset the
+// stream (it wants no more body, RFC 9113 §8.1; the response stands).
+func (st *ClientStream) WriteData(p []byte, end bool) error {
+	for {
+		n, err := st.takeWindow(len(p))
+		if err != nil {
+			return err
+		}
+		last := end && n == len(p)
+		if n > 0 || last {
+			if err := st.writeData(p[:n], last); err != nil {
+				return err
+			}
+		}
+		p = p[n:]
+		if last {
+			st.endLocal()
+			return nil
+		}
+		if len(p) == 0 {
+			return nil
+		}
+	}
+}
+
+// takeWindow waits until some of want bytes may be sent and takes up to want bytes of
+// the stream and connection send windows, at most one frame's worth.
+func (st *ClientStream) takeWindow(want int) (int, error) {
+	cc := st.cc
+	cc.mu.Lock()
+	defer cc.mu.Unlock()
+	for {
+		if err := st.writeErrLocked(); err != nil {
+			return 0, err
+		}
+		if want == 0 {
+			return 0, nil
+		}
+		n := min(int64(want), st.sendWin, cc.sendWin, maxDataFrame)
+		if n > 0 {
+			st.sendWin -= n
+			cc.sendWin -= n
+			return int(n), nil
+		}
+		st.waitWin = true
+		cc.mu.Unlock()
+		<-st.wwake
+		cc.mu.Lock()
+		st.waitWin = false
+	}
+}
+
+// writeErrLocked returns why the request side may not write. cc.mu is held.
+func (st *ClientStream) writeErrLocked() error {
+	switch {
+	case st.err != nil:
+		return st.err
+	case st.localDone:
+		return ErrStreamDone
+	case st.gone:
+		return ErrConnClosed
+	}
+	return nil
+}
+
+func (st *ClientStream) writeData(p []byte, end bool) error {
+	cc := st.cc
+	cc.wmu.Lock()
+	defer cc.wmu.Unlock()
+	if err := st.waitSpaceLocked(); err != nil {
+		return err
+	}
+	var flags http2.Flags
+	if end {
+		flags = http2.FlagDataEndStream
+	}
+	cc.ensureLocked()
+	cc.wdata = append(appendFrameHeader(cc.wdata, len(p), http2.FrameData, flags, st.id), p...)
+	cc.kickWriter()
+	return nil
+}
+
+// waitSpaceLocked waits until the stream buffer has room, the stream was reset or the
+// connection failed. cc.wmu is held.
+func (st *ClientStream) waitSpaceLocked() error {
+	cc := st.cc
+	for len(cc.wdata) >= maxStreamBuffered && cc.werr == nil && !st.rstSent {
+		cc.wcond.Wait()
+	}
+	if cc.werr != nil {
+		return fmt.Errorf("%w: %w", ErrConnClosed, cc.werr)
+	}
+	if st.rstSent {
+		cc.mu.Lock()
+		err := st.err
+		cc.mu.Unlock()
+		if err == nil {
+			err = ErrCanceled
+		}
+		return err
+	}
+	return nil
+}
+
+// WriteTrailers ends the request with trailers (lowercase names, none
+// connection-specific).
+func (st *ClientStream) WriteTrailers(fields []Field) error {
+	cc := st.cc
+	cc.mu.Lock()
+	err := st.writeErrLocked()
+	cc.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	cc.wmu.Lock()
+	if err := st.waitSpaceLocked(); err != nil {
+		cc.wmu.Unlock()
+		return err
+	}
+	cc.hbuf.Reset()
+	for _, f := range fields {
+		_ = cc.henc.WriteField(hpack.HeaderField{Name: f.Name, Value: f.Value})
+	}
+	cc.queueHeaderBlockLocked(st.id, true)
+	cc.wmu.Unlock()
+	st.endLocal()
+	return nil
+}
+
+// endLocal notes that the request is complete.
+func (st *ClientStream) endLocal() {
+	cc := st.cc
+	cc.mu.Lock()
+	st.localDone = true
+	if st.remoteDone {
+		cc.closeStreamLocked(st, nil)
+	}
+	cc.mu.Unlock()
+}
+
+// Cancel resets the stream with CANCEL if it is still open; the waits of both sides end
+// with [ErrCanceled].
+func (st *ClientStream) Cancel() {
+	cc := st.cc
+	cc.mu.Lock()
+	if st.gone {
+		cc.mu.Unlock()
+		return
+	}
+	cc.closeStreamLocked(st, ErrCanceled)
+	cc.mu.Unlock()
+	_ = cc.writeRSTStream(st.id, st, http2.ErrCodeCancel)
+}
+
+// Close ends the stream: one still open is reset with CANCEL; the response body not
+// read is dropped and its flow-control credit returned. The stream must not be used
+// afterwards.
+func (st *ClientStream) Close() {
+	cc := st.cc
+	st.Cancel()
+	if st.cur != nil {
+		cc.pool.Put(st.cur)
+		st.cur, st.off = nil, 0
+	}
+	cc.mu.Lock()
+	for i, b := range st.body {
+		cc.pool.Put(b)
+		st.body[i] = nil
+	}
+	if st.unconsumed > 0 && cc.err == nil {
+		_ = cc.creditConnLocked(st.unconsumed)
+	}
+	st.body, st.unconsumed = nil, 0
+	cc.mu.Unlock()
+}
