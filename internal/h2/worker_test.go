@@ -2,6 +2,7 @@ package h2
 
 import (
 	"bytes"
+	"fmt"
 	"io"
 	"runtime"
 	"strconv"
@@ -19,10 +20,11 @@ func goroutineID() string {
 	return string(b[:bytes.IndexByte(b, ' ')])
 }
 
-// workersWaiting counts the goroutines parked in nextStream.
-func workersWaiting() int {
+// workersWaiting counts the goroutines of c parked in nextStream (a stack trace shows
+// the receiver's address).
+func workersWaiting(c *Conn) int {
 	buf := make([]byte, 1<<20)
-	return strings.Count(string(buf[:runtime.Stack(buf, true)]), "h2.(*Conn).nextStream")
+	return strings.Count(string(buf[:runtime.Stack(buf, true)]), fmt.Sprintf("h2.(*Conn).nextStream(%p", c))
 }
 
 // TestHandlerGoroutineReused checks that a stream that starts while others of its
@@ -32,8 +34,10 @@ func TestHandlerGoroutineReused(t *testing.T) {
 	release := make(chan struct{})
 	var once sync.Once
 	unblock := func() { once.Do(func() { close(release) }) }
+	holding := make(chan struct{})
 	h := func(st *Stream) {
 		if st.Request().Path == "/hold" {
+			close(holding)
 			<-release
 		}
 		if st.WriteHeaders(200, nil, false) != nil {
@@ -53,6 +57,12 @@ func TestHandlerGoroutineReused(t *testing.T) {
 		}
 		held <- err
 	}()
+	// (Requests started before the client's connection is up may each dial one.)
+	select {
+	case <-holding:
+	case <-time.After(5 * time.Second):
+		t.Fatal("/hold did not arrive")
+	}
 	get := func() string {
 		t.Helper()
 		resp, err := c.Get(base + "/id")
@@ -67,8 +77,19 @@ func TestHandlerGoroutineReused(t *testing.T) {
 		return string(b)
 	}
 	first := get()
-	waitFor(t, 5*time.Second, "a handler goroutine waiting", func() bool { return workersWaiting() == 1 })
+	srv.mu.Lock()
+	n := len(srv.conn)
+	var conn *Conn
+	for c := range srv.conn {
+		conn = c
+	}
+	srv.mu.Unlock()
+	if n != 1 {
+		t.Fatalf("%d connections, want the client's one", n)
+	}
 	for i := range 5 {
+		// (The client may have the response before the handler's goroutine is back.)
+		waitFor(t, 5*time.Second, "a handler goroutine waiting", func() bool { return workersWaiting(conn) == 1 })
 		if id := get(); id != first {
 			t.Fatalf("stream %d ran on goroutine %s, want the waiting one, %s", i+2, id, first)
 		}
@@ -79,7 +100,7 @@ func TestHandlerGoroutineReused(t *testing.T) {
 	}
 	// The connection is quiet (and open): the waiting goroutines end after workerLinger.
 	start := time.Now()
-	waitFor(t, workerLinger+5*time.Second, "the waiting handler goroutines to end", func() bool { return workersWaiting() == 0 })
+	waitFor(t, workerLinger+5*time.Second, "the waiting handler goroutines to end", func() bool { return workersWaiting(conn) == 0 })
 	if waited := time.Since(start); waited < workerLinger/2 {
 		t.Errorf("the waiting goroutines ended after %v, before workerLinger (%v)", waited, workerLinger)
 	}
