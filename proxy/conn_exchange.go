@@ -99,7 +99,7 @@ type exchange[C any] struct {
 	abortFn  func()          // ex.abortUpstream, made once per exchange
 	obs      *obsState       // for the service's observers; nil without
 	cache    cacheState      // the cache's part in the request (see serveCache)
-	mods     []modRequest    // the modules' states for this request (see startModules)
+	mods     []modRequest    // the modules' states for this request (see moduleRequestFilters)
 	// abortMu pairs the client's leaving with the upstream side in use, so that the
 	// side cut is the one this request uses. aborted is set under it and read without.
 	abortMu         sync.Mutex

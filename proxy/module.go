@@ -126,31 +126,29 @@ func (c *conn[C]) moduleRequestFilters(ctx contextT, ex *exchange[C]) (done bool
 	return false, nil
 }
 
-// moduleRequestBody passes a piece of the request body through the modules, in order.
-// A module that holds everything back (returns nothing before the end) leaves the later
-// ones nothing to see until it gives bytes.
-func moduleRequestBody[C any](ctx contextT, ex *exchange[C], chunk []byte, end bool) ([]byte, error) {
-	var err error
-	for _, m := range ex.mods {
-		if len(chunk) == 0 && !end {
-			break
-		}
-		if chunk, err = m.r.RequestBodyFilter(ctx, &ex.sess, chunk, end); err != nil {
+// requestBodyFilters passes a piece of the request body through the modules' request
+// body filters, then the user's RequestBodyFilter.
+func (c *conn[C]) requestBodyFilters(ctx contextT, ex *exchange[C], cc C, chunk []byte, end bool) ([]byte, error) {
+	if len(ex.mods) > 0 {
+		var err error
+		if chunk, err = throughModules(ctx, ex, ModuleRequest.RequestBodyFilter, chunk, end); err != nil {
 			return nil, err
 		}
 	}
-	return chunk, nil
+	return c.svc.app.RequestBodyFilter(ctx, &ex.sess, cc, chunk, end)
 }
 
-// moduleResponseBody passes a piece of the response body through the modules, in order,
-// as moduleRequestBody does for the request.
-func moduleResponseBody[C any](ctx contextT, ex *exchange[C], chunk []byte, end bool) ([]byte, error) {
+// throughModules passes a piece of a body through filter f of each module, in order. A
+// module that holds everything back (returns nothing before the end) leaves the later
+// ones nothing to see until it gives bytes.
+func throughModules[C any](ctx contextT, ex *exchange[C],
+	f func(ModuleRequest, context.Context, *Session, []byte, bool) ([]byte, error), chunk []byte, end bool) ([]byte, error) {
 	var err error
 	for _, m := range ex.mods {
 		if len(chunk) == 0 && !end {
 			break
 		}
-		if chunk, err = m.r.ResponseBodyFilter(ctx, &ex.sess, chunk, end); err != nil {
+		if chunk, err = f(m.r, ctx, &ex.sess, chunk, end); err != nil {
 			return nil, err
 		}
 	}

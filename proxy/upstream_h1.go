@@ -305,13 +305,7 @@ func (c *conn[C]) sendBody(ctx contextT, ex *exchange[C], cc C, uc *upConn) *Err
 		}
 		end := rerr == io.EOF
 		if len(chunk) > 0 || end {
-			out, err := chunk, error(nil)
-			if len(ex.mods) > 0 {
-				out, err = moduleRequestBody(ctx, ex, out, end)
-			}
-			if err == nil {
-				out, err = s.app.RequestBodyFilter(ctx, sess, cc, out, end)
-			}
+			out, err := c.requestBodyFilters(ctx, ex, cc, chunk, end)
 			if err != nil {
 				sess.closeAfter = true
 				return asError(err, InternalError, Internal)
@@ -368,18 +362,13 @@ func (c *conn[C]) forwardInterim(ex *exchange[C], uh *h1.ResponseHead) {
 // h1Body.finish, on the same goroutine.
 func (c *conn[C]) releaseUpstream(ex *exchange[C], src upstream) {
 	b, ok := src.(*h1Body)
-	if !ok || b.pooled || !b.keepAlive || ex.sess.transport() != &ex.h2d {
-		return
-	}
-	uc := b.uc
-	if !uc.r.BodyDone() || uc.r.Buffered() != 0 {
+	if !ok || ex.sess.transport() != &ex.h2d || !b.reusable() {
 		return
 	}
 	// Nothing of this request may cut the connection once another request can have it.
 	ex.setUpstream(nil, nil)
-	c.up.CompareAndSwap(uc, nil) // (an HTTP/2 connection's streams share c.up)
-	b.pool.put(uc, time.Now())
-	b.pooled = true
+	c.up.CompareAndSwap(b.uc, nil) // (an HTTP/2 connection's streams share c.up)
+	b.putBack(time.Now())
 }
 
 // h1Body is the upstream of an HTTP/1.x peer's response; one per exchange, reused.
@@ -406,6 +395,18 @@ func (b *h1Body) trailers(h *message.Header, a *arena.Arena) {
 	}
 }
 
+// reusable reports whether the peer's connection, not yet back in the pool, may serve
+// another request: the response was read whole and nothing follows it.
+func (b *h1Body) reusable() bool {
+	return !b.pooled && b.keepAlive && b.uc.r.BodyDone() && b.uc.r.Buffered() == 0
+}
+
+// putBack returns the peer's connection, idle since now, to the pool.
+func (b *h1Body) putBack(now time.Time) {
+	b.pool.put(b.uc, now)
+	b.pooled = true
+}
+
 func (b *h1Body) finish(sess *Session, sent bool, e *Error) {
 	if b.pooled || !sent || !b.keepAlive { // (pooled: by releaseUpstream)
 		// (A filter that answered the client itself left the body unread: the
@@ -418,15 +419,13 @@ func (b *h1Body) finish(sess *Session, sent bool, e *Error) {
 			drainResponse(uc, b.timeout) {
 			// The HTTP/1.x client went away; the peer's connection is still good for
 			// another request. (A reset HTTP/2 stream cuts the peer's side instead.)
-			b.pool.put(uc, time.Now())
-			b.pooled = true
+			b.putBack(time.Now())
 		}
 		return
 	}
-	if uc.r.BodyDone() && uc.r.Buffered() == 0 {
+	if b.reusable() {
 		// The response is out: its end is the time the connection went idle.
 		sess.timing.End = sess.clock()
-		b.pool.put(uc, sess.timing.End)
-		b.pooled = true
+		b.putBack(sess.timing.End)
 	}
 }

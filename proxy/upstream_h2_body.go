@@ -242,13 +242,7 @@ func (p *h2Pump[C]) filter(r h2Read, pull bool) (sent bool) {
 		}
 		return false
 	}
-	out, err := r.b, error(nil)
-	if len(p.ex.mods) > 0 {
-		out, err = moduleRequestBody(p.ctx, p.ex, out, end)
-	}
-	if err == nil {
-		out, err = p.c.svc.app.RequestBodyFilter(p.ctx, sess, p.cc, out, end)
-	}
+	out, err := p.c.requestBodyFilters(p.ctx, p.ex, p.cc, r.b, end)
 	if err != nil {
 		p.fail(asError(err, InternalError, Internal))
 		return false

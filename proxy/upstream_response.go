@@ -97,7 +97,7 @@ func (c *conn[C]) sendResponse(ctx contextT, ex *exchange[C], cc C, src upstream
 				out, err = s.app.ResponseBodyFilter(ctx, sess, cc, out, end)
 			}
 			if err == nil && len(ex.mods) > 0 {
-				out, err = moduleResponseBody(ctx, ex, out, end)
+				out, err = throughModules(ctx, ex, ModuleRequest.ResponseBodyFilter, out, end)
 			}
 			if err != nil {
 				sess.closeAfter = true
