@@ -253,19 +253,6 @@ log "done in $(($(date +%s) - START)) s"
 
 # ---------------------------------------------------------------- report
 
-# paired A B: the median over runs of A's CPU µs/req ÷ B's in the same run, and the range.
-paired() {
-	awk -F'\t' -v a="$1" -v b="$2" '
-		{ cpu[$1, $12] = $5 + 0; runs[$12] }
-		END {
-			m = 0
-			for (r in runs) if ((a, r) in cpu && (b, r) in cpu && cpu[b, r] > 0) v[++m] = cpu[a, r] / cpu[b, r]
-			if (m == 0) { print "-"; exit }
-			for (i = 2; i <= m; i++) for (j = i; j > 1 && v[j - 1] > v[j]; j--) { t = v[j]; v[j] = v[j - 1]; v[j - 1] = t }
-			med = (m % 2) ? v[(m + 1) / 2] : (v[m / 2] + v[m / 2 + 1]) / 2
-			printf "%.2f\t%.2f–%.2f\t%d\n", med, v[1], v[m], m
-		}' "$RESULTS"
-}
 size_of() { awk -F'\t' -v n="$1" '$1 == n { print $3; exit }' "$SIZES"; }
 
 cpu_model=$(awk -F': ' '/^model name/{print $2; exit}' /proc/cpuinfo)
@@ -295,7 +282,7 @@ for p in "${SELECTED[@]}"; do
 		echo "| $p | $s | 1.000× | 1.00× | - | - |"
 		continue
 	fi
-	r=$(paired "$p" nginx)
+	r=$(paired_cpu "$p" nginx)
 	if [[ $r == - ]]; then
 		echo "| $p | $s | $rs | not measured | 0 | - |"
 		continue

@@ -228,6 +228,21 @@ $v
 EOF
 }
 
+# paired_cpu A B: the median over the runs in RESULTS of A's CPU µs/req ÷ B's in the same run,
+# the range and the number of runs (tab-separated), or "-" when no run has both.
+paired_cpu() {
+	awk -F'\t' -v a="$1" -v b="$2" '
+		{ cpu[$1, $12] = $5 + 0; runs[$12] }
+		END {
+			m = 0
+			for (r in runs) if ((a, r) in cpu && (b, r) in cpu && cpu[b, r] > 0) v[++m] = cpu[a, r] / cpu[b, r]
+			if (m == 0) { print "-"; exit }
+			for (i = 2; i <= m; i++) for (j = i; j > 1 && v[j - 1] > v[j]; j--) { t = v[j]; v[j] = v[j - 1]; v[j - 1] = t }
+			med = (m % 2) ? v[(m + 1) / 2] : (v[m / 2] + v[m / 2 + 1]) / 2
+			printf "%.2f\t%.2f–%.2f\t%d\n", med, v[1], v[m], m
+		}' "$RESULTS"
+}
+
 # report_load UPSTREAM_LABEL: the Markdown tables of RESULTS: one row per proxy ×
 # scenario (the median run, its ratios to BASE and, with REPEAT > 1, the paired ratios)
 # and, with REPEAT > 1, every run. UPSTREAM_LABEL names the upstream count's column.
