@@ -44,10 +44,6 @@ type Reader struct {
 
 	raw rawReader
 
-	// The pool's Get and Put as funcs, for a bufferReader's ReadBuffer (made once).
-	getBuf func() []byte
-	putBuf func([]byte)
-
 	// FillIdle's state: the connection's file descriptor access, if it has one.
 	rc        syscall.RawConn
 	rcChecked bool
@@ -77,8 +73,7 @@ func NewReader(rd io.Reader, pool *BufPool, lim Limits) *Reader {
 // the pool; it keeps the pool, the limits and the capacity of the trailer slice.
 func (r *Reader) Reset(rd io.Reader) {
 	r.dropBuffer()
-	*r = Reader{rd: rd, pool: r.pool, lim: r.lim, done: true, trailers: r.trailers[:0],
-		getBuf: r.getBuf, putBuf: r.putBuf}
+	*r = Reader{rd: rd, pool: r.pool, lim: r.lim, done: true, trailers: r.trailers[:0]}
 	r.raw.r = r
 }
 
@@ -275,24 +270,19 @@ func (r *Reader) scanSection() bool {
 	return r.w-r.r > r.lim.MaxHeadBytes || partialLineTooLong(b, r.lineStart, r.lim.MaxLineBytes)
 }
 
-// fill reads once from the connection into the free space of the buffer, taking a
-// buffer from the pool if r has none. When the buffer is full it first moves the
-// unread bytes to the front, and if there are none to move it grows the buffer into a
-// temporary one of at most limit bytes (errBufferFull if already that large). A read
-// of 0 bytes with a nil error is retried a few times, then io.ErrNoProgress.
 // bufferReader is a reader that takes a buffer only once bytes are there to read
 // (netio.Conn), so that a Reader without one waits for its next bytes holding none.
 type bufferReader interface {
-	ReadBuffer(get func() []byte, put func([]byte)) (buf []byte, n int, err error)
+	ReadBuffer(bufs interface {
+		Get() []byte
+		Put([]byte)
+	}) (buf []byte, n int, err error)
 }
 
 // fillBuffer is fill for a Reader without a buffer reading from br: done reports that
 // the read is over, with err; otherwise r has a buffer and fill goes on with it.
 func (r *Reader) fillBuffer(br bufferReader) (done bool, err error) {
-	if r.getBuf == nil {
-		r.getBuf, r.putBuf = r.pool.Get, r.pool.Put
-	}
-	buf, n, err := br.ReadBuffer(r.getBuf, r.putBuf)
+	buf, n, err := br.ReadBuffer(r.pool)
 	if buf == nil {
 		if err != nil {
 			return true, err
@@ -307,6 +297,11 @@ func (r *Reader) fillBuffer(br bufferReader) (done bool, err error) {
 	return err != nil, err
 }
 
+// fill reads once from the connection into the free space of the buffer, taking a
+// buffer from the pool if r has none. When the buffer is full it first moves the
+// unread bytes to the front, and if there are none to move it grows the buffer into a
+// temporary one of at most limit bytes (errBufferFull if already that large). A read
+// of 0 bytes with a nil error is retried a few times, then io.ErrNoProgress.
 func (r *Reader) fill(limit int) error {
 	if r.noFill {
 		return ErrWouldBlock

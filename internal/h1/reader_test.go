@@ -405,3 +405,48 @@ func TestReaderResponses(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 }
+
+// bufferedSource is a reader of the bufferReader kind: it takes its buffer from the
+// Reader's pool only when it reads, as netio.Conn does when bytes are there.
+type bufferedSource struct {
+	data  []byte
+	takes int
+}
+
+func (s *bufferedSource) Read(p []byte) (int, error) {
+	if len(s.data) == 0 {
+		return 0, io.EOF
+	}
+	n := copy(p, s.data)
+	s.data = s.data[n:]
+	return n, nil
+}
+
+func (s *bufferedSource) ReadBuffer(bufs interface {
+	Get() []byte
+	Put([]byte)
+}) ([]byte, int, error) {
+	s.takes++
+	buf := bufs.Get()
+	n, err := s.Read(buf)
+	return buf, n, err
+}
+
+// TestReaderTakesBufferFromSource: a Reader without a buffer lets a bufferReader take
+// one from its pool, and reads on from it.
+func TestReaderTakesBufferFromSource(t *testing.T) {
+	src := &bufferedSource{data: []byte("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")}
+	pool := NewBufPool(0)
+	r := NewReader(src, pool, Limits{})
+	var h ResponseHead
+	if err := r.ReadResponseHead([]byte("GET"), &h); err != nil {
+		t.Fatal(err)
+	}
+	if src.takes != 1 || h.Status != 200 || pool.InUse() != 1 {
+		t.Fatalf("takes %d, status %d, buffers in use %d", src.takes, h.Status, pool.InUse())
+	}
+	b, err := r.ReadBody()
+	if string(b) != "ok" || (err != nil && err != io.EOF) {
+		t.Fatalf("body %q, %v", b, err)
+	}
+}

@@ -18,8 +18,7 @@ type Conn struct {
 
 	// state of the current Read and Write, kept here so the callbacks do not allocate
 	rp      []byte
-	rget    func() []byte // where a ReadBuffer takes its buffer, when bytes are there (nil: Read)
-	rput    func([]byte)  // and gives it back, when there were none after all
+	rbufs   BufferPool // where a ReadBuffer takes its buffer, when bytes are there (nil: Read)
 	rn      int
 	rerr    syscall.Errno
 	readFn  func(fd uintptr) bool
@@ -90,17 +89,17 @@ func (c *Conn) Read(p []byte) (int, error) {
 	return c.readDone(p, err)
 }
 
-// ReadBuffer reads once as Read does, into a buffer it takes with get only when bytes
+// ReadBuffer reads once as Read does, into a buffer it takes from bufs only when bytes
 // are there to read, so that a read that waits (for a peer's answer, say) holds no
-// buffer; a buffer taken for a read that then found nothing goes back with put. It
+// buffer; a buffer taken for a read that then found nothing goes back to bufs. It
 // returns the buffer with the n bytes read at its start, or nil (with n 0) when it took
 // none; the caller owns the buffer.
-func (c *Conn) ReadBuffer(get func() []byte, put func([]byte)) (buf []byte, n int, err error) {
-	c.rp, c.rn, c.rerr, c.rget, c.rput = nil, 0, 0, get, put
+func (c *Conn) ReadBuffer(bufs BufferPool) (buf []byte, n int, err error) {
+	c.rp, c.rn, c.rerr, c.rbufs = nil, 0, 0, bufs
 	err = c.rc.Read(c.readFn)
-	buf, c.rp, c.rget, c.rput = c.rp, nil, nil, nil
+	buf, c.rp, c.rbufs = c.rp, nil, nil
 	if c.blocked && buf == nil { // the rest of the pending write, then a plain Read
-		buf = get()
+		buf = bufs.Get()
 	}
 	n, err = c.readDone(buf, err)
 	return buf, n, err
@@ -172,8 +171,8 @@ func (c *Conn) doRead(fd uintptr) bool {
 		return false
 	}
 	took := false
-	if c.rp == nil && c.rget != nil {
-		c.rp, took = c.rget(), true
+	if c.rp == nil && c.rbufs != nil {
+		c.rp, took = c.rbufs.Get(), true
 	}
 	for {
 		n, errno := recv(fd, c.rp)
@@ -185,7 +184,7 @@ func (c *Conn) doRead(fd uintptr) bool {
 			continue
 		case syscall.EAGAIN:
 			if took { // nothing there after all: wait without it
-				c.rput(c.rp)
+				c.rbufs.Put(c.rp)
 				c.rp = nil
 			}
 			return false

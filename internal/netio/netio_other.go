@@ -77,11 +77,11 @@ func (c *Conn) WriteTwo(a, b []byte) (int, error) {
 	return int(n), err
 }
 
-// ReadBuffer reads once as Read does, into a buffer it takes with get, which it returns
-// with the n bytes read at its start; the caller owns the buffer. (Unlike the Linux one,
-// it takes the buffer before it waits; put is not used.)
-func (c *Conn) ReadBuffer(get func() []byte, _ func([]byte)) (buf []byte, n int, err error) {
-	buf = get()
+// ReadBuffer reads once as Read does, into a buffer it takes from bufs, which it
+// returns with the n bytes read at its start; the caller owns the buffer. (Unlike the
+// Linux one, it takes the buffer before it waits.)
+func (c *Conn) ReadBuffer(bufs BufferPool) (buf []byte, n int, err error) {
+	buf = bufs.Get()
 	n, err = c.Read(buf)
 	return buf, n, err
 }

@@ -217,3 +217,12 @@ func BenchmarkWriteTwo(b *testing.B) {
 		})
 	}
 }
+
+// A Conn is what h1.Reader looks for to let the connection take the read buffer: the
+// same method, with the same unnamed interface type.
+var _ interface {
+	ReadBuffer(interface {
+		Get() []byte
+		Put([]byte)
+	}) ([]byte, int, error)
+} = (*Conn)(nil)
