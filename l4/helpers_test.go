@@ -1,9 +1,6 @@
 package l4
 
 import (
-	"github.com/gotthard-proxy/gotthard/internal/testnet"
-
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -11,12 +8,13 @@ import (
 	"log/slog"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/gotthard-proxy/gotthard/internal/testnet"
 )
 
 // testCtx is the per-connection context of testApp.
@@ -191,71 +189,10 @@ func echo(c net.Conn) {
 	io.Copy(io.Discard, c)
 }
 
-// freeAddr returns a loopback address whose port was free a moment ago, for a server
-// the test starts.
-func freeAddr(t testing.TB) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return addr
-}
-
 // refusedAddr returns a loopback address where connecting is refused (testnet.DeadAddr).
 func refusedAddr(t testing.TB) string {
 	t.Helper()
 	return testnet.DeadAddr(t)
-}
-
-// redisServer starts redis-server on a loopback port of its own, without persistence,
-// and stops it (by its PID) when the test ends. It skips the test when the binary is
-// missing.
-func redisServer(t *testing.T) string {
-	t.Helper()
-	bin, err := exec.LookPath("redis-server")
-	if err != nil {
-		t.Skip("redis-server is not installed (apt-get install redis-server)")
-	}
-	addr := freeAddr(t)
-	_, port, _ := net.SplitHostPort(addr)
-	dir := t.TempDir()
-	cmd := exec.Command(bin, "--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-		"--dir", dir, "--daemonize", "no", "--logfile", "", "--proto-max-bulk-len", "64mb")
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	ready := make(chan struct{})
-	drained := make(chan struct{})
-	go func() {
-		defer close(drained)
-		sc := bufio.NewScanner(out)
-		once := sync.Once{}
-		for sc.Scan() {
-			if strings.Contains(sc.Text(), "Ready to accept connections") {
-				once.Do(func() { close(ready) })
-			}
-		}
-	}()
-	t.Cleanup(func() {
-		cmd.Process.Signal(os.Interrupt)
-		<-drained
-		cmd.Wait()
-	})
-	select {
-	case <-ready:
-	case <-drained:
-		t.Fatal("redis-server exited before it was ready")
-	case <-time.After(15 * time.Second):
-		t.Fatal("redis-server not ready within 15s")
-	}
-	return addr
 }
 
 // tempSock returns a path for a Unix socket in a short temporary directory.

@@ -11,11 +11,13 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/gotthard-proxy/gotthard/internal/testnet"
 )
 
 // TestRedis runs a real Redis client through the service to a real redis-server.
 func TestRedis(t *testing.T) {
-	raddr := redisServer(t)
+	raddr := testnet.StartRedis(t, "--proto-max-bulk-len", "64mb").Addr()
 	app := newTestApp(&Peer{Address: raddr})
 	_, addr := newService(t, app, ServiceOptions{})
 

@@ -1,84 +1,19 @@
 package main
 
 import (
-	"bufio"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
-	"os/exec"
 	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/gotthard-proxy/gotthard/internal/testnet"
 )
-
-// redisProc is a redis-server started by a test, on a free loopback port, with no
-// persistence; it is killed by its PID when the test ends.
-type redisProc struct {
-	cmd    *exec.Cmd
-	addr   string
-	exited chan struct{}
-}
-
-func startRedisServer(t *testing.T) *redisProc {
-	t.Helper()
-	bin, err := exec.LookPath("redis-server")
-	if err != nil {
-		t.Skip("redis-server is not installed (Debian package redis-server)")
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	_, port, _ := net.SplitHostPort(addr)
-	r := &redisProc{addr: addr, exited: make(chan struct{})}
-	r.cmd = exec.Command(bin, "--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-		"--dir", t.TempDir(), "--daemonize", "no", "--logfile", "")
-	if err := r.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() {
-		r.cmd.Wait()
-		close(r.exited)
-	}()
-	t.Cleanup(r.kill)
-	waitFor(t, "redis-server to answer PING on "+addr, 15*time.Second, func() bool {
-		select {
-		case <-r.exited:
-			t.Fatal("redis-server exited before it was ready")
-		default:
-		}
-		return r.ping()
-	})
-	return r
-}
-
-// ping reports whether the server answers PING within a second.
-func (r *redisProc) ping() bool {
-	c, err := net.DialTimeout("tcp", r.addr, time.Second)
-	if err != nil {
-		return false
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(time.Second))
-	if _, err := io.WriteString(c, "PING\r\n"); err != nil {
-		return false
-	}
-	line, err := bufio.NewReader(c).ReadString('\n')
-	return err == nil && strings.HasPrefix(line, "+PONG")
-}
-
-// kill stops the server at once, as a crash would, and waits for it to exit.
-func (r *redisProc) kill() {
-	r.cmd.Process.Signal(syscall.SIGKILL)
-	<-r.exited
-}
 
 // tally counts a load's answers by status; anything else (another status, an error of
 // the connection) is kept as a failure.
@@ -159,7 +94,7 @@ func sendLoad(addr string, senders int, interval time.Duration, c *tally, stop <
 // one client address across both, within 5%; when Redis is killed under load, each
 // goes on limiting by itself, every answer still a 200 or a 429, and says so once.
 func TestRateLimitRedisFleet(t *testing.T) {
-	rds := startRedisServer(t)
+	rds := testnet.StartRedis(t)
 	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		io.WriteString(w, "ok\n")
 	}))
@@ -179,7 +114,7 @@ func TestRateLimitRedisFleet(t *testing.T) {
 		burst = n
 		d     = 4 * time.Second
 	)
-	flags := []string{"-rate-limit", strconv.Itoa(n) + "/s", "-rate-limit-redis", rds.addr}
+	flags := []string{"-rate-limit", strconv.Itoa(n) + "/s", "-rate-limit-redis", rds.Addr()}
 	gws := []*gatewayProc{startProxying(t, up, flags...), startProxying(t, up, flags...)}
 
 	tallies := []*tally{{}, {}}
@@ -216,7 +151,7 @@ func TestRateLimitRedisFleet(t *testing.T) {
 	// its own, which starts full: over T seconds each admits at most B + N·T (more
 	// across both than the fleet-wide limit would, as documented), and refuses the
 	// rest of its 2N a second; nothing fails.
-	rds.kill()
+	rds.Kill()
 	killed := time.Now()
 	for i, g := range gws {
 		waitFor(t, fmt.Sprintf("gateway %d to log that Redis is down", i), 10*time.Second, func() bool {
@@ -251,12 +186,12 @@ func TestRateLimitRedisFleet(t *testing.T) {
 // most the limiter's 100ms timeout: the gateway falls back to its own limit, every
 // answer a 200 or a 429, and uses Redis again once it answers (SIGCONT).
 func TestRateLimitRedisStalled(t *testing.T) {
-	rds := startRedisServer(t)
+	rds := testnet.StartRedis(t)
 	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		io.WriteString(w, "ok\n")
 	}))
 	defer origin.Close()
-	g := startProxying(t, strings.TrimPrefix(origin.URL, "http://"), "-rate-limit", "50/s", "-rate-limit-redis", rds.addr)
+	g := startProxying(t, strings.TrimPrefix(origin.URL, "http://"), "-rate-limit", "50/s", "-rate-limit-redis", rds.Addr())
 	var c tally
 	get := func() {
 		stop := make(chan struct{})
@@ -268,10 +203,10 @@ func TestRateLimitRedisStalled(t *testing.T) {
 		t.Fatalf("with Redis up: %d admitted, failures %q", ok, failures)
 	}
 
-	if err := rds.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+	if err := rds.Signal(syscall.SIGSTOP); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { rds.cmd.Process.Signal(syscall.SIGCONT) })
+	t.Cleanup(func() { rds.Signal(syscall.SIGCONT) })
 	stop := make(chan struct{})
 	wait := sendLoad(g.addr, 2, 20*time.Millisecond, &c, stop)
 	waitFor(t, "the gateway to log that Redis is down", 10*time.Second, func() bool {
@@ -294,7 +229,7 @@ func TestRateLimitRedisStalled(t *testing.T) {
 		t.Errorf("slowest answer %v with Redis stopped; want the limiter's timeout to bound it", slowest)
 	}
 
-	if err := rds.cmd.Process.Signal(syscall.SIGCONT); err != nil {
+	if err := rds.Signal(syscall.SIGCONT); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, "the gateway to use Redis again", 15*time.Second, func() bool {

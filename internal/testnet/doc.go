@@ -1,3 +1,4 @@
 // Package testnet has helpers for tests and benchmarks that need real sockets: a
-// connected pair of TCP connections on loopback.
+// connected pair of TCP connections on loopback, an address that refuses connections,
+// and a redis-server of a test's own.
 package testnet

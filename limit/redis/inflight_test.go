@@ -119,7 +119,7 @@ func TestInFlightFallback(t *testing.T) {
 	st := newStates()
 	f := newInFlight(t, InFlightOptions{Store: st.store(srv.client(nil), "t:iffb:"), Limit: 2})
 	held := mustLimit(t, f, "k", true)
-	srv.kill()
+	srv.Kill()
 	held.Release() // Redis is down: the release cannot reach it, and does not block
 	st.wait(t, false, func() {})
 	l1 := mustLimit(t, f, "k", true)
@@ -128,7 +128,7 @@ func TestInFlightFallback(t *testing.T) {
 	l1.Release()
 	mustLimit(t, f, "k", true).Release()
 	l2.Release()
-	srv.start()
+	srv.Start()
 	st.wait(t, true, func() {
 		if d, err := f.Limit(context.Background(), "poke"); err == nil && d.Release != nil {
 			d.Release()

@@ -108,7 +108,7 @@ func TestRateFallback(t *testing.T) {
 					t.Fatal("refused before the burst was used")
 				}
 			}
-			srv.kill()
+			srv.Kill()
 			st.wait(t, false, func() { r.Limit(ctx, "warm") })
 			allowed := 0
 			for range 10 {
@@ -125,7 +125,7 @@ func TestRateFallback(t *testing.T) {
 			if allowed != tt.allowed {
 				t.Fatalf("%d of 10 allowed while Redis is down, want %d", allowed, tt.allowed)
 			}
-			srv.start()
+			srv.Start()
 			st.wait(t, true, func() { r.Limit(ctx, "poke") })
 			if !r.Up() {
 				t.Fatal("Up is false after Redis came back")
@@ -162,7 +162,7 @@ func TestRateCircuit(t *testing.T) {
 	if d, _ := r.Limit(ctx, "k"); !d.Allowed {
 		t.Fatal("refused")
 	}
-	srv.kill()
+	srv.Kill()
 	st.wait(t, false, func() { r.Limit(ctx, "k") })
 	before := dials.Load()
 	for range 1000 {

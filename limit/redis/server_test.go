@@ -1,97 +1,31 @@
 package redis
 
 import (
-	"bufio"
 	"context"
 	"log/slog"
 	"net"
-	"os/exec"
-	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/gotthard-proxy/gotthard/internal/testnet"
 )
 
-// redisServer is a redis-server this test started, on a loopback port of its own.
+// redisServer is a redis-server this test started (see testnet.Redis), which tells
+// keyspace events (the lease tests wait on expiries).
 type redisServer struct {
-	t       testing.TB
-	bin     string
-	port    string
-	dir     string
-	cmd     *exec.Cmd
-	drained chan struct{}
+	*testnet.Redis
+	t testing.TB
 }
 
-// startRedis starts redis-server (no persistence) on a free loopback port and stops it
-// when the test ends. It skips the test when redis-server is not installed.
+// startRedis starts the test's redis-server. It skips the test when redis-server is not
+// installed.
 func startRedis(t testing.TB) *redisServer {
 	t.Helper()
-	bin, err := exec.LookPath("redis-server")
-	if err != nil {
-		t.Skip("redis-server is not installed: apt-get install -y redis-server")
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, port, _ := net.SplitHostPort(ln.Addr().String())
-	ln.Close()
-	s := &redisServer{t: t, bin: bin, port: port, dir: t.TempDir()}
-	s.start()
-	t.Cleanup(s.kill)
-	return s
-}
-
-func (s *redisServer) addr() string { return "127.0.0.1:" + s.port }
-
-// start starts the server (again) on its port and waits until it accepts connections.
-func (s *redisServer) start() {
-	s.t.Helper()
-	cmd := exec.Command(s.bin, "--port", s.port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-		"--dir", s.dir, "--daemonize", "no", "--logfile", "", "--notify-keyspace-events", "Egx")
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		s.t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		s.t.Fatal(err)
-	}
-	ready, drained := make(chan struct{}), make(chan struct{})
-	go func() {
-		defer close(drained)
-		sc := bufio.NewScanner(out)
-		var once sync.Once
-		for sc.Scan() {
-			if strings.Contains(sc.Text(), "Ready to accept connections") {
-				once.Do(func() { close(ready) })
-			}
-		}
-	}()
-	s.cmd, s.drained = cmd, drained
-	select {
-	case <-ready:
-	case <-drained:
-		cmd.Wait()
-		s.cmd = nil
-		s.t.Fatal("redis-server exited before it was ready")
-	case <-time.After(15 * time.Second):
-		s.t.Fatal("redis-server not ready within 15s")
-	}
-}
-
-// kill stops the server at once, by its PID, as a crash would.
-func (s *redisServer) kill() {
-	if s.cmd == nil {
-		return
-	}
-	syscall.Kill(s.cmd.Process.Pid, syscall.SIGKILL)
-	<-s.drained
-	s.cmd.Wait()
-	s.cmd = nil
+	return &redisServer{Redis: testnet.StartRedis(t, "--notify-keyspace-events", "Egx"), t: t}
 }
 
 // client returns a client of the server (one "process" of the fleet), closed when the
@@ -99,7 +33,7 @@ func (s *redisServer) kill() {
 func (s *redisServer) client(dials *atomic.Int64) *goredis.Client {
 	d := &net.Dialer{Timeout: time.Second}
 	c := goredis.NewClient(&goredis.Options{
-		Addr:                  s.addr(),
+		Addr:                  s.Addr(),
 		ContextTimeoutEnabled: true,
 		MaxRetries:            -1,
 		DialerRetries:         1,
