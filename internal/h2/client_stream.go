@@ -254,26 +254,7 @@ func (st *ClientStream) Trailers() []Field {
 // [*ResetError], or [ErrStreamDone] if the peer had answered in full before it reset the
 // stream (it wants no more body, RFC 9113 §8.1; the response stands).
 func (st *ClientStream) WriteData(p []byte, end bool) error {
-	for {
-		n, err := st.takeWindow(len(p))
-		if err != nil {
-			return err
-		}
-		last := end && n == len(p)
-		if n > 0 || last {
-			if err := st.writeData(p[:n], last); err != nil {
-				return err
-			}
-		}
-		p = p[n:]
-		if last {
-			st.endLocal()
-			return nil
-		}
-		if len(p) == 0 {
-			return nil
-		}
-	}
+	return sendData(st, p, end)
 }
 
 // takeWindow waits until some of want bytes may be sent and takes up to want bytes of

@@ -467,19 +467,36 @@ func (st *Stream) WriteData(p []byte, endStream bool) error {
 	case !st.wroteFinal:
 		return fmt.Errorf("%w: body before the final head", ErrInvalidResponse)
 	}
+	return sendData(st, p, endStream)
+}
+
+// dataSender is a stream of either side, as sendData sees it.
+type dataSender interface {
+	// takeWindow waits until some of want bytes may be sent and takes up to want
+	// bytes of the stream's and the connection's send windows, at most a frame's worth.
+	takeWindow(want int) (int, error)
+	// writeData queues one DATA frame of p, whose window was taken.
+	writeData(p []byte, end bool) error
+	// endLocal marks the stream's sending side done.
+	endLocal()
+}
+
+// sendData sends p on st as DATA frames, each as large as the flow-control windows
+// allow, the last one with END_STREAM if end is set.
+func sendData(st dataSender, p []byte, end bool) error {
 	for {
 		n, err := st.takeWindow(len(p))
 		if err != nil {
 			return err
 		}
-		end := endStream && n == len(p)
-		if n > 0 || end {
-			if err := st.c.writeData(st, p[:n], end); err != nil {
+		last := end && n == len(p)
+		if n > 0 || last {
+			if err := st.writeData(p[:n], last); err != nil {
 				return err
 			}
 		}
 		p = p[n:]
-		if end {
+		if last {
 			st.endLocal()
 			return nil
 		}
@@ -488,6 +505,9 @@ func (st *Stream) WriteData(p []byte, endStream bool) error {
 		}
 	}
 }
+
+// writeData queues one DATA frame of p (see dataSender).
+func (st *Stream) writeData(p []byte, end bool) error { return st.c.writeData(st, p, end) }
 
 // takeWindow waits until some of want bytes may be sent and takes up to want bytes of
 // the stream and connection send windows, at most one frame's worth.
