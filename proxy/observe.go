@@ -76,10 +76,13 @@ func newObsState(n int) *obsState {
 }
 
 // reset readies the state for the exchange's next request. req and att need no
-// clearing: observeStart and observeAttemptStart write them whole.
+// clearing: observeStart and observeAttemptStart write them whole, and observeEnd sets
+// every field of req marked "at RequestEnd". attData is cleared when an attempt starts;
+// reqData when RequestEnd was sent, or here if it was not.
 func (o *obsState) reset() {
-	clear(o.reqData)
-	clear(o.attData)
+	if !o.ended {
+		clearData(o.reqData)
+	}
 	o.open, o.ended = false, false
 	o.panic, o.stack = nil, nil
 }
@@ -92,11 +95,12 @@ func (c *conn[C]) observeStart(ex *exchange[C]) {
 	}
 	sess := &ex.sess
 	r := &o.req
-	*r = observe.Request{
-		Service: c.svc.name, Proto: sess.req.Version.String(), Scheme: c.scheme(),
-		Method: sess.req.Method, Target: sess.req.Target, Host: sess.req.Host(),
-		Client: c.clientS, Header: &sess.req.Header, Upgrade: sess.upgrade, Start: sess.timing.Start,
-	}
+	// Field by field rather than a composite literal, which would build the whole
+	// Request and copy it: the fields set at RequestEnd are all set there.
+	r.Service, r.Proto, r.Scheme = c.svc.name, sess.req.Version.String(), c.scheme()
+	r.Method, r.Target, r.Host = sess.req.Method, sess.req.Target, sess.req.Host()
+	r.Client, r.Header, r.Upgrade, r.Start = c.clientS, &sess.req.Header, sess.upgrade, sess.timing.Start
+	r.Attempts = 0
 	all := c.svc.obs.all
 	for _, i := range c.svc.obs.start {
 		r.Data = o.reqData[i]
@@ -104,6 +108,21 @@ func (c *conn[C]) observeStart(ex *exchange[C]) {
 		o.reqData[i] = r.Data
 	}
 	r.Data = nil
+}
+
+// attemptClock returns the time an attempt begins its work, for the attempt that
+// observeAttemptStart announced: the time it gave the observers as the attempt's
+// Start, or the clock's, which becomes the Start if it had none (no observer sees
+// AttemptStart). The attempt calls it once, before it connects.
+func (c *conn[C]) attemptClock(ex *exchange[C]) time.Time {
+	o := ex.obs
+	if o == nil || !o.open || !c.svc.obs.attempts {
+		return ex.sess.clock()
+	}
+	if o.att.Start.IsZero() {
+		o.att.Start = ex.sess.clock()
+	}
+	return o.att.Start
 }
 
 // observeAttemptStart tells the observers an attempt on peer began.
@@ -119,14 +138,30 @@ func (c *conn[C]) observeAttemptStart(ex *exchange[C], peer *Peer) {
 		return
 	}
 	a := &o.att
-	*a = observe.Attempt{N: ex.sess.retries, Peer: peer.Address, TLS: peer.TLS != nil, Start: ex.sess.clock()}
+	*a = observe.Attempt{N: ex.sess.retries, Peer: peer.Address, TLS: peer.TLS != nil}
 	if peer.TLS != nil {
 		a.Name = peer.TLS.ServerName
 	}
-	clear(o.attData)
+	clearData(o.attData)
 	o.open = true
 	o.req.Attempts++
+	if len(c.svc.obs.attemptStart) == 0 {
+		// No observer sees the start: the attempt reads the clock when it begins its
+		// work, for itself and for a.Start (see attemptClock).
+		return
+	}
+	a.Start = ex.sess.clock()
 	o.attemptEvent(c.svc.obs.all, c.svc.obs.attemptStart, observe.Observer.AttemptStart)
+}
+
+// clearData sets each element of data to nil: for the few observers of a service,
+// cheaper than clear's bulk call.
+func clearData(data []any) {
+	for i := range data {
+		if data[i] != nil {
+			data[i] = nil
+		}
+	}
 }
 
 // attemptEvent calls ev on the observers of obs whose indexes are in use, with each
@@ -166,7 +201,16 @@ func (c *conn[C]) observeAttemptEnd(ex *exchange[C], err *Error) {
 		return
 	}
 	a := &o.att
-	a.End = sess.clock()
+	if t := sess.timing.End; !t.IsZero() && !a.Start.IsZero() && !t.Before(a.Start) {
+		// This attempt's response was relayed and its connection went idle then: that
+		// is when the attempt ended, and no clock needs reading.
+		a.End = t
+	} else {
+		a.End = sess.clock()
+	}
+	if a.Start.IsZero() { // it ended before it began its work (see attemptClock)
+		a.Start = a.End
+	}
 	// (The session's connection fields may still be an earlier attempt's: this one's
 	// are those set since it began.)
 	if t := sess.timing.UpstreamConnected; !t.Before(a.Start) {
@@ -211,7 +255,10 @@ func (o *obsState) endAttempt(obs *observers, sess *Session, err error) {
 	o.open = false
 	a := &o.att
 	if a.End.IsZero() {
-		a.End = time.Now()
+		a.End = sess.clock()
+	}
+	if a.Start.IsZero() { // (see observeAttemptEnd)
+		a.Start = a.End
 	}
 	if err != nil && a.Err == nil {
 		a.Err = err
@@ -248,15 +295,19 @@ func (c *conn[C]) observeEnd(ex *exchange[C], err error) {
 	r.End = sess.timing.End
 	r.Status = sess.status
 	r.GRPCStatus, r.GRPC = sess.grpcStatus, sess.grpcStatusSet
+	r.Upstream = ""
 	if sess.peer != nil {
 		r.Upstream = sess.peer.Address
 	}
 	r.UpstreamStatus = sess.upstreamStatus
+	r.Cache = ""
 	if sess.cacheStatus != CacheOff {
 		r.Cache = sess.cacheStatus.String()
 	}
 	if r.Attempts > 0 { // the last attempt's (o.att is an earlier request's otherwise)
 		r.Reused, r.Connected, r.FirstByte = o.att.Reused, o.att.Connected, o.att.FirstByte
+	} else {
+		r.Reused, r.Connected, r.FirstByte = false, time.Time{}, time.Time{}
 	}
 	r.BytesSent, r.BytesReceived = sess.bytesSent, sess.bytesReceived
 	r.Err = err
@@ -267,7 +318,7 @@ func (c *conn[C]) observeEnd(ex *exchange[C], err error) {
 		r.Data = o.reqData[i]
 		all[i].RequestEnd(r)
 	}
-	clear(o.reqData)
+	clearData(o.reqData)
 	r.Data = nil
 }
 

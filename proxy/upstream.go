@@ -150,6 +150,9 @@ func clientGoneError(cause error) *Error {
 func (c *conn[C]) attempt(ctx contextT, ex *exchange[C], cc C, peer *Peer) *Error {
 	s, sess := c.svc, &ex.sess
 	ex.total = time.Time{}
+	if ex.obs != nil && peer.Protocol != ProtoHTTP1 {
+		c.attemptClock(ex) // the attempt's start, for the observers (the HTTP/2 exchanges read no clock here)
+	}
 	switch {
 	case wsOverH2(sess, peer):
 		if e := c.exchangeWSH2(ctx, ex, cc, peer); e != errNoExtendedConnect {
@@ -164,7 +167,7 @@ func (c *conn[C]) attempt(ctx contextT, ex *exchange[C], cc C, peer *Peer) *Erro
 	if ex.clientGone() { // reset before its upstream side began: nothing to start
 		return clientGoneError(errClientGone)
 	}
-	now := sess.clock()
+	now := c.attemptClock(ex)
 	uc, reused, cerr := c.connect(ctx, ex, peer, now)
 	if cerr != nil {
 		cerr.connectFailure = true

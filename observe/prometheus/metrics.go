@@ -51,6 +51,10 @@ type Metrics struct {
 	// through atomic pointers, without it.
 	mu       sync.Mutex
 	services cowMap[string, *service]
+	// last is the service looked up last: most programs have one service, or a few
+	// with requests in runs, and a hit costs a string comparison (of the same string,
+	// the service's name, most often) instead of a map lookup.
+	last atomic.Pointer[service]
 }
 
 // New returns Metrics registered on o.Registerer (or on a private registry), or an

@@ -121,7 +121,11 @@ type series struct {
 
 // service returns the series of the service named name, made the first time.
 func (m *Metrics) service(name string) *service {
+	if s := m.last.Load(); s != nil && s.name == name {
+		return s
+	}
 	if s, ok := m.services.get(name); ok {
+		m.last.Store(s)
 		return s
 	}
 	m.mu.Lock()
@@ -151,6 +155,7 @@ func (m *Metrics) service(name string) *service {
 		s.base = &series{svc: s, duration: m.duration.WithLabelValues(name)}
 	}
 	m.services.put(name, s)
+	m.last.Store(s)
 	return s
 }
 
