@@ -24,27 +24,27 @@ type Metrics struct {
 	gatherer prom.Gatherer
 	handler  http.Handler
 
-	requests      *prom.CounterVec   // service, method, status_class [, label]
-	duration      *prom.HistogramVec // service [, label]
-	ttfb          *prom.HistogramVec // service
-	upConnect     *prom.HistogramVec // service
-	upTLS         *prom.HistogramVec // service
-	tlsDuration   *prom.HistogramVec // service
-	inFlight      *prom.GaugeVec     // service
-	connsOpen     *prom.GaugeVec     // service
-	h2Streams     *prom.GaugeVec     // service
-	attempts      *prom.CounterVec   // service, connection
-	retries       *prom.CounterVec   // service
-	errs          *prom.CounterVec   // service, source, type
-	cacheReqs     *prom.CounterVec   // service, status
-	attemptErrs   *prom.CounterVec   // service, type
-	sent          *prom.CounterVec   // service
-	received      *prom.CounterVec   // service
-	tlsHandshakes *prom.CounterVec   // service, version, group
-	tlsFailures   *prom.CounterVec   // service
-	upConns       *prom.CounterVec   // service
-	upConnErrs    *prom.CounterVec   // service
-	healthChanges *prom.CounterVec   // balancer, backend, cause
+	requests      *prom.CounterVec // service, method, status_class [, label]
+	duration      *durationVec     // service [, label]
+	ttfb          *durationVec     // service
+	upConnect     *durationVec     // service
+	upTLS         *durationVec     // service
+	tlsDuration   *durationVec     // service
+	inFlight      *prom.GaugeVec   // service
+	connsOpen     *prom.GaugeVec   // service
+	h2Streams     *prom.GaugeVec   // service
+	attempts      *prom.CounterVec // service, connection
+	retries       *prom.CounterVec // service
+	errs          *prom.CounterVec // service, source, type
+	cacheReqs     *prom.CounterVec // service, status
+	attemptErrs   *prom.CounterVec // service, type
+	sent          *prom.CounterVec // service
+	received      *prom.CounterVec // service
+	tlsHandshakes *prom.CounterVec // service, version, group
+	tlsFailures   *prom.CounterVec // service
+	upConns       *prom.CounterVec // service
+	upConnErrs    *prom.CounterVec // service
+	healthChanges *prom.CounterVec // balancer, backend, cause
 	balancers     *balancerCollector
 
 	// mu serializes the creation of series; the event methods read what it guards
@@ -97,8 +97,8 @@ func New(o Options) (*Metrics, error) {
 	gauge := func(name, help string) *prom.GaugeVec {
 		return prom.NewGaugeVec(prom.GaugeOpts{Namespace: ns, Name: name, Help: help}, svc)
 	}
-	histogram := func(name, help string, labels []string) *prom.HistogramVec {
-		return prom.NewHistogramVec(prom.HistogramOpts{Namespace: ns, Name: name, Help: help, Buckets: o.Buckets}, labels)
+	histogram := func(name, help string, labels []string) *durationVec {
+		return newDurationVec(ns, name, help, o.Buckets, labels)
 	}
 	m.requests = counter("requests_total", "Requests by service, method and status class of the response (\"0\" for none).", reqLabels...)
 	m.duration = histogram("request_duration_seconds", "Time from a request's arrival to its response written.", durLabels)

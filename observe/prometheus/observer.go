@@ -101,7 +101,7 @@ type service struct {
 	labels cowMap[string, *series] // with Options.Label, by its value
 
 	inFlight, connsOpen, h2Streams       prom.Gauge
-	ttfb, upConnect, upTLS, tlsDuration  prom.Observer
+	ttfb, upConnect, upTLS, tlsDuration  *durationHist
 	attempts                             [2]prom.Counter // new, reused
 	retries, sent, received, tlsFailures prom.Counter
 	upConns, upConnErrs                  prom.Counter
@@ -115,7 +115,7 @@ type service struct {
 type series struct {
 	svc      *service
 	label    string // "" without Options.Label
-	duration prom.Observer
+	duration *durationHist
 	requests [nMethods][nClasses]atomic.Pointer[prom.Counter]
 }
 
@@ -139,10 +139,10 @@ func (m *Metrics) service(name string) *service {
 		inFlight:    m.inFlight.WithLabelValues(name),
 		connsOpen:   m.connsOpen.WithLabelValues(name),
 		h2Streams:   m.h2Streams.WithLabelValues(name),
-		ttfb:        m.ttfb.WithLabelValues(name),
-		upConnect:   m.upConnect.WithLabelValues(name),
-		upTLS:       m.upTLS.WithLabelValues(name),
-		tlsDuration: m.tlsDuration.WithLabelValues(name),
+		ttfb:        m.ttfb.with(name),
+		upConnect:   m.upConnect.with(name),
+		upTLS:       m.upTLS.with(name),
+		tlsDuration: m.tlsDuration.with(name),
 		attempts:    [2]prom.Counter{m.attempts.WithLabelValues(name, "new"), m.attempts.WithLabelValues(name, "reused")},
 		retries:     m.retries.WithLabelValues(name),
 		sent:        m.sent.WithLabelValues(name),
@@ -152,7 +152,7 @@ func (m *Metrics) service(name string) *service {
 		upConnErrs:  m.upConnErrs.WithLabelValues(name),
 	}
 	if m.opts.Label == nil {
-		s.base = &series{svc: s, duration: m.duration.WithLabelValues(name)}
+		s.base = &series{svc: s, duration: m.duration.with(name)}
 	}
 	m.services.put(name, s)
 	m.last.Store(s)
@@ -177,7 +177,7 @@ func (s *service) series(v string) *series {
 			return x
 		}
 	}
-	x := &series{svc: s, label: v, duration: m.duration.WithLabelValues(s.name, v)}
+	x := &series{svc: s, label: v, duration: m.duration.with(s.name, v)}
 	s.labels.put(v, x)
 	return x
 }
@@ -306,9 +306,9 @@ func (m *Metrics) RequestEnd(r *observe.Request) {
 		x = s.series(m.opts.Label(r))
 	}
 	x.request(methodIndex(r.Method), classIndex(r.Status)).Inc()
-	x.duration.Observe(r.Duration().Seconds())
+	x.duration.observe(r.Duration())
 	if t := r.TTFB(); t > 0 {
-		s.ttfb.Observe(t.Seconds())
+		s.ttfb.observe(t)
 	}
 	if r.Attempts > 1 {
 		s.retries.Add(float64(r.Attempts - 1))
@@ -360,7 +360,7 @@ func (m *Metrics) ConnTLS(c *observe.Conn) {
 	}
 	s.tlsCounter(tlsVersion(c.TLS.Version), tlsGroup(c.TLS.CurveID)).Inc()
 	if c.Handshake > 0 {
-		s.tlsDuration.Observe(c.Handshake.Seconds())
+		s.tlsDuration.observe(c.Handshake)
 	}
 }
 
@@ -375,10 +375,10 @@ func (m *Metrics) UpstreamConn(c *observe.Conn) {
 	s := m.service(c.Service)
 	s.upConns.Inc()
 	if !c.Connected.IsZero() && !c.Start.IsZero() {
-		s.upConnect.Observe(c.Connected.Sub(c.Start).Seconds())
+		s.upConnect.observe(c.Connected.Sub(c.Start))
 	}
 	if c.Handshake > 0 && c.Err == nil {
-		s.upTLS.Observe(c.Handshake.Seconds())
+		s.upTLS.observe(c.Handshake)
 	}
 	if c.Err != nil {
 		s.upConnErrs.Inc()
