@@ -74,3 +74,13 @@ func BenchmarkDurationObserve(b *testing.B) {
 		h.observe(d)
 	}
 }
+
+// BenchmarkDurationObserveClientGolang is the same observation on client_golang's
+// histogram, for comparison.
+func BenchmarkDurationObserveClientGolang(b *testing.B) {
+	h := prom.NewHistogram(prom.HistogramOpts{Name: "ref", Buckets: DefaultBuckets()})
+	d := 3 * time.Millisecond
+	for b.Loop() {
+		h.Observe(d.Seconds())
+	}
+}
