@@ -24,9 +24,14 @@
 //	RequestEnd                         the response was written, before Logging
 //
 // A request that fails before it reaches a peer has no attempt; an attempt that fails
-// to connect has no UpstreamRequest. A request head that cannot be parsed is answered
-// (400, 431...) and logged, but is not a request to observers, as it is not to the
-// Logging phase. The events of one request never overlap, so an
+// to connect has no UpstreamRequest. A request head the proxy refuses (malformed: 400;
+// too large: 431 or 414; too slow to come: 408) is answered, logged, and seen by
+// observers as a request of its own, RequestStart then RequestEnd, with no protocol,
+// method, target or header fields (the head was not read whole), the error page's
+// status, and an error of type "invalid HTTP" or "read timeout" from the downstream
+// side: access logs and metrics count it, as nginx's do. The phases, Logging included,
+// do not run for it, as no request reached them. The events of one request never
+// overlap, so an
 // observer's per-request value ([Request.Data]) needs no lock; the events of different
 // requests run at the same time, so an observer must be safe for concurrent use. An
 // observer must not block: it runs on the request's path. A panic in an observer is a

@@ -83,7 +83,9 @@ type Header interface {
 type Request struct {
 	// Service is the service's name.
 	Service string
-	// Proto is the client's protocol: "HTTP/1.0", "HTTP/1.1" or "HTTP/2".
+	// Proto is the client's protocol: "HTTP/1.0", "HTTP/1.1" or "HTTP/2"; "" for a
+	// request head the proxy refused before reading it whole (malformed, too large or
+	// too slow: see the package doc).
 	Proto string
 	// Scheme is "https" on a TLS endpoint, "http" otherwise.
 	Scheme string

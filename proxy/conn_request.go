@@ -126,21 +126,41 @@ func (c *conn[C]) badHead(ex *exchange[C], err error) bool {
 		c.svc.log.Warn("not HTTP: connection closed", "client", c.clientS, "reason", he.Reason, "head", headSample(c.r.Peek()))
 	case errors.As(err, &he):
 		c.svc.log.Warn("bad request", "client", c.clientS, "status", he.Status, "reason", he.Reason, "head", headSample(c.r.Peek()))
-		ex.sess.closeAfter = true
-		c.writeErrorPage(&ex.sess, he.Status)
+		c.refuseHead(ex, &Error{Type: InvalidHTTP, Source: Downstream, Status: he.Status, Cause: err})
 	case errors.Is(err, io.EOF):
 		// Closed between requests: nothing to say.
 	default:
 		var ne net.Error
 		if errors.As(err, &ne) && ne.Timeout() && c.r.Buffered() > 0 {
 			c.svc.log.Warn("request head timeout", "client", c.clientS)
-			ex.sess.closeAfter = true
-			c.writeErrorPage(&ex.sess, 408)
+			c.refuseHead(ex, &Error{Type: ReadTimeout, Source: Downstream, Status: 408, Cause: err})
 		} else if errors.Is(err, io.ErrUnexpectedEOF) {
 			c.svc.log.Warn("client closed connection mid-head", "client", c.clientS)
 		}
 	}
 	return false
+}
+
+// refuseHead answers a request head that could not be taken (malformed, too large,
+// or too slow to come) with e.Status's error page, and closes the connection after it.
+// Observers see it as a request of its own, with no protocol, method, target or header
+// fields (the head was not read whole), e as its error and the page's status; the phases,
+// Logging included, do not run, as no request reached them.
+func (c *conn[C]) refuseHead(ex *exchange[C], e *Error) {
+	sess := &ex.sess
+	sess.closeAfter = true
+	if ex.obs == nil {
+		c.writeErrorPage(sess, e.Status)
+		return
+	}
+	if sess.timing.Start = c.wokenAt; c.wokenAt.IsZero() {
+		sess.timing.Start = time.Now()
+	}
+	c.wokenAt = time.Time{}
+	c.observeStart(ex)
+	c.writeErrorPage(sess, e.Status)
+	sess.timing.End = sess.clock()
+	c.observeEnd(ex, e)
 }
 
 // buildRequest copies the parsed head into the session's request, doing the

@@ -97,7 +97,7 @@ func (c *conn[C]) observeStart(ex *exchange[C]) {
 	r := &o.req
 	// Field by field rather than a composite literal, which would build the whole
 	// Request and copy it: the fields set at RequestEnd are all set there.
-	r.Service, r.Proto, r.Scheme = c.svc.name, sess.req.Version.String(), c.scheme()
+	r.Service, r.Proto, r.Scheme = c.svc.name, protoName(sess.req.Version), c.scheme()
 	r.Method, r.Target, r.Host = sess.req.Method, sess.req.Target, sess.req.Host()
 	r.Client, r.Header, r.Upgrade, r.Start = c.clientS, &sess.req.Header, sess.upgrade, sess.timing.Start
 	r.Attempts = 0
@@ -108,6 +108,15 @@ func (c *conn[C]) observeStart(ex *exchange[C]) {
 		o.reqData[i] = r.Data
 	}
 	r.Data = nil
+}
+
+// protoName names the protocol of a request of version v for observers: "" for none
+// (a refused head: see refuseHead).
+func protoName(v message.Version) string {
+	if v == 0 {
+		return ""
+	}
+	return v.String()
 }
 
 // attemptClock returns the time an attempt begins its work, for the attempt that

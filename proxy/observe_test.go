@@ -439,3 +439,48 @@ func TestObserverEventFilter(t *testing.T) {
 		t.Errorf("the other observer saw\n%s", strings.Join(l, "\n"))
 	}
 }
+
+// TestObserverBadHead: a request head the proxy refuses is one request to observers,
+// with the error page's status and an invalid-HTTP error, and no method or target; the
+// Logging phase does not run for it.
+func TestObserverBadHead(t *testing.T) {
+	rec := newRecorder("R")
+	app := &loggingCounter{}
+	svc, _ := newTestService[*testCtx](t, app, ServiceOptions{Observers: []observe.Observer{rec}})
+	addr := startProxy(t, svc)
+	c, br := dialRaw(t, addr)
+	defer c.Close()
+	io.WriteString(c, "GET / HTTP/1.1\r\nHost: h\r\nBad Header Line\r\n\r\n")
+	if resp, _ := readResponse(t, br, "GET"); resp.StatusCode != 400 {
+		t.Fatalf("status %d", resp.StatusCode)
+	}
+	waitFor(t, "the connection's close", rec.closed)
+	want := []string{
+		"start  http   host= client=127.0.0.1",
+		`end status=400 attempts=0 upstream-status=0 err="invalid HTTP" data=R:`,
+	}
+	var got []string
+	for _, l := range rec.lines() {
+		if !strings.HasPrefix(l, "conn-") {
+			got = append(got, l)
+		}
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("events:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	e := rec.ends[0]
+	if e.ErrSource != "downstream" || e.Start.IsZero() || e.End.Before(e.Start) || e.Method != "" || e.Target != "" {
+		t.Errorf("RequestEnd: source %q start %v end %v method %q target %q", e.ErrSource, e.Start, e.End, e.Method, e.Target)
+	}
+	if n := app.logged.Load(); n != 0 {
+		t.Errorf("Logging ran %d times", n)
+	}
+}
+
+// loggingCounter is a proxy that counts its Logging phases.
+type loggingCounter struct {
+	fixedProxy
+	logged atomic.Int64
+}
+
+func (p *loggingCounter) Logging(context.Context, *Session, *testCtx, error) { p.logged.Add(1) }
