@@ -51,7 +51,8 @@
 // A request that is not reported costs a few comparisons and no allocation. A
 // reported one passes a token bucket ([Options.EventsPerSecond], [Options.Burst]; one
 // atomic word, no lock); the events it turns away are counted ([Observer.Dropped]), so
-// a storm of 5xx costs Sentry's quota a burst and then a trickle. Past it, the request
+// a storm of 5xx costs Sentry's quota a burst and then a trickle. Panics pass a bucket
+// of their own, so that such a storm does not hide them. Past it, the request
 // copies what the event needs (its strings, the panic's stack, the error's text),
 // counts the event under a short lock and starts a goroutine that builds the event and
 // hands it to the sentry-go client: the request never waits for the client, whose HTTP

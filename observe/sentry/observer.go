@@ -25,9 +25,11 @@ var ErrFlushTimeout = errors.New("sentry: flush timed out, events may be lost")
 type Observer struct {
 	observe.Base
 
-	c      config
-	bucket *bucket
-	base   time.Time    // the origin of the bucket's monotonic clock
+	c config
+	// The rate limits: one for the panics, one for the other failures, so that a
+	// storm of 502s does not hide a panic.
+	panics, failures *bucket
+	base             time.Time    // the origin of the buckets' monotonic clock
 	now    func() int64 // nanoseconds since base
 
 	dropped  atomic.Uint64
@@ -78,7 +80,7 @@ func New(opts Options) (*Observer, error) {
 		o.c.client, o.c.owned = cl, true
 	}
 	o.now = func() int64 { return int64(time.Since(o.base)) }
-	o.bucket = newBucket(c.rate, c.burst, o.now())
+	o.panics, o.failures = newBucket(c.rate, c.burst, o.now()), newBucket(c.rate, c.burst, o.now())
 	return o, nil
 }
 
@@ -97,7 +99,11 @@ func (o *Observer) RequestEnd(r *observe.Request) {
 	if r.Panic == nil && !o.wants(r) {
 		return
 	}
-	if !o.bucket.allow(o.now()) {
+	b := o.failures
+	if r.Panic != nil {
+		b = o.panics
+	}
+	if !b.allow(o.now()) {
 		o.dropped.Add(1)
 		return
 	}

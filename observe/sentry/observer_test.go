@@ -294,11 +294,36 @@ func TestRateLimit(t *testing.T) {
 	}
 }
 
+// TestRateLimitPanics: panics have a bucket of their own, which a storm of failures
+// does not empty, and which limits them as much.
+func TestRateLimitPanics(t *testing.T) {
+	o, tr := newObserver(t, Options{EventsPerSecond: 1.0 / 3600, Burst: 2})
+	for range 5 {
+		o.RequestEnd(request(502, errRefused))
+	}
+	for range 3 {
+		r := request(500, nil)
+		r.Panic, r.Stack = panicking()
+		o.RequestEnd(r)
+	}
+	evs := flushed(t, o, tr)
+	panics := 0
+	for _, ev := range evs {
+		if ev.Level == sentrygo.LevelFatal {
+			panics++
+		}
+	}
+	if len(evs) != 4 || panics != 2 || o.Dropped() != 4 {
+		t.Errorf("%d events, %d of them panics, %d dropped; want 2 failures and 2 panics sent, 3 and 1 dropped",
+			len(evs), panics, o.Dropped())
+	}
+}
+
 func TestRateLimitRefills(t *testing.T) {
 	o, tr := newObserver(t, Options{EventsPerSecond: 10, Burst: 2})
 	var now int64
 	o.now = func() int64 { return now }
-	o.bucket = newBucket(10, 2, 0)
+	o.panics, o.failures = newBucket(10, 2, 0), newBucket(10, 2, 0)
 	for range 5 {
 		o.RequestEnd(request(502, errRefused))
 	}

@@ -52,10 +52,11 @@ type Options struct {
 	// and a given Client's own options apply.
 	Environment, Release string
 
-	// EventsPerSecond and Burst are the token bucket that bounds the events sent:
-	// Burst events at once, then EventsPerSecond on average. Events over the limit
-	// are dropped and counted ([Observer.Dropped]). If zero, 1 per second and a burst
-	// of 20.
+	// EventsPerSecond and Burst are the token buckets that bound the events sent:
+	// Burst events at once, then EventsPerSecond on average; panics have a bucket of
+	// their own, with the same rate and burst, so that a storm of failures does not
+	// hide them. Events over the limit are dropped and counted ([Observer.Dropped]).
+	// If zero, 1 per second and a burst of 20.
 	EventsPerSecond float64
 	Burst           int
 
