@@ -30,7 +30,7 @@ type Observer struct {
 	// storm of 502s does not hide a panic.
 	panics, failures *bucket
 	base             time.Time    // the origin of the buckets' monotonic clock
-	now    func() int64 // nanoseconds since base
+	now              func() int64 // nanoseconds since base
 
 	dropped  atomic.Uint64
 	reported atomic.Uint64
