@@ -1,6 +1,7 @@
 package otel
 
 import (
+	"strconv"
 	"strings"
 
 	"go.opentelemetry.io/otel/attribute"
@@ -135,4 +136,31 @@ func errText(err error) string {
 		return ""
 	}
 	return err.Error()
+}
+
+// rpcMethodOther is rpc.method for a method the instrumentation cannot tell is defined.
+var rpcMethodOther = semconv.RPCMethodKey.String("_OTHER")
+
+// grpcCodeName returns the name of a gRPC status code, as gRPC's documentation and
+// rpc.response.status_code write it: "OK", "UNAVAILABLE"; the number for one outside
+// the 17 codes.
+func grpcCodeName(code int) string {
+	names := [...]string{"OK", "CANCELLED", "UNKNOWN", "INVALID_ARGUMENT", "DEADLINE_EXCEEDED",
+		"NOT_FOUND", "ALREADY_EXISTS", "PERMISSION_DENIED", "RESOURCE_EXHAUSTED",
+		"FAILED_PRECONDITION", "ABORTED", "OUT_OF_RANGE", "UNIMPLEMENTED", "INTERNAL",
+		"UNAVAILABLE", "DATA_LOSS", "UNAUTHENTICATED"}
+	if code >= 0 && code < len(names) {
+		return names[code]
+	}
+	return strconv.Itoa(code)
+}
+
+// grpcServerError reports whether a gRPC status code is a server's error by the
+// semantic conventions for gRPC servers.
+func grpcServerError(code int) bool {
+	switch code {
+	case 2, 4, 12, 13, 14, 15: // UNKNOWN, DEADLINE_EXCEEDED, UNIMPLEMENTED, INTERNAL, UNAVAILABLE, DATA_LOSS
+		return true
+	}
+	return false
 }

@@ -388,6 +388,9 @@ func (o *Observer) RequestEnd(r *observe.Request) {
 			// conventions ask of servers.
 			attrs = append(attrs, errorType(r.ErrType))
 		}
+		if r.GRPC {
+			attrs = o.grpcEnd(span, r, attrs)
+		}
 		span.SetAttributes(attrs...)
 		clear(attrs)
 	}
@@ -403,6 +406,28 @@ func (o *Observer) RequestEnd(r *observe.Request) {
 	st.opts = [2]trace.SpanStartOption{}
 	st.tp = ""
 	o.states.Put(st)
+}
+
+// grpcEnd appends to attrs the RPC attributes of a gRPC call (r.GRPC), whose HTTP
+// status says little (200 for most failures): the system, the method (as "_OTHER" with
+// the original name, since a proxy cannot tell which methods its peers define, as the
+// semantic conventions ask then) and the grpc-status the client got, by its name. A
+// status that the conventions count as a server's error (UNKNOWN, DEADLINE_EXCEEDED,
+// UNIMPLEMENTED, INTERNAL, UNAVAILABLE, DATA_LOSS) sets the span's status to Error and
+// error.type to the status's name, unless the HTTP status did already.
+func (o *Observer) grpcEnd(span trace.Span, r *observe.Request, attrs []attribute.KeyValue) []attribute.KeyValue {
+	code := grpcCodeName(r.GRPCStatus)
+	attrs = append(attrs, semconv.RPCSystemNameGRPC, semconv.RPCResponseStatusCode(code))
+	if path, _ := splitTarget(r.Target); len(path) > 1 && path[0] == '/' && strings.IndexByte(path[1:], '/') > 0 {
+		attrs = append(attrs, rpcMethodOther, semconv.RPCMethodOriginal(strings.Clone(path[1:])))
+	}
+	if grpcServerError(r.GRPCStatus) && r.Status < 500 {
+		if r.Err == nil {
+			attrs = append(attrs, semconv.ErrorTypeKey.String(code))
+		}
+		span.SetStatus(codes.Error, "grpc-status "+code)
+	}
+	return attrs
 }
 
 // drop asks o.sampler whether to trace the request, with the parameters the SDK's

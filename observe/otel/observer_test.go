@@ -560,3 +560,49 @@ func TestExtractOnlyWithFields(t *testing.T) {
 		t.Errorf("%d extracts for a request with a traceparent, want 1", n)
 	}
 }
+
+// TestGRPC: a gRPC call's server span has the RPC attributes, and a grpc-status that is
+// a server's error makes the span an error though the HTTP status is 200.
+func TestGRPC(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		code   int
+		status string
+		err    bool
+	}{
+		{"ok", 0, "OK", false},
+		{"not found", 5, "NOT_FOUND", false},
+		{"unavailable", 14, "UNAVAILABLE", true},
+		{"out of range code", 99, "99", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			obs, rec := newRecorded(t, otel.Options{})
+			r := request("POST", "/helloworld.Greeter/SayHello", "Content-Type", "application/grpc")
+			r.Proto = "HTTP/2"
+			r.GRPC, r.GRPCStatus = true, tc.code
+			cycle(obs, r, 200, attempt{peer: "10.0.0.7:50051", status: 200})
+			server, _ := split(t, rec.Ended(), 1)
+			want := map[string]string{
+				"rpc.system.name":           "grpc",
+				"rpc.response.status_code":  tc.status,
+				"rpc.method":                "_OTHER",
+				"rpc.method_original":       "helloworld.Greeter/SayHello",
+				"http.response.status_code": "200",
+			}
+			if tc.err {
+				want["error.type"] = tc.status
+				checkAttrs(t, server, want)
+			} else {
+				checkAttrs(t, server, want, "error.type")
+			}
+			if got := server.Status().Code == codes.Error; got != tc.err {
+				t.Errorf("server span status %v, want error %v", server.Status(), tc.err)
+			}
+		})
+	}
+	// Not gRPC: no RPC attributes.
+	obs, rec := newRecorded(t, otel.Options{})
+	cycle(obs, request("GET", "/a/b"), 200, attempt{peer: "10.0.0.7:80", status: 200})
+	server, _ := split(t, rec.Ended(), 1)
+	checkAttrs(t, server, nil, "rpc.system.name", "rpc.method", "rpc.response.status_code")
+}
