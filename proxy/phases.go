@@ -155,9 +155,9 @@ type ProxyHTTP[C any] interface {
 	// client. Default: chunk unchanged. An error from it (or from
 	// UpstreamResponseBodyFilter) comes after the response head was handed to the
 	// client's connection: the response is cut short (the HTTP/1.x connection closes, the
-	// HTTP/2 stream is reset) rather than replaced by an error page, as in Pingora. A
-	// phase that must refuse a response for its body buffers the body and decides before
-	// passing any of it on, or decides in ResponseFilter.
+	// HTTP/2 stream is reset) rather than replaced by an error page, as in Pingora: its
+	// status is on its way. To refuse a response for what its head says, use
+	// ResponseFilter.
 	ResponseBodyFilter(ctx context.Context, s *Session, c C, chunk []byte, end bool) ([]byte, error)
 
 	// ResponseTrailerFilter may change the response trailers before they go to the client.
