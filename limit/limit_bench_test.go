@@ -39,16 +39,17 @@ func BenchmarkLimitRate(b *testing.B) {
 }
 
 // BenchmarkLimitTokenBucket is one [TokenBucket.Allow], each under the next of a
-// million keys, all of which have their state in the table (MaxKeys is twice that, as
-// the keys do not spread over the shards exactly evenly).
+// million keys, which have their state in the table but for a few percent: MaxKeys is
+// twice that, and the keys do not spread over the table evenly (a key whose line is
+// full takes the place of an idle entry, which loses nothing at this rate).
 func BenchmarkLimitTokenBucket(b *testing.B) {
 	tb, _ := NewTokenBucket(TokenBucketOptions{Rate: 1e9, Burst: 1, MaxKeys: 2 * benchMillion})
 	keys := millionKeys()
 	for _, k := range keys {
 		tb.Allow(k)
 	}
-	if tb.Len() != benchMillion {
-		b.Fatalf("%d keys held", tb.Len())
+	if n := tb.Len(); n > benchMillion || n < benchMillion*95/100 {
+		b.Fatalf("%d keys held", n)
 	}
 	i := 0
 	b.ReportAllocs()

@@ -49,19 +49,3 @@ func TestOptions(t *testing.T) {
 }
 
 func nan() float64 { z := 0.0; return z / z }
-
-func TestShardCaps(t *testing.T) {
-	for _, n := range []int{1, 2, 3, 63, 64, 65, 1000, 1 << 20} {
-		caps := shardCaps(n)
-		sum := 0
-		for _, c := range caps {
-			if c < 1 {
-				t.Fatalf("shardCaps(%d): a shard of %d", n, c)
-			}
-			sum += c
-		}
-		if sum != n || len(caps) > maxShards || len(caps)&(len(caps)-1) != 0 {
-			t.Fatalf("shardCaps(%d): %d shards holding %d", n, len(caps), sum)
-		}
-	}
-}
