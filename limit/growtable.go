@@ -11,9 +11,9 @@ import (
 // whose number grows by doubling as keys come, from a few dozen up to the most that
 // MaxKeys allows, so that the lines in use stay few (and in the cache) when few keys
 // have requests running. Each entry's value holds the high 32 bits of its key's hash
-// above a 32-bit count, so an entry can be moved: the line of a hash is picked by
-// those bits, and doubling the lines splits line i into lines 2i and 2i+1, which
-// never overflow.
+// above a 32-bit count, and its tag the low 32 bits, so an entry can be moved: the
+// line of a hash is picked by its high bits, and doubling the lines splits line i into
+// lines 2i and 2i+1, which never overflow.
 //
 // The lines number m×2^k with m in [32, 64) (fewer for a small MaxKeys), at most
 // maxKeys/5 of them, so the room is at most maxKeys and more than 96% of it when the
@@ -47,6 +47,20 @@ func flightVal(h uint64, count int64) int64 { return int64(h>>32<<32) | count }
 
 // flightCount returns the count of an entry's value.
 func flightCount(v int64) int64 { return int64(uint32(v)) }
+
+// findHash returns the slot, among the first room, of the entry of hash h: its tag and
+// the high bits of its value are h's, so that two keys share an entry only when their
+// whole hashes are equal (or differ only in that h's tag 0 is read as 1), and then
+// move together when the table grows. The lock is held.
+func (l *line) findHash(h uint64, room int) int {
+	tag := tagOf(h)
+	for i := range l.tags[:room] {
+		if l.tags[i] == tag && uint64(l.vals[i])>>32 == h>>32 {
+			return i
+		}
+	}
+	return -1
+}
 
 func newGrowTable(maxKeys int) *growTable {
 	t := &growTable{room: min(maxKeys, lineSlots)}

@@ -30,13 +30,16 @@ type InFlightOptions struct {
 //
 // Keys are held by a 64-bit hash of them, in a table of cache lines of 5 entries, as in
 // [TokenBucket]: an Acquire or a release reads and changes one line, under a lock bit
-// of its own. An entry is never evicted, since its count is of requests still running:
-// a new key whose line is full is refused (a chance of 0.02% with MaxKeys/10 keys
-// running, 0.9% with MaxKeys/4, 11% with MaxKeys/2). Two keys whose hashes pick one
-// line and one tag (a new key's chance: one in 860 million or less) share a count, so
-// their requests together are held to Limit: stricter, never looser. A release always
-// finds the entry its Acquire counted in (the entry lives while the count is above
-// zero), so it never takes from another key's count.
+// of its own. The lines are few while few keys have requests running, and double when
+// a new key finds its line full, up to MaxKeys/5 of them. An entry is never evicted,
+// since its count is of requests still running: once the table is as big as it may
+// be, a new key whose line is full is refused (a chance of 0.02% with MaxKeys/10 keys
+// running, 0.9% with MaxKeys/4, 11% with MaxKeys/2). Two keys share a count only when
+// their whole 64-bit hashes are equal (a chance of about n/2⁶³ for a new key among n),
+// and then their requests together are held to Limit: stricter, never looser. A
+// release always finds the entry its Acquire counted in (the entry lives while its
+// count is above zero, and moves with the key's hash), so it never takes from another
+// key's count.
 //
 // An InFlight is safe for concurrent use; Acquire costs no allocation.
 type InFlight struct {
@@ -136,7 +139,7 @@ func (f *InFlight) Count(key string) int {
 	h := f.h.str(key)
 	l, _ := f.t.lock(h)
 	n := int64(0)
-	if i := l.find(tagOf(h), f.t.room); i >= 0 {
+	if i := l.findHash(h, f.t.room); i >= 0 {
 		n = flightCount(l.vals[i])
 	}
 	l.unlock()
@@ -148,10 +151,9 @@ func (f *InFlight) Count(key string) int {
 func (f *InFlight) Len() int { return f.t.len() }
 
 func (f *InFlight) acquire(h uint64) (Token, bool) {
-	tag := tagOf(h)
 	for {
 		l, s := f.t.lock(h)
-		if i := l.find(tag, f.t.room); i >= 0 {
+		if i := l.findHash(h, f.t.room); i >= 0 {
 			if flightCount(l.vals[i]) >= f.limit {
 				l.unlock()
 				return Token{}, false
@@ -161,7 +163,7 @@ func (f *InFlight) acquire(h uint64) (Token, bool) {
 			return Token{f: f, h: h}, true
 		}
 		if i := l.free(f.t.room); i >= 0 {
-			l.tags[i], l.vals[i] = tag, flightVal(h, 1)
+			l.tags[i], l.vals[i] = tagOf(h), flightVal(h, 1)
 			l.unlock()
 			return Token{f: f, h: h}, true
 		}
@@ -173,9 +175,8 @@ func (f *InFlight) acquire(h uint64) (Token, bool) {
 }
 
 func (f *InFlight) release(h uint64) {
-	tag := tagOf(h)
 	l, _ := f.t.lock(h)
-	if i := l.find(tag, f.t.room); i >= 0 {
+	if i := l.findHash(h, f.t.room); i >= 0 {
 		if flightCount(l.vals[i]) > 1 {
 			l.vals[i]--
 		} else {
