@@ -20,8 +20,9 @@ type TokenBucketOptions struct {
 	// loses nothing) if the line has one, or else the one that loses least (it gets a
 	// full bucket back if it returns). Keys spread over the lines at random, so a line
 	// may fill before the table does: size MaxKeys to twice the keys that should keep
-	// their state or more (see [TokenBucket]). If zero, 65536. The table is made with
-	// the TokenBucket: 64 bytes per 5 keys, 12.8 bytes a key (820 KiB for 65536).
+	// their state or more (see [TokenBucket]). If zero, 65536; at most 1<<26. The table
+	// is made whole with the TokenBucket: 64 bytes per 5 keys, 12.8 bytes a key (820
+	// KiB for 65536, 820 MiB for 1<<26).
 	MaxKeys int
 }
 
@@ -66,8 +67,9 @@ func NewTokenBucket(opts TokenBucketOptions) (*TokenBucket, error) {
 		return nil, fmt.Errorf("limit: TokenBucketOptions.Rate %v is not in (0, 1e9]: %w", opts.Rate, ErrOption)
 	case opts.Burst < 0 || opts.Burst > 1<<30:
 		return nil, fmt.Errorf("limit: TokenBucketOptions.Burst %d is not in [1, 1<<30]: %w", opts.Burst, ErrOption)
-	case opts.MaxKeys < 0 || opts.MaxKeys > 1<<30:
-		return nil, fmt.Errorf("limit: TokenBucketOptions.MaxKeys %d is not in [1, 1<<30]: %w", opts.MaxKeys, ErrOption)
+	case opts.MaxKeys < 0 || opts.MaxKeys > 1<<26:
+		// The table is made whole at once: 1<<26 keys take 820 MiB.
+		return nil, fmt.Errorf("limit: TokenBucketOptions.MaxKeys %d is not in [1, 1<<26]: %w", opts.MaxKeys, ErrOption)
 	}
 	interval := int64(math.Round(float64(time.Second) / opts.Rate))
 	if interval < 1 {

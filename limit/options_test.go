@@ -24,6 +24,8 @@ func TestOptions(t *testing.T) {
 		{"bucket rate NaN", func() error { _, err := NewTokenBucket(TokenBucketOptions{Rate: nan()}); return err }, "TokenBucketOptions.Rate"},
 		{"bucket burst", func() error { _, err := NewTokenBucket(TokenBucketOptions{Rate: 1, Burst: -2}); return err }, "TokenBucketOptions.Burst"},
 		{"bucket keys", func() error { _, err := NewTokenBucket(TokenBucketOptions{Rate: 1, MaxKeys: -1}); return err }, "TokenBucketOptions.MaxKeys"},
+		{"bucket keys big", func() error { _, err := NewTokenBucket(TokenBucketOptions{Rate: 1, MaxKeys: 1<<26 + 1}); return err }, "TokenBucketOptions.MaxKeys"},
+		{"inflight keys big", func() error { _, err := NewInFlight(InFlightOptions{Limit: 1, MaxKeys: 1 << 30}); return err }, ""},
 		{"inflight good", func() error { _, err := NewInFlight(InFlightOptions{Limit: 1}); return err }, ""},
 		{"inflight limit", func() error { _, err := NewInFlight(InFlightOptions{}); return err }, "InFlightOptions.Limit"},
 		{"inflight keys", func() error { _, err := NewInFlight(InFlightOptions{Limit: 1, MaxKeys: -5}); return err }, "InFlightOptions.MaxKeys"},
