@@ -117,7 +117,19 @@ func (b *TokenBucket) Check(key string) (tok Token, ok bool, retryAfter time.Dur
 }
 
 func (b *TokenBucket) allow(h uint64) (bool, time.Duration) {
-	now := b.clk.fast()
+	if ok, _ := b.check(h, b.clk.fast()); ok {
+		return true, 0
+	}
+	// Refused on the coarse clock, which may lag: check again on the precise one, read
+	// without the line's lock held, so that the lock is held for a few loads and stores
+	// even when a client over its limit sends many requests at once.
+	return b.check(h, b.clk.now())
+}
+
+// check takes a token from the bucket of hash h at now if it has one, and otherwise
+// says how long until it will. A refusal changes nothing but the line's entries (a new
+// key's entry is made, full).
+func (b *TokenBucket) check(h uint64, now int64) (bool, time.Duration) {
 	l, room, tag := b.t.locate(h)
 	l.lock() // the lines of a table never move
 	i := l.find(tag, room)
@@ -127,13 +139,8 @@ func (b *TokenBucket) allow(h uint64) (bool, time.Duration) {
 	}
 	tat := max(l.vals[i], now)
 	if tat-now > b.tol {
-		// Refused on the coarse clock, which may lag: ask the precise one.
-		now = b.clk.now()
-		tat = max(l.vals[i], now)
-		if tat-now > b.tol {
-			l.unlock()
-			return false, time.Duration(tat - b.tol - now)
-		}
+		l.unlock()
+		return false, time.Duration(tat - b.tol - now)
 	}
 	l.vals[i] = tat + b.interval
 	l.unlock()
