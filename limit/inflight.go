@@ -12,11 +12,12 @@ type InFlightOptions struct {
 	// Limit is how many requests of one key may run at once. It must be positive.
 	Limit int
 	// MaxKeys bounds the keys with requests running. A key with none takes no room; a
-	// key goes in one line of 5 entries that its hash picks, and a new key is refused
-	// while that line is full, which may come before MaxKeys keys in all: size it to
-	// four times the keys expected to have requests running at once or more (see
-	// [InFlight]). If zero, 65536. The table is made with the InFlight: 64 bytes per
-	// 5 keys, 12.8 bytes a key (820 KiB for 65536).
+	// key goes in one line of 5 entries that its hash picks, and once the table has
+	// grown to MaxKeys (or a little under: see [InFlight]) a new key is refused while
+	// its line is full, which may come before MaxKeys keys in all: size it to four
+	// times the keys expected to have requests running at once or more. If zero,
+	// 65536. The table grows with the keys, from 4 KiB or less to at most 12.8 bytes a
+	// key of MaxKeys (820 KiB for 65536), and does not shrink.
 	MaxKeys int
 	// RetryAfter is the hint a refused request gets, in its [Decision]: how long a
 	// request runs is not known here. If zero, 1s.
@@ -31,7 +32,9 @@ type InFlightOptions struct {
 // Keys are held by a 64-bit hash of them, in a table of cache lines of 5 entries, as in
 // [TokenBucket]: an Acquire or a release reads and changes one line, under a lock bit
 // of its own. The lines are few while few keys have requests running, and double when
-// a new key finds its line full, up to MaxKeys/5 of them. An entry is never evicted,
+// a new key finds its line full, up to MaxKeys/5 of them (more than 96% of that,
+// rounded down to m×2ᵏ lines with m in [32, 64)); growing copies the table once, and
+// holds up only the checks that come to a line already copied meanwhile. An entry is never evicted,
 // since its count is of requests still running: once the table is as big as it may
 // be, a new key whose line is full is refused (a chance of 0.02% with MaxKeys/10 keys
 // running, 0.9% with MaxKeys/4, 11% with MaxKeys/2). Two keys share a count only when
@@ -69,8 +72,9 @@ func NewInFlight(opts InFlightOptions) (*InFlight, error) {
 	return &InFlight{limit: int64(opts.Limit), retry: opts.RetryAfter, h: newHasher(), t: newGrowTable(opts.MaxKeys)}, nil
 }
 
-// Token is an acquired slot. Release gives it back; releasing a Token again, or its zero
-// value, does nothing. Do not copy a Token (each copy could release the slot once) nor
+// Token is an acquired slot of an [InFlight]. Release gives it back; releasing a Token
+// again, or its zero value (what a rate limit's [Checker] returns: it holds nothing),
+// does nothing. Do not copy a Token (each copy could release the slot once) nor
 // release one Token from two goroutines at once.
 type Token struct {
 	f *InFlight
