@@ -64,3 +64,9 @@ type Checker interface {
 	// [Decision].
 	Check(key string) (tok Token, ok bool, retryAfter time.Duration)
 }
+
+var (
+	_ Checker = (*TokenBucket)(nil)
+	_ Checker = (*InFlight)(nil)
+	_ Checker = rateLimiter{}
+)
