@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"math"
-	"sync"
 	"time"
 )
 
@@ -15,27 +14,29 @@ type TokenBucketOptions struct {
 	Rate float64
 	// Burst is how many requests a key may make at once after a pause. If zero, 1.
 	Burst int
-	// MaxKeys bounds the keys whose state is kept. When it is reached, a new key takes
-	// the place of an idle one (one whose bucket is full again, which loses nothing),
-	// or else of one not used lately (which gets a full bucket back if it returns).
-	// If zero, 65536. Each key takes a 16-byte slot of a table kept between 3/8 and
-	// 3/4 full, so 21 to 43 bytes (23 measured with a million keys through a table of
-	// 10,000). A shard holds about MaxKeys/64 of them.
+	// MaxKeys bounds the keys whose state is kept. A key goes in one line of 5 entries
+	// that its hash picks; when that line is full, the new key takes the place of the
+	// entry whose bucket is nearest to full: an idle one (its bucket full again, which
+	// loses nothing) if the line has one, or else the one that loses least (it gets a
+	// full bucket back if it returns). Keys spread over the lines at random, so a line
+	// may fill before the table does: size MaxKeys to twice the keys that should keep
+	// their state or more (see [TokenBucket]). If zero, 65536; at most 1<<26. The table
+	// is made whole with the TokenBucket: 64 bytes per 5 keys, 12.8 bytes a key (820
+	// KiB for 65536, 820 MiB for 1<<26).
 	MaxKeys int
 }
 
 // TokenBucket limits each key to a rate with a burst: a token bucket per key, kept as
 // the generic cell rate algorithm's "theoretical arrival time" (one int64 per key).
 //
-// Keys are held by 62 bits of a 64-bit hash of them (with a seed of the bucket's own),
-// not by value: two keys collide with a chance of about n²/2⁶³ for n keys in the
-// table. The table holds at most MaxKeys entries, split over up to 64 shards, each with
-// its own lock; when a shard is full, a clock hand sweeps it for an idle entry (its
-// bucket full again: dropping it changes nothing) or one whose use bit is clear.
-//
-// Each shard's table is open addressing in one slice of 16-byte slots (hash and
-// arrival time), so a check reads one cache line of it, and takes its shard's lock
-// once.
+// Keys are held by a 64-bit hash of them (with a seed of the bucket's own), not by
+// value, in a table of cache lines of 5 entries each: the hash picks a line and a
+// 32-bit tag, and a check reads and changes that one line, under a lock bit of its
+// own, with no lock or counter shared with other keys. Two keys whose hashes pick one
+// line and one tag (a new key's chance: one in 860 million or less) share a bucket,
+// so each gets fewer tokens, never more, until the entry goes. A full line evicts its
+// entry nearest to full (see MaxKeys); with the table holding half of MaxKeys, 11% of
+// the lines are full, with a quarter 0.9%.
 //
 // Time is read from a clock the bucket keeps to a millisecond while it is used (an
 // atomic load, where reading the system's clock costs as much as the rest of a
@@ -43,25 +44,13 @@ type TokenBucketOptions struct {
 // on the precise time, so refusals and their wait are exact, and a key may get, over
 // its burst, the tokens of the clock's lag (a millisecond: one request at 1000/s).
 //
-// A TokenBucket is safe for concurrent use. Allow costs no allocation for a key that is
-// in the table.
+// A TokenBucket is safe for concurrent use. Allow costs no allocation.
 type TokenBucket struct {
 	interval int64 // nanoseconds between two tokens
 	tol      int64 // how far ahead of now the arrival time may be: (Burst-1) × interval
 	h        hasher
 	clk      clock
-	shards   []bucketShard
-}
-
-// A bucket's slot holds its theoretical arrival time in val, on clk, and its use bit in
-// bit 0 of the tag: set by a use, cleared by the clock hand.
-const usedBit = 1
-
-type bucketShard struct {
-	mu   sync.Mutex
-	t    table
-	hand int
-	_    [64]byte // keep two shards' locks off one cache line
+	t        table // the values are the theoretical arrival times, on clk
 }
 
 // NewTokenBucket returns a [TokenBucket] with the given options, or an error naming the
@@ -78,24 +67,21 @@ func NewTokenBucket(opts TokenBucketOptions) (*TokenBucket, error) {
 		return nil, fmt.Errorf("limit: TokenBucketOptions.Rate %v is not in (0, 1e9]: %w", opts.Rate, ErrOption)
 	case opts.Burst < 0 || opts.Burst > 1<<30:
 		return nil, fmt.Errorf("limit: TokenBucketOptions.Burst %d is not in [1, 1<<30]: %w", opts.Burst, ErrOption)
-	case opts.MaxKeys < 0 || opts.MaxKeys > 1<<30:
-		return nil, fmt.Errorf("limit: TokenBucketOptions.MaxKeys %d is not in [1, 1<<30]: %w", opts.MaxKeys, ErrOption)
+	case opts.MaxKeys < 0 || opts.MaxKeys > 1<<26:
+		// The table is made whole at once: 1<<26 keys take 820 MiB.
+		return nil, fmt.Errorf("limit: TokenBucketOptions.MaxKeys %d is not in [1, 1<<26]: %w", opts.MaxKeys, ErrOption)
 	}
 	interval := int64(math.Round(float64(time.Second) / opts.Rate))
 	if interval < 1 {
 		interval = 1
 	}
-	caps := shardCaps(opts.MaxKeys)
 	b := &TokenBucket{
 		interval: interval,
 		tol:      int64(opts.Burst-1) * interval,
 		h:        newHasher(),
-		shards:   make([]bucketShard, len(caps)),
+		t:        newTable(opts.MaxKeys),
 	}
 	b.clk.init()
-	for i, c := range caps {
-		b.shards[i].t.max = c
-	}
 	return b, nil
 }
 
@@ -119,70 +105,63 @@ func (b *TokenBucket) Limit(ctx context.Context, key string) (Decision, error) {
 	return Decision{Allowed: ok, RetryAfter: wait}, nil
 }
 
-// Len returns how many keys have state now.
-func (b *TokenBucket) Len() int {
-	n := 0
-	for i := range b.shards {
-		s := &b.shards[i]
-		s.mu.Lock()
-		n += s.t.n
-		s.mu.Unlock()
-	}
-	return n
+// Len returns how many keys have state now. It takes each line's lock in turn: a pass
+// over the table, for tests and metrics rather than for each request.
+func (b *TokenBucket) Len() int { return b.t.len() }
+
+// Check implements [Checker] with [TokenBucket.Allow]; the token is the zero [Token],
+// as a rate limit holds nothing.
+func (b *TokenBucket) Check(key string) (tok Token, ok bool, retryAfter time.Duration) {
+	ok, retryAfter = b.allow(b.h.str(key))
+	return Token{}, ok, retryAfter
 }
 
 func (b *TokenBucket) allow(h uint64) (bool, time.Duration) {
-	now := b.clk.fast()
-	tag := tagOf(h)
-	s := &b.shards[shardOf(h, len(b.shards))]
-	s.mu.Lock()
-	i, ok := s.t.lookup(tag)
-	if !ok {
-		i = s.insert(tag, i, now)
+	if ok, _ := b.check(h, b.clk.fast()); ok {
+		return true, 0
 	}
-	e := &s.t.slots[i]
-	e.tag |= usedBit
-	tat := max(e.val, now)
+	// Refused on the coarse clock, which may lag: check again on the precise one, read
+	// without the line's lock held, so that the lock is held for a few loads and stores
+	// even when a client over its limit sends many requests at once.
+	return b.check(h, b.clk.now())
+}
+
+// check takes a token from the bucket of hash h at now if it has one, and otherwise
+// says how long until it will. A refusal changes nothing but the line's entries (a new
+// key's entry is made, full).
+func (b *TokenBucket) check(h uint64, now int64) (bool, time.Duration) {
+	l, room, tag := b.t.locate(h)
+	l.lock() // the lines of a table never move
+	i := l.find(tag, room)
+	if i < 0 {
+		i = l.evict(room)
+		l.tags[i], l.vals[i] = tag, now
+	}
+	tat := max(l.vals[i], now)
 	if tat-now > b.tol {
-		// Refused on the coarse clock, which may lag: ask the precise one.
-		now = b.clk.now()
-		tat = max(e.val, now)
-		if tat-now > b.tol {
-			s.mu.Unlock()
-			return false, time.Duration(tat - b.tol - now)
-		}
+		l.unlock()
+		return false, time.Duration(tat - b.tol - now)
 	}
-	e.val = tat + b.interval
-	s.mu.Unlock()
+	l.vals[i] = tat + b.interval
+	l.unlock()
 	return true, 0
 }
 
-// insert makes an entry for tag, its bucket full at now, and returns its index; at is
-// where lookup found tag would go, and s.mu is held. When the shard holds its most, an
-// entry goes first: the clock hand sweeps the slots, an idle entry (its bucket full
-// again) goes at once, and a used one gets its use bit cleared and a second chance.
-// Two turns at most, then the last entry the hand passed goes whatever it is.
-func (s *bucketShard) insert(tag uint64, at int, now int64) int {
-	if s.t.n < s.t.max {
-		return s.t.insertAt(at, tag, now)
+// evict returns a slot of the line, among its first room, for a new key: an
+// empty one if there is one, or else the one with the earliest arrival time, the
+// bucket nearest to full. An idle entry (its bucket full again now) is the earliest
+// or as early, so dropping it changes nothing; a busy one is the one whose key would
+// have had its bucket full soonest, the least a returning key can gain. The lock is
+// held.
+func (l *line) evict(room int) int {
+	if i := l.free(room); i >= 0 {
+		return i
 	}
-	slots := s.t.slots
-	victim := -1
-	for range 2 * len(slots) {
-		j := s.hand
-		if s.hand++; s.hand >= len(slots) {
-			s.hand = 0
+	j := 0
+	for i := 1; i < room; i++ {
+		if l.vals[i] < l.vals[j] {
+			j = i
 		}
-		e := &slots[j]
-		if e.tag == 0 {
-			continue
-		}
-		victim = j
-		if e.val <= now || e.tag&usedBit == 0 {
-			break
-		}
-		e.tag &^= usedBit
 	}
-	s.t.remove(victim) // moves entries: at no longer holds
-	return s.t.insert(tag, now)
+	return j
 }

@@ -7,8 +7,15 @@
 //   - [InFlight] limits each key's requests running at once; a key's state goes when
 //     its last request ends.
 //
+// The keyed ones keep a key's state in one cache line that the key's hash picks, of
+// 5 entries with a lock bit of its own: a check touches that line and no lock or
+// counter of other keys, which is what a check of a key among a million costs (a
+// cache miss) and what lets checks on many cores not wait for each other.
+//
 // Each implements [Limiter] (a [Rate] through [Rate.Limiter]), the interface the HTTP
-// helper in limit/httplimit takes, which answers 429 with Retry-After. Package
+// helper in limit/httplimit takes, which answers 429 with Retry-After, and [Checker],
+// its form without a context whose allowed requests hold a [Token]: a check of any of
+// them allocates nothing. Package
 // limit/redis has limiters of the same shapes whose state lives in Redis, so a limit
 // holds across a fleet of processes, with one of these as the fallback when Redis is
 // down.

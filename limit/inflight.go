@@ -3,7 +3,6 @@ package limit
 import (
 	"context"
 	"fmt"
-	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -13,9 +12,12 @@ type InFlightOptions struct {
 	// Limit is how many requests of one key may run at once. It must be positive.
 	Limit int
 	// MaxKeys bounds the keys with requests running. A key with none takes no room; a
-	// new key is refused while its shard is full (the table is split into up to 64
-	// shards of MaxKeys/64 keys each, so a little before MaxKeys keys in all). If zero,
-	// 65536.
+	// key goes in one line of 5 entries that its hash picks, and once the table has
+	// grown to MaxKeys (or a little under: see [InFlight]) a new key is refused while
+	// its line is full, which may come before MaxKeys keys in all: size it to four
+	// times the keys expected to have requests running at once or more. If zero,
+	// 65536. The table grows with the keys, from 4 KiB or less to at most 12.8 bytes a
+	// key of MaxKeys (820 KiB for 65536), and does not shrink.
 	MaxKeys int
 	// RetryAfter is the hint a refused request gets, in its [Decision]: how long a
 	// request runs is not known here. If zero, 1s.
@@ -25,24 +27,29 @@ type InFlightOptions struct {
 // InFlight counts, per key, the requests still running, and refuses one more when a key
 // has Limit of them. A request holds its slot from Acquire until its [Token] is
 // released, at the request's end; a key's entry is removed when its count falls to zero,
-// so the table holds only keys with work running, at most MaxKeys of them (a 16-byte
-// slot each in a table between 3/8 and 3/4 full, 21 to 43 bytes: 42 measured with
-// 100,000). The table does not shrink: it keeps the room of the most keys it held.
+// so the table holds only keys with work running, at most MaxKeys of them.
 //
-// Keys are held by 62 bits of a 64-bit hash of them, as in [TokenBucket]. An InFlight is safe for
-// concurrent use; Acquire costs no allocation.
+// Keys are held by a 64-bit hash of them, in a table of cache lines of 5 entries, as in
+// [TokenBucket]: an Acquire or a release reads and changes one line, under a lock bit
+// of its own. The lines are few while few keys have requests running, and double when
+// a new key finds its line full, up to MaxKeys/5 of them (more than 96% of that,
+// rounded down to m×2ᵏ lines with m in [32, 64)); growing copies the table once, and
+// holds up only the checks that come to a line already copied meanwhile. An entry is never evicted,
+// since its count is of requests still running: once the table is as big as it may
+// be, a new key whose line is full is refused (a chance of 0.02% with MaxKeys/10 keys
+// running, 0.9% with MaxKeys/4, 11% with MaxKeys/2). Two keys share a count only when
+// their whole 64-bit hashes are equal (a chance of about n/2⁶³ for a new key among n),
+// and then their requests together are held to Limit: stricter, never looser. A
+// release always finds the entry its Acquire counted in (the entry lives while its
+// count is above zero, and moves with the key's hash), so it never takes from another
+// key's count.
+//
+// An InFlight is safe for concurrent use; Acquire costs no allocation.
 type InFlight struct {
-	limit  int32
-	retry  time.Duration
-	h      hasher
-	shards []flightShard
-}
-
-// An in-flight slot holds its key's count of running requests in val.
-type flightShard struct {
-	mu sync.Mutex
-	t  table
-	_  [64]byte
+	limit int64
+	retry time.Duration
+	h     hasher
+	t     *growTable // the values are hash bits over the counts of running requests
 }
 
 // NewInFlight returns an [InFlight] with the given options, or an error naming the bad
@@ -62,16 +69,12 @@ func NewInFlight(opts InFlightOptions) (*InFlight, error) {
 	case opts.RetryAfter < 0:
 		return nil, fmt.Errorf("limit: InFlightOptions.RetryAfter %v is negative: %w", opts.RetryAfter, ErrOption)
 	}
-	caps := shardCaps(opts.MaxKeys)
-	f := &InFlight{limit: int32(opts.Limit), retry: opts.RetryAfter, h: newHasher(), shards: make([]flightShard, len(caps))}
-	for i, c := range caps {
-		f.shards[i].t.max = c
-	}
-	return f, nil
+	return &InFlight{limit: int64(opts.Limit), retry: opts.RetryAfter, h: newHasher(), t: newGrowTable(opts.MaxKeys)}, nil
 }
 
-// Token is an acquired slot. Release gives it back; releasing a Token again, or its zero
-// value, does nothing. Do not copy a Token (each copy could release the slot once) nor
+// Token is an acquired slot of an [InFlight]. Release gives it back; releasing a Token
+// again, or its zero value (what a rate limit's [Checker] returns: it holds nothing),
+// does nothing. Do not copy a Token (each copy could release the slot once) nor
 // release one Token from two goroutines at once.
 type Token struct {
 	f *InFlight
@@ -89,7 +92,7 @@ func (t *Token) Release() {
 
 // Acquire takes a slot for key if it has one free, and returns its token; ok is false
 // (and the token empty) when key already has Limit requests running, or when key is new
-// and its shard of the table is full (see MaxKeys).
+// and its line of the table is full (see MaxKeys).
 func (f *InFlight) Acquire(key string) (tok Token, ok bool) {
 	return f.acquire(f.h.str(key))
 }
@@ -126,62 +129,63 @@ func (r *onceRelease) release() {
 	}
 }
 
+// Check implements [Checker] with [InFlight.Acquire]; a refusal's retryAfter is
+// RetryAfter.
+func (f *InFlight) Check(key string) (tok Token, ok bool, retryAfter time.Duration) {
+	if tok, ok = f.acquire(f.h.str(key)); !ok {
+		return Token{}, false, f.retry
+	}
+	return tok, true, 0
+}
+
 // Count returns how many requests of key are running.
 func (f *InFlight) Count(key string) int {
 	h := f.h.str(key)
-	s := &f.shards[shardOf(h, len(f.shards))]
-	s.mu.Lock()
+	l, _ := f.t.lock(h)
 	n := int64(0)
-	if i := s.t.find(tagOf(h)); i >= 0 {
-		n = s.t.slots[i].val
+	if i := l.findHash(h, f.t.room); i >= 0 {
+		n = flightCount(l.vals[i])
 	}
-	s.mu.Unlock()
+	l.unlock()
 	return int(n)
 }
 
-// Len returns how many keys have requests running.
-func (f *InFlight) Len() int {
-	n := 0
-	for i := range f.shards {
-		s := &f.shards[i]
-		s.mu.Lock()
-		n += s.t.n
-		s.mu.Unlock()
-	}
-	return n
-}
+// Len returns how many keys have requests running. It takes each line's lock in turn: a
+// pass over the table, for tests and metrics rather than for each request.
+func (f *InFlight) Len() int { return f.t.len() }
 
 func (f *InFlight) acquire(h uint64) (Token, bool) {
-	tag := tagOf(h)
-	s := &f.shards[shardOf(h, len(f.shards))]
-	s.mu.Lock()
-	if i, ok := s.t.lookup(tag); ok {
-		e := &s.t.slots[i]
-		if e.val >= int64(f.limit) {
-			s.mu.Unlock()
-			return Token{}, false
+	for {
+		l, s := f.t.lock(h)
+		if i := l.findHash(h, f.t.room); i >= 0 {
+			if flightCount(l.vals[i]) >= f.limit {
+				l.unlock()
+				return Token{}, false
+			}
+			l.vals[i]++
+			l.unlock()
+			return Token{f: f, h: h}, true
 		}
-		e.val++
-	} else {
-		if s.t.n >= s.t.max {
-			s.mu.Unlock()
-			return Token{}, false
+		if i := l.free(f.t.room); i >= 0 {
+			l.tags[i], l.vals[i] = tagOf(h), flightVal(h, 1)
+			l.unlock()
+			return Token{f: f, h: h}, true
 		}
-		s.t.insertAt(i, tag, 1)
+		l.unlock()
+		if !f.t.grow(s) {
+			return Token{}, false // the line is full, and the table as big as may be
+		}
 	}
-	s.mu.Unlock()
-	return Token{f: f, h: h}, true
 }
 
 func (f *InFlight) release(h uint64) {
-	s := &f.shards[shardOf(h, len(f.shards))]
-	s.mu.Lock()
-	if i := s.t.find(tagOf(h)); i >= 0 {
-		if e := &s.t.slots[i]; e.val > 1 {
-			e.val--
+	l, _ := f.t.lock(h)
+	if i := l.findHash(h, f.t.room); i >= 0 {
+		if flightCount(l.vals[i]) > 1 {
+			l.vals[i]--
 		} else {
-			s.t.remove(i)
+			l.tags[i], l.vals[i] = 0, 0
 		}
 	}
-	s.mu.Unlock()
+	l.unlock()
 }

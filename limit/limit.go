@@ -50,3 +50,23 @@ func ceilPow2(n int) int {
 	}
 	return p
 }
+
+// Checker is a [Limiter] that decides at once, with no context, and whose allowed
+// request holds a [Token] rather than a func, so that a check allocates nothing: the
+// local limiters of this package implement it ([TokenBucket], [InFlight], and a
+// [Rate]'s [Rate.Limiter]). Check does not keep key once it returns, so a caller may
+// pass a string over bytes it reuses.
+type Checker interface {
+	Limiter
+	// Check decides for one more request under key. When ok, tok holds what the request
+	// holds, to release when it ends (the zero Token, which releases nothing, for a rate
+	// limit); otherwise retryAfter is how long the client should wait, as in a
+	// [Decision].
+	Check(key string) (tok Token, ok bool, retryAfter time.Duration)
+}
+
+var (
+	_ Checker = (*TokenBucket)(nil)
+	_ Checker = (*InFlight)(nil)
+	_ Checker = rateLimiter{}
+)

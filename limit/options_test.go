@@ -24,6 +24,8 @@ func TestOptions(t *testing.T) {
 		{"bucket rate NaN", func() error { _, err := NewTokenBucket(TokenBucketOptions{Rate: nan()}); return err }, "TokenBucketOptions.Rate"},
 		{"bucket burst", func() error { _, err := NewTokenBucket(TokenBucketOptions{Rate: 1, Burst: -2}); return err }, "TokenBucketOptions.Burst"},
 		{"bucket keys", func() error { _, err := NewTokenBucket(TokenBucketOptions{Rate: 1, MaxKeys: -1}); return err }, "TokenBucketOptions.MaxKeys"},
+		{"bucket keys big", func() error { _, err := NewTokenBucket(TokenBucketOptions{Rate: 1, MaxKeys: 1<<26 + 1}); return err }, "TokenBucketOptions.MaxKeys"},
+		{"inflight keys big", func() error { _, err := NewInFlight(InFlightOptions{Limit: 1, MaxKeys: 1 << 30}); return err }, ""},
 		{"inflight good", func() error { _, err := NewInFlight(InFlightOptions{Limit: 1}); return err }, ""},
 		{"inflight limit", func() error { _, err := NewInFlight(InFlightOptions{}); return err }, "InFlightOptions.Limit"},
 		{"inflight keys", func() error { _, err := NewInFlight(InFlightOptions{Limit: 1, MaxKeys: -5}); return err }, "InFlightOptions.MaxKeys"},
@@ -49,19 +51,3 @@ func TestOptions(t *testing.T) {
 }
 
 func nan() float64 { z := 0.0; return z / z }
-
-func TestShardCaps(t *testing.T) {
-	for _, n := range []int{1, 2, 3, 63, 64, 65, 1000, 1 << 20} {
-		caps := shardCaps(n)
-		sum := 0
-		for _, c := range caps {
-			if c < 1 {
-				t.Fatalf("shardCaps(%d): a shard of %d", n, c)
-			}
-			sum += c
-		}
-		if sum != n || len(caps) > maxShards || len(caps)&(len(caps)-1) != 0 {
-			t.Fatalf("shardCaps(%d): %d shards holding %d", n, len(caps), sum)
-		}
-	}
-}

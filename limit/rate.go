@@ -215,7 +215,7 @@ func (r *Rate) rate(h uint64, now int64) float64 {
 	return (float64(prev)*(1-frac) + float64(cur)) / time.Duration(r.window).Seconds()
 }
 
-// Limiter returns a [Limiter] that counts each request in r under its key and refuses
+// Limiter returns a [Limiter] (a [Checker]) that counts each request in r under its key and refuses
 // it when key's rate, this request included, is over perSecond. Refused requests count
 // too, so a client that keeps sending over the limit stays refused until it slows
 // down. Its RetryAfter is when the rate, without more requests, falls low enough for
@@ -236,6 +236,13 @@ func (l rateLimiter) Limit(ctx context.Context, key string) (Decision, error) {
 	if err := ctx.Err(); err != nil {
 		return Decision{}, err
 	}
+	_, ok, wait := l.Check(key)
+	return Decision{Allowed: ok, RetryAfter: wait}, nil
+}
+
+// Check implements [Checker]; the token is the zero [Token], as a rate limit holds
+// nothing.
+func (l rateLimiter) Check(key string) (Token, bool, time.Duration) {
 	r := l.r
 	now := r.clk.fast()
 	h := r.h.str(key)
@@ -246,16 +253,16 @@ func (l rateLimiter) Limit(ctx context.Context, key string) (Decision, error) {
 		frac = float64(now-e*r.window) / float64(r.window)
 	}
 	if float64(prev)*(1-frac)+float64(cur) <= l.perWindow {
-		return Decision{Allowed: true}, nil
+		return Token{}, true, 0
 	}
 	// Refused on the coarse clock, which may lag: ask the precise one.
 	cur, prev, frac = r.counts(h, r.clk.now())
 	if float64(prev)*(1-frac)+float64(cur) <= l.perWindow {
-		return Decision{Allowed: true}, nil
+		return Token{}, true, 0
 	}
 	// The next request counts too: wait until there is room for one.
 	wait := retryAfter(float64(cur), float64(prev), frac, l.perWindow-1)
-	return Decision{RetryAfter: time.Duration(wait * float64(r.window))}, nil
+	return Token{}, false, time.Duration(wait * float64(r.window))
 }
 
 // retryAfter returns, in windows, how long until prev×(1-f)+cur falls to limit when

@@ -35,6 +35,32 @@ func BenchmarkProxyGet(b *testing.B) {
 	}
 }
 
+// BenchmarkProxyGetModule is BenchmarkProxyGet with the Filter registered as a module
+// rather than called from a RequestFilter: with a local limiter (a limit.Checker), an
+// allowed request costs the module no allocation.
+func BenchmarkProxyGetModule(b *testing.B) {
+	peer := &proxy.Peer{Address: proxytest.NewRawOrigin(b, 1<<10)}
+	tb, _ := limit.NewTokenBucket(limit.TokenBucketOptions{Rate: 1e9, Burst: 1 << 20})
+	fl, _ := limit.NewInFlight(limit.InFlightOptions{Limit: 1 << 20})
+	for _, c := range []struct {
+		name string
+		lim  limit.Limiter
+	}{{"none", nil}, {"tokenbucket", tb}, {"inflight", fl}} {
+		b.Run(c.name, func(b *testing.B) {
+			var opts proxy.ServiceOptions
+			if c.lim != nil {
+				f, err := New(Options{Limiter: c.lim})
+				if err != nil {
+					b.Fatal(err)
+				}
+				opts.Modules = []proxy.Module{f}
+			}
+			svc := proxytest.NewService(b, "gw", &plain{peer: peer}, opts)
+			proxytest.BenchmarkGet(b, proxytest.Serve(b, svc), "/", 1<<10)
+		})
+	}
+}
+
 // plain is the gateway without a limit.
 type plain struct {
 	proxy.Phases[*gwCtx]

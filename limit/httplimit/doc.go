@@ -16,5 +16,9 @@
 //	f, err := httplimit.New(httplimit.Options{Limiter: tb})
 //	svc, err := proxy.NewService("gw", app, proxy.ServiceOptions{Modules: []proxy.Module{f}})
 //
+// With a local limiter of package limit (a [limit.Checker]), a request the module
+// allows costs no allocation: its state comes from a pool of the Filter's, and the
+// client's address is written as the key in a buffer of that state.
+//
 // See docs/modules-limits.md.
 package httplimit

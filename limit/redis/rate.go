@@ -43,7 +43,7 @@ type RateOptions struct {
 	// Burst is how many requests a key may make at once after a pause. If zero, 1.
 	Burst int
 	// MaxKeys bounds the keys of the local fallback ([limit.TokenBucketOptions.MaxKeys]).
-	// If zero, 65536.
+	// If zero, 65536; at most 1<<26.
 	MaxKeys int
 }
 
@@ -80,8 +80,8 @@ func NewRate(opts RateOptions) (*Rate, error) {
 		return nil, fmt.Errorf("limit/redis: RateOptions.Rate %v is not in (0, 1e6]: %w", opts.Rate, ErrOption)
 	case opts.Burst < 0 || opts.Burst > 1<<30:
 		return nil, fmt.Errorf("limit/redis: RateOptions.Burst %d is not in [1, 1<<30]: %w", opts.Burst, ErrOption)
-	case opts.MaxKeys < 0 || opts.MaxKeys > 1<<30:
-		return nil, fmt.Errorf("limit/redis: RateOptions.MaxKeys %d is not in [1, 1<<30]: %w", opts.MaxKeys, ErrOption)
+	case opts.MaxKeys < 0 || opts.MaxKeys > 1<<26:
+		return nil, fmt.Errorf("limit/redis: RateOptions.MaxKeys %d is not in [1, 1<<26]: %w", opts.MaxKeys, ErrOption)
 	}
 	local, err := limit.NewTokenBucket(limit.TokenBucketOptions{Rate: opts.Rate, Burst: opts.Burst, MaxKeys: opts.MaxKeys})
 	if err != nil {
