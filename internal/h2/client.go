@@ -165,6 +165,7 @@ type ClientConn struct {
 	idleSince   time.Time
 	pings       map[[8]byte]chan struct{}
 	pingSeq     uint64
+	free        []*ClientStream // closed streams kept for reuse, at most maxFreeClientStreams
 
 	// The write side (see write.go).
 	frameWriter
@@ -349,6 +350,7 @@ func (cc *ClientConn) NewStream(req *ClientRequest) (*ClientStream, error) {
 	// Under both locks: stream ids go out in the order they were given (RFC 9113
 	// §5.1.1), and the HPACK encoder's state follows the order of the blocks.
 	cc.wmu.Lock()
+	st.rstSent = false // (a reused stream's)
 	if cc.werr != nil {
 		err := cc.werr
 		cc.wmu.Unlock()
@@ -467,7 +469,7 @@ func (cc *ClientConn) readLoop() {
 	for _, ch := range cc.pings {
 		close(ch)
 	}
-	cc.pings = nil
+	cc.pings, cc.free = nil, nil
 	cc.mu.Unlock()
 	cc.idleTimer.Stop()
 	cc.shut()
@@ -735,14 +737,16 @@ func (cc *ClientConn) creditConnLocked(n int64) error {
 	return cc.writeWindowUpdate(0, n)
 }
 
-// resetStream resets stream id with code and fails it with err (read loop side).
+// resetStream resets stream id with code and fails it with err (read loop side). The
+// RST_STREAM is queued under cc.mu: the stream, once out of the table, may be closed
+// and reused by its owner, which cc.mu holds off until it is marked.
 func (cc *ClientConn) resetStream(id uint32, code http2.ErrCode, err error) {
 	cc.mu.Lock()
+	defer cc.mu.Unlock()
 	st := cc.streams[id]
 	if st != nil {
 		cc.closeStreamLocked(st, err)
 	}
-	cc.mu.Unlock()
 	_ = cc.writeRSTStream(id, st, code)
 }
 
