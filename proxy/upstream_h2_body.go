@@ -98,7 +98,7 @@ func newH2Pump[C any](c *conn[C], ex *exchange[C], ctx contextT, cc C, cancel co
 }
 
 // start starts the feeder and the upstream goroutine, which sends p.req with tr.
-func (p *h2Pump[C]) start(tr h2RoundTripper) {
+func (p *h2Pump[C]) start(tr http.RoundTripper) {
 	p.wg.Add(2)
 	go p.feed()
 	go p.roundTrip(tr)
@@ -124,7 +124,7 @@ func (p *h2Pump[C]) feed() {
 
 // roundTrip sends the request and then reads the response body, a read when asked, on
 // the upstream goroutine.
-func (p *h2Pump[C]) roundTrip(tr h2RoundTripper) {
+func (p *h2Pump[C]) roundTrip(tr http.RoundTripper) {
 	defer p.wg.Done()
 	resp, err := tr.RoundTrip(p.req)
 	p.up <- h2Up{resp: resp, err: err}
