@@ -139,10 +139,11 @@ type ClientConn struct {
 	pool *BufPool
 
 	// Owned by the read loop.
-	rd   connReader
-	fr   *http2.Framer
-	hdec *hpack.Decoder
-	hb   clientBlock
+	rd       connReader
+	fr       *http2.Framer
+	hdec     *hpack.Decoder
+	hb       clientBlock
+	hpayload []byte // payload of the HEADERS frame being read
 
 	open      atomic.Int32 // streams open; the writer and reader check it for idleness
 	idleTimer *time.Timer  // wakes the read loop of an idle connection (onIdle)
@@ -494,7 +495,18 @@ func (cc *ClientConn) onIdle() {
 
 func (cc *ClientConn) readFrames() error {
 	for {
-		f, err := cc.fr.ReadFrame()
+		// The Framer reads every frame header (and checks sizes and the order of
+		// CONTINUATION frames); HEADERS payloads we read and parse ourselves, which
+		// spares an allocation per response, as on the server side.
+		fh, err := cc.fr.ReadFrameHeader()
+		var f http2.Frame
+		switch {
+		case err != nil:
+		case fh.Type == http2.FrameHeaders:
+			err = cc.readHeadersPayload(fh)
+		default:
+			f, err = cc.fr.ReadFrameForHeader(fh)
+		}
 		if err != nil {
 			cc.mu.Lock()
 			done := cc.goAway && len(cc.streams) == 0
@@ -516,7 +528,12 @@ func (cc *ClientConn) readFrames() error {
 			}
 			return err
 		}
-		if err := cc.processFrame(f); err != nil {
+		if f == nil {
+			err = cc.onHeadersPayload(fh)
+		} else {
+			err = cc.processFrame(f)
+		}
+		if err != nil {
 			return err
 		}
 		cc.mu.Lock()
@@ -528,12 +545,47 @@ func (cc *ClientConn) readFrames() error {
 	}
 }
 
+// readHeadersPayload reads the payload of a HEADERS frame into a buffer of the read
+// loop's (the Framer's own parse allocates a frame each time).
+func (cc *ClientConn) readHeadersPayload(fh http2.FrameHeader) error {
+	if cap(cc.hpayload) < int(fh.Length) {
+		cc.hpayload = make([]byte, fh.Length)
+	}
+	_, err := io.ReadFull(&cc.rd, cc.hpayload[:fh.Length])
+	return err
+}
+
+// onHeadersPayload parses the HEADERS frame (RFC 9113 §6.2) whose payload
+// readHeadersPayload read, and handles it.
+func (cc *ClientConn) onHeadersPayload(fh http2.FrameHeader) error {
+	p := cc.hpayload[:fh.Length]
+	if fh.StreamID == 0 {
+		return connErr(http2.ErrCodeProtocol, "HEADERS on stream 0")
+	}
+	pad := 0
+	if fh.Flags.Has(http2.FlagHeadersPadded) {
+		if len(p) < 1 {
+			return connErr(http2.ErrCodeFrameSize, "HEADERS frame too short")
+		}
+		pad, p = int(p[0]), p[1:]
+	}
+	if fh.Flags.Has(http2.FlagHeadersPriority) {
+		if len(p) < 5 {
+			return connErr(http2.ErrCodeFrameSize, "HEADERS frame too short")
+		}
+		p = p[5:]
+	}
+	if pad > len(p) {
+		return connErr(http2.ErrCodeProtocol, "HEADERS padding too long")
+	}
+	return cc.onHeaders(fh.StreamID, fh.Flags.Has(http2.FlagHeadersEndStream),
+		fh.Flags.Has(http2.FlagHeadersEndHeaders), p[:len(p)-pad])
+}
+
 func (cc *ClientConn) processFrame(f http2.Frame) error {
 	switch f := f.(type) {
 	case *http2.DataFrame:
 		return cc.onData(f)
-	case *http2.HeadersFrame:
-		return cc.onHeaders(f)
 	case *http2.ContinuationFrame:
 		return cc.headerFragment(f.HeaderBlockFragment(), f.HeadersEnded())
 	case *http2.SettingsFrame:
@@ -786,8 +838,7 @@ type clientBlock struct {
 	fields    []Field
 }
 
-func (cc *ClientConn) onHeaders(f *http2.HeadersFrame) error {
-	id := f.StreamID
+func (cc *ClientConn) onHeaders(id uint32, endStream, endHeaders bool, frag []byte) error {
 	cc.mu.Lock()
 	if id >= cc.nextID || id%2 == 0 {
 		cc.mu.Unlock()
@@ -796,8 +847,8 @@ func (cc *ClientConn) onHeaders(f *http2.HeadersFrame) error {
 	st := cc.streams[id]
 	cc.mu.Unlock()
 	hb := &cc.hb
-	*hb = clientBlock{st: st, id: id, endStream: f.StreamEnded(), fields: hb.fields[:0]}
-	return cc.headerFragment(f.HeaderBlockFragment(), f.HeadersEnded())
+	*hb = clientBlock{st: st, id: id, endStream: endStream, fields: hb.fields[:0]}
+	return cc.headerFragment(frag, endHeaders)
 }
 
 func (cc *ClientConn) headerFragment(frag []byte, end bool) error {
