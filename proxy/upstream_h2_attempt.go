@@ -158,7 +158,9 @@ func (a *h2Attempt[C]) release() {
 	a.trl.Reset()
 	clear(a.trlOut)
 	a.trlOut = a.trlOut[:0]
-	a.why = cutNone
+	a.mu.Lock()
+	a.why = cutNone // (a dirty attempt's late callback may still set it: it is dropped)
+	a.mu.Unlock()
 	if !a.dirty {
 		a.set.attempts.Put(a)
 	}
@@ -279,9 +281,11 @@ func (a *h2Attempt[C]) buildHead(peer *Peer, up *message.RequestHeader) *Error {
 	h.Authority = up.Header.Get("Host")
 	fields := h.Fields[:0]
 	for _, f := range up.Header.Fields() {
-		if hop.Field(f.Name) || message.EqualFold(f.Name, "Host") || message.EqualFold(f.Name, "Content-Length") ||
-			sess.teTrailers && hop.TE(f.Name) {
+		if hop.Field(f.Name) || message.EqualFold(f.Name, "Host") || message.EqualFold(f.Name, "Content-Length") {
 			continue
+		}
+		if hop.TE(f.Name) && (sess.teTrailers || !message.EqualFold(f.Value, "trailers")) {
+			continue // HTTP/2 allows TE with "trailers" only (RFC 9113 §8.2.2)
 		}
 		fields = append(fields, h2.Field{Name: lowerField(f.Name, ar), Value: f.Value})
 	}
