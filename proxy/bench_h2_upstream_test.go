@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"testing"
 
+	"golang.org/x/net/http2/hpack"
+
 	"github.com/gotthard-proxy/gotthard/internal/h2"
 )
 
@@ -146,13 +148,20 @@ func (c *h2UpstreamClient) do() error {
 	}
 }
 
-// benchH2Upstream runs req (an HTTP/1.1 request) through the proxy to the h2c origin.
-func benchH2Upstream(b *testing.B, req []byte) {
+// h2UpstreamProxy starts a proxy to an h2c origin answering 1 KiB; it returns the
+// proxy's address.
+func h2UpstreamProxy(b *testing.B) (*Service[struct{}], string, *logBuffer) {
 	origin := h2UpstreamOrigin(b, bytes.Repeat([]byte("x"), 1024))
 	peer := testPeer(origin)
 	peer.Protocol = ProtoHTTP2
 	svc, logs := newTestService[struct{}](b, benchProxy{peer: peer}, ServiceOptions{MaxRequestsPerConn: -1})
-	c := newH2UpstreamClient(b, startProxy(b, svc), req)
+	return svc, startProxy(b, svc), logs
+}
+
+// benchH2Upstream runs req (an HTTP/1.1 request) through the proxy to the h2c origin.
+func benchH2Upstream(b *testing.B, req []byte) {
+	svc, addr, logs := h2UpstreamProxy(b)
+	c := newH2UpstreamClient(b, addr, req)
 	for range 100 {
 		if err := c.do(); err != nil {
 			b.Fatalf("%v\n%s", err, logs.String())
@@ -186,4 +195,26 @@ func BenchmarkProxyH2UpstreamPost(b *testing.B) {
 // sends the request itself.
 func BenchmarkProxyH2UpstreamGet(b *testing.B) {
 	benchH2Upstream(b, []byte("GET /get HTTP/1.1\r\nHost: bench\r\nUser-Agent: bench/1.0\r\nAccept: */*\r\n\r\n"))
+}
+
+// BenchmarkProxyH2UpstreamH2Post is BenchmarkProxyH2UpstreamPost from an h2c client (a
+// raw Framer, as in BenchmarkProxyH2Get): HTTP/2 end to end, as a gRPC call goes.
+func BenchmarkProxyH2UpstreamH2Post(b *testing.B) {
+	svc, addr, _ := h2UpstreamProxy(b)
+	c := newRawH2Client(b, addr, []hpack.HeaderField{
+		{Name: ":method", Value: "POST"}, {Name: ":scheme", Value: "http"},
+		{Name: ":authority", Value: "bench"}, {Name: ":path", Value: "/post"},
+		{Name: "content-type", Value: "application/octet-stream"},
+	}, bytes.Repeat([]byte("x"), 1024))
+	for range 100 {
+		c.roundTrip()
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		c.roundTrip()
+	}
+	b.StopTimer()
+	if st := svc.PoolStats(); st.New != 1 {
+		b.Fatalf("upstream connections opened: %d", st.New)
+	}
 }

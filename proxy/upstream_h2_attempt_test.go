@@ -171,7 +171,7 @@ func TestH2ConnsAttemptsAfterTimeout(t *testing.T) {
 	defer close(release)
 	peer := testPeer(origin.addr)
 	peer.Protocol = ProtoHTTP2
-	peer.Options.ReadTimeout = 100 * time.Millisecond
+	peer.Options.ReadTimeout = time.Second
 	svc, logs := newTestService[*testCtx](t, fixedProxy{peer: peer}, ServiceOptions{})
 	url := "http://" + startProxy(t, svc)
 	cl := testClient(t)

@@ -11,8 +11,9 @@ import (
 	"github.com/gotthard-proxy/gotthard/message"
 )
 
-// The request body to an HTTP/2 peer. net/http reads a request's body on a goroutine of
-// its own, and it reads the response while the body still goes up (an early answer, a
+// The request body to an HTTP/2 peer through net/http's Transport (a TLS peer with
+// ProtoHTTP2IfOffered; on the proxy's own client, see h2Attempt). net/http reads a
+// request's body on a goroutine of its own, and it reads the response while the body still goes up (an early answer, a
 // gRPC bidirectional stream), but the phases of one request never run at the same time
 // and all run on the request's goroutine. So, for a body streamed from the client, the
 // request goroutine runs RequestBodyFilter and hands the filtered pieces to net/http's
