@@ -143,7 +143,7 @@ type ClientConn struct {
 	fr       *http2.Framer
 	hdec     *hpack.Decoder
 	hb       clientBlock
-	hpayload []byte // payload of the HEADERS frame being read
+	hpayload []byte // payload of a small HEADERS frame (see readHeadersPayload)
 
 	open      atomic.Int32 // streams open; the writer and reader check it for idleness
 	idleTimer *time.Timer  // wakes the read loop of an idle connection (onIdle)
@@ -500,14 +500,16 @@ func (cc *ClientConn) readFrames() error {
 		// spares an allocation per response, as on the server side.
 		fh, err := cc.fr.ReadFrameHeader()
 		var f http2.Frame
+		var payload []byte
 		switch {
 		case err != nil:
 		case fh.Type == http2.FrameHeaders:
-			err = cc.readHeadersPayload(fh)
+			payload, err = cc.readHeadersPayload(fh)
 		default:
 			f, err = cc.fr.ReadFrameForHeader(fh)
 		}
 		if err != nil {
+			cc.putHeadersPayload(payload)
 			cc.mu.Lock()
 			done := cc.goAway && len(cc.streams) == 0
 			cc.mu.Unlock()
@@ -529,7 +531,8 @@ func (cc *ClientConn) readFrames() error {
 			return err
 		}
 		if f == nil {
-			err = cc.onHeadersPayload(fh)
+			err = cc.onHeadersPayload(fh, payload)
+			cc.putHeadersPayload(payload)
 		} else {
 			err = cc.processFrame(f)
 		}
@@ -545,20 +548,42 @@ func (cc *ClientConn) readFrames() error {
 	}
 }
 
-// readHeadersPayload reads the payload of a HEADERS frame into a buffer of the read
-// loop's (the Framer's own parse allocates a frame each time).
-func (cc *ClientConn) readHeadersPayload(fh http2.FrameHeader) error {
-	if cap(cc.hpayload) < int(fh.Length) {
-		cc.hpayload = make([]byte, fh.Length)
+// maxKeptHeaders bounds the buffer a connection keeps for HEADERS payloads; a larger
+// payload is read into a buffer of the pool, given back once handled.
+const maxKeptHeaders = 1 << 10
+
+// readHeadersPayload reads the payload of a HEADERS frame (the Framer's own parse
+// allocates a frame each time): into a buffer of the read loop's if it is small, else
+// into one of the pool (see putHeadersPayload).
+func (cc *ClientConn) readHeadersPayload(fh http2.FrameHeader) ([]byte, error) {
+	n := int(fh.Length)
+	var p []byte
+	switch {
+	case n <= maxKeptHeaders:
+		if cc.hpayload == nil {
+			cc.hpayload = make([]byte, maxKeptHeaders)
+		}
+		p = cc.hpayload[:n]
+	case n <= cc.pool.Size():
+		p = cc.pool.Get()[:n]
+	default:
+		p = make([]byte, n)
 	}
-	_, err := io.ReadFull(&cc.rd, cc.hpayload[:fh.Length])
-	return err
+	_, err := io.ReadFull(&cc.rd, p)
+	return p, err
+}
+
+// putHeadersPayload gives back the pool's buffer that readHeadersPayload used, if it
+// did.
+func (cc *ClientConn) putHeadersPayload(p []byte) {
+	if len(p) > maxKeptHeaders {
+		cc.pool.Put(p[:cap(p)])
+	}
 }
 
 // onHeadersPayload parses the HEADERS frame (RFC 9113 §6.2) whose payload
 // readHeadersPayload read, and handles it.
-func (cc *ClientConn) onHeadersPayload(fh http2.FrameHeader) error {
-	p := cc.hpayload[:fh.Length]
+func (cc *ClientConn) onHeadersPayload(fh http2.FrameHeader, p []byte) error {
 	if fh.StreamID == 0 {
 		return connErr(http2.ErrCodeProtocol, "HEADERS on stream 0")
 	}
