@@ -25,14 +25,15 @@ import (
 )
 
 // HTTP/2 to peers (Peer.Protocol ProtoHTTP2 or ProtoHTTP2IfOffered) runs on
-// internal/h2's client connections (h2Conns, upstream_h2_conn.go), or, for a TLS peer
-// that may answer in HTTP/1.1 (ProtoHTTP2IfOffered), on the standard library's
-// net/http.Transport. Either way, per peer identity, connections are shared by
-// concurrent requests up to the peer's stream limit, and requests that a peer's GOAWAY
-// left unprocessed (or that it refused) are sent again on another connection, whatever
-// their method, when their body can be replayed (none, or buffered). Both are reached
-// through net/http's RoundTrip signature: requests and responses cross between the
-// proxy's message types and net/http's here.
+// internal/h2's client connections (h2Conns, upstream_h2_conn.go; the attempts in
+// upstream_h2_attempt.go and upstream_h2_run.go), or, for a TLS peer that may answer in
+// HTTP/1.1 (ProtoHTTP2IfOffered), on the standard library's net/http.Transport. Either
+// way, per peer identity, connections are shared by concurrent requests up to the
+// peer's stream limit, and requests that a peer's GOAWAY left unprocessed (or that it
+// refused) are sent again on another connection, whatever their method, when their body
+// can be replayed (none, or buffered). Requests and responses cross between the proxy's
+// message types and the stream's fields directly for h2Conns, and through net/http's
+// types for the Transport.
 
 // h2Pool holds the transports to the HTTP/2 peers of one identity, in its hostPool and
 // under its lock. A transport is built with some of a peer's options (the connect
@@ -166,13 +167,12 @@ func newH2Transport(peer *Peer, opts h2Options, maxIdle int, cfg *tls.Config) *h
 // marked connectFailure, for FailToConnect.
 //
 // Every phase of the attempt runs on the request's goroutine, one at a time, as with an
-// HTTP/1.x peer. Without a body to stream (none, or one buffered), the request
-// goroutine calls RoundTrip itself, and net/http's goroutines run only the framework's
-// hooks. A streamed body goes through an h2Pump instead.
+// HTTP/1.x peer. On net/http's Transport, without a body to stream (none, or one
+// buffered), the request goroutine calls RoundTrip itself, and net/http's goroutines
+// run only the framework's hooks. A streamed body goes through an h2Pump instead.
 func (c *conn[C]) exchangeH2(ctx contextT, ex *exchange[C], cc C, peer *Peer) *Error {
-	s, sess := c.svc, &ex.sess
+	s := c.svc
 	ex.gotResponseByte, ex.requestSent = false, false
-	o := &peer.Options
 	tr, err := s.pool.h2Transport(peer)
 	if err != nil {
 		return &Error{Type: ConnectionClosed, Source: Internal, Cause: err}
@@ -182,6 +182,17 @@ func (c *conn[C]) exchangeH2(ctx contextT, ex *exchange[C], cc C, peer *Peer) *E
 		return e
 	}
 	c.observeUpstreamRequest(ex, up, "HTTP/2")
+	if set, ok := tr.(*h2Conns); ok {
+		return c.exchangeH2Conns(ctx, ex, cc, peer, set, up)
+	}
+	return c.exchangeTransport(ctx, ex, cc, peer, tr.(*http.Transport), up)
+}
+
+// exchangeTransport runs one attempt to an HTTP/2 peer on net/http's Transport (see
+// exchangeH2).
+func (c *conn[C]) exchangeTransport(ctx contextT, ex *exchange[C], cc C, peer *Peer, tr *http.Transport, up *message.RequestHeader) *Error {
+	sess := &ex.sess
+	o := &peer.Options
 	req, rerr := c.h2Request(ex, peer, up)
 	if rerr != nil {
 		return rerr
@@ -355,20 +366,12 @@ func peerReadTimeout(err error) *Error {
 // connected: it counts the connection as new or reused and runs ConnectedToUpstream,
 // whose error it keeps in *phaseErr, cancelling the attempt.
 func (c *conn[C]) gotConn(ctx contextT, sess *Session, cc C, peer *Peer, connected *bool, phaseErr *error, cancel func()) func(httptrace.GotConnInfo) {
-	s := c.svc
 	return func(info httptrace.GotConnInfo) {
 		if *connected {
 			return // a retry of the transport's own, after a GOAWAY
 		}
 		*connected = true
-		sess.reused = info.Reused
-		sess.timing.UpstreamConnected = time.Now()
-		if info.Reused {
-			s.pool.reused.Add(1)
-		} else {
-			s.pool.newConns.Add(1)
-		}
-		if err := s.app.ConnectedToUpstream(ctx, sess, cc, peer, info.Reused); err != nil {
+		if err := c.h2Connected(ctx, sess, cc, peer, info.Reused); err != nil {
 			*phaseErr = err
 			cancel()
 		}

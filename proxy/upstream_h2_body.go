@@ -11,8 +11,9 @@ import (
 	"github.com/gotthard-proxy/gotthard/message"
 )
 
-// The request body to an HTTP/2 peer. net/http reads a request's body on a goroutine of
-// its own, and it reads the response while the body still goes up (an early answer, a
+// The request body to an HTTP/2 peer through net/http's Transport (a TLS peer with
+// ProtoHTTP2IfOffered; on the proxy's own client, see h2Attempt). net/http reads a
+// request's body on a goroutine of its own, and it reads the response while the body still goes up (an early answer, a
 // gRPC bidirectional stream), but the phases of one request never run at the same time
 // and all run on the request's goroutine. So, for a body streamed from the client, the
 // request goroutine runs RequestBodyFilter and hands the filtered pieces to net/http's
@@ -98,7 +99,7 @@ func newH2Pump[C any](c *conn[C], ex *exchange[C], ctx contextT, cc C, cancel co
 }
 
 // start starts the feeder and the upstream goroutine, which sends p.req with tr.
-func (p *h2Pump[C]) start(tr h2RoundTripper) {
+func (p *h2Pump[C]) start(tr http.RoundTripper) {
 	p.wg.Add(2)
 	go p.feed()
 	go p.roundTrip(tr)
@@ -124,7 +125,7 @@ func (p *h2Pump[C]) feed() {
 
 // roundTrip sends the request and then reads the response body, a read when asked, on
 // the upstream goroutine.
-func (p *h2Pump[C]) roundTrip(tr h2RoundTripper) {
+func (p *h2Pump[C]) roundTrip(tr http.RoundTripper) {
 	defer p.wg.Done()
 	resp, err := tr.RoundTrip(p.req)
 	p.up <- h2Up{resp: resp, err: err}

@@ -3,17 +3,9 @@ package proxy
 import (
 	"context"
 	"crypto/tls"
-	"errors"
 	"fmt"
-	"io"
 	"net"
-	"net/http"
-	"net/http/httptrace"
-	"net/textproto"
-	"strconv"
-	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/gotthard-proxy/gotthard/internal/h2"
@@ -21,9 +13,8 @@ import (
 
 // h2RoundTripper sends requests to the HTTP/2 peers of one identity: net/http's
 // Transport (for a TLS peer that may answer in HTTP/1.1, ProtoHTTP2IfOffered), or
-// h2Conns, our own client connections.
+// h2Conns, our own client connections (see exchangeH2Conns).
 type h2RoundTripper interface {
-	RoundTrip(*http.Request) (*http.Response, error)
 	CloseIdleConnections()
 }
 
@@ -42,6 +33,10 @@ type h2Conns struct {
 	opts          h2Options
 	tlsConfig     *tls.Config // nil for h2c
 	bufs          *h2.BufPool
+
+	// attempts holds the state of finished attempts for reuse (see h2Attempt); all
+	// are of the service's context type.
+	attempts sync.Pool
 
 	mu     sync.Mutex
 	conns  []*h2.ClientConn
@@ -96,9 +91,9 @@ func (t *h2Conns) pruneLocked(now time.Time, all bool) []*h2.ClientConn {
 }
 
 // stream opens a stream for req on a connection that can take one (the newest first),
-// dialing a new connection if none can; reused tells whether the connection was there
-// before.
-func (t *h2Conns) stream(ctx context.Context, req *h2.ClientRequest) (*h2.ClientStream, bool, error) {
+// dialing a new connection if none can, within the connect timeout and total, if not
+// zero; reused tells whether the connection was there before.
+func (t *h2Conns) stream(ctx context.Context, req *h2.ClientRequest, total time.Duration) (*h2.ClientStream, bool, error) {
 	t.mu.Lock()
 	if t.closed {
 		t.mu.Unlock()
@@ -123,7 +118,7 @@ func (t *h2Conns) stream(ctx context.Context, req *h2.ClientRequest) (*h2.Client
 	if full {
 		return nil, false, fmt.Errorf("proxy: %d HTTP/2 connections to %s: %w", maxH2Conns, t.addr, h2.ErrNoStream)
 	}
-	cc, err := t.dial(ctx)
+	cc, err := t.dial(ctx, total)
 	if err != nil {
 		return nil, false, err
 	}
@@ -151,9 +146,13 @@ func closeAll(conns []*h2.ClientConn) {
 }
 
 // dial opens a connection to the peer: TCP, TLS with ALPN h2 if the peer has TLS, and
-// the HTTP/2 handshake, all within the connect timeout.
-func (t *h2Conns) dial(ctx context.Context) (*h2.ClientConn, error) {
-	ctx, cancel := context.WithTimeout(ctx, t.opts.connect)
+// the HTTP/2 handshake, all within the connect timeout (and total, if not zero).
+func (t *h2Conns) dial(ctx context.Context, total time.Duration) (*h2.ClientConn, error) {
+	limit := t.opts.connect
+	if total > 0 {
+		limit = min(limit, total)
+	}
+	ctx, cancel := context.WithTimeout(ctx, limit)
 	defer cancel()
 	d := net.Dialer{KeepAlive: t.opts.keepAlive}
 	nc, err := d.DialContext(ctx, t.network, t.addr)
@@ -178,214 +177,13 @@ func (t *h2Conns) dial(ctx context.Context) (*h2.ClientConn, error) {
 // maxUnprocessedResends bounds the resends of a request the peer did not process.
 const maxUnprocessedResends = 3
 
-// RoundTrip sends req on a stream and returns the response once its head arrived. A
-// request the peer did not process (GOAWAY, REFUSED_STREAM) is sent again on another
-// connection when its body can be replayed: none, or GetBody.
-func (t *h2Conns) RoundTrip(req *http.Request) (*http.Response, error) {
-	ctx := req.Context()
-	trace := httptrace.ContextClientTrace(ctx)
-	head := h2Head(req)
-	for i := 0; ; i++ {
-		head.EndStream = req.Body == nil || req.Body == http.NoBody
-		st, reused, err := t.stream(ctx, &head)
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil, ctx.Err()
-			}
-			return nil, err
-		}
-		if trace != nil && trace.GotConn != nil {
-			trace.GotConn(httptrace.GotConnInfo{Reused: reused})
-		}
-		resp, err := t.exchange(ctx, trace, st, req)
-		if err == nil {
-			return resp, nil
-		}
-		if !errors.Is(err, h2.ErrUnprocessed) || i >= maxUnprocessedResends || ctx.Err() != nil {
-			return nil, err
-		}
-		if !head.EndStream {
-			if req.GetBody == nil {
-				return nil, err
-			}
-			body, gerr := req.GetBody()
-			if gerr != nil {
-				return nil, err
-			}
-			req = req.Clone(ctx)
-			req.Body = body
-		}
+// releaseStream is called as a stream of the set ends: if the set was dropped while the
+// stream ran, its connections left idle close.
+func (t *h2Conns) releaseStream() {
+	t.mu.Lock()
+	closed := t.closed
+	t.mu.Unlock()
+	if closed {
+		t.CloseIdleConnections()
 	}
-}
-
-// h2Head is the HTTP/2 head of req.
-func h2Head(req *http.Request) h2.ClientRequest {
-	h := h2.ClientRequest{Method: req.Method, Scheme: req.URL.Scheme, Authority: req.Host, Path: req.URL.RequestURI()}
-	if h.Authority == "" {
-		h.Authority = req.URL.Host
-	}
-	h.Fields = make([]h2.Field, 0, len(req.Header)+1)
-	for k, vs := range req.Header {
-		name := strings.ToLower(k)
-		if name == "host" || name == "content-length" || name == "connection" || name == "transfer-encoding" {
-			continue
-		}
-		for _, v := range vs {
-			h.Fields = append(h.Fields, h2.Field{Name: name, Value: v})
-		}
-	}
-	if req.ContentLength > 0 {
-		h.Fields = append(h.Fields, h2.Field{Name: "content-length", Value: strconv.FormatInt(req.ContentLength, 10)})
-	}
-	return h
-}
-
-// exchange sends req's body on st (on a goroutine of its own) and waits for the
-// response head.
-func (t *h2Conns) exchange(ctx context.Context, trace *httptrace.ClientTrace, st *h2.ClientStream, req *http.Request) (*http.Response, error) {
-	b := &h2ConnBody{st: st, set: t}
-	b.stop = context.AfterFunc(ctx, st.Cancel)
-	b.refs.Store(1)
-	if req.Body != nil && req.Body != http.NoBody {
-		b.refs.Add(1)
-		go b.send(req, t.bufs)
-	}
-	var on1xx func(int, []h2.Field)
-	if trace != nil && trace.Got1xxResponse != nil {
-		on1xx = func(code int, fields []h2.Field) {
-			h := make(textproto.MIMEHeader, len(fields))
-			for _, f := range fields {
-				h.Add(f.Name, f.Value)
-			}
-			_ = trace.Got1xxResponse(code, h)
-		}
-	}
-	status, fields, err := st.ReadHead(on1xx)
-	if err != nil {
-		b.Close()
-		if ctx.Err() != nil {
-			return nil, ctx.Err()
-		}
-		return nil, err
-	}
-	resp := &http.Response{
-		Status: strconv.Itoa(status) + " " + http.StatusText(status), StatusCode: status,
-		Proto: "HTTP/2.0", ProtoMajor: 2, Header: make(http.Header, len(fields)),
-		ContentLength: -1, Request: req, Body: b,
-	}
-	b.resp, b.ctx = resp, ctx
-	for _, f := range fields {
-		k := http.CanonicalHeaderKey(f.Name)
-		resp.Header[k] = append(resp.Header[k], f.Value)
-		switch f.Name {
-		case "content-length":
-			if n, err := strconv.ParseInt(f.Value, 10, 64); err == nil && n >= 0 {
-				resp.ContentLength = n
-			}
-		case "trailer":
-			for _, k := range strings.Split(f.Value, ",") {
-				if k = strings.TrimSpace(k); k != "" {
-					if resp.Trailer == nil {
-						resp.Trailer = http.Header{}
-					}
-					resp.Trailer[http.CanonicalHeaderKey(k)] = nil
-				}
-			}
-		}
-	}
-	if st.HeadEndsStream() {
-		b.Close()
-		resp.Body = http.NoBody
-		resp.ContentLength = 0
-	}
-	return resp, nil
-}
-
-// h2ConnBody is a response body on a client stream, and the goroutine that sends the
-// request body on it.
-type h2ConnBody struct {
-	set  *h2Conns
-	st   *h2.ClientStream
-	resp *http.Response
-	ctx  context.Context
-	stop func() bool
-	once sync.Once
-	// refs counts the users of st: the response side and the request body's
-	// goroutine; the last one done closes it.
-	refs atomic.Int32
-}
-
-// release drops one user of the stream.
-func (b *h2ConnBody) release() {
-	if b.refs.Add(-1) == 0 {
-		b.stop()
-		b.st.Close()
-		b.set.mu.Lock()
-		closed := b.set.closed
-		b.set.mu.Unlock()
-		if closed {
-			b.set.CloseIdleConnections() // the set was dropped while this stream ran
-		}
-	}
-}
-
-// send copies the request body to the stream, then its trailers.
-func (b *h2ConnBody) send(req *http.Request, bufs *h2.BufPool) {
-	defer b.release()
-	buf := bufs.Get()
-	defer bufs.Put(buf)
-	for {
-		n, err := req.Body.Read(buf)
-		if n > 0 {
-			if werr := b.st.WriteData(buf[:n], false); werr != nil {
-				return // the stream ended: the response says why
-			}
-		}
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			b.st.Cancel()
-			return
-		}
-	}
-	if len(req.Trailer) > 0 {
-		fields := make([]h2.Field, 0, len(req.Trailer))
-		for k, vs := range req.Trailer {
-			for _, v := range vs {
-				fields = append(fields, h2.Field{Name: strings.ToLower(k), Value: v})
-			}
-		}
-		_ = b.st.WriteTrailers(fields)
-		return
-	}
-	_ = b.st.WriteData(nil, true)
-}
-
-func (b *h2ConnBody) Read(p []byte) (int, error) {
-	n, err := b.st.Read(p)
-	if err == io.EOF {
-		if tr := b.st.Trailers(); len(tr) > 0 {
-			if b.resp.Trailer == nil {
-				b.resp.Trailer = http.Header{}
-			}
-			for _, f := range tr {
-				k := http.CanonicalHeaderKey(f.Name)
-				b.resp.Trailer[k] = append(b.resp.Trailer[k], f.Value)
-			}
-		}
-	} else if err != nil && b.ctx != nil && b.ctx.Err() != nil {
-		err = fmt.Errorf("%w: %w", b.ctx.Err(), err)
-	}
-	return n, err
-}
-
-// Close ends the exchange: a stream still open is reset (which ends the request body's
-// goroutine too).
-func (b *h2ConnBody) Close() error {
-	b.once.Do(func() {
-		b.st.Cancel()
-		b.release()
-	})
-	return nil
 }

@@ -63,13 +63,20 @@ func TestH2ConnsClosedWhenDropped(t *testing.T) {
 	}))
 	set := newH2Conns(&Peer{Address: origin}, h2Options{connect: 5 * time.Second, idle: time.Minute}, nil, h2.NewBufPool(0))
 	get := func(path string) error {
-		req, _ := http.NewRequest("GET", "http://"+origin+path, nil)
-		resp, err := set.RoundTrip(req)
+		st, _, err := set.stream(context.Background(), &h2.ClientRequest{Method: "GET", Scheme: "http",
+			Authority: origin, Path: path, EndStream: true}, 0)
 		if err != nil {
 			return err
 		}
-		io.Copy(io.Discard, resp.Body)
-		return resp.Body.Close()
+		defer func() {
+			st.Close()
+			set.releaseStream()
+		}()
+		if _, _, err := st.ReadHead(nil); err != nil {
+			return err
+		}
+		_, err = io.Copy(io.Discard, st)
+		return err
 	}
 	if err := get("/"); err != nil {
 		t.Fatal(err)

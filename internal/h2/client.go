@@ -139,10 +139,11 @@ type ClientConn struct {
 	pool *BufPool
 
 	// Owned by the read loop.
-	rd   connReader
-	fr   *http2.Framer
-	hdec *hpack.Decoder
-	hb   clientBlock
+	rd       connReader
+	fr       *http2.Framer
+	hdec     *hpack.Decoder
+	hb       clientBlock
+	hpayload []byte // payload of a small HEADERS frame (see readHeadersPayload)
 
 	open      atomic.Int32 // streams open; the writer and reader check it for idleness
 	idleTimer *time.Timer  // wakes the read loop of an idle connection (onIdle)
@@ -165,6 +166,7 @@ type ClientConn struct {
 	idleSince   time.Time
 	pings       map[[8]byte]chan struct{}
 	pingSeq     uint64
+	free        []*ClientStream // closed streams kept for reuse, at most maxFreeClientStreams
 
 	// The write side (see write.go).
 	frameWriter
@@ -349,6 +351,7 @@ func (cc *ClientConn) NewStream(req *ClientRequest) (*ClientStream, error) {
 	// Under both locks: stream ids go out in the order they were given (RFC 9113
 	// §5.1.1), and the HPACK encoder's state follows the order of the blocks.
 	cc.wmu.Lock()
+	st.rstSent = false // (a reused stream's)
 	if cc.werr != nil {
 		err := cc.werr
 		cc.wmu.Unlock()
@@ -467,7 +470,7 @@ func (cc *ClientConn) readLoop() {
 	for _, ch := range cc.pings {
 		close(ch)
 	}
-	cc.pings = nil
+	cc.pings, cc.free = nil, nil
 	cc.mu.Unlock()
 	cc.idleTimer.Stop()
 	cc.shut()
@@ -492,8 +495,21 @@ func (cc *ClientConn) onIdle() {
 
 func (cc *ClientConn) readFrames() error {
 	for {
-		f, err := cc.fr.ReadFrame()
+		// The Framer reads every frame header (and checks sizes and the order of
+		// CONTINUATION frames); HEADERS payloads we read and parse ourselves, which
+		// spares an allocation per response, as on the server side.
+		fh, err := cc.fr.ReadFrameHeader()
+		var f http2.Frame
+		var payload []byte
+		switch {
+		case err != nil:
+		case fh.Type == http2.FrameHeaders:
+			payload, err = cc.readHeadersPayload(fh)
+		default:
+			f, err = cc.fr.ReadFrameForHeader(fh)
+		}
 		if err != nil {
+			cc.putHeadersPayload(payload)
 			cc.mu.Lock()
 			done := cc.goAway && len(cc.streams) == 0
 			cc.mu.Unlock()
@@ -514,7 +530,13 @@ func (cc *ClientConn) readFrames() error {
 			}
 			return err
 		}
-		if err := cc.processFrame(f); err != nil {
+		if f == nil {
+			err = cc.onHeadersPayload(fh, payload)
+			cc.putHeadersPayload(payload)
+		} else {
+			err = cc.processFrame(f)
+		}
+		if err != nil {
 			return err
 		}
 		cc.mu.Lock()
@@ -526,12 +548,69 @@ func (cc *ClientConn) readFrames() error {
 	}
 }
 
+// maxKeptHeaders bounds the buffer a connection keeps for HEADERS payloads; a larger
+// payload is read into a buffer of the pool, given back once handled.
+const maxKeptHeaders = 1 << 10
+
+// readHeadersPayload reads the payload of a HEADERS frame (the Framer's own parse
+// allocates a frame each time): into a buffer of the read loop's if it is small, else
+// into one of the pool (see putHeadersPayload).
+func (cc *ClientConn) readHeadersPayload(fh http2.FrameHeader) ([]byte, error) {
+	n := int(fh.Length)
+	var p []byte
+	switch {
+	case n <= maxKeptHeaders:
+		if cc.hpayload == nil {
+			cc.hpayload = make([]byte, maxKeptHeaders)
+		}
+		p = cc.hpayload[:n]
+	case n <= cc.pool.Size():
+		p = cc.pool.Get()[:n]
+	default:
+		p = make([]byte, n)
+	}
+	_, err := io.ReadFull(&cc.rd, p)
+	return p, err
+}
+
+// putHeadersPayload gives back the pool's buffer that readHeadersPayload used, if it
+// did.
+func (cc *ClientConn) putHeadersPayload(p []byte) {
+	if len(p) > maxKeptHeaders {
+		cc.pool.Put(p[:cap(p)])
+	}
+}
+
+// onHeadersPayload parses the HEADERS frame (RFC 9113 §6.2) whose payload
+// readHeadersPayload read, and handles it.
+func (cc *ClientConn) onHeadersPayload(fh http2.FrameHeader, p []byte) error {
+	if fh.StreamID == 0 {
+		return connErr(http2.ErrCodeProtocol, "HEADERS on stream 0")
+	}
+	pad := 0
+	if fh.Flags.Has(http2.FlagHeadersPadded) {
+		if len(p) < 1 {
+			return connErr(http2.ErrCodeFrameSize, "HEADERS frame too short")
+		}
+		pad, p = int(p[0]), p[1:]
+	}
+	if fh.Flags.Has(http2.FlagHeadersPriority) {
+		if len(p) < 5 {
+			return connErr(http2.ErrCodeFrameSize, "HEADERS frame too short")
+		}
+		p = p[5:]
+	}
+	if pad > len(p) {
+		return connErr(http2.ErrCodeProtocol, "HEADERS padding too long")
+	}
+	return cc.onHeaders(fh.StreamID, fh.Flags.Has(http2.FlagHeadersEndStream),
+		fh.Flags.Has(http2.FlagHeadersEndHeaders), p[:len(p)-pad])
+}
+
 func (cc *ClientConn) processFrame(f http2.Frame) error {
 	switch f := f.(type) {
 	case *http2.DataFrame:
 		return cc.onData(f)
-	case *http2.HeadersFrame:
-		return cc.onHeaders(f)
 	case *http2.ContinuationFrame:
 		return cc.headerFragment(f.HeaderBlockFragment(), f.HeadersEnded())
 	case *http2.SettingsFrame:
@@ -735,14 +814,16 @@ func (cc *ClientConn) creditConnLocked(n int64) error {
 	return cc.writeWindowUpdate(0, n)
 }
 
-// resetStream resets stream id with code and fails it with err (read loop side).
+// resetStream resets stream id with code and fails it with err (read loop side). The
+// RST_STREAM is queued under cc.mu: the stream, once out of the table, may be closed
+// and reused by its owner, which cc.mu holds off until it is marked.
 func (cc *ClientConn) resetStream(id uint32, code http2.ErrCode, err error) {
 	cc.mu.Lock()
+	defer cc.mu.Unlock()
 	st := cc.streams[id]
 	if st != nil {
 		cc.closeStreamLocked(st, err)
 	}
-	cc.mu.Unlock()
 	_ = cc.writeRSTStream(id, st, code)
 }
 
@@ -782,8 +863,7 @@ type clientBlock struct {
 	fields    []Field
 }
 
-func (cc *ClientConn) onHeaders(f *http2.HeadersFrame) error {
-	id := f.StreamID
+func (cc *ClientConn) onHeaders(id uint32, endStream, endHeaders bool, frag []byte) error {
 	cc.mu.Lock()
 	if id >= cc.nextID || id%2 == 0 {
 		cc.mu.Unlock()
@@ -792,8 +872,8 @@ func (cc *ClientConn) onHeaders(f *http2.HeadersFrame) error {
 	st := cc.streams[id]
 	cc.mu.Unlock()
 	hb := &cc.hb
-	*hb = clientBlock{st: st, id: id, endStream: f.StreamEnded(), fields: hb.fields[:0]}
-	return cc.headerFragment(f.HeaderBlockFragment(), f.HeadersEnded())
+	*hb = clientBlock{st: st, id: id, endStream: endStream, fields: hb.fields[:0]}
+	return cc.headerFragment(frag, endHeaders)
 }
 
 func (cc *ClientConn) headerFragment(frag []byte, end bool) error {

@@ -14,8 +14,22 @@ import (
 // ([ClientStream.ReadHead], [ClientStream.ReadBody], [ClientStream.Read],
 // [ClientStream.Trailers]) may be used on two goroutines at once, but the methods of one
 // side must not be called concurrently with each other. [ClientStream.Cancel] may be
-// called from any goroutine, before or after Close; Close must be called once, when
-// both sides are done with the stream.
+// called from any goroutine until Close is called; Close must be called once, when both
+// sides are done with the stream, and nothing of the stream may be used once it was
+// called: not its methods, not Cancel (a timer of the caller's that may still call
+// Cancel must be stopped, or guarded by a lock of the caller's, first), not the fields
+// or body pieces it returned.
+//
+// # Reuse
+//
+// Close gives the stream back to its connection, which hands it to a later
+// [ClientConn.NewStream] (a connection keeps at most a few such streams, and drops them
+// with itself). The stream's state belongs to the connection's read loop only while
+// the stream is in the connection's table (from NewStream until it ends or is reset):
+// frames that arrive later for its id (late DATA, HEADERS or RST_STREAM after a reset)
+// find no stream and are dropped, so a stream given back is never reached by them. The
+// head and trailer fields the stream returned are backed by slices it reuses, but the
+// strings in them are not: a caller may keep the strings past Close, not the slices.
 type ClientStream struct {
 	cc    *ClientConn
 	id    uint32
@@ -56,17 +70,39 @@ type interimHead struct {
 	fields []Field
 }
 
-// newStreamLocked returns a stream with the next id. cc.mu is held.
+// maxFreeClientStreams bounds the streams a connection keeps for reuse (see ClientStream).
+const maxFreeClientStreams = 16
+
+// newStreamLocked returns a stream with the next id: one given back by Close, reset, or
+// a new one. cc.mu is held; the caller sets rstSent under cc.wmu.
 func (cc *ClientConn) newStreamLocked() *ClientStream {
-	// A stream is never reused: Cancel may still come from a timer of the caller's
-	// after Close, and must find the stream it was meant for.
-	st := &ClientStream{cc: cc, rwake: make(chan struct{}, 1), wwake: make(chan struct{}, 1)}
+	var st *ClientStream
+	if n := len(cc.free); n > 0 {
+		st = cc.free[n-1]
+		cc.free[n-1] = nil
+		cc.free = cc.free[:n-1]
+		rwake, wwake := st.rwake, st.wwake
+		head, trailers, interim := st.head[:0], st.trailers[:0], st.interim[:0]
+		*st = ClientStream{cc: cc, rwake: rwake, wwake: wwake, head: head, trailers: trailers, interim: interim}
+		drain(rwake)
+		drain(wwake)
+	} else {
+		st = &ClientStream{cc: cc, rwake: make(chan struct{}, 1), wwake: make(chan struct{}, 1)}
+	}
 	st.id = cc.nextID
 	cc.nextID += 2
 	st.sendWin = cc.peerInitWin
 	st.recvWin = int64(cc.opts.StreamWindowSize)
 	st.body = st.bodyBuf[:0]
 	return st
+}
+
+// drain empties a wake-up channel.
+func drain(ch chan struct{}) {
+	select {
+	case <-ch:
+	default:
+	}
 }
 
 // closeStreamLocked removes st from the connection; err, if not nil, is why it failed.
@@ -128,6 +164,24 @@ func (st *ClientStream) ID() uint32 { return st.id }
 // the caller's goroutine, their fields valid during the call. The error wraps
 // [ErrUnprocessed] when the peer did not process the request.
 func (st *ClientStream) ReadHead(on1xx func(status int, fields []Field)) (int, []Field, error) {
+	status, fields, err, _ := st.readHead(on1xx, true)
+	return status, fields, err
+}
+
+// ReadHeadNow is ReadHead without the wait for the final head: ok is false if it has
+// not arrived yet (interim heads that did were passed to on1xx). A caller that waits
+// for other things too waits for [ClientStream.Wake] and calls it again.
+func (st *ClientStream) ReadHeadNow(on1xx func(status int, fields []Field)) (status int, fields []Field, err error, ok bool) {
+	return st.readHead(on1xx, false)
+}
+
+// Wake returns a channel that receives when the response side may have something new
+// (a head, body, the end or a failure): the wait of a caller of
+// [ClientStream.ReadHeadNow] or [ClientStream.ReadBodyNow]. Wake-ups may be spurious.
+// It belongs to the response side: one goroutine at a time reads from it.
+func (st *ClientStream) Wake() <-chan struct{} { return st.rwake }
+
+func (st *ClientStream) readHead(on1xx func(status int, fields []Field), wait bool) (int, []Field, error, bool) {
 	cc := st.cc
 	cc.mu.Lock()
 	for {
@@ -144,18 +198,21 @@ func (st *ClientStream) ReadHead(on1xx func(status int, fields []Field)) (int, [
 		if st.err != nil {
 			err := st.err
 			cc.mu.Unlock()
-			return 0, nil, err
+			return 0, nil, err, true
 		}
 		if st.headDone {
 			status, head := st.status, st.head
 			cc.mu.Unlock()
-			return status, head, nil
+			return status, head, nil, true
 		}
 		if st.gone {
 			cc.mu.Unlock()
-			return 0, nil, ErrConnClosed
+			return 0, nil, ErrConnClosed, true
 		}
 		cc.mu.Unlock()
+		if !wait {
+			return 0, nil, nil, false
+		}
 		<-st.rwake
 		cc.mu.Lock()
 	}
@@ -173,6 +230,17 @@ func (st *ClientStream) HeadEndsStream() bool {
 // piece is valid until the next call of ReadBody or Read, or Close. Flow-control
 // credit goes back to the peer as pieces are read, in batches of half a window.
 func (st *ClientStream) ReadBody() ([]byte, error) {
+	b, err, _ := st.readBody(true)
+	return b, err
+}
+
+// ReadBodyNow is ReadBody without the wait: ok is false if no piece, end or failure is
+// at hand yet (see [ClientStream.Wake]).
+func (st *ClientStream) ReadBodyNow() (b []byte, err error, ok bool) {
+	return st.readBody(false)
+}
+
+func (st *ClientStream) readBody(wait bool) ([]byte, error, bool) {
 	cc := st.cc
 	if st.cur != nil {
 		cc.pool.Put(st.cur)
@@ -183,7 +251,7 @@ func (st *ClientStream) ReadBody() ([]byte, error) {
 		if st.err != nil {
 			err := st.err
 			cc.mu.Unlock()
-			return nil, err
+			return nil, err, true
 		}
 		if len(st.body) > 0 {
 			b := st.body[0]
@@ -206,17 +274,20 @@ func (st *ClientStream) ReadBody() ([]byte, error) {
 				_ = cc.writeWindowUpdate(st.id, sc) // (a failure ends the connection; seen next)
 			}
 			st.cur = b
-			return b, nil
+			return b, nil, true
 		}
 		if st.eof {
 			cc.mu.Unlock()
-			return nil, io.EOF
+			return nil, io.EOF, true
 		}
 		if st.gone {
 			cc.mu.Unlock()
-			return nil, ErrConnClosed
+			return nil, ErrConnClosed, true
 		}
 		cc.mu.Unlock()
+		if !wait {
+			return nil, nil, false
+		}
 		<-st.rwake
 		cc.mu.Lock()
 	}
@@ -373,7 +444,7 @@ func (st *ClientStream) endLocal() {
 }
 
 // Cancel resets the stream with CANCEL if it is still open; the waits of both sides end
-// with [ErrCanceled].
+// with [ErrCanceled]. It must not be called once Close was.
 func (st *ClientStream) Cancel() {
 	cc := st.cc
 	cc.mu.Lock()
@@ -387,8 +458,8 @@ func (st *ClientStream) Cancel() {
 }
 
 // Close ends the stream: one still open is reset with CANCEL; the response body not
-// read is dropped and its flow-control credit returned. The stream must not be used
-// afterwards.
+// read is dropped and its flow-control credit returned. The stream goes back to its
+// connection for reuse: it must not be used afterwards (see [ClientStream]).
 func (st *ClientStream) Close() {
 	cc := st.cc
 	st.Cancel()
@@ -405,5 +476,8 @@ func (st *ClientStream) Close() {
 		_ = cc.creditConnLocked(st.unconsumed)
 	}
 	st.body, st.unconsumed = nil, 0
+	if len(cc.free) < maxFreeClientStreams && cc.err == nil {
+		cc.free = append(cc.free, st)
+	}
 	cc.mu.Unlock()
 }

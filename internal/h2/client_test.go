@@ -462,6 +462,9 @@ func TestClientMalformedFrames(t *testing.T) {
 		{"push promise", func(fr *http2.Framer, id uint32) {
 			fr.WritePushPromise(http2.PushPromiseParam{StreamID: id, PromiseID: 2, EndHeaders: true, BlockFragment: []byte{0x88}})
 		}},
+		{"HEADERS padding too long", func(fr *http2.Framer, id uint32) {
+			fr.WriteRawFrame(http2.FrameHeaders, http2.FlagHeadersPadded|http2.FlagHeadersEndHeaders, id, []byte{5, 0x88})
+		}},
 		{"bad hpack", func(fr *http2.Framer, id uint32) {
 			fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: []byte{0xff, 0xff, 0xff}, EndHeaders: true})
 		}},
