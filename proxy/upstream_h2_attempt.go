@@ -449,7 +449,7 @@ func (a *h2Attempt[C]) readBody() ([]byte, error) {
 	}
 	var b []byte
 	var err error
-	if a.pumping && !a.ended {
+	if a.pumping && (!a.ended || a.writing) { // (the body still streams, or its last piece is on its way)
 		b, err = a.next()
 	} else {
 		// Each wait for the peer is bounded by the read timeout.

@@ -78,14 +78,21 @@ func (c *conn[C]) exchangeH2Conns(ctx contextT, ex *exchange[C], cc C, peer *Pee
 		if streamed {
 			return c.h2Streamed(a)
 		}
-		if len(body) > 0 {
-			_ = st.WriteData(body, true) // (a failure: the response says why)
+		var status int
+		var fields []h2.Field
+		if len(body) > h2InlineBody {
+			status, fields, err = a.sendBuffered(body)
+		} else {
+			if len(body) > 0 {
+				_ = st.WriteData(body, true) // (a failure: the response says why)
+			}
+			status, fields, err = st.ReadHead(a.on1xxFn)
+			a.stopRead()
 		}
-		status, fields, err := st.ReadHead(a.on1xxFn)
-		a.stopRead()
 		if err == nil {
 			return c.h2Respond(a, status, fields)
 		}
+		a.stopFeeder()
 		a.setStream(nil)
 		st.Close()
 		a.st = nil
@@ -93,6 +100,25 @@ func (c *conn[C]) exchangeH2Conns(ctx contextT, ex *exchange[C], cc C, peer *Pee
 			return a.streamError(err)
 		}
 	}
+}
+
+// h2InlineBody is the largest buffered request body that the request goroutine writes
+// to an HTTP/2 peer itself before it waits for the answer: the least window a peer
+// gives a stream is far larger. A larger one goes up through the feeder while the
+// request goroutine waits for the answer, which a peer may send before it has read the
+// body (and then let the body's window run out): that early answer is relayed rather
+// than waited out to the read timeout.
+const h2InlineBody = 16 << 10
+
+// sendBuffered writes a buffered request body through the feeder while it waits for the
+// response head.
+func (a *h2Attempt[C]) sendBuffered(body []byte) (int, []h2.Field, error) {
+	a.settles = false
+	a.pumping, a.ended = true, true // (nothing is read from the client: the body is whole)
+	go a.feedFn()
+	a.writing = true
+	a.ask <- h2Ask{op: opWrite, b: body, end: true}
+	return a.nextHead()
 }
 
 // h2Connected counts the connection of an attempt to an HTTP/2 peer as new or reused
