@@ -64,7 +64,7 @@ func parkedHalves[C any](svc *Service[C]) int {
 	n := 0
 	for _, c := range cs {
 		c.mu.Lock()
-		f := c.flow
+		f := c.copying()
 		c.mu.Unlock()
 		if f == nil {
 			continue
@@ -92,7 +92,7 @@ func detachedConns[C any](svc *Service[C]) int {
 	n := 0
 	for _, c := range cs {
 		c.mu.Lock()
-		f := c.flow
+		f := c.copying()
 		c.mu.Unlock()
 		if f == nil {
 			continue
@@ -396,8 +396,8 @@ func TestWhichConnsPark(t *testing.T) {
 			var f *flow
 			for sc := range svc.conns {
 				sc.mu.Lock()
-				if sc.flow != nil && !sc.finished {
-					f = sc.flow
+				if sc.started && !sc.finished {
+					f = &sc.f
 				}
 				sc.mu.Unlock()
 			}
@@ -468,7 +468,7 @@ func TestDetachAttach(t *testing.T) {
 	}
 	svc.mu.Unlock()
 	sc.mu.Lock()
-	f, client, up := sc.flow, sc.client, sc.up
+	f, client, up := sc.copying(), sc.client, sc.up
 	sc.mu.Unlock()
 	f.attachMu.Lock()
 	attached := !f.detached && f.client == client && f.up == up

@@ -90,6 +90,9 @@ type Service[C any] struct {
 	// poll parks idle connections without a goroutine while Serve runs; nil where
 	// there is none. Set by Serve before it accepts.
 	poll *idle.Poller[*half]
+	// copyCfg is what the connections' copies share; its poll is set by Serve before
+	// it accepts.
+	copyCfg copyCfg
 
 	mu        sync.Mutex
 	endpoints []net.Addr
@@ -167,6 +170,7 @@ func NewService[C any](name string, app ProxyTCP[C], opts ServiceOptions) (*Serv
 		s.slots = make(chan struct{}, opts.MaxConns)
 	}
 	s.bufs.New = func() any { b := make([]byte, copyBufSize); return &b }
+	s.copyCfg = copyCfg{idle: opts.IdleTimeout, bufs: &s.bufs}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	return s, nil
 }
@@ -260,6 +264,7 @@ func (s *Service[C]) Serve(lns []net.Listener) error {
 	poll := newPoller(s.opts.IdleTimeout)
 	if poll != nil {
 		s.poll = poll
+		s.copyCfg.poll = poll
 		go poll.Run()
 		defer poll.Close() // after every connection ended (below)
 	}
@@ -320,7 +325,7 @@ func (s *Service[C]) acceptLoop(ln net.Listener, ep endpoint) {
 			return
 		}
 		backoff = 0
-		c := &conn[C]{svc: s, client: nc, tlsCfg: ep.tls, passthrough: ep.passthrough}
+		c := &conn[C]{svc: s, client: nc, ep: &ep}
 		s.mu.Lock()
 		if s.closing {
 			s.mu.Unlock()
