@@ -90,9 +90,12 @@ func (f *forwarder) Connected(_ context.Context, _ *l4.Session, c *connCtx, _ *l
 	return nil
 }
 
-func (f *forwarder) Logging(_ context.Context, s *l4.Session, c *connCtx, err error) {
+func (f *forwarder) Logging(ctx context.Context, s *l4.Session, c *connCtx, err error) {
 	if !c.sni {
 		c.pick.Done(lb.Canceled) // an attempt no phase reported
+	}
+	if !f.log.Enabled(ctx, slog.LevelDebug) {
+		return // (the line's attributes cost more than the rest of this phase)
 	}
 	upstream := ""
 	if p := s.Peer(); p != nil {
