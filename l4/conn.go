@@ -31,7 +31,8 @@ type conn[C any] struct {
 	up       net.Conn // the upstream connection once connected
 	cut      error    // why abort cut the connection; first one wins
 	finished bool
-	started  bool // the copy, f, started
+	started  bool  // the copy, f, started
+	slot     int32 // its index in the service's conns; under the service's mu
 
 	f flow
 }

@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"runtime"
+	"slices"
 	"syscall"
 	"testing"
 	"time"
@@ -56,10 +57,7 @@ func accept(t testing.TB, conns <-chan net.Conn) net.Conn {
 // parkedHalves counts the directions of svc's connections that are parked.
 func parkedHalves[C any](svc *Service[C]) int {
 	svc.mu.Lock()
-	cs := make([]*conn[C], 0, len(svc.conns))
-	for c := range svc.conns {
-		cs = append(cs, c)
-	}
+	cs := slices.Clone(svc.conns)
 	svc.mu.Unlock()
 	n := 0
 	for _, c := range cs {
@@ -84,10 +82,7 @@ func parkedHalves[C any](svc *Service[C]) int {
 // runtime's poller.
 func detachedConns[C any](svc *Service[C]) int {
 	svc.mu.Lock()
-	cs := make([]*conn[C], 0, len(svc.conns))
-	for c := range svc.conns {
-		cs = append(cs, c)
-	}
+	cs := slices.Clone(svc.conns)
 	svc.mu.Unlock()
 	n := 0
 	for _, c := range cs {
@@ -394,7 +389,7 @@ func TestWhichConnsPark(t *testing.T) {
 			exchange(t, c, p, []byte("x"))
 			svc.mu.Lock()
 			var f *flow
-			for sc := range svc.conns {
+			for _, sc := range svc.conns {
 				sc.mu.Lock()
 				if sc.started && !sc.finished {
 					f = &sc.f
@@ -463,7 +458,7 @@ func TestDetachAttach(t *testing.T) {
 
 	svc.mu.Lock()
 	var sc *conn[*testCtx]
-	for x := range svc.conns {
+	for _, x := range svc.conns {
 		sc = x
 	}
 	svc.mu.Unlock()
