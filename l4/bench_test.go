@@ -33,10 +33,11 @@ func BenchmarkCopy(b *testing.B) {
 			}
 			var pool sync.Pool
 			pool.New = func() any { p := make([]byte, copyBufSize); return &p }
-			f := &flow{idle: time.Minute, client: in, up: out, bufs: &pool, abort: func(error) { in.Close(); out.Close() }}
-			var up, down atomic.Int64
+			f := &flow{cfg: &copyCfg{idle: time.Minute, bufs: &pool}, client: in, up: out}
+			var counts [2]atomic.Int64
+			up := &counts[0]
 			ran := make(chan error, 1)
-			go func() { ran <- f.run(&up, &down) }()
+			go func() { ran <- f.run(&counts) }()
 			drained := make(chan int64, 1)
 			go func() { n, _ := io.Copy(io.Discard, dst); drained <- n }()
 

@@ -14,22 +14,27 @@ import (
 	"time"
 
 	"github.com/gotthard-proxy/gotthard/internal/tlspeek"
-	gtls "github.com/gotthard-proxy/gotthard/tls"
 )
 
-// conn is one client connection being served.
+// conn is one client connection being served. It holds, in one allocation, all that
+// its connection keeps for its life: its Session, its context, and the copy's state
+// (f), which is what an idle connection is reduced to.
 type conn[C any] struct {
-	svc    *Service[C]
-	client net.Conn     // the accepted connection; changed by setConns only, under mu
-	tlsCfg *gtls.Config // the endpoint's, or nil
-	// passthrough: read the ClientHello for the session, copy it on untouched.
-	passthrough bool
+	svc *Service[C]
+	ep  *endpoint // the endpoint it came on (TLS, passthrough)
+
+	sess Session
+	cx   C
 
 	mu       sync.Mutex
+	client   net.Conn // the accepted connection; changed by setConns only
 	up       net.Conn // the upstream connection once connected
 	cut      error    // why abort cut the connection; first one wins
 	finished bool
-	flow     *flow // the copy once started
+	started  bool  // the copy, f, started
+	slot     int32 // its index in the service's conns; under the service's mu
+
+	f flow
 }
 
 // abort cuts the connection with err (the first cause wins): both sockets are closed,
@@ -39,7 +44,7 @@ func (c *conn[C]) abort(err error) {
 	if c.cut == nil && !c.finished {
 		c.cut = err
 	}
-	client, up, f := c.client, c.up, c.flow
+	client, up, f := c.client, c.up, c.copying()
 	c.mu.Unlock()
 	client.Close()
 	if up != nil {
@@ -48,6 +53,14 @@ func (c *conn[C]) abort(err error) {
 	if f != nil {
 		f.kill(err) // the directions parked without a goroutine end now
 	}
+}
+
+// copying returns the connection's copy once started, or nil; c.mu is held.
+func (c *conn[C]) copying() *flow {
+	if !c.started {
+		return nil
+	}
+	return &c.f
 }
 
 // setConns records the sockets that the copy detached or attached again (see
@@ -92,17 +105,17 @@ func (c *conn[C]) serve() {
 			return
 		}
 	}
-	sess := &Session{client: c.client.RemoteAddr(), local: c.client.LocalAddr(), start: time.Now()}
-	var cx C
-	f, err := c.phases(sess, &cx)
+	c.sess.start = time.Now()
+	c.sess.setAddrs(c.client.RemoteAddr(), c.client.LocalAddr())
+	sess := &c.sess
+	f, err := c.phases(sess, &c.cx)
 	if f == nil {
-		c.finish(sess, cx, err)
+		c.finish(err)
 		return
 	}
-	f.end = func(err error) { c.finish(sess, cx, err) }
-	f.setConns = c.setConns
+	f.own = c
 	c.mu.Lock()
-	c.flow = f
+	c.started = true
 	cut := c.cut
 	c.mu.Unlock()
 	if cut != nil {
@@ -112,7 +125,7 @@ func (c *conn[C]) serve() {
 	}
 	// The copy: this goroutine runs one direction until it is done or parks; the
 	// last direction to end calls finish.
-	f.start(&sess.toUpstream, &sess.toClient)
+	f.start(&sess.bytes)
 }
 
 // phases runs the connection's phases up to the copy, recovering a panic in them; it
@@ -121,24 +134,27 @@ func (c *conn[C]) phases(sess *Session, cx *C) (f *flow, err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			f, err = nil, fmt.Errorf("%w: %v", ErrPanic, p)
-			c.svc.log.Error("l4: panic in a phase", "client", addrString(sess.client), "panic", p, "stack", string(debug.Stack()))
+			c.svc.log.Error("l4: panic in a phase", "client", sess.clientString(), "panic", p, "stack", string(debug.Stack()))
 		}
 	}()
 	*cx = c.svc.app.NewCtx()
 	return c.run(sess, *cx)
 }
 
+// ended is the end of the connection's copy (see [owner]).
+func (c *conn[C]) ended(err error) { c.finish(err) }
+
 // finish ends the connection: err is what ended it (nil: both ends carried). It
 // closes both sockets, runs Logging and releases the connection's slot.
-func (c *conn[C]) finish(sess *Session, cx C, err error) {
-	s := c.svc
+func (c *conn[C]) finish(err error) {
+	s, sess := c.svc, &c.sess
 	defer s.done(c)
 	if cut := c.cause(); cut != nil && !errors.Is(err, ErrPanic) {
 		// The first cause: the other direction, or a phase, then failed on a closed socket.
 		err = cut
 	}
 	if logworthy(err) {
-		attrs := []any{"client", addrString(sess.client), "err", err,
+		attrs := []any{"client", sess.clientString(), "err", err,
 			"to_upstream", sess.BytesToUpstream(), "to_client", sess.BytesToClient()}
 		if sess.peer != nil {
 			attrs = append(attrs, "peer", sess.peer.Address)
@@ -153,18 +169,18 @@ func (c *conn[C]) finish(sess *Session, cx C, err error) {
 	if up != nil {
 		up.Close()
 	}
-	sess.end = time.Now()
-	c.logging(sess, cx, err)
+	sess.dur = max(time.Since(sess.start), 1)
+	c.logging(err)
 }
 
 // logging runs the Logging phase, recovering a panic in it.
-func (c *conn[C]) logging(sess *Session, cx C, err error) {
+func (c *conn[C]) logging(err error) {
 	defer func() {
 		if p := recover(); p != nil {
-			c.svc.log.Error("l4: panic in Logging", "client", addrString(sess.client), "panic", p, "stack", string(debug.Stack()))
+			c.svc.log.Error("l4: panic in Logging", "client", c.sess.clientString(), "panic", p, "stack", string(debug.Stack()))
 		}
 	}()
-	c.svc.app.Logging(c.svc.ctx, sess, cx, err)
+	c.svc.app.Logging(c.svc.ctx, &c.sess, c.cx, err)
 }
 
 // logworthy reports whether err deserves the service's log line: not the ends that
@@ -182,13 +198,6 @@ func logworthy(err error) bool {
 	return !((errors.Is(err, ErrHandshake) || errors.Is(err, ErrNotTLSHello)) && errors.Is(err, io.EOF))
 }
 
-func addrString(a net.Addr) string {
-	if a == nil {
-		return ""
-	}
-	return a.String()
-}
-
 // run takes the connection through its phases up to the copy, which it returns; or
 // the error that ended the connection.
 func (c *conn[C]) run(sess *Session, cx C) (*flow, error) {
@@ -203,14 +212,14 @@ func (c *conn[C]) run(sess *Session, cx C) (*flow, error) {
 	}
 	client := c.client
 	var clientW net.Conn // where bytes to the client go, if not to client
-	if c.tlsCfg != nil {
+	if c.ep.tls != nil {
 		tc, err := c.handshake(sess, total)
 		if err != nil {
 			return nil, err
 		}
 		client = tc
 	}
-	if c.passthrough {
+	if c.ep.passthrough {
 		pc, err := c.peekHello(sess, total)
 		if err != nil {
 			return nil, err
@@ -224,16 +233,11 @@ func (c *conn[C]) run(sess *Session, cx C) (*flow, error) {
 	if err := s.app.Connected(ctx, sess, cx, sess.peer, up); err != nil {
 		return nil, fmt.Errorf("l4: Connected: %w", err)
 	}
-	return &flow{
-		idle:    s.opts.IdleTimeout,
-		total:   unixNano(total),
-		client:  client,
-		clientW: clientW,
-		up:      up,
-		bufs:    &s.bufs,
-		abort:   c.abort,
-		poll:    s.poll,
-	}, nil
+	f := &c.f
+	f.cfg = &s.copyCfg
+	f.total = unixNano(total)
+	f.client, f.clientW, f.up = client, clientW, up
+	return f, nil
 }
 
 // unixNano returns t in unix nanoseconds, or 0 for the zero time.
@@ -247,7 +251,7 @@ func unixNano(t time.Time) int64 {
 // handshake terminates the client's TLS. abort closes the raw connection, which ends a
 // handshake in progress.
 func (c *conn[C]) handshake(sess *Session, total time.Time) (*tls.Conn, error) {
-	tc := tls.Server(c.client, c.tlsCfg.ServerConfig())
+	tc := tls.Server(c.client, c.ep.tls.ServerConfig())
 	dl := time.Now().Add(c.svc.opts.TLSHandshakeTimeout)
 	if !total.IsZero() && total.Before(dl) {
 		dl = total
@@ -258,10 +262,9 @@ func (c *conn[C]) handshake(sess *Session, total time.Time) (*tls.Conn, error) {
 	}
 	c.client.SetDeadline(time.Time{})
 	cs := tc.ConnectionState()
-	sess.tls = &cs
-	sess.serverName = cs.ServerName
+	sess.tls = &tlsInfo{state: &cs, serverName: cs.ServerName}
 	if cs.NegotiatedProtocol != "" {
-		sess.alpn = []string{cs.NegotiatedProtocol}
+		sess.tls.alpn = []string{cs.NegotiatedProtocol}
 	}
 	return tc, nil
 }
@@ -280,8 +283,7 @@ func (c *conn[C]) peekHello(sess *Session, total time.Time) (net.Conn, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrNotTLSHello, err)
 	}
-	sess.serverName = hello.ServerName
-	sess.alpn = hello.ALPN
+	sess.tls = &tlsInfo{serverName: hello.ServerName, alpn: hello.ALPN}
 	return pc, nil
 }
 

@@ -28,8 +28,10 @@ const (
 	parkAfter = 50 * time.Millisecond
 	// detachAfter is how long both halves of a connection stay parked before its
 	// sockets are detached from the runtime's poller (see detach): attaching them again
-	// costs about 40 system calls, which a connection that pauses briefly should not pay.
-	detachAfter = 250 * time.Millisecond
+	// costs about 20 system calls, which a connection that pauses briefly should not
+	// pay; and a connection that goes quiet right after its set-up, the most common
+	// idle one, should soon hold as little as it can.
+	detachAfter = 50 * time.Millisecond
 )
 
 // The states of a half.
@@ -49,32 +51,29 @@ const (
 // poller starts a goroutine that resumes the copy. A connection whose two halves are
 // parked holds no goroutine; the poller's sweep ends it at the idle timeout, a timer at
 // the total timeout, and the service's Close reaches it through [flow.kill].
+//
+// A parked connection is reduced to its flow (which lives in its conn, with the
+// Session: one allocation per connection) and its two slots in the poller: no
+// closure, no buffer, and once detached no net.Conn either.
 type flow struct {
-	idle       time.Duration // <= 0: none
-	total      int64         // the total timeout's time, in unix nanoseconds; 0: none
+	cfg        *copyCfg
+	total      int64 // the total timeout's time, in unix nanoseconds; 0: none
 	client, up net.Conn
 	// clientW, if not nil, is where bytes to the client are written instead of client:
 	// the socket under a passthrough client's connection, which replays the peeked
 	// hello on reads only, so that the peer-to-client direction can splice.
 	clientW net.Conn
-	bufs    *sync.Pool
-	// abort closes both sockets, recording err as the cause if it is the first.
-	abort func(error)
-	// poll parks the halves of a flow whose both directions splice; nil: never park.
-	poll *idle.Poller[*half]
-	// end is called once, on the goroutine of the last half to end, with the error
-	// that ended the flow (nil when both ends were carried).
-	end func(error)
+	// own is the connection the flow copies for.
+	own owner
+	// counts counts the bytes copied to the peer and to the client.
+	counts *[2]atomic.Int64
 
 	last atomic.Int64 // unix nanoseconds of the last byte counted either way
 
-	// setConns, if not nil, tells the connection which sockets are its own now (see
-	// detach).
-	setConns func(client, up net.Conn)
-
 	// Under attachMu: the detached state (see detach).
-	attachMu  sync.Mutex
-	attachErr error // attaching failed, or the flow was killed detached: no copy
+	attachMu sync.Mutex
+	// attachFailed: attaching failed, or the flow was killed detached: no copy.
+	attachFailed bool
 
 	mu     sync.Mutex
 	halves [2]half        // to the peer, to the client
@@ -88,14 +87,32 @@ type flow struct {
 	canDetach bool
 }
 
-// half is one direction of a [flow]: it copies src to dst. It is the flow's part in
-// the service's poller (idle.Conn) while it parks.
+// copyCfg is what the flows of a service share.
+type copyCfg struct {
+	idle time.Duration // <= 0: none
+	bufs *sync.Pool    // *[]byte of copyBufSize, for the flows that cannot splice
+	// poll parks the halves of a flow whose both directions splice; nil: never park.
+	poll *idle.Poller[*half]
+}
+
+// owner is the connection a [flow] copies for.
+type owner interface {
+	// abort closes both sockets, recording err as the cause if it is the first.
+	abort(err error)
+	// ended is called once, on the goroutine of the last half to end, with the error
+	// that ended the flow (nil when both ends were carried).
+	ended(err error)
+	// setConns tells the connection which sockets are its own now (see detach).
+	setConns(client, up net.Conn)
+}
+
+// half is one direction of a [flow]: it copies its source to its destination (see
+// src and dst). It is the flow's part in the service's poller (idle.Conn) while it
+// parks.
 type half struct {
-	f        *flow
-	dst, src net.Conn
-	count    *atomic.Int64
-	err      error // what ended it; under f.mu
-	poll     idle.Handle
+	f    *flow
+	err  error // what ended it; under f.mu
+	poll idle.Handle
 
 	// quiet tells whether the half found the connection idle (nothing counted for
 	// idle) at its last read deadline, or is parked or done, and counted nothing since.
@@ -117,6 +134,34 @@ func (h *half) other() *half {
 	return &h.f.halves[1]
 }
 
+// index returns the half's index in its flow's halves and counts.
+func (h *half) index() int {
+	if h.down {
+		return 1
+	}
+	return 0
+}
+
+// src returns the socket the half reads: the client's, or the peer's. (It changes
+// only while the half is parked, when the flow detaches or attaches its sockets.)
+func (h *half) src() net.Conn {
+	if h.down {
+		return h.f.up
+	}
+	return h.f.client
+}
+
+// dst returns the socket the half writes to.
+func (h *half) dst() net.Conn {
+	switch {
+	case !h.down:
+		return h.f.up
+	case h.f.clientW != nil:
+		return h.f.clientW
+	}
+	return h.f.client
+}
+
 // name names the half's direction, for errors.
 func (h *half) name() string {
 	if h.down {
@@ -126,9 +171,11 @@ func (h *half) name() string {
 }
 
 // start starts the copy: the client-to-peer half on the calling goroutine, which
-// returns when that half is done or parks, the other on a new one. f.end is called
-// when both are done.
-func (f *flow) start(toUp, toClient *atomic.Int64) {
+// returns when that half is done or parks, the other on a new one. f.own.ended is
+// called when both are done. The bytes copied to the peer are counted in counts[0],
+// those to the client in counts[1].
+func (f *flow) start(counts *[2]atomic.Int64) {
+	f.counts = counts
 	f.last.Store(time.Now().UnixNano())
 	toC := f.client
 	if f.clientW != nil {
@@ -141,9 +188,9 @@ func (f *flow) start(toUp, toClient *atomic.Int64) {
 	}
 	up, down := &f.halves[0], &f.halves[1]
 	f.mu.Lock() // (kill may look at the halves from now on)
-	*up = half{f: f, dst: f.up, src: f.client, count: toUp}
-	*down = half{f: f, dst: toC, src: f.up, count: toClient, down: true}
-	park := f.poll != nil && spliceable(up.dst, up.src) && spliceable(down.dst, down.src)
+	*up = half{f: f}
+	*down = half{f: f, down: true}
+	park := f.cfg.poll != nil && spliceable(f.up, f.client) && spliceable(toC, f.up)
 	up.parkable, down.parkable = park, park
 	f.canDetach = park && f.detachable()
 	f.live = 2
@@ -154,15 +201,6 @@ func (f *flow) start(toUp, toClient *atomic.Int64) {
 	f.mu.Unlock()
 	go down.run()
 	up.run()
-}
-
-// run copies src to dst until the end of src, which it carries to dst with
-// CloseWrite, or a failure; or until it parks, leaving its goroutine.
-func (f *flow) run(toUp, toClient *atomic.Int64) error {
-	ended := make(chan error, 1)
-	f.end = func(err error) { ended <- err }
-	f.start(toUp, toClient)
-	return <-ended
 }
 
 // deadline returns the total timeout's time, or the zero time.
@@ -176,7 +214,7 @@ func (f *flow) deadline() time.Time {
 // cut ends the flow with err: both sockets are closed, which ends the running
 // halves, and the parked ones end at once.
 func (f *flow) cut(err error) {
-	f.abort(err)
+	f.own.abort(err)
 	f.kill(err)
 }
 
@@ -251,13 +289,13 @@ func (f *flow) finish() {
 	}
 	f.mu.Unlock()
 	up, down := &f.halves[0], &f.halves[1]
-	if f.poll != nil {
-		f.poll.Forget(up)
-		f.poll.Forget(down)
+	if f.cfg.poll != nil {
+		f.cfg.poll.Forget(up)
+		f.cfg.poll.Forget(down)
 	}
 	for _, h := range []*half{up, down} {
 		if h.closeDst {
-			h.dst.Close()
+			h.dst().Close()
 		}
 	}
 	// The first failure is the cause: the other direction then fails on the closed
@@ -271,7 +309,7 @@ func (f *flow) finish() {
 	case up.err == nil:
 		err = down.err
 	}
-	f.end(err)
+	f.own.ended(err)
 }
 
 // watch guards the other half once one is done: a half blocked writing to a receiver
@@ -279,7 +317,7 @@ func (f *flow) finish() {
 // counted for 2×idle (a half that reads counts its bytes at least every idle). A timer
 // does it, so that a half-closed connection whose other half parks holds no goroutine.
 func (f *flow) watch() {
-	if f.idle <= 0 {
+	if f.cfg.idle <= 0 {
 		return
 	}
 	check := func() {
@@ -288,7 +326,7 @@ func (f *flow) watch() {
 			f.mu.Unlock()
 			return
 		}
-		wait := time.Until(time.Unix(0, f.last.Load()).Add(2 * f.idle))
+		wait := time.Until(time.Unix(0, f.last.Load()).Add(2 * f.cfg.idle))
 		if wait > 0 {
 			f.timers[1].Reset(wait)
 		}
@@ -299,7 +337,7 @@ func (f *flow) watch() {
 	}
 	f.mu.Lock()
 	if f.live > 0 {
-		f.timers[1] = time.AfterFunc(2*f.idle, check)
+		f.timers[1] = time.AfterFunc(2*f.cfg.idle, check)
 	}
 	f.mu.Unlock()
 }
@@ -308,7 +346,7 @@ func (f *flow) watch() {
 // returns nil then, or the error that ended the copy; or park, when the half has
 // waited parkAfter for bytes and may park.
 func (h *half) copy() (err error, park bool) {
-	f, dst, src := h.f, h.dst, h.src
+	f, dst, src := h.f, h.dst(), h.src()
 	var chunk func() (int64, bool, error)
 	if spliceable(dst, src) {
 		var err error
@@ -316,8 +354,8 @@ func (h *half) copy() (err error, park bool) {
 			return fmt.Errorf("l4: %s: %w", h.name(), err), false
 		}
 	} else {
-		bp := f.bufs.Get().(*[]byte)
-		defer f.bufs.Put(bp)
+		bp := f.cfg.bufs.Get().(*[]byte)
+		defer f.cfg.bufs.Put(bp)
 		buf := *bp
 		chunk = func() (int64, bool, error) {
 			n, err := src.Read(buf)
@@ -334,8 +372,8 @@ func (h *half) copy() (err error, park bool) {
 	}
 	arm := func(now time.Time) {
 		want := time.Time{}
-		if f.idle > 0 {
-			want = now.Add(f.idle)
+		if f.cfg.idle > 0 {
+			want = now.Add(f.cfg.idle)
 		}
 		if h.parkable && (want.IsZero() || now.Add(parkAfter).Before(want)) {
 			want = now.Add(parkAfter)
@@ -351,7 +389,7 @@ func (h *half) copy() (err error, park bool) {
 	for {
 		n, eof, err := chunk()
 		if n > 0 {
-			h.count.Add(n)
+			h.f.counts[h.index()].Add(n)
 			now := time.Now()
 			f.last.Store(now.UnixNano())
 			moved = now
@@ -386,17 +424,17 @@ func (h *half) copy() (err error, park bool) {
 			src.SetReadDeadline(time.Time{}) // no timer left behind
 			return nil, true
 		}
-		if n == 0 && f.idle > 0 {
+		if n == 0 && f.cfg.idle > 0 {
 			// Nothing to read now. The other direction counts the bytes it moves only
 			// once written, so it may be in the middle of a write: the connection is
 			// idle when nothing was counted for idle and the other direction found it
 			// so too at its own last deadline, or when nothing was counted for 2×idle
 			// (the other direction blocked writing to a receiver that does not read).
 			since := now.Sub(time.Unix(0, f.last.Load()))
-			if since >= f.idle && h.other().quiet.Load() || since >= 2*f.idle {
+			if since >= f.cfg.idle && h.other().quiet.Load() || since >= 2*f.cfg.idle {
 				return ErrIdleTimeout, false
 			}
-			h.quiet.Store(since >= f.idle)
+			h.quiet.Store(since >= f.cfg.idle)
 		}
 		arm(now)
 	}
@@ -407,7 +445,7 @@ func (h *half) copy() (err error, park bool) {
 // (A TLS destination needs its close_notify, which closing the socket under it does
 // not send.)
 func (h *half) endsFlow() bool {
-	if _, ok := h.dst.(*net.TCPConn); !ok {
+	if _, ok := h.dst().(*net.TCPConn); !ok {
 		return false
 	}
 	h.f.mu.Lock()

@@ -26,10 +26,11 @@ func TestCopyBursts(t *testing.T) {
 			}
 			var pool sync.Pool
 			pool.New = func() any { p := make([]byte, copyBufSize); return &p }
-			f := &flow{idle: time.Minute, client: in, up: out, bufs: &pool, abort: func(error) { in.Close(); out.Close() }}
-			var up, down atomic.Int64
+			f := &flow{cfg: &copyCfg{idle: time.Minute, bufs: &pool}, client: in, up: out}
+			var counts [2]atomic.Int64
+			up, down := &counts[0], &counts[1]
 			ran := make(chan error, 1)
-			go func() { ran <- f.run(&up, &down) }()
+			go func() { ran <- f.run(&counts) }()
 
 			rng := rand.New(rand.NewPCG(1, 2))
 			var sent [2]bytes.Buffer
@@ -73,4 +74,24 @@ func TestCopyBursts(t *testing.T) {
 			}
 		})
 	}
+}
+
+// soloOwner owns a flow outside a service: its abort closes the flow's sockets, and
+// the flow's end goes to done.
+type soloOwner struct {
+	f    *flow
+	done chan error
+}
+
+func (o *soloOwner) abort(error)                 { o.f.client.Close(); o.f.up.Close() }
+func (o *soloOwner) ended(err error)             { o.done <- err }
+func (o *soloOwner) setConns(net.Conn, net.Conn) {}
+
+// run copies both ways until both ends were carried, or a failure, and returns the
+// flow's end.
+func (f *flow) run(counts *[2]atomic.Int64) error {
+	o := &soloOwner{f: f, done: make(chan error, 1)}
+	f.own = o
+	f.start(counts)
+	return <-o.done
 }

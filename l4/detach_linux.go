@@ -2,9 +2,11 @@ package l4
 
 import (
 	"errors"
+	"fmt"
 	"net"
 	"os"
 	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -19,17 +21,22 @@ import (
 // both sides.
 
 // rawSock is a socket descriptor the runtime's poller does not know: what the
-// service's poller watches for a detached connection. Only SyscallConn is used.
-type rawSock struct {
-	net.Conn // nil
-	fd       int
-}
+// service's poller watches for a detached connection (8 bytes as a net.Conn). Only
+// SyscallConn is used; its reads and writes fail, and Close leaves the descriptor to
+// closeSockets.
+type rawSock int
 
-// Close does nothing: closeSockets closes the descriptor.
-func (r *rawSock) Close() error { return nil }
+func (r rawSock) Read([]byte) (int, error)         { return 0, errors.ErrUnsupported }
+func (r rawSock) Write([]byte) (int, error)        { return 0, errors.ErrUnsupported }
+func (r rawSock) Close() error                     { return nil }
+func (r rawSock) LocalAddr() net.Addr              { return nil }
+func (r rawSock) RemoteAddr() net.Addr             { return nil }
+func (r rawSock) SetDeadline(time.Time) error      { return errors.ErrUnsupported }
+func (r rawSock) SetReadDeadline(time.Time) error  { return errors.ErrUnsupported }
+func (r rawSock) SetWriteDeadline(time.Time) error { return errors.ErrUnsupported }
 
 // SyscallConn returns the descriptor, for the service's poller.
-func (r *rawSock) SyscallConn() (syscall.RawConn, error) { return rawCtl(r.fd), nil }
+func (r rawSock) SyscallConn() (syscall.RawConn, error) { return rawCtl(r), nil }
 
 // rawCtl is a descriptor as a syscall.RawConn: Control only.
 type rawCtl int
@@ -38,11 +45,15 @@ func (r rawCtl) Control(f func(fd uintptr)) error  { f(uintptr(r)); return nil }
 func (r rawCtl) Read(func(fd uintptr) bool) error  { return errors.ErrUnsupported }
 func (r rawCtl) Write(func(fd uintptr) bool) error { return errors.ErrUnsupported }
 
+// errAttach is the end of a connection whose detached sockets could not be made
+// net.Conns again, or that was cut while detached.
+var errAttach = fmt.Errorf("l4: attaching a detached connection's sockets: %w", net.ErrClosed)
+
 // detachable reports whether the flow's sockets can be detached: plain TCP both.
 func (f *flow) detachable() bool {
 	_, c := f.client.(*net.TCPConn)
 	_, u := f.up.(*net.TCPConn)
-	return c && u && f.clientW == nil && f.setConns != nil
+	return c && u && f.clientW == nil && f.own != nil
 }
 
 // detach detaches the flow's sockets if both halves are (still) parked.
@@ -51,41 +62,40 @@ func (f *flow) detach() {
 	defer f.attachMu.Unlock()
 	up, down := &f.halves[0], &f.halves[1]
 	f.mu.Lock()
-	ok := !f.dead && !f.detached && f.attachErr == nil && up.state == halfParked && down.state == halfParked
+	f.timers[2] = nil // fired: a flow that parks again makes another (none is held meanwhile)
+	ok := !f.dead && !f.detached && !f.attachFailed && up.state == halfParked && down.state == halfParked
 	f.mu.Unlock()
 	if !ok {
 		return
 	}
 	// (While attachMu is held no half copies: a half the poller resumes meanwhile
 	// waits for it in attach.)
-	f.poll.Unregister(up)
-	f.poll.Unregister(down)
-	client, peer := up.src, down.src
+	f.cfg.poll.Unregister(up)
+	f.cfg.poll.Unregister(down)
+	client, peer := f.client, f.up
 	cfd, err := dupFD(client)
 	if err != nil {
-		f.poll.Register(up)
-		f.poll.Register(down)
+		f.cfg.poll.Register(up)
+		f.cfg.poll.Register(down)
 		return
 	}
 	pfd, err := dupFD(peer)
 	if err != nil {
 		unix.Close(cfd)
-		f.poll.Register(up)
-		f.poll.Register(down)
+		f.cfg.poll.Register(up)
+		f.cfg.poll.Register(down)
 		return
 	}
 	client.Close()
 	peer.Close()
-	rc, rp := &rawSock{fd: cfd}, &rawSock{fd: pfd}
-	up.src, up.dst = rc, rp
-	down.src, down.dst = rp, rc
+	rc, rp := rawSock(cfd), rawSock(pfd)
 	f.client, f.up = rc, rp
-	f.setConns(rc, rp) // (so that the closed connections can be collected)
+	f.own.setConns(rc, rp) // (so that the closed connections can be collected)
 	f.detached = true
 	// Bytes that came since the sockets left the set are reported at once.
-	if !f.poll.Register(up) || !f.poll.Register(down) {
-		if err := f.reattach(); err != nil {
-			f.attachErr = err
+	if !f.cfg.poll.Register(up) || !f.cfg.poll.Register(down) {
+		if f.reattach() != nil {
+			f.attachFailed = true // (the halves then end with errAttach)
 		}
 	}
 }
@@ -98,15 +108,15 @@ func (f *flow) attach() error {
 	}
 	f.attachMu.Lock()
 	defer f.attachMu.Unlock()
-	if f.attachErr != nil {
-		return f.attachErr
+	if f.attachFailed {
+		return errAttach
 	}
 	if !f.detached {
 		return nil
 	}
 	if err := f.reattach(); err != nil {
-		f.attachErr = err
-		return err
+		f.attachFailed = true
+		return fmt.Errorf("%w: %w", errAttach, err)
 	}
 	return nil
 }
@@ -114,30 +124,28 @@ func (f *flow) attach() error {
 // reattach makes the detached descriptors net.TCPConns; attachMu is held.
 func (f *flow) reattach() error {
 	up, down := &f.halves[0], &f.halves[1]
-	f.poll.Unregister(up)
-	f.poll.Unregister(down)
-	rc, rp := f.client.(*rawSock), f.up.(*rawSock)
+	f.cfg.poll.Unregister(up)
+	f.cfg.poll.Unregister(down)
+	rc, rp := int(f.client.(rawSock)), int(f.up.(rawSock))
 	f.detached = false
-	client, err := fileConn(rc.fd)
+	client, err := fileConn(rc)
 	if err != nil {
-		unix.Close(rp.fd)
+		unix.Close(rp)
 		return err
 	}
-	peer, err := fileConn(rp.fd)
+	peer, err := fileConn(rp)
 	if err != nil {
 		client.Close()
 		return err
 	}
-	up.src, up.dst = client, peer
-	down.src, down.dst = peer, client
 	f.client, f.up = client, peer
-	f.setConns(client, peer)
+	f.own.setConns(client, peer)
 	// A half still parked watches its new socket.
 	f.mu.Lock()
 	parked := [2]bool{up.state == halfParked, down.state == halfParked}
 	f.mu.Unlock()
 	for i, h := range [2]*half{up, down} {
-		if parked[i] && !f.poll.Register(h) {
+		if parked[i] && !f.cfg.poll.Register(h) {
 			f.resume(h) // not watched: it waits on a goroutine of its own
 		}
 	}
@@ -171,12 +179,12 @@ func (f *flow) closeSockets() {
 	defer f.attachMu.Unlock()
 	if f.detached {
 		up, down := &f.halves[0], &f.halves[1]
-		f.poll.Forget(up)
-		f.poll.Forget(down)
-		unix.Close(f.client.(*rawSock).fd)
-		unix.Close(f.up.(*rawSock).fd)
+		f.cfg.poll.Forget(up)
+		f.cfg.poll.Forget(down)
+		unix.Close(int(f.client.(rawSock)))
+		unix.Close(int(f.up.(rawSock)))
 		f.detached = false
-		f.attachErr = net.ErrClosed
+		f.attachFailed = true
 		return
 	}
 	f.client.Close()

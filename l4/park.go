@@ -32,12 +32,12 @@ func newPoller(idleTimeout time.Duration) *idle.Poller[*half] {
 // then never parks again).
 func (h *half) park() bool {
 	f := h.f
-	if !f.poll.Register(h) {
+	if !f.cfg.poll.Register(h) {
 		h.parkable = false
 		return false
 	}
 	for {
-		f.poll.Parked(&h.poll)
+		f.cfg.poll.Parked(&h.poll)
 		f.mu.Lock()
 		if f.dead {
 			f.mu.Unlock()
@@ -62,7 +62,7 @@ func (h *half) park() bool {
 		// or new ones. Look without waiting.
 		h.woke = false
 		f.mu.Unlock()
-		if readable(h.src) {
+		if readable(h.src()) {
 			return false
 		}
 	}
@@ -72,7 +72,7 @@ func (h *half) park() bool {
 func (h *half) IdleHandle() *idle.Handle { return &h.poll }
 
 // NetConn returns the half's source: the socket the poller watches.
-func (h *half) NetConn() net.Conn { return h.src }
+func (h *half) NetConn() net.Conn { return h.src() }
 
 // Wake takes the parked half for the poller, which resumes it; a half that is
 // running notes that its source became readable, for its next park.
@@ -98,11 +98,11 @@ func (h *half) Unpark() bool {
 	f := h.f
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if h.state != halfParked || f.dead || f.idle <= 0 {
+	if h.state != halfParked || f.dead || f.cfg.idle <= 0 {
 		return false
 	}
 	since := time.Since(time.Unix(0, f.last.Load()))
-	if since < f.idle || h.other().state == halfRunning && since < 2*f.idle {
+	if since < f.cfg.idle || h.other().state == halfRunning && since < 2*f.cfg.idle {
 		return false
 	}
 	f.dead = true

@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"runtime"
+	"slices"
 	"syscall"
 	"testing"
 	"time"
@@ -56,15 +57,12 @@ func accept(t testing.TB, conns <-chan net.Conn) net.Conn {
 // parkedHalves counts the directions of svc's connections that are parked.
 func parkedHalves[C any](svc *Service[C]) int {
 	svc.mu.Lock()
-	cs := make([]*conn[C], 0, len(svc.conns))
-	for c := range svc.conns {
-		cs = append(cs, c)
-	}
+	cs := slices.Clone(svc.conns)
 	svc.mu.Unlock()
 	n := 0
 	for _, c := range cs {
 		c.mu.Lock()
-		f := c.flow
+		f := c.copying()
 		c.mu.Unlock()
 		if f == nil {
 			continue
@@ -84,15 +82,12 @@ func parkedHalves[C any](svc *Service[C]) int {
 // runtime's poller.
 func detachedConns[C any](svc *Service[C]) int {
 	svc.mu.Lock()
-	cs := make([]*conn[C], 0, len(svc.conns))
-	for c := range svc.conns {
-		cs = append(cs, c)
-	}
+	cs := slices.Clone(svc.conns)
 	svc.mu.Unlock()
 	n := 0
 	for _, c := range cs {
 		c.mu.Lock()
-		f := c.flow
+		f := c.copying()
 		c.mu.Unlock()
 		if f == nil {
 			continue
@@ -394,10 +389,10 @@ func TestWhichConnsPark(t *testing.T) {
 			exchange(t, c, p, []byte("x"))
 			svc.mu.Lock()
 			var f *flow
-			for sc := range svc.conns {
+			for _, sc := range svc.conns {
 				sc.mu.Lock()
-				if sc.flow != nil && !sc.finished {
-					f = sc.flow
+				if sc.started && !sc.finished {
+					f = &sc.f
 				}
 				sc.mu.Unlock()
 			}
@@ -463,12 +458,12 @@ func TestDetachAttach(t *testing.T) {
 
 	svc.mu.Lock()
 	var sc *conn[*testCtx]
-	for x := range svc.conns {
+	for _, x := range svc.conns {
 		sc = x
 	}
 	svc.mu.Unlock()
 	sc.mu.Lock()
-	f, client, up := sc.flow, sc.client, sc.up
+	f, client, up := sc.copying(), sc.client, sc.up
 	sc.mu.Unlock()
 	f.attachMu.Lock()
 	attached := !f.detached && f.client == client && f.up == up

@@ -120,8 +120,8 @@ func (p *Peer) dial(ctx context.Context, def time.Duration, sess *Session) (net.
 func sendProxyHeader(ctx context.Context, nc net.Conn, version int, sess *Session) error {
 	var b []byte
 	var err error
-	src, srcOK := addrPortOf(sess.client)
-	dst, dstOK := addrPortOf(sess.local)
+	src, srcOK := unmapped(sess.client)
+	dst, dstOK := unmapped(sess.local)
 	switch {
 	case srcOK && dstOK && src.Addr().Is4() == dst.Addr().Is4():
 		b, err = proxyproto.Append(nil, version, src, dst)
@@ -143,12 +143,7 @@ func sendProxyHeader(ctx context.Context, nc net.Conn, version int, sess *Sessio
 	return nil
 }
 
-// addrPortOf returns a TCP address's IP and port, IPv4-mapped ones as IPv4.
-func addrPortOf(a net.Addr) (netip.AddrPort, bool) {
-	ta, ok := a.(*net.TCPAddr)
-	if !ok {
-		return netip.AddrPort{}, false
-	}
-	ap := ta.AddrPort()
+// unmapped returns ap with an IPv4-mapped address as IPv4, and whether it is valid.
+func unmapped(ap netip.AddrPort) (netip.AddrPort, bool) {
 	return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()), ap.IsValid()
 }

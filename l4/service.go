@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"slices"
 	"sync"
 	"syscall"
 	"time"
@@ -90,14 +91,19 @@ type Service[C any] struct {
 	// poll parks idle connections without a goroutine while Serve runs; nil where
 	// there is none. Set by Serve before it accepts.
 	poll *idle.Poller[*half]
+	// copyCfg is what the connections' copies share; its poll is set by Serve before
+	// it accepts.
+	copyCfg copyCfg
 
 	mu        sync.Mutex
 	endpoints []net.Addr
 	lns       []net.Listener
-	conns     map[*conn[C]]struct{}
-	closing   bool
-	accepts   sync.WaitGroup // accept loops
-	active    sync.WaitGroup // connections; Add under mu while !closing
+	// conns are the connections being served, each at its index (conn.slot): a
+	// slice of pointers rather than a map, 8 bytes a connection instead of about 40.
+	conns   []*conn[C]
+	closing bool
+	accepts sync.WaitGroup // accept loops
+	active  sync.WaitGroup // connections; Add under mu while !closing
 }
 
 // endpoint is an address added with AddTCP, AddUnix, AddTLS or AddTLSPassthrough.
@@ -152,12 +158,11 @@ func NewService[C any](name string, app ProxyTCP[C], opts ServiceOptions) (*Serv
 		opts.MaxRetries = 0
 	}
 	s := &Service[C]{
-		name:  name,
-		app:   app,
-		opts:  opts,
-		log:   opts.Logger,
-		stop:  make(chan struct{}),
-		conns: make(map[*conn[C]]struct{}),
+		name: name,
+		app:  app,
+		opts: opts,
+		log:  opts.Logger,
+		stop: make(chan struct{}),
 	}
 	if s.log == nil {
 		s.log = slog.Default()
@@ -167,6 +172,7 @@ func NewService[C any](name string, app ProxyTCP[C], opts ServiceOptions) (*Serv
 		s.slots = make(chan struct{}, opts.MaxConns)
 	}
 	s.bufs.New = func() any { b := make([]byte, copyBufSize); return &b }
+	s.copyCfg = copyCfg{idle: opts.IdleTimeout, bufs: &s.bufs}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	return s, nil
 }
@@ -260,6 +266,7 @@ func (s *Service[C]) Serve(lns []net.Listener) error {
 	poll := newPoller(s.opts.IdleTimeout)
 	if poll != nil {
 		s.poll = poll
+		s.copyCfg.poll = poll
 		go poll.Run()
 		defer poll.Close() // after every connection ended (below)
 	}
@@ -320,7 +327,7 @@ func (s *Service[C]) acceptLoop(ln net.Listener, ep endpoint) {
 			return
 		}
 		backoff = 0
-		c := &conn[C]{svc: s, client: nc, tlsCfg: ep.tls, passthrough: ep.passthrough}
+		c := &conn[C]{svc: s, client: nc, ep: &ep}
 		s.mu.Lock()
 		if s.closing {
 			s.mu.Unlock()
@@ -328,7 +335,8 @@ func (s *Service[C]) acceptLoop(ln net.Listener, ep endpoint) {
 			s.release()
 			return
 		}
-		s.conns[c] = struct{}{}
+		c.slot = int32(len(s.conns))
+		s.conns = append(s.conns, c)
 		s.active.Add(1)
 		s.mu.Unlock()
 		go c.serve()
@@ -343,7 +351,13 @@ func (s *Service[C]) release() {
 
 func (s *Service[C]) done(c *conn[C]) {
 	s.mu.Lock()
-	delete(s.conns, c)
+	last := s.conns[len(s.conns)-1]
+	s.conns[c.slot], last.slot = last, c.slot
+	s.conns[len(s.conns)-1] = nil
+	s.conns = s.conns[:len(s.conns)-1]
+	if cap(s.conns) > 1024 && len(s.conns) < cap(s.conns)/4 {
+		s.conns = slices.Clone(s.conns) // (a burst's room, given back)
+	}
 	s.mu.Unlock()
 	s.release()
 	s.active.Done()
@@ -402,10 +416,7 @@ func (s *Service[C]) CloseStreams() { s.cutAll() }
 
 func (s *Service[C]) cutAll() {
 	s.mu.Lock()
-	cs := make([]*conn[C], 0, len(s.conns))
-	for c := range s.conns {
-		cs = append(cs, c)
-	}
+	cs := slices.Clone(s.conns)
 	s.mu.Unlock()
 	for _, c := range cs {
 		c.abort(ErrShutdown)

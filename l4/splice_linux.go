@@ -30,33 +30,49 @@ func spliceable(dst, src net.Conn) bool {
 // already queued returns the pipe to the runtime's pool at once, so an idle connection
 // holds no pipe, and every burst is counted as it passes.
 func spliceChunker(dst, src net.Conn) (func() (int64, bool, error), error) {
-	rf := dst.(io.ReaderFrom)
 	sc, err := src.(syscall.Conn).SyscallConn()
 	if err != nil {
 		return nil, err
 	}
-	lr := &io.LimitedReader{R: src}
-	var queued int
-	var qerr error
 	_, tcp := src.(*net.TCPConn)
-	probe := func(fd uintptr) bool {
-		queued, qerr = peekQueued(fd, tcp)
-		return qerr != unix.EAGAIN
+	// One allocation holds the step's state (and two its funcs): a direction makes
+	// one each time it starts or resumes.
+	sp := &splicer{rf: dst.(io.ReaderFrom), sc: sc, lr: io.LimitedReader{R: src}, tcp: tcp}
+	sp.probe = sp.peek
+	return sp.chunk, nil
+}
+
+// splicer is the state of a splicing direction's copy step (see spliceChunker).
+type splicer struct {
+	rf     io.ReaderFrom
+	sc     syscall.RawConn
+	lr     io.LimitedReader
+	tcp    bool
+	queued int
+	qerr   error
+	probe  func(fd uintptr) bool // peek
+}
+
+// peek counts the bytes queued on fd; it reports false, to wait, when there are none.
+func (sp *splicer) peek(fd uintptr) bool {
+	sp.queued, sp.qerr = peekQueued(fd, sp.tcp)
+	return sp.qerr != unix.EAGAIN
+}
+
+// chunk waits for bytes and splices those queued (see spliceChunker).
+func (sp *splicer) chunk() (int64, bool, error) {
+	if err := sp.sc.Read(sp.probe); err != nil {
+		return 0, false, err // a deadline, or a closed socket
 	}
-	return func() (int64, bool, error) {
-		if err := sc.Read(probe); err != nil {
-			return 0, false, err // a deadline, or a closed socket
-		}
-		switch {
-		case qerr != nil:
-			return 0, false, os.NewSyscallError("recvfrom", qerr)
-		case queued == 0:
-			return 0, true, nil // the end of the stream
-		}
-		lr.N = int64(min(queued, spliceChunk))
-		n, err := rf.ReadFrom(lr)
-		return n, false, err
-	}, nil
+	switch {
+	case sp.qerr != nil:
+		return 0, false, os.NewSyscallError("recvfrom", sp.qerr)
+	case sp.queued == 0:
+		return 0, true, nil // the end of the stream
+	}
+	sp.lr.N = int64(min(sp.queued, spliceChunk))
+	n, err := sp.rf.ReadFrom(&sp.lr)
+	return n, false, err
 }
 
 // readable reports whether c has bytes queued, is at its end or has an error pending,

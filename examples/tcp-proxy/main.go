@@ -46,8 +46,10 @@ type forwarder struct {
 var _ l4.ProxyTCP[*connCtx] = (*forwarder)(nil)
 
 // connCtx is the per-connection state: the upstreams tried and the current attempt.
+// It lives as long as the connection, idle or not, so what only connecting needs (the
+// upstreams tried, 72 bytes) is dropped once connected.
 type connCtx struct {
-	tried lb.Attempts[*l4.Peer]
+	tried *lb.Attempts[*l4.Peer] // until connected
 	pick  lb.Pick[*l4.Peer]
 	sni   bool // routed by server name, not by the balancer
 }
@@ -64,7 +66,10 @@ func (f *forwarder) UpstreamPeer(_ context.Context, s *l4.Session, c *connCtx) (
 		c.sni = true
 		return p, nil
 	}
-	p, err := f.lb.Select("", &c.tried) // skips upstreams this connection tried
+	if c.tried == nil {
+		c.tried = new(lb.Attempts[*l4.Peer])
+	}
+	p, err := f.lb.Select("", c.tried) // skips upstreams this connection tried
 	if err != nil {
 		return nil, err
 	}
@@ -87,12 +92,16 @@ func (f *forwarder) Connected(_ context.Context, _ *l4.Session, c *connCtx, _ *l
 	if !c.sni {
 		c.pick.Done(lb.Success)
 	}
+	c.tried = nil
 	return nil
 }
 
-func (f *forwarder) Logging(_ context.Context, s *l4.Session, c *connCtx, err error) {
+func (f *forwarder) Logging(ctx context.Context, s *l4.Session, c *connCtx, err error) {
 	if !c.sni {
 		c.pick.Done(lb.Canceled) // an attempt no phase reported
+	}
+	if !f.log.Enabled(ctx, slog.LevelDebug) {
+		return // (the line's attributes cost more than the rest of this phase)
 	}
 	upstream := ""
 	if p := s.Peer(); p != nil {

@@ -36,12 +36,17 @@ const epollET = 1 << 31
 // A Poller is safe for concurrent use. A nil *Poller registers nothing and has no
 // room for hot connections.
 type Poller[T Conn] struct {
-	opts   Options[T]
-	epfd   int
-	file   *os.File // epfd, for the runtime's poller
-	rc     syscall.RawConn
-	mu     sync.Mutex
-	conns  map[int32]parkedConn[T]
+	opts Options[T]
+	epfd int
+	file *os.File // epfd, for the runtime's poller
+	rc   syscall.RawConn
+	mu   sync.Mutex
+	// conns holds the registered connections by descriptor: a slice, not a map, since
+	// descriptors are small and dense (each slot costs 16 bytes, a map entry several
+	// times that). An empty slot has id 0. Its length is bounded by the highest
+	// descriptor registered, so by the process's file limit.
+	conns  []parkedConn[T]
+	nconns int // slots in use
 	nextID int32
 	events []syscall.EpollEvent
 	n      int
@@ -64,8 +69,37 @@ type Poller[T Conn] struct {
 }
 
 type parkedConn[T Conn] struct {
-	id int32
+	id int32 // 0: an empty slot
 	c  T
+}
+
+// lookup returns the connection registered with descriptor fd, if any; p.mu is held.
+func (p *Poller[T]) lookup(fd int32) (parkedConn[T], bool) {
+	if fd < 0 || int(fd) >= len(p.conns) || p.conns[fd].id == 0 {
+		return parkedConn[T]{}, false
+	}
+	return p.conns[fd], true
+}
+
+// store registers c with descriptor fd; p.mu is held.
+func (p *Poller[T]) store(fd int32, pc parkedConn[T]) {
+	if int(fd) >= len(p.conns) {
+		grown := make([]parkedConn[T], max(2*len(p.conns), int(fd)+1, 64))
+		copy(grown, p.conns)
+		p.conns = grown
+	}
+	if p.conns[fd].id == 0 {
+		p.nconns++
+	}
+	p.conns[fd] = pc
+}
+
+// remove empties the slot of descriptor fd if c holds it; p.mu is held.
+func (p *Poller[T]) remove(fd int32, c T) {
+	if cur, ok := p.lookup(fd); ok && cur.c == c {
+		p.conns[fd] = parkedConn[T]{}
+		p.nconns--
+	}
 }
 
 // New returns a poller, or nil where epoll is not usable. [Poller.Run] runs it.
@@ -91,7 +125,7 @@ func New[T Conn](o Options[T]) *Poller[T] {
 	case gap < 0:
 		gap = 0 // (no gap is under it)
 	}
-	p := &Poller[T]{opts: o, epfd: epfd, file: f, rc: rc, conns: map[int32]parkedConn[T]{},
+	p := &Poller[T]{opts: o, epfd: epfd, file: f, rc: rc,
 		events: make([]syscall.EpollEvent, 128), done: make(chan struct{}),
 		hot: map[T]struct{}{}, hotMax: maxHot, hotGap: gap, hotWake: make(chan struct{}, 1)}
 	p.waitFn = p.wait
@@ -112,9 +146,7 @@ func (p *Poller[T]) Unregister(c T) bool {
 		if syscall.EpollCtl(p.epfd, syscall.EPOLL_CTL_DEL, fd, nil) != nil {
 			return
 		}
-		if cur, ok := p.conns[h.pollFD]; ok && cur.c == c {
-			delete(p.conns, h.pollFD)
-		}
+		p.remove(h.pollFD, c)
 		h.pollFD = 0
 		removed = true
 	})
@@ -301,7 +333,7 @@ func (p *Poller[T]) Register(c T) bool {
 		if syscall.EpollCtl(p.epfd, syscall.EPOLL_CTL_ADD, fd, &ev) != nil {
 			return
 		}
-		p.conns[int32(fd)] = parkedConn[T]{id: id, c: c}
+		p.store(int32(fd), parkedConn[T]{id: id, c: c})
 		h.pollFD = int32(fd)
 		registered = true
 	})
@@ -325,9 +357,7 @@ func (p *Poller[T]) Forget(c T) {
 		return
 	}
 	p.mu.Lock()
-	if cur, ok := p.conns[h.pollFD]; ok && cur.c == c {
-		delete(p.conns, h.pollFD)
-	}
+	p.remove(h.pollFD, c)
 	p.mu.Unlock()
 }
 
@@ -335,9 +365,11 @@ func (p *Poller[T]) Forget(c T) {
 func (p *Poller[T]) Conns() []T {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	cs := make([]T, 0, len(p.conns))
+	cs := make([]T, 0, p.nconns)
 	for _, pc := range p.conns {
-		cs = append(cs, pc.c)
+		if pc.id != 0 {
+			cs = append(cs, pc.c)
+		}
 	}
 	return cs
 }
@@ -380,7 +412,7 @@ func (p *Poller[T]) Run() {
 		now := time.Now()
 		p.mu.Lock()
 		for _, ev := range p.events[:p.n] {
-			cur, ok := p.conns[ev.Fd]
+			cur, ok := p.lookup(ev.Fd)
 			if !ok || cur.id != ev.Pad {
 				continue // a connection closed since, or its descriptor reused
 			}
@@ -434,7 +466,7 @@ func (p *Poller[T]) tickSweep(wait int64, expired []T) []T {
 	now := p.ticks.Add(1)
 	p.mu.Lock()
 	for _, pc := range p.conns {
-		if now-pc.c.IdleHandle().parkedAt.Load() > wait && pc.c.Unpark() {
+		if pc.id != 0 && now-pc.c.IdleHandle().parkedAt.Load() > wait && pc.c.Unpark() {
 			expired = append(expired, pc.c)
 		}
 	}
