@@ -8,8 +8,9 @@ import (
 )
 
 // upstream is the source of one response, the peer side's counterpart of downstream:
-// an HTTP/1.x peer's connection (h1Body) or an HTTP/2 peer's stream (h2Body). Its head
-// is in the exchange's resp when respond takes it; respond runs the response phases on
+// an HTTP/1.x peer's connection (h1Body) or an HTTP/2 peer's stream (h2Attempt on the
+// service's own connections, h2Body through net/http's Transport). Its head is in the
+// exchange's resp when respond takes it; respond runs the response phases on
 // it and writes it to the downstream, the one place that does so for every source.
 // The framing of the body the client gets follows from the head as the phases leave
 // it: none for a HEAD request or a 1xx/204/304, the Content-Length if there is one,
