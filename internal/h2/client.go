@@ -584,27 +584,12 @@ func (cc *ClientConn) putHeadersPayload(p []byte) {
 // onHeadersPayload parses the HEADERS frame (RFC 9113 §6.2) whose payload
 // readHeadersPayload read, and handles it.
 func (cc *ClientConn) onHeadersPayload(fh http2.FrameHeader, p []byte) error {
-	if fh.StreamID == 0 {
-		return connErr(http2.ErrCodeProtocol, "HEADERS on stream 0")
-	}
-	pad := 0
-	if fh.Flags.Has(http2.FlagHeadersPadded) {
-		if len(p) < 1 {
-			return connErr(http2.ErrCodeFrameSize, "HEADERS frame too short")
-		}
-		pad, p = int(p[0]), p[1:]
-	}
-	if fh.Flags.Has(http2.FlagHeadersPriority) {
-		if len(p) < 5 {
-			return connErr(http2.ErrCodeFrameSize, "HEADERS frame too short")
-		}
-		p = p[5:]
-	}
-	if pad > len(p) {
-		return connErr(http2.ErrCodeProtocol, "HEADERS padding too long")
+	frag, _, err := headersFragment(fh, p)
+	if err != nil {
+		return err
 	}
 	return cc.onHeaders(fh.StreamID, fh.Flags.Has(http2.FlagHeadersEndStream),
-		fh.Flags.Has(http2.FlagHeadersEndHeaders), p[:len(p)-pad])
+		fh.Flags.Has(http2.FlagHeadersEndHeaders), frag)
 }
 
 func (cc *ClientConn) processFrame(f http2.Frame) error {

@@ -81,29 +81,39 @@ func (c *Conn) readHeadersFrame(fh http2.FrameHeader) error {
 	if _, err := io.ReadFull(c.br, p); err != nil {
 		return c.readErr(err)
 	}
+	frag, dep, err := headersFragment(fh, p)
+	if err != nil {
+		return err
+	}
+	return c.onHeaders(fh.StreamID, fh.Flags.Has(http2.FlagHeadersEndStream),
+		fh.Flags.Has(http2.FlagHeadersEndHeaders), fh.Flags.Has(http2.FlagHeadersPriority) && dep == fh.StreamID,
+		frag)
+}
+
+// headersFragment checks the payload p of a HEADERS frame (RFC 9113 §6.2), for the
+// server's and the client's read loops alike, and returns its header block fragment,
+// without padding and priority, and the stream it depends on (0 without priority).
+func headersFragment(fh http2.FrameHeader, p []byte) (frag []byte, dep uint32, err error) {
 	if fh.StreamID == 0 {
-		return connErr(http2.ErrCodeProtocol, "HEADERS on stream 0")
+		return nil, 0, connErr(http2.ErrCodeProtocol, "HEADERS on stream 0")
 	}
 	pad := 0
 	if fh.Flags.Has(http2.FlagHeadersPadded) {
 		if len(p) < 1 {
-			return connErr(http2.ErrCodeFrameSize, "HEADERS frame too short")
+			return nil, 0, connErr(http2.ErrCodeFrameSize, "HEADERS frame too short")
 		}
 		pad, p = int(p[0]), p[1:]
 	}
-	dep := uint32(0)
 	if fh.Flags.Has(http2.FlagHeadersPriority) {
 		if len(p) < 5 {
-			return connErr(http2.ErrCodeFrameSize, "HEADERS frame too short")
+			return nil, 0, connErr(http2.ErrCodeFrameSize, "HEADERS frame too short")
 		}
 		dep, p = binary.BigEndian.Uint32(p)&0x7fffffff, p[5:]
 	}
 	if pad > len(p) {
-		return connErr(http2.ErrCodeProtocol, "HEADERS padding too long")
+		return nil, 0, connErr(http2.ErrCodeProtocol, "HEADERS padding too long")
 	}
-	return c.onHeaders(fh.StreamID, fh.Flags.Has(http2.FlagHeadersEndStream),
-		fh.Flags.Has(http2.FlagHeadersEndHeaders), fh.Flags.Has(http2.FlagHeadersPriority) && dep == fh.StreamID,
-		p[:len(p)-pad])
+	return p[:len(p)-pad], dep, nil
 }
 
 func (c *Conn) onHeaders(id uint32, endStream, endHeaders, selfDep bool, frag []byte) error {
