@@ -330,6 +330,20 @@ func (c *conn[C]) forwardH2Pumped(ctx contextT, ex *exchange[C], cc C, resp *htt
 	return e
 }
 
+// h2ConnectError is the error of an attempt that got no stream from an HTTP/2 peer's
+// connections: a failure to connect, which FailToConnect sees, retried by default;
+// nothing of the request was sent.
+func h2ConnectError[C any](ex *exchange[C], err error) *Error {
+	t := ConnectError
+	if isRefused(err) {
+		t = ConnectRefused
+	}
+	e := asError(err, t, Upstream)
+	e.Retry, e.connectFailure = true, true
+	ex.requestSent = false
+	return e
+}
+
 // roundTripError maps the failure of a request to an HTTP/2 peer: an error of
 // ConnectedToUpstream, a failure to connect (for FailToConnect), a timeout, or a read
 // error.
@@ -338,14 +352,7 @@ func roundTripError[C any](ex *exchange[C], err error, connected bool, phaseErr 
 		return asError(phaseErr, InternalError, Internal)
 	}
 	if !connected {
-		t := ConnectError
-		if isRefused(err) {
-			t = ConnectRefused
-		}
-		e := asError(err, t, Upstream)
-		e.Retry, e.connectFailure = true, true
-		ex.requestSent = false
-		return e
+		return h2ConnectError(ex, err)
 	}
 	if actx.Err() == context.DeadlineExceeded { // (only TotalTimeout sets a deadline on it)
 		return &Error{Type: TotalTimeout, Source: Upstream, Cause: err}

@@ -51,14 +51,7 @@ func (c *conn[C]) exchangeH2Conns(ctx contextT, ex *exchange[C], cc C, peer *Pee
 			if connected { // a resend found no stream
 				return a.streamError(err)
 			}
-			t := ConnectError
-			if isRefused(err) {
-				t = ConnectRefused
-			}
-			e := asError(err, t, Upstream)
-			e.Retry, e.connectFailure = true, true
-			ex.requestSent = false
-			return e
+			return h2ConnectError(ex, err)
 		}
 		a.st = st
 		if !a.setStream(st) {
