@@ -676,17 +676,11 @@ func (cc *ClientConn) onSettings(f *http2.SettingsFrame) error {
 		switch s.ID {
 		case http2.SettingInitialWindowSize:
 			cc.mu.Lock()
-			delta := int64(s.Val) - cc.peerInitWin
-			cc.peerInitWin = int64(s.Val)
-			for _, st := range cc.streams {
-				st.sendWin += delta
-				if st.sendWin > maxWindow {
-					cc.mu.Unlock()
-					return connErr(http2.ErrCodeFlowControl, "stream window over 2^31-1")
-				}
-				poke(st.wwake)
-			}
+			err := setInitialLocked(&cc.peerInitWin, int64(s.Val), cc.streams)
 			cc.mu.Unlock()
+			if err != nil {
+				return err
+			}
 		case http2.SettingMaxFrameSize:
 			cc.wmu.Lock()
 			cc.wpeerMaxFrame = s.Val
@@ -709,16 +703,7 @@ func (cc *ClientConn) onWindowUpdate(f *http2.WindowUpdateFrame) error {
 	cc.mu.Lock()
 	defer cc.mu.Unlock()
 	if f.StreamID == 0 {
-		cc.sendWin += inc
-		if cc.sendWin > maxWindow {
-			return connErr(http2.ErrCodeFlowControl, "connection window over 2^31-1")
-		}
-		for _, st := range cc.streams {
-			if st.waitWin {
-				poke(st.wwake)
-			}
-		}
-		return nil
+		return growConnLocked(&cc.sendWin, inc, cc.streams)
 	}
 	st := cc.streams[f.StreamID]
 	if st == nil {
@@ -727,14 +712,11 @@ func (cc *ClientConn) onWindowUpdate(f *http2.WindowUpdateFrame) error {
 		}
 		return nil // closed: the peer may not know yet
 	}
-	st.sendWin += inc
-	if st.sendWin > maxWindow {
+	if !st.growLocked(inc) {
 		cc.mu.Unlock()
 		cc.resetStream(f.StreamID, http2.ErrCodeFlowControl, fmt.Errorf("%w: stream window over 2^31-1", ErrInvalidPeerResponse))
 		cc.mu.Lock()
-		return nil
 	}
-	poke(st.wwake)
 	return nil
 }
 

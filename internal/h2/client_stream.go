@@ -31,10 +31,10 @@ import (
 // head and trailer fields the stream returned are backed by slices it reuses, but the
 // strings in them are not: a caller may keep the strings past Close, not the slices.
 type ClientStream struct {
-	cc    *ClientConn
-	id    uint32
-	rwake chan struct{} // a head, body or the end arrived
-	wwake chan struct{} // the send window grew, or the stream ended
+	cc         *ClientConn
+	id         uint32
+	rwake      chan struct{} // a head, body or the end arrived
+	sendWindow               // guarded by cc.mu but for wwake
 
 	// Guarded by cc.mu.
 	gone       bool  // removed from the connection (ended or failed)
@@ -44,8 +44,6 @@ type ClientStream struct {
 	eof        bool  // the response is complete
 	headDone   bool  // the final head arrived
 	headEnds   bool  // with END_STREAM
-	waitWin    bool
-	sendWin    int64
 	recvWin    int64
 	credit     int64 // body read, not yet credited back to the stream
 	unconsumed int64 // body buffered, not yet read
@@ -83,11 +81,11 @@ func (cc *ClientConn) newStreamLocked() *ClientStream {
 		cc.free = cc.free[:n-1]
 		rwake, wwake := st.rwake, st.wwake
 		head, trailers, interim := st.head[:0], st.trailers[:0], st.interim[:0]
-		*st = ClientStream{cc: cc, rwake: rwake, wwake: wwake, head: head, trailers: trailers, interim: interim}
+		*st = ClientStream{cc: cc, rwake: rwake, sendWindow: sendWindow{wwake: wwake}, head: head, trailers: trailers, interim: interim}
 		drain(rwake)
 		drain(wwake)
 	} else {
-		st = &ClientStream{cc: cc, rwake: make(chan struct{}, 1), wwake: make(chan struct{}, 1)}
+		st = &ClientStream{cc: cc, rwake: make(chan struct{}, 1), sendWindow: sendWindow{wwake: make(chan struct{}, 1)}}
 	}
 	st.id = cc.nextID
 	cc.nextID += 2
@@ -341,11 +339,8 @@ func (st *ClientStream) takeWindow(want int) (int, error) {
 		if want == 0 {
 			return 0, nil
 		}
-		n := min(int64(want), st.sendWin, cc.sendWin, maxDataFrame)
-		if n > 0 {
-			st.sendWin -= n
-			cc.sendWin -= n
-			return int(n), nil
+		if n := st.takeLocked(want, &cc.sendWin); n > 0 {
+			return n, nil
 		}
 		st.waitWin = true
 		cc.mu.Unlock()

@@ -177,16 +177,7 @@ func (c *Conn) onWindowUpdate(f *http2.WindowUpdateFrame) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if f.StreamID == 0 {
-		c.sendWin += inc
-		if c.sendWin > maxWindow {
-			return connErr(http2.ErrCodeFlowControl, "connection window over 2^31-1")
-		}
-		for _, st := range c.streams {
-			if st.waitWin {
-				poke(st.wwake)
-			}
-		}
-		return nil
+		return growConnLocked(&c.sendWin, inc, c.streams)
 	}
 	if c.idleStreamLocked(f.StreamID) {
 		return connErr(http2.ErrCodeProtocol, "WINDOW_UPDATE on an idle stream")
@@ -195,11 +186,9 @@ func (c *Conn) onWindowUpdate(f *http2.WindowUpdateFrame) error {
 	if st == nil {
 		return nil // closed: the client may not know yet
 	}
-	st.sendWin += inc
-	if st.sendWin > maxWindow {
+	if !st.growLocked(inc) {
 		return streamErr(f.StreamID, http2.ErrCodeFlowControl, "stream window over 2^31-1")
 	}
-	poke(st.wwake)
 	return nil
 }
 
@@ -261,18 +250,7 @@ func (c *Conn) onSettings(f *http2.SettingsFrame) error {
 func (c *Conn) setPeerInitialWindow(v int64) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	delta := v - c.peerInitWin
-	c.peerInitWin = v
-	for _, st := range c.streams {
-		st.sendWin += delta
-		if st.sendWin > maxWindow {
-			return connErr(http2.ErrCodeFlowControl, "stream window over 2^31-1")
-		}
-		if delta > 0 {
-			poke(st.wwake)
-		}
-	}
-	return nil
+	return setInitialLocked(&c.peerInitWin, v, c.streams)
 }
 
 // onSettingsAck applies our SETTINGS_INITIAL_WINDOW_SIZE, which the client now uses.

@@ -17,13 +17,13 @@ import (
 // methods with each other. [Stream.ID], [Stream.Request], [Stream.Reset] and
 // [Stream.Done] are safe for concurrent use.
 type Stream struct {
-	onAbort  func() // see SetOnAbort; c.mu guards it
-	id       uint32
-	c        *Conn
-	req      Request
-	fieldBuf [8]Field
-	rwake    chan struct{} // request body arrived, or the stream ended
-	wwake    chan struct{} // send window grew, or the stream ended
+	onAbort    func() // see SetOnAbort; c.mu guards it
+	id         uint32
+	c          *Conn
+	req        Request
+	fieldBuf   [8]Field
+	rwake      chan struct{} // request body arrived, or the stream ended
+	sendWindow               // guarded by c.mu but for wwake
 
 	// Guarded by c.mu.
 	done       chan struct{} // made by the first call of Done
@@ -31,7 +31,6 @@ type Stream struct {
 	localDone  bool          // we ended ours
 	gone       bool          // closed or reset: removed from the connection
 	err        error         // why the stream was reset, or ErrConnClosed
-	sendWin    int64
 	recvWin    int64
 	body       [][]byte // request body received, not yet read
 	bodyBuf    [4][]byte
@@ -40,7 +39,6 @@ type Stream struct {
 	trailers   []Field
 	credit     int64 // body consumed, not yet returned with WINDOW_UPDATE
 	received   int64
-	waitWin    bool
 
 	// Owned by the reading goroutine.
 	cur []byte // chunk handed out by ReadBody, returned to the pool on the next call
@@ -72,10 +70,10 @@ func (c *Conn) newStream(id uint32) *Stream {
 		default:
 		}
 		clear(st.fieldBuf[:])
-		*st = Stream{c: c, rwake: st.rwake, wwake: st.wwake, fieldBuf: st.fieldBuf,
+		*st = Stream{c: c, rwake: st.rwake, sendWindow: sendWindow{wwake: st.wwake}, fieldBuf: st.fieldBuf,
 			bodyBuf: st.bodyBuf, trailers: st.trailers[:0], timer: st.timer}
 	} else {
-		st = &Stream{c: c, rwake: make(chan struct{}, 1), wwake: make(chan struct{}, 1)}
+		st = &Stream{c: c, rwake: make(chan struct{}, 1), sendWindow: sendWindow{wwake: make(chan struct{}, 1)}}
 	}
 	st.id = id
 	st.req.ContentLength = -1
@@ -522,11 +520,8 @@ func (st *Stream) takeWindow(want int) (int, error) {
 		if want == 0 {
 			return 0, nil
 		}
-		n := min(int64(want), st.sendWin, c.sendWin, maxDataFrame)
-		if n > 0 {
-			st.sendWin -= n
-			c.sendWin -= n
-			return int(n), nil
+		if n := st.takeLocked(want, &c.sendWin); n > 0 {
+			return n, nil
 		}
 		st.waitWin = true
 		c.mu.Unlock()
