@@ -157,8 +157,7 @@ type ClientConn struct {
 	maxStreams  uint32 // min(peer's SETTINGS_MAX_CONCURRENT_STREAMS, ours)
 	sendWin     int64  // connection send window
 	peerInitWin int64  // the peer's SETTINGS_INITIAL_WINDOW_SIZE
-	recvWin     int64  // connection receive window left to the peer
-	connCredit  int64  // response bytes read, not yet credited back
+	recvConn           // the connection's receive window
 	goAway      bool   // GOAWAY received (or sent): no new streams
 	goAwayID    uint32
 	goAwayCode  http2.ErrCode
@@ -193,7 +192,7 @@ func NewClientConn(ctx context.Context, nc net.Conn, opts ClientOptions) (*Clien
 		maxStreams:  o.MaxConcurrentStreams,
 		sendWin:     initialWindow,
 		peerInitWin: initialWindow,
-		recvWin:     int64(o.ConnWindowSize),
+		recvConn:    recvConn{recvWin: int64(o.ConnWindowSize)},
 		idleSince:   time.Now(),
 	}
 	idle := func() bool { return cc.open.Load() == 0 }
@@ -729,11 +728,10 @@ func (cc *ClientConn) onData(f *http2.DataFrame) error {
 		cc.mu.Unlock()
 		return connErr(http2.ErrCodeProtocol, "DATA on an idle stream")
 	}
-	if n > cc.recvWin {
+	if !cc.receiveLocked(n) {
 		cc.mu.Unlock()
 		return connErr(http2.ErrCodeFlowControl, "connection flow-control window exceeded")
 	}
-	cc.recvWin -= n
 	st := cc.streams[id]
 	if st == nil || st.eof || !st.headDone {
 		err := cc.creditConnLocked(n)
@@ -746,20 +744,19 @@ func (cc *ClientConn) onData(f *http2.DataFrame) error {
 		}
 		return nil // a stream we reset or ended: its late frames are dropped
 	}
-	if n > st.recvWin {
+	pad, ok := st.receiveLocked(n, len(data))
+	if !ok {
 		cc.mu.Unlock()
 		cc.resetStream(id, http2.ErrCodeFlowControl, fmt.Errorf("%w: stream flow-control window exceeded", ErrInvalidPeerResponse))
 		return nil
 	}
-	st.recvWin -= n
-	if pad := n - int64(len(data)); pad > 0 {
-		st.credit += pad
+	if pad > 0 {
 		if err := cc.creditConnLocked(pad); err != nil {
 			cc.mu.Unlock()
 			return err
 		}
 	}
-	st.appendBodyLocked(data)
+	st.appendLocked(data, cc.pool)
 	if f.StreamEnded() {
 		st.eof = true
 		cc.remoteDoneLocked(st)
@@ -772,13 +769,10 @@ func (cc *ClientConn) onData(f *http2.DataFrame) error {
 // creditConnLocked returns n bytes of connection window to the peer once half the
 // window was consumed. cc.mu is held.
 func (cc *ClientConn) creditConnLocked(n int64) error {
-	cc.connCredit += n
-	if cc.connCredit < int64(cc.opts.ConnWindowSize)/2 {
-		return nil
+	if give := cc.recvConn.creditLocked(n, int64(cc.opts.ConnWindowSize)/2); give > 0 {
+		return cc.writeWindowUpdate(0, give)
 	}
-	n, cc.connCredit = cc.connCredit, 0
-	cc.recvWin += n
-	return cc.writeWindowUpdate(0, n)
+	return nil
 }
 
 // resetStream resets stream id with code and fails it with err (read loop side). The

@@ -44,14 +44,11 @@ type ClientStream struct {
 	eof        bool  // the response is complete
 	headDone   bool  // the final head arrived
 	headEnds   bool  // with END_STREAM
-	recvWin    int64
-	credit     int64 // body read, not yet credited back to the stream
-	unconsumed int64 // body buffered, not yet read
 	status     int
 	head       []Field
 	trailers   []Field
 	interim    []interimHead
-	body       [][]byte // response body received, not yet read (buffers of the pool)
+	recvBody   // the response body received, not yet read
 	bodyBuf    [4][]byte
 
 	// Owned by the response side.
@@ -133,24 +130,6 @@ func (cc *ClientConn) remoteDoneLocked(st *ClientStream) {
 	st.remoteDone = true
 	if st.localDone {
 		cc.closeStreamLocked(st, nil)
-	}
-}
-
-// appendBodyLocked stores response body data in buffers of the pool. cc.mu is held.
-func (st *ClientStream) appendBodyLocked(data []byte) {
-	st.unconsumed += int64(len(data))
-	pool := st.cc.pool
-	for len(data) > 0 {
-		var tail []byte
-		if k := len(st.body); k > 0 && len(st.body[k-1]) < cap(st.body[k-1]) {
-			tail = st.body[k-1]
-		} else {
-			tail = pool.Get()[:0]
-			st.body = append(st.body, tail)
-		}
-		n := copy(tail[len(tail):cap(tail)], data)
-		st.body[len(st.body)-1] = tail[:len(tail)+n]
-		data = data[n:]
 	}
 }
 
@@ -252,21 +231,8 @@ func (st *ClientStream) readBody(wait bool) ([]byte, error, bool) {
 			return nil, err, true
 		}
 		if len(st.body) > 0 {
-			b := st.body[0]
-			copy(st.body, st.body[1:])
-			st.body[len(st.body)-1] = nil
-			st.body = st.body[:len(st.body)-1]
-			n := int64(len(b))
-			st.unconsumed -= n
-			var sc int64
-			if !st.remoteDone {
-				st.credit += n
-				if st.credit >= int64(cc.opts.StreamWindowSize)/2 {
-					sc, st.credit = st.credit, 0
-					st.recvWin += sc
-				}
-			}
-			err := cc.creditConnLocked(n)
+			b, sc := st.popLocked(!st.remoteDone, int64(cc.opts.StreamWindowSize)/2)
+			err := cc.creditConnLocked(int64(len(b)))
 			cc.mu.Unlock()
 			if err == nil && sc > 0 {
 				_ = cc.writeWindowUpdate(st.id, sc) // (a failure ends the connection; seen next)
@@ -463,14 +429,9 @@ func (st *ClientStream) Close() {
 		st.cur, st.off = nil, 0
 	}
 	cc.mu.Lock()
-	for i, b := range st.body {
-		cc.pool.Put(b)
-		st.body[i] = nil
+	if n := st.dropLocked(cc.pool); n > 0 && cc.err == nil {
+		_ = cc.creditConnLocked(n)
 	}
-	if st.unconsumed > 0 && cc.err == nil {
-		_ = cc.creditConnLocked(st.unconsumed)
-	}
-	st.body, st.unconsumed = nil, 0
 	if len(cc.free) < maxFreeClientStreams && cc.err == nil {
 		cc.free = append(cc.free, st)
 	}

@@ -75,10 +75,9 @@ type Conn struct {
 	maxClientID   uint32 // highest stream the client opened
 	sendWin       int64  // connection send window (what we may still send)
 	peerInitWin   int64  // the client's SETTINGS_INITIAL_WINDOW_SIZE
-	recvWin       int64  // connection receive window (what the client may still send)
+	recvConn             // the connection's receive window
 	recvInitWin   int64  // stream receive window the client assumes for new streams
 	settingsAcked bool
-	connCredit    int64      // body bytes consumed, not yet returned with WINDOW_UPDATE
 	recentResets  [32]uint32 // streams we reset lately: their late frames are ignored
 	recentN       int
 	goingAway     bool // GOAWAY sent: streams above goAwayID are ignored
@@ -125,7 +124,7 @@ func NewConn(nc net.Conn, buffered []byte, opts Options, h Handler) *Conn {
 		streams:     make(map[uint32]*Stream),
 		sendWin:     initialWindow,
 		peerInitWin: initialWindow,
-		recvWin:     int64(o.ConnWindowSize),
+		recvConn:    recvConn{recvWin: int64(o.ConnWindowSize)},
 		recvInitWin: initialWindow,
 		serveDone:   make(chan struct{}),
 		closedCh:    make(chan struct{}),

@@ -75,3 +75,105 @@ func setInitialLocked[S windowed](initial *int64, v int64, streams map[uint32]S)
 	}
 	return nil
 }
+
+// recvBody is a stream's receiving side: the body received and not yet read, and the
+// stream's receive window, with the credit read bytes earn back.
+type recvBody struct {
+	body       [][]byte // in buffers of the connection's pool
+	unconsumed int64    // the bytes in body
+	recvWin    int64    // what the peer may still send on the stream
+	credit     int64    // read, not yet given back with WINDOW_UPDATE
+}
+
+// receiveLocked takes a DATA frame of n bytes, dataLen of them data (the rest padding),
+// from the stream's window; false if it exceeds the window. The padding is credited at
+// once: it returns it, for the connection's credit too.
+func (r *recvBody) receiveLocked(n int64, dataLen int) (pad int64, ok bool) {
+	if n > r.recvWin {
+		return 0, false
+	}
+	r.recvWin -= n
+	if pad = n - int64(dataLen); pad > 0 {
+		r.credit += pad
+	}
+	return pad, true
+}
+
+// appendLocked stores data in buffers of pool.
+func (r *recvBody) appendLocked(data []byte, pool *BufPool) {
+	r.unconsumed += int64(len(data))
+	for len(data) > 0 {
+		var tail []byte
+		if k := len(r.body); k > 0 && len(r.body[k-1]) < cap(r.body[k-1]) {
+			tail = r.body[k-1]
+		} else {
+			tail = pool.Get()[:0]
+			r.body = append(r.body, tail)
+		}
+		n := copy(tail[len(tail):cap(tail)], data)
+		r.body[len(r.body)-1] = tail[:len(tail)+n]
+		data = data[n:]
+	}
+}
+
+// popLocked takes the first piece of the body (there is one). While the peer may send
+// more, the piece's bytes are credited to the stream, and give is the credit to send
+// now, once it reached batch (0: not yet).
+func (r *recvBody) popLocked(more bool, batch int64) (b []byte, give int64) {
+	b = r.body[0]
+	copy(r.body, r.body[1:])
+	r.body[len(r.body)-1] = nil
+	r.body = r.body[:len(r.body)-1]
+	n := int64(len(b))
+	r.unconsumed -= n
+	if more {
+		r.credit += n
+		if r.credit >= batch {
+			give, r.credit = r.credit, 0
+			r.recvWin += give
+		}
+	}
+	return b, give
+}
+
+// dropLocked gives the body's buffers back to pool and returns how many bytes they
+// held, which the connection's window is owed.
+func (r *recvBody) dropLocked(pool *BufPool) int64 {
+	for i, b := range r.body {
+		pool.Put(b)
+		r.body[i] = nil
+	}
+	r.body = r.body[:0]
+	n := r.unconsumed
+	r.unconsumed = 0
+	return n
+}
+
+// recvConn is a connection's receive window and the credit its streams' reads earn it
+// back.
+type recvConn struct {
+	recvWin    int64 // what the peer may still send on the connection
+	connCredit int64 // read or dropped, not yet given back with WINDOW_UPDATE
+}
+
+// receiveLocked takes a DATA frame of n bytes from the connection's window; false if it
+// exceeds it.
+func (r *recvConn) receiveLocked(n int64) bool {
+	if n > r.recvWin {
+		return false
+	}
+	r.recvWin -= n
+	return true
+}
+
+// creditLocked credits n bytes to the connection and returns the credit to send now,
+// once it reached batch (0: not yet).
+func (r *recvConn) creditLocked(n, batch int64) (give int64) {
+	r.connCredit += n
+	if r.connCredit < batch {
+		return 0
+	}
+	give, r.connCredit = r.connCredit, 0
+	r.recvWin += give
+	return give
+}

@@ -110,11 +110,10 @@ func (c *Conn) onData(f *http2.DataFrame) error {
 		c.mu.Unlock()
 		return connErr(http2.ErrCodeProtocol, "DATA on an idle stream")
 	}
-	if n > c.recvWin {
+	if !c.receiveLocked(n) {
 		c.mu.Unlock()
 		return connErr(http2.ErrCodeFlowControl, "connection flow-control window exceeded")
 	}
-	c.recvWin -= n
 	st := c.streams[id]
 	if st == nil || st.remoteDone {
 		// A closed stream or one the client had ended: the data is dropped and its
@@ -133,13 +132,12 @@ func (c *Conn) onData(f *http2.DataFrame) error {
 		}
 		return streamErr(id, http2.ErrCodeStreamClosed, "DATA on a closed stream")
 	}
-	if n > st.recvWin {
+	pad, ok := st.receiveLocked(n, len(data))
+	if !ok {
 		c.mu.Unlock()
 		return streamErr(id, http2.ErrCodeFlowControl, "stream flow-control window exceeded")
 	}
-	st.recvWin -= n
-	if pad := n - int64(len(data)); pad > 0 {
-		st.credit += pad
+	if pad > 0 {
 		if err := c.creditConnLocked(pad); err != nil {
 			c.mu.Unlock()
 			return err
@@ -154,7 +152,7 @@ func (c *Conn) onData(f *http2.DataFrame) error {
 		c.mu.Unlock()
 		return c.countControl()
 	}
-	st.appendBodyLocked(data)
+	st.appendLocked(data, c.pool)
 	c.useful.Add(1)
 	if f.StreamEnded() {
 		st.remoteDone, st.eof = true, true
@@ -272,13 +270,10 @@ func (c *Conn) onSettingsAck() error {
 // creditConnLocked returns n bytes of connection window to the client, in batches.
 // c.mu is held.
 func (c *Conn) creditConnLocked(n int64) error {
-	c.connCredit += n
-	if c.connCredit < int64(c.opts.ConnWindowSize)/4 {
-		return nil
+	if give := c.recvConn.creditLocked(n, int64(c.opts.ConnWindowSize)/4); give > 0 {
+		return c.writeWindowUpdate(0, give)
 	}
-	n, c.connCredit = c.connCredit, 0
-	c.recvWin += n
-	return c.writeWindowUpdate(0, n)
+	return nil
 }
 
 func poke(ch chan struct{}) {

@@ -31,13 +31,10 @@ type Stream struct {
 	localDone  bool          // we ended ours
 	gone       bool          // closed or reset: removed from the connection
 	err        error         // why the stream was reset, or ErrConnClosed
-	recvWin    int64
-	body       [][]byte // request body received, not yet read
+	recvBody                 // the request body received, not yet read
 	bodyBuf    [4][]byte
-	unconsumed int64
 	eof        bool
 	trailers   []Field
-	credit     int64 // body consumed, not yet returned with WINDOW_UPDATE
 	received   int64
 
 	// Owned by the reading goroutine.
@@ -299,31 +296,8 @@ func (c *Conn) closeStreamLocked(st *Stream, err error) {
 // dropBodyLocked frees the unread body of a stream and returns its connection credit.
 // c.mu is held.
 func (c *Conn) dropBodyLocked(st *Stream) {
-	for i, b := range st.body {
-		c.pool.Put(b)
-		st.body[i] = nil
-	}
-	st.body = st.body[:0]
-	if st.unconsumed > 0 && !c.dead {
-		_ = c.creditConnLocked(st.unconsumed)
-	}
-	st.unconsumed = 0
-}
-
-// appendBodyLocked stores request body data. c.mu is held.
-func (st *Stream) appendBodyLocked(data []byte) {
-	st.unconsumed += int64(len(data))
-	for len(data) > 0 {
-		var tail []byte
-		if k := len(st.body); k > 0 && len(st.body[k-1]) < cap(st.body[k-1]) {
-			tail = st.body[k-1]
-		} else {
-			tail = st.c.pool.Get()[:0]
-			st.body = append(st.body, tail)
-		}
-		n := copy(tail[len(tail):cap(tail)], data)
-		st.body[len(st.body)-1] = tail[:len(tail)+n]
-		data = data[n:]
+	if n := st.dropLocked(c.pool); n > 0 && !c.dead {
+		_ = c.creditConnLocked(n)
 	}
 }
 
@@ -349,21 +323,8 @@ func (st *Stream) ReadBody() ([]byte, error) {
 	c.mu.Lock()
 	for {
 		if len(st.body) > 0 {
-			b := st.body[0]
-			copy(st.body, st.body[1:])
-			st.body[len(st.body)-1] = nil
-			st.body = st.body[:len(st.body)-1]
-			n := int64(len(b))
-			st.unconsumed -= n
-			var sc int64
-			if !st.remoteDone {
-				st.credit += n
-				if st.credit >= min(int64(c.opts.InitialWindowSize), initialWindow)/2 {
-					sc, st.credit = st.credit, 0
-					st.recvWin += sc
-				}
-			}
-			err := c.creditConnLocked(n)
+			b, sc := st.popLocked(!st.remoteDone, min(int64(c.opts.InitialWindowSize), initialWindow)/2)
+			err := c.creditConnLocked(int64(len(b)))
 			c.mu.Unlock()
 			if err == nil && sc > 0 {
 				err = c.writeWindowUpdate(st.id, sc)
