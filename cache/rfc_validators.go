@@ -9,23 +9,20 @@ import (
 const httpDateLayout = "Mon, 02 Jan 2006 15:04:05 GMT"
 
 // ParseHTTPDate parses an HTTP-date (RFC 9110 §5.6.7) in any of its three formats:
-// IMF-fixdate ("Sun, 06 Nov 1994 08:49:37 GMT", parsed without allocating), and the
-// obsolete RFC 850 and asctime formats. A two-digit RFC 850 year is read as 1969-2068.
-// It reports false for anything else; callers treat an invalid date as absent, except
-// Expires, which §5.3 of RFC 9111 reads as a time in the past.
+// IMF-fixdate ("Sun, 06 Nov 1994 08:49:37 GMT"), and the obsolete RFC 850 ("Sunday,
+// 06-Nov-94 08:49:37 GMT") and asctime ("Sun Nov  6 08:49:37 1994") formats, each
+// exactly as the grammar has it (names are case-sensitive, no fractional seconds) and
+// without allocating. A two-digit RFC 850 year is read as 1969-2068. It reports false
+// for anything else; callers treat an invalid date as absent, except Expires, which
+// §5.3 of RFC 9111 reads as a time in the past.
 func ParseHTTPDate(s string) (time.Time, bool) {
-	if t, ok := parseIMFFixdate(s); ok {
-		return t, true
+	switch {
+	case len(s) == 29 && s[3] == ',':
+		return parseIMFFixdate(s)
+	case len(s) == 24 && s[3] == ' ':
+		return parseAsctime(s)
 	}
-	for _, layout := range [...]string{
-		"Monday, 02-Jan-06 15:04:05 GMT", // RFC 850
-		time.ANSIC,                       // asctime: "Sun Nov  6 08:49:37 1994"
-	} {
-		if t, err := time.Parse(layout, s); err == nil {
-			return t.UTC(), true
-		}
-	}
-	return time.Time{}, false
+	return parseRFC850(s)
 }
 
 // AppendHTTPDate appends t as an IMF-fixdate.
@@ -36,50 +33,118 @@ func AppendHTTPDate(dst []byte, t time.Time) []byte {
 // formatHTTPDate returns t as an IMF-fixdate.
 func formatHTTPDate(t time.Time) string { return t.UTC().Format(httpDateLayout) }
 
-// dayNames and monthNames are the three-letter names IMF-fixdate uses, back to back.
+// dayNames and monthNames are the three-letter names HTTP-dates use, back to back.
 const (
 	dayNames   = "SunMonTueWedThuFriSat"
 	monthNames = "JanFebMarAprMayJunJulAugSepOctNovDec"
 )
 
-// parseIMFFixdate parses "Sun, 06 Nov 1994 08:49:37 GMT" exactly (names are
-// case-sensitive, as the grammar has them).
+// parseIMFFixdate parses "Sun, 06 Nov 1994 08:49:37 GMT".
 func parseIMFFixdate(s string) (time.Time, bool) {
 	if len(s) != 29 || s[3] != ',' || s[4] != ' ' || s[7] != ' ' || s[11] != ' ' ||
-		s[16] != ' ' || s[19] != ':' || s[22] != ':' || s[25:] != " GMT" {
+		s[16] != ' ' || s[25:] != " GMT" || !shortDay(s[:3]) {
 		return time.Time{}, false
-	}
-	okDay := false
-	for i := 0; i < len(dayNames); i += 3 {
-		if s[:3] == dayNames[i:i+3] {
-			okDay = true
-			break
-		}
-	}
-	month := 0
-	for i := 0; i < len(monthNames); i += 3 {
-		if s[8:11] == monthNames[i:i+3] {
-			month = i/3 + 1
-			break
-		}
 	}
 	day, ok1 := digits(s[5:7])
 	year, ok2 := digits(s[12:16])
-	hour, ok3 := digits(s[17:19])
-	minute, ok4 := digits(s[20:22])
-	sec, ok5 := digits(s[23:25])
-	if !okDay || month == 0 || !ok1 || !ok2 || !ok3 || !ok4 || !ok5 ||
-		day < 1 || hour > 23 || minute > 59 || sec > 60 {
+	if !ok1 || !ok2 {
 		return time.Time{}, false
 	}
-	if sec == 60 { // a leap second: time has none, so take the next instant
+	return dateOf(year, month(s[8:11]), day, s[17:25])
+}
+
+// parseRFC850 parses "Sunday, 06-Nov-94 08:49:37 GMT".
+func parseRFC850(s string) (time.Time, bool) {
+	comma := strings.IndexByte(s, ',')
+	if comma < 0 || !longDay(s[:comma]) {
+		return time.Time{}, false
+	}
+	s = s[comma:] // ", 06-Nov-94 08:49:37 GMT"
+	if len(s) != 24 || s[1] != ' ' || s[4] != '-' || s[8] != '-' || s[11] != ' ' || s[20:] != " GMT" {
+		return time.Time{}, false
+	}
+	day, ok1 := digits(s[2:4])
+	year, ok2 := digits(s[9:11])
+	if !ok1 || !ok2 {
+		return time.Time{}, false
+	}
+	if year < 69 {
+		year += 2000
+	} else {
+		year += 1900
+	}
+	return dateOf(year, month(s[5:8]), day, s[12:20])
+}
+
+// parseAsctime parses "Sun Nov  6 08:49:37 1994" (the day is two digits or a space
+// and one).
+func parseAsctime(s string) (time.Time, bool) {
+	if len(s) != 24 || s[3] != ' ' || s[7] != ' ' || s[10] != ' ' || s[19] != ' ' || !shortDay(s[:3]) {
+		return time.Time{}, false
+	}
+	d := s[8:10]
+	if d[0] == ' ' {
+		d = d[1:]
+	}
+	day, ok1 := digits(d)
+	year, ok2 := digits(s[20:24])
+	if !ok1 || !ok2 {
+		return time.Time{}, false
+	}
+	return dateOf(year, month(s[4:7]), day, s[11:19])
+}
+
+// shortDay reports one of the three-letter day names.
+func shortDay(s string) bool {
+	for i := 0; i < len(dayNames); i += 3 {
+		if s == dayNames[i:i+3] {
+			return true
+		}
+	}
+	return false
+}
+
+// longDay reports one of RFC 850's full day names.
+func longDay(s string) bool {
+	switch s {
+	case "Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday":
+		return true
+	}
+	return false
+}
+
+// month returns 1-12 for a three-letter month name, 0 for anything else.
+func month(s string) int {
+	for i := 0; i < len(monthNames); i += 3 {
+		if s == monthNames[i:i+3] {
+			return i/3 + 1
+		}
+	}
+	return 0
+}
+
+// dateOf checks a date's fields and its time-of-day ("08:49:37") and builds the UTC
+// instant. A leap second (:60) is taken as the next instant, since time has none.
+func dateOf(year, month, day int, tod string) (time.Time, bool) {
+	if len(tod) != 8 || tod[2] != ':' || tod[5] != ':' {
+		return time.Time{}, false
+	}
+	hour, ok1 := digits(tod[:2])
+	minute, ok2 := digits(tod[3:5])
+	sec, ok3 := digits(tod[6:8])
+	if month == 0 || !ok1 || !ok2 || !ok3 || day < 1 || hour > 23 || minute > 59 || sec > 60 {
+		return time.Time{}, false
+	}
+	leap := sec == 60
+	if leap {
 		sec = 59
-		t := time.Date(year, time.Month(month), day, hour, minute, sec, 0, time.UTC)
-		return t.Add(time.Second), t.Day() == day
 	}
 	t := time.Date(year, time.Month(month), day, hour, minute, sec, 0, time.UTC)
 	if t.Day() != day { // 31 Feb and the like
 		return time.Time{}, false
+	}
+	if leap {
+		t = t.Add(time.Second)
 	}
 	return t, true
 }

@@ -23,6 +23,14 @@ func TestParseHTTPDate(t *testing.T) {
 		{"§5.6.7 no such day", "Sun, 31 Feb 1994 08:49:37 GMT", false, time.Time{}},
 		{"§5.6.7 hour out of range", "Sun, 06 Nov 1994 24:49:37 GMT", false, time.Time{}},
 		{"§5.6.7 bad day name", "Xyz, 06 Nov 1994 08:49:37 GMT", false, time.Time{}},
+		{"§5.6.7 RFC 850 two-digit year 68", "Thursday, 01-Jan-68 00:00:00 GMT", true, time.Date(2068, 1, 1, 0, 0, 0, 0, time.UTC)},
+		{"§5.6.7 RFC 850 two-digit year 69", "Wednesday, 01-Jan-69 00:00:00 GMT", true, time.Date(1969, 1, 1, 0, 0, 0, 0, time.UTC)},
+		{"§5.6.7 asctime two-digit day", "Thu Nov 10 08:49:37 1994", true, time.Date(1994, 11, 10, 8, 49, 37, 0, time.UTC)},
+		{"§5.6.7 RFC 850 names are case-sensitive", "SundAY, 06-Nov-94 08:49:37 GMT", false, time.Time{}},
+		{"§5.6.7 RFC 850 fractional seconds", "Sunday, 06-Nov-94 08:49:37,1 GMT", false, time.Time{}},
+		{"§5.6.7 RFC 850 one-digit hour", "Sunday, 06-Nov-94 8:49:37 GMT", false, time.Time{}},
+		{"§5.6.7 asctime fractional seconds", "Sun Nov  6 08:49:37.5 1994", false, time.Time{}},
+		{"§5.6.7 asctime no such day", "Sun Feb 30 08:49:37 1994", false, time.Time{}},
 		{"§5.6.7 integer", "0", false, time.Time{}},
 		{"§5.6.7 empty", "", false, time.Time{}},
 	}
@@ -72,7 +80,7 @@ func TestETag(t *testing.T) {
 }
 
 func FuzzParseHTTPDate(f *testing.F) {
-	for _, s := range []string{"Sun, 06 Nov 1994 08:49:37 GMT", "Sunday, 06-Nov-94 08:49:37 GMT", "Sun Nov  6 08:49:37 1994"} {
+	for _, s := range []string{"Sun, 06 Nov 1994 08:49:37 GMT", "Sunday, 06-Nov-94 08:49:37 GMT", "Sun Nov  6 08:49:37 1994", "SundAY, 01-Nov-00 0:00:00,1 GMT"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
