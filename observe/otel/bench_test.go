@@ -94,18 +94,21 @@ func BenchmarkBase(b *testing.B) {
 // BenchmarkProxy measures one GET through a proxy service on loopback, its client
 // connection kept alive, to an origin that answers 1 KiB, with no observer and with
 // the observer sampling never and always (no exporter), and sampling never with
-// Options.Sampler: the differences are the observer's cost on a real request, the
-// SDK's included.
+// Options.Sampler, with the client's traceparent and without one (as bench/run.sh's
+// load sends): the differences are the observer's cost on a real request, the SDK's
+// included.
 func BenchmarkProxy(b *testing.B) {
 	for _, bc := range []struct {
 		name    string
 		sampler sdktrace.Sampler // nil: no observer
 		option  bool             // Options.Sampler is the provider's sampler
+		orphan  bool             // the client sends no traceparent
 	}{
-		{"none", nil, false},
-		{"never", sdktrace.NeverSample(), false},
-		{"sampler-never", sdktrace.NeverSample(), true},
-		{"always", sdktrace.AlwaysSample(), false},
+		{"none", nil, false, false},
+		{"never", sdktrace.NeverSample(), false, false},
+		{"sampler-never", sdktrace.NeverSample(), true, false},
+		{"sampler-never-no-parent", sdktrace.NeverSample(), true, true},
+		{"always", sdktrace.AlwaysSample(), false, false},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
 			peer, err := proxy.NewPeer(proxytest.NewRawOrigin(b, 1024))
@@ -127,7 +130,11 @@ func BenchmarkProxy(b *testing.B) {
 				opts.Observers = []observe.Observer{obs}
 			}
 			svc := proxytest.NewService(b, "bench", &hops{peers: []*proxy.Peer{peer}}, opts)
-			proxytest.BenchmarkGet(b, proxytest.Serve(b, svc), "/1k", 1024, "traceparent: "+clientParent)
+			var fields []string
+			if !bc.orphan {
+				fields = append(fields, "traceparent: "+clientParent)
+			}
+			proxytest.BenchmarkGet(b, proxytest.Serve(b, svc), "/1k", 1024, fields...)
 		})
 	}
 }
