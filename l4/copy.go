@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/gotthard-proxy/gotthard/internal/gopool"
 	"github.com/gotthard-proxy/gotthard/internal/idle"
 )
 
@@ -93,6 +94,17 @@ type copyCfg struct {
 	bufs *sync.Pool    // *[]byte of copyBufSize, for the flows that cannot splice
 	// poll parks the halves of a flow whose both directions splice; nil: never park.
 	poll *idle.Poller[*half]
+	// gos runs the halves that need a goroutine of their own; nil: a new one each.
+	gos *gopool.Pool
+}
+
+// goRun runs f on a goroutine of c.gos, or a new one without.
+func (c *copyCfg) goRun(f func()) {
+	if c.gos != nil {
+		c.gos.Go(f)
+		return
+	}
+	go f()
 }
 
 // owner is the connection a [flow] copies for.
@@ -199,7 +211,7 @@ func (f *flow) start(counts *[2]atomic.Int64) {
 		f.timers[0] = time.AfterFunc(time.Until(total), func() { f.cut(ErrTotalTimeout) })
 	}
 	f.mu.Unlock()
-	go down.run()
+	f.cfg.goRun(down.run)
 	up.run()
 }
 

@@ -161,7 +161,7 @@ func (f *flow) resume(h *half) {
 	}
 	f.mu.Unlock()
 	if parked {
-		go h.run()
+		f.cfg.goRun(h.run)
 	}
 }
 

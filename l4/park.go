@@ -20,7 +20,7 @@ func newPoller(idleTimeout time.Duration) *idle.Poller[*half] {
 		keep = time.Minute // (the sweep then ends nothing: see Unpark)
 	}
 	return idle.New(idle.Options[*half]{
-		Dispatch:         func(h *half) { go h.run() },
+		Dispatch:         func(h *half) { h.f.cfg.goRun(h.run) },
 		KeepaliveTimeout: keep,
 		HotGap:           -1,
 	})

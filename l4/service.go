@@ -1,21 +1,21 @@
 package l4
 
 import (
-	"net/netip"
-
-	"github.com/gotthard-proxy/gotthard/internal/idle"
-	"github.com/gotthard-proxy/gotthard/internal/proxyproto"
-
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
+	"runtime"
 	"slices"
 	"sync"
 	"syscall"
 	"time"
 
+	"github.com/gotthard-proxy/gotthard/internal/gopool"
+	"github.com/gotthard-proxy/gotthard/internal/idle"
+	"github.com/gotthard-proxy/gotthard/internal/proxyproto"
 	gtls "github.com/gotthard-proxy/gotthard/tls"
 )
 
@@ -172,7 +172,7 @@ func NewService[C any](name string, app ProxyTCP[C], opts ServiceOptions) (*Serv
 		s.slots = make(chan struct{}, opts.MaxConns)
 	}
 	s.bufs.New = func() any { b := make([]byte, copyBufSize); return &b }
-	s.copyCfg = copyCfg{idle: opts.IdleTimeout, bufs: &s.bufs}
+	s.copyCfg = copyCfg{idle: opts.IdleTimeout, bufs: &s.bufs, gos: gopool.New(maxIdleGoroutines())}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	return s, nil
 }
@@ -290,8 +290,14 @@ func (s *Service[C]) Serve(lns []net.Listener) error {
 	<-s.stop
 	s.accepts.Wait()
 	s.active.Wait()
+	s.copyCfg.gos.Stop()
 	return nil
 }
+
+// maxIdleGoroutines is the most goroutines a service keeps idle for its next
+// connections (see gopool): enough for the churn of many short connections at once,
+// few enough that they weigh nothing beside the connections it holds.
+func maxIdleGoroutines() int { return max(64, 16*runtime.GOMAXPROCS(0)) }
 
 func (s *Service[C]) acceptLoop(ln net.Listener, ep endpoint) {
 	defer s.accepts.Done()
@@ -339,7 +345,7 @@ func (s *Service[C]) acceptLoop(ln net.Listener, ep endpoint) {
 		s.conns = append(s.conns, c)
 		s.active.Add(1)
 		s.mu.Unlock()
-		go c.serve()
+		s.copyCfg.gos.Go(c.serve)
 	}
 }
 
