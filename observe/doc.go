@@ -52,5 +52,7 @@
 //
 // A service without observers pays one nil check per event. With observers, the
 // service fills the Request from what it records anyway; nothing is allocated by the
-// service for it (the adapters' own costs are stated in their docs).
+// service for it (the adapters' own costs are stated in their docs). An event no
+// observer uses is not prepared: for all requests, by [EventFilter]; for one request,
+// by [Request.Skip] (a tracer that drops a request needs only UpstreamRequest).
 package observe

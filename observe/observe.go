@@ -107,6 +107,14 @@ type Request struct {
 	// at one event is there at the request's next events, for that observer alone
 	// (each observer has its own). It starts nil.
 	Data any
+	// Skip is the events of this request the observer needs no more: it may set bits
+	// in it at any event, and the service does not call it for those events of this
+	// request after that one; when no observer needs an event, the service does not
+	// prepare it either. Like Data, each observer has its own, and it starts 0. (A
+	// tracer that drops a request needs only UpstreamRequest after RequestStart, to
+	// send the trace context on.) An observer that skips RequestEnd leaves nothing in
+	// Data that needs it.
+	Skip Events
 
 	// End is when the response was written, at RequestEnd.
 	End time.Time

@@ -23,9 +23,13 @@ type observers struct {
 	// For each request event, the indexes in all of the observers that use it (see
 	// observe.EventFilter), in order.
 	start, attemptStart, upstreamReq, attemptEnd, end []int
-
-	attempts bool // some observer uses an attempt's events
+	// events is each observer's events, and union their union.
+	events []observe.Events
+	union  observe.Events
 }
+
+// attemptEvents are the events of an attempt.
+const attemptEvents = observe.EventAttemptStart | observe.EventUpstreamRequest | observe.EventAttemptEnd
 
 func newObservers(all []observe.Observer) observers {
 	o := observers{all: append([]observe.Observer(nil), all...)}
@@ -35,8 +39,10 @@ func newObservers(all []observe.Observer) observers {
 		}
 		ev := observe.AllEvents
 		if f, ok := x.(observe.EventFilter); ok {
-			ev = f.ObservedEvents()
+			ev = f.ObservedEvents() & observe.AllEvents
 		}
+		o.events = append(o.events, ev)
+		o.union |= ev
 		for _, e := range [...]struct {
 			bit  observe.Events
 			list *[]int
@@ -50,7 +56,6 @@ func newObservers(all []observe.Observer) observers {
 			}
 		}
 	}
-	o.attempts = len(o.attemptStart)+len(o.upstreamReq)+len(o.attemptEnd) > 0
 	return o
 }
 
@@ -59,20 +64,25 @@ func newObservers(all []observe.Observer) observers {
 type obsState struct {
 	req     observe.Request
 	att     observe.Attempt
-	reqData []any // each observer's Request.Data
-	attData []any // each observer's Attempt.Data
-	open    bool  // an attempt began and has not ended
-	ended   bool  // RequestEnd was sent (a panic in an observer's must not send it again)
-	// Without observers of attempts (observers.attempts false), an attempt has no
-	// times of its own: the session's connection times when it began tell which are
-	// its (see lastAttempt).
+	reqData []any            // each observer's Request.Data
+	attData []any            // each observer's Attempt.Data
+	skip    []observe.Events // each observer's Request.Skip
+	// need is the events of the request some observer still needs: the union of
+	// their events less what each skips.
+	need  observe.Events
+	open  bool // an attempt began and has not ended
+	full  bool // the open (or last) attempt is followed whole: some observer needs its events
+	ended bool // RequestEnd was sent (a panic in an observer's must not send it again)
+	// Without observers of the attempt's events (full false), an attempt has no times
+	// of its own: the session's connection times when it began tell which are its
+	// (see lastAttempt).
 	prevConnected, prevResponse time.Time
 	panic                       any // what a phase panicked with, and where
 	stack                       []byte
 }
 
 func newObsState(n int) *obsState {
-	return &obsState{reqData: make([]any, n), attData: make([]any, n)}
+	return &obsState{reqData: make([]any, n), attData: make([]any, n), skip: make([]observe.Events, n)}
 }
 
 // reset readies the state for the exchange's next request. req and att need no
@@ -101,13 +111,34 @@ func (c *conn[C]) observeStart(ex *exchange[C]) {
 	r.Method, r.Target, r.Host = sess.req.Method, sess.req.Target, sess.req.Host()
 	r.Client, r.Header, r.Upgrade, r.Start = c.clientS, &sess.req.Header, sess.upgrade, sess.timing.Start
 	r.Attempts = 0
-	all := c.svc.obs.all
-	for _, i := range c.svc.obs.start {
+	obs := &c.svc.obs
+	for i := range o.skip {
+		if o.skip[i] != 0 {
+			o.skip[i] = 0
+		}
+	}
+	o.need = obs.union
+	skipped := false
+	for _, i := range obs.start {
 		r.Data = o.reqData[i]
-		all[i].RequestStart(r)
+		obs.all[i].RequestStart(r)
 		o.reqData[i] = r.Data
+		if r.Skip != 0 {
+			o.skip[i], r.Skip, skipped = r.Skip, 0, true
+		}
 	}
 	r.Data = nil
+	if skipped {
+		o.setNeed(obs)
+	}
+}
+
+// setNeed computes o.need again, after an observer skipped events.
+func (o *obsState) setNeed(obs *observers) {
+	o.need = 0
+	for i, ev := range obs.events {
+		o.need |= ev &^ o.skip[i]
+	}
 }
 
 // protoName names the protocol of a request of version v for observers: "" for none
@@ -125,7 +156,7 @@ func protoName(v message.Version) string {
 // AttemptStart). The attempt calls it once, before it connects.
 func (c *conn[C]) attemptClock(ex *exchange[C]) time.Time {
 	o := ex.obs
-	if o == nil || !o.open || !c.svc.obs.attempts {
+	if o == nil || !o.open || !o.full {
 		return ex.sess.clock()
 	}
 	if o.att.Start.IsZero() {
@@ -140,8 +171,8 @@ func (c *conn[C]) observeAttemptStart(ex *exchange[C], peer *Peer) {
 	if o == nil {
 		return
 	}
-	if !c.svc.obs.attempts {
-		o.open = true
+	if o.need&attemptEvents == 0 {
+		o.open, o.full = true, false
 		o.req.Attempts++
 		o.prevConnected, o.prevResponse = ex.sess.timing.UpstreamConnected, ex.sess.timing.UpstreamResponse
 		return
@@ -152,15 +183,15 @@ func (c *conn[C]) observeAttemptStart(ex *exchange[C], peer *Peer) {
 		a.Name = peer.TLS.ServerName
 	}
 	clearData(o.attData)
-	o.open = true
+	o.open, o.full = true, true
 	o.req.Attempts++
-	if len(c.svc.obs.attemptStart) == 0 {
+	if o.need&observe.EventAttemptStart == 0 {
 		// No observer sees the start: the attempt reads the clock when it begins its
 		// work, for itself and for a.Start (see attemptClock).
 		return
 	}
 	a.Start = ex.sess.clock()
-	o.attemptEvent(c.svc.obs.all, c.svc.obs.attemptStart, observe.Observer.AttemptStart)
+	o.attemptEvent(&c.svc.obs, c.svc.obs.attemptStart, observe.EventAttemptStart, observe.Observer.AttemptStart)
 }
 
 // clearData sets each element of data to nil: for the few observers of a service,
@@ -173,26 +204,38 @@ func clearData(data []any) {
 	}
 }
 
-// attemptEvent calls ev on the observers of obs whose indexes are in use, with each
-// one's own Data of the request and of the attempt in place.
-func (o *obsState) attemptEvent(obs []observe.Observer, use []int, ev func(observe.Observer, *observe.Request, *observe.Attempt)) {
+// attemptEvent calls ev, the event bit, on the observers of obs whose indexes are in
+// use and that do not skip it, with each one's own Data of the request and of the
+// attempt and its Skip in place.
+func (o *obsState) attemptEvent(obs *observers, use []int, bit observe.Events, ev func(observe.Observer, *observe.Request, *observe.Attempt)) {
+	skipped := false
 	for _, i := range use {
-		o.req.Data, o.att.Data = o.reqData[i], o.attData[i]
-		ev(obs[i], &o.req, &o.att)
+		sk := o.skip[i]
+		if sk&bit != 0 {
+			continue
+		}
+		o.req.Data, o.att.Data, o.req.Skip = o.reqData[i], o.attData[i], sk
+		ev(obs.all[i], &o.req, &o.att)
 		o.reqData[i], o.attData[i] = o.req.Data, o.att.Data
+		if o.req.Skip != sk {
+			o.skip[i], skipped = o.req.Skip, true
+		}
 	}
-	o.req.Data, o.att.Data = nil, nil
+	o.req.Data, o.att.Data, o.req.Skip = nil, nil, 0
+	if skipped {
+		o.setNeed(obs)
+	}
 }
 
 // observeUpstreamRequest hands the observers the head built for the peer, spoken in
 // proto.
 func (c *conn[C]) observeUpstreamRequest(ex *exchange[C], up *message.RequestHeader, proto string) {
 	o := ex.obs
-	if o == nil || !o.open || len(c.svc.obs.upstreamReq) == 0 {
+	if o == nil || !o.open || !o.full || o.need&observe.EventUpstreamRequest == 0 {
 		return
 	}
 	o.att.Proto = proto
-	o.attemptEvent(c.svc.obs.all, c.svc.obs.upstreamReq, func(ob observe.Observer, r *observe.Request, a *observe.Attempt) {
+	o.attemptEvent(&c.svc.obs, c.svc.obs.upstreamReq, observe.EventUpstreamRequest, func(ob observe.Observer, r *observe.Request, a *observe.Attempt) {
 		ob.UpstreamRequest(r, a, &up.Header)
 	})
 }
@@ -205,8 +248,12 @@ func (c *conn[C]) observeAttemptEnd(ex *exchange[C], err *Error) {
 		return
 	}
 	sess := &ex.sess
-	if !c.svc.obs.attempts {
+	if !o.full {
 		o.lastAttempt(sess)
+		return
+	}
+	if o.need&(observe.EventAttemptEnd|observe.EventRequestEnd) == 0 {
+		o.open = false // nobody needs how it ended
 		return
 	}
 	a := &o.att
@@ -257,11 +304,14 @@ func (o *obsState) endAttempt(obs *observers, sess *Session, err error) {
 	if !o.open {
 		return
 	}
-	if !obs.attempts {
+	if !o.full {
 		o.lastAttempt(sess)
 		return
 	}
 	o.open = false
+	if o.need&(observe.EventAttemptEnd|observe.EventRequestEnd) == 0 {
+		return // nobody needs how it ended
+	}
 	a := &o.att
 	if a.End.IsZero() {
 		a.End = sess.clock()
@@ -273,7 +323,7 @@ func (o *obsState) endAttempt(obs *observers, sess *Session, err error) {
 		a.Err = err
 		a.ErrType, _ = errKind(err)
 	}
-	o.attemptEvent(obs.all, obs.attemptEnd, observe.Observer.AttemptEnd)
+	o.attemptEvent(obs, obs.attemptEnd, observe.EventAttemptEnd, observe.Observer.AttemptEnd)
 }
 
 // errKind names err's type and side as proxy.Error does, or "" if it is not one.
@@ -295,6 +345,10 @@ func (c *conn[C]) observeEnd(ex *exchange[C], err error) {
 		return
 	}
 	o.ended = true
+	if o.need&(observe.EventAttemptEnd|observe.EventRequestEnd) == 0 {
+		clearData(o.reqData) // every observer skipped the request's end
+		return
+	}
 	// A panic here is logged as one in Logging is: the response is out, so the
 	// connection may go on.
 	defer recoverObserver(c.svc.log)
@@ -324,11 +378,14 @@ func (c *conn[C]) observeEnd(ex *exchange[C], err error) {
 	r.Panic, r.Stack = o.panic, o.stack
 	all := c.svc.obs.all
 	for _, i := range c.svc.obs.end {
-		r.Data = o.reqData[i]
+		if o.skip[i]&observe.EventRequestEnd != 0 {
+			continue
+		}
+		r.Data, r.Skip = o.reqData[i], o.skip[i]
 		all[i].RequestEnd(r)
 	}
 	clearData(o.reqData)
-	r.Data = nil
+	r.Data, r.Skip = nil, 0
 }
 
 // connObs is what a client connection keeps for the observers that see connections;

@@ -484,3 +484,99 @@ type loggingCounter struct {
 }
 
 func (p *loggingCounter) Logging(context.Context, *Session, *testCtx, error) { p.logged.Add(1) }
+
+// skipper is a recorder that skips events of a request by its target: at RequestStart
+// the attempt's start and end on /no-attempts, and all but UpstreamRequest on
+// /upstream-only; at UpstreamRequest the request's end on /no-end.
+type skipper struct{ *recorder }
+
+func (o skipper) RequestStart(r *observe.Request) {
+	o.recorder.RequestStart(r)
+	switch r.Target {
+	case "/no-attempts":
+		r.Skip = observe.EventAttemptStart | observe.EventAttemptEnd
+	case "/upstream-only":
+		r.Skip = observe.EventAttemptStart | observe.EventAttemptEnd | observe.EventRequestEnd
+	}
+}
+
+func (o skipper) UpstreamRequest(r *observe.Request, a *observe.Attempt, h observe.Header) {
+	o.recorder.UpstreamRequest(r, a, h)
+	if r.Target == "/no-end" {
+		r.Skip |= observe.EventRequestEnd
+	}
+}
+
+// TestObserverSkip: an observer that skips events of a request gets none of them for
+// that request, and all of them again for the next; its Data and header still work,
+// and an observer beside it gets every event. Alone, it gets the same.
+func TestObserverSkip(t *testing.T) {
+	for _, alone := range []bool{false, true} {
+		t.Run(fmt.Sprint("alone=", alone), func(t *testing.T) {
+			got := make(chan string, 8)
+			_, origin := startOrigin(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				got <- r.Header.Get("X-Observed-S")
+				io.WriteString(w, "hello")
+			}))
+			s, b := skipper{newRecorder("S")}, newRecorder("B")
+			obs := []observe.Observer{s, b}
+			if alone {
+				obs = obs[:1]
+			}
+			svc, logs := newTestService[*testCtx](t, fixedProxy{peer: testPeer(origin)}, ServiceOptions{Observers: obs})
+			addr := startProxy(t, svc)
+			c, br := dialRaw(t, addr)
+			targets := []string{"/no-attempts", "/upstream-only", "/no-end", "/plain"}
+			for _, target := range targets {
+				io.WriteString(c, "GET "+target+" HTTP/1.1\r\nHost: h.test\r\n\r\n")
+				if resp, body := readResponse(t, br, "GET"); resp.StatusCode != 200 || body != "hello" {
+					t.Fatalf("%s: %d %q\n%s", target, resp.StatusCode, body, logs.String())
+				}
+				if h := <-got; h != "S:"+target {
+					t.Fatalf("%s: the origin got X-Observed-S %q", target, h)
+				}
+			}
+			svc.Close() // the events are all in
+			var want []string
+			for _, target := range targets {
+				want = append(want, "start HTTP/1.1 http GET "+target+" host=h.test client=127.0.0.1")
+				attempts := target != "/no-attempts" && target != "/upstream-only"
+				if attempts {
+					want = append(want, "attempt 0 "+origin+" data=S:"+target)
+				}
+				data := "<nil>"
+				if attempts {
+					data = "S attempt 0"
+				}
+				want = append(want, "upstream 0 HTTP/1.1 data="+data)
+				if attempts {
+					want = append(want, `attempt-end 0 status=200 err=""`)
+				}
+				if target != "/upstream-only" && target != "/no-end" {
+					want = append(want, `end status=200 attempts=1 upstream-status=200 err="" data=S:`+target)
+				}
+			}
+			var l []string
+			for _, line := range s.lines() {
+				switch {
+				case strings.HasPrefix(line, "conn-") || strings.HasPrefix(line, "upstream-conn"):
+				case strings.HasPrefix(line, "attempt-end"):
+					l = append(l, line[:strings.Index(line, " reused=")]) // (reuse is the pool's business)
+				default:
+					l = append(l, line)
+				}
+			}
+			if strings.Join(l, "\n") != strings.Join(want, "\n") {
+				t.Fatalf("the skipping observer saw:\n%s\nwant:\n%s", strings.Join(l, "\n"), strings.Join(want, "\n"))
+			}
+			if !alone {
+				if n := len(b.ends); n != len(targets) {
+					t.Fatalf("the observer beside it saw %d RequestEnds, want %d:\n%s", n, len(targets), strings.Join(b.lines(), "\n"))
+				}
+				if e := b.ends[1]; e.Attempts != 1 || e.Connected.IsZero() || e.FirstByte.IsZero() || e.Status != 200 {
+					t.Fatalf("RequestEnd of /upstream-only beside it: %+v", e)
+				}
+			}
+		})
+	}
+}

@@ -80,6 +80,10 @@
 // samplers (NeverSample, and ParentBased, the default), and the upstream request
 // carries the server span's context, not sampled, as a client span's would (a sampler
 // of your own that samples the children of an unsampled span sees no client spans).
+// A request that is not sampled skips the events it has no use for
+// (observe.Request.Skip): the attempts' starts and ends, and when Options.Sampler
+// dropped it with W3C's propagator, the request's end as well; the service then does
+// not prepare them either.
 // The strings a recorded span keeps are copied, so that a span waiting in an
 // exporter's batch does not hold the request's memory.
 //

@@ -151,6 +151,7 @@ func hasAny(h observe.Header, names []string) bool {
 // client sent, if any.
 func (o *Observer) RequestStart(r *observe.Request) {
 	if o.filter != nil && !o.filter(r) {
+		r.Skip = observe.AllEvents
 		return
 	}
 	var (
@@ -194,6 +195,11 @@ func (o *Observer) RequestStart(r *observe.Request) {
 	}
 	st.ctx, st.server = o.tracer.Start(ctx, method, st.startOpts(o.server, r.Start)...)
 	if !st.server.IsRecording() {
+		if !st.server.SpanContext().IsSampled() {
+			// No client span either (see AttemptStart): the attempts need only
+			// UpstreamRequest, which sends the server span's context.
+			r.Skip = observe.EventAttemptStart | observe.EventAttemptEnd
+		}
 		return
 	}
 
@@ -484,6 +490,8 @@ func (o *Observer) drop(r *observe.Request, u *unsampled, ctx context.Context, p
 		tp := new(dropTraceparent)
 		formatTraceparent((*[traceparentLen]byte)(tp), sc)
 		r.Data = tp
+		// Only UpstreamRequest is needed from here: tp needs no putting back.
+		r.Skip = observe.EventAttemptStart | observe.EventAttemptEnd | observe.EventRequestEnd
 		return true
 	}
 	if u == nil {
@@ -491,6 +499,7 @@ func (o *Observer) drop(r *observe.Request, u *unsampled, ctx context.Context, p
 	}
 	u.sc, u.ctx = sc, ctx
 	r.Data = u
+	r.Skip = observe.EventAttemptStart | observe.EventAttemptEnd // (RequestEnd puts u back)
 	return true
 }
 
