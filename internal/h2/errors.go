@@ -33,9 +33,10 @@ func (e timeoutError) Error() string   { return string(e) }
 func (e timeoutError) Timeout() bool   { return true }
 func (e timeoutError) Temporary() bool { return true }
 
-// ResetError is returned by the methods of a [Stream] that was reset. Remote tells
-// whether the client sent the RST_STREAM; otherwise we did (a protocol error in the
-// client's frames, a write timeout, or [Stream.Reset]).
+// ResetError is returned by the methods of a [Stream] that was reset, and by a
+// [ClientConn]'s streams. Remote tells whether the other side sent the RST_STREAM (the
+// client, for a server's stream; the server, for a client's); otherwise we did (a
+// protocol error in the other side's frames, a write timeout, or [Stream.Reset]).
 type ResetError struct {
 	Code   http2.ErrCode
 	Remote bool
@@ -44,7 +45,7 @@ type ResetError struct {
 // Error implements the error interface.
 func (e *ResetError) Error() string {
 	if e.Remote {
-		return "h2: stream reset by client: " + e.Code.String()
+		return "h2: stream reset by peer: " + e.Code.String()
 	}
 	return "h2: stream reset: " + e.Code.String()
 }
