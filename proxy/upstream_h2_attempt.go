@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"context"
 	"errors"
 	"io"
 	"strconv"
@@ -34,7 +35,8 @@ import (
 //     and waits for it before anything else.
 //   - The timers' callbacks (read and total timeouts) and the exchange's abort (the
 //     client left, or a drain cut the call; see exchange.setUpstream) only cancel the
-//     stream registered under mu (cutSt), and note why.
+//     stream registered under mu (cutSt), or the dial of a new connection for it
+//     (cutDial), and note why.
 //   - release unhooks the abort (after which it is never called), ends the feeder, stops
 //     the timers, unregisters the stream under mu and only then closes it, which gives
 //     it back to its connection. A timer whose Stop came too late may still be running
@@ -48,6 +50,7 @@ type h2Attempt[C any] struct {
 	// Bound once, when the attempt is made, so that handing them out allocates nothing.
 	abortFn, onReadFn, onTotalFn, feedFn func()
 	on1xxFn                              func(int, []h2.Field)
+	setDialFn                            func(context.CancelFunc) bool
 
 	// Set by start, owned by the request goroutine.
 	c          *conn[C]
@@ -81,9 +84,11 @@ type h2Attempt[C any] struct {
 
 	mu    sync.Mutex
 	cutSt *h2.ClientStream // the stream the cutters may cancel; nil once released
-	why   h2Cut            // the first cut's reason
-	readT *time.Timer
-	total *time.Timer
+	// cutDial cancels the dial of a new connection for the attempt, while it runs.
+	cutDial context.CancelFunc
+	why     h2Cut // the first cut's reason
+	readT   *time.Timer
+	total   *time.Timer
 }
 
 // h2Cut is why an attempt's stream was cancelled by another goroutine than the request's.
@@ -129,6 +134,7 @@ func getAttempt[C any](set *h2Conns) *h2Attempt[C] {
 		ask: make(chan h2Ask, 1), got: make(chan h2Got, 1), fed: make(chan struct{}, 1)}
 	a.abortFn, a.onReadFn, a.onTotalFn, a.feedFn = a.abort, a.onRead, a.onTotal, a.feed
 	a.on1xxFn = a.on1xx
+	a.setDialFn = a.setDial
 	return a
 }
 
@@ -190,6 +196,24 @@ func (a *h2Attempt[C]) cut(why h2Cut) {
 	if a.cutSt != nil {
 		a.cutSt.Cancel()
 	}
+	if a.cutDial != nil && why == cutAbort {
+		// (A timeout leaves the dial to its own deadline, which the total bounds:
+		// a connection that could not be made within it fails as one.)
+		a.cutDial()
+	}
+}
+
+// setDial registers cancel as the cancellation of the attempt's dial (nil: the dial
+// ended); it reports false, and cancels at once, if the client left already.
+func (a *h2Attempt[C]) setDial(cancel context.CancelFunc) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.cutDial = cancel
+	if cancel != nil && a.why == cutAbort {
+		cancel()
+		return false
+	}
+	return true
 }
 
 func (a *h2Attempt[C]) abort()   { a.cut(cutAbort) }

@@ -92,8 +92,10 @@ func (t *h2Conns) pruneLocked(now time.Time, all bool) []*h2.ClientConn {
 
 // stream opens a stream for req on a connection that can take one (the newest first),
 // dialing a new connection if none can, within the connect timeout and total, if not
-// zero; reused tells whether the connection was there before.
-func (t *h2Conns) stream(ctx context.Context, req *h2.ClientRequest, total time.Duration) (*h2.ClientStream, bool, error) {
+// zero; reused tells whether the connection was there before. setDial, if not nil, is
+// given the cancellation of the dial while it runs (and nil after), so that another
+// goroutine can cut it; when it reports false the dial does not start.
+func (t *h2Conns) stream(ctx context.Context, req *h2.ClientRequest, total time.Duration, setDial func(context.CancelFunc) bool) (*h2.ClientStream, bool, error) {
 	t.mu.Lock()
 	if t.closed {
 		t.mu.Unlock()
@@ -117,6 +119,15 @@ func (t *h2Conns) stream(ctx context.Context, req *h2.ClientRequest, total time.
 	closeAll(stale)
 	if full {
 		return nil, false, fmt.Errorf("proxy: %d HTTP/2 connections to %s: %w", maxH2Conns, t.addr, h2.ErrNoStream)
+	}
+	if setDial != nil {
+		dctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		if !setDial(cancel) {
+			return nil, false, context.Canceled
+		}
+		defer setDial(nil)
+		ctx = dctx
 	}
 	cc, err := t.dial(ctx, total)
 	if err != nil {

@@ -64,7 +64,7 @@ func TestH2ConnsClosedWhenDropped(t *testing.T) {
 	set := newH2Conns(&Peer{Address: origin}, h2Options{connect: 5 * time.Second, idle: time.Minute}, nil, h2.NewBufPool(0))
 	get := func(path string) error {
 		st, _, err := set.stream(context.Background(), &h2.ClientRequest{Method: "GET", Scheme: "http",
-			Authority: origin, Path: path, EndStream: true}, 0)
+			Authority: origin, Path: path, EndStream: true}, 0, nil)
 		if err != nil {
 			return err
 		}

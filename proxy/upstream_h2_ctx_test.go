@@ -2,6 +2,11 @@ package proxy
 
 import (
 	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -108,5 +113,74 @@ func TestHTTP2UpstreamTotalTimeoutNoContextLeft(t *testing.T) {
 	}
 	if k := parent.attached(); k > 0 {
 		t.Fatalf("%d child contexts of %d requests still attached to the service's context", k, n)
+	}
+}
+
+// errLoggedProxy is fixedProxy that reports each request's error and status on logged.
+type errLoggedProxy struct {
+	fixedProxy
+	logged chan string
+}
+
+func (p errLoggedProxy) Logging(_ context.Context, s *Session, _ *testCtx, err error) {
+	p.logged <- fmt.Sprint(s.Status(), " ", err)
+}
+
+// An HTTP/2 client that resets its stream while the connection to an HTTP/2 peer is
+// being made cuts that dial: the proxy does not wait for the peer's handshake, up to
+// the connect timeout, for nobody.
+func TestHTTP2UpstreamDialCutWhenClientLeaves(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		c, err := ln.Accept() // and never a SETTINGS frame: the handshake waits
+		if err == nil {
+			accepted <- c
+		}
+	}()
+	peer := &Peer{Address: ln.Addr().String(), Protocol: ProtoHTTP2, Options: PeerOptions{ConnectTimeout: time.Minute}}
+	app := errLoggedProxy{fixedProxy{peer: peer}, make(chan string, 1)}
+	svc, logs := newTestService[*testCtx](t, app, ServiceOptions{})
+	addr := startProxy(t, svc)
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, "GET", "http://"+addr+"/", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		resp, err := h2cClient(t).Do(req)
+		if err == nil {
+			resp.Body.Close()
+		}
+		done <- err
+	}()
+	var up net.Conn
+	select {
+	case up = <-accepted:
+		defer up.Close()
+	case <-time.After(10 * time.Second):
+		t.Fatal("the proxy did not connect to the peer")
+	}
+	time.Sleep(50 * time.Millisecond) // (the handshake is under way)
+	cancel()                          // RST_STREAM(CANCEL)
+	<-done
+	select {
+	case got := <-app.logged:
+		if !strings.HasPrefix(got, "499 ") {
+			t.Fatalf("Logging got %q, want the client's leaving (499)\n%s", got, logs.String())
+		}
+	case <-time.After(3 * time.Second): // (the handshake's own limit is longer)
+		t.Fatalf("the request did not end when its client left during the dial\n%s", logs.String())
+	}
+	// The half-made connection is closed, not kept for its connect timeout.
+	up.SetReadDeadline(time.Now().Add(3 * time.Second))
+	if _, err := io.Copy(io.Discard, up); err != nil {
+		t.Fatalf("the peer's side of the cut dial: %v, want its end", err)
 	}
 }

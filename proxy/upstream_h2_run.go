@@ -46,11 +46,12 @@ func (c *conn[C]) exchangeH2Conns(ctx contextT, ex *exchange[C], cc C, peer *Pee
 	connected := false
 	for i := 0; ; i++ {
 		a.head.EndStream = !streamed && len(body) == 0
-		st, reused, err := set.stream(ctx, &a.head, o.TotalTimeout)
+		st, reused, err := set.stream(ctx, &a.head, o.TotalTimeout, a.setDialFn)
 		if err != nil {
 			if connected { // a resend found no stream
 				return a.streamError(err)
 			}
+			// (A dial cut as the client left is the client's doing: see proxy.)
 			return h2ConnectError(ex, err)
 		}
 		a.st = st
