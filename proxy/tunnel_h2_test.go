@@ -1,10 +1,12 @@
 package proxy
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha1"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -13,6 +15,9 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/hpack"
+
 	"github.com/gotthard-proxy/gotthard/internal/h2"
 )
 
@@ -215,5 +220,92 @@ func TestConnectOverHTTP2Idle(t *testing.T) {
 	time.Sleep(50 * time.Millisecond)
 	if strings.Contains(logs.String(), "request failed") {
 		t.Fatalf("idle end logged as a failure:\n%s", logs.String())
+	}
+}
+
+// A CONNECT tunnel over HTTP/2 whose two sides both end cleanly (the client's
+// END_STREAM, the peer's FIN) ends with the proxy's END_STREAM alone: no RST_STREAM
+// follows for a stream both sides closed. Read frame by frame, up to a PING's answer
+// sent after the client's END_STREAM.
+func TestConnectOverHTTP2CleanEnd(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() { // answers "bye" and closes, once the client half-closed
+		nc, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer nc.Close()
+		io.ReadAll(nc)
+		nc.Write([]byte("bye"))
+	}()
+	target := ln.Addr().String()
+	svc, logs := newTestService[*testCtx](t, connectProxy{allowed: target}, ServiceOptions{AllowConnect: true})
+	addr := startProxy(t, svc)
+	nc, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	nc.SetDeadline(time.Now().Add(10 * time.Second))
+	io.WriteString(nc, http2.ClientPreface)
+	fr := http2.NewFramer(nc, nc)
+	fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
+	if err := fr.WriteSettings(); err != nil {
+		t.Fatal(err)
+	}
+	var hb bytes.Buffer
+	enc := hpack.NewEncoder(&hb)
+	enc.WriteField(hpack.HeaderField{Name: ":method", Value: "CONNECT"})
+	enc.WriteField(hpack.HeaderField{Name: ":authority", Value: target})
+	if err := fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: hb.Bytes(), EndHeaders: true}); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	sentEnd, pinged := false, false
+	for {
+		f, err := fr.ReadFrame()
+		if err != nil {
+			t.Fatalf("after %v: %v\n%s", got, err, logs.String())
+		}
+		switch f := f.(type) {
+		case *http2.SettingsFrame:
+			if !f.IsAck() {
+				fr.WriteSettingsAck()
+			}
+			continue
+		case *http2.WindowUpdateFrame:
+			continue
+		case *http2.MetaHeadersFrame:
+			got = append(got, "headers "+f.PseudoValue("status"))
+			if !sentEnd {
+				// The tunnel is up: end the client's side; the peer answers and closes.
+				sentEnd = true
+				if err := fr.WriteData(1, true, nil); err != nil {
+					t.Fatal(err)
+				}
+			}
+		case *http2.DataFrame:
+			got = append(got, fmt.Sprintf("data %q end=%v", f.Data(), f.StreamEnded()))
+			if f.StreamEnded() && !pinged {
+				pinged = true
+				fr.WritePing(false, [8]byte{1})
+			}
+		case *http2.RSTStreamFrame:
+			got = append(got, "rst "+f.ErrCode.String())
+		case *http2.PingFrame:
+			if f.IsAck() {
+				want := []string{"headers 200", `data "bye" end=false`, `data "" end=true`}
+				if strings.Join(got, "; ") != strings.Join(want, "; ") && strings.Join(got, "; ") != `headers 200; data "bye" end=true` {
+					t.Fatalf("frames of the tunnel: %s\nwant the peer's bytes and END_STREAM, no RST_STREAM\n%s", strings.Join(got, "; "), logs.String())
+				}
+				return
+			}
+		case *http2.GoAwayFrame:
+			t.Fatalf("GOAWAY %v after %v", f.ErrCode, got)
+		}
 	}
 }
