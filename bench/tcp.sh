@@ -395,7 +395,7 @@ echo "### TCP proxy ($(date -u '+%Y-%m-%d %H:%M UTC'), ${cpu_model:-unknown CPU}
 echo
 echo "Proxy alone on CPU $PROXY_CPU; tcpload and tcpsink on CPU $LOAD_CPU. Before the run, CPU $PROXY_CPU/$LOAD_CPU were $BG_BUSY busy with other work (0%/0% on a quiet machine); $versions."
 [[ -z $IDLE_NOTE ]] || echo "**$IDLE_NOTE.**"
-echo "Command: \`REPEAT=$REPEAT DURATION=$DURATION WARMUP=$WARMUP CONNS=$CONNS BULK_BYTES=$BULK_BYTES BULK_CONNS=$BULK_CONNS IDLE_CONNS=$IDLE_CONNS PROXIES=\"$PROXIES\" SCENARIOS=\"$SCENARIOS\" bash bench/tcp.sh\`"
+echo "Command: \`REPEAT=$REPEAT DURATION=$DURATION WARMUP=$WARMUP CONNS=$CONNS BULK_BYTES=$BULK_BYTES BULK_CONNS=$BULK_CONNS IDLE_CONNS=$IDLE_CONNS IDLE_SETTLE=$IDLE_SETTLE PROXIES=\"$PROXIES\" SCENARIOS=\"$SCENARIOS\" bash bench/tcp.sh\`"
 echo
 ((REPEAT == 1)) || echo "Each figure is the median of the $REPEAT runs that passed their checks (min–max after it); the paired ratio is the median over runs of the figure ÷ $BASE's in the same round, which ran next to it."
 echo
