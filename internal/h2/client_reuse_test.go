@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"io"
 	"testing"
+	"time"
 
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
@@ -59,6 +60,7 @@ func TestClientStreamReuseLateFrames(t *testing.T) {
 // A stream that ended with an error is reused clean: no error, head, body or wake-up
 // of its past.
 func TestClientStreamReuseAfterReset(t *testing.T) {
+	answer := make(chan struct{}) // closed once the test saw no head at hand
 	addr := rawPeer(t, func(fr *http2.Framer, enc *hpack.Encoder, hb *bytes.Buffer) {
 		ids := readHeaders(fr, 1)
 		if len(ids) != 1 {
@@ -71,6 +73,10 @@ func TestClientStreamReuseAfterReset(t *testing.T) {
 		ids = readHeaders(fr, 1)
 		if len(ids) != 1 {
 			return
+		}
+		select { // (not forever: a test that failed before never closes it)
+		case <-answer:
+		case <-time.After(10 * time.Second):
 		}
 		hb.Reset()
 		enc.WriteField(hpack.HeaderField{Name: ":status", Value: "204"})
@@ -100,6 +106,7 @@ func TestClientStreamReuseAfterReset(t *testing.T) {
 	if _, _, err, ok := st2.ReadHeadNow(nil); ok {
 		t.Fatalf("a head at hand before the peer answered: %v", err)
 	}
+	close(answer)
 	<-st2.Wake()
 	for {
 		s, _, err, ok := st2.ReadHeadNow(nil)
