@@ -23,7 +23,7 @@ type observers struct {
 	// For each request event, the indexes in all of the observers that use it (see
 	// observe.EventFilter), in order.
 	start, attemptStart, upstreamReq, attemptEnd, end []int
-	// events is each observer's events, and union their union.
+	// events holds each observer's events, and union is their union.
 	events []observe.Events
 	union  observe.Events
 }
