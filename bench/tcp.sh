@@ -451,7 +451,7 @@ if [[ " ${SELECTED[*]} " == *" gotthard "* ]]; then
 	echo "|---|---:|---|"
 	[[ " $SCENARIOS " != *" bulk "* ]] || target gotthard bulk 5 1.0× "bulk: gotthard CPU per GiB ≤ 1.0× $BASE's (paired)"
 	[[ " $SCENARIOS " != *" rate "* ]] || target gotthard rate 4 min=10000 "rate: ≥ 10,000 connections per second through gotthard"
-	[[ " $SCENARIOS " != *" idle "* ]] || target gotthard idle 7 max=2 "idle: gotthard RSS growth ≤ 2 KiB per idle connection"
+	[[ " $SCENARIOS " != *" idle "* ]] || target gotthard idle 7 max=2 "idle: gotthard RSS growth ≤ 2 KiB per idle connection, read ${IDLE_SETTLE} s after set-up (130: after the runtime's periodic collection)"
 	echo
 fi
 if ((FAILED)); then
