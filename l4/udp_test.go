@@ -211,6 +211,12 @@ func TestUDPSessionsPerClient(t *testing.T) {
 	if n := svc.Sessions(); n != 2 {
 		t.Errorf("Sessions() = %d, want 2", n)
 	}
+	// (A datagram is counted once it was sent: its reply, and the reply's reply, may
+	// come first.)
+	waitFor(t, 5*time.Second, func() bool {
+		f := svc.Stats().Forwarded
+		return f.DatagramsUp >= 6 && f.DatagramsDown >= 6
+	})
 	st := svc.Stats()
 	if st.SessionsTotal != 2 || st.Forwarded.DatagramsUp != 6 || st.Forwarded.DatagramsDown != 6 || st.Received != 6 {
 		t.Errorf("Stats() = %+v", st)
