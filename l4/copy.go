@@ -95,7 +95,7 @@ type copyCfg struct {
 	// poll parks the halves of a flow whose both directions splice; nil: never park.
 	poll *idle.Poller[*half]
 	// gos runs the halves that need a goroutine of their own; nil: a new one each.
-	gos *gopool.Pool
+	gos *gopool.Pool[gopool.Func, struct{}]
 }
 
 // goRun runs f on a goroutine of c.gos, or a new one without.

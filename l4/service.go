@@ -172,7 +172,7 @@ func NewService[C any](name string, app ProxyTCP[C], opts ServiceOptions) (*Serv
 		s.slots = make(chan struct{}, opts.MaxConns)
 	}
 	s.bufs.New = func() any { b := make([]byte, copyBufSize); return &b }
-	s.copyCfg = copyCfg{idle: opts.IdleTimeout, bufs: &s.bufs, gos: gopool.New(maxIdleGoroutines())}
+	s.copyCfg = copyCfg{idle: opts.IdleTimeout, bufs: &s.bufs, gos: gopool.NewFuncs(maxIdleGoroutines())}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	return s, nil
 }

@@ -249,7 +249,7 @@ type Service[C any] struct {
 
 	date      dateCache // the Date of the responses the proxy writes itself
 	exchanges sync.Pool // *exchange[C]
-	workers   workerPool[C]
+	workers   *workerPool[C]
 	idle      *idlePoller[C] // parks idle HTTP/1.x connections; nil where unsupported
 
 	ctx    context.Context
@@ -307,6 +307,7 @@ func NewService[C any](name string, app ProxyHTTP[C], opts ServiceOptions) (*Ser
 		conns: map[*conn[C]]struct{}{},
 		done:  make(chan struct{}),
 	}
+	s.workers = s.newWorkers()
 	if pp := opts.ProxyProtocol; len(pp.Trusted) > 0 {
 		s.ppOpts = &proxyproto.Options{Trusted: pp.Trusted, Required: pp.Required,
 			HeaderTimeout: pp.HeaderTimeout, Logger: s.log}
@@ -503,7 +504,6 @@ func (s *Service[C]) sweepLoop() {
 			return
 		case now := <-t.C:
 			s.pool.sweep(now)
-			s.expireWorkers(false)
 		}
 	}
 }
@@ -702,7 +702,7 @@ func (s *Service[C]) finish() {
 	idle := s.idle
 	s.mu.Unlock()
 	idle.Close()
-	s.expireWorkers(true)
+	s.workers.Stop()
 	s.pool.watch.Stop()
 	s.wg.Wait()
 	s.pool.watch.Release()

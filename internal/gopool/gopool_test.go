@@ -16,7 +16,7 @@ func TestMain(m *testing.M) {
 // TestReuse: a function given after another one returned runs on the same goroutine,
 // whose stack kept its size, and Stop ends the idle goroutines.
 func TestReuse(t *testing.T) {
-	p := New(4)
+	p := NewFuncs(4)
 	defer p.Stop()
 	ids := make(chan uint64, 2)
 	var wg sync.WaitGroup
@@ -36,7 +36,7 @@ func TestReuse(t *testing.T) {
 
 // TestMaxIdle: no more than the pool's bound of goroutines stay idle; the others end.
 func TestMaxIdle(t *testing.T) {
-	p := New(2)
+	p := NewFuncs(2)
 	defer p.Stop()
 	release := make(chan struct{})
 	var wg sync.WaitGroup
@@ -58,7 +58,7 @@ func TestMaxIdle(t *testing.T) {
 
 // TestExpire: an idle goroutine ends after about IdleTimeout, by the pool's sweeps.
 func TestExpire(t *testing.T) {
-	p := New(4)
+	p := NewFuncs(4)
 	defer p.Stop()
 	done := make(chan struct{})
 	p.Go(func() { close(done) })
@@ -82,7 +82,7 @@ func TestExpire(t *testing.T) {
 // TestStop: after Stop, a function still runs, on a goroutine that then ends (goleak
 // checks that none is left).
 func TestStop(t *testing.T) {
-	p := New(4)
+	p := NewFuncs(4)
 	p.Stop()
 	done := make(chan struct{})
 	p.Go(func() { close(done) })
@@ -95,7 +95,7 @@ func TestStop(t *testing.T) {
 
 // waitIdle waits until p has n idle goroutines (the last function returned does not
 // mean its goroutine is back in the pool yet).
-func waitIdle(t *testing.T, p *Pool, n int) {
+func waitIdle[W, S any](t *testing.T, p *Pool[W, S], n int) {
 	t.Helper()
 	for deadline := time.Now().Add(5 * time.Second); p.Idle() != n; {
 		if time.Now().After(deadline) {
@@ -118,4 +118,36 @@ func goroutineID() uint64 {
 		id = id*10 + uint64(c-'0')
 	}
 	return id
+}
+
+// TestState: a goroutine's state is kept from one piece of work to the next, and a
+// WaitGroup given to New counts the goroutines until Stop ends them.
+func TestState(t *testing.T) {
+	var wg sync.WaitGroup
+	sums := make(chan int, 2)
+	p := New(4, &wg, func(sum *int, n int) {
+		*sum += n
+		sums <- *sum
+	})
+	p.Go(1)
+	if s := <-sums; s != 1 {
+		t.Fatalf("first sum %d, want 1", s)
+	}
+	waitIdle(t, p, 1)
+	p.Go(2)
+	if s := <-sums; s != 3 {
+		t.Fatalf("second sum %d, want 3 (the state of the first piece's goroutine)", s)
+	}
+	waitIdle(t, p, 1)
+	p.Stop()
+	done := make(chan struct{})
+	go func() {
+		wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the WaitGroup still counts a goroutine after Stop")
+	}
 }
