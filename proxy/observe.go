@@ -60,19 +60,22 @@ func newObservers(all []observe.Observer) observers {
 }
 
 // obsState is what an exchange keeps for its observers. It belongs to the request's
-// goroutine.
+// goroutine. The fields every event reads first and the observers' slots (inline for a
+// service of up to inlineSlots observers) come first, on one or two cache lines: each
+// event touches them, and the state of a connection's exchange is often out of the
+// cache by its next request.
 type obsState struct {
-	req     observe.Request
-	att     observe.Attempt
-	reqData []any            // each observer's Request.Data
-	attData []any            // each observer's Attempt.Data
-	skip    []observe.Events // each observer's Request.Skip
 	// need is the events of the request some observer still needs: the union of
 	// their events less what each skips.
-	need  observe.Events
-	open  bool // an attempt began and has not ended
-	full  bool // the open (or last) attempt is followed whole: some observer needs its events
-	ended bool // RequestEnd was sent (a panic in an observer's must not send it again)
+	need    observe.Events
+	open    bool // an attempt began and has not ended
+	full    bool // the open (or last) attempt is followed whole: some observer needs its events
+	ended   bool // RequestEnd was sent (a panic in an observer's must not send it again)
+	skipped bool // some slot's skip is not 0
+	slots   []obsSlot
+	inline  [inlineSlots]obsSlot
+	req     observe.Request
+	att     observe.Attempt
 	// Without observers of the attempt's events (full false), an attempt has no times
 	// of its own: the session's connection times when it began tell which are its
 	// (see lastAttempt).
@@ -81,20 +84,55 @@ type obsState struct {
 	stack                       []byte
 }
 
+// obsSlot is what one observer keeps of a request: its Request.Data, its
+// Attempt.Data and its Request.Skip.
+type obsSlot struct {
+	req, att any
+	skip     observe.Events
+}
+
+// inlineSlots is how many observers' slots an obsState holds without an allocation of
+// their own (a service with metrics, an access log and tracing has three).
+const inlineSlots = 3
+
 func newObsState(n int) *obsState {
-	return &obsState{reqData: make([]any, n), attData: make([]any, n), skip: make([]observe.Events, n)}
+	o := new(obsState)
+	if n <= inlineSlots {
+		o.slots = o.inline[:n]
+	} else {
+		o.slots = make([]obsSlot, n)
+	}
+	return o
 }
 
 // reset readies the state for the exchange's next request. req and att need no
 // clearing: observeStart and observeAttemptStart write them whole, and observeEnd sets
-// every field of req marked "at RequestEnd". attData is cleared when an attempt starts;
-// reqData when RequestEnd was sent, or here if it was not.
+// every field of req marked "at RequestEnd". The slots' att is cleared when an attempt
+// starts; their req when RequestEnd was sent, or here if it was not.
 func (o *obsState) reset() {
 	if !o.ended {
-		clearData(o.reqData)
+		o.clearReq()
 	}
 	o.open, o.ended = false, false
 	o.panic, o.stack = nil, nil
+}
+
+// clearReq and clearAtt set each slot's req or att to nil, writing only those that
+// are not (most observers keep none).
+func (o *obsState) clearReq() {
+	for i := range o.slots {
+		if o.slots[i].req != nil {
+			o.slots[i].req = nil
+		}
+	}
+}
+
+func (o *obsState) clearAtt() {
+	for i := range o.slots {
+		if o.slots[i].att != nil {
+			o.slots[i].att = nil
+		}
+	}
 }
 
 // observeStart tells the observers the request began.
@@ -112,23 +150,24 @@ func (c *conn[C]) observeStart(ex *exchange[C]) {
 	r.Client, r.Header, r.Upgrade, r.Start = c.clientS, &sess.req.Header, sess.upgrade, sess.timing.Start
 	r.Attempts = 0
 	obs := &c.svc.obs
-	for i := range o.skip {
-		if o.skip[i] != 0 {
-			o.skip[i] = 0
+	if o.skipped {
+		for i := range o.slots {
+			o.slots[i].skip = 0
 		}
+		o.skipped = false
 	}
 	o.need = obs.union
-	skipped := false
 	for _, i := range obs.start {
-		r.Data = o.reqData[i]
+		sl := &o.slots[i]
+		r.Data = sl.req
 		obs.all[i].RequestStart(r)
-		o.reqData[i] = r.Data
+		sl.req = r.Data
 		if r.Skip != 0 {
-			o.skip[i], r.Skip, skipped = r.Skip, 0, true
+			sl.skip, r.Skip, o.skipped = r.Skip, 0, true
 		}
 	}
 	r.Data = nil
-	if skipped {
+	if o.skipped {
 		o.setNeed(obs)
 	}
 }
@@ -137,7 +176,7 @@ func (c *conn[C]) observeStart(ex *exchange[C]) {
 func (o *obsState) setNeed(obs *observers) {
 	o.need = 0
 	for i, ev := range obs.events {
-		o.need |= ev &^ o.skip[i]
+		o.need |= ev &^ o.slots[i].skip
 	}
 }
 
@@ -182,7 +221,7 @@ func (c *conn[C]) observeAttemptStart(ex *exchange[C], peer *Peer) {
 	if peer.TLS != nil {
 		a.Name = peer.TLS.ServerName
 	}
-	clearData(o.attData)
+	o.clearAtt()
 	o.open, o.full = true, true
 	o.req.Attempts++
 	if o.need&observe.EventAttemptStart == 0 {
@@ -194,31 +233,22 @@ func (c *conn[C]) observeAttemptStart(ex *exchange[C], peer *Peer) {
 	o.attemptEvent(&c.svc.obs, c.svc.obs.attemptStart, observe.EventAttemptStart, observe.Observer.AttemptStart)
 }
 
-// clearData sets each element of data to nil: for the few observers of a service,
-// cheaper than clear's bulk call.
-func clearData(data []any) {
-	for i := range data {
-		if data[i] != nil {
-			data[i] = nil
-		}
-	}
-}
-
 // attemptEvent calls ev, the event bit, on the observers of obs whose indexes are in
 // use and that do not skip it, with each one's own Data of the request and of the
 // attempt and its Skip in place.
 func (o *obsState) attemptEvent(obs *observers, use []int, bit observe.Events, ev func(observe.Observer, *observe.Request, *observe.Attempt)) {
 	skipped := false
 	for _, i := range use {
-		sk := o.skip[i]
+		sl := &o.slots[i]
+		sk := sl.skip
 		if sk&bit != 0 {
 			continue
 		}
-		o.req.Data, o.att.Data, o.req.Skip = o.reqData[i], o.attData[i], sk
+		o.req.Data, o.att.Data, o.req.Skip = sl.req, sl.att, sk
 		ev(obs.all[i], &o.req, &o.att)
-		o.reqData[i], o.attData[i] = o.req.Data, o.att.Data
+		sl.req, sl.att = o.req.Data, o.att.Data
 		if o.req.Skip != sk {
-			o.skip[i], skipped = o.req.Skip, true
+			sl.skip, skipped, o.skipped = o.req.Skip, true, true
 		}
 	}
 	o.req.Data, o.att.Data, o.req.Skip = nil, nil, 0
@@ -346,7 +376,7 @@ func (c *conn[C]) observeEnd(ex *exchange[C], err error) {
 	}
 	o.ended = true
 	if o.need&(observe.EventAttemptEnd|observe.EventRequestEnd) == 0 {
-		clearData(o.reqData) // every observer skipped the request's end
+		o.clearReq() // every observer skipped the request's end
 		return
 	}
 	// A panic here is logged as one in Logging is: the response is out, so the
@@ -378,13 +408,14 @@ func (c *conn[C]) observeEnd(ex *exchange[C], err error) {
 	r.Panic, r.Stack = o.panic, o.stack
 	all := c.svc.obs.all
 	for _, i := range c.svc.obs.end {
-		if o.skip[i]&observe.EventRequestEnd != 0 {
+		sl := &o.slots[i]
+		if sl.skip&observe.EventRequestEnd != 0 {
 			continue
 		}
-		r.Data, r.Skip = o.reqData[i], o.skip[i]
+		r.Data, r.Skip = sl.req, sl.skip
 		all[i].RequestEnd(r)
 	}
-	clearData(o.reqData)
+	o.clearReq()
 	r.Data, r.Skip = nil, 0
 }
 
