@@ -155,7 +155,7 @@ func (l *Logger) ObservedEvents() observe.Events { return observe.EventRequestEn
 func (l *Logger) RequestEnd(r *observe.Request) {
 	bp := l.lines.Get().(*[]byte)
 	line := appendLine((*bp)[:0], l.format, r, l.stamps)
-	l.writeLine(line)
+	l.writeLine(line, l.endClock(r))
 	if cap(line) > maxPooledLine {
 		return // a rare huge line: let its buffer go rather than keep it in the pool
 	}
@@ -166,10 +166,21 @@ func (l *Logger) RequestEnd(r *observe.Request) {
 // maxPooledLine is the capacity above which a line's buffer is not reused.
 const maxPooledLine = 16 << 10
 
-// writeLine appends line to the buffer, and writes the buffer out if it is full or
-// its first line is older than the flush interval.
-func (l *Logger) writeLine(line []byte) {
-	now := l.clock()
+// endClock returns the Logger's clock (see clock) at r's end: read off r.End when it
+// carries a monotonic clock reading, as the engine's requests do, without reading the
+// clock again; else read now.
+func (l *Logger) endClock(r *observe.Request) time.Duration {
+	// Round(0) strips a monotonic reading: the two differ exactly when r.End has one.
+	if t := r.End; t != t.Round(0) {
+		return t.Sub(l.epoch)
+	}
+	return l.clock()
+}
+
+// writeLine appends line, of a request that ended at now (see clock), to the buffer,
+// and writes the buffer out if it is full or its first line is older than the flush
+// interval.
+func (l *Logger) writeLine(line []byte, now time.Duration) {
 	l.mu.Lock()
 	if l.closed {
 		l.mu.Unlock()

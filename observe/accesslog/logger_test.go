@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/gotthard-proxy/gotthard/observe"
 	"io"
 	"log/slog"
 	"os"
@@ -221,6 +222,34 @@ func TestFlushByTraffic(t *testing.T) {
 			t.Errorf("%d lines written, want 3", n)
 		}
 	})
+}
+
+// TestFlushByEndTime: a request's End with a monotonic clock reading (the engine's)
+// is the time its line counts from, without a clock read of the Logger's own; one
+// without (a wall time only) falls back on the Logger's clock. (Not in a synctest
+// bubble, whose time.Now has no monotonic reading.)
+func TestFlushByEndTime(t *testing.T) {
+	out := newSink()
+	l, err := New(Options{Writer: out, Format: Combined, FlushInterval: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	at := func(end time.Time) *observe.Request {
+		r := request()
+		r.Start, r.End = end.Add(-time.Millisecond), end
+		return r
+	}
+	now := time.Now()
+	l.RequestEnd(at(now))
+	l.RequestEnd(at(now.Add(2 * time.Hour).Round(0))) // no monotonic reading: the clock says little time passed
+	if out.String() != "" {
+		t.Fatal("a wall-clock End flushed the buffer: it must not be read for the interval")
+	}
+	l.RequestEnd(at(now.Add(time.Hour))) // monotonic: an interval after the first line
+	if n := strings.Count(out.String(), "\n"); n != 3 {
+		t.Errorf("%d lines written after a request that ended an interval after the first, want 3", n)
+	}
 }
 
 // failWriter fails every write with err, after writing the first n bytes of it.
