@@ -13,8 +13,9 @@ func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
 }
 
-// TestReuse: a function given after another one returned runs on the same goroutine,
-// whose stack kept its size, and Stop ends the idle goroutines.
+// TestReuse: a function given after another one returned runs on the same goroutine
+// (and so on the stack the first one grew); the deferred Stop ends it, which goleak
+// checks.
 func TestReuse(t *testing.T) {
 	p := NewFuncs(4)
 	defer p.Stop()
