@@ -50,9 +50,28 @@ type h2Entry struct {
 	used time.Time
 }
 
-// h2Options are the options a transport is built with.
+// h2Options are the options a transport is built with. A connection with no stream
+// that has shown no sign of life for pingQuiet is PINGed before it is used again (by
+// our client) or in the background (by net/http's), and dropped if the answer takes
+// longer than pingTimeout: a peer that vanished without closing it (a crash, a
+// middlebox's idle timeout) would otherwise cost the next request its read timeout.
 type h2Options struct {
 	connect, keepAlive, idle time.Duration
+	pingQuiet, pingTimeout   time.Duration
+}
+
+// h2PingQuiet is how long a connection to an HTTP/2 peer may sit without streams
+// before it is PINGed (see h2Options); the answer is awaited for the connect timeout,
+// at most h2PingTimeout.
+const (
+	h2PingQuiet   = 15 * time.Second
+	h2PingTimeout = 10 * time.Second
+)
+
+// newH2Options returns the options of transports to peers with options o.
+func newH2Options(o *PeerOptions) h2Options {
+	return h2Options{connect: o.connectTimeout(), keepAlive: o.keepAlive(), idle: o.idleTimeout(),
+		pingQuiet: h2PingQuiet, pingTimeout: min(o.connectTimeout(), h2PingTimeout)}
 }
 
 // find returns the transport built with opts, or nil; call with the hostPool's lock.
@@ -93,7 +112,7 @@ func (p *connPool) h2Transport(peer *Peer) (h2RoundTripper, error) {
 		return nil, errServiceClosed
 	}
 	o := &peer.Options
-	opts := h2Options{connect: o.connectTimeout(), keepAlive: o.keepAlive(), idle: o.idleTimeout()}
+	opts := newH2Options(o)
 	now := time.Now()
 	h := p.entry(peer.key(), now)
 	h.mu.Lock()
@@ -144,8 +163,8 @@ func newH2Transport(peer *Peer, opts h2Options, maxIdle int, cfg *tls.Config) *h
 		MaxIdleConnsPerHost:    maxIdle,
 		IdleConnTimeout:        max(opts.idle, time.Millisecond),
 		HTTP2: &http.HTTP2Config{
-			SendPingTimeout: 15 * time.Second, // PING an idle connection, drop it if unanswered
-			PingTimeout:     10 * time.Second,
+			SendPingTimeout: opts.pingQuiet, // PING an idle connection, drop it if unanswered
+			PingTimeout:     opts.pingTimeout,
 		},
 		TLSClientConfig: cfg,
 	}

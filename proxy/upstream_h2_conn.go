@@ -26,7 +26,8 @@ const maxH2Conns = 64
 // and set of options: requests share a connection up to the peer's stream limit, and
 // a new connection is opened when the others are full or going away. A connection
 // idle for the peer's idle timeout is closed when the set is next used, and all are
-// closed with the pool's entry. It is safe for concurrent use.
+// closed with the pool's entry; one quiet for the options' pingQuiet must answer a
+// PING before it takes a stream. It is safe for concurrent use.
 type h2Conns struct {
 	// Immutable.
 	network, addr string
@@ -55,7 +56,7 @@ func newH2Conns(peer *Peer, opts h2Options, cfg *tls.Config, bufs *h2.BufPool) *
 func (t *h2Conns) CloseIdleConnections() {
 	t.mu.Lock()
 	t.closed = true
-	idle := t.pruneLocked(time.Now(), true)
+	idle, _ := t.pruneLocked(time.Now(), true)
 	t.mu.Unlock()
 	for _, cc := range idle {
 		cc.Close()
@@ -63,12 +64,13 @@ func (t *h2Conns) CloseIdleConnections() {
 }
 
 // pruneLocked takes out the connections that ended, and those idle for the idle
-// timeout (all idle ones with all); it returns those to close. t.mu is held.
-func (t *h2Conns) pruneLocked(now time.Time, all bool) []*h2.ClientConn {
-	var out []*h2.ClientConn
+// timeout (all idle ones with all); it returns those to close, and the connections
+// kept that need a PING before their next stream (see h2Options), as bits of their
+// indexes in t.conns (maxH2Conns fits in them). t.mu is held.
+func (t *h2Conns) pruneLocked(now time.Time, all bool) (out []*h2.ClientConn, quiet uint64) {
 	keep := t.conns[:0]
 	for _, cc := range t.conns {
-		since, idle := cc.IdleSince()
+		since, alive, idle := cc.Quiet()
 		select {
 		case <-cc.Done():
 			out = append(out, cc)
@@ -83,28 +85,40 @@ func (t *h2Conns) pruneLocked(now time.Time, all bool) []*h2.ClientConn {
 			out = append(out, cc) // going away with nothing left
 			continue
 		}
+		if idle && t.opts.pingQuiet > 0 && now.Sub(alive) >= t.opts.pingQuiet {
+			quiet |= 1 << len(keep)
+		}
 		keep = append(keep, cc)
 	}
 	clear(t.conns[len(keep):])
 	t.conns = keep
-	return out
+	return out, quiet
 }
 
 // stream opens a stream for req on a connection that can take one (the newest first),
 // dialing a new connection if none can, within the connect timeout and total, if not
-// zero; reused tells whether the connection was there before. setDial, if not nil, is
-// given the cancellation of the dial while it runs (and nil after), so that another
-// goroutine can cut it; when it reports false the dial does not start.
+// zero; reused tells whether the connection was there before. A connection quiet for
+// the options' pingQuiet is used only once it has answered a PING; one that does not
+// answer in time is closed, and a new connection dialed. setDial, if not nil, is given
+// the cancellation of the PING or the dial while it runs (and nil after), so that
+// another goroutine can cut it; when it reports false neither starts.
 func (t *h2Conns) stream(ctx context.Context, req *h2.ClientRequest, total time.Duration, setDial func(context.CancelFunc) bool) (*h2.ClientStream, bool, error) {
 	t.mu.Lock()
 	if t.closed {
 		t.mu.Unlock()
 		return nil, false, errServiceClosed
 	}
-	stale := t.pruneLocked(time.Now(), false)
+	stale, quiet := t.pruneLocked(time.Now(), false)
+	var check *h2.ClientConn // the newest connection that needs a PING first
 	for i := len(t.conns) - 1; i >= 0; i-- {
 		cc := t.conns[i]
 		if !cc.CanTakeRequest() {
+			continue
+		}
+		if quiet&(1<<i) != 0 {
+			if check == nil {
+				check = cc
+			}
 			continue
 		}
 		st, err := cc.NewStream(req)
@@ -117,7 +131,7 @@ func (t *h2Conns) stream(ctx context.Context, req *h2.ClientRequest, total time.
 	full := len(t.conns) >= maxH2Conns
 	t.mu.Unlock()
 	closeAll(stale)
-	if full {
+	if full && check == nil {
 		return nil, false, fmt.Errorf("proxy: %d HTTP/2 connections to %s: %w", maxH2Conns, t.addr, h2.ErrNoStream)
 	}
 	if setDial != nil {
@@ -128,6 +142,15 @@ func (t *h2Conns) stream(ctx context.Context, req *h2.ClientRequest, total time.
 		}
 		defer setDial(nil)
 		ctx = dctx
+	}
+	if check != nil {
+		st, err := t.checked(ctx, check, req, total)
+		if st != nil || err != nil {
+			return st, st != nil, err
+		}
+		if full {
+			return nil, false, fmt.Errorf("proxy: %d HTTP/2 connections to %s: %w", maxH2Conns, t.addr, h2.ErrNoStream)
+		}
 	}
 	cc, err := t.dial(ctx, total)
 	if err != nil {
@@ -148,6 +171,40 @@ func (t *h2Conns) stream(ctx context.Context, req *h2.ClientRequest, total time.
 	t.conns = append(t.conns, cc)
 	t.mu.Unlock()
 	return st, false, nil
+}
+
+// checked PINGs cc, a connection of the set that was quiet for pingQuiet, within the
+// ping timeout (and total, if not zero), and opens a stream for req on it if it
+// answers. A connection that does not answer is closed (the set drops it when next
+// used); then, or if it can no longer take the stream, checked returns neither a stream
+// nor an error, and the caller dials. An error is the request's own (ctx ended).
+func (t *h2Conns) checked(ctx context.Context, cc *h2.ClientConn, req *h2.ClientRequest, total time.Duration) (*h2.ClientStream, error) {
+	limit := t.opts.pingTimeout
+	if total > 0 {
+		limit = min(limit, total)
+	}
+	pctx, cancel := context.WithTimeout(ctx, limit)
+	err := cc.Ping(pctx)
+	cancel()
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		if cc.Streams() == 0 { // (else another request found it alive and uses it)
+			cc.Close() // dead or too slow: a new connection serves better
+		}
+		return nil, nil
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.closed {
+		return nil, errServiceClosed
+	}
+	st, err := cc.NewStream(req)
+	if err != nil {
+		return nil, nil
+	}
+	return st, nil
 }
 
 func closeAll(conns []*h2.ClientConn) {

@@ -163,6 +163,7 @@ type ClientConn struct {
 	goAwayCode  http2.ErrCode
 	err         error // the connection ended
 	idleSince   time.Time
+	pingAck     time.Time // when a PING of Ping's was last acknowledged
 	pings       map[[8]byte]chan struct{}
 	pingSeq     uint64
 	free        []*ClientStream // closed streams kept for reuse, at most maxFreeClientStreams
@@ -307,6 +308,23 @@ func (cc *ClientConn) IdleSince() (time.Time, bool) {
 		return time.Time{}, false
 	}
 	return cc.idleSince, true
+}
+
+// Quiet returns, if no stream is open and the connection may take one, when it last
+// showed it was alive: when its last stream ended, or when a PING of [ClientConn.Ping]
+// was acknowledged since, whichever is later; and true. Otherwise it returns false.
+// since is when the last stream ended, as [ClientConn.IdleSince] returns it.
+func (cc *ClientConn) Quiet() (since, alive time.Time, idle bool) {
+	cc.mu.Lock()
+	defer cc.mu.Unlock()
+	if len(cc.streams) > 0 || cc.err != nil || cc.goAway {
+		return time.Time{}, time.Time{}, false
+	}
+	alive = cc.idleSince
+	if cc.pingAck.After(alive) {
+		alive = cc.pingAck
+	}
+	return cc.idleSince, alive, true
 }
 
 // Done returns a channel closed when the connection has ended.
@@ -607,6 +625,7 @@ func (cc *ClientConn) processFrame(f http2.Frame) error {
 			cc.mu.Lock()
 			if ch, ok := cc.pings[f.Data]; ok {
 				delete(cc.pings, f.Data)
+				cc.pingAck = time.Now()
 				close(ch)
 			}
 			cc.mu.Unlock()

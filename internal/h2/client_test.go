@@ -179,13 +179,21 @@ func TestClientRequests(t *testing.T) {
 				defer cc.wmu.Unlock()
 				return pool.InUse() == 0 && cc.Streams() == 0 && cc.wctrl == nil && cc.wdata == nil && cc.wspareData == nil
 			})
-			if _, idle := cc.IdleSince(); !idle {
+			since, idle := cc.IdleSince()
+			if !idle {
 				t.Fatal("not idle")
+			}
+			if s, alive, idle := cc.Quiet(); !idle || !s.Equal(since) || !alive.Equal(since) {
+				t.Fatalf("Quiet before a PING: %v %v %v, want the end of the last stream (%v)", s, alive, idle, since)
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
 			if err := cc.Ping(ctx); err != nil {
 				t.Fatal(err)
+			}
+			// The acknowledgement is a sign of life; the last stream's end stays.
+			if s, alive, idle := cc.Quiet(); !idle || !s.Equal(since) || !alive.After(since) {
+				t.Fatalf("Quiet after a PING: %v %v %v, want it alive after %v", s, alive, idle, since)
 			}
 		})
 	}
