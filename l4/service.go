@@ -10,9 +10,9 @@ import (
 	"runtime"
 	"slices"
 	"sync"
-	"syscall"
 	"time"
 
+	"github.com/gotthard-proxy/gotthard/internal/acceptretry"
 	"github.com/gotthard-proxy/gotthard/internal/gopool"
 	"github.com/gotthard-proxy/gotthard/internal/idle"
 	"github.com/gotthard-proxy/gotthard/internal/proxyproto"
@@ -249,7 +249,8 @@ func (s *Service[C]) ListenAndServe() error {
 
 // Serve accepts on lns (one per endpoint, in the order they were added) and serves
 // until Shutdown or Close, then returns nil once every connection has ended. Serve
-// owns the listeners and closes them when the service stops accepting.
+// owns the listeners and closes them when the service stops accepting. An Accept that
+// fails is retried after a backoff, unless the listener is closed.
 func (s *Service[C]) Serve(lns []net.Listener) error {
 	if len(lns) == 0 {
 		return errors.New("l4: Serve needs at least one listener")
@@ -301,7 +302,7 @@ func maxIdleGoroutines() int { return max(64, 16*runtime.GOMAXPROCS(0)) }
 
 func (s *Service[C]) acceptLoop(ln net.Listener, ep endpoint) {
 	defer s.accepts.Done()
-	var backoff time.Duration
+	var backoff acceptretry.Backoff
 	for {
 		if s.slots != nil {
 			select {
@@ -318,21 +319,20 @@ func (s *Service[C]) acceptLoop(ln net.Listener, ep endpoint) {
 				return
 			default:
 			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() || errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE) {
-				backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
-				s.log.Warn("l4: accept failed; retrying", "err", err, "backoff", backoff)
-				select {
-				case <-time.After(backoff):
-				case <-s.stop:
-					return
-				}
-				continue
+			wait, ok := backoff.Failed(err)
+			if !ok {
+				s.log.Error("l4: accept failed; endpoint stopped", "addr", ln.Addr().String(), "err", err)
+				return
 			}
-			s.log.Error("l4: accept failed; endpoint stopped", "addr", ln.Addr().String(), "err", err)
-			return
+			s.log.Warn("l4: accept failed; retrying", "addr", ln.Addr().String(), "err", err, "backoff", wait)
+			select {
+			case <-time.After(wait):
+			case <-s.stop:
+				return
+			}
+			continue
 		}
-		backoff = 0
+		backoff.Accepted()
 		c := &conn[C]{svc: s, client: nc, ep: &ep}
 		s.mu.Lock()
 		if s.closing {

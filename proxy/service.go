@@ -13,6 +13,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/gotthard-proxy/gotthard/internal/acceptretry"
 	"github.com/gotthard-proxy/gotthard/internal/arena"
 	"github.com/gotthard-proxy/gotthard/internal/h1"
 	"github.com/gotthard-proxy/gotthard/internal/h2"
@@ -439,7 +440,8 @@ func (s *Service[C]) ListenAndServe() error {
 }
 
 // Serve accepts connections on lns and serves them until Shutdown or Close, then returns
-// nil. It owns the listeners from then on. It returns an error at once (closing lns) if
+// nil. It owns the listeners from then on. An Accept that fails is retried after a
+// backoff, unless the listener is closed (see docs/configuration.md). It returns an error at once (closing lns) if
 // the service was already closed, lns is empty, or its options fail
 // [ServiceOptions.Validate].
 func (s *Service[C]) Serve(lns []net.Listener) error {
@@ -510,28 +512,27 @@ func (s *Service[C]) sweepLoop() {
 
 func (s *Service[C]) acceptLoop(ln net.Listener, tcfg *gtls.Config) {
 	defer s.wg.Done()
-	var backoff time.Duration
+	var backoff acceptretry.Backoff
 	for {
 		nc, err := ln.Accept()
 		if err != nil {
 			if s.closing.Load() {
 				return
 			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() || isTemporary(err) {
-				backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
-				s.log.Warn("accept failed; retrying", "err", err, "backoff", backoff)
-				select {
-				case <-time.After(backoff):
-				case <-s.done:
-					return
-				}
-				continue
+			wait, ok := backoff.Failed(err)
+			if !ok {
+				s.log.Error("accept failed; listener stopped", "addr", ln.Addr().String(), "err", err)
+				return
 			}
-			s.log.Error("accept failed; listener stopped", "addr", ln.Addr().String(), "err", err)
-			return
+			s.log.Warn("accept failed; retrying", "addr", ln.Addr().String(), "err", err, "backoff", wait)
+			select {
+			case <-time.After(wait):
+			case <-s.done:
+				return
+			}
+			continue
 		}
-		backoff = 0
+		backoff.Accepted()
 		if pc, ok := nc.(*proxyproto.Conn); ok {
 			s.acceptProxyProtocol(pc, tcfg)
 			continue
@@ -548,11 +549,6 @@ func (s *Service[C]) acceptLoop(ln net.Listener, tcfg *gtls.Config) {
 		s.mu.Unlock()
 		go c.serve()
 	}
-}
-
-func isTemporary(err error) bool {
-	var t interface{ Temporary() bool }
-	return errors.As(err, &t) && t.Temporary()
 }
 
 func (s *Service[C]) removeConn(c *conn[C]) {

@@ -1,0 +1,12 @@
+// Package acceptretry is what the services do when a listener's Accept fails: the one
+// policy of the HTTP proxy's and the TCP service's accept loops.
+//
+// A listener that was closed (net.ErrClosed: the service is stopping, or something
+// closed it under the service) ends the loop. Any other error is taken as passing:
+// the loop waits and accepts again, backing off from 5 ms to at most a second while the
+// errors go on, and starts from 5 ms again after an accept that succeeds. Running out
+// of descriptors (EMFILE, ENFILE) or of kernel memory (ENOBUFS, ENOMEM) passes once
+// connections close; ending the loop there would leave a process that looks alive
+// and never accepts on that address again. nginx likewise goes on accepting after such
+// errors, pausing its accepts for a while after running out of descriptors.
+package acceptretry
