@@ -2,7 +2,9 @@ package acceptretry
 
 import (
 	"errors"
+	"log/slog"
 	"net"
+	"sync"
 	"time"
 )
 
@@ -30,3 +32,54 @@ func (b *Backoff) Failed(err error) (time.Duration, bool) {
 
 // Accepted starts the backoff again after an accept that succeeded.
 func (b *Backoff) Accepted() { b.wait = 0 }
+
+// Listener returns ln with the policy inside its Accept, for a server whose own loop
+// ends on such errors (net/http's Server.Serve returns on any error that does not call
+// itself temporary, ENOBUFS and ENOMEM among them): a failed accept is logged at Warn
+// on log, with what, and retried after the backoff, so Accept returns an error only
+// once ln is closed. Closing the returned listener ends a wait at once.
+func Listener(ln net.Listener, log *slog.Logger, what string) net.Listener {
+	return &listener{Listener: ln, log: log, what: what, closed: make(chan struct{})}
+}
+
+type listener struct {
+	net.Listener
+	log  *slog.Logger
+	what string
+
+	closed chan struct{}
+	once   sync.Once
+
+	mu sync.Mutex // Accept may be called from several goroutines
+	b  Backoff
+}
+
+func (l *listener) Accept() (net.Conn, error) {
+	for {
+		c, err := l.Listener.Accept()
+		l.mu.Lock()
+		if err == nil {
+			l.b.Accepted()
+			l.mu.Unlock()
+			return c, nil
+		}
+		wait, ok := l.b.Failed(err)
+		l.mu.Unlock()
+		if !ok {
+			return nil, err
+		}
+		l.log.Warn(l.what+": accept failed; retrying", "addr", l.Addr().String(), "err", err, "backoff", wait)
+		t := time.NewTimer(wait)
+		select {
+		case <-t.C:
+		case <-l.closed:
+			t.Stop()
+			return nil, &net.OpError{Op: "accept", Net: l.Addr().Network(), Addr: l.Addr(), Err: net.ErrClosed}
+		}
+	}
+}
+
+func (l *listener) Close() error {
+	l.once.Do(func() { close(l.closed) })
+	return l.Listener.Close()
+}

@@ -3,11 +3,17 @@ package acceptretry
 import (
 	"errors"
 	"fmt"
+	"io"
+	"log/slog"
 	"net"
 	"os"
+	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/gotthard-proxy/gotthard/internal/testnet"
 )
 
 func acceptError(errno syscall.Errno) error {
@@ -50,4 +56,66 @@ func TestClosedListener(t *testing.T) {
 	if _, ok := b.Failed(fmt.Errorf("wrapped: %w", net.ErrClosed)); ok {
 		t.Fatal("a wrapped net.ErrClosed: the loop goes on")
 	}
+}
+
+// The listener retries failed accepts inside Accept, and a Close ends its wait.
+func TestListener(t *testing.T) {
+	inner, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logs strings.Builder
+	log := slog.New(slog.NewTextHandler(&syncWriter{w: &logs}, nil))
+	ln := Listener(testnet.AcceptErrors(inner, syscall.EMFILE, syscall.ENOBUFS), log, "test")
+	defer ln.Close()
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	s, err := ln.Accept()
+	if err != nil {
+		t.Fatalf("Accept after two failures: %v", err)
+	}
+	s.Close()
+	if n := strings.Count(logs.String(), "test: accept failed; retrying"); n != 2 {
+		t.Fatalf("%d retries logged, want 2:\n%s", n, logs.String())
+	}
+
+	// Failures that go on: the wait reaches a second; Close ends it.
+	errnos := make([]syscall.Errno, 20)
+	for i := range errnos {
+		errnos[i] = syscall.ENOMEM
+	}
+	inner2, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln2 := Listener(testnet.AcceptErrors(inner2, errnos...), slog.New(slog.DiscardHandler), "test")
+	done := make(chan error, 1)
+	go func() {
+		_, err := ln2.Accept()
+		done <- err
+	}()
+	time.Sleep(300 * time.Millisecond) // into the backoff
+	ln2.Close()
+	select {
+	case err := <-done:
+		if !errors.Is(err, net.ErrClosed) {
+			t.Fatalf("Accept after Close: %v, want net.ErrClosed", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Close did not end Accept's wait")
+	}
+}
+
+type syncWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (w *syncWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.w.Write(p)
 }

@@ -9,4 +9,7 @@
 // connections close; ending the loop there would leave a process that looks alive
 // and never accepts on that address again. nginx likewise goes on accepting after such
 // errors, pausing its accepts for a while after running out of descriptors.
+//
+// [Backoff] is the policy for a loop of one's own; [Listener] puts it inside a
+// listener's Accept, for a server that runs its own loop (net/http's).
 package acceptretry

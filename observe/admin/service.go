@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/gotthard-proxy/gotthard/internal/acceptretry"
 	"github.com/gotthard-proxy/gotthard/observe"
 )
 
@@ -77,6 +78,7 @@ type Service struct {
 	token   [32]byte // SHA-256 of Options.Token, when set
 	handler http.Handler
 	srv     *http.Server
+	log     *slog.Logger
 
 	mu     sync.Mutex
 	served bool
@@ -133,6 +135,7 @@ func New(opts Options) (*Service, error) {
 		addr:    opts.Addr,
 		start:   time.Now(),
 		version: readVersion(opts.Version),
+		log:     log,
 	}
 	if opts.Stats != nil {
 		s.start = opts.Stats.start
@@ -198,7 +201,9 @@ func (a tcpAddr) String() string  { return string(a) }
 func (s *Service) Handler() http.Handler { return s.handler }
 
 // Serve serves on lns until Shutdown or Close, then returns nil. It closes the
-// listeners when it returns. It may be called once.
+// listeners when it returns. It may be called once. An accept that fails (for want of
+// descriptors or kernel memory) is logged and retried after a backoff: it does not end
+// Serve.
 func (s *Service) Serve(lns []net.Listener) error {
 	s.mu.Lock()
 	if s.served {
@@ -215,6 +220,9 @@ func (s *Service) Serve(lns []net.Listener) error {
 	}
 	errc := make(chan error, len(lns))
 	for _, ln := range lns {
+		// (net/http's loop would end, and the server with it, on an accept that failed
+		// for want of descriptors or kernel memory: those are retried.)
+		ln := acceptretry.Listener(ln, s.log, "admin")
 		go func() { errc <- s.srv.Serve(ln) }()
 	}
 	var first error
