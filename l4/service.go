@@ -319,15 +319,7 @@ func (s *Service[C]) acceptLoop(ln net.Listener, ep endpoint) {
 				return
 			default:
 			}
-			wait, ok := backoff.Failed(err)
-			if !ok {
-				s.log.Error("l4: accept failed; endpoint stopped", "addr", ln.Addr().String(), "err", err)
-				return
-			}
-			s.log.Warn("l4: accept failed; retrying", "addr", ln.Addr().String(), "err", err, "backoff", wait)
-			select {
-			case <-time.After(wait):
-			case <-s.stop:
+			if !backoff.Retry(err, ln, s.log, "l4: ", s.stop) {
 				return
 			}
 			continue

@@ -519,15 +519,7 @@ func (s *Service[C]) acceptLoop(ln net.Listener, tcfg *gtls.Config) {
 			if s.closing.Load() {
 				return
 			}
-			wait, ok := backoff.Failed(err)
-			if !ok {
-				s.log.Error("accept failed; listener stopped", "addr", ln.Addr().String(), "err", err)
-				return
-			}
-			s.log.Warn("accept failed; retrying", "addr", ln.Addr().String(), "err", err, "backoff", wait)
-			select {
-			case <-time.After(wait):
-			case <-s.done:
+			if !backoff.Retry(err, ln, s.log, "", s.done) {
 				return
 			}
 			continue

@@ -33,6 +33,27 @@ func (b *Backoff) Failed(err error) (time.Duration, bool) {
 // Accepted starts the backoff again after an accept that succeeded.
 func (b *Backoff) Accepted() { b.wait = 0 }
 
+// Retry is a loop's step after Accept on ln failed with err: it logs the failure on log,
+// each message starting with prefix, waits out the backoff and reports true; or it
+// reports false, for the loop to end, when ln is closed (logged at Error as "listener
+// stopped") or stop is closed during the wait.
+func (b *Backoff) Retry(err error, ln net.Listener, log *slog.Logger, prefix string, stop <-chan struct{}) bool {
+	wait, ok := b.Failed(err)
+	if !ok {
+		log.Error(prefix+"accept failed; listener stopped", "addr", ln.Addr().String(), "err", err)
+		return false
+	}
+	log.Warn(prefix+"accept failed; retrying", "addr", ln.Addr().String(), "err", err, "backoff", wait)
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-stop:
+		return false
+	}
+}
+
 // Listener returns ln with the policy inside its Accept, for a server whose own loop
 // ends on such errors (net/http's Server.Serve returns on any error that does not call
 // itself temporary, ENOBUFS and ENOMEM among them): a failed accept is logged at Warn
@@ -63,19 +84,18 @@ func (l *listener) Accept() (net.Conn, error) {
 			l.mu.Unlock()
 			return c, nil
 		}
-		wait, ok := l.b.Failed(err)
-		l.mu.Unlock()
-		if !ok {
-			return nil, err
+		if errors.Is(err, net.ErrClosed) {
+			l.mu.Unlock()
+			return nil, err // (the server's to log, or not, as it stops)
 		}
-		l.log.Warn(l.what+": accept failed; retrying", "addr", l.Addr().String(), "err", err, "backoff", wait)
-		t := time.NewTimer(wait)
-		select {
-		case <-t.C:
-		case <-l.closed:
-			t.Stop()
+		b := l.b // (the wait is outside the lock: another Accept may fail meanwhile)
+		l.mu.Unlock()
+		if !b.Retry(err, l, l.log, l.what+": ", l.closed) {
 			return nil, &net.OpError{Op: "accept", Net: l.Addr().Network(), Addr: l.Addr(), Err: net.ErrClosed}
 		}
+		l.mu.Lock()
+		l.b = b
+		l.mu.Unlock()
 	}
 }
 
