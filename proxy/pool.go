@@ -195,17 +195,23 @@ func (p *connPool) put(c *upConn, now time.Time) {
 	}
 }
 
-// sweep closes connections that have been idle for longer than their timeout, and
-// removes the entries of peers with no connection open that have not been used for a
+// sweep closes connections that have been idle for longer than their timeout (HTTP/2
+// ones of our client too; net/http's Transport times its own), and removes the entries of peers with no connection open that have not been used for a
 // while (see hostTable). now is the time.
 func (p *connPool) sweep(now time.Time) {
 	var expired []*upConn
 	var closing []h2RoundTripper
+	var sets []*h2Conns
 	t := &p.hosts
 	t.mu.Lock()
 	removed := false
 	for _, h := range t.all {
 		h.mu.Lock()
+		for _, e := range h.h2.transports {
+			if s, ok := e.tr.(*h2Conns); ok {
+				sets = append(sets, s)
+			}
+		}
 		j := 0
 		for _, c := range h.idle {
 			idle := now.Sub(c.idleAt)
@@ -233,6 +239,9 @@ func (p *connPool) sweep(now time.Time) {
 	}
 	for _, tr := range closing {
 		tr.CloseIdleConnections()
+	}
+	for _, s := range sets { // (those just dropped were closed above: nothing left)
+		s.sweepIdle(now)
 	}
 }
 

@@ -25,8 +25,8 @@ const maxH2Conns = 64
 // h2Conns is the set of HTTP/2 client connections (internal/h2) to one peer identity
 // and set of options: requests share a connection up to the peer's stream limit, and
 // a new connection is opened when the others are full or going away. A connection
-// idle for the peer's idle timeout is closed when the set is next used, and all are
-// closed with the pool's entry; one quiet for the options' pingQuiet must answer a
+// idle for the peer's idle timeout is closed when the set is next used or by the pool's
+// sweep (each second), and all are closed with the pool's entry; one quiet for the options' pingQuiet must answer a
 // PING before it takes a stream. It is safe for concurrent use.
 type h2Conns struct {
 	// Immutable.
@@ -93,6 +93,15 @@ func (t *h2Conns) pruneLocked(now time.Time, all bool) (out []*h2.ClientConn, qu
 	clear(t.conns[len(keep):])
 	t.conns = keep
 	return out, quiet
+}
+
+// sweepIdle closes the connections idle for the idle timeout at now, and those that
+// ended, for the pool's sweep: a set that no request uses keeps none past it.
+func (t *h2Conns) sweepIdle(now time.Time) {
+	t.mu.Lock()
+	stale, _ := t.pruneLocked(now, false)
+	t.mu.Unlock()
+	closeAll(stale)
 }
 
 // stream opens a stream for req on a connection that can take one (the newest first),

@@ -204,3 +204,41 @@ func TestH2ConnsPingCanceled(t *testing.T) {
 	default:
 	}
 }
+
+// The pool's sweep closes an HTTP/2 connection idle for its idle timeout, while the
+// peer's entry stays (for three idle timeouts): no request has to come for it to close.
+func TestH2ConnsSweptWhenIdle(t *testing.T) {
+	origin, _ := startH2OriginWith(t, false, http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+	peer := &Peer{Address: origin, Protocol: ProtoHTTP2}
+	svc, _ := newTestService[*testCtx](t, fixedProxy{peer: peer}, ServiceOptions{})
+	addr := startProxy(t, svc)
+	if resp, _ := getBody(t, testClient(t), "http://"+addr+"/"); resp.StatusCode != 200 {
+		t.Fatalf("status %d", resp.StatusCode)
+	}
+	h := svc.pool.lookup(peer.key())
+	h.mu.Lock()
+	set, _ := h.h2.transports[0].tr.(*h2Conns)
+	h.mu.Unlock()
+	if set == nil {
+		t.Fatal("no HTTP/2 connection set for the peer")
+	}
+	set.mu.Lock()
+	cc := set.conns[0]
+	set.mu.Unlock()
+	waitUntil(t, "the request's stream to end", func() bool { _, idle := cc.IdleSince(); return idle })
+	svc.pool.sweep(time.Now().Add(59 * time.Second))
+	select {
+	case <-cc.Done():
+		t.Fatal("closed before its idle timeout (60s)")
+	default:
+	}
+	svc.pool.sweep(time.Now().Add(61 * time.Second))
+	select {
+	case <-cc.Done():
+	case <-time.After(10 * time.Second):
+		t.Fatal("an idle connection outlived its idle timeout at the sweep")
+	}
+	if st := svc.PoolStats(); st.Peers != 1 {
+		t.Fatalf("%d peers after the sweep, want the entry kept", st.Peers)
+	}
+}
