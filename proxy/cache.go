@@ -394,6 +394,9 @@ func (c *conn[C]) cacheResponse(ctx contextT, ex *exchange[C], cc C) (revalidate
 	if resp.Status == 304 && cs.obj != nil && cs.validating {
 		return true, c.revalidated(ex)
 	}
+	if resp.Status == 200 && cs.obj != nil && sess.req.Method == "HEAD" {
+		c.freshenFromHEAD(ex) // (then the fill is given up below: HEAD is not stored)
+	}
 	if cs.obj != nil && staleIfErrorStatus(resp.Status) {
 		e := &Error{Type: HTTPStatus, Source: Upstream, Status: resp.Status,
 			Cause: errors.New("proxy: the peer answered the validation of a stored response with " + strconv.Itoa(resp.Status))}
@@ -447,6 +450,29 @@ func (c *conn[C]) revalidated(ex *exchange[C]) *Error {
 	}
 	sess.cacheStatus = CacheRevalidated
 	return nil
+}
+
+// freshenFromHEAD applies the peer's 200 to a HEAD request, in ex.resp, to the stale
+// stored GET response that would have answered it, ex.cache.obj (RFC 9111 §4.3.5): it
+// refreshes the stored head as a 304 would when the two agree on ETag, Last-Modified and
+// Content-Length, and removes the stored response when they do not (it describes a
+// response the peer no longer sends). The client's HEAD is answered by the peer's
+// response either way.
+func (c *conn[C]) freshenFromHEAD(ex *exchange[C]) {
+	sess, cs := &ex.sess, &ex.cache
+	m := cs.obj.Meta().Clone()
+	switch cache.FreshenFromHEAD(m, &ex.resp, cs.reqTime, sess.timing.UpstreamResponse) {
+	case cache.HEADUpdated:
+		m = storedMeta(&m.Response, m.RequestTime, m.ResponseTime)
+		m.Size = cs.obj.Size()
+		if err := cs.c.Storage().UpdateMeta(cs.key, m); err != nil {
+			c.svc.log.Warn("cache: refreshing a stored response from HEAD failed", "key", cs.primary, "err", err)
+		}
+	case cache.HEADStale:
+		if _, err := cs.c.Storage().Purge(cs.key); err != nil {
+			c.svc.log.Warn("cache: removing a stored response HEAD showed changed failed", "key", cs.primary, "err", err)
+		}
+	}
 }
 
 // refreshed reports whether a revalidated response needs no serving: a background
