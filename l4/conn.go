@@ -31,8 +31,9 @@ type conn[C any] struct {
 	up       net.Conn // the upstream connection once connected
 	cut      error    // why abort cut the connection; first one wins
 	finished bool
-	started  bool  // the copy, f, started
-	slot     int32 // its index in the service's conns; under the service's mu
+	started  bool     // the copy, f, started
+	slot     int32    // its index in the service's conns; under the service's mu
+	obs      *connObs // for ServiceOptions.Observers; nil without
 
 	f flow
 }
@@ -108,6 +109,7 @@ func (c *conn[C]) serve() {
 	c.sess.start = time.Now()
 	c.sess.setAddrs(c.client.RemoteAddr(), c.client.LocalAddr())
 	sess := &c.sess
+	c.observeOpen()
 	f, err := c.phases(sess, &c.cx)
 	if f == nil {
 		c.finish(err)
@@ -170,6 +172,7 @@ func (c *conn[C]) finish(err error) {
 		up.Close()
 	}
 	sess.dur = max(time.Since(sess.start), 1)
+	c.observeClose()
 	c.logging(err)
 }
 
@@ -257,11 +260,14 @@ func (c *conn[C]) handshake(sess *Session, total time.Time) (*tls.Conn, error) {
 		dl = total
 	}
 	c.client.SetDeadline(dl)
+	start := time.Now()
 	if err := tc.Handshake(); err != nil {
+		c.observeHandshake(start, nil, err)
 		return nil, fmt.Errorf("%w: %w", ErrHandshake, err)
 	}
 	c.client.SetDeadline(time.Time{})
 	cs := tc.ConnectionState()
+	c.observeHandshake(start, &cs, nil)
 	sess.tls = &tlsInfo{state: &cs, serverName: cs.ServerName}
 	if cs.NegotiatedProtocol != "" {
 		sess.tls.alpn = []string{cs.NegotiatedProtocol}
@@ -304,7 +310,15 @@ func (c *conn[C]) connect(ctx context.Context, sess *Session, cx C) (net.Conn, e
 		}
 		sess.peer = peer
 		sess.attempts++
-		up, err := peer.dial(ctx, s.opts.ConnectTimeout, sess)
+		var t *dialTimes
+		var start time.Time
+		if c.obs != nil {
+			t, start = new(dialTimes), time.Now()
+		}
+		up, err := peer.dial(ctx, s.opts.ConnectTimeout, sess, t)
+		if t != nil {
+			c.observeUpstream(peer, start, t, err)
+		}
 		if err == nil {
 			if !c.setUp(up) {
 				return nil, c.cause()

@@ -71,10 +71,8 @@ type flow struct {
 
 	last atomic.Int64 // unix nanoseconds of the last byte counted either way
 
-	// Under attachMu: the detached state (see detach).
+	// Under attachMu: the detached state (see detach), attachFailed and detached below.
 	attachMu sync.Mutex
-	// attachFailed: attaching failed, or the flow was killed detached: no copy.
-	attachFailed bool
 
 	mu     sync.Mutex
 	halves [2]half        // to the peer, to the client
@@ -86,6 +84,10 @@ type flow struct {
 	// canDetach: the sockets leave the runtime's poller while both halves are parked
 	// (detach_linux.go). Set by start.
 	canDetach bool
+	// attachFailed: under attachMu: attaching failed, or the flow was killed detached:
+	// no copy. (Here rather than beside attachMu: in the padding after the flags, it
+	// keeps a connection's allocation within its size class.)
+	attachFailed bool
 }
 
 // copyCfg is what the flows of a service share.

@@ -76,8 +76,9 @@ func (p *Peer) network() string {
 }
 
 // dial connects to p within timeout (the peer's, or def), sends the PROXY protocol
-// header for sess if p asks for one, and does the TLS handshake if p has TLS.
-func (p *Peer) dial(ctx context.Context, def time.Duration, sess *Session) (net.Conn, error) {
+// header for sess if p asks for one, and does the TLS handshake if p has TLS; it
+// records in t, if not nil, when the connection was up and the handshake.
+func (p *Peer) dial(ctx context.Context, def time.Duration, sess *Session, t *dialTimes) (net.Conn, error) {
 	timeout := p.ConnectTimeout
 	if timeout == 0 {
 		timeout = def
@@ -90,6 +91,9 @@ func (p *Peer) dial(ctx context.Context, def time.Duration, sess *Session) (net.
 	nc, err := d.DialContext(ctx, p.network(), p.Address)
 	if err != nil {
 		return nil, err
+	}
+	if t != nil {
+		t.connected = time.Now()
 	}
 	if p.ProxyProtocol != 0 {
 		if err := sendProxyHeader(ctx, nc, int(p.ProxyProtocol), sess); err != nil {
@@ -106,7 +110,15 @@ func (p *Peer) dial(ctx context.Context, def time.Duration, sess *Session) (net.
 		cfg.ServerName = host
 	}
 	tc := tls.Client(nc, cfg)
-	if err := tc.HandshakeContext(ctx); err != nil {
+	err = tc.HandshakeContext(ctx)
+	if t != nil {
+		t.handshake = max(time.Since(t.connected), 1)
+		if err == nil {
+			cs := tc.ConnectionState()
+			t.tls = &cs
+		}
+	}
+	if err != nil {
 		nc.Close()
 		return nil, fmt.Errorf("tls handshake: %w", err)
 	}

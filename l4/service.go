@@ -16,6 +16,7 @@ import (
 	"github.com/gotthard-proxy/gotthard/internal/gopool"
 	"github.com/gotthard-proxy/gotthard/internal/idle"
 	"github.com/gotthard-proxy/gotthard/internal/proxyproto"
+	"github.com/gotthard-proxy/gotthard/observe"
 	gtls "github.com/gotthard-proxy/gotthard/tls"
 )
 
@@ -52,6 +53,14 @@ type ServiceOptions struct {
 	// (docs/l4-proxy-protocol.md): Session.ClientAddr and LocalAddr are then the
 	// header's. If its Trusted list is empty, no header is accepted.
 	ProxyProtocol ProxyProtocolOptions
+	// Observers see the service's connections (package observe): ConnOpen when a client
+	// connection is accepted (after its PROXY protocol header, if any), ConnTLS when
+	// the TLS handshake of an AddTLS endpoint ended, UpstreamConn for each connection
+	// to a peer, made or failed, and ConnClose when the connection ended, before
+	// Logging; observe.Conn's Proto is "TCP". A Prometheus observer
+	// (observe/prometheus) and the admin service's Stats count them as they count an
+	// HTTP service's. Without observers nothing is spent on them. No entry may be nil.
+	Observers []observe.ConnObserver
 }
 
 // ProxyProtocolOptions configures the PROXY protocol on a service's TCP endpoints. A
@@ -137,6 +146,12 @@ func NewService[C any](name string, app ProxyTCP[C], opts ServiceOptions) (*Serv
 	case opts.TLSHandshakeTimeout < 0:
 		return nil, fmt.Errorf("l4: NewService: TLSHandshakeTimeout %v is negative", opts.TLSHandshakeTimeout)
 	}
+	for i, o := range opts.Observers {
+		if o == nil {
+			return nil, fmt.Errorf("l4: NewService: Observers[%d] is nil", i)
+		}
+	}
+	opts.Observers = slices.Clone(opts.Observers)
 	if pp := opts.ProxyProtocol; len(pp.Trusted) > 0 || pp.Required || pp.HeaderTimeout != 0 {
 		if err := opts.ppOptions().Validate(); err != nil {
 			return nil, fmt.Errorf("l4: NewService: ProxyProtocol: %w", err)
