@@ -11,6 +11,12 @@
 //	go run ./examples/tcp-proxy -upstream 127.0.0.1:6379 \
 //	    -sni-listen 127.0.0.1:8443 -sni a.example=127.0.0.1:9443,b.example=127.0.0.1:9444
 //
+// With -admin it also serves Prometheus metrics (/metrics: client connections open,
+// upstream connections made and failed, connect times, the backends' health) and the
+// live status page (/) on that address:
+//
+//	go run ./examples/tcp-proxy -upstream 127.0.0.1:6379 -admin 127.0.0.1:6199
+//
 // It runs under a server.Server, so SIGTERM drains connections (up to the grace
 // period) and SIGINT cuts them.
 package main
@@ -29,6 +35,9 @@ import (
 
 	"github.com/gotthard-proxy/gotthard/l4"
 	"github.com/gotthard-proxy/gotthard/lb"
+	"github.com/gotthard-proxy/gotthard/observe"
+	"github.com/gotthard-proxy/gotthard/observe/admin"
+	"github.com/gotthard-proxy/gotthard/observe/prometheus"
 	"github.com/gotthard-proxy/gotthard/server"
 )
 
@@ -125,7 +134,7 @@ func main() {
 }
 
 // run serves until ctx ends or a signal stops the server; ready gets the bound
-// addresses once it accepts.
+// addresses once it accepts: the proxy's, then the admin service's, if any.
 func run(ctx context.Context, args []string, logOut io.Writer, ready func([]net.Addr)) error {
 	fs := flag.NewFlagSet("tcp-proxy", flag.ContinueOnError)
 	fs.SetOutput(logOut)
@@ -134,6 +143,7 @@ func run(ctx context.Context, args []string, logOut io.Writer, ready func([]net.
 	idle := fs.Duration("idle", 5*time.Minute, "close connections idle for this long")
 	maxConns := fs.Int("max-conns", 10000, "connections served at once; more wait to be accepted")
 	verbose := fs.Bool("v", false, "log every connection")
+	adminAddr := fs.String("admin", "", "address of the admin service: /metrics (Prometheus), /healthz, /status.json and the live status page at / (empty: none)")
 	sniListen := fs.String("sni-listen", "", "also accept TLS connections here and route them by server name (-sni), without terminating TLS")
 	sniRoutes := fs.String("sni", "", "NAME=HOST:PORT[,NAME=HOST:PORT...]: the backend of each server name on -sni-listen")
 	if err := fs.Parse(args); err != nil {
@@ -183,10 +193,24 @@ func run(ctx context.Context, args []string, logOut io.Writer, ready func([]net.
 			routes[strings.ToLower(name)] = p
 		}
 	}
+	var metrics *prometheus.Metrics
+	var stats *admin.Stats
+	var observers []observe.ConnObserver
+	if *adminAddr != "" {
+		if metrics, err = prometheus.New(prometheus.Options{Logger: logger}); err != nil {
+			return err
+		}
+		if err := metrics.AddBalancer(balancer); err != nil {
+			return err
+		}
+		stats = admin.NewStats()
+		observers = []observe.ConnObserver{metrics, stats}
+	}
 	svc, err := l4.NewService("tcp-proxy", &forwarder{lb: balancer, routes: routes, log: logger}, l4.ServiceOptions{
 		Logger:      logger,
 		IdleTimeout: *idle,
 		MaxConns:    *maxConns,
+		Observers:   observers,
 	})
 	if err != nil {
 		return err
@@ -202,10 +226,30 @@ func run(ctx context.Context, args []string, logOut io.Writer, ready func([]net.
 	if err := srv.Add(svc); err != nil {
 		return err
 	}
+	if *adminAddr != "" {
+		a, err := admin.New(admin.Options{
+			Addr:      *adminAddr,
+			Stats:     stats,
+			Metrics:   metrics.Handler(),
+			Balancers: []observe.Balancer{balancer},
+			Listeners: admin.ListenersOf(srv.Addrs, "tcp-proxy"),
+			Logger:    logger,
+		})
+		if err != nil {
+			return fmt.Errorf("-admin: %w", err)
+		}
+		if err := srv.Add(a); err != nil {
+			return err
+		}
+	}
 	go func() {
 		select {
 		case <-srv.Ready():
-			ready(srv.Addrs("tcp-proxy"))
+			addrs := srv.Addrs("tcp-proxy")
+			if *adminAddr != "" {
+				addrs = append(addrs, srv.Addrs("admin")...)
+			}
+			ready(addrs)
 		case <-srv.Done():
 		}
 	}()

@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"io"
 	"net"
+	"net/http"
 	"strings"
 	"sync"
 	"testing"
@@ -207,5 +208,85 @@ func TestSNIRouting(t *testing.T) {
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatalf("run: %v", err)
+	}
+}
+
+// TestAdmin runs the command with -admin: its /metrics counts the TCP connections, and
+// the status page's data lists the service.
+func TestAdmin(t *testing.T) {
+	up := upstream(t, "a")
+	ctx, cancel := context.WithCancel(context.Background())
+	var out syncBuffer
+	addrs := make(chan []net.Addr, 1)
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, []string{"-listen", "127.0.0.1:0", "-upstream", up, "-admin", "127.0.0.1:0"}, &out,
+			func(a []net.Addr) { addrs <- a })
+	}()
+	var proxyAddr, adminAddr string
+	select {
+	case a := <-addrs:
+		if len(a) != 2 {
+			t.Fatalf("ready with %v, want the proxy's and the admin service's addresses", a)
+		}
+		proxyAddr, adminAddr = a[0].String(), a[1].String()
+	case err := <-done:
+		t.Fatalf("run: %v\n%s", err, out.String())
+	case <-time.After(10 * time.Second):
+		t.Fatal("not ready within 10s")
+	}
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("run: %v", err)
+		}
+	}()
+	c, err := net.Dial("tcp", proxyAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	io.WriteString(c, "ping")
+	c.(*net.TCPConn).CloseWrite()
+	if got, err := io.ReadAll(c); err != nil || string(got) != "a:ping" {
+		t.Fatalf("through the proxy: %q, %v", got, err)
+	}
+	c.Close()
+	cl := &http.Client{Timeout: 10 * time.Second}
+	get := func(path string) string {
+		resp, err := cl.Get("http://" + adminAddr + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != 200 {
+			t.Fatalf("%s: %s", path, resp.Status)
+		}
+		return string(b)
+	}
+	want := []string{
+		`gotthard_connections_open{service="tcp-proxy"} 0`,
+		`gotthard_upstream_connections_total{service="tcp-proxy"} 1`,
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		m := get("/metrics")
+		missing := ""
+		for _, w := range want {
+			if !strings.Contains(m, w+"\n") {
+				missing = w
+			}
+		}
+		if missing == "" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("/metrics has no %s:\n%s", missing, m)
+		}
+		time.Sleep(20 * time.Millisecond) // (the connection's close may still be on its way)
+	}
+	if s := get("/status.json"); !strings.Contains(s, `"tcp-proxy"`) {
+		t.Fatalf("/status.json does not list the service:\n%s", s)
 	}
 }
