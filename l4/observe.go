@@ -81,6 +81,7 @@ func (c *conn[C]) observeClose() {
 		return
 	}
 	c.obs = nil
+	co.c.BytesReceived, co.c.BytesSent = c.sess.BytesToUpstream(), c.sess.BytesToClient()
 	co.each(c.svc.log, c.svc.opts.Observers, observe.ConnObserver.ConnClose)
 }
 

@@ -41,7 +41,9 @@ func (l *eventLog) ConnTLS(c *observe.Conn) {
 	l.add("tls ok=%v err=%v data=%v", ok, c.Err != nil, c.Data)
 }
 
-func (l *eventLog) ConnClose(c *observe.Conn) { l.add("close data=%v", c.Data) }
+func (l *eventLog) ConnClose(c *observe.Conn) {
+	l.add("close data=%v sent=%d received=%d", c.Data, c.BytesSent, c.BytesReceived)
+}
 
 func (l *eventLog) UpstreamConn(c *observe.Conn) {
 	l.add("upstream %s up=%v connected=%v err=%v", c.Proto, c.Upstream, !c.Connected.IsZero() && !c.Connected.Before(c.Start), c.Err != nil)
@@ -101,7 +103,7 @@ func TestObservers(t *testing.T) {
 				"open TCP remote=true local=true start=true",
 				"upstream TCP up=true connected=false err=true",
 				"upstream TCP up=true connected=true err=false",
-				"close data=mine",
+				"close data=mine sent=5 received=5",
 			}
 			if ep == "tls" {
 				want = append(want[:1], append([]string{"tls ok=true err=false data=mine"}, want[1:]...)...)
@@ -173,7 +175,7 @@ func TestObserversHandshakeFailed(t *testing.T) {
 	c.Write([]byte("GET / HTTP/1.1\r\n\r\n")) // not a ClientHello
 	c.Close()
 	app.next(t)
-	want := "open TCP remote=true local=true start=true\ntls ok=false err=true data=mine\nclose data=mine"
+	want := "open TCP remote=true local=true start=true\ntls ok=false err=true data=mine\nclose data=mine sent=0 received=0"
 	if got := obs.wait(t, 3); got != want {
 		t.Fatalf("events:\n%s\nwant:\n%s", got, want)
 	}

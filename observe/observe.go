@@ -250,6 +250,12 @@ type Conn struct {
 	Err error
 	// Requests is the number of requests the client connection served, at ConnClose.
 	Requests int
+	// BytesSent and BytesReceived are, at ConnClose of a TCP service's connection
+	// (package l4, Proto "TCP"), the bytes relayed to the client and from it. They are
+	// 0 for an HTTP service's connections, whose requests report their own
+	// (Request.BytesSent and BytesReceived): an observer adds both without counting a
+	// byte twice.
+	BytesSent, BytesReceived int64
 	// Data is the observer's own value for the connection.
 	Data any
 }

@@ -268,6 +268,8 @@ func TestAdmin(t *testing.T) {
 	want := []string{
 		`gotthard_connections_open{service="tcp-proxy"} 0`,
 		`gotthard_upstream_connections_total{service="tcp-proxy"} 1`,
+		`gotthard_sent_bytes_total{service="tcp-proxy"} 6`,     // "a:ping"
+		`gotthard_received_bytes_total{service="tcp-proxy"} 4`, // "ping"
 	}
 	deadline := time.Now().Add(10 * time.Second)
 	for {

@@ -187,9 +187,17 @@ func (s *Stats) ConnTLS(c *observe.Conn) {
 	}
 }
 
-// ConnClose counts the client connection closed.
+// ConnClose counts the client connection closed, and the bytes a TCP service's
+// connection relayed.
 func (s *Stats) ConnClose(c *observe.Conn) {
-	s.ofConn(c).conns.Add(-1)
+	ss := s.ofConn(c)
+	ss.conns.Add(-1)
+	if c.BytesSent > 0 {
+		ss.bytesSent.Add(uint64(c.BytesSent))
+	}
+	if c.BytesReceived > 0 {
+		ss.bytesRecv.Add(uint64(c.BytesReceived))
+	}
 }
 
 // UpstreamConn counts the new upstream connection, or the failure to make it.
@@ -225,7 +233,7 @@ type ServiceStats struct {
 	// Reused and New count the attempts that took a pooled connection or a new one.
 	Reused, New uint64
 	// BytesSent and BytesReceived count the body bytes sent to and received from
-	// clients.
+	// clients (a TCP service's: the bytes relayed).
 	BytesSent, BytesReceived uint64
 	// RPS10s and RPS1m are the requests that ended per second over the last 10 and 60
 	// whole seconds; ErrorRate10s and ErrorRate1m the share of errors among them.

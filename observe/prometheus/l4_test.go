@@ -112,5 +112,7 @@ func TestTCPService(t *testing.T) {
 		`gotthard_upstream_connection_errors_total{service=tcp}`:        conns,
 		`gotthard_upstream_connect_duration_seconds{service=tcp}`:       conns, // (the count: made ones only)
 		`gotthard_upstream_tls_handshake_duration_seconds{service=tcp}`: 0,
+		`gotthard_sent_bytes_total{service=tcp}`:                        4 * conns,
+		`gotthard_received_bytes_total{service=tcp}`:                    4 * conns,
 	})
 }

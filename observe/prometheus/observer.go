@@ -364,9 +364,16 @@ func (m *Metrics) ConnTLS(c *observe.Conn) {
 	}
 }
 
-// ConnClose counts c closed.
+// ConnClose counts c closed, and the bytes a TCP service's connection relayed.
 func (m *Metrics) ConnClose(c *observe.Conn) {
-	m.connService(c).connsOpen.Dec()
+	s := m.connService(c)
+	s.connsOpen.Dec()
+	if c.BytesSent > 0 {
+		s.sent.Add(float64(c.BytesSent))
+	}
+	if c.BytesReceived > 0 {
+		s.received.Add(float64(c.BytesReceived))
+	}
 }
 
 // UpstreamConn counts a new upstream connection and observes how long it took to
