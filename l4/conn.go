@@ -317,7 +317,7 @@ func (c *conn[C]) connect(ctx context.Context, sess *Session, cx C) (net.Conn, e
 		}
 		up, err := peer.dial(ctx, s.opts.ConnectTimeout, sess, t)
 		if t != nil {
-			c.observeUpstream(peer, start, t, err)
+			c.obs.upstream(peer.Address, start, t, err)
 		}
 		if err == nil {
 			if !c.setUp(up) {

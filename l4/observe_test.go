@@ -145,6 +145,11 @@ func TestObserversValidated(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "Observers[1] is nil") {
 		t.Fatalf("got %v, want the nil observer named", err)
 	}
+	_, err = NewUDPService("u", &udpTestApp{}, UDPOptions{Listen: []string{"127.0.0.1:0"},
+		Observers: []observe.ConnObserver{nil}})
+	if err == nil || !strings.Contains(err.Error(), "UDPOptions.Observers[0] is nil") {
+		t.Fatalf("UDP: got %v, want the nil observer named", err)
+	}
 }
 
 // dialEndpoint connects to a service endpoint of kind ep ("tcp" or "tls", the latter
@@ -190,5 +195,27 @@ func TestConnSizeClass(t *testing.T) {
 	}
 	if n := unsafe.Sizeof(conn[*testCtx]{}); n > 512 {
 		t.Fatalf("conn is %d bytes, past the 512-byte size class", n)
+	}
+}
+
+// A UDP session is seen as a connection: opened with its first datagram, its socket to
+// the peer, and its close at the idle timeout with the payload bytes each way.
+func TestUDPObservers(t *testing.T) {
+	dnsSrv := startDNS(t, "txt")
+	app := &udpTestApp{peers: []string{dnsSrv.addr}, ended: make(chan endEvent, 4)}
+	obs := &eventLog{}
+	_, addr := startUDP(t, app, UDPOptions{IdleTimeout: 100 * time.Millisecond, Observers: []observe.ConnObserver{obs}})
+	c, conn := dnsConn(t, addr)
+	if got, err := askTXT(c, conn, "q.example.test."); err != nil || got != "txt" {
+		t.Fatalf("through the proxy: %q, %v", got, err)
+	}
+	ev := waitEnd(t, app.ended, 10*time.Second)
+	want := fmt.Sprintf("open UDP remote=true local=true start=true\nupstream UDP up=true connected=true err=false\nclose data=mine sent=%d received=%d",
+		ev.counts.BytesDown, ev.counts.BytesUp)
+	if got := obs.wait(t, 3); got != want {
+		t.Fatalf("events:\n%s\nwant:\n%s", got, want)
+	}
+	if ev.counts.BytesUp == 0 || ev.counts.BytesDown == 0 {
+		t.Fatalf("counts %+v", ev.counts)
 	}
 }

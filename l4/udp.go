@@ -7,6 +7,8 @@ import (
 	"net/netip"
 	"sync/atomic"
 	"time"
+
+	"github.com/gotthard-proxy/gotthard/observe"
 )
 
 // Errors that end a UDP session, as [ProxyUDP.Logging] receives them. Compare with
@@ -107,6 +109,13 @@ type UDPOptions struct {
 	MaxDatagram int
 	// Logger receives the service's logs. If nil, slog.Default().
 	Logger *slog.Logger
+	// Observers see the sessions as connections (package observe): ConnOpen when a
+	// session's first datagram came, UpstreamConn once its socket to the peer is
+	// connected (or failed), and ConnClose when it ended, before Logging, with the
+	// payload bytes relayed each way; observe.Conn's Proto is "UDP". A Prometheus
+	// observer (observe/prometheus) counts them as open connections of the service.
+	// Without observers nothing is spent on them. No entry may be nil.
+	Observers []observe.ConnObserver
 }
 
 // UDPSession describes one session of a [UDPService] to the phases. Its methods are

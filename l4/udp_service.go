@@ -8,9 +8,12 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/gotthard-proxy/gotthard/observe"
 )
 
 // Defaults of [UDPOptions].
@@ -56,6 +59,7 @@ type UDPService[C any] struct {
 	idle        time.Duration
 	maxDatagram int
 	logger      *slog.Logger
+	observers   []observe.ConnObserver
 	epoch       time.Time
 	bufs        sync.Pool // *[]byte of maxDatagram+1
 	ready       chan struct{}
@@ -100,6 +104,11 @@ func NewUDPService[C any](name string, app ProxyUDP[C], opts UDPOptions) (*UDPSe
 			return nil, fmt.Errorf("l4: UDPOptions.Listen[%d]: %w", i, err)
 		}
 	}
+	for i, o := range opts.Observers {
+		if o == nil {
+			return nil, fmt.Errorf("l4: UDPOptions.Observers[%d] is nil", i)
+		}
+	}
 	s := &UDPService[C]{
 		name:        name,
 		app:         app,
@@ -108,6 +117,7 @@ func NewUDPService[C any](name string, app ProxyUDP[C], opts UDPOptions) (*UDPSe
 		idle:        opts.IdleTimeout,
 		maxDatagram: opts.MaxDatagram,
 		logger:      opts.Logger,
+		observers:   slices.Clone(opts.Observers),
 		epoch:       time.Now(),
 		ready:       make(chan struct{}),
 	}
@@ -408,6 +418,8 @@ func (sess *udpSession[C]) run(ctx context.Context) {
 	s := sess.l.svc
 	var conn *net.UDPConn
 	var bp *[]byte
+	co := openConn(s.logger, s.observers, observe.Conn{Service: s.name, Remote: sess.info.client.String(),
+		Local: sess.info.local.String(), Proto: "UDP", Start: sess.info.start})
 	err := func() (err error) {
 		defer func() {
 			if v := recover(); v != nil {
@@ -424,7 +436,15 @@ func (sess *udpSession[C]) run(ctx context.Context) {
 		}
 		sess.info.upstream.Store(&addr)
 		var d net.Dialer
+		start := time.Now()
 		nc, err := d.DialContext(ctx, "udp", addr)
+		if co != nil {
+			t := dialTimes{}
+			if err == nil {
+				t.connected = time.Now()
+			}
+			co.upstream(addr, start, &t, err)
+		}
 		if err != nil {
 			if ctx.Err() == nil { // not cut short by the service's stop
 				s.peerErrors.Add(1)
@@ -464,6 +484,9 @@ func (sess *udpSession[C]) run(ctx context.Context) {
 	l.mu.Unlock()
 	s.open.Add(-1)
 	sess.info.end.Store(time.Now().UnixNano())
+	if co != nil {
+		co.close(sess.info.bytesDown.Load(), sess.info.bytesUp.Load())
+	}
 	func() {
 		defer func() {
 			if v := recover(); v != nil {
