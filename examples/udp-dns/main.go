@@ -6,6 +6,9 @@
 //	go run ./examples/udp-dns -listen 127.0.0.1:5353 -upstream 1.1.1.1:53,9.9.9.9:53
 //	dig @127.0.0.1 -p 5353 example.com
 //
+// With -admin ADDR it also serves Prometheus metrics (/metrics: sessions open, counted
+// as connections, bytes each way, the resolvers' health) and the live status page (/).
+//
 // It takes the server's flags too (-c, -d, -u, -t); SIGTERM or Ctrl-C stops it.
 package main
 
@@ -16,6 +19,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/netip"
 	"os"
 	"strings"
@@ -23,6 +27,9 @@ import (
 
 	"github.com/gotthard-proxy/gotthard/l4"
 	"github.com/gotthard-proxy/gotthard/lb"
+	"github.com/gotthard-proxy/gotthard/observe"
+	"github.com/gotthard-proxy/gotthard/observe/admin"
+	"github.com/gotthard-proxy/gotthard/observe/prometheus"
 	"github.com/gotthard-proxy/gotthard/server"
 )
 
@@ -68,8 +75,11 @@ func (r *resolvers) Logging(_ context.Context, s *l4.UDPSession, c *sessCtx, err
 }
 
 func main() {
-	err := run(context.Background(), os.Args[1:], os.Stderr, true, func(addrs []netip.AddrPort, upstreams []string) {
+	err := run(context.Background(), os.Args[1:], os.Stderr, true, func(addrs []netip.AddrPort, upstreams []string, adminAddrs []net.Addr) {
 		fmt.Printf("udp-dns: serving DNS on %v, round robin per client over %s\n", addrs, strings.Join(upstreams, ", "))
+		for _, a := range adminAddrs {
+			fmt.Printf("udp-dns: metrics at http://%s/metrics, the status page at http://%s/\n", a, a)
+		}
 	})
 	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -85,13 +95,15 @@ func main() {
 }
 
 // run parses args and serves until ctx ends (or, with signals, until SIGTERM or
-// SIGINT). ready, if not nil, is called once the UDP sockets are bound.
-func run(ctx context.Context, args []string, logOut io.Writer, signals bool, ready func([]netip.AddrPort, []string)) error {
+// SIGINT). ready, if not nil, is called once the UDP sockets are bound, with their
+// addresses, the resolvers and the admin service's addresses (none without -admin).
+func run(ctx context.Context, args []string, logOut io.Writer, signals bool, ready func([]netip.AddrPort, []string, []net.Addr)) error {
 	fs := flag.NewFlagSet("udp-dns", flag.ContinueOnError)
 	listen := fs.String("listen", "127.0.0.1:5353", "UDP address to serve DNS on")
 	upstream := fs.String("upstream", "", "resolvers, HOST:PORT,HOST:PORT,... (required)")
 	idle := fs.Duration("idle", 30*time.Second, "idle time that ends a client's session")
 	maxSessions := fs.Int("max-sessions", 10000, "sessions open at once, at most")
+	adminAddr := fs.String("admin", "", "address of the admin service: /metrics (Prometheus), /healthz, /status.json and the live status page at / (empty: none)")
 	sflags := server.AddFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -115,12 +127,26 @@ func run(ctx context.Context, args []string, logOut io.Writer, signals bool, rea
 	if err != nil {
 		return err
 	}
+	var metrics *prometheus.Metrics
+	var stats *admin.Stats
+	var observers []observe.ConnObserver
+	if *adminAddr != "" {
+		if metrics, err = prometheus.New(prometheus.Options{Logger: logger}); err != nil {
+			return err
+		}
+		if err := metrics.AddBalancer(bal); err != nil {
+			return err
+		}
+		stats = admin.NewStats()
+		observers = []observe.ConnObserver{metrics, stats}
+	}
 	svc, err := l4.NewUDPService("udp-dns", &resolvers{lb: bal, log: logger}, l4.UDPOptions{
 		Listen:      []string{*listen},
 		IdleTimeout: *idle,
 		MaxSessions: *maxSessions,
 		MaxDatagram: 4096, // EDNS(0) answers up to 4 KiB
 		Logger:      logger,
+		Observers:   observers,
 	})
 	if err != nil {
 		return err
@@ -132,6 +158,16 @@ func run(ctx context.Context, args []string, logOut io.Writer, signals bool, rea
 	if err := srv.Add(svc); err != nil {
 		return err
 	}
+	if *adminAddr != "" {
+		a, err := admin.New(admin.Options{Addr: *adminAddr, Stats: stats, Metrics: metrics.Handler(),
+			Balancers: []observe.Balancer{bal}, Logger: logger})
+		if err != nil {
+			return fmt.Errorf("-admin: %w", err)
+		}
+		if err := srv.Add(a); err != nil {
+			return err
+		}
+	}
 	if ready == nil {
 		return srv.RunContext(ctx)
 	}
@@ -140,7 +176,15 @@ func run(ctx context.Context, args []string, logOut io.Writer, signals bool, rea
 		defer close(told)
 		select {
 		case <-svc.Ready():
-			ready(svc.Addrs(), ups)
+			var adminAddrs []net.Addr
+			if *adminAddr != "" {
+				select { // (the UDP sockets may be bound before the admin listens)
+				case <-srv.Ready():
+					adminAddrs = srv.Addrs("admin")
+				case <-srv.Done():
+				}
+			}
+			ready(svc.Addrs(), ups, adminAddrs)
 		case <-srv.Done():
 		}
 	}()

@@ -2,7 +2,9 @@ package main
 
 import (
 	"context"
+	"io"
 	"net"
+	"net/http"
 	"net/netip"
 	"strings"
 	"testing"
@@ -52,7 +54,7 @@ func TestRoundRobinPerClient(t *testing.T) {
 	var logs strings.Builder
 	go func() {
 		ran <- run(ctx, []string{"-listen", "127.0.0.1:0", "-upstream", one + "," + two}, &logs, false,
-			func(addrs []netip.AddrPort, _ []string) { addrc <- addrs[0].String() })
+			func(addrs []netip.AddrPort, _ []string, _ []net.Addr) { addrc <- addrs[0].String() })
 	}()
 	var addr string
 	select {
@@ -118,5 +120,73 @@ func TestNoUpstream(t *testing.T) {
 	err := run(context.Background(), []string{"-listen", "127.0.0.1:0"}, &strings.Builder{}, false, nil)
 	if err == nil || !strings.Contains(err.Error(), "-upstream") {
 		t.Fatalf("run without -upstream: %v", err)
+	}
+}
+
+// TestAdmin runs the example with -admin: its /metrics counts a client's session as a
+// connection of the service, with its bytes once it ended.
+func TestAdmin(t *testing.T) {
+	one := resolver(t, "192.0.2.1")
+	ctx, cancel := context.WithCancel(context.Background())
+	type ready struct {
+		addr  string
+		admin []net.Addr
+	}
+	readyc := make(chan ready, 1)
+	ran := make(chan error, 1)
+	var logs strings.Builder
+	go func() {
+		ran <- run(ctx, []string{"-listen", "127.0.0.1:0", "-upstream", one, "-idle", "100ms", "-admin", "127.0.0.1:0"}, &logs, false,
+			func(addrs []netip.AddrPort, _ []string, admin []net.Addr) { readyc <- ready{addrs[0].String(), admin} })
+	}()
+	var r ready
+	select {
+	case r = <-readyc:
+	case err := <-ran:
+		t.Fatalf("run: %v", err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("the proxy did not bind within 10s")
+	}
+	defer func() {
+		cancel()
+		if err := <-ran; err != nil {
+			t.Errorf("run: %v", err)
+		}
+	}()
+	if len(r.admin) != 1 {
+		t.Fatalf("admin addresses %v, want one", r.admin)
+	}
+	c := &dns.Client{Net: "udp", Timeout: 5 * time.Second}
+	m := new(dns.Msg)
+	m.SetQuestion("www.example.test.", dns.TypeA)
+	if resp, _, err := c.Exchange(m, r.addr); err != nil || len(resp.Answer) != 1 {
+		t.Fatalf("through the proxy: %v, %v", resp, err)
+	}
+	cl := &http.Client{Timeout: 10 * time.Second}
+	want := []string{
+		`gotthard_connections_open{service="udp-dns"} 0`,
+		`gotthard_upstream_connections_total{service="udp-dns"} 1`,
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		resp, err := cl.Get("http://" + r.admin[0].String() + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		missing := ""
+		for _, w := range want {
+			if !strings.Contains(string(b), w+"\n") {
+				missing = w
+			}
+		}
+		if missing == "" && strings.Contains(string(b), `gotthard_sent_bytes_total{service="udp-dns"}`) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("/metrics has no %s (the session ends after -idle):\n%s", missing, b)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }
