@@ -310,14 +310,15 @@ func (c *conn[C]) connect(ctx context.Context, sess *Session, cx C) (net.Conn, e
 		}
 		sess.peer = peer
 		sess.attempts++
-		var t *dialTimes
+		var t dialTimes
+		var tp *dialTimes // (nil without observers: dial records nothing)
 		var start time.Time
 		if c.obs != nil {
-			t, start = new(dialTimes), time.Now()
+			tp, start = &t, time.Now()
 		}
-		up, err := peer.dial(ctx, s.opts.ConnectTimeout, sess, t)
-		if t != nil {
-			c.obs.upstream(peer.Address, start, t, err)
+		up, err := peer.dial(ctx, s.opts.ConnectTimeout, sess, tp)
+		if tp != nil {
+			c.obs.upstream(peer.Address, start, tp, err)
 		}
 		if err == nil {
 			if !c.setUp(up) {

@@ -418,8 +418,11 @@ func (sess *udpSession[C]) run(ctx context.Context) {
 	s := sess.l.svc
 	var conn *net.UDPConn
 	var bp *[]byte
-	co := openConn(s.logger, s.observers, observe.Conn{Service: s.name, Remote: sess.info.client.String(),
-		Local: sess.info.local.String(), Proto: "UDP", Start: sess.info.start})
+	var co *connObs
+	if len(s.observers) > 0 {
+		co = openConn(s.logger, s.observers, observe.Conn{Service: s.name, Remote: sess.info.client.String(),
+			Local: sess.info.local.String(), Proto: "UDP", Start: sess.info.start})
+	}
 	err := func() (err error) {
 		defer func() {
 			if v := recover(); v != nil {
