@@ -20,9 +20,9 @@ type Backoff struct {
 	wait time.Duration
 }
 
-// Failed returns how long to wait before accepting again after Accept returned err,
+// failed returns how long to wait before accepting again after Accept returned err,
 // and true; or false if the listener is closed and the loop must end.
-func (b *Backoff) Failed(err error) (time.Duration, bool) {
+func (b *Backoff) failed(err error) (time.Duration, bool) {
 	if errors.Is(err, net.ErrClosed) {
 		return 0, false
 	}
@@ -38,7 +38,7 @@ func (b *Backoff) Accepted() { b.wait = 0 }
 // reports false, for the loop to end, when ln is closed (logged at Error as "listener
 // stopped") or stop is closed during the wait.
 func (b *Backoff) Retry(err error, ln net.Listener, log *slog.Logger, prefix string, stop <-chan struct{}) bool {
-	wait, ok := b.Failed(err)
+	wait, ok := b.failed(err)
 	if !ok {
 		log.Error(prefix+"accept failed; listener stopped", "addr", ln.Addr().String(), "err", err)
 		return false
@@ -65,37 +65,27 @@ func Listener(ln net.Listener, log *slog.Logger, what string) net.Listener {
 
 type listener struct {
 	net.Listener
-	log  *slog.Logger
-	what string
-
+	log    *slog.Logger
+	what   string
 	closed chan struct{}
 	once   sync.Once
-
-	mu sync.Mutex // Accept may be called from several goroutines
-	b  Backoff
 }
 
+// Accept returns the next connection. Its backoff is its own: it starts anew with
+// each call, as a loop's does after an accept that succeeded.
 func (l *listener) Accept() (net.Conn, error) {
+	var b Backoff
 	for {
 		c, err := l.Listener.Accept()
-		l.mu.Lock()
 		if err == nil {
-			l.b.Accepted()
-			l.mu.Unlock()
 			return c, nil
 		}
 		if errors.Is(err, net.ErrClosed) {
-			l.mu.Unlock()
 			return nil, err // (the server's to log, or not, as it stops)
 		}
-		b := l.b // (the wait is outside the lock: another Accept may fail meanwhile)
-		l.mu.Unlock()
 		if !b.Retry(err, l, l.log, l.what+": ", l.closed) {
 			return nil, &net.OpError{Op: "accept", Net: l.Addr().Network(), Addr: l.Addr(), Err: net.ErrClosed}
 		}
-		l.mu.Lock()
-		l.b = b
-		l.mu.Unlock()
 	}
 }
 

@@ -24,19 +24,19 @@ func TestBackoff(t *testing.T) {
 	var b Backoff
 	want := []time.Duration{5 * time.Millisecond, 10 * time.Millisecond, 20 * time.Millisecond}
 	for i, errno := range []syscall.Errno{syscall.EMFILE, syscall.ENOBUFS, syscall.ENOMEM} {
-		wait, ok := b.Failed(acceptError(errno))
+		wait, ok := b.failed(acceptError(errno))
 		if !ok || wait != want[i] {
 			t.Fatalf("after %v: wait %v, %v; want %v, true", errno, wait, ok, want[i])
 		}
 	}
 	for range 20 {
-		b.Failed(acceptError(syscall.ENFILE))
+		b.failed(acceptError(syscall.ENFILE))
 	}
-	if wait, _ := b.Failed(errors.New("any")); wait != time.Second {
+	if wait, _ := b.failed(errors.New("any")); wait != time.Second {
 		t.Fatalf("a long run of errors waits %v; want at most a second", wait)
 	}
 	b.Accepted()
-	if wait, _ := b.Failed(acceptError(syscall.EMFILE)); wait != 5*time.Millisecond {
+	if wait, _ := b.failed(acceptError(syscall.EMFILE)); wait != 5*time.Millisecond {
 		t.Fatalf("after an accept: wait %v; want 5ms again", wait)
 	}
 }
@@ -50,10 +50,10 @@ func TestClosedListener(t *testing.T) {
 	ln.Close()
 	_, err = ln.Accept()
 	var b Backoff
-	if _, ok := b.Failed(err); ok {
+	if _, ok := b.failed(err); ok {
 		t.Fatalf("Accept on a closed listener (%v): the loop goes on", err)
 	}
-	if _, ok := b.Failed(fmt.Errorf("wrapped: %w", net.ErrClosed)); ok {
+	if _, ok := b.failed(fmt.Errorf("wrapped: %w", net.ErrClosed)); ok {
 		t.Fatal("a wrapped net.ErrClosed: the loop goes on")
 	}
 }
