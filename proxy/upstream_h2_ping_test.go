@@ -225,7 +225,7 @@ func TestH2ConnsSweptWhenIdle(t *testing.T) {
 	set.mu.Lock()
 	cc := set.conns[0]
 	set.mu.Unlock()
-	waitUntil(t, "the request's stream to end", func() bool { _, idle := cc.IdleSince(); return idle })
+	waitUntil(t, "the request's stream to end", func() bool { _, _, idle := cc.Quiet(); return idle })
 	svc.pool.sweep(time.Now().Add(59 * time.Second))
 	select {
 	case <-cc.Done():

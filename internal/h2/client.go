@@ -299,21 +299,10 @@ func (cc *ClientConn) canTakeLocked() bool {
 // Streams returns the number of streams open.
 func (cc *ClientConn) Streams() int { return int(cc.open.Load()) }
 
-// IdleSince returns when the last stream ended, and true, if no stream is open and the
-// connection may take one; otherwise false.
-func (cc *ClientConn) IdleSince() (time.Time, bool) {
-	cc.mu.Lock()
-	defer cc.mu.Unlock()
-	if len(cc.streams) > 0 || cc.err != nil || cc.goAway {
-		return time.Time{}, false
-	}
-	return cc.idleSince, true
-}
-
 // Quiet returns, if no stream is open and the connection may take one, when it last
 // showed it was alive: when its last stream ended, or when a PING of [ClientConn.Ping]
-// was acknowledged since, whichever is later; and true. Otherwise it returns false.
-// since is when the last stream ended, as [ClientConn.IdleSince] returns it.
+// was acknowledged since, whichever is later; since is when its last stream ended (or
+// it was made); and true. Otherwise it returns false.
 func (cc *ClientConn) Quiet() (since, alive time.Time, idle bool) {
 	cc.mu.Lock()
 	defer cc.mu.Unlock()
