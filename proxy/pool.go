@@ -196,8 +196,9 @@ func (p *connPool) put(c *upConn, now time.Time) {
 }
 
 // sweep closes connections that have been idle for longer than their timeout (HTTP/2
-// ones of our client too; net/http's Transport times its own), and removes the entries of peers with no connection open that have not been used for a
-// while (see hostTable). now is the time.
+// ones of our client too; net/http's Transport times its own), and removes the
+// entries of peers with no connection open that have not been used for a while (see
+// hostTable). now is the time.
 func (p *connPool) sweep(now time.Time) {
 	var expired []*upConn
 	var closing []h2RoundTripper

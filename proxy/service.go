@@ -441,9 +441,9 @@ func (s *Service[C]) ListenAndServe() error {
 
 // Serve accepts connections on lns and serves them until Shutdown or Close, then returns
 // nil. It owns the listeners from then on. An Accept that fails is retried after a
-// backoff, unless the listener is closed (see docs/configuration.md). It returns an error at once (closing lns) if
-// the service was already closed, lns is empty, or its options fail
-// [ServiceOptions.Validate].
+// backoff, unless the listener is closed (see docs/configuration.md). It returns an
+// error at once (closing lns) if the service was already closed, lns is empty, or its
+// options fail [ServiceOptions.Validate].
 func (s *Service[C]) Serve(lns []net.Listener) error {
 	if len(lns) == 0 {
 		return errors.New("proxy: Serve needs at least one listener")

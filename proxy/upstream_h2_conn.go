@@ -26,8 +26,9 @@ const maxH2Conns = 64
 // and set of options: requests share a connection up to the peer's stream limit, and
 // a new connection is opened when the others are full or going away. A connection
 // idle for the peer's idle timeout is closed when the set is next used or by the pool's
-// sweep (each second), and all are closed with the pool's entry; one quiet for the options' pingQuiet must answer a
-// PING before it takes a stream. It is safe for concurrent use.
+// sweep (each second), and all are closed with the pool's entry; one quiet for the
+// options' pingQuiet must answer a PING before it takes a stream. It is safe for
+// concurrent use.
 type h2Conns struct {
 	// Immutable.
 	network, addr string
