@@ -83,14 +83,34 @@ func loadShort(s string) uint64 {
 // putString writes s to d at i, escaped by long, and returns the index after it. It
 // writes a string of at most 16 bytes with no byte to escape itself, as most strings
 // of a line are: with one or two loads (which overlap) of up to 8 bytes, a test and
-// one or two stores, and no loop. It calls long for the others. d has room for
-// len(s)+slack bytes from i, and what long requires.
+// one or two stores, and no loop; a longer one with no byte to escape in a plain loop
+// of such words. It calls long for the others (from their first word with a byte to
+// escape, for a long one). d has room for len(s)+slack bytes from i, and what long
+// requires.
 func putString(d []byte, i int, s string, long func(d []byte, i int, s string) int) int {
 	n := len(s)
 	var lo, hi uint64
 	switch {
 	case n > 16:
-		return long(d, i, s)
+		// A word at a time while the words have nothing to escape, the last 8 bytes
+		// (which overlap the words before) as one more word. At a word with a byte to
+		// escape, long writes the rest: the bytes before it are plain ASCII, so it
+		// starts at a character.
+		j := 0
+		for ; j < n-8; j += 8 {
+			w := load64(s[j : j+8])
+			if special(w) != 0 {
+				return long(d, i+j, s[j:])
+			}
+			binary.LittleEndian.PutUint64(d[i+j:i+j+8], w)
+		}
+		j = n - 8
+		w := load64(s[j:])
+		if special(w) != 0 {
+			return long(d, i+j, s[j:])
+		}
+		binary.LittleEndian.PutUint64(d[i+j:i+j+8], w)
+		return i + n
 	case n >= 8:
 		lo, hi = load64(s[:8]), load64(s[n-8:])
 		if special(lo)|special(hi) != 0 { // (a word without a byte to escape has no mark)

@@ -321,6 +321,23 @@ const (
 	jsonEnd           = "\"}\n"
 )
 
+// jsonKeys is the fixed text of a JSON line but its end, as keys to write with put.
+// Read-only.
+var jsonKeys = struct {
+	time, service, client, method, target, proto, host, status, upstream, bytesSent,
+	duration, ttfb, attempts, error, errorType, userAgent, referer key16
+	upStatus, bytesReceived, reusedTrue, reusedFalse key32
+}{
+	time: newKey16(jsonTimeKey), service: newKey16(jsonService), client: newKey16(jsonClient),
+	method: newKey16(jsonMethod), target: newKey16(jsonTarget), proto: newKey16(jsonProto),
+	host: newKey16(jsonHost), status: newKey16(jsonStatus), upstream: newKey16(jsonUpstream),
+	bytesSent: newKey16(jsonBytesSent), duration: newKey16(jsonDuration), ttfb: newKey16(jsonTTFB),
+	attempts: newKey16(jsonAttempts), error: newKey16(jsonError), errorType: newKey16(jsonErrorType),
+	userAgent: newKey16(jsonUserAgent), referer: newKey16(jsonReferer),
+	upStatus: newKey32(jsonUpStatus), bytesReceived: newKey32(jsonBytesReceived),
+	reusedTrue: newKey32(jsonReusedTrue), reusedFalse: newKey32(jsonReusedFalse),
+}
+
 // jsonFixed is the room a JSON line keeps for all but its strings: its fixed text,
 // the time and the numbers.
 const jsonFixed = len(jsonTimeKey+jsonService+jsonClient+jsonMethod+jsonTarget+jsonProto+
@@ -353,51 +370,52 @@ func appendJSON(b []byte, r *observe.Request, st *stamps) []byte {
 	}
 	i := len(b)
 	d := grow(b, need)
-	i = put(d, i, jsonTimeKey)
+	k := &jsonKeys
+	i = k.time.put(d, i)
 	i = st.putJSON(d, i, r.Start)
-	i = put(d, i, jsonService)
+	i = k.service.put(d, i)
 	i = putJSON(d, i, r.Service)
-	i = put(d, i, jsonClient)
+	i = k.client.put(d, i)
 	i = putJSON(d, i, r.Client)
-	i = put(d, i, jsonMethod)
+	i = k.method.put(d, i)
 	i = putJSON(d, i, r.Method)
-	i = put(d, i, jsonTarget)
+	i = k.target.put(d, i)
 	i = putJSON(d, i, r.Target)
-	i = put(d, i, jsonProto)
+	i = k.proto.put(d, i)
 	i = putJSON(d, i, r.Proto)
-	i = put(d, i, jsonHost)
+	i = k.host.put(d, i)
 	i = putJSON(d, i, r.Host)
-	i = put(d, i, jsonStatus)
+	i = k.status.put(d, i)
 	i = putInt(d, i, int64(r.Status))
-	i = put(d, i, jsonUpStatus)
+	i = k.upStatus.put(d, i)
 	i = putInt(d, i, int64(r.UpstreamStatus))
-	i = put(d, i, jsonUpstream)
+	i = k.upstream.put(d, i)
 	i = putJSON(d, i, r.Upstream)
-	i = put(d, i, jsonBytesSent)
+	i = k.bytesSent.put(d, i)
 	i = putInt(d, i, r.BytesSent)
-	i = put(d, i, jsonBytesReceived)
+	i = k.bytesReceived.put(d, i)
 	i = putInt(d, i, r.BytesReceived)
-	i = put(d, i, jsonDuration)
+	i = k.duration.put(d, i)
 	i = putMillis(d, i, r.Duration())
-	i = put(d, i, jsonTTFB)
+	i = k.ttfb.put(d, i)
 	i = putMillis(d, i, r.TTFB())
-	i = put(d, i, jsonAttempts)
+	i = k.attempts.put(d, i)
 	i = putInt(d, i, int64(r.Attempts))
 	if r.Reused {
-		i = put(d, i, jsonReusedTrue)
+		i = k.reusedTrue.put(d, i)
 	} else {
-		i = put(d, i, jsonReusedFalse)
+		i = k.reusedFalse.put(d, i)
 	}
 	i = putJSON(d, i, r.Cache)
-	i = put(d, i, jsonError)
+	i = k.error.put(d, i)
 	i = putJSON(d, i, errText)
-	i = put(d, i, jsonErrorType)
+	i = k.errorType.put(d, i)
 	i = putJSON(d, i, r.ErrType)
-	i = put(d, i, jsonUserAgent)
+	i = k.userAgent.put(d, i)
 	i = putJSON(d, i, ua)
-	i = put(d, i, jsonReferer)
+	i = k.referer.put(d, i)
 	i = putJSON(d, i, ref)
-	i = put(d, i, jsonEnd)
+	i = put(d, i, jsonEnd) // (checked: the line's end, where a key's padding has no room)
 	return d[:i]
 }
 
