@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/gotthard-proxy/gotthard/internal/acceptretry"
 	"github.com/gotthard-proxy/gotthard/observe"
 )
 
@@ -49,6 +50,15 @@ const (
 // session ends at once with [ErrUDPShutdown] and Logging runs for each before Run
 // returns.
 //
+// A read of a listening socket that fails (out of kernel memory, ENOBUFS or ENOMEM, or
+// any error but the socket's close) is retried as a failed accept of the TCP services
+// is: after a wait of 5 ms, twice as long after each next failure, at most a second,
+// back to 5 ms after a read that succeeds; stopping the service ends a wait at once.
+// The failures are logged at Warn, bounded: a line when the wait grows longer than any
+// logged before, so at most nine while the errors go on, and again once the socket
+// has read well for a second after the last line (which an Info line, "udp read
+// recovered", marks).
+//
 // A UDPService is safe for concurrent use; Run may be called once.
 type UDPService[C any] struct {
 	// immutable after NewUDPService
@@ -63,6 +73,9 @@ type UDPService[C any] struct {
 	epoch       time.Time
 	bufs        sync.Pool // *[]byte of maxDatagram+1
 	ready       chan struct{}
+	// readFrom reads a listening socket; nil means its ReadFromUDPAddrPort. Tests
+	// set it before Run.
+	readFrom func(c *net.UDPConn, b []byte) (int, netip.AddrPort, error)
 
 	started atomic.Bool
 	addrs   atomic.Pointer[[]netip.AddrPort]
@@ -243,14 +256,26 @@ func (l *udpListener[C]) serve(ctx context.Context, wg *sync.WaitGroup) {
 	bp := s.bufs.Get().(*[]byte)
 	defer s.bufs.Put(bp)
 	buf := *bp
+	read := l.conn.ReadFromUDPAddrPort
+	if s.readFrom != nil {
+		read = func(b []byte) (int, netip.AddrPort, error) { return s.readFrom(l.conn, b) }
+	}
+	var retry udpReadRetry
 	for {
-		n, from, err := l.conn.ReadFromUDPAddrPort(buf)
-		if err != nil {
+		n, from, err := read(buf)
+		// Windows reports a datagram longer than buf with WSAEMSGSIZE and its first
+		// len(buf) bytes: an oversize datagram (below), not a failing socket.
+		if err != nil && n <= s.maxDatagram {
 			if errors.Is(err, net.ErrClosed) {
 				return
 			}
-			s.logger.Debug("udp read", "service", s.name, "error", err)
+			if !l.readFailed(ctx, &retry, err) {
+				return // the service stops
+			}
 			continue
+		}
+		if retry.logged > 0 {
+			l.readRecovered(&retry)
 		}
 		s.received.Add(1)
 		// An IPv4 client of a dual-stack socket is known by its IPv4 address, as
@@ -269,6 +294,43 @@ func (l *udpListener[C]) serve(ctx context.Context, wg *sync.WaitGroup) {
 		}
 		l.newSession(ctx, wg, from, buf[:n])
 	}
+}
+
+// udpReadRetry is a listening socket's state after failed reads: the backoff, and what
+// of the failures was logged. It belongs to the socket's reading goroutine.
+type udpReadRetry struct {
+	backoff  acceptretry.Backoff
+	logged   time.Duration // the longest wait logged since the last recovery; 0: none
+	lastLog  time.Duration // service time of the last line
+	failures int64         // failed reads since the last line
+}
+
+// readFailed logs a failed read of the listening socket if its wait is longer than
+// any logged since the socket last recovered, then waits; it reports false, at once,
+// if the service stops meanwhile.
+func (l *udpListener[C]) readFailed(ctx context.Context, r *udpReadRetry, err error) bool {
+	s := l.svc
+	wait := r.backoff.Next()
+	r.failures++
+	if wait > r.logged {
+		s.logger.Warn("udp read failed; retrying", "service", s.name, "addr", l.local,
+			"error", err, "backoff", wait, "failures", r.failures)
+		r.logged, r.lastLog, r.failures = wait, s.now(), 0
+	}
+	return acceptretry.Wait(wait, ctx.Done())
+}
+
+// readRecovered starts the backoff again after a read that succeeded, and the log of
+// failures too once the last line is a second old: failures that come and go at a
+// high rate log a few lines, not one each.
+func (l *udpListener[C]) readRecovered(r *udpReadRetry) {
+	r.backoff.Reset()
+	s := l.svc
+	if s.now()-r.lastLog < udpLimitLogEvery {
+		return
+	}
+	s.logger.Info("udp read recovered", "service", s.name, "addr", l.local, "failures", r.failures)
+	*r = udpReadRetry{}
 }
 
 // newSession starts a session for client, whose first datagram is b, if the bound

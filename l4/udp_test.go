@@ -10,6 +10,7 @@ import (
 	"runtime"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -122,6 +123,14 @@ func startUDP(t testing.TB, app ProxyUDP[*udpTestCtx], opts UDPOptions) (*UDPSer
 	if err != nil {
 		t.Fatal(err)
 	}
+	runUDP(t, svc)
+	return svc, svc.Addrs()[0].String()
+}
+
+// runUDP runs svc until the test ends, or until the returned stop is called, which
+// returns Run's error; it returns once svc is ready.
+func runUDP[C any](t testing.TB, svc *UDPService[C]) (stop func() error) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	ran := make(chan error, 1)
 	go func() { ran <- svc.Run(ctx) }()
@@ -131,13 +140,18 @@ func startUDP(t testing.TB, app ProxyUDP[*udpTestCtx], opts UDPOptions) (*UDPSer
 		cancel()
 		t.Fatal(err)
 	}
+	var once sync.Once
+	var err error
+	stop = func() error {
+		once.Do(func() { cancel(); err = <-ran })
+		return err
+	}
 	t.Cleanup(func() {
-		cancel()
-		if err := <-ran; err != nil {
+		if err := stop(); err != nil {
 			t.Errorf("Run: %v", err)
 		}
 	})
-	return svc, svc.Addrs()[0].String()
+	return stop
 }
 
 // dnsConn is a DNS client on one UDP socket, so one session.

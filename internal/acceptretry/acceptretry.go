@@ -14,11 +14,27 @@ const (
 	maxWait = time.Second
 )
 
-// Backoff is the wait of one accept loop after failed accepts. The zero value is
-// ready; it belongs to the loop's goroutine.
+// Backoff is the wait of one loop after failed accepts, or failed reads of a socket
+// that no one accepts on (the UDP service's). The zero value is ready; it belongs to
+// the loop's goroutine.
 type Backoff struct {
 	wait time.Duration
 }
+
+// Next lengthens the backoff after a failure and returns how long to wait before
+// trying again: 5 ms after the first failure, twice the last wait after each next one,
+// at most a second.
+func (b *Backoff) Next() time.Duration {
+	b.wait = min(max(2*b.wait, minWait), maxWait)
+	return b.wait
+}
+
+// Reset starts the backoff again after a try that succeeded.
+func (b *Backoff) Reset() { b.wait = 0 }
+
+// Accepted is [Backoff.Reset] in an accept loop: it starts the backoff again after an
+// accept that succeeded.
+func (b *Backoff) Accepted() { b.Reset() }
 
 // failed returns how long to wait before accepting again after Accept returned err,
 // and true; or false if the listener is closed and the loop must end.
@@ -26,12 +42,21 @@ func (b *Backoff) failed(err error) (time.Duration, bool) {
 	if errors.Is(err, net.ErrClosed) {
 		return 0, false
 	}
-	b.wait = min(max(2*b.wait, minWait), maxWait)
-	return b.wait, true
+	return b.Next(), true
 }
 
-// Accepted starts the backoff again after an accept that succeeded.
-func (b *Backoff) Accepted() { b.wait = 0 }
+// Wait waits for d to pass and reports true, or reports false as soon as stop is
+// closed.
+func Wait(d time.Duration, stop <-chan struct{}) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-stop:
+		return false
+	}
+}
 
 // Retry is a loop's step after Accept on ln failed with err: it logs the failure on log,
 // each message starting with prefix, waits out the backoff and reports true; or it
@@ -44,14 +69,7 @@ func (b *Backoff) Retry(err error, ln net.Listener, log *slog.Logger, prefix str
 		return false
 	}
 	log.Warn(prefix+"accept failed; retrying", "addr", ln.Addr().String(), "err", err, "backoff", wait)
-	t := time.NewTimer(wait)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-stop:
-		return false
-	}
+	return Wait(wait, stop)
 }
 
 // Listener returns ln with the policy inside its Accept, for a server whose own loop

@@ -119,3 +119,42 @@ func (w *syncWriter) Write(p []byte) (int, error) {
 	defer w.mu.Unlock()
 	return w.w.Write(p)
 }
+
+// Next and Reset are the policy for a loop that is not an accept loop.
+func TestNextReset(t *testing.T) {
+	var b Backoff
+	var got []time.Duration
+	for range 10 {
+		got = append(got, b.Next())
+	}
+	want := []time.Duration{5, 10, 20, 40, 80, 160, 320, 640, 1000, 1000}
+	for i := range want {
+		if got[i] != want[i]*time.Millisecond {
+			t.Fatalf("waits %v; want %v ms", got, want)
+		}
+	}
+	b.Reset()
+	if wait := b.Next(); wait != 5*time.Millisecond {
+		t.Fatalf("after Reset: wait %v; want 5ms", wait)
+	}
+}
+
+// Wait waits out its time, or ends at once when stop is closed.
+func TestWait(t *testing.T) {
+	start := time.Now()
+	if !Wait(20*time.Millisecond, nil) {
+		t.Fatal("Wait with no stop reported false")
+	}
+	if d := time.Since(start); d < 20*time.Millisecond {
+		t.Fatalf("Wait(20ms) returned after %v", d)
+	}
+	stop := make(chan struct{})
+	time.AfterFunc(20*time.Millisecond, func() { close(stop) })
+	start = time.Now()
+	if Wait(time.Hour, stop) {
+		t.Fatal("Wait ended by stop reported true")
+	}
+	if d := time.Since(start); d > 10*time.Second {
+		t.Fatalf("Wait ended %v after stop", d)
+	}
+}

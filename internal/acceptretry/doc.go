@@ -1,5 +1,6 @@
 // Package acceptretry is what the services do when a listener's Accept fails: the one
-// policy of the HTTP proxy's and the TCP service's accept loops.
+// policy of the HTTP proxy's and the TCP service's accept loops, and of the UDP
+// service's loops that read its listening sockets.
 //
 // A listener that was closed (net.ErrClosed: the service is stopping, or something
 // closed it under the service) ends the loop. Any other error is taken as passing:
@@ -10,6 +11,8 @@
 // and never accepts on that address again. nginx likewise goes on accepting after such
 // errors, pausing its accepts for a while after running out of descriptors.
 //
-// [Backoff] is the policy for a loop of one's own; [Listener] puts it inside a
-// listener's Accept, for a server that runs its own loop (net/http's).
+// [Backoff] is the policy for a loop of one's own ([Backoff.Retry] its step in an
+// accept loop; [Backoff.Next] and [Wait] for a loop that logs in its own way, as the
+// UDP service does); [Listener] puts it inside a listener's Accept, for a server that
+// runs its own loop (net/http's).
 package acceptretry
