@@ -205,4 +205,8 @@ type UDPStats struct {
 	PeerErrors int64
 	// UpstreamErrors counts sessions ended by an error on their upstream socket.
 	UpstreamErrors int64
+	// DroppedReplies counts upstreams' datagrams dropped because the listening
+	// socket refused to send them to their client (a full send buffer, ENOBUFS); the
+	// session goes on.
+	DroppedReplies int64
 }

@@ -210,3 +210,54 @@ func TestUDPReadErrorLog(t *testing.T) {
 		}
 	})
 }
+
+// A reply the listening socket will not send (ENOBUFS) is dropped and counted, and its
+// session goes on: the client's next datagrams are answered.
+func TestUDPReplyWriteError(t *testing.T) {
+	up := echoUDP(t)
+	svc, err := NewUDPService("udp-test", &udpTestApp{peers: []string{up}}, UDPOptions{Listen: []string{"127.0.0.1:0"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var writes atomic.Int64
+	svc.writeTo = func(c *net.UDPConn, b []byte, to netip.AddrPort) (int, error) {
+		if writes.Add(1) == 1 {
+			return 0, &net.OpError{Op: "write", Net: "udp", Err: os.NewSyscallError("sendto", syscall.ENOBUFS)}
+		}
+		return c.WriteToUDPAddrPort(b, to)
+	}
+	runUDP(t, svc)
+	c, err := net.Dial("udp", svc.Addrs()[0].String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.Write([]byte("lost")); err != nil {
+		t.Fatal(err)
+	}
+	// The first reply is refused; wait for it before sending the next, so that the
+	// refused one is "lost" and not a later one.
+	deadline := time.Now().Add(5 * time.Second)
+	for svc.Stats().DroppedReplies == 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("no reply dropped: %+v", svc.Stats())
+		}
+		time.Sleep(time.Millisecond)
+	}
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	buf := make([]byte, 64)
+	for _, msg := range []string{"one", "two"} {
+		if _, err := c.Write([]byte(msg)); err != nil {
+			t.Fatal(err)
+		}
+		n, err := c.Read(buf)
+		if err != nil || string(buf[:n]) != msg {
+			t.Fatalf("after the dropped reply: %q, %v; want %q", buf[:n], err, msg)
+		}
+	}
+	st := svc.Stats()
+	if st.DroppedReplies != 1 || st.Forwarded.DatagramsDown != 2 || st.Forwarded.DatagramsUp != 3 ||
+		st.Sessions != 1 || st.SessionsTotal != 1 || st.UpstreamErrors != 0 {
+		t.Fatalf("stats %+v: want one reply dropped, two sent back, one session still open", st)
+	}
+}

@@ -76,6 +76,9 @@ type UDPService[C any] struct {
 	// readFrom reads a listening socket; nil means its ReadFromUDPAddrPort. Tests
 	// set it before Run.
 	readFrom func(c *net.UDPConn, b []byte) (int, netip.AddrPort, error)
+	// writeTo sends a reply to a client on a listening socket; nil means its
+	// WriteToUDPAddrPort. Tests set it before Run.
+	writeTo func(c *net.UDPConn, b []byte, to netip.AddrPort) (int, error)
 
 	started atomic.Bool
 	addrs   atomic.Pointer[[]netip.AddrPort]
@@ -92,6 +95,7 @@ type UDPService[C any] struct {
 	droppedPending           atomic.Int64
 	peerErrors               atomic.Int64
 	upstreamErrors           atomic.Int64
+	droppedReplies           atomic.Int64
 	lastLimitLog             atomic.Int64 // since epoch; -udpLimitLogEvery at first
 }
 
@@ -187,7 +191,18 @@ func (s *UDPService[C]) Stats() UDPStats {
 		DroppedPending:      s.droppedPending.Load(),
 		PeerErrors:          s.peerErrors.Load(),
 		UpstreamErrors:      s.upstreamErrors.Load(),
+		DroppedReplies:      s.droppedReplies.Load(),
 	}
+}
+
+// reply sends b to the client to on the listening socket c.
+func (s *UDPService[C]) reply(c *net.UDPConn, b []byte, to netip.AddrPort) error {
+	if s.writeTo != nil {
+		_, err := s.writeTo(c, b, to)
+		return err
+	}
+	_, err := c.WriteToUDPAddrPort(b, to)
+	return err
 }
 
 // now is the monotonic time since the service was made.
@@ -619,10 +634,13 @@ func (sess *udpSession[C]) serve(conn *net.UDPConn, buf []byte) error {
 			s.droppedOversize.Add(1)
 			continue
 		}
-		if _, err := sess.l.conn.WriteToUDPAddrPort(buf[:n], sess.info.client); err != nil {
+		if err := s.reply(sess.l.conn, buf[:n], sess.info.client); err != nil {
 			if errors.Is(err, net.ErrClosed) {
 				return ErrUDPShutdown // Run closed the listening socket
 			}
+			// The kernel refused the reply (a full send buffer, ENOBUFS): the datagram
+			// is lost, as it could be on the way; counted, and the session goes on.
+			s.droppedReplies.Add(1)
 			s.logger.Debug("udp write to client", "service", s.name, "client", sess.info.client, "error", err)
 			continue
 		}
