@@ -339,7 +339,7 @@ func (s *Service[C]) acceptLoop(ln net.Listener, ep endpoint) {
 			}
 			continue
 		}
-		backoff.Accepted()
+		backoff.Reset()
 		c := &conn[C]{svc: s, client: nc, ep: &ep}
 		s.mu.Lock()
 		if s.closing {

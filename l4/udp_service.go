@@ -195,6 +195,14 @@ func (s *UDPService[C]) Stats() UDPStats {
 	}
 }
 
+// recv reads a datagram from the listening socket c into b.
+func (s *UDPService[C]) recv(c *net.UDPConn, b []byte) (int, netip.AddrPort, error) {
+	if s.readFrom != nil {
+		return s.readFrom(c, b)
+	}
+	return c.ReadFromUDPAddrPort(b)
+}
+
 // reply sends b to the client to on the listening socket c.
 func (s *UDPService[C]) reply(c *net.UDPConn, b []byte, to netip.AddrPort) error {
 	if s.writeTo != nil {
@@ -271,13 +279,9 @@ func (l *udpListener[C]) serve(ctx context.Context, wg *sync.WaitGroup) {
 	bp := s.bufs.Get().(*[]byte)
 	defer s.bufs.Put(bp)
 	buf := *bp
-	read := l.conn.ReadFromUDPAddrPort
-	if s.readFrom != nil {
-		read = func(b []byte) (int, netip.AddrPort, error) { return s.readFrom(l.conn, b) }
-	}
 	var retry udpReadRetry
 	for {
-		n, from, err := read(buf)
+		n, from, err := s.recv(l.conn, buf)
 		// Windows reports a datagram longer than buf with WSAEMSGSIZE and its first
 		// len(buf) bytes: an oversize datagram (below), not a failing socket.
 		if err != nil && n <= s.maxDatagram {

@@ -524,7 +524,7 @@ func (s *Service[C]) acceptLoop(ln net.Listener, tcfg *gtls.Config) {
 			}
 			continue
 		}
-		backoff.Accepted()
+		backoff.Reset()
 		if pc, ok := nc.(*proxyproto.Conn); ok {
 			s.acceptProxyProtocol(pc, tcfg)
 			continue

@@ -29,12 +29,8 @@ func (b *Backoff) Next() time.Duration {
 	return b.wait
 }
 
-// Reset starts the backoff again after a try that succeeded.
+// Reset starts the backoff again after a try that succeeded (an accept, a read).
 func (b *Backoff) Reset() { b.wait = 0 }
-
-// Accepted is [Backoff.Reset] in an accept loop: it starts the backoff again after an
-// accept that succeeded.
-func (b *Backoff) Accepted() { b.Reset() }
 
 // failed returns how long to wait before accepting again after Accept returned err,
 // and true; or false if the listener is closed and the loop must end.

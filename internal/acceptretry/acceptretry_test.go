@@ -35,7 +35,7 @@ func TestBackoff(t *testing.T) {
 	if wait, _ := b.failed(errors.New("any")); wait != time.Second {
 		t.Fatalf("a long run of errors waits %v; want at most a second", wait)
 	}
-	b.Accepted()
+	b.Reset()
 	if wait, _ := b.failed(acceptError(syscall.EMFILE)); wait != 5*time.Millisecond {
 		t.Fatalf("after an accept: wait %v; want 5ms again", wait)
 	}
