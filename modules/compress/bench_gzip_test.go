@@ -10,6 +10,8 @@ import (
 
 	kflate "github.com/klauspost/compress/flate"
 	kgzip "github.com/klauspost/compress/gzip"
+
+	"github.com/gotthard-proxy/gotthard/modules/compress/internal/deflate"
 )
 
 // benchSample returns the body bench/compress.sh serves: size bytes of words, markup
@@ -65,6 +67,12 @@ func gzipEncoders() []struct {
 	for _, level := range []int{5, 6, 7, 8, 9} {
 		encs = append(encs, enc{fmt.Sprintf("klauspost-%d", level), func(w io.Writer) flushWriter {
 			zw, _ := kgzip.NewWriterLevel(w, level)
+			return zw
+		}})
+	}
+	for level := deflate.MinLevel; level <= deflate.MaxLevel; level++ {
+		encs = append(encs, enc{fmt.Sprintf("gotthard-%d", level), func(w io.Writer) flushWriter {
+			zw, _ := deflate.NewWriter(w, level)
 			return zw
 		}})
 	}

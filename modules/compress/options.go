@@ -70,10 +70,12 @@ type Options struct {
 	// length is not known in advance (chunked, or HTTP/2 without content-length) is
 	// compressed whatever its size. If zero, [DefaultMinSize]; negative is refused.
 	MinSize int64
-	// GzipLevel is gzip's level, 1 (fastest) to 9 (smallest). If zero, 6. Level 6
-	// codes text about 2% larger than zlib's (and nginx's) level 6 for about a
-	// quarter of its CPU; level 8 codes it smaller for about the CPU of zlib's 6
-	// (docs/modules-compress.md has the figures).
+	// GzipLevel is gzip's level, 1 (fastest) to 9 (smallest). If zero, 6. Levels 6
+	// to 9 run zlib's lazy matching with zlib's parameters for the level (those of
+	// nginx's gzip_comp_level): level 6 codes text a little smaller than zlib's (and
+	// nginx's) level 6, for about two thirds of its CPU. Levels 1 to 5 are
+	// klauspost/compress's single-pass matchers: level 5 codes text about 2.5% larger
+	// for about a fifth of zlib's CPU (docs/modules-compress.md has the figures).
 	GzipLevel int
 	// BrotliQuality is Brotli's quality, 1 to 11; quality 0 is not offered. If zero, 5.
 	// Qualities above 5 cost several times more CPU per byte: see docs/modules-compress.md.
