@@ -125,3 +125,44 @@ func BenchmarkLimitFloor(b *testing.B) {
 		b.Log(sum)
 	}
 }
+
+// BenchmarkLimitLatency is the memory's latency under a table of BenchmarkLimitTokenBucket's
+// size (27 MB, MaxKeys = 2²¹) and under one of half of it (MaxKeys = 2²⁰): a chase
+// through its cache lines in a random cycle, where each load's address is the value
+// the one before it read, so that no two overlap. A token bucket's check must have
+// its key's line before it decides, and its lock, an atomic instruction, keeps the
+// next check's load from starting before: one such wait per check.
+func BenchmarkLimitLatency(b *testing.B) {
+	for _, keys := range []int{benchMillion, 2 * benchMillion} {
+		b.Run(strconv.Itoa(keys*64/5>>20)+"MiB", func(b *testing.B) {
+			lines := keys / 5
+			mem := make([]uint64, lines*8)
+			// Sattolo's shuffle: one cycle through every line.
+			next := make([]uint32, lines)
+			for i := range next {
+				next[i] = uint32(i)
+			}
+			x := uint64(20261207)
+			for i := lines - 1; i > 0; i-- {
+				x ^= x << 13
+				x ^= x >> 7
+				x ^= x << 17
+				j := int(x % uint64(i))
+				next[i], next[j] = next[j], next[i]
+			}
+			for i, n := range next {
+				mem[i*8] = uint64(n) * 8
+			}
+			p := uint64(0)
+			b.ReportAllocs()
+			cpu := cpuTime()
+			for b.Loop() {
+				p = mem[p]
+			}
+			reportCPU(b, cpu)
+			if p == 1 {
+				b.Log(p)
+			}
+		})
+	}
+}
