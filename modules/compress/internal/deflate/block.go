@@ -170,7 +170,7 @@ func (h *huffCoder) lengths(freq []uint32, maxBits int, lens []uint8) {
 		h.isLeaf[1][i] = true
 	}
 	for level := 2; level <= maxBits; level++ {
-		cur := h.weights[level&1][:0]
+		cur := h.weights[(level+1)&1][:0] // not prev's: level 2 takes the other buffer
 		flags := &h.isLeaf[level]
 		pairs := len(prev) / 2
 		i, j := 0, 0

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -204,4 +205,78 @@ func TestPositionsStartAgain(t *testing.T) {
 	if !bytes.Equal(a.Bytes(), b.Bytes()) {
 		t.Errorf("after starting again: %d bytes, new writer: %d", a.Len(), b.Len())
 	}
+}
+
+// TestLengths: the code lengths are a complete prefix code within the limit, and as
+// short in total as Huffman's code where that fits the limit.
+func TestLengths(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	var h huffCoder
+	for round := range 2000 {
+		n := 2 + r.IntN(numLitCodes-1)
+		limit := []int{maxCLCodeBits, 9, maxCodeBits}[round%3]
+		if n > 1<<limit {
+			n = 1 << limit
+		}
+		freq := make([]uint32, n)
+		for i := range freq {
+			switch r.IntN(4) {
+			case 0: // unused
+			case 1: // skewed, so that Huffman's code goes deep
+				freq[i] = 1 << r.IntN(20)
+			default:
+				freq[i] = uint32(r.IntN(1000))
+			}
+		}
+		lens := make([]uint8, n)
+		h.lengths(freq, limit, lens)
+		kraft, cost, used := 0.0, 0, 0
+		for s, l := range lens {
+			if int(l) > limit {
+				t.Fatalf("round %d: symbol %d has length %d over %d", round, s, l, limit)
+			}
+			if freq[s] > 0 {
+				used++
+				if l == 0 {
+					t.Fatalf("round %d: symbol %d (freq %d) has no code", round, s, freq[s])
+				}
+			}
+			if l > 0 {
+				kraft += 1 / float64(uint(1)<<l)
+			}
+			cost += int(freq[s]) * int(l)
+		}
+		if kraft != 1 {
+			t.Fatalf("round %d: Kraft sum %v, not a complete code", round, kraft)
+		}
+		if used < 2 {
+			continue
+		}
+		hcost, depth := huffmanCost(freq)
+		if depth <= limit && cost != hcost {
+			t.Fatalf("round %d: cost %d, Huffman's %d within the limit", round, cost, hcost)
+		}
+		if cost < hcost {
+			t.Fatalf("round %d: cost %d under Huffman's %d", round, cost, hcost)
+		}
+	}
+}
+
+// huffmanCost returns the cost (sum of frequency times length) of Huffman's code for
+// the used symbols of freq, and its greatest length.
+func huffmanCost(freq []uint32) (cost, depth int) {
+	type node struct{ w, d int }
+	var q []node
+	for _, f := range freq {
+		if f > 0 {
+			q = append(q, node{int(f), 0})
+		}
+	}
+	for len(q) > 1 {
+		slices.SortFunc(q, func(a, b node) int { return a.w - b.w })
+		a, b := q[0], q[1]
+		cost += a.w + b.w
+		q = append(q[2:], node{a.w + b.w, max(a.d, b.d) + 1})
+	}
+	return cost, q[0].d
 }
