@@ -8,9 +8,10 @@
 // format's limits (package-merge), and each is sent stored, with the fixed codes or
 // with its own, whichever is smallest.
 //
-// A [Writer] holds a 64 KiB window, hash tables of 128 KiB each and a block of 16,384
-// tokens: about 400 KiB, allocated once and reused across [Writer.Reset]s, which
-// clear nothing (the tables' positions of an earlier stream fall out of the window).
+// A [Writer] holds a 64 KiB window, a 128 KiB hash table, 64 KiB of chain links (16-bit
+// distances) and a block of 16,384 tokens (64 KiB): about 340 KiB, allocated once and
+// reused across [Writer.Reset]s, which clear nothing (the positions the table holds of
+// an earlier stream are out of the next one's window).
 //
 // A Writer is not safe for concurrent use.
 package deflate

@@ -306,8 +306,8 @@ func (z *Writer) deflate(flush bool) {
 }
 
 // findMatch returns the longest match at window index pos longer than the pending
-// one, walking the hash chain from cand, as zlib's longest_match; or the pending
-// length if there is none longer.
+// one, walking the hash chain from cand, as zlib's longest_match; or a length of
+// minMatch-1 if there is none longer (the pending match then stands).
 func (z *Writer) findMatch(pos, cand int) (length, dist int) {
 	win := z.win[:z.end]
 	best := z.prevLen
