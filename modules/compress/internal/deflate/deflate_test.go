@@ -9,6 +9,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	kgzip "github.com/klauspost/compress/gzip"
 )
 
 // roundTrip writes data in pieces of the given sizes (flushing after each if flush),
@@ -52,6 +54,14 @@ func roundTrip(t testing.TB, level int, data []byte, piece int, flush bool) []by
 	}
 	if !bytes.Equal(got, data) {
 		t.Fatalf("level %d, piece %d, flush %v: decoded %d bytes, not the %d written", level, piece, flush, len(got), len(data))
+	}
+	// A second reader, written apart from Go's.
+	kr, err := kgzip.NewReader(bytes.NewReader(out.Bytes()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := io.ReadAll(kr); err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("level %d, piece %d, flush %v: klauspost's reader: %d bytes, %v", level, piece, flush, len(got), err)
 	}
 	return out.Bytes()
 }
