@@ -288,3 +288,23 @@ func huffmanCost(freq []uint32) (cost, depth int) {
 	}
 	return cost, q[0].d
 }
+
+// TestLongWrite: one write of many megabytes goes on to the writer below as it is
+// coded, not held until the write ends.
+func TestLongWrite(t *testing.T) {
+	data := bytes.Repeat(samples()["random"], 40) // 8 MB, stored
+	var most int
+	w, _ := NewWriter(writerFunc(func(p []byte) (int, error) {
+		most = max(most, len(p))
+		return len(p), nil
+	}), 6)
+	w.Write(data)
+	w.Close()
+	if most > 4*outFlush || cap(w.bw.out) > 4*outFlush {
+		t.Errorf("largest write below %d bytes, output buffer %d, for one write of %d", most, cap(w.bw.out), len(data))
+	}
+}
+
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }

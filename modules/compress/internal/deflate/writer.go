@@ -176,13 +176,13 @@ func (z *Writer) Write(p []byte) (int, error) {
 		if z.end == bufSize {
 			z.deflate(false)
 			z.slide()
+			if len(z.bw.out) >= outFlush { // the output of a long write goes on as it comes
+				z.send()
+			}
 		}
 		c := copy(z.win[z.end:], p)
 		z.end += c
 		p = p[c:]
-	}
-	if len(z.bw.out) >= outFlush {
-		z.send()
 	}
 	return n, z.err
 }
