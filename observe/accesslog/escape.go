@@ -96,21 +96,16 @@ func putString(d []byte, i int, s string, long func(d []byte, i int, s string) i
 		// (which overlap the words before) as one more word. At a word with a byte to
 		// escape, long writes the rest: the bytes before it are plain ASCII, so it
 		// starts at a character.
-		j := 0
-		for ; j < n-8; j += 8 {
+		for j := 0; ; j = min(j+8, n-8) {
 			w := load64(s[j : j+8])
 			if special(w) != 0 {
 				return long(d, i+j, s[j:])
 			}
 			binary.LittleEndian.PutUint64(d[i+j:i+j+8], w)
+			if j == n-8 {
+				return i + n
+			}
 		}
-		j = n - 8
-		w := load64(s[j:])
-		if special(w) != 0 {
-			return long(d, i+j, s[j:])
-		}
-		binary.LittleEndian.PutUint64(d[i+j:i+j+8], w)
-		return i + n
 	case n >= 8:
 		lo, hi = load64(s[:8]), load64(s[n-8:])
 		if special(lo)|special(hi) != 0 { // (a word without a byte to escape has no mark)
