@@ -142,7 +142,7 @@ func (t *h2Conns) stream(ctx context.Context, req *h2.ClientRequest, total time.
 	t.mu.Unlock()
 	closeAll(stale)
 	if full && check == nil {
-		return nil, false, fmt.Errorf("proxy: %d HTTP/2 connections to %s: %w", maxH2Conns, t.addr, h2.ErrNoStream)
+		return nil, false, t.errFull()
 	}
 	if setDial != nil {
 		dctx, cancel := context.WithCancel(ctx)
@@ -159,7 +159,7 @@ func (t *h2Conns) stream(ctx context.Context, req *h2.ClientRequest, total time.
 			return st, st != nil, err
 		}
 		if full {
-			return nil, false, fmt.Errorf("proxy: %d HTTP/2 connections to %s: %w", maxH2Conns, t.addr, h2.ErrNoStream)
+			return nil, false, t.errFull()
 		}
 	}
 	cc, err := t.dial(ctx, total)
@@ -181,6 +181,12 @@ func (t *h2Conns) stream(ctx context.Context, req *h2.ClientRequest, total time.
 	t.conns = append(t.conns, cc)
 	t.mu.Unlock()
 	return st, false, nil
+}
+
+// errFull is the error of a request that finds maxH2Conns connections to the peer, none
+// of which can take its stream.
+func (t *h2Conns) errFull() error {
+	return fmt.Errorf("proxy: %d HTTP/2 connections to %s: %w", maxH2Conns, t.addr, h2.ErrNoStream)
 }
 
 // checked PINGs cc, a connection of the set that was quiet for pingQuiet, within the
@@ -210,11 +216,10 @@ func (t *h2Conns) checked(ctx context.Context, cc *h2.ClientConn, req *h2.Client
 	if t.closed {
 		return nil, errServiceClosed
 	}
-	st, err := cc.NewStream(req)
-	if err != nil {
-		return nil, nil
+	if st, err := cc.NewStream(req); err == nil {
+		return st, nil
 	}
-	return st, nil
+	return nil, nil // it cannot take the stream: the caller dials
 }
 
 func closeAll(conns []*h2.ClientConn) {
