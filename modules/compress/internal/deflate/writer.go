@@ -274,7 +274,7 @@ func (z *Writer) deflate(flush bool) {
 		length, dist := minMatch-1, 0
 		if z.end-pos >= minMatch {
 			cand := z.insert(pos)
-			if z.prevLen < z.p.lazy && cand >= pos-maxDist && cand >= 0 {
+			if z.prevLen < z.p.lazy && cand >= 0 { // (insert keeps it within maxDist)
 				length, dist = z.findMatch(pos, cand)
 			}
 		}
