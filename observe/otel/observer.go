@@ -477,18 +477,13 @@ func (o *Observer) drop(r *observe.Request, u *unsampled, ctx context.Context, p
 		}
 		return false
 	}
-	sc := trace.NewSpanContext(trace.SpanContextConfig{
-		TraceID:    tid,
-		SpanID:     newSpanID(),
-		TraceFlags: parent.TraceFlags() &^ trace.FlagsSampled,
-		TraceState: state,
-	})
+	sid, flags := newSpanID(), parent.TraceFlags()&^trace.FlagsSampled
 	if o.w3c && state.Len() == 0 {
 		if u != nil {
 			o.unsampled.Put(u)
 		}
 		tp := new(dropTraceparent)
-		formatTraceparent((*[traceparentLen]byte)(tp), sc)
+		formatIDs((*[traceparentLen]byte)(tp), tid, sid, flags)
 		r.Data = tp
 		// Only UpstreamRequest is needed from here: tp needs no putting back.
 		r.Skip = observe.EventAttemptStart | observe.EventAttemptEnd | observe.EventRequestEnd
@@ -497,7 +492,9 @@ func (o *Observer) drop(r *observe.Request, u *unsampled, ctx context.Context, p
 	if u == nil {
 		u = o.unsampled.Get().(*unsampled)
 	}
-	u.sc, u.ctx = sc, ctx
+	u.sc = trace.NewSpanContext(trace.SpanContextConfig{
+		TraceID: tid, SpanID: sid, TraceFlags: flags, TraceState: state})
+	u.ctx = ctx
 	r.Data = u
 	r.Skip = observe.EventAttemptStart | observe.EventAttemptEnd // (RequestEnd puts u back)
 	return true

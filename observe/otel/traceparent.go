@@ -117,7 +117,12 @@ func extractW3C(h observe.Header) trace.SpanContext {
 // formatTraceparent writes sc's traceparent, version 00, into b as
 // propagation.TraceContext's Inject writes it: only the sampled and random flags.
 func formatTraceparent(b *[traceparentLen]byte, sc trace.SpanContext) {
-	tid, sid := sc.TraceID(), sc.SpanID()
+	formatIDs(b, sc.TraceID(), sc.SpanID(), sc.TraceFlags())
+}
+
+// formatIDs writes the version 00 traceparent of a span context of trace id tid, span
+// id sid and flags into b (see formatTraceparent).
+func formatIDs(b *[traceparentLen]byte, tid trace.TraceID, sid trace.SpanID, flags trace.TraceFlags) {
 	b[0], b[1], b[2] = '0', '0', '-'
 	for i := 0; i < 4; i++ {
 		hex8(b[3+8*i:], binary.BigEndian.Uint32(tid[4*i:]))
@@ -125,7 +130,7 @@ func formatTraceparent(b *[traceparentLen]byte, sc trace.SpanContext) {
 	b[35] = '-'
 	hex8(b[36:], binary.BigEndian.Uint32(sid[:]))
 	hex8(b[44:], binary.BigEndian.Uint32(sid[4:]))
-	f := byte(sc.TraceFlags() & (trace.FlagsSampled | trace.FlagsRandom))
+	f := byte(flags & (trace.FlagsSampled | trace.FlagsRandom))
 	b[52], b[53], b[54] = '-', hexDigits[f>>4], hexDigits[f&0xf]
 }
 
