@@ -190,3 +190,42 @@ func TestSameField(t *testing.T) {
 		t.Error("a line without a name counts as known")
 	}
 }
+
+// TestSplitAbsolute: absolute-form targets of the http and https schemes, in any case,
+// split into their authority and the rest; every other form is left alone, and no form
+// costs an allocation.
+func TestSplitAbsolute(t *testing.T) {
+	for _, tc := range []struct {
+		target, authority, rest string
+		ok                      bool
+	}{
+		{"/index.html", "", "", false},
+		{"", "", "", false},
+		{"*", "", "", false},
+		{"example.com:443", "", "", false}, // CONNECT's authority form
+		{"http://example.com/a?b", "example.com", "/a?b", true},
+		{"HTTPS://example.com:8443?q=1", "example.com:8443", "?q=1", true},
+		{"http://example.com", "example.com", "", true},
+		{"http://a/b://c", "a", "/b://c", true},
+		{"http://", "", "", false},
+		{"http:///path", "", "", false},
+		{"http:/a", "", "", false},
+		{"http:", "", "", false},
+		{"ftp://example.com/", "", "", false},
+		{"x:y://example.com/", "", "", false},
+		{"://example.com/", "", "", false},
+	} {
+		authority, rest, ok := splitAbsolute([]byte(tc.target))
+		if ok != tc.ok || ok && (string(authority) != tc.authority || string(rest) != tc.rest) {
+			t.Errorf("splitAbsolute(%q) = %q, %q, %v; want %q, %q, %v", tc.target,
+				authority, rest, ok, tc.authority, tc.rest, tc.ok)
+		}
+	}
+	origin, absolute := []byte("/index.html"), []byte("http://example.com/a")
+	if n := testing.AllocsPerRun(100, func() {
+		splitAbsolute(origin)
+		splitAbsolute(absolute)
+	}); n != 0 {
+		t.Errorf("%v allocations", n)
+	}
+}
