@@ -6,10 +6,8 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
-	"net"
 	"path/filepath"
 	"testing"
 
@@ -60,29 +58,7 @@ func requestAllocs(t *testing.T, observers []observe.Observer) float64 {
 	}
 	svc := proxytest.NewService(t, "gw", &gateway{peer: peer},
 		proxy.ServiceOptions{MaxRequestsPerConn: -1, Observers: observers})
-	c, err := net.Dial("tcp", proxytest.Serve(t, svc))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	req := []byte("GET /1k HTTP/1.1\r\nHost: gw\r\nUser-Agent: test/1.0\r\n\r\n")
-	buf := make([]byte, size+8<<10)
-	roundTrip := func() {
-		if _, err := c.Write(req); err != nil {
-			t.Fatal(err)
-		}
-		n := 0
-		for {
-			m, err := c.Read(buf[n:])
-			if err != nil {
-				t.Fatal(err)
-			}
-			n += m
-			if i := bytes.Index(buf[:n], []byte("\r\n\r\n")); i >= 0 && n-i-4 >= size {
-				return
-			}
-		}
-	}
+	roundTrip := proxytest.NewRawClient(t, proxytest.Serve(t, svc), "/1k", size)
 	for range 100 {
 		roundTrip()
 	}

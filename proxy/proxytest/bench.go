@@ -80,39 +80,38 @@ func serveRaw(c net.Conn, resp []byte) {
 	}
 }
 
-// BenchmarkGet measures one keep-alive GET of path through the proxy at addr, on one
-// client connection, whose response body is bodySize bytes (from [NewRawOrigin], say):
-// it sends 100 requests to warm the connections and pools up, then reports allocations
-// and bytes and times b.Loop. Each of fields ("Name: value") is added to the request
-// head after Host and User-Agent. It fails b if a response does not come.
-//
-// It times the round trip alone: a check of the proxy after the loop (its pool's
-// counts, say) should follow b.StopTimer.
-func BenchmarkGet(b *testing.B, addr, path string, bodySize int, fields ...string) {
-	b.Helper()
+// NewRawClient connects to addr, the proxy under test, and returns a function that sends
+// a keep-alive GET of path on that connection and reads its response, whose body is
+// bodySize bytes (from [NewRawOrigin], say); each of fields ("Name: value") is added to
+// the request head after Host and User-Agent. The function allocates nothing, so that
+// a count of allocations around it (testing.AllocsPerRun) is the proxy's and the
+// origin's; it fails t if a response does not come. The connection is closed when the
+// test ends.
+func NewRawClient(t testing.TB, addr, path string, bodySize int, fields ...string) func() {
+	t.Helper()
 	c, err := net.Dial("tcp", addr)
 	if err != nil {
-		b.Fatalf("proxytest: %v", err)
+		t.Fatalf("proxytest: %v", err)
 	}
-	defer c.Close()
+	t.Cleanup(func() { c.Close() })
 	head := "GET " + path + " HTTP/1.1\r\nHost: bench\r\nUser-Agent: bench/1.0\r\n"
 	for _, f := range fields {
 		head += f + "\r\n"
 	}
 	req := []byte(head + "\r\n")
 	buf := make([]byte, bodySize+8<<10)
-	roundTrip := func() {
+	return func() {
 		if _, err := c.Write(req); err != nil {
-			b.Fatalf("proxytest: writing the request: %v", err)
+			t.Fatalf("proxytest: writing the request: %v", err)
 		}
 		n := 0
 		for {
 			if n == len(buf) {
-				b.Fatalf("proxytest: a response longer than %d bytes", len(buf))
+				t.Fatalf("proxytest: a response longer than %d bytes", len(buf))
 			}
 			m, err := c.Read(buf[n:])
 			if err != nil {
-				b.Fatalf("proxytest: reading the response: %v", err)
+				t.Fatalf("proxytest: reading the response: %v", err)
 			}
 			n += m
 			if i := bytes.Index(buf[:n], []byte("\r\n\r\n")); i >= 0 && n-i-4 >= bodySize {
@@ -120,6 +119,20 @@ func BenchmarkGet(b *testing.B, addr, path string, bodySize int, fields ...strin
 			}
 		}
 	}
+}
+
+// BenchmarkGet measures one keep-alive GET of path through the proxy at addr, on one
+// client connection ([NewRawClient]'s), whose response body is bodySize bytes (from
+// [NewRawOrigin], say): it sends 100 requests to warm the connections and pools up,
+// then reports allocations and bytes and times b.Loop. Each of fields ("Name: value")
+// is added to the request head after Host and User-Agent. It fails b if a response
+// does not come.
+//
+// It times the round trip alone: a check of the proxy after the loop (its pool's
+// counts, say) should follow b.StopTimer.
+func BenchmarkGet(b *testing.B, addr, path string, bodySize int, fields ...string) {
+	b.Helper()
+	roundTrip := NewRawClient(b, addr, path, bodySize, fields...)
 	for range 100 {
 		roundTrip()
 	}

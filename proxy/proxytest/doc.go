@@ -31,6 +31,9 @@
 //		proxytest.BenchmarkGet(b, proxytest.Serve(b, svc), "/", 1<<10)
 //	}
 //
+// [NewRawClient] is the client BenchmarkGet uses, for a test that counts a request's
+// allocations through a proxy with testing.AllocsPerRun.
+//
 // The helpers call t.Fatal on failure, so call them from the test's goroutine. They are
 // for tests only: the certificates are throwaway and the clients trust them.
 package proxytest
