@@ -7,6 +7,7 @@ package main
 
 import (
 	"context"
+	"io"
 	"log/slog"
 	"path/filepath"
 	"testing"
@@ -30,17 +31,23 @@ func TestRequestAllocs(t *testing.T) {
 		want  float64
 	}{
 		{"plain", obsFlags{}, 0},
-		{"observed", obsFlags{admin: "127.0.0.1:0", accessLog: "json", accessLogFile: filepath.Join(t.TempDir(), "access.log")}, 0},
+		{"observed", obsFlags{admin: "127.0.0.1:0", adminStats: true, accessLog: "json", accessLogFile: filepath.Join(t.TempDir(), "access.log")}, 0},
 		{"observed-without-stats", obsFlags{admin: "127.0.0.1:0", accessLog: "json", accessLogFile: filepath.Join(t.TempDir(), "access.log")}, 0},
 		{"traced", obsFlags{trace: "never"}, 1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			tc.flags.adminStats = tc.name == "observed"
 			obs, err := newObservability(&tc.flags, slog.New(slog.DiscardHandler))
 			if err != nil {
 				t.Fatal(err)
 			}
-			t.Cleanup(func() { obs.shutdown(context.Background()) })
+			t.Cleanup(func() {
+				obs.shutdown(context.Background())
+				for _, svc := range obs.services {
+					if c, ok := svc.(io.Closer); ok {
+						c.Close() // the access log's file
+					}
+				}
+			})
 			if n := requestAllocs(t, obs.observers); n != tc.want {
 				t.Errorf("%v allocations per request, want %v", n, tc.want)
 			}
